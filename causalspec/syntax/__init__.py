@@ -1,0 +1,1 @@
+"""Syntax stage: text -> AST (parser), AST -> text (printer)."""

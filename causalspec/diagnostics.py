@@ -1,0 +1,259 @@
+"""Diagnostics: every user mistake becomes a `Diagnostic` with a stable code and a span.
+
+Why a module of its own: every stage (parse, analyse, compile, run) reports problems the
+same way, so a user sees one format (rustc/stanc style) and tests can assert on codes,
+lines and columns instead of message text. A `SpecError` carries *all* the diagnostics
+found in one pass; the CLI renders them and exits with code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source file. Lines and columns are 1-based; `end_column` is exclusive."""
+
+    file: str = "<unknown>"
+    line: int = 0
+    column: int = 0
+    end_line: int = 0
+    end_column: int = 0
+
+    @property
+    def known(self) -> bool:
+        return self.line > 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+NO_SPAN = Span()
+
+
+# Stable codes. The first two digits are the category; tests and docs rely on them, so a
+# code is never reused for a different meaning. docs/language.md lists them all.
+CATEGORIES = {
+    "01": "syntax",
+    "02": "names",
+    "03": "types and domains",
+    "04": "graph",
+    "05": "examples",
+    "06": "alignment",
+    "07": "checks and circuits",
+    "08": "files",
+}
+
+CODES: dict[str, str] = {
+    # syntax
+    "E0101": "unexpected character",
+    "E0102": "unexpected token",
+    "E0103": "unexpected end of file",
+    "E0104": "invalid literal",
+    # names
+    "E0201": "duplicate declaration",
+    "E0202": "unknown type or domain",
+    "E0203": "unknown variable",
+    "E0204": "unknown function",
+    "E0205": "unknown table",
+    "E0206": "unknown model",
+    "E0207": "unknown network",
+    "E0208": "unknown alignment",
+    "E0209": "unknown enum value",
+    "E0210": "ambiguous name (variable and enum value)",
+    "E0211": "unknown dataset",
+    "E0212": "unknown position",
+    "E0213": "unknown group",
+    # types and domains
+    "E0301": "type mismatch",
+    "E0302": "empty or reversed integer range",
+    "E0303": "value outside its domain",
+    "E0304": "wrong number of arguments",
+    "E0305": "mechanism produces a value outside the declared domain",
+    "E0306": "invalid distribution",
+    "E0307": "table key or value does not fit its type",
+    "E0308": "incomplete table (no default and keys missing)",
+    "E0309": "duplicate enum value or table key",
+    "E0310": "unsatisfiable constraint",
+    "E0311": "balanced sampling on a non-output or constant variable",
+    # graph
+    "E0401": "cycle in the causal model",
+    "E0402": "declared edge not used by the mechanism",
+    "E0403": "mechanism uses a parent missing from edges {}",
+    "E0404": "edge endpoint is not a variable of the model",
+    "E0405": "model has no output",
+    "E0406": "an input cannot have a mechanism or parents",
+    # examples
+    "E0501": "example does not hold",
+    "E0502": "example assigns a non-input variable",
+    "E0503": "example leaves an input unassigned",
+    "E0504": "example violates an input constraint",
+    "E0505": "example intervenes on an input or unknown variable",
+    # alignment
+    "E0601": "unknown site",
+    "E0602": "bad site index",
+    "E0603": "unknown featurizer",
+    "E0604": "bad featurizer arguments",
+    "E0605": "empty or reversed slice",
+    "E0606": "template refers to an unknown slot",
+    "E0607": "prompt cases do not cover the variable's values",
+    "E0608": "variable aligned twice",
+    "E0609": "output alignment problem",
+    "E0610": "network option problem",
+    "E0611": "position problem",
+    "E0612": "featurizer not allowed here",
+    # checks and circuits
+    "E0701": "threshold out of [0, 1]",
+    "E0702": "unknown metric",
+    "E0703": "intervened variable is not aligned",
+    "E0704": "bad check setting",
+    "E0705": "duplicate check name",
+    "E0706": "circuit node or edge problem",
+    "E0707": "unknown control",
+    "E0708": "check without interchange or expectations",
+    "E0709": "conflicting statistics modes",
+    "E0710": "ablation problem",
+    # files
+    "E0801": "file not found",
+    "E0802": "file cannot be read",
+}
+
+
+def category_of(code: str) -> str:
+    return CATEGORIES.get(code[1:3], "other")
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found in a spec. `label` is the short text under the caret."""
+
+    code: str
+    message: str
+    span: Span = NO_SPAN
+    label: str = ""
+    help: str | None = None
+    notes: tuple[str, ...] = ()
+    severity: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES and not self.code.startswith("W"):
+            raise ValueError(f"unregistered diagnostic code {self.code}")
+
+    @property
+    def category(self) -> str:
+        return category_of(self.code)
+
+
+class SpecError(Exception):
+    """Raised with every diagnostic found in one pass; the CLI exits 2 on it."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]):
+        self.diagnostics = tuple(diagnostics)
+        first = self.diagnostics[0] if self.diagnostics else None
+        super().__init__(
+            f"{len(self.diagnostics)} error(s); first: {first.code} {first.message} at {first.span}"
+            if first
+            else "invalid spec"
+        )
+
+
+class DiagnosticSink:
+    """Collects diagnostics during analysis so that one pass reports every error."""
+
+    def __init__(self) -> None:
+        self.items: list[Diagnostic] = []
+
+    def error(self, code: str, message: str, span: Span = NO_SPAN, label: str = "",
+              help: str | None = None, notes: Iterable[str] = ()) -> None:
+        self.items.append(Diagnostic(code, message, span, label, help, tuple(notes)))
+
+    def warn(self, code: str, message: str, span: Span = NO_SPAN, label: str = "",
+             help: str | None = None) -> None:
+        self.items.append(Diagnostic(code, message, span, label, help, severity="warning"))
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "warning"]
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise SpecError(sorted(self.errors, key=_position_key))
+
+
+def _position_key(d: Diagnostic) -> tuple:
+    return (d.span.file, d.span.line, d.span.column, d.code)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A 'did you mean' help line for a close candidate, or None."""
+    pool = sorted({c for c in candidates if c and c != name})
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in pool}
+        if name.lower() in lowered:
+            close = [lowered[name.lower()]]
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+# ───────────────────────── rendering ─────────────────────────
+
+def render(diagnostics: Sequence[Diagnostic], sources: dict[str, str] | None = None,
+           cap: int = 20) -> str:
+    """Render diagnostics rustc-style. `sources` maps file name -> text (read lazily otherwise).
+
+    Past `cap` diagnostics the rest are summarised as "... and N more" (the user fixes the
+    first ones first; a wall of 300 errors helps nobody).
+    """
+    sources = dict(sources or {})
+    blocks = [render_one(d, sources) for d in diagnostics[:cap]]
+    if len(diagnostics) > cap:
+        blocks.append(f"... and {len(diagnostics) - cap} more error(s)")
+    return "\n\n".join(blocks)
+
+
+def render_one(d: Diagnostic, sources: dict[str, str]) -> str:
+    head = f"{d.severity}[{d.code}]: {d.message}"
+    span = d.span
+    if not span.known:
+        lines = [head]
+    else:
+        text = _source_text(span.file, sources)
+        src_lines = text.splitlines() if text is not None else []
+        gutter = len(str(span.line))
+        pad = " " * gutter
+        lines = [head, f"{pad}--> {span}"]
+        if 0 < span.line <= len(src_lines):
+            src = src_lines[span.line - 1].expandtabs(1)
+            start = max(span.column - 1, 0)
+            if span.end_line == span.line and span.end_column > span.column:
+                width = span.end_column - span.column
+            else:
+                width = max(len(src.rstrip()) - start, 1)
+            caret = " " * start + "^" * max(width, 1)
+            lines += [f"{pad} |", f"{span.line} | {src}", f"{pad} | {caret}" + (f" {d.label}" if d.label else "")]
+        elif d.label:
+            lines.append(f"{pad} = {d.label}")
+    pad = " " * (len(str(span.line)) if span.known else 0)
+    for note in d.notes:
+        lines.append(f"{pad} = note: {note}")
+    if d.help:
+        lines.append(f"{pad} = help: {d.help}")
+    return "\n".join(lines)
+
+
+def _source_text(file: str, sources: dict[str, str]) -> str | None:
+    if file in sources:
+        return sources[file]
+    try:
+        sources[file] = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return sources[file]

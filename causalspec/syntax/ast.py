@@ -1,0 +1,534 @@
+"""The AST of a spec file: frozen dataclasses, one per construct, each with a source span.
+
+Why spans are excluded from equality: the printer's contract is `parse(print(ast)) == ast`;
+printed text lays things out differently, so positions differ while meaning does not.
+Identifiers that diagnostics point at are `Name` nodes (text + span), not bare strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from causalspec.diagnostics import NO_SPAN, Span
+
+
+@dataclass(frozen=True)
+class Node:
+    span: Span = field(default=NO_SPAN, compare=False, repr=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Name(Node):
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# ───────────────────────── literals and expressions ─────────────────────────
+
+@dataclass(frozen=True)
+class IntLit(Node):
+    value: int
+
+
+@dataclass(frozen=True)
+class BoolLit(Node):
+    value: bool
+
+
+@dataclass(frozen=True)
+class StrLit(Node):
+    value: str
+
+
+@dataclass(frozen=True)
+class SymbolLit(Node):
+    """A bare identifier used as a value: an enum member such as `ABB`."""
+
+    name: str
+
+
+Literal = Union[IntLit, BoolLit, StrLit, SymbolLit]
+
+
+@dataclass(frozen=True)
+class NameRef(Node):
+    """A name inside an expression: a variable, or an enum member (resolved in analysis)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Unary(Node):
+    op: str  # "-" | "not"
+    operand: "Expr"
+
+
+@dataclass(frozen=True)
+class Binary(Node):
+    op: str  # + - * // % == != < <= > >= and or
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class IfThenElse(Node):
+    cond: "Expr"
+    then: "Expr"
+    other: "Expr"
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    func: Name
+    args: tuple["Expr", ...]
+
+
+@dataclass(frozen=True)
+class Index(Node):
+    """A table lookup `T[a, b]`."""
+
+    table: Name
+    args: tuple["Expr", ...]
+
+
+Expr = Union[IntLit, BoolLit, StrLit, NameRef, Unary, Binary, IfThenElse, Call, Index]
+
+
+# ───────────────────────── types ─────────────────────────
+
+@dataclass(frozen=True)
+class BoolType(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class IntType(Node):
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class EnumType(Node):
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EnumFileType(Node):
+    path: str
+
+
+@dataclass(frozen=True)
+class NamedType(Node):
+    name: Name
+
+
+TypeExpr = Union[BoolType, IntType, EnumType, EnumFileType, NamedType]
+
+
+# ───────────────────────── model ─────────────────────────
+
+@dataclass(frozen=True)
+class Uniform(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class Weight(Node):
+    value: Literal
+    weight: float
+
+
+@dataclass(frozen=True)
+class Weighted(Node):
+    weights: tuple[Weight, ...]
+
+
+Distribution = Union[Uniform, Weighted]
+
+
+@dataclass(frozen=True)
+class DomainDecl(Node):
+    name: Name
+    type: TypeExpr
+
+
+@dataclass(frozen=True)
+class InputDecl(Node):
+    names: tuple[Name, ...]
+    type: TypeExpr
+    distribution: Distribution | None = None
+    where: Expr | None = None
+
+
+@dataclass(frozen=True)
+class VarDecl(Node):
+    """`var` (intermediate) or `output` variable with its mechanism."""
+
+    kind: str  # "var" | "output"
+    name: Name
+    type: TypeExpr
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class TableEntry(Node):
+    keys: tuple[Literal, ...] | None  # None: the default entry `_`
+    value: Literal
+
+
+@dataclass(frozen=True)
+class TableDecl(Node):
+    name: Name
+    key_types: tuple[TypeExpr, ...]
+    value_type: TypeExpr
+    entries: tuple[TableEntry, ...]
+
+
+@dataclass(frozen=True)
+class SampleDecl(Node):
+    balanced_on: Name
+
+
+@dataclass(frozen=True)
+class Assignment(Node):
+    name: Name
+    value: Literal
+
+
+@dataclass(frozen=True)
+class ExampleDecl(Node):
+    interventions: tuple[Assignment, ...]
+    inputs: tuple[Assignment, ...]
+    expected: tuple[Assignment, ...]
+
+
+@dataclass(frozen=True)
+class Edge(Node):
+    src: Name
+    dst: Name
+
+
+@dataclass(frozen=True)
+class EdgesDecl(Node):
+    edges: tuple[Edge, ...]
+
+
+ModelStmt = Union[DomainDecl, InputDecl, VarDecl, TableDecl, SampleDecl, ExampleDecl, EdgesDecl]
+
+
+@dataclass(frozen=True)
+class Model(Node):
+    name: Name
+    body: tuple[ModelStmt, ...]
+
+
+# ───────────────────────── networks and encodings ─────────────────────────
+
+@dataclass(frozen=True)
+class HFBackend(Node):
+    path: str
+
+
+@dataclass(frozen=True)
+class TorchBackend(Node):
+    builder: str
+    weights: str
+
+
+@dataclass(frozen=True)
+class HookStmt(Node):
+    kind: str  # "encode" | "decode"
+    ref: str
+
+
+@dataclass(frozen=True)
+class OptionStmt(Node):
+    """`device X`, `dtype X`, `class X`; `value_quoted` keeps `device "cuda:1"` printable."""
+
+    key: str  # "device" | "dtype" | "class"
+    value: str
+    value_quoted: bool = False
+
+
+@dataclass(frozen=True)
+class FlagStmt(Node):
+    flag: str  # "trust_remote_code"
+
+
+@dataclass(frozen=True)
+class TemplateCase(Node):
+    key: Literal
+    template: str
+
+
+@dataclass(frozen=True)
+class PromptDecl(Node):
+    """A prompt template, or one per value of `by`."""
+
+    by: Name | None
+    template: str | None
+    cases: tuple[TemplateCase, ...] = ()
+
+
+@dataclass(frozen=True)
+class AnswerDecl(Node):
+    template: str
+    tokens: str | None = None  # "first" (default) | "last" | "all"
+
+
+@dataclass(frozen=True)
+class SlotPos(Node):
+    """`slot(S, 2).last`: the 2nd occurrence of slot S, its last token."""
+
+    slot: Name
+    occurrence: int | None = None
+    part: str | None = None
+
+
+@dataclass(frozen=True)
+class NamedPos(Node):
+    """A named position (`END`), or the built-ins `last` and `all`."""
+
+    name: Name
+
+
+@dataclass(frozen=True)
+class OffsetPos(Node):
+    base: Name
+    offset: int
+
+
+@dataclass(frozen=True)
+class IndexPos(Node):
+    index: int
+
+
+@dataclass(frozen=True)
+class RangePos(Node):
+    lo: int
+    hi: int
+
+
+PositionExpr = Union[SlotPos, NamedPos, OffsetPos, IndexPos, RangePos]
+
+
+@dataclass(frozen=True)
+class PositionDecl(Node):
+    name: Name
+    expr: PositionExpr
+
+
+NetworkStmt = Union[HookStmt, OptionStmt, FlagStmt, PromptDecl, AnswerDecl, PositionDecl]
+
+
+@dataclass(frozen=True)
+class Network(Node):
+    name: Name
+    backend: HFBackend | TorchBackend
+    body: tuple[NetworkStmt, ...] = ()
+    braced: bool = False
+
+
+# ───────────────────────── alignments ─────────────────────────
+
+@dataclass(frozen=True)
+class NamedSite(Node):
+    """`resid.post[9]`, `head[9.9].q`, `embed`, `mlp[3]` — validated in analysis."""
+
+    path: tuple[str, ...]
+    index: tuple[int, ...] | None = None
+    part: str | None = None
+
+
+@dataclass(frozen=True)
+class ModuleSite(Node):
+    path: str
+    io: str  # "input" | "output"
+
+
+Site = Union[NamedSite, ModuleSite]
+
+
+@dataclass(frozen=True)
+class SliceFeaturizer(Node):
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class FeatArg(Node):
+    key: str | None
+    value: Union[float, int, str]
+    kind: str  # "number" | "string" | "name"
+
+
+@dataclass(frozen=True)
+class CallFeaturizer(Node):
+    name: Name
+    args: tuple[FeatArg, ...] | None = None  # None: written without parentheses
+
+
+Featurizer = Union[SliceFeaturizer, CallFeaturizer]
+
+
+@dataclass(frozen=True)
+class SiteRef(Node):
+    site: Site
+    positions: tuple[PositionExpr, ...] | None = None
+    braced: bool = False  # `@ {A, B}` vs `@ A`
+    featurizer: Featurizer | None = None
+
+
+@dataclass(frozen=True)
+class VarAlignment(Node):
+    var: Name
+    sites: tuple[SiteRef, ...]
+
+
+@dataclass(frozen=True)
+class OutputAlignment(Node):
+    var: Name
+    decoder: Name | None = None
+
+
+AlignStmt = Union[VarAlignment, OutputAlignment]
+
+
+@dataclass(frozen=True)
+class Alignment(Node):
+    model: Name
+    network: Name
+    name: Name
+    body: tuple[AlignStmt, ...]
+
+
+# ───────────────────────── checks ─────────────────────────
+
+@dataclass(frozen=True)
+class InterchangeSet(Node):
+    """Variables intervened together. Each group draws its own source (multi-source)."""
+
+    groups: tuple[tuple[Name, ...], ...]
+    braced: bool = True
+
+
+@dataclass(frozen=True)
+class Interchange(Node):
+    sets: tuple[InterchangeSet, ...]
+
+
+@dataclass(frozen=True)
+class Setting(Node):
+    key: str  # pairs | seed | pool | batch
+    value: int
+
+
+@dataclass(frozen=True)
+class Controls(Node):
+    names: tuple[Name, ...]
+
+
+@dataclass(frozen=True)
+class Metric(Node):
+    name: Name
+    arg: Name | None = None
+
+
+@dataclass(frozen=True)
+class Condition(Node):
+    metric: Metric
+    op: str
+    threshold: float
+    modes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Expect(Node):
+    conditions: tuple[Condition, ...]
+
+
+CheckStmt = Union[Interchange, Setting, Controls, Expect]
+
+
+@dataclass(frozen=True)
+class Check(Node):
+    target: Name
+    name: Name | None
+    body: tuple[CheckStmt, ...]
+
+
+# ───────────────────────── circuits and datasets ─────────────────────────
+
+@dataclass(frozen=True)
+class GroupDecl(Node):
+    name: Name
+    nodes: tuple[NamedSite | ModuleSite, ...]
+    positions: tuple[PositionExpr, ...] | None = None
+    braced: bool = False
+
+
+@dataclass(frozen=True)
+class Endpoint(Node):
+    name: Name
+    port: Name | None = None
+
+
+@dataclass(frozen=True)
+class CircuitEdge(Node):
+    src: Endpoint
+    dst: Endpoint
+
+
+@dataclass(frozen=True)
+class CircuitEdges(Node):
+    edges: tuple[CircuitEdge, ...]
+
+
+@dataclass(frozen=True)
+class Ablate(Node):
+    kind: str  # zero | mean | resample
+    dataset: Name | None = None
+
+
+@dataclass(frozen=True)
+class Granularity(Node):
+    value: str  # node | edge
+
+
+@dataclass(frozen=True)
+class MetricDecl(Node):
+    name: Name
+    args: tuple[Union[Name, StrLit], ...] | None = None
+    positions: tuple[PositionExpr, ...] | None = None
+    braced: bool = False
+
+
+CircuitStmt = Union[GroupDecl, CircuitEdges, Ablate, Granularity, MetricDecl, Expect]
+
+
+@dataclass(frozen=True)
+class Circuit(Node):
+    name: Name
+    network: Name
+    model: Name
+    output: Name
+    body: tuple[CircuitStmt, ...]
+
+
+@dataclass(frozen=True)
+class Dataset(Node):
+    name: Name
+    model: Name
+    body: tuple[Union[PromptDecl, Setting], ...]
+
+
+Item = Union[Model, Network, Alignment, Check, Circuit, Dataset]
+
+
+@dataclass(frozen=True)
+class Spec(Node):
+    items: tuple[Item, ...]
+    file: str = field(default="<string>", compare=False)

@@ -1,0 +1,612 @@
+"""Turn lark's parse tree into our AST (frozen dataclasses with spans).
+
+Why a Transformer keyed by rule name: the grammar's rule/alias names are the contract;
+each method below builds exactly one AST node kind, so a grammar change that renames a
+rule fails loudly (lark raises on an unhandled rule only for `?`-less rules we forgot —
+tests/syntax/test_grammar_coverage.py checks every rule is exercised).
+"""
+
+from __future__ import annotations
+
+import ast as _pyast
+from typing import Any
+
+from lark import Token, Transformer, Tree, v_args
+from lark.tree import Meta
+
+from causalspec.diagnostics import Diagnostic, SpecError, Span
+from causalspec.syntax import ast as A
+
+
+def unquote(token: Token, file: str) -> str:
+    """Decode a string literal's escapes without evaluating anything.
+
+    `ast.literal_eval` only accepts Python literals (never calls code); it is applied to a
+    token our lexer already restricted to one double-quoted string.
+    """
+    try:
+        value = _pyast.literal_eval(str(token))
+    except (ValueError, SyntaxError) as exc:
+        raise SpecError([Diagnostic("E0104", f"invalid string literal: {exc}", token_span(token, file),
+                                    "cannot decode this string",
+                                    help="use \\\" for a quote and \\\\ for a backslash")])
+    if not isinstance(value, str):  # pragma: no cover - the lexer guarantees a str literal
+        raise SpecError([Diagnostic("E0104", "invalid string literal", token_span(token, file))])
+    return value
+
+
+def token_span(token: Token, file: str) -> Span:
+    return Span(file, token.line or 0, token.column or 0, token.end_line or 0, token.end_column or 0)
+
+
+class AstBuilder(Transformer):
+    def __init__(self, file: str, text: str):
+        super().__init__(visit_tokens=False)
+        self.file = file
+        self.text = text
+
+    # helpers ---------------------------------------------------------------
+    def _span(self, meta: Meta) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(self.file)
+        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _name(self, tok: Token) -> A.Name:
+        return A.Name(str(tok), span=token_span(tok, self.file))
+
+    def _str(self, tok: Token) -> str:
+        return unquote(tok, self.file)
+
+    @staticmethod
+    def _tokens(children: list, type_: str) -> list[Token]:
+        return [c for c in children if isinstance(c, Token) and c.type == type_]
+
+    # top level -------------------------------------------------------------
+    @v_args(meta=True)
+    def start(self, meta, children):
+        return A.Spec(tuple(children), file=self.file, span=self._span(meta))
+
+    # model -------------------------------------------------------------------
+    @v_args(meta=True)
+    def model(self, meta, c):
+        return A.Model(self._name(c[0]), tuple(c[1:]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def domain_decl(self, meta, c):
+        return A.DomainDecl(self._name(c[0]), c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def input_decl(self, meta, c):
+        names, type_ = c[0], c[1]
+        dist = next((x for x in c[2:] if isinstance(x, (A.Uniform, A.Weighted))), None)
+        where = next((x for x in c[2:] if isinstance(x, _Where)), None)
+        return A.InputDecl(names, type_, dist, where.expr if where else None, span=self._span(meta))
+
+    @v_args(meta=True)
+    def var_decl(self, meta, c):
+        return A.VarDecl("var", self._name(c[0]), c[1], c[2], span=self._span(meta))
+
+    @v_args(meta=True)
+    def output_decl(self, meta, c):
+        return A.VarDecl("output", self._name(c[0]), c[1], c[2], span=self._span(meta))
+
+    @v_args(meta=True)
+    def table_decl(self, meta, c):
+        return A.TableDecl(self._name(c[0]), c[1], c[2], tuple(c[3:]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def sample_decl(self, meta, c):
+        return A.SampleDecl(self._name(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def example_decl(self, meta, c):
+        interventions: tuple = ()
+        if isinstance(c[0], _Intervention):
+            interventions, c = c[0].assignments, c[1:]
+        return A.ExampleDecl(interventions, c[0], c[1], span=self._span(meta))
+
+    def example_inputs(self, c):
+        return tuple(c)
+
+    def example_expect(self, c):
+        return tuple(c)
+
+    @v_args(meta=True)
+    def edges_decl(self, meta, c):
+        return A.EdgesDecl(tuple(c), span=self._span(meta))
+
+    def name_list(self, c):
+        return tuple(self._name(t) for t in c)
+
+    def type_list(self, c):
+        return tuple(c)
+
+    @v_args(meta=True)
+    def uniform_dist(self, meta, c):
+        return A.Uniform(span=self._span(meta))
+
+    @v_args(meta=True)
+    def weighted_dist(self, meta, c):
+        return A.Weighted(tuple(c), span=self._span(meta))
+
+    @v_args(meta=True)
+    def weight(self, meta, c):
+        return A.Weight(c[0], c[1], span=self._span(meta))
+
+    def where_clause(self, c):
+        return _Where(c[0])
+
+    @v_args(meta=True)
+    def table_entry(self, meta, c):
+        return A.TableEntry(c[0], c[1], span=self._span(meta))
+
+    def key_single(self, c):
+        return (c[0],)
+
+    def key_tuple(self, c):
+        return tuple(c)
+
+    def key_default(self, c):
+        return None
+
+    def intervention(self, c):
+        return _Intervention(tuple(c))
+
+    @v_args(meta=True)
+    def assignment(self, meta, c):
+        return A.Assignment(self._name(c[0]), c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def edge(self, meta, c):
+        return A.Edge(self._name(c[0]), self._name(c[1]), span=self._span(meta))
+
+    # types -------------------------------------------------------------------
+    @v_args(meta=True)
+    def bool_type(self, meta, c):
+        return A.BoolType(span=self._span(meta))
+
+    @v_args(meta=True)
+    def int_type(self, meta, c):
+        return A.IntType(c[0], c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def enum_type(self, meta, c):
+        return A.EnumType(tuple(c), span=self._span(meta))
+
+    @v_args(meta=True)
+    def enum_file_type(self, meta, c):
+        return A.EnumFileType(self._str(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def named_type(self, meta, c):
+        return A.NamedType(self._name(c[0]), span=self._span(meta))
+
+    def member_name(self, c):
+        return str(c[0])
+
+    def member_string(self, c):
+        return self._str(c[0])
+
+    # literals ----------------------------------------------------------------
+    @v_args(meta=True)
+    def int_lit(self, meta, c):
+        return A.IntLit(c[0], span=self._span(meta))
+
+    @v_args(meta=True)
+    def true_lit(self, meta, c):
+        return A.BoolLit(True, span=self._span(meta))
+
+    @v_args(meta=True)
+    def false_lit(self, meta, c):
+        return A.BoolLit(False, span=self._span(meta))
+
+    @v_args(meta=True)
+    def str_lit(self, meta, c):
+        return A.StrLit(self._str(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def symbol_lit(self, meta, c):
+        return A.SymbolLit(str(c[0]), span=self._span(meta))
+
+    def signed_int(self, c):
+        return int(c[0])
+
+    def neg_int(self, c):
+        return -int(c[0])
+
+    def number(self, c):
+        return float(c[0])
+
+    # expressions -------------------------------------------------------------
+    @v_args(meta=True)
+    def if_expr(self, meta, c):
+        return A.IfThenElse(c[0], c[1], c[2], span=self._span(meta))
+
+    @v_args(meta=True)
+    def or_op(self, meta, c):
+        return A.Binary("or", c[0], c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def and_op(self, meta, c):
+        return A.Binary("and", c[0], c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def not_op(self, meta, c):
+        return A.Unary("not", c[0], span=self._span(meta))
+
+    @v_args(meta=True)
+    def compare(self, meta, c):
+        return A.Binary(c[1], c[0], c[2], span=self._span(meta))
+
+    @v_args(meta=True)
+    def binary(self, meta, c):
+        return A.Binary(c[1], c[0], c[2], span=self._span(meta))
+
+    @v_args(meta=True)
+    def neg(self, meta, c):
+        return A.Unary("-", c[0], span=self._span(meta))
+
+    def comp_op(self, c):
+        return str(c[0])
+
+    add_op = mul_op = bound_op = comp_op
+
+    @v_args(meta=True)
+    def int_expr(self, meta, c):
+        return A.IntLit(int(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def true_expr(self, meta, c):
+        return A.BoolLit(True, span=self._span(meta))
+
+    @v_args(meta=True)
+    def false_expr(self, meta, c):
+        return A.BoolLit(False, span=self._span(meta))
+
+    @v_args(meta=True)
+    def str_expr(self, meta, c):
+        return A.StrLit(self._str(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def name_expr(self, meta, c):
+        return A.NameRef(str(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def call_expr(self, meta, c):
+        return A.Call(self._name(c[0]), tuple(c[1:]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def index_expr(self, meta, c):
+        return A.Index(self._name(c[0]), tuple(c[1:]), span=self._span(meta))
+
+    # networks ----------------------------------------------------------------
+    @v_args(meta=True)
+    def network(self, meta, c):
+        body = c[2] if len(c) > 2 else None
+        return A.Network(self._name(c[0]), c[1], tuple(body or ()), braced=body is not None,
+                         span=self._span(meta))
+
+    def network_body(self, c):
+        return list(c)
+
+    @v_args(meta=True)
+    def hf_backend(self, meta, c):
+        return A.HFBackend(self._str(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def torch_backend(self, meta, c):
+        return A.TorchBackend(self._str(c[0]), self._str(c[1]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def hook_stmt(self, meta, c):
+        return A.HookStmt(c[0], self._str(c[1]), span=self._span(meta))
+
+    hook_kind = comp_op
+
+    def _option(self, key, meta, c):
+        tok = c[0]
+        quoted = tok.type == "STRING"
+        value = self._str(tok) if quoted else str(tok)
+        return A.OptionStmt(key, value, quoted, span=self._span(meta))
+
+    @v_args(meta=True)
+    def device_stmt(self, meta, c):
+        return self._option("device", meta, c)
+
+    @v_args(meta=True)
+    def dtype_stmt(self, meta, c):
+        return self._option("dtype", meta, c)
+
+    @v_args(meta=True)
+    def class_stmt(self, meta, c):
+        return self._option("class", meta, c)
+
+    @v_args(meta=True)
+    def flag_stmt(self, meta, c):
+        return A.FlagStmt("trust_remote_code", span=self._span(meta))
+
+    @v_args(meta=True)
+    def prompt_single(self, meta, c):
+        return A.PromptDecl(None, self._str(c[0]), (), span=self._span(meta))
+
+    @v_args(meta=True)
+    def prompt_by(self, meta, c):
+        return A.PromptDecl(self._name(c[0]), None, tuple(c[1:]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def template_case(self, meta, c):
+        return A.TemplateCase(c[0], self._str(c[1]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def answer_decl(self, meta, c):
+        return A.AnswerDecl(self._str(c[0]), c[1] if len(c) > 1 else None, span=self._span(meta))
+
+    token_part = comp_op
+
+    @v_args(meta=True)
+    def position_decl(self, meta, c):
+        return A.PositionDecl(self._name(c[0]), c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def slot_pos(self, meta, c):
+        occurrence = next((int(x) for x in c[1:] if isinstance(x, Token) and x.type == "INT"), None)
+        part = next((x for x in c[1:] if isinstance(x, str) and not isinstance(x, Token)), None)
+        return A.SlotPos(self._name(c[0]), occurrence, part, span=self._span(meta))
+
+    @v_args(meta=True)
+    def named_pos(self, meta, c):
+        return A.NamedPos(self._name(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def offset_pos(self, meta, c):
+        sign = -1 if c[1] == "-" else 1
+        return A.OffsetPos(self._name(c[0]), sign * int(c[2]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def index_pos(self, meta, c):
+        return A.IndexPos(int(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def range_pos(self, meta, c):
+        return A.RangePos(int(c[0]), int(c[1]), span=self._span(meta))
+
+    # alignments --------------------------------------------------------------
+    @v_args(meta=True)
+    def align(self, meta, c):
+        return A.Alignment(self._name(c[0]), self._name(c[1]), self._name(c[2]), tuple(c[3:]),
+                           span=self._span(meta))
+
+    @v_args(meta=True)
+    def var_alignment(self, meta, c):
+        return A.VarAlignment(self._name(c[0]), tuple(c[1:]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def output_alignment(self, meta, c):
+        decoder = self._name(c[1]) if len(c) > 1 else None
+        return A.OutputAlignment(self._name(c[0]), decoder, span=self._span(meta))
+
+    @v_args(meta=True)
+    def site_ref(self, meta, c):
+        site = c[0]
+        pos = next((x for x in c[1:] if isinstance(x, _Positions)), None)
+        feat = next((x for x in c[1:] if isinstance(x, (A.SliceFeaturizer, A.CallFeaturizer))), None)
+        return A.SiteRef(site, pos.items if pos else None, pos.braced if pos else False, feat,
+                         span=self._span(meta))
+
+    @v_args(meta=True)
+    def named_site(self, meta, c):
+        path = c[0]
+        index = next((x for x in c[1:] if isinstance(x, _Index)), None)
+        part = next((x for x in c[1:] if isinstance(x, _Part)), None)
+        return A.NamedSite(path, index.values if index else None, part.text if part else None,
+                           span=self._span(meta))
+
+    @v_args(meta=True)
+    def module_site(self, meta, c):
+        return A.ModuleSite(self._str(c[0]), c[1], span=self._span(meta))
+
+    module_io = comp_op
+
+    def dotted_name(self, c):
+        return tuple(str(t) for t in c)
+
+    def site_index(self, c):
+        return _Index(tuple(int(t) for t in c))
+
+    def site_part(self, c):
+        return _Part(str(c[0]))
+
+    @v_args(meta=True)
+    def position(self, meta, c):
+        # `@ {A}` and `@ A` differ only in braces; remember which for the printer.
+        braced = len(c) != 1 or (not meta.empty and "{" in self.text[meta.start_pos:meta.end_pos])
+        return _Positions(tuple(c), braced)
+
+    @v_args(meta=True)
+    def slice_featurizer(self, meta, c):
+        return A.SliceFeaturizer(int(c[0]), int(c[1]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def call_featurizer(self, meta, c):
+        args = c[1] if len(c) > 1 else None
+        return A.CallFeaturizer(self._name(c[0]), args, span=self._span(meta))
+
+    def feat_args(self, c):
+        return tuple(c)
+
+    @v_args(meta=True)
+    def pos_arg(self, meta, c):
+        value, kind = c[0]
+        return A.FeatArg(None, value, kind, span=self._span(meta))
+
+    @v_args(meta=True)
+    def kw_arg(self, meta, c):
+        value, kind = c[1]
+        return A.FeatArg(str(c[0]), value, kind, span=self._span(meta))
+
+    def number_value(self, c):
+        text = str(c[0])
+        is_int = text.lstrip("-").isdigit()
+        return (int(text) if is_int else float(text)), "number"
+
+    def string_value(self, c):
+        return self._str(c[0]), "string"
+
+    def name_value(self, c):
+        return str(c[0]), "name"
+
+    # checks ------------------------------------------------------------------
+    @v_args(meta=True)
+    def check(self, meta, c):
+        alias = c[1] if len(c) > 1 and isinstance(c[1], _Alias) else None
+        body = c[2:] if alias else c[1:]
+        return A.Check(self._name(c[0]), alias.name if alias else None, tuple(body),
+                       span=self._span(meta))
+
+    def check_alias(self, c):
+        return _Alias(self._name(c[0]))
+
+    @v_args(meta=True)
+    def interchange_stmt(self, meta, c):
+        return A.Interchange(tuple(c), span=self._span(meta))
+
+    @v_args(meta=True)
+    def single_set(self, meta, c):
+        return A.InterchangeSet(((self._name(c[0]),),), braced=False, span=self._span(meta))
+
+    @v_args(meta=True)
+    def braced_set(self, meta, c):
+        return A.InterchangeSet(tuple(c), braced=True, span=self._span(meta))
+
+    def source_group(self, c):
+        return tuple(self._name(t) for t in c)
+
+    @v_args(meta=True)
+    def setting_stmt(self, meta, c):
+        return A.Setting(c[0], int(c[1]), span=self._span(meta))
+
+    setting = comp_op
+
+    @v_args(meta=True)
+    def controls_stmt(self, meta, c):
+        return A.Controls(tuple(self._name(t) for t in c), span=self._span(meta))
+
+    @v_args(meta=True)
+    def expect_stmt(self, meta, c):
+        return A.Expect(tuple(c), span=self._span(meta))
+
+    @v_args(meta=True)
+    def condition(self, meta, c):
+        return A.Condition(c[0], c[1], c[2], tuple(c[3:]), span=self._span(meta))
+
+    stat_mode = comp_op
+
+    @v_args(meta=True)
+    def metric(self, meta, c):
+        return A.Metric(self._name(c[0]), self._name(c[1]) if len(c) > 1 else None,
+                        span=self._span(meta))
+
+    # circuits ------------------------------------------------------------------
+    @v_args(meta=True)
+    def circuit(self, meta, c):
+        return A.Circuit(self._name(c[0]), self._name(c[1]), self._name(c[2]), self._name(c[3]),
+                         tuple(c[4:]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def group_decl(self, meta, c):
+        pos = c[-1] if isinstance(c[-1], _Positions) else None
+        nodes = c[1:-1] if pos else c[1:]
+        return A.GroupDecl(self._name(c[0]), tuple(nodes), pos.items if pos else None,
+                           pos.braced if pos else False, span=self._span(meta))
+
+    @v_args(meta=True)
+    def circuit_edges(self, meta, c):
+        return A.CircuitEdges(tuple(c), span=self._span(meta))
+
+    @v_args(meta=True)
+    def circuit_edge(self, meta, c):
+        return A.CircuitEdge(c[0], c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def endpoint(self, meta, c):
+        return A.Endpoint(self._name(c[0]), self._name(c[1]) if len(c) > 1 else None,
+                          span=self._span(meta))
+
+    @v_args(meta=True)
+    def ablate_stmt(self, meta, c):
+        kind, dataset = c[0]
+        return A.Ablate(kind, dataset, span=self._span(meta))
+
+    def zero_ablation(self, c):
+        return ("zero", None)
+
+    def mean_ablation(self, c):
+        return ("mean", self._name(c[0]))
+
+    def resample_ablation(self, c):
+        return ("resample", self._name(c[0]))
+
+    @v_args(meta=True)
+    def granularity_stmt(self, meta, c):
+        return A.Granularity(c[0], span=self._span(meta))
+
+    granularity = comp_op
+
+    @v_args(meta=True)
+    def metric_stmt(self, meta, c):
+        args = next((x for x in c[1:] if isinstance(x, _Args)), None)
+        pos = next((x for x in c[1:] if isinstance(x, _Positions)), None)
+        return A.MetricDecl(self._name(c[0]), args.items if args else None,
+                            pos.items if pos else None, pos.braced if pos else False,
+                            span=self._span(meta))
+
+    def metric_args(self, c):
+        return _Args(tuple(c))
+
+    def metric_name_arg(self, c):
+        return self._name(c[0])
+
+    @v_args(meta=True)
+    def metric_string_arg(self, meta, c):
+        return A.StrLit(self._str(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def dataset(self, meta, c):
+        return A.Dataset(self._name(c[0]), self._name(c[1]), tuple(c[2:]), span=self._span(meta))
+
+
+# Small carriers for optional parts, so a rule can tell which optional pieces were present.
+class _Where:
+    def __init__(self, expr):
+        self.expr = expr
+
+
+class _Intervention:
+    def __init__(self, assignments):
+        self.assignments = assignments
+
+
+class _Index:
+    def __init__(self, values):
+        self.values = values
+
+
+class _Part:
+    def __init__(self, text):
+        self.text = text
+
+
+class _Positions:
+    def __init__(self, items, braced):
+        self.items = items
+        self.braced = braced
+
+
+class _Alias:
+    def __init__(self, name):
+        self.name = name
+
+
+class _Args:
+    def __init__(self, items):
+        self.items = items
