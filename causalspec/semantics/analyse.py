@@ -1,0 +1,71 @@
+"""Analyse a whole spec: every block, every diagnostic in one pass, then the Spec IR.
+
+Why one orchestrator: name resolution crosses blocks (an alignment names a model and a
+network; a check names an alignment), so blocks are analysed in dependency order here and
+each analyser gets the IR of what it refers to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from causalspec.diagnostics import Diagnostic, DiagnosticSink
+from causalspec.semantics.analyse_model import analyse_model
+from causalspec.semantics.model import CausalModel
+from causalspec.syntax import ast as A
+from causalspec.syntax.parser import parse, parse_file
+
+
+@dataclass
+class SpecIR:
+    file: str
+    ast: A.Spec
+    models: dict[str, CausalModel] = field(default_factory=dict)
+    networks: dict = field(default_factory=dict)
+    alignments: dict = field(default_factory=dict)
+    checks: list = field(default_factory=list)
+    circuits: dict = field(default_factory=dict)
+    datasets: dict = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def analyse(spec: A.Spec, base_dir: Path | None = None) -> SpecIR:
+    """Spec AST -> Spec IR, or `SpecError` carrying every diagnostic found."""
+    base_dir = base_dir if base_dir is not None else Path(spec.file).resolve().parent
+    sink = DiagnosticSink()
+    ir = SpecIR(spec.file, spec)
+    seen: dict[str, A.Name] = {}
+    for item in spec.items:
+        if isinstance(item, A.Model):
+            _unique(item.name, seen, sink, "model")
+            cm = analyse_model(item, sink, base_dir)
+            if cm is not None:
+                ir.models[cm.name] = cm
+    try:
+        from causalspec.semantics.bindings import analyse_bindings
+    except ImportError:  # pragma: no cover - during bootstrap only
+        analyse_bindings = None
+    if analyse_bindings is not None:
+        analyse_bindings(spec, ir, sink, base_dir)
+    sink.raise_if_errors()
+    ir.warnings = sink.warnings
+    return ir
+
+
+def _unique(name: A.Name, seen: dict[str, A.Name], sink: DiagnosticSink, what: str) -> None:
+    if name.text in seen:
+        sink.error("E0201", f"{what} `{name.text}` is declared twice", name.span, "declared again here",
+                   notes=[f"first declared at {seen[name.text].span}"])
+    else:
+        seen[name.text] = name
+
+
+def load_text(text: str, file: str = "<string>", base_dir: Path | None = None) -> SpecIR:
+    return analyse(parse(text, file), base_dir or Path.cwd())
+
+
+def load(path: str | Path) -> SpecIR:
+    """Parse and analyse a spec file (the public entry point of the language stage)."""
+    spec = parse_file(path)
+    return analyse(spec, Path(path).resolve().parent)

@@ -1,0 +1,519 @@
+"""Analyse one `model` block: resolve types, compile mechanisms, build and check the graph,
+check domains exhaustively (or on a large sample), and check `example` lines.
+
+Why collect instead of stopping: a researcher fixing a spec wants every problem at once;
+each step records diagnostics in the sink and continues with what is still sound.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from causalspec.diagnostics import DiagnosticSink, Span, did_you_mean
+from causalspec.semantics.domains import Domain
+from causalspec.semantics.expr import Compiled, ExprCompiler, Table
+from causalspec.semantics.model import CausalModel, Distribution, Example, Variable
+from causalspec.syntax import ast as A
+
+# Up to this many input combinations the domain check enumerates all of them; above it,
+# a seeded sample of DOMAIN_SAMPLE inputs is checked (and the diagnostic says so).
+EXHAUSTIVE_LIMIT = 250_000
+DOMAIN_SAMPLE = 20_000
+
+
+def analyse_model(model: A.Model, sink: DiagnosticSink, base_dir: Path) -> CausalModel | None:
+    return _ModelAnalyser(model, sink, base_dir).run()
+
+
+class _ModelAnalyser:
+    def __init__(self, model: A.Model, sink: DiagnosticSink, base_dir: Path):
+        self.ast = model
+        self.sink = sink
+        self.base_dir = base_dir
+        self.domains: dict[str, Domain] = {}
+        self.tables: dict[str, Table] = {}
+        self.vars: dict[str, Variable] = {}
+        self.decl_spans: dict[str, Span] = {}
+        self.var_asts: dict[str, A.VarDecl] = {}
+        self.input_asts: dict[str, A.InputDecl] = {}
+        self.errors_before = len(sink.errors)
+
+    # driver ------------------------------------------------------------------------
+    def run(self) -> CausalModel | None:
+        body = self.ast.body
+        for stmt in body:
+            if isinstance(stmt, A.DomainDecl):
+                self._declare(stmt.name)
+                dom = self.resolve_type(stmt.type, stmt.name.text)
+                if dom is not None:
+                    self.domains[stmt.name.text] = dom
+        for stmt in body:
+            if isinstance(stmt, A.TableDecl):
+                self._declare(stmt.name)
+        for stmt in body:
+            if isinstance(stmt, A.InputDecl):
+                dom = self.resolve_type(stmt.type)
+                dist = self._distribution(stmt, dom) if dom is not None else None
+                for name in stmt.names:
+                    self._declare(name)
+                    if dom is not None:
+                        self.vars[name.text] = Variable(name.text, "input", dom, name.span, distribution=dist)
+                        self.input_asts[name.text] = stmt
+            elif isinstance(stmt, A.VarDecl):
+                self._declare(stmt.name)
+                dom = self.resolve_type(stmt.type)
+                if dom is not None:
+                    self.vars[stmt.name.text] = Variable(stmt.name.text, stmt.kind, dom, stmt.name.span)
+                    self.var_asts[stmt.name.text] = stmt
+        for stmt in body:
+            if isinstance(stmt, A.TableDecl):
+                self._table(stmt)
+
+        self.enum_members = self._enum_members()
+        self._compile_mechanisms()
+        constraints = self._compile_constraints()
+        graph, order = self._graph()
+        balanced = self._balanced()
+        if not any(v.kind == "output" for v in self.vars.values()) and len(self.sink.errors) == self.errors_before:
+            self.sink.error("E0405", f"model `{self.ast.name.text}` has no output", self.ast.name.span,
+                            "declare one with `output NAME : TYPE = …`",
+                            help="the output is what the network's behaviour is compared with")
+        if len(self.sink.errors) > self.errors_before or order is None:
+            return None
+        cm = CausalModel(self.ast.name.text, self.ast.span, self.vars, order, graph, constraints,
+                         balanced, [], self.tables, self.domains, self.ast)
+        self._check_constraints_satisfiable(cm)
+        self._check_value_ranges(cm)
+        cm.examples = self._examples(cm)
+        if len(self.sink.errors) > self.errors_before:
+            return None
+        return cm
+
+    # declarations ------------------------------------------------------------------
+    def _declare(self, name: A.Name) -> None:
+        if name.text in self.decl_spans:
+            first = self.decl_spans[name.text]
+            self.sink.error("E0201", f"`{name.text}` is declared twice in model `{self.ast.name.text}`",
+                            name.span, "declared again here", notes=[f"first declared at {first}"])
+        else:
+            self.decl_spans[name.text] = name.span
+
+    def resolve_type(self, t: A.TypeExpr, domain_name: str | None = None) -> Domain | None:
+        if isinstance(t, A.BoolType):
+            return Domain.boolean()
+        if isinstance(t, A.IntType):
+            if t.lo > t.hi:
+                self.sink.error("E0302", f"integer range {t.lo}..{t.hi} is empty", t.span, "lo > hi",
+                                help=f"write `int {t.hi}..{t.lo}`")
+                return None
+            if t.hi - t.lo >= 1_000_000:
+                self.sink.error("E0302", f"integer range {t.lo}..{t.hi} is too large for a finite model "
+                                f"(over a million values)", t.span, "too many values")
+                return None
+            return Domain.integers(t.lo, t.hi, domain_name)
+        if isinstance(t, A.EnumType):
+            return self._enum(list(t.members), t.span, domain_name)
+        if isinstance(t, A.EnumFileType):
+            return self._enum_file(t, domain_name)
+        if isinstance(t, A.NamedType):
+            dom = self.domains.get(t.name.text)
+            if dom is None:
+                self.sink.error("E0202", f"unknown type or domain `{t.name.text}`", t.name.span,
+                                "not declared", help=did_you_mean(t.name.text, list(self.domains) +
+                                                                  ["bool", "int", "enum"]))
+            return dom
+        raise TypeError(type(t))  # pragma: no cover
+
+    def _enum(self, members: list[str], span: Span, name: str | None) -> Domain | None:
+        seen: set[str] = set()
+        for m in members:
+            if m in seen:
+                self.sink.error("E0309", f"enum value `{m}` appears twice", span, "duplicate value")
+                return None
+            seen.add(m)
+        if not members:
+            self.sink.error("E0302", "an enum needs at least one value", span, "empty enum")
+            return None
+        return Domain.enum(members, name)
+
+    def _enum_file(self, t: A.EnumFileType, name: str | None) -> Domain | None:
+        path = Path(t.path)
+        if not path.is_absolute():
+            path = self.base_dir / path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.sink.error("E0801", f"enum file `{t.path}` not found", t.span, f"looked for {path}",
+                            help="paths are relative to the spec file's folder")
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            self.sink.error("E0802", f"cannot read enum file `{t.path}`: {exc}", t.span, "unreadable")
+            return None
+        members = [line.strip() for line in text.splitlines()]
+        members = [m for m in members if m and not m.startswith("#")]
+        return self._enum(members, t.span, name)
+
+    def _distribution(self, stmt: A.InputDecl, dom: Domain) -> Distribution:
+        dist = stmt.distribution
+        if dist is None or isinstance(dist, A.Uniform):
+            return Distribution(None)
+        weights = np.zeros(dom.size)
+        for w in dist.weights:
+            value = _literal_value(w.value)
+            member = dom.lookup(value)
+            if member is None:
+                self.sink.error("E0303", f"{_show(value)} is not a value of {dom.describe()}", w.value.span,
+                                "outside the domain", help=_suggest(value, dom))
+                continue
+            if not (math.isfinite(w.weight) and w.weight > 0):
+                self.sink.error("E0306", f"weight {w.weight} must be a positive number", w.span, "bad weight")
+                continue
+            idx = dom.values.index(member)
+            if weights[idx] > 0:
+                self.sink.error("E0306", f"value {_show(value)} has two weights", w.span, "weighted twice")
+            weights[idx] = w.weight
+        total = weights.sum()
+        return Distribution(weights / total if total > 0 else None)
+
+    def _table(self, stmt: A.TableDecl) -> None:
+        key_domains = [self.resolve_type(t) for t in stmt.key_types]
+        value_domain = self.resolve_type(stmt.value_type)
+        if value_domain is None or any(d is None for d in key_domains):
+            return
+        shape = tuple(d.size for d in key_domains)
+        values = np.zeros(shape, dtype=value_domain.dtype())
+        filled = np.zeros(shape, dtype=bool)
+        default = None
+        for entry in stmt.entries:
+            value = _literal_value(entry.value)
+            member = value_domain.lookup(value)
+            if member is None:
+                self.sink.error("E0307", f"table value {_show(value)} is not in {value_domain.describe()}",
+                                entry.value.span, "outside the value type")
+                continue
+            encoded = value_domain.encode_one(member)
+            if entry.keys is None:
+                if default is not None:
+                    self.sink.error("E0309", "table has two default entries `_`", entry.span, "second default")
+                default = encoded
+                continue
+            if len(entry.keys) != len(key_domains):
+                self.sink.error("E0307", f"table `{stmt.name.text}` has {len(key_domains)} key(s), this entry "
+                                f"has {len(entry.keys)}", entry.span, "wrong key count")
+                continue
+            idx = []
+            for key, dom in zip(entry.keys, key_domains):
+                member = dom.lookup(_literal_value(key))
+                if member is None:
+                    self.sink.error("E0307", f"table key {_show(_literal_value(key))} is not in {dom.describe()}",
+                                    key.span, "outside the key type")
+                    break
+                idx.append(dom.values.index(member))
+            else:
+                tup = tuple(idx)
+                if filled[tup]:
+                    self.sink.error("E0309", f"table key {_show_keys(entry.keys)} appears twice", entry.span,
+                                    "duplicate key")
+                values[tup] = encoded
+                filled[tup] = True
+        if default is not None:
+            values[~filled] = default
+        elif not filled.all():
+            missing = np.argwhere(~filled)[0]
+            example = ", ".join(_show(d.values[i]) for d, i in zip(key_domains, missing))
+            self.sink.error("E0308", f"table `{stmt.name.text}` has no entry for ({example}) and no default",
+                            stmt.name.span, f"{int((~filled).sum())} key(s) missing",
+                            help="add a default entry `_: value`")
+        self.tables[stmt.name.text] = Table(stmt.name.text, tuple(key_domains), value_domain, values)
+
+    def _enum_members(self) -> dict[str, list[Domain]]:
+        members: dict[str, list[Domain]] = {}
+        doms = [v.domain for v in self.vars.values()] + list(self.domains.values())
+        doms += [t.value_domain for t in self.tables.values()]
+        doms += [d for t in self.tables.values() for d in t.key_domains]
+        for dom in doms:
+            if dom.kind != "enum":
+                continue
+            for m in dom.values:
+                lst = members.setdefault(m, [])
+                if dom not in lst:
+                    lst.append(dom)
+        return members
+
+    # mechanisms ----------------------------------------------------------------------
+    def _compiler(self, context: str) -> ExprCompiler:
+        return ExprCompiler(self.sink, {k: v.domain for k, v in self.vars.items()}, self.tables,
+                            self.enum_members, context)
+
+    def _compile_mechanisms(self) -> None:
+        for name, decl in self.var_asts.items():
+            var = self.vars[name]
+            comp = self._compiler(f"mechanism of `{name}`")
+            compiled = comp.coerce(comp.compile(decl.expr), var.domain, f"mechanism of `{name}`")
+            var.mechanism = compiled
+            var.parents = tuple(sorted(compiled.names))
+
+    def _compile_constraints(self) -> list[Compiled]:
+        out = []
+        done: set[int] = set()
+        for name, decl in self.input_asts.items():
+            if decl.where is None or id(decl) in done:
+                continue
+            done.add(id(decl))
+            comp = self._compiler("`where` constraint")
+            compiled = comp.compile(decl.where)
+            if compiled.ty.kind not in ("bool", "error"):
+                self.sink.error("E0301", f"`where` constraint must be bool, got {compiled.ty.describe()}",
+                                decl.where.span, "not a condition")
+                continue
+            non_inputs = sorted(n for n in compiled.names if n in self.vars and not self.vars[n].is_input)
+            if non_inputs:
+                self.sink.error("E0301", f"`where` constraint uses `{non_inputs[0]}`, which is not an input",
+                                decl.where.span, "constraints may use inputs only",
+                                help="constrain inputs; derived variables follow from them")
+                continue
+            out.append(compiled)
+        return out
+
+    # graph -----------------------------------------------------------------------------
+    def _graph(self) -> tuple[nx.DiGraph, tuple[str, ...] | None]:
+        g = nx.DiGraph(name=self.ast.name.text)
+        for name, var in self.vars.items():
+            g.add_node(name, kind=var.kind, type=var.domain.describe(), domain=var.domain,
+                       mechanism=self.var_asts[name].expr if name in self.var_asts else None,
+                       span=var.span)
+        for name, var in self.vars.items():
+            for p in var.parents:
+                if p in self.vars:
+                    g.add_edge(p, name)
+        self._check_declared_edges(g)
+        try:
+            cycle = nx.find_cycle(g)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+            first = cycle[0][1]
+            self.sink.error("E0401", f"cycle in model `{self.ast.name.text}`: {path}", self.vars[first].span,
+                            "part of a cycle", help="a mechanism may not depend on itself, directly or not")
+            return g, None
+        decl_index = {n: i for i, n in enumerate(self.vars)}
+        order = tuple(nx.lexicographical_topological_sort(g, key=lambda n: decl_index[n]))
+        return g, order
+
+    def _check_declared_edges(self, g: nx.DiGraph) -> None:
+        blocks = [s for s in self.ast.body if isinstance(s, A.EdgesDecl)]
+        if not blocks:
+            return
+        declared: dict[tuple[str, str], A.Edge] = {}
+        for block in blocks:
+            for e in block.edges:
+                bad = [n for n in (e.src, e.dst) if n.text not in self.vars]
+                for n in bad:
+                    self.sink.error("E0404", f"edge endpoint `{n.text}` is not a variable of model "
+                                    f"`{self.ast.name.text}`", n.span, "unknown variable",
+                                    help=did_you_mean(n.text, self.vars))
+                if not bad:
+                    declared[(e.src.text, e.dst.text)] = e
+        for (u, v), e in declared.items():
+            if self.vars[v].is_input:
+                self.sink.error("E0406", f"edge into input `{v}`: inputs have no parents", e.span,
+                                "inputs are sampled, not computed")
+            elif not g.has_edge(u, v):
+                self.sink.error("E0402", f"declared edge {u} -> {v} is not used by the mechanism of `{v}`",
+                                e.span, "unused edge", help=f"remove it, or use `{u}` in `{v}`'s mechanism")
+        for v in g.nodes:
+            missing = [u for u in g.predecessors(v) if (u, v) not in declared]
+            if missing:
+                decl = self.var_asts[v]
+                edges = "; ".join(f"{u} -> {v}" for u in missing)
+                self.sink.error("E0403", f"the mechanism of `{v}` uses {', '.join(f'`{u}`' for u in missing)}, "
+                                f"missing from edges {{}}", decl.expr.span, "undeclared parent(s)",
+                                help=f"add `{edges}` to edges {{}}")
+
+    def _balanced(self) -> str | None:
+        decls = [s for s in self.ast.body if isinstance(s, A.SampleDecl)]
+        if len(decls) > 1:
+            self.sink.error("E0201", "`sample balanced` is given twice", decls[1].span, "second sampling rule")
+        if not decls:
+            return None
+        name = decls[0].balanced_on
+        var = self.vars.get(name.text)
+        if var is None:
+            self.sink.error("E0203", f"unknown variable `{name.text}` in `sample balanced`", name.span,
+                            "not declared", help=did_you_mean(name.text, self.vars))
+            return None
+        if var.is_input:
+            self.sink.error("E0311", f"`sample balanced {name.text}`: `{name.text}` is an input",
+                            name.span, "balance a computed variable",
+                            help="inputs are sampled from their distribution; balance an output or var")
+            return None
+        return name.text
+
+    # whole-model checks ----------------------------------------------------------------
+    def _input_sample(self, cm: CausalModel) -> tuple[dict[str, np.ndarray], bool]:
+        if cm.input_space_size() <= EXHAUSTIVE_LIMIT:
+            return cm.enumerate_inputs(), True
+        rng = np.random.default_rng(0)
+        return {n: cm.domain(n).from_codes(rng.integers(0, cm.domain(n).size, DOMAIN_SAMPLE))
+                for n in cm.inputs}, False
+
+    def _check_constraints_satisfiable(self, cm: CausalModel) -> None:
+        if not cm.constraints:
+            return
+        inputs, exhaustive = self._input_sample(cm)
+        if not cm.satisfies_constraints(inputs).any():
+            span = cm.constraints[0].ast.span
+            how = "no input combination" if exhaustive else f"none of {DOMAIN_SAMPLE} sampled inputs"
+            self.sink.error("E0310", f"the `where` constraints of model `{cm.name}` reject every input "
+                            f"({how} satisfies them)", span, "unsatisfiable")
+
+    def _check_value_ranges(self, cm: CausalModel) -> None:
+        inputs, exhaustive = self._input_sample(cm)
+        ok = cm.satisfies_constraints(inputs)
+        inputs = {k: v[ok] for k, v in inputs.items()}
+        n = int(ok.sum())
+        if n == 0:
+            return
+        env = dict(inputs)
+        for name in cm.order:
+            var = cm.variables[name]
+            if var.is_input:
+                continue
+            vals = var.mechanism.evaluate(env, n)
+            env[name] = vals
+            if var.domain.kind != "int":
+                continue
+            bad = (vals < var.domain.lo) | (vals > var.domain.hi)
+            if bad.any():
+                i = int(np.argmax(bad))
+                witness = ", ".join(f"{k}={_show(cm.domain(k).decode(inputs[k][i:i + 1])[0])}" for k in cm.inputs)
+                scope = "" if exhaustive else f" (found on a sample of {DOMAIN_SAMPLE} inputs)"
+                self.sink.error("E0305", f"mechanism of `{name}` produces {int(vals[i])}, outside its declared "
+                                f"{var.domain.describe()}{scope}", self.var_asts[name].expr.span,
+                                f"can be {int(vals[bad].min())}..{int(vals[bad].max())} outside the range"
+                                if bad.sum() > 1 else "out of range",
+                                notes=[f"for example with {witness}"],
+                                help=f"widen the type (observed {int(vals.min())}..{int(vals.max())}) "
+                                     "or clip the value")
+                env[name] = np.clip(vals, var.domain.lo, var.domain.hi)
+
+    def _examples(self, cm: CausalModel) -> list[Example]:
+        out = []
+        for stmt in self.ast.body:
+            if not isinstance(stmt, A.ExampleDecl):
+                continue
+            ex = self._example(cm, stmt)
+            if ex is not None:
+                out.append(ex)
+        return out
+
+    def _assigned(self, cm, assignments, role: str) -> dict[str, Any] | None:
+        values: dict[str, Any] = {}
+        ok = True
+        for a in assignments:
+            var = cm.variables.get(a.name.text)
+            if var is None:
+                self.sink.error("E0203", f"unknown variable `{a.name.text}` in example", a.name.span,
+                                "not in this model", help=did_you_mean(a.name.text, cm.variables))
+                ok = False
+                continue
+            if role == "input" and not var.is_input:
+                self.sink.error("E0502", f"`{a.name.text}` is not an input; an example's {{…}} assigns inputs only",
+                                a.name.span, f"`{a.name.text}` is a {var.kind}",
+                                help=f"intervene with do({a.name.text} = …) or put it after `=>`")
+                ok = False
+                continue
+            if role == "do" and var.is_input:
+                self.sink.error("E0505", f"do() on input `{a.name.text}`: set the input in {{…}} instead",
+                                a.name.span, "an input", help="do() intervenes on vars and outputs")
+                ok = False
+                continue
+            if role == "expected" and var.is_input:
+                self.sink.error("E0502", f"`{a.name.text}` is an input; `=>` lists computed values",
+                                a.name.span, "an input")
+                ok = False
+                continue
+            raw = _literal_value(a.value)
+            member = var.domain.lookup(raw)
+            if member is None:
+                self.sink.error("E0303", f"{_show(raw)} is not a value of `{a.name.text}` ({var.domain.describe()})",
+                                a.value.span, "outside the domain",
+                                help=_suggest(raw, var.domain))
+                ok = False
+                continue
+            if a.name.text in values:
+                self.sink.error("E0201", f"`{a.name.text}` is assigned twice in this example", a.name.span,
+                                "assigned again")
+                ok = False
+            values[a.name.text] = member
+        return values if ok else None
+
+    def _example(self, cm: CausalModel, stmt: A.ExampleDecl) -> Example | None:
+        inputs = self._assigned(cm, stmt.inputs, "input")
+        do = self._assigned(cm, stmt.interventions, "do")
+        expected = self._assigned(cm, stmt.expected, "expected")
+        if inputs is None or do is None or expected is None:
+            return None
+        missing = [n for n in cm.inputs if n not in inputs]
+        if missing:
+            self.sink.error("E0503", f"example leaves input(s) {', '.join(missing)} unassigned", stmt.span,
+                            "incomplete example", help="give every input a value: " +
+                            ", ".join(f"{n}=…" for n in missing))
+            return None
+        arrays = {k: cm.domain(k).encode([v]) for k, v in inputs.items()}
+        if not cm.satisfies_constraints(arrays)[0]:
+            self.sink.error("E0504", "example violates a `where` constraint of its inputs", stmt.span,
+                            "inputs not allowed by the model")
+            return None
+        interventions = {k: cm.domain(k).encode([v]) for k, v in do.items()}
+        env = cm.run(arrays, interventions)
+        for a in stmt.expected:
+            name = a.name.text
+            got = cm.domain(name).decode(env[name])[0]
+            if got != expected[name]:
+                did = f" under do({', '.join(f'{k}={_show(v)}' for k, v in do.items())})" if do else ""
+                self.sink.error("E0501", f"example does not hold: `{name}` is {_show(got)}{did}, "
+                                f"expected {_show(expected[name])}", a.span, f"model computes {_show(got)}",
+                                notes=[_trace(cm, env)])
+        return Example(inputs, do, expected, stmt.span)
+
+
+def _literal_value(lit: A.Literal) -> Any:
+    if isinstance(lit, A.IntLit):
+        return lit.value
+    if isinstance(lit, A.BoolLit):
+        return lit.value
+    if isinstance(lit, A.StrLit):
+        return lit.value
+    return lit.name
+
+
+def literal_value(lit: A.Literal) -> Any:
+    return _literal_value(lit)
+
+
+def _suggest(value: Any, dom: Domain) -> str | None:
+    if dom.kind == "int":
+        return f"values are {dom.lo}..{dom.hi}"
+    if dom.kind == "bool":
+        return "values are true and false"
+    return did_you_mean(str(value), dom.values)
+
+
+def _show(value: Any) -> str:
+    return Domain.boolean().format(value)
+
+
+def _show_keys(keys) -> str:
+    return "(" + ", ".join(_show(_literal_value(k)) for k in keys) + ")"
+
+
+def _trace(cm: CausalModel, env: dict[str, np.ndarray]) -> str:
+    parts = [f"{n}={_show(cm.domain(n).decode(env[n])[0])}" for n in cm.order]
+    return "model values: " + ", ".join(parts)

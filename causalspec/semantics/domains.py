@@ -1,0 +1,129 @@
+"""Finite value domains of high-level variables, and how values are held in arrays.
+
+Why one array representation per kind: mechanisms are evaluated vectorized over a batch.
+`bool` values are numpy bool arrays, `int a..b` values are int64 arrays of the values
+themselves (arithmetic needs them), and enum values are int64 arrays of *indices* into the
+domain's member tuple (comparison is all an enum supports). `encode`/`decode` convert
+between Python values (`True`, `7`, `"Mary"`) and that representation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Domain:
+    kind: str  # "bool" | "int" | "enum"
+    values: tuple  # every member, in order
+    name: str | None = field(default=None, compare=False)
+
+    @staticmethod
+    def boolean() -> "Domain":
+        return Domain("bool", (False, True))
+
+    @staticmethod
+    def integers(lo: int, hi: int, name: str | None = None) -> "Domain":
+        return Domain("int", tuple(range(lo, hi + 1)), name)
+
+    @staticmethod
+    def enum(members: Sequence[str], name: str | None = None) -> "Domain":
+        return Domain("enum", tuple(members), name)
+
+    @property
+    def size(self) -> int:
+        return len(self.values)
+
+    @property
+    def lo(self) -> int:
+        return self.values[0] if self.kind == "int" else 0
+
+    @property
+    def hi(self) -> int:
+        return self.values[-1] if self.kind == "int" else self.size - 1
+
+    def describe(self) -> str:
+        if self.kind == "bool":
+            return "bool"
+        if self.kind == "int":
+            return f"int {self.lo}..{self.hi}"
+        shown = ", ".join(self.values[:6]) + (", …" if self.size > 6 else "")
+        prefix = f"{self.name} = " if self.name else ""
+        return f"{prefix}enum {{{shown}}}"
+
+    def contains(self, value: Any) -> bool:
+        return self.lookup(value) is not None
+
+    def lookup(self, value: Any) -> Any | None:
+        """Normalise a Python value to this domain's member, or None if it is not one."""
+        if self.kind == "bool":
+            return value if isinstance(value, bool) else None
+        if self.kind == "int":
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                return None
+            return int(value) if self.lo <= int(value) <= self.hi else None
+        return value if isinstance(value, str) and value in self._index else None
+
+    @property
+    def _index(self) -> dict:
+        cache = self.__dict__.get("_index_cache")
+        if cache is None:
+            cache = {v: i for i, v in enumerate(self.values)}
+            object.__setattr__(self, "_index_cache", cache)
+        return cache
+
+    def dtype(self):
+        return np.bool_ if self.kind == "bool" else np.int64
+
+    def encode(self, values: Iterable[Any]) -> np.ndarray:
+        """Python values -> array representation. Raises ValueError on a non-member."""
+        out = []
+        for v in values:
+            m = self.lookup(v)
+            if m is None:
+                raise ValueError(f"{v!r} is not a value of {self.describe()}")
+            out.append(self._index[m] if self.kind == "enum" else m)
+        return np.asarray(out, dtype=self.dtype())
+
+    def encode_one(self, value: Any) -> Any:
+        return self.encode([value])[0]
+
+    def decode(self, array: np.ndarray) -> list:
+        if self.kind == "bool":
+            return [bool(x) for x in array]
+        if self.kind == "int":
+            return [int(x) for x in array]
+        return [self.values[int(x)] for x in array]
+
+    def codes(self, array: np.ndarray) -> np.ndarray:
+        """Array representation -> 0-based member index (for tables, balancing, buckets)."""
+        if self.kind == "bool":
+            return array.astype(np.int64)
+        if self.kind == "int":
+            return array.astype(np.int64) - self.lo
+        return array.astype(np.int64)
+
+    def from_codes(self, codes: np.ndarray) -> np.ndarray:
+        if self.kind == "bool":
+            return codes.astype(bool)
+        if self.kind == "int":
+            return codes.astype(np.int64) + self.lo
+        return codes.astype(np.int64)
+
+    def all_values_array(self) -> np.ndarray:
+        return self.from_codes(np.arange(self.size))
+
+    def format(self, value: Any) -> str:
+        """A Python value as it is written in a spec (`true`, `7`, `ABB`, `"Mary Ann"`)."""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            return value if value.isidentifier() else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return str(value)
+
+
+def format_value(value: Any) -> str:
+    return Domain.boolean().format(value)

@@ -1,0 +1,472 @@
+"""Mechanism expressions: type-check, compile to vectorized numpy, and build sympy objects.
+
+Why our own evaluator: spec files are user text. We never `eval`, `sympify`, `parse_expr`
+or `lambdify` anything a user wrote — every operation below is chosen from our own AST node
+kinds and a whitelist of functions, so a name or a string can only ever be a name or a string.
+
+Typing: `bool`, `int` (with a static range from interval arithmetic, used for diagnostics
+and table indexing), `enum` (a Domain) and `symbol` (an enum member written bare or as a
+string, whose domain is fixed by what it is compared with).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+import sympy
+
+from causalspec.diagnostics import DiagnosticSink, did_you_mean
+from causalspec.semantics.domains import Domain
+from causalspec.syntax import ast as A
+
+Env = Mapping[str, np.ndarray]
+Evaluator = Callable[[Env, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Ty:
+    kind: str  # bool | int | enum | symbol | error
+    lo: int = 0
+    hi: int = 0
+    domain: Domain | None = None
+    symbol: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "int":
+            return f"int (range {self.lo}..{self.hi})"
+        if self.kind == "enum":
+            return self.domain.describe() if self.domain else "enum"
+        if self.kind == "symbol":
+            return f"enum value `{self.symbol}`"
+        return self.kind
+
+
+BOOL = Ty("bool")
+ERROR = Ty("error")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A declared lookup table, compiled to a dense numpy array over key codes."""
+
+    name: str
+    key_domains: tuple[Domain, ...]
+    value_domain: Domain
+    values: np.ndarray  # shape = tuple(d.size for d in key_domains), value representation
+
+
+@dataclass
+class Compiled:
+    """A type-checked expression: its type, the variables it reads, and a batch evaluator."""
+
+    ast: A.Expr
+    ty: Ty
+    names: frozenset[str]
+    fn: Evaluator
+
+    def evaluate(self, env: Env, n: int) -> np.ndarray:
+        out = self.fn(env, n)
+        return np.broadcast_to(out, (n,)).copy() if np.ndim(out) == 0 or out.shape != (n,) else out
+
+
+FUNCTIONS = {
+    "abs": "abs(x): absolute value of an int",
+    "min": "min(a, b, …): smallest of two or more ints",
+    "max": "max(a, b, …): largest of two or more ints",
+    "mod": "mod(a, b): a modulo b (same as a % b)",
+    "clip": "clip(x, lo, hi): x limited to lo..hi",
+    "count": "count(a, b, …): how many of the bools are true",
+    "xor": "xor(a, b): exactly one of two bools is true",
+}
+
+
+class ExprCompiler:
+    """Compiles expressions of one model. Errors go to the sink; evaluators stay total."""
+
+    def __init__(self, sink: DiagnosticSink, variables: Mapping[str, Domain],
+                 tables: Mapping[str, Table], enum_members: Mapping[str, list[Domain]],
+                 context: str):
+        self.sink = sink
+        self.variables = variables
+        self.tables = tables
+        self.enum_members = enum_members
+        self.context = context  # e.g. "mechanism of `O`", for messages
+
+    # public ------------------------------------------------------------------
+    def compile(self, expr: A.Expr) -> Compiled:
+        return self._c(expr)
+
+    def coerce(self, compiled: Compiled, target: Domain, what: str) -> Compiled:
+        """Check that `compiled` can produce values of `target`; convert symbols to enum codes."""
+        ty = compiled.ty
+        if ty.kind == "error":
+            return compiled
+        if target.kind == "bool" and ty.kind == "bool":
+            return compiled
+        if target.kind == "int" and ty.kind == "int":
+            return compiled
+        if target.kind == "enum":
+            if ty.kind == "enum" and ty.domain == target:
+                return compiled
+            if ty.kind == "symbol":
+                if ty.symbol in target.values:
+                    code = target.values.index(ty.symbol)
+                    return Compiled(compiled.ast, Ty("enum", domain=target), compiled.names,
+                                    lambda env, n, c=code: np.full(n, c, dtype=np.int64))
+                self._unknown_member(compiled.ast, ty.symbol, target)
+                return Compiled(compiled.ast, ERROR, compiled.names, compiled.fn)
+        self.sink.error("E0301", f"{what} has type {ty.describe()}, but {target.describe()} is declared",
+                        compiled.ast.span, f"this is {ty.describe()}")
+        return Compiled(compiled.ast, ERROR, compiled.names, compiled.fn)
+
+    # dispatch ----------------------------------------------------------------
+    def _c(self, e: A.Expr) -> Compiled:
+        method = getattr(self, "_" + type(e).__name__)
+        return method(e)
+
+    def _error(self, e, names=frozenset()) -> Compiled:
+        return Compiled(e, ERROR, frozenset(names), lambda env, n: np.zeros(n, dtype=np.int64))
+
+    def _IntLit(self, e: A.IntLit) -> Compiled:
+        v = e.value
+        return Compiled(e, Ty("int", v, v), frozenset(), lambda env, n: np.full(n, v, dtype=np.int64))
+
+    def _BoolLit(self, e: A.BoolLit) -> Compiled:
+        v = e.value
+        return Compiled(e, BOOL, frozenset(), lambda env, n: np.full(n, v, dtype=bool))
+
+    def _StrLit(self, e: A.StrLit) -> Compiled:
+        return self._symbol(e, e.value)
+
+    def _symbol(self, e, text: str) -> Compiled:
+        # Evaluating a bare symbol is impossible without a domain; `coerce`/comparisons fix it.
+        return Compiled(e, Ty("symbol", symbol=text), frozenset(),
+                        lambda env, n: np.full(n, -1, dtype=np.int64))
+
+    def _NameRef(self, e: A.NameRef) -> Compiled:
+        name = e.name
+        is_member = name in self.enum_members
+        if name in self.variables:
+            if is_member:
+                self.sink.error("E0210", f"`{name}` is both a variable and an enum value", e.span,
+                                "ambiguous", help=f"write the enum value as a string: \"{name}\", "
+                                                  "or rename the variable")
+                return self._error(e, {name})
+            dom = self.variables[name]
+            ty = {"bool": BOOL, "int": Ty("int", dom.lo, dom.hi)}.get(dom.kind) or Ty("enum", domain=dom)
+            return Compiled(e, ty, frozenset({name}), lambda env, n, k=name: env[k])
+        if is_member:
+            return self._symbol(e, name)
+        self.sink.error("E0203", f"unknown variable `{name}` in {self.context}", e.span,
+                        "not declared in this model",
+                        help=did_you_mean(name, list(self.variables) + list(self.enum_members)))
+        return self._error(e)
+
+    def _Unary(self, e: A.Unary) -> Compiled:
+        x = self._c(e.operand)
+        if x.ty.kind == "error":
+            return self._error(e, x.names)
+        if e.op == "not":
+            if not self._expect(x, "bool", "operand of `not`"):
+                return self._error(e, x.names)
+            return Compiled(e, BOOL, x.names, lambda env, n: np.logical_not(x.fn(env, n)))
+        if not self._expect(x, "int", "operand of unary `-`"):
+            return self._error(e, x.names)
+        return Compiled(e, Ty("int", -x.ty.hi, -x.ty.lo), x.names, lambda env, n: -x.fn(env, n))
+
+    def _Binary(self, e: A.Binary) -> Compiled:
+        if e.op in ("==", "!="):
+            misspelt = self._misspelt_member(e)
+            if misspelt is not None:
+                return misspelt
+        l, r = self._c(e.left), self._c(e.right)
+        names = l.names | r.names
+        if l.ty.kind == "error" or r.ty.kind == "error":
+            return self._error(e, names)
+        op = e.op
+        if op in ("and", "or"):
+            ok = self._expect(l, "bool", f"left side of `{op}`") & self._expect(r, "bool", f"right side of `{op}`")
+            if not ok:
+                return self._error(e, names)
+            f = np.logical_and if op == "and" else np.logical_or
+            return Compiled(e, BOOL, names, lambda env, n: f(l.fn(env, n), r.fn(env, n)))
+        if op in ("==", "!="):
+            return self._equality(e, l, r, names)
+        if op in ("<", "<=", ">", ">="):
+            ok = self._expect(l, "int", f"left side of `{op}`") & self._expect(r, "int", f"right side of `{op}`")
+            if not ok:
+                return self._error(e, names)
+            f = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}[op]
+            return Compiled(e, BOOL, names, lambda env, n: f(l.fn(env, n), r.fn(env, n)))
+        ok = self._expect(l, "int", f"left side of `{op}`") & self._expect(r, "int", f"right side of `{op}`")
+        if not ok:
+            return self._error(e, names)
+        return self._arith(e, op, l, r, names)
+
+    def _arith(self, e, op: str, l: Compiled, r: Compiled, names) -> Compiled:
+        a, b = l.ty, r.ty
+        if op == "+":
+            return Compiled(e, Ty("int", a.lo + b.lo, a.hi + b.hi), names, lambda env, n: l.fn(env, n) + r.fn(env, n))
+        if op == "-":
+            return Compiled(e, Ty("int", a.lo - b.hi, a.hi - b.lo), names, lambda env, n: l.fn(env, n) - r.fn(env, n))
+        if op == "*":
+            corners = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
+            return Compiled(e, Ty("int", min(corners), max(corners)), names, lambda env, n: l.fn(env, n) * r.fn(env, n))
+        # // and %: a divisor range that includes 0 could divide by zero on some input.
+        if b.lo <= 0 <= b.hi:
+            self.sink.error("E0301", f"divisor of `{op}` can be zero (its range is {b.lo}..{b.hi})",
+                            r.ast.span, "may be 0", help="guard it, e.g. `max(d, 1)`, or narrow its domain")
+            return self._error(e, names)
+        if op == "//":
+            corners = [a.lo // b.lo, a.lo // b.hi, a.hi // b.lo, a.hi // b.hi]
+            return Compiled(e, Ty("int", min(corners), max(corners)), names,
+                            lambda env, n: np.floor_divide(l.fn(env, n), r.fn(env, n)))
+        mag = max(abs(b.lo), abs(b.hi)) - 1
+        lo, hi = (0, mag) if b.lo > 0 else (-mag, 0)
+        return Compiled(e, Ty("int", lo, hi), names, lambda env, n: np.mod(l.fn(env, n), r.fn(env, n)))
+
+    def _equality(self, e, l: Compiled, r: Compiled, names) -> Compiled:
+        f = np.equal if e.op == "==" else np.not_equal
+        a, b = l.ty, r.ty
+        if a.kind == "symbol" and b.kind == "symbol":
+            self.sink.error("E0301", f"`{e.op}` compares two enum values and no variable", e.span,
+                            "always the same result", help="compare a variable with a value")
+            return self._error(e, names)
+        if a.kind == "symbol" or b.kind == "symbol":
+            var, sym = (r, l) if a.kind == "symbol" else (l, r)
+            if var.ty.kind != "enum":
+                self.sink.error("E0301", f"`{sym.ty.symbol}` is an enum value but is compared with "
+                                f"{var.ty.describe()}", sym.ast.span, "not comparable")
+                return self._error(e, names)
+            sym = self.coerce(sym, var.ty.domain, "value")
+            if sym.ty.kind == "error":
+                return self._error(e, names)
+            return Compiled(e, BOOL, names, lambda env, n: f(var.fn(env, n), sym.fn(env, n)))
+        same = (a.kind == b.kind and (a.kind != "enum" or a.domain == b.domain))
+        if not same:
+            self.sink.error("E0301", f"`{e.op}` compares {a.describe()} with {b.describe()}", e.span,
+                            "types differ")
+            return self._error(e, names)
+        return Compiled(e, BOOL, names, lambda env, n: f(l.fn(env, n), r.fn(env, n)))
+
+    def _IfThenElse(self, e: A.IfThenElse) -> Compiled:
+        c, t, o = self._c(e.cond), self._c(e.then), self._c(e.other)
+        names = c.names | t.names | o.names
+        if ERROR in (c.ty, t.ty, o.ty):
+            return self._error(e, names)
+        if not self._expect(c, "bool", "condition of `if`"):
+            return self._error(e, names)
+        # A bare enum value in one branch takes the other branch's enum domain.
+        if t.ty.kind == "symbol" and o.ty.kind == "enum":
+            t = self.coerce(t, o.ty.domain, "`then` branch")
+        elif o.ty.kind == "symbol" and t.ty.kind == "enum":
+            o = self.coerce(o, t.ty.domain, "`else` branch")
+        if ERROR in (t.ty, o.ty):
+            return self._error(e, names)
+        a, b = t.ty, o.ty
+        if a.kind == "symbol" and b.kind == "symbol":
+            # Both branches are bare values: the declared type decides later; keep symbols.
+            return self._symbol_choice(e, c, a.symbol, b.symbol, names)
+        if a.kind != b.kind or (a.kind == "enum" and a.domain != b.domain):
+            self.sink.error("E0301", f"`if` branches differ: {a.describe()} vs {b.describe()}", e.span,
+                            "branches must have one type")
+            return self._error(e, names)
+        ty = Ty("int", min(a.lo, b.lo), max(a.hi, b.hi)) if a.kind == "int" else a
+        return Compiled(e, ty, names, lambda env, n: np.where(c.fn(env, n), t.fn(env, n), o.fn(env, n)))
+
+    def _symbol_choice(self, e, c: Compiled, s1: str, s2: str, names) -> Compiled:
+        candidates = [d for d in self.enum_members.get(s1, []) if s2 in d.values]
+        if not candidates:
+            self.sink.error("E0301", f"`{s1}` and `{s2}` are not values of one enum", e.span, "")
+            return self._error(e, names)
+        dom = candidates[0]
+        i1, i2 = dom.values.index(s1), dom.values.index(s2)
+        return Compiled(e, Ty("enum", domain=dom), names,
+                        lambda env, n: np.where(c.fn(env, n), i1, i2).astype(np.int64))
+
+    def _Call(self, e: A.Call) -> Compiled:
+        fname = e.func.text
+        args = [self._c(a) for a in e.args]
+        names = frozenset().union(*[a.names for a in args]) if args else frozenset()
+        if fname not in FUNCTIONS:
+            hint = did_you_mean(fname, FUNCTIONS) or "allowed functions: " + ", ".join(sorted(FUNCTIONS))
+            extra = f"; `{fname}` is a table, look it up with `{fname}[…]`" if fname in self.tables else ""
+            self.sink.error("E0204", f"unknown function `{fname}`{extra}", e.func.span, "not a known function",
+                            help=hint)
+            return self._error(e, names)
+        if any(a.ty.kind == "error" for a in args):
+            return self._error(e, names)
+        arity = {"abs": (1, 1), "mod": (2, 2), "clip": (3, 3), "xor": (2, 2), "min": (2, None),
+                 "max": (2, None), "count": (1, None)}[fname]
+        lo_n, hi_n = arity
+        if len(args) < lo_n or (hi_n is not None and len(args) > hi_n):
+            want = str(lo_n) if lo_n == hi_n else f"at least {lo_n}"
+            self.sink.error("E0304", f"`{fname}` takes {want} argument(s), got {len(args)}", e.span,
+                            FUNCTIONS[fname])
+            return self._error(e, names)
+        want_kind = "bool" if fname in ("count", "xor") else "int"
+        ok = all([self._expect(a, want_kind, f"argument {i + 1} of `{fname}`") for i, a in enumerate(args)])
+        if not ok:
+            return self._error(e, names)
+        fns = [a.fn for a in args]
+        tys = [a.ty for a in args]
+        if fname == "abs":
+            lo, hi = tys[0].lo, tys[0].hi
+            rng = (0 if lo <= 0 <= hi else min(abs(lo), abs(hi)), max(abs(lo), abs(hi)))
+            return Compiled(e, Ty("int", *rng), names, lambda env, n: np.abs(fns[0](env, n)))
+        if fname == "min":
+            return Compiled(e, Ty("int", min(t.lo for t in tys), min(t.hi for t in tys)), names,
+                            lambda env, n: np.minimum.reduce([f(env, n) for f in fns]))
+        if fname == "max":
+            return Compiled(e, Ty("int", max(t.lo for t in tys), max(t.hi for t in tys)), names,
+                            lambda env, n: np.maximum.reduce([f(env, n) for f in fns]))
+        if fname == "mod":
+            return self._arith(e, "%", args[0], args[1], names)
+        if fname == "clip":
+            lo = max(tys[0].lo, tys[1].lo)
+            hi = min(max(tys[0].hi, tys[1].lo), tys[2].hi)
+            return Compiled(e, Ty("int", min(lo, hi), max(lo, hi, tys[2].lo)), names,
+                            lambda env, n: np.minimum(np.maximum(fns[0](env, n), fns[1](env, n)), fns[2](env, n)))
+        if fname == "count":
+            return Compiled(e, Ty("int", 0, len(args)), names,
+                            lambda env, n: np.sum([f(env, n).astype(np.int64) for f in fns], axis=0))
+        return Compiled(e, BOOL, names, lambda env, n: np.logical_xor(fns[0](env, n), fns[1](env, n)))
+
+    def _Index(self, e: A.Index) -> Compiled:
+        tname = e.table.text
+        args = [self._c(a) for a in e.args]
+        names = frozenset().union(*[a.names for a in args])
+        table = self.tables.get(tname)
+        if table is None:
+            self.sink.error("E0205", f"unknown table `{tname}`", e.table.span, "not a declared table",
+                            help=did_you_mean(tname, self.tables))
+            return self._error(e, names)
+        if any(a.ty.kind == "error" for a in args):
+            return self._error(e, names)
+        if len(args) != len(table.key_domains):
+            self.sink.error("E0304", f"table `{tname}` takes {len(table.key_domains)} key(s), got {len(args)}",
+                            e.span, "wrong number of keys")
+            return self._error(e, names)
+        coded = []
+        for i, (a, dom) in enumerate(zip(args, table.key_domains)):
+            if dom.kind == "enum":
+                a = self.coerce(a, dom, f"key {i + 1} of `{tname}`")
+            elif a.ty.kind != dom.kind:
+                self.sink.error("E0301", f"key {i + 1} of `{tname}` must be {dom.describe()}, got {a.ty.describe()}",
+                                a.ast.span, "wrong key type")
+                return self._error(e, names)
+            elif dom.kind == "int" and (a.ty.lo < dom.lo or a.ty.hi > dom.hi):
+                self.sink.error("E0303", f"key {i + 1} of `{tname}` ranges over {a.ty.lo}..{a.ty.hi}, "
+                                f"outside the table's {dom.describe()}", a.ast.span, "may be out of range",
+                                help=f"clip it: `clip(…, {dom.lo}, {dom.hi})`")
+                return self._error(e, names)
+            if a.ty.kind == "error":
+                return self._error(e, names)
+            coded.append((a.fn, dom))
+        vdom = table.value_domain
+        ty = {"bool": BOOL, "int": Ty("int", vdom.lo, vdom.hi)}.get(vdom.kind) or Ty("enum", domain=vdom)
+        values = table.values
+
+        def lookup(env, n):
+            idx = tuple(dom.codes(np.broadcast_to(fn(env, n), (n,))) for fn, dom in coded)
+            return values[idx]
+
+        return Compiled(e, ty, names, lookup)
+
+    # helpers -----------------------------------------------------------------
+    def _misspelt_member(self, e: A.Binary) -> Compiled | None:
+        """`order == ABC` where ABC is no name at all: report it against the enum's values."""
+        for unknown, other in ((e.right, e.left), (e.left, e.right)):
+            if (isinstance(unknown, A.NameRef) and unknown.name not in self.variables
+                    and unknown.name not in self.enum_members):
+                probe = ExprCompiler(DiagnosticSink(), self.variables, self.tables, self.enum_members,
+                                     self.context).compile(other)
+                if probe.ty.kind == "enum":
+                    self._c(other)  # report the other side's own problems, if any
+                    self._unknown_member(unknown, unknown.name, probe.ty.domain)
+                    return self._error(e, probe.names)
+        return None
+
+    def _expect(self, c: Compiled, kind: str, what: str) -> bool:
+        if c.ty.kind == kind:
+            return True
+        self.sink.error("E0301", f"{what} must be {kind}, got {c.ty.describe()}", c.ast.span,
+                        f"expected {kind}")
+        return False
+
+    def _unknown_member(self, e, symbol: str, domain: Domain) -> None:
+        self.sink.error("E0209", f"`{symbol}` is not a value of {domain.describe()}", e.span,
+                        "unknown enum value", help=did_you_mean(symbol, domain.values))
+
+
+# ───────────────────────── sympy (analysis and printing only) ─────────────────────────
+
+def to_sympy(expr: A.Expr, tables: Mapping[str, object] | None = None) -> sympy.Basic:
+    """Build a sympy object from our AST (never from text): for LaTeX and symbolic analysis.
+
+    Variables and enum values become `sympy.Symbol`s (a Symbol's name is inert data, it is
+    never parsed); tables become undefined functions applied to their keys.
+    """
+    def go(e):
+        if isinstance(e, A.IntLit):
+            return sympy.Integer(e.value)
+        if isinstance(e, A.BoolLit):
+            return sympy.true if e.value else sympy.false
+        if isinstance(e, A.StrLit):
+            return sympy.Symbol(e.value)
+        if isinstance(e, A.NameRef):
+            return sympy.Symbol(e.name)
+        if isinstance(e, A.Unary):
+            x = go(e.operand)
+            return sympy.Not(x) if e.op == "not" else -x
+        if isinstance(e, A.IfThenElse):
+            return sympy.Piecewise((go(e.then), go(e.cond)), (go(e.other), True))
+        if isinstance(e, A.Call):
+            args = [go(a) for a in e.args]
+            f = e.func.text
+            if f == "abs":
+                return sympy.Abs(args[0])
+            if f == "min":
+                return sympy.Min(*args)
+            if f == "max":
+                return sympy.Max(*args)
+            if f == "mod":
+                return sympy.Mod(*args)
+            if f == "clip":
+                return sympy.Min(sympy.Max(args[0], args[1]), args[2])
+            if f == "count":
+                return sympy.Add(*[sympy.Piecewise((1, a), (0, True)) for a in args])
+            if f == "xor":
+                return sympy.Xor(*args)
+            return sympy.Function(f)(*args)
+        if isinstance(e, A.Index):
+            return sympy.Function(e.table.text)(*[go(a) for a in e.args])
+        if isinstance(e, A.Binary):
+            a, b = go(e.left), go(e.right)
+            op = e.op
+            if op == "and":
+                return sympy.And(a, b)
+            if op == "or":
+                return sympy.Or(a, b)
+            if op == "+":
+                return a + b
+            if op == "-":
+                return a - b
+            if op == "*":
+                return a * b
+            if op == "//":
+                return sympy.floor(a / b)
+            if op == "%":
+                return sympy.Mod(a, b)
+            rel = {"==": sympy.Eq, "!=": sympy.Ne, "<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt,
+                   ">=": sympy.Ge}[op]
+            return rel(a, b, evaluate=False)
+        raise TypeError(f"not an expression node: {type(e).__name__}")
+
+    return go(expr)
+
+
+def to_latex(expr: A.Expr) -> str:
+    return sympy.latex(to_sympy(expr))

@@ -1,0 +1,151 @@
+"""The high-level causal model IR: typed variables, compiled mechanisms, a networkx graph.
+
+Why arrays everywhere: every later stage (sampling, counterfactual pairs, scoring buckets)
+runs the model on thousands of inputs at once; `CausalModel.run` evaluates mechanisms in
+topological order over a batch, with interventions fixing any variable's values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import networkx as nx
+import numpy as np
+
+from causalspec.diagnostics import Span
+from causalspec.semantics.domains import Domain
+from causalspec.semantics.expr import Compiled, Table
+from causalspec.syntax import ast as A
+
+
+@dataclass
+class Distribution:
+    """Per-input sampling weights over its domain (uniform when `weights` is None)."""
+
+    weights: np.ndarray | None = None  # aligned with domain.values, sums to 1
+
+
+@dataclass
+class Variable:
+    name: str
+    kind: str  # "input" | "var" | "output"
+    domain: Domain
+    span: Span
+    mechanism: Compiled | None = None
+    distribution: Distribution | None = None
+    parents: tuple[str, ...] = ()
+
+    @property
+    def is_input(self) -> bool:
+        return self.kind == "input"
+
+
+@dataclass
+class Example:
+    """An `example` line: inputs, optional do(), expected values; checked at analysis."""
+
+    inputs: dict[str, Any]
+    interventions: dict[str, Any]
+    expected: dict[str, Any]
+    span: Span
+
+
+@dataclass
+class CausalModel:
+    name: str
+    span: Span
+    variables: dict[str, Variable]
+    order: tuple[str, ...]  # topological
+    graph: nx.DiGraph
+    constraints: list[Compiled] = field(default_factory=list)
+    balanced_on: str | None = None
+    examples: list[Example] = field(default_factory=list)
+    tables: dict[str, Table] = field(default_factory=dict)
+    domains: dict[str, Domain] = field(default_factory=dict)
+    ast: A.Model | None = None
+
+    # views ---------------------------------------------------------------------
+    @property
+    def inputs(self) -> list[str]:
+        return [n for n in self.order if self.variables[n].kind == "input"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return [n for n in self.order if self.variables[n].kind == "output"]
+
+    @property
+    def intermediates(self) -> list[str]:
+        return [n for n in self.order if self.variables[n].kind == "var"]
+
+    def domain(self, name: str) -> Domain:
+        return self.variables[name].domain
+
+    # execution -----------------------------------------------------------------
+    def run(self, inputs: Mapping[str, np.ndarray],
+            interventions: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Evaluate every variable over a batch (array representation, see domains.py).
+
+        `interventions` fixes variables (do-operator) to given arrays or scalars; an intervened
+        variable's mechanism is not evaluated and its descendants see the fixed values.
+        """
+        interventions = dict(interventions or {})
+        n = _batch_size(inputs, interventions)
+        env: dict[str, np.ndarray] = {}
+        for name in self.order:
+            var = self.variables[name]
+            if name in interventions:
+                env[name] = _as_batch(interventions[name], var.domain, n)
+            elif var.is_input:
+                if name not in inputs:
+                    raise KeyError(f"input `{name}` missing from the batch")
+                env[name] = _as_batch(inputs[name], var.domain, n)
+            else:
+                env[name] = var.mechanism.evaluate(env, n)
+        return env
+
+    def satisfies_constraints(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        n = _batch_size(inputs, {})
+        ok = np.ones(n, dtype=bool)
+        for c in self.constraints:
+            ok &= c.evaluate(inputs, n).astype(bool)
+        return ok
+
+    def encode_inputs(self, values: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
+        """Python values (lists per input) -> array representation."""
+        return {k: self.variables[k].domain.encode(v) for k, v in values.items()}
+
+    def decode(self, env: Mapping[str, np.ndarray], names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Array representation -> one dict of Python values per row."""
+        names = list(names or env.keys())
+        cols = {k: self.variables[k].domain.decode(env[k]) for k in names}
+        n = len(next(iter(cols.values()))) if cols else 0
+        return [{k: cols[k][i] for k in names} for i in range(n)]
+
+    def input_space_size(self) -> int:
+        size = 1
+        for name in self.inputs:
+            size *= self.variables[name].domain.size
+        return size
+
+    def enumerate_inputs(self) -> dict[str, np.ndarray]:
+        """Every input combination (the caller checks `input_space_size` first)."""
+        names = self.inputs
+        grids = np.meshgrid(*[np.arange(self.variables[n].domain.size) for n in names], indexing="ij")
+        return {n: self.variables[n].domain.from_codes(g.ravel()) for n, g in zip(names, grids)}
+
+
+def _batch_size(inputs: Mapping[str, Any], interventions: Mapping[str, Any]) -> int:
+    for arr in list(inputs.values()) + list(interventions.values()):
+        if np.ndim(arr) > 0:
+            return len(arr)
+    return 1
+
+
+def _as_batch(value: Any, domain: Domain, n: int) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        arr = np.full(n, arr, dtype=domain.dtype())
+    if arr.shape != (n,):
+        raise ValueError(f"batch of shape {arr.shape}, expected ({n},)")
+    return arr.astype(domain.dtype(), copy=False)
