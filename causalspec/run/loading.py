@@ -1,0 +1,178 @@
+"""Load the network a spec names: a Hugging Face model from a local path/cache, or any torch
+`nn.Module` built by a user function with safetensors weights.
+
+Why offline by default: a check in CI must not silently download gigabytes or depend on a
+hub being up; missing weights make a check *skipped, with the reason*, never passed.
+Loading a `torch "file.py:build"` network runs user code (like a conftest.py) — the docs
+say so; nothing here evaluates spec text.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float64": "float64"}
+
+
+class NetworkUnavailable(Exception):
+    """The network's weights are not available here: the check is skipped with this reason."""
+
+
+class NetworkLoadError(Exception):
+    """The network definition is wrong (bad hook, user code raised, shapes do not fit)."""
+
+
+@dataclass
+class LoadedNetwork:
+    name: str
+    backend: str  # "hf" | "torch"
+    module: Any  # torch.nn.Module
+    device: Any
+    dtype: Any
+    tokenizer: Any = None
+    encode_hook: Callable | None = None
+    decode_hook: Callable | None = None
+    source: str = ""  # what was loaded, for reports
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_device(name: str | None):
+    import torch
+
+    if name in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NetworkUnavailable(f"device `{name}` requested but CUDA is not available on this machine")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise NetworkUnavailable("device `mps` requested but it is not available on this machine")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str | None):
+    import torch
+
+    return getattr(torch, DTYPES.get(name or "float32", "float32"))
+
+
+def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:
+    """`"path/file.py:function"` -> the function. Runs the file's top-level code (user code)."""
+    if ":" not in ref:
+        raise NetworkLoadError(f"{what} `{ref}` must be written \"file.py:function\"")
+    file_part, func_name = ref.rsplit(":", 1)
+    path = Path(file_part)
+    if not path.is_absolute():
+        path = (base_dir / path).resolve()
+    if not path.is_file():
+        raise NetworkLoadError(f"{what}: file `{path}` not found (paths are relative to the spec's folder)")
+    module_name = f"causalspec_user_{abs(hash(str(path)))}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise NetworkLoadError(f"{what}: cannot import `{path}`")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # user code: report it as theirs
+            del sys.modules[module_name]
+            raise NetworkLoadError(f"{what}: importing `{path}` raised {type(exc).__name__}: {exc}") from exc
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise NetworkLoadError(f"{what}: `{path}` has no function `{func_name}`")
+    return func
+
+
+def load_torch_network(name: str, builder: str, weights: str, base_dir: Path, encode: str | None,
+                       decode: str | None, device: str | None, dtype: str | None) -> LoadedNetwork:
+    import torch
+    from safetensors.torch import load_file
+
+    weights_path = Path(weights)
+    if not weights_path.is_absolute():
+        weights_path = (base_dir / weights_path).resolve()
+    if not weights_path.is_file():
+        raise NetworkUnavailable(f"weights file `{weights_path}` not found")
+    build = import_user_function(builder, base_dir, f"network `{name}` builder")
+    try:
+        module = build()
+    except Exception as exc:
+        raise NetworkLoadError(f"network `{name}`: `{builder}` raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(module, torch.nn.Module):
+        raise NetworkLoadError(f"network `{name}`: `{builder}` returned {type(module).__name__}, "
+                               "not a torch.nn.Module")
+    try:
+        state = load_file(str(weights_path))
+    except Exception as exc:
+        raise NetworkLoadError(f"network `{name}`: cannot read safetensors file `{weights_path}`: {exc}") from exc
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise NetworkLoadError(f"network `{name}`: weights in `{weights_path}` do not fit the module "
+                               f"built by `{builder}`: {exc}") from exc
+    dev, dt = resolve_device(device), resolve_dtype(dtype)
+    module.to(device=dev, dtype=dt).eval()
+    return LoadedNetwork(
+        name, "torch", module, dev, dt,
+        encode_hook=import_user_function(encode, base_dir, f"network `{name}` encode hook") if encode else None,
+        decode_hook=import_user_function(decode, base_dir, f"network `{name}` decode hook") if decode else None,
+        source=f"{builder} + {weights_path}",
+    )
+
+
+def _local_hf_path(path: str, base_dir: Path) -> Path | None:
+    p = Path(os.path.expanduser(path))
+    candidates = [p] if p.is_absolute() else [base_dir / p, Path.cwd() / p]
+    for c in candidates:
+        if c.is_dir() and (c / "config.json").is_file():
+            return c.resolve()
+    return None
+
+
+def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | None, device: str | None,
+                    dtype: str | None, trust_remote_code: bool = False,
+                    allow_download: bool = False) -> LoadedNetwork:
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
+
+    local = _local_hf_path(path, base_dir)
+    source = str(local) if local else path
+    offline = not allow_download
+    try:
+        config = AutoConfig.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        where = f"{(base_dir / path)} or the Hugging Face cache" if local is None else str(local)
+        if offline:
+            raise NetworkUnavailable(
+                f"weights for `{path}` not found locally (looked in {where}); "
+                "run with --allow-download to fetch them, or point the spec at a local folder") from exc
+        raise NetworkUnavailable(f"cannot load `{path}`: {exc}") from exc
+    cls_name = model_class or default_model_class(config)
+    auto = {"causal_lm": transformers.AutoModelForCausalLM, "masked_lm": transformers.AutoModelForMaskedLM,
+            "base": transformers.AutoModel,
+            "sequence_classification": transformers.AutoModelForSequenceClassification}[cls_name]
+    dev, dt = resolve_device(device), resolve_dtype(dtype)
+    try:
+        module = auto.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code,
+                                      dtype=dt)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline,
+                                                  trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise NetworkUnavailable(f"weights or tokenizer for `{path}` not found locally: {exc}") from exc
+    module.to(dev).eval()
+    return LoadedNetwork(name, "hf", module, dev, dt, tokenizer=tokenizer, source=source,
+                         extra={"model_class": cls_name})
+
+
+def default_model_class(config) -> str:
+    archs = [a.lower() for a in (getattr(config, "architectures", None) or [])]
+    if any("maskedlm" in a for a in archs) or config.model_type in ("bert", "roberta", "distilbert"):
+        return "masked_lm"
+    return "causal_lm"
