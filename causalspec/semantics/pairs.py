@@ -84,13 +84,15 @@ class PairSet:
                  "changed": bool(self.changed[i])} for i in range(k)]
 
 
-def make_pairs(model: CausalModel, groups: Groups, n: int, seed: SeedLike = 0, pool: int | None = None,
+def make_pairs(model: CausalModel, groups: Groups, n: int, seed: SeedLike = 0,
+               pool: int | Mapping[str, np.ndarray] | None = None,
                balanced_on: str | None = MODEL_DEFAULT) -> PairSet:
     """Sample n pairs for the interchange set `groups` and compute the expected counterfactuals.
 
     groups: one list of variable names per source (a bare string is a one-variable group),
     e.g. [["WX", "YZ"]] (one source) or [["WX"], ["YZ"]] (two). seed: int or Generator.
-    pool: draw bases/sources as indices into P sampled rows. balanced_on: as sample_inputs.
+    pool: draw bases/sources as indices into P sampled rows, or into a given pool (a mapping of
+    input arrays, shared between interchange sets). balanced_on: as sample_inputs.
     """
     if not model.inputs:
         raise ValueError(f"model `{model.name}` has no inputs, so it has no counterfactual pairs")
@@ -109,10 +111,16 @@ def make_pairs(model: CausalModel, groups: Groups, n: int, seed: SeedLike = 0, p
             _separate_by_swaps(row, ids[base_index], ids, rng)
         var = batches[0].balanced_on
     else:
-        if pool < 1 and n > 0:
-            raise ValueError(f"pool must hold at least one input row, got {pool}")
-        sample = sample_inputs(model, pool, rng, balanced_on)
-        pool_inputs, var = sample.inputs, sample.balanced_on
+        if isinstance(pool, Mapping):
+            # A pool drawn once and shared by several interchange sets (one check's plan):
+            # every unique input then runs through the network once for all of them.
+            pool_inputs = {k: np.asarray(pool[k]) for k in model.inputs}
+            var = model.balanced_on if balanced_on is MODEL_DEFAULT else balanced_on
+        else:
+            if pool < 1 and n > 0:
+                raise ValueError(f"pool must hold at least one input row, got {pool}")
+            sample = sample_inputs(model, pool, rng, balanced_on)
+            pool_inputs, var = sample.inputs, sample.balanced_on
         ids = row_ids(pool_inputs)
         base_index = _base_indices(model, pool_inputs, var, n, rng)
         source_index = np.stack([_redraw_distinct(ids, base_index, rng) for _ in groups]) if n else \

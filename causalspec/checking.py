@@ -1,0 +1,271 @@
+"""Run the checks of a spec: compile → load network → engine → score → CheckResult.
+
+Why a module of its own: the CLI, the pytest plugin and tests all run checks the same way;
+this is the one place that turns a check into a verdict, so their verdicts cannot differ.
+Missing weights make a check *skipped* with the reason; problems that only show at check
+time (a site the architecture cannot serve, token counts that differ between base and
+source, a user hook that raises) make it an *error* with a message naming the cause.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from causalspec.compile.plan import CheckPlan, compile_check
+from causalspec.run.adapters import CheckUsageError, TorchAdapter
+from causalspec.run.loading import (LoadedNetwork, NetworkLoadError, NetworkUnavailable, load_hf_network,
+                                    load_torch_network)
+from causalspec.score.iia import score_claim
+from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, ConditionResult
+from causalspec.semantics.analyse import SpecIR
+from causalspec.semantics.pairs import row_ids
+
+
+@dataclass
+class CheckOptions:
+    pairs: int | None = None  # override every check's `pairs`
+    seed: int | None = None  # override every check's `seed`
+    batch: int | None = None
+    only: list[str] | None = None  # run only these check names
+    allow_download: bool = False
+    device: str | None = None
+    dtype: str | None = None
+    progress: Callable | None = None  # progress(kind, total) -> callable(advance)
+
+
+@dataclass
+class NetworkCache:
+    """Networks loaded once per run, shared by every check that names them."""
+
+    loaded: dict = field(default_factory=dict)
+
+    def get(self, ir: SpecIR, name: str, options: CheckOptions) -> LoadedNetwork:
+        if name in self.loaded:
+            value = self.loaded[name]
+            if isinstance(value, Exception):
+                raise value
+            return value
+        net = ir.networks[name]
+        base_dir = Path(ir.file).resolve().parent
+        try:
+            if net.backend == "torch":
+                value = load_torch_network(name, net.builder.ref, net.weights, base_dir,
+                                           net.encode.ref if net.encode else None,
+                                           net.decode.ref if net.decode else None,
+                                           options.device or net.device, options.dtype or net.dtype)
+            else:
+                value = load_hf_network(name, net.source, base_dir, net.model_class,
+                                        options.device or net.device, options.dtype or net.dtype,
+                                        trust_remote_code=net.trust_remote_code,
+                                        allow_download=options.allow_download)
+        except (NetworkUnavailable, NetworkLoadError) as exc:
+            self.loaded[name] = exc
+            raise
+        self.loaded[name] = value
+        return value
+
+
+def selected_checks(ir: SpecIR, only: list[str] | None) -> list:
+    if not only:
+        return list(ir.checks)
+    return [c for c in ir.checks if c.name in only]
+
+
+def run_checks(ir: SpecIR, options: CheckOptions | None = None,
+               networks: NetworkCache | None = None) -> list[CheckResult]:
+    options = options or CheckOptions()
+    networks = networks or NetworkCache()
+    return [run_check(ir, check, options, networks) for check in selected_checks(ir, options.only)]
+
+
+def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) -> CheckResult:
+    start = time.perf_counter()
+    alignment = ir.alignments[check.alignment]
+    result = CheckResult(check.name, alignment.name, alignment.model, alignment.network, ERROR,
+                         seed=int(options.seed if options.seed is not None else check.seed),
+                         pairs=int(options.pairs if options.pairs is not None else check.pairs),
+                         file=ir.file, line=check.span.line)
+    result.reproduce = reproduce_command(ir.file, check.name, result.pairs, result.seed)
+    try:
+        _run(ir, check, options, networks, result)
+    except NetworkUnavailable as exc:
+        result.status, result.reason = SKIPPED, str(exc)
+    except (NetworkLoadError, CheckUsageError) as exc:
+        result.status, result.reason = ERROR, str(exc)
+    except _unservable() as exc:
+        result.status, result.reason = ERROR, str(exc)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _unservable():
+    from causalspec.run.sites import SiteShapeError, UnservableSite
+
+    return (UnservableSite, SiteShapeError)
+
+
+def reproduce_command(file: str, name: str, pairs: int, seed: int) -> str:
+    return (f"causalspec check {shlex.quote(str(file))} --only {shlex.quote(name)} "
+            f"--pairs {pairs} --seed {seed}")
+
+
+def _adapter(net: LoadedNetwork, plan: CheckPlan):
+    if net.backend == "torch":
+        return TorchAdapter(net, plan.model, plan.output)
+    from causalspec.run.hf_adapter import HFAdapter
+
+    return HFAdapter(net, plan.network, plan.model, plan.output)
+
+
+def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, result: CheckResult) -> None:
+    from causalspec.run.engine import Engine, address_of
+    from causalspec.run.families import resolve_family
+
+    plan = compile_check(ir, check, options.pairs, options.seed)
+    net = networks.get(ir, plan.network.name, options)
+    adapter = _adapter(net, plan)
+    family = resolve_family(net.module)
+    bindings = plan.bindings()
+    for b in bindings:  # fail before any forward pass when the architecture cannot serve a site
+        family.locate(net.module, address_of(b.site))
+    engine = Engine(adapter, net.module, family, options.batch or check.batch, Path(ir.file).resolve().parent)
+
+    model, output = plan.model, plan.output
+    domain = model.domain(output)
+    ids = row_ids(plan.pool)
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    unique_rows = {k: v[first] for k, v in plan.pool.items()}
+    result.pool = len(ids)
+    result.unique_inputs = len(first)
+
+    progress = options.progress
+    total_pairs = sum(c.pairs.n for c in plan.claims)
+    advance = progress("forward passes", len(first) + total_pairs) if progress else None
+    cache = engine.run_clean(unique_rows, bindings, advance)
+    pool_labels = domain.codes(model.run(plan.pool)[output])
+
+    for claim in plan.claims:
+        pairs = claim.pairs
+        base_u = inverse[pairs.base_index]
+        sources_u = [inverse[s] for s in pairs.source_index]
+        group_bindings = [[b for v in g for b in plan.alignment.variables[v]] for g in claim.groups]
+        patched = engine.run_patched(unique_rows, cache, base_u, sources_u, group_bindings, advance)
+        expected = domain.codes(pairs.expected[output])
+        base_label = domain.codes(pairs.base_output[output])
+        source_labels = np.stack([pool_labels[s] for s in pairs.source_index])
+        net_base = cache.preds[base_u]
+        net_sources = np.stack([cache.preds[s] for s in sources_u])
+
+        def describe(i: int, predicted: int, pairs=pairs, expected=expected, base_label=base_label) -> dict:
+            return {
+                "base": _row(model, pairs.base, i),
+                "sources": [_row(model, s, i) for s in pairs.sources],
+                "expected": _value(domain, expected[i]),
+                "predicted": _value(domain, predicted),
+                "base_output": _value(domain, base_label[i]),
+            }
+
+        result.claims.append(score_claim(claim.label, claim.groups, expected=expected, base_label=base_label,
+                                         source_labels=source_labels, net_base=net_base,
+                                         net_sources=net_sources, net_patched=patched, kind=claim.kind,
+                                         describe=describe))
+    result.forward_passes = dict(engine.forward_passes)
+    subsets = [c for c in result.claims if c.kind == "subset"]
+    if subsets:
+        result.aaa = float(np.mean([c.iia.estimate for c in subsets if c.iia.trials] or [np.nan]))
+    evaluate_conditions(check, result)
+
+
+def _row(model, inputs: dict, i: int) -> dict:
+    return {k: model.domain(k).decode(inputs[k][i:i + 1])[0] for k in model.inputs}
+
+
+def _value(domain, code: int):
+    return domain.values[code] if 0 <= code < domain.size else None
+
+
+# ───────────────────────── verdicts ─────────────────────────
+
+def condition_text(c) -> str:
+    metric = f"{c.metric}({c.arg})" if c.arg else c.metric
+    modes = [m for m in (c.aggregation if c.metric == "iia" else "", c.statistic if c.statistic != "point" else "")
+             if m]
+    return " ".join([metric, c.op, f"{c.threshold:g}", *modes])
+
+
+def _compare(value: float, op: str, threshold: float) -> bool:
+    return {">=": value >= threshold, ">": value > threshold, "<=": value <= threshold,
+            "<": value < threshold}[op]
+
+
+def evaluate_conditions(check, result: CheckResult) -> None:
+    """Judge every `expect` condition; then apply the guards that make a pass earned."""
+    declared = [c for c in result.claims if c.kind == "declared"]
+    subsets = [c for c in result.claims if c.kind == "subset"]
+    problems = []
+    for claim in declared + subsets:
+        if claim.kept == 0:
+            problems.append(f"{claim.label}: no pair kept — the network is wrong on every base or source "
+                            f"({claim.sampled} sampled)")
+        elif claim.changed == 0:
+            problems.append(f"{claim.label}: the interchange changes the expected output on none of the "
+                            f"{claim.kept} kept pairs, so these pairs cannot test it")
+        elif claim.moved == 0:
+            problems.append(f"{claim.label}: the intervention changed the network's output on none of the "
+                            f"{claim.kept} kept pairs (effect-size guard)")
+    for cond in check.conditions:
+        stat = cond.statistic
+        pick = (lambda p: p.lower) if stat == "lower95" else (lambda p: p.estimate)
+        if cond.metric == "iia":
+            claims = declared
+            values = [pick(c.iia) for c in claims if c.iia.trials]
+            if not values:
+                result.conditions.append(ConditionResult(condition_text(cond), "iia", stat, cond.aggregation,
+                                                         cond.op, cond.threshold, None, False,
+                                                         "no kept pairs to score"))
+                continue
+            if cond.aggregation == "mean":
+                value = float(np.mean(values))
+                ok = _compare(value, cond.op, cond.threshold)
+                detail = f"mean over {len(values)} interchange set(s)"
+            else:
+                oks = [_compare(v, cond.op, cond.threshold) for v in values]
+                ok = all(oks) and len(values) == len(claims)
+                value = float(min(values) if cond.op in (">=", ">") else max(values))
+                failing = [c.label for c, o in zip(claims, oks) if not o]
+                detail = "every interchange set" if ok else f"fails for {', '.join(failing)}"
+        elif cond.metric == "aaa":
+            values = [pick(c.iia) for c in subsets if c.iia.trials]
+            value = float(np.mean(values)) if values else None
+            ok = value is not None and _compare(value, cond.op, cond.threshold)
+            detail = f"mean IIA over {len(subsets)} non-empty subset(s) of the aligned variables"
+        else:
+            result.conditions.append(ConditionResult(
+                condition_text(cond), cond.metric, stat, cond.aggregation, cond.op, cond.threshold, None, False,
+                f"`{cond.metric}({cond.arg or ''})` needs controls, which `causalspec check` does not run yet"))
+            continue
+        result.conditions.append(ConditionResult(condition_text(cond), cond.metric, stat, cond.aggregation,
+                                                 cond.op, cond.threshold, value, bool(ok), detail))
+    failed_conditions = [c for c in result.conditions if not c.passed]
+    if problems:
+        result.status = FAILED
+        result.reason = "; ".join(problems)
+    elif failed_conditions:
+        result.status = FAILED
+        result.reason = "; ".join(f"{c.text}: got {_fmt(c.value)}" + (f" ({c.detail})" if c.detail else "")
+                                  for c in failed_conditions)
+    elif not result.conditions:
+        result.status, result.reason = FAILED, "the check has no expectation to judge"
+    else:
+        result.status = PASSED
+        result.reason = ""
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"

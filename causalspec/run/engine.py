@@ -1,0 +1,190 @@
+"""The engine: clean forwards once per unique input, then batched patched forwards per pair.
+
+Why this shape: a pair's source activations are a pure function of the source input, so
+they are recorded once in the clean pass (which the correctness filter needs anyway) and
+reused for every pair and every interchange set that names that input. Patched runs
+feed the base input and overwrite the aligned sites, at the base's positions, with the
+cached source values — several variables from several sources in one run.
+Only this module (and `run.sites`) touches torch hooks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from causalspec.run.adapters import Adapter, CheckUsageError
+from causalspec.run.sites import Intervention, SiteAddress, patch, record
+from causalspec.semantics import featurizers as F
+
+ProgressFn = Callable[[int], None]
+
+
+def address_of(site) -> SiteAddress:
+    """Semantic `SiteSpec` -> the runtime's `SiteAddress`."""
+    if site.kind == "module":
+        return SiteAddress("module", module_path=site.module_path, module_io=site.module_io)
+    return SiteAddress(site.kind, layer=site.layer, head=site.head)
+
+
+def binding_text(var: str, binding) -> str:
+    pos = ", ".join(p.name or p.kind for p in binding.positions)
+    feat = binding.featurizer.kind
+    return f"{var} -> {binding.site}" + (f" @ {pos}" if pos else "") + (f" : {feat}" if feat != "identity" else "")
+
+
+@dataclass
+class CleanCache:
+    """What the clean pass keeps per unique input: its prediction and the bound activations."""
+
+    preds: np.ndarray  # [U] output codes (UNDECODABLE = -1)
+    acts: dict = field(default_factory=dict)  # binding -> list over U of Tensor [n_pos, width] or [width]
+
+
+class Engine:
+    def __init__(self, adapter: Adapter, module: torch.nn.Module, family, batch_size: int = 64,
+                 base_dir: Path | None = None):
+        self.adapter = adapter
+        self.module = module
+        self.family = family
+        self.batch_size = max(1, int(batch_size))
+        self.base_dir = base_dir or Path.cwd()
+        self.forward_passes = {"clean": 0, "patched": 0}
+        self._bases: dict = {}
+
+    # featurizers -----------------------------------------------------------------------
+    def basis(self, featurizer, width: int) -> torch.Tensor | None:
+        """An orthonormal basis [width, k] for subspace featurizers; None: the whole activation."""
+        if isinstance(featurizer, F.Identity):
+            return None
+        if isinstance(featurizer, F.Slice):
+            if featurizer.hi > width:
+                raise CheckUsageError(f"slice [{featurizer.lo}:{featurizer.hi}] does not fit an activation "
+                                      f"of width {width}")
+            return torch.eye(width)[:, featurizer.lo:featurizer.hi]
+        if isinstance(featurizer, F.FixedBasis):
+            key = (featurizer.resolved, featurizer.key)
+            if key not in self._bases:
+                self._bases[key] = _load_basis(featurizer, width)
+            return self._bases[key]
+        raise CheckUsageError(f"featurizer `{featurizer.kind}` is learned; learned featurizers (das, boundless) "
+                              "are not supported by `causalspec check` yet — use a slice or a fixed basis")
+
+    # clean pass --------------------------------------------------------------------------
+    def run_clean(self, rows: dict[str, np.ndarray], bindings: Sequence,
+                  progress: ProgressFn | None = None) -> CleanCache:
+        n = len(next(iter(rows.values())))
+        preds = np.zeros(n, dtype=np.int64)
+        acts: dict = {b: [None] * n for b in bindings}
+        addresses = list(dict.fromkeys(address_of(b.site) for b in bindings))
+        for start in range(0, n, self.batch_size):
+            idx = np.arange(start, min(n, start + self.batch_size))
+            batch = self.adapter.encode({k: v[idx] for k, v in rows.items()})
+            with torch.no_grad(), record(self.module, self.family, addresses) as captured:
+                raw = self.adapter.forward(batch)
+            self.forward_passes["clean"] += 1
+            preds[idx] = self.adapter.predict(raw, batch)
+            for b in bindings:
+                act = captured[address_of(b.site)]  # [batch, seq, width] or [batch, width]
+                pos = self.adapter.positions(batch, b)  # [batch, n_pos] or None
+                for j, row in enumerate(idx):
+                    if pos is None:
+                        acts[b][row] = act[j].detach().clone()
+                    else:
+                        acts[b][row] = act[j, pos[j]].detach().clone()  # [n_pos, width]
+            if progress:
+                progress(len(idx))
+        return CleanCache(preds, acts)
+
+    # patched pass --------------------------------------------------------------------------
+    def run_patched(self, rows: dict[str, np.ndarray], cache: CleanCache, base: np.ndarray,
+                    sources: Sequence[np.ndarray], group_bindings: Sequence[Sequence],
+                    progress: ProgressFn | None = None) -> np.ndarray:
+        """Predictions for each pair: base row `base[i]`, group g's sites from row `sources[g][i]`.
+
+        `rows` are the unique inputs the cache was built on; indices point into them.
+        Pairs are batched by the token counts of their patched positions so every batch has
+        rectangular position tensors; base and source must agree on those counts.
+        """
+        n = len(base)
+        preds = np.zeros(n, dtype=np.int64)
+        flat = [(g, b) for g, bs in enumerate(group_bindings) for b in bs]
+        signature = np.zeros((n, len(flat)), dtype=np.int64)
+        for k, (g, b) in enumerate(flat):
+            for i in range(n):
+                nb, ns = _npos(cache.acts[b][base[i]]), _npos(cache.acts[b][sources[g][i]])
+                if nb != ns:
+                    raise CheckUsageError(
+                        f"site binding `{b.site}` covers {nb} token(s) in base input "
+                        f"({self._describe(rows, base[i])}) but {ns} in source input "
+                        f"({self._describe(rows, sources[g][i])}); the patch needs equal counts — "
+                        "choose a token part (first/last) in the position, or inputs that tokenize alike")
+                signature[i, k] = nb
+        buckets: dict[tuple, list[int]] = defaultdict(list)
+        for i in range(n):
+            buckets[tuple(signature[i])].append(i)
+        for members in buckets.values():
+            members = np.asarray(members)
+            for start in range(0, len(members), self.batch_size):
+                idx = members[start:start + self.batch_size]
+                preds[idx] = self._patched_batch(rows, cache, base[idx], [s[idx] for s in sources], flat)
+                if progress:
+                    progress(len(idx))
+        return preds
+
+    def _patched_batch(self, rows, cache, base_idx, source_idx, flat) -> np.ndarray:
+        batch = self.adapter.encode({k: v[base_idx] for k, v in rows.items()})
+        interventions = []
+        for g, b in flat:
+            values = torch.stack([cache.acts[b][u] for u in source_idx[g]])  # [batch, n_pos, w] | [batch, w]
+            width = values.shape[-1]
+            pos = self.adapter.positions(batch, b)
+            interventions.append(Intervention(address_of(b.site), pos, values, self.basis(b.featurizer, width)))
+        with torch.no_grad(), patch(self.module, self.family, interventions):
+            raw = self.adapter.forward(batch)
+        self.forward_passes["patched"] += 1
+        return self.adapter.predict(raw, batch)
+
+    def _describe(self, rows, i: int) -> str:
+        batch = self.adapter.encode({k: v[[i]] for k, v in rows.items()})
+        return self.adapter.describe_row(batch, 0)
+
+
+def _npos(t: torch.Tensor) -> int:
+    return int(t.shape[0]) if t.dim() == 2 else 0
+
+
+def _load_basis(featurizer, width: int) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    path = featurizer.resolved
+    if not Path(path).is_file():
+        raise CheckUsageError(f"basis file `{featurizer.path}` not found (looked for {path})")
+    tensors = load_file(str(path))
+    if featurizer.key is None:
+        if len(tensors) != 1:
+            raise CheckUsageError(f"basis file `{featurizer.path}` holds {len(tensors)} tensors "
+                                  f"({', '.join(sorted(tensors))}); name one with key=\"…\"")
+        basis = next(iter(tensors.values()))
+    elif featurizer.key not in tensors:
+        raise CheckUsageError(f"basis file `{featurizer.path}` has no tensor `{featurizer.key}` "
+                              f"(it has {', '.join(sorted(tensors))})")
+    else:
+        basis = tensors[featurizer.key]
+    basis = basis.float()
+    if basis.dim() == 1:
+        basis = basis[:, None]
+    if basis.shape[0] != width and basis.shape[1] == width:
+        basis = basis.T
+    if basis.shape[0] != width:
+        raise CheckUsageError(f"basis `{featurizer.path}` has shape {tuple(basis.shape)}; the site has width {width}")
+    gram = basis.T @ basis
+    if not torch.allclose(gram, torch.eye(basis.shape[1]), atol=1e-3):
+        raise CheckUsageError(f"basis `{featurizer.path}` is not orthonormal (B.T @ B != I); "
+                              "orthonormalise it (e.g. torch.linalg.qr) before saving")
+    return basis
