@@ -1,0 +1,538 @@
+"""Backend-neutral sites: where an activation lives, and how to read or patch it.
+
+Why this layer exists: a spec names sites abstractly (``resid.post[3]``, ``head[2.1].z``,
+``module "layers.0" output``); the runner must not care whether the network is GPT-2,
+Pythia, Llama or BERT. This module holds the neutral vocabulary and the hook machinery;
+``causalspec.run.families`` holds one small *data table* per model family saying which
+submodule boundary carries each site. The two meet in a `SiteAccess`: a resolved site
+that knows how to install a read hook or a write hook on the model.
+
+Shape conventions (asserted in every hook, never flattened silently):
+
+* residual-type sites (``embed``, ``resid.*``, ``attn.out``, ``mlp.out``,
+  ``head.result``): ``[batch, seq, d_model]``;
+* ``head.q|k|v|z``: ``[batch, seq, head_dim]`` for one head; q/k/v are the per-head
+  slices of the projection outputs (for rotary models: *before* the rotation is
+  applied), z is the per-head slice of the input of the attention out-projection;
+* ``logits``: ``[batch, seq, vocab]``;
+* ``module`` sites: whatever the module carries, usually ``[batch, seq, width]``; a
+  network without a sequence axis (an MLP) gives ``[batch, width]``.
+
+Hooks run in registration order, so a `record` context entered *inside* a `patch`
+context sees the patched values at the very sites being patched (nest it that way to
+observe an intervention), while one entered outside sees the values before patching.
+The hooks assume one full forward pass per call (no KV cache / incremental decoding)
+and eval mode (dropout off: some writes go through a dropout module).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+if TYPE_CHECKING:  # families imports this module; only the type is needed here
+    from causalspec.run.families import Family
+
+ModuleIO = Literal["input", "output"]
+
+RESIDUAL_KINDS = ("resid.pre", "resid.mid", "resid.post", "attn.out", "mlp.out")
+HEAD_KINDS = ("head.q", "head.k", "head.v", "head.z", "head.result")
+SITE_KINDS = ("embed", *RESIDUAL_KINDS, *HEAD_KINDS, "logits", "module")
+
+
+@dataclass(frozen=True)
+class SiteAddress:
+    """A backend-neutral name for one activation tensor of a network.
+
+    ``str(site)`` renders the spec-language spelling (``resid.post[3]``,
+    ``head[2.1].z``, ``module "layers.0" output``) so errors quote what the user wrote.
+    Structural mistakes (a layered kind without a layer) raise ``ValueError`` here;
+    whether a *model* has the site is the family's question (`UnservableSite`).
+    """
+
+    kind: str
+    layer: int | None = None
+    head: int | None = None
+    module_path: str | None = None  # for kind == "module"; "" is the model itself
+    module_io: str | None = None  # "input" | "output", for kind == "module"
+
+    def __post_init__(self) -> None:
+        if self.kind not in SITE_KINDS:
+            raise ValueError(f"unknown site kind {self.kind!r}; expected one of {', '.join(SITE_KINDS)}")
+        layered = self.kind in RESIDUAL_KINDS or self.kind in HEAD_KINDS
+        if layered != (self.layer is not None):
+            raise ValueError(f"site kind {self.kind!r} {'needs' if layered else 'takes no'} layer index")
+        is_head = self.kind in HEAD_KINDS
+        if is_head != (self.head is not None):
+            raise ValueError(f"site kind {self.kind!r} {'needs' if is_head else 'takes no'} head index")
+        for name, value in (("layer", self.layer), ("head", self.head)):
+            if value is not None and value < 0:
+                raise ValueError(f"{name} index must be >= 0, got {value}")
+        is_module = self.kind == "module"
+        if is_module and (self.module_path is None or self.module_io not in ("input", "output")):
+            raise ValueError('a module site needs module_path and module_io "input" or "output"')
+        if not is_module and (self.module_path is not None or self.module_io is not None):
+            raise ValueError(f"site kind {self.kind!r} takes no module_path/module_io")
+
+    def __str__(self) -> str:
+        if self.kind == "module":
+            return f'module "{self.module_path}" {self.module_io}'
+        if self.kind in HEAD_KINDS:
+            return f"head[{self.layer}.{self.head}].{self.kind.split('.', 1)[1]}"
+        if self.layer is not None:
+            return f"{self.kind}[{self.layer}]"
+        return self.kind
+
+
+class UnservableSite(Exception):
+    """The model family cannot provide this site (for this config).
+
+    The message always lists what *can* be served, because the usual fix is to pick a
+    neighbouring site (e.g. ``resid.pre[L+1]`` instead of ``resid.mid[L]`` on a
+    parallel-residual model) and the user should not have to read the adapter to find it.
+    """
+
+    def __init__(self, site: SiteAddress, family: str, reason: str, available: Sequence[str]):
+        self.site = site
+        self.family = family
+        self.reason = reason
+        self.available = list(available)
+        listing = "\n".join(f"  {line}" for line in self.available)
+        super().__init__(f"{family} cannot serve site `{site}`: {reason}.\nSites it can serve:\n{listing}")
+
+
+class SiteShapeError(RuntimeError):
+    """An activation or intervention tensor does not have the shape the site promises."""
+
+
+# ───────────────────────── interventions ─────────────────────────
+
+
+@dataclass(frozen=True, eq=False)
+class Intervention:
+    """Overwrite (part of) a site's activation during a forward pass.
+
+    ``positions`` is a LongTensor ``[batch, n_pos]`` of sequence indices per batch row
+    (rows may differ, e.g. the last real token of right-padded prompts); ``values`` is
+    ``[batch, n_pos, width]``. ``positions=None`` means the whole activation is
+    replaced and ``values`` must have exactly its shape (the only option for
+    activations without a sequence axis).
+
+    ``basis`` (``[width, k]``, orthonormal columns) restricts the patch to a subspace:
+    ``patched = x - (x @ B) @ B.T + (src @ B) @ B.T``; ``None`` replaces everything.
+    A slice featurizer ``[a:b]`` is the basis of unit vectors ``I[:, a:b]``.
+    """
+
+    site: SiteAddress
+    positions: Tensor | None
+    values: Tensor
+    basis: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.positions is not None:
+            pos = self.positions
+            if pos.dtype != torch.long or pos.dim() != 2:
+                raise SiteShapeError(
+                    f"{self.site}: positions must be a LongTensor [batch, n_pos], got {pos.dtype} {tuple(pos.shape)}"
+                )
+            if self.values.dim() != 3 or tuple(self.values.shape[:2]) != tuple(pos.shape):
+                raise SiteShapeError(
+                    f"{self.site}: values must be [batch, n_pos, width] = [{pos.shape[0]}, {pos.shape[1]}, width], "
+                    f"got {tuple(self.values.shape)}"
+                )
+            if pos.numel() and pos.min() < 0:
+                raise SiteShapeError(f"{self.site}: positions must be >= 0 (negative indices are ambiguous with padding)")
+            if pos.shape[1] > 1:
+                ordered = pos.sort(dim=1).values
+                if bool((ordered[:, 1:] == ordered[:, :-1]).any()):
+                    raise SiteShapeError(f"{self.site}: a batch row lists the same position twice")
+        if self.basis is not None:
+            b = self.basis
+            if b.dim() != 2 or b.shape[0] != self.values.shape[-1]:
+                raise SiteShapeError(f"{self.site}: basis must be [width={self.values.shape[-1]}, k], got {tuple(b.shape)}")
+            gram = b.T.double() @ b.double()  # [k, k]
+            eye = torch.eye(b.shape[1], dtype=gram.dtype, device=gram.device)
+            if not torch.allclose(gram, eye, atol=1e-4):
+                raise ValueError(f"{self.site}: basis columns must be orthonormal (B.T @ B == I)")
+
+
+def _mix(current: Tensor, source: Tensor, basis: Tensor | None) -> Tensor:
+    """The patched value: ``source`` inside span(basis), ``current`` outside it."""
+    if basis is None:
+        return source
+    basis = basis.to(dtype=current.dtype, device=current.device)
+    # [..., W] + (([..., W] @ [W, k]) @ [k, W]) -- equals x - xBB^T + sBB^T
+    return current + ((source - current) @ basis) @ basis.T
+
+
+def make_edit(iv: Intervention) -> Callable[[Tensor], Tensor]:
+    """Turn an intervention into ``activation -> patched activation`` (out of place)."""
+
+    def edit(x: Tensor) -> Tensor:
+        values = iv.values.to(dtype=x.dtype, device=x.device)
+        if iv.positions is None:
+            if tuple(x.shape) != tuple(values.shape):
+                raise SiteShapeError(f"{iv.site}: activation is {tuple(x.shape)}, values are {tuple(values.shape)}")
+            return _mix(x, values, iv.basis)
+        if x.dim() != 3:
+            raise SiteShapeError(
+                f"{iv.site}: positional patch needs a [batch, seq, width] activation, got {tuple(x.shape)}"
+            )
+        batch, seq, width = x.shape
+        if tuple(values.shape) != (batch, iv.positions.shape[1], width):
+            raise SiteShapeError(
+                f"{iv.site}: activation is [batch={batch}, seq={seq}, width={width}] but values are "
+                f"{tuple(values.shape)} (expected [{batch}, {iv.positions.shape[1]}, {width}])"
+            )
+        positions = iv.positions.to(x.device)
+        if positions.numel() and int(positions.max()) >= seq:
+            raise SiteShapeError(f"{iv.site}: position {int(positions.max())} out of range for seq length {seq}")
+        index = positions[:, :, None].expand(-1, -1, width)  # [batch, n_pos, width]
+        current = x.gather(1, index)  # [batch, n_pos, width]
+        return x.scatter(1, index, _mix(current, values, iv.basis))  # [batch, seq, width]
+
+    return edit
+
+
+# ───────────────────────── tensors at module boundaries ─────────────────────────
+
+
+def _split_input(
+    site: SiteAddress, args: tuple, kwargs: dict
+) -> tuple[Tensor, Callable[[Tensor], tuple[tuple, dict]]]:
+    """The tensor a module was called with, and how to rebuild the call with a new one.
+
+    HF calls some submodules positionally and some with ``hidden_states=``; both count.
+    """
+    if args:
+        if not isinstance(args[0], Tensor):
+            raise SiteShapeError(f"{site}: the module's first input is {type(args[0]).__name__}, not a tensor")
+        return args[0], lambda new: ((new, *args[1:]), kwargs)
+    if isinstance(kwargs.get("hidden_states"), Tensor):
+        keys = ["hidden_states"]
+    else:
+        keys = [key for key, value in kwargs.items() if isinstance(value, Tensor)]
+    if len(keys) != 1:
+        raise SiteShapeError(f"{site}: cannot tell which keyword input is the activation (tensor keywords: {keys})")
+    key = keys[0]
+    return kwargs[key], lambda new: (args, {**kwargs, key: new})
+
+
+def _primary_key(out: Mapping) -> str:
+    return "logits" if "logits" in out else next(iter(out.keys()))
+
+
+def _output_tensor(site: SiteAddress, out: Any) -> Tensor:
+    """The main tensor of a module's output: the tensor itself, ``out[0]`` of a tuple
+    (decoder blocks return a tuple or, in transformers >= 5, a bare tensor), or
+    ``logits`` / the first field of a ``ModelOutput``."""
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
+        return out[0]
+    if isinstance(out, Mapping) and len(out):
+        value = out[_primary_key(out)]
+        if isinstance(value, Tensor):
+            return value
+    raise SiteShapeError(f"{site}: module output of type {type(out).__name__} has no primary tensor")
+
+
+def _replace_output(out: Any, new: Tensor) -> Any:
+    if isinstance(out, Tensor):
+        return new
+    if isinstance(out, tuple):
+        return (new, *out[1:])
+    if isinstance(out, list):
+        return [new, *out[1:]]
+    out[_primary_key(out)] = new  # ModelOutput: setting the key also sets the attribute
+    return out
+
+
+def _check_activation(site: SiteAddress, x: Tensor, width: int | None) -> None:
+    """Every hook's shape guard: ``[batch, seq, width]`` when the width is known."""
+    if width is None:
+        return
+    if x.dim() != 3 or x.shape[-1] != width:
+        raise SiteShapeError(f"{site}: expected activation [batch, seq, {width}], got {tuple(x.shape)}")
+
+
+# ───────────────────────── resolved sites ─────────────────────────
+
+Sink = Callable[[Tensor], None]
+Edit = Callable[[Tensor], Tensor]
+
+
+class SiteAccess(ABC):
+    """A site resolved against one model: installs read or write hooks for it.
+
+    ``width`` is the last dimension the site promises (``None`` for module sites, whose
+    width is only known at run time). Installers return the handles they created so the
+    caller removes exactly those, never anyone else's hooks.
+    """
+
+    site: SiteAddress
+    width: int | None
+
+    @abstractmethod
+    def install_read(self, sink: Sink) -> list[RemovableHandle]:
+        """Call ``sink(activation)`` on every forward pass."""
+
+    @abstractmethod
+    def install_write(self, edit: Edit) -> list[RemovableHandle]:
+        """Replace the activation by ``edit(activation)`` on every forward pass."""
+
+
+@dataclass
+class ModuleAccess(SiteAccess):
+    """The input or output tensor of one submodule, as is."""
+
+    site: SiteAddress
+    module: nn.Module
+    io: ModuleIO
+    width: int | None
+
+    def install_read(self, sink: Sink) -> list[RemovableHandle]:
+        if self.io == "input":
+
+            def read_input(module: nn.Module, args: tuple, kwargs: dict) -> None:
+                x, _ = _split_input(self.site, args, kwargs)  # [batch, seq, width]
+                _check_activation(self.site, x, self.width)
+                sink(x)
+
+            return [self.module.register_forward_pre_hook(read_input, with_kwargs=True)]
+
+        def read_output(module: nn.Module, args: tuple, out: Any) -> None:
+            x = _output_tensor(self.site, out)  # [batch, seq, width]
+            _check_activation(self.site, x, self.width)
+            sink(x)
+
+        return [self.module.register_forward_hook(read_output)]
+
+    def install_write(self, edit: Edit) -> list[RemovableHandle]:
+        if self.io == "input":
+
+            def write_input(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+                x, rebuild = _split_input(self.site, args, kwargs)  # [batch, seq, width]
+                _check_activation(self.site, x, self.width)
+                return rebuild(edit(x))
+
+            return [self.module.register_forward_pre_hook(write_input, with_kwargs=True)]
+
+        def write_output(module: nn.Module, args: tuple, out: Any) -> Any:
+            x = _output_tensor(self.site, out)  # [batch, seq, width]
+            _check_activation(self.site, x, self.width)
+            return _replace_output(out, edit(x))
+
+        return [self.module.register_forward_hook(write_output)]
+
+
+@dataclass
+class SliceAccess(SiteAccess):
+    """Columns ``[start, start + width)`` of a module boundary tensor: one head's q, k, v
+    or z inside a (possibly fused) projection. Writes splice only that slice back."""
+
+    site: SiteAddress
+    inner: ModuleAccess  # the full tensor, [batch, seq, total]
+    start: int
+    width: int
+
+    def _cut(self, x: Tensor) -> Tensor:
+        return x[..., self.start : self.start + self.width]  # [batch, seq, head_dim]
+
+    def install_read(self, sink: Sink) -> list[RemovableHandle]:
+        return self.inner.install_read(lambda x: sink(self._cut(x)))
+
+    def install_write(self, edit: Edit) -> list[RemovableHandle]:
+        end = self.start + self.width
+
+        def splice(x: Tensor) -> Tensor:
+            new = edit(self._cut(x))  # [batch, seq, head_dim]
+            _check_activation(self.site, new, self.width)
+            return torch.cat([x[..., : self.start], new, x[..., end:]], dim=-1)  # [batch, seq, total]
+
+        return self.inner.install_write(splice)
+
+
+@dataclass
+class HeadResultAccess(SiteAccess):
+    """One head's write into the residual stream: ``z_h @ W_O[h]`` (no bias).
+
+    Read and written at the attention out-projection. A write adds the difference:
+    ``o_proj(z) += new_result - old_result`` at the patched positions, which changes
+    exactly this head's contribution and leaves the other heads and the bias alone.
+    Consequence: z itself is untouched, so a `record` of this same site inside the
+    patch still shows ``z_h @ W_O[h]`` of the unpatched z (downstream sites do move).
+    """
+
+    site: SiteAddress
+    o_proj: nn.Module
+    weight_layout: Literal["linear", "conv1d"]  # nn.Linear weight [out, in]; GPT-2 Conv1D weight [in, out]
+    start: int  # first input column of this head's z
+    head_dim: int
+    width: int  # d_model
+
+    def _w_head(self) -> Tensor:
+        weight = self.o_proj.weight
+        end = self.start + self.head_dim
+        w = weight[:, self.start : end].T if self.weight_layout == "linear" else weight[self.start : end, :]
+        if tuple(w.shape) != (self.head_dim, self.width):
+            raise SiteShapeError(f"{self.site}: W_O slice is {tuple(w.shape)}, not ({self.head_dim}, {self.width})")
+        return w  # [head_dim, d_model]
+
+    def _result(self, args: tuple, kwargs: dict) -> Tensor:
+        z, _ = _split_input(self.site, args, kwargs)  # [batch, seq, n_heads * head_dim]
+        if z.dim() != 3:
+            raise SiteShapeError(f"{self.site}: expected z [batch, seq, n_heads * head_dim], got {tuple(z.shape)}")
+        z_h = z[..., self.start : self.start + self.head_dim]  # [batch, seq, head_dim]
+        return z_h @ self._w_head()  # [batch, seq, d_model]
+
+    def install_read(self, sink: Sink) -> list[RemovableHandle]:
+        def read_result(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
+            sink(self._result(args, kwargs))  # [batch, seq, d_model]
+
+        return [self.o_proj.register_forward_hook(read_result, with_kwargs=True)]
+
+    def install_write(self, edit: Edit) -> list[RemovableHandle]:
+        def write_result(module: nn.Module, args: tuple, kwargs: dict, out: Any) -> Any:
+            old = self._result(args, kwargs)  # [batch, seq, d_model]
+            new = edit(old)  # [batch, seq, d_model]
+            y = _output_tensor(self.site, out)  # [batch, seq, d_model]
+            _check_activation(self.site, y, self.width)
+            return _replace_output(out, y + (new - old))
+
+        return [self.o_proj.register_forward_hook(write_result, with_kwargs=True)]
+
+
+@dataclass
+class PreNormMidAccess(SiteAccess):
+    """``resid.mid`` of a pre-norm block: ``x_mid = x_pre + attn(norm1(x_pre))``.
+
+    ``x_mid`` is the input of the MLP norm, so it is *read* there. It cannot be
+    *written* there: the block keeps its own reference to ``x_mid`` for the skip
+    connection, so a pre-hook on the norm would patch only the MLP's view of it.
+    Instead the write adjusts the attention output: with ``x_pre`` taken from the
+    attention norm's input, ``attn_out += edit(x_pre + attn_out) - (x_pre + attn_out)``.
+    """
+
+    site: SiteAddress
+    attn_norm: nn.Module
+    attn: nn.Module
+    mlp_norm: nn.Module
+    width: int
+
+    def install_read(self, sink: Sink) -> list[RemovableHandle]:
+        return ModuleAccess(self.site, self.mlp_norm, "input", self.width).install_read(sink)
+
+    def install_write(self, edit: Edit) -> list[RemovableHandle]:
+        stash: list[Tensor] = []
+
+        def keep_resid_pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            x, _ = _split_input(self.site, args, kwargs)  # [batch, seq, d_model]
+            _check_activation(self.site, x, self.width)
+            stash[:] = [x]
+
+        def write_mid(module: nn.Module, args: tuple, out: Any) -> Any:
+            if not stash:
+                raise SiteShapeError(f"{self.site}: attention ran without its input norm; no resid.pre to add")
+            a = _output_tensor(self.site, out)  # [batch, seq, d_model]
+            _check_activation(self.site, a, self.width)
+            mid = stash.pop() + a  # [batch, seq, d_model]
+            return _replace_output(out, a + (edit(mid) - mid))
+
+        return [
+            self.attn_norm.register_forward_pre_hook(keep_resid_pre, with_kwargs=True),
+            self.attn.register_forward_hook(write_mid),
+        ]
+
+
+# ───────────────────────── public context managers ─────────────────────────
+
+
+def _family(model: nn.Module, family: Family | None) -> Family:
+    if family is not None:
+        return family
+    from causalspec.run.families import resolve_family  # families imports this module
+
+    return resolve_family(model)
+
+
+@contextlib.contextmanager
+def _installed(installers: Sequence[Callable[[], list[RemovableHandle]]]) -> Iterator[None]:
+    """Install hooks; remove exactly those handles on exit, exception or not."""
+    handles: list[RemovableHandle] = []
+    try:
+        for install in installers:
+            handles.extend(install())
+        yield
+    finally:
+        for handle in reversed(handles):
+            handle.remove()
+
+
+@contextlib.contextmanager
+def record(
+    model: nn.Module, family: Family | None, sites: Sequence[SiteAddress], *, detach: bool = True
+) -> Iterator[dict[SiteAddress, Tensor]]:
+    """Capture activations at ``sites`` during the forward passes run inside the block.
+
+    Yields a dict filled as the model runs (the last pass wins). Values are clones, and
+    detached unless ``detach=False`` (keep the graph, e.g. to train a featurizer).
+    All sites are resolved before any hook is installed, so an `UnservableSite`
+    leaves the model untouched.
+    """
+    fam = _family(model, family)
+    accesses = [fam.locate(model, site) for site in dict.fromkeys(sites)]
+    captured: dict[SiteAddress, Tensor] = {}
+
+    def sink_for(site: SiteAddress) -> Sink:
+        def sink(x: Tensor) -> None:
+            captured[site] = x.detach().clone() if detach else x.clone()
+
+        return sink
+
+    with _installed([lambda a=a: a.install_read(sink_for(a.site)) for a in accesses]):
+        yield captured
+
+
+@contextlib.contextmanager
+def patch(model: nn.Module, family: Family | None, interventions: Sequence[Intervention]) -> Iterator[None]:
+    """Apply ``interventions`` to every forward pass run inside the block.
+
+    Several interventions (at different sites, or stacked at one site) are applied in
+    the order given. Widths are checked against each site up front; batch, sequence
+    length and positions are checked in the hooks, where the activation is known.
+    """
+    fam = _family(model, family)
+    accesses = [fam.locate(model, iv.site) for iv in interventions]
+    for iv, access in zip(interventions, accesses):
+        if access.width is not None and iv.values.shape[-1] != access.width:
+            raise SiteShapeError(f"{iv.site}: values have width {iv.values.shape[-1]}, the site's width is {access.width}")
+    installers = [lambda a=a, iv=iv: a.install_write(make_edit(iv)) for iv, a in zip(interventions, accesses)]
+    with _installed(installers):
+        yield
+
+
+__all__ = [
+    "HEAD_KINDS",
+    "RESIDUAL_KINDS",
+    "SITE_KINDS",
+    "HeadResultAccess",
+    "Intervention",
+    "ModuleAccess",
+    "PreNormMidAccess",
+    "SiteAccess",
+    "SiteAddress",
+    "SiteShapeError",
+    "SliceAccess",
+    "UnservableSite",
+    "make_edit",
+    "patch",
+    "record",
+]
