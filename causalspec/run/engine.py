@@ -82,6 +82,11 @@ class Engine:
         preds = np.zeros(n, dtype=np.int64)
         acts: dict = {b: [None] * n for b in bindings}
         addresses = list(dict.fromkeys(address_of(b.site) for b in bindings))
+        # Adapters of sequence models whose rows may select different numbers of tokens
+        # (`@ all`, a multi-token slot's `.all`) give ragged per-row positions here; the
+        # rectangular `positions()` is then only asked for patched batches, whose rows the
+        # engine has grouped by token counts (see `run_patched`).
+        ragged = getattr(self.adapter, "positions_list", None)
         for start in range(0, n, self.batch_size):
             idx = np.arange(start, min(n, start + self.batch_size))
             batch = self.adapter.encode({k: v[idx] for k, v in rows.items()})
@@ -91,6 +96,15 @@ class Engine:
             preds[idx] = self.adapter.predict(raw, batch)
             for b in bindings:
                 act = captured[address_of(b.site)]  # [batch, seq, width] or [batch, width]
+                if ragged is not None:
+                    if act.dim() != 3:
+                        raise CheckUsageError(f"site `{b.site}` has no sequence axis (activation "
+                                              f"{tuple(act.shape)}); token positions cannot select from it")
+                    per_row = ragged(batch, b)  # list over rows of token indices
+                    for j, row in enumerate(idx):
+                        sel = torch.as_tensor(per_row[j], dtype=torch.long, device=act.device)
+                        acts[b][row] = act[j, sel].detach().clone()  # [n_pos_j, width]
+                    continue
                 pos = self.adapter.positions(batch, b)  # [batch, n_pos] or None
                 for j, row in enumerate(idx):
                     if pos is None:
