@@ -1,0 +1,180 @@
+"""pytest plugin: every `check` of a `.cspec` file becomes a test item.
+
+    pytest specs/                         # each check is an item: specs/hier_eq.cspec::TrueAlignment
+    pytest specs/ --causalspec-pairs 256  # override every check's pairs (and --causalspec-seed)
+
+Installed through the `pytest11` entry point (`pip install -e .` activates it); without
+installing, load it with `-p causalspec.pytest_plugin`.
+
+Which `.cspec` files are collected — a spec runs networks, so it is never collected by
+accident (test suites keep corpora of bad or toy specs, e.g. this repo's tests/syntax):
+  1. a `.cspec` file named on the command line is always collected;
+  2. if the ini option `causalspec_paths` is set (directories, relative to the ini file),
+     `.cspec` files under those directories are collected, and no others;
+  3. otherwise `.cspec` files under a directory named on the command line are collected
+     (`pytest specs/`), but never under directories pytest found by itself (`testpaths`,
+     or the current directory when no argument is given).
+
+Verdicts are those of `causalspec check` (both call causalspec.checking): passed -> pass;
+failed or error -> failure showing the same block as the terminal report (numbers,
+conditions, counterexamples, reproduce command); skipped -> pytest skip with the reason.
+A spec that fails analysis is one failing item showing the rendered diagnostics. Each
+file is loaded once and its networks are shared by its items.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from causalspec.score.results import ERROR, FAILED, SKIPPED, CheckResult
+
+SUFFIX = ".cspec"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("causalspec", "causalspec spec checks (.cspec files)")
+    group.addoption("--causalspec-pairs", type=int, default=None, metavar="N",
+                    help="pairs per interchange set, overriding every check's `pairs`")
+    group.addoption("--causalspec-seed", type=int, default=None, metavar="S",
+                    help="seed, overriding every check's `seed`")
+    group.addoption("--causalspec-allow-download", action="store_true", default=False,
+                    help="let Hugging Face networks download missing weights (off: such checks are skipped)")
+    parser.addini("causalspec_paths", type="paths", default=[],
+                  help="directories whose .cspec files are collected (default: only files or "
+                       "directories named on the command line)")
+
+
+def _is_under(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _explicit_args(config: pytest.Config) -> list[Path]:
+    """The paths the user named on the command line (not testpaths, not the default '.')."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return []
+    base = Path(config.invocation_params.dir)
+    out = []
+    for arg in config.args:
+        path = arg.split("::", 1)[0]
+        if path and not path.startswith("-"):
+            out.append(Path(os.path.abspath(base / path)))
+    return out
+
+
+def wanted(config: pytest.Config, file_path: Path) -> bool:
+    """Whether a .cspec file is to be collected (rules in the module docstring)."""
+    file_path = Path(os.path.abspath(file_path))
+    explicit = _explicit_args(config)
+    if file_path in explicit:
+        return True
+    roots = [Path(os.path.abspath(p)) for p in config.getini("causalspec_paths")]
+    if roots:
+        return any(_is_under(file_path, r) for r in roots)
+    return any(_is_under(file_path, p) for p in explicit if p.is_dir())
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    if file_path.suffix == SUFFIX and wanted(parent.config, file_path):
+        return SpecFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _display_path(config: pytest.Config, path: Path) -> str:
+    """The spec path as the user would type it: relative to where pytest was started when under it."""
+    path = Path(os.path.abspath(path))
+    base = Path(os.path.abspath(config.invocation_params.dir))
+    return str(path.relative_to(base)) if _is_under(path, base) else str(path)
+
+
+class SpecFile(pytest.File):
+    def collect(self):
+        from causalspec.checking import NetworkCache
+        from causalspec.diagnostics import SpecError, render
+        from causalspec.semantics.analyse import load
+
+        try:
+            self.ir = load(_display_path(self.config, self.path))
+        except SpecError as exc:
+            text = render(exc.diagnostics) + f"\n{self.path.name}: {len(exc.diagnostics)} error(s)"
+            yield InvalidSpecItem.from_parent(self, name="spec", text=text)
+            return
+        self.networks = NetworkCache()
+        for check in self.ir.checks:
+            yield CheckItem.from_parent(self, name=check.name, check=check)
+
+
+class CheckFailed(Exception):
+    """Raised by an item whose check failed or errored; rendered by repr_failure."""
+
+    def __init__(self, result: CheckResult):
+        super().__init__(result.reason)
+        self.result = result
+
+
+class InvalidSpecFailure(Exception):
+    pass
+
+
+class InvalidSpecItem(pytest.Item):
+    """Stands for a spec that failed analysis: fails with the diagnostics, no traceback."""
+
+    def __init__(self, *, text: str, **kwargs):
+        super().__init__(**kwargs)
+        self.text = text
+
+    def runtest(self) -> None:
+        raise InvalidSpecFailure(self.text)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, InvalidSpecFailure):
+            return self.text
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name}: invalid spec"
+
+
+class CheckItem(pytest.Item):
+    def __init__(self, *, check, **kwargs):
+        super().__init__(**kwargs)
+        self.check = check
+        self.result: CheckResult | None = None
+
+    def _options(self):
+        from causalspec.checking import CheckOptions
+
+        get = self.config.getoption
+        return CheckOptions(pairs=get("causalspec_pairs"), seed=get("causalspec_seed"),
+                            allow_download=get("causalspec_allow_download"))
+
+    def runtest(self) -> None:
+        from causalspec.checking import run_check
+
+        spec: SpecFile = self.parent
+        result = run_check(spec.ir, self.check, self._options(), spec.networks)
+        self.result = result
+        for c in result.claims:
+            if c.iia.trials:
+                key = c.label if c.kind == "declared" else f"{c.label} (aaa subset)"
+                self.user_properties.append((f"iia {key}", c.iia.estimate))
+        if result.status == SKIPPED:
+            pytest.skip(result.reason)
+        if result.status in (FAILED, ERROR):
+            raise CheckFailed(result)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, CheckFailed):
+            from causalspec.report.terminal import check_text
+
+            return check_text(excinfo.value.result, header=False).rstrip()
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, max(self.check.span.line - 1, 0), f"check {self.name}"

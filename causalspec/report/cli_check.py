@@ -1,0 +1,141 @@
+"""`causalspec check FILE...`: run the checks of spec files and report them.
+
+Exit codes (those of the whole CLI): 0 when every selected check passed or was skipped,
+1 when any check failed or could not be run (error), 2 for an invalid spec or a usage
+mistake (an unknown `--only` name, a report file that is not ours), 3 internal error.
+A skipped check (e.g. weights not on this machine) never counts as a pass — the summary
+line lists it — but it is not a failure either: the claim was not tested.
+
+Every spec is loaded and validated before any network runs, and the report targets are
+checked up front, so a mistake costs seconds, not a full run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from causalspec.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
+from causalspec.diagnostics import SpecError, did_you_mean, render
+from causalspec.score.results import ERROR, FAILED
+
+HELP = "run the checks of spec files (interchange interventions) and report them"
+EPILOG = ("exit codes: 0 every check passed or was skipped; 1 a check failed or errored; "
+          "2 invalid spec or usage; 3 internal error")
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def register(subparsers) -> None:
+    sp = subparsers.add_parser("check", help=HELP, description=HELP + ".", epilog=EPILOG)
+    sp.add_argument("files", nargs="+", metavar="FILE", help="spec files (.cspec)")
+    sp.add_argument("--only", action="extend", type=_names, metavar="NAME",
+                    help="run only this check (repeat, or NAME,NAME)")
+    sp.add_argument("--pairs", type=int, metavar="N",
+                    help="pairs per interchange set, overriding every check's `pairs`")
+    sp.add_argument("--seed", type=int, metavar="S", help="seed, overriding every check's `seed`")
+    sp.add_argument("--batch", type=int, metavar="B", help="forward-pass batch size")
+    sp.add_argument("--json", metavar="FILE", help="also write a JSON report (schema causalspec.check/1)")
+    sp.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
+    sp.add_argument("--allow-download", action="store_true",
+                    help="let Hugging Face networks download missing weights (off: such checks are skipped)")
+    sp.add_argument("--device", metavar="D", help="torch device for every network, e.g. cpu, cuda:0")
+    sp.add_argument("--dtype", metavar="T", help="dtype for every network, e.g. float32, bfloat16")
+    sp.add_argument("--quiet", "-q", action="store_true",
+                    help="print only failures, errors, skips and the summary line")
+    sp.set_defaults(func=cmd_check)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    for flag, value, low in (("--pairs", args.pairs, 1), ("--batch", args.batch, 1), ("--seed", args.seed, 0)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} must be at least {low} (got {value})")
+    from causalspec.report.files import OverwriteRefused, _check_target
+
+    targets = [Path(p) for p in (args.json, args.junit) if p]
+    if len(targets) == 2 and targets[0].resolve() == targets[1].resolve():
+        raise UsageError("--json and --junit name the same file")
+    for target in targets:
+        try:
+            _check_target(target, b"causalspec")  # the rule atomic_write_text applies, checked before the run
+        except OverwriteRefused as exc:
+            raise UsageError(str(exc)) from exc
+
+
+def _load_all(files: list[str], err) -> list | None:
+    from causalspec.semantics.analyse import load
+
+    irs, invalid = [], False
+    for file in files:
+        try:
+            ir = load(file)
+        except SpecError as exc:
+            err.print(render(exc.diagnostics), markup=False)
+            err.print(f"{file}: {len(exc.diagnostics)} error(s)", markup=False)
+            invalid = True
+            continue
+        for w in ir.warnings:
+            err.print(render([w]), markup=False)
+        irs.append(ir)
+    return None if invalid else irs
+
+
+def _check_only(only: list[str] | None, irs: list) -> None:
+    if not only:
+        return
+    known = [c.name for ir in irs for c in ir.checks]
+    for name in only:
+        if name not in known:
+            hint = did_you_mean(name, known)
+            listing = ", ".join(dict.fromkeys(known)) or "none"
+            raise UsageError(f"--only {name}: no check of that name in "
+                             f"{', '.join(ir.file for ir in irs)}" + (f"; {hint}" if hint else f" (checks: {listing})"))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from causalspec.checking import CheckOptions, NetworkCache, run_check, selected_checks
+    from causalspec.report.terminal import TerminalReport
+
+    _validate(args)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    irs = _load_all(args.files, err)
+    if irs is None:
+        return EXIT_INVALID
+    _check_only(args.only, irs)
+
+    report = TerminalReport(quiet=args.quiet)
+    progress = report.progress()
+    options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, only=args.only,
+                           allow_download=args.allow_download, device=args.device, dtype=args.dtype,
+                           progress=progress)
+    results = []
+    with progress:
+        for ir in irs:
+            networks = NetworkCache()  # networks are named per file: one cache per spec
+            checks = selected_checks(ir, args.only)
+            if checks:
+                report.file_header(ir.file, len(checks))
+            for check in checks:
+                progress.begin(check.name)
+                try:
+                    result = run_check(ir, check, options, networks)
+                finally:
+                    progress.end()
+                report.check(result)
+                results.append(result)
+
+    files = [ir.file for ir in irs]
+    if args.json:
+        from causalspec.report.json_report import write_json
+
+        report.line(f"wrote {write_json(args.json, results, files)}")
+    if args.junit:
+        from causalspec.report.junit import write_junit
+
+        report.line(f"wrote {write_junit(args.junit, results, files)}")
+    report.summary(results)
+    return EXIT_FAILED if any(r.status in (FAILED, ERROR) for r in results) else EXIT_OK

@@ -1,0 +1,111 @@
+"""The pytest plugin: `.cspec` checks as pytest items, run in-process through `pytester`.
+
+Autoloading of installed plugins is switched off in the inner runs so that `-p
+causalspec.pytest_plugin` is the one registration whether or not causalspec is installed
+(the pytest11 entry point would otherwise register the same module a second time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# In-process runs drop, afterwards, every module they imported; numpy, torch and transformers
+# cannot be imported twice in one process, so everything a check touches is imported here first.
+import causalspec.checking  # noqa: F401,E402
+import causalspec.pytest_plugin  # noqa: F401,E402
+import causalspec.report.terminal  # noqa: F401,E402
+import causalspec.run.engine  # noqa: F401,E402
+import causalspec.run.families  # noqa: F401,E402
+import causalspec.run.hf_adapter  # noqa: F401,E402
+import causalspec.semantics.analyse  # noqa: F401,E402
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
+# the plugin module is imported above already, so pytest cannot assertion-rewrite it: say nothing
+PLUGIN = ["-p", "causalspec.pytest_plugin", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+
+MISSING_HF = """
+model Copy {
+  domain Name = enum {Mary, John}
+  input  A : Name ~ uniform
+  var    B : Name = A
+  output answer : Name = B
+}
+
+network missing = hf "/nonexistent/causalspec-test-model" {
+  prompt "Say {A}:"
+  answer " {answer}"
+}
+
+align Copy to missing as CopyPos {
+  B -> resid.post[0] @ last
+  answer -> output
+}
+
+check CopyPos {
+  interchange B
+  pairs 16 seed 0
+  expect iia >= 0.5
+}
+"""
+
+BAD = "model M {\n  input A : bool ~ uniform\n  output O : bool = B\n}\n"
+
+
+@pytest.fixture
+def inner(pytester, monkeypatch):
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+    def run(*args):
+        return pytester.runpytest_inprocess(*PLUGIN, "-p", "no:cacheprovider", *map(str, args))
+
+    return run
+
+
+def test_hier_eq_spec_gives_one_pass_and_one_failure(inner):
+    spec = ROOT / "specs" / "hier_eq.cspec"
+    # 400 pairs: enough for TrueAlignment's `lower95 >= 0.99` (Wilson bound 0.9905 at 400/400)
+    result = inner(spec, "--causalspec-pairs", 400, "-rA")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["PASSED *specs/hier_eq.cspec::TrueAlignment"])
+    result.stdout.fnmatch_lines([
+        "*check SwappedAlignment*",
+        "does not hold on 400 sampled pairs (seed 0)*iia >= 0.9 each*",
+        "*counterexamples (3 shown)*",
+        f"*reproduce: causalspec check {spec} --only SwappedAlignment --pairs 400 --seed 0",
+        "FAILED *specs/hier_eq.cspec::SwappedAlignment - does not*",
+    ])
+    assert "Traceback" not in out and "CheckFailed" not in out and "warning" not in out
+
+
+def test_missing_weights_skip_and_an_invalid_spec_fails_with_diagnostics(pytester, inner):
+    pytester.path.joinpath("skip.cspec").write_text(MISSING_HF)
+    pytester.path.joinpath("bad.cspec").write_text(BAD)
+    result = inner("skip.cspec", "bad.cspec", "--causalspec-seed", 3, "-rs")
+    result.assert_outcomes(skipped=1, failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["*SKIPPED*weights for `/nonexistent/causalspec-test-model` not found locally*"])
+    result.stdout.fnmatch_lines(["error[E0203]: unknown variable `B` in mechanism of `O`", "*bad.cspec:3:21"])
+    assert "Traceback" not in out and "SpecError" not in out
+
+
+def test_cspec_files_are_collected_only_where_asked(pytester, inner):
+    """A corpus of specs inside the test suite never runs unless named or configured."""
+    pytester.mkdir("tests")
+    pytester.mkdir("tests/corpus").joinpath("bad.cspec").write_text(BAD)
+    pytester.path.joinpath("tests", "test_ok.py").write_text("def test_ok():\n    pass\n")
+    pytester.mkdir("specs").joinpath("bad.cspec").write_text(BAD)
+    pytester.makeini("[pytest]\ntestpaths = tests\n")
+
+    inner().assert_outcomes(passed=1)  # testpaths: found by pytest itself, not named
+    inner("tests").assert_outcomes(passed=1, failed=1)  # a directory named on the command line
+    inner("tests/corpus/bad.cspec").assert_outcomes(failed=1)  # a file named
+
+    pytester.makeini("[pytest]\ntestpaths = tests\ncausalspec_paths = specs\n")
+    inner("tests").assert_outcomes(passed=1)  # configured paths decide for directories
+    inner("tests/corpus/bad.cspec").assert_outcomes(failed=1)  # a named file always runs
+    inner("specs").assert_outcomes(failed=1)
