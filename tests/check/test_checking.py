@@ -1,0 +1,177 @@
+"""Verdicts of `causalspec.checking`: ground truth, guards, skips and check-time errors."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from causalspec.checking import CheckOptions, run_checks
+from causalspec.semantics.analyse import load_text
+
+REPO = Path(__file__).resolve().parents[2]
+HIER = REPO / "examples" / "hier_eq"
+
+HIER_SPEC = f"""
+model HierEq {{
+  domain Obj = int 0..19
+  input  W, X, Y, Z : Obj ~ uniform
+  var    WX : bool = W == X
+  var    YZ : bool = Y == Z
+  output O  : bool = WX == YZ
+  sample balanced O
+}}
+network hand = torch "{HIER}/model.py:build_hand" weights "{HIER}/hand.safetensors" {{
+  encode "{HIER}/model.py:encode"
+}}
+align HierEq to hand as True_ {{
+  WX -> module "layers.0" output : [0:20]
+  YZ -> module "layers.0" output : [20:40]
+  O  -> output : argmax
+}}
+align HierEq to hand as Swapped {{
+  WX -> module "layers.0" output : [20:40]
+  YZ -> module "layers.0" output : [0:20]
+  O  -> output : argmax
+}}
+check True_ {{
+  interchange WX, YZ, {{WX, YZ}}, {{WX | YZ}}
+  pairs 256 seed 3
+  expect iia >= 0.99 each
+}}
+check Swapped {{
+  interchange WX, YZ
+  pairs 256 seed 3
+  expect iia >= 0.9 each
+}}
+"""
+
+
+def _run(text: str, tmp_path: Path, **options):
+    ir = load_text(text, str(tmp_path / "spec.cspec"), base_dir=tmp_path)
+    return {r.name: r for r in run_checks(ir, CheckOptions(**options))}
+
+
+def test_true_alignment_scores_exactly_one_and_wrong_one_fails(tmp_path):
+    results = _run(HIER_SPEC, tmp_path)
+    true, swapped = results["True_"], results["Swapped"]
+    assert true.status == "passed", true.reason
+    for claim in true.claims:
+        assert claim.kept == claim.sampled == 256  # the hand-built net is exact
+        assert claim.iia.successes == claim.iia.trials  # IIA exactly 1.0
+        assert claim.changed > 0 and claim.moved > 0
+    assert swapped.status == "failed"
+    assert all(c.iia.estimate < 0.7 for c in swapped.claims)
+    assert "iia >= 0.9" in swapped.reason
+    assert swapped.claims[0].counterexamples, "a failing claim shows counterexamples"
+    ce = swapped.claims[0].counterexamples[0]
+    assert set(ce) >= {"base", "sources", "expected", "predicted"} and ce["expected"] != ce["predicted"]
+
+
+def test_same_seed_reproduces_every_number(tmp_path):
+    a = [r.to_dict() for r in _run(HIER_SPEC, tmp_path, only=["Swapped"]).values()]
+    b = [r.to_dict() for r in _run(HIER_SPEC, tmp_path, only=["Swapped"]).values()]
+    for x in a + b:
+        x.pop("seconds")
+    assert a == b
+
+
+def test_each_unique_input_runs_once_in_the_clean_pass(tmp_path):
+    r = _run(HIER_SPEC, tmp_path, only=["True_"], batch=1000)["True_"]
+    # one clean batch covers the whole pool; one patched batch per interchange set
+    assert r.forward_passes == {"clean": 1, "patched": 4}
+    assert r.unique_inputs <= r.pool
+
+
+DEAD_NET = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    """Output = A. Hidden units 2..3 are computed but nothing reads them (dead)."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(2, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.hidden(x)))
+
+
+def build():
+    return Net()
+
+
+def weights():
+    net = Net()
+    with torch.no_grad():
+        net.hidden.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]))
+        net.hidden.bias.copy_(torch.tensor([0.0, 1.0, 0.0, 1.0]))
+        net.head.weight.copy_(torch.tensor([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]))
+        net.head.bias.zero_()
+    return net.state_dict()
+
+
+def encode(values):
+    return torch.tensor([[float(a), float(b)] for a, b in zip(values["A"], values["B"])])
+'''
+
+
+def _dead_spec(tmp_path: Path, site: str, expect: str = "iia >= 0.0") -> str:
+    (tmp_path / "dead.py").write_text(DEAD_NET)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dead_net_for_test", tmp_path / "dead.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    save_file({k: v.contiguous() for k, v in module.weights().items()}, str(tmp_path / "dead.safetensors"))
+    return textwrap.dedent(f"""
+        model Copy {{
+          input A, B : bool ~ uniform
+          var Hid : bool = A
+          output O : bool = Hid
+        }}
+        network dead = torch "dead.py:build" weights "dead.safetensors" {{ encode "dead.py:encode" }}
+        align Copy to dead as Claim {{
+          Hid -> {site}
+          O -> output : argmax
+        }}
+        check Claim {{
+          interchange Hid
+          pairs 64 seed 0
+          expect {expect}
+        }}
+    """)
+
+
+def test_effect_size_guard_fails_a_patch_that_never_moves_the_output(tmp_path):
+    # `iia >= 0.0` always holds numerically; the guard must still refuse a pass because
+    # patching the dead units never changes the network's output.
+    r = _run(_dead_spec(tmp_path, 'module "hidden" output : [2:4]'), tmp_path)["Claim"]
+    assert r.status == "failed"
+    assert "effect-size guard" in r.reason
+    assert r.claims[0].moved == 0 and r.claims[0].changed > 0
+
+
+def test_live_units_pass_the_same_check(tmp_path):
+    r = _run(_dead_spec(tmp_path, 'module "hidden" output : [0:2]', "iia >= 0.99"), tmp_path)["Claim"]
+    assert r.status == "passed", r.reason
+    assert r.claims[0].iia.estimate == 1.0
+
+
+def test_site_the_family_cannot_serve_is_an_error_listing_what_it_can(tmp_path):
+    r = _run(_dead_spec(tmp_path, "resid.post[0]"), tmp_path)["Claim"]
+    assert r.status == "error"
+    assert "resid.post[0]" in r.reason and "module" in r.reason
+
+
+def test_missing_weights_skip_the_check_never_pass_it(tmp_path):
+    text = HIER_SPEC.replace(f"{HIER}/hand.safetensors", str(tmp_path / "absent.safetensors"))
+    results = _run(text, tmp_path)
+    assert {r.status for r in results.values()} == {"skipped"}
+    assert all("absent.safetensors" in r.reason for r in results.values())
