@@ -16,7 +16,7 @@ import numpy as np
 
 from causalspec.diagnostics import DiagnosticSink, Span, did_you_mean
 from causalspec.semantics.domains import Domain
-from causalspec.semantics.expr import Compiled, ExprCompiler, Table
+from causalspec.semantics.expr import INT_LIMIT, Compiled, ExprCompiler, Table
 from causalspec.semantics.model import CausalModel, Distribution, Example, Variable
 from causalspec.syntax import ast as A
 
@@ -24,6 +24,8 @@ from causalspec.syntax import ast as A
 # a seeded sample of DOMAIN_SAMPLE inputs is checked (and the diagnostic says so).
 EXHAUSTIVE_LIMIT = 250_000
 DOMAIN_SAMPLE = 20_000
+# A table is a dense array over all its key combinations.
+TABLE_LIMIT = 1_000_000
 
 
 def analyse_model(model: A.Model, sink: DiagnosticSink, base_dir: Path) -> CausalModel | None:
@@ -111,6 +113,10 @@ class _ModelAnalyser:
                 self.sink.error("E0302", f"integer range {t.lo}..{t.hi} is empty", t.span, "lo > hi",
                                 help=f"write `int {t.hi}..{t.lo}`")
                 return None
+            if max(abs(t.lo), abs(t.hi)) > INT_LIMIT:
+                self.sink.error("E0302", f"integer range {t.lo}..{t.hi} has bounds beyond 2^62", t.span,
+                                "too large")
+                return None
             if t.hi - t.lo >= 1_000_000:
                 self.sink.error("E0302", f"integer range {t.lo}..{t.hi} is too large for a finite model "
                                 f"(over a million values)", t.span, "too many values")
@@ -177,6 +183,9 @@ class _ModelAnalyser:
             if weights[idx] > 0:
                 self.sink.error("E0306", f"value {_show(value)} has two weights", w.span, "weighted twice")
             weights[idx] = w.weight
+        peak = weights.max() if weights.size else 0.0
+        if peak > 0:
+            weights = weights / peak  # weights near 1e308 would overflow the sum
         total = weights.sum()
         return Distribution(weights / total if total > 0 else None)
 
@@ -186,6 +195,11 @@ class _ModelAnalyser:
         if value_domain is None or any(d is None for d in key_domains):
             return
         shape = tuple(d.size for d in key_domains)
+        if math.prod(shape) > TABLE_LIMIT:
+            self.sink.error("E0302", f"table `{stmt.name.text}` has {math.prod(shape)} key combinations, "
+                            f"too many for a finite model (over {TABLE_LIMIT})", stmt.name.span,
+                            "too many keys", help="narrow the key types")
+            return
         values = np.zeros(shape, dtype=value_domain.dtype())
         filled = np.zeros(shape, dtype=bool)
         default = None

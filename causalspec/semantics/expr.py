@@ -46,6 +46,9 @@ class Ty:
 BOOL = Ty("bool")
 ERROR = Ty("error")
 
+# Integers are evaluated as int64 arrays: larger literals and bounds are refused up front.
+INT_LIMIT = 2**62
+
 
 @dataclass(frozen=True)
 class Table:
@@ -131,6 +134,9 @@ class ExprCompiler:
 
     def _IntLit(self, e: A.IntLit) -> Compiled:
         v = e.value
+        if abs(v) > INT_LIMIT:
+            self.sink.error("E0104", f"integer {v} is too large (at most 2^62)", e.span, "too large")
+            return self._error(e)
         return Compiled(e, Ty("int", v, v), frozenset(), lambda env, n: np.full(n, v, dtype=np.int64))
 
     def _BoolLit(self, e: A.BoolLit) -> Compiled:

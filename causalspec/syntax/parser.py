@@ -8,17 +8,23 @@ usable as names wherever a keyword cannot appear.
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.parsers.lalr_analysis import Shift
 
 from causalspec.diagnostics import Diagnostic, SpecError, Span
 from causalspec.syntax import ast as A
 from causalspec.syntax.build import AstBuilder
 
 GRAMMAR_NAME = "causalspec.lark"
+
+# Deeper parse trees are refused: the AST builder, the analyser and the printer recurse over
+# the tree, and a 1,000-term `or` chain would otherwise end in a RecursionError.
+MAX_NESTING = 200
 
 
 def grammar_path() -> Path:
@@ -40,13 +46,82 @@ def lark_parser() -> Lark:
                 propagate_positions=True, maybe_placeholders=False, cache=False)
 
 
+_KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def parse_tree(text: str, parser: Lark | None = None) -> Tree:
+    """lark's LALR loop (as `Lark.parse`), with one addition: a keyword token that the parser
+    cannot shift is retried as a NAME.
+
+    Why: LALR merges states with the same core, so the contextual lexer may offer a keyword
+    where only a name can follow — after `x -> embed @ END`, an alignment line `answer -> …`
+    would lex `answer` as the network keyword. Keywords are names wherever the keyword itself
+    cannot appear; this only turns what would be a syntax error into a parse.
+    """
+    ip = (parser or lark_parser()).parse_interactive(text)
+    state = ip.parser_state
+    token = None
+    try:
+        for token in state.lexer.lex(state):
+            if (token.type != "NAME" and _KEYWORD.match(token) and not _shifts(state, token.type)
+                    and _shifts(state, "NAME")):
+                token = Token.new_borrow_pos("NAME", str(token), token)
+            state.feed_token(token)
+        end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
+        return state.feed_token(end, True)
+    except UnexpectedInput as exc:
+        exc.interactive_parser = ip
+        raise
+
+
+def _shifts(state, token_type: str) -> bool:
+    """Would the parser, after its reductions, shift a token of this type? (No side effects.)"""
+    states = state.parse_conf.states
+    stack = list(state.state_stack)
+    while True:
+        action = states[stack[-1]].get(token_type)
+        if action is None:
+            return False
+        kind, arg = action
+        if kind is Shift:
+            return True
+        if arg.expansion:
+            del stack[-len(arg.expansion):]
+        stack.append(states[stack[-1]][arg.origin.name][1])
+
+
 def parse(text: str, file: str = "<string>") -> A.Spec:
     """Parse spec text; raise `SpecError` with one located syntax diagnostic on failure."""
     try:
-        tree = lark_parser().parse(text)
+        tree = parse_tree(text)
     except UnexpectedInput as exc:
         raise SpecError([syntax_diagnostic(exc, text, file)]) from None
-    return AstBuilder(file, text).transform(tree)
+    deep = _too_deep(tree)
+    if deep is not None:
+        meta = deep.meta
+        raise SpecError([Diagnostic(
+            "E0102", f"expression nested too deeply (more than {MAX_NESTING} levels)",
+            Span(file, meta.line, meta.column, meta.end_line, meta.end_column), "nested too deeply here",
+            help="split it into intermediate `var`s, or use a table")])
+    try:
+        return AstBuilder(file, text).transform(tree)
+    except VisitError as exc:  # lark wraps what a builder method raises (E0104 on a bad string)
+        if isinstance(exc.orig_exc, SpecError):
+            raise exc.orig_exc from None
+        raise
+
+
+def _too_deep(tree: Tree) -> Tree | None:
+    """The first (by position) subtree deeper than MAX_NESTING, or None. Iterative."""
+    found: list[Tree] = []
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING and not getattr(node.meta, "empty", True):
+            found.append(node)
+            continue
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
+    return min(found, key=lambda t: (t.meta.line, t.meta.column)) if found else None
 
 
 def parse_file(path: str | Path) -> A.Spec:
@@ -107,7 +182,10 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         return Diagnostic("E0101", f"unexpected character `{ch}`", Span(file, line, col, line, col + 1),
                           "not allowed here", help=help_ or _expected_help(exc.allowed))
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
-        lines = text.splitlines() or [""]
+        # Lines as lark counts them (only "\n" ends a line); a final newline is not a new line.
+        lines = text.split("\n")
+        if len(lines) > 1 and lines[-1] == "":
+            lines.pop()
         line, col = len(lines), len(lines[-1]) + 1
         expected = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or []
         return Diagnostic("E0103", "unexpected end of file", Span(file, line, col, line, col + 1),
