@@ -72,9 +72,11 @@ class NetworkCache:
 
 
 def selected_checks(ir: SpecIR, only: list[str] | None) -> list:
+    """The checks, then the circuit claims, of a spec (those named in `only`, when given)."""
+    claims = list(ir.checks) + list(ir.circuits.values())
     if not only:
-        return list(ir.checks)
-    return [c for c in ir.checks if c.name in only]
+        return claims
+    return [c for c in claims if c.name in only]
 
 
 def run_checks(ir: SpecIR, options: CheckOptions | None = None,
@@ -85,6 +87,10 @@ def run_checks(ir: SpecIR, options: CheckOptions | None = None,
 
 
 def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) -> CheckResult:
+    if not hasattr(check, "alignment"):  # a circuit claim (CircuitIR)
+        from causalspec.circuit_checking import run_circuit
+
+        return run_circuit(ir, check, options, networks)
     start = time.perf_counter()
     alignment = ir.alignments[check.alignment]
     result = CheckResult(check.name, alignment.name, alignment.model, alignment.network, ERROR,

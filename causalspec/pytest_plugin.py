@@ -1,4 +1,4 @@
-"""pytest plugin: every `check` of a `.cspec` file becomes a test item.
+"""pytest plugin: every `check` and `circuit` of a `.cspec` file becomes a test item.
 
     pytest specs/                         # each check is an item: specs/hier_eq.cspec::TrueAlignment
     pytest specs/ --causalspec-pairs 256  # override every check's pairs (and --causalspec-seed)
@@ -105,8 +105,10 @@ class SpecFile(pytest.File):
             text = render(exc.diagnostics) + f"\n{self.path.name}: {len(exc.diagnostics)} error(s)"
             yield InvalidSpecItem.from_parent(self, name="spec", text=text)
             return
+        from causalspec.checking import selected_checks
+
         self.networks = NetworkCache()
-        for check in self.ir.checks:
+        for check in selected_checks(self.ir, None):  # checks, then circuit claims
             yield CheckItem.from_parent(self, name=check.name, check=check)
 
 
@@ -164,6 +166,9 @@ class CheckItem(pytest.Item):
             if c.iia.trials:
                 key = c.label if c.kind == "declared" else f"{c.label} (aaa subset)"
                 self.user_properties.append((f"iia {key}", c.iia.estimate))
+        if result.circuit is not None:
+            for sc in result.circuit.scores:
+                self.user_properties.append((sc.name, sc.value.estimate))
         if result.status == SKIPPED:
             pytest.skip(result.reason)
         if result.status in (FAILED, ERROR):
@@ -177,4 +182,5 @@ class CheckItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, max(self.check.span.line - 1, 0), f"check {self.name}"
+        what = "check" if hasattr(self.check, "alignment") else "circuit"
+        return self.path, max(self.check.span.line - 1, 0), f"{what} {self.name}"

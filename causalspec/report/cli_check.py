@@ -85,7 +85,7 @@ def _load_all(files: list[str], err) -> list | None:
 def _check_only(only: list[str] | None, irs: list) -> None:
     if not only:
         return
-    known = [c.name for ir in irs for c in ir.checks]
+    known = [c.name for ir in irs for c in (*ir.checks, *ir.circuits.values())]
     for name in only:
         if name not in known:
             hint = did_you_mean(name, known)

@@ -48,6 +48,10 @@ def _properties(r: CheckResult) -> list[tuple[str, str]]:
                   (f"iia_upper95 {key}", _num(c.iia.upper if c.iia.trials else None)),
                   (f"sampled {key}", str(c.sampled)), (f"kept {key}", str(c.kept)),
                   (f"baseline {key}", _num(c.baseline.estimate if c.baseline.trials else None))]
+    if r.circuit is not None:
+        from causalspec.report.circuit_report import circuit_properties
+
+        props += circuit_properties(r.circuit)
     for cond in r.conditions:
         props.append((f"condition {cond.text}", f"{'pass' if cond.passed else 'fail'} {_num(cond.value)}"))
     return props

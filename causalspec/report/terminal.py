@@ -160,7 +160,7 @@ def _fmt_value(v) -> str:
 def headline(r: CheckResult) -> str:
     """One honest sentence about the verdict."""
     declared = [c for c in r.claims if c.kind == "declared"]
-    scope = f"{r.pairs} sampled pairs (seed {r.seed})"
+    scope = f"{r.pairs} sampled {'prompts' if r.kind == 'circuit' else 'pairs'} (seed {r.seed})"
     if len(declared) > 1:
         scope += f" for each of {len(declared)} interchange sets"
     if r.status == PASSED:
@@ -246,6 +246,10 @@ def check_renderables(r: CheckResult, quiet: bool = False, glyphs: dict[str, str
         if r.reproduce:
             out.append(_reproduce(r))
         return out
+    if r.circuit is not None:
+        from causalspec.report.circuit_report import circuit_renderables
+
+        out.extend(circuit_renderables(r.circuit))
     if r.claims:
         out.append(_indent(claims_table(r)))
     dropped = [(c.label, c.dropped) for c in r.claims if c.kind == "declared" and c.dropped]

@@ -83,6 +83,8 @@ class CheckResult:
     line: int = 0
     reproduce: str = ""
     notes: list[str] = field(default_factory=list)
+    kind: str = "check"  # "check" | "circuit" (a circuit claim: `circuit` holds its numbers)
+    circuit: Any = None  # score/circuit_scores.CircuitSummary for kind == "circuit"
 
     @property
     def passed(self) -> bool:
@@ -97,7 +99,8 @@ class CheckResult:
             "approximate_abstraction_accuracy": self.aaa,
             "claims": [c.to_dict() for c in self.claims],
             "conditions": [c.to_dict() for c in self.conditions],
-            "reproduce": self.reproduce, "notes": list(self.notes),
+            "reproduce": self.reproduce, "notes": list(self.notes), "kind": self.kind,
+            "circuit": None if self.circuit is None else self.circuit.to_dict(),
         }
 
 

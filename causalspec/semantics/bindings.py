@@ -62,6 +62,7 @@ CHECK_SETTINGS = ("pairs", "seed", "pool", "batch")
 DEFAULT_PAIRS = 1024
 DEFAULT_SEED = 0
 DEFAULT_BATCH = 64
+DEFAULT_CIRCUIT_PROMPTS = 256
 MAX_DEFAULT_SUBSET_VARS = 10  # `aaa` without interchange: 2**n - 1 subsets
 
 CIRCUIT_METRICS = {"logit_diff": (2, 2), "logit": (1, 1), "prob": (0, 1), "accuracy": (0, 0)}
@@ -404,6 +405,9 @@ class CircuitIR:
     metric: MetricIR
     conditions: tuple[ConditionIR, ...]
     span: Span = NO_SPAN
+    pairs: int = 256  # prompts the circuit is evaluated on (DEFAULT_CIRCUIT_PROMPTS)
+    seed: int = DEFAULT_SEED
+    batch: int = DEFAULT_BATCH
 
 
 @dataclass
@@ -1216,8 +1220,17 @@ class _Bindings:
         metric = MetricIR("accuracy")
         conditions: list[ConditionIR] = []
         expects = 0
+        settings: dict[str, A.Setting] = {}
         for stmt in circ.body:
-            if isinstance(stmt, A.CircuitEdges):
+            if isinstance(stmt, A.Setting):
+                if stmt.key == "pool":
+                    self.sink.error("E0704", "`pool` is a check setting; a circuit takes `pairs`, `seed` and `batch`",
+                                    stmt.span, "not a circuit setting",
+                                    help="`pairs` is how many prompts the circuit is evaluated on")
+                    ok = False
+                else:
+                    ok &= self._setting(stmt, settings)
+            elif isinstance(stmt, A.CircuitEdges):
                 for e in stmt.edges:
                     got = self._edge(e, groups, group_names, edges)
                     if got is None:
@@ -1276,8 +1289,11 @@ class _Bindings:
             ok = False
         if not ok:
             return None
+        given = {k: v.value for k, v in settings.items()}
         return CircuitIR(circ.name.text, net.name, model.name, circ.output.text, groups, tuple(edges), ablation,
-                         granularity.value if granularity else "node", metric, tuple(conditions), circ.span)
+                         granularity.value if granularity else "node", metric, tuple(conditions), circ.span,
+                         pairs=given.get("pairs", DEFAULT_CIRCUIT_PROMPTS), seed=given.get("seed", DEFAULT_SEED),
+                         batch=given.get("batch", DEFAULT_BATCH))
 
     def _group(self, stmt: A.GroupDecl, declared: dict[str, Span], node_seen: dict[SiteSpec, Span],
                resolver: PositionResolver | None) -> GroupIR | None:

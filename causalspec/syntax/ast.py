@@ -506,7 +506,7 @@ class MetricDecl(Node):
     braced: bool = False
 
 
-CircuitStmt = Union[GroupDecl, CircuitEdges, Ablate, Granularity, MetricDecl, Expect]
+CircuitStmt = Union[GroupDecl, CircuitEdges, Ablate, Granularity, MetricDecl, Expect, Setting]
 
 
 @dataclass(frozen=True)

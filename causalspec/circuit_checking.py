@@ -1,0 +1,302 @@
+"""Run a circuit claim: compile → load network → ablation values → variants → scores → CheckResult.
+
+A circuit claim becomes a `CheckResult` with `kind = "circuit"`, so `causalspec check`, the
+JSON and JUnit reports and the pytest plugin show it like a check (checking.run_check
+dispatches here). Its numbers live in `result.circuit` (score/circuit_scores.CircuitSummary):
+the metric's means for the full model, the circuit and everything ablated, each claimed
+score with its bootstrap interval, and the exact ablation in words.
+
+Statuses: missing weights → skipped; a circuit the network cannot host (a head index out of
+range, an unsupported family, prompts of different lengths under resampling) → error; a
+claim that does not hold, or an ablation that does not move the metric at all (effect-size
+guard) → failed.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from causalspec.compile.circuit_plan import (HEAD, MLP, Arch, CircuitPlan, CircuitPlanError, ResolvedCircuit,
+                                             compile_circuit, describe_prompt, resolve_circuit)
+from causalspec.run.adapters import CheckUsageError
+from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
+from causalspec.score.circuit_scores import (ABLATED, CIRCUIT, FULL, CircuitSummary, circuit_scores,
+                                             full_without_key, needed_variants, without_key, without_node_key)
+from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, ConditionResult
+
+
+def run_circuit(ir, circuit, options, networks) -> CheckResult:
+    from causalspec.checking import _unservable, reproduce_command
+
+    start = time.perf_counter()
+    result = CheckResult(circuit.name, "", circuit.model, circuit.network, ERROR,
+                         seed=int(options.seed if options.seed is not None else circuit.seed),
+                         pairs=int(options.pairs if options.pairs is not None else circuit.pairs),
+                         file=ir.file, line=circuit.span.line, kind="circuit")
+    result.reproduce = reproduce_command(ir.file, circuit.name, result.pairs, result.seed)
+    try:
+        _run(ir, circuit, options, networks, result)
+    except NetworkUnavailable as exc:
+        result.status, result.reason = SKIPPED, str(exc)
+    except (NetworkLoadError, CheckUsageError, CircuitPlanError) as exc:
+        result.status, result.reason = ERROR, str(exc)
+    except _unservable() as exc:
+        result.status, result.reason = ERROR, str(exc)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+class _ReferenceAdapter:
+    """Builds an HFAdapter that only encodes (reference prompts are never scored)."""
+
+    @staticmethod
+    def make(net, network_ir, model, output):
+        from causalspec.run.hf_adapter import HFAdapter
+
+        class EncodeOnly(HFAdapter):
+            def _answer_candidates(self):  # the reference model's output is never read
+                return None
+
+        return EncodeOnly(net, network_ir, model, output)
+
+
+def _run(ir, circuit, options, networks, result: CheckResult) -> None:
+    from causalspec.run.circuit_engine import (CircuitEngine, Variant, ZeroAblation, resample_mapping)
+    from causalspec.run.families import resolve_family
+    from causalspec.run.hf_adapter import HFAdapter
+
+    plan = compile_circuit(ir, circuit, options.pairs, options.seed)
+    net = networks.get(ir, plan.network.name, options)
+    if net.backend != "hf":
+        raise CheckUsageError(f"circuit `{circuit.name}`: circuits are evaluated on hf transformer networks; "
+                              f"`{net.name}` is a torch network")
+    adapter = HFAdapter(net, plan.network, plan.model, plan.output)
+    family = resolve_family(net.module)
+    engine = CircuitEngine(adapter, net.module, family, options.batch or circuit.batch)
+    resolved = resolve_circuit(circuit, engine.arch)
+    result.notes.extend(resolved.notes)
+    metric_fn, metric_text = make_metric(plan, adapter)
+
+    progress = options.progress
+    n = plan.prompts
+    ablation = _ablation(plan, engine, net, adapter, progress)
+
+    wanted = [(c.metric, c.arg) for c in circuit.conditions]
+    group_nodes = {g: [m.node.name for m in ms] for g, ms in resolved.groups.items()}
+    variants = [Variant(FULL, "clean"), Variant(ABLATED, "keep", _empty(resolved)),
+                Variant(CIRCUIT, "keep", resolved)]
+    for key, (kind, arg) in needed_variants(wanted, group_nodes):
+        if kind == "without":
+            variants.append(Variant(key, "keep", resolved.without([arg])))
+        elif kind == "without-node":
+            g, v = arg
+            node = next(m.node for m in resolved.groups[g] if m.node.name == v)
+            variants.append(Variant(key, "keep", resolved.without_node(node)))
+        else:
+            members = resolved.members if arg is None else resolved.groups[arg]
+            variants.append(Variant(key, "ablate", members=members))
+    advance = progress("circuit forward passes", n * len(variants)) if progress else None
+    values = engine.evaluate(plan.rows, variants, resolved.universe, ablation, metric_fn, advance)
+    means, effect, scores = circuit_scores(values, group_nodes, wanted, seed=plan.seed)
+
+    summary = CircuitSummary(
+        output=f"{circuit.model}.{circuit.output}", metric=metric_text,
+        ablation=describe_ablation(plan, ablation), granularity=circuit.granularity,
+        universe=describe_universe(resolved, engine.arch), prompts=n,
+        groups=[{"name": g, "nodes": [m.node.name for m in ms], "spec": [str(m.node) for m in ms],
+                 "positions": _positions_text(circuit.groups[g].positions)} for g, ms in resolved.groups.items()],
+        edges=[_edge_text(e) for e in circuit.edges] if circuit.granularity == "edge" else [],
+        means=means, effect=effect, scores=scores,
+        clean_accuracy=_clean_accuracy(values) if circuit.metric.name == "accuracy" else None,
+        reference_prompts=len(next(iter(plan.reference.rows.values()))) if plan.reference else 0)
+    result.circuit = summary
+    result.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
+    if getattr(ablation, "beyond", 0):
+        result.notes.append(f"{ablation.beyond} batch(es) had prompts longer than every reference prompt: "
+                            "positions past the longest reference prompt were ablated with the mean over all "
+                            "reference tokens")
+    evaluate_circuit_conditions(circuit, result)
+
+
+def _empty(resolved: ResolvedCircuit) -> ResolvedCircuit:
+    """∅: no member kept, no edge (the embedding is cut where the circuit routes it)."""
+    return ResolvedCircuit({}, resolved.universe, {} if resolved.edges is not None else None,
+                           resolved.embed_gated)
+
+
+def _ablation(plan: CircuitPlan, engine, net, adapter, progress):
+    from causalspec.run.circuit_engine import ZeroAblation, resample_mapping
+
+    kind = plan.circuit.ablation.kind
+    if kind == "zero":
+        p = next(net.module.parameters())
+        return ZeroAblation(p.dtype, p.device)
+    ref = plan.reference
+    assert ref is not None
+    ref_adapter = _ReferenceAdapter.make(net, ref.network, ref.model, ref.output)
+    n_ref = len(next(iter(ref.rows.values())))
+    if kind == "mean":
+        advance = progress("reference forward passes", n_ref) if progress else None
+        return engine.mean_ablation(ref_adapter, ref.rows, advance)
+    from causalspec.run.circuit_engine import ResampleAblation
+
+    eval_batch = adapter.encode(plan.rows)
+    ref_batch = ref_adapter.encode(ref.rows)
+    eval_len = np.array([r.length for r in eval_batch.meta["rows"]])
+    ref_len = np.array([r.length for r in ref_batch.meta["rows"]])
+    mapping = resample_mapping(eval_len, ref_len, ref.dataset.seed + plan.seed,
+                               lambda i: adapter.describe_row(eval_batch, i), ref.dataset.name)
+    return ResampleAblation(ref_adapter, ref.rows, mapping)
+
+
+# ───────────────────────── metric ─────────────────────────
+
+def make_metric(plan: CircuitPlan, adapter):
+    """The circuit's metric as ``(logits, batch, row indices) -> per-row values``, and its text."""
+    metric = plan.circuit.metric
+    model, output = plan.model, plan.output
+    domain = model.domain(output)
+    env = model.run(plan.rows)
+    cands = adapter.candidates
+    if cands is None:
+        raise CheckUsageError(f"metric `{metric.name}` needs answer tokens: give network `{plan.network.name}` an "
+                              f"`answer` template")
+    expected = domain.codes(env[output])
+
+    def token_ids(arg) -> np.ndarray:
+        n = len(expected)
+        if arg.kind == "var":
+            codes = domain.codes(env[arg.value])
+            return cands.numpy()[codes]
+        ids = adapter.tokenizer(arg.value, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise CheckUsageError(f"metric `{metric.name}`: {arg.value!r} tokenizes to no tokens")
+        part = adapter.answer.tokens if adapter.answer is not None else "first"
+        return np.full(n, int(ids[-1] if part == "last" else ids[0]))
+
+    args = [token_ids(a) for a in metric.args]
+    binding = SimpleNamespace(site=f"metric {metric.name}", positions=metric.positions)
+
+    def fn(logits: torch.Tensor, batch, idx: np.ndarray) -> np.ndarray:
+        pos = adapter.positions(batch, binding)  # [batch, n_pos]
+        if pos.shape[1] != 1:
+            raise CheckUsageError(f"metric `{metric.name}` is read at one token per prompt; its positions select "
+                                  f"{pos.shape[1]}")
+        rows = torch.arange(batch.size, device=logits.device)
+        at = logits[rows, pos[:, 0].to(logits.device)].float()  # [batch, vocab]
+        if metric.name == "accuracy":
+            pred = at[:, cands.to(at.device)].argmax(-1).cpu().numpy()
+            return (pred == expected[idx]).astype(float)
+        if metric.name == "prob":
+            probs = torch.softmax(at, dim=-1)
+            toks = args[0][idx] if args else cands.numpy()[expected[idx]]
+            return probs[rows, torch.as_tensor(toks, device=at.device)].cpu().numpy().astype(float)
+        a = at[rows, torch.as_tensor(args[0][idx], device=at.device)]
+        if metric.name == "logit":
+            return a.cpu().numpy().astype(float)
+        b = at[rows, torch.as_tensor(args[1][idx], device=at.device)]
+        return (a - b).cpu().numpy().astype(float)  # logit_diff
+
+    shown = ", ".join(a.value if a.kind == "var" else repr(a.value) for a in metric.args)
+    text = f"{metric.name}({shown})" if metric.args else metric.name
+    text += f" @ {_positions_text(metric.positions)}"
+    return fn, text
+
+
+def _clean_accuracy(values) -> float:
+    return float(np.mean(values[FULL]))
+
+
+# ───────────────────────── descriptions ─────────────────────────
+
+def describe_ablation(plan: CircuitPlan, ablation) -> str:
+    a = plan.circuit.ablation
+    if a.kind == "zero":
+        return "zero: an ablated head's z and an ablated MLP's output are set to 0"
+    ref = plan.reference
+    ds = ref.dataset
+    n_ref = len(next(iter(ref.rows.values())))
+    src = f"dataset `{ds.name}` ({n_ref} prompts of model `{ds.model}`, seed {ds.seed}, prompt " \
+          f"{describe_prompt(ref.network.encoding.prompt)})"
+    if a.kind == "mean":
+        return f"mean over {src}: each ablated activation is replaced by its mean over the reference prompts, " \
+               "per token position"
+    return f"resample from {src}: each prompt takes every ablated activation from one reference prompt of the " \
+           "same token length (drawn once, seeded)"
+
+
+def describe_universe(resolved: ResolvedCircuit, arch: Arch) -> str:
+    parts = []
+    total_heads = arch.layers * arch.heads
+    nodes = set(resolved.nodes)
+    if HEAD in resolved.universe:
+        kept = sum(1 for n in nodes if n.kind == HEAD)
+        parts.append(f"ablated: the {total_heads - kept} of {total_heads} attention heads outside the circuit")
+    if MLP in resolved.universe:
+        kept = sum(1 for n in nodes if n.kind == MLP)
+        parts.append(f"the {arch.layers - kept} of {arch.layers} MLPs outside the circuit")
+    text = ", ".join(parts)
+    text += ", and circuit nodes at positions outside their group's"
+    kept_kinds = ["MLPs"] if MLP not in resolved.universe else []
+    kept_kinds.append("embeddings")
+    text += f"; kept as wires: {' and '.join(kept_kinds)}"
+    if MLP not in resolved.universe:
+        text += " (the circuit names no mlp node)"
+    if resolved.edges is not None:
+        n_edges = sum(len(s) for s in resolved.edges.values())
+        text += f"; path patching: {n_edges} node-level edge(s), every other path into a circuit node or the " \
+                "logits carries ablated values"
+        if resolved.embed_gated:
+            text += " (embeddings too: inputs without an edge from `embed` see ablated embeddings)"
+    return text
+
+
+def _positions_text(positions) -> str:
+    return ", ".join(p.name or str(p) for p in positions)
+
+
+def _edge_text(e) -> str:
+    return f"{e.src} -> {e.dst}" + (f".{e.port}" if e.port else "")
+
+
+# ───────────────────────── verdicts ─────────────────────────
+
+def evaluate_circuit_conditions(circuit, result: CheckResult) -> None:
+    from causalspec.checking import _compare, _fmt, condition_text
+
+    summary: CircuitSummary = result.circuit
+    problems = []
+    eff = summary.effect
+    if eff is None or not np.isfinite(eff.estimate) or not eff.excludes_zero:
+        problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {_fmt(eff.estimate)} "
+                        f"[{_fmt(eff.lower)}, {_fmt(eff.upper)}] includes 0, so every score (a ratio over it) "
+                        "is noise (effect-size guard)")
+    for cond in circuit.conditions:
+        score = summary.score(cond.metric, cond.arg)
+        value = None
+        if score is not None:
+            value = score.value.lower if cond.statistic == "lower95" else score.value.estimate
+            if value is not None and not np.isfinite(value):
+                value = None
+        ok = value is not None and _compare(value, cond.op, cond.threshold)
+        detail = ""
+        if score is not None:
+            v = score.value
+            detail = f"{_fmt(v.estimate)} [{_fmt(v.lower)}, {_fmt(v.upper)}] over {summary.prompts} prompts"
+        result.conditions.append(ConditionResult(condition_text(cond), cond.metric, cond.statistic,
+                                                 cond.aggregation, cond.op, cond.threshold, value, bool(ok), detail))
+    failed = [c for c in result.conditions if not c.passed]
+    if problems:
+        result.status, result.reason = FAILED, "; ".join(problems)
+    elif failed:
+        result.status = FAILED
+        result.reason = "; ".join(f"{c.text}: got {_fmt(c.value)}" for c in failed)
+    else:
+        result.status, result.reason = PASSED, ""
+
+
+__all__ = ["describe_ablation", "describe_universe", "evaluate_circuit_conditions", "make_metric", "run_circuit"]
