@@ -226,7 +226,8 @@ def render_one(d: Diagnostic, sources: dict[str, str]) -> str:
         lines = [head]
     else:
         text = _source_text(span.file, sources)
-        src_lines = text.splitlines() if text is not None else []
+        # Only "\n" ends a line, as in the lexer (splitlines() would also split on form feeds).
+        src_lines = text.split("\n") if text is not None else []
         gutter = len(str(span.line))
         pad = " " * gutter
         lines = [head, f"{pad}--> {span}"]

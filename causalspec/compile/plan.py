@@ -76,7 +76,10 @@ def compile_check(ir: SpecIR, check, pairs: int | None = None, seed: int | None 
                          rng)
     pool_inputs = dict(getattr(pool, "inputs", pool))
     plan = CheckPlan(check, alignment, model, network, pool_inputs)
-    declared = [[list(g) for g in s] for s in check.interchange]
+    # An `aaa`-only check without `interchange` gets every subset as its interchange sets
+    # (bindings.py); those are exactly the subset claims below, so they are not run twice.
+    declared = [] if getattr(check, "interchange_default", False) else [[list(g) for g in s]
+                                                                        for s in check.interchange]
     for groups in declared:
         plan.claims.append(ClaimPlan(label_of(groups), groups,
                                      make_pairs(model, groups, n_pairs, rng, pool=pool_inputs)))

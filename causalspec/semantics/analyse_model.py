@@ -268,6 +268,7 @@ class _ModelAnalyser:
         for name, decl in self.var_asts.items():
             var = self.vars[name]
             comp = self._compiler(f"mechanism of `{name}`")
+            comp.expected = var.domain
             compiled = comp.coerce(comp.compile(decl.expr), var.domain, f"mechanism of `{name}`")
             var.mechanism = compiled
             var.parents = tuple(sorted(compiled.names))

@@ -50,7 +50,7 @@ class Domain:
             return "bool"
         if self.kind == "int":
             return f"int {self.lo}..{self.hi}"
-        shown = ", ".join(self.values[:6]) + (", …" if self.size > 6 else "")
+        shown = ", ".join(self.format(v) for v in self.values[:6]) + (", …" if self.size > 6 else "")
         prefix = f"{self.name} = " if self.name else ""
         return f"{prefix}enum {{{shown}}}"
 

@@ -44,6 +44,7 @@ class Ty:
 
 
 BOOL = Ty("bool")
+INT_LIMIT = 2 ** 62  # static int ranges beyond this could overflow int64 arithmetic
 ERROR = Ty("error")
 
 # Integers are evaluated as int64 arrays: larger literals and bounds are refused up front.
@@ -96,6 +97,7 @@ class ExprCompiler:
         self.tables = tables
         self.enum_members = enum_members
         self.context = context  # e.g. "mechanism of `O`", for messages
+        self.expected: Domain | None = None  # the declared domain of the result, when known
 
     # public ------------------------------------------------------------------
     def compile(self, expr: A.Expr) -> Compiled:
@@ -212,6 +214,16 @@ class ExprCompiler:
         return self._arith(e, op, l, r, names)
 
     def _arith(self, e, op: str, l: Compiled, r: Compiled, names) -> Compiled:
+        out = self._arith_unchecked(e, op, l, r, names)
+        if out.ty.kind == "int" and max(abs(out.ty.lo), abs(out.ty.hi)) > INT_LIMIT:
+            # Values are int64 arrays; a range this wide could wrap around silently.
+            self.sink.error("E0301", f"`{op}` can reach {out.ty.lo}..{out.ty.hi}, beyond the 64-bit integers "
+                            "mechanisms are computed with", e.span, "may overflow",
+                            help="narrow the operands' domains or clip intermediate values")
+            return self._error(e, names)
+        return out
+
+    def _arith_unchecked(self, e, op: str, l: Compiled, r: Compiled, names) -> Compiled:
         a, b = l.ty, r.ty
         if op == "+":
             return Compiled(e, Ty("int", a.lo + b.lo, a.hi + b.hi), names, lambda env, n: l.fn(env, n) + r.fn(env, n))
@@ -284,6 +296,10 @@ class ExprCompiler:
 
     def _symbol_choice(self, e, c: Compiled, s1: str, s2: str, names) -> Compiled:
         candidates = [d for d in self.enum_members.get(s1, []) if s2 in d.values]
+        # Prefer the domain the result is declared with (`output c : Color = if … then red else
+        # green` must not pick another enum that happens to contain red and green).
+        if self.expected is not None and s1 in self.expected.values and s2 in self.expected.values:
+            candidates = [self.expected]
         if not candidates:
             self.sink.error("E0301", f"`{s1}` and `{s2}` are not values of one enum", e.span, "")
             return self._error(e, names)
