@@ -29,6 +29,9 @@ from causalspec.score.circuit_scores import (ABLATED, CIRCUIT, FULL, CircuitSumm
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, ConditionResult
 
 
+REPORTED_GROUPS = 12  # up to this many groups, every group's necessity is reported
+
+
 def run_circuit(ir, circuit, options, networks) -> CheckResult:
     from causalspec.checking import _unservable, reproduce_command
 
@@ -87,6 +90,11 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
 
     wanted = [(c.metric, c.arg) for c in circuit.conditions]
     group_nodes = {g: [m.node.name for m in ms] for g, ms in resolved.groups.items()}
+    if len(resolved.groups) <= REPORTED_GROUPS:  # necessity of every group is reported, claimed or not
+        wanted += [("necessity", g) for g in resolved.groups if ("necessity", g) not in wanted]
+    else:
+        result.notes.append(f"necessity is reported only where claimed: the circuit has {len(resolved.groups)} "
+                            f"groups (more than {REPORTED_GROUPS}), each would cost a forward pass per batch")
     variants = [Variant(FULL, "clean"), Variant(ABLATED, "keep", _empty(resolved)),
                 Variant(CIRCUIT, "keep", resolved)]
     for key, (kind, arg) in needed_variants(wanted, group_nodes):

@@ -23,14 +23,6 @@ TRUE = "group prev = head[0.0]\n  group ind = head[1.0] @ END"
 ALL_EMBED = "embed -> prev; embed -> ind; embed -> logits"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     path = tmp_path_factory.mktemp("toy") / "model"
@@ -223,7 +215,7 @@ def test_each_variant_costs_one_forward_pass_per_batch(tmp_path, toy, networks):
               batch=16)
     fp = res["T"].forward_passes
     assert fp["circuit"] == 2 and fp["clean"] == 2 and fp["ablated"] == 2  # 32 prompts / batch 16
-    assert fp["knockout"] == 2  # necessity(prev): one more variant
+    assert fp["knockout"] == 4  # necessity of each of the 2 groups is reported: one more variant each
     assert fp["reference"] == 2  # the mean over 32 reference prompts, computed once
 
 
