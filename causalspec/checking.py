@@ -182,6 +182,7 @@ def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, resul
                                          net_sources=net_sources, net_patched=patched, kind=claim.kind,
                                          describe=describe))
     result.forward_passes = dict(engine.forward_passes)
+    result.notes.extend(n for n in engine.run_notes() if n not in result.notes)
     subsets = [c for c in result.claims if c.kind == "subset"]
     if subsets:
         result.aaa = float(np.mean([c.iia.estimate for c in subsets if c.iia.trials] or [np.nan]))

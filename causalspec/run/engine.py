@@ -44,6 +44,7 @@ class CleanCache:
 
     preds: np.ndarray  # [U] output codes (UNDECODABLE = -1)
     acts: dict = field(default_factory=dict)  # binding -> list over U of Tensor [n_pos, width] or [width]
+    kv: object = None  # run.incremental.KVRunner: cached keys/values for incremental patched forwards
 
 
 class Engine:
@@ -56,6 +57,10 @@ class Engine:
         self.base_dir = base_dir or Path.cwd()
         self.forward_passes = {"clean": 0, "patched": 0}
         self._bases: dict = {}
+        self.incremental = True  # patched forwards recompute only positions >= the patch (run.incremental)
+        self.kv_device = None  # where cached keys/values live (None: the model's device; "cpu" offloads)
+        self.notes: list[str] = []  # how the run was done, for CheckResult.notes (see `run_notes`)
+        self._kv_runners: list = []
 
     # featurizers -----------------------------------------------------------------------
     def basis(self, featurizer, width: int) -> torch.Tensor | None:
@@ -87,11 +92,12 @@ class Engine:
         # rectangular `positions()` is then only asked for patched batches, whose rows the
         # engine has grouped by token counts (see `run_patched`).
         ragged = getattr(self.adapter, "positions_list", None)
+        kv = self._kv_runner(n)
         for start in range(0, n, self.batch_size):
             idx = np.arange(start, min(n, start + self.batch_size))
             batch = self.adapter.encode({k: v[idx] for k, v in rows.items()})
             with torch.no_grad(), record(self.module, self.family, addresses) as captured:
-                raw = self.adapter.forward(batch)
+                raw = self.adapter.forward(batch) if kv is None else kv.clean(batch, idx)
             self.forward_passes["clean"] += 1
             preds[idx] = self.adapter.predict(raw, batch)
             for b in bindings:
@@ -113,7 +119,7 @@ class Engine:
                         acts[b][row] = act[j, pos[j]].detach().clone()  # [n_pos, width]
             if progress:
                 progress(len(idx))
-        return CleanCache(preds, acts)
+        return CleanCache(preds, acts, kv=kv.finish() if kv is not None else None)
 
     # patched pass --------------------------------------------------------------------------
     def run_patched(self, rows: dict[str, np.ndarray], cache: CleanCache, base: np.ndarray,
@@ -159,10 +165,43 @@ class Engine:
             width = values.shape[-1]
             pos = self.adapter.positions(batch, b)
             interventions.append(Intervention(address_of(b.site), pos, values, self.basis(b.featurizer, width)))
+        if cache.kv is not None:  # recompute only positions >= the patch; None: this batch runs in full
+            with torch.no_grad():
+                done = cache.kv.patched(batch, base_idx, interventions)
+            if done is not None:
+                self.forward_passes["patched"] += 1
+                return done
         with torch.no_grad(), patch(self.module, self.family, interventions):
             raw = self.adapter.forward(batch)
         self.forward_passes["patched"] += 1
         return self.adapter.predict(raw, batch)
+
+    def _kv_runner(self, n: int):
+        """A run.incremental.KVRunner for a clean pass of n inputs, or None (the reason goes to the notes)."""
+        if not self.incremental or not getattr(self.adapter, "sequence", False):
+            return None  # nothing to skip without a sequence axis
+        from causalspec.run.incremental import runner_for
+
+        runner, reason = runner_for(self.adapter, self.module, self.family, n, self.kv_device)
+        if runner is None:
+            self._note(f"patched forwards: full — {reason}")
+        else:
+            self._kv_runners.append(runner)
+        return runner
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def run_notes(self) -> list[str]:
+        """What the run did that a reader of the report should know (incremental forwards, fallbacks)."""
+        out = list(self.notes)
+        for runner in self._kv_runners:
+            if runner.disabled is not None:
+                out.append(f"patched forwards: full — {runner.disabled}")
+            elif runner.stats.note():
+                out.append(runner.stats.note())
+        return list(dict.fromkeys(out))
 
     def _describe(self, rows, i: int) -> str:
         batch = self.adapter.encode({k: v[[i]] for k, v in rows.items()})

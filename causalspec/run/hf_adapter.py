@@ -240,7 +240,7 @@ class HFAdapter:
         return out.logits if hasattr(out, "logits") else out[0]  # [batch, seq, vocab] | [batch, classes]
 
     # decoding --------------------------------------------------------------------------
-    def predict(self, raw: torch.Tensor, batch: Batch) -> np.ndarray:
+    def predict(self, raw: torch.Tensor, batch: Batch, offset: torch.Tensor | None = None) -> np.ndarray:
         """Output codes: argmax over the candidates' logits at the answer position.
 
         The restriction to candidates is deliberate: the question is which of the
@@ -260,6 +260,8 @@ class HFAdapter:
                 raise CheckUsageError(f"network `{self.net.name}`: logits of shape {tuple(raw.shape)}; expected "
                                       "[batch, seq, vocab]")
             where = torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long, device=raw.device)
+            if offset is not None:  # raw covers positions offset[i].. of row i (an incremental forward)
+                where = where - offset
             at = raw[torch.arange(batch.size, device=raw.device), where]  # [batch, vocab]
             scores = at[:, self.candidates.to(raw.device)]  # [batch, n_values]
         scores = scores.float()
