@@ -68,25 +68,13 @@ class _ReferenceAdapter:
 
 
 def _run(ir, circuit, options, networks, result: CheckResult) -> None:
-    from causalspec.run.circuit_engine import (CircuitEngine, Variant, ZeroAblation, resample_mapping)
-    from causalspec.run.families import resolve_family
-    from causalspec.run.hf_adapter import HFAdapter
+    from causalspec.run.circuit_engine import Variant
 
-    plan = compile_circuit(ir, circuit, options.pairs, options.seed)
-    net = networks.get(ir, plan.network.name, options)
-    if net.backend != "hf":
-        raise CheckUsageError(f"circuit `{circuit.name}`: circuits are evaluated on hf transformer networks; "
-                              f"`{net.name}` is a torch network")
-    adapter = HFAdapter(net, plan.network, plan.model, plan.output)
-    family = resolve_family(net.module)
-    engine = CircuitEngine(adapter, net.module, family, options.batch or circuit.batch)
+    plan, engine, ablation, metric_fn, metric_text = prepare(ir, circuit, options, networks)
     resolved = resolve_circuit(circuit, engine.arch)
     result.notes.extend(resolved.notes)
-    metric_fn, metric_text = make_metric(plan, adapter)
-
     progress = options.progress
     n = plan.prompts
-    ablation = _ablation(plan, engine, net, adapter, progress)
 
     wanted = [(c.metric, c.arg) for c in circuit.conditions]
     group_nodes = {g: [m.node.name for m in ms] for g, ms in resolved.groups.items()}
@@ -128,6 +116,72 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
                             "positions past the longest reference prompt were ablated with the mean over all "
                             "reference tokens")
     evaluate_circuit_conditions(circuit, result)
+
+
+def prepare(ir, circuit, options, networks):
+    """Plan, engine, ablation values (computed once) and metric of a circuit claim."""
+    from causalspec.run.circuit_engine import CircuitEngine
+    from causalspec.run.families import resolve_family
+    from causalspec.run.hf_adapter import HFAdapter
+
+    plan = compile_circuit(ir, circuit, options.pairs, options.seed)
+    net = networks.get(ir, plan.network.name, options)
+    if net.backend != "hf":
+        raise CheckUsageError(f"circuit `{circuit.name}`: circuits are evaluated on hf transformer networks; "
+                              f"`{net.name}` is a torch network")
+    adapter = HFAdapter(net, plan.network, plan.model, plan.output)
+    engine = CircuitEngine(adapter, net.module, resolve_family(net.module), options.batch or circuit.batch)
+    metric_fn, metric_text = make_metric(plan, adapter)
+    ablation = _ablation(plan, engine, net, adapter, options.progress)
+    return plan, engine, ablation, metric_fn, metric_text
+
+
+def edge_curve(ir, circuit, scored, fractions, options, networks) -> dict:
+    """Faithfulness of the top-|score| edges at each fraction, and the areas CPR and CMD.
+
+    `circuit` supplies the network, prompts, ablation and metric (its groups are not used);
+    `scored` is a list of (GraphEdge, score). Every circuit of the curve is evaluated at edge
+    granularity over heads and MLPs, with the embeddings routed (MIB's graph), one forward
+    pass per batch and fraction; N and ∅ are shared by all fractions.
+    """
+    from causalspec.circuit_files import area, graph_to_resolved, top_edges
+    from causalspec.run.circuit_engine import Variant
+    from causalspec.score.circuit_scores import bootstrap_stats
+
+    plan, engine, ablation, metric_fn, metric_text = prepare(ir, circuit, options, networks)
+    universe = frozenset({HEAD, MLP})
+    arch = engine.arch
+    for e, _ in scored:
+        for n in (e.src, e.dst):
+            if hasattr(n, "layer") and (n.layer >= arch.layers or (n.kind == HEAD and n.head >= arch.heads)):
+                raise CheckUsageError(f"edge `{e.name}` names {n}, which the network ({arch.family}, "
+                                      f"{arch.layers} layers x {arch.heads} heads) does not have")
+    empty = graph_to_resolved([], universe)
+    variants = [Variant(FULL, "clean"), Variant(ABLATED, "keep", empty)]
+    sizes = []
+    for i, f in enumerate(fractions):
+        edges = top_edges(scored, f)
+        sizes.append(len(edges))
+        variants.append(Variant(f"fraction:{i}", "keep", graph_to_resolved(edges, universe)))
+    values = engine.evaluate(plan.rows, variants, universe, ablation, metric_fn)
+
+    def faith(key):
+        return lambda m: (m[key] - m[ABLATED]) / (m[FULL] - m[ABLATED])
+
+    stats = {f"fraction:{i}": faith(f"fraction:{i}") for i in range(len(fractions))}
+    stats["effect"] = lambda m: m[FULL] - m[ABLATED]
+    est = bootstrap_stats(values, stats, seed=plan.seed)
+    ys = [est[f"fraction:{i}"].estimate for i in range(len(fractions))]
+    xs = [k / len(scored) for k in sizes]
+    return {
+        "circuit": circuit.name, "metric": metric_text, "ablation": describe_ablation(plan, ablation),
+        "prompts": plan.prompts, "edges_scored": len(scored),
+        "points": [{"fraction": f, "edges": k, "edge_fraction": x, "faithfulness": est[f"fraction:{i}"].to_dict()}
+                   for i, (f, k, x) in enumerate(zip(fractions, sizes, xs))],
+        "effect": est["effect"].to_dict(),
+        "cpr": area(xs, ys), "cmd": area(xs, [abs(1 - y) for y in ys]),
+        "forward_passes": {k: v for k, v in engine.forward_passes.items() if v},
+    }
 
 
 def _empty(resolved: ResolvedCircuit) -> ResolvedCircuit:

@@ -215,6 +215,9 @@ def _register_optional_commands(sub) -> None:
     except ImportError:
         return
     register(sub)
+    from causalspec.report.cli_circuit import register as register_circuit
+
+    register_circuit(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -107,6 +107,7 @@ class Arch:
     heads: int
     family: str = ""
     parallel: bool = False  # attention and MLP of a layer both read resid.pre (NeoX parallel residual)
+    d_model: int = 0  # 0: unknown
 
 
 def site_nodes(site: SiteSpec, arch: Arch) -> list[Node] | None:

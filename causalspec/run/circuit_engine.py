@@ -52,7 +52,8 @@ def arch_of(module, family) -> Arch:
         raise CheckUsageError(f"circuit evaluation needs a transformer of a supported family (gpt2, gpt-neox, "
                               f"llama-family, bert); this network is of an {family.name}")
     d = Dims.of(module.config)
-    return Arch(d.layers, d.n_heads, family.name, parallel=not family.has_resid_mid(module.config))
+    return Arch(d.layers, d.n_heads, family.name, parallel=not family.has_resid_mid(module.config),
+                d_model=d.d_model)
 
 
 @dataclass(frozen=True)

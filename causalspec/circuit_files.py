@@ -1,0 +1,311 @@
+"""Circuit files: circuits as JSON node/edge lists in the EAP-IG / MIB format, and back.
+
+Format (what EAP-IG's `Graph.to_json` writes and `Graph.from_json` reads; MIB's circuit
+track uses the same names):
+
+    {
+      "cfg":   {"n_layers": 12, "n_heads": 12, "parallel_attn_mlp": false, "d_model": 768},
+      "nodes": {"input": {"in_graph": true}, "a9.h9": {"in_graph": true}, "m3": {...}, ...},
+      "edges": {"a0.h1->a2.h3<q>": {"score": 0.12, "in_graph": true},
+                "input->m0": {...}, "a9.h9->logits": {...}, ...}
+    }
+
+Node names: `input` (the embeddings), `a{L}.h{H}` (a head), `m{L}` (an MLP), `logits`.
+An edge into a head names the head's input: `<q>`, `<k>` or `<v>`; edges into MLPs and the
+logits have none. Reading also accepts `"nodes": {"a9.h9": true}` and lists of names
+(`"nodes": ["a9.h9"], "edges": ["a9.h9->logits"]`, everything listed is in the graph), and
+edge entries without `in_graph` (a scored edge list, e.g. for `causalspec circuit cpr`).
+
+causalspec adds one key of its own, ignored by other tools: `"causalspec": {"circuit":
+NAME, "granularity": …, "positions": {node: [position, …]}, "groups": {group: [node, …]}}`
+— the MIB format has no token positions, so a positional circuit exported there loses them
+unless read back by causalspec.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, PORTS, Arch, Member, Node, ResolvedCircuit,
+                                             parse_node_name)
+
+_EDGE = re.compile(r"^\s*(?P<src>[^\s<>-]+)\s*->\s*(?P<dst>[^\s<>]+?)\s*(<(?P<port>[qkv])>)?\s*$")
+SCHEMA_KEY = "causalspec"
+
+
+class CircuitFileError(ValueError):
+    """A circuit file that cannot be read (the message says where and why)."""
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    src: Node | str  # Node or EMBED
+    dst: Node | str  # Node or LOGITS
+    port: str | None = None  # q | k | v for head targets
+
+    @property
+    def name(self) -> str:
+        src = "input" if self.src == EMBED else self.src.name
+        dst = LOGITS if self.dst == LOGITS else self.dst.name
+        return f"{src}->{dst}" + (f"<{self.port}>" if self.port else "")
+
+    @property
+    def receiver(self):
+        return LOGITS if self.dst == LOGITS else (self.dst, self.port)
+
+
+@dataclass
+class CircuitGraph:
+    """A circuit (or a scored full graph) as nodes and edges."""
+
+    cfg: dict[str, Any] = field(default_factory=dict)
+    nodes: dict[str, bool] = field(default_factory=dict)  # name -> in_graph
+    edges: dict[GraphEdge, tuple[float | None, bool]] = field(default_factory=dict)  # -> (score, in_graph)
+    extra: dict[str, Any] = field(default_factory=dict)  # the "causalspec" key
+
+    def in_graph_edges(self) -> list[GraphEdge]:
+        return [e for e, (_, inside) in self.edges.items() if inside]
+
+    def scored_edges(self) -> list[tuple[GraphEdge, float]]:
+        return [(e, s) for e, (s, _) in self.edges.items() if s is not None]
+
+
+def parse_edge(name: str) -> GraphEdge:
+    m = _EDGE.match(name)
+    if not m:
+        raise CircuitFileError(f"`{name}` is not an edge name (expected e.g. `a0.h1->a2.h3<q>` or `m3->logits`)")
+    try:
+        src = parse_node_name(m["src"])
+        dst = parse_node_name(m["dst"])
+    except ValueError as exc:
+        raise CircuitFileError(f"edge `{name}`: {exc}") from None
+    port = m["port"]
+    if src == LOGITS:
+        raise CircuitFileError(f"edge `{name}`: `logits` is the end of the graph, not a source")
+    if dst == EMBED:
+        raise CircuitFileError(f"edge `{name}`: `input` is the start of the graph, not a target")
+    if isinstance(dst, Node) and dst.kind == HEAD and port is None:
+        raise CircuitFileError(f"edge `{name}`: an edge into a head names its input: `<q>`, `<k>` or `<v>`")
+    if (dst == LOGITS or (isinstance(dst, Node) and dst.kind != HEAD)) and port is not None:
+        raise CircuitFileError(f"edge `{name}`: only heads have q/k/v inputs")
+    return GraphEdge(src, dst, port)
+
+
+def read_graph(path: str | Path) -> CircuitGraph:
+    """Read a circuit file (format in the module docstring)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CircuitFileError(f"{path}: cannot read a JSON circuit file: {exc}") from None
+    return graph_from_json(doc, str(path))
+
+
+def graph_from_json(doc: Any, where: str = "circuit file") -> CircuitGraph:
+    if not isinstance(doc, dict) or "nodes" not in doc and "edges" not in doc:
+        raise CircuitFileError(f"{where}: expected an object with `nodes` and/or `edges`")
+    g = CircuitGraph(cfg=dict(doc.get("cfg") or {}), extra=dict(doc.get(SCHEMA_KEY) or {}))
+    nodes = doc.get("nodes") or {}
+    for name, info in (nodes.items() if isinstance(nodes, dict) else ((n, True) for n in nodes)):
+        inside = info.get("in_graph", True) if isinstance(info, dict) else bool(info)
+        try:
+            parse_node_name(name)
+        except ValueError as exc:
+            raise CircuitFileError(f"{where}: {exc}") from None
+        g.nodes[name] = bool(inside)
+    edges = doc.get("edges") or {}
+    for name, info in (edges.items() if isinstance(edges, dict) else ((e, {}) for e in edges)):
+        edge = parse_edge(name)
+        if isinstance(info, dict):
+            score = info.get("score")
+            inside = info.get("in_graph", True)
+        elif isinstance(info, bool):
+            score, inside = None, info
+        else:
+            score, inside = info, True
+        if score is not None:
+            try:
+                score = float(score)
+            except (TypeError, ValueError):
+                raise CircuitFileError(f"{where}: edge `{name}` has a score that is not a number: {score!r}") from None
+        g.edges[edge] = (score, bool(inside))
+    return g
+
+
+def graph_to_json(g: CircuitGraph) -> dict[str, Any]:
+    # our key first: it is the marker that lets a re-export replace its own file (report/files.py)
+    out: dict[str, Any] = {SCHEMA_KEY: {"tool": "causalspec", **g.extra}, "cfg": g.cfg,
+                           "nodes": {n: {"in_graph": inside} for n, inside in g.nodes.items()},
+                           "edges": {e.name: {"score": 1.0 if s is None else s, "in_graph": inside}
+                                     for e, (s, inside) in g.edges.items()}}
+    return out
+
+
+def write_graph(g: CircuitGraph, path: str | Path) -> Path:
+    """Write atomically; an existing file is replaced only if it is one of ours."""
+    from causalspec.report.files import atomic_write_text
+
+    text = json.dumps(graph_to_json(g), indent=1) + "\n"
+    return atomic_write_text(path, text)
+
+
+# ───────────────────────── spec circuits <-> graphs ─────────────────────────
+
+def upstream(src: Node | str, dst: Node | str, port: str | None, arch: Arch) -> bool:
+    """Whether `src` can feed `dst` (its input `port`) in the forward pass."""
+    if src == EMBED or dst == LOGITS:
+        return True
+    if dst.kind == HEAD:
+        return src.layer < dst.layer
+    if src.kind == HEAD:
+        return src.layer < dst.layer or (src.layer == dst.layer and not arch.parallel)
+    return src.layer < dst.layer
+
+
+def circuit_to_graph(resolved: ResolvedCircuit, arch: Arch, name: str = "", granularity: str = "node",
+                     positions: dict[str, list[str]] | None = None) -> CircuitGraph:
+    """A resolved spec circuit as a graph. Edge circuits export their node-level edges; node
+    circuits export the subgraph their nodes induce (input -> every node, every node -> the
+    logits, every earlier node -> every later one): what node-level ablation lets through."""
+    cfg = {"n_layers": arch.layers, "n_heads": arch.heads, "parallel_attn_mlp": arch.parallel}
+    if arch.d_model:
+        cfg["d_model"] = arch.d_model
+    nodes = sorted(set(resolved.nodes))
+    g = CircuitGraph(cfg=cfg)
+    g.nodes["input"] = True
+    for n in nodes:
+        g.nodes[n.name] = True
+    g.nodes[LOGITS] = True
+    if resolved.edges is not None:
+        for receiver, senders in resolved.edges.items():
+            dst, port = (LOGITS, None) if receiver == LOGITS else receiver
+            for s in sorted(senders, key=lambda s: (-1, 0, 0) if s == EMBED else (s.layer, s.rank, s.head)):
+                if upstream(s, dst, port, arch):
+                    g.edges[GraphEdge(s, dst, port)] = (None, True)
+    else:
+        senders: list[Node | str] = [EMBED, *nodes]
+        for dst in [*nodes, LOGITS]:
+            for port in (PORTS if isinstance(dst, Node) and dst.kind == HEAD else (None,)):
+                for s in senders:
+                    if s != dst and upstream(s, dst, port, arch):
+                        g.edges[GraphEdge(s, dst, port)] = (None, True)
+    g.extra = {"circuit": name, "granularity": granularity,
+               "groups": {gname: [m.node.name for m in ms] for gname, ms in resolved.groups.items()}}
+    if positions:
+        g.extra["positions"] = positions
+    return g
+
+
+def full_graph(arch: Arch) -> list[GraphEdge]:
+    """Every edge of the network's graph (input, heads, MLPs, logits), in forward order."""
+    nodes = [n for L in range(arch.layers) for n in
+             [*(Node.attention(L, h) for h in range(arch.heads)), Node.mlp(L)]]
+    out = []
+    for dst in [*nodes, LOGITS]:
+        for port in (PORTS if isinstance(dst, Node) and dst.kind == HEAD else (None,)):
+            for src in [EMBED, *nodes]:
+                if src != dst and upstream(src, dst, port, arch):
+                    out.append(GraphEdge(src, dst, port))
+    return out
+
+
+def graph_to_resolved(edges: Iterable[GraphEdge], universe: frozenset[str] = frozenset({HEAD, "mlp"})) -> ResolvedCircuit:
+    """Edges of a graph as an edge-granularity circuit: one group per node, every position,
+    the embeddings routed (the `input` node is part of the graph)."""
+    members: dict[Node, Member] = {}
+    allowed: dict = {}
+    for e in edges:
+        for n in (e.src, e.dst):
+            if isinstance(n, Node) and n not in members:
+                members[n] = Member(n, group=group_name(n))
+        allowed[e.receiver] = allowed.get(e.receiver, frozenset()) | frozenset([e.src])
+    groups = {m.group: (m,) for m in sorted(members.values(), key=lambda m: m.node)}
+    return ResolvedCircuit(groups, universe, allowed, embed_gated=True)
+
+
+def group_name(node: Node) -> str:
+    return node.name.replace(".", "_")
+
+
+def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablation: str = "zero",
+                  metric: str | None = None, expect: str = "faithfulness >= 0.8", granularity: str = "edge") -> str:
+    """A `circuit` block for the graph's in-graph edges (edge granularity: one group per node)
+    or nodes (node granularity: one group per layer's heads and one for the MLPs)."""
+    positions = g.extra.get("positions", {}) if isinstance(g.extra, dict) else {}
+    in_edges = g.in_graph_edges()
+    nodes = {parse_node_name(n) for n, inside in g.nodes.items() if inside}
+    for e in in_edges:
+        nodes |= {e.src, e.dst}
+    nodes = sorted(n for n in nodes if isinstance(n, Node))
+    if not nodes:
+        raise CircuitFileError("the file has no head or MLP in the graph: nothing to state as a circuit")
+    lines = [f"circuit {name} on {network} for {output} {{"]
+    if granularity == "edge":
+        for n in nodes:
+            at = positions.get(n.name)
+            lines.append(f"  group {group_name(n)} = {n}" + (f" @ {', '.join(at)}" if at and at != ['all'] else ""))
+        lines.append("  edges {")
+        for e in sorted(in_edges, key=lambda e: (_order(e.dst), e.port or "", _order(e.src))):
+            src = "embed" if e.src == EMBED else group_name(e.src)
+            dst = LOGITS if e.dst == LOGITS else group_name(e.dst) + (f".{e.port}" if e.port else "")
+            lines.append(f"    {src} -> {dst}")
+        lines.append("  }")
+        lines.append("  granularity edge")
+    else:
+        by_layer: dict[int, list[Node]] = {}
+        mlps = []
+        for n in nodes:
+            (by_layer.setdefault(n.layer, []) if n.kind == HEAD else mlps).append(n)
+        for layer, heads in sorted(by_layer.items()):
+            lines.append(f"  group heads_{layer} = " + ", ".join(str(n) for n in heads))
+        if mlps:
+            lines.append("  group mlps = " + ", ".join(str(n) for n in mlps))
+    lines.append(f"  ablate complement with {ablation}")
+    if metric:
+        lines.append(f"  metric {metric}")
+    lines.append(f"  expect {expect}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _order(n) -> tuple:
+    if n == EMBED:
+        return (-1, 0, 0)
+    if n == LOGITS:
+        return (10**9, 0, 0)
+    return (n.layer, n.rank, n.head)
+
+
+# ───────────────────────── CPR / CMD ─────────────────────────
+
+MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def top_edges(scored: list[tuple[GraphEdge, float]], fraction: float) -> list[GraphEdge]:
+    """The ⌈fraction · n⌉ edges with the largest |score| (at least one); ties by name."""
+    import math
+
+    k = max(1, min(len(scored), math.ceil(fraction * len(scored) - 1e-9)))
+    ranked = sorted(scored, key=lambda es: (-abs(es[1]), es[0].name))
+    return [e for e, _ in ranked[:k]]
+
+
+def area(xs: Iterable[float], ys: Iterable[float]) -> float:
+    """Trapezoidal area under y(x) over the given points (x ascending), divided by the x range
+    covered — so a constant curve at 1 has area 1 whatever the fractions."""
+    import numpy as np
+
+    x, y = np.asarray(list(xs), float), np.asarray(list(ys), float)
+    if len(x) == 1:
+        return float(y[0])
+    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if hasattr(np, "trapezoid") else \
+        float(np.trapz(y, x) / (x[-1] - x[0]))
+
+
+__all__ = ["MIB_FRACTIONS", "CircuitFileError", "CircuitGraph", "GraphEdge", "area", "circuit_to_graph", "full_graph",
+           "graph_from_json", "graph_to_json", "graph_to_resolved", "graph_to_spec", "parse_edge", "read_graph",
+           "top_edges", "upstream", "write_graph"]

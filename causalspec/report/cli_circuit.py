@@ -1,0 +1,209 @@
+"""`causalspec circuit export|import|cpr`: circuits as JSON node/edge lists, and CPR/CMD.
+
+    causalspec circuit export SPEC --circuit NAME [-o FILE]      # spec circuit -> EAP-IG/MIB JSON
+    causalspec circuit import FILE --name N --on NET --for M.OUT  # JSON -> a `circuit` block
+    causalspec circuit cpr SPEC --circuit NAME --scores FILE      # faithfulness curve, CPR, CMD
+
+The file format is described in causalspec/circuit_files.py. `export` resolves `attn[L]`
+against the architecture: it reads the network's config when the weights are local, or
+takes `--layers`/`--heads`. `cpr` runs the network (the circuit names it, and supplies the
+prompts, the ablation and the metric); exit codes are those of the CLI (2 for a usage or
+file error, 0 otherwise: CPR and CMD are measurements, not claims).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from causalspec.cli import EXIT_OK, UsageError
+
+HELP = "export and import circuits as JSON node/edge lists; CPR/CMD of a scored edge list"
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        out = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--fractions {text!r}: expected numbers like 0.01,0.1,1") from None
+    if not out or any(not 0 < f <= 1 for f in out) or out != sorted(out):
+        raise argparse.ArgumentTypeError("--fractions must be ascending numbers in (0, 1]")
+    return out
+
+
+def register(subparsers) -> None:
+    sp = subparsers.add_parser("circuit", help=HELP, description=HELP + ".")
+    sub = sp.add_subparsers(dest="circuit_command", metavar="ACTION")
+    sub.required = True
+
+    ex = sub.add_parser("export", help="write a spec circuit as an EAP-IG / MIB JSON node/edge list")
+    ex.add_argument("spec", metavar="SPEC")
+    ex.add_argument("--circuit", required=True, metavar="NAME")
+    ex.add_argument("--output", "-o", metavar="FILE", help="output file (default: stdout)")
+    ex.add_argument("--layers", type=int, help="layers of the network (default: read from its local config)")
+    ex.add_argument("--heads", type=int, help="heads per layer (default: read from its local config)")
+    ex.set_defaults(func=cmd_export)
+
+    im = sub.add_parser("import", help="turn a JSON node/edge list into a `circuit` block")
+    im.add_argument("file", metavar="FILE")
+    im.add_argument("--name", required=True, help="name of the circuit")
+    im.add_argument("--on", required=True, metavar="NETWORK", help="the network it runs on")
+    im.add_argument("--for", required=True, dest="output", metavar="MODEL.OUTPUT")
+    im.add_argument("--ablation", default="zero", help="`zero`, `mean over D` or `resample from D` (default zero)")
+    im.add_argument("--metric", help="e.g. 'logit_diff(IO, S) @ END' (default: accuracy)")
+    im.add_argument("--expect", default="faithfulness >= 0.8")
+    im.add_argument("--granularity", choices=["edge", "node"], default="edge")
+    im.add_argument("--output", "-o", dest="out", metavar="FILE", help="output file (default: stdout)")
+    im.set_defaults(func=cmd_import)
+
+    cp = sub.add_parser("cpr", help="faithfulness curve of a scored edge list; CPR and CMD (MIB)")
+    cp.add_argument("spec", metavar="SPEC")
+    cp.add_argument("--circuit", required=True, metavar="NAME",
+                    help="a circuit of SPEC: its network, prompts, ablation and metric are used")
+    cp.add_argument("--scores", required=True, metavar="FILE", help="JSON edge list with scores")
+    cp.add_argument("--fractions", type=_fractions, metavar="F,F,…",
+                    help="edge fractions (default MIB's 0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2,0.5,1)")
+    cp.add_argument("--pairs", type=int, metavar="N", help="prompts (overrides the circuit's `pairs`)")
+    cp.add_argument("--seed", type=int, metavar="S")
+    cp.add_argument("--batch", type=int, metavar="B")
+    cp.add_argument("--json", metavar="FILE", help="also write the curve as JSON")
+    cp.add_argument("--allow-download", action="store_true")
+    cp.set_defaults(func=cmd_cpr)
+
+
+def _circuit(spec: str, name: str):
+    from causalspec.diagnostics import did_you_mean
+    from causalspec.semantics.analyse import load
+
+    ir = load(spec)
+    if name not in ir.circuits:
+        hint = did_you_mean(name, ir.circuits)
+        raise UsageError(f"--circuit {name}: no circuit of that name in {spec}"
+                         + (f"; {hint}" if hint else f" (circuits: {', '.join(ir.circuits) or 'none'})"))
+    return ir, ir.circuits[name]
+
+
+def _arch(ir, circuit, layers: int | None, heads: int | None):
+    from causalspec.compile.circuit_plan import Arch
+
+    if layers is not None and heads is not None:
+        return Arch(layers, heads)
+    net = ir.networks[circuit.network]
+    if net.backend == "hf":
+        from causalspec.run.loading import _local_hf_path
+
+        local = _local_hf_path(net.source, Path(ir.file).resolve().parent)
+        if local is not None:
+            from transformers import AutoConfig
+
+            cfg = AutoConfig.from_pretrained(str(local), local_files_only=True)
+            return Arch(int(cfg.num_hidden_layers), int(cfg.num_attention_heads), getattr(cfg, "model_type", ""),
+                        parallel=bool(getattr(cfg, "use_parallel_residual", False)),
+                        d_model=int(getattr(cfg, "hidden_size", 0) or 0))
+    raise UsageError(f"network `{net.name}` has no local config to read its layers and heads from; "
+                     "give --layers and --heads")
+
+
+def _write_or_print(text: str, out: str | None) -> None:
+    if out:
+        from causalspec.report.files import atomic_write_text
+
+        atomic_write_text(out, text)  # the header names causalspec: a re-import may replace its own file
+        print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from causalspec.circuit_files import circuit_to_graph, graph_to_json, write_graph
+    from causalspec.compile.circuit_plan import CircuitPlanError, resolve_circuit
+
+    ir, circuit = _circuit(args.spec, args.circuit)
+    arch = _arch(ir, circuit, args.layers, args.heads)
+    try:
+        resolved = resolve_circuit(circuit, arch)
+    except CircuitPlanError as exc:
+        raise UsageError(str(exc)) from None
+    positions = {m.node.name: [p.name or str(p) for p in m.positions] for m in resolved.members
+                 if not m.everywhere}
+    graph = circuit_to_graph(resolved, arch, circuit.name, circuit.granularity, positions)
+    if args.output:
+        print(f"wrote {write_graph(graph, args.output)}")
+    else:
+        sys.stdout.write(json.dumps(graph_to_json(graph), indent=1) + "\n")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from causalspec.circuit_files import CircuitFileError, graph_to_spec, read_graph
+
+    try:
+        graph = read_graph(args.file)
+        text = graph_to_spec(graph, args.name, args.on, args.output, args.ablation, args.metric, args.expect,
+                             args.granularity)
+    except CircuitFileError as exc:
+        raise UsageError(str(exc)) from None
+    header = f"# imported by `causalspec circuit import` from {args.file}\n"
+    _write_or_print(header + text, args.out)
+    return EXIT_OK
+
+
+def cmd_cpr(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from causalspec.checking import CheckOptions, NetworkCache
+    from causalspec.circuit_checking import edge_curve
+    from causalspec.circuit_files import MIB_FRACTIONS, CircuitFileError, read_graph
+    from causalspec.compile.circuit_plan import CircuitPlanError
+    from causalspec.run.adapters import CheckUsageError
+    from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
+
+    for flag, value in (("--pairs", args.pairs), ("--batch", args.batch)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1")
+    ir, circuit = _circuit(args.spec, args.circuit)
+    try:
+        scored = read_graph(args.scores).scored_edges()
+    except CircuitFileError as exc:
+        raise UsageError(str(exc)) from None
+    if not scored:
+        raise UsageError(f"{args.scores}: no edge has a score")
+    options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, allow_download=args.allow_download)
+    try:
+        curve = edge_curve(ir, circuit, scored, args.fractions or list(MIB_FRACTIONS), options, NetworkCache())
+    except NetworkUnavailable as exc:
+        raise UsageError(f"cannot run circuit `{circuit.name}`: {exc}") from None
+    except (NetworkLoadError, CheckUsageError, CircuitPlanError) as exc:
+        raise UsageError(str(exc)) from None
+    console = Console(highlight=False)
+    table = Table(title=f"faithfulness of the top-|score| edges of {args.scores} ({curve['edges_scored']} scored)")
+    for col in ("fraction", "edges", "faithfulness [95% CI]"):
+        table.add_column(col, justify="right")
+    for p in curve["points"]:
+        f = p["faithfulness"]
+        shown = "n/a" if f["estimate"] is None else \
+            f"{f['estimate']:.3f} [{_n(f['lower95'])}, {_n(f['upper95'])}]"
+        table.add_row(f"{p['fraction']:g}", str(p["edges"]), shown)
+    console.print(table)
+    console.print(f"metric {curve['metric']} on {curve['prompts']} prompts; ablation: {curve['ablation']}",
+                  markup=False)
+    console.print(f"CPR (area under faithfulness, higher is better) = {curve['cpr']:.4f}", markup=False)
+    console.print(f"CMD (area under |1 - faithfulness|, lower is better) = {curve['cmd']:.4f}", markup=False)
+    if args.json:
+        from causalspec.report.files import atomic_write_text
+        from causalspec.report.json_report import jsonable
+
+        doc = {"schema": "causalspec.circuit-curve/1", **jsonable(curve)}
+        atomic_write_text(args.json, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        console.print(f"wrote {args.json}", markup=False)
+    return EXIT_OK
+
+
+def _n(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+__all__ = ["register"]

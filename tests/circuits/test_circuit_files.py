@@ -1,0 +1,197 @@
+"""Circuit files (EAP-IG / MIB JSON node/edge lists), spec <-> file round trips, and the
+CPR/CMD faithfulness curve on the hand-built induction network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from causalspec.checking import CheckOptions, NetworkCache
+from causalspec.circuit_files import (CircuitFileError, CircuitGraph, area, circuit_to_graph, full_graph,
+                                      graph_from_json, graph_to_json, graph_to_spec, parse_edge, read_graph,
+                                      top_edges)
+from causalspec.cli import main
+from causalspec.compile.circuit_plan import EMBED, LOGITS, Arch, Node, parse_node_name, resolve_circuit
+from causalspec.semantics.analyse import load, load_text
+from causalspec.testing.toy_circuits import build_induction_model, spec_header
+
+TRUE_EDGES = {"input->a0.h0<q>", "input->a0.h0<k>", "input->a0.h0<v>", "input->a1.h0<q>", "input->a1.h0<k>",
+              "input->a1.h0<v>", "a0.h0->a1.h0<k>", "a1.h0->logits", "input->logits"}
+CIRCUITS = """
+circuit EdgeK on toy for Induction.answer {
+  group prev = head[0.0]
+  group ind = head[1.0] @ END
+  granularity edge
+  edges { embed -> prev; embed -> ind; embed -> logits; prev -> ind.k; ind -> logits }
+  ablate complement with mean over Ref
+  metric logit_diff(B, C) @ END
+  pairs 24
+  expect faithfulness >= 0.9
+}
+
+circuit Node on toy for Induction.answer {
+  group prev = head[0.0], mlp[0]
+  group ind = attn[1] @ END
+  ablate complement with mean over Ref
+  metric logit_diff(B, C) @ END
+  pairs 24
+  expect faithfulness >= 0.9
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def toy_spec(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("toyfiles")
+    build_induction_model(d / "toy")
+    spec = d / "c.cspec"
+    spec.write_text(spec_header("toy", ref_pairs=24) + CIRCUITS)
+    return spec
+
+
+def test_node_and_edge_names():
+    assert parse_node_name("a9.h9") == Node.attention(9, 9) and Node.attention(9, 9).name == "a9.h9"
+    assert parse_node_name("m3") == Node.mlp(3) and str(Node.mlp(3)) == "mlp[3]"
+    assert parse_node_name("input") == EMBED and parse_node_name("logits") == LOGITS
+    e = parse_edge("a0.h1->a2.h3<q>")
+    assert (e.src, e.dst, e.port) == (Node.attention(0, 1), Node.attention(2, 3), "q") and e.name == "a0.h1->a2.h3<q>"
+    assert parse_edge("input->m0").name == "input->m0" and parse_edge("m11->logits").receiver == LOGITS
+    for bad, why in (("a0.h1->a2.h3", "names its input"), ("m0->m1<q>", "only heads"), ("logits->m1", "end of"),
+                     ("a1.h1->input", "start of"), ("x->m1", "not a node name"), ("a1.h1", "not an edge")):
+        with pytest.raises(CircuitFileError, match=why):
+            parse_edge(bad)
+
+
+def test_reading_accepts_the_eap_ig_format_and_plain_lists():
+    g = graph_from_json({"cfg": {"n_layers": 2}, "nodes": {"a0.h0": {"in_graph": True}, "m1": {"in_graph": False}},
+                         "edges": {"a0.h0->logits": {"score": 0.5, "in_graph": True},
+                                   "input->m1": {"score": -2, "in_graph": False}}})
+    assert g.nodes == {"a0.h0": True, "m1": False}
+    assert [e.name for e in g.in_graph_edges()] == ["a0.h0->logits"]
+    assert sorted(s for _, s in g.scored_edges()) == [-2.0, 0.5]
+    plain = graph_from_json({"nodes": ["a0.h0"], "edges": ["a0.h0->logits"]})
+    assert plain.nodes == {"a0.h0": True} and [e.name for e in plain.in_graph_edges()] == ["a0.h0->logits"]
+    with pytest.raises(CircuitFileError, match="not a number"):
+        graph_from_json({"edges": {"a0.h0->logits": {"score": "high"}}})
+    with pytest.raises(CircuitFileError, match="expected an object"):
+        graph_from_json([1, 2])
+
+
+def test_the_full_graph_has_mibs_edge_count():
+    assert len(full_graph(Arch(12, 12))) == 32491  # GPT-2 small in MIB / EAP-IG
+    toy = full_graph(Arch(2, 4))
+    assert len(toy) == 110 and len({e.name for e in toy}) == 110
+    assert {e.name for e in toy} >= TRUE_EDGES
+
+
+def test_export_then_import_gives_back_the_circuit(toy_spec, tmp_path):
+    ir = load(toy_spec)
+    arch = Arch(2, 4, "gpt2", d_model=64)
+    for name, want_edges in (("EdgeK", 9), ("Node", None)):
+        circuit = ir.circuits[name]
+        resolved = resolve_circuit(circuit, arch)
+        g = circuit_to_graph(resolved, arch, name, circuit.granularity)
+        doc = json.loads(json.dumps(graph_to_json(g)))
+        assert doc["cfg"] == {"n_layers": 2, "n_heads": 4, "parallel_attn_mlp": False, "d_model": 64}
+        back = graph_from_json(doc)
+        if want_edges:
+            assert {e.name for e in back.in_graph_edges()} == TRUE_EDGES
+        text = graph_to_spec(back, "Back", "toy", "Induction.answer", "mean over Ref",
+                             granularity=circuit.granularity)
+        spec = load_text(spec_header(toy_spec.parent / "toy", 24) + text, base_dir=toy_spec.parent)
+        again = resolve_circuit(spec.circuits["Back"], arch)
+        assert set(again.nodes) == set(resolved.nodes)
+        if want_edges:
+            assert again.edges == resolved.edges
+    # node circuits export what node-level ablation lets through: every forward edge among their nodes
+    node = circuit_to_graph(resolve_circuit(ir.circuits["Node"], arch), arch)
+    assert "a0.h0->a1.h3<k>" in {e.name for e in node.in_graph_edges()}
+    assert "a1.h0->a1.h1<q>" not in {e.name for e in node.in_graph_edges()}  # same layer: no edge
+
+
+def test_cli_export_import_and_refusing_bad_files(toy_spec, tmp_path, capsys):
+    out = tmp_path / "edgek.json"
+    assert main(["circuit", "export", str(toy_spec), "--circuit", "EdgeK", "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["edges"]) == TRUE_EDGES and doc["causalspec"]["positions"] == {"a1.h0": ["END"]}
+    assert main(["circuit", "export", str(toy_spec), "--circuit", "EdgeK", "-o", str(out)]) == 0  # ours: replaced
+    capsys.readouterr()
+    assert main(["circuit", "import", str(out), "--name", "Back", "--on", "toy", "--for", "Induction.answer"]) == 0
+    text = capsys.readouterr().out
+    assert "group a1_h0 = head[1.0] @ END" in text and "a0_h0 -> a1_h0.k" in text and "granularity edge" in text
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"edges": ["a0.h0->a1.h0"]}')
+    assert main(["circuit", "import", str(bad), "--name", "B", "--on", "toy", "--for", "Induction.answer"]) == 2
+    assert "names its input" in capsys.readouterr().err
+    assert main(["circuit", "export", str(toy_spec), "--circuit", "Nope"]) == 2
+    mine = tmp_path / "user.json"
+    mine.write_text("{}")
+    assert main(["circuit", "export", str(toy_spec), "--circuit", "EdgeK", "-o", str(mine)]) == 2  # not ours
+
+
+def test_top_edges_and_area():
+    es = [(parse_edge(f"a0.h{i}->logits"), s) for i, s in enumerate([0.1, -3.0, 2.0, 0.5])]
+    assert [e.name for e in top_edges(es, 0.5)] == ["a0.h1->logits", "a0.h2->logits"]
+    assert len(top_edges(es, 0.001)) == 1 and len(top_edges(es, 1.0)) == 4
+    assert area([0.1, 0.5, 1.0], [1, 1, 1]) == pytest.approx(1.0)
+    assert area([0.0, 1.0], [0.0, 1.0]) == pytest.approx(0.5)
+
+
+def test_cpr_and_cmd_of_a_scored_edge_list(toy_spec, tmp_path, capsys):
+    from causalspec.circuit_checking import edge_curve
+
+    rng = np.random.default_rng(0)
+    g = CircuitGraph(cfg={"n_layers": 2, "n_heads": 4})
+    for e in full_graph(Arch(2, 4)):
+        g.edges[e] = (10 + float(rng.random()) if e.name in TRUE_EDGES else float(rng.random()), True)
+    scored = g.scored_edges()
+    ir = load(toy_spec)
+    fractions = [0.05, 9 / 110, 0.5, 1.0]
+    curve = edge_curve(ir, ir.circuits["Node"], scored, fractions, CheckOptions(pairs=16), NetworkCache())
+    faith = [p["faithfulness"]["estimate"] for p in curve["points"]]
+    assert [p["edges"] for p in curve["points"]] == [6, 9, 55, 110]
+    assert abs(faith[0]) < 0.05  # the top 6 edges miss part of the circuit
+    assert faith[1] == pytest.approx(1, abs=0.01)  # the 9 true edges: the whole circuit
+    assert faith[3] == pytest.approx(1, abs=1e-4)  # every edge: the full model
+    assert 0.5 < curve["cpr"] < 1.0 and 0 < curve["cmd"] < 0.5
+    assert curve["cmd"] == pytest.approx(area([6 / 110, 9 / 110, 0.5, 1.0], [abs(1 - f) for f in faith]))
+    assert curve["forward_passes"]["clean"] == 1 and curve["forward_passes"]["knockout"] == 4  # one per fraction
+    # the same through the CLI, with a JSON curve
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps(graph_to_json(g)))
+    out = tmp_path / "curve.json"
+    code = main(["circuit", "cpr", str(toy_spec), "--circuit", "Node", "--scores", str(scores),
+                 "--fractions", "0.05,0.5,1", "--pairs", "8", "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "CPR (area under faithfulness" in text and "CMD" in text
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "causalspec.circuit-curve/1" and len(doc["points"]) == 3
+    with pytest.raises(SystemExit) as exit_:  # not ascending: argparse's usage error
+        main(["circuit", "cpr", str(toy_spec), "--circuit", "Node", "--scores", str(scores), "--fractions", "0.5,0.1"])
+    assert exit_.value.code == 2
+
+
+def test_circuit_settings_are_validated():
+    base = spec_header("toy") + """
+circuit C on toy for Induction.answer {
+  group g = head[0.0]
+  ablate complement with zero
+  SETTINGS
+  expect faithfulness >= 0.5
+}
+"""
+    from causalspec.diagnostics import SpecError
+
+    ir = load_text(base.replace("SETTINGS", "pairs 12 seed 3 batch 4"))
+    c = ir.circuits["C"]
+    assert (c.pairs, c.seed, c.batch) == (12, 3, 4)
+    assert load_text(base.replace("SETTINGS", "")).circuits["C"].pairs == 256
+    for settings, msg in (("pool 8", "`pool` is a check setting"), ("pairs 0", "at least 1"),
+                          ("seed 1 seed 2", "given twice")):
+        with pytest.raises(SpecError) as err:
+            load_text(base.replace("SETTINGS", settings))
+        assert msg in str(err.value.diagnostics[0].message), settings
