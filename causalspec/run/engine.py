@@ -61,6 +61,7 @@ class Engine:
         self.kv_device = None  # where cached keys/values live (None: the model's device; "cpu" offloads)
         self.notes: list[str] = []  # how the run was done, for CheckResult.notes (see `run_notes`)
         self._kv_runners: list = []
+        self._sizers: dict = {}
 
     # featurizers -----------------------------------------------------------------------
     def basis(self, featurizer, width: int) -> torch.Tensor | None:
@@ -93,8 +94,8 @@ class Engine:
         # engine has grouped by token counts (see `run_patched`).
         ragged = getattr(self.adapter, "positions_list", None)
         kv = self._kv_runner(n)
-        for start in range(0, n, self.batch_size):
-            idx = np.arange(start, min(n, start + self.batch_size))
+
+        def clean_batch(idx: np.ndarray) -> None:  # retried, smaller, on out-of-memory (run.batching)
             batch = self.adapter.encode({k: v[idx] for k, v in rows.items()})
             with torch.no_grad(), record(self.module, self.family, addresses) as captured:
                 raw = self.adapter.forward(batch) if kv is None else kv.clean(batch, idx)
@@ -119,6 +120,10 @@ class Engine:
                         acts[b][row] = act[j, pos[j]].detach().clone()  # [n_pos, width]
             if progress:
                 progress(len(idx))
+
+        for chunk in self.sizer("clean").chunks(n):
+            with chunk:
+                clean_batch(chunk.idx)
         return CleanCache(preds, acts, kv=kv.finish() if kv is not None else None)
 
     # patched pass --------------------------------------------------------------------------
@@ -150,11 +155,12 @@ class Engine:
             buckets[tuple(signature[i])].append(i)
         for members in buckets.values():
             members = np.asarray(members)
-            for start in range(0, len(members), self.batch_size):
-                idx = members[start:start + self.batch_size]
-                preds[idx] = self._patched_batch(rows, cache, base[idx], [s[idx] for s in sources], flat)
-                if progress:
-                    progress(len(idx))
+            for chunk in self.sizer("patched").chunks(members):  # smaller on out-of-memory (run.batching)
+                with chunk:
+                    idx = chunk.idx
+                    preds[idx] = self._patched_batch(rows, cache, base[idx], [s[idx] for s in sources], flat)
+                    if progress:
+                        progress(len(idx))
         return preds
 
     def _patched_batch(self, rows, cache, base_idx, source_idx, flat) -> np.ndarray:
@@ -188,6 +194,19 @@ class Engine:
         else:
             self._kv_runners.append(runner)
         return runner
+
+    def sizer(self, kind: str):
+        """The run.batching.BatchSizer of one pass kind ("clean", "patched"): starts at `batch_size`,
+        halves on out-of-memory (noted), and keeps the smaller size for the rest of the run."""
+        if kind not in self._sizers:
+            from causalspec.run.batching import BatchSizer
+
+            def noted(tried: int, new: int, exc: BaseException, kind=kind) -> None:
+                self._note(f"{kind} forwards ran out of memory on a batch of {tried}; continued with batches "
+                           f"of {new}")
+
+            self._sizers[kind] = BatchSizer(self.batch_size, on_backoff=noted)
+        return self._sizers[kind]
 
     def _note(self, text: str) -> None:
         if text not in self.notes:
