@@ -44,6 +44,8 @@ class NetworkCache:
     """Networks loaded once per run, shared by every check that names them."""
 
     loaded: dict = field(default_factory=dict)
+    # values claims of one run share (circuit claims: ablation means, m(N), m(∅))
+    shared: dict = field(default_factory=dict)
 
     def get(self, ir: SpecIR, name: str, options: CheckOptions) -> LoadedNetwork:
         if name in self.loaded:

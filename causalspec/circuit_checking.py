@@ -75,6 +75,11 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
     result.notes.extend(resolved.notes)
     progress = options.progress
     n = plan.prompts
+    shared = _shared(networks)
+    key_n = ("N", circuit.network, plan.network.source, describe_prompt(plan.network.encoding.prompt), circuit.model,
+             circuit.output, n, plan.seed, repr(circuit.metric))
+    key_e = ("∅", *key_n, _ablation_key(plan), resolved.universe, resolved.edges is not None and resolved.embed_gated)
+    reused = {k: shared[key] for k, key in ((FULL, key_n), (ABLATED, key_e)) if key in shared}
 
     wanted = [(c.metric, c.arg) for c in circuit.conditions]
     group_nodes = {g: [m.node.name for m in ms] for g, ms in resolved.groups.items()}
@@ -83,8 +88,8 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
     else:
         result.notes.append(f"necessity is reported only where claimed: the circuit has {len(resolved.groups)} "
                             f"groups (more than {REPORTED_GROUPS}), each would cost a forward pass per batch")
-    variants = [Variant(FULL, "clean"), Variant(ABLATED, "keep", _empty(resolved)),
-                Variant(CIRCUIT, "keep", resolved)]
+    variants = [v for v in (Variant(FULL, "clean"), Variant(ABLATED, "keep", _empty(resolved))) if v.key not in reused]
+    variants.append(Variant(CIRCUIT, "keep", resolved))
     for key, (kind, arg) in needed_variants(wanted, group_nodes):
         if kind == "without":
             variants.append(Variant(key, "keep", resolved.without([arg])))
@@ -96,7 +101,15 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
             members = resolved.members if arg is None else resolved.groups[arg]
             variants.append(Variant(key, "ablate", members=members))
     advance = progress("circuit forward passes", n * len(variants)) if progress else None
+    beyond = getattr(ablation, "beyond", 0)
     values = engine.evaluate(plan.rows, variants, resolved.universe, ablation, metric_fn, advance)
+    beyond = getattr(ablation, "beyond", 0) - beyond
+    values.update(reused)
+    shared[key_n], shared[key_e] = values[FULL], values[ABLATED]
+    if reused:
+        shown = " and ".join({FULL: "m(N)", ABLATED: "m(∅)"}[k] for k in reused)
+        result.notes.append(f"{shown}: per-prompt values reused from an earlier circuit of this run (same "
+                            "network, prompts, metric and ablation)")
     means, effect, scores = circuit_scores(values, group_nodes, wanted, seed=plan.seed)
 
     summary = CircuitSummary(
@@ -111,8 +124,8 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
         reference_prompts=len(next(iter(plan.reference.rows.values()))) if plan.reference else 0)
     result.circuit = summary
     result.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
-    if getattr(ablation, "beyond", 0):
-        result.notes.append(f"{ablation.beyond} batch(es) had prompts longer than every reference prompt: "
+    if beyond:
+        result.notes.append(f"{beyond} batch(es) had prompts longer than every reference prompt: "
                             "positions past the longest reference prompt were ablated with the mean over all "
                             "reference tokens")
     evaluate_circuit_conditions(circuit, result)
@@ -132,7 +145,7 @@ def prepare(ir, circuit, options, networks):
     adapter = HFAdapter(net, plan.network, plan.model, plan.output)
     engine = CircuitEngine(adapter, net.module, resolve_family(net.module), options.batch or circuit.batch)
     metric_fn, metric_text = make_metric(plan, adapter)
-    ablation = _ablation(plan, engine, net, adapter, options.progress)
+    ablation = _ablation(plan, engine, net, adapter, options.progress, networks)
     return plan, engine, ablation, metric_fn, metric_text
 
 
@@ -184,13 +197,27 @@ def edge_curve(ir, circuit, scored, fractions, options, networks) -> dict:
     }
 
 
+def _shared(networks) -> dict:
+    shared = getattr(networks, "shared", None)
+    return shared if isinstance(shared, dict) else {}
+
+
+def _ablation_key(plan: CircuitPlan) -> tuple:
+    a = plan.circuit.ablation
+    ref = plan.reference
+    if ref is None:
+        return (a.kind,)
+    return (a.kind, ref.dataset.name, ref.dataset.model, ref.dataset.pairs, ref.dataset.seed, plan.network.name,
+            plan.network.source, describe_prompt(ref.network.encoding.prompt))
+
+
 def _empty(resolved: ResolvedCircuit) -> ResolvedCircuit:
     """∅: no member kept, no edge (the embedding is cut where the circuit routes it)."""
     return ResolvedCircuit({}, resolved.universe, {} if resolved.edges is not None else None,
                            resolved.embed_gated)
 
 
-def _ablation(plan: CircuitPlan, engine, net, adapter, progress):
+def _ablation(plan: CircuitPlan, engine, net, adapter, progress, networks=None):
     from causalspec.run.circuit_engine import ZeroAblation, resample_mapping
 
     kind = plan.circuit.ablation.kind
@@ -202,8 +229,12 @@ def _ablation(plan: CircuitPlan, engine, net, adapter, progress):
     ref_adapter = _ReferenceAdapter.make(net, ref.network, ref.model, ref.output)
     n_ref = len(next(iter(ref.rows.values())))
     if kind == "mean":
-        advance = progress("reference forward passes", n_ref) if progress else None
-        return engine.mean_ablation(ref_adapter, ref.rows, advance)
+        shared = _shared(networks)
+        key = ("mean-ablation", *_ablation_key(plan), engine.batch_size)
+        if key not in shared:
+            advance = progress("reference forward passes", n_ref) if progress else None
+            shared[key] = engine.mean_ablation(ref_adapter, ref.rows, advance)
+        return shared[key]
     from causalspec.run.circuit_engine import ResampleAblation
 
     eval_batch = adapter.encode(plan.rows)

@@ -363,7 +363,8 @@ class GroupIR:
 
     @property
     def heads_only(self) -> bool:
-        return all(n.kind == "head" for n in self.nodes)
+        """Every node is attention heads: `head[L.H]` (or its z/result) or a whole `attn[L]`."""
+        return all(n.kind in ("head", "head.z", "head.result", "attn", "attn.out") for n in self.nodes)
 
 
 @dataclass(frozen=True)

@@ -209,14 +209,20 @@ def test_path_patching_matches_a_two_run_splice(tmp_path, toy, networks):
     assert got == pytest.approx(want, abs=1e-4)
 
 
-def test_each_variant_costs_one_forward_pass_per_batch(tmp_path, toy, networks):
-    res = run(tmp_path, toy, networks,
+def test_each_variant_costs_one_forward_pass_per_batch(tmp_path, toy):
+    res = run(tmp_path, toy, NetworkCache(),
               circuit("T", TRUE, "mean over Ref", "faithfulness >= 0.9 and necessity(prev) >= 0.5", pairs=32),
-              batch=16)
+              circuit("U", "group ind = head[1.0] @ END", "mean over Ref", pairs=32), batch=16)
     fp = res["T"].forward_passes
     assert fp["circuit"] == 2 and fp["clean"] == 2 and fp["ablated"] == 2  # 32 prompts / batch 16
     assert fp["knockout"] == 4  # necessity of each of the 2 groups is reported: one more variant each
     assert fp["reference"] == 2  # the mean over 32 reference prompts, computed once
+    # a second circuit on the same prompts, metric and ablation reuses the ablation values, m(N) and
+    # m(∅): it costs one forward pass per batch (plus one per reported knockout)
+    fu = res["U"].forward_passes
+    assert fu == {"circuit": 2, "knockout": 2}, fu
+    assert any("reused from an earlier circuit" in n for n in res["U"].notes)
+    assert res["U"].circuit.means["full model"] == res["T"].circuit.means["full model"]
 
 
 def test_metrics_prob_logit_and_accuracy(tmp_path, toy, networks):

@@ -1,0 +1,122 @@
+"""Path patching against an independent two-run splice, on tiny random models of each family.
+
+Circuit: a = head[0.1], b = head[1.2], c = mlp[1]; edges {a -> b.k; b -> logits}; zero
+ablation. Expected by the definition: b's keys see head 0.1 (and nothing else of the
+ablated layer 0), b's queries and values see none of layer 0, and the logits see b but
+neither head 0.1 nor mlp[1]. The reference builds exactly that from plain site hooks: run 1
+keeps only head 0.1 in layer 0 and records b's k; run 2 ablates all of layer 0, splices that
+k into b, keeps only b in layer 1 and zeroes mlp[1].
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from causalspec.checking import CheckOptions, NetworkCache, run_checks
+from causalspec.compile.circuit_plan import compile_circuit
+from causalspec.run.families import resolve_family
+from causalspec.run.hf_adapter import HFAdapter
+from causalspec.run.loading import load_hf_network
+from causalspec.run.sites import SiteAddress
+from causalspec.semantics.analyse import load
+from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
+
+NAMES = ["Mary", "John", "Tom", "Anna"]
+FAMILIES = {
+    "gpt2": ("gpt2", {}),
+    "neox-parallel": ("neox", {"use_parallel_residual": True}),
+    "neox-sequential": ("neox", {"use_parallel_residual": False}),
+    "llama": ("llama", {"num_key_value_heads": 4}),
+}
+SPEC = """
+model IOI {{
+  domain Name = enum {{{names}}}
+  input IO, S : Name ~ uniform where IO != S
+  output answer : Name = IO
+}}
+network net = hf "{path}" {{
+  prompt "When {{IO}} and {{S}} went to the store, {{S}} gave a drink to"
+  answer " {{answer}}"
+}}
+circuit K on net for IOI.answer {{
+  group a = head[0.1]
+  group b = head[1.2]
+  group c = mlp[1]
+  edges {{ a -> b.k; b -> logits }}
+  granularity edge
+  ablate complement with zero
+  metric logit_diff(IO, S)
+  pairs 6
+  expect faithfulness >= 0.5
+}}
+"""
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_path_patching_matches_a_splice(tmp_path, family):
+    kind, extra = FAMILIES[family]
+    tok = build_word_tokenizer("When and went to the store gave a drink".split() + NAMES)
+    build_tiny_model(kind, None, tmp_path / "m", tokenizer=tok, seed=1, initializer_range=0.3, **extra)
+    spec = tmp_path / "k.cspec"
+    spec.write_text(SPEC.format(names=", ".join(NAMES), path=tmp_path / "m"))
+    ir = load(spec)
+    [r] = run_checks(ir, CheckOptions(), NetworkCache())
+    assert r.status in ("passed", "failed"), r.reason
+    got = r.circuit.means["circuit"].estimate
+
+    plan = compile_circuit(ir, ir.circuits["K"])
+    net = load_hf_network("net", str(tmp_path / "m"), tmp_path, None, "cpu", "float32")
+    model, adapter = net.module, HFAdapter(net, plan.network, plan.model, plan.output)
+    fam = resolve_family(model)
+    batch = adapter.encode(plan.rows)
+    hd = model.config.hidden_size // model.config.num_attention_heads
+    heads = model.config.num_attention_heads
+
+    def keep_only(layer: int, keep: set[int]):
+        inner = fam.locate(model, SiteAddress("head.z", layer, 0)).inner
+
+        def edit(z):
+            z = z.clone()
+            for h in range(heads):
+                if h not in keep:
+                    z[..., h * hd:(h + 1) * hd] = 0
+            return z
+
+        return inner.install_write(edit)
+
+    def zero_mlp(layer: int):
+        return fam.locate(model, SiteAddress("mlp.out", layer)).install_write(torch.zeros_like)
+
+    k_site = fam.locate(model, SiteAddress("head.k", 1, 2))
+    captured = {}
+    handles = keep_only(0, {1}) + zero_mlp(0) + k_site.install_read(lambda k: captured.setdefault("k", k.clone()))
+    try:
+        with torch.no_grad():
+            adapter.forward(batch)
+    finally:
+        for h in handles:
+            h.remove()
+    env = plan.model.run(plan.rows)
+    dom = plan.model.domain("answer")
+    io, s = adapter.candidates[dom.codes(env["IO"])], adapter.candidates[dom.codes(env["S"])]
+    last = torch.tensor([e.answer_pos for e in batch.meta["rows"]])
+    rows = torch.arange(batch.size)
+
+    def run2(splice: bool) -> float:
+        handles = keep_only(0, set()) + zero_mlp(0) + keep_only(1, {2}) + zero_mlp(1)
+        if splice:
+            handles += k_site.install_write(lambda k: captured["k"])
+        try:
+            with torch.no_grad():
+                logits = adapter.forward(batch)
+        finally:
+            for h in handles:
+                h.remove()
+        at = logits[rows, last]
+        return float((at[rows, io] - at[rows, s]).mean())
+
+    want = run2(splice=True)
+    assert got == pytest.approx(want, abs=1e-4), family
+    # the splice is not vacuous: with b's keys blind to head 0.1 the number differs
+    assert abs(run2(splice=False) - want) > 1e-3
