@@ -164,4 +164,20 @@ def build_induction_model(save_dir: str | Path):
     return model, tokenizer
 
 
-__all__ = ["INDUCTION_HEAD", "NAMES", "PREV_HEAD", "TEMPLATE", "build_induction_model", "spec_header"]
+def main(argv: list[str] | None = None) -> int:
+    """`python -m causalspec.testing.toy_circuits DIR`: build the toy into DIR."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m causalspec.testing.toy_circuits DIR", file=sys.stderr)
+        return 2
+    build_induction_model(args[0])
+    print(f"wrote the hand-built induction GPT-2 and its tokenizer to {args[0]}")
+    return 0
+
+
+__all__ = ["INDUCTION_HEAD", "NAMES", "PREV_HEAD", "TEMPLATE", "build_induction_model", "main", "spec_header"]
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
