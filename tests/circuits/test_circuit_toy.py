@@ -292,3 +292,24 @@ def test_reports_json_junit_terminal_and_cli(tmp_path, toy, networks):
     spec = str(tmp_path / "toy.cspec")
     assert main(["check", spec, "--only", "T", "--quiet"]) == 0
     assert main(["check", spec, "--only", "Bad", "--quiet"]) == 1
+
+
+def test_the_shipped_example_holds_where_it_should(tmp_path, toy):
+    import shutil
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "induction_circuit"
+    shutil.copy(root / "induction.cspec", tmp_path)
+    shutil.copytree(toy, tmp_path / "model")
+    results = run_checks(load(tmp_path / "induction.cspec"), CheckOptions(pairs=32))
+    assert [(r.name, r.status) for r in results] == [("InductionCircuit", PASSED), ("InductionPaths", PASSED),
+                                                     ("WrongPort", FAILED)]
+
+
+def test_attention_layers_are_head_groups_with_ports(tmp_path, toy, networks):
+    body = "group prev = head[0.0]\n  group ind = attn[1] @ END"
+    res = run(tmp_path, toy, networks, circuit("Layer", body, "mean over Ref", extra=(
+        "granularity edge\n  edges { embed -> prev; embed -> ind; embed -> logits; prev -> ind.k; ind -> logits }")))
+    r = res["Layer"]
+    assert r.status == PASSED, r.reason
+    assert r.circuit.groups[1]["nodes"] == ["a1.h0", "a1.h1", "a1.h2", "a1.h3"]
+    assert "the 3 of 8 attention heads outside the circuit" in r.circuit.universe
