@@ -11,43 +11,22 @@ from safetensors.torch import save_file
 
 from causalspec.checking import CheckOptions, run_checks
 from causalspec.semantics.analyse import load_text
+from causalspec.testing.specs import HIER_EQ_EXAMPLE, HIER_EQ_MODEL, hand_network, hier_eq_alignment
 
-REPO = Path(__file__).resolve().parents[2]
-HIER = REPO / "examples" / "hier_eq"
-
-HIER_SPEC = f"""
-model HierEq {{
-  domain Obj = int 0..19
-  input  W, X, Y, Z : Obj ~ uniform
-  var    WX : bool = W == X
-  var    YZ : bool = Y == Z
-  output O  : bool = WX == YZ
-  sample balanced O
-}}
-network hand = torch "{HIER}/model.py:build_hand" weights "{HIER}/hand.safetensors" {{
-  encode "{HIER}/model.py:encode"
-}}
-align HierEq to hand as True_ {{
-  WX -> module "layers.0" output : [0:20]
-  YZ -> module "layers.0" output : [20:40]
-  O  -> output : argmax
-}}
-align HierEq to hand as Swapped {{
-  WX -> module "layers.0" output : [20:40]
-  YZ -> module "layers.0" output : [0:20]
-  O  -> output : argmax
-}}
-check True_ {{
-  interchange WX, YZ, {{WX, YZ}}, {{WX | YZ}}
+HIER = HIER_EQ_EXAMPLE
+HIER_SPEC = (HIER_EQ_MODEL + hand_network() + hier_eq_alignment("True_", "[0:20]", "[20:40]")
+             + hier_eq_alignment("Swapped", "[20:40]", "[0:20]") + """
+check True_ {
+  interchange WX, YZ, {WX, YZ}, {WX | YZ}
   pairs 256 seed 3
   expect iia >= 0.99 each
-}}
-check Swapped {{
+}
+check Swapped {
   interchange WX, YZ
   pairs 256 seed 3
   expect iia >= 0.9 each
-}}
-"""
+}
+""")
 
 
 def _run(text: str, tmp_path: Path, **options):

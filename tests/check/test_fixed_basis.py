@@ -10,23 +10,10 @@ from safetensors.torch import save_file
 
 from causalspec.checking import CheckOptions, run_checks
 from causalspec.semantics.analyse import load_text
-
-HIER = Path(__file__).resolve().parents[2] / "examples" / "hier_eq"
-
+from causalspec.testing.specs import HIER_EQ_MODEL, hand_network
 
 def spec(wx_site: str, yz_site: str = 'module "layers.0" output : [20:40]') -> str:
-    return f"""
-model HierEq {{
-  domain Obj = int 0..19
-  input  W, X, Y, Z : Obj ~ uniform
-  var    WX : bool = W == X
-  var    YZ : bool = Y == Z
-  output O  : bool = WX == YZ
-  sample balanced O
-}}
-network hand = torch "{HIER}/model.py:build_hand" weights "{HIER}/hand.safetensors" {{
-  encode "{HIER}/model.py:encode"
-}}
+    return HIER_EQ_MODEL + hand_network() + f"""
 align HierEq to hand as A {{
   WX -> {wx_site}
   YZ -> {yz_site}

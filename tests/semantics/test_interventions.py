@@ -9,19 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from causalspec.testing.specs import HIER_EQ_MODEL
 from causalspec.semantics.analyse import load_text
 from causalspec.semantics.interventions import do, encode_value, interchange, normalize_groups, source_values
 
-HIER = """
-model HierEq {
-  domain Obj = int 0..19
-  input  W, X, Y, Z : Obj ~ uniform
-  var    WX : bool = W == X
-  var    YZ : bool = Y == Z
-  output O  : bool = WX == YZ
-  sample balanced O
-}
-"""
+HIER = HIER_EQ_MODEL
 
 CHAIN = """
 model Chain {

@@ -5,20 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from causalspec.testing.specs import HIER_EQ_MODEL
 from causalspec.semantics.analyse import load_text
 from causalspec.semantics.pairs import PairSet, distinguishes, distinguishing_power, make_pairs
 from causalspec.semantics.sampling import take
 
-HIER = """
-model HierEq {
-  domain Obj = int 0..19
-  input  W, X, Y, Z : Obj ~ uniform
-  var    WX : bool = W == X
-  var    YZ : bool = Y == Z
-  output O  : bool = WX == YZ
-  sample balanced O
-}
-"""
+HIER = HIER_EQ_MODEL
 
 # Same behaviour without intervention, but O does not read WX.
 BYPASS = """

@@ -5,20 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from causalspec.testing.specs import HIER_EQ_MODEL
 from causalspec.semantics import sampling
 from causalspec.semantics.analyse import load_text
 from causalspec.semantics.sampling import InputSample, SamplingError, sample_inputs
 
-HIER = """
-model HierEq {
-  domain Obj = int 0..19
-  input  W, X, Y, Z : Obj ~ uniform
-  var    WX : bool = W == X
-  var    YZ : bool = Y == Z
-  output O  : bool = WX == YZ
-  sample balanced O
-}
-"""
+HIER = HIER_EQ_MODEL
 
 
 def model(text: str):

@@ -1,0 +1,66 @@
+"""Spec texts shared by tests, benchmarks and examples.
+
+Why a module: the hierarchical-equality model, its hand-built network and a spec whose
+network is missing are the fixtures most tests start from; one copy keeps them identical
+everywhere (a test that drifts from the others silently tests something else).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HIER_EQ_EXAMPLE = REPO / "examples" / "hier_eq"
+
+HIER_EQ_MODEL = """
+model HierEq {
+  domain Obj = int 0..19
+  input  W, X, Y, Z : Obj ~ uniform
+  var    WX : bool = W == X
+  var    YZ : bool = Y == Z
+  output O  : bool = WX == YZ
+  sample balanced O
+}
+"""
+
+
+def hand_network(name: str = "hand", example: Path = HIER_EQ_EXAMPLE, weights: str | Path | None = None) -> str:
+    """The hand-built hierarchical-equality net (examples/hier_eq) as a `network` block."""
+    weights = weights if weights is not None else example / "hand.safetensors"
+    return (f'\nnetwork {name} = torch "{example}/model.py:build_hand" weights "{weights}" {{\n'
+            f'  encode "{example}/model.py:encode"\n}}\n')
+
+
+def hier_eq_alignment(name: str, wx: str, yz: str, network: str = "hand") -> str:
+    """An alignment of WX and YZ to two slices of `layers.0` (e.g. "[0:20]")."""
+    return (f"\nalign HierEq to {network} as {name} {{\n"
+            f'  WX -> module "layers.0" output : {wx}\n'
+            f'  YZ -> module "layers.0" output : {yz}\n'
+            f"  O  -> output : argmax\n}}\n")
+
+
+# A complete spec whose `hf` network does not exist here: its check must be *skipped*.
+MISSING_HF_SPEC = """
+model Copy {
+  domain Name = enum {Mary, John}
+  input  A : Name ~ uniform
+  var    B : Name = A
+  output answer : Name = B
+}
+
+network missing = hf "/nonexistent/causalspec-test-model" {
+  prompt "Say {A}:"
+  answer " {answer}"
+}
+
+align Copy to missing as CopyPos {
+  B -> resid.post[0] @ last
+  answer -> output
+}
+
+check CopyPos {
+  interchange B
+  pairs 16 seed 0
+  expect iia >= 0.5
+}
+"""
