@@ -23,9 +23,9 @@ import torch
 from causalspec.compile.circuit_plan import (HEAD, MLP, Arch, CircuitPlan, CircuitPlanError, ResolvedCircuit,
                                              compile_circuit, describe_prompt, resolve_circuit)
 from causalspec.run.adapters import CheckUsageError
+from causalspec.semantics.sites import LAST
 from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
-from causalspec.score.circuit_scores import (ABLATED, CIRCUIT, FULL, CircuitSummary, circuit_scores,
-                                             full_without_key, needed_variants, without_key, without_node_key)
+from causalspec.score.circuit_scores import ABLATED, CIRCUIT, FULL, CircuitSummary, circuit_scores, needed_variants
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, ConditionResult
 
 
@@ -273,9 +273,14 @@ def make_metric(plan: CircuitPlan, adapter):
 
     args = [token_ids(a) for a in metric.args]
     binding = SimpleNamespace(site=f"metric {metric.name}", positions=metric.positions)
+    # a masked LM answers at its mask token: there `last` (the default) means the answer position
+    at_mask = getattr(adapter, "mask_id", None) is not None and tuple(metric.positions) == (LAST,)
 
     def fn(logits: torch.Tensor, batch, idx: np.ndarray) -> np.ndarray:
-        pos = adapter.positions(batch, binding)  # [batch, n_pos]
+        if at_mask:
+            pos = torch.tensor([[e.answer_pos] for e in batch.meta["rows"]], dtype=torch.long)
+        else:
+            pos = adapter.positions(batch, binding)  # [batch, n_pos]
         if pos.shape[1] != 1:
             raise CheckUsageError(f"metric `{metric.name}` is read at one token per prompt; its positions select "
                                   f"{pos.shape[1]}")

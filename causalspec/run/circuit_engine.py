@@ -29,7 +29,7 @@ Only this module and `run.sites` touch torch hooks.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable, Iterator, Mapping, Sequence
 

@@ -11,8 +11,7 @@ import pytest
 
 from causalspec.checking import CheckOptions, NetworkCache
 from causalspec.circuit_files import (CircuitFileError, CircuitGraph, area, circuit_to_graph, full_graph,
-                                      graph_from_json, graph_to_json, graph_to_spec, parse_edge, read_graph,
-                                      top_edges)
+                                      graph_from_json, graph_to_json, graph_to_spec, parse_edge, top_edges)
 from causalspec.cli import main
 from causalspec.compile.circuit_plan import EMBED, LOGITS, Arch, Node, parse_node_name, resolve_circuit
 from causalspec.semantics.analyse import load, load_text

@@ -163,6 +163,8 @@ CHECK_KEYS = {"name", "alignment", "model", "network", "status", "reason", "file
               "unique_inputs", "forward_passes", "seconds", "approximate_abstraction_accuracy", "claims",
               "conditions", "reproduce", "notes"}
 CLAIM_KEYS = {"label", "groups", "kind", "pairs", "baseline", "iia", "counterexamples"}
+# issue 5 (circuit claims): a result's kind and a circuit claim's numbers, same schema version
+CHECK_KEYS |= {"kind", "circuit"}
 PAIRS_KEYS = {"sampled", "kept", "dropped", "keep_rate", "changed", "moved"}
 PROPORTION_KEYS = {"successes", "trials", "estimate", "lower95", "upper95"}
 CONDITION_KEYS = {"text", "metric", "statistic", "aggregation", "op", "threshold", "value", "passed", "detail"}
