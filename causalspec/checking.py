@@ -37,6 +37,8 @@ class CheckOptions:
     device: str | None = None
     dtype: str | None = None
     progress: Callable | None = None  # progress(kind, total) -> callable(advance)
+    retrain: bool = False  # train learned featurizers even when an artifact for the same inputs exists
+    artifacts: str | None = None  # folder of trained-featurizer artifacts (default: .causalspec/artifacts)
 
 
 @dataclass
@@ -132,63 +134,79 @@ def _adapter(net: LoadedNetwork, plan: CheckPlan):
 
 
 def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, result: CheckResult) -> None:
-    from causalspec.run.engine import Engine, address_of
-    from causalspec.run.families import resolve_family
-
     plan = compile_check(ir, check, options.pairs, options.seed)
     net = networks.get(ir, plan.network.name, options)
-    adapter = _adapter(net, plan)
-    family = resolve_family(net.module)
-    bindings = plan.bindings()
-    for b in bindings:  # fail before any forward pass when the architecture cannot serve a site
-        family.locate(net.module, address_of(b.site))
-    engine = Engine(adapter, net.module, family, options.batch or check.batch, Path(ir.file).resolve().parent)
+    if getattr(check, "locate", ()):  # sweep the cells, keep the best, re-plan on fresh pairs
+        from causalspec.locate import locate_for_check
 
-    model, output = plan.model, plan.output
-    domain = model.domain(output)
-    ids = row_ids(plan.pool)
-    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    unique_rows = {k: v[first] for k, v in plan.pool.items()}
-    result.pool = len(ids)
-    result.unique_inputs = len(first)
+        plan = locate_for_check(ir, check, plan, net, options, result)
+    run = alignment_run(ir, check, plan, net, options)
+    result.pool = len(next(iter(plan.pool.values())))
+    result.unique_inputs = run.n_unique
 
+    from causalspec.alignment_run import compute_threads
+
+    with compute_threads(net.module):
+        _score(ir, check, plan, net, run, options, result)
+
+
+def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run, options: CheckOptions,
+           result: CheckResult) -> None:
+    engine = run.engine
+    model, domain = plan.model, run.domain
     progress = options.progress
     total_pairs = sum(c.pairs.n for c in plan.claims)
-    advance = progress("forward passes", len(first) + total_pairs) if progress else None
-    cache = engine.run_clean(unique_rows, bindings, advance)
-    pool_labels = domain.codes(model.run(plan.pool)[output])
+    advance = progress("forward passes", run.n_unique + total_pairs) if progress else None
+    run.clean(advance)
+    if run.alignment.learned:  # train (or reuse) das / boundless subspaces on a disjoint split
+        run.fit(ir, check, net, artifacts=options.artifacts, retrain=options.retrain, progress=progress)
 
+    runs = []
     for claim in plan.claims:
-        pairs = claim.pairs
-        base_u = inverse[pairs.base_index]
-        sources_u = [inverse[s] for s in pairs.source_index]
-        group_bindings = [[b for v in g for b in plan.alignment.variables[v]] for g in claim.groups]
-        patched = engine.run_patched(unique_rows, cache, base_u, sources_u, group_bindings, advance)
-        expected = domain.codes(pairs.expected[output])
-        base_label = domain.codes(pairs.base_output[output])
-        source_labels = np.stack([pool_labels[s] for s in pairs.source_index])
-        net_base = cache.preds[base_u]
-        net_sources = np.stack([cache.preds[s] for s in sources_u])
-
-        def describe(i: int, predicted: int, pairs=pairs, expected=expected, base_label=base_label) -> dict:
-            return {
-                "base": _row(model, pairs.base, i),
-                "sources": [_row(model, s, i) for s in pairs.sources],
-                "expected": _value(domain, expected[i]),
-                "predicted": _value(domain, predicted),
-                "base_output": _value(domain, base_label[i]),
-            }
-
-        result.claims.append(score_claim(claim.label, claim.groups, expected=expected, base_label=base_label,
-                                         source_labels=source_labels, net_base=net_base,
-                                         net_sources=net_sources, net_patched=patched, kind=claim.kind,
-                                         describe=describe))
-    result.forward_passes = dict(engine.forward_passes)
-    result.notes.extend(n for n in engine.run_notes() if n not in result.notes)
+        cr = run.claim_run(claim)
+        cr.patched = run.patch(cr, advance=advance)
+        runs.append(cr)
+        result.claims.append(run.score(cr, cr.patched, describe=describer(model, domain, cr)))
     subsets = [c for c in result.claims if c.kind == "subset"]
     if subsets:
         result.aaa = float(np.mean([c.iia.estimate for c in subsets if c.iia.trials] or [np.nan]))
+    from causalspec.stress import stress_test  # training report, diagnostics, illusion check, controls
+
+    stress_test(ir, check, plan, net, run, runs, options, result)
+    result.forward_passes = dict(engine.forward_passes)
+    result.notes.extend(n for n in engine.run_notes() if n not in result.notes)
     evaluate_conditions(check, result)
+
+
+def alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, options: CheckOptions, *,
+                  keep_filter: bool = True, label: str = ""):
+    """The engine and `AlignmentRun` of `plan` on `net` (sites are located before any forward pass)."""
+    from causalspec.alignment_run import AlignmentRun
+    from causalspec.run.engine import Engine, address_of
+    from causalspec.run.families import resolve_family
+
+    adapter = _adapter(net, plan)
+    family = resolve_family(net.module)
+    for b in plan.bindings():  # fail before any forward pass when the architecture cannot serve a site
+        family.locate(net.module, address_of(b.site))
+    engine = Engine(adapter, net.module, family, options.batch or check.batch, Path(ir.file).resolve().parent)
+    return AlignmentRun(plan, engine, keep_filter=keep_filter, label=label)
+
+
+def describer(model, domain, cr) -> Callable[[int, int], dict]:
+    """`describe(i, predicted)`: a counterexample record of pair i of a claim run."""
+    pairs, expected, base_label = cr.plan.pairs, cr.expected, cr.base_label
+
+    def describe(i: int, predicted: int) -> dict:
+        return {
+            "base": _row(model, pairs.base, i),
+            "sources": [_row(model, s, i) for s in pairs.sources],
+            "expected": _value(domain, expected[i]),
+            "predicted": _value(domain, predicted),
+            "base_output": _value(domain, base_label[i]),
+        }
+
+    return describe
 
 
 def _row(model, inputs: dict, i: int) -> dict:
@@ -254,10 +272,12 @@ def evaluate_conditions(check, result: CheckResult) -> None:
             value = float(np.mean(values)) if values else None
             ok = value is not None and _compare(value, cond.op, cond.threshold)
             detail = f"mean IIA over {len(subsets)} non-empty subset(s) of the aligned variables"
+        elif cond.metric == "control":
+            value, ok, detail = _control_condition(cond, result)
         else:
             result.conditions.append(ConditionResult(
                 condition_text(cond), cond.metric, stat, cond.aggregation, cond.op, cond.threshold, None, False,
-                f"`{cond.metric}({cond.arg or ''})` needs controls, which `causalspec check` does not run yet"))
+                f"unknown metric `{cond.metric}`"))
             continue
         result.conditions.append(ConditionResult(condition_text(cond), cond.metric, stat, cond.aggregation,
                                                  cond.op, cond.threshold, value, bool(ok), detail))
@@ -274,6 +294,26 @@ def evaluate_conditions(check, result: CheckResult) -> None:
     else:
         result.status = PASSED
         result.reason = ""
+
+
+def _control_condition(cond, result: CheckResult) -> tuple[float | None, bool, str]:
+    """`control(NAME) <= t`: every declared set's control value (each), or their mean, bounded."""
+    control = next((c for c in result.controls if c.name == cond.arg), None)
+    if control is None:
+        return None, False, f"control `{cond.arg}` did not run"
+    if not control.applicable:
+        return None, False, f"control `{cond.arg}` does not apply: {control.detail}"
+    values = [v for v in control.values if v is not None]
+    if not values:
+        return None, False, f"control `{cond.arg}` has no scored pairs"
+    if cond.aggregation == "mean":
+        value = float(np.mean(values))
+        return value, _compare(value, cond.op, cond.threshold), f"mean over {len(values)} interchange set(s)"
+    oks = [v is not None and _compare(v, cond.op, cond.threshold) for v in control.values]
+    value = float(max(values) if cond.op in ("<=", "<") else min(values))
+    failing = [lab for lab, o in zip(control.labels, oks) if not o]
+    ok = all(oks)
+    return value, ok, "every interchange set" if ok else f"fails for {', '.join(failing)}"
 
 
 def _fmt(v) -> str:

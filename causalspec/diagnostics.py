@@ -117,6 +117,7 @@ CODES: dict[str, str] = {
     "E0708": "check without interchange or expectations",
     "E0709": "conflicting statistics modes",
     "E0710": "ablation problem",
+    "E0711": "localization sweep problem",
     # files
     "E0801": "file not found",
     "E0802": "file cannot be read",

@@ -45,7 +45,15 @@ def register(subparsers) -> None:
     sp.add_argument("--dtype", metavar="T", help="dtype for every network, e.g. float32, bfloat16")
     sp.add_argument("--quiet", "-q", action="store_true",
                     help="print only failures, errors, skips and the summary line")
+    sp.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    sp.add_argument("--retrain", action="store_true",
+                    help="train learned featurizers (das, boundless) even when a matching artifact exists")
+    sp.add_argument("--artifacts", metavar="DIR",
+                    help="folder of trained-featurizer artifacts (default: .causalspec/artifacts next to the spec)")
     sp.set_defaults(func=cmd_check)
+    from causalspec.report.cli_locate import register as register_locate
+
+    register_locate(subparsers)
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -54,9 +62,9 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must be at least {low} (got {value})")
     from causalspec.report.files import OverwriteRefused, _check_target
 
-    targets = [Path(p) for p in (args.json, args.junit) if p]
-    if len(targets) == 2 and targets[0].resolve() == targets[1].resolve():
-        raise UsageError("--json and --junit name the same file")
+    targets = [Path(p) for p in (args.json, args.junit, getattr(args, "html", None)) if p]
+    if len({t.resolve() for t in targets}) != len(targets):
+        raise UsageError("--json, --junit and --html must name different files")
     for target in targets:
         try:
             _check_target(target, b"causalspec")  # the rule atomic_write_text applies, checked before the run
@@ -111,7 +119,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     progress = report.progress()
     options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, only=args.only,
                            allow_download=args.allow_download, device=args.device, dtype=args.dtype,
-                           progress=progress)
+                           progress=progress, retrain=args.retrain, artifacts=args.artifacts)
     results = []
     with progress:
         for ir in irs:
@@ -137,5 +145,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         from causalspec.report.junit import write_junit
 
         report.line(f"wrote {write_junit(args.junit, results, files)}")
+    if args.html:
+        from causalspec.report.html import write_html
+
+        report.line(f"wrote {write_html(args.html, results, files)}")
     report.summary(results)
     return EXIT_FAILED if any(r.status in (FAILED, ERROR) for r in results) else EXIT_OK

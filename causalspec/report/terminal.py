@@ -275,6 +275,9 @@ def check_renderables(r: CheckResult, quiet: bool = False, glyphs: dict[str, str
         out.append(Text("  " + f" {g['dot']} ".join(info), style="dim"))
     for note in r.notes:
         out.append(Text(f"  note: {note}"))
+    from causalspec.report.stress_view import stress_renderables  # training, controls, illusion, buckets
+
+    out.extend(stress_renderables(r, g))
     if r.status == FAILED:
         picked = counterexamples(r)
         if picked:

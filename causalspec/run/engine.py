@@ -23,6 +23,7 @@ from causalspec.run.sites import Intervention, SiteAddress, patch, record
 from causalspec.semantics import featurizers as F
 
 ProgressFn = Callable[[int], None]
+FULL = "full"  # a `bases` entry of `run_patched`: patch the whole activation (the illusion check)
 
 
 def address_of(site) -> SiteAddress:
@@ -129,16 +130,20 @@ class Engine:
     # patched pass --------------------------------------------------------------------------
     def run_patched(self, rows: dict[str, np.ndarray], cache: CleanCache, base: np.ndarray,
                     sources: Sequence[np.ndarray], group_bindings: Sequence[Sequence],
-                    progress: ProgressFn | None = None) -> np.ndarray:
+                    progress: ProgressFn | None = None, bases: Sequence[Sequence] | None = None) -> np.ndarray:
         """Predictions for each pair: base row `base[i]`, group g's sites from row `sources[g][i]`.
 
         `rows` are the unique inputs the cache was built on; indices point into them.
         Pairs are batched by the token counts of their patched positions so every batch has
         rectangular position tensors; base and source must agree on those counts.
+        `bases[g][j]`, when given, is the subspace (`[width, k]`, orthonormal columns) patched
+        for binding j of group g instead of its featurizer's: a trained `das`/`boundless`
+        subspace, a random control subspace, or `FULL` for the whole activation.
         """
         n = len(base)
         preds = np.zeros(n, dtype=np.int64)
         flat = [(g, b) for g, bs in enumerate(group_bindings) for b in bs]
+        override = None if bases is None else [x for g, bs in enumerate(group_bindings) for x in bases[g]]
         signature = np.zeros((n, len(flat)), dtype=np.int64)
         for k, (g, b) in enumerate(flat):
             for i in range(n):
@@ -158,19 +163,25 @@ class Engine:
             for chunk in self.sizer("patched").chunks(members):  # smaller on out-of-memory (run.batching)
                 with chunk:
                     idx = chunk.idx
-                    preds[idx] = self._patched_batch(rows, cache, base[idx], [s[idx] for s in sources], flat)
+                    preds[idx] = self._patched_batch(rows, cache, base[idx], [s[idx] for s in sources], flat,
+                                                     override)
                     if progress:
                         progress(len(idx))
         return preds
 
-    def _patched_batch(self, rows, cache, base_idx, source_idx, flat) -> np.ndarray:
+    def _patched_batch(self, rows, cache, base_idx, source_idx, flat, override=None) -> np.ndarray:
         batch = self.adapter.encode({k: v[base_idx] for k, v in rows.items()})
         interventions = []
-        for g, b in flat:
+        for n, (g, b) in enumerate(flat):
             values = torch.stack([cache.acts[b][u] for u in source_idx[g]])  # [batch, n_pos, w] | [batch, w]
             width = values.shape[-1]
             pos = self.adapter.positions(batch, b)
-            interventions.append(Intervention(address_of(b.site), pos, values, self.basis(b.featurizer, width)))
+            given = None if override is None else override[n]
+            if given is None:
+                basis = self.basis(b.featurizer, width)
+            else:
+                basis = None if given is FULL else given.to(values.device)
+            interventions.append(Intervention(address_of(b.site), pos, values, basis))
         if cache.kv is not None:  # recompute only positions >= the patch; None: this batch runs in full
             with torch.no_grad():
                 done = cache.kv.patched(batch, base_idx, interventions)

@@ -29,6 +29,14 @@ class ClaimResult:
     iia: Proportion
     counterexamples: list[dict[str, Any]] = field(default_factory=list)
     kind: str = "declared"  # "declared" | "subset" (for approximate abstraction accuracy)
+    # learned featurizers: IIA of the trained subspace on its own training pairs (the gap to
+    # `iia`, scored on held-out pairs, is the `heldout` control)
+    train_iia: Proportion | None = None
+    # diagnostics: IIA by the high-level values of base and source (score/diagnostics.py)
+    buckets: list[dict[str, Any]] = field(default_factory=list)
+    suggestion: str = ""
+    # illusion check: the same pairs with the whole component patched instead of the subspace
+    full_patch: dict[str, Any] | None = None
 
     @property
     def keep_rate(self) -> float:
@@ -43,6 +51,8 @@ class ClaimResult:
             "baseline": self.baseline.to_dict(),
             "iia": self.iia.to_dict(),
             "counterexamples": self.counterexamples,
+            "train_iia": None if self.train_iia is None else self.train_iia.to_dict(),
+            "buckets": self.buckets, "suggestion": self.suggestion, "full_patch": self.full_patch,
         }
 
 
@@ -60,6 +70,32 @@ class ConditionResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass
+class ControlResult:
+    """One control of a check (`random_init`, `random_subspace`, `heldout`), per interchange set.
+
+    `values` holds the number a `control(NAME)` condition compares, per declared set: the
+    control's IIA (random_init, random_subspace) or the train − held-out IIA gap (heldout).
+    `value` is None when the control does not apply (detail says why).
+    """
+
+    name: str
+    description: str
+    labels: list[str] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
+    iia: list[Proportion | None] = field(default_factory=list)
+    baseline: list[Proportion | None] = field(default_factory=list)
+    detail: str = ""
+    applicable: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "applicable": self.applicable,
+                "detail": self.detail,
+                "sets": [{"label": lab, "value": v, "iia": None if p is None else p.to_dict(),
+                          "baseline": None if b is None else b.to_dict()}
+                         for lab, v, p, b in zip(self.labels, self.values, self.iia, self.baseline)]}
 
 
 @dataclass
@@ -83,6 +119,10 @@ class CheckResult:
     line: int = 0
     reproduce: str = ""
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    training: list[dict[str, Any]] = field(default_factory=list)  # learned featurizers: curve, artifact
+    controls: list[ControlResult] = field(default_factory=list)
+    locate: dict[str, Any] | None = None  # a `locate` sweep: cells, IIA, the chosen site
     kind: str = "check"  # "check" | "circuit" (a circuit claim: `circuit` holds its numbers)
     circuit: Any = None  # score/circuit_scores.CircuitSummary for kind == "circuit"
 
@@ -99,7 +139,9 @@ class CheckResult:
             "approximate_abstraction_accuracy": self.aaa,
             "claims": [c.to_dict() for c in self.claims],
             "conditions": [c.to_dict() for c in self.conditions],
-            "reproduce": self.reproduce, "notes": list(self.notes), "kind": self.kind,
+            "reproduce": self.reproduce, "notes": list(self.notes), "warnings": list(self.warnings),
+            "training": self.training, "controls": [c.to_dict() for c in self.controls],
+            "locate": self.locate, "kind": self.kind,
             "circuit": None if self.circuit is None else self.circuit.to_dict(),
         }
 

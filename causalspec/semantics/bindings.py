@@ -58,7 +58,8 @@ CHECK_METRICS = ("iia", "aaa", "control")
 CONTROLS = ("random_init", "random_subspace", "heldout")
 STATISTICS = ("point", "lower95")
 AGGREGATIONS = ("each", "mean")
-CHECK_SETTINGS = ("pairs", "seed", "pool", "batch")
+CHECK_SETTINGS = ("pairs", "seed", "pool", "batch", "train", "steps")
+MAX_LOCATE_CELLS = 1024
 DEFAULT_PAIRS = 1024
 DEFAULT_SEED = 0
 DEFAULT_BATCH = 64
@@ -350,6 +351,29 @@ class CheckIR:
     controls: tuple[str, ...] = ()
     interchange_default: bool = False  # True: every subset, for an `aaa` check
     span: Span = NO_SPAN
+    train: int | None = None  # training pairs per interchange set, for learned featurizers
+    steps: int | None = None  # most optimiser steps when training learned featurizers
+    locate: tuple[LocateIR, ...] = ()  # localization sweeps (at most one per check)
+
+
+@dataclass(frozen=True)
+class LocateIR:
+    """`locate VAR over SITES @ POSITIONS : FEATURIZER`: the cells of a localization sweep.
+
+    `cells[i][j]` is the binding of site i at position j (positions: one column per listed
+    position, or a single `all` column). `site_labels`/`position_labels` label the heatmap.
+    """
+
+    var: str
+    cells: tuple[tuple[SiteBinding, ...], ...]
+    site_labels: tuple[str, ...]
+    position_labels: tuple[str, ...]
+    featurizer: Featurizer
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+    @property
+    def flat(self) -> list[SiteBinding]:
+        return [b for row in self.cells for b in row]
 
 
 # ───────────────────────── circuits and datasets ─────────────────────────
@@ -806,7 +830,7 @@ class _Bindings:
                 out.prompt = self._prompt(stmt)
                 if out.prompt is not None and model is not None:
                     self._check_prompt(out.prompt, model, f"dataset `{out.name}`")
-            elif stmt.key in ("pool", "batch"):
+            elif stmt.key in ("pool", "batch", "train", "steps"):
                 self.sink.error("E0704", f"`{stmt.key}` is a check setting; a dataset takes `pairs` and `seed`",
                                 stmt.span, "not a dataset setting")
             elif stmt.key == "pairs":
@@ -976,12 +1000,26 @@ class _Bindings:
         conditions: list[ConditionIR] = []
         interchanges = [s for s in chk.body if isinstance(s, A.Interchange)]
         expects = [s for s in chk.body if isinstance(s, A.Expect)]
+        locates: list[LocateIR] = []
+        for stmt in chk.body:
+            if isinstance(stmt, A.Locate):
+                if locates:
+                    self.sink.error("E0711", "a check sweeps one variable: this is a second `locate`", stmt.span,
+                                    "second locate", help="write one check per located variable")
+                    ok = False
+                    continue
+                got = self._locate(stmt, alignment) if alignment is not None else None
+                if got is None:
+                    ok = False
+                else:
+                    locates.append(got)
+        located = {s.var.text for s in chk.body if isinstance(s, A.Locate)}  # even if the sweep was bad
         for stmt in chk.body:
             if isinstance(stmt, A.Setting):
                 ok &= self._setting(stmt, settings)
             elif isinstance(stmt, A.Interchange):
                 for iset in stmt.sets:
-                    got = self._interchange_set(iset, target)
+                    got = self._interchange_set(iset, target, located)
                     if got is None:
                         ok = False
                         continue
@@ -1039,7 +1077,52 @@ class _Bindings:
         value = {k: s.value for k, s in settings.items()}
         return CheckIR(name, target, tuple(sets), tuple(conditions), value.get("pairs", DEFAULT_PAIRS),
                        value.get("seed", DEFAULT_SEED), value.get("pool"), value.get("batch", DEFAULT_BATCH),
-                       tuple(controls), default, chk.span)
+                       tuple(controls), default, chk.span, value.get("train"), value.get("steps"), tuple(locates))
+
+    def _locate(self, stmt: A.Locate, alignment: AlignmentIR) -> LocateIR | None:
+        """Expand a sweep into cells (sites x positions), each validated like an alignment site."""
+        var = stmt.var.text
+        model = self.ir.models.get(alignment.model)
+        if model is not None and var not in model.variables:
+            self.sink.error("E0203", f"unknown variable `{var}` in `locate`", stmt.var.span,
+                            f"not a variable of model `{model.name}`", help=did_you_mean(var, model.variables))
+            return None
+        if var == alignment.output:
+            self.sink.error("E0703", f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
+                            stmt.var.span, "the output")
+            return None
+        sites = _expand_sweep(stmt.site)
+        if isinstance(sites, str):
+            self.sink.error("E0711", sites, stmt.site.span, "cannot expand this sweep",
+                            help='write ranges as `resid.post[0..11]` and module patterns as "layers.{0..2}"')
+            return None
+        positions = [None] if stmt.positions is None else [(p,) for p in stmt.positions]
+        if len(sites) * len(positions) > MAX_LOCATE_CELLS:
+            self.sink.error("E0711", f"the sweep has {len(sites) * len(positions)} cells (at most {MAX_LOCATE_CELLS})",
+                            stmt.span, "too many cells", help="sweep fewer layers or positions")
+            return None
+        resolver = self.resolvers.get(alignment.network)
+        rows = []
+        ok = True
+        for site in sites:
+            row = []
+            for pos in positions:
+                ref = A.SiteRef(site, pos, False, stmt.featurizer, span=stmt.span)
+                got = self._site_binding(ref, resolver)
+                if got is None:
+                    ok = False
+                    break
+                row.append(got)
+            if not ok:
+                break
+            rows.append(tuple(row))
+        if not ok:
+            return None
+        feat = rows[0][0].featurizer
+        site_labels = tuple(str(r[0].site) for r in rows)
+        pos_labels = tuple("all" if p is None else ", ".join(b.name or b.kind for b in cell.positions)
+                           for p, cell in zip(positions, rows[0]))
+        return LocateIR(var, tuple(rows), site_labels, pos_labels, feat, stmt.span)
 
     def _setting(self, stmt: A.Setting, settings: dict[str, A.Setting]) -> bool:
         if stmt.key in settings:
@@ -1047,13 +1130,16 @@ class _Bindings:
                             notes=[f"first given at {settings[stmt.key].span}"])
             return False
         settings[stmt.key] = stmt
-        if stmt.key in ("pairs", "pool", "batch") and stmt.value < 1:
+        if stmt.key in ("pairs", "pool", "batch", "train", "steps") and stmt.value < 1:
             self.sink.error("E0704", f"`{stmt.key}` must be at least 1, got {stmt.value}", stmt.span, "must be >= 1")
             return False
         return True
 
-    def _interchange_set(self, iset: A.InterchangeSet, target: str) -> InterchangeSetIR | None:
+    def _interchange_set(self, iset: A.InterchangeSet, target: str,
+                         located: set[str] = frozenset()) -> InterchangeSetIR | None:
         mentioned, out_var, reliable = self.alignment_vars.get(target, (None, None, False))
+        if mentioned is not None and located:
+            mentioned = set(mentioned) | set(located)
         seen: set[str] = set()
         groups = []
         ok = True
@@ -1224,8 +1310,9 @@ class _Bindings:
         settings: dict[str, A.Setting] = {}
         for stmt in circ.body:
             if isinstance(stmt, A.Setting):
-                if stmt.key == "pool":
-                    self.sink.error("E0704", "`pool` is a check setting; a circuit takes `pairs`, `seed` and `batch`",
+                if stmt.key in ("pool", "train", "steps"):
+                    self.sink.error("E0704", f"`{stmt.key}` is a check setting; a circuit takes `pairs`, `seed` and "
+                                    "`batch`",
                                     stmt.span, "not a circuit setting",
                                     help="`pairs` is how many prompts the circuit is evaluated on")
                     ok = False
@@ -1481,6 +1568,45 @@ class _Bindings:
 
 
 # ───────────────────────── small helpers ─────────────────────────
+
+_BRACE = re.compile(r"\{([^{}]*)\}")
+
+
+def _expand_sweep(site: A.SweepSite) -> list | str:
+    """A sweep's sites as `A.NamedSite`/`A.ModuleSite` nodes, or a message saying why not."""
+    if site.module is not None:
+        paths = [site.module]
+        while any(_BRACE.search(p) for p in paths):
+            out = []
+            for p in paths:
+                m = _BRACE.search(p)
+                if m is None:
+                    out.append(p)
+                    continue
+                body = m.group(1)
+                if ".." in body:
+                    lo, _, hi = body.partition("..")
+                    if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
+                        return f"`{{{body}}}` in module pattern `{site.module}` is not a range `{{a..b}}` with a <= b"
+                    choices = [str(i) for i in range(int(lo), int(hi) + 1)]
+                else:
+                    choices = [c.strip() for c in body.split(",")]
+                    if not all(choices):
+                        return f"`{{{body}}}` in module pattern `{site.module}` has an empty choice"
+                out.extend(p[:m.start()] + c + p[m.end():] for c in choices)
+            paths = out
+            if len(paths) > MAX_LOCATE_CELLS:
+                return f"module pattern `{site.module}` expands to more than {MAX_LOCATE_CELLS} paths"
+        return [A.ModuleSite(p, site.io, span=site.span) for p in paths]
+    ranges = site.ranges
+    if ranges is None:
+        return [A.NamedSite(site.path, None, site.part, span=site.span)]
+    for lo, hi in ranges:
+        if lo > hi:
+            return f"range `{lo}..{hi}` is empty (the start is after the end)"
+    return [A.NamedSite(site.path, tuple(idx), site.part, span=site.span)
+            for idx in itertools.product(*[range(lo, hi + 1) for lo, hi in ranges])]
+
 
 def _overlap(a: SiteBinding, b: SiteBinding) -> bool:
     if a.site != b.site:

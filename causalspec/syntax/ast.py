@@ -450,7 +450,30 @@ class Expect(Node):
     conditions: tuple[Condition, ...]
 
 
-CheckStmt = Union[Interchange, Setting, Controls, Expect]
+@dataclass(frozen=True)
+class SweepSite(Node):
+    """The sites a `locate` sweeps: `resid.post[0..11]` (`ranges` per index part, inclusive),
+    `head[9.0..11].z`, or `module "layers.{0..2}" output` (`module` is the pattern)."""
+
+    path: tuple[str, ...] | None = None
+    ranges: tuple[tuple[int, int], ...] | None = None
+    part: str | None = None
+    module: str | None = None
+    io: str | None = None
+
+
+@dataclass(frozen=True)
+class Locate(Node):
+    """`locate VAR over SITES @ POSITIONS : FEATURIZER` in a check: a localization sweep."""
+
+    var: Name
+    site: SweepSite
+    positions: tuple[PositionExpr, ...] | None = None
+    braced: bool = False
+    featurizer: Featurizer | None = None
+
+
+CheckStmt = Union[Interchange, Setting, Controls, Expect, Locate]
 
 
 @dataclass(frozen=True)

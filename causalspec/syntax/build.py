@@ -488,6 +488,31 @@ class AstBuilder(Transformer):
     setting = comp_op
 
     @v_args(meta=True)
+    def locate_stmt(self, meta, c):
+        pos = next((x for x in c[2:] if isinstance(x, _Positions)), None)
+        feat = next((x for x in c[2:] if isinstance(x, (A.SliceFeaturizer, A.CallFeaturizer))), None)
+        return A.Locate(self._name(c[0]), c[1], pos.items if pos else None, pos.braced if pos else False, feat,
+                        span=self._span(meta))
+
+    @v_args(meta=True)
+    def named_sweep(self, meta, c):
+        ranges = next((x for x in c[1:] if isinstance(x, _Ranges)), None)
+        part = next((x for x in c[1:] if isinstance(x, _Part)), None)
+        return A.SweepSite(c[0], ranges.values if ranges else None, part.text if part else None,
+                           span=self._span(meta))
+
+    @v_args(meta=True)
+    def module_sweep(self, meta, c):
+        return A.SweepSite(None, None, None, self._str(c[0]), c[1], span=self._span(meta))
+
+    def sweep_index(self, c):
+        return _Ranges(tuple(c))
+
+    def sweep_range(self, c):
+        lo = int(c[0])
+        return (lo, int(c[1]) if len(c) > 1 else lo)
+
+    @v_args(meta=True)
     def controls_stmt(self, meta, c):
         return A.Controls(tuple(self._name(t) for t in c), span=self._span(meta))
 
@@ -594,6 +619,11 @@ class _Index:
 class _Part:
     def __init__(self, text):
         self.text = text
+
+
+class _Ranges:
+    def __init__(self, values):
+        self.values = values
 
 
 class _Positions:

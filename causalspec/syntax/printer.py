@@ -566,7 +566,7 @@ def print_interchange_set(s: A.InterchangeSet) -> str:
     return "{" + " | ".join(_names(g) for g in groups) + "}"
 
 
-_SETTINGS = ("pairs", "seed", "pool", "batch")
+_SETTINGS = ("pairs", "seed", "pool", "batch", "train", "steps")
 _BOUND_OPS = (">=", "<=", ">", "<")
 _STAT_MODES = ("lower95", "point", "each", "mean")
 
@@ -608,7 +608,47 @@ def _check_stmt(s: A.CheckStmt) -> str:
         return "controls " + _names(_nonempty(s.names, "controls", s))
     if isinstance(s, A.Expect):
         return _expect(s)
+    if isinstance(s, A.Locate):
+        return print_locate(s)
     raise _fail("check statement", s)
+
+
+def print_sweep_site(site: A.SweepSite) -> str:
+    """`resid.post[0..11]`, `head[9.0..11].z`, `module "layers.{0..2}" output`."""
+    if not isinstance(site, A.SweepSite):
+        raise _fail("sweep site", site)
+    if site.module is not None:
+        if site.io not in ("input", "output") or site.path is not None:
+            raise _fail("module sweep (pattern and input or output)", site)
+        return f"module {print_string(site.module)} {site.io}"
+    path = _nonempty(site.path, "site path", site)
+    text = ".".join(_ident(p, "site name", RESERVED_IN["site_head"] if i == 0 else frozenset())
+                    for i, p in enumerate(path))
+    if site.ranges is not None:
+        if not 1 <= len(site.ranges) <= 2:
+            raise _fail("sweep index (one or two ranges)", site)
+        parts = []
+        for lo, hi in site.ranges:
+            parts.append(_nonneg(lo, "sweep start") if lo == hi else
+                         f"{_nonneg(lo, 'sweep start')}..{_nonneg(hi, 'sweep end')}")
+        text += "[" + ".".join(parts) + "]"
+    if site.part is not None:
+        if site.ranges is None:
+            raise _fail("site part without an index (`a.b` reads as a path)", site)
+        text += "." + _ident(site.part, "site part")
+    return text
+
+
+def print_locate(s: A.Locate) -> str:
+    """`locate WX over resid.post[0..11] @ {S1, END} : das(k=1)`."""
+    parts = [f"locate {print_name(s.var)} over {print_sweep_site(s.site)}"]
+    if s.positions is not None:
+        parts.append(print_positions(s.positions, s.braced))
+    elif s.braced:
+        raise _fail("braced locate without positions", s)
+    if s.featurizer is not None:
+        parts.append(print_featurizer(s.featurizer))
+    return " ".join(parts)
 
 
 # ───────────────────────── circuits and datasets ─────────────────────────
@@ -739,7 +779,7 @@ def print_stmt(stmt: A.Node) -> str:
         return "\n".join(_network_stmt(stmt, ""))
     if isinstance(stmt, (A.VarAlignment, A.OutputAlignment)):
         return _align_stmt(stmt)
-    if isinstance(stmt, (A.Interchange, A.Setting, A.Controls)):
+    if isinstance(stmt, (A.Interchange, A.Setting, A.Controls, A.Locate)):
         return _check_stmt(stmt)
     if isinstance(stmt, (A.GroupDecl, A.CircuitEdges, A.Ablate, A.Granularity, A.MetricDecl,
                          A.Expect)):

@@ -165,6 +165,9 @@ CHECK_KEYS = {"name", "alignment", "model", "network", "status", "reason", "file
 CLAIM_KEYS = {"label", "groups", "kind", "pairs", "baseline", "iia", "counterexamples"}
 # issue 5 (circuit claims): a result's kind and a circuit claim's numbers, same schema version
 CHECK_KEYS |= {"kind", "circuit"}
+# issue 4 (learned featurizers, controls, diagnostics, sweeps): added keys, same schema version
+CHECK_KEYS |= {"warnings", "training", "controls", "locate"}
+CLAIM_KEYS |= {"train_iia", "buckets", "suggestion", "full_patch"}
 PAIRS_KEYS = {"sampled", "kept", "dropped", "keep_rate", "changed", "moved"}
 PROPORTION_KEYS = {"successes", "trials", "estimate", "lower95", "upper95"}
 CONDITION_KEYS = {"text", "metric", "statistic", "aggregation", "op", "threshold", "value", "passed", "detail"}

@@ -25,9 +25,9 @@ from causalspec.syntax.printer import RESERVED_IN
 KEYWORDS = (
     "_ ablate align all and answer as balanced batch bool by check circuit class complement "
     "controls dataset decode device do domain dtype each edge edges else encode enum example "
-    "expect false first for from granularity group hf if input int interchange last lower95 "
+    "expect false first for from granularity group hf if input int interchange last locate lower95 "
     "mean metric model module network node not on or output over pairs point pool position "
-    "prompt resample sample seed slot table then to torch true trust_remote_code uniform var "
+    "prompt resample sample seed slot steps table then to torch train true trust_remote_code uniform var "
     "weighted weights where with zero"
 ).split()
 
@@ -296,17 +296,29 @@ interchange_sets = st.one_of(
     names().map(lambda n: A.InterchangeSet(((n,),), braced=False)),
     st.builds(A.InterchangeSet, _tuples(name_tuples(1, 3), 1, 3), st.just(True)),
 )
-settings = st.builds(A.Setting, st.sampled_from(("pairs", "seed", "pool", "batch")), nonneg_ints)
+settings = st.builds(A.Setting, st.sampled_from(("pairs", "seed", "pool", "batch", "train", "steps")), nonneg_ints)
 metrics = st.builds(A.Metric, names(), st.none() | names())
 conditions = st.builds(
     A.Condition, metrics, st.sampled_from((">=", "<=", ">", "<")), floats,
     _tuples(st.sampled_from(("lower95", "point", "each", "mean")), 0, 2),
 )
 expects = st.builds(A.Expect, _tuples(conditions, 1, 3))
+_sweep_ranges = st.tuples(nonneg_ints, nonneg_ints).map(lambda t: (min(t), max(t)))
+sweep_sites = st.one_of(
+    st.builds(lambda path, ranges, part: A.SweepSite(path, ranges, part if ranges is not None else None),
+              named_sites().map(lambda s: s.path), st.none() | _tuples(_sweep_ranges, 1, 2),
+              st.none() | identifiers()),
+    st.builds(lambda pattern, io: A.SweepSite(None, None, None, pattern, io), texts,
+              st.sampled_from(("input", "output"))),
+)
+locates = st.builds(
+    lambda var, site, pos, feat: A.Locate(var, site, *(pos or (None, False)), feat),
+    names(), sweep_sites, st.none() | position_lists(), st.none() | featurizers,
+)
 check_stmts = st.one_of(
     st.builds(A.Interchange, _tuples(interchange_sets, 1, 4)),
     settings,
-    st.builds(A.Controls, name_tuples()),
+    st.builds(A.Controls, name_tuples()) | locates,
     expects,
 )
 checks = st.builds(A.Check, names(), st.none() | names(), _tuples(check_stmts, 0, 4))

@@ -148,10 +148,10 @@ def test_strategies_cover_every_node_kind():
 
 
 def test_random_specs_reach_every_node_kind():
-    """... and 300 derandomized random specs do contain every one of them."""
+    """... and 500 derandomized random specs do contain every one of them."""
     seen: set[type] = set()
 
-    @settings(max_examples=300, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=500, deadline=None, derandomize=True, database=None)
     @given(S.specs)
     def collect(spec):
         _node_types(spec, seen)

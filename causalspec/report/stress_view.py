@@ -1,0 +1,189 @@
+"""Terminal views of what stress-tests a claim: training, controls, illusion check, buckets, sweeps.
+
+Why a module of its own: `report/terminal.py` lays out a check's block; this adds the parts
+that say how far to trust it (causalspec/stress.py computes them), each only when present,
+so a check without learned featurizers or controls looks exactly as before.
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from causalspec.score.results import FAILED, CheckResult
+
+SPARK = "▁▂▃▄▅▆▇█"
+MAX_BUCKETS_SHOWN = 3
+
+
+def sparkline(values, width: int = 24, ascii_only: bool = False) -> str:
+    vals = [float(v) for v in values if v == v]
+    if not vals:
+        return ""
+    if len(vals) > width:
+        step = len(vals) / width
+        vals = [sum(vals[int(i * step):max(int((i + 1) * step), int(i * step) + 1)]) /
+                len(vals[int(i * step):max(int((i + 1) * step), int(i * step) + 1)]) for i in range(width)]
+    lo, hi = min(vals), max(vals)
+    chars = ".:-=+*#%" if ascii_only else SPARK
+    if hi - lo < 1e-12:
+        return chars[0] * len(vals)
+    return "".join(chars[min(len(chars) - 1, int((v - lo) / (hi - lo) * (len(chars) - 1) + 0.5))] for v in vals)
+
+
+def _num(v, digits: int = 3) -> str:
+    return "n/a" if v is None or v != v else f"{v:.{digits}f}"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.0f}%"
+
+
+def _indent(r) -> Padding:
+    return Padding(r, (0, 0, 0, 2), expand=False)
+
+
+def _table() -> Table:
+    return Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False)
+
+
+def training_lines(r: CheckResult, ascii_only: bool = False) -> list:
+    out = []
+    for t in r.training:
+        groups = "; ".join(f"{g['kind']} on {g['site']} (" + ", ".join(f"{v} {k} dim(s)" for v, k in g["dims"].items())
+                           + ")" for g in t.get("groups", []))
+        who = "" if t.get("variant") in (None, "network") else f" [{t['variant']}]"
+        loss = t.get("loss") or []
+        curve = sparkline(loss, ascii_only=ascii_only)
+        if t.get("reused"):
+            how = f"reused artifact {t.get('artifact')} (trained {t.get('steps')} steps; --retrain to train again)"
+        else:
+            how = f"{t.get('steps')} step(s) in {_num(t.get('seconds'), 1)} s, {t.get('stopped')}; saved {t.get('artifact')}"
+        line = Text(f"  training{who}: {groups}: {how}")
+        out.append(line)
+        if loss:
+            out.append(Text(f"    loss {_num(loss[0])} {curve} {_num(loss[-1])} · {t.get('train_pairs')} training "
+                            "pairs (inputs disjoint from the held-out pairs)", style="dim"))
+    return out
+
+
+def controls_table(r: CheckResult) -> Table | None:
+    if not r.controls:
+        return None
+    table = _table()
+    table.add_column("control")
+    labels = []
+    for c in r.controls:
+        for lab in c.labels:
+            if lab not in labels:
+                labels.append(lab)
+    for lab in labels:
+        table.add_column(Text(lab), justify="right")
+    table.add_column("what it is")
+    claims = {c.label: c for c in r.claims if c.kind == "declared"}
+    row = ["claim (held-out IIA)"] + [_num(claims[lab].iia.estimate) if lab in claims and claims[lab].iia.trials
+                                      else "n/a" for lab in labels] + ["the check's own numbers"]
+    table.add_row(*row)
+    for c in r.controls:
+        if not c.applicable:
+            table.add_row(c.name, *["n/a"] * len(labels), Text(f"does not apply: {c.detail}"))
+            continue
+        values = dict(zip(c.labels, c.values))
+        if c.name == "heldout":
+            cells = [("+" if (values.get(lab) or 0) >= 0 else "") + _num(values.get(lab)) if lab in values else "n/a"
+                     for lab in labels]
+        else:
+            cells = [_num(values.get(lab)) if lab in values else "n/a" for lab in labels]
+        table.add_row(c.name, *cells, Text(f"{c.description}; {c.detail}"))
+    return table
+
+
+def illusion_table(r: CheckResult) -> Table | None:
+    rows = [c for c in r.claims if c.kind == "declared" and c.full_patch and c.full_patch.get("pairs")]
+    if not rows:
+        return None
+    table = _table()
+    for col, just in (("illusion check", "left"), ("subspace patch moves", "right"),
+                      ("whole-component patch moves", "right"), ("whole-component IIA", "right"), ("", "left")):
+        table.add_column(col, justify=just)
+    for c in rows:
+        f = c.full_patch
+        table.add_row(Text(c.label), _pct(f["subspace_moved"]), _pct(f["full_moved"]), _num(f["full_iia"]),
+                      "dormant pathway?" if f.get("dormant") else "")
+    return table
+
+
+def bucket_lines(r: CheckResult) -> list:
+    """Worst buckets of each declared set that is below its claim (failed checks) + suggestions."""
+    out = []
+    failed = r.status == FAILED
+    for c in r.claims:
+        if c.kind != "declared":
+            continue
+        if c.suggestion:
+            out.append(Text(f"  suggestion ({c.label}): {c.suggestion}", style="yellow"))
+        if not failed or not c.buckets or not c.iia.trials or c.iia.estimate >= 0.999:
+            continue
+        worst = [b for b in c.buckets if b["iia"] < c.iia.estimate][:MAX_BUCKETS_SHOWN]
+        if not worst:
+            continue
+        table = _table()
+        table.add_column(f"worst buckets of {c.label}")
+        table.add_column("pairs", justify="right")
+        table.add_column("IIA", justify="right")
+        table.add_column("a failing pair (base | source → expected, got)")
+        for b in worst:
+            key = ", ".join(f"{k} {v}" for k, v in b["key"].items())
+            ex = b["examples"][0] if b.get("examples") else None
+            shown = ""
+            if ex:
+                base = ", ".join(f"{k}={v}" for k, v in ex.get("base", {}).items())
+                src = " | ".join(", ".join(f"{k}={v}" for k, v in s.items()) for s in ex.get("sources", []))
+                shown = f"{base} | {src} → {ex.get('expected')}, got {ex.get('predicted')}"
+            table.add_row(Text(key), str(b["pairs"]), _num(b["iia"]), Text(shown))
+        out.append(_indent(table))
+    return out
+
+
+def locate_table(r: CheckResult) -> Table | None:
+    loc = r.locate
+    if not loc:
+        return None
+    table = _table()
+    table.add_column(f"locate {loc['var']} : {loc['featurizer']}")
+    for p in loc["positions"]:
+        table.add_column(p if p != "all" else "IIA (held-out)", justify="right")
+    best = loc.get("best") or {}
+    for row in loc["cells"]:
+        cells = []
+        for c in row:
+            if c["site"] == best.get("site") and c["position"] == best.get("position"):
+                cells.append(Text(f"{_num(c['score'])} ◀ best", style="bold"))
+            else:
+                cells.append(Text(_num(c["score"])))
+        table.add_row(Text(row[0]["site"]), *cells)
+    return table
+
+
+def stress_renderables(r: CheckResult, glyphs: dict | None = None) -> list:
+    ascii_only = bool(glyphs) and glyphs.get("pass") == "+"
+    out: list = []
+    for w in r.warnings:
+        out.append(Text(f"  warning: {w}", style="yellow"))
+    loc = locate_table(r)
+    if loc is not None:
+        out.append(Text(f"  sweep: {sum(len(x) for x in r.locate['cells'])} cell(s) on {r.locate['pairs']} pairs "
+                        f"(seed {r.locate['seed']}), {r.locate['unique_inputs']} unique inputs, clean forward passes "
+                        f"shared by every cell"))
+        out.append(_indent(loc))
+    out.extend(training_lines(r, ascii_only))
+    ctl = controls_table(r)
+    if ctl is not None:
+        out.append(_indent(ctl))
+    ill = illusion_table(r)
+    if ill is not None:
+        out.append(_indent(ill))
+    out.extend(bucket_lines(r))
+    return out

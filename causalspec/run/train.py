@@ -1,0 +1,545 @@
+"""Training learned featurizers: DAS (`das(k)`) and Boundless DAS (`boundless`).
+
+Why here, in the run layer: training is patched forward passes with gradients flowing into
+the featurizer's parameters (and nowhere else: the network's own weights stay frozen), so it
+needs the same hooks as the engine. The training pairs are a split disjoint from the
+check's held-out pairs (`causalspec.compile.training`); what is trained here is only ever
+*scored* by the engine, on held-out pairs, with the trained subspace handed to it as a fixed
+orthonormal basis.
+
+DAS (Geiger et al. 2023): one learned matrix with orthonormal columns per site (an
+orthogonal parametrization, `torch.nn.utils.parametrizations.orthogonal`, i.e. the first
+columns of a rotation), cut into disjoint blocks of `k` columns, one block per aligned
+variable at that site. The interchange of variable V from a source into a base is
+`x + ((src - x) @ B_V) @ B_V.T`, the engine's subspace patch. The loss is the cross entropy
+of the network's class scores on the patched run against the high-level model's
+counterfactual output.
+
+Boundless DAS (Wu et al. 2023): a full rotation per site and, per variable, a learned
+boundary `b` over its share of the rotated dimensions: soft mask `m_i = sigmoid((b - i) / T)`
+with the temperature `T` annealed from `temperature_start` to `temperature_end`, and a small
+penalty on `b` so the subspace stays as small as the task allows. After training the mask
+is cut at 0.5: the learned dimensionality is the number of rotated dimensions kept, and the
+featurizer is scored as the plain subspace they span.
+
+Speed: training stops early once the training IIA over the last few steps reaches
+`early_stop`; small problems (an MLP's 128 units) run single-threaded, because on a busy
+machine thread synchronisation costs more than a 128-wide matrix product.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from causalspec.run.adapters import CheckUsageError
+from causalspec.run.engine import address_of
+from causalspec.run.sites import make_edit
+
+ALGORITHM_VERSION = "das-2"  # part of the artifact key: bump when training changes its results
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 300  # at most this many optimiser steps
+    lr: float = 2e-2
+    batch: int = 128
+    early_stop: float = 0.99  # stop once the mean training IIA over the last `window` steps reaches it
+    window: int = 25
+    plateau: float = 0.05  # ... and the mean loss fell by at most this fraction over the last window
+    min_steps: int = 50
+    seed: int = 0
+    restarts: int = 3  # initialisations tried for `warmup` steps each; the best one continues
+    warmup: int = 40
+    boundary_penalty: float = 0.1  # boundless: weight of the mean boundary (fraction of dims kept)
+
+    def key(self) -> dict:
+        return {k: getattr(self, k) for k in ("steps", "lr", "batch", "early_stop", "window", "plateau", "min_steps",
+                                              "seed", "restarts", "warmup", "boundary_penalty")}
+
+
+@dataclass(frozen=True)
+class LearnedGroup:
+    """The learned bindings that share one site (and positions): one rotation, disjoint blocks."""
+
+    site: object  # SiteSpec
+    positions: tuple
+    kind: str  # "das" | "boundless"
+    members: tuple  # ((var, SiteBinding), ...)
+
+    @property
+    def label(self) -> str:
+        pos = ", ".join(p.name or p.kind for p in self.positions)
+        return f"{self.site}" + (f" @ {pos}" if pos else "")
+
+
+def learned_groups(alignment, variables: Sequence[str] | None = None) -> list[LearnedGroup]:
+    """Group the learned bindings of `alignment` (restricted to `variables`) by site."""
+    found: dict[tuple, list] = {}
+    for var, bindings in alignment.variables.items():
+        if variables is not None and var not in variables:
+            continue
+        for b in bindings:
+            if b.featurizer.learned:
+                found.setdefault((b.site, b.positions, b.featurizer.kind), []).append((var, b))
+    return [LearnedGroup(site, pos, kind, tuple(members)) for (site, pos, kind), members in found.items()]
+
+
+@dataclass
+class TrainedFeaturizers:
+    """What training (or an artifact) yields: a fixed basis per learned (variable, binding)."""
+
+    bases: dict  # (var, SiteBinding) -> Tensor [width, k]
+    tensors: dict  # name -> Tensor, exactly what the artifact stores
+    info: dict  # json-able: groups, history, steps, stop reason, seconds
+
+    def basis(self, var: str, binding) -> torch.Tensor | None:
+        return self.bases.get((var, binding))
+
+
+@dataclass
+class TrainClaim:
+    """One interchange set's training pairs, as indices into the clean cache's rows."""
+
+    groups: list[list[str]]
+    base: np.ndarray  # [n] rows
+    sources: list[np.ndarray]  # per group: [n] rows
+    expected: np.ndarray  # [n] output codes
+
+
+# ───────────────────────── class scores ─────────────────────────
+
+def class_scores(adapter, raw: torch.Tensor, batch) -> torch.Tensor:
+    """Differentiable scores `[batch, n_values]` of the output domain's values (argmax = prediction)."""
+    candidates = getattr(adapter, "candidates", None)
+    if hasattr(adapter, "tokenizer") or candidates is not None:  # HF adapter
+        if candidates is None:
+            return raw
+        where = torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long, device=raw.device)
+        at = raw[torch.arange(batch.size, device=raw.device), where]  # [batch, vocab]
+        return at[:, candidates.to(raw.device)]  # [batch, n_values]
+    net = getattr(adapter, "net", None)
+    if net is not None and getattr(net, "decode_hook", None) is not None:
+        raise CheckUsageError(f"network `{net.name}` decodes its output with a `decode` hook, whose values are "
+                              "not differentiable; learned featurizers (das, boundless) train on class scores — "
+                              "drop the decode hook and let the output be read by argmax over [batch, classes]")
+    if raw.dim() != 2:
+        raise CheckUsageError(f"learned featurizers need class scores [batch, classes]; the network returns "
+                              f"{tuple(raw.shape)}")
+    return raw
+
+
+# ───────────────────────── patching with parameters ─────────────────────────
+
+@contextlib.contextmanager
+def _edits(module: nn.Module, family, edits: Sequence[tuple]) -> None:
+    """Install write hooks `(SiteAddress, edit)`; remove exactly those on exit."""
+    handles = []
+    try:
+        for address, edit in edits:
+            handles.extend(family.locate(module, address).install_write(edit))
+        yield
+    finally:
+        for h in reversed(handles):
+            h.remove()
+
+
+def _subspace_edit(address, positions, values, basis) -> Callable:
+    """The engine's subspace patch `x + ((src - x) @ B) @ B.T`, differentiable in B.
+
+    B need not be orthonormal here (boundless trains `R · diag(sqrt(m))`), which is why the
+    edit is built without `Intervention`'s orthonormality check.
+    """
+    return make_edit(SimpleNamespace(site=address, positions=positions, values=values, basis=basis))
+
+
+def _masked_edit(address, positions, values, rotation, mask) -> Callable:
+    """Boundless DAS's soft patch `x + (((src - x) @ R) * m) @ R.T`, at the given positions."""
+
+    def mix(current, source):
+        r = rotation.to(dtype=current.dtype, device=current.device)
+        return current + (((source - current) @ r) * mask.to(current.dtype)) @ r.T
+
+    def edit(x):
+        v = values.to(dtype=x.dtype, device=x.device)
+        if positions is None:
+            return mix(x, v)
+        pos = positions.to(x.device)
+        index = pos[:, :, None].expand(-1, -1, x.shape[-1])  # [batch, n_pos, width]
+        return x.scatter(1, index, mix(x.gather(1, index), v))
+
+    return edit
+
+
+@contextlib.contextmanager
+def _threads_for(width: int):
+    """Small problems run single-threaded (see the module docstring); the setting is restored."""
+    before = torch.get_num_threads()
+    if width <= 512 and before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _frozen(module: nn.Module):
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+# ───────────────────────── the featurizer modules ─────────────────────────
+
+class _Site(nn.Module):
+    """Parameters of one learned group: an orthonormal-column matrix (+ boundaries)."""
+
+    def __init__(self, group: LearnedGroup, width: int, generator: torch.Generator):
+        super().__init__()
+        self.group = group
+        self.width = width
+        self.kind = group.kind
+        self.vars = [(v, b) for v, b in group.members]
+        if self.kind == "das":
+            sizes = [b.featurizer.k for _, b in self.vars]
+            cols = sum(sizes)
+            if cols > width:
+                raise CheckUsageError(f"{group.label}: das subspaces of {' + '.join(map(str, sizes))} dims do not fit "
+                                      f"an activation of width {width}")
+        else:
+            cols = width
+            share = width // len(self.vars)
+            if share < 1:
+                raise CheckUsageError(f"{group.label}: {len(self.vars)} boundless variables cannot share {width} dims")
+            sizes = [share] * len(self.vars)
+        self.blocks = []
+        start = 0
+        for s in sizes:
+            self.blocks.append(slice(start, start + s))
+            start += s
+        q, _ = torch.linalg.qr(torch.randn(width, cols, generator=generator))
+        # The parametrization completes a tall matrix to a square one with the *global* RNG:
+        # seed it (and leave the caller's RNG state alone) so training is reproducible.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+            lin = nn.Linear(cols, width, bias=False)  # weight [width, cols]: orthonormal columns
+            self.rot = nn.utils.parametrizations.orthogonal(lin, orthogonal_map="cayley")
+            with torch.no_grad():
+                self.rot.weight = q
+        if self.kind == "boundless":
+            # boundary per variable as a fraction of its share of the rotated dimensions (an
+            # optimiser step then moves every boundary at the same relative speed); start halfway
+            self.boundary = nn.Parameter(torch.full((len(sizes),), 0.5, dtype=torch.float32))
+
+    def weight(self) -> torch.Tensor:
+        return self.rot.weight  # [width, cols]
+
+    def masks(self, temperature: float) -> list[torch.Tensor]:
+        out = []
+        for j, block in enumerate(self.blocks):
+            n = block.stop - block.start
+            idx = torch.arange(n, dtype=torch.float32) + 0.5
+            out.append(torch.sigmoid((self.boundary[j] * n - idx) / temperature))
+        return out
+
+    def basis_for(self, j: int, weight: torch.Tensor, temperature: float | None) -> torch.Tensor:
+        cols = weight[:, self.blocks[j]]
+        if self.kind == "das":
+            return cols
+        mask = self.masks(temperature)[j]
+        return cols * mask.clamp_min(0).sqrt()  # B B^T = R diag(m) R^T
+
+    def final_bases(self) -> list[torch.Tensor]:
+        with torch.no_grad():
+            w = self.weight().detach().clone()
+            if self.kind == "das":
+                return [w[:, b].contiguous() for b in self.blocks]
+            out = []
+            for j, block in enumerate(self.blocks):
+                n = block.stop - block.start
+                keep = int(min(n, max(0, round(float(self.boundary[j]) * n))))
+                out.append(w[:, block][:, :keep].contiguous())
+            return out
+
+
+# ───────────────────────── training ─────────────────────────
+
+@dataclass
+class _State:
+    """One training run: parameters, optimiser, minibatch stream and its history."""
+
+    sites: list
+    optimiser: torch.optim.Optimizer
+    rng: np.random.Generator
+    where: dict
+    losses: list = field(default_factory=list)
+    accs: list = field(default_factory=list)
+    per_claim: list = field(default_factory=list)
+
+
+def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: list[TrainClaim],
+          config: TrainConfig, fixed_basis: Callable | None = None,
+          progress: Callable[[int], None] | None = None) -> TrainedFeaturizers:
+    """Fit the learned groups on `claims` (training pairs over `rows`, the cache's inputs).
+
+    With `config.restarts > 1`, that many seeded initialisations each train `config.warmup`
+    steps on the same minibatches; the one with the lowest recent loss continues (a low-
+    dimensional DAS subspace can settle in a poor local optimum from an unlucky start).
+    """
+    start_time = time.perf_counter()
+    adapter, module, family = engine.adapter, engine.module, engine.family
+    widths = [_width(cache, g.members[0][1]) for g in groups]
+    boundless = any(g.kind == "boundless" for g in groups)
+    t_start = t_end = None
+    if boundless:
+        feats = [g.members[0][1].featurizer for g in groups if g.kind == "boundless"]
+        t_start, t_end = feats[0].temperature_start, feats[0].temperature_end
+    buckets = [_buckets(engine, cache, c, alignment) for c in claims]
+
+    def new_state(restart: int) -> _State:
+        gen = torch.Generator().manual_seed(int(config.seed) * 7919 + restart)
+        sites = [_Site(group, width, gen) for group, width in zip(groups, widths)]
+        where = {(v, b): (i, j) for i, st in enumerate(sites) for j, (v, b) in enumerate(st.vars)}
+        params = [p for st in sites for p in st.parameters()]
+        return _State(sites, torch.optim.Adam(params, lr=config.lr), np.random.default_rng(int(config.seed)),
+                      where, per_claim=[[] for _ in claims])
+
+    def one_step(state: _State, step: int) -> None:
+        sites, where, optimiser = state.sites, state.where, state.optimiser
+        for group in optimiser.param_groups:  # cosine decay to 10% of the rate
+            group["lr"] = config.lr * (0.55 + 0.45 * math.cos(math.pi * step / max(1, config.steps)))
+        temperature = None
+        if boundless:  # geometric annealing start -> end
+            frac = step / max(1, config.steps - 1)
+            temperature = t_start * (t_end / t_start) ** frac
+        c = step % len(claims)
+        claim = claims[c]
+        idx = _minibatch(buckets[c], config.batch, state.rng)
+        weights = [st.weight() for st in sites]
+        batch = adapter.encode({k: v[claim.base[idx]] for k, v in rows.items()})
+        edits = []
+        for g, names in enumerate(claim.groups):
+            src = claim.sources[g][idx]
+            for var in names:
+                for b in alignment.variables[var]:
+                    values = torch.stack([cache.acts[b][u] for u in src])  # [batch, n_pos, w] | [batch, w]
+                    pos = adapter.positions(batch, b)
+                    address = address_of(b.site)
+                    if (var, b) in where and sites[where[(var, b)][0]].kind == "boundless":
+                        i, j = where[(var, b)]
+                        block = sites[i].blocks[j]
+                        mask = sites[i].masks(temperature)[j]
+                        edits.append((address, _masked_edit(address, pos, values, weights[i][:, block], mask)))
+                        continue
+                    if (var, b) in where:
+                        i, j = where[(var, b)]
+                        basis = sites[i].basis_for(j, weights[i], temperature)
+                    else:
+                        basis = fixed_basis(var, b, values.shape[-1]) if fixed_basis else None
+                    edits.append((address, _subspace_edit(address, pos, values, basis)))
+        with _edits(module, family, edits):
+            raw = adapter.forward(batch)
+        scores = class_scores(adapter, raw, batch).float()
+        target = torch.as_tensor(claim.expected[idx], dtype=torch.long, device=scores.device)
+        loss = nn.functional.cross_entropy(scores, target)
+        if boundless:
+            fracs = [st.boundary for st in sites if st.kind == "boundless"]
+            loss = loss + config.boundary_penalty * torch.cat(fracs).clamp_min(0).mean()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if boundless:
+            with torch.no_grad():
+                for st in sites:
+                    if st.kind == "boundless":
+                        st.boundary.clamp_(0.0, 1.0)
+        state.losses.append(float(loss.detach()))
+        state.accs.append(float((scores.detach().argmax(-1) == target).float().mean()))
+        state.per_claim[c].append(state.accs[-1])
+        if progress:
+            progress(1)
+
+    stopped = f"reached the step limit ({config.steps})"
+    restarts = max(1, int(config.restarts))
+    warm = min(config.warmup, config.steps) if restarts > 1 else 0
+    discarded = 0
+    with _threads_for(max(widths or [0])), _frozen(module), torch.enable_grad():
+        state = None
+        if warm:
+            candidates = []
+            for r in range(restarts):
+                cand = new_state(r)
+                for step in range(warm):
+                    one_step(cand, step)
+                candidates.append((float(np.mean(cand.losses[-config.window:])), r, cand))
+            _, chosen, state = min(candidates, key=lambda t: (t[0], t[1]))
+            discarded = warm * (restarts - 1)
+        else:
+            state, chosen = new_state(0), 0
+        for step in range(warm, config.steps):
+            one_step(state, step)
+            steps_done = step + 1
+            recent = [float(np.mean(a[-config.window:])) if len(a) >= config.window else 0.0
+                      for a in state.per_claim]
+            if steps_done >= config.min_steps and min(recent) >= config.early_stop and not boundless:
+                # ... and the loss has stopped falling (IIA saturates before the subspace settles)
+                w = config.window * len(claims)
+                losses = state.losses
+                before, now = np.mean(losses[-2 * w:-w] or [np.inf]), np.mean(losses[-w:])
+                if len(losses) >= 2 * w and before - now <= config.plateau * before:
+                    stopped = (f"early stop at step {steps_done}: training IIA >= {config.early_stop:g} on every "
+                               f"interchange set over its last {config.window} batches and the loss has levelled off")
+                    break
+    steps_done = len(state.losses)
+    if progress and steps_done + discarded < config.steps + warm * (restarts - 1):
+        progress(config.steps + warm * (restarts - 1) - steps_done - discarded)
+    if warm:
+        stopped += f"; best of {restarts} initialisations after {warm} steps (#{chosen + 1})"
+    bases: dict = {}
+    tensors: dict = {}
+    group_info = []
+    for i, st in enumerate(state.sites):
+        final = st.final_bases()
+        tensors[f"group{i}.weight"] = st.weight().detach().clone().contiguous()
+        dims = {}
+        for j, (v, b) in enumerate(st.vars):
+            bases[(v, b)] = final[j]
+            tensors[f"group{i}.{v}.basis"] = final[j]
+            dims[v] = int(final[j].shape[1])
+        if st.kind == "boundless":
+            tensors[f"group{i}.boundary"] = st.boundary.detach().clone()
+        group_info.append({"site": st.group.label, "kind": st.kind, "width": st.width, "dims": dims})
+    info = {"groups": group_info, "steps": steps_done, "max_steps": config.steps, "stopped": stopped,
+            "restart_steps": discarded, "seconds": round(time.perf_counter() - start_time, 3),
+            "loss": state.losses, "train_batch_iia": state.accs, "config": config.key(),
+            "algorithm": ALGORITHM_VERSION}
+    return TrainedFeaturizers(bases, tensors, info)
+
+
+def _width(cache, binding) -> int:
+    acts = cache.acts[binding]
+    if not acts:
+        raise CheckUsageError("no training inputs")
+    return int(acts[0].shape[-1])
+
+
+def _buckets(engine, cache, claim: TrainClaim, alignment) -> list[np.ndarray]:
+    """Pairs grouped by the token counts of their patched sites (a batch must be rectangular)."""
+    n = len(claim.base)
+    sig = [[] for _ in range(n)]
+    for g, names in enumerate(claim.groups):
+        for var in names:
+            for b in alignment.variables[var]:
+                acts = cache.acts[b]
+                for i in range(n):
+                    nb = _npos(acts[claim.base[i]])
+                    ns = _npos(acts[claim.sources[g][i]])
+                    if nb != ns:
+                        raise CheckUsageError(f"site binding `{b.site}` covers {nb} token(s) in a training base input "
+                                              f"but {ns} in its source; the patch needs equal counts")
+                    sig[i].append(nb)
+    found: dict[tuple, list[int]] = {}
+    for i, s in enumerate(sig):
+        found.setdefault(tuple(s), []).append(i)
+    return [np.asarray(v) for v in found.values()]
+
+
+def _npos(t: torch.Tensor) -> int:
+    return int(t.shape[0]) if t.dim() == 2 else 0
+
+
+def _minibatch(buckets: list[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
+    sizes = np.array([len(b) for b in buckets], dtype=float)
+    bucket = buckets[int(rng.choice(len(buckets), p=sizes / sizes.sum()))]
+    return rng.choice(bucket, size=min(size, len(bucket)), replace=False)
+
+
+# ───────────────────────── artifacts ─────────────────────────
+
+def save_artifact(path, trained: TrainedFeaturizers, key: str) -> None:
+    """Write the trained tensors and their info as safetensors, atomically (temp file + rename)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"causalspec": "featurizers", "key": key, "info": json.dumps(trained.info)}
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in trained.tensors.items()}, tmp, metadata=meta)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_artifact(path, groups: list[LearnedGroup], key: str) -> TrainedFeaturizers | None:
+    """The trained featurizers stored at `path` for `key`; None if absent or not ours."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("causalspec") != "featurizers" or meta.get("key") != key:
+                return None
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        info = json.loads(meta["info"])
+    except Exception:  # noqa: BLE001 - an unreadable artifact is retrained, not fatal
+        return None
+    bases = {}
+    for i, group in enumerate(groups):
+        for v, b in group.members:
+            name = f"group{i}.{v}.basis"
+            if name not in tensors:
+                return None
+            bases[(v, b)] = tensors[name]
+    return TrainedFeaturizers(bases, tensors, info)
+
+
+def decimate(values: Sequence[float], limit: int = 200) -> list[float]:
+    """At most `limit` points of a curve (means of equal chunks), for reports."""
+    values = list(values)
+    if len(values) <= limit:
+        return [float(v) for v in values]
+    chunks = np.array_split(np.asarray(values, dtype=float), limit)
+    return [float(c.mean()) for c in chunks]
+
+
+def smooth(values: Sequence[float], window: int = 10) -> list[float]:
+    out, acc = [], []
+    for v in values:
+        acc.append(v)
+        if len(acc) > window:
+            acc.pop(0)
+        out.append(float(np.mean(acc)))
+    return out
+
+
+__all__ = ["ALGORITHM_VERSION", "LearnedGroup", "TrainClaim", "TrainConfig", "TrainedFeaturizers", "class_scores",
+           "decimate", "learned_groups", "load_artifact", "save_artifact", "train"]

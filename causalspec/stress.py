@@ -1,0 +1,171 @@
+"""Stress-testing a claim after it is scored: training report, diagnostics, illusion check, controls.
+
+Why after scoring and separate from it: none of this changes the claim's IIA; it says how
+far to trust it. Each part reuses what the check already computed (clean caches, patched
+predictions) and adds only the forward passes it needs:
+
+* training report — for learned featurizers: the loss curve, where training stopped, the
+  artifact, and the IIA on the training pairs (which the `heldout` control compares);
+* diagnostics — IIA per bucket of high-level values, worst buckets, a suggestion
+  (`score.diagnostics`); no forward pass;
+* illusion check — for subspace featurizers, the whole component patched on the same pairs
+  (one patched pass per interchange set);
+* controls, when the check declares them (`controls …` or `expect control(NAME) …`):
+  `random_init` (the same procedure — training included — on a seeded random
+  re-initialisation of the network, scored on every pair: a random network is not filtered
+  for being right), `random_subspace` (random subspaces of the same sizes at the same sites,
+  on the real network and the same kept pairs), `heldout` (training IIA minus held-out IIA).
+"""
+
+from __future__ import annotations
+
+from causalspec.alignment_run import counted_as
+from causalspec.score.diagnostics import buckets, full_patch_summary, illusion_warning
+from causalspec.score.results import ControlResult
+from causalspec.semantics import featurizers as F
+
+CONTROL_TEXT = {
+    "random_init": "same alignment procedure on a randomly re-initialised copy of the network (every pair scored)",
+    "random_subspace": "random subspaces of the same sizes at the same sites (kept pairs)",
+    "heldout": "training-pair IIA minus held-out IIA of the trained featurizer",
+}
+
+
+def stress_test(ir, check, plan, net, run, runs, options, result) -> None:
+    declared = [(cr, res) for cr, res in zip(runs, result.claims) if res.kind == "declared"]
+    _nonlinear_warning(run.alignment, result)
+    if run.fitted is not None:
+        train_iia = run.train_scores()
+        for _, res in declared:
+            res.train_iia = train_iia.get(res.label)
+        result.training.append(run.training_report())
+        if run.fitted.overlap:
+            result.warnings.append(f"{run.fitted.overlap} training input(s) also occur among the held-out inputs: the "
+                                   "input space is too small to keep them apart")
+    _diagnose(run, declared)
+    with counted_as(run.engine, "illusion check"):
+        _illusion(run, declared, result)
+    for name in getattr(check, "controls", ()):
+        if name == "random_init":
+            result.controls.append(_random_init(ir, check, plan, net, run, declared, options, result))
+        elif name == "random_subspace":
+            with counted_as(run.engine, "random_subspace"):
+                result.controls.append(_random_subspace(run, declared, check))
+        elif name == "heldout":
+            result.controls.append(_heldout(run, declared))
+
+
+def _nonlinear_warning(alignment, result) -> None:
+    kinds = sorted({b.featurizer.kind for bs in alignment.variables.values() for b in bs if not b.featurizer.linear})
+    if kinds:
+        result.warnings.append(f"non-linear featurizer(s) {', '.join(kinds)}: with unrestricted maps any network can "
+                               "be aligned to any algorithm; read the controls before the claim")
+
+
+def _diagnose(run, declared) -> None:
+    from causalspec.checking import describer
+
+    model = run.model
+    for cr, res in declared:
+        if cr.patched is None or not res.kept:
+            continue
+        pairs = cr.plan.pairs
+        base_env = model.run(pairs.base)
+        source_envs = [model.run(s) for s in pairs.sources]
+        kept = cr.kept
+        correct = cr.patched == cr.expected
+        describe = describer(model, run.domain, cr)
+        res.buckets, res.suggestion = buckets(model, cr.plan.groups, base_env, source_envs, kept, correct,
+                                              lambda i, d=describe, p=cr.patched: d(i, int(p[i])))
+
+
+def _subspace(run, groups) -> bool:
+    return any(not isinstance(b.featurizer, F.Identity) for g in groups for v in g for b in run.alignment.variables[v])
+
+
+def _illusion(run, declared, result) -> None:
+    for cr, res in declared:
+        if cr.patched is None or not _subspace(run, cr.plan.groups) or not res.kept:
+            continue
+        full = run.patch(cr, mode="full")
+        summary = full_patch_summary(cr.kept, cr.expected, cr.net_base, cr.patched, full)
+        res.full_patch = summary
+        if summary["dormant"]:
+            result.warnings.append(illusion_warning(res.label, summary))
+
+
+def _random_subspace(run, declared, check) -> ControlResult:
+    out = ControlResult("random_subspace", CONTROL_TEXT["random_subspace"])
+    bases, why = run.random_subspaces(int(run.plan.check.seed))
+    if why:
+        out.applicable, out.detail = False, why
+        return out
+    for cr, res in declared:
+        preds = run.patch(cr, mode="given", random=bases)
+        scored = run.score(cr, preds)
+        out.labels.append(res.label)
+        out.iia.append(scored.iia)
+        out.baseline.append(scored.baseline)
+        out.values.append(scored.iia.estimate if scored.iia.trials else None)
+    dims = sorted({int(b.shape[1]) for b in bases.values()})
+    out.detail = f"random orthonormal subspace(s) of {', '.join(map(str, dims))} dim(s), seed {run.plan.check.seed}"
+    return out
+
+
+def _heldout(run, declared) -> ControlResult:
+    out = ControlResult("heldout", CONTROL_TEXT["heldout"])
+    if run.fitted is None:
+        out.applicable = False
+        out.detail = "nothing in this alignment is trained (no das or boundless featurizer): there is no training split"
+        return out
+    for cr, res in declared:
+        out.labels.append(res.label)
+        out.iia.append(res.train_iia)
+        out.baseline.append(res.iia)
+        if res.train_iia is not None and res.train_iia.trials and res.iia.trials:
+            out.values.append(res.train_iia.estimate - res.iia.estimate)
+        else:
+            out.values.append(None)
+    out.detail = "positive: better on the pairs it was trained on"
+    return out
+
+
+def _random_init(ir, check, plan, net, run, declared, options, result) -> ControlResult:
+    from causalspec.alignment_run import random_copy
+    from causalspec.checking import alignment_run
+
+    seed = int(plan.check.seed)
+    out = ControlResult("random_init", CONTROL_TEXT["random_init"])
+    copy = random_copy(net, seed)
+    other = alignment_run(ir, check, plan, copy, options, keep_filter=False, label="random_init")
+    other.clean()
+    if other.alignment.learned:
+        other.fit(ir, check, copy, artifacts=options.artifacts, retrain=options.retrain,
+                  variant=f"random_init:{seed}", progress=options.progress)
+        result.training.append(other.training_report())
+    for cr, res in declared:
+        ocr = other.claim_run(cr.plan)
+        preds = other.patch(ocr)
+        scored = other.score(ocr, preds)
+        out.labels.append(res.label)
+        out.iia.append(scored.iia)
+        out.baseline.append(scored.baseline)
+        out.values.append(scored.iia.estimate if scored.iia.trials else None)
+    acc = float((other.cache.preds == other.pool_labels[_first_rows(other)]).mean())
+    out.detail = (f"seed {seed}; the random copy is right on {acc:.0%} of the pool's inputs; "
+                  + ("its featurizer was trained on it the same way" if other.alignment.learned else
+                     "same sites and featurizers"))
+    for k, v in other.engine.forward_passes.items():
+        key = f"{k} (random_init)" if "(" not in k else k.replace("(", "(random_init, ")
+        run.engine.forward_passes[key] = v
+    return out
+
+
+def _first_rows(run):
+    import numpy as np
+
+    from causalspec.semantics.pairs import row_ids
+
+    ids = row_ids(run.plan.pool)
+    _, first = np.unique(ids, return_index=True)
+    return first
