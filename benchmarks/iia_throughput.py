@@ -1,25 +1,35 @@
 """Benchmark (not a test): interchange-intervention throughput on a GPT-2-small-shaped model.
 
-    python benchmarks/iia_throughput.py [--pairs 256] [--pool 64] [--batch 64] [--threads N]
+    python benchmarks/iia_throughput.py [--pairs 1024] [--pool 64] [--batch 64] [--threads N] [--no-full]
 
 Setting: a random-init GPT-2 with GPT-2 small's body (12 layers, 12 heads, d_model 768; a
 small word-level vocabulary, since no pretrained tokenizer can be fetched), prompts of 16
 tokens, one claim `mover -> resid.post[6] @ END`, pairs drawn from a pool of inputs.
 Measured side by side in one run, on the same pairs:
 
-  * causalspec's engine: one clean forward per unique input + one patched forward per pair;
+  * causalspec's engine: one clean forward per unique input + one patched forward per pair that
+    recomputes only the positions from the patch on (cached keys/values of earlier positions)
+    and only the blocks above the patched layer;
+  * the same engine with incremental forwards off (full patched forwards), unless --no-full;
   * a plain batched forward of the 2N base and source inputs (no patching at all): the
     cost every "two forwards per pair" library pays at least;
   * pyvene (if installed; its version is printed, and it is skipped politely otherwise).
 
-Patched argmaxes (over the answer candidates) of causalspec and pyvene are asserted equal.
-Timings are wall-clock on a noisy machine: quote the ratios, measured in one run.
+Patched argmaxes (over the answer candidates) of causalspec (both paths) and pyvene are asserted
+equal. Peak RSS is sampled (every 5 ms) while each method runs. "limit" is what no engine of this
+design can beat: a plain forward of the unique inputs plus hook-free incremental forwards of
+exactly the positions (and blocks) each pair must recompute.
+Timings are wall-clock on a noisy machine: quote the ratios, measured in one run. On a loaded
+2-core machine use --threads 1: with 2 intra-op threads and other jobs running, small ops
+(one-token forwards) wait milliseconds for the second thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -66,7 +76,44 @@ def build_model(directory: Path) -> None:
                      n_positions=64)
 
 
-def time_engine(ir, check):
+class PeakRSS:
+    """Peak resident set size of this process while the block runs (sampled every 5 ms)."""
+
+    def __enter__(self):
+        self.start = self.peak = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+        return False
+
+    def text(self) -> str:
+        return f"peak RSS {self.peak / 2**20:7.0f} MiB (+{(self.peak - self.start) / 2**20:.0f})"
+
+
+def warm_up(net, batch: int, seq: int = 16) -> None:
+    """One forward before any measurement, so the allocator's growth is not charged to the first method."""
+    with torch.no_grad():
+        ids = torch.full((batch, seq), 5, dtype=torch.long, device=net.device)
+        net.module(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
+    print(f"network loaded and warmed up: RSS {_rss() / 2**20:.0f} MiB")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def time_engine(ir, check, incremental: bool = True, networks=None):
     """The engine path of `causalspec check`, split so its per-pair predictions are visible."""
     from causalspec.checking import CheckOptions, NetworkCache, _adapter
     from causalspec.compile.plan import compile_check
@@ -74,11 +121,12 @@ def time_engine(ir, check):
     from causalspec.run.families import resolve_family
     from causalspec.semantics.pairs import row_ids
 
-    networks = NetworkCache()
+    networks = networks or NetworkCache()
     plan = compile_check(ir, check)
     net = networks.get(ir, plan.network.name, CheckOptions())
     adapter = _adapter(net, plan)
     engine = Engine(adapter, net.module, resolve_family(net.module), check.batch)
+    engine.incremental = incremental
     claim = plan.claims[0]
     ids = row_ids(plan.pool)
     _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
@@ -91,7 +139,42 @@ def time_engine(ir, check):
     groups = [[b for v in g for b in plan.alignment.variables[v]] for g in claim.groups]
     preds = engine.run_patched(rows, cache, base_u, sources_u, groups)
     seconds = time.perf_counter() - t0
+    time_engine.last = (engine, cache, rows, base_u)
     return plan, net, adapter, preds, seconds, len(first)
+
+
+def time_limit(net, adapter, batch: int) -> tuple[float, float]:
+    """(s) plain forward of the unique inputs, (s) hook-free incremental forwards of each pair's
+    recomputed positions (their pasts gathered beforehand, outside the timing)."""
+    from causalspec.run.families import resolve_family
+    from causalspec.run.incremental import incremental_forward
+
+    engine, cache, rows, base_u = time_engine.last
+    family = resolve_family(net.module)
+    n = len(next(iter(rows.values())))
+    clean_s = 0.0
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            b = adapter.encode({k: v[s:s + batch] for k, v in rows.items()})
+            t0 = time.perf_counter()
+            net.module(**b.inputs, use_cache=True)
+            clean_s += time.perf_counter() - t0
+    store = cache.kv.store
+    recompute_s = 0.0
+    for s in range(0, len(base_u), batch):
+        u = base_u[s:s + batch]
+        b = adapter.encode({k: v[u] for k, v in rows.items()})
+        lengths = b.inputs["attention_mask"].sum(1)
+        start = lengths - 1  # the patch is at the last token
+        rows_u = torch.as_tensor(u)
+        skip = 7 if 7 in store.resid else 0  # resid.post[6]: blocks 0..6 replay the clean run
+        past = store.past(rows_u, int(start.max()), skip)
+        resid_in = (lambda positions: store.resid_at(skip, rows_u, positions)) if skip else None
+        t0 = time.perf_counter()
+        incremental_forward(net.module, family, b.inputs["input_ids"], lengths, past, start, skip=skip,
+                            resid_in=resid_in)
+        recompute_s += time.perf_counter() - t0
+    return clean_s, recompute_s
 
 
 def encode_pairs(adapter, plan):
@@ -147,10 +230,11 @@ def time_pyvene(net, adapter, base, source, batch: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pairs", type=int, default=256)
+    ap.add_argument("--pairs", type=int, default=1024)
     ap.add_argument("--pool", type=int, default=64)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--no-full", action="store_true", help="skip the engine with incremental forwards off")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -162,22 +246,42 @@ def main() -> None:
         ir = load_text(spec_text(model_dir, args.pairs, args.pool, args.batch), str(Path(tmp) / "bench.cspec"),
                        base_dir=Path(tmp))
         check = ir.checks[0]
-        plan, net, adapter, preds, eng_s, unique = time_engine(ir, check)
+        from causalspec.checking import CheckOptions, NetworkCache
+
+        networks = NetworkCache()  # one copy of the network for every method (RSS is comparable)
+        warm_up(networks.get(ir, ir.alignments[check.alignment].network, CheckOptions()), args.batch)
+        with PeakRSS() as mem_engine:
+            plan, net, adapter, preds, eng_s, unique = time_engine(ir, check, networks=networks)
+        clean_s, recompute_s = time_limit(net, adapter, args.batch)
         base, source = encode_pairs(adapter, plan)
         n = base.size
         seq = int(base.inputs["attention_mask"].sum(1).max())
         print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); GPT-2-small body, seq {seq}, "
               f"{n} pairs from a pool of {args.pool} inputs ({unique} unique), batch {args.batch}")
-        plain_s = time_plain(net, base, source, args.batch)
-        pv_preds, pv_s = time_pyvene(net, adapter, base, source, args.batch)
-        rows = [("causalspec engine", eng_s), ("plain batched forward of 2N inputs", plain_s)]
+        rows = [("causalspec engine (incremental)", eng_s, mem_engine)]
+        if not args.no_full:
+            with PeakRSS() as mem_full:
+                _, _, _, full_preds, full_s, _ = time_engine(ir, check, incremental=False, networks=networks)
+            same = int((full_preds == preds).sum())
+            print(f"identical patched argmaxes, incremental vs full forwards: {same}/{n}")
+            assert same == n, "incremental and full patched forwards disagree"
+            rows.append(("causalspec engine (full forwards)", full_s, mem_full))
+        with PeakRSS() as mem_plain:
+            plain_s = time_plain(net, base, source, args.batch)
+        rows.append(("plain batched forward of 2N inputs", plain_s, mem_plain))
+        with PeakRSS() as mem_pv:
+            pv_preds, pv_s = time_pyvene(net, adapter, base, source, args.batch)
         if pv_s is not None:
-            rows.append(("pyvene", pv_s))
+            rows.append(("pyvene", pv_s, mem_pv))
             same = int((pv_preds == preds).sum())
             print(f"identical patched argmaxes, causalspec vs pyvene: {same}/{n}")
             assert same == n, "causalspec and pyvene disagree on patched predictions"
-        for label, s in rows:
-            print(f"{label:40s} {s:8.2f} s   {n / s:8.1f} pairs/s")
+        for label, s, mem in rows:
+            print(f"{label:40s} {s:8.2f} s   {n / s:8.1f} pairs/s   {mem.text()}")
+        limit = clean_s + recompute_s
+        print(f"limit: forward of {unique} unique inputs {clean_s:.2f} s + hook-free recomputation of "
+              f"{n} pairs {recompute_s:.2f} s = {limit:.2f} s ({n / limit:.1f} pairs/s); engine at "
+              f"{limit / eng_s:.0%} of the limit")
         print(f"ratio engine / plain 2N forward: {plain_s / eng_s:.2f}x")
         if pv_s is not None:
             print(f"ratio engine / pyvene:           {pv_s / eng_s:.2f}x")

@@ -37,6 +37,9 @@ class CheckOptions:
     device: str | None = None
     dtype: str | None = None
     progress: Callable | None = None  # progress(kind, total) -> callable(advance)
+    device_map: str | None = None  # hf networks: from_pretrained(device_map=...), e.g. "auto" (accelerate)
+    incremental: bool = True  # patched forwards recompute only positions >= the patch where the model allows
+    backend: str = "torch"  # "torch" (hooks) | "nnsight" (run.nnsight_backend: nnsight traces, full forwards)
     retrain: bool = False  # train learned featurizers even when an artifact for the same inputs exists
     artifacts: str | None = None  # folder of trained-featurizer artifacts (default: .causalspec/artifacts)
 
@@ -67,7 +70,7 @@ class NetworkCache:
                 value = load_hf_network(name, net.source, base_dir, net.model_class,
                                         options.device or net.device, options.dtype or net.dtype,
                                         trust_remote_code=net.trust_remote_code,
-                                        allow_download=options.allow_download)
+                                        allow_download=options.allow_download, device_map=options.device_map)
         except (NetworkUnavailable, NetworkLoadError) as exc:
             self.loaded[name] = exc
             raise
@@ -189,7 +192,11 @@ def alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, option
     family = resolve_family(net.module)
     for b in plan.bindings():  # fail before any forward pass when the architecture cannot serve a site
         family.locate(net.module, address_of(b.site))
-    engine = Engine(adapter, net.module, family, options.batch or check.batch, Path(ir.file).resolve().parent)
+    engine_cls = Engine
+    if options.backend == "nnsight":
+        from causalspec.run.nnsight_backend import NNsightEngine as engine_cls
+    engine = engine_cls(adapter, net.module, family, options.batch or check.batch, Path(ir.file).resolve().parent)
+    engine.incremental = options.incremental and engine.incremental
     return AlignmentRun(plan, engine, keep_filter=keep_filter, label=label)
 
 

@@ -43,6 +43,15 @@ def register(subparsers) -> None:
                     help="let Hugging Face networks download missing weights (off: such checks are skipped)")
     sp.add_argument("--device", metavar="D", help="torch device for every network, e.g. cpu, cuda:0")
     sp.add_argument("--dtype", metavar="T", help="dtype for every network, e.g. float32, bfloat16")
+    sp.add_argument("--device-map", metavar="MAP", dest="device_map",
+                    help="hf networks: place layers with accelerate, e.g. `auto` (spreads a large model over "
+                         "the GPUs and CPU); needs the accelerate package")
+    sp.add_argument("--backend", choices=["torch", "nnsight"], default="torch",
+                    help="run forwards with torch hooks (default) or as nnsight traces (pip install nnsight; "
+                         "full forwards, same results)")
+    sp.add_argument("--full-forwards", action="store_true", dest="full_forwards",
+                    help="patched runs recompute every position (off: only positions from the patch on, "
+                         "from cached keys/values, where the model allows)")
     sp.add_argument("--quiet", "-q", action="store_true",
                     help="print only failures, errors, skips and the summary line")
     sp.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
@@ -119,6 +128,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     progress = report.progress()
     options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, only=args.only,
                            allow_download=args.allow_download, device=args.device, dtype=args.dtype,
+                           device_map=args.device_map, incremental=not args.full_forwards, backend=args.backend,
                            progress=progress, retrain=args.retrain, artifacts=args.artifacts)
     results = []
     with progress:

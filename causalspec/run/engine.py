@@ -60,6 +60,7 @@ class Engine:
         self._bases: dict = {}
         self.incremental = True  # patched forwards recompute only positions >= the patch (run.incremental)
         self.kv_device = None  # where cached keys/values live (None: the model's device; "cpu" offloads)
+        self.skip_layers = True  # incremental forwards start at the first block a patch can change
         self.notes: list[str] = []  # how the run was done, for CheckResult.notes (see `run_notes`)
         self._kv_runners: list = []
         self._sizers: dict = {}
@@ -94,7 +95,7 @@ class Engine:
         # rectangular `positions()` is then only asked for patched batches, whose rows the
         # engine has grouped by token counts (see `run_patched`).
         ragged = getattr(self.adapter, "positions_list", None)
-        kv = self._kv_runner(n)
+        kv = self._kv_runner(n, bindings)
 
         def clean_batch(idx: np.ndarray) -> None:  # retried, smaller, on out-of-memory (run.batching)
             batch = self.adapter.encode({k: v[idx] for k, v in rows.items()})
@@ -193,13 +194,14 @@ class Engine:
         self.forward_passes["patched"] += 1
         return self.adapter.predict(raw, batch)
 
-    def _kv_runner(self, n: int):
+    def _kv_runner(self, n: int, bindings: Sequence = ()):
         """A run.incremental.KVRunner for a clean pass of n inputs, or None (the reason goes to the notes)."""
         if not self.incremental or not getattr(self.adapter, "sequence", False):
             return None  # nothing to skip without a sequence axis
         from causalspec.run.incremental import runner_for
 
-        runner, reason = runner_for(self.adapter, self.module, self.family, n, self.kv_device)
+        runner, reason = runner_for(self.adapter, self.module, self.family, n, self.kv_device,
+                                    [address_of(b.site) for b in bindings] if self.skip_layers else ())
         if runner is None:
             self._note(f"patched forwards: full — {reason}")
         else:

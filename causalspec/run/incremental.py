@@ -35,14 +35,15 @@ forward is then exactly as much work).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from causalspec.run.sites import Intervention, SiteShapeError, patch
+from causalspec.run.sites import Intervention, SiteAddress, SiteShapeError, patch, record
 
 # site kinds whose tensors are per-token [batch, seq, width] inside the blocks or at the head
 INCREMENTAL_KINDS = frozenset({"embed", "resid.pre", "resid.mid", "resid.post", "attn.out", "mlp.out",
@@ -87,7 +88,14 @@ class KVStore:
     keys: list[Tensor] = field(default_factory=list)
     values: list[Tensor] = field(default_factory=list)
     lengths: np.ndarray | None = None
+    resid: dict[int, Tensor] = field(default_factory=dict)  # block l -> its clean input [U, max_len, d_model]
     _parts: list = field(default_factory=list)
+    _resid_parts: dict = field(default_factory=dict)
+
+    def add_resid(self, idx: np.ndarray, layer: int, x: Tensor) -> None:
+        """Keep one clean batch's input of block ``layer`` ([batch, seq, d_model]) for layer skipping."""
+        dev = self.device
+        self._resid_parts.setdefault(layer, []).append((np.asarray(idx), x.detach().to(dev) if dev else x.detach()))
 
     def add(self, idx: np.ndarray, cache, lengths: Tensor) -> str | None:
         """Keep one clean batch's cache; returns a reason when the cache is not usable."""
@@ -121,17 +129,42 @@ class KVStore:
         for idx, _, lengths in self._parts:
             self.lengths[idx] = lengths.numpy()
         self._parts = []
+        for layer, parts in self._resid_parts.items():
+            first = parts[0][1]
+            full = first.new_zeros((self.n, width, first.shape[-1]))  # [U, L, d_model]
+            for idx, x in parts:
+                full[torch.as_tensor(idx, device=full.device), :x.shape[1]] = x
+            self.resid[layer] = full
+        self._resid_parts = {}
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values, *self.resid.values()))
 
-    def past(self, rows: Tensor, width: int) -> list[tuple[Tensor, Tensor]]:
-        """Per layer (keys, values) ``[batch, H, width, D]`` of the given unique rows."""
-        out = []
-        for k, v in zip(self.keys, self.values):
+    def past(self, rows: Tensor, width: int, skip: int = 0) -> list[tuple[Tensor | None, Tensor | None]]:
+        """Per layer (keys, values) ``[batch, H, width, D]`` of the given unique rows.
+
+        Layers below ``skip`` will not run: they get no copy (``None``), except layer 0, whose
+        length transformers reads as the past length (a zero tensor expanded to the shape)."""
+        out: list = []
+        for layer, (k, v) in enumerate(zip(self.keys, self.values)):
+            if layer < skip:
+                if layer == 0:
+                    shape = (len(rows), k.shape[1], width, k.shape[3])
+                    z = k.new_zeros((1, 1, 1, 1)).expand(shape)
+                    out.append((z, z))
+                else:
+                    out.append((None, None))
+                continue
             out.append((k[:, :, :width].index_select(0, rows.to(k.device)),
                         v[:, :, :width].index_select(0, rows.to(v.device))))
         return out
+
+    def resid_at(self, layer: int, rows: Tensor, positions: Tensor) -> Tensor:
+        """The clean input of block ``layer`` of the given unique rows at ``positions`` [batch, T] -> [batch, T, d]."""
+        r = self.resid[layer]
+        x = r.index_select(0, rows.to(r.device))  # [batch, L, d]
+        index = positions.to(r.device)[:, :, None].expand(-1, -1, r.shape[-1])
+        return x.gather(1, index)  # [batch, T, d]
 
 
 def _layers(cache) -> list[tuple[Tensor, Tensor]] | None:
@@ -147,13 +180,19 @@ def _layers(cache) -> list[tuple[Tensor, Tensor]] | None:
     return None
 
 
-def _make_cache(past: list[tuple[Tensor, Tensor]]):
+def _make_cache(past: list[tuple[Tensor | None, Tensor | None]]):
+    """A transformers DynamicCache holding ``past`` (layers given as None stay empty)."""
     from transformers import DynamicCache
 
-    try:
-        return DynamicCache(past)
-    except TypeError:  # pragma: no cover - transformers 4.x
-        return DynamicCache.from_legacy_cache(tuple(past))
+    cache = DynamicCache([(None, None)] * len(past))
+    layers = getattr(cache, "layers", None)
+    if layers is not None and len(layers) == len(past) and all(hasattr(x, "lazy_initialization") for x in layers):
+        for layer, (k, v) in zip(layers, past):
+            if k is not None:  # no copy: update() concatenates the new tokens into a new tensor anyway
+                layer.lazy_initialization(k, v)
+                layer.keys, layer.values = k, v
+        return cache
+    return DynamicCache(past)  # pragma: no cover - other cache layouts
 
 
 def clean_forward(adapter, batch) -> tuple[Tensor, object]:
@@ -171,14 +210,20 @@ class IncrementalStats:
     rows: int = 0
     tokens: int = 0  # real tokens recomputed
     full_tokens: int = 0  # real tokens a full forward would have computed
+    block_tokens: int = 0  # (token, block) pairs recomputed (layer skipping lowers it)
+    n_layers: int = 0
     fallbacks: dict = field(default_factory=dict)  # reason -> batches run in full
 
     def note(self) -> str:
         parts = []
         if self.rows:
-            parts.append(f"patched forwards: incremental for {self.rows} pair(s) — recomputed {self.tokens} of "
-                         f"{self.full_tokens} token positions ({self.tokens / max(1, self.full_tokens):.0%}), "
-                         "earlier positions from the base's cached keys/values")
+            text = (f"patched forwards: incremental for {self.rows} pair(s) — recomputed {self.tokens} of "
+                    f"{self.full_tokens} token positions ({self.tokens / max(1, self.full_tokens):.0%}), "
+                    "earlier positions from the base's cached keys/values")
+            if self.n_layers and self.block_tokens < self.tokens * self.n_layers:
+                text += (f"; blocks below the patch skipped ({self.block_tokens / max(1, self.full_tokens * self.n_layers):.0%}"
+                         " of a full forward's block computations)")
+            parts.append(text)
         for reason, n in self.fallbacks.items():
             parts.append(f"patched forwards: full for {n} batch(es) — {reason}")
         return "; ".join(parts)
@@ -197,13 +242,17 @@ def starts_for(batch, interventions: Sequence[Intervention]) -> Tensor:
 
 def incremental_forward(module, family, ids: Tensor, lengths: Tensor, past: list[tuple[Tensor, Tensor]],
                         start: Tensor, interventions: Sequence[Intervention] = (),
-                        answer: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                        answer: Tensor | None = None, skip: int = 0,
+                        resid_in: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Run positions ``start[i]..lengths[i]-1`` of each right-padded row of ``ids`` [batch, seq].
 
     ``past``: per layer (keys, values) ``[batch, H, P, D]`` with ``P >= max(start)``; row i's slots
     ``0..start[i]-1`` must hold its keys/values for those positions (later slots are masked).
     ``interventions`` carry absolute positions, all ``>= start`` of their row. With ``answer``
     (absolute positions [batch]) the LM head runs only there.
+    With ``skip`` > 0, blocks ``0..skip-1`` do not run: ``resid_in(position_ids)`` gives block
+    ``skip``'s clean input at the chunk's positions ([batch, T, d_model]); no intervention may
+    need a skipped block (see `first_block`; ``resid.post[skip-1]`` is written at block ``skip``'s input).
     Returns ``(logits, offset)``: logits ``[batch, T, vocab]`` (``[batch, 1, vocab]`` with
     ``answer``) whose position t of row i is absolute position ``offset[i] + t``.
     """
@@ -226,17 +275,85 @@ def incremental_forward(module, family, ids: Tensor, lengths: Tensor, past: list
         rel = iv.positions.cpu() - start[:, None]  # [batch, n_pos]
         if rel.numel() and int(rel.min()) < 0:
             raise ValueError(f"{iv.site}: a patched position lies before its row's start")
-        shifted.append(Intervention(iv.site, rel.to(iv.positions.device), iv.values, iv.basis))
+        site = iv.site
+        if skip and site.kind == "resid.post" and site.layer == skip - 1:  # block skip-1 does not run
+            site = SiteAddress("resid.pre", layer=skip)  # the same tensor: block skip's input
+        elif skip and first_block([iv], _n_layers(module)) < skip:
+            raise ValueError(f"{iv.site}: the patch needs block {first_block([iv], _n_layers(module))}, "
+                             f"which is skipped (skip={skip})")
+        shifted.append(Intervention(site, rel.to(iv.positions.device), iv.values, iv.basis))
     head = _answer_only_head(module, family, interventions, None if answer is None else answer.cpu() - start)
-    with torch.no_grad(), patch(module, family, shifted), head as offset_fn:
+    skipping = _skipped_blocks(module, family, skip, resid_in, position_ids) if skip else contextlib.nullcontext()
+    with torch.no_grad(), patch(module, family, shifted), head as offset_fn, skipping:
         out = module(input_ids=current_ids, attention_mask=mask.to(device), position_ids=position_ids.to(device),
                      past_key_values=_make_cache(past), use_cache=True)
     logits = out.logits if hasattr(out, "logits") else out[0]  # [batch, T or 1, vocab]
     return logits, offset_fn(start)
 
 
+def _n_layers(module) -> int:
+    cfg = module.config
+    return int(getattr(cfg, "num_hidden_layers", None) or cfg.n_layer)
+
+
+def first_block(interventions: Sequence[Intervention], n_layers: int) -> int:
+    """The first block a patch can change; blocks before it only replay the clean run.
+
+    ``resid.post[L]`` is block L's output, i.e. block L+1's input (the last block's output is
+    patched at that block); ``embed`` is block 0's input; every other site lies in its block.
+    """
+    first = n_layers - 1
+    for iv in interventions:
+        kind, layer = iv.site.kind, iv.site.layer
+        if kind == "embed":
+            block = 0
+        elif kind == "logits":
+            block = n_layers - 1
+        elif kind == "resid.post":
+            block = min(layer + 1, n_layers - 1)
+        elif layer is None:  # module sites: unknown place
+            block = 0
+        else:
+            block = layer
+        first = min(first, block)
+    return max(first, 0)
+
+
+@contextlib.contextmanager
+def _skipped_blocks(module, family, skip: int, resid_in, position_ids: Tensor):
+    """Run only blocks ``skip..``: the block list is swapped for its tail (hooks, resolved before,
+    stay on their block objects) and block ``skip`` gets the clean input ``resid_in`` instead of
+    the embeddings. The input hook is prepended, so a patch of block ``skip``'s input still applies."""
+    from causalspec.run.families import _base_prefix
+
+    path = f"{_base_prefix(module)}{family.spec.layers}"
+    parent_path, _, name = path.rpartition(".")
+    parent = module.get_submodule(parent_path) if parent_path else module
+    blocks = getattr(parent, name)
+    if not isinstance(blocks, torch.nn.ModuleList) or not 0 < skip < len(blocks):
+        raise ValueError(f"cannot skip {skip} block(s) of `{path}`")
+    x = resid_in(position_ids)  # [batch, T, d_model]
+
+    def replace(mod, args, kwargs):
+        if args:
+            if args[0].shape != x.shape:
+                raise SiteShapeError(f"block {skip} input is {tuple(args[0].shape)}, cached {tuple(x.shape)}")
+            return (x.to(args[0].device, args[0].dtype), *args[1:]), kwargs
+        hidden = kwargs["hidden_states"]
+        return args, {**kwargs, "hidden_states": x.to(hidden.device, hidden.dtype)}
+
+    handle = blocks[skip].register_forward_pre_hook(replace, with_kwargs=True, prepend=True)
+    setattr(parent, name, torch.nn.ModuleList(list(blocks)[skip:]))
+    try:
+        yield
+    finally:
+        setattr(parent, name, blocks)
+        handle.remove()
+
+
 def patched_forward(adapter, module, family, batch, base_rows: Tensor, interventions: Sequence[Intervention],
-                    store: KVStore, start: Tensor, stats: IncrementalStats | None = None) -> np.ndarray:
+                    store: KVStore, start: Tensor, stats: IncrementalStats | None = None,
+                    skip: int = 0) -> np.ndarray:
     """Predictions of the patched base rows, recomputing only positions >= ``start`` per row.
 
     ``base_rows`` [batch] index the store; ``interventions`` carry absolute positions (as for a
@@ -244,10 +361,12 @@ def patched_forward(adapter, module, family, batch, base_rows: Tensor, intervent
     """
     lengths = batch.inputs["attention_mask"].sum(dim=1).cpu()  # [batch]
     answer = torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long)
-    past = store.past(base_rows, int(start.max()))
+    past = store.past(base_rows, int(start.max()), skip)
+    resid_in = (lambda positions: store.resid_at(skip, base_rows, positions)) if skip else None
     logits, offset = incremental_forward(module, family, batch.inputs["input_ids"], lengths, past, start,
-                                         interventions, answer)
+                                         interventions, answer, skip, resid_in)
     if stats is not None:
+        stats.block_tokens += int((lengths - start).sum()) * (_n_layers(module) - skip)
         stats.batches += 1
         stats.rows += len(lengths)
         stats.tokens += int((lengths - start).sum())
@@ -305,24 +424,34 @@ class KVRunner:
     Created by `Engine.run_clean` when `unsupported_reason` finds nothing against it.
     """
 
-    def __init__(self, adapter, module, family, n: int, device=None):
+    def __init__(self, adapter, module, family, n: int, device=None, sites: Sequence[SiteAddress] = ()):
         self.adapter = adapter
         self.module = module
         self.family = family
         self.store = KVStore(n, device)
-        self.stats = IncrementalStats()
+        self.n_layers = _n_layers(module)
+        self.stats = IncrementalStats(n_layers=self.n_layers)
         self.disabled: str | None = None
+        # blocks whose clean input is kept so patched runs can start there (layer skipping)
+        blocks = {first_block([_AtSite(s)], self.n_layers) for s in sites if s.kind in INCREMENTAL_KINDS}
+        self.resid_layers = sorted(b for b in blocks if b > 0)
 
     def clean(self, batch, idx: np.ndarray) -> Tensor:
         """One clean batch: the forward (with its cache kept) -> logits [batch, seq, vocab]."""
         if self.disabled is not None:
             return self.adapter.forward(batch)
-        logits, cache = clean_forward(self.adapter, batch)
+        reads = [SiteAddress("resid.pre", layer=b) for b in self.resid_layers]
+        with record(self.module, self.family, reads) as captured:
+            logits, cache = clean_forward(self.adapter, batch)
         lengths = batch.inputs["attention_mask"].sum(dim=1)
         reason = self.store.add(idx, cache, lengths)
         if reason is not None:
             self.disabled = reason
             self.store._parts = []
+            self.store._resid_parts = {}
+            return logits
+        for site in reads:
+            self.store.add_resid(idx, site.layer, captured[site])
         return logits
 
     def finish(self) -> KVRunner | None:
@@ -341,17 +470,30 @@ class KVRunner:
             self.stats.fallbacks[reason] = self.stats.fallbacks.get(reason, 0) + 1
             return None
         rows = torch.as_tensor(np.asarray(base_rows), dtype=torch.long)
+        skip = first_block(interventions, self.n_layers)
+        if skip not in self.store.resid:
+            skip = 0
         return patched_forward(self.adapter, self.module, self.family, batch, rows, interventions, self.store,
-                               start, self.stats)
+                               start, self.stats, skip)
 
 
-def runner_for(adapter, module, family, n: int, device=None) -> tuple[KVRunner | None, str | None]:
-    """A `KVRunner` for a clean pass over ``n`` unique inputs, or (None, why not)."""
+@dataclass(frozen=True)
+class _AtSite:
+    site: SiteAddress
+
+
+def runner_for(adapter, module, family, n: int, device=None,
+               sites: Sequence[SiteAddress] = ()) -> tuple[KVRunner | None, str | None]:
+    """A `KVRunner` for a clean pass over ``n`` unique inputs, or (None, why not).
+
+    ``sites``: the sites patched runs may patch; the clean input of the first block each can
+    change is kept, so those runs skip the blocks below it (none given: no layer skipping)."""
     reason = unsupported_reason(adapter, module, family)
     if reason is not None:
         return None, reason
-    return KVRunner(adapter, module, family, n, device), None
+    return KVRunner(adapter, module, family, n, device, sites), None
 
 
-__all__ = ["INCREMENTAL_KINDS", "IncrementalStats", "KVRunner", "KVStore", "clean_forward", "incremental_forward", "patched_forward",
-           "runner_for", "site_reason", "starts_for", "unsupported_reason"]
+__all__ = ["INCREMENTAL_KINDS", "IncrementalStats", "KVRunner", "KVStore", "clean_forward", "first_block",
+           "incremental_forward", "patched_forward", "runner_for", "site_reason", "starts_for",
+           "unsupported_reason"]

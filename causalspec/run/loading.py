@@ -138,7 +138,13 @@ def _local_hf_path(path: str, base_dir: Path) -> Path | None:
 
 def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | None, device: str | None,
                     dtype: str | None, trust_remote_code: bool = False,
-                    allow_download: bool = False) -> LoadedNetwork:
+                    allow_download: bool = False, device_map: str | dict | None = None) -> LoadedNetwork:
+    """Load an HF model and tokenizer (offline unless ``allow_download``).
+
+    ``device_map`` (e.g. ``"auto"``) is handed to ``from_pretrained``: accelerate places the
+    layers over the available GPUs (and CPU/disk) and moves activations between them; the
+    model is then not moved as a whole, and inputs go to the device of its first parameters.
+    It needs the `accelerate` package."""
     import transformers
     from transformers import AutoConfig, AutoTokenizer
 
@@ -160,15 +166,25 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
             "sequence_classification": transformers.AutoModelForSequenceClassification}[cls_name]
     dev, dt = resolve_device(device), resolve_dtype(dtype)
     try:
+        placement = {}
+        if device_map is not None:
+            if importlib.util.find_spec("accelerate") is None:
+                raise NetworkLoadError(f"network `{name}`: device_map={device_map!r} needs the `accelerate` "
+                                       "package (pip install accelerate)")
+            placement["device_map"] = device_map
         module = auto.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code,
-                                      dtype=dt)
+                                      dtype=dt, **placement)
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline,
                                                   trust_remote_code=trust_remote_code)
     except OSError as exc:
         raise NetworkUnavailable(f"weights or tokenizer for `{path}` not found locally: {exc}") from exc
-    module.to(dev).eval()
+    if device_map is None:
+        module.to(dev)
+    else:  # accelerate placed the layers; inputs go where the first parameters are
+        dev = next(module.parameters()).device
+    module.eval()
     return LoadedNetwork(name, "hf", module, dev, dt, tokenizer=tokenizer, source=source,
-                         extra={"model_class": cls_name})
+                         extra={"model_class": cls_name, "device_map": device_map})
 
 
 def default_model_class(config) -> str:

@@ -21,9 +21,9 @@ from causalspec.compile.plan import compile_check
 from causalspec.run.engine import Engine
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter
-from causalspec.run.incremental import KVStore, incremental_forward
+from causalspec.run.incremental import KVStore, first_block, incremental_forward
 from causalspec.run.loading import load_hf_network
-from causalspec.run.sites import Intervention, SiteAddress, patch
+from causalspec.run.sites import Intervention, SiteAddress, patch, record
 from causalspec.semantics.analyse import load
 from causalspec.semantics.pairs import row_ids
 from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
@@ -55,14 +55,17 @@ def padded(lengths, seed=0):
     return ids * mask, mask  # padding id 0
 
 
-def clean_store(model, ids, mask, split):
+def clean_store(model, ids, mask, split, resid_layers=()):
     """The store a clean pass builds, from two batches padded to different widths."""
     store = KVStore(len(ids))
+    reads = [SiteAddress("resid.pre", layer=layer) for layer in resid_layers]
     for part in (np.arange(0, split), np.arange(split, len(ids))):
         width = int(mask[part].sum(1).max())
-        with torch.no_grad():
+        with torch.no_grad(), record(model, resolve_family(model), reads) as captured:
             out = model(input_ids=ids[part, :width], attention_mask=mask[part, :width], use_cache=True)
         assert store.add(part, out.past_key_values, mask[part].sum(1)) is None
+        for site in reads:
+            store.add_resid(part, site.layer, captured[site])
     store.finish()
     return store
 
@@ -132,6 +135,49 @@ def test_eager_attention_too(kind, tmp_path):
                                     torch.tensor(starts), ivs)
     for i, (s, n) in enumerate(zip(starts, LENGTHS)):
         assert (logits[i, : n - s] - full[i, s:n]).abs().max().item() < 1e-4
+
+
+SKIP_CASES = {  # sites (at each row's start, then at its last token) -> the first block that must run
+    "resid.post[0]+mlp.out[2]": ([SiteAddress("resid.post", layer=0)], [SiteAddress("mlp.out", layer=2)], 1),
+    "resid.post[1]": ([SiteAddress("resid.post", layer=1)], [], 2),
+    "resid.pre[1]": ([SiteAddress("resid.pre", layer=1)], [], 1),
+    "head[2.1].v+resid.post[2]": ([SiteAddress("head.v", layer=2, head=1)], [SiteAddress("resid.post", layer=2)], 2),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", list(SKIP_CASES))
+def test_layer_skipping_equals_full_forward(kind, case, tmp_path):
+    model = build_tiny_model(kind, VOCAB, tmp_path, seed=2, **({"n_layer": 3} if kind == "gpt2" else
+                                                               {"num_hidden_layers": 3}))
+    family = resolve_family(model)
+    ids, mask = padded(LENGTHS, seed=4)
+    store = clean_store(model, ids, mask, split=3, resid_layers=(1, 2))
+    rows = torch.tensor([1, 3, 0, 2])
+    lengths = [LENGTHS[r] for r in rows]
+    starts = [lengths[0] // 2, lengths[1] - 1, 2, 0]
+    at_start, at_last, expected = SKIP_CASES[case]
+    g = torch.Generator().manual_seed(5)
+    d = model.config.hidden_size
+    ivs = []
+    for site in at_start + at_last:
+        pos = torch.tensor(starts if site in at_start else [n - 1 for n in lengths])[:, None]
+        width = model.config.hidden_size // model.config.num_attention_heads if site.kind == "head.v" else d
+        ivs.append(Intervention(site, pos, torch.randn(len(rows), 1, width, generator=g)))
+    skip = first_block(ivs, 3)
+    assert skip == expected
+    b_ids, b_mask = ids[rows], mask[rows]
+    with torch.no_grad(), patch(model, family, ivs):
+        full = model(input_ids=b_ids, attention_mask=b_mask).logits
+    start = torch.tensor(starts)
+    past = store.past(rows, int(start.max()), skip)
+    assert all(k is None for k, _ in past[1:skip])  # skipped layers get no copy
+    logits, _ = incremental_forward(model, family, b_ids, torch.tensor(lengths), past, start, ivs, skip=skip,
+                                    resid_in=lambda positions: store.resid_at(skip, rows, positions))
+    for i, (s, n) in enumerate(zip(starts, lengths)):
+        assert (logits[i, : n - s] - full[i, s:n]).abs().max().item() < 1e-4, (i, s, n)
+    assert len(model.get_submodule("transformer.h" if kind == "gpt2" else
+                                   ("gpt_neox.layers" if kind == "neox" else "model.layers"))) == 3  # restored
 
 
 def test_a_patch_before_the_start_is_refused(tiny):
@@ -231,6 +277,8 @@ def test_engine_incremental_equals_full_at_every_batch_size(lm_dirs, tmp_path, k
         assert cache.kv.stats.tokens < cache.kv.stats.full_tokens
         assert preds.tolist() == full.tolist(), (batch, np.flatnonzero(preds != full))
         assert any("incremental" in n for n in engine.run_notes())
+        skips = not site.startswith(("embed", "head[0."))  # the patch is above block 0
+        assert any("blocks below the patch skipped" in n for n in engine.run_notes()) == skips, engine.run_notes()
 
 
 def test_bidirectional_models_run_in_full_and_say_so(lm_dirs, tmp_path):
