@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from causalspec.testing.specs import MISSING_HF_SPEC
+
 # In-process runs drop, afterwards, every module they imported; numpy, torch and transformers
 # cannot be imported twice in one process, so everything a check touches is imported here first.
 import causalspec.checking  # noqa: F401,E402
@@ -27,30 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the plugin module is imported above already, so pytest cannot assertion-rewrite it: say nothing
 PLUGIN = ["-p", "causalspec.pytest_plugin", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
 
-MISSING_HF = """
-model Copy {
-  domain Name = enum {Mary, John}
-  input  A : Name ~ uniform
-  var    B : Name = A
-  output answer : Name = B
-}
-
-network missing = hf "/nonexistent/causalspec-test-model" {
-  prompt "Say {A}:"
-  answer " {answer}"
-}
-
-align Copy to missing as CopyPos {
-  B -> resid.post[0] @ last
-  answer -> output
-}
-
-check CopyPos {
-  interchange B
-  pairs 16 seed 0
-  expect iia >= 0.5
-}
-"""
+MISSING_HF = MISSING_HF_SPEC
 
 BAD = "model M {\n  input A : bool ~ uniform\n  output O : bool = B\n}\n"
 

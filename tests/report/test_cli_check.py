@@ -13,20 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from causalspec.testing.specs import HIER_EQ_MODEL, MISSING_HF_SPEC
+
 from causalspec.cli import main
 
 EX = Path(__file__).resolve().parents[2] / "examples" / "hier_eq"
 
-MODEL = """
-model HierEq {
-  domain Obj = int 0..19
-  input  W, X, Y, Z : Obj ~ uniform
-  var    WX : bool = W == X
-  var    YZ : bool = Y == Z
-  output O  : bool = WX == YZ
-  sample balanced O
-}
-"""
+MODEL = HIER_EQ_MODEL
 
 HAND = f"""
 network hand = torch "{EX}/model.py:build_hand" weights "{EX}/hand.safetensors" {{
@@ -58,30 +51,7 @@ check Swapped {{
 }}
 """
 
-MISSING_HF = """
-model Copy {
-  domain Name = enum {Mary, John}
-  input  A : Name ~ uniform
-  var    B : Name = A
-  output answer : Name = B
-}
-
-network missing = hf "/nonexistent/causalspec-test-model" {
-  prompt "Say {A}:"
-  answer " {answer}"
-}
-
-align Copy to missing as CopyPos {
-  B -> resid.post[0] @ last
-  answer -> output
-}
-
-check CopyPos {
-  interchange B
-  pairs 16 seed 0
-  expect iia >= 0.5
-}
-"""
+MISSING_HF = MISSING_HF_SPEC
 
 
 @pytest.fixture(scope="module")
