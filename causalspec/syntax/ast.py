@@ -246,9 +246,10 @@ class HookStmt(Node):
 
 @dataclass(frozen=True)
 class OptionStmt(Node):
-    """`device X`, `dtype X`, `class X`; `value_quoted` keeps `device "cuda:1"` printable."""
+    """`device X`, `dtype X`, `class X`, `device_map X`; `value_quoted` keeps `device "cuda:1"`
+    and `device_map "auto"` printable."""
 
-    key: str  # "device" | "dtype" | "class"
+    key: str  # "device" | "dtype" | "class" | "device_map"
     value: str
     value_quoted: bool = False
 
@@ -256,6 +257,17 @@ class OptionStmt(Node):
 @dataclass(frozen=True)
 class FlagStmt(Node):
     flag: str  # "trust_remote_code"
+
+
+@dataclass(frozen=True)
+class EngineStmt(Node):
+    """`backend nnsight remote "https://host"`: the engine that runs the checks (`torch` hooks or
+    `nnsight` traces), and whether on NDIF (`remote`, optionally at a self-hosted `host`).
+    Not the network kind (`hf`/`torch`), which `Network.backend` holds."""
+
+    engine: Name
+    remote: bool = False
+    host: str | None = None  # only with `remote`
 
 
 @dataclass(frozen=True)
@@ -321,7 +333,7 @@ class PositionDecl(Node):
     expr: PositionExpr
 
 
-NetworkStmt = Union[HookStmt, OptionStmt, FlagStmt, PromptDecl, AnswerDecl, PositionDecl]
+NetworkStmt = Union[HookStmt, OptionStmt, FlagStmt, EngineStmt, PromptDecl, AnswerDecl, PositionDecl]
 
 
 @dataclass(frozen=True)

@@ -326,6 +326,19 @@ class AstBuilder(Transformer):
         return A.FlagStmt("trust_remote_code", span=self._span(meta))
 
     @v_args(meta=True)
+    def device_map_stmt(self, meta, c):
+        return self._option("device_map", meta, c)
+
+    @v_args(meta=True)
+    def engine_stmt(self, meta, c):
+        remote = c[1] if len(c) > 1 else None  # ("remote", host or None)
+        return A.EngineStmt(self._name(c[0]), remote is not None, remote[1] if remote else None,
+                            span=self._span(meta))
+
+    def remote_clause(self, c):
+        return ("remote", self._str(c[0]) if c else None)
+
+    @v_args(meta=True)
     def prompt_single(self, meta, c):
         return A.PromptDecl(None, self._str(c[0]), (), span=self._span(meta))
 

@@ -40,7 +40,8 @@ parses differently:
 * Node-shape invariants: non-empty lists where the grammar repeats `x ("," x)*`; an
   unbraced `InterchangeSet` is one group of one name; `PromptDecl` has either `template`
   or `by` with at least one case; `Ablate("zero")` has no dataset and the others have one;
-  a `Network` with a body is `braced`; `OptionStmt.value_quoted` only for `device`.
+  a `Network` with a body is `braced`; `OptionStmt.value_quoted` only for `device` and
+  `device_map`; `EngineStmt.host` only with `remote`.
 """
 
 from __future__ import annotations
@@ -435,8 +436,8 @@ def _prompt(p: A.PromptDecl, indent: str) -> list[str]:
 
 def _option_value(s: A.OptionStmt) -> str:
     if s.value_quoted:
-        if s.key != "device":
-            raise _fail("quoted option value (only `device` takes a string)", s)
+        if s.key not in ("device", "device_map"):
+            raise _fail("quoted option value (only `device` and `device_map` take a string)", s)
         return print_string(s.value)
     return _ident(s.value, f"{s.key} value")
 
@@ -447,9 +448,18 @@ def _network_stmt(s: A.NetworkStmt, indent: str) -> list[str]:
             raise _fail("hook kind", s)
         return [f"{indent}{s.kind} {print_string(s.ref)}"]
     if isinstance(s, A.OptionStmt):
-        if s.key not in ("device", "dtype", "class"):
+        if s.key not in ("device", "dtype", "class", "device_map"):
             raise _fail("network option", s)
         return [f"{indent}{s.key} {_option_value(s)}"]
+    if isinstance(s, A.EngineStmt):
+        text = f"backend {print_name(s.engine, 'engine name')}"
+        if s.remote:
+            text += " remote"
+            if s.host is not None:
+                text += " " + print_string(s.host)
+        elif s.host is not None:
+            raise _fail("engine host without `remote`", s)
+        return [indent + text]
     if isinstance(s, A.FlagStmt):
         if s.flag != "trust_remote_code":
             raise _fail("network flag", s)
@@ -774,7 +784,7 @@ def print_stmt(stmt: A.Node) -> str:
     if isinstance(stmt, (A.DomainDecl, A.InputDecl, A.VarDecl, A.TableDecl, A.SampleDecl,
                          A.ExampleDecl, A.EdgesDecl)):
         return "\n".join(_model_stmt(stmt, ""))
-    if isinstance(stmt, (A.HookStmt, A.OptionStmt, A.FlagStmt, A.PromptDecl, A.AnswerDecl,
+    if isinstance(stmt, (A.HookStmt, A.OptionStmt, A.FlagStmt, A.EngineStmt, A.PromptDecl, A.AnswerDecl,
                          A.PositionDecl)):
         return "\n".join(_network_stmt(stmt, ""))
     if isinstance(stmt, (A.VarAlignment, A.OutputAlignment)):

@@ -23,11 +23,11 @@ from causalspec.syntax import ast as A
 from causalspec.syntax.printer import RESERVED_IN
 
 KEYWORDS = (
-    "_ ablate align all and answer as balanced batch bool by check circuit class complement "
-    "controls dataset decode device do domain dtype each edge edges else encode enum example "
+    "_ ablate align all and answer as backend balanced batch bool by check circuit class complement "
+    "controls dataset decode device device_map do domain dtype each edge edges else encode enum example "
     "expect false first for from granularity group hf if input int interchange last locate lower95 "
     "mean metric model module network node not on or output over pairs point pool position "
-    "prompt resample sample seed slot steps table then to torch train true trust_remote_code uniform var "
+    "prompt remote resample sample seed slot steps table then to torch train true trust_remote_code uniform var "
     "weighted weights where with zero"
 ).split()
 
@@ -212,13 +212,19 @@ prompts = st.one_of(
     st.builds(A.PromptDecl, names(), st.none(), _tuples(template_cases, 1, 3)),
 )
 options = st.one_of(
-    st.builds(A.OptionStmt, st.sampled_from(("device", "dtype", "class")), identifiers(), st.just(False)),
-    st.builds(A.OptionStmt, st.just("device"), texts, st.just(True)),
+    st.builds(A.OptionStmt, st.sampled_from(("device", "dtype", "class", "device_map")), identifiers(),
+              st.just(False)),
+    st.builds(A.OptionStmt, st.sampled_from(("device", "device_map")), texts, st.just(True)),
+)
+engines = st.one_of(
+    st.builds(A.EngineStmt, names(), st.just(False), st.none()),
+    st.builds(A.EngineStmt, names(), st.just(True), st.none() | texts),
 )
 network_stmts = st.one_of(
     st.builds(A.HookStmt, st.sampled_from(("encode", "decode")), texts),
     options,
     st.builds(A.FlagStmt, st.just("trust_remote_code")),
+    engines,
     prompts,
     st.builds(A.AnswerDecl, texts, st.none() | st.sampled_from(TOKEN_PARTS)),
     st.builds(A.PositionDecl, names(), declared_positions),

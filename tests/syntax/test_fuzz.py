@@ -217,7 +217,8 @@ def test_known_edge_cases(text):
     check_text(text)
 
 
-@pytest.mark.parametrize("keyword", ["answer", "prompt", "position", "device", "group", "metric", "expect"])
+@pytest.mark.parametrize("keyword", ["answer", "prompt", "position", "device", "group", "metric", "expect",
+                                     "backend", "device_map", "remote"])
 def test_statement_keyword_is_a_name_after_a_positioned_site(keyword):
     """LALR merges the state after `site @ POS` in an alignment with states of networks and
     circuits, so the lexer offers their statement keywords there; the parser retries such a
@@ -229,3 +230,29 @@ def test_statement_keyword_is_a_name_after_a_positioned_site(keyword):
     (align,) = spec.items
     assert [type(s) for s in align.body] == [A.VarAlignment, A.OutputAlignment]
     assert align.body[1].var.text == keyword
+
+
+def test_engine_statement_words_are_names_elsewhere():
+    """`backend`, `remote` and `device_map` are keywords only inside a network body: models,
+    variables, networks, positions and engines may be called that."""
+    from causalspec.syntax import ast as A
+    from causalspec.syntax.parser import parse
+
+    spec = parse("""model remote {
+  input backend, remote, device_map : bool
+  output o : bool = remote and backend or device_map
+}
+network backend = hf "gpt2" { backend remote remote position remote = last device_map device_map }
+network remote = hf "gpt2" { device_map "auto" backend nnsight remote "https://ndif.example.org" }
+align remote to backend as device_map { remote -> resid.post[0] @ remote  o -> output }
+""")
+    model, net, net2, align = spec.items
+    assert model.name.text == "remote"
+    assert [n.text for n in model.body[0].names] == ["backend", "remote", "device_map"]
+    assert net.name.text == "backend"
+    assert net.body == (A.EngineStmt(A.Name("remote"), True, None),
+                        A.PositionDecl(A.Name("remote"), A.NamedPos(A.Name("last"))),
+                        A.OptionStmt("device_map", "device_map"))
+    assert net2.body == (A.OptionStmt("device_map", "auto", True),
+                         A.EngineStmt(A.Name("nnsight"), True, "https://ndif.example.org"))
+    assert (align.model.text, align.network.text, align.name.text) == ("remote", "backend", "device_map")

@@ -231,7 +231,8 @@ model M {
   example do(A = x) { B = y } => C = z
 }
 network n = hf "p"
-network k = hf "q" { device "cuda:1" answer "x" prompt by A { x: "a", 1: "b" }
+network k = hf "q" { device "cuda:1" device_map "balanced" backend nnsight remote answer "x"
+                     prompt by A { x: "a", 1: "b" }
                      position P = slot(S).first position Q = slot(S, 3) position R = P - 2 }
 align M to n as N {
   A -> resid @ {P}
@@ -525,6 +526,7 @@ def test_long_table_breaks_lines():
     A.Ablate("mean"),
     A.PromptDecl(None, None, ()),
     A.OptionStmt("dtype", "float32", value_quoted=True),
+    A.EngineStmt(A.Name("nnsight"), remote=False, host="https://ndif.example.org"),  # host needs remote
     A.TableEntry((), A.IntLit(1)),
     A.TableEntry((A.SymbolLit("_"),), A.IntLit(1)),
 ])
