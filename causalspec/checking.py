@@ -70,7 +70,8 @@ class NetworkCache:
                 value = load_hf_network(name, net.source, base_dir, net.model_class,
                                         options.device or net.device, options.dtype or net.dtype,
                                         trust_remote_code=net.trust_remote_code,
-                                        allow_download=options.allow_download, device_map=options.device_map)
+                                        allow_download=options.allow_download,
+                                        device_map=options.device_map or net.device_map)
         except (NetworkUnavailable, NetworkLoadError) as exc:
             self.loaded[name] = exc
             raise

@@ -52,6 +52,8 @@ DEVICES = ("cpu", "cuda", "cuda:N", "mps", "auto")
 DEVICE_ALIASES = {"gpu": "cuda", "cuda0": '"cuda:0"', "metal": "mps"}
 _DEVICE = re.compile(r"(cpu|cuda|cuda:[0-9]+|mps|auto)\Z")
 CLASSES = ("causal_lm", "masked_lm", "base", "sequence_classification")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's strategies
+ENGINES = ("torch", "nnsight")  # `backend X` of a network body: torch hooks or nnsight traces
 DECODERS = ("argmax", "answer", "decode")
 
 CHECK_METRICS = ("iia", "aaa", "control")
@@ -283,6 +285,10 @@ class NetworkIR:
     dtype: str = "float32"
     model_class: str | None = None  # hf only; default causal_lm
     trust_remote_code: bool = False
+    device_map: str | None = None  # hf only: from_pretrained(device_map=...) (accelerate); None = not said
+    engine: str | None = None  # `backend torch|nnsight`: the engine that runs checks; None = not said
+    remote: bool = False  # `backend nnsight remote`: run on NDIF (hf only)
+    remote_host: str | None = None  # `backend nnsight remote "https://…"`: a self-hosted NDIF
     encoding: EncodingIR = field(default_factory=EncodingIR)
 
     @property
@@ -622,6 +628,8 @@ class _Bindings:
                                     "not an hf network", help="a torch network's code is its builder file")
                 else:
                     out.trust_remote_code = True
+            elif isinstance(stmt, A.EngineStmt):
+                self._engine(out, stmt, is_torch)
             elif isinstance(stmt, (A.PromptDecl, A.AnswerDecl)):
                 if is_torch:
                     what = "prompt" if isinstance(stmt, A.PromptDecl) else "answer"
@@ -652,6 +660,11 @@ class _Bindings:
                             given["encode"].span, "choose one",
                             help="the encode hook turns high-level inputs into model inputs itself; "
                                  "remove it to use the prompt template")
+        if "device" in given and "device_map" in given and out.device_map is not None:
+            self.sink.error("E0610", f"network `{out.name}` has both `device` and `device_map`",
+                            given["device"].span, "choose one",
+                            help="with `device_map` accelerate places the layers itself and `device` "
+                                 "would be ignored: remove one of them")
         if "prompt" in given:
             self.prompt_declared.add(out.name)  # even if its template had errors: no cascades
         resolver = PositionResolver(positions, self.sink, templates="prompt" in given, torch_network=is_torch,
@@ -672,6 +685,8 @@ class _Bindings:
             return stmt.key
         if isinstance(stmt, A.FlagStmt):
             return stmt.flag
+        if isinstance(stmt, A.EngineStmt):
+            return "backend"
         if isinstance(stmt, A.PromptDecl):
             return "prompt"
         if isinstance(stmt, A.AnswerDecl):
@@ -706,6 +721,45 @@ class _Bindings:
             else:
                 self.sink.error("E0610", f"unknown model class `{value}`", stmt.span, "not a model class",
                                 help=did_you_mean(value, CLASSES) or f"classes are {', '.join(CLASSES)}")
+        elif stmt.key == "device_map":
+            if is_torch:
+                self.sink.error("E0610", "`device_map` applies to hf networks only", stmt.span,
+                                "not an hf network", help="a torch network is placed whole with `device`")
+            elif value in DEVICE_MAPS:
+                out.device_map = value
+            else:
+                one_device = "; to put the whole model on one device write `device …` instead" \
+                    if _DEVICE.match(value) else ""
+                self.sink.error("E0610", f"unknown device_map `{value}`", stmt.span, "not a device_map strategy",
+                                help=did_you_mean(value, DEVICE_MAPS) or
+                                f"device_map strategies are {', '.join(DEVICE_MAPS)}{one_device}")
+
+    def _engine(self, out: NetworkIR, stmt: A.EngineStmt, is_torch: bool) -> None:
+        """`backend torch|nnsight [remote ["https://host"]]`: which engine runs the checks, and
+        whether on NDIF; one diagnostic per statement."""
+        engine = stmt.engine.text
+        if engine not in ENGINES:
+            self.sink.error("E0610", f"unknown engine `{engine}`", stmt.engine.span, "not an engine",
+                            help=did_you_mean(engine, ENGINES) or
+                            "engines are torch (hooks) and nnsight (traces; `backend nnsight remote` runs on NDIF)")
+            return
+        if stmt.remote and engine != "nnsight":
+            self.sink.error("E0610", f"`remote` needs the nnsight engine, not `{engine}`", stmt.span,
+                            "not an nnsight engine", help="write `backend nnsight remote`")
+            return
+        if stmt.remote and is_torch:
+            self.sink.error("E0610", "`remote` needs an hf network", stmt.span, "not an hf network",
+                            help="NDIF runs hub models; a torch network's module is built locally: "
+                                 "drop `remote` or declare the network `hf \"<hub id>\"`")
+            return
+        if stmt.host is not None and not stmt.host.startswith(("http://", "https://")):
+            self.sink.error("E0610", f"NDIF host `{stmt.host}` is not an http(s) URL",
+                            self._string_span(stmt.span, stmt.host)[0], "not a URL",
+                            help='write the full address, e.g. `remote "https://ndif.example.org"`')
+            return
+        out.engine = engine
+        out.remote = stmt.remote
+        out.remote_host = stmt.host
 
     def _check_slots(self, net: NetworkIR, slot: PositionSpec) -> None:
         """A declared `slot(S, k)` must find k occurrences of `{S}` in every prompt template."""
