@@ -12,7 +12,7 @@ from causalspec.checking import CheckOptions, NetworkCache, run_checks
 from causalspec.compile.plan import compile_check
 from causalspec.locate import sweep
 from causalspec.semantics.analyse import load
-from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer, tiny_config
+from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer, single_thread, tiny_config
 
 WORDS = "When and went to the store gave a drink".split() + ["Mary", "John", "Tom"]
 PROMPT = "When {A} and {B} went to the store, {B} gave a drink to"
@@ -66,9 +66,7 @@ def spec(tmp_path_factory):
                if getattr(tok, k, None) is not None}
     config = tiny_config("gpt2", len(tok), n_layer=2, initializer_range=0.5, **special)
     # a random-init model that happens to answer A on most prompts, so that pairs are kept
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         for seed in range(500):
             with torch.random.fork_rng(devices=[]):  # as build_tiny_model does, without saving each try
                 torch.manual_seed(seed)
@@ -79,8 +77,6 @@ def spec(tmp_path_factory):
                 break
         else:
             raise AssertionError("no seed gives a tiny GPT-2 that answers A on 4 of 6 prompts")
-    finally:
-        torch.set_num_threads(threads)
     build_tiny_model("gpt2", None, d / "net", seed=seed, tokenizer=tok, n_layer=2, initializer_range=0.5)
     path = d / "p.cspec"
     path.write_text(SPEC.format(path=d / "net", prompt=PROMPT))
