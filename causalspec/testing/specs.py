@@ -64,3 +64,42 @@ check CopyPos {
   expect iia >= 0.5
 }
 """
+
+
+# The "mover" task on a tiny word-tokenized LM (causalspec.testing.tiny): the answer is the
+# first name of "When A and B went to the store, B gave a drink to". MOVER_WORDS is the word
+# tokenizer's vocabulary for its prompts; "Annabel" is two tokens (Anna ##bel), so rows differ
+# in length and batches are really padded.
+MOVER_NAMES = ["Mary", "John", "Tom", "Annabel"]
+MOVER_WORDS = "When Then and went to the store gave a drink".split() + ["Mary", "John", "Tom", "Anna", "##bel"]
+MOVER_PROMPT = "When {A} and {B} went to the store, {B} gave a drink to"
+
+
+def mover_spec(path: str | Path, *, site: str = "resid.post[0]", at: str = "last", positions: bool = False,
+               pairs: int = 32, batch: int = 8) -> str:
+    """A spec of the one-prompt mover task over the `hf` network `net` at `path`: alignment
+    `Pos` puts `mover` at `site @ at` (a featurizer goes after the position: `at="END : [0:16]"`),
+    check `Pos` interchanges it on `pairs` pairs (seed 0, batch `batch`, `expect iia >= 0.0`).
+    `positions` declares `A1 = slot(A, 1)` and `END = last`."""
+    declared = "\n  position A1 = slot(A, 1)\n  position END = last" if positions else ""
+    return f"""
+model P {{
+  domain Name = enum {{{", ".join(MOVER_NAMES)}}}
+  input  A, B : Name ~ uniform where A != B
+  var    mover : Name = A
+  output answer : Name = mover
+}}
+network net = hf "{path}" {{
+  prompt "{MOVER_PROMPT}"
+  answer " {{answer}}"{declared}
+}}
+align P to net as Pos {{
+  mover -> {site} @ {at}
+  answer -> output
+}}
+check Pos {{
+  interchange mover
+  pairs {pairs} seed 0 batch {batch}
+  expect iia >= 0.0
+}}
+"""

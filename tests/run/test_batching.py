@@ -8,47 +8,19 @@ run, and the check's notes must say that the batch size backed off.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
 
 from causalspec.checking import CheckOptions, run_checks
-from causalspec.compile.plan import compile_check
 from causalspec.run.batching import BatchSizer, is_oom
-from causalspec.run.engine import Engine
-from causalspec.run.families import resolve_family
-from causalspec.run.hf_adapter import HFAdapter
-from causalspec.run.loading import load_hf_network
 from causalspec.semantics.analyse import load
-from causalspec.semantics.pairs import row_ids
-from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
+from causalspec.testing.claims import claim_run
+from causalspec.testing.specs import mover_spec
 
-WORDS = "When Then and went to the store gave a drink".split() + ["Mary", "John", "Tom", "Anna", "##bel"]
-SPEC = """
-model P {{
-  domain Name = enum {{Mary, John, Tom, Annabel}}
-  input  A, B : Name ~ uniform where A != B
-  var    mover : Name = A
-  output answer : Name = mover
-}}
-network net = hf "{path}" {{
-  prompt "When {{A}} and {{B}} went to the store, {{B}} gave a drink to"
-  answer " {{answer}}"
-  position A1 = slot(A, 1)
-  position END = last
-}}
-align P to net as Pos {{
-  mover -> resid.post[0] @ {at}
-  answer -> output
-}}
-check Pos {{
-  interchange mover
-  pairs 40 seed 0 batch 16
-  expect iia >= 0.0
-}}
-"""
+
+def spec_text(model_dir, at: str) -> str:
+    """`mover -> resid.post[0] @ at` (A1 or END), 40 pairs, batch 16."""
+    return mover_spec(model_dir, at=at, positions=True, pairs=40, batch=16)
 
 
 # ───────────────────────── the sizer itself ─────────────────────────
@@ -102,10 +74,8 @@ def test_a_chunk_must_be_entered():
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("gpt2_oom")
-    build_tiny_model("gpt2", None, d, seed=0, tokenizer=build_word_tokenizer(WORDS), initializer_range=0.5)
-    return d
+def model_dir(word_lm):
+    return word_lm("gpt2")
 
 
 class FakeMemoryLimit:
@@ -130,27 +100,17 @@ class FakeMemoryLimit:
 
 
 def predictions(ir, incremental: bool, limit: int | None):
-    plan = compile_check(ir, ir.checks[0])
-    net = load_hf_network("net", str(plan.network.source), Path(ir.file).parent, None, "cpu", None)
-    engine = Engine(HFAdapter(net, plan.network, plan.model, plan.output), net.module,
-                    resolve_family(net.module), 16)
-    engine.incremental = incremental
-    _, first, inverse = np.unique(row_ids(plan.pool), return_index=True, return_inverse=True)
-    rows = {k: v[first] for k, v in plan.pool.items()}
-    claim = plan.claims[0]
-    groups = [[b for v in g for b in plan.alignment.variables[v]] for g in claim.groups]
-    fake = FakeMemoryLimit(net.module, limit if limit is not None else 10**9)
+    run = claim_run(ir, batch=16, incremental=incremental)
+    fake = FakeMemoryLimit(run.net.module, limit if limit is not None else 10**9)
     with fake:
-        cache = engine.run_clean(rows, plan.bindings())
-        preds = engine.run_patched(rows, cache, inverse[claim.pairs.base_index],
-                                   [inverse[s] for s in claim.pairs.source_index], groups)
-    return preds, engine, fake
+        _, preds = run.run()
+    return preds, run.engine, fake
 
 
 @pytest.mark.parametrize("incremental", [False, True])
 @pytest.mark.parametrize("at", ["END", "A1"])
 def test_engine_backs_off_under_a_small_memory_limit_with_identical_results(model_dir, tmp_path, incremental, at):
-    (tmp_path / "p.cspec").write_text(SPEC.format(path=model_dir, at=at))
+    (tmp_path / "p.cspec").write_text(spec_text(model_dir, at))
     ir = load(tmp_path / "p.cspec")
     free, _, _ = predictions(ir, incremental, None)
     preds, engine, fake = predictions(ir, incremental, limit=40)  # prompts are 11-12 tokens: 3 rows fit
@@ -165,7 +125,7 @@ def test_engine_backs_off_under_a_small_memory_limit_with_identical_results(mode
 
 
 def test_check_notes_report_the_backoff(model_dir, tmp_path):
-    (tmp_path / "p.cspec").write_text(SPEC.format(path=model_dir, at="END"))
+    (tmp_path / "p.cspec").write_text(spec_text(model_dir, "END"))
     ir = load(tmp_path / "p.cspec")
     from causalspec.checking import NetworkCache
 

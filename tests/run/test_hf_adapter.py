@@ -22,13 +22,14 @@ from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.loading import load_hf_network
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED
 from causalspec.semantics.analyse import load
-from causalspec.semantics.pairs import row_ids
 from causalspec.semantics.sites import ALL, PositionSpec, SiteSpec
+from causalspec.testing.claims import claim_run
+from causalspec.testing.specs import MOVER_NAMES, MOVER_WORDS
 from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = ["Mary", "John", "Tom", "Annabel"]  # Annabel is two tokens: Anna ##bel
-WORDS = "When Then and went to the store gave a drink".split() + ["Mary", "John", "Tom", "Anna", "##bel"]
+NAMES = MOVER_NAMES  # Annabel is two tokens: Anna ##bel
+WORDS = MOVER_WORDS
 
 SPEC = """
 model P {{
@@ -264,23 +265,10 @@ def test_bert_reads_the_answer_at_the_mask(tmp_path, spec_dir):
 # ───────────────────────── engine ─────────────────────────
 
 
-def engine_pieces(ir, net, check_name="Pos", pairs=None):
-    """What checking._run does before scoring: plan, adapter, engine, clean cache, pair indices."""
-    check = next(c for c in ir.checks if c.name == check_name)
-    plan = compile_check(ir, check, pairs, None)
-    adapter = HFAdapter(net, plan.network, plan.model, plan.output)
-    engine = Engine(adapter, net.module, resolve_family(net.module), 64)
-    ids = row_ids(plan.pool)
-    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    unique_rows = {k: v[first] for k, v in plan.pool.items()}
-    bindings = plan.bindings()
-    cache = engine.run_clean(unique_rows, bindings)
-    claim = plan.claims[0]
-    base_u = inverse[claim.pairs.base_index]
-    sources_u = [inverse[s] for s in claim.pairs.source_index]
-    groups = [[b for v in g for b in plan.alignment.variables[v]] for g in claim.groups]
-    return SimpleNamespace(plan=plan, adapter=adapter, engine=engine, rows=unique_rows, cache=cache,
-                           base=base_u, sources=sources_u, groups=groups, claim=claim)
+def engine_pieces(ir, net):
+    """What checking._run does before scoring (check Pos): the claim's run and its clean cache."""
+    run = claim_run(ir, "Pos", net=net, batch=64)
+    return run, run.clean()
 
 
 def reference_patched(net, model, base: dict, source: dict, layer: int) -> np.ndarray:
@@ -331,23 +319,23 @@ def test_engine_patched_predictions_match_plain_hooks(gpt2, tok_dir, spec_dir):
     result = run_checks(ir)[0]
     assert result.status in (PASSED, FAILED), result.reason
     assert result.claims and result.claims[0].sampled == 256
-    p = engine_pieces(ir, gpt2)
-    patched = p.engine.run_patched(p.rows, p.cache, p.base, p.sources, p.groups)
+    p, cache = engine_pieces(ir, gpt2)
+    patched = p.patched(cache)
     ref = reference_patched(gpt2, p.plan.model, p.claim.pairs.base, p.claim.pairs.sources[0], layer=1)
     assert len(patched) == 256
     assert (patched == ref).all(), np.flatnonzero(patched != ref)[:10]
-    assert (patched != p.cache.preds[p.base]).any()  # the patch moves some outputs
+    assert (patched != cache.preds[p.base]).any()  # the patch moves some outputs
 
 
 def test_full_residual_replacement_reproduces_the_source(gpt2, tok_dir, spec_dir):
     # single-token names: every base/source pair has the same length under each order
     ir = write_spec(spec_dir, tok_dir, names=["Mary", "John", "Tom"], site="resid.post[0]", at="all",
                     pairs=64, file="full.cspec")
-    p = engine_pieces(ir, gpt2)
-    patched = p.engine.run_patched(p.rows, p.cache, p.base, p.sources, p.groups)
-    source_preds = p.cache.preds[p.sources[0]]
+    p, cache = engine_pieces(ir, gpt2)
+    patched = p.patched(cache)
+    source_preds = cache.preds[p.sources[0]]
     assert (patched == source_preds).all()
-    assert (p.cache.preds[p.base] != source_preds).any()  # not vacuous
+    assert (cache.preds[p.base] != source_preds).any()  # not vacuous
 
 
 def test_token_count_mismatch_between_base_and_source_names_the_example(gpt2, tok_dir, spec_dir):

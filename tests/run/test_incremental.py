@@ -2,7 +2,8 @@
 
 Logits of the incremental path (cached keys/values for positions before the patch, explicit
 position ids, a past+current mask with per-row holes) must equal a full patched forward at
-every recomputed position (max abs diff < 1e-4), for GPT-2, GPT-NeoX and Llama (GQA), for
+every recomputed position (max abs diff < 1e-4), for every causal family of the shared tiny
+models (tests/run/conftest.py: GPT-2, GPT-NeoX parallel and sequential, Llama (GQA), Gemma), for
 patches at the first, a middle and the last position, in right-padded batches whose rows
 differ in length. At the engine level, predictions with and without the incremental path,
 and at any batch size, are identical.
@@ -17,34 +18,17 @@ import pytest
 import torch
 
 from causalspec.checking import run_checks
-from causalspec.compile.plan import compile_check
-from causalspec.run.engine import Engine
 from causalspec.run.families import resolve_family
-from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.incremental import KVStore, first_block, incremental_forward
-from causalspec.run.loading import load_hf_network
 from causalspec.run.sites import Intervention, SiteAddress, patch, record
 from causalspec.semantics.analyse import load
-from causalspec.semantics.pairs import row_ids
-from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
+from causalspec.testing.claims import claim_run
+from causalspec.testing.specs import MOVER_NAMES
+from causalspec.testing.tiny import build_tiny_model
 
 KINDS = ["gpt2", "neox", "llama"]
-VOCAB = 60
+VOCAB = 60  # token ids below this (the shared tiny models of conftest.py have 100)
 LENGTHS = [9, 6, 11, 7]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module", params=KINDS)
-def tiny(request, tmp_path_factory):
-    model = build_tiny_model(request.param, VOCAB, tmp_path_factory.mktemp(request.param), seed=0)
-    return model
 
 
 def padded(lengths, seed=0):
@@ -90,7 +74,8 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_incremental_logits_equal_full_forward(tiny, case):
+def test_incremental_logits_equal_full_forward(tiny_causal, case):
+    tiny = tiny_causal.model
     family = resolve_family(tiny)
     ids, mask = padded(LENGTHS)
     store = clean_store(tiny, ids, mask, split=2)
@@ -180,7 +165,8 @@ def test_layer_skipping_equals_full_forward(kind, case, tmp_path):
                                    ("gpt_neox.layers" if kind == "neox" else "model.layers"))) == 3  # restored
 
 
-def test_a_patch_before_the_start_is_refused(tiny):
+def test_a_patch_before_the_start_is_refused(tiny_causal):
+    tiny = tiny_causal.model
     family = resolve_family(tiny)
     ids, mask = padded(LENGTHS)
     store = clean_store(tiny, ids, mask, split=2)
@@ -192,8 +178,6 @@ def test_a_patch_before_the_start_is_refused(tiny):
 
 # ───────────────────────── engine level ─────────────────────────
 
-NAMES = ["Mary", "John", "Tom", "Annabel"]  # Annabel is two tokens: rows differ in length
-WORDS = "When Then and went to the store gave a drink".split() + ["Mary", "John", "Tom", "Anna", "##bel"]
 SPEC = """
 model P {{
   domain Name = enum {{{names}}}
@@ -226,49 +210,22 @@ check Pos {{
 
 def write_spec(directory: Path, model_dir: Path, site="resid.post[1]", at="END", pairs=48, batch=16, mask=""):
     spec = directory / f"spec_{abs(hash((site, at, pairs, batch)))}.cspec"
-    spec.write_text(SPEC.format(names=", ".join(NAMES), path=model_dir, site=site, at=at, pairs=pairs, batch=batch,
+    spec.write_text(SPEC.format(names=", ".join(MOVER_NAMES), path=model_dir, site=site, at=at, pairs=pairs, batch=batch,
                                 mask=mask))
     return load(spec)
 
 
-@pytest.fixture(scope="module")
-def lm_dirs(tmp_path_factory):
-    """kind -> folder of a tiny LM with the word tokenizer (built on first use)."""
-    built: dict[str, Path] = {}
-
-    def get(kind: str) -> Path:
-        if kind not in built:
-            d = tmp_path_factory.mktemp(f"lm_{kind}")
-            tok = build_word_tokenizer(WORDS + (["[MASK]"] if kind == "bert" else []))
-            build_tiny_model(kind, None, d, seed=0, tokenizer=tok, initializer_range=0.5)
-            built[kind] = d
-        return built[kind]
-
-    return get
-
-
 def engine_predictions(ir, incremental: bool, batch: int):
-    check = ir.checks[0]
-    plan = compile_check(ir, check)
-    net = load_hf_network("net", str(plan.network.source), Path(ir.file).parent, None, "cpu", None)
-    adapter = HFAdapter(net, plan.network, plan.model, plan.output)
-    engine = Engine(adapter, net.module, resolve_family(net.module), batch)
-    engine.incremental = incremental
-    _, first, inverse = np.unique(row_ids(plan.pool), return_index=True, return_inverse=True)
-    rows = {k: v[first] for k, v in plan.pool.items()}
-    cache = engine.run_clean(rows, plan.bindings())
-    claim = plan.claims[0]
-    groups = [[b for v in g for b in plan.alignment.variables[v]] for g in claim.groups]
-    preds = engine.run_patched(rows, cache, inverse[claim.pairs.base_index],
-                               [inverse[s] for s in claim.pairs.source_index], groups)
-    return preds, engine, cache
+    run = claim_run(ir, batch=batch, incremental=incremental)
+    cache, preds = run.run()
+    return preds, run.engine, cache
 
 
 @pytest.mark.parametrize("site,at", [("resid.post[1]", "END"), ("resid.post[0]", "A1"), ("embed", "A1"),
                                      ("head[1.1].v", "A1"), ("head[0.1].z", "A1")])
 @pytest.mark.parametrize("kind", KINDS)
-def test_engine_incremental_equals_full_at_every_batch_size(lm_dirs, tmp_path, kind, site, at):
-    ir = write_spec(tmp_path, lm_dirs(kind), site=site, at=at)
+def test_engine_incremental_equals_full_at_every_batch_size(word_lm, tmp_path, kind, site, at):
+    ir = write_spec(tmp_path, word_lm(kind), site=site, at=at)
     full, _, cache = engine_predictions(ir, incremental=False, batch=16)
     assert cache.kv is None
     for batch in (16, 5, 64):
@@ -281,14 +238,14 @@ def test_engine_incremental_equals_full_at_every_batch_size(lm_dirs, tmp_path, k
         assert any("blocks below the patch skipped" in n for n in engine.run_notes()) == skips, engine.run_notes()
 
 
-def test_bidirectional_models_run_in_full_and_say_so(lm_dirs, tmp_path):
-    ir = write_spec(tmp_path, lm_dirs("bert"), at="B2", mask=" [MASK]")
+def test_bidirectional_models_run_in_full_and_say_so(word_lm, tmp_path):
+    ir = write_spec(tmp_path, word_lm("bert"), at="B2", mask=" [MASK]")
     [result] = run_checks(ir)
     assert result.status != "error", result.reason
     assert any("bidirectional" in n and "full" in n for n in result.notes), result.notes
 
 
-def test_check_results_report_the_incremental_path(lm_dirs, tmp_path):
-    [result] = run_checks(write_spec(tmp_path, lm_dirs("gpt2"), at="END"))
+def test_check_results_report_the_incremental_path(word_lm, tmp_path):
+    [result] = run_checks(write_spec(tmp_path, word_lm("gpt2"), at="END"))
     note = next(n for n in result.notes if "incremental" in n)
     assert "recomputed" in note and "token positions" in note
