@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from causalspec.checking import CheckOptions, run_checks
 from causalspec.compile.circuit_plan import Arch, resolve_circuit
@@ -58,21 +57,15 @@ def test_the_spec_is_skipped_without_gpt2_weights():
 
 def _twin(tmp_path: Path, **config) -> Path:
     """The spec next to a random-init GPT-2 of the given shape (word tokenizer over the prompt words)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from causalspec.testing.tiny import build_word_tokenizer
+    from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
 
     (tmp_path / "data").mkdir()
     shutil.copy(ROOT / "specs" / "data" / "ioi_names.txt", tmp_path / "data")
     names = (tmp_path / "data" / "ioi_names.txt").read_text().split()
     tok = build_word_tokenizer(WORDS + names)
-    cfg = GPT2Config(**{"vocab_size": len(tok), "n_positions": 64, "pad_token_id": tok.pad_token_id,
-                        "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, **config})
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = GPT2LMHeadModel(cfg).eval()
-    model.save_pretrained(str(tmp_path / "gpt2"))
-    tok.save_pretrained(str(tmp_path / "gpt2"))
+    # GPT2Config's own init scale (0.02), not the tiny models' larger one
+    build_tiny_model("gpt2", config.pop("vocab_size", None), tmp_path / "gpt2", seed=0, tokenizer=tok,
+                     initializer_range=0.02, **config)
     text = SPEC.read_text()
     assert text.count('network gpt2 = hf "gpt2"') == 1
     spec = tmp_path / "ioi_circuit.cspec"

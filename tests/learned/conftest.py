@@ -7,19 +7,9 @@ from pathlib import Path
 import pytest
 
 import causalspec.testing.planted as planted
+from causalspec.testing.specs import HIER_EQ_MODEL
 
 PLANTED = Path(planted.__file__).resolve()
-
-MODEL = """
-model HierEq {
-  domain Obj = int 0..19
-  input  W, X, Y, Z : Obj ~ uniform
-  var    WX : bool = W == X
-  var    YZ : bool = Y == Z
-  output O  : bool = WX == YZ
-  sample balanced O
-}
-"""
 
 
 def network(name: str = "planted", weights: str = "planted.safetensors") -> str:
@@ -36,5 +26,5 @@ def planted_dir(tmp_path_factory) -> Path:
 
 def write_spec(folder: Path, name: str, body: str) -> Path:
     path = folder / name
-    path.write_text(MODEL + network() + body, encoding="utf-8")
+    path.write_text(HIER_EQ_MODEL + network() + body, encoding="utf-8")
     return path

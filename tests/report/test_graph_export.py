@@ -12,17 +12,9 @@ import pytest
 from causalspec.report import graph_export as ge
 from causalspec.report.files import OverwriteRefused
 from causalspec.semantics.analyse import load_text
+from causalspec.testing.specs import HIER_EQ_MODEL
 
-HIER_EQ = """\
-model HierEq {
-  domain Obj = int 0..19
-  input  W, X, Y, Z : Obj ~ uniform
-  var    WX : bool = W == X
-  var    YZ : bool = Y == Z
-  output O  : bool = WX == YZ
-  sample balanced O
-}
-"""
+HIER_EQ = HIER_EQ_MODEL.lstrip("\n")  # spans below count lines from `model HierEq {`
 
 # Mechanisms print as spec text when the canonical printer is there, else as sympy text.
 HAS_PRINTER = importlib.util.find_spec("causalspec.syntax.printer") is not None
