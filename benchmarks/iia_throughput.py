@@ -27,120 +27,33 @@ Timings are wall-clock on a noisy machine: quote the ratios, measured in one run
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-import threading
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _setup import PeakRSS, bench_spec, time_plain, warm_up  # noqa: E402  (shared with sweep_throughput.py)
+
 FILLER = "so then after the long day at work the two friends went home with".split()  # 14 words
-NAMES = ["Mary", "John", "Anna", "Tom", "Lisa", "Paul", "Kate", "Mark", "Emma", "Jack",
-         "Sara", "Adam", "Lucy", "Ryan", "Nina", "Carl"]
-
-
-def spec_text(model_dir: Path, pairs: int, pool: int, batch: int) -> str:
-    names = ", ".join(NAMES)
-    prompt = " ".join(FILLER) + " {A} {B}"
-    return f"""
-model Copy {{
-  domain Name = enum {{{names}}}
-  input A, B : Name ~ uniform where A != B
-  var mover : Name = A
-  output answer : Name = mover
-}}
-network gpt2small = hf "{model_dir}" {{
-  prompt "{prompt}"
-  answer " {{answer}}"
-  position END = last
-}}
-align Copy to gpt2small as Claim {{
-  mover -> resid.post[6] @ END
-  answer -> output
-}}
-check Claim {{
-  interchange mover
-  pairs {pairs} seed 0 pool {pool} batch {batch}
-  expect iia >= 0.0
-}}
-"""
-
-
-def build_model(directory: Path) -> None:
-    from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
-
-    tok = build_word_tokenizer(FILLER + NAMES)
-    build_tiny_model("gpt2", len(tok), directory, seed=0, tokenizer=tok, n_layer=12, n_head=12, n_embd=768,
-                     n_positions=64)
-
-
-class PeakRSS:
-    """Peak resident set size of this process while the block runs (sampled every 5 ms)."""
-
-    def __enter__(self):
-        self.start = self.peak = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss())
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-        return False
-
-    def text(self) -> str:
-        return f"peak RSS {self.peak / 2**20:7.0f} MiB (+{(self.peak - self.start) / 2**20:.0f})"
-
-
-def warm_up(net, batch: int, seq: int = 16) -> None:
-    """One forward before any measurement, so the allocator's growth is not charged to the first method."""
-    with torch.no_grad():
-        ids = torch.full((batch, seq), 5, dtype=torch.long, device=net.device)
-        net.module(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
-    print(f"network loaded and warmed up: RSS {_rss() / 2**20:.0f} MiB")
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+PROMPT = " ".join(FILLER) + " {A} {B}"
 
 
 def time_engine(ir, check, incremental: bool = True, networks=None):
     """The engine path of `causalspec check`, split so its per-pair predictions are visible."""
-    from causalspec.checking import CheckOptions, NetworkCache, _adapter
-    from causalspec.compile.plan import compile_check
-    from causalspec.run.engine import Engine
-    from causalspec.run.families import resolve_family
-    from causalspec.semantics.pairs import row_ids
+    from causalspec.checking import CheckOptions, NetworkCache
+    from causalspec.testing.claims import claim_run
 
     networks = networks or NetworkCache()
-    plan = compile_check(ir, check)
-    net = networks.get(ir, plan.network.name, CheckOptions())
-    adapter = _adapter(net, plan)
-    engine = Engine(adapter, net.module, resolve_family(net.module), check.batch)
-    engine.incremental = incremental
-    claim = plan.claims[0]
-    ids = row_ids(plan.pool)
-    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    rows = {k: v[first] for k, v in plan.pool.items()}
-    bindings = plan.bindings()
+    net = networks.get(ir, ir.alignments[check.alignment].network, CheckOptions())
+    run = claim_run(ir, check, net=net, incremental=incremental)
     t0 = time.perf_counter()
-    cache = engine.run_clean(rows, bindings)
-    base_u = inverse[claim.pairs.base_index]
-    sources_u = [inverse[s] for s in claim.pairs.source_index]
-    groups = [[b for v in g for b in plan.alignment.variables[v]] for g in claim.groups]
-    preds = engine.run_patched(rows, cache, base_u, sources_u, groups)
+    cache, preds = run.run()
     seconds = time.perf_counter() - t0
-    time_engine.last = (engine, cache, rows, base_u)
-    return plan, net, adapter, preds, seconds, len(first)
+    time_engine.last = (run.engine, cache, run.rows, run.base)
+    return run.plan, net, run.engine.adapter, preds, seconds, run.n_unique
 
 
 def time_limit(net, adapter, batch: int) -> tuple[float, float]:
@@ -182,16 +95,6 @@ def encode_pairs(adapter, plan):
     base = adapter.encode(claim.pairs.base)
     source = adapter.encode(claim.pairs.sources[0])
     return base, source
-
-
-def time_plain(net, base, source, batch: int) -> float:
-    ids = torch.cat([base.inputs["input_ids"], source.inputs["input_ids"]])
-    mask = torch.cat([base.inputs["attention_mask"], source.inputs["attention_mask"]])
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for s in range(0, len(ids), batch):
-            net.module(input_ids=ids[s:s + batch], attention_mask=mask[s:s + batch])
-    return time.perf_counter() - t0
 
 
 def time_pyvene(net, adapter, base, source, batch: int):
@@ -238,13 +141,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from causalspec.semantics.analyse import load_text
-
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = Path(tmp) / "gpt2small"
-        build_model(model_dir)
-        ir = load_text(spec_text(model_dir, args.pairs, args.pool, args.batch), str(Path(tmp) / "bench.cspec"),
-                       base_dir=Path(tmp))
+    with bench_spec(FILLER, PROMPT, "bench.cspec", args.pairs, args.pool, args.batch, end_position=True) as ir:
         check = ir.checks[0]
         from causalspec.checking import CheckOptions, NetworkCache
 

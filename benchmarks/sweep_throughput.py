@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,43 +33,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from iia_throughput import NAMES, PeakRSS, warm_up  # noqa: E402  (sibling benchmark script)
+from _setup import LAYERS, PeakRSS, bench_spec, time_plain, warm_up  # noqa: E402  (shared with iia_throughput.py)
 
 WORDS = "after the long day and went to store then gave it".split()
 PROMPT = "after the long day {A} and {B} went to the store and then {B} gave it to"
-LAYERS = 12
-
-
-def spec_text(model_dir: Path, pairs: int, pool: int, batch: int) -> str:
-    return f"""
-model Copy {{
-  domain Name = enum {{{", ".join(NAMES)}}}
-  input A, B : Name ~ uniform where A != B
-  var mover : Name = A
-  output answer : Name = mover
-}}
-network gpt2small = hf "{model_dir}" {{
-  prompt "{PROMPT}"
-  answer " {{answer}}"
-}}
-align Copy to gpt2small as Claim {{
-  mover -> resid.post[6] @ last
-  answer -> output
-}}
-check Claim {{
-  interchange mover
-  pairs {pairs} seed 0 pool {pool} batch {batch}
-  expect iia >= 0.0
-}}
-"""
-
-
-def build_model(directory: Path) -> None:
-    from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
-
-    tok = build_word_tokenizer(WORDS + NAMES)
-    build_tiny_model("gpt2", len(tok), directory, seed=0, tokenizer=tok, n_layer=LAYERS, n_head=12, n_embd=768,
-                     n_positions=64)
 
 
 def grid():
@@ -82,27 +48,17 @@ def grid():
 
 
 def time_causalspec(ir, check, networks):
-    from causalspec.checking import CheckOptions, _adapter
-    from causalspec.compile.plan import compile_check
-    from causalspec.run.engine import Engine
-    from causalspec.run.families import resolve_family
+    from causalspec.checking import CheckOptions
     from causalspec.run.sweep import sweep
-    from causalspec.semantics.pairs import row_ids
+    from causalspec.testing.claims import claim_run
 
-    plan = compile_check(ir, check)
-    net = networks.get(ir, plan.network.name, CheckOptions())
-    adapter = _adapter(net, plan)
-    engine = Engine(adapter, net.module, resolve_family(net.module), check.batch)
-    ids = row_ids(plan.pool)
-    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    rows = {k: v[first] for k, v in plan.pool.items()}
-    claim = plan.claims[0]
-    base_u, source_u = inverse[claim.pairs.base_index], inverse[claim.pairs.source_index[0]]
+    net = networks.get(ir, ir.alignments[check.alignment].network, CheckOptions())
+    run = claim_run(ir, check, net=net)
     cells = grid()
     t0 = time.perf_counter()
-    result = sweep(engine, rows, base_u, source_u, cells)
+    result = sweep(run.engine, run.rows, run.base, run.sources[0], cells)
     seconds = time.perf_counter() - t0
-    return plan, net, adapter, result, seconds, len(first)
+    return run.plan, net, run.engine.adapter, result, seconds, run.n_unique
 
 
 def positions_of(adapter, batch, cell) -> list[int]:
@@ -184,16 +140,6 @@ def time_limit(net, adapter, result, base, batch: int) -> tuple[float, float]:
     return clean_s, recompute_s
 
 
-def time_plain(net, base, source, batch: int) -> float:
-    ids = torch.cat([base.inputs["input_ids"], source.inputs["input_ids"]])
-    mask = torch.cat([base.inputs["attention_mask"], source.inputs["attention_mask"]])
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for s in range(0, len(ids), batch):
-            net.module(input_ids=ids[s:s + batch], attention_mask=mask[s:s + batch])
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=64)
@@ -204,13 +150,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from causalspec.checking import CheckOptions, NetworkCache
-    from causalspec.semantics.analyse import load_text
 
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = Path(tmp) / "gpt2small"
-        build_model(model_dir)
-        ir = load_text(spec_text(model_dir, args.pairs, args.pool, args.batch), str(Path(tmp) / "sweep.cspec"),
-                       base_dir=Path(tmp))
+    with bench_spec(WORDS, PROMPT, "sweep.cspec", args.pairs, args.pool, args.batch) as ir:
         check = ir.checks[0]
         networks = NetworkCache()
         warm_up(networks.get(ir, ir.alignments[check.alignment].network, CheckOptions()), args.batch)
