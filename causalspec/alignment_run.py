@@ -34,7 +34,6 @@ from causalspec.run.engine import FULL, CleanCache, Engine
 from causalspec.score.iia import score_claim
 from causalspec.score.results import ClaimResult
 from causalspec.score.stats import Proportion, wilson
-from causalspec.semantics import featurizers as F
 from causalspec.semantics.pairs import row_ids
 
 ARTIFACT_DIR = ".causalspec/artifacts"  # relative to the spec file's folder, unless options say otherwise
@@ -295,14 +294,9 @@ class AlignmentRun:
         return out, ""
 
     def _dims(self, var: str, b, width: int) -> int | None:
-        feat = b.featurizer
-        if isinstance(feat, F.Identity):
-            return None
-        if isinstance(feat, F.Slice):
-            return feat.hi - feat.lo
         if self.fitted is not None and (var, b) in self.fitted.trained.bases:
             return int(self.fitted.trained.bases[(var, b)].shape[1])
-        basis = self.engine.basis(feat, width)
+        basis = self.engine.basis(b.featurizer, width)
         return None if basis is None else int(basis.shape[1])
 
 

@@ -67,21 +67,21 @@ class Engine:
 
     # featurizers -----------------------------------------------------------------------
     def basis(self, featurizer, width: int) -> torch.Tensor | None:
-        """An orthonormal basis [width, k] for subspace featurizers; None: the whole activation."""
-        if isinstance(featurizer, F.Identity):
-            return None
-        if isinstance(featurizer, F.Slice):
-            if featurizer.hi > width:
-                raise CheckUsageError(f"slice [{featurizer.lo}:{featurizer.hi}] does not fit an activation "
-                                      f"of width {width}")
-            return torch.eye(width)[:, featurizer.lo:featurizer.hi]
-        if isinstance(featurizer, F.FixedBasis):
-            key = (featurizer.resolved, featurizer.key)
-            if key not in self._bases:
-                self._bases[key] = _load_basis(featurizer, width)
-            return self._bases[key]
-        raise CheckUsageError(f"featurizer `{featurizer.kind}` is learned; learned featurizers (das, boundless) "
-                              "are not supported by `causalspec check` yet — use a slice or a fixed basis")
+        """The subspace patched for `featurizer` at a site of `width` (`[width, k]`, orthonormal
+        columns; None: the whole activation) — the IR's `featurizer.basis`, as a tensor.
+
+        What a featurizer means lives in `semantics.featurizers`; the engine only reads basis
+        files with torch (bfloat16 too) and caches per (featurizer, width), so a file is read
+        once per run. Learned featurizers raise here: their trained bases come as `bases`.
+        """
+        key = (featurizer, width)
+        if key not in self._bases:
+            try:
+                basis = featurizer.basis(width, read=_read_safetensors)
+            except F.FeaturizerError as e:
+                raise CheckUsageError(str(e)) from None
+            self._bases[key] = None if basis is None else torch.from_numpy(basis)
+        return self._bases[key]
 
     # clean pass --------------------------------------------------------------------------
     def run_clean(self, rows: dict[str, np.ndarray], bindings: Sequence,
@@ -244,32 +244,8 @@ def _npos(t: torch.Tensor) -> int:
     return int(t.shape[0]) if t.dim() == 2 else 0
 
 
-def _load_basis(featurizer, width: int) -> torch.Tensor:
+def _read_safetensors(path: Path) -> dict:
+    """A safetensors file's tensors as float32 numpy arrays (the featurizer IR is torch-free)."""
     from safetensors.torch import load_file
 
-    path = featurizer.resolved
-    if not Path(path).is_file():
-        raise CheckUsageError(f"basis file `{featurizer.path}` not found (looked for {path})")
-    tensors = load_file(str(path))
-    if featurizer.key is None:
-        if len(tensors) != 1:
-            raise CheckUsageError(f"basis file `{featurizer.path}` holds {len(tensors)} tensors "
-                                  f"({', '.join(sorted(tensors))}); name one with key=\"…\"")
-        basis = next(iter(tensors.values()))
-    elif featurizer.key not in tensors:
-        raise CheckUsageError(f"basis file `{featurizer.path}` has no tensor `{featurizer.key}` "
-                              f"(it has {', '.join(sorted(tensors))})")
-    else:
-        basis = tensors[featurizer.key]
-    basis = basis.float()
-    if basis.dim() == 1:
-        basis = basis[:, None]
-    if basis.shape[0] != width and basis.shape[1] == width:
-        basis = basis.T
-    if basis.shape[0] != width:
-        raise CheckUsageError(f"basis `{featurizer.path}` has shape {tuple(basis.shape)}; the site has width {width}")
-    gram = basis.T @ basis
-    if not torch.allclose(gram, torch.eye(basis.shape[1]), atol=1e-3):
-        raise CheckUsageError(f"basis `{featurizer.path}` is not orthonormal (B.T @ B != I); "
-                              "orthonormalise it (e.g. torch.linalg.qr) before saving")
-    return basis
+    return {name: t.float().numpy() for name, t in load_file(str(path)).items()}

@@ -127,7 +127,8 @@ class Intervention:
 
     ``basis`` (``[width, k]``, orthonormal columns) restricts the patch to a subspace:
     ``patched = x - (x @ B) @ B.T + (src @ B) @ B.T``; ``None`` replaces everything.
-    A slice featurizer ``[a:b]`` is the basis of unit vectors ``I[:, a:b]``.
+    A featurizer's basis (a slice ``[a:b]`` is ``I[:, a:b]``) is ``Featurizer.basis`` of
+    ``causalspec.semantics.featurizers``.
     """
 
     site: SiteAddress

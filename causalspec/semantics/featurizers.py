@@ -1,56 +1,54 @@
 """Featurizers: which coordinates of a site's activation carry an aligned variable.
 
-Why an IR with maps but without torch: the engine (the only code that touches torch) needs,
-for every featurizer, a pair of functions over the last axis of an activation,
+What a featurizer denotes: a subspace of the last axis of a site's activation, given by a
+basis `B` (`[width, k]`, orthonormal columns: `B.T @ B = I`), or the whole activation. An
+interchange puts the source's coordinates inside span(B) into the base and keeps the base's
+outside it: `base + ((source - base) @ B) @ B.T`. That formula is written once, in
+`causalspec.run.sites` (`Intervention`, `make_edit`), and every runner patches through it:
+the engine, training (`run.train`) and the nnsight backend.
 
-    to_features(x)            -> f                 # [..., width] -> [..., k]
-    from_features(base, f)    -> x'                # base with its features replaced by f
+Which subspace is `Featurizer.basis(width, read)`, the one description of it. The IR
+answers for the featurizers whose subspace the spec fixes before any network runs:
 
-such that `from_features(base, to_features(base)) == base`, and the interchange of a
-source's features into a base is `from_features(base, to_features(source))`. The maps below
-are written with array operators only (`@`, `.T`, slicing, `clone`/`copy`), so they work on
-numpy arrays and torch tensors alike and stay differentiable for the learned ones. What an
-IR object cannot know statically — a fixed basis's matrix (read from a file at check time)
-or a learned rotation (trained at check time) — is passed to `feature_maps` by the engine.
+- `identity`: None, the whole activation (a subspace patch with `B = I` would give the same
+  values at the price of two matrix products);
+- a slice `[a:b]`: the unit vectors `I[:, a:b]`, so the patch takes dims `a:b` from the source;
+- `basis(file, key)`: the matrix stored in a safetensors file, read at check time (the file
+  may change after the spec is analysed) and validated against the site's width.
 
-Linear featurizers are described by an orthonormal basis `B` (`[width, k]`, `B.T @ B = I`),
-the convention of `causalspec.run.sites.Intervention`: features `x @ B`, and
-`from_features(base, f) = base + (f - base @ B) @ B.T`. A slice `[a:b]` is the basis of unit
-vectors `I[:, a:b]` (computed by slicing, not by a matrix product).
+Learned featurizers (`das`, `boundless`) have no subspace until training finds one at check
+time: `basis` raises for them, and the trained basis reaches the engine as an override
+(`AlignmentRun.fit` → `Engine.run_patched(bases=…)`), as do random control subspaces.
+
+Why numpy and a `read` function: the semantics layer never imports torch. The engine (in
+the run layer) calls `basis`, passing a reader that loads files with torch (numpy has no
+bfloat16), and keeps only what is runtime's: a cache per (featurizer, width) and the tensor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
 
 from causalspec.diagnostics import NO_SPAN, DiagnosticSink, Span, did_you_mean
 from causalspec.syntax import ast as A
 
-ToFeatures = Callable[[Any], Any]
-FromFeatures = Callable[[Any, Any], Any]
+ReadTensors = Callable[[Path], Mapping[str, Any]]  # a safetensors file -> {name: array}
 
 
-@dataclass(frozen=True)
-class FeatureMaps:
-    to_features: ToFeatures
-    from_features: FromFeatures
-    k: int  # number of features
+class FeaturizerError(ValueError):
+    """A featurizer has no basis for this site (a slice too wide, a bad basis file, a learned one)."""
 
 
-def _copy(x: Any) -> Any:
-    return x.clone() if hasattr(x, "clone") else x.copy()
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file as numpy arrays (the run layer passes a torch reader
+    instead, which also reads bfloat16)."""
+    from safetensors.numpy import load_file
 
-
-def _basis_maps(basis: Any) -> FeatureMaps:
-    def to_features(x):
-        return x @ basis
-
-    def from_features(base, f):
-        return base + (f - base @ basis) @ basis.T
-
-    return FeatureMaps(to_features, from_features, int(basis.shape[1]))
+    return load_file(str(path))
 
 
 class Featurizer:
@@ -60,8 +58,14 @@ class Featurizer:
     learned: ClassVar[bool] = False  # parameters are trained at check time (needs `heldout`)
     linear: ClassVar[bool] = True
 
-    def feature_maps(self, width: int, params: Any = None) -> FeatureMaps:  # pragma: no cover
-        raise NotImplementedError
+    def basis(self, width: int, read: ReadTensors = read_safetensors) -> np.ndarray | None:
+        """The subspace this featurizer denotes at a site of `width`: an orthonormal basis
+        `[width, k]` (float32), or None for the whole activation. Raises FeaturizerError
+        when there is none (see the module docstring)."""
+        if self.learned:
+            raise FeaturizerError(f"featurizer `{self.kind}` is learned: its subspace comes from training at "
+                                  "check time, not from the spec — pass the trained basis to the engine")
+        raise NotImplementedError(type(self).__name__)
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,8 @@ class Identity(Featurizer):
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
     kind: ClassVar[str] = "identity"
 
-    def feature_maps(self, width: int, params: Any = None) -> FeatureMaps:
-        return FeatureMaps(lambda x: x, lambda base, f: f, width)
+    def basis(self, width: int, read: ReadTensors = read_safetensors) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -84,20 +88,10 @@ class Slice(Featurizer):
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
     kind: ClassVar[str] = "slice"
 
-    def feature_maps(self, width: int, params: Any = None) -> FeatureMaps:
+    def basis(self, width: int, read: ReadTensors = read_safetensors) -> np.ndarray:
         if self.hi > width:
-            raise ValueError(f"slice [{self.lo}:{self.hi}] does not fit an activation of width {width}")
-        lo, hi = self.lo, self.hi
-
-        def to_features(x):
-            return x[..., lo:hi]
-
-        def from_features(base, f):
-            out = _copy(base)
-            out[..., lo:hi] = f
-            return out
-
-        return FeatureMaps(to_features, from_features, hi - lo)
+            raise FeaturizerError(f"slice [{self.lo}:{self.hi}] does not fit an activation of width {width}")
+        return np.eye(width, dtype=np.float32)[:, self.lo:self.hi].copy()
 
 
 @dataclass(frozen=True)
@@ -105,8 +99,7 @@ class FixedBasis(Featurizer):
     """A fixed orthonormal basis read from a safetensors file at check time.
 
     `path` is as written in the spec, `resolved` relative to the spec's folder; `key` names
-    the tensor in the file (None: the file's only tensor). The engine loads it and passes it
-    to `feature_maps` as `params` (`[width, k]`, orthonormal columns).
+    the tensor in the file (None: the file's only tensor).
     """
 
     path: str
@@ -115,30 +108,44 @@ class FixedBasis(Featurizer):
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
     kind: ClassVar[str] = "basis"
 
-    def feature_maps(self, width: int, params: Any = None) -> FeatureMaps:
-        if params is None:
-            raise ValueError(f"basis `{self.path}` must be loaded by the engine and passed as params")
-        return _basis_maps(params)
+    def basis(self, width: int, read: ReadTensors = read_safetensors) -> np.ndarray:
+        """The file's tensor as `[width, k]`: a vector `[width]` is one direction, a `[k, width]`
+        matrix is transposed; its columns must be orthonormal (to 1e-3)."""
+        if not Path(self.resolved).is_file():
+            raise FeaturizerError(f"basis file `{self.path}` not found (looked for {self.resolved})")
+        tensors = read(self.resolved)
+        names = ", ".join(sorted(tensors))
+        if self.key is None:
+            if len(tensors) != 1:
+                raise FeaturizerError(f"basis file `{self.path}` holds {len(tensors)} tensors ({names}); "
+                                      "name one with key=\"…\"")
+            (basis,) = tensors.values()
+        elif self.key not in tensors:
+            raise FeaturizerError(f"basis file `{self.path}` has no tensor `{self.key}` (it has {names})")
+        else:
+            basis = tensors[self.key]
+        basis = np.asarray(basis, dtype=np.float32)
+        if basis.ndim == 1:
+            basis = basis[:, None]
+        if basis.ndim == 2 and basis.shape[0] != width and basis.shape[1] == width:
+            basis = basis.T
+        if basis.ndim != 2 or basis.shape[0] != width:
+            raise FeaturizerError(f"basis `{self.path}` has shape {tuple(basis.shape)}; the site has width {width}")
+        if not np.allclose(basis.T @ basis, np.eye(basis.shape[1], dtype=np.float32), atol=1e-3):
+            raise FeaturizerError(f"basis `{self.path}` is not orthonormal (B.T @ B != I); "
+                                  "orthonormalise it (e.g. torch.linalg.qr) before saving")
+        return np.ascontiguousarray(basis)
 
 
 @dataclass(frozen=True)
 class LearnedDAS(Featurizer):
-    """Distributed alignment search: a learned `k`-dimensional orthonormal subspace.
-
-    `params` for `feature_maps` is the trained basis `[width, k]`.
-    """
+    """Distributed alignment search: a learned `k`-dimensional orthonormal subspace
+    (trained by `run.train`; `basis` raises)."""
 
     k: int = 1
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
     kind: ClassVar[str] = "das"
     learned: ClassVar[bool] = True
-
-    def feature_maps(self, width: int, params: Any = None) -> FeatureMaps:
-        if params is None:
-            raise ValueError("a das featurizer is trained at check time; pass the learned basis as params")
-        if int(params.shape[1]) != self.k:
-            raise ValueError(f"das(k={self.k}) got a basis with {int(params.shape[1])} columns")
-        return _basis_maps(params)
 
 
 @dataclass(frozen=True)
@@ -146,9 +153,8 @@ class Boundless(Featurizer):
     """Boundless DAS: a learned rotation with a learned soft mask over rotated dimensions.
 
     The mask's sigmoid temperature is annealed from `temperature_start` to
-    `temperature_end` while training. `params` for `feature_maps` is `(R, m)`: a rotation
-    `[width, width]` with orthonormal columns and a mask `[width]` in [0, 1]; features are
-    all rotated coordinates and only the masked ones are taken from the source.
+    `temperature_end` while training (`run.train`); the trained featurizer is the subspace
+    of the rotated dimensions the mask keeps (cut at 0.5). `basis` raises.
     """
 
     temperature_start: float = 50.0
@@ -156,19 +162,6 @@ class Boundless(Featurizer):
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
     kind: ClassVar[str] = "boundless"
     learned: ClassVar[bool] = True
-
-    def feature_maps(self, width: int, params: Any = None) -> FeatureMaps:
-        if params is None:
-            raise ValueError("a boundless featurizer is trained at check time; pass (rotation, mask) as params")
-        rotation, mask = params
-
-        def to_features(x):
-            return x @ rotation
-
-        def from_features(base, f):
-            return base + ((f - base @ rotation) * mask) @ rotation.T
-
-        return FeatureMaps(to_features, from_features, int(rotation.shape[1]))
 
 
 # ───────────────────────── analysis ─────────────────────────

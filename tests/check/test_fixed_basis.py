@@ -48,6 +48,17 @@ def test_rotated_basis_of_the_true_subspace_holds_exactly(tmp_path):
     assert all(c.iia.estimate == 1.0 for c in r.claims)
 
 
+@pytest.mark.parametrize("form", ["transposed", "vector"])
+def test_transposed_and_vector_basis_files_hold_exactly(tmp_path, form):
+    # layers.1 reads only the sum of units 0..19, so the one direction 1_{0:20}/sqrt(20) carries WX
+    basis = {"transposed": rotated_basis_of_first_20_dims().T,  # [20, 40]: read as its transpose
+             "vector": torch.cat([torch.ones(20), torch.zeros(20)]) / 20 ** 0.5}[form]  # [40]: one direction
+    save_file({"wx": basis.contiguous()}, str(tmp_path / "b.safetensors"))
+    r = run(spec('module "layers.0" output : basis("b.safetensors")'), tmp_path)
+    assert r.status == "passed", r.reason
+    assert all(c.iia.estimate == 1.0 for c in r.claims)
+
+
 def test_basis_of_the_wrong_subspace_fails(tmp_path):
     basis = torch.zeros(40, 20)
     basis[20:] = torch.linalg.qr(torch.randn(20, 20, generator=torch.Generator().manual_seed(1)))[0]

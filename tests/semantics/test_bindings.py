@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from causalspec.diagnostics import SpecError
@@ -125,33 +124,6 @@ def test_template_render_offsets(full):
     assert r.text == "When John and Mary went to the store, John gave a drink to"
     s2 = r.slot("S", 2)
     assert r.text[s2.start:s2.end] == "John" and s2.start == 38
-
-
-def test_featurizer_maps_roundtrip():
-    """from_features(base, to_features(base)) == base; an interchange moves exactly the features."""
-    rng = np.random.default_rng(0)
-    base, src = rng.normal(size=(3, 8)), rng.normal(size=(3, 8))
-    kept = base.copy()
-    q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
-    mask = np.r_[1, 1, 0, 0, 0, 0, 0, 0.0]
-    cases = [(Identity(), None), (Slice(2, 5), None), (LearnedDAS(3), q[:, :3]),
-             (FixedBasis("b.safetensors", Path("b.safetensors")), q[:, :2]), (Boundless(), (q, mask))]
-    for feat, params in cases:
-        maps = feat.feature_maps(8, params)
-        assert np.allclose(maps.from_features(base, maps.to_features(base)), base)
-        patched = maps.from_features(base, maps.to_features(src))
-        got, want = maps.to_features(patched), maps.to_features(src)
-        if isinstance(feat, Boundless):  # only the masked rotated coordinates come from the source
-            assert np.allclose(got[:, :2], want[:, :2]) and np.allclose(got[:, 2:], maps.to_features(base)[:, 2:])
-        else:
-            assert np.allclose(got, want)
-        assert np.array_equal(base, kept)  # out of place
-    s = Slice(2, 5).feature_maps(8)
-    patched = s.from_features(base, s.to_features(src))
-    assert np.allclose(patched[:, 5:], base[:, 5:]) and np.allclose(patched[:, 2:5], src[:, 2:5])
-    assert LearnedDAS.learned and Boundless.learned and not Slice.learned and not FixedBasis.learned
-    with pytest.raises(ValueError):
-        Slice(0, 9).feature_maps(8)
 
 
 def test_basis_file_and_hooks_resolve(tmp_path):
