@@ -24,6 +24,14 @@ model HierEq {
 """
 
 
+def only_model(text: str):
+    """The one model (semantics.model.CausalModel) that a spec text declares."""
+    from causalspec.semantics.analyse import load_text
+
+    (model,) = load_text(text).models.values()
+    return model
+
+
 def hand_network(name: str = "hand", example: Path = HIER_EQ_EXAMPLE, weights: str | Path | None = None) -> str:
     """The hand-built hierarchical-equality net (examples/hier_eq) as a `network` block."""
     weights = weights if weights is not None else example / "hand.safetensors"

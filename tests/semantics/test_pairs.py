@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from causalspec.testing.specs import HIER_EQ_MODEL
-from causalspec.semantics.analyse import load_text
+from causalspec.testing.specs import HIER_EQ_MODEL, only_model as model
 from causalspec.semantics.pairs import PairSet, distinguishes, distinguishing_power, make_pairs
 from causalspec.semantics.sampling import take
 
@@ -34,16 +33,6 @@ model Near {
   output O  : bool = WX == YZ
 }
 """
-
-
-def model(text: str):
-    (m,) = load_text(text).models.values()
-    return m
-
-
-@pytest.fixture(scope="module")
-def hier():
-    return model(HIER)
 
 
 def assert_same(a: PairSet, b: PairSet) -> None:

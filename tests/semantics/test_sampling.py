@@ -5,22 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from causalspec.testing.specs import HIER_EQ_MODEL
+from causalspec.testing.specs import only_model as model
 from causalspec.semantics import sampling
-from causalspec.semantics.analyse import load_text
 from causalspec.semantics.sampling import InputSample, SamplingError, sample_inputs
-
-HIER = HIER_EQ_MODEL
-
-
-def model(text: str):
-    (m,) = load_text(text).models.values()
-    return m
-
-
-@pytest.fixture(scope="module")
-def hier():
-    return model(HIER)
 
 
 def test_where_constraint_holds_on_every_row():
