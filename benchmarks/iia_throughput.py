@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import PeakRSS, bench_spec, time_plain, warm_up  # noqa: E402  (shared with sweep_throughput.py)
+from _setup import PeakRSS, bench_spec, time_clean, time_plain, warm_up  # noqa: E402  (see _setup.py)
 
 FILLER = "so then after the long day at work the two friends went home with".split()  # 14 words
 PROMPT = " ".join(FILLER) + " {A} {B}"
@@ -64,14 +64,7 @@ def time_limit(net, adapter, batch: int) -> tuple[float, float]:
 
     engine, cache, rows, base_u = time_engine.last
     family = resolve_family(net.module)
-    n = len(next(iter(rows.values())))
-    clean_s = 0.0
-    with torch.no_grad():
-        for s in range(0, n, batch):
-            b = adapter.encode({k: v[s:s + batch] for k, v in rows.items()})
-            t0 = time.perf_counter()
-            net.module(**b.inputs, use_cache=True)
-            clean_s += time.perf_counter() - t0
+    clean_s = time_clean(net, adapter, rows, batch)
     store = cache.kv.store
     recompute_s = 0.0
     for s in range(0, len(base_u), batch):

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import LAYERS, PeakRSS, bench_spec, time_plain, warm_up  # noqa: E402  (shared with iia_throughput.py)
+from _setup import LAYERS, PeakRSS, bench_spec, time_clean, time_plain, warm_up  # noqa: E402  (see _setup.py)
 
 WORDS = "after the long day and went to store then gave it".split()
 PROMPT = "after the long day {A} and {B} went to the store and then {B} gave it to"
@@ -113,15 +113,8 @@ def time_limit(net, adapter, result, base, batch: int) -> tuple[float, float]:
     from causalspec.run.incremental import incremental_forward
 
     family = resolve_family(net.module)
-    rows, store = result.rows, result.cache.kv.store
-    n_unique = len(next(iter(rows.values())))
-    clean_s = 0.0
-    with torch.no_grad():
-        for s in range(0, n_unique, batch):
-            b = adapter.encode({k: v[s:s + batch] for k, v in rows.items()})
-            t0 = time.perf_counter()
-            net.module(**b.inputs, use_cache=True)
-            clean_s += time.perf_counter() - t0
+    store = result.cache.kv.store
+    clean_s = time_clean(net, adapter, result.rows, batch)
     recompute_s = 0.0
     lengths = base.inputs["attention_mask"].sum(1)
     for cell in result.cells:
