@@ -42,6 +42,9 @@ class CheckOptions:
     backend: str = "torch"  # "torch" (hooks) | "nnsight" (run.nnsight_backend: nnsight traces, full forwards)
     retrain: bool = False  # train learned featurizers even when an artifact for the same inputs exists
     artifacts: str | None = None  # folder of trained-featurizer artifacts (default: .causalspec/artifacts)
+    # where clean passes keep the site activations: None/"memory"; "disk" (a temporary folder,
+    # removed when the check ends); or a folder, under which they are kept (run.activation_store)
+    activations: str | None = None
 
 
 @dataclass
@@ -150,7 +153,7 @@ def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, resul
 
     from causalspec.alignment_run import compute_threads
 
-    with compute_threads(net.module):
+    with compute_threads(net.module), run.engine:  # the engine closes its activation stores afterwards
         _score(ir, check, plan, net, run, options, result)
 
 
@@ -198,6 +201,7 @@ def alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, option
         from causalspec.run.nnsight_backend import NNsightEngine as engine_cls
     engine = engine_cls(adapter, net.module, family, options.batch or check.batch, Path(ir.file).resolve().parent)
     engine.incremental = options.incremental and engine.incremental
+    engine.activations = options.activations
     return AlignmentRun(plan, engine, keep_filter=keep_filter, label=label)
 
 

@@ -119,7 +119,7 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
              for i, row in enumerate(loc.cells)]
     declared = [c for c in plan.claims if c.kind == "declared"]
     shared: dict = {"bindings": union}
-    with compute_threads(net.module):
+    with compute_threads(net.module), engine:  # closes the sweep's activation stores afterwards
         advance = progress("forward passes (sweep, clean)", base.n_unique) if progress else None
         cache = base.clean(advance)
         flat = [c for row in cells for c in row]

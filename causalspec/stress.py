@@ -151,6 +151,7 @@ def _random_init(ir, check, plan, net, run, declared, options, result) -> Contro
         out.iia.append(scored.iia)
         out.baseline.append(scored.baseline)
         out.values.append(scored.iia.estimate if scored.iia.trials else None)
+    other.engine.close()  # its activation stores (disk mode: removes their temporary folders)
     acc = float((other.cache.preds == other.pool_labels[_first_rows(other)]).mean())
     out.detail = (f"seed {seed}; the random copy is right on {acc:.0%} of the pool's inputs; "
                   + ("its featurizer was trained on it the same way" if other.alignment.learned else

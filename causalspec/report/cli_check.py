@@ -52,6 +52,10 @@ def register(subparsers) -> None:
     sp.add_argument("--full-forwards", action="store_true", dest="full_forwards",
                     help="patched runs recompute every position (off: only positions from the patch on, "
                          "from cached keys/values, where the model allows)")
+    sp.add_argument("--activations-on-disk", nargs="?", const="disk", default=None, metavar="DIR",
+                    dest="activations_on_disk",
+                    help="keep the clean pass's site activations in files instead of memory, for big runs: "
+                         "in a temporary folder removed afterwards, or under DIR (kept, with a manifest)")
     sp.add_argument("--quiet", "-q", action="store_true",
                     help="print only failures, errors, skips and the summary line")
     sp.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
@@ -69,6 +73,10 @@ def _validate(args: argparse.Namespace) -> None:
     for flag, value, low in (("--pairs", args.pairs, 1), ("--batch", args.batch, 1), ("--seed", args.seed, 0)):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be at least {low} (got {value})")
+    folder = getattr(args, "activations_on_disk", None)
+    if folder not in (None, "disk") and (folder.endswith(".cspec") or Path(folder).is_file()):
+        raise UsageError(f"--activations-on-disk takes a folder, not the file `{folder}`; name the spec files "
+                         "first, or write --activations-on-disk=DIR")
     from causalspec.report.files import OverwriteRefused, _check_target
 
     targets = [Path(p) for p in (args.json, args.junit, getattr(args, "html", None)) if p]
@@ -129,7 +137,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, only=args.only,
                            allow_download=args.allow_download, device=args.device, dtype=args.dtype,
                            device_map=args.device_map, incremental=not args.full_forwards, backend=args.backend,
-                           progress=progress, retrain=args.retrain, artifacts=args.artifacts)
+                           progress=progress, retrain=args.retrain, artifacts=args.artifacts,
+                           activations=args.activations_on_disk)
     results = []
     with progress:
         for ir in irs:

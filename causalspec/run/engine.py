@@ -10,6 +10,7 @@ Only this module (and `run.sites`) touches torch hooks.
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from causalspec.run.activation_store import as_store, fmt_bytes, open_store
 from causalspec.run.adapters import Adapter, CheckUsageError
 from causalspec.run.sites import Intervention, SiteAddress, patch, record
 from causalspec.semantics import featurizers as F
@@ -44,8 +46,13 @@ class CleanCache:
     """What the clean pass keeps per unique input: its prediction and the bound activations."""
 
     preds: np.ndarray  # [U] output codes (UNDECODABLE = -1)
-    acts: dict = field(default_factory=dict)  # binding -> list over U of Tensor [n_pos, width] or [width]
+    # binding -> column over U of Tensor [n_pos, width] or [width]: a run.activation_store store
+    # (in memory or on disk; a plain dict of lists is wrapped as an in-memory one)
+    acts: dict = field(default_factory=dict)
     kv: object = None  # run.incremental.KVRunner: cached keys/values for incremental patched forwards
+
+    def __post_init__(self) -> None:
+        self.acts = as_store(self.acts)
 
 
 class Engine:
@@ -64,6 +71,11 @@ class Engine:
         self.notes: list[str] = []  # how the run was done, for CheckResult.notes (see `run_notes`)
         self._kv_runners: list = []
         self._sizers: dict = {}
+        # where clean passes keep the bindings' activations: None/"memory", "disk" (a temporary
+        # folder, removed on `close()`), or a folder (kept there); see run.activation_store
+        self.activations: str | None = None
+        self._stores: list = []  # weak references to this engine's disk stores, closed by `close()`
+        self._kept: list = []  # per clean pass: (store kind, where, bindings, inputs, bytes)
 
     # featurizers -----------------------------------------------------------------------
     def basis(self, featurizer, width: int) -> torch.Tensor | None:
@@ -88,7 +100,7 @@ class Engine:
                   progress: ProgressFn | None = None) -> CleanCache:
         n = len(next(iter(rows.values())))
         preds = np.zeros(n, dtype=np.int64)
-        acts: dict = {b: [None] * n for b in bindings}
+        acts = self._new_store(n, bindings)
         addresses = list(dict.fromkeys(address_of(b.site) for b in bindings))
         # Adapters of sequence models whose rows may select different numbers of tokens
         # (`@ all`, a multi-token slot's `.all`) give ragged per-row positions here; the
@@ -110,23 +122,43 @@ class Engine:
                         raise CheckUsageError(f"site `{b.site}` has no sequence axis (activation "
                                               f"{tuple(act.shape)}); token positions cannot select from it")
                     per_row = ragged(batch, b)  # list over rows of token indices
-                    for j, row in enumerate(idx):
-                        sel = torch.as_tensor(per_row[j], dtype=torch.long, device=act.device)
-                        acts[b][row] = act[j, sel].detach().clone()  # [n_pos_j, width]
+                    acts.put(b, idx, [act[j, torch.as_tensor(per_row[j], dtype=torch.long, device=act.device)]
+                                      for j in range(len(idx))])  # [n_pos_j, width]
                     continue
                 pos = self.adapter.positions(batch, b)  # [batch, n_pos] or None
-                for j, row in enumerate(idx):
-                    if pos is None:
-                        acts[b][row] = act[j].detach().clone()
-                    else:
-                        acts[b][row] = act[j, pos[j]].detach().clone()  # [n_pos, width]
+                acts.put(b, idx, [act[j] if pos is None else act[j, pos[j]]  # [width] | [n_pos, width]
+                                  for j in range(len(idx))])
             if progress:
                 progress(len(idx))
 
         for chunk in self.sizer("clean").chunks(n):
             with chunk:
                 clean_batch(chunk.idx)
+        acts.finish()
+        self._kept.append((acts.kind, acts.where(), len(acts), n, acts.nbytes()))
         return CleanCache(preds, acts, kv=kv.finish() if kv is not None else None)
+
+    def _new_store(self, n: int, bindings: Sequence):
+        """The activation store of a clean pass over n inputs (`self.activations` says where)."""
+        store = open_store(self.activations, n, list(dict.fromkeys(bindings)))
+        if hasattr(store, "close") and store.kind != "memory":
+            self._stores.append(weakref.ref(store))
+        return store
+
+    def close(self) -> None:
+        """Close the disk stores of this engine's clean passes (temporary folders are removed);
+        their caches cannot be read afterwards. In-memory caches are unaffected."""
+        for ref in self._stores:
+            store = ref()
+            if store is not None:
+                store.close()
+        self._stores.clear()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # patched pass --------------------------------------------------------------------------
     def run_patched(self, rows: dict[str, np.ndarray], cache: CleanCache, base: np.ndarray,
@@ -147,15 +179,17 @@ class Engine:
         override = None if bases is None else [x for g, bs in enumerate(group_bindings) for x in bases[g]]
         signature = np.zeros((n, len(flat)), dtype=np.int64)
         for k, (g, b) in enumerate(flat):
-            for i in range(n):
-                nb, ns = _npos(cache.acts[b][base[i]]), _npos(cache.acts[b][sources[g][i]])
-                if nb != ns:
-                    raise CheckUsageError(
-                        f"site binding `{b.site}` covers {nb} token(s) in base input "
-                        f"({self._describe(rows, base[i])}) but {ns} in source input "
-                        f"({self._describe(rows, sources[g][i])}); the patch needs equal counts — "
-                        "choose a token part (first/last) in the position, or inputs that tokenize alike")
-                signature[i, k] = nb
+            counts = cache.acts.counts(b)  # token positions per unique input, read from the store's index
+            nbs, nss = counts[base], counts[sources[g]]
+            bad = np.flatnonzero(nbs != nss)
+            if len(bad):
+                i = bad[0]
+                raise CheckUsageError(
+                    f"site binding `{b.site}` covers {nbs[i]} token(s) in base input "
+                    f"({self._describe(rows, base[i])}) but {nss[i]} in source input "
+                    f"({self._describe(rows, sources[g][i])}); the patch needs equal counts — "
+                    "choose a token part (first/last) in the position, or inputs that tokenize alike")
+            signature[:, k] = nbs
         buckets: dict[tuple, list[int]] = defaultdict(list)
         for i in range(n):
             buckets[tuple(signature[i])].append(i)
@@ -174,7 +208,7 @@ class Engine:
         batch = self.adapter.encode({k: v[base_idx] for k, v in rows.items()})
         interventions = []
         for n, (g, b) in enumerate(flat):
-            values = torch.stack([cache.acts[b][u] for u in source_idx[g]])  # [batch, n_pos, w] | [batch, w]
+            values = cache.acts.stack(b, source_idx[g])  # [batch, n_pos, w] | [batch, w]
             width = values.shape[-1]
             pos = self.adapter.positions(batch, b)
             given = None if override is None else override[n]
@@ -228,6 +262,8 @@ class Engine:
     def run_notes(self) -> list[str]:
         """What the run did that a reader of the report should know (incremental forwards, fallbacks)."""
         out = list(self.notes)
+        if self._kept:
+            out.append(self._activations_note())
         for runner in self._kv_runners:
             if runner.disabled is not None:
                 out.append(f"patched forwards: full — {runner.disabled}")
@@ -235,13 +271,18 @@ class Engine:
                 out.append(runner.stats.note())
         return list(dict.fromkeys(out))
 
+    def _activations_note(self) -> str:
+        kinds = {k for k, *_ in self._kept}
+        total = sum(size for *_, size in self._kept)
+        if len(self._kept) == 1:
+            _, where, nb, n, size = self._kept[0]
+            return f"clean activations: {nb} site binding(s) × {n} input(s), {fmt_bytes(size)}, kept {where}"
+        places = "; ".join(dict.fromkeys(where for _, where, *_ in self._kept)) if kinds != {"memory"} else "in memory"
+        return f"clean activations: {len(self._kept)} clean passes, {fmt_bytes(total)} in all, kept {places}"
+
     def _describe(self, rows, i: int) -> str:
         batch = self.adapter.encode({k: v[[i]] for k, v in rows.items()})
         return self.adapter.describe_row(batch, 0)
-
-
-def _npos(t: torch.Tensor) -> int:
-    return int(t.shape[0]) if t.dim() == 2 else 0
 
 
 def _read_safetensors(path: Path) -> dict:

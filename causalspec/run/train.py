@@ -337,7 +337,7 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
             src = claim.sources[g][idx]
             for var in names:
                 for b in alignment.variables[var]:
-                    values = torch.stack([cache.acts[b][u] for u in src])  # [batch, n_pos, w] | [batch, w]
+                    values = cache.acts.stack(b, src)  # [batch, n_pos, w] | [batch, w]
                     pos = adapter.positions(batch, b)
                     address = address_of(b.site)
                     if (var, b) in where and sites[where[(var, b)][0]].kind == "boundless":
@@ -432,10 +432,9 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
 
 
 def _width(cache, binding) -> int:
-    acts = cache.acts[binding]
-    if not acts:
+    if not len(cache.acts[binding]):
         raise CheckUsageError("no training inputs")
-    return int(acts[0].shape[-1])
+    return cache.acts.width(binding)
 
 
 def _buckets(engine, cache, claim: TrainClaim, alignment) -> list[np.ndarray]:
@@ -445,10 +444,10 @@ def _buckets(engine, cache, claim: TrainClaim, alignment) -> list[np.ndarray]:
     for g, names in enumerate(claim.groups):
         for var in names:
             for b in alignment.variables[var]:
-                acts = cache.acts[b]
+                counts = cache.acts.counts(b)  # token positions per unique input
                 for i in range(n):
-                    nb = _npos(acts[claim.base[i]])
-                    ns = _npos(acts[claim.sources[g][i]])
+                    nb = int(counts[claim.base[i]])
+                    ns = int(counts[claim.sources[g][i]])
                     if nb != ns:
                         raise CheckUsageError(f"site binding `{b.site}` covers {nb} token(s) in a training base input "
                                               f"but {ns} in its source; the patch needs equal counts")
@@ -457,10 +456,6 @@ def _buckets(engine, cache, claim: TrainClaim, alignment) -> list[np.ndarray]:
     for i, s in enumerate(sig):
         found.setdefault(tuple(s), []).append(i)
     return [np.asarray(v) for v in found.values()]
-
-
-def _npos(t: torch.Tensor) -> int:
-    return int(t.shape[0]) if t.dim() == 2 else 0
 
 
 def _minibatch(buckets: list[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
