@@ -13,18 +13,16 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.run.adapters import CheckUsageError, TorchAdapter
-from causalspec.run.loading import (LoadedNetwork, NetworkLoadError, NetworkUnavailable, load_hf_network,
-                                    load_torch_network)
-from causalspec.score.iia import score_claim
+from causalspec.run.loading import (LoadedNetwork, NetworkLoadError, NetworkUnavailable, local_hf_path,
+                                    load_hf_network, load_torch_network)
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, ConditionResult
 from causalspec.semantics.analyse import SpecIR
-from causalspec.semantics.pairs import row_ids
 
 
 @dataclass
@@ -39,7 +37,12 @@ class CheckOptions:
     progress: Callable | None = None  # progress(kind, total) -> callable(advance)
     device_map: str | None = None  # hf networks: from_pretrained(device_map=...), e.g. "auto" (accelerate)
     incremental: bool = True  # patched forwards recompute only positions >= the patch where the model allows
-    backend: str = "torch"  # "torch" (hooks) | "nnsight" (run.nnsight_backend: nnsight traces, full forwards)
+    # "torch" (hooks) | "nnsight" (run.nnsight_backend: nnsight sessions, full forwards); None: what the
+    # network's `backend` statement says, else torch
+    backend: str | None = None
+    # nnsight sessions on NDIF: True (the configured host), an http(s) URL (a self-hosted NDIF), "local"
+    # (nnsight's dry run of the remote path, here); None: what the network's `backend` statement says
+    remote: Any = None
     retrain: bool = False  # train learned featurizers even when an artifact for the same inputs exists
     artifacts: str | None = None  # folder of trained-featurizer artifacts (default: .causalspec/artifacts)
     # where clean passes keep the site activations: None/"memory"; "disk" (a temporary folder,
@@ -64,6 +67,7 @@ class NetworkCache:
         net = ir.networks[name]
         base_dir = Path(ir.file).resolve().parent
         try:
+            _, remote = engine_choice(net, options, base_dir)
             if net.backend == "torch":
                 value = load_torch_network(name, net.builder.ref, net.weights, base_dir,
                                            net.encode.ref if net.encode else None,
@@ -74,12 +78,34 @@ class NetworkCache:
                                         options.device or net.device, options.dtype or net.dtype,
                                         trust_remote_code=net.trust_remote_code,
                                         allow_download=options.allow_download,
-                                        device_map=options.device_map or net.device_map)
+                                        device_map=options.device_map or net.device_map,
+                                        weights=remote in (None, "local"))  # remote: the weights stay there
         except (NetworkUnavailable, NetworkLoadError) as exc:
             self.loaded[name] = exc
             raise
         self.loaded[name] = value
         return value
+
+
+def engine_choice(net, options: CheckOptions, base_dir: Path) -> tuple[str, Any]:
+    """(backend, remote target) for a network: the command line's choice, else the spec's
+    `backend` statement, else the torch engine here. `--remote` implies the nnsight backend."""
+    from causalspec.run.nnsight_backend import remote_target
+
+    remote = remote_target(options.remote) if options.remote is not None else \
+        remote_target((getattr(net, "remote_host", None) or True) if getattr(net, "remote", False) else None)
+    backend = options.backend or ("nnsight" if remote is not None else getattr(net, "engine", None)) or "torch"
+    if remote is not None and backend != "nnsight":
+        raise CheckUsageError(f"network `{net.name}`: remote execution runs nnsight sessions; use "
+                              "`--backend nnsight` (or drop `--backend torch`)")
+    if remote is not None and net.backend != "hf":
+        raise CheckUsageError(f"network `{net.name}` is a torch network; NDIF runs hub models, so remote checks "
+                              "need an `hf` network")
+    if remote not in (None, "local") and net.backend == "hf" and local_hf_path(net.source, base_dir):
+        raise CheckUsageError(f"network `{net.name}` is the local folder `{net.source}`; NDIF runs models it hosts, "
+                              "named by their hub id (e.g. hf \"openai-community/gpt2\"); `--remote local` "
+                              "dry-runs the remote path here")
+    return backend, remote
 
 
 def selected_checks(ir: SpecIR, only: list[str] | None) -> list:
@@ -196,10 +222,18 @@ def alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, option
     family = resolve_family(net.module)
     for b in plan.bindings():  # fail before any forward pass when the architecture cannot serve a site
         family.locate(net.module, address_of(b.site))
-    engine_cls = Engine
-    if options.backend == "nnsight":
-        from causalspec.run.nnsight_backend import NNsightEngine as engine_cls
-    engine = engine_cls(adapter, net.module, family, options.batch or check.batch, Path(ir.file).resolve().parent)
+    batch, base_dir = options.batch or check.batch, Path(ir.file).resolve().parent
+    backend, remote = engine_choice(ir.networks[plan.network.name], options, base_dir)
+    if backend == "nnsight":
+        from causalspec.run.nnsight_backend import NNsightEngine
+
+        if remote is not None and plan.alignment.learned:
+            raise CheckUsageError("learned featurizers (das, boundless) train on local activations; a remote "
+                                  "check cannot train them — train with the torch backend and check the saved "
+                                  "basis (`: basis \"file.safetensors\"`)")
+        engine = NNsightEngine(adapter, net.module, family, batch, base_dir, remote=remote)
+    else:
+        engine = Engine(adapter, net.module, family, batch, base_dir)
     engine.incremental = options.incremental and engine.incremental
     engine.activations = options.activations
     return AlignmentRun(plan, engine, keep_filter=keep_filter, label=label)

@@ -15,6 +15,7 @@ guard) → failed.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -138,6 +139,12 @@ def prepare(ir, circuit, options, networks):
     from causalspec.run.hf_adapter import HFAdapter
 
     plan = compile_circuit(ir, circuit, options.pairs, options.seed)
+    from causalspec.checking import engine_choice
+
+    _, remote = engine_choice(ir.networks[plan.network.name], options, Path(ir.file).resolve().parent)
+    if remote is not None:
+        raise CheckUsageError(f"circuit `{circuit.name}`: circuit claims run on the torch engine only, not remotely; "
+                              "run them without --remote on a model you can load")
     net = networks.get(ir, plan.network.name, options)
     if net.backend != "hf":
         raise CheckUsageError(f"circuit `{circuit.name}`: circuits are evaluated on hf transformer networks; "

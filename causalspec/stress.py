@@ -136,6 +136,10 @@ def _random_init(ir, check, plan, net, run, declared, options, result) -> Contro
 
     seed = int(plan.check.seed)
     out = ControlResult("random_init", CONTROL_TEXT["random_init"])
+    if getattr(run.engine, "remote", None) is not None:  # the weights are on the server, not here
+        out.applicable = False
+        out.detail = "a remote model's weights cannot be redrawn; run this control on a model you can load"
+        return out
     copy = random_copy(net, seed)
     other = alignment_run(ir, check, plan, copy, options, keep_filter=False, label="random_init")
     other.clean()

@@ -46,9 +46,13 @@ def register(subparsers) -> None:
     sp.add_argument("--device-map", metavar="MAP", dest="device_map",
                     help="hf networks: place layers with accelerate, e.g. `auto` (spreads a large model over "
                          "the GPUs and CPU); needs the accelerate package")
-    sp.add_argument("--backend", choices=["torch", "nnsight"], default="torch",
-                    help="run forwards with torch hooks (default) or as nnsight traces (pip install nnsight; "
-                         "full forwards, same results)")
+    sp.add_argument("--backend", choices=["torch", "nnsight"], default=None,
+                    help="run forwards with torch hooks or in nnsight sessions (pip install nnsight; full "
+                         "forwards, same results); default: the network's `backend` statement, else torch")
+    sp.add_argument("--remote", nargs="?", const="ndif", default=None, metavar="TARGET",
+                    help="run the checks' nnsight sessions remotely (implies --backend nnsight): on NDIF "
+                         "(no TARGET; needs NDIF_API_KEY), on a self-hosted NDIF (TARGET = its https:// URL), "
+                         "or `local` (nnsight's dry run of the remote path, here); only output codes come back")
     sp.add_argument("--full-forwards", action="store_true", dest="full_forwards",
                     help="patched runs recompute every position (off: only positions from the patch on, "
                          "from cached keys/values, where the model allows)")
@@ -137,6 +141,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, only=args.only,
                            allow_download=args.allow_download, device=args.device, dtype=args.dtype,
                            device_map=args.device_map, incremental=not args.full_forwards, backend=args.backend,
+                           remote=args.remote,
                            progress=progress, retrain=args.retrain, artifacts=args.artifacts,
                            activations=args.activations_on_disk)
     results = []

@@ -92,9 +92,9 @@ def _arch(ir, circuit, layers: int | None, heads: int | None):
         return Arch(layers, heads)
     net = ir.networks[circuit.network]
     if net.backend == "hf":
-        from causalspec.run.loading import _local_hf_path
+        from causalspec.run.loading import local_hf_path
 
-        local = _local_hf_path(net.source, Path(ir.file).resolve().parent)
+        local = local_hf_path(net.source, Path(ir.file).resolve().parent)
         if local is not None:
             from transformers import AutoConfig
 

@@ -177,6 +177,21 @@ class Engine:
         preds = np.zeros(n, dtype=np.int64)
         flat = [(g, b) for g, bs in enumerate(group_bindings) for b in bs]
         override = None if bases is None else [x for g, bs in enumerate(group_bindings) for x in bases[g]]
+        for members in self.pair_buckets(rows, cache, base, sources, flat):
+            for chunk in self.sizer("patched").chunks(members):  # smaller on out-of-memory (run.batching)
+                with chunk:
+                    idx = chunk.idx
+                    preds[idx] = self._patched_batch(rows, cache, base[idx], [s[idx] for s in sources], flat,
+                                                     override)
+                    if progress:
+                        progress(len(idx))
+        return preds
+
+    def pair_buckets(self, rows, cache: CleanCache, base: np.ndarray, sources: Sequence[np.ndarray],
+                     flat: Sequence) -> list[np.ndarray]:
+        """Pair indices grouped by the token counts of their patched positions (so every batch has
+        rectangular position tensors); a pair whose base and source counts differ is an error."""
+        n = len(base)
         signature = np.zeros((n, len(flat)), dtype=np.int64)
         for k, (g, b) in enumerate(flat):
             counts = cache.acts.counts(b)  # token positions per unique input, read from the store's index
@@ -193,16 +208,7 @@ class Engine:
         buckets: dict[tuple, list[int]] = defaultdict(list)
         for i in range(n):
             buckets[tuple(signature[i])].append(i)
-        for members in buckets.values():
-            members = np.asarray(members)
-            for chunk in self.sizer("patched").chunks(members):  # smaller on out-of-memory (run.batching)
-                with chunk:
-                    idx = chunk.idx
-                    preds[idx] = self._patched_batch(rows, cache, base[idx], [s[idx] for s in sources], flat,
-                                                     override)
-                    if progress:
-                        progress(len(idx))
-        return preds
+        return [np.asarray(members) for members in buckets.values()]
 
     def _patched_batch(self, rows, cache, base_idx, source_idx, flat, override=None) -> np.ndarray:
         batch = self.adapter.encode({k: v[base_idx] for k, v in rows.items()})

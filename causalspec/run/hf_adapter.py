@@ -40,7 +40,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from causalspec.run.adapters import UNDECODABLE, Batch, CheckUsageError
+from causalspec.run.adapters import Batch, CheckUsageError
+from causalspec.run.nnsight_runner import decode
 from causalspec.run.loading import LoadedNetwork
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.model import CausalModel
@@ -254,20 +255,23 @@ class HFAdapter:
                 raise CheckUsageError(f"network `{self.net.name}`: output of shape {tuple(raw.shape)}; expected "
                                       f"[batch, {self.domain.size}] classes for `{self.output}` "
                                       f"({self.domain.describe()})")
-            scores = raw
         else:
             if raw.dim() != 3 or raw.shape[0] != batch.size:
                 raise CheckUsageError(f"network `{self.net.name}`: logits of shape {tuple(raw.shape)}; expected "
                                       "[batch, seq, vocab]")
-            where = torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long, device=raw.device)
-            if offset is not None:  # raw covers positions offset[i].. of row i (an incremental forward)
-                where = where - offset
-            at = raw[torch.arange(batch.size, device=raw.device), where]  # [batch, vocab]
-            scores = at[:, self.candidates.to(raw.device)]  # [batch, n_values]
-        scores = scores.float()
-        out = scores.argmax(dim=-1).cpu().numpy().astype(np.int64)
-        out[~torch.isfinite(scores).all(dim=-1).cpu().numpy()] = UNDECODABLE
-        return out
+        spec = self.decode_spec(batch)
+        if spec["answer_pos"] is not None and offset is not None:  # raw covers positions offset[i].. of row i
+            spec["answer_pos"] = spec["answer_pos"] - offset.cpu()  # (an incremental forward)
+        return decode(raw, spec["answer_pos"], spec["candidates"]).cpu().numpy().astype(np.int64)
+
+    def decode_spec(self, batch: Batch) -> dict:
+        """How `run.nnsight_runner.decode` reads this batch's output codes: each row's answer
+        position and the candidates' token ids (both None for sequence classification). Plain
+        data, so a remote nnsight session can decode on the server and return only codes."""
+        if self.candidates is None:
+            return {"answer_pos": None, "candidates": None}
+        return {"answer_pos": torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long),
+                "candidates": self.candidates}
 
     # positions -------------------------------------------------------------------------
     def positions_list(self, batch: Batch, binding) -> list[list[int]]:

@@ -127,7 +127,7 @@ def load_torch_network(name: str, builder: str, weights: str, base_dir: Path, en
     )
 
 
-def _local_hf_path(path: str, base_dir: Path) -> Path | None:
+def local_hf_path(path: str, base_dir: Path) -> Path | None:
     p = Path(os.path.expanduser(path))
     candidates = [p] if p.is_absolute() else [base_dir / p, Path.cwd() / p]
     for c in candidates:
@@ -138,17 +138,23 @@ def _local_hf_path(path: str, base_dir: Path) -> Path | None:
 
 def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | None, device: str | None,
                     dtype: str | None, trust_remote_code: bool = False,
-                    allow_download: bool = False, device_map: str | dict | None = None) -> LoadedNetwork:
+                    allow_download: bool = False, device_map: str | dict | None = None,
+                    weights: bool = True) -> LoadedNetwork:
     """Load an HF model and tokenizer (offline unless ``allow_download``).
+
+    ``weights=False`` builds the architecture from the config on the meta device and loads
+    no weights: a remote (NDIF) check needs the module tree (to locate and validate sites)
+    and the tokenizer here, while the weights stay on the server.
 
     ``device_map`` (e.g. ``"auto"``) is handed to ``from_pretrained``: accelerate places the
     layers over the available GPUs (and CPU/disk) and moves activations between them; the
     model is then not moved as a whole, and inputs go to the device of its first parameters.
     It needs the `accelerate` package."""
+    import torch
     import transformers
     from transformers import AutoConfig, AutoTokenizer
 
-    local = _local_hf_path(path, base_dir)
+    local = local_hf_path(path, base_dir)
     source = str(local) if local else path
     offline = not allow_download
     try:
@@ -172,19 +178,26 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
                 raise NetworkLoadError(f"network `{name}`: device_map={device_map!r} needs the `accelerate` "
                                        "package (pip install accelerate)")
             placement["device_map"] = device_map
-        module = auto.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code,
-                                      dtype=dt, **placement)
+        if weights:
+            module = auto.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code,
+                                          dtype=dt, **placement)
+        else:
+            with torch.device("meta"):
+                module = auto.from_config(config, trust_remote_code=trust_remote_code, dtype=dt)
+            module.config._name_or_path = path  # the hub id NDIF knows the model by
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline,
                                                   trust_remote_code=trust_remote_code)
     except OSError as exc:
         raise NetworkUnavailable(f"weights or tokenizer for `{path}` not found locally: {exc}") from exc
-    if device_map is None:
+    if not weights:
+        dev = torch.device("cpu")  # inputs are built here and shipped; the module holds no data
+    elif device_map is None:
         module.to(dev)
     else:  # accelerate placed the layers; inputs go where the first parameters are
         dev = next(module.parameters()).device
     module.eval()
     return LoadedNetwork(name, "hf", module, dev, dt, tokenizer=tokenizer, source=source,
-                         extra={"model_class": cls_name, "device_map": device_map})
+                         extra={"model_class": cls_name, "device_map": device_map, "weights": weights})
 
 
 def default_model_class(config) -> str:

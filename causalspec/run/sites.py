@@ -37,6 +37,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from causalspec.run.nnsight_runner import mix, patch_positions
+
 if TYPE_CHECKING:  # families imports this module; only the type is needed here
     from causalspec.run.families import Family
 
@@ -164,15 +166,6 @@ class Intervention:
                 raise ValueError(f"{self.site}: basis columns must be orthonormal (B.T @ B == I)")
 
 
-def _mix(current: Tensor, source: Tensor, basis: Tensor | None) -> Tensor:
-    """The patched value: ``source`` inside span(basis), ``current`` outside it."""
-    if basis is None:
-        return source
-    basis = basis.to(dtype=current.dtype, device=current.device)
-    # [..., W] + (([..., W] @ [W, k]) @ [k, W]) -- equals x - xBB^T + sBB^T
-    return current + ((source - current) @ basis) @ basis.T
-
-
 def make_edit(iv: Intervention) -> Callable[[Tensor], Tensor]:
     """Turn an intervention into ``activation -> patched activation`` (out of place)."""
 
@@ -181,7 +174,7 @@ def make_edit(iv: Intervention) -> Callable[[Tensor], Tensor]:
         if iv.positions is None:
             if tuple(x.shape) != tuple(values.shape):
                 raise SiteShapeError(f"{iv.site}: activation is {tuple(x.shape)}, values are {tuple(values.shape)}")
-            return _mix(x, values, iv.basis)
+            return mix(x, values, iv.basis)
         if x.dim() != 3:
             raise SiteShapeError(
                 f"{iv.site}: positional patch needs a [batch, seq, width] activation, got {tuple(x.shape)}"
@@ -195,9 +188,7 @@ def make_edit(iv: Intervention) -> Callable[[Tensor], Tensor]:
         positions = iv.positions.to(x.device)
         if positions.numel() and int(positions.max()) >= seq:
             raise SiteShapeError(f"{iv.site}: position {int(positions.max())} out of range for seq length {seq}")
-        index = positions[:, :, None].expand(-1, -1, width)  # [batch, n_pos, width]
-        current = x.gather(1, index)  # [batch, n_pos, width]
-        return x.scatter(1, index, _mix(current, values, iv.basis))  # [batch, seq, width]
+        return patch_positions(x, positions, values, iv.basis)  # [batch, seq, width]
 
     return edit
 
