@@ -274,7 +274,7 @@ class AlignmentRun:
         for members in per_site.values():
             sizes = []
             for var, b in members:
-                width = int(self.cache.acts[b][0].shape[-1]) if b in self.cache.acts else None
+                width = self.cache.acts.width(b) if b in self.cache.acts else None
                 if width is None:
                     break
                 k = self._dims(var, b, width)
