@@ -156,7 +156,7 @@ class NNsightEngine(Engine):
         return order
 
     def _steps(self, batch, reads: dict, writes: list) -> list[dict]:
-        """Steps in execution order; ``reads``: point -> [read], ``writes``: [(point, cols, write)]."""
+        """Steps in execution order; ``reads``: point -> [read], ``writes``: [(point, write)]."""
         steps: dict = {}
         for point, items in reads.items():
             steps.setdefault(point, {"reads": [], "writes": []})["reads"] += items
