@@ -47,6 +47,17 @@ def hier_eq_alignment(name: str, wx: str, yz: str, network: str = "hand") -> str
             f"  O  -> output : argmax\n}}\n")
 
 
+# The hand net with its true alignment `Good` and a check that it holds (IIA 1.0 on this net);
+# append HIER_EQ_MODEL in front to make a complete spec.
+HAND_GOOD_CHECK = hand_network() + hier_eq_alignment("Good", "[0:20]", "[20:40]") + """
+check Good {
+  interchange WX, YZ
+  pairs 48 seed 0
+  expect iia >= 0.95 each
+}
+"""
+
+
 # A complete spec whose `hf` network does not exist here: its check must be *skipped*.
 MISSING_HF_SPEC = """
 model Copy {

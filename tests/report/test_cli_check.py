@@ -13,42 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from causalspec.testing.specs import HIER_EQ_MODEL, MISSING_HF_SPEC
+from causalspec.testing.specs import HAND_GOOD_CHECK, HIER_EQ_MODEL, MISSING_HF_SPEC, hier_eq_alignment
 
 from causalspec.cli import main
 
-EX = Path(__file__).resolve().parents[2] / "examples" / "hier_eq"
 
 MODEL = HIER_EQ_MODEL
 
-HAND = f"""
-network hand = torch "{EX}/model.py:build_hand" weights "{EX}/hand.safetensors" {{
-  encode "{EX}/model.py:encode"
-}}
-
-align HierEq to hand as Good {{
-  WX -> module "layers.0" output : [0:20]
-  YZ -> module "layers.0" output : [20:40]
-  O  -> output : argmax
-}}
-
-check Good {{
-  interchange WX, YZ
-  pairs 48 seed 0
-  expect iia >= 0.95 each
-}}
-
-align HierEq to hand as Swapped {{
-  WX -> module "layers.0" output : [20:40]
-  YZ -> module "layers.0" output : [0:20]
-  O  -> output : argmax
-}}
-
-check Swapped {{
+HAND = HAND_GOOD_CHECK + hier_eq_alignment("Swapped", "[20:40]", "[0:20]") + """
+check Swapped {
   interchange WX
   pairs 48 seed 0
   expect iia >= 0.9 each
-}}
+}
 """
 
 MISSING_HF = MISSING_HF_SPEC

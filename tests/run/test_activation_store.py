@@ -28,10 +28,9 @@ from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.loading import load_hf_network
 from causalspec.score.results import ERROR
 from causalspec.semantics.analyse import load
-from causalspec.testing.specs import HIER_EQ_MODEL
+from causalspec.testing.specs import HAND_GOOD_CHECK, HIER_EQ_MODEL
 from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
 
-EX = Path(__file__).resolve().parents[2] / "examples" / "hier_eq"
 WORDS = "When and went to the store gave a drink".split() + ["Mary", "John", "Tom", "Anna", "##bel"]
 
 SPEC = """
@@ -60,21 +59,7 @@ check Pos {{
 }}
 """
 
-HAND = f"""
-network hand = torch "{EX}/model.py:build_hand" weights "{EX}/hand.safetensors" {{
-  encode "{EX}/model.py:encode"
-}}
-align HierEq to hand as Good {{
-  WX -> module "layers.0" output : [0:20]
-  YZ -> module "layers.0" output : [20:40]
-  O  -> output : argmax
-}}
-check Good {{
-  interchange WX, YZ
-  pairs 48 seed 0
-  expect iia >= 0.95 each
-}}
-"""
+HAND = HAND_GOOD_CHECK
 
 
 @pytest.fixture(scope="module")
