@@ -37,21 +37,30 @@ def _stderr() -> Console:
 
 # ───────────────────────── commands ─────────────────────────
 
-def cmd_parse(args: argparse.Namespace) -> int:
+def load_reporting(file: str, err: Console):
+    """Analyse one spec file, printing its warnings to `err`; None (its diagnostics printed)
+    when it does not validate. Every command that reads spec files reports them this way."""
     from causalspec.semantics.analyse import load
 
+    try:
+        ir = load(file)
+    except SpecError as exc:
+        err.print(render(exc.diagnostics), markup=False)
+        err.print(f"{file}: {len(exc.diagnostics)} error(s)", markup=False)
+        return None
+    for w in ir.warnings:
+        err.print(render([w]), markup=False)
+    return ir
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
     out, err = _stdout(), _stderr()
     status = EXIT_OK
     for file in args.files:
-        try:
-            ir = load(file)
-        except SpecError as exc:
-            err.print(render(exc.diagnostics), markup=False)
-            err.print(f"{file}: {len(exc.diagnostics)} error(s)", markup=False)
+        ir = load_reporting(file, err)
+        if ir is None:
             status = EXIT_INVALID
             continue
-        for w in ir.warnings:
-            err.print(render([w]), markup=False)
         parts = [f"{len(ir.models)} model(s)"]
         for label, coll in (("network", ir.networks), ("alignment", ir.alignments), ("check", ir.checks),
                             ("circuit", ir.circuits), ("dataset", ir.datasets)):

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from causalspec.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
-from causalspec.diagnostics import SpecError, did_you_mean, render
+from causalspec.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError, load_reporting
+from causalspec.diagnostics import did_you_mean
 from causalspec.score.results import ERROR, FAILED
 
 HELP = "run the checks of spec files (interchange interventions) and report them"
@@ -94,21 +94,9 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _load_all(files: list[str], err) -> list | None:
-    from causalspec.semantics.analyse import load
-
-    irs, invalid = [], False
-    for file in files:
-        try:
-            ir = load(file)
-        except SpecError as exc:
-            err.print(render(exc.diagnostics), markup=False)
-            err.print(f"{file}: {len(exc.diagnostics)} error(s)", markup=False)
-            invalid = True
-            continue
-        for w in ir.warnings:
-            err.print(render([w]), markup=False)
-        irs.append(ir)
-    return None if invalid else irs
+    """Every spec file analysed (warnings and diagnostics printed), or None if any is invalid."""
+    irs = [load_reporting(file, err) for file in files]
+    return None if any(ir is None for ir in irs) else irs
 
 
 def _check_only(only: list[str] | None, irs: list) -> None:
