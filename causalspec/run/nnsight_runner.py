@@ -77,27 +77,33 @@ def decode(raw: torch.Tensor, answer_pos: torch.Tensor | None, candidates: torch
     return torch.where(torch.isfinite(scores).all(dim=-1), codes, torch.full_like(codes, UNDECODABLE))
 
 
+def _primary_key(value) -> str:
+    return "logits" if "logits" in value else next(iter(value.keys()))
+
+
 def main_tensor(value):
-    """The main tensor of a module's input or output: itself, the first element of a tuple
-    or list, or the first entry of a ``ModelOutput``; None when there is none."""
+    """The main tensor of a module's input or output: itself, the first element of a tuple or
+    list (decoder blocks return a tuple or, in transformers >= 5, a bare tensor), or ``logits``
+    / the first field of a ``ModelOutput``; None when there is none."""
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
         return value[0]
     if hasattr(value, "keys") and len(value):
-        first = value[next(iter(value.keys()))]
+        first = value[_primary_key(value)]
         return first if isinstance(first, torch.Tensor) else None
     return None
 
 
 def replace_main(value, new: torch.Tensor):
+    """``value`` with its main tensor (see `main_tensor`) replaced by ``new``."""
     if isinstance(value, torch.Tensor):
         return new
     if isinstance(value, tuple):
         return (new, *value[1:])
     if isinstance(value, list):
         return [new, *value[1:]]
-    value[next(iter(value.keys()))] = new
+    value[_primary_key(value)] = new  # ModelOutput: setting the key also sets the attribute
     return value
 
 

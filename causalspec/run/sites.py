@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from causalspec.run.nnsight_runner import mix, patch_positions
+from causalspec.run.nnsight_runner import main_tensor, mix, patch_positions, replace_main
 
 if TYPE_CHECKING:  # families imports this module; only the type is needed here
     from causalspec.run.families import Family
@@ -217,34 +217,12 @@ def _split_input(
     return kwargs[key], lambda new: (args, {**kwargs, key: new})
 
 
-def _primary_key(out: Mapping) -> str:
-    return "logits" if "logits" in out else next(iter(out.keys()))
-
-
 def _output_tensor(site: SiteAddress, out: Any) -> Tensor:
-    """The main tensor of a module's output: the tensor itself, ``out[0]`` of a tuple
-    (decoder blocks return a tuple or, in transformers >= 5, a bare tensor), or
-    ``logits`` / the first field of a ``ModelOutput``."""
-    if isinstance(out, Tensor):
-        return out
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
-        return out[0]
-    if isinstance(out, Mapping) and len(out):
-        value = out[_primary_key(out)]
-        if isinstance(value, Tensor):
-            return value
-    raise SiteShapeError(f"{site}: module output of type {type(out).__name__} has no primary tensor")
-
-
-def _replace_output(out: Any, new: Tensor) -> Any:
-    if isinstance(out, Tensor):
-        return new
-    if isinstance(out, tuple):
-        return (new, *out[1:])
-    if isinstance(out, list):
-        return [new, *out[1:]]
-    out[_primary_key(out)] = new  # ModelOutput: setting the key also sets the attribute
-    return out
+    """The main tensor of a module's output (`nnsight_runner.main_tensor`), or a SiteShapeError."""
+    x = main_tensor(out)
+    if x is None:
+        raise SiteShapeError(f"{site}: module output of type {type(out).__name__} has no primary tensor")
+    return x
 
 
 def _check_activation(site: SiteAddress, x: Tensor, width: int | None) -> None:
@@ -320,7 +298,7 @@ class ModuleAccess(SiteAccess):
         def write_output(module: nn.Module, args: tuple, out: Any) -> Any:
             x = _output_tensor(self.site, out)  # [batch, seq, width]
             _check_activation(self.site, x, self.width)
-            return _replace_output(out, edit(x))
+            return replace_main(out, edit(x))
 
         return [self.module.register_forward_hook(write_output)]
 
@@ -397,7 +375,7 @@ class HeadResultAccess(SiteAccess):
             new = edit(old)  # [batch, seq, d_model]
             y = _output_tensor(self.site, out)  # [batch, seq, d_model]
             _check_activation(self.site, y, self.width)
-            return _replace_output(out, y + (new - old))
+            return replace_main(out, y + (new - old))
 
         return [self.o_proj.register_forward_hook(write_result, with_kwargs=True)]
 
@@ -436,7 +414,7 @@ class PreNormMidAccess(SiteAccess):
             a = _output_tensor(self.site, out)  # [batch, seq, d_model]
             _check_activation(self.site, a, self.width)
             mid = stash.pop() + a  # [batch, seq, d_model]
-            return _replace_output(out, a + (edit(mid) - mid))
+            return replace_main(out, a + (edit(mid) - mid))
 
         return [
             self.attn_norm.register_forward_pre_hook(keep_resid_pre, with_kwargs=True),
