@@ -148,9 +148,9 @@ def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) 
 
 
 def _unservable():
-    from causalspec.run.sites import SiteShapeError, UnservableSite
+    from causalspec.run.sites import SiteCallError, SiteShapeError, UnservableSite
 
-    return (UnservableSite, SiteShapeError)
+    return (UnservableSite, SiteShapeError, SiteCallError)
 
 
 def reproduce_command(file: str, name: str, pairs: int, seed: int) -> str:
@@ -328,7 +328,10 @@ def evaluate_conditions(check, result: CheckResult) -> None:
         result.conditions.append(ConditionResult(condition_text(cond), cond.metric, stat, cond.aggregation,
                                                  cond.op, cond.threshold, value, bool(ok), detail))
     failed_conditions = [c for c in result.conditions if not c.passed]
-    if problems:
+    broken = nonfinite_problem(declared + subsets, result.network)
+    if broken:
+        result.status, result.reason = ERROR, broken
+    elif problems:
         result.status = FAILED
         result.reason = "; ".join(problems)
     elif failed_conditions:
@@ -340,6 +343,22 @@ def evaluate_conditions(check, result: CheckResult) -> None:
     else:
         result.status = PASSED
         result.reason = ""
+
+
+def nonfinite_problem(claims, network: str) -> str:
+    """The error of a check whose network gave NaN or inf outputs on any pair (clean or patched),
+    or "" when every output was finite. Such a claim cannot pass: its pairs were dropped or
+    scored as wrong, and the rest may look fine (a network NaN on a third of its inputs
+    would otherwise pass `iia >= 0.75`)."""
+    parts = []
+    for c in claims:
+        if c.nonfinite:
+            kinds = " and ".join(f"{kind} on {count}" for kind, count in c.nonfinite.items())
+            parts.append(f"{c.label}: {sum(c.nonfinite.values())} of {c.sampled} pairs ({kinds})")
+    if not parts:
+        return ""
+    return (f"network `{network}` gave non-finite outputs (NaN/inf) on clean or patched runs — "
+            + "; ".join(parts) + "; a claim on non-finite outputs cannot be judged: fix the network (or its dtype)")
 
 
 def _control_condition(cond, result: CheckResult) -> tuple[float | None, bool, str]:

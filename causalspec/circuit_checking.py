@@ -105,6 +105,11 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
     beyond = getattr(ablation, "beyond", 0)
     values = engine.evaluate(plan.rows, variants, resolved.universe, ablation, metric_fn, advance)
     beyond = getattr(ablation, "beyond", 0) - beyond
+    broken = nonfinite_metric(values, circuit.network)
+    if broken:
+        result.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
+        result.status, result.reason = ERROR, broken
+        return
     values.update(reused)
     shared[key_n], shared[key_e] = values[FULL], values[ABLATED]
     if reused:
@@ -130,6 +135,24 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
                             "positions past the longest reference prompt were ablated with the mean over all "
                             "reference tokens")
     evaluate_circuit_conditions(circuit, result)
+
+
+def nonfinite_metric(values: dict[str, np.ndarray], network: str) -> str:
+    """The error of a circuit claim whose metric came out NaN or inf on any prompt of any
+    variant (the full model, the circuit, an ablation), or "" when all are finite: a score
+    over non-finite values cannot be judged (a mean with a NaN is NaN; a NaN compared is False)."""
+    if not values:
+        return ""
+    stacked = np.vstack([np.asarray(v, dtype=float) for v in values.values()])  # [variants, prompts]
+    nan = np.isnan(stacked).any(axis=0)
+    inf = np.isinf(stacked).any(axis=0) & ~nan
+    if not (nan.any() or inf.any()):
+        return ""
+    kinds = " and ".join(f"{kind} on {int(hit.sum())}" for kind, hit in (("NaN", nan), ("inf", inf)) if hit.any())
+    which = [k for k, v in values.items() if not np.isfinite(np.asarray(v, dtype=float)).all()]
+    return (f"network `{network}` gave non-finite metric values (NaN/inf) on {int((nan | inf).sum())} of "
+            f"{stacked.shape[1]} prompts ({kinds}; in {', '.join(which)}); a circuit claim on non-finite outputs "
+            "cannot be judged: fix the network (or its dtype)")
 
 
 def prepare(ir, circuit, options, networks):
@@ -294,8 +317,11 @@ def make_metric(plan: CircuitPlan, adapter):
         rows = torch.arange(batch.size, device=logits.device)
         at = logits[rows, pos[:, 0].to(logits.device)].float()  # [batch, vocab]
         if metric.name == "accuracy":
-            pred = at[:, cands.to(at.device)].argmax(-1).cpu().numpy()
-            return (pred == expected[idx]).astype(float)
+            scores = at[:, cands.to(at.device)]  # [batch, values]
+            pred = scores.argmax(-1).cpu().numpy()
+            nan = torch.isnan(scores).any(-1).cpu().numpy()  # a row with NaN/inf scores has no answer
+            inf = torch.isinf(scores).any(-1).cpu().numpy()
+            return np.where(nan, np.nan, np.where(inf, np.inf, (pred == expected[idx]).astype(float)))
         if metric.name == "prob":
             probs = torch.softmax(at, dim=-1)
             toks = args[0][idx] if args else cands.numpy()[expected[idx]]

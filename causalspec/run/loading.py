@@ -27,6 +27,43 @@ class NetworkLoadError(Exception):
     """The network definition is wrong (bad hook, user code raised, shapes do not fit)."""
 
 
+class UserCodeError(NetworkLoadError):
+    """User code — a builder, an encode/decode hook, a model file, the network's forward —
+    failed, exited, or returned something causalspec cannot use.
+
+    Why a type of its own: a fault in the user's code is a check ERROR naming the hook and
+    what was expected, never "a bug in causalspec" (exit 3). `hook` names what ran (e.g.
+    "encode hook `model.py:encode`"); `cause` is the exception it raised, if any.
+    """
+
+    def __init__(self, message: str, hook: str = "", cause: BaseException | None = None):
+        super().__init__(message)
+        self.hook = hook
+        self.cause = cause
+
+
+def describe_exception(exc: BaseException) -> str:
+    """`ValueError: bad` — or, for `sys.exit(n)`, `called sys.exit(n)` (a hook must return, not exit)."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r}) (user code must return or raise, not exit)" \
+            if exc.code is not None else "called sys.exit() (user code must return or raise, not exit)"
+    text = str(exc)
+    return f"raised {type(exc).__name__}" + (f": {text}" if text else "")
+
+
+def call_user(what: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args)`, user code: any exception it raises — `SystemExit` too — becomes a
+    `UserCodeError` naming `what`. Ctrl-C (KeyboardInterrupt) passes through."""
+    try:
+        return fn(*args, **kwargs)
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except UserCodeError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - user code: SystemExit is theirs too
+        raise UserCodeError(f"{what} {describe_exception(exc)}", what, exc) from exc
+
+
 @dataclass
 class LoadedNetwork:
     name: str
@@ -81,9 +118,12 @@ def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:  # user code: report it as theirs
+        except (KeyboardInterrupt, GeneratorExit):
             del sys.modules[module_name]
-            raise NetworkLoadError(f"{what}: importing `{path}` raised {type(exc).__name__}: {exc}") from exc
+            raise
+        except BaseException as exc:  # noqa: BLE001 - user code (SystemExit too): report it as theirs
+            del sys.modules[module_name]
+            raise UserCodeError(f"{what}: importing `{path}` {describe_exception(exc)}", what, exc) from exc
     func = getattr(module, func_name, None)
     if not callable(func):
         raise NetworkLoadError(f"{what}: `{path}` has no function `{func_name}`")
@@ -101,10 +141,7 @@ def load_torch_network(name: str, builder: str, weights: str, base_dir: Path, en
     if not weights_path.is_file():
         raise NetworkUnavailable(f"weights file `{weights_path}` not found")
     build = import_user_function(builder, base_dir, f"network `{name}` builder")
-    try:
-        module = build()
-    except Exception as exc:
-        raise NetworkLoadError(f"network `{name}`: `{builder}` raised {type(exc).__name__}: {exc}") from exc
+    module = call_user(f"network `{name}`: builder `{builder}`", build)
     if not isinstance(module, torch.nn.Module):
         raise NetworkLoadError(f"network `{name}`: `{builder}` returned {type(module).__name__}, "
                                "not a torch.nn.Module")
@@ -124,6 +161,7 @@ def load_torch_network(name: str, builder: str, weights: str, base_dir: Path, en
         encode_hook=import_user_function(encode, base_dir, f"network `{name}` encode hook") if encode else None,
         decode_hook=import_user_function(decode, base_dir, f"network `{name}` decode hook") if decode else None,
         source=f"{builder} + {weights_path}",
+        extra={"builder": builder, "encode": encode, "decode": decode},  # as the spec names them, for messages
     )
 
 
@@ -189,6 +227,13 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
                                                   trust_remote_code=trust_remote_code)
     except OSError as exc:
         raise NetworkUnavailable(f"weights or tokenizer for `{path}` not found locally: {exc}") from exc
+    except (KeyboardInterrupt, GeneratorExit, NetworkLoadError):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - classified: a bad weights file, or the model's own code
+        error = weights_error(name, path, local, exc)
+        if error is exc:
+            raise
+        raise error from exc
     if not weights:
         dev = torch.device("cpu")  # inputs are built here and shipped; the module holds no data
     elif device_map is None:
@@ -198,6 +243,34 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
     module.eval()
     return LoadedNetwork(name, "hf", module, dev, dt, tokenizer=tokenizer, source=source,
                          extra={"model_class": cls_name, "device_map": device_map, "weights": weights})
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+
+
+def weights_error(name: str, path: str, local: Path | None, exc: BaseException) -> BaseException:
+    """What `from_pretrained` raising `exc` means: a weights file that is there but cannot be
+    read (truncated, not safetensors, a pickle that `torch.load(weights_only=True)` refuses)
+    or user code (a `trust_remote_code` model file that raised or exited) is a
+    `NetworkLoadError` naming the file; anything else is returned as is (ours: exit 3)."""
+    import pickle
+
+    files = sorted(p.name for p in local.iterdir() if p.name.endswith(WEIGHT_SUFFIXES)) if local else []
+    where = f"`{local}` ({', '.join(files)})" if files else f"`{path}`"
+    text = str(exc).split("\n")[0]
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+        return NetworkLoadError(
+            f"network `{name}`: torch.load(weights_only=True) refused a pickled weights file in {where}: {text} — "
+            "a pickle can run code, so causalspec never loads one unsafely; convert the weights to safetensors "
+            "(model.save_pretrained(folder, safe_serialization=True) where you trust the file)")
+    if type(exc).__name__ == "SafetensorError" or isinstance(exc, EOFError) or \
+            (isinstance(exc, RuntimeError) and any(t in str(exc) for t in ("PytorchStreamReader", "zip archive"))):
+        return NetworkLoadError(f"network `{name}`: cannot read the weights in {where}: {text} (a truncated or "
+                                "corrupt file? download or save it again)")
+    if isinstance(exc, SystemExit):
+        return UserCodeError(f"network `{name}`: loading `{path}` {describe_exception(exc)}", f"network `{name}`",
+                             exc)
+    return exc
 
 
 def default_model_class(config) -> str:

@@ -37,6 +37,9 @@ class ClaimResult:
     suggestion: str = ""
     # illusion check: the same pairs with the whole component patched instead of the subspace
     full_patch: dict[str, Any] | None = None
+    # pairs whose clean or patched network output held a NaN / an inf ({"NaN": n, "inf": n}; empty
+    # when every output was finite): any makes the check an error (checking.evaluate_conditions)
+    nonfinite: dict[str, int] = field(default_factory=dict)
 
     @property
     def keep_rate(self) -> float:
@@ -47,7 +50,7 @@ class ClaimResult:
             "label": self.label, "groups": self.groups, "kind": self.kind,
             "pairs": {"sampled": self.sampled, "kept": self.kept, "dropped": dict(self.dropped),
                       "keep_rate": None if not self.sampled else self.keep_rate,
-                      "changed": self.changed, "moved": self.moved},
+                      "changed": self.changed, "moved": self.moved, "nonfinite": dict(self.nonfinite)},
             "baseline": self.baseline.to_dict(),
             "iia": self.iia.to_dict(),
             "counterexamples": self.counterexamples,

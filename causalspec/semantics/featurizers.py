@@ -113,7 +113,16 @@ class FixedBasis(Featurizer):
         matrix is transposed; its columns must be orthonormal (to 1e-3)."""
         if not Path(self.resolved).is_file():
             raise FeaturizerError(f"basis file `{self.path}` not found (looked for {self.resolved})")
-        tensors = read(self.resolved)
+        try:
+            tensors = read(self.resolved)
+        except (OSError, ValueError, EOFError) as exc:
+            raise FeaturizerError(f"basis file `{self.path}` cannot be read as safetensors: {exc} "
+                                  "(a truncated or corrupt file? write it again)") from exc
+        except Exception as exc:  # noqa: BLE001 - safetensors' own error type (SafetensorError) is not exported
+            if type(exc).__name__ != "SafetensorError":
+                raise
+            raise FeaturizerError(f"basis file `{self.path}` cannot be read as safetensors: {exc} "
+                                  "(a truncated or corrupt file? write it again)") from exc
         names = ", ".join(sorted(tensors))
         if self.key is None:
             if len(tensors) != 1:
