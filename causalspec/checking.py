@@ -143,8 +143,19 @@ def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) 
         result.status, result.reason = ERROR, str(exc)
     except _unservable() as exc:
         result.status, result.reason = ERROR, str(exc)
+    except SystemExit as exc:  # causalspec never exits mid-check: user code did (a hook, a model's own code)
+        result.status, result.reason = ERROR, user_exit_reason(exc)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def user_exit_reason(exc: SystemExit) -> str:
+    """The error of a check during which user code called `sys.exit` outside the hooks that are
+    wrapped one by one (`run.loading.call_user`), e.g. in a `trust_remote_code` model's forward:
+    without this, the run would end with exit 0 and no summary, and CI would read it as green."""
+    from causalspec.run.loading import describe_exception
+
+    return f"user code {describe_exception(exc)} while the check ran"
 
 
 def _unservable():

@@ -34,7 +34,7 @@ REPORTED_GROUPS = 12  # up to this many groups, every group's necessity is repor
 
 
 def run_circuit(ir, circuit, options, networks) -> CheckResult:
-    from causalspec.checking import _unservable, reproduce_command
+    from causalspec.checking import _unservable, reproduce_command, user_exit_reason
 
     start = time.perf_counter()
     result = CheckResult(circuit.name, "", circuit.model, circuit.network, ERROR,
@@ -50,6 +50,8 @@ def run_circuit(ir, circuit, options, networks) -> CheckResult:
         result.status, result.reason = ERROR, str(exc)
     except _unservable() as exc:
         result.status, result.reason = ERROR, str(exc)
+    except SystemExit as exc:  # user code exited (see checking.user_exit_reason)
+        result.status, result.reason = ERROR, user_exit_reason(exc)
     result.seconds = time.perf_counter() - start
     return result
 

@@ -154,8 +154,14 @@ def load_torch_network(name: str, builder: str, weights: str, base_dir: Path, en
     except RuntimeError as exc:
         raise NetworkLoadError(f"network `{name}`: weights in `{weights_path}` do not fit the module "
                                f"built by `{builder}`: {exc}") from exc
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the module's own load_state_dict (user code) failed
+        raise UserCodeError(f"network `{name}`: loading `{weights_path}` into the module built by `{builder}` "
+                            f"{describe_exception(exc)}", f"network `{name}`", exc) from exc
     dev, dt = resolve_device(device), resolve_dtype(dtype)
-    module.to(device=dev, dtype=dt).eval()
+    call_user(f"network `{name}`: moving the module built by `{builder}` to {dev} / {dt}",
+              lambda: module.to(device=dev, dtype=dt).eval())
     return LoadedNetwork(
         name, "torch", module, dev, dt,
         encode_hook=import_user_function(encode, base_dir, f"network `{name}` encode hook") if encode else None,

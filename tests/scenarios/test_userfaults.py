@@ -375,7 +375,7 @@ def test_a_blocked_bin_pickle_is_a_check_error(tmp_path, capsys):
     _tiny_hf(folder)
     (folder / "model.safetensors").unlink()
     with open(folder / "pytorch_model.bin", "wb") as fh:
-        pickle.dump({"transformer.wte.weight": Boom()}, fh)
+        pickle.dump({"transformer.wte.weight": Boom()}, fh, protocol=2)
     bad = assert_bad_is_error(tmp_path, HF_CHECK, capsys, "pytorch_model.bin")
     assert "this .bin ran code" not in bad["reason"]
 
@@ -423,3 +423,27 @@ circuit {name} on {net} for Induction.answer {{
     assert checks["Good"]["status"] == "passed", checks["Good"]["reason"]
     assert checks["Bad"]["status"] == "error", checks["Bad"]
     assert "NaN on" in checks["Bad"]["reason"] and "of 32 prompts" in checks["Bad"]["reason"], checks["Bad"]["reason"]
+
+
+EXIT_IN_PARAMETERS = FAULTS_PY + '''
+
+class ExitsLater(hier.HandBuiltHierEq):
+    """User code that runs outside the hooks causalspec wraps one by one (here: a `config`
+    property, read when the model family is resolved)."""
+
+    @property
+    def config(self):
+        sys.exit(0)
+
+
+def build_exits_later():
+    return ExitsLater()
+'''
+
+
+def test_sys_exit_anywhere_in_user_code_is_a_check_error(tmp_path, capsys):
+    # `run_check` turns a SystemExit that escaped every wrapper into an ERROR, so the run goes on,
+    # prints its summary and exits 1 (today: exit 0, no summary, CI green)
+    (tmp_path / "later.py").write_text(EXIT_IN_PARAMETERS)
+    assert_bad_is_error(tmp_path, bad_network("later.py:build_exits_later", encode="later.py:encode") + bad_check(),
+                        capsys, "user code called sys.exit(0)")
