@@ -145,8 +145,23 @@ def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) 
         result.status, result.reason = ERROR, str(exc)
     except SystemExit as exc:  # causalspec never exits mid-check: user code did (a hook, a model's own code)
         result.status, result.reason = ERROR, user_exit_reason(exc)
+    except Exception as exc:  # noqa: BLE001 - the user's code raised (else: ours, re-raised)
+        result.status, result.reason = ERROR, user_raise_reason(exc)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def user_raise_reason(exc: Exception) -> str:
+    """The error of a check during which user code raised somewhere the hooks are not wrapped
+    one by one (e.g. a `trust_remote_code` model's forward); re-raises `exc` when it was
+    raised in causalspec's own code or in a library alone: that is a bug of ours (exit 3)."""
+    from causalspec.run.adapters import exception_origin
+    from causalspec.run.loading import describe_exception
+
+    kind, file, line = exception_origin(exc)
+    if kind != "user":
+        raise exc
+    return f"user code {describe_exception(exc)} (at {file}:{line})"
 
 
 def user_exit_reason(exc: SystemExit) -> str:

@@ -34,7 +34,7 @@ REPORTED_GROUPS = 12  # up to this many groups, every group's necessity is repor
 
 
 def run_circuit(ir, circuit, options, networks) -> CheckResult:
-    from causalspec.checking import _unservable, reproduce_command, user_exit_reason
+    from causalspec.checking import _unservable, reproduce_command, user_exit_reason, user_raise_reason
 
     start = time.perf_counter()
     result = CheckResult(circuit.name, "", circuit.model, circuit.network, ERROR,
@@ -52,6 +52,8 @@ def run_circuit(ir, circuit, options, networks) -> CheckResult:
         result.status, result.reason = ERROR, str(exc)
     except SystemExit as exc:  # user code exited (see checking.user_exit_reason)
         result.status, result.reason = ERROR, user_exit_reason(exc)
+    except Exception as exc:  # noqa: BLE001 - the user's code raised (else: ours, re-raised)
+        result.status, result.reason = ERROR, user_raise_reason(exc)
     result.seconds = time.perf_counter() - start
     return result
 

@@ -267,24 +267,27 @@ _STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
 
 def raised_by_causalspec(exc: BaseException) -> bool:
     """Whether `exc` comes from causalspec's own code running inside a user's forward (a site
-    hook) rather than from the user's code.
+    hook) rather than from the user's code (see `exception_origin`; a traceback of library
+    frames alone — a torch layer refusing its input — is the network's, not ours)."""
+    return exception_origin(exc)[0] == "ours"
 
-    The innermost frame of the traceback (below the frame that caught it) that is not a
-    library's — torch, the standard library, site-packages — decides: causalspec's means
-    ours (an internal error keeps its type: exit 3, or a typed check error), anything else
-    is the user's. A traceback of library frames alone (a torch layer refusing its input)
-    is the network's, not ours.
-    """
+
+def exception_origin(exc: BaseException) -> tuple[str, str, int]:
+    """(kind, file, line) of the innermost frame of `exc`'s traceback, below the frame that
+    caught it, that is not a library's (torch, transformers, the standard library,
+    site-packages): kind "ours" (causalspec's code: an internal error keeps its type, exit 3)
+    or "user" (a model file, a hook, `trust_remote_code` code); ("library", "", 0) when
+    every frame is a library's."""
     frames = []
     tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None  # skip the catching frame
     while tb is not None:
-        frames.append(tb.tb_frame.f_code.co_filename)
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
         tb = tb.tb_next
-    for filename in reversed(frames):
+    for filename, line in reversed(frames):
         kind = _frame_kind(filename)
         if kind != "library":
-            return kind == "ours"
-    return False
+            return kind, filename, line
+    return "library", "", 0
 
 
 def _frame_kind(filename: str) -> str:

@@ -447,3 +447,38 @@ def test_sys_exit_anywhere_in_user_code_is_a_check_error(tmp_path, capsys):
     (tmp_path / "later.py").write_text(EXIT_IN_PARAMETERS)
     assert_bad_is_error(tmp_path, bad_network("later.py:build_exits_later", encode="later.py:encode") + bad_check(),
                         capsys, "user code called sys.exit(0)")
+
+
+RAISES_LATER = FAULTS_PY + '''
+
+class RaisesLater(hier.HandBuiltHierEq):
+    """User code that raises outside the hooks causalspec wraps one by one (a `config` property)."""
+
+    @property
+    def config(self):
+        raise ValueError("config is broken on purpose")
+
+
+def build_raises_later():
+    return RaisesLater()
+'''
+
+
+def test_an_exception_anywhere_in_user_code_is_a_check_error_naming_where(tmp_path, capsys):
+    (tmp_path / "later.py").write_text(RAISES_LATER)
+    assert_bad_is_error(tmp_path, bad_network("later.py:build_raises_later", encode="later.py:encode") + bad_check(),
+                        capsys, "user code raised ValueError: config is broken on purpose", "later.py:")
+
+
+def test_a_bug_in_causalspec_still_exits_3(tmp_path, capsys, monkeypatch):
+    # the other side of the line: an exception raised in causalspec's own code is not the user's
+    import functools
+
+    from causalspec import checking
+
+    monkeypatch.setattr(checking, "_run", functools.partial(checking._compare, 1.0, "=~"))
+    (tmp_path / "faults.py").write_text(FAULTS_PY)
+    spec = tmp_path / "spec.cspec"
+    spec.write_text(HIER_EQ_MODEL + HAND_GOOD_CHECK)
+    assert main(["check", str(spec)]) == 3
+    assert "bug in causalspec" in capsys.readouterr().err
