@@ -304,3 +304,51 @@ def test_pytest_plugin_reports_a_corrupt_config_as_a_failure(pytester, inner):
     result = inner("bad.cspec")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*config.json` is not valid JSON*"])
+
+
+# ───────────────────────── circuit commands: the same rules ─────────────────────────
+
+CIRCUIT = """
+circuit Ind on toy for Induction.answer {
+  group prev = head[0.0]
+  group ind = head[1.0] @ END
+  ablate complement with zero
+  expect faithfulness >= 0.9
+}
+"""
+
+
+def test_circuit_claims_and_circuit_export_report_a_corrupt_config_by_name(tmp_path, capsys):
+    from causalspec.testing.toy_circuits import spec_header
+
+    config_file = write(tmp_path, "model/config.json", gpt2_config(model_type=None))
+    spec = write(tmp_path, "c.cspec", spec_header("./model") + CIRCUIT)
+    code, out, err = cli(capsys, "check", spec)
+    no_internal_error(code, out, err)
+    assert code == 1 and "ERROR Ind" in out and f"`{config_file.resolve()}` has no `model_type`" in out
+
+    code, out, err = cli(capsys, "circuit", "export", spec, "--circuit", "Ind")
+    no_internal_error(code, out, err)
+    assert code == 2 and f"`{config_file.resolve()}` has no `model_type`" in err
+
+
+def test_circuit_claims_skip_on_absent_hub_weights_and_fail_under_strict(tmp_path, capsys):
+    from causalspec.testing.toy_circuits import spec_header
+
+    spec = write(tmp_path, "c.cspec", spec_header("causalspec-test/absent-model") + CIRCUIT)
+    code, out, _ = cli(capsys, "check", spec)
+    assert code == 0 and out.splitlines()[-1] == "0 passed, 0 failed, 1 skipped"
+    code, out, _ = cli(capsys, "check", spec, "--strict")
+    assert code == 1 and out.splitlines()[-1] == "0 passed, 1 failed (1 skip failed by --strict)"
+
+
+def test_locate_reports_a_corrupt_config_as_an_error_and_absent_hub_weights_as_a_failed_skip(tmp_path, capsys):
+    sweep = ("\ncheck CopyPos as Find {\n  interchange B\n  locate B over resid.post[0..1] @ last\n"
+             "  pairs 16 seed 0\n  expect iia >= 0.5\n}\n")
+    write(tmp_path, "model/config.json", "{not json")
+    for source, expected in (("./model", "! Find: error: network `net`: "),
+                             ("causalspec-test/absent-model", "- Find: skipped: weights for")):
+        spec = write(tmp_path, "s.cspec", copy_check(source) + sweep)
+        code, out, err = cli(capsys, "locate", spec, "--out", tmp_path)
+        no_internal_error(code, out, err)
+        assert code == 1 and expected in out  # `locate` fails every sweep that cannot run
