@@ -224,6 +224,9 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
     try:
         config = AutoConfig.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
+        downloaded = _hub_config(path) if local is None and config_file is None else None
+        if downloaded is not None:  # fetched just now (--allow-download): say what is wrong with it
+            check_hf_config(downloaded, name, trust_remote_code)
         if local is not None or isinstance(exc, ValueError):  # the files are here: loading them failed
             raise NetworkLoadError(f"network `{name}`: cannot load the config of `{source}`: "
                                    f"{_first_line(exc)}") from exc
