@@ -74,9 +74,7 @@ def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:
     if ":" not in ref:
         raise NetworkLoadError(f"{what} `{ref}` must be written \"file.py:function\"")
     file_part, func_name = ref.rsplit(":", 1)
-    path = Path(file_part)
-    if not path.is_absolute():
-        path = (base_dir / path).resolve()
+    path = resolve(file_part, base_dir).resolve()  # as analysis resolved it (semantics.paths)
     if not path.is_file():
         raise NetworkLoadError(f"{what}: file `{path}` not found (paths are relative to the spec's folder)")
     module_name = f"causalspec_user_{abs(hash(str(path)))}"

@@ -75,7 +75,8 @@ def test_file_problem(tmp_path):
 def test_hf_folder_problem(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model.safetensors").write_bytes(b"")
-    assert hf_folder_problem("./m", tmp_path).message == "`./m` is not a Hugging Face model folder: it has no config.json"
+    no_config = hf_folder_problem("./m", tmp_path)
+    assert no_config.message == "`./m` is not a Hugging Face model folder: it has no config.json"
     as_file = hf_folder_problem("./m/model.safetensors", tmp_path)
     assert as_file.code == "E0804" and 'e.g. `hf "./m"`' in as_file.help
     (tmp_path / "m" / "config.json").write_text("{}")
