@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float64": "float64"}
-
-
 from causalspec.semantics.paths import file_problem, hf_folder, hf_folder_problem, hf_source_is_local, resolve
+
+DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float64": "float64"}
 
 
 class NetworkUnavailable(Exception):
