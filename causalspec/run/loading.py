@@ -23,6 +23,9 @@ from typing import Any, Callable
 from causalspec.semantics.paths import file_problem, hf_folder, hf_folder_problem, hf_source_is_local, resolve
 
 DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float64": "float64"}
+# what tokenizer.save_pretrained writes, one of which a local model folder must hold
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
+                   "spiece.model", "sentencepiece.bpe.model")
 
 
 class NetworkUnavailable(Exception):
@@ -218,6 +221,12 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
     config_file = local / "config.json" if local else _hub_config(path)
     if config_file is not None:
         check_hf_config(config_file, name, trust_remote_code)
+    if local is not None and not any((local / f).is_file() for f in TOKENIZER_FILES):
+        # transformers would build an empty tokenizer from the model type and every answer would
+        # then "tokenize to no tokens": name the cause instead
+        raise NetworkLoadError(f"network `{name}`: the model folder `{local}` has no tokenizer files "
+                               f"({', '.join(TOKENIZER_FILES[:3])}, …); save the tokenizer there with "
+                               "tokenizer.save_pretrained(FOLDER)")
     try:
         config = AutoConfig.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:

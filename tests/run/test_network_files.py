@@ -58,3 +58,11 @@ def test_torch_weights_missing_or_a_folder_are_errors(tmp_path):
     (tmp_path / "w").mkdir()
     with pytest.raises(NetworkLoadError, match="weights file `w` is a folder, not a file"):
         loading.load_torch_network("n", build, "w", tmp_path, None, None, "cpu", None)
+
+
+def test_a_local_folder_without_tokenizer_files_is_an_error_naming_them(tmp_path):
+    from causalspec.testing.tiny import build_tiny_model
+
+    build_tiny_model("gpt2", 20, tmp_path / "m", n_layer=1)  # weights and config, no tokenizer
+    with pytest.raises(NetworkLoadError, match=r"has no tokenizer files \(tokenizer.json, tokenizer_config.json"):
+        load_hf_network("n", "./m", tmp_path, None, "cpu", None)

@@ -154,12 +154,20 @@ def test_a_corrupt_config_is_an_error_that_names_the_file(tmp_path, capsys, conf
 
 
 def test_a_local_folder_without_weights_is_an_error_not_a_skip(tmp_path, capsys):
-    write(tmp_path, "model/config.json", gpt2_config())  # a valid config; no weights, no tokenizer
+    from causalspec.testing.tiny import build_word_tokenizer
+
+    build_word_tokenizer(["Say", "Mary", "John"], tmp_path / "model")
+    write(tmp_path, "model/config.json", gpt2_config())  # a valid config and a tokenizer; no weights
     spec = write(tmp_path, "s.cspec", copy_check("./model"))
     code, out, err = cli(capsys, "check", spec)
     no_internal_error(code, out, err)
     assert code == 1
     assert "ERROR CopyPos" in out and f"the model folder `{(tmp_path / 'model').resolve()}` cannot be loaded" in out
+    for tokenizer_file in (tmp_path / "model").glob("*"):  # and without a tokenizer: named too
+        if tokenizer_file.name != "config.json":
+            tokenizer_file.unlink()
+    code, out, err = cli(capsys, "check", spec)
+    assert code == 1 and "has no tokenizer files" in out
 
 
 # ───────────────────────── path mistakes: located spec errors ─────────────────────────
