@@ -2,7 +2,8 @@
 
 Why a module of its own: the CLI, the pytest plugin and tests all run checks the same way;
 this is the one place that turns a check into a verdict, so their verdicts cannot differ.
-Missing weights make a check *skipped* with the reason; problems that only show at check
+Hub weights not in the local cache make a check *skipped* with the reason (a failure under
+`strict`, for CI that must test every claim); problems that only show at check
 time (a site the architecture cannot serve, token counts that differ between base and
 source, a user hook that raises) make it an *error* with a message naming the cause.
 """
@@ -48,6 +49,10 @@ class CheckOptions:
     # where clean passes keep the site activations: None/"memory"; "disk" (a temporary folder,
     # removed when the check ends); or a folder, under which they are kept (run.activation_store)
     activations: str | None = None
+    # a skipped check (hub weights not cached, a device missing) becomes an error: for CI that must
+    # test every claim. `strict_flag` is the option's name as the user gave it, quoted in the reason.
+    strict: bool = False
+    strict_flag: str = "--strict"
 
 
 @dataclass
@@ -127,7 +132,7 @@ def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) 
     if not hasattr(check, "alignment"):  # a circuit claim (CircuitIR)
         from causalspec.circuit_checking import run_circuit
 
-        return run_circuit(ir, check, options, networks)
+        return apply_strict(run_circuit(ir, check, options, networks), options)
     start = time.perf_counter()
     alignment = ir.alignments[check.alignment]
     result = CheckResult(check.name, alignment.name, alignment.model, alignment.network, ERROR,
@@ -148,6 +153,15 @@ def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) 
     except Exception as exc:  # noqa: BLE001 - the user's code raised (else: ours, re-raised)
         result.status, result.reason = ERROR, user_raise_reason(exc)
     result.seconds = time.perf_counter() - start
+    return apply_strict(result, options)
+
+
+def apply_strict(result: CheckResult, options: CheckOptions) -> CheckResult:
+    """Under `strict`, a skipped check is an error whose reason says why it counts as failed."""
+    if options.strict and result.status == SKIPPED:
+        result.status = ERROR
+        result.reason = f"skipped, and {options.strict_flag} fails every skip: {result.reason}"
+        result.strict_skip = options.strict_flag
     return result
 
 
