@@ -88,7 +88,7 @@ def test_clean_span_keeps_the_directions_the_activations_vary_along():
     assert span.shape == (4, 1)
     assert abs(abs(span[:, 0] @ np.array([1, 1, 0, 0]) / np.sqrt(2)) - 1) < 1e-9
     # rows [n_pos, width] pool their positions; more rows than the width takes the eigh path
-    y = rng.normal(size=(40, 3, 2)) @ np.array([[1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0]]) + 1e-9 * rng.normal(size=(40, 3, 5))
+    y = rng.normal(size=(40, 3, 2)) @ np.eye(2, 5) + 1e-9 * rng.normal(size=(40, 3, 5))
     assert clean_span(list(y)).shape == (5, 2)  # 1e-9 noise is below the tolerance
     assert clean_span([np.ones(4)] * 3).shape == (4, 0)  # nothing varies
     inside, leak = project(np.array([[1.0], [0.0], [0.0], [0.0]]), span)
@@ -326,19 +326,7 @@ def encode(values):
 """
 
 
-def test_illusion_check_is_silent_on_an_exact_alignment_the_whole_component_moves_less(tmp_path):
-    """Patching A's dim moves the output whenever A changes (half the pairs); patching the
-    whole site swaps B too, and the output (= d) moves only when d differs (rare) — less than
-    half as often, which the old check called a dormant pathway. Both dims vary on the
-    network's own inputs: nothing is dormant, no warning."""
-    from safetensors.torch import save_file
-
-    from causalspec.semantics.analyse import load
-
-    (tmp_path / "xor.py").write_text(XOR_NET)
-    save_file({}, str(tmp_path / "empty.safetensors"))
-    spec = tmp_path / "x.cspec"
-    spec.write_text("""
+XOR_SPEC = """
 model X {
   input a : bool
   input d : bool ~ weighted { true: 1, false: 9 }
@@ -359,7 +347,22 @@ check Al {
   pairs 256 seed 0
   expect iia >= 0.99
 }
-""")
+"""
+
+
+def test_illusion_check_is_silent_on_an_exact_alignment_the_whole_component_moves_less(tmp_path):
+    """Patching A's dim moves the output whenever A changes (half the pairs); patching the
+    whole site swaps B too, and the output (= d) moves only when d differs (rare) — less than
+    half as often, which the old check called a dormant pathway. Both dims vary on the
+    network's own inputs: nothing is dormant, no warning."""
+    from safetensors.torch import save_file
+
+    from causalspec.semantics.analyse import load
+
+    (tmp_path / "xor.py").write_text(XOR_NET)
+    save_file({}, str(tmp_path / "empty.safetensors"))
+    spec = tmp_path / "x.cspec"
+    spec.write_text(XOR_SPEC)
     [r] = run_checks(load(spec), CheckOptions())
     [claim] = r.claims
     assert claim.iia.estimate == 1.0
