@@ -10,6 +10,7 @@ import pytest
 from causalspec.score.diagnostics import buckets, full_patch_summary
 from causalspec.score.illusion import clean_span, illusion_summary, illusion_warning, project
 from causalspec.semantics.analyse import load_text
+from causalspec.testing.illusion import TOY_SPEC, XOR_SPEC, write_toy, write_xor
 
 MODEL = """
 model M {
@@ -196,69 +197,8 @@ check Sub {
 
 # ───────────── the paper's toy example, and an exact alignment the old check flagged ─────────────
 
-TOY_NET = """
-import torch
-from torch import nn
 
 
-class Toy(nn.Module):
-    \"\"\"Makelov et al.'s illusion, distilled: the site h = [x + c/10, 0, x] has a
-    *disconnected* direction e0 (carries x, and a little of another input c; read by
-    nothing), a *dormant* direction e1 (always 0 on the network's inputs, read with weight
-    2) and the real pathway e2 (carries x, read). The output is y = 2 h1 + h2 > 0.5.
-    Patching along v = (e0 + e1)/sqrt(2) makes y the source's x — through e1, which never
-    varies on real inputs.\"\"\"
-
-    def __init__(self):
-        super().__init__()
-        self.h = nn.Identity()
-
-    def forward(self, inputs):
-        x, c = inputs[:, 0:1].float(), inputs[:, 1:2].float()
-        h = self.h(torch.cat([x + c / 10, torch.zeros_like(x), x], dim=1))
-        y = 2 * h[:, 1] + h[:, 2] - 0.5
-        return torch.stack([-y, y], dim=1)
-
-
-def build():
-    return Toy()
-
-
-def encode(values):
-    return torch.tensor([[int(x), int(c)] for x, c in zip(values["x"], values["c"])])
-"""
-
-
-def _toy(tmp_path):
-    from safetensors.torch import save_file
-
-    (tmp_path / "toy.py").write_text(TOY_NET)
-    save_file({}, str(tmp_path / "empty.safetensors"))
-    import torch
-
-    v = torch.tensor([[1.0], [1.0], [0.0]]) / 2 ** 0.5
-    save_file({"v": v, "true": torch.tensor([[0.0], [0.0], [1.0]])}, str(tmp_path / "v.safetensors"))
-
-
-TOY_SPEC = """
-model T {
-  input x, c : bool
-  var V : bool = x
-  output o : bool = V
-}
-network net = torch "toy.py:build" weights "empty.safetensors" {
-  encode "toy.py:encode"
-}
-align T to net as Al {
-  V -> module "h" output : basis(file="v.safetensors", key="KEY")
-  o -> output : argmax
-}
-check Al {
-  interchange V
-  pairs 128 seed 0
-  expect iia >= 0.9
-}
-"""
 
 
 def test_illusion_check_fires_on_the_papers_toy_example(tmp_path):
@@ -268,7 +208,7 @@ def test_illusion_check_fires_on_the_papers_toy_example(tmp_path):
     the patch writes only along the disconnected e0 and moves nothing: the warning fires."""
     from causalspec.semantics.analyse import load
 
-    _toy(tmp_path)
+    write_toy(tmp_path)
     spec = tmp_path / "t.cspec"
     spec.write_text(TOY_SPEC.replace("KEY", "v"))
     [r] = run_checks(load(spec), CheckOptions())
@@ -286,7 +226,7 @@ def test_illusion_check_fires_on_the_papers_toy_example(tmp_path):
 def test_illusion_check_is_silent_on_the_real_pathway_of_the_toy(tmp_path):
     from causalspec.semantics.analyse import load
 
-    _toy(tmp_path)
+    write_toy(tmp_path)
     spec = tmp_path / "t.cspec"
     spec.write_text(TOY_SPEC.replace("KEY", "true"))
     [r] = run_checks(load(spec), CheckOptions())
@@ -296,58 +236,8 @@ def test_illusion_check_is_silent_on_the_real_pathway_of_the_toy(tmp_path):
     assert not any("dormant pathway" in w for w in r.warnings)
 
 
-XOR_NET = """
-import torch
-from torch import nn
 
 
-class Xor(nn.Module):
-    \"\"\"An exact alignment of two variables in separate dims: h = [A, B] with A = a and
-    B = a xor d; the output is h0 xor h1 (= d).\"\"\"
-
-    def __init__(self):
-        super().__init__()
-        self.h = nn.Identity()
-
-    def forward(self, x):
-        a, d = x[:, 0].float(), x[:, 1].float()
-        b = a + d - 2 * a * d
-        h = self.h(torch.stack([a, b], dim=1))
-        y = h[:, 0] + h[:, 1] - 2 * h[:, 0] * h[:, 1] - 0.5
-        return torch.stack([-y, y], dim=1)
-
-
-def build():
-    return Xor()
-
-
-def encode(values):
-    return torch.tensor([[int(a), int(d)] for a, d in zip(values["a"], values["d"])])
-"""
-
-
-XOR_SPEC = """
-model X {
-  input a : bool
-  input d : bool ~ weighted { true: 1, false: 9 }
-  var A : bool = a
-  var B : bool = a != d
-  output o : bool = A != B
-}
-network net = torch "xor.py:build" weights "empty.safetensors" {
-  encode "xor.py:encode"
-}
-align X to net as Al {
-  A -> module "h" output : [0:1]
-  B -> module "h" output : [1:2]
-  o -> output : argmax
-}
-check Al {
-  interchange A
-  pairs 256 seed 0
-  expect iia >= 0.99
-}
-"""
 
 
 def test_illusion_check_is_silent_on_an_exact_alignment_the_whole_component_moves_less(tmp_path):
@@ -355,12 +245,9 @@ def test_illusion_check_is_silent_on_an_exact_alignment_the_whole_component_move
     whole site swaps B too, and the output (= d) moves only when d differs (rare) — less than
     half as often, which the old check called a dormant pathway. Both dims vary on the
     network's own inputs: nothing is dormant, no warning."""
-    from safetensors.torch import save_file
-
     from causalspec.semantics.analyse import load
 
-    (tmp_path / "xor.py").write_text(XOR_NET)
-    save_file({}, str(tmp_path / "empty.safetensors"))
+    write_xor(tmp_path)
     spec = tmp_path / "x.cspec"
     spec.write_text(XOR_SPEC)
     [r] = run_checks(load(spec), CheckOptions())

@@ -9,13 +9,10 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from causalspec.cli import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "learned"))
-import test_diagnostics as D  # noqa: E402  (the hand-built networks of the illusion tests)
+from causalspec.testing import illusion as D
 
 
 def _check(spec: Path, capsys, tmp_path) -> tuple[int, str, dict]:
@@ -32,7 +29,7 @@ def _claim(report: dict) -> dict:
 
 
 def test_an_illusory_subspace_passes_but_the_report_warns(tmp_path, capsys):
-    D._toy(tmp_path)
+    D.write_toy(tmp_path)
     spec = tmp_path / "t.cspec"
     spec.write_text(D.TOY_SPEC.replace("KEY", "v"))
     code, text, report = _check(spec, capsys, tmp_path)
@@ -43,10 +40,7 @@ def test_an_illusory_subspace_passes_but_the_report_warns(tmp_path, capsys):
 
 
 def test_an_exact_alignment_is_not_called_an_illusion(tmp_path, capsys):
-    from safetensors.torch import save_file
-
-    (tmp_path / "xor.py").write_text(D.XOR_NET)
-    save_file({}, str(tmp_path / "empty.safetensors"))
+    D.write_xor(tmp_path)
     spec = tmp_path / "x.cspec"
     spec.write_text(D.XOR_SPEC)
     code, text, report = _check(spec, capsys, tmp_path)
@@ -60,7 +54,7 @@ def test_non_orthogonal_fixed_bases_warn_at_analysis_and_the_check_still_runs(tm
     import torch
     from safetensors.torch import save_file
 
-    D._toy(tmp_path)
+    D.write_toy(tmp_path)
     save_file({"a": torch.tensor([[1.0], [0.0], [0.0]]), "b": torch.tensor([[0.6], [0.8], [0.0]])},
               str(tmp_path / "ab.safetensors"))
     spec = tmp_path / "s.cspec"
