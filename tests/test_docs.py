@@ -120,6 +120,18 @@ def test_error_example_produces_its_code(line, tag, body, example_dir):
     assert set(got) == {code}, f"errors.md:{line}: expected only {code}, analysis reported {got}"
 
 
+WARNING_BLOCKS = blocks(ERRORS, "cspec-warning")
+
+
+@pytest.mark.parametrize("line,tag,body", WARNING_BLOCKS, ids=[f"errors.md:{b[0]}" for b in WARNING_BLOCKS])
+def test_warning_example_analyses_and_warns_with_its_code(line, tag, body, example_dir):
+    code = tag.split()[1]
+    assert code in CODES, f"errors.md:{line}: {code} is not a registered code"
+    ir = load_text(body, "doc.cspec", base_dir=example_dir)  # a warning never invalidates the spec
+    got = [d.code for d in ir.warnings]
+    assert got == [code], f"errors.md:{line}: expected the warning {code}, analysis reported {got}"
+
+
 # ───────────────────────── language.md ─────────────────────────
 
 SPEC_BLOCKS = blocks(LANGUAGE, "cspec")

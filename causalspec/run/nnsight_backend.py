@@ -297,7 +297,8 @@ class NNsightEngine(Engine):
                 if given is None:
                     basis = self.basis(b.featurizer, width)
                 else:
-                    basis = None if given is FULL else given.detach().cpu()
+                    basis = None if given is FULL else (tuple(t.detach().cpu() for t in given)
+                                                        if isinstance(given, (tuple, list)) else given.detach().cpu())
                 pos = self.adapter.positions(batch, b)
                 out.append(((path, io), {"cols": cols, "positions": pos, "key": keys[b],
                                          "sources": [int(u) for u in source_idx[g]], "values": values,

@@ -42,6 +42,7 @@ from causalspec.semantics.domains import Domain
 from causalspec.semantics.featurizers import Featurizer, Identity, Slice, featurizer_from_ast
 from causalspec.semantics.model import CausalModel
 from causalspec.semantics.paths import PathProblem, file_problem, hf_folder_problem, resolve
+from causalspec.semantics.shared_directions import warn_shared_directions
 from causalspec.semantics.sites import ALL, LAST, PositionResolver, PositionSpec, SiteSpec, site_from_ast
 from causalspec.syntax import ast as A
 
@@ -969,6 +970,7 @@ class _Bindings:
             if len(bindings) == len(stmt.sites):
                 variables[name.text] = tuple(bindings)
         ok &= self._disjoint(variables)
+        warn_shared_directions(variables, self.sink)  # E0613: fixed bases that are not orthogonal
         out_var = next((s.var.text for s in al.body if isinstance(s, A.OutputAlignment)), None)
         self.alignment_vars[al.name.text] = ({s.var.text for s in al.body}, out_var, vars_ok and model is not None)
         if model is not None and not output_tried:
