@@ -121,6 +121,8 @@ CODES: dict[str, str] = {
     # files
     "E0801": "file not found",
     "E0802": "file cannot be read",
+    "E0807": "file outside the spec's folder",
+    "E0808": "remote host not allowed",
 }
 
 

@@ -30,6 +30,7 @@ Decisions a reader may look for (docs/language.md states them for users):
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from causalspec.diagnostics import NO_SPAN, DiagnosticSink, Span, did_you_mean
 from causalspec.semantics.analyse_model import literal_value
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.featurizers import Featurizer, Identity, Slice, featurizer_from_ast
+from causalspec.semantics.file_access import note_outside
 from causalspec.semantics.model import CausalModel
 from causalspec.semantics.sites import ALL, LAST, PositionResolver, PositionSpec, SiteSpec, site_from_ast
 from causalspec.syntax import ast as A
@@ -289,6 +291,7 @@ class NetworkIR:
     engine: str | None = None  # `backend torch|nnsight`: the engine that runs checks; None = not said
     remote: bool = False  # `backend nnsight remote`: run on NDIF (hf only)
     remote_host: str | None = None  # `backend nnsight remote "https://…"`: a self-hosted NDIF
+    remote_span: Span | None = None  # where the spec names `remote_host` (for the check-time refusal)
     encoding: EncodingIR = field(default_factory=EncodingIR)
 
     @property
@@ -589,6 +592,7 @@ class _Bindings:
             self.sink.error("E0801", f"{what} file `{file}` not found", lit_span, f"looked for {path}",
                             help="paths are relative to the spec file's folder")
             return None
+        note_outside(self.sink, f"{what} file", file, path, self.base_dir, lit_span)
         return HookRef(ref, file, function, path, span=lit_span)
 
     # networks ------------------------------------------------------------------------
@@ -602,11 +606,15 @@ class _Bindings:
             out.weights = backend.weights
             out.weights_path = Path(backend.weights) if Path(backend.weights).is_absolute() \
                 else self.base_dir / backend.weights
+            note_outside(self.sink, "torch weights", backend.weights, out.weights_path, self.base_dir,
+                         self._string_span(backend.span, backend.weights)[0])
         else:
             out.model_class = "causal_lm"
             if not backend.path.strip():
                 self.sink.error("E0610", "empty hf model path", backend.span, "empty",
                                 help='name a local folder or a hub id, e.g. `hf "gpt2"`')
+            else:
+                self._hf_folder_outside(backend)
         given: dict[str, A.Node] = {}
         positions: dict[str, A.PositionDecl] = {}
         for stmt in net.body:
@@ -734,6 +742,18 @@ class _Bindings:
                                 help=did_you_mean(value, DEVICE_MAPS) or
                                 f"device_map strategies are {', '.join(DEVICE_MAPS)}{one_device}")
 
+    def _hf_folder_outside(self, backend: A.HFBackend) -> None:
+        """An hf network read from a local folder outside the spec's folder: warn (E0807). The
+        folder is found as the loader finds it (run.loading.local_hf_path); a hub id is no folder."""
+        written = os.path.expanduser(backend.path)
+        candidates = [Path(written)] if Path(written).is_absolute() else [self.base_dir / written,
+                                                                           Path.cwd() / written]
+        for folder in candidates:
+            if folder.is_dir() and (folder / "config.json").is_file():
+                note_outside(self.sink, "hf model folder", backend.path, folder, self.base_dir,
+                             self._string_span(backend.span, backend.path)[0])
+                return
+
     def _engine(self, out: NetworkIR, stmt: A.EngineStmt, is_torch: bool) -> None:
         """`backend torch|nnsight [remote ["https://host"]]`: which engine runs the checks, and
         whether on NDIF; one diagnostic per statement."""
@@ -760,6 +780,20 @@ class _Bindings:
         out.engine = engine
         out.remote = stmt.remote
         out.remote_host = stmt.host
+        if stmt.host is not None:
+            out.remote_span = self._string_span(stmt.span, stmt.host)[0]
+            self._remote_host_warning(out, out.remote_span)
+
+    def _remote_host_warning(self, out: NetworkIR, span: Span) -> None:
+        """A spec-named host the user has not allowed: warn now (the check refuses it; see
+        causalspec.remote_hosts). Advisory: `--remote URL` on the command line also allows it."""
+        from causalspec.remote_hosts import how_to_allow, refuse_reason
+
+        if refuse_reason(out.remote_host, f"network `{out.name}`") is None:
+            return
+        self.sink.warn("E0808", f"network `{out.name}` names the remote host `{out.remote_host}`, which you have "
+                       "not allowed; its checks will be refused (your NDIF API key would be sent there)", span,
+                       "host named by the spec", help=how_to_allow(out.remote_host))
 
     def _check_slots(self, net: NetworkIR, slot: PositionSpec) -> None:
         """A declared `slot(S, k)` must find k occurrences of `{S}` in every prompt template."""

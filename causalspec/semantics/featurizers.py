@@ -34,6 +34,7 @@ from typing import Any, Callable, ClassVar, Mapping
 import numpy as np
 
 from causalspec.diagnostics import NO_SPAN, DiagnosticSink, Span, did_you_mean
+from causalspec.semantics.file_access import note_outside
 from causalspec.syntax import ast as A
 
 ReadTensors = Callable[[Path], Mapping[str, Any]]  # a safetensors file -> {name: array}
@@ -244,6 +245,7 @@ def featurizer_from_ast(feat: A.SliceFeaturizer | A.CallFeaturizer | None, sink:
         sink.error("E0801", f"basis file `{path}` not found", args.span_of("file"), f"looked for {resolved}",
                    help="paths are relative to the spec file's folder")
         return None
+    note_outside(sink, "basis file", path, resolved, base_dir, args.span_of("file"))
     return FixedBasis(path, resolved, key, span=feat.span)
 
 
