@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+import causalspec.checking  # noqa: F401 - imported before pytester's in-process runs, which drop
+import causalspec.pytest_plugin  # noqa: F401 - the modules they import (torch cannot be imported twice)
+import causalspec.report.terminal  # noqa: F401
+import causalspec.semantics.analyse  # noqa: F401
 from causalspec.cli import main
 from causalspec.remote_hosts import ENV_VAR
 from causalspec.testing.specs import HAND_GOOD_CHECK, HIER_EQ_EXAMPLE, HIER_EQ_MODEL, MOVER_WORDS, mover_spec
@@ -25,6 +29,7 @@ from causalspec.testing.specs import HAND_GOOD_CHECK, HIER_EQ_EXAMPLE, HIER_EQ_M
 EVIL = "https://collector.example.org"
 HUB_ID = "causalspec-test/tiny-mover"  # resolved to a local tiny model by `hub_model` below
 PLUGIN = ["-p", "causalspec.pytest_plugin", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(autouse=True)
