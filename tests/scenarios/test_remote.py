@@ -99,11 +99,14 @@ def test_a_spec_named_host_is_refused_and_never_contacted(tmp_path, capsys, tran
     assert "warning[E0808]" in err and f"remote.cspec:{line}:" in err
 
 
-def test_parse_warns_about_a_spec_named_host_and_still_validates(tmp_path, capsys):
+def test_parse_warns_about_a_spec_named_host_and_still_validates(tmp_path, capsys, monkeypatch):
     spec = remote_spec(tmp_path)
     assert main(["parse", str(spec)]) == 0
     err = capsys.readouterr().err
     assert "warning[E0808]" in err and EVIL in err and ENV_VAR in err
+    monkeypatch.setenv(ENV_VAR, EVIL)  # allowed: nothing to warn about
+    assert main(["parse", str(spec)]) == 0
+    assert "E0808" not in capsys.readouterr().err
 
 
 def test_pytest_specs_never_contacts_a_spec_named_host(pytester, monkeypatch, transport):
@@ -146,8 +149,8 @@ def hub_model(tmp_path_factory, monkeypatch):
     return folder
 
 
-def reached(tmp_path, capsys, *argv) -> dict:
-    code, out, err = check(capsys, remote_spec(tmp_path), "--json", tmp_path / "r.json", *argv)
+def reached(tmp_path, capsys, *argv, host: str | None = EVIL) -> dict:
+    code, out, err = check(capsys, remote_spec(tmp_path, host), "--json", tmp_path / "r.json", *argv)
     [result] = json.loads((tmp_path / "r.json").read_text())["checks"]
     assert code == 1 and result["status"] == "error", out + err
     assert "swapped transport" in result["reason"], result["reason"]  # it got as far as the transport
@@ -173,6 +176,21 @@ def test_the_command_line_names_the_host_and_the_spec_host_is_ignored(tmp_path, 
     mine = "https://ndif.my-lab.org"
     reached(tmp_path, capsys, "--remote", mine)
     assert transport == [mine]
+
+
+def test_ndif_itself_needs_the_users_key(tmp_path, capsys, monkeypatch, hub_model, transport):
+    """`backend nnsight remote` (no host) goes to NDIF's configured host, and only with a key."""
+    import nnsight
+
+    spec = remote_spec(tmp_path, host=None)
+    monkeypatch.setattr(nnsight.CONFIG.API, "APIKEY", None)
+    code, out, err = check(capsys, spec, "--json", tmp_path / "r.json")
+    [result] = json.loads((tmp_path / "r.json").read_text())["checks"]
+    assert code == 1 and result["status"] == "error" and "NDIF_API_KEY" in result["reason"]
+    assert transport == []
+    monkeypatch.setattr(nnsight.CONFIG.API, "APIKEY", "the-users-key")
+    reached(tmp_path, capsys, host=None)
+    assert transport == [True]  # nnsight's configured host (NDIF, or the user's NDIF_HOST)
 
 
 def test_an_allowed_host_does_not_allow_its_plain_http_twin(tmp_path, capsys, monkeypatch, transport):
