@@ -124,6 +124,8 @@ CODES: dict[str, str] = {
     "E0802": "file cannot be read",
     "E0803": "folder where a file is expected",
     "E0804": "not a model folder",
+    "E0807": "file outside the spec's folder",
+    "E0808": "remote host not allowed",
 }
 
 

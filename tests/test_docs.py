@@ -23,6 +23,7 @@ from causalspec.syntax.parser import grammar_path, lark_parser
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 LANGUAGE = DOCS / "language.md"
 ERRORS = DOCS / "errors.md"
+SECURITY = DOCS / "security.md"
 INDEX_HEADING = "## Appendix: Grammar rule index"
 
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
@@ -188,7 +189,7 @@ def _slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-@pytest.mark.parametrize("page", [LANGUAGE, ERRORS], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [LANGUAGE, ERRORS, SECURITY], ids=lambda p: p.name)
 def test_internal_links_resolve(page):
     text = page.read_text(encoding="utf-8")
     outside = FENCE.sub("", text)

@@ -21,7 +21,7 @@ module's input or output or a column slice of one (``embed``, ``resid.pre|post``
 and pre-norm ``resid.mid`` (written through two hook points by the torch engine) are refused
 with a clear error. Remotely, learned featurizers cannot be trained (their training needs
 gradients through local activations): train with the torch backend and check the saved
-basis (`: basis "file.safetensors"`).
+basis (`: basis(file="file.safetensors")`).
 
 nnsight requires a session to touch modules in the order the model runs them. With real
 weights the order is measured once with a plain forward; for a remote model (built on the
