@@ -204,7 +204,7 @@ class AlignmentRun:
             if keep.sum() < max(8, 0.1 * len(keep)):  # too few pairs the network gets right: use all
                 keep = np.ones(len(base_u), dtype=bool)
             claims.append(TrainClaim(claim.groups, base_u[keep], [s[keep] for s in sources_u], run.expected[keep]))
-        config = TrainConfig(seed=int(self.plan.check.seed))
+        config = TrainConfig(seed=int(self.plan.seed))  # the effective seed: --seed and `seed` train alike
         steps = getattr(check, "steps", None)
         if steps:
             config.steps = int(steps)
@@ -263,9 +263,10 @@ class AlignmentRun:
         """A random orthonormal subspace per (variable, binding), of the size the claim patches.
 
         Variables sharing a site get disjoint random subspaces (one QR, split into blocks).
+        `seed` is the draw's own seed (compile.seeds.derive_seed(check seed, "random_subspace/<d>")).
         Returns (bases, '') or ({}, why it does not apply).
         """
-        gen = torch.Generator().manual_seed(int(seed) + 7919)
+        gen = torch.Generator().manual_seed(int(seed))
         per_site: dict = {}
         for var, bindings in self.alignment.variables.items():
             for b in bindings:
@@ -389,7 +390,7 @@ def artifact_key(ir, check, alignment, net, plan: CheckPlan, config, variant: st
         # the held-out inputs: training excludes exactly these, so another pool means another split
         "heldout": hashlib.sha256(json.dumps(sorted(map(list, zip(*[plan.model.domain(k).codes(plan.pool[k]).tolist()
                                                                     for k in plan.model.inputs])))).encode()).hexdigest(),
-        "pairs": [int(check.pairs), int(plan.check.seed), check.pool, getattr(check, "train", None)],
+        "pairs": [int(check.pairs), int(plan.seed), check.pool, getattr(check, "train", None)],
         "weights": weights_hash(net.module),
         "config": config.key(),
         "variant": variant,

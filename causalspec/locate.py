@@ -142,7 +142,7 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
             if cell_advance:
                 cell_advance(1)
     return Sweep(check.name, loc.var, feature_label(loc.featurizer), list(loc.site_labels), list(loc.position_labels),
-                 cells, int(plan.claims[0].pairs.n) if plan.claims else 0, int(plan.check.seed),
+                 cells, int(plan.claims[0].pairs.n) if plan.claims else 0, int(plan.seed),
                  dict(engine.forward_passes), base.n_unique, time.perf_counter() - start)
 
 
@@ -164,12 +164,14 @@ def locate_for_check(ir, check, plan, net, options, result):
     result.locate = info
     if best is None:
         raise _no_cell(check)
-    seed = int(options.seed if options.seed is not None else check.seed) + CONFIRM_OFFSET
+    seed = int(plan.seed) + CONFIRM_OFFSET  # the confirmation pairs' stream (docs/language.md, "Seeds")
     chosen = cell_alignment(plan.alignment, check.locate[0].var, best.binding)
     ir2 = copy.copy(ir)
     ir2.alignments = {**ir.alignments, check.alignment: chosen}
     confirm = compile_check(ir2, check, options.pairs, seed)
     confirm.alignment = chosen
+    # only the pairs are fresh: training split, initialisation and controls keep the check's seed
+    confirm.seed, confirm.seed_source = plan.seed, plan.seed_source
     info["confirmation_seed"] = seed
     result.notes.append(f"`locate {found.var}`: best of {sum(len(r) for r in found.cells)} cell(s) is "
                         f"{best.site}" + (f" @ {best.position}" if best.position != "all" else "") +

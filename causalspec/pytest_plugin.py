@@ -153,7 +153,7 @@ class CheckItem(pytest.Item):
         from causalspec.checking import CheckOptions
 
         get = self.config.getoption
-        return CheckOptions(pairs=get("causalspec_pairs"), seed=get("causalspec_seed"),
+        return CheckOptions(pairs=get("causalspec_pairs"), seed=get("causalspec_seed"), seed_flag="--causalspec-seed",
                             allow_download=get("causalspec_allow_download"))
 
     def runtest(self) -> None:

@@ -39,7 +39,7 @@ def training_plan(plan: CheckPlan, n_pairs: int | None = None, seed: int | None 
                   pool_size: int | None = None) -> TrainingPlan:
     """Training pairs for every interchange set of `plan`, drawn from inputs it does not use."""
     model = plan.model
-    seed = int(plan.check.seed if seed is None else seed)
+    seed = int(plan.seed if seed is None else seed)  # the check's effective seed (compile.seeds)
     n_pairs = int(n_pairs or getattr(plan.check, "train", None) or DEFAULT_TRAIN_PAIRS)
     rng = np.random.default_rng([seed, TRAIN_STREAM])
     held = set(_ids(model, plan.pool).tolist())

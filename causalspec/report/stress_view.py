@@ -91,6 +91,15 @@ def controls_table(r: CheckResult) -> Table | None:
             table.add_row(c.name, *["n/a"] * len(labels), Text(f"does not apply: {c.detail}"))
             continue
         values = dict(zip(c.labels, c.values))
+        if c.n_draws:  # a distribution: the compared statistic first, then the quantile and the max
+            from causalspec.score.results import CONTROL_QUANTILE, CONTROL_STATISTIC
+
+            sums = {lab: c.summary(i) for i, lab in enumerate(c.labels)}
+            cells = [f"{_num(sums[lab][CONTROL_STATISTIC])} (p{CONTROL_QUANTILE} {_num(sums[lab][f'p{CONTROL_QUANTILE}'])}"
+                     f", max {_num(sums[lab]['max'])})" if lab in sums and sums[lab]["n"] else "n/a" for lab in labels]
+            table.add_row(c.name, *cells, Text(f"{c.description}; {c.detail}; {CONTROL_STATISTIC} of {c.n_draws} "
+                                               f"draw(s) compared"))
+            continue
         if c.name == "heldout":
             cells = [("+" if (values.get(lab) or 0) >= 0 else "") + _num(values.get(lab)) if lab in values else "n/a"
                      for lab in labels]
