@@ -64,9 +64,24 @@ def training_lines(r: CheckResult, ascii_only: bool = False) -> list:
         line = Text(f"  training{who}: {groups}: {how}")
         out.append(line)
         if loss:
-            out.append(Text(f"    loss {_num(loss[0])} {curve} {_num(loss[-1])} · {t.get('train_pairs')} training "
-                            "pairs (inputs disjoint from the held-out pairs)", style="dim"))
+            out.append(Text(f"    loss {_num(loss[0])} {curve} {_num(loss[-1])} · {split_text(t)}", style="dim"))
+        gaps = [g for g in t.get("heldout_gap") or [] if g.get("gap") is not None]
+        if gaps:
+            out.append(Text("    held-out gap (train IIA vs held-out IIA): " + "; ".join(
+                f"{g['label']} {_num(g['train'])} vs {_num(g['heldout'])} ({'+' if g['gap'] >= 0 else ''}"
+                f"{_num(g['gap'])})" for g in gaps)))
     return out
+
+
+def split_text(t: dict) -> str:
+    """`4096 training pairs (610 distinct) over 212 distinct inputs, disjoint from the held-out pairs`."""
+    where = ("disjoint from the held-out pairs" if not t.get("overlap") else
+             f"{t['overlap']} of them also held out: the input space is too small to keep them apart")
+    if t.get("train_inputs") is None:  # a report written before distinct counts were recorded
+        return f"{t.get('train_pairs')} training pairs ({where})"
+    distinct = sum((t.get("train_distinct_pairs") or {}).values())
+    return (f"{t.get('train_pairs_used', t.get('train_pairs'))} training pairs ({distinct} distinct) over "
+            f"{t['train_inputs']} distinct inputs, {where}")
 
 
 def controls_table(r: CheckResult) -> Table | None:
