@@ -204,6 +204,11 @@ def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run, options:
         cr.patched = run.patch(cr, advance=advance)
         runs.append(cr)
         result.claims.append(run.score(cr, cr.patched, describe=describer(model, domain, cr)))
+    from causalspec.score.keep_rate import low_keep_rate_hint
+
+    hint = low_keep_rate_hint(run, result.claims)
+    if hint:
+        result.warnings.append(hint)
     subsets = [c for c in result.claims if c.kind == "subset"]
     if subsets:
         result.aaa = float(np.mean([c.iia.estimate for c in subsets if c.iia.trials] or [np.nan]))

@@ -249,7 +249,8 @@ def _locate(r: CheckResult) -> str:
     out = [f"<h3>Localization sweep: <code>locate {e(loc['var'])} : {e(loc['featurizer'])}</code></h3>",
            f"<p class=note>{sum(len(x) for x in loc['cells'])} cell(s) scored on {loc['pairs']} pairs (seed "
            f"{loc['seed']}); best: <b>{where}</b> ({_num(best.get('score'))}). The claim above is that cell, "
-           f"re-scored on fresh pairs (seed {e(loc.get('confirmation_seed', 'n/a'))}).</p>"]
+           f"re-scored on fresh pairs (seed {e(loc.get('confirmation_seed', 'n/a'))}). No-intervention baseline: "
+           f"{_num((loc.get('baseline') or {}).get('score'))} (a cell that changes nothing scores it).</p>"]
     try:
         out.append(_img(heatmap_b64(loc), "sweep heatmap"))
     except Exception as exc:  # noqa: BLE001 - a plot is never worth losing the report for

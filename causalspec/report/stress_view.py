@@ -172,6 +172,8 @@ def bucket_lines(r: CheckResult) -> list:
 
 
 def locate_table(r: CheckResult) -> Table | None:
+    """Held-out IIA per cell, the best cell marked, and a last row with the no-intervention
+    baseline (what a cell that changes nothing scores); cells at or below it say so."""
     loc = r.locate
     if not loc:
         return None
@@ -180,14 +182,21 @@ def locate_table(r: CheckResult) -> Table | None:
     for p in loc["positions"]:
         table.add_column(p if p != "all" else "IIA (held-out)", justify="right")
     best = loc.get("best") or {}
+    base = (loc.get("baseline") or {}).get("score")
     for row in loc["cells"]:
         cells = []
         for c in row:
+            at_base = base is not None and c["score"] is not None and c["score"] <= base + 1e-9
+            text = _num(c["score"]) + (" ≤ baseline" if at_base else "")
             if c["site"] == best.get("site") and c["position"] == best.get("position"):
-                cells.append(Text(f"{_num(c['score'])} ◀ best", style="bold"))
+                cells.append(Text(f"{text} ◀ best", style="bold"))
             else:
-                cells.append(Text(_num(c["score"])))
+                cells.append(Text(text, style="dim" if at_base else ""))
         table.add_row(Text(row[0]["site"]), *cells)
+    if base is not None:
+        table.add_section()
+        table.add_row(Text("no intervention (baseline)", style="dim"),
+                      *[Text(_num(base), style="dim") for _ in loc["positions"]])
     return table
 
 

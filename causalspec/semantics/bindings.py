@@ -1212,7 +1212,7 @@ class _Bindings:
             return None
         feat = rows[0][0].featurizer
         site_labels = tuple(str(r[0].site) for r in rows)
-        pos_labels = tuple("all" if p is None else ", ".join(b.name or b.kind for b in cell.positions)
+        pos_labels = tuple("all" if p is None else ", ".join(b.label for b in cell.positions)
                            for p, cell in zip(positions, rows[0]))
         return LocateIR(var, tuple(rows), site_labels, pos_labels, feat, stmt.span)
 
