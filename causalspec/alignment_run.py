@@ -242,7 +242,7 @@ class AlignmentRun:
             shared["train"] = (tplan, inverse.reshape(-1), t_rows, t_cache)
         tplan, inverse, t_rows, t_cache = shared["train"]
         t_labels = self.domain.codes(self.model.run(tplan.pool)[self.output])
-        claims, runs = [], []
+        claims, runs, drawn = [], [], []
         for claim in tplan.claims:
             pairs = claim.pairs
             base_u = inverse[pairs.base_index]
@@ -256,9 +256,11 @@ class AlignmentRun:
             if keep.sum() < max(8, 0.1 * len(keep)):  # too few pairs the network gets right: use all
                 keep = np.ones(len(base_u), dtype=bool)
             claims.append(TrainClaim(claim.groups, base_u[keep], [s[keep] for s in sources_u], run.expected[keep]))
+            drawn.append(TrainClaim(claim.groups, base_u, sources_u, run.expected))
         split = split_size(claims, len(next(iter(t_rows.values()))), tplan.overlap)
         if split.problem():
-            raise CheckUsageError(self._split_error(split, check))
+            before = split_size(drawn, split.sampled_inputs, tplan.overlap)
+            raise CheckUsageError(self._split_error(split, check, before))
         config = TrainConfig(seed=int(self.plan.seed))  # the effective seed: --seed and `seed` train alike
         steps = getattr(check, "steps", None)
         if steps:
@@ -284,10 +286,16 @@ class AlignmentRun:
         self.fitted = Fitted(trained, reused, path, key, t_rows, t_cache, runs, tplan.overlap, split)
         return self.fitted
 
-    def _split_error(self, split: SplitSize, check) -> str:
+    def _split_error(self, split: SplitSize, check, drawn: SplitSize) -> str:
         from causalspec.compile.plan import pool_size
 
         name = getattr(check, "name", "?")
+        if not drawn.problem():  # the draw was large enough: the correctness filter left too little
+            return (f"check `{name}`: the training split of its learned featurizer keeps {split.problem()} "
+                    f"(the floor is {MIN_TRAIN_INPUTS} distinct inputs and {MIN_TRAIN_PAIRS} distinct pairs per "
+                    f"interchange set): of {drawn.pairs} training pairs drawn, {split.pairs} have a base and "
+                    "sources the network gets right. Raise `train`, or check the network's outputs: a low "
+                    "keep-rate usually means the prompt, the answer template or the tokenizer is wrong")
         fix = (f"Lower `pool` (now {pool_size(check)}) or `pairs` so the held-out pairs leave inputs to train on "
                "(the input space is too small for both at this size), or align with a fixed basis instead")
         if split.overlap:
