@@ -168,3 +168,16 @@ def test_bad_control_arguments_are_located(planted_dir, controls, message, capsy
     code = main(["check", str(path)])
     err = capsys.readouterr().err
     assert code == 2 and "E0712" in err and message in err, err
+
+
+def test_the_pytest_flag_is_named_as_the_seed_source(planted_dir):
+    from causalspec.checking import CheckOptions, run_checks
+    from causalspec.semantics.analyse import load
+
+    _wide_basis(planted_dir, 20)
+    path = write_spec(planted_dir, "chance_flag.cspec", CHANCE_CHECK.replace("CONTROLS", "random_subspace(n=2)"))
+    [r] = run_checks(load(path), CheckOptions(seed=4, seed_flag="--causalspec-seed"))
+    assert (r.seed, r.seed_source) == (4, "--causalspec-seed")
+    [ctl] = r.controls
+    assert ctl.seeds == [derive_seed(4, "random_subspace/0"), derive_seed(4, "random_subspace/1")]
+    assert "seed 4" in ctl.detail
