@@ -62,7 +62,9 @@ def test_an_hf_folder_outside_and_a_hub_id(tmp_path):
 
 
 def test_torch_files_become_one_note_each(tmp_path):
-    spec = tmp_path / "s.cspec"
+    (tmp_path / "w.safetensors").write_bytes(b"")  # analysis checks that the weights file exists
+    (tmp_path / "spec").mkdir()
+    spec = tmp_path / "spec" / "s.cspec"
     spec.write_text(MODEL.replace("Name = enum {Mary, John}", "Name = int 0..1") +
                     f'network n = torch "{HIER_EQ_EXAMPLE}/model.py:build_hand" weights "../w.safetensors" {{\n'
                     f'  encode "{HIER_EQ_EXAMPLE}/model.py:encode"\n}}\n')
