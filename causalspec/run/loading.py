@@ -9,14 +9,14 @@ say so; nothing here evaluates spec text.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float64": "float64"}
+from typing import Any, Callable, Iterator
 
 
 class NetworkUnavailable(Exception):
@@ -42,8 +42,17 @@ class LoadedNetwork:
 
 
 def resolve_device(name: str | None):
+    """A torch.device for a device name (`run.devices`): a name that is not a device is a
+    load error; a valid device this machine lacks makes the check skipped, with the reason."""
     import torch
 
+    from causalspec.run.devices import BadDeviceOrDtype, device_name
+
+    if name not in (None, ""):
+        try:
+            name = device_name(name)
+        except BadDeviceOrDtype as exc:
+            raise NetworkLoadError(str(exc)) from None
     if name in (None, "", "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -56,9 +65,52 @@ def resolve_device(name: str | None):
 
 
 def resolve_dtype(name: str | None):
+    """A torch dtype for a dtype name or alias (`run.devices`); never a silent float32."""
     import torch
 
-    return getattr(torch, DTYPES.get(name or "float32", "float32"))
+    from causalspec.run.devices import BadDeviceOrDtype, dtype_name
+
+    try:
+        return getattr(torch, dtype_name(name) if name else "float32")
+    except BadDeviceOrDtype as exc:
+        raise NetworkLoadError(str(exc)) from None
+
+
+@contextmanager
+def neighbours_importable(folder: Path) -> Iterator[None]:
+    """Let a hook file import the modules that sit next to it (`import helpers` for
+    `helpers.py` in the same folder), as it would when run as a script.
+
+    The folder is first on `sys.path` only while the hook file's top level runs, and the
+    modules imported from it are taken out of `sys.modules` afterwards (the hook keeps its
+    references): two specs whose folders both have a `helpers.py` each get their own, and
+    nothing of one spec's folder shadows a module for the rest of the process. An import
+    inside a hook function runs later, with the folder no longer on the path: import at the
+    top of the file."""
+    folder = folder.resolve()
+    entry = str(folder)
+    before = set(sys.modules)
+    sys.path.insert(0, entry)
+    importlib.invalidate_caches()  # files written since the last import (tests, generated code)
+    try:
+        yield
+    finally:
+        try:
+            sys.path.remove(entry)  # the first occurrence: ours, unless the hook moved it
+        except ValueError:
+            pass
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None)
+            if file and _is_under(Path(file), folder):
+                del sys.modules[name]
+
+
+def _is_under(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:
@@ -80,7 +132,8 @@ def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
-            spec.loader.exec_module(module)
+            with neighbours_importable(path.parent):
+                spec.loader.exec_module(module)
         except Exception as exc:  # user code: report it as theirs
             del sys.modules[module_name]
             raise NetworkLoadError(f"{what}: importing `{path}` raised {type(exc).__name__}: {exc}") from exc
