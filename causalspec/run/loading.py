@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from causalspec.run.quiet import load_report_notes, quiet_load
+
 
 class NetworkUnavailable(Exception):
     """The network's weights are not available here: the check is skipped with this reason."""
@@ -189,6 +191,7 @@ def local_hf_path(path: str, base_dir: Path) -> Path | None:
     return None
 
 
+@quiet_load  # no third-party progress bars or warnings in our output (run.quiet)
 def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | None, device: str | None,
                     dtype: str | None, trust_remote_code: bool = False,
                     allow_download: bool = False, device_map: str | dict | None = None,
@@ -224,6 +227,7 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
             "base": transformers.AutoModel,
             "sequence_classification": transformers.AutoModelForSequenceClassification}[cls_name]
     dev, dt = resolve_device(device), resolve_dtype(dtype)
+    load_notes: list[str] = []
     try:
         placement = {}
         if device_map is not None:
@@ -232,8 +236,9 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
                                        "package (pip install accelerate)")
             placement["device_map"] = device_map
         if weights:
-            module = auto.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code,
-                                          dtype=dt, **placement)
+            module, info = auto.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code,
+                                                dtype=dt, output_loading_info=True, **placement)
+            load_notes = load_report_notes(name, info)
         else:
             with torch.device("meta"):
                 module = auto.from_config(config, trust_remote_code=trust_remote_code, dtype=dt)
@@ -250,7 +255,8 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
         dev = next(module.parameters()).device
     module.eval()
     return LoadedNetwork(name, "hf", module, dev, dt, tokenizer=tokenizer, source=source,
-                         extra={"model_class": cls_name, "device_map": device_map, "weights": weights})
+                         extra={"model_class": cls_name, "device_map": device_map, "weights": weights,
+                                "load_notes": load_notes})
 
 
 def default_model_class(config) -> str:

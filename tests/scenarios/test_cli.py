@@ -263,3 +263,66 @@ def tiny_lm(tmp_path_factory):
         return built[kind]
 
     return get
+
+
+# ───────────────────────── third-party output ─────────────────────────
+
+def run_cli_subprocess(*argv, cwd: Path) -> subprocess.CompletedProcess:
+    """The CLI in a fresh process: transformers' warn-once messages and bars are not used up by other tests."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("PYTHONWARNINGS", None)
+    return subprocess.run([sys.executable, "-m", "causalspec.cli", *map(str, argv)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+THIRD_PARTY = re.compile(r"Loading weights|it/s\]|\d+%\|[^|]*\||FutureWarning|DeprecationWarning|UserWarning|"
+                         r"\[transformers\]|LOAD REPORT|past_key_values")
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_a_check_on_an_hf_model_prints_no_third_party_bars_or_warnings(tiny_lm, tmp_path, kind):
+    spec = write(tmp_path, "mover.cspec", mover_spec(tiny_lm(kind), pairs=8))
+    proc = run_cli_subprocess("check", spec, cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    for stream in (proc.stdout, proc.stderr):
+        noise = [line for line in stream.splitlines() if THIRD_PARTY.search(line)]
+        assert not noise, stream
+    assert proc.stderr == ""
+    assert re.fullmatch(r"\d passed, \d failed", proc.stdout.splitlines()[-1]), proc.stdout
+
+
+def test_parameters_missing_from_the_checkpoint_become_a_note(tiny_lm, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "cut"
+    shutil.copytree(tiny_lm("gpt2"), folder)
+    state = load_file(str(folder / "model.safetensors"))
+    del state["transformer.h.1.mlp.c_fc.weight"]
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    spec = write(tmp_path, "cut.cspec", mover_spec(folder, pairs=8))
+    proc = run_cli_subprocess("check", spec, cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    assert ("note: network `net`: 1 parameter(s) missing from the checkpoint, randomly initialised by "
+            "transformers: transformer.h.1.mlp.c_fc.weight") in proc.stdout
+    assert "LOAD REPORT" not in proc.stdout + proc.stderr
+
+
+def test_the_quiet_block_restores_every_setting_and_keeps_warnings_outside_it():
+    from huggingface_hub import utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    from causalspec.run.quiet import third_party_quiet
+
+    before = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with third_party_quiet():
+            assert not hf_logging.is_progress_bar_enabled() and hub_utils.are_progress_bars_disabled()
+            assert hf_logging.get_verbosity() == hf_logging.ERROR
+            warnings.warn("inside", FutureWarning)
+        warnings.warn("outside", UserWarning)
+    assert [str(w.message) for w in caught] == ["outside"]
+    assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(),
+            hub_utils.are_progress_bars_disabled()) == before
