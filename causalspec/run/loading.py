@@ -84,12 +84,16 @@ def neighbours_importable(folder: Path) -> Iterator[None]:
     `helpers.py` in the same folder), as it would when run as a script.
 
     The folder is first on `sys.path` only while the hook file's top level runs, and the
-    modules imported from it are taken out of `sys.modules` afterwards (the hook keeps its
-    references): two specs whose folders both have a `helpers.py` each get their own, and
-    nothing of one spec's folder shadows a module for the rest of the process. An import
-    inside a hook function runs later, with the folder no longer on the path: import at the
-    top of the file."""
+    modules imported through that entry are taken out of `sys.modules` afterwards (the hook
+    keeps its references): two specs whose folders both have a `helpers.py` each get their
+    own, and nothing of one spec's folder shadows a module for the rest of the process. A
+    folder already on `sys.path` (the project root, say) is left as it is, and so are its
+    modules. An import inside a hook function runs later, with the folder no longer on the
+    path: import at the top of the file."""
     folder = folder.resolve()
+    if any(_same_folder(entry, folder) for entry in sys.path):
+        yield
+        return
     entry = str(folder)
     before = set(sys.modules)
     sys.path.insert(0, entry)
@@ -102,17 +106,29 @@ def neighbours_importable(folder: Path) -> Iterator[None]:
         except ValueError:
             pass
         for name in set(sys.modules) - before:
-            file = getattr(sys.modules[name], "__file__", None)
-            if file and _is_under(Path(file), folder):
+            if _imported_from(sys.modules[name], name, folder):
                 del sys.modules[name]
 
 
-def _is_under(path: Path, folder: Path) -> bool:
+def _same_folder(entry: str, folder: Path) -> bool:
     try:
-        path.resolve().relative_to(folder)
+        return Path(entry or ".").resolve() == folder
+    except (OSError, RuntimeError, TypeError):
+        return False
+
+
+def _imported_from(module, name: str, folder: Path) -> bool:
+    """Whether module `name` was found through the `sys.path` entry `folder`: its file is
+    `folder/<name as a path>.py` or `folder/<name as a path>/__init__.py`."""
+    file = getattr(module, "__file__", None)
+    if not file:
+        return False
+    try:
+        rel = Path(file).resolve().relative_to(folder)
     except (OSError, ValueError):
         return False
-    return True
+    parts = name.split(".")
+    return rel.with_suffix("").parts in (tuple(parts), (*parts, "__init__"))
 
 
 def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:

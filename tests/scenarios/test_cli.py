@@ -226,6 +226,39 @@ def test_a_hook_file_imports_the_module_next_to_it(tmp_path, capsys):
     assert "helpers" not in sys.modules
 
 
+def test_a_folder_already_on_the_path_keeps_its_modules(tmp_path, monkeypatch):
+    """The project root (on sys.path) holds the hook: what it imports stays imported, once."""
+    from causalspec.run.loading import import_user_function
+
+    write(tmp_path / "proj_pkg_cli", "__init__.py", "")
+    write(tmp_path / "proj_pkg_cli", "shared.py", "VALUE = 7\n")
+    write(tmp_path, "hooks_cli.py", "import proj_pkg_cli.shared\n\ndef f():\n    return proj_pkg_cli.shared\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path_before = list(sys.path)
+    f = import_user_function("hooks_cli.py:f", tmp_path, "hook")
+    assert sys.path == path_before
+    assert sys.modules["proj_pkg_cli.shared"] is f()  # not dropped: one copy for the whole process
+    for name in ("proj_pkg_cli", "proj_pkg_cli.shared"):
+        sys.modules.pop(name, None)
+
+
+def test_a_package_below_the_path_is_kept_while_the_neighbour_is_dropped(tmp_path, monkeypatch):
+    """pkg/model.py imports `pkg.util` (through the root on sys.path) and `helpers` (its neighbour)."""
+    from causalspec.run.loading import import_user_function
+
+    write(tmp_path / "pkg_cli_b", "__init__.py", "")
+    write(tmp_path / "pkg_cli_b", "util.py", "X = 1\n")
+    write(tmp_path / "pkg_cli_b", "helpers_cli_b.py", "Y = 2\n")
+    write(tmp_path / "pkg_cli_b", "model.py", "import helpers_cli_b\nimport pkg_cli_b.util\n\n"
+          "def f():\n    return helpers_cli_b.Y + pkg_cli_b.util.X\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    f = import_user_function("pkg_cli_b/model.py:f", tmp_path, "hook")
+    assert f() == 3
+    assert "helpers_cli_b" not in sys.modules and "pkg_cli_b.util" in sys.modules
+    for name in ("pkg_cli_b", "pkg_cli_b.util"):
+        sys.modules.pop(name, None)
+
+
 # ───────────────────────── pytest -p with the plugin installed ─────────────────────────
 
 def test_pytest_p_plugin_works_when_the_plugin_is_also_installed(hand_spec, tmp_path):
