@@ -243,6 +243,7 @@ def _adapter(net: LoadedNetwork, plan: CheckPlan):
 def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, result: CheckResult) -> None:
     plan = compile_check(ir, check, options.pairs, options.seed)
     net = networks.get(ir, plan.network.name, options)
+    result.notes.extend(net.extra.get("load_notes", ()))  # e.g. parameters transformers initialised randomly
     if getattr(check, "locate", ()):  # sweep the cells, keep the best, re-plan on fresh pairs
         from causalspec.locate import locate_for_check
 

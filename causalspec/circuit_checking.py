@@ -77,6 +77,8 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
     from causalspec.run.circuit_engine import Variant
 
     plan, engine, ablation, metric_fn, metric_text = prepare(ir, circuit, options, networks)
+    loaded = networks.loaded.get(plan.network.name)
+    result.notes.extend(getattr(loaded, "extra", {}).get("load_notes", ()))  # e.g. randomly initialised weights
     resolved = resolve_circuit(circuit, engine.arch)
     result.notes.extend(resolved.notes)
     progress = options.progress

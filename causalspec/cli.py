@@ -188,8 +188,24 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 # ───────────────────────── entry point ─────────────────────────
 
+def version() -> str:
+    """The installed distribution's version; `causalspec.__version__` when running from a
+    source tree that is not installed (no distribution metadata)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("causalspec")
+    except PackageNotFoundError:
+        from causalspec import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="causalspec", description="Check causal hypotheses about neural networks.")
+    p.add_argument("--version", action="version", version=f"causalspec {version()}",
+                   help="print the installed causalspec version and exit")
     p.add_argument("--traceback", action="store_true", help="show Python tracebacks of internal errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

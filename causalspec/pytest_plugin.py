@@ -5,7 +5,8 @@
     pytest specs/ --causalspec-strict     # a skipped check fails (ini: causalspec_strict = true)
 
 Installed through the `pytest11` entry point (`pip install -e .` activates it); without
-installing, load it with `-p causalspec.pytest_plugin`.
+installing, load it with `-p causalspec.pytest_plugin` (which also works when it is
+installed: the entry point then stands aside, see `_block_second_registration`).
 
 Which `.cspec` files are collected — a spec runs networks, so it is never collected by
 accident (test suites keep corpora of bad or toy specs, e.g. this repo's tests/syntax):
@@ -37,7 +38,11 @@ from causalspec.score.results import ERROR, FAILED, SKIPPED, CheckResult
 SUFFIX = ".cspec"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+ENTRY_POINT = "causalspec"  # the plugin's name in the pytest11 entry point (pyproject.toml)
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    _block_second_registration(pluginmanager)
     group = parser.getgroup("causalspec", "causalspec spec checks (.cspec files)")
     group.addoption("--causalspec-pairs", type=int, default=None, metavar="N",
                     help="pairs per interchange set, overriding every check's `pairs`")
@@ -53,6 +58,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("causalspec_paths", type="paths", default=[],
                   help="directories whose .cspec files are collected (default: only files or "
                        "directories named on the command line)")
+
+
+def _block_second_registration(pluginmanager: pytest.PytestPluginManager) -> None:
+    """`pytest -p causalspec.pytest_plugin` with causalspec installed: `-p` registers this
+    module under its module name first, then pytest would register it again through the
+    entry point and stop with "Plugin already registered under a different name". Blocking
+    the entry point's name skips that second registration (pluggy skips blocked names);
+    loaded through the entry point, nothing changes. `pytest_addoption` is where a plugin
+    first sees the plugin manager: it runs as soon as the module is registered."""
+    import sys
+
+    me = sys.modules[__name__]
+    name = pluginmanager.get_name(me)
+    if name is not None and name != ENTRY_POINT and not pluginmanager.has_plugin(ENTRY_POINT):
+        pluginmanager.set_blocked(ENTRY_POINT)
 
 
 def _is_under(path: Path, root: Path) -> bool:

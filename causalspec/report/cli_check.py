@@ -25,6 +25,11 @@ EPILOG = ("exit codes: 0 every check passed or was skipped; 1 a check failed or 
           "was skipped); 2 invalid spec or usage; 3 internal error")
 
 
+DEVICE_HELP = ("torch device for every network: cpu, cuda, cuda:N, mps or auto (cuda when available); "
+               "a device this machine lacks skips the checks")
+DTYPE_HELP = "dtype for every network: float32, float16, bfloat16, float64 (aliases fp32, fp16/half, bf16, fp64)"
+
+
 def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
@@ -45,8 +50,8 @@ def register(subparsers) -> None:
     sp.add_argument("--strict", action="store_true",
                     help="fail every skipped check (exit 1): for CI that must test every claim; a check is "
                          "skipped only when hub weights are not cached here or a requested device is missing")
-    sp.add_argument("--device", metavar="D", help="torch device for every network, e.g. cpu, cuda:0")
-    sp.add_argument("--dtype", metavar="T", help="dtype for every network, e.g. float32, bfloat16")
+    sp.add_argument("--device", metavar="D", help=DEVICE_HELP)
+    sp.add_argument("--dtype", metavar="T", help=DTYPE_HELP)
     sp.add_argument("--device-map", metavar="MAP", dest="device_map",
                     help="hf networks: place layers with accelerate, e.g. `auto` (spreads a large model over "
                          "the GPUs and CPU); needs the accelerate package")
@@ -77,7 +82,22 @@ def register(subparsers) -> None:
     register_locate(subparsers)
 
 
+def validate_device_dtype(args: argparse.Namespace) -> None:
+    """`--device` / `--dtype` to their canonical names (aliases resolved), before anything loads:
+    a name that is no device or dtype is a usage error (exit 2) with a did-you-mean."""
+    from causalspec.run.devices import BadDeviceOrDtype, device_name, dtype_name
+
+    try:
+        if getattr(args, "device", None) is not None:
+            args.device = device_name(args.device, "--device")
+        if getattr(args, "dtype", None) is not None:
+            args.dtype = dtype_name(args.dtype, "--dtype")
+    except BadDeviceOrDtype as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _validate(args: argparse.Namespace) -> None:
+    validate_device_dtype(args)
     for flag, value, low in (("--pairs", args.pairs, 1), ("--batch", args.batch, 1), ("--seed", args.seed, 0)):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be at least {low} (got {value})")

@@ -23,6 +23,8 @@ HELP = "run the `locate` sweeps of spec files: IIA per site and position, heatma
 
 
 def register(subparsers) -> None:
+    from causalspec.report.cli_check import DEVICE_HELP, DTYPE_HELP
+
     sp = subparsers.add_parser("locate", help=HELP, description=HELP + ".")
     sp.add_argument("files", nargs="+", metavar="FILE", help="spec files (.cspec)")
     sp.add_argument("--only", action="append", metavar="NAME", help="sweep only this check (repeatable)")
@@ -33,7 +35,8 @@ def register(subparsers) -> None:
     sp.add_argument("--json", metavar="FILE", help="also write the sweeps as JSON")
     sp.add_argument("--retrain", action="store_true", help="train learned featurizers even when artifacts exist")
     sp.add_argument("--artifacts", metavar="DIR", help="folder of trained-featurizer artifacts")
-    sp.add_argument("--device", metavar="D", help="torch device for every network")
+    sp.add_argument("--device", metavar="D", help=DEVICE_HELP)
+    sp.add_argument("--dtype", metavar="T", help=DTYPE_HELP)
     sp.set_defaults(func=cmd_locate)
 
 
@@ -46,11 +49,12 @@ def cmd_locate(args: argparse.Namespace) -> int:
     from causalspec.checking import CheckOptions, NetworkCache
     from causalspec.compile.plan import compile_check
     from causalspec.locate import heatmap_png, sweep
-    from causalspec.report.cli_check import _load_all
+    from causalspec.report.cli_check import _load_all, validate_device_dtype
     from causalspec.report.files import atomic_write_text
     from causalspec.report.terminal import make_console
     from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
 
+    validate_device_dtype(args)
     for flag, value in (("--pairs", args.pairs), ("--batch", args.batch)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1 (got {value})")
@@ -63,7 +67,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
         raise UsageError("no check with a `locate` statement" + (f" among {', '.join(args.only)}" if args.only else "")
                          + " in " + ", ".join(ir.file for ir in irs))
     out = make_console()
-    options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, device=args.device,
+    options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, device=args.device, dtype=args.dtype,
                            retrain=args.retrain, artifacts=args.artifacts)
     status = EXIT_OK
     sweeps = []

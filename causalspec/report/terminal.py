@@ -23,7 +23,7 @@ import time
 from typing import Callable, Iterable, Sequence
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console
 from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -341,7 +341,8 @@ class TerminalReport:
     def check(self, r: CheckResult) -> None:
         items = check_renderables(r, quiet=self.quiet, glyphs=_glyphs(self.console))
         if items:
-            self.console.print(Group(*items))
+            for item in items:  # lines of text unwrapped (the reproduce command stays copyable); tables fit
+                self.console.print(item, soft_wrap=isinstance(item, Text))
             if not self.quiet:
                 self.console.print()
 

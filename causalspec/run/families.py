@@ -223,12 +223,7 @@ class Family(ABC):
         try:
             module = model.get_submodule(site.module_path)
         except AttributeError:
-            names = [name for name, _ in model.named_modules() if name]
-            close = difflib.get_close_matches(site.module_path, names, n=3)
-            hint = f"no submodule named {site.module_path!r}"
-            if close:
-                hint += f" (did you mean {', '.join(map(repr, close))}?)"
-            raise self.unservable(site, hint, config) from None
+            raise self.unservable(site, submodule_hint(model, site.module_path), config) from None
         return ModuleAccess(site, module, site.module_io, width=None)  # type: ignore[arg-type]
 
 
@@ -347,6 +342,48 @@ class TransformerFamily(Family):
             return SliceAccess(site, inner, start, d.head_dim)
         o_proj = sub(self.spec.o_proj)
         return HeadResultAccess(site, o_proj, self.spec.o_proj_layout, start, d.head_dim, d.d_model)
+
+
+MAX_LISTED = 12  # submodules listed by name in an unknown-path message; more are counted
+
+
+def submodule_hint(model: nn.Module, path: str) -> str:
+    """Why `path` is no submodule of `model`, with what is there: a did-you-mean (a close
+    name, or the same path under a prefix the user left out, e.g. ``model.layers.1`` for
+    ``layers.1``) and the submodules of the deepest part of the path that exists.
+
+    Why: a module path is typed from memory of another model's layout (``layers.9`` on a
+    2-layer model, ``h.0`` on Llama); the fix is one of the names printed here, not a
+    search through ``named_modules()``."""
+    names = [name for name, _ in model.named_modules() if name]
+    known = set(names)
+    parts = path.split(".")
+    depth = len(parts)
+    # the same path below a prefix (`layers.1` -> `model.layers.1`), then close names, compared
+    # on as many trailing components as the path has (`layers.9` ~ `model.layers.1`)
+    close = [n for n in names if n.endswith("." + path)]
+    tails: dict[str, str] = {}
+    for n in names:
+        tails.setdefault(".".join(n.split(".")[-depth:]), n)
+    close += [tails[t] for t in difflib.get_close_matches(path, list(tails), n=3, cutoff=0.6)]
+    close += difflib.get_close_matches(path, names, n=3, cutoff=0.6)
+    close = [c for c in dict.fromkeys(close) if not path.startswith(c + ".")][:3]  # not a part of `path` itself
+    prefix = next((".".join(parts[:i]) for i in range(depth - 1, 0, -1) if ".".join(parts[:i]) in known), "")
+    parent = model.get_submodule(prefix) if prefix else model
+    children = [f"{prefix}.{c}" if prefix else c for c, _ in parent.named_children()]
+    where = f"`{prefix}` has" if prefix else "the model's top level has"
+    listing = ", ".join(children[:MAX_LISTED]) + (f", … ({len(children)} in all)" if len(children) > MAX_LISTED
+                                                   else "")
+    hint = f"no submodule named {path!r}"
+    if close:
+        hint += f" (did you mean {' or '.join(map(repr, close))}?)"
+    hint += f"; {where} {len(children)} submodule(s): {listing}" if children else f"; {where} no submodules"
+    if any(p.isdigit() for p in parts):  # an indexed path: name the model's numbered stacks
+        stacks = [f"{n}.0..{len(m) - 1}" for n, m in model.named_modules()
+                  if n and isinstance(m, nn.ModuleList) and len(m) and n != prefix]
+        if stacks:
+            hint += f"; numbered submodules: {', '.join(stacks[:4])}"
+    return hint
 
 
 def _has_submodule(model: nn.Module, path: str) -> bool:

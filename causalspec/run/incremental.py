@@ -3,7 +3,8 @@
 Why: in a causal model a patch at token position p cannot change anything at positions < p.
 Every base input already had its clean forward (the correctness filter needs it), so a
 patched run only has to compute positions >= p, attending to the base's cached keys and
-values for the earlier positions through the model's own ``past_key_values`` mechanism.
+values for the earlier positions through the model's own key/value cache (a transformers
+``DynamicCache``, passed as ``cache`` in transformers 5.x and ``past_key_values`` in 4.x).
 For the usual `@ last` patch that is one token per pair instead of the whole prompt
 (DESIGN.md §7).
 
@@ -36,6 +37,8 @@ forward is then exactly as much work).
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -181,10 +184,18 @@ def _layers(cache) -> list[tuple[Tensor, Tensor]] | None:
 
 
 def _make_cache(past: list[tuple[Tensor | None, Tensor | None]]):
-    """A transformers DynamicCache holding ``past`` (layers given as None stay empty)."""
+    """A transformers `DynamicCache` holding ``past`` (layers given as None stay empty).
+
+    Never the legacy tuple-of-tuples form, which transformers deprecates. Two layouts, told
+    apart by feature detection: 4.56+/5.x caches have ``layers`` that initialise lazily (the
+    tensors are handed over without a copy); older ones (4.40 on) are built with
+    ``DynamicCache.from_legacy_cache``, a layer that will not run holding an empty tensor."""
     from transformers import DynamicCache
 
-    cache = DynamicCache([(None, None)] * len(past))
+    try:
+        cache = DynamicCache([(None, None)] * len(past))
+    except TypeError:  # transformers < 4.47: DynamicCache() takes no arguments
+        cache = None
     layers = getattr(cache, "layers", None)
     if layers is not None and len(layers) == len(past) and all(hasattr(x, "lazy_initialization") for x in layers):
         for layer, (k, v) in zip(layers, past):
@@ -192,14 +203,49 @@ def _make_cache(past: list[tuple[Tensor | None, Tensor | None]]):
                 layer.lazy_initialization(k, v)
                 layer.keys, layer.values = k, v
         return cache
-    return DynamicCache(past)  # pragma: no cover - other cache layouts
+    return _legacy_layout_cache(DynamicCache, past)
+
+
+def _legacy_layout_cache(cache_class, past: list[tuple[Tensor | None, Tensor | None]]):
+    """A `DynamicCache` of transformers 4.40-4.55 (per-layer ``key_cache`` lists) holding ``past``."""
+    k0 = next(k for k, _ in past if k is not None)
+    empty = k0.new_zeros((k0.shape[0], k0.shape[1], 0, k0.shape[3]))
+    legacy = tuple((k if k is not None else empty, v if v is not None else empty) for k, v in past)
+    if hasattr(cache_class, "from_legacy_cache"):
+        return cache_class.from_legacy_cache(legacy)
+    return cache_class(legacy)  # 5.x (no from_legacy_cache): its constructor takes the (keys, values) pairs
+
+
+@functools.lru_cache(maxsize=None)
+def cache_argument(module_class: type) -> str:
+    """The name under which a model's ``forward`` takes the key/value cache: ``cache`` in
+    transformers 5.x (where ``past_key_values`` is deprecated, removed in 5.40), else
+    ``past_key_values`` (4.x). Read from the signature, so no call ever uses a deprecated name."""
+    try:
+        params = inspect.signature(module_class.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a forward without a signature
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def output_cache(out):
+    """The key/value cache of a model output: its ``cache`` field (5.x) or ``past_key_values``
+    (4.x), read without touching the deprecated alias."""
+    names = getattr(out, "__dataclass_fields__", None) or {}
+    if "cache" in names:
+        return getattr(out, "cache", None)
+    if "past_key_values" in names:
+        return getattr(out, "past_key_values", None)
+    if isinstance(out, (tuple, list)) and len(out) > 1:  # return_dict=False: (logits, cache, ...)
+        return out[1]
+    return None
 
 
 def clean_forward(adapter, batch) -> tuple[Tensor, object]:
     """The clean forward of an HF causal LM with its key/value cache: (logits, cache)."""
     out = adapter.net.module(**batch.inputs, use_cache=True)
     logits = out.logits if hasattr(out, "logits") else out[0]  # [batch, seq, vocab]
-    return logits, getattr(out, "past_key_values", None)
+    return logits, output_cache(out)
 
 
 @dataclass
@@ -286,7 +332,7 @@ def incremental_forward(module, family, ids: Tensor, lengths: Tensor, past: list
     skipping = _skipped_blocks(module, family, skip, resid_in, position_ids) if skip else contextlib.nullcontext()
     with torch.no_grad(), patch(module, family, shifted), head as offset_fn, skipping:
         out = module(input_ids=current_ids, attention_mask=mask.to(device), position_ids=position_ids.to(device),
-                     past_key_values=_make_cache(past), use_cache=True)
+                     use_cache=True, **{cache_argument(type(module)): _make_cache(past)})
     logits = out.logits if hasattr(out, "logits") else out[0]  # [batch, T or 1, vocab]
     return logits, offset_fn(start)
 

@@ -13,16 +13,18 @@ say so; nothing here evaluates spec text.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+from causalspec.run.quiet import load_report_notes, quiet_load
 from causalspec.semantics.paths import file_problem, hf_folder, hf_folder_problem, hf_source_is_local, resolve
 
-DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float64": "float64"}
 # what tokenizer.save_pretrained writes, one of which a local model folder must hold
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
                    "spiece.model", "sentencepiece.bpe.model")
@@ -89,8 +91,17 @@ class LoadedNetwork:
 
 
 def resolve_device(name: str | None):
+    """A torch.device for a device name (`run.devices`): a name that is not a device is a
+    load error; a valid device this machine lacks makes the check skipped, with the reason."""
     import torch
 
+    from causalspec.run.devices import BadDeviceOrDtype, device_name
+
+    if name not in (None, ""):
+        try:
+            name = device_name(name)
+        except BadDeviceOrDtype as exc:
+            raise NetworkLoadError(str(exc)) from None
     if name in (None, "", "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -103,9 +114,68 @@ def resolve_device(name: str | None):
 
 
 def resolve_dtype(name: str | None):
+    """A torch dtype for a dtype name or alias (`run.devices`); never a silent float32."""
     import torch
 
-    return getattr(torch, DTYPES.get(name or "float32", "float32"))
+    from causalspec.run.devices import BadDeviceOrDtype, dtype_name
+
+    try:
+        return getattr(torch, dtype_name(name) if name else "float32")
+    except BadDeviceOrDtype as exc:
+        raise NetworkLoadError(str(exc)) from None
+
+
+@contextmanager
+def neighbours_importable(folder: Path) -> Iterator[None]:
+    """Let a hook file import the modules that sit next to it (`import helpers` for
+    `helpers.py` in the same folder), as it would when run as a script.
+
+    The folder is first on `sys.path` only while the hook file's top level runs, and the
+    modules imported through that entry are taken out of `sys.modules` afterwards (the hook
+    keeps its references): two specs whose folders both have a `helpers.py` each get their
+    own, and nothing of one spec's folder shadows a module for the rest of the process. A
+    folder already on `sys.path` (the project root, say) is left as it is, and so are its
+    modules. An import inside a hook function runs later, with the folder no longer on the
+    path: import at the top of the file."""
+    folder = folder.resolve()
+    if any(_same_folder(entry, folder) for entry in sys.path):
+        yield
+        return
+    entry = str(folder)
+    before = set(sys.modules)
+    sys.path.insert(0, entry)
+    importlib.invalidate_caches()  # files written since the last import (tests, generated code)
+    try:
+        yield
+    finally:
+        try:
+            sys.path.remove(entry)  # the first occurrence: ours, unless the hook moved it
+        except ValueError:
+            pass
+        for name in set(sys.modules) - before:
+            if _imported_from(sys.modules[name], name, folder):
+                del sys.modules[name]
+
+
+def _same_folder(entry: str, folder: Path) -> bool:
+    try:
+        return Path(entry or ".").resolve() == folder
+    except (OSError, RuntimeError, TypeError):
+        return False
+
+
+def _imported_from(module, name: str, folder: Path) -> bool:
+    """Whether module `name` was found through the `sys.path` entry `folder`: its file is
+    `folder/<name as a path>.py` or `folder/<name as a path>/__init__.py`."""
+    file = getattr(module, "__file__", None)
+    if not file:
+        return False
+    try:
+        rel = Path(file).resolve().relative_to(folder)
+    except (OSError, ValueError):
+        return False
+    parts = name.split(".")
+    return rel.with_suffix("").parts in (tuple(parts), (*parts, "__init__"))
 
 
 def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:
@@ -125,7 +195,8 @@ def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
-            spec.loader.exec_module(module)
+            with neighbours_importable(path.parent):
+                spec.loader.exec_module(module)
         except (KeyboardInterrupt, GeneratorExit):
             del sys.modules[module_name]
             raise
@@ -236,6 +307,7 @@ def _hub_config(repo_id: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
+@quiet_load  # no third-party progress bars or warnings in our output (run.quiet)
 def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | None, device: str | None,
                     dtype: str | None, trust_remote_code: bool = False,
                     allow_download: bool = False, device_map: str | dict | None = None,
@@ -290,6 +362,7 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
             "base": transformers.AutoModel,
             "sequence_classification": transformers.AutoModelForSequenceClassification}[cls_name]
     dev, dt = resolve_device(device), resolve_dtype(dtype)
+    load_notes: list[str] = []
     try:
         placement = {}
         if device_map is not None:
@@ -298,8 +371,9 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
                                        "package (pip install accelerate)")
             placement["device_map"] = device_map
         if weights:
-            module = auto.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code,
-                                          dtype=dt, **placement)
+            module, info = auto.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code,
+                                                dtype=dt, output_loading_info=True, **placement)
+            load_notes = load_report_notes(name, info)
         else:
             with torch.device("meta"):
                 module = auto.from_config(config, trust_remote_code=trust_remote_code, dtype=dt)
@@ -329,7 +403,8 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
         dev = next(module.parameters()).device
     module.eval()
     return LoadedNetwork(name, "hf", module, dev, dt, tokenizer=tokenizer, source=source,
-                         extra={"model_class": cls_name, "device_map": device_map, "weights": weights})
+                         extra={"model_class": cls_name, "device_map": device_map, "weights": weights,
+                                "load_notes": load_notes})
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")

@@ -19,7 +19,8 @@ import torch
 
 from causalspec.checking import run_checks
 from causalspec.run.families import resolve_family
-from causalspec.run.incremental import KVStore, first_block, incremental_forward
+from causalspec.run import incremental
+from causalspec.run.incremental import KVStore, first_block, incremental_forward, output_cache
 from causalspec.run.sites import Intervention, SiteAddress, patch, record
 from causalspec.semantics.analyse import load
 from causalspec.testing.claims import claim_run
@@ -47,7 +48,7 @@ def clean_store(model, ids, mask, split, resid_layers=()):
         width = int(mask[part].sum(1).max())
         with torch.no_grad(), record(model, resolve_family(model), reads) as captured:
             out = model(input_ids=ids[part, :width], attention_mask=mask[part, :width], use_cache=True)
-        assert store.add(part, out.past_key_values, mask[part].sum(1)) is None
+        assert store.add(part, output_cache(out), mask[part].sum(1)) is None
         for site in reads:
             store.add_resid(part, site.layer, captured[site])
     store.finish()
@@ -130,9 +131,20 @@ SKIP_CASES = {  # sites (at each row's start, then at its last token) -> the fir
 }
 
 
+@pytest.fixture(params=["layers", "legacy-layout"])
+def cache_layout(request, monkeypatch):
+    """Both ways `_make_cache` builds a DynamicCache: lazily initialised ``layers`` (transformers
+    4.56+/5.x) and the per-layer list layout of 4.40-4.55 (forced here on the installed version)."""
+    if request.param == "legacy-layout":
+        from transformers import DynamicCache
+
+        monkeypatch.setattr(incremental, "_make_cache", lambda past: incremental._legacy_layout_cache(DynamicCache, past))
+    return request.param
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case", list(SKIP_CASES))
-def test_layer_skipping_equals_full_forward(kind, case, tmp_path):
+def test_layer_skipping_equals_full_forward(kind, case, tmp_path, cache_layout):
     model = build_tiny_model(kind, VOCAB, tmp_path, seed=2, **({"n_layer": 3} if kind == "gpt2" else
                                                                {"num_hidden_layers": 3}))
     family = resolve_family(model)
@@ -249,3 +261,30 @@ def test_check_results_report_the_incremental_path(word_lm, tmp_path):
     [result] = run_checks(write_spec(tmp_path, word_lm("gpt2"), at="END"))
     note = next(n for n in result.notes if "incremental" in n)
     assert "recomputed" in note and "token positions" in note
+
+
+def test_a_check_uses_no_deprecated_cache_argument(word_lm, tmp_path):
+    """transformers 5.x deprecates `past_key_values` (removed in 5.40): the incremental path passes
+    and reads the cache under the name the model's forward declares, so no check warns."""
+    import warnings
+
+    ir = write_spec(tmp_path, word_lm("llama"), at="END")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        [result] = run_checks(ir)
+    assert result.status != "error", result.reason
+    assert any("incremental" in n for n in result.notes), result.notes  # the cached path did run
+    ours = [w for w in caught if issubclass(w.category, (FutureWarning, DeprecationWarning))
+            and ("past_key_values" in str(w.message) or "cache_params" in str(w.message))]
+    assert not ours, [str(w.message) for w in ours]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_cache_argument_is_the_one_the_forward_declares(kind, tmp_path):
+    import inspect
+
+    model = build_tiny_model(kind, VOCAB, tmp_path, seed=0)
+    name = incremental.cache_argument(type(model))
+    params = inspect.signature(type(model).forward).parameters
+    assert name in params
+    assert name == ("cache" if "cache" in params else "past_key_values")
