@@ -189,3 +189,21 @@ def test_a_file_that_appears_during_the_write_is_not_replaced(tmp_path, monkeypa
         atomic_write_text(target, json.dumps({"schema": "causalspec.check/1", "tool": tool_header()}))
     assert target.read_text() == '{"mine": 1}'
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_artifacts_replace_their_own_file_but_not_a_foreign_one(tmp_path):
+    import torch
+
+    from causalspec.run.train import TrainedFeaturizers, save_artifact
+
+    trained = TrainedFeaturizers({}, {"group0.X.basis": torch.eye(3)}, {"steps": 1})
+    target = tmp_path / "k.safetensors"
+    save_artifact(target, trained, "k")
+    save_artifact(target, trained, "k")  # ours: replaced
+    assert recognise(target) == "safetensors"
+    foreign = _safetensors({"format": "pt"})
+    target.write_bytes(foreign)
+    with pytest.raises(OverwriteRefused):
+        save_artifact(target, trained, "k")
+    assert target.read_bytes() == foreign
+    assert [p.name for p in tmp_path.iterdir()] == ["k.safetensors"]
