@@ -31,7 +31,7 @@ import torch
 from causalspec.compile.plan import CheckPlan, ClaimPlan
 from causalspec.run.adapters import CheckUsageError
 from causalspec.run.engine import FULL, CleanCache, Engine
-from causalspec.score.iia import score_claim
+from causalspec.score.iia import nonfinite_counts, score_claim
 from causalspec.score.results import ClaimResult
 from causalspec.score.stats import Proportion, wilson
 from causalspec.semantics.pairs import row_ids
@@ -157,6 +157,7 @@ class AlignmentRun:
                               source_labels=run.source_labels, net_base=net_base_f, net_sources=net_sources_f,
                               net_patched=patched, kind=run.plan.kind, describe=describe)
             res.moved = int((patched != net_base).sum())
+            res.nonfinite = nonfinite_counts(net_base, net_sources, patched)  # the network's own outputs
             res.baseline = wilson(int((net_base == run.expected).sum()), len(net_base))
             return res
         return score_claim(run.plan.label, run.plan.groups, expected=run.expected, base_label=run.base_label,

@@ -2,7 +2,8 @@
 
 Why a module of its own: the CLI, the pytest plugin and tests all run checks the same way;
 this is the one place that turns a check into a verdict, so their verdicts cannot differ.
-Missing weights make a check *skipped* with the reason; problems that only show at check
+Hub weights not in the local cache make a check *skipped* with the reason (a failure under
+`strict`, for CI that must test every claim); problems that only show at check
 time (a site the architecture cannot serve, token counts that differ between base and
 source, a user hook that raises) make it an *error* with a message naming the cause.
 """
@@ -48,6 +49,10 @@ class CheckOptions:
     # where clean passes keep the site activations: None/"memory"; "disk" (a temporary folder,
     # removed when the check ends); or a folder, under which they are kept (run.activation_store)
     activations: str | None = None
+    # a skipped check (hub weights not cached, a device missing) becomes an error: for CI that must
+    # test every claim. `strict_flag` is the option's name as the user gave it, quoted in the reason.
+    strict: bool = False
+    strict_flag: str = "--strict"
 
 
 @dataclass
@@ -127,7 +132,7 @@ def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) 
     if not hasattr(check, "alignment"):  # a circuit claim (CircuitIR)
         from causalspec.circuit_checking import run_circuit
 
-        return run_circuit(ir, check, options, networks)
+        return apply_strict(run_circuit(ir, check, options, networks), options)
     start = time.perf_counter()
     alignment = ir.alignments[check.alignment]
     result = CheckResult(check.name, alignment.name, alignment.model, alignment.network, ERROR,
@@ -143,14 +148,49 @@ def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) 
         result.status, result.reason = ERROR, str(exc)
     except _unservable() as exc:
         result.status, result.reason = ERROR, str(exc)
+    except SystemExit as exc:  # causalspec never exits mid-check: user code did (a hook, a model's own code)
+        result.status, result.reason = ERROR, user_exit_reason(exc)
+    except Exception as exc:  # noqa: BLE001 - the user's code raised (else: ours, re-raised)
+        result.status, result.reason = ERROR, user_raise_reason(exc)
     result.seconds = time.perf_counter() - start
+    return apply_strict(result, options)
+
+
+def apply_strict(result: CheckResult, options: CheckOptions) -> CheckResult:
+    """Under `strict`, a skipped check is an error whose reason says why it counts as failed."""
+    if options.strict and result.status == SKIPPED:
+        result.status = ERROR
+        result.reason = f"skipped, and {options.strict_flag} fails every skip: {result.reason}"
+        result.strict_skip = options.strict_flag
     return result
 
 
-def _unservable():
-    from causalspec.run.sites import SiteShapeError, UnservableSite
+def user_raise_reason(exc: Exception) -> str:
+    """The error of a check during which user code raised somewhere the hooks are not wrapped
+    one by one (e.g. a `trust_remote_code` model's forward); re-raises `exc` when it was
+    raised in causalspec's own code or in a library alone: that is a bug of ours (exit 3)."""
+    from causalspec.run.adapters import exception_origin
+    from causalspec.run.loading import describe_exception
 
-    return (UnservableSite, SiteShapeError)
+    kind, file, line = exception_origin(exc)
+    if kind != "user":
+        raise exc
+    return f"user code {describe_exception(exc)} (at {file}:{line})"
+
+
+def user_exit_reason(exc: SystemExit) -> str:
+    """The error of a check during which user code called `sys.exit` outside the hooks that are
+    wrapped one by one (`run.loading.call_user`), e.g. in a `trust_remote_code` model's forward:
+    without this, the run would end with exit 0 and no summary, and CI would read it as green."""
+    from causalspec.run.loading import describe_exception
+
+    return f"user code {describe_exception(exc)} while the check ran"
+
+
+def _unservable():
+    from causalspec.run.sites import SiteCallError, SiteShapeError, UnservableSite
+
+    return (UnservableSite, SiteShapeError, SiteCallError)
 
 
 def reproduce_command(file: str, name: str, pairs: int, seed: int) -> str:
@@ -328,7 +368,10 @@ def evaluate_conditions(check, result: CheckResult) -> None:
         result.conditions.append(ConditionResult(condition_text(cond), cond.metric, stat, cond.aggregation,
                                                  cond.op, cond.threshold, value, bool(ok), detail))
     failed_conditions = [c for c in result.conditions if not c.passed]
-    if problems:
+    broken = nonfinite_problem(declared + subsets, result.network)
+    if broken:
+        result.status, result.reason = ERROR, broken
+    elif problems:
         result.status = FAILED
         result.reason = "; ".join(problems)
     elif failed_conditions:
@@ -340,6 +383,22 @@ def evaluate_conditions(check, result: CheckResult) -> None:
     else:
         result.status = PASSED
         result.reason = ""
+
+
+def nonfinite_problem(claims, network: str) -> str:
+    """The error of a check whose network gave NaN or inf outputs on any pair (clean or patched),
+    or "" when every output was finite. Such a claim cannot pass: its pairs were dropped or
+    scored as wrong, and the rest may look fine (a network NaN on a third of its inputs
+    would otherwise pass `iia >= 0.75`)."""
+    parts = []
+    for c in claims:
+        if c.nonfinite:
+            kinds = " and ".join(f"{kind} on {count}" for kind, count in c.nonfinite.items())
+            parts.append(f"{c.label}: {sum(c.nonfinite.values())} of {c.sampled} pairs ({kinds})")
+    if not parts:
+        return ""
+    return (f"network `{network}` gave non-finite outputs (NaN/inf) on clean or patched runs — "
+            + "; ".join(parts) + "; a claim on non-finite outputs cannot be judged: fix the network (or its dtype)")
 
 
 def _control_condition(cond, result: CheckResult) -> tuple[float | None, bool, str]:

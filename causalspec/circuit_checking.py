@@ -34,7 +34,7 @@ REPORTED_GROUPS = 12  # up to this many groups, every group's necessity is repor
 
 
 def run_circuit(ir, circuit, options, networks) -> CheckResult:
-    from causalspec.checking import _unservable, reproduce_command
+    from causalspec.checking import _unservable, reproduce_command, user_exit_reason, user_raise_reason
 
     start = time.perf_counter()
     result = CheckResult(circuit.name, "", circuit.model, circuit.network, ERROR,
@@ -50,6 +50,10 @@ def run_circuit(ir, circuit, options, networks) -> CheckResult:
         result.status, result.reason = ERROR, str(exc)
     except _unservable() as exc:
         result.status, result.reason = ERROR, str(exc)
+    except SystemExit as exc:  # user code exited (see checking.user_exit_reason)
+        result.status, result.reason = ERROR, user_exit_reason(exc)
+    except Exception as exc:  # noqa: BLE001 - the user's code raised (else: ours, re-raised)
+        result.status, result.reason = ERROR, user_raise_reason(exc)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -105,6 +109,11 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
     beyond = getattr(ablation, "beyond", 0)
     values = engine.evaluate(plan.rows, variants, resolved.universe, ablation, metric_fn, advance)
     beyond = getattr(ablation, "beyond", 0) - beyond
+    broken = nonfinite_metric(values, circuit.network)
+    if broken:
+        result.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
+        result.status, result.reason = ERROR, broken
+        return
     values.update(reused)
     shared[key_n], shared[key_e] = values[FULL], values[ABLATED]
     if reused:
@@ -130,6 +139,24 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
                             "positions past the longest reference prompt were ablated with the mean over all "
                             "reference tokens")
     evaluate_circuit_conditions(circuit, result)
+
+
+def nonfinite_metric(values: dict[str, np.ndarray], network: str) -> str:
+    """The error of a circuit claim whose metric came out NaN or inf on any prompt of any
+    variant (the full model, the circuit, an ablation), or "" when all are finite: a score
+    over non-finite values cannot be judged (a mean with a NaN is NaN; a NaN compared is False)."""
+    if not values:
+        return ""
+    stacked = np.vstack([np.asarray(v, dtype=float) for v in values.values()])  # [variants, prompts]
+    nan = np.isnan(stacked).any(axis=0)
+    inf = np.isinf(stacked).any(axis=0) & ~nan
+    if not (nan.any() or inf.any()):
+        return ""
+    kinds = " and ".join(f"{kind} on {int(hit.sum())}" for kind, hit in (("NaN", nan), ("inf", inf)) if hit.any())
+    which = [k for k, v in values.items() if not np.isfinite(np.asarray(v, dtype=float)).all()]
+    return (f"network `{network}` gave non-finite metric values (NaN/inf) on {int((nan | inf).sum())} of "
+            f"{stacked.shape[1]} prompts ({kinds}; in {', '.join(which)}); a circuit claim on non-finite outputs "
+            "cannot be judged: fix the network (or its dtype)")
 
 
 def prepare(ir, circuit, options, networks):
@@ -294,8 +321,11 @@ def make_metric(plan: CircuitPlan, adapter):
         rows = torch.arange(batch.size, device=logits.device)
         at = logits[rows, pos[:, 0].to(logits.device)].float()  # [batch, vocab]
         if metric.name == "accuracy":
-            pred = at[:, cands.to(at.device)].argmax(-1).cpu().numpy()
-            return (pred == expected[idx]).astype(float)
+            scores = at[:, cands.to(at.device)]  # [batch, values]
+            pred = scores.argmax(-1).cpu().numpy()
+            nan = torch.isnan(scores).any(-1).cpu().numpy()  # a row with NaN/inf scores has no answer
+            inf = torch.isinf(scores).any(-1).cpu().numpy()
+            return np.where(nan, np.nan, np.where(inf, np.inf, (pred == expected[idx]).astype(float)))
         if metric.name == "prob":
             probs = torch.softmax(at, dim=-1)
             toks = args[0][idx] if args else cands.numpy()[expected[idx]]

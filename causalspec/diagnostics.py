@@ -121,6 +121,8 @@ CODES: dict[str, str] = {
     # files
     "E0801": "file not found",
     "E0802": "file cannot be read",
+    "E0803": "folder where a file is expected",
+    "E0804": "not a model folder",
 }
 
 

@@ -2,6 +2,7 @@
 
     pytest specs/                         # each check is an item: specs/hier_eq.cspec::TrueAlignment
     pytest specs/ --causalspec-pairs 256  # override every check's pairs (and --causalspec-seed)
+    pytest specs/ --causalspec-strict     # a skipped check fails (ini: causalspec_strict = true)
 
 Installed through the `pytest11` entry point (`pip install -e .` activates it); without
 installing, load it with `-p causalspec.pytest_plugin`.
@@ -17,7 +18,9 @@ accident (test suites keep corpora of bad or toy specs, e.g. this repo's tests/s
 
 Verdicts are those of `causalspec check` (both call causalspec.checking): passed -> pass;
 failed or error -> failure showing the same block as the terminal report (numbers,
-conditions, counterexamples, reproduce command); skipped -> pytest skip with the reason.
+conditions, counterexamples, reproduce command); skipped -> pytest skip with the reason, or,
+with `--causalspec-strict` (or the ini option `causalspec_strict = true`), a failure whose
+reason names that option.
 A spec that fails analysis is one failing item showing the rendered diagnostics. Each
 file is loaded once and its networks are shared by its items.
 """
@@ -42,6 +45,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seed, overriding every check's `seed`")
     group.addoption("--causalspec-allow-download", action="store_true", default=False,
                     help="let Hugging Face networks download missing weights (off: such checks are skipped)")
+    group.addoption("--causalspec-strict", action="store_true", default=False,
+                    help="fail every skipped check (hub weights not cached, a device missing): for CI that "
+                         "must test every claim (ini: causalspec_strict = true)")
+    parser.addini("causalspec_strict", type="bool", default=False,
+                  help="fail every skipped check, as --causalspec-strict does")
     parser.addini("causalspec_paths", type="paths", default=[],
                   help="directories whose .cspec files are collected (default: only files or "
                        "directories named on the command line)")
@@ -153,8 +161,11 @@ class CheckItem(pytest.Item):
         from causalspec.checking import CheckOptions
 
         get = self.config.getoption
+        flag = "--causalspec-strict" if get("causalspec_strict") else \
+            "causalspec_strict = true (ini)" if self.config.getini("causalspec_strict") else ""
         return CheckOptions(pairs=get("causalspec_pairs"), seed=get("causalspec_seed"),
-                            allow_download=get("causalspec_allow_download"))
+                            allow_download=get("causalspec_allow_download"),
+                            strict=bool(flag), strict_flag=flag or "--causalspec-strict")
 
     def runtest(self) -> None:
         from causalspec.checking import run_check

@@ -63,6 +63,9 @@ def example_dir(tmp_path_factory) -> Path:
     (d / "model.py").write_text(HOOKS, encoding="utf-8")
     (d / "data").mkdir()  # a folder where a file is expected (the E0802 example)
     _write_basis(d / "basis.safetensors")
+    for weights in ("mlp.safetensors", "weights/mlp.safetensors"):  # torch networks' weights must exist
+        (d / weights).parent.mkdir(exist_ok=True)
+        (d / weights).write_bytes(b"")
     return d
 
 

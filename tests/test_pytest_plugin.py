@@ -67,7 +67,7 @@ def test_missing_weights_skip_and_an_invalid_spec_fails_with_diagnostics(pyteste
     result = inner("skip.cspec", "bad.cspec", "--causalspec-seed", 3, "-rs")
     result.assert_outcomes(skipped=1, failed=1)
     out = result.stdout.str()
-    result.stdout.fnmatch_lines(["*SKIPPED*weights for `/nonexistent/causalspec-test-model` not found locally*"])
+    result.stdout.fnmatch_lines(["*SKIPPED*weights for `causalspec-test/absent-model` not found locally*"])
     result.stdout.fnmatch_lines(["error[E0203]: unknown variable `B` in mechanism of `O`", "*bad.cspec:3:21"])
     assert "Traceback" not in out and "SpecError" not in out
 

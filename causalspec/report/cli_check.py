@@ -5,8 +5,9 @@ Exit codes (those of the whole CLI): 0 when every selected check passed or was s
 mistake (an unknown `--only` name, a report file that is not ours or cannot be written),
 3 internal error, 130 interrupted (Ctrl-C: the checks that finished are summarised and
 written to the reports, which say the run was interrupted).
-A skipped check (e.g. weights not on this machine) never counts as a pass — the summary
-line lists it — but it is not a failure either: the claim was not tested.
+A skipped check (hub weights not in the local cache, a requested device missing) never
+counts as a pass — the summary line lists it — but it is not a failure either: the claim was
+not tested. `--strict` makes every skip an error (exit 1), for CI that must test every claim.
 
 Every spec is loaded and validated before any network runs, and the report targets are
 checked up front, so a mistake costs seconds, not a full run.
@@ -23,8 +24,8 @@ from causalspec.diagnostics import did_you_mean
 from causalspec.score.results import ERROR, FAILED
 
 HELP = "run the checks of spec files (interchange interventions) and report them"
-EPILOG = ("exit codes: 0 every check passed or was skipped; 1 a check failed or errored; "
-          "2 invalid spec or usage; 3 internal error; 130 interrupted")
+EPILOG = ("exit codes: 0 every check passed or was skipped; 1 a check failed or errored (or, with --strict, "
+          "was skipped); 2 invalid spec or usage; 3 internal error; 130 interrupted")
 
 
 def _names(text: str) -> list[str]:
@@ -44,6 +45,9 @@ def register(subparsers) -> None:
     sp.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
     sp.add_argument("--allow-download", action="store_true",
                     help="let Hugging Face networks download missing weights (off: such checks are skipped)")
+    sp.add_argument("--strict", action="store_true",
+                    help="fail every skipped check (exit 1): for CI that must test every claim; a check is "
+                         "skipped only when hub weights are not cached here or a requested device is missing")
     sp.add_argument("--device", metavar="D", help="torch device for every network, e.g. cpu, cuda:0")
     sp.add_argument("--dtype", metavar="T", help="dtype for every network, e.g. float32, bfloat16")
     sp.add_argument("--device-map", metavar="MAP", dest="device_map",
@@ -132,7 +136,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                            device_map=args.device_map, incremental=not args.full_forwards, backend=args.backend,
                            remote=args.remote,
                            progress=progress, retrain=args.retrain, artifacts=args.artifacts,
-                           activations=args.activations_on_disk)
+                           activations=args.activations_on_disk, strict=args.strict)
     results = []
     selected = [(ir, selected_checks(ir, args.only)) for ir in irs]
     interrupted = False

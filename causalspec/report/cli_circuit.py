@@ -92,13 +92,20 @@ def _arch(ir, circuit, layers: int | None, heads: int | None):
         return Arch(layers, heads)
     net = ir.networks[circuit.network]
     if net.backend == "hf":
-        from causalspec.run.loading import local_hf_path
+        from causalspec.run.loading import NetworkLoadError, check_hf_config, local_hf_path
 
         local = local_hf_path(net.source, Path(ir.file).resolve().parent)
         if local is not None:
             from transformers import AutoConfig
 
-            cfg = AutoConfig.from_pretrained(str(local), local_files_only=True)
+            try:  # a corrupt config.json, or one that needs trust_remote_code: a message naming the file
+                check_hf_config(local / "config.json", net.name, net.trust_remote_code)
+                cfg = AutoConfig.from_pretrained(str(local), local_files_only=True,
+                                                 trust_remote_code=net.trust_remote_code)
+            except NetworkLoadError as exc:
+                raise UsageError(str(exc)) from None
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"network `{net.name}`: cannot read the config of `{local}`: {exc}") from None
             return Arch(int(cfg.num_hidden_layers), int(cfg.num_attention_heads), getattr(cfg, "model_type", ""),
                         parallel=bool(getattr(cfg, "use_parallel_residual", False)),
                         d_model=int(getattr(cfg, "hidden_size", 0) or 0))

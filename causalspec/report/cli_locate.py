@@ -7,8 +7,9 @@ with its 95% interval, and writes a heatmap PNG (`<spec stem>.<check>.locate.png
 `--out`, default the current folder). It does not judge the check's `expect` — that is
 `causalspec check`, which scores the best cell again on fresh pairs.
 
-Exit codes: 0 the sweeps ran; 1 a sweep could not run (e.g. missing weights, an unservable
-site); 2 invalid spec or usage (no check with `locate`); 3 internal error.
+Exit codes: 0 the sweeps ran; 1 a sweep could not run (e.g. hub weights not cached — a skip
+here always fails the command, as `check --strict` does — or an unservable site); 2 invalid
+spec or usage (no check with `locate`); 3 internal error.
 """
 
 from __future__ import annotations
@@ -78,8 +79,12 @@ def cmd_locate(args: argparse.Namespace) -> int:
             plan = compile_check(ir, check, options.pairs, options.seed)
             net = networks.get(ir, plan.network.name, options)
             found = sweep(ir, check, plan, net, options)
-        except (NetworkUnavailable, NetworkLoadError) as exc:
+        except NetworkUnavailable as exc:  # a sweep that cannot run fails the command: no --strict needed
             out.print(Text(f"- {check.name}: skipped: {exc}", style="yellow"))
+            status = EXIT_FAILED
+            continue
+        except NetworkLoadError as exc:
+            out.print(Text(f"! {check.name}: error: {exc}", style="red"))
             status = EXIT_FAILED
             continue
         except Exception as exc:  # noqa: BLE001 - check-time problems are reported per check

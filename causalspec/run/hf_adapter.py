@@ -248,7 +248,8 @@ class HFAdapter:
         hypothesis's values the network prefers, not what its free-running next token
         is (a network that puts most mass on " the" still ranks the names). Logits, not
         log-probs: the softmax normaliser is shared by all candidates of a row, so the
-        argmax is the same. A row whose candidate logits are not finite is UNDECODABLE.
+        argmax is the same. A row whose candidate logits hold a NaN or an inf gets the code
+        NAN_OUTPUT or INF_OUTPUT (`run.nnsight_runner`): never a label, and the claim errors.
         """
         if self.candidates is None:  # sequence classification: [batch, classes]
             if raw.dim() != 2 or raw.shape[1] != self.domain.size:

@@ -2,7 +2,11 @@
 `nn.Module` built by a user function with safetensors weights.
 
 Why offline by default: a check in CI must not silently download gigabytes or depend on a
-hub being up; missing weights make a check *skipped, with the reason*, never passed.
+hub being up; hub weights that are not in the local cache make a check *skipped, with the
+reason*, never passed. That is the only skip a network's files can cause: a local path
+that is missing or of the wrong kind is a spec error (semantics.paths, at analysis), and a
+local model that cannot be loaded (a corrupt config.json, code that needs
+`trust_remote_code`, missing weight files) is a check *error* naming the file.
 Loading a `torch "file.py:build"` network runs user code (like a conftest.py) — the docs
 say so; nothing here evaluates spec text.
 """
@@ -10,21 +14,64 @@ say so; nothing here evaluates spec text.
 from __future__ import annotations
 
 import importlib.util
-import os
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from causalspec.semantics.paths import file_problem, hf_folder, hf_folder_problem, hf_source_is_local, resolve
+
 DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float64": "float64"}
+# what tokenizer.save_pretrained writes, one of which a local model folder must hold
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
+                   "spiece.model", "sentencepiece.bpe.model")
 
 
 class NetworkUnavailable(Exception):
-    """The network's weights are not available here: the check is skipped with this reason."""
+    """Hub weights not in the local cache, or a requested device missing here: the check is
+    skipped with this reason (a failure under `--strict`)."""
 
 
 class NetworkLoadError(Exception):
     """The network definition is wrong (bad hook, user code raised, shapes do not fit)."""
+
+
+class UserCodeError(NetworkLoadError):
+    """User code — a builder, an encode/decode hook, a model file, the network's forward —
+    failed, exited, or returned something causalspec cannot use.
+
+    Why a type of its own: a fault in the user's code is a check ERROR naming the hook and
+    what was expected, never "a bug in causalspec" (exit 3). `hook` names what ran (e.g.
+    "encode hook `model.py:encode`"); `cause` is the exception it raised, if any.
+    """
+
+    def __init__(self, message: str, hook: str = "", cause: BaseException | None = None):
+        super().__init__(message)
+        self.hook = hook
+        self.cause = cause
+
+
+def describe_exception(exc: BaseException) -> str:
+    """`ValueError: bad` — or, for `sys.exit(n)`, `called sys.exit(n)` (a hook must return, not exit)."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r}) (user code must return or raise, not exit)" \
+            if exc.code is not None else "called sys.exit() (user code must return or raise, not exit)"
+    text = str(exc)
+    return f"raised {type(exc).__name__}" + (f": {text}" if text else "")
+
+
+def call_user(what: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args)`, user code: any exception it raises — `SystemExit` too — becomes a
+    `UserCodeError` naming `what`. Ctrl-C (KeyboardInterrupt) passes through."""
+    try:
+        return fn(*args, **kwargs)
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except UserCodeError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - user code: SystemExit is theirs too
+        raise UserCodeError(f"{what} {describe_exception(exc)}", what, exc) from exc
 
 
 @dataclass
@@ -66,9 +113,7 @@ def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:
     if ":" not in ref:
         raise NetworkLoadError(f"{what} `{ref}` must be written \"file.py:function\"")
     file_part, func_name = ref.rsplit(":", 1)
-    path = Path(file_part)
-    if not path.is_absolute():
-        path = (base_dir / path).resolve()
+    path = resolve(file_part, base_dir).resolve()  # as analysis resolved it (semantics.paths)
     if not path.is_file():
         raise NetworkLoadError(f"{what}: file `{path}` not found (paths are relative to the spec's folder)")
     module_name = f"causalspec_user_{abs(hash(str(path)))}"
@@ -81,9 +126,12 @@ def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:  # user code: report it as theirs
+        except (KeyboardInterrupt, GeneratorExit):
             del sys.modules[module_name]
-            raise NetworkLoadError(f"{what}: importing `{path}` raised {type(exc).__name__}: {exc}") from exc
+            raise
+        except BaseException as exc:  # noqa: BLE001 - user code (SystemExit too): report it as theirs
+            del sys.modules[module_name]
+            raise UserCodeError(f"{what}: importing `{path}` {describe_exception(exc)}", what, exc) from exc
     func = getattr(module, func_name, None)
     if not callable(func):
         raise NetworkLoadError(f"{what}: `{path}` has no function `{func_name}`")
@@ -95,16 +143,12 @@ def load_torch_network(name: str, builder: str, weights: str, base_dir: Path, en
     import torch
     from safetensors.torch import load_file
 
-    weights_path = Path(weights)
-    if not weights_path.is_absolute():
-        weights_path = (base_dir / weights_path).resolve()
-    if not weights_path.is_file():
-        raise NetworkUnavailable(f"weights file `{weights_path}` not found")
+    problem = file_problem(weights, base_dir, "weights file")
+    if problem is not None:  # analysis checks this too; the file may have gone since
+        raise NetworkLoadError(f"network `{name}`: {problem.message} ({problem.label}); {problem.help}")
+    weights_path = resolve(weights, base_dir).resolve()
     build = import_user_function(builder, base_dir, f"network `{name}` builder")
-    try:
-        module = build()
-    except Exception as exc:
-        raise NetworkLoadError(f"network `{name}`: `{builder}` raised {type(exc).__name__}: {exc}") from exc
+    module = call_user(f"network `{name}`: builder `{builder}`", build)
     if not isinstance(module, torch.nn.Module):
         raise NetworkLoadError(f"network `{name}`: `{builder}` returned {type(module).__name__}, "
                                "not a torch.nn.Module")
@@ -117,23 +161,79 @@ def load_torch_network(name: str, builder: str, weights: str, base_dir: Path, en
     except RuntimeError as exc:
         raise NetworkLoadError(f"network `{name}`: weights in `{weights_path}` do not fit the module "
                                f"built by `{builder}`: {exc}") from exc
+    except (KeyboardInterrupt, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the module's own load_state_dict (user code) failed
+        raise UserCodeError(f"network `{name}`: loading `{weights_path}` into the module built by `{builder}` "
+                            f"{describe_exception(exc)}", f"network `{name}`", exc) from exc
     dev, dt = resolve_device(device), resolve_dtype(dtype)
-    module.to(device=dev, dtype=dt).eval()
+    call_user(f"network `{name}`: moving the module built by `{builder}` to {dev} / {dt}",
+              lambda: module.to(device=dev, dtype=dt).eval())
     return LoadedNetwork(
         name, "torch", module, dev, dt,
         encode_hook=import_user_function(encode, base_dir, f"network `{name}` encode hook") if encode else None,
         decode_hook=import_user_function(decode, base_dir, f"network `{name}` decode hook") if decode else None,
         source=f"{builder} + {weights_path}",
+        extra={"builder": builder, "encode": encode, "decode": decode},  # as the spec names them, for messages
     )
 
 
 def local_hf_path(path: str, base_dir: Path) -> Path | None:
-    p = Path(os.path.expanduser(path))
-    candidates = [p] if p.is_absolute() else [base_dir / p, Path.cwd() / p]
-    for c in candidates:
-        if c.is_dir() and (c / "config.json").is_file():
-            return c.resolve()
-    return None
+    """The local model folder (holding config.json) an `hf` string names, or None."""
+    return hf_folder(path, base_dir)
+
+
+def check_hf_config(config_path: Path, name: str, trust_remote_code: bool) -> None:
+    """Raise NetworkLoadError, naming the file, when a model's config.json is one transformers
+    cannot load, or would load only by running the model's own code without the opt-in.
+
+    Checked here rather than left to transformers: its errors do not always name the file,
+    and for code that needs `trust_remote_code` it may ask on stdin instead of failing."""
+    where = f"network `{name}`: `{config_path}`"
+    try:
+        cfg = json.loads(config_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise NetworkLoadError(f"{where} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                               "repair it, or save the model again with save_pretrained") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NetworkLoadError(f"{where} cannot be read: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise NetworkLoadError(f"{where} must hold a JSON object, not a {type(cfg).__name__}; "
+                               "save the model again with save_pretrained")
+    auto_map = cfg.get("auto_map")
+    if auto_map:
+        if not trust_remote_code:
+            classes = ", ".join(sorted(auto_map)) if isinstance(auto_map, dict) else str(auto_map)
+            raise NetworkLoadError(
+                f"network `{name}`: the model in `{config_path.parent}` needs trust_remote_code: its config.json "
+                f"has `auto_map` ({classes}), so transformers builds it by running Python files from the model's "
+                f"folder; causalspec runs them only if you opt in — add the statement `trust_remote_code` to "
+                f"network `{name}`'s body, and only for code you trust")
+        return  # opted in: the model's own code reads its config
+    model_type = cfg.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        raise NetworkLoadError(f"{where} has no `model_type`, which transformers needs to choose the "
+                               "architecture (e.g. \"gpt2\", \"llama\"); add it, or save the model again "
+                               "with save_pretrained")
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if model_type not in CONFIG_MAPPING:
+        raise NetworkLoadError(
+            f"{where} has model_type `{model_type}`, which transformers {transformers.__version__} does not "
+            "know: upgrade transformers (pip install -U transformers); a model that ships its own code lists "
+            "it in config.json's `auto_map` and needs `trust_remote_code` in the network's body")
+
+
+def _hub_config(repo_id: str) -> Path | None:
+    """The cached config.json of a hub model, when the cache has one."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - a malformed id or cache: transformers reports it below
+        return None
+    return Path(found) if isinstance(found, str) else None
 
 
 def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | None, device: str | None,
@@ -154,16 +254,35 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
     import transformers
     from transformers import AutoConfig, AutoTokenizer
 
-    local = local_hf_path(path, base_dir)
+    is_local = hf_source_is_local(path, base_dir)
+    local = hf_folder(path, base_dir) if is_local else None
+    if is_local and local is None:  # analysis reports this; the folder may have gone since
+        problem = hf_folder_problem(path, base_dir)
+        detail = f"{problem.message} ({problem.label}); {problem.help}" if problem else f"`{path}` not found"
+        raise NetworkLoadError(f"network `{name}`: {detail}")
     source = str(local) if local else path
     offline = not allow_download
+    config_file = local / "config.json" if local else _hub_config(path)
+    if config_file is not None:
+        check_hf_config(config_file, name, trust_remote_code)
+    if local is not None and not any((local / f).is_file() for f in TOKENIZER_FILES):
+        # transformers would build an empty tokenizer from the model type and every answer would
+        # then "tokenize to no tokens": name the cause instead
+        raise NetworkLoadError(f"network `{name}`: the model folder `{local}` has no tokenizer files "
+                               f"({', '.join(TOKENIZER_FILES[:3])}, …); save the tokenizer there with "
+                               "tokenizer.save_pretrained(FOLDER)")
     try:
         config = AutoConfig.from_pretrained(source, local_files_only=offline, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        where = f"{(base_dir / path)} or the Hugging Face cache" if local is None else str(local)
+        downloaded = _hub_config(path) if local is None and config_file is None else None
+        if downloaded is not None:  # fetched just now (--allow-download): say what is wrong with it
+            check_hf_config(downloaded, name, trust_remote_code)
+        if local is not None or isinstance(exc, ValueError):  # the files are here: loading them failed
+            raise NetworkLoadError(f"network `{name}`: cannot load the config of `{source}`: "
+                                   f"{_first_line(exc)}") from exc
         if offline:
             raise NetworkUnavailable(
-                f"weights for `{path}` not found locally (looked in {where}); "
+                f"weights for `{path}` not found locally (a hub id, looked up in the Hugging Face cache); "
                 "run with --allow-download to fetch them, or point the spec at a local folder") from exc
         raise NetworkUnavailable(f"cannot load `{path}`: {exc}") from exc
     cls_name = model_class or default_model_class(config)
@@ -188,7 +307,20 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline,
                                                   trust_remote_code=trust_remote_code)
     except OSError as exc:
+        classified = weights_error(name, path, local, exc)
+        if classified is not exc:  # a truncated or pickled weights file, named
+            raise classified from exc
+        if local is not None:  # a local folder: its weight or tokenizer files are missing or unreadable
+            raise NetworkLoadError(f"network `{name}`: the model folder `{local}` cannot be loaded (weight or "
+                                   f"tokenizer files missing or unreadable): {_first_line(exc)}") from exc
         raise NetworkUnavailable(f"weights or tokenizer for `{path}` not found locally: {exc}") from exc
+    except (KeyboardInterrupt, GeneratorExit, NetworkLoadError):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - classified: a bad weights file, or the model's own code
+        error = weights_error(name, path, local, exc)
+        if error is exc:
+            raise
+        raise error from exc
     if not weights:
         dev = torch.device("cpu")  # inputs are built here and shipped; the module holds no data
     elif device_map is None:
@@ -198,6 +330,38 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
     module.eval()
     return LoadedNetwork(name, "hf", module, dev, dt, tokenizer=tokenizer, source=source,
                          extra={"model_class": cls_name, "device_map": device_map, "weights": weights})
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+
+
+def weights_error(name: str, path: str, local: Path | None, exc: BaseException) -> BaseException:
+    """What `from_pretrained` raising `exc` means: a weights file that is there but cannot be
+    read (truncated, not safetensors, a pickle that `torch.load(weights_only=True)` refuses)
+    or user code (a `trust_remote_code` model file that raised or exited) is a
+    `NetworkLoadError` naming the file; anything else is returned as is (ours: exit 3)."""
+    import pickle
+
+    files = sorted(p.name for p in local.iterdir() if p.name.endswith(WEIGHT_SUFFIXES)) if local else []
+    where = f"`{local}` ({', '.join(files)})" if files else f"`{path}`"
+    text = str(exc).split("\n")[0]
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+        return NetworkLoadError(
+            f"network `{name}`: torch.load(weights_only=True) refused a pickled weights file in {where}: {text} — "
+            "a pickle can run code, so causalspec never loads one unsafely; convert the weights to safetensors "
+            "(model.save_pretrained(folder, safe_serialization=True) where you trust the file)")
+    if type(exc).__name__ == "SafetensorError" or isinstance(exc, EOFError) or \
+            (isinstance(exc, RuntimeError) and any(t in str(exc) for t in ("PytorchStreamReader", "zip archive"))):
+        return NetworkLoadError(f"network `{name}`: cannot read the weights in {where}: {text} (a truncated or "
+                                "corrupt file? download or save it again)")
+    if isinstance(exc, SystemExit):
+        return UserCodeError(f"network `{name}`: loading `{path}` {describe_exception(exc)}", f"network `{name}`",
+                             exc)
+    return exc
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def default_model_class(config) -> str:

@@ -41,7 +41,11 @@ from __future__ import annotations
 import torch
 
 FORMAT = 1
-UNDECODABLE = -1  # an example whose candidate logits are not all finite
+UNDECODABLE = -1  # a prediction outside the output domain (never equals a label)
+# An example whose output (the scores read) holds a NaN, or else an inf. Never equal to a label,
+# and counted apart: a claim with any non-finite output is an error (score.iia.nonfinite_counts).
+NAN_OUTPUT = -2
+INF_OUTPUT = -3
 
 
 # ───────────────────────── arithmetic shared with the torch engine ─────────────────────────
@@ -73,8 +77,17 @@ def decode(raw: torch.Tensor, answer_pos: torch.Tensor | None, candidates: torch
         rows = torch.arange(raw.shape[0], device=raw.device)
         scores = raw[rows, answer_pos.to(raw.device)][:, candidates.to(raw.device)]  # [batch, n_values]
     scores = scores.float()
-    codes = scores.argmax(dim=-1)
-    return torch.where(torch.isfinite(scores).all(dim=-1), codes, torch.full_like(codes, UNDECODABLE))
+    return with_nonfinite(scores.argmax(dim=-1), scores)
+
+
+def with_nonfinite(codes: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """``codes`` [batch] with rows whose ``scores`` [batch, …] hold a NaN set to NAN_OUTPUT,
+    and rows with an inf (and no NaN) set to INF_OUTPUT."""
+    flat = scores.reshape(scores.shape[0], -1)
+    nan = torch.isnan(flat).any(dim=-1)
+    inf = torch.isinf(flat).any(dim=-1)
+    codes = torch.where(inf, torch.full_like(codes, INF_OUTPUT), codes)
+    return torch.where(nan, torch.full_like(codes, NAN_OUTPUT), codes)
 
 
 def _primary_key(value) -> str:

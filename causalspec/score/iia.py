@@ -18,6 +18,24 @@ from causalspec.score.stats import wilson
 
 MAX_COUNTEREXAMPLES = 3
 
+# Output codes of an example whose output held a NaN (or else an inf): the run layer's
+# NAN_OUTPUT / INF_OUTPUT (`run.nnsight_runner`), never equal to a label.
+NONFINITE_KINDS = {-2: "NaN", -3: "inf"}
+
+
+def nonfinite_counts(net_base: np.ndarray, net_sources: np.ndarray, net_patched: np.ndarray) -> dict[str, int]:
+    """Pairs whose clean (base or any source) or patched output was not finite, by kind: a pair
+    with a NaN anywhere counts under "NaN", else one with an inf under "inf". Empty when none."""
+    n = len(net_base)
+    if n == 0:
+        return {}
+    outputs = np.vstack([np.asarray(net_base)[None], np.asarray(net_sources).reshape(-1, n),
+                         np.asarray(net_patched)[None]])  # [outputs per pair, pairs]
+    (nan_code, _), (inf_code, _) = NONFINITE_KINDS.items()
+    nan = (outputs == nan_code).any(axis=0)
+    inf = (outputs == inf_code).any(axis=0) & ~nan
+    return {kind: int(hit.sum()) for kind, hit in (("NaN", nan), ("inf", inf)) if hit.any()}
+
 
 def score_claim(label: str, groups: list[list[str]], *, expected: np.ndarray, base_label: np.ndarray,
                 source_labels: np.ndarray, net_base: np.ndarray, net_sources: np.ndarray,
@@ -50,4 +68,4 @@ def score_claim(label: str, groups: list[list[str]], *, expected: np.ndarray, ba
         order = sorted(wrong, key=lambda i: (expected[i] == base_label[i], i))
         counterexamples = [describe(int(i), int(net_patched[i])) for i in order[:MAX_COUNTEREXAMPLES]]
     return ClaimResult(label, groups, n, int(k.sum()), dropped, changed, moved, baseline, iia,
-                       counterexamples, kind)
+                       counterexamples, kind, nonfinite=nonfinite_counts(net_base, net_sources, net_patched))

@@ -37,6 +37,9 @@ class ClaimResult:
     suggestion: str = ""
     # illusion check: the same pairs with the whole component patched instead of the subspace
     full_patch: dict[str, Any] | None = None
+    # pairs whose clean or patched network output held a NaN / an inf ({"NaN": n, "inf": n}; empty
+    # when every output was finite): any makes the check an error (checking.evaluate_conditions)
+    nonfinite: dict[str, int] = field(default_factory=dict)
 
     @property
     def keep_rate(self) -> float:
@@ -47,7 +50,7 @@ class ClaimResult:
             "label": self.label, "groups": self.groups, "kind": self.kind,
             "pairs": {"sampled": self.sampled, "kept": self.kept, "dropped": dict(self.dropped),
                       "keep_rate": None if not self.sampled else self.keep_rate,
-                      "changed": self.changed, "moved": self.moved},
+                      "changed": self.changed, "moved": self.moved, "nonfinite": dict(self.nonfinite)},
             "baseline": self.baseline.to_dict(),
             "iia": self.iia.to_dict(),
             "counterexamples": self.counterexamples,
@@ -125,6 +128,9 @@ class CheckResult:
     locate: dict[str, Any] | None = None  # a `locate` sweep: cells, IIA, the chosen site
     kind: str = "check"  # "check" | "circuit" (a circuit claim: `circuit` holds its numbers)
     circuit: Any = None  # score/circuit_scores.CircuitSummary for kind == "circuit"
+    # the option (`--strict`, `--causalspec-strict`) that turned this skip into an error; "" otherwise.
+    # Not a JSON key: the reason says it too.
+    strict_skip: str = ""
 
     @property
     def passed(self) -> bool:
@@ -149,12 +155,16 @@ class CheckResult:
 def summary_line(results: list[CheckResult]) -> str:
     """The closing line CI reads: `N passed, N failed` (`, N skipped` when any).
 
-    A check that errored (e.g. user hook raised) counts as failed: it did not hold.
+    A check that errored (e.g. user hook raised) counts as failed: it did not hold. Skips that
+    `--strict` failed are counted as failed and named: `1 failed (1 skip failed by --strict)`.
     """
     passed = sum(r.status == PASSED for r in results)
     failed = sum(r.status in (FAILED, ERROR) for r in results)
     skipped = sum(r.status == SKIPPED for r in results)
     line = f"{passed} passed, {failed} failed"
+    strict = [r.strict_skip for r in results if r.strict_skip]
+    if strict:
+        line += f" ({len(strict)} skip{'s' if len(strict) > 1 else ''} failed by {', '.join(dict.fromkeys(strict))})"
     if skipped:
         line += f", {skipped} skipped"
     return line

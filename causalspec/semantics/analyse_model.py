@@ -154,8 +154,10 @@ class _ModelAnalyser:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
+            from causalspec.semantics.paths import missing_path_help
+
             self.sink.error("E0801", f"enum file `{t.path}` not found", t.span, f"looked for {path}",
-                            help="paths are relative to the spec file's folder")
+                            help=missing_path_help(t.path, path))
             return None
         except (OSError, UnicodeDecodeError) as exc:
             self.sink.error("E0802", f"cannot read enum file `{t.path}`: {exc}", t.span, "unreadable")

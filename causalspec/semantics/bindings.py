@@ -5,8 +5,9 @@ Why one module for all of them: they refer to each other (an alignment names a m
 network, its templates are only checkable against that model's variables, a check names an
 alignment, a circuit names a dataset), so they are resolved together, in dependency order,
 with every problem reported in one pass. Nothing here loads a network, imports torch or
-transformers, or runs user Python: files a spec names are only checked to exist, except
-weights, which a training script may not have produced yet (a check-time skip).
+transformers, or runs user Python: files a spec names are only checked to exist and to be
+a file (a folder for a local `hf` model, holding config.json) — torch weights included, so
+a typo is a located error rather than a check skipped at run time (semantics.paths).
 
 Decisions a reader may look for (docs/language.md states them for users):
 
@@ -40,6 +41,7 @@ from causalspec.semantics.analyse_model import literal_value
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.featurizers import Featurizer, Identity, Slice, featurizer_from_ast
 from causalspec.semantics.model import CausalModel
+from causalspec.semantics.paths import PathProblem, file_problem, hf_folder_problem, resolve
 from causalspec.semantics.sites import ALL, LAST, PositionResolver, PositionSpec, SiteSpec, site_from_ast
 from causalspec.syntax import ast as A
 
@@ -55,6 +57,8 @@ CLASSES = ("causal_lm", "masked_lm", "base", "sequence_classification")
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's strategies
 ENGINES = ("torch", "nnsight")  # `backend X` of a network body: torch hooks or nnsight traces
 DECODERS = ("argmax", "answer", "decode")
+WEIGHTS_HELP = ("paths are relative to the spec file's folder; if a training script writes the weights, "
+                "run it before checking")
 
 CHECK_METRICS = ("iia", "aaa", "control")
 CONTROLS = ("random_init", "random_subspace", "heldout")
@@ -269,8 +273,8 @@ class HookRef:
 @dataclass
 class NetworkIR:
     """A network declaration. `backend` is "hf" (`source` is the path or hub name, as
-    written) or "torch" (`builder` builds the module; `weights` is loaded into it, and may
-    be missing until check time)."""
+    written) or "torch" (`builder` builds the module; `weights` is loaded into it; analysis
+    checks that the file exists)."""
 
     name: str
     backend: str
@@ -584,12 +588,14 @@ class _Bindings:
             self.sink.error("E0610", f"{what} `{ref}`: `{file}` is not a Python file", lit_span,
                             "expected a .py file", help="hooks and builders are functions in a .py file")
             return None
-        path = Path(file) if Path(file).is_absolute() else self.base_dir / file
-        if not path.is_file():
-            self.sink.error("E0801", f"{what} file `{file}` not found", lit_span, f"looked for {path}",
-                            help="paths are relative to the spec file's folder")
+        problem = file_problem(file, self.base_dir, f"{what} file")
+        if problem is not None:
+            self._path_error(problem, lit_span)
             return None
-        return HookRef(ref, file, function, path, span=lit_span)
+        return HookRef(ref, file, function, resolve(file, self.base_dir), span=lit_span)
+
+    def _path_error(self, problem: PathProblem, span: Span) -> None:
+        self.sink.error(problem.code, problem.message, span, problem.label, help=problem.help)
 
     # networks ------------------------------------------------------------------------
     def _network(self, net: A.Network) -> NetworkIR:
@@ -600,13 +606,18 @@ class _Bindings:
         if is_torch:
             out.builder = self._hook(backend.builder, backend.span, "torch builder", at_end=False)
             out.weights = backend.weights
-            out.weights_path = Path(backend.weights) if Path(backend.weights).is_absolute() \
-                else self.base_dir / backend.weights
+            out.weights_path = resolve(backend.weights, self.base_dir)
+            problem = file_problem(backend.weights, self.base_dir, "weights file", WEIGHTS_HELP)
+            if problem is not None:
+                self._path_error(problem, self._string_span(backend.span, backend.weights)[0])
         else:
             out.model_class = "causal_lm"
             if not backend.path.strip():
                 self.sink.error("E0610", "empty hf model path", backend.span, "empty",
                                 help='name a local folder or a hub id, e.g. `hf "gpt2"`')
+            problem = hf_folder_problem(backend.path, self.base_dir)
+            if problem is not None:
+                self._path_error(problem, self._string_span(backend.span, backend.path)[0])
         given: dict[str, A.Node] = {}
         positions: dict[str, A.PositionDecl] = {}
         for stmt in net.body:

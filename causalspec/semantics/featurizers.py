@@ -34,6 +34,7 @@ from typing import Any, Callable, ClassVar, Mapping
 import numpy as np
 
 from causalspec.diagnostics import NO_SPAN, DiagnosticSink, Span, did_you_mean
+from causalspec.semantics.paths import file_problem, resolve
 from causalspec.syntax import ast as A
 
 ReadTensors = Callable[[Path], Mapping[str, Any]]  # a safetensors file -> {name: array}
@@ -113,7 +114,16 @@ class FixedBasis(Featurizer):
         matrix is transposed; its columns must be orthonormal (to 1e-3)."""
         if not Path(self.resolved).is_file():
             raise FeaturizerError(f"basis file `{self.path}` not found (looked for {self.resolved})")
-        tensors = read(self.resolved)
+        try:
+            tensors = read(self.resolved)
+        except (OSError, ValueError, EOFError) as exc:
+            raise FeaturizerError(f"basis file `{self.path}` cannot be read as safetensors: {exc} "
+                                  "(a truncated or corrupt file? write it again)") from exc
+        except Exception as exc:  # noqa: BLE001 - safetensors' own error type (SafetensorError) is not exported
+            if type(exc).__name__ != "SafetensorError":
+                raise
+            raise FeaturizerError(f"basis file `{self.path}` cannot be read as safetensors: {exc} "
+                                  "(a truncated or corrupt file? write it again)") from exc
         names = ", ".join(sorted(tensors))
         if self.key is None:
             if len(tensors) != 1:
@@ -239,12 +249,11 @@ def featurizer_from_ast(feat: A.SliceFeaturizer | A.CallFeaturizer | None, sink:
         args.fail(args.span_of("file"), f"basis file `{path}` is not a .safetensors file",
                   help="bases are read with safetensors (never pickle); save with safetensors.torch.save_file")
         return None
-    resolved = Path(path) if Path(path).is_absolute() else base_dir / path
-    if not resolved.is_file():
-        sink.error("E0801", f"basis file `{path}` not found", args.span_of("file"), f"looked for {resolved}",
-                   help="paths are relative to the spec file's folder")
+    problem = file_problem(path, base_dir, "basis file")
+    if problem is not None:
+        sink.error(problem.code, problem.message, args.span_of("file"), problem.label, help=problem.help)
         return None
-    return FixedBasis(path, resolved, key, span=feat.span)
+    return FixedBasis(path, resolve(path, base_dir), key, span=feat.span)
 
 
 class _Args:

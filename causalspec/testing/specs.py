@@ -58,7 +58,8 @@ check Good {
 """
 
 
-# A complete spec whose `hf` network does not exist here: its check must be *skipped*.
+# A complete spec whose `hf` network is a hub id not in the local cache: its check must be *skipped*
+# (the only skip a network can cause; `--strict` makes it a failure).
 MISSING_HF_SPEC = """
 model Copy {
   domain Name = enum {Mary, John}
@@ -67,7 +68,7 @@ model Copy {
   output answer : Name = B
 }
 
-network missing = hf "/nonexistent/causalspec-test-model" {
+network missing = hf "causalspec-test/absent-model" {
   prompt "Say {A}:"
   answer " {answer}"
 }

@@ -151,8 +151,38 @@ def test_site_the_family_cannot_serve_is_an_error_listing_what_it_can(tmp_path):
     assert "resid.post[0]" in r.reason and "module" in r.reason
 
 
-def test_missing_weights_skip_the_check_never_pass_it(tmp_path):
+def test_missing_torch_weights_are_a_spec_error_and_weights_gone_since_an_error(tmp_path):
+    """A local weights file is never a skip (issue 10): missing at analysis it is E0801; gone
+    between analysis and the run, every check on it is an error naming the file."""
+    from causalspec.diagnostics import SpecError
+
     text = HIER_SPEC.replace(f"{HIER}/hand.safetensors", str(tmp_path / "absent.safetensors"))
-    results = _run(text, tmp_path)
-    assert {r.status for r in results.values()} == {"skipped"}
-    assert all("absent.safetensors" in r.reason for r in results.values())
+    with pytest.raises(SpecError) as info:
+        _run(text, tmp_path)
+    assert [d.code for d in info.value.diagnostics] == ["E0801"]
+    weights = tmp_path / "hand.safetensors"
+    weights.write_bytes((HIER / "hand.safetensors").read_bytes())
+    ir = load_text(HIER_SPEC.replace(f"{HIER}/hand.safetensors", str(weights)), str(tmp_path / "spec.cspec"),
+                   base_dir=tmp_path)
+    weights.unlink()
+    results = run_checks(ir, CheckOptions())
+    assert {r.status for r in results} == {"error"}
+    assert all(f"weights file `{weights}` not found" in r.reason for r in results)
+
+
+def test_strict_turns_a_skip_into_an_error_that_says_so(tmp_path):
+    from causalspec.checking import apply_strict
+    from causalspec.score.results import CheckResult, summary_line
+
+    def skipped():
+        return CheckResult("C", "A", "M", "gpt2", "skipped", reason="weights for `gpt2` not found locally")
+
+    assert apply_strict(skipped(), CheckOptions()).status == "skipped"
+    r = apply_strict(skipped(), CheckOptions(strict=True))
+    assert (r.status, r.strict_skip) == ("error", "--strict")
+    assert r.reason == "skipped, and --strict fails every skip: weights for `gpt2` not found locally"
+    assert summary_line([r]) == "0 passed, 1 failed (1 skip failed by --strict)"
+    assert summary_line([r, apply_strict(skipped(), CheckOptions(strict=True))]) == \
+        "0 passed, 2 failed (2 skips failed by --strict)"
+    passed = CheckResult("P", "A", "M", "n", "passed")
+    assert apply_strict(passed, CheckOptions(strict=True)).status == "passed"

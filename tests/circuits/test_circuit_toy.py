@@ -243,7 +243,7 @@ def test_statuses_skip_error_and_effect_size_guard(tmp_path, toy, networks):
     assert res["OutOfRange"].status == ERROR and "layer 5 out of range" in res["OutOfRange"].reason
     assert res["MlpOnly"].status == FAILED and "effect-size guard" in res["MlpOnly"].reason
     assert res["QNode"].status == ERROR and "input of a head" in res["QNode"].reason
-    missing = spec_header(tmp_path / "nowhere") + circuit("Skip", TRUE)
+    missing = spec_header("causalspec-test/absent-model") + circuit("Skip", TRUE)  # a hub id, not cached
     (tmp_path / "skip.cspec").write_text(missing)
     [r] = run_checks(load(tmp_path / "skip.cspec"))
     assert r.status == SKIPPED and "not found locally" in r.reason

@@ -20,6 +20,7 @@ TORCH = 'network n = torch "m.py:build" weights "w.safetensors" {\n  encode "m.p
 
 def analyse(body: str, tmp_path: Path, torch: bool = False):
     (tmp_path / "m.py").write_text("def build(): ...\ndef encode(x): ...\n")
+    (tmp_path / "w.safetensors").write_bytes(b"")
     head = TORCH if torch else 'network n = hf "gpt2" {\n  prompt "{a}"\n'
     return load_text(MODEL + head + body + "}\n", "t.cspec", base_dir=tmp_path)
 

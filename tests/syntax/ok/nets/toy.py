@@ -1,7 +1,8 @@
 """A toy torch network for the golden spec corpus (tests/syntax/ok/*.cspec).
 
-Spec files name `nets/toy.py:build`, `nets/toy.py:encode` and `nets/toy.py:decode`; the
-analyser only checks that this file exists. Nothing in the test suite imports or runs it.
+Spec files name `nets/toy.py:build`, `nets/toy.py:encode` and `nets/toy.py:decode`, with the
+weights `nets/toy.safetensors` (`build()` under `torch.manual_seed(0)`); the analyser only
+checks that these files exist. Nothing in the test suite imports or runs them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,174 @@
+"""Local paths a spec names: which `hf` strings are paths, and what is wrong with a path
+that does not fit.
+
+Why a module of its own: a typo in a path must be a located diagnostic with a did-you-mean,
+never a check skipped as "weights not found" that CI reads as green. Analysis (network
+blocks, `basis` files) and loading (causalspec.run.loading) apply the same rules through
+these functions, so the path analysis accepted is the path the loader opens. Nothing here
+reads a file's content or imports torch.
+
+The rule for `hf "…"` (docs/language.md, 5.1): the string is a **local path** when it
+starts with `./`, `../`, `/` or `~`; when it is not shaped like a hub id (`name` or
+`org/name`, letters, digits, `-`, `_`, `.`); when it names something that exists next to
+the spec; when it names a model folder (one holding `config.json`) under the current
+directory; or, for `org/name`, when `org` is a folder next to the spec. Anything else is a
+**hub id**: looked up in the Hugging Face cache, and a check whose hub weights are not
+cached is skipped — the only skip a path can cause.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?\Z")
+LOCAL_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
+RELATIVE_HELP = "paths are relative to the spec file's folder"
+LISTED = 6  # entries of a folder shown when nothing in it is close to the name
+
+
+@dataclass(frozen=True)
+class PathProblem:
+    """Why a path a spec names does not fit: a diagnostic's code, message, label and help."""
+
+    code: str  # E0801 not found | E0803 a folder where a file is expected | E0804 not a model folder
+    message: str
+    label: str
+    help: str
+
+
+def resolve(text: str, base_dir: Path) -> Path:
+    """A path as written (`~` expanded), relative to the spec's folder unless absolute."""
+    path = Path(os.path.expanduser(text))
+    return path if path.is_absolute() else base_dir / path
+
+
+def is_hub_id(text: str) -> bool:
+    """`name` or `org/name` as the Hugging Face hub spells repository ids."""
+    return bool(HUB_ID.match(text)) and ".." not in text and "--" not in text \
+        and not text.endswith((".", "-"))
+
+
+def hf_candidates(source: str, base_dir: Path) -> list[Path]:
+    """Where a local `hf` path is looked for: the spec's folder, then the current directory."""
+    path = Path(os.path.expanduser(source))
+    return [path] if path.is_absolute() else [base_dir / path, Path.cwd() / path]
+
+
+def hf_folder(source: str, base_dir: Path) -> Path | None:
+    """The local model folder (one holding `config.json`) that `source` names, or None."""
+    for c in hf_candidates(source, base_dir):
+        if c.is_dir() and (c / "config.json").is_file():
+            return c.resolve()
+    return None
+
+
+def hf_source_is_local(source: str, base_dir: Path) -> bool:
+    """Whether `hf "source"` names a local path rather than a hub id (rule in the module docstring)."""
+    if source.startswith(LOCAL_PREFIXES) or source in (".", "..") or not is_hub_id(source):
+        return True
+    if resolve(source, base_dir).exists() or hf_folder(source, base_dir) is not None:
+        return True
+    org = source.split("/", 1)[0]
+    return "/" in source and (base_dir / org).is_dir()
+
+
+def file_problem(text: str, base_dir: Path, what: str, missing_help: str = "") -> PathProblem | None:
+    """None when `text` names an existing file; else why not (E0801 missing, E0803 a folder).
+    `what` starts the message (e.g. "weights file"); `missing_help` is added to a missing
+    path's help (e.g. how the file gets made)."""
+    path = resolve(text, base_dir)
+    if path.is_dir():
+        inside = _entries(path, files_only=True)
+        listing = f"; it holds {_listing(inside)}" if inside else "; it holds no files"
+        return PathProblem("E0803", f"{what} `{text}` is a folder, not a file", f"{path} is a folder",
+                           f"name a file inside it{listing}")
+    if path.exists():
+        return None
+    return PathProblem("E0801", f"{what} `{text}` not found", f"looked for {path}",
+                       missing_path_help(text, path, missing_help or RELATIVE_HELP))
+
+
+def hf_folder_problem(source: str, base_dir: Path) -> PathProblem | None:
+    """None when `hf "source"` is a hub id or names a model folder; else why not (E0801 a
+    missing local path, E0804 a file, or a folder without config.json)."""
+    if not source.strip() or not hf_source_is_local(source, base_dir) or hf_folder(source, base_dir):
+        return None
+    candidates = hf_candidates(source, base_dir)
+    found = next((c for c in candidates if c.exists()), None)
+    if found is None:
+        return PathProblem("E0801", f"local model folder `{source}` not found", f"looked for {candidates[0]}",
+                           missing_path_help(source, candidates[0],
+                                             f"{RELATIVE_HELP} or the current directory; a hub id is written "
+                                             "`name` or `org/name`, e.g. `gpt2` or `openai-community/gpt2`"))
+    if not found.is_dir():
+        parent = source.rstrip("/").rsplit("/", 1)[0] if "/" in source.rstrip("/") else "."
+        return PathProblem("E0804", f"`{source}` is a file; `hf` takes a model folder", f"{found} is a file",
+                           f"name the folder that holds config.json and the weights, e.g. `hf \"{parent}\"`")
+    nested = sorted(p.name for p in _subfolders(found) if (p / "config.json").is_file())
+    help_ = (f"did you mean `{source.rstrip('/')}/{nested[0]}`? (it holds config.json)" if nested else
+             "save the model with `model.save_pretrained(FOLDER)` and the tokenizer with "
+             "`tokenizer.save_pretrained(FOLDER)`: they write config.json, the weights and the tokenizer files")
+    return PathProblem("E0804", f"`{source}` is not a Hugging Face model folder: it has no config.json",
+                       f"no config.json in {found}", help_)
+
+
+def missing_path_help(text: str, path: Path, rest: str = RELATIVE_HELP) -> str:
+    """The help of a missing path: `did you mean …? (rest)`, or `rest` when nothing is close."""
+    hint = did_you_mean_path(text, path)
+    return f"{hint} ({rest})" if hint else rest
+
+
+def did_you_mean_path(text: str, path: Path) -> str:
+    """A did-you-mean for a missing path: the first component that does not exist, compared
+    (difflib) with the names in its parent folder; the whole path with the fix when the
+    component appears once in what the user wrote. Empty when nothing is close."""
+    missing, parent = path, path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing, parent = parent, parent.parent
+    name = missing.name
+    entries = _entries(parent)
+    close = closest_name(name, entries)
+    if close:
+        segments = text.split("/")
+        if segments.count(name) == 1:
+            segments[segments.index(name)] = close
+            return f"did you mean `{'/'.join(segments)}`?"
+        return f"did you mean `{close}` (in {parent})?"
+    if entries and len(entries) <= LISTED:
+        return f"{parent} holds {_listing(entries)}"
+    return ""
+
+
+def closest_name(name: str, entries: list[str]) -> str | None:
+    """The entry closest to `name`: difflib's best at 0.6, else one that differs only in case or
+    in the order of its letters (`tyni` -> `tiny`, which difflib scores 0.5)."""
+    close = difflib.get_close_matches(name, entries, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    for entry in entries:
+        if entry.lower() == name.lower() or (len(name) >= 3 and sorted(entry) == sorted(name)):
+            return entry
+    return None
+
+
+def _entries(folder: Path, files_only: bool = False) -> list[str]:
+    try:
+        return sorted(e.name for e in folder.iterdir() if not files_only or e.is_file())
+    except OSError:
+        return []
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [e for e in folder.iterdir() if e.is_dir()]
+    except OSError:
+        return []
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(f"`{n}`" for n in names[:LISTED])
+    return shown + (f" and {len(names) - LISTED} more" if len(names) > LISTED else "")
