@@ -9,7 +9,9 @@ Exit codes (stable; CI jobs rely on them): 0 ok, 1 a check failed, 2 invalid spe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -27,6 +29,34 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 class UsageError(Exception):
     """A command-line mistake (not a spec mistake): exit 2 with the message."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (e.g. a cancelled CI job), handled like Ctrl-C: temporary files are removed and
+    `check` reports what finished; the exit code is the shell's 128 + SIGTERM (143)."""
+
+    exit_code = 128 + int(getattr(signal, "SIGTERM", 15))
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a command runs, SIGTERM raises `Terminated` — only where nobody else handles
+    SIGTERM (a program embedding `main` keeps its own handler) and in the main thread."""
+    try:
+        installed = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        if installed:
+            signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM here
+        installed = False
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def check_output_targets(**targets) -> None:
@@ -271,16 +301,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     show_tb = args.traceback or bool(os.environ.get("CAUSALSPEC_TRACEBACK"))
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except SpecError as exc:
         _stderr().print(render(exc.diagnostics), markup=False)
         return EXIT_INVALID
     except (UsageError, OutputError) as exc:
         _stderr().print(f"error: {exc}", markup=False)
         return EXIT_INVALID
-    except KeyboardInterrupt:
-        _stderr().print("interrupted", markup=False)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C (130) or SIGTERM (143): not a bug, no traceback
+        _stderr().print("terminated" if isinstance(exc, Terminated) else "interrupted", markup=False)
+        return getattr(exc, "exit_code", EXIT_INTERRUPTED)
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the last line of defence, reported as ours

@@ -4,7 +4,7 @@ Exit codes (those of the whole CLI): 0 when every selected check passed or was s
 1 when any check failed or could not be run (error), 2 for an invalid spec or a usage
 mistake (an unknown `--only` name, a report file that is not ours or cannot be written),
 3 internal error, 130 interrupted (Ctrl-C: the checks that finished are summarised and
-written to the reports, which say the run was interrupted).
+written to the reports, which say the run was interrupted; SIGTERM does the same, exit 143).
 A skipped check (hub weights not in the local cache, a requested device missing) never
 counts as a pass — the summary line lists it — but it is not a failure either: the claim was
 not tested. `--strict` makes every skip an error (exit 1), for CI that must test every claim.
@@ -139,7 +139,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                            activations=args.activations_on_disk, strict=args.strict)
     results = []
     selected = [(ir, selected_checks(ir, args.only)) for ir in irs]
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     with progress:
         try:
             for ir, checks in selected:
@@ -154,15 +154,15 @@ def cmd_check(args: argparse.Namespace) -> int:
                         progress.end()
                     report.check(result)
                     results.append(result)
-        except KeyboardInterrupt:  # Ctrl-C: report what finished, exit 130
-            interrupted = True
+        except KeyboardInterrupt as exc:  # Ctrl-C (or SIGTERM, cli.Terminated): report what finished
+            interrupted = exc
     if interrupted:
         total = sum(len(checks) for _, checks in selected)
         report.line(f"interrupted: {len(results)} of {total} check(s) finished; the others did not run")
-    _write_reports(args, report, results, [ir.file for ir in irs], interrupted)
+    _write_reports(args, report, results, [ir.file for ir in irs], interrupted is not None)
     report.summary(results)
-    if interrupted:
-        return EXIT_INTERRUPTED
+    if interrupted is not None:
+        return getattr(interrupted, "exit_code", EXIT_INTERRUPTED)
     return EXIT_FAILED if any(r.status in (FAILED, ERROR) for r in results) else EXIT_OK
 
 

@@ -259,3 +259,31 @@ def test_ctrl_c_while_a_report_is_written_leaves_no_temp_file_and_the_old_report
     assert code == 130 and "interrupted" in err
     assert j.read_bytes() == old
     assert sorted(p.name for p in repo.iterdir()) == ["r.json", "specs"]
+
+
+def test_sigterm_is_handled_like_ctrl_c_with_exit_143(repo, capsys, monkeypatch):
+    import signal
+
+    import causalspec.checking as checking
+    from causalspec import cli
+
+    if not hasattr(signal, "SIGTERM") or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        pytest.skip("SIGTERM is handled by the test runner here")
+    real = checking.run_check
+    calls = []
+
+    def run_check(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            assert signal.getsignal(signal.SIGTERM) is cli._raise_terminated  # never kill the test run itself
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checking, "run_check", run_check)
+    j = repo / "r.json"
+    code, out, err = _run(capsys, ["check", repo / "specs" / "hier_eq.cspec", "--json", j])
+    assert code == 143, err
+    assert out.splitlines()[-1] == "1 passed, 0 failed"
+    assert json.loads(j.read_text())["interrupted"] is True
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored after the command
+    assert sorted(p.name for p in repo.iterdir()) == ["r.json", "specs"]
