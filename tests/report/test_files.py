@@ -109,6 +109,7 @@ def test_files_that_merely_mention_causalspec_are_not_ours(tmp_path, name):
 def test_a_big_safetensors_header_is_read_in_full(tmp_path):
     data = _safetensors({"causalspec": "featurizers", "key": "k", "info": json.dumps({"loss": [0.5] * 20000})})
     assert len(data) > 100_000
+    assert recognise_bytes(data) == "safetensors"  # what the writer checks before writing
     target = tmp_path / "a.safetensors"
     target.write_bytes(data)
     assert recognise(target) == "safetensors"
