@@ -94,11 +94,20 @@ class NetworkCache:
 
 def engine_choice(net, options: CheckOptions, base_dir: Path) -> tuple[str, Any]:
     """(backend, remote target) for a network: the command line's choice, else the spec's
-    `backend` statement, else the torch engine here. `--remote` implies the nnsight backend."""
+    `backend` statement, else the torch engine here. `--remote` implies the nnsight backend.
+
+    A host named only by the spec is refused unless the user allowed it (causalspec.remote_hosts):
+    the spec must not choose where the user's API key goes or whose pickled replies are loaded.
+    This runs before the network is loaded, so a refused check contacts nothing."""
     from causalspec.run.nnsight_backend import remote_target
 
-    remote = remote_target(options.remote) if options.remote is not None else \
-        remote_target((getattr(net, "remote_host", None) or True) if getattr(net, "remote", False) else None)
+    if options.remote is not None:  # the user's own command line
+        remote = remote_target(options.remote)
+    else:
+        host = getattr(net, "remote_host", None)
+        if host:
+            _allowed_spec_host(net, host)
+        remote = remote_target((host or True) if getattr(net, "remote", False) else None)
     backend = options.backend or ("nnsight" if remote is not None else getattr(net, "engine", None)) or "torch"
     if remote is not None and backend != "nnsight":
         raise CheckUsageError(f"network `{net.name}`: remote execution runs nnsight sessions; use "
@@ -111,6 +120,16 @@ def engine_choice(net, options: CheckOptions, base_dir: Path) -> tuple[str, Any]
                               "named by their hub id (e.g. hf \"openai-community/gpt2\"); `--remote local` "
                               "dry-runs the remote path here")
     return backend, remote
+
+
+def _allowed_spec_host(net, host: str) -> None:
+    """Raise the refusal (a check ERROR) when the user has not allowed the spec's `host`."""
+    from causalspec.remote_hosts import refuse_reason
+
+    span = getattr(net, "remote_span", None) or net.span
+    reason = refuse_reason(host, f"network `{net.name}` ({span})")
+    if reason is not None:
+        raise CheckUsageError(reason)
 
 
 def selected_checks(ir: SpecIR, only: list[str] | None) -> list:
@@ -129,10 +148,21 @@ def run_checks(ir: SpecIR, options: CheckOptions | None = None,
 
 
 def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) -> CheckResult:
+    """The verdict of one check or circuit claim; its notes list the files the spec reads from
+    outside its folder (semantics.file_access), whatever the verdict."""
     if not hasattr(check, "alignment"):  # a circuit claim (CircuitIR)
         from causalspec.circuit_checking import run_circuit
 
-        return apply_strict(run_circuit(ir, check, options, networks), options)
+        result = run_circuit(ir, check, options, networks)
+    else:
+        result = _run_alignment_check(ir, check, options, networks)
+    from causalspec.semantics.file_access import outside_notes
+
+    result.notes[:0] = [n for n in outside_notes(ir.warnings) if n not in result.notes]
+    return apply_strict(result, options)
+
+
+def _run_alignment_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) -> CheckResult:
     start = time.perf_counter()
     alignment = ir.alignments[check.alignment]
     result = CheckResult(check.name, alignment.name, alignment.model, alignment.network, ERROR,
@@ -270,7 +300,7 @@ def alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, option
         if remote is not None and plan.alignment.learned:
             raise CheckUsageError("learned featurizers (das, boundless) train on local activations; a remote "
                                   "check cannot train them — train with the torch backend and check the saved "
-                                  "basis (`: basis \"file.safetensors\"`)")
+                                  "basis (`: basis(file=\"file.safetensors\")`)")
         engine = NNsightEngine(adapter, net.module, family, batch, base_dir, remote=remote)
     else:
         engine = Engine(adapter, net.module, family, batch, base_dir)

@@ -191,9 +191,9 @@ def edge_curve(ir, circuit, scored, fractions, options, networks) -> dict:
     granularity over heads and MLPs, with the embeddings routed (MIB's graph), one forward
     pass per batch and fraction; N and ∅ are shared by all fractions.
     """
-    from causalspec.circuit_files import area, graph_to_resolved, top_edges
+    from causalspec.circuit_files import graph_to_resolved, top_edges
     from causalspec.run.circuit_engine import Variant
-    from causalspec.score.circuit_scores import bootstrap_stats
+    from causalspec.score.circuit_scores import faithfulness_curve
 
     plan, engine, ablation, metric_fn, metric_text = prepare(ir, circuit, options, networks)
     universe = frozenset({HEAD, MLP})
@@ -212,21 +212,16 @@ def edge_curve(ir, circuit, scored, fractions, options, networks) -> dict:
         variants.append(Variant(f"fraction:{i}", "keep", graph_to_resolved(edges, universe)))
     values = engine.evaluate(plan.rows, variants, universe, ablation, metric_fn)
 
-    def faith(key):
-        return lambda m: (m[key] - m[ABLATED]) / (m[FULL] - m[ABLATED])
-
-    stats = {f"fraction:{i}": faith(f"fraction:{i}") for i in range(len(fractions))}
-    stats["effect"] = lambda m: m[FULL] - m[ABLATED]
-    est = bootstrap_stats(values, stats, seed=plan.seed)
-    ys = [est[f"fraction:{i}"].estimate for i in range(len(fractions))]
+    keys = [f"fraction:{i}" for i in range(len(fractions))]
     xs = [k / len(scored) for k in sizes]
+    points, effect, cpr, cmd = faithfulness_curve(values, keys, xs, seed=plan.seed)
     return {
         "circuit": circuit.name, "metric": metric_text, "ablation": describe_ablation(plan, ablation),
         "prompts": plan.prompts, "edges_scored": len(scored),
-        "points": [{"fraction": f, "edges": k, "edge_fraction": x, "faithfulness": est[f"fraction:{i}"].to_dict()}
-                   for i, (f, k, x) in enumerate(zip(fractions, sizes, xs))],
-        "effect": est["effect"].to_dict(),
-        "cpr": area(xs, ys), "cmd": area(xs, [abs(1 - y) for y in ys]),
+        "points": [{"fraction": f, "edges": k, "edge_fraction": x, "faithfulness": p.to_dict()}
+                   for f, k, x, p in zip(fractions, sizes, xs, points)],
+        "effect": effect.to_dict(),
+        "cpr": cpr, "cmd": cmd,
         "forward_passes": {k: v for k, v in engine.forward_passes.items() if v},
     }
 

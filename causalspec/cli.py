@@ -209,11 +209,12 @@ def parse_interchange(text: str, model) -> list[list[str]]:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from causalspec.semantics.analyse import load
     from causalspec.semantics.domains import format_value
     from causalspec.semantics.pairs import make_pairs
 
-    ir = load(args.file)
+    ir = load_reporting(args.file, _stderr())  # its warnings too: e.g. files read from outside its folder
+    if ir is None:
+        return EXIT_INVALID
     model = _pick_model(ir, args.model)
     if args.n < 1:
         raise UsageError("--n must be at least 1")

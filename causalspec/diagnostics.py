@@ -106,6 +106,7 @@ CODES: dict[str, str] = {
     "E0610": "network option problem",
     "E0611": "position problem",
     "E0612": "featurizer not allowed here",
+    "E0613": "variables share directions at one site",
     # checks and circuits
     "E0701": "threshold out of [0, 1]",
     "E0702": "unknown metric",
@@ -123,6 +124,8 @@ CODES: dict[str, str] = {
     "E0802": "file cannot be read",
     "E0803": "folder where a file is expected",
     "E0804": "not a model folder",
+    "E0807": "file outside the spec's folder",
+    "E0808": "remote host not allowed",
 }
 
 

@@ -8,8 +8,10 @@ predictions) and adds only the forward passes it needs:
   artifact, and the IIA on the training pairs (which the `heldout` control compares);
 * diagnostics — IIA per bucket of high-level values, worst buckets, a suggestion
   (`score.diagnostics`); no forward pass;
-* illusion check — for subspace featurizers, the whole component patched on the same pairs
-  (one patched pass per interchange set);
+* illusion check — for subspace featurizers: the whole component patched on the same pairs
+  (reported beside the claim), and the patch restricted to write inside the span of the
+  site's clean activations (`score.illusion`; one more pass, only when the subspace leaves
+  that span) — a warning when the effect disappears with the restriction;
 * controls, when the check declares them (`controls …` or `expect control(NAME) …`):
   `random_init` (the same procedure — training included — on a seeded random
   re-initialisation of the network, scored on every pair: a random network is not filtered
@@ -20,7 +22,9 @@ predictions) and adds only the forward passes it needs:
 from __future__ import annotations
 
 from causalspec.alignment_run import counted_as
-from causalspec.score.diagnostics import buckets, full_patch_summary, illusion_warning
+from causalspec.score.diagnostics import buckets, full_patch_summary
+from causalspec.score.illusion import (LEAK_TOL, clean_span, illusion_summary, illusion_warning, project,
+                                      sample_limited)
 from causalspec.score.results import ControlResult
 from causalspec.semantics import featurizers as F
 
@@ -84,14 +88,69 @@ def _subspace(run, groups) -> bool:
 
 
 def _illusion(run, declared, result) -> None:
+    """The whole-component patch (reported) and the in-span patch (the illusion test,
+    `score.illusion`): one patched pass each per interchange set; the second only when
+    some patched subspace leaves the span of the site's clean activations."""
+    spans: dict = {}
     for cr, res in declared:
         if cr.patched is None or not _subspace(run, cr.plan.groups) or not res.kept:
             continue
         full = run.patch(cr, mode="full")
         summary = full_patch_summary(cr.kept, cr.expected, cr.net_base, cr.patched, full)
+        restricted = _in_span_bases(run, cr.plan, spans)
+        if isinstance(restricted, str):  # the span cannot be trusted or computed here
+            summary.update({"dormant": False, "leak": None, "span_moved": None, "span_iia": None,
+                            "span_dims": {}, "rerun": False, "untested": restricted})
+        else:
+            given, leak, dims = restricted
+            span_preds = run.patch(cr, mode="given", random=given) if leak > LEAK_TOL else None
+            summary.update(illusion_summary(cr.kept, cr.expected, cr.net_base, cr.patched, span_preds, leak, dims))
         res.full_patch = summary
         if summary["dormant"]:
             result.warnings.append(illusion_warning(res.label, summary))
+
+
+def _in_span_bases(run, claim, spans: dict):
+    """Per (variable, binding) of the claim: the patch restricted to write inside the span of
+    the clean activations — `(B, (P B).T)` (`run.sites.Intervention`), FULL for a whole
+    activation — with the largest leak (`score.illusion.project`) and, per binding, the sizes; or
+    why the test does not apply (the clean activations stay on a remote server, or the pool
+    is too small to span what the site uses: `score.illusion.sample_limited`)."""
+    import numpy as np
+    import torch
+
+    from causalspec.run.engine import FULL, binding_text
+
+    given, leak, dims = {}, 0.0, {}
+    for group in claim.groups:
+        for var in group:
+            for b in run.alignment.variables[var]:
+                width = run.cache.acts.width(b)
+                basis = run.fitted.trained.basis(var, b) if run.fitted is not None else None
+                if basis is None:
+                    basis = run.engine.basis(b.featurizer, width)
+                if basis is None:  # the whole activation: nothing to restrict
+                    given[(var, b)] = FULL
+                    continue
+                if b not in spans:
+                    rows = list(run.cache.acts[b])
+                    if any(t.is_meta for t in rows):
+                        return "the clean activations stay on the remote server"
+                    n_rows = sum(int(t.numel() // max(int(t.shape[-1]), 1)) for t in rows)
+                    span = clean_span(t.detach().float().cpu().numpy() for t in rows)
+                    complete = run.n_unique >= run.model.input_space_size()
+                    spans[b] = (span, sample_limited(int(span.shape[1]), n_rows, int(width), complete), n_rows)
+                span, limited, n_rows = spans[b]
+                if limited:
+                    return (f"the pool's {run.n_unique} inputs span {span.shape[1]} of the {width} dims of "
+                            f"`{b.site}` and each adds a new one: too few to tell which directions the site never "
+                            "uses (raise `pool` above the site's width to test)")
+                inside, out = project(basis.detach().cpu().double().numpy(), span)
+                leak = max(leak, out)
+                dims[binding_text(var, b)] = {"width": int(width), "span": int(span.shape[1]), "leak": out}
+                given[(var, b)] = (basis.detach().float().cpu(),
+                                   torch.from_numpy(np.ascontiguousarray(inside.T, dtype=np.float32)))
+    return given, leak, dims
 
 
 def _random_subspace(run, declared, check) -> ControlResult:

@@ -23,6 +23,7 @@ from causalspec.syntax.parser import grammar_path, lark_parser
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 LANGUAGE = DOCS / "language.md"
 ERRORS = DOCS / "errors.md"
+SECURITY = DOCS / "security.md"
 INDEX_HEADING = "## Appendix: Grammar rule index"
 
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
@@ -120,6 +121,18 @@ def test_error_example_produces_its_code(line, tag, body, example_dir):
     assert set(got) == {code}, f"errors.md:{line}: expected only {code}, analysis reported {got}"
 
 
+WARNING_BLOCKS = blocks(ERRORS, "cspec-warning")
+
+
+@pytest.mark.parametrize("line,tag,body", WARNING_BLOCKS, ids=[f"errors.md:{b[0]}" for b in WARNING_BLOCKS])
+def test_warning_example_analyses_and_warns_with_its_code(line, tag, body, example_dir):
+    code = tag.split()[1]
+    assert code in CODES, f"errors.md:{line}: {code} is not a registered code"
+    ir = load_text(body, "doc.cspec", base_dir=example_dir)  # a warning never invalidates the spec
+    got = [d.code for d in ir.warnings]
+    assert got == [code], f"errors.md:{line}: expected the warning {code}, analysis reported {got}"
+
+
 # ───────────────────────── language.md ─────────────────────────
 
 SPEC_BLOCKS = blocks(LANGUAGE, "cspec")
@@ -176,7 +189,7 @@ def _slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-@pytest.mark.parametrize("page", [LANGUAGE, ERRORS], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [LANGUAGE, ERRORS, SECURITY], ids=lambda p: p.name)
 def test_internal_links_resolve(page):
     text = page.read_text(encoding="utf-8")
     outside = FENCE.sub("", text)

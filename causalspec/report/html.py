@@ -205,10 +205,14 @@ def _illusion(r: CheckResult) -> str:
         return ""
     body = "".join(
         f"<tr><td>{e(c.label)}</td><td class=num>{_pct(c.full_patch['subspace_moved'])}</td>"
+        f"<td class=num>{_pct(c.full_patch.get('span_moved'))}</td>"
+        f"<td class=num>{_pct(c.full_patch.get('leak'))}</td>"
         f"<td class=num>{_pct(c.full_patch['full_moved'])}</td><td class=num>{_num(c.full_patch['full_iia'])}</td>"
-        f"<td>{'<span class=bad>dormant pathway?</span>' if c.full_patch.get('dormant') else ''}</td></tr>"
+        f"<td>{'<span class=bad>dormant pathway</span>' if c.full_patch.get('dormant') else ''}"
+        f"{e('not tested: ' + c.full_patch['untested']) if c.full_patch.get('untested') else ''}</td></tr>"
         for c in rows)
     return ("<h3>Illusion check</h3><table><tr><th>interchange set</th><th>subspace patch moves the output</th>"
+            "<th>its part inside the clean activations' span moves it</th><th>largest share written outside that span</th>"
             "<th>whole-component patch moves it</th><th>whole-component IIA</th><th></th></tr>" + body + "</table>")
 
 

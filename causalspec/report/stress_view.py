@@ -101,18 +101,28 @@ def controls_table(r: CheckResult) -> Table | None:
 
 
 def illusion_table(r: CheckResult) -> Table | None:
+    """Subspace patch vs its part inside the span of the clean activations (the illusion test,
+    `score.illusion`), with the whole-component patch beside them (reported, not judged)."""
     rows = [c for c in r.claims if c.kind == "declared" and c.full_patch and c.full_patch.get("pairs")]
     if not rows:
         return None
     table = _table()
     for col, just in (("illusion check", "left"), ("subspace patch moves", "right"),
+                      ("in-span part moves", "right"), ("written outside the span", "right"),
                       ("whole-component patch moves", "right"), ("whole-component IIA", "right"), ("", "left")):
         table.add_column(col, justify=just)
     for c in rows:
         f = c.full_patch
-        table.add_row(Text(c.label), _pct(f["subspace_moved"]), _pct(f["full_moved"]), _num(f["full_iia"]),
-                      "dormant pathway?" if f.get("dormant") else "")
+        table.add_row(Text(c.label), _pct(f["subspace_moved"]), _pct(f.get("span_moved")), _pct(f.get("leak")),
+                      _pct(f["full_moved"]), _num(f["full_iia"]),
+                      "dormant pathway" if f.get("dormant") else ("not tested" if f.get("untested") else ""))
     return table
+
+
+def illusion_notes(r: CheckResult) -> list:
+    """Why the in-span test did not run for a set (remote activations, a pool too small)."""
+    return [Text(f"  illusion check ({c.label}) not tested: {c.full_patch['untested']}", style="dim")
+            for c in r.claims if c.kind == "declared" and c.full_patch and c.full_patch.get("untested")]
 
 
 def bucket_lines(r: CheckResult) -> list:
@@ -185,5 +195,6 @@ def stress_renderables(r: CheckResult, glyphs: dict | None = None) -> list:
     ill = illusion_table(r)
     if ill is not None:
         out.append(_indent(ill))
+        out.extend(illusion_notes(r))
     out.extend(bucket_lines(r))
     return out

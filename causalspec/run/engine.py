@@ -171,7 +171,8 @@ class Engine:
         rectangular position tensors; base and source must agree on those counts.
         `bases[g][j]`, when given, is the subspace (`[width, k]`, orthonormal columns) patched
         for binding j of group g instead of its featurizer's: a trained `das`/`boundless`
-        subspace, a random control subspace, or `FULL` for the whole activation.
+        subspace, a random control subspace, `FULL` for the whole activation, or a
+        (read, write) pair (`run.sites.Intervention`; the illusion check).
         """
         n = len(base)
         preds = np.zeros(n, dtype=np.int64)
@@ -221,7 +222,7 @@ class Engine:
             if given is None:
                 basis = self.basis(b.featurizer, width)
             else:
-                basis = None if given is FULL else given.to(values.device)
+                basis = None if given is FULL else _on(given, values.device)
             interventions.append(Intervention(address_of(b.site), pos, values, basis))
         if cache.kv is not None:  # recompute only positions >= the patch; None: this batch runs in full
             with torch.no_grad():
@@ -289,6 +290,13 @@ class Engine:
     def _describe(self, rows, i: int) -> str:
         batch = self.adapter.encode({k: v[[i]] for k, v in rows.items()})
         return self.adapter.describe_row(batch, 0)
+
+
+def _on(given, device):
+    """A given subspace (Tensor, or a (read, write) pair: `run.sites.Intervention`) on `device`."""
+    if isinstance(given, (tuple, list)):
+        return tuple(t.to(device) for t in given)
+    return given.to(device)
 
 
 def _read_safetensors(path: Path) -> dict:

@@ -21,7 +21,7 @@ module's input or output or a column slice of one (``embed``, ``resid.pre|post``
 and pre-norm ``resid.mid`` (written through two hook points by the torch engine) are refused
 with a clear error. Remotely, learned featurizers cannot be trained (their training needs
 gradients through local activations): train with the torch backend and check the saved
-basis (`: basis "file.safetensors"`).
+basis (`: basis(file="file.safetensors")`).
 
 nnsight requires a session to touch modules in the order the model runs them. With real
 weights the order is measured once with a plain forward; for a remote model (built on the
@@ -297,7 +297,8 @@ class NNsightEngine(Engine):
                 if given is None:
                     basis = self.basis(b.featurizer, width)
                 else:
-                    basis = None if given is FULL else given.detach().cpu()
+                    basis = None if given is FULL else (tuple(t.detach().cpu() for t in given)
+                                                        if isinstance(given, (tuple, list)) else given.detach().cpu())
                 pos = self.adapter.positions(batch, b)
                 out.append(((path, io), {"cols": cols, "positions": pos, "key": keys[b],
                                          "sources": [int(u) for u in source_idx[g]], "values": values,

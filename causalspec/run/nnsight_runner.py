@@ -29,7 +29,7 @@ A plan::
             "writes": [{"cols": [a, b] | None, "positions": LongTensor[b, n_pos] | None,
                         "key": int, "sources": [int] * b,       # values read by a clean batch
                         "values": Tensor | None,                # or given (local runs)
-                        "basis": Tensor[width, k] | None}]}
+                        "basis": Tensor[width, k] | (Tensor[width, k], Tensor[k, width]) | None}]}
 
 The edit arithmetic (`mix`, `patch_positions`) and the answer decoding (`decode`) are the
 ones the torch engine uses too (`run.sites`, `run.hf_adapter` import them), so the two
@@ -50,17 +50,25 @@ INF_OUTPUT = -3
 
 # ───────────────────────── arithmetic shared with the torch engine ─────────────────────────
 
-def mix(current: torch.Tensor, source: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
-    """The patched value: ``source`` inside span(basis), ``current`` outside it."""
+def mix(current: torch.Tensor, source: torch.Tensor, basis) -> torch.Tensor:
+    """The patched value: ``source`` inside span(basis), ``current`` outside it.
+
+    ``basis`` is None (the whole activation), a Tensor ``[W, k]`` with orthonormal columns,
+    or a pair ``(read [W, k], write [k, W])``: the difference is read along ``read`` and
+    written back through ``write`` (``write = read.T`` is the plain subspace patch; the
+    illusion check writes only the part of it inside the clean activations' span)."""
     if basis is None:
         return source
+    if isinstance(basis, (tuple, list)):
+        read, write = (t.to(dtype=current.dtype, device=current.device) for t in basis)
+        return current + ((source - current) @ read) @ write
     basis = basis.to(dtype=current.dtype, device=current.device)
     # [..., W] + (([..., W] @ [W, k]) @ [k, W]) -- equals x - xBB^T + sBB^T
     return current + ((source - current) @ basis) @ basis.T
 
 
 def patch_positions(x: torch.Tensor, positions: torch.Tensor, values: torch.Tensor,
-                    basis: torch.Tensor | None) -> torch.Tensor:
+                    basis) -> torch.Tensor:
     """``x`` [batch, seq, width] with ``values`` [batch, n_pos, width] mixed in at ``positions``."""
     width = x.shape[-1]
     index = positions.to(x.device)[:, :, None].expand(-1, -1, width)  # [batch, n_pos, width]

@@ -134,7 +134,8 @@ class Intervention:
     activations without a sequence axis).
 
     ``basis`` (``[width, k]``, orthonormal columns) restricts the patch to a subspace:
-    ``patched = x - (x @ B) @ B.T + (src @ B) @ B.T``; ``None`` replaces everything.
+    ``patched = x - (x @ B) @ B.T + (src @ B) @ B.T``; ``None`` replaces everything; a pair
+    ``(B, W)`` (``W`` ``[k, width]``) writes ``((src - x) @ B) @ W`` instead (`mix`).
     A featurizer's basis (a slice ``[a:b]`` is ``I[:, a:b]``) is ``Featurizer.basis`` of
     ``causalspec.semantics.featurizers``.
     """
@@ -142,7 +143,7 @@ class Intervention:
     site: SiteAddress
     positions: Tensor | None
     values: Tensor
-    basis: Tensor | None = None
+    basis: Tensor | tuple[Tensor, Tensor] | None = None
 
     def __post_init__(self) -> None:
         if self.positions is not None:
@@ -162,8 +163,15 @@ class Intervention:
                 ordered = pos.sort(dim=1).values
                 if bool((ordered[:, 1:] == ordered[:, :-1]).any()):
                     raise SiteShapeError(f"{self.site}: a batch row lists the same position twice")
-        if self.basis is not None:
+        if isinstance(self.basis, (tuple, list)):  # (read [width, k], write [k, width]): see `mix`
+            read, write = self.basis
+            if write.dim() != 2 or tuple(write.shape) != (read.shape[-1], read.shape[0]):
+                raise SiteShapeError(f"{self.site}: a write map must be [k, width] = "
+                                     f"{[read.shape[-1], read.shape[0]]}, got {tuple(write.shape)}")
+            b = read
+        else:
             b = self.basis
+        if b is not None:
             if b.dim() != 2 or b.shape[0] != self.values.shape[-1]:
                 raise SiteShapeError(f"{self.site}: basis must be [width={self.values.shape[-1]}, k], got {tuple(b.shape)}")
             gram = b.T.double() @ b.double()  # [k, k]

@@ -2,15 +2,27 @@
 
 Definitions (m = the mean over prompts of the circuit's metric; N = the full model,
 C = the circuit with the rest of its universe ablated, ∅ = the whole universe ablated,
-C∖K = the circuit without the nodes of K, N∖K = the full model with only K ablated):
+C∖K = the circuit without the nodes of K, N∖K = the full model with only K ablated).
+Every score is computed on *normalised* values
 
-    faithfulness   = (m(C) − m(∅)) / (m(N) − m(∅))
-    necessity(g)   = (m(C) − m(C∖g)) / (m(N) − m(∅))        knocking g out of the circuit
-    minimality(g)  = min over nodes v of g of (m(C) − m(C∖v)) / (m(N) − m(∅))
-    completeness   = 1 − max over K in {each group, the whole circuit} of
-                     |m(C∖K) − m(N∖K)| / |m(N) − m(∅)|       (C∖C is ∅: the complement alone)
+    n(X) = (m(X) − m(∅)) / (m(N) − m(∅))        so n(N) = 1 and n(∅) = 0,
 
-All are normalised by the effect of ablating everything, so 1 is "as much as the whole
+whatever the sign of m(N) − m(∅) (a metric the full model pushes down, or an ablation
+that raises it, gives a negative effect; n still reads "fraction of the full model's
+effect"):
+
+    faithfulness   = n(C)
+    necessity(g)   = n(C) − n(C∖g)                           knocking g out of the circuit
+    minimality(g)  = min over nodes v of g of n(C) − n(C∖v)
+    completeness   = 1 − max over K in {each group, the whole circuit} of |n(C∖K) − n(N∖K)|
+                                                             (C∖C is ∅: the complement alone)
+
+Why normalise first: a minimum (or maximum) over raw differences m(C) − m(C∖v) picks the
+wrong node when m(N) − m(∅) < 0 — dividing by a negative effect reverses the order, so
+"min, then divide" returns the *largest* normalised drop. Normalising every value first
+makes each score one formula for either sign.
+
+All are relative to the effect of ablating everything, so 1 is "as much as the whole
 model" and higher is better (completeness ≤ 1; the others may leave [0, 1] when ablations
 overshoot). Intervals: percentile bootstrap over prompts — the same resampled prompt set
 is used for every mean in one replicate, so a ratio's interval accounts for the
@@ -145,12 +157,19 @@ def full_without_key(group: str | None) -> str:
     return "full-without:*" if group is None else f"full-without:{group}"
 
 
-DEFINITIONS = {
+DEFINITIONS = {  # as reported; each ratio is computed per node/group before any min or max
     "faithfulness": "(m(C) − m(∅)) / (m(N) − m(∅))",
     "necessity": "(m(C) − m(C∖g)) / (m(N) − m(∅))",
     "minimality": "min over nodes v of g of (m(C) − m(C∖v)) / (m(N) − m(∅))",
     "completeness": "1 − max over K in groups ∪ {C} of |m(C∖K) − m(N∖K)| / |m(N) − m(∅)|",
 }
+
+
+def normalised(m: Mapping[str, Any], key: str) -> Any:
+    """n(X) = (m(X) − m(∅)) / (m(N) − m(∅)): the fraction of the full model's effect that
+    variant X keeps (1 for N, 0 for ∅), for either sign of the effect. `m` maps variant keys
+    to means — scalars, or arrays of bootstrap replicates (numpy broadcasts over both)."""
+    return (m[key] - m[ABLATED]) / (m[FULL] - m[ABLATED])
 
 
 def circuit_scores(values: Mapping[str, np.ndarray], groups: Mapping[str, list[str]], wanted: list[tuple[str, str | None]],
@@ -163,6 +182,9 @@ def circuit_scores(values: Mapping[str, np.ndarray], groups: Mapping[str, list[s
     """
     def effect(m):
         return m[FULL] - m[ABLATED]
+
+    def n(m, key):
+        return normalised(m, key)
 
     stats: dict[str, Stat] = {
         "full model": lambda m: m[FULL],
@@ -177,18 +199,18 @@ def circuit_scores(values: Mapping[str, np.ndarray], groups: Mapping[str, list[s
             continue
         names[name] = (metric, arg)
         if metric == "faithfulness":
-            stats[name] = lambda m: (m[CIRCUIT] - m[ABLATED]) / effect(m)
+            stats[name] = lambda m: n(m, CIRCUIT)
         elif metric == "necessity":
-            stats[name] = lambda m, g=arg: (m[CIRCUIT] - m[without_key(g)]) / effect(m)
+            stats[name] = lambda m, g=arg: n(m, CIRCUIT) - n(m, without_key(g))
         elif metric == "minimality":
             nodes = groups[arg]
             stats[name] = lambda m, nodes=nodes: np.min(
-                np.stack([np.asarray(m[CIRCUIT] - m[without_node_key(v)]) for v in nodes]), axis=0) / effect(m)
+                np.stack([np.asarray(n(m, CIRCUIT) - n(m, without_node_key(v))) for v in nodes]), axis=0)
         elif metric == "completeness":
             def completeness(m, gs=tuple(groups)):
-                gaps = [np.abs(m[without_key(g)] - m[full_without_key(g)]) for g in gs]
-                gaps.append(np.abs(m[ABLATED] - m[full_without_key(None)]))
-                return 1 - np.max(np.stack([np.asarray(x) for x in gaps]), axis=0) / np.abs(effect(m))
+                gaps = [np.abs(n(m, without_key(g)) - n(m, full_without_key(g))) for g in gs]
+                gaps.append(np.abs(n(m, ABLATED) - n(m, full_without_key(None))))
+                return 1 - np.max(np.stack([np.asarray(x) for x in gaps]), axis=0)
             stats[name] = completeness
         else:
             raise ValueError(f"unknown circuit score {metric!r}")
@@ -196,6 +218,20 @@ def circuit_scores(values: Mapping[str, np.ndarray], groups: Mapping[str, list[s
     means = {k: est[k] for k in ("full model", "circuit", "everything ablated")}
     scores = [ScoreResult(name, metric, arg, est[name], DEFINITIONS[metric]) for name, (metric, arg) in names.items()]
     return means, est["effect"], scores
+
+
+def faithfulness_curve(values: Mapping[str, np.ndarray], keys: list[str], xs: list[float],
+                       seed: int = 0) -> tuple[list[Estimate], Estimate, float, float]:
+    """The faithfulness n(K) of each circuit key in `keys` (at edge fractions `xs`), the
+    effect m(N) − m(∅), and the areas CPR (under n) and CMD (under |1 − n|), trapezoids
+    over `xs` divided by the range covered (MIB). `values` holds FULL, ABLATED and `keys`."""
+    from causalspec.circuit_files import area
+
+    stats: dict[str, Stat] = {k: (lambda m, k=k: normalised(m, k)) for k in keys}
+    stats["effect"] = lambda m: m[FULL] - m[ABLATED]
+    est = bootstrap_stats(values, stats, seed=seed)
+    ys = [est[k].estimate for k in keys]
+    return [est[k] for k in keys], est["effect"], area(xs, ys), area(xs, [abs(1 - y) for y in ys])
 
 
 def needed_variants(wanted: list[tuple[str, str | None]], groups: Mapping[str, list[str]]) -> list[tuple[str, Any]]:
@@ -217,4 +253,4 @@ def needed_variants(wanted: list[tuple[str, str | None]], groups: Mapping[str, l
 
 
 __all__ = ["ABLATED", "CIRCUIT", "DEFINITIONS", "FULL", "CircuitSummary", "Estimate", "ScoreResult", "bootstrap_stats",
-           "circuit_scores", "full_without_key", "needed_variants", "without_key", "without_node_key"]
+           "circuit_scores", "faithfulness_curve", "full_without_key", "needed_variants", "normalised", "without_key", "without_node_key"]

@@ -8,10 +8,12 @@ has `WX = true` and fails when it has `WX = false` (the site carries one value o
 Only variables with small domains become bucket keys (at most `MAX_KEY_VALUES` values);
 wide ones (names, integers 0..99) would give a bucket per pair.
 
-The illusion check compares the subspace patch with the whole-component patch on the same
-pairs: a subspace can move the output through a direction the network does not use on its
-own inputs (a dormant pathway; Makelov et al. 2023), which the full patch exposes by
-*not* moving it.
+The whole-component patch is summarised here next to the subspace patch (DESIGN: report
+the full-component effect beside the subspace's). It is *not* the illusion test: when the
+site carries several aligned variables, the whole patch swaps them all and may move the
+output less for reasons unrelated to an illusion. The illusion check itself is
+`score.illusion` (does the effect survive when the patch writes only inside the span of
+the clean activations?).
 
 Everything here is computed from arrays already produced by the engine: nothing reruns.
 """
@@ -31,8 +33,6 @@ EXAMPLES_PER_BUCKET = 2
 MIN_FAILURES = 5  # a suggestion needs at least this many failures
 CONCENTRATION = 0.75  # share of failures in one slice
 GAP = 0.2  # IIA in the slice at least this far below IIA outside it
-ILLUSION_MIN_EFFECT = 0.05
-ILLUSION_RATIO = 0.5
 
 
 def bucket_key_vars(model, groups: list[list[str]]) -> tuple[list[tuple[int, str]], list[str]]:
@@ -120,21 +120,13 @@ def _suggest(cols, idx: np.ndarray, correct: np.ndarray, total: float) -> str:
 
 def full_patch_summary(kept: np.ndarray, expected: np.ndarray, net_base: np.ndarray, sub_patched: np.ndarray,
                        full_patched: np.ndarray) -> dict[str, Any]:
-    """Effects of the subspace patch and the whole-component patch on the same kept pairs."""
+    """Effects of the subspace patch and the whole-component patch on the same kept pairs
+    (reported beside the claim; no verdict is drawn from their difference)."""
     k = kept
     n = int(k.sum())
     if not n:
-        return {"pairs": 0, "subspace_moved": None, "full_moved": None, "full_iia": None, "dormant": False}
+        return {"pairs": 0, "subspace_moved": None, "full_moved": None, "full_iia": None}
     sub_moved = float((sub_patched[k] != net_base[k]).mean())
     full_moved = float((full_patched[k] != net_base[k]).mean())
     full_iia = float((full_patched[k] == expected[k]).mean())
-    dormant = sub_moved >= ILLUSION_MIN_EFFECT and full_moved < ILLUSION_RATIO * sub_moved
-    return {"pairs": n, "subspace_moved": sub_moved, "full_moved": full_moved, "full_iia": full_iia,
-            "dormant": bool(dormant)}
-
-
-def illusion_warning(label: str, summary: dict[str, Any]) -> str:
-    return (f"{label}: the subspace patch changes the output on {summary['subspace_moved']:.0%} of kept pairs but "
-            f"patching the whole component changes it on only {summary['full_moved']:.0%} — the subspace may act "
-            "through a dormant pathway (an interpretability illusion) rather than through what the component "
-            "carries on its own inputs")
+    return {"pairs": n, "subspace_moved": sub_moved, "full_moved": full_moved, "full_iia": full_iia}

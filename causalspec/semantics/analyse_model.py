@@ -17,6 +17,7 @@ import numpy as np
 from causalspec.diagnostics import DiagnosticSink, Span, did_you_mean
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.expr import INT_LIMIT, Compiled, ExprCompiler, Table
+from causalspec.semantics.file_access import note_outside
 from causalspec.semantics.model import CausalModel, Distribution, Example, Variable
 from causalspec.syntax import ast as A
 
@@ -162,6 +163,7 @@ class _ModelAnalyser:
         except (OSError, UnicodeDecodeError) as exc:
             self.sink.error("E0802", f"cannot read enum file `{t.path}`: {exc}", t.span, "unreadable")
             return None
+        note_outside(self.sink, "`enum from` file", t.path, path, self.base_dir, t.span)
         members = [line.strip() for line in text.splitlines()]
         members = [m for m in members if m and not m.startswith("#")]
         return self._enum(members, t.span, name)

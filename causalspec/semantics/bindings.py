@@ -31,6 +31,7 @@ Decisions a reader may look for (docs/language.md states them for users):
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +41,10 @@ from causalspec.diagnostics import NO_SPAN, DiagnosticSink, Span, did_you_mean
 from causalspec.semantics.analyse_model import literal_value
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.featurizers import Featurizer, Identity, Slice, featurizer_from_ast
+from causalspec.semantics.file_access import note_outside
 from causalspec.semantics.model import CausalModel
 from causalspec.semantics.paths import PathProblem, file_problem, hf_folder_problem, resolve
+from causalspec.semantics.shared_directions import warn_shared_directions
 from causalspec.semantics.sites import ALL, LAST, PositionResolver, PositionSpec, SiteSpec, site_from_ast
 from causalspec.syntax import ast as A
 
@@ -293,6 +296,7 @@ class NetworkIR:
     engine: str | None = None  # `backend torch|nnsight`: the engine that runs checks; None = not said
     remote: bool = False  # `backend nnsight remote`: run on NDIF (hf only)
     remote_host: str | None = None  # `backend nnsight remote "https://…"`: a self-hosted NDIF
+    remote_span: Span | None = None  # where the spec names `remote_host` (for the check-time refusal)
     encoding: EncodingIR = field(default_factory=EncodingIR)
 
     @property
@@ -592,7 +596,9 @@ class _Bindings:
         if problem is not None:
             self._path_error(problem, lit_span)
             return None
-        return HookRef(ref, file, function, resolve(file, self.base_dir), span=lit_span)
+        path = resolve(file, self.base_dir)
+        note_outside(self.sink, f"{what} file", file, path, self.base_dir, lit_span)
+        return HookRef(ref, file, function, path, span=lit_span)
 
     def _path_error(self, problem: PathProblem, span: Span) -> None:
         self.sink.error(problem.code, problem.message, span, problem.label, help=problem.help)
@@ -610,6 +616,9 @@ class _Bindings:
             problem = file_problem(backend.weights, self.base_dir, "weights file", WEIGHTS_HELP)
             if problem is not None:
                 self._path_error(problem, self._string_span(backend.span, backend.weights)[0])
+            else:
+                note_outside(self.sink, "torch weights", backend.weights, out.weights_path, self.base_dir,
+                             self._string_span(backend.span, backend.weights)[0])
         else:
             out.model_class = "causal_lm"
             if not backend.path.strip():
@@ -618,6 +627,8 @@ class _Bindings:
             problem = hf_folder_problem(backend.path, self.base_dir)
             if problem is not None:
                 self._path_error(problem, self._string_span(backend.span, backend.path)[0])
+            elif backend.path.strip():
+                self._hf_folder_outside(backend)
         given: dict[str, A.Node] = {}
         positions: dict[str, A.PositionDecl] = {}
         for stmt in net.body:
@@ -745,6 +756,18 @@ class _Bindings:
                                 help=did_you_mean(value, DEVICE_MAPS) or
                                 f"device_map strategies are {', '.join(DEVICE_MAPS)}{one_device}")
 
+    def _hf_folder_outside(self, backend: A.HFBackend) -> None:
+        """An hf network read from a local folder outside the spec's folder: warn (E0807). The
+        folder is found as the loader finds it (run.loading.local_hf_path); a hub id is no folder."""
+        written = os.path.expanduser(backend.path)
+        candidates = [Path(written)] if Path(written).is_absolute() else [self.base_dir / written,
+                                                                           Path.cwd() / written]
+        for folder in candidates:
+            if folder.is_dir() and (folder / "config.json").is_file():
+                note_outside(self.sink, "hf model folder", backend.path, folder, self.base_dir,
+                             self._string_span(backend.span, backend.path)[0])
+                return
+
     def _engine(self, out: NetworkIR, stmt: A.EngineStmt, is_torch: bool) -> None:
         """`backend torch|nnsight [remote ["https://host"]]`: which engine runs the checks, and
         whether on NDIF; one diagnostic per statement."""
@@ -771,6 +794,20 @@ class _Bindings:
         out.engine = engine
         out.remote = stmt.remote
         out.remote_host = stmt.host
+        if stmt.host is not None:
+            out.remote_span = self._string_span(stmt.span, stmt.host)[0]
+            self._remote_host_warning(out, out.remote_span)
+
+    def _remote_host_warning(self, out: NetworkIR, span: Span) -> None:
+        """A spec-named host the user has not allowed: warn now (the check refuses it; see
+        causalspec.remote_hosts). Advisory: `--remote URL` on the command line also allows it."""
+        from causalspec.remote_hosts import how_to_allow, refuse_reason
+
+        if refuse_reason(out.remote_host, f"network `{out.name}`") is None:
+            return
+        self.sink.warn("E0808", f"network `{out.name}` names the remote host `{out.remote_host}`, which you have "
+                       "not allowed; its checks will be refused (your NDIF API key would be sent there)", span,
+                       "host named by the spec", help=how_to_allow(out.remote_host))
 
     def _check_slots(self, net: NetworkIR, slot: PositionSpec) -> None:
         """A declared `slot(S, k)` must find k occurrences of `{S}` in every prompt template."""
@@ -969,6 +1006,7 @@ class _Bindings:
             if len(bindings) == len(stmt.sites):
                 variables[name.text] = tuple(bindings)
         ok &= self._disjoint(variables)
+        warn_shared_directions(variables, self.sink)  # E0613: fixed bases that are not orthogonal
         out_var = next((s.var.text for s in al.body if isinstance(s, A.OutputAlignment)), None)
         self.alignment_vars[al.name.text] = ({s.var.text for s in al.body}, out_var, vars_ok and model is not None)
         if model is not None and not output_tried:

@@ -35,6 +35,7 @@ import numpy as np
 
 from causalspec.diagnostics import NO_SPAN, DiagnosticSink, Span, did_you_mean
 from causalspec.semantics.paths import file_problem, resolve
+from causalspec.semantics.file_access import note_outside
 from causalspec.syntax import ast as A
 
 ReadTensors = Callable[[Path], Mapping[str, Any]]  # a safetensors file -> {name: array}
@@ -253,7 +254,9 @@ def featurizer_from_ast(feat: A.SliceFeaturizer | A.CallFeaturizer | None, sink:
     if problem is not None:
         sink.error(problem.code, problem.message, args.span_of("file"), problem.label, help=problem.help)
         return None
-    return FixedBasis(path, resolve(path, base_dir), key, span=feat.span)
+    resolved = resolve(path, base_dir)
+    note_outside(sink, "basis file", path, resolved, base_dir, args.span_of("file"))
+    return FixedBasis(path, resolved, key, span=feat.span)
 
 
 class _Args:

@@ -62,3 +62,80 @@ def test_bootstrap_ratio_interval_widens_as_the_denominator_vanishes():
     s, w = bootstrap_stats(strong, stats)["ratio"], bootstrap_stats(weak, stats)["ratio"]
     assert (s.upper - s.lower) < 0.5 < (w.upper - w.lower)
     assert bootstrap_stats(strong, stats, seed=3)["ratio"] == bootstrap_stats(strong, stats, seed=3)["ratio"]
+
+
+# ───────────── negative effects: every score is computed on normalised values ─────────────
+
+def _const(n=50, **means):
+    """Per-prompt values with the given means and a little prompt-to-prompt noise (zero mean)."""
+    rng = np.random.default_rng(3)
+    noise = rng.normal(0, 0.01, n)
+    noise -= noise.mean()
+    return {k: m + noise for k, m in means.items()}
+
+
+def test_minimality_with_a_negative_effect_takes_the_smallest_normalised_drop():
+    # the ablation raises the metric: m(N) − m(∅) = 0 − 1 = −1. Knocking out node a moves the
+    # metric by 0.168 of the effect, node b by 0.024: minimality is 0.024 (the least necessary
+    # node), not 0.168 — the minimum must be taken after dividing by the (negative) effect.
+    v = _const(**{FULL: 0.0, ABLATED: 1.0, CIRCUIT: 0.1,
+                  without_node_key("a"): 0.1 + 0.168, without_node_key("b"): 0.1 + 0.024})
+    _, effect, scores = circuit_scores(v, {"g": ["a", "b"]}, [("minimality", "g")])
+    assert effect.estimate == pytest.approx(-1.0)
+    [s] = scores
+    assert s.value.estimate == pytest.approx(0.024)
+    assert s.value.lower <= 0.024 + 1e-9 and s.value.upper >= 0.024 - 1e-9
+
+
+def _all_scores(v, groups):
+    wanted = [("faithfulness", None), ("completeness", None)] + [(m, g) for g, nodes in groups.items()
+                                                                  for m in ("necessity", "minimality") if nodes]
+    _, effect, scores = circuit_scores(v, groups, wanted)
+    return effect, {s.name: s.value for s in scores}
+
+
+@pytest.mark.parametrize("a,b", [(-1.0, 0.0), (-3.0, 2.0), (0.5, -7.0)])
+def test_every_score_is_invariant_to_an_affine_change_of_the_metric(a, b):
+    """n(X) = (m(X) − m(∅)) / (m(N) − m(∅)) is unchanged by m → a·m + b (a ≠ 0, either sign),
+    so every score must be: a metric read as logit_diff(B, A) instead of (A, B) flips every
+    sign and must give the same faithfulness, necessity, minimality and completeness."""
+    v = values()
+    groups = {"g": ["a", "b"], "h": []}
+    eff, base = _all_scores(v, groups)
+    eff2, moved = _all_scores({k: a * x + b for k, x in v.items()}, groups)
+    assert eff2.estimate == pytest.approx(a * eff.estimate)
+    assert set(base) == set(moved)
+    for name in base:
+        assert moved[name].estimate == pytest.approx(base[name].estimate, abs=1e-9), name
+        assert moved[name].lower == pytest.approx(base[name].lower, abs=1e-9), name
+        assert moved[name].upper == pytest.approx(base[name].upper, abs=1e-9), name
+
+
+def test_scores_with_a_negative_effect_follow_the_normalised_definitions():
+    means = {FULL: -2.0, ABLATED: 2.0, CIRCUIT: -1.0,  # effect −4; n(C) = 0.75
+             without_key("g"): 1.0,  # n = 0.25: necessity 0.5
+             without_node_key("a"): 0.0, without_node_key("b"): -0.6,  # n = 0.5, 0.65: drops 0.25, 0.1
+             full_without_key("g"): 0.2,  # n = 0.45: gap |0.25 − 0.45| = 0.2
+             full_without_key(None): 1.6}  # n = 0.1: gap |0 − 0.1| = 0.1
+    v = _const(**means)
+    _, effect, scores = circuit_scores(v, {"g": ["a", "b"]}, [("faithfulness", None), ("necessity", "g"),
+                                                               ("minimality", "g"), ("completeness", None)])
+    got = {s.name: s.value.estimate for s in scores}
+    assert effect.estimate == pytest.approx(-4.0)
+    assert got["faithfulness"] == pytest.approx(0.75)
+    assert got["necessity(g)"] == pytest.approx(0.5)
+    assert got["minimality(g)"] == pytest.approx(0.1)
+    assert got["completeness"] == pytest.approx(0.8)
+
+
+def test_faithfulness_curve_cpr_and_cmd_with_a_negative_effect():
+    from causalspec.score.circuit_scores import faithfulness_curve
+
+    # effect m(N) − m(∅) = 1 − 5 = −4; the circuits at three fractions keep 0, 0.5 and 1 of it
+    v = _const(**{FULL: 1.0, ABLATED: 5.0, "f0": 5.0, "f1": 3.0, "f2": 1.0})
+    points, effect, cpr, cmd = faithfulness_curve(v, ["f0", "f1", "f2"], [0.0, 0.5, 1.0])
+    assert effect.estimate == pytest.approx(-4.0)
+    assert [p.estimate for p in points] == pytest.approx([0.0, 0.5, 1.0])
+    assert cpr == pytest.approx(0.5) and cmd == pytest.approx(0.5)
+    flipped = faithfulness_curve({k: -x for k, x in v.items()}, ["f0", "f1", "f2"], [0.0, 0.5, 1.0])
+    assert flipped[2:] == pytest.approx((cpr, cmd))

@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from causalspec.checking import CheckOptions, run_checks
-from causalspec.score.diagnostics import buckets, full_patch_summary, illusion_warning
+import pytest
+
+from causalspec.score.diagnostics import buckets, full_patch_summary
+from causalspec.score.illusion import clean_span, illusion_summary, illusion_warning, project
 from causalspec.semantics.analyse import load_text
+from causalspec.testing.illusion import TOY_SPEC, XOR_SPEC, write_toy, write_xor
 
 MODEL = """
 model M {
@@ -68,17 +72,61 @@ model W {
     assert out == []  # a 51-value variable would give a bucket per pair: not a key
 
 
-def test_full_patch_summary_flags_a_dormant_pathway():
+def test_full_patch_summary_reports_without_a_verdict():
     kept = np.ones(100, bool)
     base = np.zeros(100, int)
     expected = np.ones(100, int)
     sub = np.r_[np.ones(40, int), np.zeros(60, int)]  # the subspace patch moves 40%
     full = np.zeros(100, int)  # the whole component moves nothing
     s = full_patch_summary(kept, expected, base, sub, full)
-    assert s["dormant"] and s["subspace_moved"] == 0.4 and s["full_moved"] == 0.0
-    assert "dormant pathway" in illusion_warning("{X}", s)
-    same = full_patch_summary(kept, expected, base, sub, sub)
-    assert not same["dormant"]
+    assert s == {"pairs": 100, "subspace_moved": 0.4, "full_moved": 0.0, "full_iia": 0.0}  # no "dormant" verdict
+
+
+def test_clean_span_keeps_the_directions_the_activations_vary_along():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 1)) * np.array([[1.0, 1.0, 0.0, 0.0]]) + np.array([3.0, 3.0, 7.0, 0.0])
+    span = clean_span(list(x))  # rows [width]
+    assert span.shape == (4, 1)
+    assert abs(abs(span[:, 0] @ np.array([1, 1, 0, 0]) / np.sqrt(2)) - 1) < 1e-9
+    # rows [n_pos, width] pool their positions; more rows than the width takes the eigh path
+    y = rng.normal(size=(40, 3, 2)) @ np.eye(2, 5) + 1e-9 * rng.normal(size=(40, 3, 5))
+    assert clean_span(list(y)).shape == (5, 2)  # 1e-9 noise is below the tolerance
+    assert clean_span([np.ones(4)] * 3).shape == (4, 0)  # nothing varies
+    inside, leak = project(np.array([[1.0], [0.0], [0.0], [0.0]]), span)
+    # a difference t(1,1)/√2 patched along e0 writes (t/√2, 0): half of its length leaves the span
+    assert leak == pytest.approx(0.5) and inside[:, 0] == pytest.approx([0.5, 0.5, 0, 0])
+    assert project(span, span)[1] == pytest.approx(0.0, abs=1e-12)
+    # a slice holding a dim that never varies (a dead unit) writes nothing there: no leak
+    e = np.eye(4)
+    assert project(e[:, [0, 2]], e[:, [0]])[1] == pytest.approx(0.0)
+
+
+def test_a_span_the_pool_is_too_small_to_saturate_is_not_trusted():
+    from causalspec.score.illusion import sample_limited
+
+    rng = np.random.default_rng(1)
+    few = rng.normal(size=(10, 64))  # 10 inputs at a 64-wide site: every one adds a direction
+    assert clean_span(list(few)).shape[1] == 9
+    assert sample_limited(9, 10, 64, pool_complete=False)
+    assert not sample_limited(9, 10, 64, pool_complete=True)  # every input of the model is in the pool
+    assert not sample_limited(3, 10, 64, pool_complete=False)  # rank 3 from 10 inputs: the site uses 3 dims
+    assert not sample_limited(64, 100, 64, pool_complete=False)  # full width: nothing is dormant anyway
+
+
+def test_illusion_summary_fires_only_when_the_in_span_part_loses_the_effect():
+    kept = np.ones(100, bool)
+    base = np.zeros(100, int)
+    expected = np.ones(100, int)
+    sub = np.r_[np.ones(40, int), np.zeros(60, int)]  # the subspace patch moves 40%
+    lost = illusion_summary(kept, expected, base, sub, np.zeros(100, int), 0.75)
+    assert lost["dormant"] and lost["span_moved"] == 0.0 and lost["subspace_moved"] == 0.4
+    assert "dormant pathway" in illusion_warning("{X}", lost) and "75%" in illusion_warning("{X}", lost)
+    kept_effect = illusion_summary(kept, expected, base, sub, sub, 0.3)
+    assert not kept_effect["dormant"]
+    inside = illusion_summary(kept, expected, base, sub, None, 0.0)  # the subspace lies in the span: no rerun
+    assert not inside["dormant"] and inside["span_moved"] == 0.4 and not inside["rerun"]
+    tiny = illusion_summary(kept, expected, base, np.r_[np.ones(3, int), np.zeros(97, int)], np.zeros(100, int), 0.9)
+    assert not tiny["dormant"]  # the subspace patch itself barely moves anything
 
 
 DORMANT_NET = '''
@@ -141,6 +189,72 @@ check Sub {
     [claim] = r.claims
     assert claim.full_patch is not None
     assert claim.full_patch["subspace_moved"] > 0.2 and claim.full_patch["full_moved"] == 0.0
-    assert claim.full_patch["dormant"]
+    assert claim.full_patch["dormant"] and claim.full_patch["span_moved"] == 0.0
+    assert claim.full_patch["leak"] == pytest.approx(0.5)  # e0 = ([1,1] + [1,-1]) / 2; [1,-1] never varies
     assert any("dormant pathway" in w for w in r.warnings)
     assert r.forward_passes["patched (illusion check)"] >= 1
+
+
+# ───────────── the paper's toy example, and an exact alignment the old check flagged ─────────────
+
+
+
+
+
+def test_illusion_check_fires_on_the_papers_toy_example(tmp_path):
+    """The subspace patch along v = disconnected + dormant passes the claim (IIA 1) — an
+    illusion; the whole-component patch moves the output just as often, so comparing with it
+    (the old check) stays silent. Restricted to the span of the clean activations (e0, e2),
+    the patch writes only along the disconnected e0 and moves nothing: the warning fires."""
+    from causalspec.semantics.analyse import load
+
+    write_toy(tmp_path)
+    spec = tmp_path / "t.cspec"
+    spec.write_text(TOY_SPEC.replace("KEY", "v"))
+    [r] = run_checks(load(spec), CheckOptions())
+    [claim] = r.claims
+    assert claim.iia.estimate == 1.0  # the illusion: the claim holds
+    f = claim.full_patch
+    assert f["subspace_moved"] > 0.3 and f["full_moved"] == f["subspace_moved"]  # the whole patch moves as much
+    assert f["span_moved"] == 0.0 and f["leak"] == pytest.approx(0.5)
+    assert f["dormant"]
+    [w] = [w for w in r.warnings if "dormant pathway" in w]
+    assert "{V}" in w and "50%" in w
+    assert r.forward_passes["patched (illusion check)"] >= 2  # the whole component, then the in-span part
+
+
+def test_illusion_check_is_silent_on_the_real_pathway_of_the_toy(tmp_path):
+    from causalspec.semantics.analyse import load
+
+    write_toy(tmp_path)
+    spec = tmp_path / "t.cspec"
+    spec.write_text(TOY_SPEC.replace("KEY", "true"))
+    [r] = run_checks(load(spec), CheckOptions())
+    [claim] = r.claims
+    assert claim.iia.estimate == 1.0
+    assert claim.full_patch["leak"] == pytest.approx(0.0, abs=1e-9) and not claim.full_patch["dormant"]
+    assert not any("dormant pathway" in w for w in r.warnings)
+
+
+
+
+
+
+def test_illusion_check_is_silent_on_an_exact_alignment_the_whole_component_moves_less(tmp_path):
+    """Patching A's dim moves the output whenever A changes (half the pairs); patching the
+    whole site swaps B too, and the output (= d) moves only when d differs (rare) — less than
+    half as often, which the old check called a dormant pathway. Both dims vary on the
+    network's own inputs: nothing is dormant, no warning."""
+    from causalspec.semantics.analyse import load
+
+    write_xor(tmp_path)
+    spec = tmp_path / "x.cspec"
+    spec.write_text(XOR_SPEC)
+    [r] = run_checks(load(spec), CheckOptions())
+    [claim] = r.claims
+    assert claim.iia.estimate == 1.0
+    f = claim.full_patch
+    assert f["subspace_moved"] > 0.3 and f["full_moved"] < 0.5 * f["subspace_moved"]  # the old check's trigger
+    assert not any("dormant" in w or "illusion" in w for w in r.warnings)
+    assert not f["dormant"]
+    assert f["leak"] == pytest.approx(0.0, abs=1e-9) and not f["rerun"]  # no extra pass

@@ -234,7 +234,8 @@ def test_a_remote_model_is_built_without_weights_and_its_sites_are_checked_up_fr
     assert spy["results"] == []  # refused before any session was built
 
 
-def test_a_local_folder_cannot_run_on_ndif(model_dir, tmp_path):
+def test_a_local_folder_cannot_run_on_ndif(model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAUSALSPEC_REMOTE_HOSTS", "https://ndif.example.org")  # the user allows the spec's host
     ir = load(spec_file(tmp_path, model_dir))
     [result] = run_checks(ir, CheckOptions(remote=True))
     assert result.status == ERROR and "hub id" in result.reason

@@ -165,6 +165,38 @@ def test_subspace_patch_replaces_only_the_span(tiny: TinyModel) -> None:
         Intervention(site, iv.positions, s[site], basis=2 * basis)
 
 
+def test_read_write_patch_writes_through_its_own_map(tiny: TinyModel) -> None:
+    """A (read, write) pair patches ((src − x) @ B) @ W: with W = B.T it is the plain subspace
+    patch; the illusion check passes W = (P B).T to write only inside a span."""
+    model, family = tiny.model, resolve_family(tiny.model)
+    site = SiteAddress("resid.post", 0)
+    base, source = inputs(0), inputs(1)
+    torch.manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(32, 2)).Q
+    span = torch.linalg.qr(torch.randn(32, 5)).Q
+    write = (span @ (span.T @ basis)).T  # [2, 32]: B projected onto span(span)
+    with torch.no_grad(), record(model, family, [site]) as b:
+        model(input_ids=base)
+    with torch.no_grad(), record(model, family, [site]) as s:
+        model(input_ids=source)
+    pos = all_positions(*base.shape)
+
+    def patched(basis_arg):
+        iv = Intervention(site, pos, s[site], basis=basis_arg)
+        with torch.no_grad(), patch(model, family, [iv]), record(model, family, [site]) as p:
+            model(input_ids=base)
+        return p[site]
+
+    x, src = b[site], s[site]
+    assert torch.allclose(patched((basis, basis.T)), patched(basis), atol=ATOL)
+    out = patched((basis, write))
+    assert torch.allclose(out, x + ((src - x) @ basis) @ write, atol=ATOL)
+    change = out - x  # [batch, seq, width]
+    assert (change - (change @ span) @ span.T).abs().max() < 1e-4  # the change lies in span(span)
+    with pytest.raises(SiteShapeError, match="write map"):
+        Intervention(site, pos, s[site], basis=(basis, basis))
+
+
 # ───────────────────────── 2. full residual swap reproduces the source ─────────────────────────
 
 
