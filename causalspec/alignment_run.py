@@ -73,6 +73,58 @@ class Fitted:
     train_cache: CleanCache
     train_claims: list  # ClaimRun over the training pool, per claim of the plan
     overlap: int
+    split: "SplitSize | None" = None  # distinct inputs and pairs training actually used
+
+
+# The smallest training split a learned featurizer is trained on (docs/language.md, "Learned
+# featurizers"): below it the featurizer memorises a handful of inputs, and the held-out
+# score says more about the split than about the alignment.
+MIN_TRAIN_INPUTS = 16  # distinct inputs over the split
+MIN_TRAIN_PAIRS = 32  # distinct (base, sources) pairs per interchange set
+
+
+@dataclass
+class SplitSize:
+    """How much a training split really holds: pairs are drawn with replacement from a pool,
+    so "4096 training pairs" can be a few distinct ones when the input space is small."""
+
+    pairs: int  # pairs trained on (after the correctness filter), all sets
+    inputs: int  # distinct inputs among their bases and sources
+    distinct_pairs: dict[str, int]  # per interchange set: distinct (base, sources) pairs
+    sampled_inputs: int  # distinct inputs of the training pool (before pairs are drawn)
+    overlap: int = 0  # training pool rows that are held-out rows (the space had nothing else left)
+
+    @property
+    def total_distinct_pairs(self) -> int:
+        return int(sum(self.distinct_pairs.values()))
+
+    def problem(self) -> str:
+        """Why the split is below the floor ('' if it is not)."""
+        if self.overlap:
+            return "no input of its own (every input of the space is held out)"
+        small = {k: v for k, v in self.distinct_pairs.items() if v < MIN_TRAIN_PAIRS}
+        if self.inputs >= MIN_TRAIN_INPUTS and not small:
+            return ""
+        what = f"{self.inputs} distinct input(s)"
+        if small:
+            what += " and " + ", ".join(f"{v} distinct pair(s) for {k}" for k, v in small.items())
+        return what
+
+
+def split_size(claims: list, sampled_inputs: int, overlap: int = 0) -> SplitSize:
+    """Distinct inputs and pairs of the TrainClaims a featurizer is trained on."""
+    from causalspec.compile.plan import label_of
+
+    inputs: set = set()
+    distinct: dict[str, int] = {}
+    pairs = 0
+    for c in claims:
+        rows = np.stack([c.base, *c.sources], axis=1) if len(c.base) else np.zeros((0, 1 + len(c.sources)), int)
+        inputs.update(rows.reshape(-1).tolist())
+        label = label_of(c.groups)
+        distinct[label] = len({tuple(r) for r in rows.tolist()})
+        pairs += len(c.base)
+    return SplitSize(pairs, len(inputs), distinct, sampled_inputs, overlap)
 
 
 class AlignmentRun:
@@ -191,7 +243,7 @@ class AlignmentRun:
             shared["train"] = (tplan, inverse.reshape(-1), t_rows, t_cache)
         tplan, inverse, t_rows, t_cache = shared["train"]
         t_labels = self.domain.codes(self.model.run(tplan.pool)[self.output])
-        claims, runs = [], []
+        claims, runs, drawn = [], [], []
         for claim in tplan.claims:
             pairs = claim.pairs
             base_u = inverse[pairs.base_index]
@@ -205,7 +257,12 @@ class AlignmentRun:
             if keep.sum() < max(8, 0.1 * len(keep)):  # too few pairs the network gets right: use all
                 keep = np.ones(len(base_u), dtype=bool)
             claims.append(TrainClaim(claim.groups, base_u[keep], [s[keep] for s in sources_u], run.expected[keep]))
-        config = TrainConfig(seed=int(self.plan.check.seed))
+            drawn.append(TrainClaim(claim.groups, base_u, sources_u, run.expected))
+        split = split_size(claims, len(next(iter(t_rows.values()))), tplan.overlap)
+        if split.problem():
+            before = split_size(drawn, split.sampled_inputs, tplan.overlap)
+            raise CheckUsageError(self._split_error(split, check, before))
+        config = TrainConfig(seed=int(self.plan.seed))  # the effective seed: --seed and `seed` train alike
         steps = getattr(check, "steps", None)
         if steps:
             config.steps = int(steps)
@@ -232,8 +289,29 @@ class AlignmentRun:
                 save_artifact(path, trained, key)
             except OutputError as exc:  # a check error naming the file, not the end of the run
                 raise CheckUsageError(f"cannot save the trained featurizers: {exc}") from None
-        self.fitted = Fitted(trained, reused, path, key, t_rows, t_cache, runs, tplan.overlap)
+        self.fitted = Fitted(trained, reused, path, key, t_rows, t_cache, runs, tplan.overlap, split)
         return self.fitted
+
+    def _split_error(self, split: SplitSize, check, drawn: SplitSize) -> str:
+        from causalspec.compile.plan import pool_size
+
+        name = getattr(check, "name", "?")
+        if not drawn.problem():  # the draw was large enough: the correctness filter left too little
+            return (f"check `{name}`: the training split of its learned featurizer keeps {split.problem()} "
+                    f"(the floor is {MIN_TRAIN_INPUTS} distinct inputs and {MIN_TRAIN_PAIRS} distinct pairs per "
+                    f"interchange set): of {drawn.pairs} training pairs drawn, {split.pairs} have a base and "
+                    "sources the network gets right. Raise `train`, or check the network's outputs: a low "
+                    "keep-rate usually means the prompt, the answer template or the tokenizer is wrong")
+        fix = (f"Lower `pool` (now {pool_size(check)}) or `pairs` so the held-out pairs leave inputs to train on "
+               "(the input space is too small for both at this size), or align with a fixed basis instead")
+        if split.overlap:
+            return (f"check `{name}`: the held-out pairs use every input of the space ({self.n_unique} distinct), so "
+                    "its learned featurizer has no input of its own to train on (training on scored inputs would "
+                    f"make the held-out IIA a training score). {fix}")
+        return (f"check `{name}`: the training split of its learned featurizer has {split.problem()} "
+                f"(the floor is {MIN_TRAIN_INPUTS} distinct inputs and {MIN_TRAIN_PAIRS} distinct pairs per "
+                f"interchange set): the held-out pairs already use {self.n_unique} distinct inputs and training "
+                f"draws only inputs they do not use. {fix}")
 
     def train_scores(self) -> dict[str, Proportion]:
         """IIA of the trained featurizers on their own training pairs, per claim label."""
@@ -262,6 +340,8 @@ class AlignmentRun:
                 "max_steps": info.get("max_steps"), "stopped": info.get("stopped"),
                 "seconds": info.get("seconds"), "reused": f.reused, "artifact": str(f.artifact), "key": f.key,
                 "train_pairs": int(sum(len(r.base_u) for r in f.train_claims)), "overlap": f.overlap,
+                **({} if f.split is None else {"train_pairs_used": f.split.pairs, "train_inputs": f.split.inputs,
+                                               "train_distinct_pairs": f.split.distinct_pairs}),
                 "loss": decimate(info.get("loss", [])), "train_batch_iia": decimate(info.get("train_batch_iia", []))}
 
     # controls --------------------------------------------------------------------------
@@ -269,9 +349,10 @@ class AlignmentRun:
         """A random orthonormal subspace per (variable, binding), of the size the claim patches.
 
         Variables sharing a site get disjoint random subspaces (one QR, split into blocks).
+        `seed` is the draw's own seed (compile.seeds.derive_seed(check seed, "random_subspace/<d>")).
         Returns (bases, '') or ({}, why it does not apply).
         """
-        gen = torch.Generator().manual_seed(int(seed) + 7919)
+        gen = torch.Generator().manual_seed(int(seed))
         per_site: dict = {}
         for var, bindings in self.alignment.variables.items():
             for b in bindings:
@@ -395,7 +476,7 @@ def artifact_key(ir, check, alignment, net, plan: CheckPlan, config, variant: st
         # the held-out inputs: training excludes exactly these, so another pool means another split
         "heldout": hashlib.sha256(json.dumps(sorted(map(list, zip(*[plan.model.domain(k).codes(plan.pool[k]).tolist()
                                                                     for k in plan.model.inputs])))).encode()).hexdigest(),
-        "pairs": [int(check.pairs), int(plan.check.seed), check.pool, getattr(check, "train", None)],
+        "pairs": [int(check.pairs), int(plan.seed), check.pool, getattr(check, "train", None)],
         "weights": weights_hash(net.module),
         "config": config.key(),
         "variant": variant,

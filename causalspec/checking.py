@@ -22,7 +22,7 @@ from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.run.adapters import CheckUsageError, TorchAdapter
 from causalspec.run.loading import (LoadedNetwork, NetworkLoadError, NetworkUnavailable, local_hf_path,
                                     load_hf_network, load_torch_network)
-from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, ConditionResult
+from causalspec.score.results import CONTROL_STATISTIC, ERROR, FAILED, PASSED, SKIPPED, CheckResult, ConditionResult
 from causalspec.semantics.analyse import SpecIR
 
 
@@ -30,6 +30,7 @@ from causalspec.semantics.analyse import SpecIR
 class CheckOptions:
     pairs: int | None = None  # override every check's `pairs`
     seed: int | None = None  # override every check's `seed`
+    seed_flag: str = "--seed"  # how the override was given, for reports (the pytest plugin: --causalspec-seed)
     batch: int | None = None
     only: list[str] | None = None  # run only these check names
     allow_download: bool = False
@@ -165,8 +166,11 @@ def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) 
 def _run_alignment_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) -> CheckResult:
     start = time.perf_counter()
     alignment = ir.alignments[check.alignment]
+    from causalspec.compile.seeds import effective_seed
+
+    seed = effective_seed(options.seed, check.seed, getattr(check, "seed_given", True), options.seed_flag)
     result = CheckResult(check.name, alignment.name, alignment.model, alignment.network, ERROR,
-                         seed=int(options.seed if options.seed is not None else check.seed),
+                         seed=seed.value, seed_source=seed.source,
                          pairs=int(options.pairs if options.pairs is not None else check.pairs),
                          file=ir.file, line=check.span.line)
     result.reproduce = reproduce_command(ir.file, check.name, result.pairs, result.seed)
@@ -270,6 +274,11 @@ def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run, options:
         cr.patched = run.patch(cr, advance=advance)
         runs.append(cr)
         result.claims.append(run.score(cr, cr.patched, describe=describer(model, domain, cr)))
+    from causalspec.score.keep_rate import low_keep_rate_hint
+
+    hint = low_keep_rate_hint(run, result.claims)
+    if hint:
+        result.warnings.append(hint)
     subsets = [c for c in result.claims if c.kind == "subset"]
     if subsets:
         result.aaa = float(np.mean([c.iia.estimate for c in subsets if c.iia.trials] or [np.nan]))
@@ -432,7 +441,11 @@ def nonfinite_problem(claims, network: str) -> str:
 
 
 def _control_condition(cond, result: CheckResult) -> tuple[float | None, bool, str]:
-    """`control(NAME) <= t`: every declared set's control value (each), or their mean, bounded."""
+    """`control(NAME) <= t`: every declared set's control value (each), or their mean, bounded.
+
+    A control of random draws has one value per set: the mean of its draws
+    (score.results.CONTROL_STATISTIC); the detail says how many draws it is the mean of.
+    """
     control = next((c for c in result.controls if c.name == cond.arg), None)
     if control is None:
         return None, False, f"control `{cond.arg}` did not run"
@@ -441,14 +454,15 @@ def _control_condition(cond, result: CheckResult) -> tuple[float | None, bool, s
     values = [v for v in control.values if v is not None]
     if not values:
         return None, False, f"control `{cond.arg}` has no scored pairs"
+    of = f"{CONTROL_STATISTIC} of {control.n_draws} draw(s) per set; " if control.n_draws else ""
     if cond.aggregation == "mean":
         value = float(np.mean(values))
-        return value, _compare(value, cond.op, cond.threshold), f"mean over {len(values)} interchange set(s)"
+        return value, _compare(value, cond.op, cond.threshold), f"{of}mean over {len(values)} interchange set(s)"
     oks = [v is not None and _compare(v, cond.op, cond.threshold) for v in control.values]
     value = float(max(values) if cond.op in ("<=", "<") else min(values))
     failing = [lab for lab, o in zip(control.labels, oks) if not o]
     ok = all(oks)
-    return value, ok, "every interchange set" if ok else f"fails for {', '.join(failing)}"
+    return value, ok, of + ("every interchange set" if ok else f"fails for {', '.join(failing)}")
 
 
 def _fmt(v) -> str:

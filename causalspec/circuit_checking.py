@@ -39,6 +39,7 @@ def run_circuit(ir, circuit, options, networks) -> CheckResult:
     start = time.perf_counter()
     result = CheckResult(circuit.name, "", circuit.model, circuit.network, ERROR,
                          seed=int(options.seed if options.seed is not None else circuit.seed),
+                         seed_source=options.seed_flag if options.seed is not None else "spec",
                          pairs=int(options.pairs if options.pairs is not None else circuit.pairs),
                          file=ir.file, line=circuit.span.line, kind="circuit")
     result.reproduce = reproduce_command(ir.file, circuit.name, result.pairs, result.seed)

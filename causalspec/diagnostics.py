@@ -119,6 +119,7 @@ CODES: dict[str, str] = {
     "E0709": "conflicting statistics modes",
     "E0710": "ablation problem",
     "E0711": "localization sweep problem",
+    "E0712": "bad control argument",
     # files
     "E0801": "file not found",
     "E0802": "file cannot be read",

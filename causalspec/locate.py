@@ -66,6 +66,15 @@ class Sweep:
     forward_passes: dict[str, int] = field(default_factory=dict)
     unique_inputs: int = 0
     seconds: float = 0.0
+    # the no-intervention baseline per declared set: how often the unpatched network already
+    # gives the counterfactual output on the kept pairs (the same pairs for every cell), and its
+    # mean — the score a cell gets for changing nothing
+    baseline: dict[str, Proportion] = field(default_factory=dict)
+
+    @property
+    def baseline_score(self) -> float | None:
+        vals = [p.estimate for p in self.baseline.values() if p.trials]
+        return float(np.mean(vals)) if vals else None
 
     @property
     def best(self) -> Cell | None:
@@ -86,7 +95,9 @@ class Sweep:
                                                    "score": best.score,
                                                    "iia": {k: v.to_dict() for k, v in best.iia.items()}},
                 "forward_passes": dict(self.forward_passes), "unique_inputs": self.unique_inputs,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3),
+                "baseline": {"score": self.baseline_score,
+                             "iia": {k: v.to_dict() for k, v in self.baseline.items()}}}
 
 
 def feature_label(f) -> str:
@@ -119,6 +130,7 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
              for i, row in enumerate(loc.cells)]
     declared = [c for c in plan.claims if c.kind == "declared"]
     shared: dict = {"bindings": union}
+    baseline: dict[str, Proportion] = {}
     with compute_threads(net.module), engine:  # closes the sweep's activation stores afterwards
         advance = progress("forward passes (sweep, clean)", base.n_unique) if progress else None
         cache = base.clean(advance)
@@ -136,14 +148,15 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
                 cr = run.claim_run(claim)
                 res = run.score(cr, run.patch(cr))
                 cell.iia[claim.label] = res.iia
+                baseline.setdefault(claim.label, res.baseline)  # the kept pairs do not depend on the cell
                 if res.iia.trials:
                     scores.append(res.iia.estimate)
             cell.score = float(np.mean(scores)) if scores else None
             if cell_advance:
                 cell_advance(1)
     return Sweep(check.name, loc.var, feature_label(loc.featurizer), list(loc.site_labels), list(loc.position_labels),
-                 cells, int(plan.claims[0].pairs.n) if plan.claims else 0, int(plan.check.seed),
-                 dict(engine.forward_passes), base.n_unique, time.perf_counter() - start)
+                 cells, int(plan.claims[0].pairs.n) if plan.claims else 0, int(plan.seed),
+                 dict(engine.forward_passes), base.n_unique, time.perf_counter() - start, baseline)
 
 
 def _with_cells(plan, loc):
@@ -164,12 +177,14 @@ def locate_for_check(ir, check, plan, net, options, result):
     result.locate = info
     if best is None:
         raise _no_cell(check)
-    seed = int(options.seed if options.seed is not None else check.seed) + CONFIRM_OFFSET
+    seed = int(plan.seed) + CONFIRM_OFFSET  # the confirmation pairs' stream (docs/language.md, "Seeds")
     chosen = cell_alignment(plan.alignment, check.locate[0].var, best.binding)
     ir2 = copy.copy(ir)
     ir2.alignments = {**ir.alignments, check.alignment: chosen}
     confirm = compile_check(ir2, check, options.pairs, seed)
     confirm.alignment = chosen
+    # only the pairs are fresh: training split, initialisation and controls keep the check's seed
+    confirm.seed, confirm.seed_source = plan.seed, plan.seed_source
     info["confirmation_seed"] = seed
     result.notes.append(f"`locate {found.var}`: best of {sum(len(r) for r in found.cells)} cell(s) is "
                         f"{best.site}" + (f" @ {best.position}" if best.position != "all" else "") +
@@ -201,9 +216,13 @@ def heatmap_bytes(found: Sweep) -> bytes:
 
     grid = found.grid()
     rows, cols = grid.shape
+    base = found.baseline_score
+    # colours start at the no-intervention baseline: a cell that changes nothing scores it, so
+    # every cell at or below it is the darkest colour and 0.7..1.0 spreads over the whole scale
+    low = 0.0 if base is None or base >= 0.999 else base
     fig, ax = plt.subplots(figsize=(max(5.6, 0.9 * cols + 4.2), max(2.4, 0.42 * rows + 1.5)), dpi=110)
     try:
-        im = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        im = ax.imshow(grid, vmin=low, vmax=1.0, cmap="viridis", aspect="auto")
         ax.set_xticks(range(cols), found.position_labels, fontsize=8)
         ax.set_yticks(range(rows), found.site_labels, fontsize=8)
         ax.set_xlabel("position")
@@ -211,16 +230,23 @@ def heatmap_bytes(found: Sweep) -> bytes:
         for i in range(rows):
             for j in range(cols):
                 v = grid[i, j]
-                ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if (not np.isnan(v) and v > 0.6) else "white")
+                text = "n/a" if np.isnan(v) else f"{v:.2f}" + (" ≤b" if base is not None and v <= base + 1e-9 else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="black" if (not np.isnan(v) and v > low + 0.6 * (1 - low)) else "white")
         best = found.best
         if best is not None:
             i = found.site_labels.index(best.site)
             j = found.position_labels.index(best.position)
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-        ax.set_title(f"locate {found.var} : {found.featurizer}", fontsize=9)
+        title = f"locate {found.var} : {found.featurizer}"
+        if base is not None:
+            title += f"\nno-intervention baseline {base:.2f} (≤b: a cell at or below it)"
+        ax.set_title(title, fontsize=9)
         bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         bar.set_label("IIA, held-out pairs", fontsize=8)
+        if base is not None:  # the scale starts at the baseline (when below 1): label that end of it
+            ticks = [t for t in bar.get_ticks() if low + 0.05 < t <= 1.0]
+            bar.set_ticks([low, *ticks], labels=[f"{low:.2f} baseline" if low else "0", *[f"{t:.1f}" for t in ticks]])
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", metadata={"Software": HEATMAP_SOFTWARE})
@@ -250,14 +276,18 @@ def sweep_from_dict(d: dict) -> Sweep:
         out = []
         for c in row:
             cell = Cell(c["site"], c["position"], None, score=c["score"], trained=c.get("trained"))
-            cell.iia = {k: Proportion(v["successes"], v["trials"], v["lower95"] if v["lower95"] is not None
-                                      else float("nan"), v["upper95"] if v["upper95"] is not None else float("nan"))
-                        for k, v in c["iia"].items()}
+            cell.iia = {k: _proportion(v) for k, v in c["iia"].items()}
             out.append(cell)
         cells.append(out)
+    baseline = {k: _proportion(v) for k, v in ((d.get("baseline") or {}).get("iia") or {}).items()}
     return Sweep(d["check"], d["var"], d["featurizer"], list(d["sites"]), list(d["positions"]), cells,
                  d.get("pairs", 0), d.get("seed", 0), d.get("forward_passes", {}), d.get("unique_inputs", 0),
-                 d.get("seconds", 0.0))
+                 d.get("seconds", 0.0), baseline)
+
+
+def _proportion(v: dict) -> Proportion:
+    return Proportion(v["successes"], v["trials"], v["lower95"] if v["lower95"] is not None else float("nan"),
+                      v["upper95"] if v["upper95"] is not None else float("nan"))
 
 
 __all__ = ["CONFIRM_OFFSET", "Sweep", "cell_alignment", "heatmap_png", "locate_for_check", "sweep", "wilson"]

@@ -163,7 +163,7 @@ class CheckItem(pytest.Item):
         get = self.config.getoption
         flag = "--causalspec-strict" if get("causalspec_strict") else \
             "causalspec_strict = true (ini)" if self.config.getini("causalspec_strict") else ""
-        return CheckOptions(pairs=get("causalspec_pairs"), seed=get("causalspec_seed"),
+        return CheckOptions(pairs=get("causalspec_pairs"), seed=get("causalspec_seed"), seed_flag="--causalspec-seed",
                             allow_download=get("causalspec_allow_download"),
                             strict=bool(flag), strict_flag=flag or "--causalspec-strict")
 

@@ -13,10 +13,12 @@ predictions) and adds only the forward passes it needs:
   site's clean activations (`score.illusion`; one more pass, only when the subspace leaves
   that span) — a warning when the effect disappears with the restriction;
 * controls, when the check declares them (`controls …` or `expect control(NAME) …`):
-  `random_init` (the same procedure — training included — on a seeded random
-  re-initialisation of the network, scored on every pair: a random network is not filtered
-  for being right), `random_subspace` (random subspaces of the same sizes at the same sites,
-  on the real network and the same kept pairs), `heldout` (training IIA minus held-out IIA).
+  `random_init` (the same procedure — training included — on n seeded random
+  re-initialisations of the network, scored on every pair: a random network is not filtered
+  for being right), `random_subspace` (n draws of random subspaces of the same sizes at the
+  same sites, on the real network and the same kept pairs), `heldout` (training IIA minus
+  held-out IIA). A control of random draws is a distribution: `control(NAME)` compares its
+  mean (score.results.CONTROL_STATISTIC); each draw's seed derives from the check's seed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from causalspec.alignment_run import counted_as
 from causalspec.score.diagnostics import buckets, full_patch_summary
 from causalspec.score.illusion import (LEAK_TOL, clean_span, illusion_summary, illusion_warning, project,
                                       sample_limited)
-from causalspec.score.results import ControlResult
+from causalspec.score.results import CONTROL_STATISTIC, ControlResult
 from causalspec.semantics import featurizers as F
 
 CONTROL_TEXT = {
@@ -42,10 +44,9 @@ def stress_test(ir, check, plan, net, run, runs, options, result) -> None:
         train_iia = run.train_scores()
         for _, res in declared:
             res.train_iia = train_iia.get(res.label)
-        result.training.append(run.training_report())
-        if run.fitted.overlap:
-            result.warnings.append(f"{run.fitted.overlap} training input(s) also occur among the held-out inputs: the "
-                                   "input space is too small to keep them apart")
+        report = run.training_report()
+        report["heldout_gap"] = heldout_gap(declared)  # always, whether or not `heldout` is listed
+        result.training.append(report)
     _diagnose(run, declared)
     with counted_as(run.engine, "illusion check"):
         _illusion(run, declared, result)
@@ -57,6 +58,18 @@ def stress_test(ir, check, plan, net, run, runs, options, result) -> None:
                 result.controls.append(_random_subspace(run, declared, check))
         elif name == "heldout":
             result.controls.append(_heldout(run, declared))
+
+
+def heldout_gap(declared) -> list[dict]:
+    """Per declared set: IIA on the training pairs, on the held-out pairs, and their difference
+    (a learned featurizer fitted to its training pairs scores higher there)."""
+    out = []
+    for _, res in declared:
+        train = res.train_iia.estimate if res.train_iia is not None and res.train_iia.trials else None
+        held = res.iia.estimate if res.iia.trials else None
+        out.append({"label": res.label, "train": train, "heldout": held,
+                    "gap": None if train is None or held is None else train - held})
+    return out
 
 
 def _nonlinear_warning(alignment, result) -> None:
@@ -154,21 +167,48 @@ def _in_span_bases(run, claim, spans: dict):
 
 
 def _random_subspace(run, declared, check) -> ControlResult:
+    """n random subspaces (`controls random_subspace(n=…)`), each scored on the claim's kept pairs."""
+    from causalspec.compile.seeds import derive_seed
+
     out = ControlResult("random_subspace", CONTROL_TEXT["random_subspace"])
-    bases, why = run.random_subspaces(int(run.plan.check.seed))
-    if why:
-        out.applicable, out.detail = False, why
-        return out
-    for cr, res in declared:
-        preds = run.patch(cr, mode="given", random=bases)
-        scored = run.score(cr, preds)
-        out.labels.append(res.label)
-        out.iia.append(scored.iia)
-        out.baseline.append(scored.baseline)
-        out.values.append(scored.iia.estimate if scored.iia.trials else None)
-    dims = sorted({int(b.shape[1]) for b in bases.values()})
-    out.detail = f"random orthonormal subspace(s) of {', '.join(map(str, dims))} dim(s), seed {run.plan.check.seed}"
+    n = check.control_draws("random_subspace") if hasattr(check, "control_draws") else 1
+    draws: list[list] = [[] for _ in declared]
+    pooled = [[0, 0] for _ in declared]
+    baseline = [None] * len(declared)
+    dims: set = set()
+    for d in range(n):
+        seed = derive_seed(run.plan.seed, f"random_subspace/{d}")
+        bases, why = run.random_subspaces(seed)
+        if why:
+            out.applicable, out.detail = False, why
+            return out
+        out.seeds.append(seed)
+        dims |= {int(b.shape[1]) for b in bases.values()}
+        for i, (cr, res) in enumerate(declared):
+            scored = run.score(cr, run.patch(cr, mode="given", random=bases))
+            draws[i].append(scored.iia.estimate if scored.iia.trials else None)
+            pooled[i][0] += scored.iia.successes
+            pooled[i][1] += scored.iia.trials
+            baseline[i] = scored.baseline  # the same kept pairs in every draw
+    _fill_draws(out, declared, draws, pooled, baseline, n)
+    out.detail = (f"{n} draw(s) of random orthonormal subspace(s) of {', '.join(map(str, sorted(dims)))} dim(s) "
+                  f"(seeds derived from the check's seed {run.plan.seed})")
     return out
+
+
+def _fill_draws(out: ControlResult, declared, draws, pooled, baseline, n: int) -> None:
+    """Per declared set: the draws, their CONTROL_STATISTIC (what `control(NAME)` compares) and
+    the pooled IIA over every draw's pairs."""
+    from causalspec.score.results import draw_summary
+    from causalspec.score.stats import wilson
+
+    out.n_draws = n
+    for i, (_, res) in enumerate(declared):
+        out.labels.append(res.label)
+        out.draws.append(draws[i])
+        out.values.append(draw_summary(draws[i])[CONTROL_STATISTIC])
+        out.iia.append(wilson(*pooled[i]))
+        out.baseline.append(baseline[i])
 
 
 def _heldout(run, declared) -> ControlResult:
@@ -190,39 +230,62 @@ def _heldout(run, declared) -> ControlResult:
 
 
 def _random_init(ir, check, plan, net, run, declared, options, result) -> ControlResult:
-    from causalspec.alignment_run import random_copy
-    from causalspec.checking import alignment_run
+    """n random re-initialisations (`controls random_init(n=…)`), each put through the same procedure."""
+    from causalspec.compile.seeds import derive_seed
 
-    seed = int(plan.check.seed)
     out = ControlResult("random_init", CONTROL_TEXT["random_init"])
     if getattr(run.engine, "remote", None) is not None:  # the weights are on the server, not here
         out.applicable = False
         out.detail = "a remote model's weights cannot be redrawn; run this control on a model you can load"
         return out
+    n = check.control_draws("random_init") if hasattr(check, "control_draws") else 1
+    draws: list[list] = [[] for _ in declared]
+    pooled = [[0, 0] for _ in declared]
+    base_pooled = [[0, 0] for _ in declared]
+    accuracy = []
+    learned = False
+    for d in range(n):
+        seed = derive_seed(plan.seed, f"random_init/{d}")
+        out.seeds.append(seed)
+        other = _random_init_draw(ir, check, plan, net, run, options, result, seed, d, n)
+        learned = other.alignment.learned
+        for i, (cr, res) in enumerate(declared):
+            ocr = other.claim_run(cr.plan)
+            scored = other.score(ocr, other.patch(ocr))
+            draws[i].append(scored.iia.estimate if scored.iia.trials else None)
+            pooled[i][0] += scored.iia.successes
+            pooled[i][1] += scored.iia.trials
+            base_pooled[i][0] += scored.baseline.successes
+            base_pooled[i][1] += scored.baseline.trials
+        other.engine.close()  # its activation stores (disk mode: removes their temporary folders)
+        accuracy.append(float((other.cache.preds == other.pool_labels[_first_rows(other)]).mean()))
+        for k, v in other.engine.forward_passes.items():
+            key = f"{k} (random_init)" if "(" not in k else k.replace("(", "(random_init, ")
+            run.engine.forward_passes[key] = run.engine.forward_passes.get(key, 0) + v
+    from causalspec.score.stats import wilson
+
+    _fill_draws(out, declared, draws, pooled, [wilson(*b) for b in base_pooled], n)
+    out.detail = (f"{n} random cop{'y' if n == 1 else 'ies'} (seeds derived from the check's seed {plan.seed}); "
+                  f"right on {sum(accuracy) / len(accuracy):.0%} of the pool's inputs on average; "
+                  + ("the featurizer was trained on each the same way" if learned else "same sites and featurizers"))
+    return out
+
+
+def _random_init_draw(ir, check, plan, net, run, options, result, seed: int, d: int, n: int):
+    """Draw d of random_init: a re-initialised copy, its clean pass and (learned featurizers)
+    its training with the check's own training procedure and seed."""
+    from causalspec.alignment_run import random_copy
+    from causalspec.checking import alignment_run
+
     copy = random_copy(net, seed)
-    other = alignment_run(ir, check, plan, copy, options, keep_filter=False, label="random_init")
+    other = alignment_run(ir, check, plan, copy, options, keep_filter=False,
+                          label="random_init" if n == 1 else f"random_init #{d + 1}")
     other.clean()
     if other.alignment.learned:
         other.fit(ir, check, copy, artifacts=options.artifacts, retrain=options.retrain,
                   variant=f"random_init:{seed}", progress=options.progress)
         result.training.append(other.training_report())
-    for cr, res in declared:
-        ocr = other.claim_run(cr.plan)
-        preds = other.patch(ocr)
-        scored = other.score(ocr, preds)
-        out.labels.append(res.label)
-        out.iia.append(scored.iia)
-        out.baseline.append(scored.baseline)
-        out.values.append(scored.iia.estimate if scored.iia.trials else None)
-    other.engine.close()  # its activation stores (disk mode: removes their temporary folders)
-    acc = float((other.cache.preds == other.pool_labels[_first_rows(other)]).mean())
-    out.detail = (f"seed {seed}; the random copy is right on {acc:.0%} of the pool's inputs; "
-                  + ("its featurizer was trained on it the same way" if other.alignment.learned else
-                     "same sites and featurizers"))
-    for k, v in other.engine.forward_passes.items():
-        key = f"{k} (random_init)" if "(" not in k else k.replace("(", "(random_init, ")
-        run.engine.forward_passes[key] = v
-    return out
+    return other
 
 
 def _first_rows(run):

@@ -12,6 +12,7 @@ from itertools import combinations
 
 import numpy as np
 
+from causalspec.compile.seeds import effective_seed
 from causalspec.semantics.analyse import SpecIR
 from causalspec.semantics.model import CausalModel
 from causalspec.semantics.pairs import PairSet, make_pairs
@@ -36,6 +37,10 @@ class CheckPlan:
     network: object  # NetworkIR
     pool: dict[str, np.ndarray]
     claims: list[ClaimPlan] = field(default_factory=list)
+    # the effective seed (command line > spec > default, compile.seeds): every random choice of
+    # the check — training split and initialisation, control draws — derives from it
+    seed: int = 0
+    seed_source: str = "spec"
 
     @property
     def output(self) -> str:
@@ -70,12 +75,13 @@ def compile_check(ir: SpecIR, check, pairs: int | None = None, seed: int | None 
     model = ir.models[alignment.model]
     network = ir.networks[alignment.network]
     n_pairs = int(pairs if pairs is not None else check.pairs)
-    seed = int(seed if seed is not None else check.seed)
-    rng = np.random.default_rng(seed)
+    chosen = effective_seed(seed, check.seed, getattr(check, "seed_given", True))
+    seed = chosen.value
+    rng = np.random.default_rng(seed)  # the pairs' stream is the effective seed itself (compile.seeds)
     pool = sample_inputs(model, max(2, pool_size(check) if pairs is None else min(n_pairs, pool_size(check))),
                          rng)
     pool_inputs = dict(getattr(pool, "inputs", pool))
-    plan = CheckPlan(check, alignment, model, network, pool_inputs)
+    plan = CheckPlan(check, alignment, model, network, pool_inputs, seed=seed, seed_source=chosen.source)
     # An `aaa`-only check without `interchange` gets every subset as its interchange sets
     # (bindings.py); those are exactly the subset claims below, so they are not run twice.
     declared = [] if getattr(check, "interchange_default", False) else [[list(g) for g in s]

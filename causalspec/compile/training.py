@@ -5,8 +5,9 @@ those pairs says how well it was fitted, not whether the alignment holds. The ch
 pairs (the plan's pool) stay held out: training draws its own pool of inputs from an
 independent random stream and drops every input row that also occurs in the held-out pool,
 so no base or source the featurizer was trained on is ever scored. When the input space is
-too small to keep the pools apart (every input is in the held-out pool), the overlap is
-reported instead of hidden.
+too small to keep the pools apart (every input is in the held-out pool), the pool falls back
+to held-out inputs and records the overlap; `AlignmentRun.fit` refuses such a split, and one
+below the floor of distinct inputs and pairs, with an error that names the fix.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def training_plan(plan: CheckPlan, n_pairs: int | None = None, seed: int | None 
                   pool_size: int | None = None) -> TrainingPlan:
     """Training pairs for every interchange set of `plan`, drawn from inputs it does not use."""
     model = plan.model
-    seed = int(plan.check.seed if seed is None else seed)
+    seed = int(plan.seed if seed is None else seed)  # the check's effective seed (compile.seeds)
     n_pairs = int(n_pairs or getattr(plan.check, "train", None) or DEFAULT_TRAIN_PAIRS)
     rng = np.random.default_rng([seed, TRAIN_STREAM])
     held = set(_ids(model, plan.pool).tolist())

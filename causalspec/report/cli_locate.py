@@ -111,6 +111,10 @@ def cmd_locate(args: argparse.Namespace) -> int:
                      if p.trials]
             where = best.site + (f" @ {best.position}" if best.position != "all" else "")
             out.print(Text(f"best: {where} — " + "; ".join(parts)))
+            if found.baseline_score is not None:
+                out.print(Text(f"  no-intervention baseline {found.baseline_score:.3f}: the unpatched network already "
+                               "gives the counterfactual output on that share of the pairs, so a cell scores above "
+                               "it only by what the patch changes", style="dim"))
             out.print(Text("  chosen on these pairs, so its IIA is optimistic; `causalspec check` scores it again "
                            "on fresh pairs", style="dim"))
         png = pngs[ir.file, check.name]

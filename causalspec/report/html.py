@@ -188,13 +188,17 @@ def _controls(r: CheckResult) -> str:
             rows.append(f"<tr><td>{e(c.name)}</td>{cells}<td>does not apply: {e(c.detail)}</td></tr>")
             continue
         cells = []
+        sums = {lab: c.summary(i) for i, lab in enumerate(c.labels)} if c.n_draws else {}
         for lab in labels:
             v = values.get(lab)
             text = _num(v) if v is not None else "n/a"
             if c.name == "heldout" and v is not None and v >= 0:
                 text = "+" + text
+            if sums.get(lab) and sums[lab]["n"]:  # a distribution of draws: its mean, p90 and max
+                text += f" (p90 {_num(sums[lab]['p90'])}, max {_num(sums[lab]['max'])})"
             cells.append(f"<td class=num>{text}</td>")
-        rows.append(f"<tr><td>{e(c.name)}</td>{''.join(cells)}<td>{e(c.description)}; {e(c.detail)}</td></tr>")
+        drawn = f"; mean of {c.n_draws} draw(s) compared" if c.n_draws else ""
+        rows.append(f"<tr><td>{e(c.name)}</td>{''.join(cells)}<td>{e(c.description)}; {e(c.detail)}{drawn}</td></tr>")
     return (f"<h3>Controls</h3><table><tr><th>control</th>{head}<th>what it is</th></tr>" + "".join(rows)
             + "</table>")
 
@@ -226,8 +230,14 @@ def _training(r: CheckResult) -> str:
         who = "" if t.get("variant") in (None, "network") else f" [{t['variant']}]"
         how = (f"reused artifact (trained {t.get('steps')} steps)" if t.get("reused") else
                f"{t.get('steps')} step(s) in {_num(t.get('seconds'), 1)} s, {t.get('stopped')}")
-        parts.append(f"<p class=note><b>{e(dims)}</b>{e(who)} — {e(how)}; {t.get('train_pairs')} training pairs, "
-                     f"inputs disjoint from the held-out pairs; artifact <code>{e(t.get('artifact'))}</code></p>")
+        from causalspec.report.stress_view import split_text
+
+        parts.append(f"<p class=note><b>{e(dims)}</b>{e(who)} — {e(how)}; {e(split_text(t))}; "
+                     f"artifact <code>{e(t.get('artifact'))}</code></p>")
+        gaps = [g for g in t.get("heldout_gap") or [] if g.get("gap") is not None]
+        if gaps:
+            parts.append("<p class=note>held-out gap (train IIA vs held-out IIA): " + e("; ".join(
+                f"{g['label']} {_num(g['train'])} vs {_num(g['heldout'])} ({g['gap']:+.3f})" for g in gaps)) + "</p>")
         b64 = loss_curve_b64(t)
         if b64:
             parts.append(_img(b64, "training curve"))
@@ -243,7 +253,8 @@ def _locate(r: CheckResult) -> str:
     out = [f"<h3>Localization sweep: <code>locate {e(loc['var'])} : {e(loc['featurizer'])}</code></h3>",
            f"<p class=note>{sum(len(x) for x in loc['cells'])} cell(s) scored on {loc['pairs']} pairs (seed "
            f"{loc['seed']}); best: <b>{where}</b> ({_num(best.get('score'))}). The claim above is that cell, "
-           f"re-scored on fresh pairs (seed {e(loc.get('confirmation_seed', 'n/a'))}).</p>"]
+           f"re-scored on fresh pairs (seed {e(loc.get('confirmation_seed', 'n/a'))}). No-intervention baseline: "
+           f"{_num((loc.get('baseline') or {}).get('score'))} (a cell that changes nothing scores it).</p>"]
     try:
         out.append(_img(heatmap_b64(loc), "sweep heatmap"))
     except Exception as exc:  # noqa: BLE001 - a plot is never worth losing the report for

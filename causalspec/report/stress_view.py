@@ -64,9 +64,24 @@ def training_lines(r: CheckResult, ascii_only: bool = False) -> list:
         line = Text(f"  training{who}: {groups}: {how}")
         out.append(line)
         if loss:
-            out.append(Text(f"    loss {_num(loss[0])} {curve} {_num(loss[-1])} · {t.get('train_pairs')} training "
-                            "pairs (inputs disjoint from the held-out pairs)", style="dim"))
+            out.append(Text(f"    loss {_num(loss[0])} {curve} {_num(loss[-1])} · {split_text(t)}", style="dim"))
+        gaps = [g for g in t.get("heldout_gap") or [] if g.get("gap") is not None]
+        if gaps:
+            out.append(Text("    held-out gap (train IIA vs held-out IIA): " + "; ".join(
+                f"{g['label']} {_num(g['train'])} vs {_num(g['heldout'])} ({'+' if g['gap'] >= 0 else ''}"
+                f"{_num(g['gap'])})" for g in gaps)))
     return out
+
+
+def split_text(t: dict) -> str:
+    """`4096 training pairs (610 distinct) over 212 distinct inputs, disjoint from the held-out pairs`."""
+    where = ("disjoint from the held-out pairs" if not t.get("overlap") else
+             f"{t['overlap']} of them also held out: the input space is too small to keep them apart")
+    if t.get("train_inputs") is None:  # a report written before distinct counts were recorded
+        return f"{t.get('train_pairs')} training pairs ({where})"
+    distinct = sum((t.get("train_distinct_pairs") or {}).values())
+    return (f"{t.get('train_pairs_used', t.get('train_pairs'))} training pairs ({distinct} distinct) over "
+            f"{t['train_inputs']} distinct inputs, {where}")
 
 
 def controls_table(r: CheckResult) -> Table | None:
@@ -91,6 +106,15 @@ def controls_table(r: CheckResult) -> Table | None:
             table.add_row(c.name, *["n/a"] * len(labels), Text(f"does not apply: {c.detail}"))
             continue
         values = dict(zip(c.labels, c.values))
+        if c.n_draws:  # a distribution: the compared statistic first, then the quantile and the max
+            from causalspec.score.results import CONTROL_QUANTILE, CONTROL_STATISTIC
+
+            sums = {lab: c.summary(i) for i, lab in enumerate(c.labels)}
+            cells = [f"{_num(sums[lab][CONTROL_STATISTIC])} (p{CONTROL_QUANTILE} {_num(sums[lab][f'p{CONTROL_QUANTILE}'])}"
+                     f", max {_num(sums[lab]['max'])})" if lab in sums and sums[lab]["n"] else "n/a" for lab in labels]
+            table.add_row(c.name, *cells, Text(f"{c.description}; {c.detail}; {CONTROL_STATISTIC} of {c.n_draws} "
+                                               f"draw(s) compared"))
+            continue
         if c.name == "heldout":
             cells = [("+" if (values.get(lab) or 0) >= 0 else "") + _num(values.get(lab)) if lab in values else "n/a"
                      for lab in labels]
@@ -158,6 +182,8 @@ def bucket_lines(r: CheckResult) -> list:
 
 
 def locate_table(r: CheckResult) -> Table | None:
+    """Held-out IIA per cell, the best cell marked, and a last row with the no-intervention
+    baseline (what a cell that changes nothing scores); cells at or below it say so."""
     loc = r.locate
     if not loc:
         return None
@@ -166,14 +192,21 @@ def locate_table(r: CheckResult) -> Table | None:
     for p in loc["positions"]:
         table.add_column(p if p != "all" else "IIA (held-out)", justify="right")
     best = loc.get("best") or {}
+    base = (loc.get("baseline") or {}).get("score")
     for row in loc["cells"]:
         cells = []
         for c in row:
+            at_base = base is not None and c["score"] is not None and c["score"] <= base + 1e-9
+            text = _num(c["score"]) + (" ≤ baseline" if at_base else "")
             if c["site"] == best.get("site") and c["position"] == best.get("position"):
-                cells.append(Text(f"{_num(c['score'])} ◀ best", style="bold"))
+                cells.append(Text(f"{text} ◀ best", style="bold"))
             else:
-                cells.append(Text(_num(c["score"])))
+                cells.append(Text(text, style="dim" if at_base else ""))
         table.add_row(Text(row[0]["site"]), *cells)
+    if base is not None:
+        table.add_section()
+        table.add_row(Text("no intervention (baseline)", style="dim"),
+                      *[Text(_num(base), style="dim") for _ in loc["positions"]])
     return table
 
 

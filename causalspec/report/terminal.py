@@ -172,6 +172,15 @@ def headline(r: CheckResult) -> str:
     return f"error: {r.reason}"
 
 
+def seed_text(r: CheckResult) -> str:
+    """`seed 3 from --seed`, `seed 1 from the spec`, `seed 0 (the default)`: the effective seed,
+    from which every random choice of the check derives (docs/language.md, "Seeds")."""
+    source = getattr(r, "seed_source", "spec")
+    if source == "default":
+        return f"seed {r.seed} (the default)"
+    return f"seed {r.seed} from " + ("the spec" if source == "spec" else source)
+
+
 def counterexamples(r: CheckResult, limit: int = MAX_COUNTEREXAMPLES) -> list[tuple[str, dict]]:
     """Up to `limit` counterexamples, taken in turn from each interchange set that has some."""
     pools = [(c.label + (" (aaa subset)" if c.kind == "subset" else ""), list(c.counterexamples))
@@ -266,7 +275,7 @@ def check_renderables(r: CheckResult, quiet: bool = False, glyphs: dict[str, str
         subsets = [c for c in r.claims if c.kind == "subset"]
         out.append(Text(f"  approximate abstraction accuracy {fmt_num(r.aaa)} "
                         f"(mean IIA over {len(subsets)} subset(s) of the aligned variables)"))
-    info = []
+    info = [seed_text(r)]
     if r.pool:
         info.append(f"pool {r.pool} input(s), {r.unique_inputs} unique")
     if r.forward_passes:

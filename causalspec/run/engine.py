@@ -36,7 +36,7 @@ def address_of(site) -> SiteAddress:
 
 
 def binding_text(var: str, binding) -> str:
-    pos = ", ".join(p.name or p.kind for p in binding.positions)
+    pos = ", ".join(p.label for p in binding.positions)
     feat = binding.featurizer.kind
     return f"{var} -> {binding.site}" + (f" @ {pos}" if pos else "") + (f" : {feat}" if feat != "identity" else "")
 

@@ -78,7 +78,7 @@ class LearnedGroup:
 
     @property
     def label(self) -> str:
-        pos = ", ".join(p.name or p.kind for p in self.positions)
+        pos = ", ".join(p.label for p in self.positions)
         return f"{self.site}" + (f" @ {pos}" if pos else "")
 
 

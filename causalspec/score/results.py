@@ -75,13 +75,36 @@ class ConditionResult:
         return dict(self.__dict__)
 
 
+# The statistic of a control's draws that `control(NAME) <= x` compares, and the quantile the
+# report shows beside it (docs/language.md, "Controls"). The mean: one lucky draw of a random
+# subspace moves it by 1/n instead of deciding the verdict, and it still estimates what a
+# typical random draw scores, which is what the control asks about.
+CONTROL_STATISTIC = "mean"
+CONTROL_QUANTILE = 90
+
+
+def draw_summary(draws: list[float | None]) -> dict[str, Any]:
+    """n, mean, the CONTROL_QUANTILE-th percentile (linear interpolation), min and max of a
+    control's draws (None draws — no scored pair — are left out; all None: every number None)."""
+    import numpy as np
+
+    vals = [float(v) for v in draws if v is not None]
+    if not vals:
+        return {"n": 0, "mean": None, f"p{CONTROL_QUANTILE}": None, "min": None, "max": None}
+    return {"n": len(vals), "mean": float(np.mean(vals)),
+            f"p{CONTROL_QUANTILE}": float(np.percentile(vals, CONTROL_QUANTILE)),
+            "min": float(min(vals)), "max": float(max(vals))}
+
+
 @dataclass
 class ControlResult:
     """One control of a check (`random_init`, `random_subspace`, `heldout`), per interchange set.
 
-    `values` holds the number a `control(NAME)` condition compares, per declared set: the
-    control's IIA (random_init, random_subspace) or the train − held-out IIA gap (heldout).
-    `value` is None when the control does not apply (detail says why).
+    `values` holds the number a `control(NAME)` condition compares, per declared set: for a
+    control of random draws (random_init, random_subspace) the CONTROL_STATISTIC of its
+    draws' IIA (`draws[i]` lists them, in draw order); for heldout the train − held-out IIA
+    gap. `iia`/`baseline` pool every draw's pairs. A value is None when the control does
+    not apply (detail says why).
     """
 
     name: str
@@ -92,13 +115,26 @@ class ControlResult:
     baseline: list[Proportion | None] = field(default_factory=list)
     detail: str = ""
     applicable: bool = True
+    draws: list[list[float | None]] = field(default_factory=list)  # per set: each draw's IIA (random controls)
+    n_draws: int = 0  # draws per set (0: the control draws nothing at random)
+    seeds: list[int] = field(default_factory=list)  # the child seed of each draw (compile.seeds.derive_seed)
+
+    def summary(self, i: int) -> dict[str, Any] | None:
+        return draw_summary(self.draws[i]) if i < len(self.draws) else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "applicable": self.applicable,
-                "detail": self.detail,
-                "sets": [{"label": lab, "value": v, "iia": None if p is None else p.to_dict(),
-                          "baseline": None if b is None else b.to_dict()}
-                         for lab, v, p, b in zip(self.labels, self.values, self.iia, self.baseline)]}
+        out = {"name": self.name, "description": self.description, "applicable": self.applicable,
+               "detail": self.detail, "n_draws": self.n_draws,
+               "statistic": CONTROL_STATISTIC if self.n_draws else "value", "seeds": list(self.seeds),
+               "sets": []}
+        for i, (lab, v, p, b) in enumerate(zip(self.labels, self.values, self.iia, self.baseline)):
+            entry = {"label": lab, "value": v, "iia": None if p is None else p.to_dict(),
+                     "baseline": None if b is None else b.to_dict()}
+            if self.n_draws:
+                entry["draws"] = list(self.draws[i]) if i < len(self.draws) else []
+                entry["distribution"] = self.summary(i)
+            out["sets"].append(entry)
+        return out
 
 
 @dataclass
@@ -112,7 +148,8 @@ class CheckResult:
     claims: list[ClaimResult] = field(default_factory=list)
     conditions: list[ConditionResult] = field(default_factory=list)
     aaa: float | None = None  # approximate abstraction accuracy (mean IIA over variable subsets)
-    seed: int = 0
+    seed: int = 0  # the effective seed (compile.seeds): every random choice of the check derives from it
+    seed_source: str = "spec"  # where it came from: "--seed" (or the pytest flag) | "spec" | "default"
     pairs: int = 0
     pool: int = 0
     unique_inputs: int = 0
@@ -140,7 +177,7 @@ class CheckResult:
         return {
             "name": self.name, "alignment": self.alignment, "model": self.model, "network": self.network,
             "status": self.status, "reason": self.reason, "file": self.file, "line": self.line,
-            "seed": self.seed, "pairs": self.pairs, "pool": self.pool, "unique_inputs": self.unique_inputs,
+            "seed": self.seed, "seed_source": self.seed_source, "pairs": self.pairs, "pool": self.pool, "unique_inputs": self.unique_inputs,
             "forward_passes": dict(self.forward_passes), "seconds": round(self.seconds, 3),
             "approximate_abstraction_accuracy": self.aaa,
             "claims": [c.to_dict() for c in self.claims],

@@ -65,6 +65,9 @@ WEIGHTS_HELP = ("paths are relative to the spec file's folder; if a training scr
 
 CHECK_METRICS = ("iia", "aaa", "control")
 CONTROLS = ("random_init", "random_subspace", "heldout")
+# controls that are random draws, and how many a check takes unless `controls NAME(n=R)` says
+DEFAULT_DRAWS = {"random_subspace": 10, "random_init": 3}
+MAX_DRAWS = 1000
 STATISTICS = ("point", "lower95")
 AGGREGATIONS = ("each", "mean")
 CHECK_SETTINGS = ("pairs", "seed", "pool", "batch", "train", "steps")
@@ -368,6 +371,12 @@ class CheckIR:
     train: int | None = None  # training pairs per interchange set, for learned featurizers
     steps: int | None = None  # most optimiser steps when training learned featurizers
     locate: tuple[LocateIR, ...] = ()  # localization sweeps (at most one per check)
+    seed_given: bool = False  # the spec states `seed` (else DEFAULT_SEED): reports say where the seed came from
+    draws: dict[str, int] = field(default_factory=dict)  # `controls NAME(n=R)` as written (see control_draws)
+
+    def control_draws(self, name: str) -> int:
+        """How many random draws control `name` takes (1 for a control that draws nothing)."""
+        return int(self.draws.get(name, DEFAULT_DRAWS.get(name, 1)))
 
 
 @dataclass(frozen=True)
@@ -1100,6 +1109,7 @@ class _Bindings:
         sets: list[InterchangeSetIR] = []
         set_keys: dict[frozenset, A.InterchangeSet] = {}
         controls: list[str] = []
+        draws: dict[str, int] = {}
         conditions: list[ConditionIR] = []
         interchanges = [s for s in chk.body if isinstance(s, A.Interchange)]
         expects = [s for s in chk.body if isinstance(s, A.Expect)]
@@ -1135,7 +1145,14 @@ class _Bindings:
                     set_keys[key] = iset
                     sets.append(got)
             elif isinstance(stmt, A.Controls):
-                for c in stmt.names:
+                for i, c in enumerate(stmt.names):
+                    args = stmt.args_of(i)
+                    if c.text in CONTROLS and args is not None:
+                        n = self._control_draws(c, args)
+                        if n is None:
+                            ok = False
+                        else:
+                            draws[c.text] = n
                     if c.text not in CONTROLS:
                         self.sink.error("E0707", f"unknown control `{c.text}`", c.span, "not a control",
                                         help=did_you_mean(c.text, CONTROLS) or
@@ -1180,7 +1197,28 @@ class _Bindings:
         value = {k: s.value for k, s in settings.items()}
         return CheckIR(name, target, tuple(sets), tuple(conditions), value.get("pairs", DEFAULT_PAIRS),
                        value.get("seed", DEFAULT_SEED), value.get("pool"), value.get("batch", DEFAULT_BATCH),
-                       tuple(controls), default, chk.span, value.get("train"), value.get("steps"), tuple(locates))
+                       tuple(controls), default, chk.span, value.get("train"), value.get("steps"), tuple(locates),
+                       seed_given="seed" in value, draws=draws)
+
+    def _control_draws(self, name: A.Name, args: tuple) -> int | None:
+        """`random_subspace(n=20)` -> 20; a bad argument is E0712 (None)."""
+        control = name.text
+        if control not in DEFAULT_DRAWS:
+            self.sink.error("E0712", f"control `{control}` takes no arguments: it draws nothing at random",
+                            name.span, "no arguments", help=f"write `{control}`")
+            return None
+        if len(args) != 1 or args[0].key not in (None, "n"):
+            where = args[0].span if args else name.span
+            self.sink.error("E0712", f"control `{control}` takes one argument, `n` (the number of random draws)",
+                            where, "not `n=…`", help=f"write `{control}(n={DEFAULT_DRAWS[control]})`")
+            return None
+        arg = args[0]
+        if arg.kind != "number" or not isinstance(arg.value, int) or not 1 <= arg.value <= MAX_DRAWS:
+            self.sink.error("E0712", f"`n` of control `{control}` must be a whole number from 1 to {MAX_DRAWS}, "
+                            f"got {arg.value}", arg.span, "not a number of draws",
+                            help=f"e.g. `{control}(n={DEFAULT_DRAWS[control]})` (the default)")
+            return None
+        return int(arg.value)
 
     def _locate(self, stmt: A.Locate, alignment: AlignmentIR) -> LocateIR | None:
         """Expand a sweep into cells (sites x positions), each validated like an alignment site."""
@@ -1223,7 +1261,7 @@ class _Bindings:
             return None
         feat = rows[0][0].featurizer
         site_labels = tuple(str(r[0].site) for r in rows)
-        pos_labels = tuple("all" if p is None else ", ".join(b.name or b.kind for b in cell.positions)
+        pos_labels = tuple("all" if p is None else ", ".join(b.label for b in cell.positions)
                            for p, cell in zip(positions, rows[0]))
         return LocateIR(var, tuple(rows), site_labels, pos_labels, feat, stmt.span)
 

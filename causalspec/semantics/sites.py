@@ -240,6 +240,12 @@ class PositionSpec:
     def __repr__(self) -> str:
         return f"PositionSpec({self}" + (f", name={self.name!r})" if self.name else ")")
 
+    @property
+    def label(self) -> str:
+        """How reports name the position: its declared name (`END`), else the position itself
+        (`3`, `2..4`, `last`) — never just its kind, which makes `@ 3` and `@ 4` look alike."""
+        return self.name or str(self)
+
     def __str__(self) -> str:
         if self.kind == "slot":
             return f"slot({self.slot}, {self.occurrence}).{self.part}"

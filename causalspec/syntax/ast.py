@@ -440,7 +440,18 @@ class Setting(Node):
 
 @dataclass(frozen=True)
 class Controls(Node):
+    """`controls random_subspace(n=20), heldout`: `args[i]` are the arguments written after
+    `names[i]` (None: none written); `args` may be empty when no control has any."""
+
     names: tuple[Name, ...]
+    args: tuple[tuple[FeatArg, ...] | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.args and all(a is None for a in self.args):  # one form for "no arguments anywhere"
+            object.__setattr__(self, "args", ())
+
+    def args_of(self, i: int) -> tuple[FeatArg, ...] | None:
+        return self.args[i] if i < len(self.args) else None
 
 
 @dataclass(frozen=True)

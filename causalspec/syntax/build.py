@@ -527,7 +527,12 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def controls_stmt(self, meta, c):
-        return A.Controls(tuple(self._name(t) for t in c), span=self._span(meta))
+        args = tuple(a for _, a in c)
+        return A.Controls(tuple(n for n, _ in c), args if any(a is not None for a in args) else (),
+                          span=self._span(meta))
+
+    def control_ref(self, c):
+        return self._name(c[0]), (c[1] if len(c) > 1 else None)
 
     @v_args(meta=True)
     def expect_stmt(self, meta, c):

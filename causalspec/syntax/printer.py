@@ -615,7 +615,11 @@ def _check_stmt(s: A.CheckStmt) -> str:
     if isinstance(s, A.Setting):
         return _setting(s)
     if isinstance(s, A.Controls):
-        return "controls " + _names(_nonempty(s.names, "controls", s))
+        names = _nonempty(s.names, "controls", s)
+        return "controls " + ", ".join(
+            print_name(n, "control") + ("" if s.args_of(i) is None else
+                                        "(" + ", ".join(_feat_arg(a) for a in s.args_of(i)) + ")")
+            for i, n in enumerate(names))
     if isinstance(s, A.Expect):
         return _expect(s)
     if isinstance(s, A.Locate):

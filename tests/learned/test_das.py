@@ -142,7 +142,8 @@ def test_random_init_control_fails_on_the_random_copy(planted_dir, tmp_path):
     assert max(ctl.values) <= 0.75 and max(ctl.values) < min(claims) - 0.2
     assert r.status == "passed", r.reason
     variants = [t["variant"] for t in r.training]
-    assert variants == ["network", "random_init"]
+    assert variants == ["network", "random_init #1", "random_init #2", "random_init #3"]  # 3 draws by default
+    assert ctl.n_draws == 3 and all(len(d) == 3 for d in ctl.draws) and len(set(ctl.seeds)) == 3
 
 
 def test_learned_featurizer_needs_class_scores(planted_dir, tmp_path):

@@ -14,13 +14,18 @@ from causalspec.locate import sweep
 from causalspec.semantics.analyse import load
 from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer, single_thread, tiny_config
 
-WORDS = "When and went to the store gave a drink".split() + ["Mary", "John", "Tom"]
-PROMPT = "When {A} and {B} went to the store, {B} gave a drink to"
+# the place does not matter to the answer; it makes the input space (60 prompts) large enough for
+# a held-out pool and a training split of their own (a split needs 16 distinct inputs)
+PLACES = "store park beach market school office garden museum library station".split()
+WORDS = "When and went to the gave a drink".split() + ["Mary", "John", "Tom"] + PLACES
+PROMPT = "When {A} and {B} went to the {C}, {B} gave a drink to"
 
 SPEC = """
 model P {{
   domain Name = enum {{Mary, John, Tom}}
+  domain Place = enum {{store, park, beach, market, school, office, garden, museum, library, station}}
   input  A, B : Name ~ uniform where A != B
+  input  C : Place ~ uniform
   var    mover : Name = A
   output answer : Name = mover
 }}
@@ -40,12 +45,12 @@ align P to net as Single {{
 check Out as Where {{
   locate mover over resid.post[0..1] @ {{A1, END}} : das(k=1)
   interchange mover
-  pairs 64 seed 0 pool 32 train 128 steps 20 batch 32
+  pairs 64 seed 0 pool 12 train 256 steps 20 batch 32
   expect iia >= 0.1
 }}
 check Single {{
   interchange mover
-  pairs 64 seed 0 pool 32 train 128 steps 20 batch 32
+  pairs 64 seed 0 pool 12 train 256 steps 20 batch 32
   expect iia >= 0.1
 }}
 """
@@ -57,7 +62,7 @@ def spec(tmp_path_factory):
     tok = build_word_tokenizer(WORDS)
     cand = tok.convert_tokens_to_ids(["Mary", "John", "Tom"])
     names = ["Mary", "John", "Tom"]
-    probes = [(PROMPT.format(A=a, B=b), names.index(a)) for a in names for b in names if a != b]
+    probes = [(PROMPT.format(A=a, B=b, C=c), names.index(a)) for a in names for b in names if a != b for c in PLACES]
     ids = torch.tensor([tok(t)["input_ids"] for t, _ in probes])  # names are one token: equal lengths
     target = torch.tensor([a for _, a in probes])
     from transformers import AutoModelForCausalLM
@@ -73,10 +78,10 @@ def spec(tmp_path_factory):
                 model = AutoModelForCausalLM.from_config(config).eval()
             with torch.no_grad():
                 right = int((model(ids).logits[:, -1, cand].argmax(-1) == target).sum())
-            if right >= 4:
+            if right >= 36:
                 break
         else:
-            raise AssertionError("no seed gives a tiny GPT-2 that answers A on 4 of 6 prompts")
+            raise AssertionError("no seed gives a tiny GPT-2 that answers A on 36 of 60 prompts")
     build_tiny_model("gpt2", None, d / "net", seed=seed, tokenizer=tok, n_layer=2, initializer_range=0.5)
     path = d / "p.cspec"
     path.write_text(SPEC.format(path=d / "net", prompt=PROMPT))

@@ -58,13 +58,13 @@ def test_boundless_learns_the_planted_dimensionality(boundless):
     assert t["groups"][0]["kind"] == "boundless"
     assert t["groups"][0]["dims"] == {"WX": 1}  # the planted subspace is one direction
     rs = next(c for c in r.controls if c.name == "random_subspace")
-    assert rs.detail.startswith("random orthonormal subspace(s) of 1 dim(s)")
+    assert "draw(s) of random orthonormal subspace(s) of 1 dim(s)" in rs.detail
 
 
 def test_terminal_block_shows_training_controls_and_illusion(boundless):
     text = check_text(boundless)
     assert "training: boundless on module \"layers.0\" output" in text and "WX 1 dim(s)" in text
-    assert "loss " in text and "training pairs (inputs disjoint from the held-out pairs)" in text
+    assert "loss " in text and "distinct inputs, disjoint from the held-out pairs" in text
     assert "random_subspace" in text and "heldout" in text and "illusion check" in text
 
 

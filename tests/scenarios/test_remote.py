@@ -136,17 +136,23 @@ def test_a_config_that_cannot_be_read_refuses_the_host_and_names_the_file(tmp_pa
 
 @pytest.fixture
 def hub_model(tmp_path_factory, monkeypatch):
-    """`HUB_ID` loads (config and tokenizer, no weights) from a tiny local model, as it would
-    from the Hugging Face cache; the spec still names a hub id, as NDIF needs."""
-    from causalspec.run import loading
+    """`HUB_ID` loads (config and tokenizer, no weights) from a tiny model laid out as the
+    Hugging Face cache lays out a download (models--org--name/snapshots/REV, refs/main), with
+    the cache pointed there: the spec names a hub id, as NDIF needs, and the real loading path
+    finds it offline."""
+    import huggingface_hub.constants as hub_constants
+
     from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
 
-    folder = tmp_path_factory.mktemp("hub")
-    build_tiny_model("gpt2", None, folder, seed=0, tokenizer=build_word_tokenizer(MOVER_WORDS))
-    real = loading.local_hf_path
-    monkeypatch.setattr(loading, "local_hf_path",
-                        lambda path, base_dir: folder if path == HUB_ID else real(path, base_dir))
-    return folder
+    cache = tmp_path_factory.mktemp("hub")
+    repo = cache / ("models--" + HUB_ID.replace("/", "--"))
+    revision = "0" * 40
+    snapshot = repo / "snapshots" / revision
+    build_tiny_model("gpt2", None, snapshot, seed=0, tokenizer=build_word_tokenizer(MOVER_WORDS))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
+    return snapshot
 
 
 def reached(tmp_path, capsys, *argv, host: str | None = EVIL) -> dict:

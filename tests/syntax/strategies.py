@@ -324,7 +324,10 @@ locates = st.builds(
 check_stmts = st.one_of(
     st.builds(A.Interchange, _tuples(interchange_sets, 1, 4)),
     settings,
-    st.builds(A.Controls, name_tuples()) | locates,
+    st.builds(A.Controls, name_tuples())
+    | name_tuples().flatmap(lambda ns: st.builds(A.Controls, st.just(ns),
+                                                 _tuples(st.none() | _tuples(feat_args, 0, 2), len(ns), len(ns))))
+    | locates,
     expects,
 )
 checks = st.builds(A.Check, names(), st.none() | names(), _tuples(check_stmts, 0, 4))
