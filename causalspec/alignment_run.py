@@ -283,7 +283,12 @@ class AlignmentRun:
             self.engine.forward_passes["training steps"] = (self.engine.forward_passes.get("training steps", 0)
                                                             + int(trained.info.get("steps", 0))
                                                             + int(trained.info.get("restart_steps", 0)))
-            save_artifact(path, trained, key)
+            from causalspec.report.files import OutputError
+
+            try:
+                save_artifact(path, trained, key)
+            except OutputError as exc:  # a check error naming the file, not the end of the run
+                raise CheckUsageError(f"cannot save the trained featurizers: {exc}") from None
         self.fitted = Fitted(trained, reused, path, key, t_rows, t_cache, runs, tplan.overlap, split)
         return self.fitted
 

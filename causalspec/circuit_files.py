@@ -136,9 +136,16 @@ def graph_from_json(doc: Any, where: str = "circuit file") -> CircuitGraph:
     return g
 
 
+SCHEMA = "causalspec.circuit/1"
+
+
 def graph_to_json(g: CircuitGraph) -> dict[str, Any]:
-    # our key first: it is the marker that lets a re-export replace its own file (report/files.py)
-    out: dict[str, Any] = {SCHEMA_KEY: {"tool": "causalspec", **g.extra}, "cfg": g.cfg,
+    # `schema` and `tool` are the marker that lets a re-export replace its own file (report/files.py);
+    # EAP-IG / MIB readers ignore keys other than cfg, nodes and edges
+    from causalspec.report.files import tool_header
+
+    out: dict[str, Any] = {"schema": SCHEMA, "tool": tool_header(),
+                           SCHEMA_KEY: {"tool": "causalspec", **g.extra}, "cfg": g.cfg,
                            "nodes": {n: {"in_graph": inside} for n, inside in g.nodes.items()},
                            "edges": {e.name: {"score": 1.0 if s is None else s, "in_graph": inside}
                                      for e, (s, inside) in g.edges.items()}}

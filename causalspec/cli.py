@@ -1,14 +1,17 @@
 """The `causalspec` command line.
 
-Exit codes (stable; CI jobs rely on them): 0 ok, 1 a check failed, 2 invalid spec or usage,
-3 internal error. A user mistake never shows a Python traceback: it becomes diagnostics
+Exit codes (stable; CI jobs rely on them): 0 ok, 1 a check failed, 2 invalid spec or usage
+(an output target that is not ours or not writable included), 3 internal error, 130 interrupted
+(Ctrl-C). A user mistake never shows a Python traceback: it becomes diagnostics
 (exit 2); anything else is our bug and says so (exit 3).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -18,13 +21,74 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from causalspec.diagnostics import SpecError, render
-from causalspec.report.files import OverwriteRefused
+from causalspec.report.files import OutputError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 
 class UsageError(Exception):
     """A command-line mistake (not a spec mistake): exit 2 with the message."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (e.g. a cancelled CI job), handled like Ctrl-C: temporary files are removed and
+    `check` reports what finished; the exit code is the shell's 128 + SIGTERM (143)."""
+
+    exit_code = 128 + int(getattr(signal, "SIGTERM", 15))
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a command runs, SIGTERM raises `Terminated` — only where nobody else handles
+    SIGTERM (a program embedding `main` keeps its own handler) and in the main thread."""
+    try:
+        installed = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        if installed:
+            signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM here
+        installed = False
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def check_output_targets(**targets) -> None:
+    """Check output files (flag name -> path, None: not given) before anything is loaded or
+    run, with the test the writer applies (`report.files.check_target`): a mistake in an
+    output flag costs nothing, and never a full run thrown away. Flag names use `_` for `-`."""
+    from causalspec.report.files import check_target
+
+    given = {flag: Path(p) for flag, p in targets.items() if p}
+    seen: dict = {}
+    for flag, path in given.items():
+        name = "--" + flag.replace("_", "-") if len(flag) > 1 else "-" + flag
+        key = path.resolve()
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {name} name the same file {path}; give each its own")
+        seen[key] = name
+        try:
+            check_target(path)
+        except OutputError as exc:
+            raise UsageError(f"{name}: {exc}") from None
+
+
+def check_output_folders(**folders) -> None:
+    """`check_output_targets` for output folders (flag name -> path)."""
+    from causalspec.report.files import check_folder
+
+    for flag, path in folders.items():
+        if path:
+            try:
+                check_folder(path)
+            except OutputError as exc:
+                raise UsageError(f"--{flag.replace('_', '-')}: {exc}") from None
 
 
 def _stdout() -> Console:
@@ -92,11 +156,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from causalspec.report import graph_export
     from causalspec.semantics.analyse import load
 
+    check_output_targets(output=args.output)
     ir = load(args.file)
     model = _pick_model(ir, args.model)
     fmt = args.format
     if fmt == "png":
         target = Path(args.output or f"{Path(args.file).stem}.{model.name}.png")
+        if not args.output:
+            check_output_targets(output=target)
         graph_export.to_png(model, target)
         _stdout().print(f"wrote {target}", markup=False)
         return EXIT_OK
@@ -251,16 +318,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     show_tb = args.traceback or bool(os.environ.get("CAUSALSPEC_TRACEBACK"))
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except SpecError as exc:
         _stderr().print(render(exc.diagnostics), markup=False)
         return EXIT_INVALID
-    except (UsageError, OverwriteRefused) as exc:
+    except (UsageError, OutputError) as exc:
         _stderr().print(f"error: {exc}", markup=False)
         return EXIT_INVALID
-    except KeyboardInterrupt:
-        _stderr().print("interrupted", markup=False)
-        return EXIT_INTERNAL
+    except KeyboardInterrupt as exc:  # Ctrl-C (130) or SIGTERM (143): not a bug, no traceback
+        _stderr().print("terminated" if isinstance(exc, Terminated) else "interrupted", markup=False)
+        return getattr(exc, "exit_code", EXIT_INTERRUPTED)
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the last line of defence, reported as ours

@@ -2,7 +2,9 @@
 
 Exit codes (those of the whole CLI): 0 when every selected check passed or was skipped,
 1 when any check failed or could not be run (error), 2 for an invalid spec or a usage
-mistake (an unknown `--only` name, a report file that is not ours), 3 internal error.
+mistake (an unknown `--only` name, a report file that is not ours or cannot be written),
+3 internal error, 130 interrupted (Ctrl-C: the checks that finished are summarised and
+written to the reports, which say the run was interrupted; SIGTERM does the same, exit 143).
 A skipped check (hub weights not in the local cache, a requested device missing) never
 counts as a pass — the summary line lists it — but it is not a failure either: the claim was
 not tested. `--strict` makes every skip an error (exit 1), for CI that must test every claim.
@@ -16,13 +18,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from causalspec.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError, load_reporting
+from causalspec.cli import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError, check_output_folders,
+                            check_output_targets, load_reporting)
 from causalspec.diagnostics import did_you_mean
 from causalspec.score.results import ERROR, FAILED
 
 HELP = "run the checks of spec files (interchange interventions) and report them"
 EPILOG = ("exit codes: 0 every check passed or was skipped; 1 a check failed or errored (or, with --strict, "
-          "was skipped); 2 invalid spec or usage; 3 internal error")
+          "was skipped); 2 invalid spec or usage; 3 internal error; 130 interrupted")
 
 
 DEVICE_HELP = ("torch device for every network: cpu, cuda, cuda:N, mps or auto (cuda when available); "
@@ -105,16 +108,14 @@ def _validate(args: argparse.Namespace) -> None:
     if folder not in (None, "disk") and (folder.endswith(".cspec") or Path(folder).is_file()):
         raise UsageError(f"--activations-on-disk takes a folder, not the file `{folder}`; name the spec files "
                          "first, or write --activations-on-disk=DIR")
-    from causalspec.report.files import OverwriteRefused, _check_target
-
-    targets = [Path(p) for p in (args.json, args.junit, getattr(args, "html", None)) if p]
-    if len({t.resolve() for t in targets}) != len(targets):
-        raise UsageError("--json, --junit and --html must name different files")
-    for target in targets:
-        try:
-            _check_target(target, b"causalspec")  # the rule atomic_write_text applies, checked before the run
-        except OverwriteRefused as exc:
-            raise UsageError(str(exc)) from exc
+    files = {Path(f).resolve() for f in args.files}
+    for flag in ("json", "junit", "html"):
+        target = getattr(args, flag, None)
+        if target and Path(target).resolve() in files:
+            raise UsageError(f"--{flag} {target} is one of the spec files being checked; name a report file")
+    check_output_targets(json=args.json, junit=args.junit, html=getattr(args, "html", None))
+    check_output_folders(artifacts=getattr(args, "artifacts", None),
+                         activations_on_disk=None if folder in (None, "disk") else folder)
 
 
 def _load_all(files: list[str], err) -> list | None:
@@ -157,26 +158,41 @@ def cmd_check(args: argparse.Namespace) -> int:
                            progress=progress, retrain=args.retrain, artifacts=args.artifacts,
                            activations=args.activations_on_disk, strict=args.strict)
     results = []
+    selected = [(ir, selected_checks(ir, args.only)) for ir in irs]
+    interrupted: KeyboardInterrupt | None = None
     with progress:
-        for ir in irs:
-            networks = NetworkCache()  # networks are named per file: one cache per spec
-            checks = selected_checks(ir, args.only)
-            if checks:
-                report.file_header(ir.file, len(checks))
-            for check in checks:
-                progress.begin(check.name)
-                try:
-                    result = run_check(ir, check, options, networks)
-                finally:
-                    progress.end()
-                report.check(result)
-                results.append(result)
+        try:
+            for ir, checks in selected:
+                networks = NetworkCache()  # networks are named per file: one cache per spec
+                if checks:
+                    report.file_header(ir.file, len(checks))
+                for check in checks:
+                    progress.begin(check.name)
+                    try:
+                        result = run_check(ir, check, options, networks)
+                    finally:
+                        progress.end()
+                    report.check(result)
+                    results.append(result)
+        except KeyboardInterrupt as exc:  # Ctrl-C (or SIGTERM, cli.Terminated): report what finished
+            interrupted = exc
+    if interrupted:
+        total = sum(len(checks) for _, checks in selected)
+        report.line(f"interrupted: {len(results)} of {total} check(s) finished; the others did not run")
+    _write_reports(args, report, results, [ir.file for ir in irs], interrupted is not None)
+    report.summary(results)
+    if interrupted is not None:
+        return getattr(interrupted, "exit_code", EXIT_INTERRUPTED)
+    return EXIT_FAILED if any(r.status in (FAILED, ERROR) for r in results) else EXIT_OK
 
-    files = [ir.file for ir in irs]
+
+def _write_reports(args: argparse.Namespace, report, results: list, files: list[str], interrupted: bool) -> None:
+    """The report files (targets checked before the run; the writers check them again).
+    After a Ctrl-C they hold the finished checks and say that the run was interrupted."""
     if args.json:
         from causalspec.report.json_report import write_json
 
-        report.line(f"wrote {write_json(args.json, results, files)}")
+        report.line(f"wrote {write_json(args.json, results, files, interrupted=interrupted)}")
     if args.junit:
         from causalspec.report.junit import write_junit
 
@@ -184,6 +200,4 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.html:
         from causalspec.report.html import write_html
 
-        report.line(f"wrote {write_html(args.html, results, files)}")
-    report.summary(results)
-    return EXIT_FAILED if any(r.status in (FAILED, ERROR) for r in results) else EXIT_OK
+        report.line(f"wrote {write_html(args.html, results, files, interrupted=interrupted)}")

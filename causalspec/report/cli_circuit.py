@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from causalspec.cli import EXIT_OK, UsageError
+from causalspec.cli import EXIT_OK, UsageError, check_output_targets
 
 HELP = "export and import circuits as JSON node/edge lists; CPR/CMD of a scored edge list"
 
@@ -117,7 +117,7 @@ def _write_or_print(text: str, out: str | None) -> None:
     if out:
         from causalspec.report.files import atomic_write_text
 
-        atomic_write_text(out, text)  # the header names causalspec: a re-import may replace its own file
+        atomic_write_text(out, text)  # our generator line: a re-import may replace its own (unedited) file
         print(f"wrote {out}")
     else:
         sys.stdout.write(text)
@@ -127,6 +127,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from causalspec.circuit_files import circuit_to_graph, graph_to_json, write_graph
     from causalspec.compile.circuit_plan import CircuitPlanError, resolve_circuit
 
+    check_output_targets(output=args.output)
     ir, circuit = _circuit(args.spec, args.circuit)
     arch = _arch(ir, circuit, args.layers, args.heads)
     try:
@@ -145,15 +146,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from causalspec.circuit_files import CircuitFileError, graph_to_spec, read_graph
+    from causalspec.report.files import stamp_text
 
+    check_output_targets(output=args.out)
     try:
         graph = read_graph(args.file)
         text = graph_to_spec(graph, args.name, args.on, args.output, args.ablation, args.metric, args.expect,
                              args.granularity)
     except CircuitFileError as exc:
         raise UsageError(str(exc)) from None
-    header = f"# imported by `causalspec circuit import` from {args.file}\n"
-    _write_or_print(header + text, args.out)
+    body = f"# imported by `causalspec circuit import` from {args.file}\n" + text
+    _write_or_print(stamp_text("#", "circuit-import", body), args.out)
     return EXIT_OK
 
 
@@ -171,6 +174,7 @@ def cmd_cpr(args: argparse.Namespace) -> int:
     for flag, value in (("--pairs", args.pairs), ("--batch", args.batch)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1")
+    check_output_targets(json=args.json)
     ir, circuit = _circuit(args.spec, args.circuit)
     try:
         scored = read_graph(args.scores).scored_edges()
@@ -200,10 +204,10 @@ def cmd_cpr(args: argparse.Namespace) -> int:
     console.print(f"CPR (area under faithfulness, higher is better) = {curve['cpr']:.4f}", markup=False)
     console.print(f"CMD (area under |1 - faithfulness|, lower is better) = {curve['cmd']:.4f}", markup=False)
     if args.json:
-        from causalspec.report.files import atomic_write_text
+        from causalspec.report.files import atomic_write_text, tool_header
         from causalspec.report.json_report import jsonable
 
-        doc = {"schema": "causalspec.circuit-curve/1", **jsonable(curve)}
+        doc = {"schema": "causalspec.circuit-curve/1", "tool": tool_header(), **jsonable(curve)}
         atomic_write_text(args.json, json.dumps(doc, indent=1, allow_nan=False) + "\n")
         console.print(f"wrote {args.json}", markup=False)
     return EXIT_OK

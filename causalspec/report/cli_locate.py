@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from causalspec.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
+from causalspec.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError, check_output_folders, check_output_targets
 
 HELP = "run the `locate` sweeps of spec files: IIA per site and position, heatmap, best site"
 
@@ -50,7 +50,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
     from causalspec.compile.plan import compile_check
     from causalspec.locate import heatmap_png, sweep
     from causalspec.report.cli_check import _load_all, validate_device_dtype
-    from causalspec.report.files import atomic_write_text
+    from causalspec.report.files import atomic_write_text, tool_header
     from causalspec.report.terminal import make_console
     from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
 
@@ -58,6 +58,8 @@ def cmd_locate(args: argparse.Namespace) -> int:
     for flag, value in (("--pairs", args.pairs), ("--batch", args.batch)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1 (got {value})")
+    check_output_targets(json=args.json)
+    check_output_folders(out=args.out, artifacts=args.artifacts)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     irs = _load_all(args.files, err)
     if irs is None:
@@ -66,6 +68,9 @@ def cmd_locate(args: argparse.Namespace) -> int:
     if not todo:
         raise UsageError("no check with a `locate` statement" + (f" among {', '.join(args.only)}" if args.only else "")
                          + " in " + ", ".join(ir.file for ir in irs))
+    pngs = {(ir.file, c.name): _png_path(args.out, ir, c) for ir, c in todo}
+    for png in pngs.values():  # every heatmap's target too, before any sweep runs
+        check_output_targets(out=png)
     out = make_console()
     options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, device=args.device, dtype=args.dtype,
                            retrain=args.retrain, artifacts=args.artifacts)
@@ -116,18 +121,21 @@ def cmd_locate(args: argparse.Namespace) -> int:
                                "it only by what the patch changes", style="dim"))
             out.print(Text("  chosen on these pairs, so its IIA is optimistic; `causalspec check` scores it again "
                            "on fresh pairs", style="dim"))
-        png = Path(args.out) / f"{Path(ir.file).stem}.{check.name}.locate.png"
+        png = pngs[ir.file, check.name]
         heatmap_png(found, png)
         out.print(Text(f"wrote {png}"))
         fp = ", ".join(f"{k} {v}" for k, v in found.forward_passes.items())
         out.print(Text(f"{found.unique_inputs} unique inputs · forward passes: {fp} · {found.seconds:.1f} s",
                        style="dim"))
     if args.json:
-        doc = {"schema": "causalspec.locate/1", "sweeps": [s.to_dict() for s in sweeps]}
-        path = atomic_write_text(Path(args.json), json.dumps(doc, indent=2, default=_json_default) + "\n",
-                                 marker="causalspec.locate")
+        doc = {"schema": "causalspec.locate/1", "tool": tool_header(), "sweeps": [s.to_dict() for s in sweeps]}
+        path = atomic_write_text(Path(args.json), json.dumps(doc, indent=2, default=_json_default) + "\n")
         out.print(Text(f"wrote {path}"))
     return status
+
+
+def _png_path(folder: str, ir, check) -> Path:
+    return Path(folder) / f"{Path(ir.file).stem}.{check.name}.locate.png"
 
 
 def _json_default(o):

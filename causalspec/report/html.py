@@ -24,10 +24,10 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from causalspec.report.files import atomic_write_text
+from causalspec.report.files import HTML_GENERATOR, atomic_write_text
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, summary_line
 
-MARKER = "causalspec-report"
+MARKER = HTML_GENERATOR  # the <meta name="generator"> value: our marker (report/files.py)
 MAX_BUCKET_ROWS = 12
 
 CSS = """
@@ -343,7 +343,7 @@ def check_section(r: CheckResult) -> str:
     return "".join(p for p in parts if p)
 
 
-def render_html(results: Sequence[CheckResult], files: Iterable[str] = ()) -> str:
+def render_html(results: Sequence[CheckResult], files: Iterable[str] = (), interrupted: bool = False) -> str:
     from causalspec.report.json_report import tool_version
 
     results = list(results)
@@ -359,7 +359,9 @@ def render_html(results: Sequence[CheckResult], files: Iterable[str] = ()) -> st
             f"<h1>causalspec check report</h1>"
             f'<p class="sub">{e(", ".join(files))} · {stamp} · {e(summary_line(results))}'
             f" ({counts[ERROR]} error(s) counted as failed)</p>"
-            "<p class=note>IIA: interchange intervention accuracy (the fraction of kept pairs where the patched network "
+            + ("<p class=note><strong>interrupted</strong>: the run was stopped (Ctrl-C); only the checks that "
+               "finished are shown.</p>" if interrupted else "")
+            + "<p class=note>IIA: interchange intervention accuracy (the fraction of kept pairs where the patched network "
             "gives the high-level model's counterfactual output), with 95% Wilson intervals. Learned featurizers are "
             "trained on inputs disjoint from the scored pairs. Wording is deliberate: a pass holds on the sampled "
             "pairs, it is not a proof.</p>"
@@ -374,6 +376,7 @@ def _claim_summary(r: CheckResult) -> str:
     return "; ".join(f"{c.label} {c.iia.estimate:.3f}" for c in declared)
 
 
-def write_html(path, results: Sequence[CheckResult], files: Iterable[str] = ()) -> Path:
-    """Write the report atomically; refuse to replace a file that is not a causalspec report."""
-    return atomic_write_text(Path(path), render_html(results, list(files)), marker=MARKER)
+def write_html(path, results: Sequence[CheckResult], files: Iterable[str] = (), interrupted: bool = False) -> Path:
+    """Write the report atomically; refuse to replace a file that is not an output of ours
+    (the generator `<meta>` in `<head>` is our marker, see report/files.py)."""
+    return atomic_write_text(Path(path), render_html(results, list(files), interrupted))

@@ -8,14 +8,15 @@ adding a key does not):
       "tool": {"name": "causalspec", "version": "0.1.0"},
       "files": ["specs/hier_eq.cspec", ...],          # the spec files checked
       "summary": {"passed": 1, "failed": 1, "skipped": 0, "errors": 0},
-      "checks": [CheckResult.to_dict(), ...]
+      "checks": [CheckResult.to_dict(), ...],
+      "interrupted": true                             # only after a Ctrl-C: `checks` holds those that finished
     }
 
 `summary.failed` counts checks whose claim did not hold and `summary.errors` checks that
 could not be run to a verdict (the terminal's closing line counts both as failed). Numbers
 that do not exist (an IIA with no kept pairs) are `null`, never NaN, so any JSON parser
-reads the file. The schema string sits at the start of the file: it carries the marker that
-lets a re-run overwrite its own report (and only that, see report/files.py).
+reads the file. `schema` and `tool` are the marker that lets a re-run overwrite its own
+report (and only that, see report/files.py).
 """
 
 from __future__ import annotations
@@ -83,14 +84,18 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def to_json(results: Sequence[CheckResult], spec_files: Iterable[str | os.PathLike] = ()) -> dict:
-    return {
+def to_json(results: Sequence[CheckResult], spec_files: Iterable[str | os.PathLike] = (),
+            interrupted: bool = False) -> dict:
+    doc = {
         "schema": SCHEMA,
         "tool": {"name": TOOL, "version": tool_version()},
         "files": [os.fspath(f) for f in spec_files],
         "summary": summary_counts(results),
         "checks": [jsonable(r.to_dict()) for r in results],
     }
+    if interrupted:
+        doc["interrupted"] = True
+    return doc
 
 
 def dumps(doc: dict) -> str:
@@ -98,6 +103,6 @@ def dumps(doc: dict) -> str:
 
 
 def write_json(path: str | os.PathLike, results: Sequence[CheckResult],
-               spec_files: Iterable[str | os.PathLike] = ()) -> Path:
-    """Write the report atomically; an existing file is replaced only if it is a causalspec file."""
-    return atomic_write_text(path, dumps(to_json(results, spec_files)))
+               spec_files: Iterable[str | os.PathLike] = (), interrupted: bool = False) -> Path:
+    """Write the report atomically; an existing file is replaced only if it is a report of ours."""
+    return atomic_write_text(path, dumps(to_json(results, spec_files, interrupted)))

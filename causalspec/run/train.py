@@ -467,26 +467,16 @@ def _minibatch(buckets: list[np.ndarray], size: int, rng: np.random.Generator) -
 # ───────────────────────── artifacts ─────────────────────────
 
 def save_artifact(path, trained: TrainedFeaturizers, key: str) -> None:
-    """Write the trained tensors and their info as safetensors, atomically (temp file + rename)."""
-    import os
-    import tempfile
-    from pathlib import Path
+    """Write the trained tensors and their info as safetensors, atomically (temp file + fsync +
+    rename). The `causalspec: featurizers` metadata is our marker: an existing file is replaced
+    only if it carries it (`report.files`), otherwise `OverwriteRefused`."""
+    from safetensors.torch import save
 
-    from safetensors.torch import save_file
+    from causalspec.report.files import SAFETENSORS_KIND, TOOL, atomic_write_bytes
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"causalspec": "featurizers", "key": key, "info": json.dumps(trained.info)}
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in trained.tensors.items()}, tmp, metadata=meta)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    meta = {TOOL: SAFETENSORS_KIND, "key": key, "info": json.dumps(trained.info)}
+    data = save({k: v.detach().cpu().contiguous() for k, v in trained.tensors.items()}, metadata=meta)
+    atomic_write_bytes(path, data)
 
 
 def load_artifact(path, groups: list[LearnedGroup], key: str) -> TrainedFeaturizers | None:

@@ -127,6 +127,17 @@ def test_cli_locate_prints_the_table_and_writes_a_heatmap(planted_dir, tmp_path,
 
     doc = json.loads((tmp_path / "sweep.json").read_text())
     assert doc["schema"] == "causalspec.locate/1" and doc["sweeps"][0]["best"]["site"] == 'module "layers.0" output'
+    # a re-run replaces its own heatmap, JSON and artifacts (they carry our markers)
+    assert main(["locate", str(path), "--out", str(tmp_path), "--artifacts", str(tmp_path / "a"),
+                 "--json", str(tmp_path / "sweep.json")]) == 0
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+    # a file of the user's where a heatmap goes: refused before any sweep runs, left as it was
+    png.write_bytes(b"\x89PNG\r\n\x1a\nmy own picture")
+    capsys.readouterr()
+    assert main(["locate", str(path), "--out", str(tmp_path)]) == 2
+    cap = capsys.readouterr()
+    assert f"--out: {png} already exists and was not written by causalspec" in cap.err and cap.out == ""
+    assert png.read_bytes() == b"\x89PNG\r\n\x1a\nmy own picture"
     # no check with `locate`: a usage error
     plain = write_spec(planted_dir, "plain.cspec", BOUNDLESS)
     assert main(["locate", str(plain)]) == 2
