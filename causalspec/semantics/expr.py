@@ -75,6 +75,15 @@ class Compiled:
         return np.broadcast_to(out, (n,)).copy() if np.ndim(out) == 0 or out.shape != (n,) else out
 
 
+def _fold(op, fns, env: Env, n: int) -> np.ndarray:
+    """`op` (np.minimum, np.maximum) over every argument, pairwise: no stacked copy of the
+    arguments (`np.minimum.reduce([...])` builds one, and was most of the domain check's time)."""
+    out = op(fns[0](env, n), fns[1](env, n))
+    for f in fns[2:]:
+        out = op(out, f(env, n))
+    return out
+
+
 FUNCTIONS = {
     "abs": "abs(x): absolute value of an int",
     "min": "min(a, b, …): smallest of two or more ints",
@@ -340,10 +349,10 @@ class ExprCompiler:
             return Compiled(e, Ty("int", *rng), names, lambda env, n: np.abs(fns[0](env, n)))
         if fname == "min":
             return Compiled(e, Ty("int", min(t.lo for t in tys), min(t.hi for t in tys)), names,
-                            lambda env, n: np.minimum.reduce([f(env, n) for f in fns]))
+                            lambda env, n: _fold(np.minimum, fns, env, n))
         if fname == "max":
             return Compiled(e, Ty("int", max(t.lo for t in tys), max(t.hi for t in tys)), names,
-                            lambda env, n: np.maximum.reduce([f(env, n) for f in fns]))
+                            lambda env, n: _fold(np.maximum, fns, env, n))
         if fname == "mod":
             return self._arith(e, "%", args[0], args[1], names)
         if fname == "clip":

@@ -75,19 +75,33 @@ def parse_tree(text: str, parser: Lark | None = None) -> Tree:
 
 
 def _shifts(state, token_type: str) -> bool:
-    """Would the parser, after its reductions, shift a token of this type? (No side effects.)"""
+    """Would the parser, after its reductions, shift a token of this type? (No side effects.)
+
+    The reductions are simulated on a view of the real stack: `depth` says how much of it is
+    still in place and `pushed` holds the states the simulation put on top, so a query costs
+    the reductions it walks, not a copy of the whole stack (which made a deep stack — a long
+    spec — quadratic, one copy per keyword).
+    """
     states = state.parse_conf.states
-    stack = list(state.state_stack)
+    stack = state.state_stack
+    depth = len(stack)  # stack[:depth] is untouched by the simulated reductions
+    pushed: list = []
     while True:
-        action = states[stack[-1]].get(token_type)
+        top = pushed[-1] if pushed else stack[depth - 1]
+        action = states[top].get(token_type)
         if action is None:
             return False
         kind, arg = action
         if kind is Shift:
             return True
-        if arg.expansion:
-            del stack[-len(arg.expansion):]
-        stack.append(states[stack[-1]][arg.origin.name][1])
+        pop = len(arg.expansion)
+        if pop:
+            dropped = min(pop, len(pushed))
+            if dropped:
+                del pushed[-dropped:]
+            depth -= pop - dropped
+        top = pushed[-1] if pushed else stack[depth - 1]
+        pushed.append(states[top][arg.origin.name][1])
 
 
 def parse(text: str, file: str = "<string>") -> A.Spec:
