@@ -62,6 +62,13 @@ STATISTICS = ("point", "lower95")
 AGGREGATIONS = ("each", "mean")
 CHECK_SETTINGS = ("pairs", "seed", "pool", "batch", "train", "steps")
 MAX_LOCATE_CELLS = 1024
+# Counts that size arrays a check allocates: refused above these, at analysis, rather than
+# failing with a MemoryError in the middle of a run.
+MAX_SETTING = {"pairs": 10_000_000, "pool": 10_000_000, "batch": 1_000_000, "train": 10_000_000,
+               "steps": 10_000_000}
+SETTING_UNITS = {"pairs": "counterfactual pairs", "pool": "sampled inputs", "batch": "pairs per forward pass",
+                 "train": "training pairs", "steps": "training steps", "seed": "a random seed"}
+SETTING_EXAMPLES = {"pairs": 1024, "pool": 256, "batch": 64, "train": 4096, "steps": 200, "seed": 0}
 DEFAULT_PAIRS = 1024
 DEFAULT_SEED = 0
 DEFAULT_BATCH = 64
@@ -1145,15 +1152,19 @@ class _Bindings:
             self.sink.error("E0703", f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
                             stmt.var.span, "the output")
             return None
-        sites = _expand_sweep(stmt.site)
+        positions = [None] if stmt.positions is None else [(p,) for p in stmt.positions]
+        size = sweep_size(stmt.site)  # counted before anything is built
+        sites = _expand_sweep(stmt.site) if isinstance(size, int) and size * len(positions) <= MAX_LOCATE_CELLS \
+            else size
         if isinstance(sites, str):
             self.sink.error("E0711", sites, stmt.site.span, "cannot expand this sweep",
                             help='write ranges as `resid.post[0..11]` and module patterns as "layers.{0..2}"')
             return None
-        positions = [None] if stmt.positions is None else [(p,) for p in stmt.positions]
-        if len(sites) * len(positions) > MAX_LOCATE_CELLS:
-            self.sink.error("E0711", f"the sweep has {len(sites) * len(positions)} cells (at most {MAX_LOCATE_CELLS})",
-                            stmt.span, "too many cells", help="sweep fewer layers or positions")
+        if isinstance(sites, int):
+            self.sink.error("E0711", f"the sweep has {sites * len(positions):,} cells (at most {MAX_LOCATE_CELLS})",
+                            stmt.span, "too many cells",
+                            help="sweep fewer layers, heads or positions, e.g. `resid.post[0..11]`; "
+                                 "run one `locate` per region of the network")
             return None
         resolver = self.resolvers.get(alignment.network)
         rows = []
@@ -1185,7 +1196,15 @@ class _Bindings:
             return False
         settings[stmt.key] = stmt
         if stmt.key in ("pairs", "pool", "batch", "train", "steps") and stmt.value < 1:
-            self.sink.error("E0704", f"`{stmt.key}` must be at least 1, got {stmt.value}", stmt.span, "must be >= 1")
+            self.sink.error("E0704", f"`{stmt.key}` must be at least 1, got {stmt.value}", stmt.span, "must be >= 1",
+                            help=f"`{stmt.key}` counts {SETTING_UNITS[stmt.key]}; write a positive number, "
+                                 f"e.g. `{stmt.key} {SETTING_EXAMPLES[stmt.key]}`")
+            return False
+        if stmt.key in MAX_SETTING and stmt.value > MAX_SETTING[stmt.key]:
+            self.sink.error("E0704", f"`{stmt.key} {stmt.value:,}` is more than the at most {MAX_SETTING[stmt.key]:,} "
+                            f"{SETTING_UNITS[stmt.key]} a check can hold in memory", stmt.span, "too large",
+                            help=f"use fewer, e.g. `{stmt.key} {SETTING_EXAMPLES[stmt.key]}`; a confidence "
+                                 "interval narrows with the square root of the pairs")
             return False
         return True
 
@@ -1626,8 +1645,53 @@ class _Bindings:
 _BRACE = re.compile(r"\{([^{}]*)\}")
 
 
+def sweep_size(site: A.SweepSite) -> int | str:
+    """How many sites a sweep expands to, counted arithmetically (nothing is built), or a
+    message saying why it cannot be expanded.
+
+    Why count first: `head[0..100000.0..100000]` is 10^10 sites; building them before the
+    MAX_LOCATE_CELLS check once took gigabytes at parse time.
+    """
+    if site.module is not None:
+        return _pattern_size(site.module)
+    if site.ranges is None:
+        return 1
+    total = 1
+    for lo, hi in site.ranges:
+        if lo > hi:
+            return f"range `{lo}..{hi}` is empty (the start is after the end)"
+        total *= hi - lo + 1
+    return total
+
+
+def _pattern_choices(body: str, pattern: str) -> list[str] | int | str:
+    """The choices of one `{…}` group: a list for `{a,b}`, a count for a range `{lo..hi}`
+    (expanded only once the total is known to be small), or a message."""
+    if ".." in body:
+        lo, _, hi = body.partition("..")
+        if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
+            return f"`{{{body}}}` in module pattern `{pattern}` is not a range `{{a..b}}` with a <= b"
+        return int(hi) - int(lo) + 1
+    choices = [c.strip() for c in body.split(",")]
+    if not all(choices):
+        return f"`{{{body}}}` in module pattern `{pattern}` has an empty choice"
+    return choices
+
+
+def _pattern_size(pattern: str) -> int | str:
+    """The number of paths a module pattern expands to (groups multiply), or a message."""
+    total = 1
+    for m in _BRACE.finditer(pattern):
+        got = _pattern_choices(m.group(1), pattern)
+        if isinstance(got, str):
+            return got
+        total *= got if isinstance(got, int) else len(got)
+    return total
+
+
 def _expand_sweep(site: A.SweepSite) -> list | str:
-    """A sweep's sites as `A.NamedSite`/`A.ModuleSite` nodes, or a message saying why not."""
+    """A sweep's sites as `A.NamedSite`/`A.ModuleSite` nodes, or a message saying why not.
+    Callers check `sweep_size` against MAX_LOCATE_CELLS first."""
     if site.module is not None:
         paths = [site.module]
         while any(_BRACE.search(p) for p in paths):
@@ -1638,16 +1702,15 @@ def _expand_sweep(site: A.SweepSite) -> list | str:
                     out.append(p)
                     continue
                 body = m.group(1)
-                if ".." in body:
-                    lo, _, hi = body.partition("..")
-                    if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
-                        return f"`{{{body}}}` in module pattern `{site.module}` is not a range `{{a..b}}` with a <= b"
-                    choices = [str(i) for i in range(int(lo), int(hi) + 1)]
-                else:
-                    choices = [c.strip() for c in body.split(",")]
-                    if not all(choices):
-                        return f"`{{{body}}}` in module pattern `{site.module}` has an empty choice"
-                out.extend(p[:m.start()] + c + p[m.end():] for c in choices)
+                got = _pattern_choices(body, site.module)
+                if isinstance(got, str):
+                    return got
+                if isinstance(got, int):
+                    if len(out) + got > MAX_LOCATE_CELLS:  # braces nested in braces: checked as they appear
+                        return f"module pattern `{site.module}` expands to more than {MAX_LOCATE_CELLS} paths"
+                    lo = int(body.partition("..")[0])
+                    got = [str(i) for i in range(lo, lo + got)]
+                out.extend(p[:m.start()] + c + p[m.end():] for c in got)
             paths = out
             if len(paths) > MAX_LOCATE_CELLS:
                 return f"module pattern `{site.module}` expands to more than {MAX_LOCATE_CELLS} paths"
