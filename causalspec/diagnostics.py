@@ -54,6 +54,8 @@ CODES: dict[str, str] = {
     "E0102": "unexpected token",
     "E0103": "unexpected end of file",
     "E0104": "invalid literal",
+    "E0105": "invisible character",
+    "E0106": "block is never closed",
     # names
     "E0201": "duplicate declaration",
     "E0202": "unknown type or domain",
@@ -255,7 +257,8 @@ def _source_text(file: str, sources: dict[str, str]) -> str | None:
     if file in sources:
         return sources[file]
     try:
-        sources[file] = Path(file).read_text(encoding="utf-8")
+        # utf-8-sig: the parser drops a leading byte order mark, so columns on line 1 match
+        sources[file] = Path(file).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError):
         return None
     return sources[file]

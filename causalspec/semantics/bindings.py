@@ -562,6 +562,11 @@ class _Bindings:
         if decl.by is None:
             span, exact = self._string_span(decl.span, decl.template)
             t = self._template(decl.template, span, exact)
+            if t is not None and not t.placeholders:
+                self.sink.warn("W0601", "the prompt has no placeholders: every input renders the same text, "
+                               "so no intervention can change what the network reads", span,
+                               "no `{…}` placeholder",
+                               help='name the model\'s inputs in braces, e.g. `prompt "{a} plus {b} is"`')
             return PromptIR(None, t, span=decl.span) if t is not None else None
         cases = []
         ok = True

@@ -194,6 +194,14 @@ class ExprCompiler:
         return Compiled(e, Ty("int", -x.ty.hi, -x.ty.lo), x.names, lambda env, n: -x.fn(env, n))
 
     def _Binary(self, e: A.Binary) -> Compiled:
+        right = e.right
+        if (e.op == "//" and isinstance(right, A.NameRef) and right.name not in self.variables
+                and right.name not in self.enum_members):
+            # `o = a // copy of a`: a C-style comment that happened to parse as a division.
+            self.sink.error("E0203", f"unknown variable `{right.name}` after `//` in {self.context}", right.span,
+                            "not declared in this model",
+                            help="comments start with `#`, not `//` (`//` is integer division)")
+            return self._error(e, self._c(e.left).names)
         if e.op in ("==", "!="):
             misspelt = self._misspelt_member(e)
             if misspelt is not None:
