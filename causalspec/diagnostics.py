@@ -195,9 +195,20 @@ def _position_key(d: Diagnostic) -> tuple:
     return (d.span.file, d.span.line, d.span.column, d.code)
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A 'did you mean' help line for a close candidate, or None."""
+def did_you_mean(name: str, candidates: Iterable[str], known: str | None = None) -> str | None:
+    """A 'did you mean' help line for a close candidate. Without one: None, or, when `known`
+    names what the candidates are ("variables"), a line listing them (a help never stays empty)."""
     pool = sorted({c for c in candidates if c and c != name})
+    hint = _did_you_mean(name, pool)
+    if hint is not None or known is None:
+        return hint
+    if not pool:
+        return f"no {known} are declared here"
+    shown = ", ".join(f"`{c}`" for c in pool[:8]) + (f" and {len(pool) - 8} more" if len(pool) > 8 else "")
+    return f"known {known}: {shown}"
+
+
+def _did_you_mean(name: str, pool: list[str]) -> str | None:
     close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in pool}

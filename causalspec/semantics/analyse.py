@@ -56,7 +56,8 @@ def analyse(spec: A.Spec, base_dir: Path | None = None) -> SpecIR:
 def _unique(name: A.Name, seen: dict[str, A.Name], sink: DiagnosticSink, what: str) -> None:
     if name.text in seen:
         sink.error("E0201", f"{what} `{name.text}` is declared twice", name.span, "declared again here",
-                   notes=[f"first declared at {seen[name.text].span}"])
+                   notes=[f"first declared at {seen[name.text].span}"],
+                   help=f"rename one of the two {what}s; names are unique per kind")
     else:
         seen[name.text] = name
 

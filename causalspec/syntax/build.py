@@ -32,7 +32,8 @@ def unquote(token: Token, file: str) -> str:
                                     "cannot decode this string",
                                     help="use \\\" for a quote and \\\\ for a backslash")])
     if not isinstance(value, str):  # pragma: no cover - the lexer guarantees a str literal
-        raise SpecError([Diagnostic("E0104", "invalid string literal", token_span(token, file))])
+        raise SpecError([Diagnostic("E0104", "invalid string literal", token_span(token, file),
+                                    help="write a plain double-quoted string")])
     return value
 
 

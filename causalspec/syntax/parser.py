@@ -154,7 +154,9 @@ def parse_file(path: str | Path) -> A.Spec:
         raise SpecError([Diagnostic("E0801", f"spec file `{path}` not found",
                                     help="check the path; spec files usually end in .cspec")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([Diagnostic("E0802", f"cannot read spec file `{path}`: {exc}")]) from None
+        raise SpecError([Diagnostic("E0802", f"cannot read spec file `{path}`: {exc}",
+                                    help="a spec file is UTF-8 text; check the path and its permissions "
+                                         "(re-save it as UTF-8 if it was written in another encoding)")]) from None
     return parse(text, str(path))
 
 
