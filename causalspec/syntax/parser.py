@@ -220,6 +220,8 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
             help_ = "`=>` separates an example's inputs from its expected values"
         elif ch == ";":
             help_ = "statements need no `;`: end the line instead"
+        elif ch == "!" and text[exc.pos_in_stream:exc.pos_in_stream + 2] != "!=":
+            help_ = "use `not` for negation (`!=` compares)"
         if help_ is None:
             unclosed = _unclosed_block(exc, text, file, expected, offset)
             if unclosed is not None:
@@ -404,8 +406,8 @@ def _token_help(tok: Token, expected, text: str = "") -> str | None:
         return "use `and`"
     if value in {"||", "|"} and "VBAR" not in names:
         return "use `or`"
-    if value == "!":
-        return "use `not` for negation"
+    if value == ";" and "SEMICOLON" not in names:
+        return "statements need no `;`: end the line instead (`;` only separates edges)"
     if tok.type != "NAME" and "NAME" in names and value.isidentifier():
         return f"`{value}` is a keyword here; choose another name"
     if value in _BLOCK_KEYWORDS and "RBRACE" in names:
