@@ -65,9 +65,13 @@ def parse_tree(text: str, parser: Lark | None = None) -> Tree:
     state = ip.parser_state
     token = None
     try:
+        states = state.parse_conf.states
+        stack = state.state_stack
         for token in state.lexer.lex(state):
-            if (token.type != "NAME" and _KEYWORD.match(token) and not _shifts(state, token.type)
-                    and _shifts(state, "NAME")):
+            # Fast path: a token the current state shifts directly needs no simulation.
+            action = states[stack[-1]].get(token.type)
+            if (not (action is not None and action[0] is Shift) and token.type != "NAME"
+                    and _KEYWORD.match(token) and not _shifts(state, token.type) and _shifts(state, "NAME")):
                 token = Token.new_borrow_pos("NAME", str(token), token)
             state.feed_token(token)
         end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
