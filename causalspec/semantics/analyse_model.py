@@ -418,12 +418,22 @@ class _ModelAnalyser:
         if n == 0:
             return
         env = dict(inputs)
-        for name in cm.order:
+        # A variable's sampled values are dropped after their last reader: holding all of them
+        # (20,000 values x 10,000 variables) took most of a gigabyte on a large model.
+        last_reader: dict[str, int] = {}
+        for i, name in enumerate(cm.order):
+            for p in cm.variables[name].parents:
+                last_reader[p] = i
+        for i, name in enumerate(cm.order):
             var = cm.variables[name]
             if var.is_input:
                 continue
             vals = var.mechanism.evaluate(env, n)
-            env[name] = vals
+            for p in var.parents:
+                if last_reader.get(p) == i and p not in inputs:
+                    del env[p]
+            if name in last_reader:
+                env[name] = vals
             if var.domain.kind != "int":
                 continue
             bad = (vals < var.domain.lo) | (vals > var.domain.hi)
@@ -438,7 +448,8 @@ class _ModelAnalyser:
                                 notes=[f"for example with {witness}"],
                                 help=f"widen the type (observed {int(vals.min())}..{int(vals.max())}) "
                                      "or clip the value")
-                env[name] = np.clip(vals, var.domain.lo, var.domain.hi)
+                if name in last_reader:
+                    env[name] = np.clip(vals, var.domain.lo, var.domain.hi)
 
     def _examples(self, cm: CausalModel) -> list[Example]:
         out = []
