@@ -1599,7 +1599,9 @@ class _Bindings:
             self.sink.error("E0702", f"`{name}` takes {want} argument(s), got {len(args)}", stmt.span,
                             "wrong number of arguments",
                             help="e.g. `metric logit_diff(IO, S)`: the answer for IO minus the answer for S"
-                            if name == "logit_diff" else None)
+                            if name == "logit_diff" else
+                            f"e.g. `metric {name}(IO)`: the variable whose answer is read" if lo >= 1 else
+                            f"write `metric {name}` without arguments")
             return None
         ok = True
         out_args = []
