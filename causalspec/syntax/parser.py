@@ -406,7 +406,14 @@ def _comment_slashes(text: str, offset: int) -> int | None:
             found = i - 1
             break
         prev = i if ch == "/" else None
-    return found
+    if found is None or found == offset:
+        return found  # the parser stopped at the `//` itself: it cannot be a division there
+    # Past the `//`: a comment reads as `a // word word`, the division parsed one operand and
+    # stopped at the next word. Anything else (`a // 2 +` then the end) is a real division.
+    between = text[found + 2:offset]
+    if re.fullmatch(r"\s*\w+\s+", between) and re.match(r"\w", text[offset:offset + 1]):
+        return found
+    return None
 
 
 def _slash_comment(text: str, file: str, at: int) -> Diagnostic:

@@ -75,6 +75,14 @@ def test_integer_division_is_still_division():
     assert model.variables["o"].parents == ("a",)
 
 
+@pytest.mark.parametrize("text", [
+    "model M {\n  input a : int 0..3\n  output o : int 0..3 = a // 2 +\n",
+    "model M {\n  input a : int 0..3\n  output o : int 0..3 = a // 2 )\n}\n",
+])
+def test_a_division_followed_by_another_mistake_is_not_called_a_comment(text):
+    assert "comment" not in first(text).message
+
+
 def test_slash_inside_a_string_is_not_a_comment():
     d = first('network n = hf "http://x" { prompt "a // b" answer x }\n')
     assert "comment" not in d.message and d.code == "E0102"
