@@ -480,7 +480,8 @@ def _token_help(tok: Token, expected, text: str = "") -> str | None:
     value = str(tok)
     names = set(expected or ())
     before = text[:tok.start_pos] if text and tok.start_pos is not None else ""
-    prev = before.split()[-1] if before.split() else ""
+    recent = " ".join(re.sub(r'#[^"]*$', "", line) for line in before.split("\n")[-3:]).split()
+    prev = recent[-1] if recent else ""  # the word before the token, comments left out
     line = before[before.rfind("\n") + 1:].lstrip()
     if prev == "int" and "INT" in names:
         return "`int` needs a range: write `int 0..9` (the smallest and largest value, both included)"
