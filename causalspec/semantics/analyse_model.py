@@ -411,6 +411,9 @@ class _ModelAnalyser:
                             help="loosen the `where` clauses, or widen the inputs' types or weights")
 
     def _check_value_ranges(self, cm: CausalModel) -> None:
+        suspects = self._range_suspects(cm)
+        if not suspects:
+            return
         inputs, exhaustive = self._input_sample(cm)
         ok = cm.satisfies_constraints(inputs)
         inputs = {k: v[ok] for k, v in inputs.items()}
@@ -418,15 +421,21 @@ class _ModelAnalyser:
         if n == 0:
             return
         env = dict(inputs)
+        # Only the suspects and what they read are evaluated.
+        needed = set(suspects)
+        for name in reversed(cm.order):
+            if name in needed:
+                needed.update(cm.variables[name].parents)
         # A variable's sampled values are dropped after their last reader: holding all of them
         # (20,000 values x 10,000 variables) took most of a gigabyte on a large model.
         last_reader: dict[str, int] = {}
         for i, name in enumerate(cm.order):
-            for p in cm.variables[name].parents:
-                last_reader[p] = i
+            if name in needed:
+                for p in cm.variables[name].parents:
+                    last_reader[p] = i
         for i, name in enumerate(cm.order):
             var = cm.variables[name]
-            if var.is_input:
+            if var.is_input or name not in needed:
                 continue
             vals = var.mechanism.evaluate(env, n)
             for p in var.parents:
@@ -434,7 +443,7 @@ class _ModelAnalyser:
                     del env[p]
             if name in last_reader:
                 env[name] = vals
-            if var.domain.kind != "int":
+            if name not in suspects:
                 continue
             bad = (vals < var.domain.lo) | (vals > var.domain.hi)
             if bad.any():
@@ -450,6 +459,21 @@ class _ModelAnalyser:
                                      "or clip the value")
                 if name in last_reader:
                     env[name] = np.clip(vals, var.domain.lo, var.domain.hi)
+
+    @staticmethod
+    def _range_suspects(cm: CausalModel) -> set[str]:
+        """The int variables whose mechanism might leave the declared range: those whose
+        static range (interval arithmetic, computed while type checking) is not inside it.
+        The others cannot produce a value outside it, whatever the inputs, so the sampled
+        check skips them (and, when none is left, sampling altogether)."""
+        out = set()
+        for name, var in cm.variables.items():
+            if var.is_input or var.domain.kind != "int" or var.mechanism is None:
+                continue
+            ty = var.mechanism.ty
+            if not (ty.kind == "int" and var.domain.lo <= ty.lo and ty.hi <= var.domain.hi):
+                out.add(name)
+        return out
 
     def _examples(self, cm: CausalModel) -> list[Example]:
         out = []

@@ -390,9 +390,11 @@ class ExprCompiler:
         if fname == "mod":
             return self._arith(e, "%", args[0], args[1], names)
         if fname == "clip":
-            lo = max(tys[0].lo, tys[1].lo)
-            hi = min(max(tys[0].hi, tys[1].lo), tys[2].hi)
-            return Compiled(e, Ty("int", min(lo, hi), max(lo, hi, tys[2].lo)), names,
+            # min(max(x, lo), hi) is monotone in each argument: the bounds are exact. (The
+            # domain check trusts them to skip variables that cannot leave their range.)
+            lo = min(max(tys[0].lo, tys[1].lo), tys[2].lo)
+            hi = min(max(tys[0].hi, tys[1].hi), tys[2].hi)
+            return Compiled(e, Ty("int", lo, hi), names,
                             lambda env, n: np.minimum(np.maximum(fns[0](env, n), fns[1](env, n)), fns[2](env, n)))
         if fname == "count":
             return Compiled(e, Ty("int", 0, len(args)), names,

@@ -4,7 +4,8 @@ Why one generator: the benchmark (benchmarks/parse_analyse.py) times it and
 tests/semantics/test_scaling.py checks that the work grows linearly with it; both must
 measure the same kind of spec. It is a layered random DAG over bool and small-int variables
 so that type checking, the graph build, the cycle check and the (sampled) domain check all
-do real work.
+do real work: a tenth of the variables are `|a - b|`, whose static range exceeds their type,
+so the domain check evaluates them and everything they read on sampled inputs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def large_model(n_vars: int, n_inputs: int = 20, seed: int = 0) -> str:
             a, b = rng.sample(ints, 2)
             lines.append(f"  var {name} : bool = {a} == {b} or {a} < {b}")
             bools.append(name)
+        elif rng.random() < 0.2:
+            # |a - b|: its static range (-9..9) exceeds Small, so the sampled domain check
+            # must evaluate it (and what it reads) to see that it stays in 0..9.
+            a, b = rng.sample(ints, 2)
+            lines.append(f"  var {name} : Small = if {a} < {b} then {b} - {a} else {a} - {b}")
+            ints.append(name)
         else:
             c = rng.choice(bools)
             a, b = rng.sample(ints, 2)

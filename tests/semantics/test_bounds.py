@@ -86,3 +86,24 @@ def test_huge_literal_is_a_diagnostic(text, fragment):
 def test_setting_beyond_memory_is_refused():
     (d,) = diagnostics(check("  pairs 20000000\n  expect iia >= 0.9\n"))
     assert d.code == "E0704" and "at most 10,000,000" in d.message
+
+
+@pytest.mark.parametrize("mechanism,declared,reachable", [
+    ("clip(x, 5, h)", "5..9", "0"),      # h = 0 pulls the result below the floor
+    ("clip(x, l, 9)", "0..3", "9"),      # the floor l can lift it above x's range
+    ("x // 2 - h", "0..9", "-9"),
+    ("min(x, h) * 2", "0..9", "18"),
+])
+def test_domain_check_still_catches_what_the_static_range_allows(mechanism, declared, reachable):
+    """The sampled domain check skips variables whose static range (interval arithmetic) fits
+    their type; the ranges must therefore be sound, and these mechanisms are flagged."""
+    text = (f"model M {{\n  input x, h, l : int 0..9\n  var v : int {declared} = {mechanism}\n"
+            f"  output o : bool = v > 4\n}}\n")
+    (d,) = diagnostics(text)
+    assert d.code == "E0305" and d.span.line == 3 and reachable in d.help
+
+
+def test_static_range_inside_the_type_needs_no_sampling():
+    ir = load_text("model M {\n  input x, h : int 0..9\n  var v : int 0..9 = clip(x, 2, h)\n"
+                   "  output o : bool = v > 4\n}\n", "t.cspec")
+    assert ir.models["M"].variables["v"].mechanism.ty.lo == 0
