@@ -14,7 +14,10 @@ from typing import Any
 
 from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import VisitError
-from lark.visitors import _vargs_meta
+try:  # lark's marker for @v_args(meta=True); private, so a lark without it uses lark's dispatch
+    from lark.visitors import _vargs_meta
+except ImportError:  # pragma: no cover - depends on the lark version
+    _vargs_meta = object()
 from lark.tree import Meta
 
 from causalspec.diagnostics import Diagnostic, SpecError, Span

@@ -49,9 +49,10 @@ def grammar_path() -> Path:
 def lark_parser() -> Lark:
     parser = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
                   propagate_positions=True, maybe_placeholders=False, cache=False)
-    callbacks = parser.parser.parser.parser.callbacks
-    for rule, callback in callbacks.items():
-        if type(callback) is PropagatePositions and callback.node_filter is None:
+    # lark internals: a lark whose layout differs keeps its own (slower, equivalent) callbacks
+    callbacks = getattr(getattr(getattr(parser.parser, "parser", None), "parser", None), "callbacks", None)
+    for rule, callback in (callbacks or {}).items():
+        if type(callback) is PropagatePositions and getattr(callback, "node_filter", None) is None:
             callbacks[rule] = _Positions(callback.node_builder)
     return parser
 
