@@ -54,6 +54,8 @@ CODES: dict[str, str] = {
     "E0102": "unexpected token",
     "E0103": "unexpected end of file",
     "E0104": "invalid literal",
+    "E0105": "invisible character",
+    "E0106": "block is never closed",
     # names
     "E0201": "duplicate declaration",
     "E0202": "unknown type or domain",
@@ -199,9 +201,20 @@ def _position_key(d: Diagnostic) -> tuple:
     return (d.span.file, d.span.line, d.span.column, d.code)
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A 'did you mean' help line for a close candidate, or None."""
+def did_you_mean(name: str, candidates: Iterable[str], known: str | None = None) -> str | None:
+    """A 'did you mean' help line for a close candidate. Without one: None, or, when `known`
+    names what the candidates are ("variables"), a line listing them (a help never stays empty)."""
     pool = sorted({c for c in candidates if c and c != name})
+    hint = _did_you_mean(name, pool)
+    if hint is not None or known is None:
+        return hint
+    if not pool:
+        return f"no {known} are declared here"
+    shown = ", ".join(f"`{c}`" for c in pool[:8]) + (f" and {len(pool) - 8} more" if len(pool) > 8 else "")
+    return f"known {known}: {shown}"
+
+
+def _did_you_mean(name: str, pool: list[str]) -> str | None:
     close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in pool}
@@ -261,7 +274,8 @@ def _source_text(file: str, sources: dict[str, str]) -> str | None:
     if file in sources:
         return sources[file]
     try:
-        sources[file] = Path(file).read_text(encoding="utf-8")
+        # utf-8-sig: the parser drops a leading byte order mark, so columns on line 1 match
+        sources[file] = Path(file).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError):
         return None
     return sources[file]

@@ -119,6 +119,16 @@ def test_error_example_produces_its_code(line, tag, body, example_dir):
     got = [d.code for d in info.value.diagnostics]
     # minimal examples: the documented code and nothing else (no cascade to explain away)
     assert set(got) == {code}, f"errors.md:{line}: expected only {code}, analysis reported {got}"
+    # every diagnostic tells the fix
+    no_help = [d.message for d in info.value.diagnostics if not d.help]
+    assert not no_help, f"errors.md:{line}: {code} without a help line: {no_help}"
+
+
+def test_every_code_has_an_example():
+    """Each code's section shows a spec that produces it (and the test above, that it has a help)."""
+    shown = {tag.split()[1] for _, tag, _ in ERROR_BLOCKS}
+    missing = sorted(set(CODES) - shown)
+    assert not missing, f"docs/errors.md has no ```cspec-error example for {', '.join(missing)}"
 
 
 WARNING_BLOCKS = blocks(ERRORS, "cspec-warning")

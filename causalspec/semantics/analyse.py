@@ -14,6 +14,7 @@ from causalspec.diagnostics import Diagnostic, DiagnosticSink
 from causalspec.semantics.analyse_model import analyse_model
 from causalspec.semantics.model import CausalModel
 from causalspec.syntax import ast as A
+from causalspec.syntax.gc_pause import paused_gc
 from causalspec.syntax.parser import parse, parse_file
 
 
@@ -32,6 +33,11 @@ class SpecIR:
 
 def analyse(spec: A.Spec, base_dir: Path | None = None) -> SpecIR:
     """Spec AST -> Spec IR, or `SpecError` carrying every diagnostic found."""
+    with paused_gc():  # see causalspec/syntax/gc_pause.py
+        return _analyse(spec, base_dir)
+
+
+def _analyse(spec: A.Spec, base_dir: Path | None) -> SpecIR:
     base_dir = base_dir if base_dir is not None else Path(spec.file).resolve().parent
     sink = DiagnosticSink()
     ir = SpecIR(spec.file, spec)
@@ -56,7 +62,8 @@ def analyse(spec: A.Spec, base_dir: Path | None = None) -> SpecIR:
 def _unique(name: A.Name, seen: dict[str, A.Name], sink: DiagnosticSink, what: str) -> None:
     if name.text in seen:
         sink.error("E0201", f"{what} `{name.text}` is declared twice", name.span, "declared again here",
-                   notes=[f"first declared at {seen[name.text].span}"])
+                   notes=[f"first declared at {seen[name.text].span}"],
+                   help=f"rename one of the two {what}s; names are unique per kind")
     else:
         seen[name.text] = name
 

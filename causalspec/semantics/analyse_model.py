@@ -45,6 +45,7 @@ class _ModelAnalyser:
         self.var_asts: dict[str, A.VarDecl] = {}
         self.input_asts: dict[str, A.InputDecl] = {}
         self.errors_before = len(sink.errors)
+        self._var_domains: dict[str, Domain] | None = None  # built once, by _compiler
 
     # driver ------------------------------------------------------------------------
     def run(self) -> CausalModel | None:
@@ -102,7 +103,8 @@ class _ModelAnalyser:
         if name.text in self.decl_spans:
             first = self.decl_spans[name.text]
             self.sink.error("E0201", f"`{name.text}` is declared twice in model `{self.ast.name.text}`",
-                            name.span, "declared again here", notes=[f"first declared at {first}"])
+                            name.span, "declared again here", notes=[f"first declared at {first}"],
+                            help=f"rename one of them, or delete the second declaration of `{name.text}`")
         else:
             self.decl_spans[name.text] = name.span
 
@@ -116,11 +118,13 @@ class _ModelAnalyser:
                 return None
             if max(abs(t.lo), abs(t.hi)) > INT_LIMIT:
                 self.sink.error("E0302", f"integer range {t.lo}..{t.hi} has bounds beyond 2^62", t.span,
-                                "too large")
+                                "too large", help="a finite model needs small ranges, e.g. `int 0..99`")
                 return None
             if t.hi - t.lo >= 1_000_000:
                 self.sink.error("E0302", f"integer range {t.lo}..{t.hi} is too large for a finite model "
-                                f"(over a million values)", t.span, "too many values")
+                                f"(over a million values)", t.span, "too many values",
+                                help="narrow the range (every value is enumerated or sampled); an enum or a "
+                                     "coarser int often states the hypothesis better")
                 return None
             return Domain.integers(t.lo, t.hi, domain_name)
         if isinstance(t, A.EnumType):
@@ -132,7 +136,7 @@ class _ModelAnalyser:
             if dom is None:
                 self.sink.error("E0202", f"unknown type or domain `{t.name.text}`", t.name.span,
                                 "not declared", help=did_you_mean(t.name.text, list(self.domains) +
-                                                                  ["bool", "int", "enum"]))
+                                                                  ["bool", "int", "enum"], "types"))
             return dom
         raise TypeError(type(t))  # pragma: no cover
 
@@ -140,11 +144,13 @@ class _ModelAnalyser:
         seen: set[str] = set()
         for m in members:
             if m in seen:
-                self.sink.error("E0309", f"enum value `{m}` appears twice", span, "duplicate value")
+                self.sink.error("E0309", f"enum value `{m}` appears twice", span, "duplicate value",
+                                help=f"delete the second `{m}`; enum values must be distinct")
                 return None
             seen.add(m)
         if not members:
-            self.sink.error("E0302", "an enum needs at least one value", span, "empty enum")
+            self.sink.error("E0302", "an enum needs at least one value", span, "empty enum",
+                            help="list its values, e.g. `enum { red, green }`, or put one per line in the file")
             return None
         return Domain.enum(members, name)
 
@@ -161,7 +167,8 @@ class _ModelAnalyser:
                             help=missing_path_help(t.path, path))
             return None
         except (OSError, UnicodeDecodeError) as exc:
-            self.sink.error("E0802", f"cannot read enum file `{t.path}`: {exc}", t.span, "unreadable")
+            self.sink.error("E0802", f"cannot read enum file `{t.path}`: {exc}", t.span, "unreadable",
+                            help="point at a UTF-8 text file with one enum value per line")
             return None
         note_outside(self.sink, "`enum from` file", t.path, path, self.base_dir, t.span)
         members = [line.strip() for line in text.splitlines()]
@@ -181,11 +188,13 @@ class _ModelAnalyser:
                                 "outside the domain", help=_suggest(value, dom))
                 continue
             if not (math.isfinite(w.weight) and w.weight > 0):
-                self.sink.error("E0306", f"weight {w.weight} must be a positive number", w.span, "bad weight")
+                self.sink.error("E0306", f"weight {w.weight} must be a positive number", w.span, "bad weight",
+                                help="weights are relative positive numbers; leave a value out to never sample it")
                 continue
             idx = dom.values.index(member)
             if weights[idx] > 0:
-                self.sink.error("E0306", f"value {_show(value)} has two weights", w.span, "weighted twice")
+                self.sink.error("E0306", f"value {_show(value)} has two weights", w.span, "weighted twice",
+                                help="give each value one weight; delete the second")
             weights[idx] = w.weight
         peak = weights.max() if weights.size else 0.0
         if peak > 0:
@@ -212,31 +221,36 @@ class _ModelAnalyser:
             member = value_domain.lookup(value)
             if member is None:
                 self.sink.error("E0307", f"table value {_show(value)} is not in {value_domain.describe()}",
-                                entry.value.span, "outside the value type")
+                                entry.value.span, "outside the value type", help=_suggest(value, value_domain) or
+                                f"table values must be of {value_domain.describe()}")
                 continue
             encoded = value_domain.encode_one(member)
             if entry.keys is None:
                 if default is not None:
-                    self.sink.error("E0309", "table has two default entries `_`", entry.span, "second default")
+                    self.sink.error("E0309", "table has two default entries `_`", entry.span, "second default",
+                                    help="keep one `_: value` default entry")
                 default = encoded
                 continue
             if len(entry.keys) != len(key_domains):
                 self.sink.error("E0307", f"table `{stmt.name.text}` has {len(key_domains)} key(s), this entry "
-                                f"has {len(entry.keys)}", entry.span, "wrong key count")
+                                f"has {len(entry.keys)}", entry.span, "wrong key count",
+                                help=f"write {len(key_domains)} key(s) per entry"
+                                     + (", in parentheses: `(k1, k2): value`" if len(key_domains) > 1 else ""))
                 continue
             idx = []
             for key, dom in zip(entry.keys, key_domains):
                 member = dom.lookup(_literal_value(key))
                 if member is None:
                     self.sink.error("E0307", f"table key {_show(_literal_value(key))} is not in {dom.describe()}",
-                                    key.span, "outside the key type")
+                                    key.span, "outside the key type",
+                                    help=_suggest(_literal_value(key), dom) or f"keys must be of {dom.describe()}")
                     break
                 idx.append(dom.values.index(member))
             else:
                 tup = tuple(idx)
                 if filled[tup]:
                     self.sink.error("E0309", f"table key {_show_keys(entry.keys)} appears twice", entry.span,
-                                    "duplicate key")
+                                    "duplicate key", help="give each key one entry; delete the second")
                 values[tup] = encoded
                 filled[tup] = True
         if default is not None:
@@ -265,8 +279,12 @@ class _ModelAnalyser:
 
     # mechanisms ----------------------------------------------------------------------
     def _compiler(self, context: str) -> ExprCompiler:
-        return ExprCompiler(self.sink, {k: v.domain for k, v in self.vars.items()}, self.tables,
-                            self.enum_members, context)
+        # One name -> domain map for every mechanism and constraint: the variables are all
+        # declared before any expression is compiled, and rebuilding the map per variable made
+        # analysis quadratic in the model's size (8,000 variables took seconds).
+        if self._var_domains is None:
+            self._var_domains = {k: v.domain for k, v in self.vars.items()}
+        return ExprCompiler(self.sink, self._var_domains, self.tables, self.enum_members, context)
 
     def _compile_mechanisms(self) -> None:
         for name, decl in self.var_asts.items():
@@ -288,7 +306,8 @@ class _ModelAnalyser:
             compiled = comp.compile(decl.where)
             if compiled.ty.kind not in ("bool", "error"):
                 self.sink.error("E0301", f"`where` constraint must be bool, got {compiled.ty.describe()}",
-                                decl.where.span, "not a condition")
+                                decl.where.span, "not a condition",
+                                help="write a comparison, e.g. `where a != b`")
                 continue
             non_inputs = sorted(n for n in compiled.names if n in self.vars and not self.vars[n].is_input)
             if non_inputs:
@@ -311,19 +330,19 @@ class _ModelAnalyser:
                 if p in self.vars:
                     g.add_edge(p, name)
         self._check_declared_edges(g)
+        decl_index = {n: i for i, n in enumerate(self.vars)}
         try:
+            # The sort finds a cycle as well; only a cyclic model pays for find_cycle, which
+            # walks every edge again to name one.
+            return g, tuple(nx.lexicographical_topological_sort(g, key=lambda n: decl_index[n]))
+        except nx.NetworkXUnfeasible:
             cycle = nx.find_cycle(g)
-        except nx.NetworkXNoCycle:
-            cycle = None
         if cycle:
             path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
             first = cycle[0][1]
             self.sink.error("E0401", f"cycle in model `{self.ast.name.text}`: {path}", self.vars[first].span,
                             "part of a cycle", help="a mechanism may not depend on itself, directly or not")
-            return g, None
-        decl_index = {n: i for i, n in enumerate(self.vars)}
-        order = tuple(nx.lexicographical_topological_sort(g, key=lambda n: decl_index[n]))
-        return g, order
+        return g, None
 
     def _check_declared_edges(self, g: nx.DiGraph) -> None:
         blocks = [s for s in self.ast.body if isinstance(s, A.EdgesDecl)]
@@ -336,13 +355,14 @@ class _ModelAnalyser:
                 for n in bad:
                     self.sink.error("E0404", f"edge endpoint `{n.text}` is not a variable of model "
                                     f"`{self.ast.name.text}`", n.span, "unknown variable",
-                                    help=did_you_mean(n.text, self.vars))
+                                    help=did_you_mean(n.text, self.vars, "variables"))
                 if not bad:
                     declared[(e.src.text, e.dst.text)] = e
         for (u, v), e in declared.items():
             if self.vars[v].is_input:
                 self.sink.error("E0406", f"edge into input `{v}`: inputs have no parents", e.span,
-                                "inputs are sampled, not computed")
+                                "inputs are sampled, not computed",
+                                help=f"remove `{u} -> {v}`, or make `{v}` a `var` computed from `{u}`")
             elif not g.has_edge(u, v):
                 self.sink.error("E0402", f"declared edge {u} -> {v} is not used by the mechanism of `{v}`",
                                 e.span, "unused edge", help=f"remove it, or use `{u}` in `{v}`'s mechanism")
@@ -358,14 +378,15 @@ class _ModelAnalyser:
     def _balanced(self) -> str | None:
         decls = [s for s in self.ast.body if isinstance(s, A.SampleDecl)]
         if len(decls) > 1:
-            self.sink.error("E0201", "`sample balanced` is given twice", decls[1].span, "second sampling rule")
+            self.sink.error("E0201", "`sample balanced` is given twice", decls[1].span, "second sampling rule",
+                            help="a model balances one variable; keep one `sample balanced` line")
         if not decls:
             return None
         name = decls[0].balanced_on
         var = self.vars.get(name.text)
         if var is None:
             self.sink.error("E0203", f"unknown variable `{name.text}` in `sample balanced`", name.span,
-                            "not declared", help=did_you_mean(name.text, self.vars))
+                            "not declared", help=did_you_mean(name.text, self.vars, "variables"))
             return None
         if var.is_input:
             self.sink.error("E0311", f"`sample balanced {name.text}`: `{name.text}` is an input",
@@ -390,9 +411,13 @@ class _ModelAnalyser:
             span = cm.constraints[0].ast.span
             how = "no input combination" if exhaustive else f"none of {DOMAIN_SAMPLE} sampled inputs"
             self.sink.error("E0310", f"the `where` constraints of model `{cm.name}` reject every input "
-                            f"({how} satisfies them)", span, "unsatisfiable")
+                            f"({how} satisfies them)", span, "unsatisfiable",
+                            help="loosen the `where` clauses, or widen the inputs' types or weights")
 
     def _check_value_ranges(self, cm: CausalModel) -> None:
+        suspects = self._range_suspects(cm)
+        if not suspects:
+            return
         inputs, exhaustive = self._input_sample(cm)
         ok = cm.satisfies_constraints(inputs)
         inputs = {k: v[ok] for k, v in inputs.items()}
@@ -400,13 +425,29 @@ class _ModelAnalyser:
         if n == 0:
             return
         env = dict(inputs)
-        for name in cm.order:
+        # Only the suspects and what they read are evaluated.
+        needed = set(suspects)
+        for name in reversed(cm.order):
+            if name in needed:
+                needed.update(cm.variables[name].parents)
+        # A variable's sampled values are dropped after their last reader: holding all of them
+        # (20,000 values x 10,000 variables) took most of a gigabyte on a large model.
+        last_reader: dict[str, int] = {}
+        for i, name in enumerate(cm.order):
+            if name in needed:
+                for p in cm.variables[name].parents:
+                    last_reader[p] = i
+        for i, name in enumerate(cm.order):
             var = cm.variables[name]
-            if var.is_input:
+            if var.is_input or name not in needed:
                 continue
             vals = var.mechanism.evaluate(env, n)
-            env[name] = vals
-            if var.domain.kind != "int":
+            for p in var.parents:
+                if last_reader.get(p) == i and p not in inputs:
+                    del env[p]
+            if name in last_reader:
+                env[name] = vals
+            if name not in suspects:
                 continue
             bad = (vals < var.domain.lo) | (vals > var.domain.hi)
             if bad.any():
@@ -420,7 +461,23 @@ class _ModelAnalyser:
                                 notes=[f"for example with {witness}"],
                                 help=f"widen the type (observed {int(vals.min())}..{int(vals.max())}) "
                                      "or clip the value")
-                env[name] = np.clip(vals, var.domain.lo, var.domain.hi)
+                if name in last_reader:
+                    env[name] = np.clip(vals, var.domain.lo, var.domain.hi)
+
+    @staticmethod
+    def _range_suspects(cm: CausalModel) -> set[str]:
+        """The int variables whose mechanism might leave the declared range: those whose
+        static range (interval arithmetic, computed while type checking) is not inside it.
+        The others cannot produce a value outside it, whatever the inputs, so the sampled
+        check skips them (and, when none is left, sampling altogether)."""
+        out = set()
+        for name, var in cm.variables.items():
+            if var.is_input or var.domain.kind != "int" or var.mechanism is None:
+                continue
+            ty = var.mechanism.ty
+            if not (ty.kind == "int" and var.domain.lo <= ty.lo and ty.hi <= var.domain.hi):
+                out.add(name)
+        return out
 
     def _examples(self, cm: CausalModel) -> list[Example]:
         out = []
@@ -439,7 +496,7 @@ class _ModelAnalyser:
             var = cm.variables.get(a.name.text)
             if var is None:
                 self.sink.error("E0203", f"unknown variable `{a.name.text}` in example", a.name.span,
-                                "not in this model", help=did_you_mean(a.name.text, cm.variables))
+                                "not in this model", help=did_you_mean(a.name.text, cm.variables, "variables"))
                 ok = False
                 continue
             if role == "input" and not var.is_input:
@@ -455,7 +512,8 @@ class _ModelAnalyser:
                 continue
             if role == "expected" and var.is_input:
                 self.sink.error("E0502", f"`{a.name.text}` is an input; `=>` lists computed values",
-                                a.name.span, "an input")
+                                a.name.span, "an input",
+                                help=f"set `{a.name.text}` inside the example's {{…}} instead")
                 ok = False
                 continue
             raw = _literal_value(a.value)
@@ -468,7 +526,7 @@ class _ModelAnalyser:
                 continue
             if a.name.text in values:
                 self.sink.error("E0201", f"`{a.name.text}` is assigned twice in this example", a.name.span,
-                                "assigned again")
+                                "assigned again", help=f"give `{a.name.text}` one value; delete the second")
                 ok = False
             values[a.name.text] = member
         return values if ok else None
@@ -488,7 +546,8 @@ class _ModelAnalyser:
         arrays = {k: cm.domain(k).encode([v]) for k, v in inputs.items()}
         if not cm.satisfies_constraints(arrays)[0]:
             self.sink.error("E0504", "example violates a `where` constraint of its inputs", stmt.span,
-                            "inputs not allowed by the model")
+                            "inputs not allowed by the model",
+                            help="choose input values that satisfy the model's `where` clauses")
             return None
         interventions = {k: cm.domain(k).encode([v]) for k, v in do.items()}
         env = cm.run(arrays, interventions)
@@ -499,7 +558,9 @@ class _ModelAnalyser:
                 did = f" under do({', '.join(f'{k}={_show(v)}' for k, v in do.items())})" if do else ""
                 self.sink.error("E0501", f"example does not hold: `{name}` is {_show(got)}{did}, "
                                 f"expected {_show(expected[name])}", a.span, f"model computes {_show(got)}",
-                                notes=[_trace(cm, env)])
+                                notes=[_trace(cm, env)],
+                                help=f"fix the expected value (`{name} = {_show(got)}`) or the mechanism "
+                                     "the note's values trace")
         return Example(inputs, do, expected, stmt.span)
 
 
@@ -522,7 +583,7 @@ def _suggest(value: Any, dom: Domain) -> str | None:
         return f"values are {dom.lo}..{dom.hi}"
     if dom.kind == "bool":
         return "values are true and false"
-    return did_you_mean(str(value), dom.values)
+    return did_you_mean(str(value), dom.values, "values")
 
 
 def _show(value: Any) -> str:

@@ -72,6 +72,13 @@ STATISTICS = ("point", "lower95")
 AGGREGATIONS = ("each", "mean")
 CHECK_SETTINGS = ("pairs", "seed", "pool", "batch", "train", "steps")
 MAX_LOCATE_CELLS = 1024
+# Counts that size arrays a check allocates: refused above these, at analysis, rather than
+# failing with a MemoryError in the middle of a run.
+MAX_SETTING = {"pairs": 10_000_000, "pool": 10_000_000, "batch": 1_000_000, "train": 10_000_000,
+               "steps": 10_000_000}
+SETTING_UNITS = {"pairs": "counterfactual pairs", "pool": "sampled inputs", "batch": "pairs per forward pass",
+                 "train": "training pairs", "steps": "training steps", "seed": "a random seed"}
+SETTING_EXAMPLES = {"pairs": 1024, "pool": 256, "batch": 64, "train": 4096, "steps": 200, "seed": 0}
 DEFAULT_PAIRS = 1024
 DEFAULT_SEED = 0
 DEFAULT_BATCH = 64
@@ -531,7 +538,8 @@ class _Bindings:
         for it in items:
             if it.name.text in seen:
                 self.sink.error("E0201", f"{what} `{it.name.text}` is declared twice", it.name.span,
-                                "declared again here", notes=[f"first declared at {seen[it.name.text].name.span}"])
+                                "declared again here", notes=[f"first declared at {seen[it.name.text].name.span}"],
+                                help=f"rename one of the two {what}s; names are unique per kind")
             else:
                 seen[it.name.text] = it
         return seen
@@ -540,7 +548,7 @@ class _Bindings:
         """The analysed model, or None (E0206 if it is not declared; silent if it had errors)."""
         if ref.text not in self.model_decls:
             self.sink.error("E0206", f"unknown model `{ref.text}`", ref.span, "no model of this name",
-                            help=did_you_mean(ref.text, self.model_decls))
+                            help=did_you_mean(ref.text, self.model_decls, "models"))
             return None
         return self.ir.models.get(ref.text)
 
@@ -572,6 +580,11 @@ class _Bindings:
         if decl.by is None:
             span, exact = self._string_span(decl.span, decl.template)
             t = self._template(decl.template, span, exact)
+            if t is not None and not t.placeholders:
+                self.sink.warn("W0601", "the prompt has no placeholders: every input renders the same text, "
+                               "so no intervention can change what the network reads", span,
+                               "no `{…}` placeholder",
+                               help='name the model\'s inputs in braces, e.g. `prompt "{a} plus {b} is"`')
             return PromptIR(None, t, span=decl.span) if t is not None else None
         cases = []
         ok = True
@@ -645,7 +658,8 @@ class _Bindings:
             if key is not None:
                 if key in given:
                     self.sink.error("E0610", f"`{key}` is given twice in network `{out.name}`", stmt.span,
-                                    "given again", notes=[f"first given at {given[key].span}"])
+                                    "given again", notes=[f"first given at {given[key].span}"],
+                                    help=f"keep one `{key}` line")
                     continue
                 given[key] = stmt
             if isinstance(stmt, A.HookStmt):
@@ -683,7 +697,8 @@ class _Bindings:
                 elif name.text in positions:
                     self.sink.error("E0201", f"position `{name.text}` is declared twice in network `{out.name}`",
                                     name.span, "declared again here",
-                                    notes=[f"first declared at {positions[name.text].name.span}"])
+                                    notes=[f"first declared at {positions[name.text].name.span}"],
+                                    help="rename one of the two positions")
                 else:
                     positions[name.text] = stmt
         if not is_torch and "prompt" in given and "encode" in given:
@@ -855,7 +870,7 @@ class _Bindings:
         if var is None:
             self.sink.error("E0203", f"`prompt by {prompt.by}`: `{prompt.by}` is not a variable of model "
                             f"`{model.name}`", prompt.by_span, "unknown variable",
-                            help=did_you_mean(prompt.by, variables))
+                            help=did_you_mean(prompt.by, variables, "variables"))
             return
         dom = var.domain
         covered: dict[Any, Span] = {}
@@ -869,7 +884,8 @@ class _Bindings:
                 continue
             if member in covered:
                 self.sink.error("E0201", f"prompt case {_show(member)} is given twice", case.span,
-                                "given again", notes=[f"first given at {covered[member]}"])
+                                "given again", notes=[f"first given at {covered[member]}"],
+                                help="give each value one template; delete the second case")
                 continue
             covered[member] = case.span
         missing = [v for v in dom.values if v not in covered]
@@ -934,7 +950,7 @@ class _Bindings:
             if key in given:
                 code = "E0704" if isinstance(stmt, A.Setting) else "E0201"
                 self.sink.error(code, f"`{key}` is given twice in dataset `{out.name}`", stmt.span, "given again",
-                                notes=[f"first given at {given[key].span}"])
+                                notes=[f"first given at {given[key].span}"], help=f"keep one `{key}` line")
                 continue
             given[key] = stmt
             if isinstance(stmt, A.PromptDecl):
@@ -943,10 +959,12 @@ class _Bindings:
                     self._check_prompt(out.prompt, model, f"dataset `{out.name}`")
             elif stmt.key in ("pool", "batch", "train", "steps"):
                 self.sink.error("E0704", f"`{stmt.key}` is a check setting; a dataset takes `pairs` and `seed`",
-                                stmt.span, "not a dataset setting")
+                                stmt.span, "not a dataset setting",
+                                help=f"move `{stmt.key}` to the circuit or check that uses it")
             elif stmt.key == "pairs":
                 if stmt.value < 1:
-                    self.sink.error("E0704", "a dataset needs `pairs` >= 1", stmt.span, "must be >= 1")
+                    self.sink.error("E0704", "a dataset needs `pairs` >= 1", stmt.span, "must be >= 1",
+                                    help="write a positive number of prompts, e.g. `pairs 256`")
                 out.pairs = stmt.value
             else:
                 out.seed = stmt.value
@@ -979,7 +997,7 @@ class _Bindings:
             var = model.variables.get(name.text) if model is not None else None
             if model is not None and var is None:
                 self.sink.error("E0203", f"unknown variable `{name.text}` in alignment `{al.name.text}`", name.span,
-                                f"not in model `{model.name}`", help=did_you_mean(name.text, model.variables))
+                                f"not in model `{model.name}`", help=did_you_mean(name.text, model.variables, "variables"))
                 ok = vars_ok = False
                 continue
             if isinstance(stmt, A.OutputAlignment):
@@ -1103,7 +1121,7 @@ class _Bindings:
         alignment = self.ir.alignments.get(target)
         if target not in self.alignment_decls:
             self.sink.error("E0208", f"unknown alignment `{target}`", chk.target.span, "no alignment of this name",
-                            help=did_you_mean(target, self.alignment_decls))
+                            help=did_you_mean(target, self.alignment_decls, "alignments"))
         ok = True
         settings: dict[str, A.Setting] = {}
         sets: list[InterchangeSetIR] = []
@@ -1139,7 +1157,8 @@ class _Bindings:
                     key = frozenset(frozenset(g) for g in got)
                     if key in set_keys:
                         self.sink.error("E0201", "this interchange set is listed twice", iset.span, "listed again",
-                                        notes=[f"first listed at {set_keys[key].span}"])
+                                        notes=[f"first listed at {set_keys[key].span}"],
+                                        help="delete the second copy of the set")
                         ok = False
                         continue
                     set_keys[key] = iset
@@ -1159,7 +1178,8 @@ class _Bindings:
                                         f"controls are {', '.join(CONTROLS)}")
                         ok = False
                     elif c.text in controls:
-                        self.sink.error("E0707", f"control `{c.text}` is listed twice", c.span, "listed again")
+                        self.sink.error("E0707", f"control `{c.text}` is listed twice", c.span, "listed again",
+                                        help=f"list `{c.text}` once")
                         ok = False
                     else:
                         controls.append(c.text)
@@ -1226,21 +1246,26 @@ class _Bindings:
         model = self.ir.models.get(alignment.model)
         if model is not None and var not in model.variables:
             self.sink.error("E0203", f"unknown variable `{var}` in `locate`", stmt.var.span,
-                            f"not a variable of model `{model.name}`", help=did_you_mean(var, model.variables))
+                            f"not a variable of model `{model.name}`", help=did_you_mean(var, model.variables, "variables"))
             return None
         if var == alignment.output:
             self.sink.error("E0703", f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
-                            stmt.var.span, "the output")
+                            stmt.var.span, "the output",
+                            help="locate an intermediate variable; the output is read from the network's output")
             return None
-        sites = _expand_sweep(stmt.site)
+        positions = [None] if stmt.positions is None else [(p,) for p in stmt.positions]
+        size = sweep_size(stmt.site)  # counted before anything is built
+        sites = _expand_sweep(stmt.site) if isinstance(size, int) and size * len(positions) <= MAX_LOCATE_CELLS \
+            else size
         if isinstance(sites, str):
             self.sink.error("E0711", sites, stmt.site.span, "cannot expand this sweep",
                             help='write ranges as `resid.post[0..11]` and module patterns as "layers.{0..2}"')
             return None
-        positions = [None] if stmt.positions is None else [(p,) for p in stmt.positions]
-        if len(sites) * len(positions) > MAX_LOCATE_CELLS:
-            self.sink.error("E0711", f"the sweep has {len(sites) * len(positions)} cells (at most {MAX_LOCATE_CELLS})",
-                            stmt.span, "too many cells", help="sweep fewer layers or positions")
+        if isinstance(sites, int):
+            self.sink.error("E0711", f"the sweep has {sites * len(positions):,} cells (at most {MAX_LOCATE_CELLS})",
+                            stmt.span, "too many cells",
+                            help="sweep fewer layers, heads or positions, e.g. `resid.post[0..11]`; "
+                                 "run one `locate` per region of the network")
             return None
         resolver = self.resolvers.get(alignment.network)
         rows = []
@@ -1268,11 +1293,20 @@ class _Bindings:
     def _setting(self, stmt: A.Setting, settings: dict[str, A.Setting]) -> bool:
         if stmt.key in settings:
             self.sink.error("E0704", f"`{stmt.key}` is given twice", stmt.span, "given again",
-                            notes=[f"first given at {settings[stmt.key].span}"])
+                            notes=[f"first given at {settings[stmt.key].span}"],
+                            help=f"keep one `{stmt.key}` line")
             return False
         settings[stmt.key] = stmt
         if stmt.key in ("pairs", "pool", "batch", "train", "steps") and stmt.value < 1:
-            self.sink.error("E0704", f"`{stmt.key}` must be at least 1, got {stmt.value}", stmt.span, "must be >= 1")
+            self.sink.error("E0704", f"`{stmt.key}` must be at least 1, got {stmt.value}", stmt.span, "must be >= 1",
+                            help=f"`{stmt.key}` counts {SETTING_UNITS[stmt.key]}; write a positive number, "
+                                 f"e.g. `{stmt.key} {SETTING_EXAMPLES[stmt.key]}`")
+            return False
+        if stmt.key in MAX_SETTING and stmt.value > MAX_SETTING[stmt.key]:
+            self.sink.error("E0704", f"`{stmt.key} {stmt.value:,}` is more than the at most {MAX_SETTING[stmt.key]:,} "
+                            f"{SETTING_UNITS[stmt.key]} a check can hold in memory", stmt.span, "too large",
+                            help=f"use fewer, e.g. `{stmt.key} {SETTING_EXAMPLES[stmt.key]}`; a confidence "
+                                 "interval narrows with the square root of the pairs")
             return False
         return True
 
@@ -1320,7 +1354,8 @@ class _Bindings:
             return None
         if not names:
             self.sink.error("E0708", f"alignment `{alignment.name}` aligns no variable to intervene on",
-                            where.span, "nothing to interchange")
+                            where.span, "nothing to interchange",
+                            help=f"align a variable to a site in `{alignment.name}`, e.g. `X -> resid.post[0]`")
             return None
         return tuple((tuple(c),) for r in range(1, len(names) + 1) for c in itertools.combinations(names, r))
 
@@ -1413,7 +1448,7 @@ class _Bindings:
             if var is None:
                 self.sink.error("E0203", f"`{circ.output.text}` is not a variable of model `{model.name}`",
                                 circ.output.span, "unknown variable",
-                                help=did_you_mean(circ.output.text, model.variables))
+                                help=did_you_mean(circ.output.text, model.variables, "variables"))
                 ok = False
             elif var.kind != "output":
                 self.sink.error("E0609", f"`{circ.output.text}` is {_a(var.kind)}; a circuit explains an output",
@@ -1469,7 +1504,8 @@ class _Bindings:
             elif isinstance(stmt, A.Ablate):
                 if ablation is not None:
                     self.sink.error("E0710", "a circuit has one ablation; this is the second", stmt.span,
-                                    "second ablation")
+                                    "second ablation",
+                                    help="keep one `ablate complement with …` line; write another circuit to compare")
                     ok = False
                     continue
                 ablation = AblationIR(stmt.kind, stmt.dataset.text if stmt.dataset else None)
@@ -1477,14 +1513,16 @@ class _Bindings:
                     ok &= self._ablation_dataset(stmt.dataset, net)
             elif isinstance(stmt, A.Granularity):
                 if granularity is not None:
-                    self.sink.error("E0706", "`granularity` is given twice", stmt.span, "given again")
+                    self.sink.error("E0706", "`granularity` is given twice", stmt.span, "given again",
+                                    help="keep one `granularity` line")
                     ok = False
                     continue
                 granularity = stmt
             elif isinstance(stmt, A.MetricDecl):
                 if metric_decl is not None:
                     self.sink.error("E0706", "a circuit has one metric; this is the second", stmt.span,
-                                    "second metric")
+                                    "second metric",
+                                    help="keep one `metric` line; write another circuit for another metric")
                     ok = False
                     continue
                 metric_decl = stmt
@@ -1530,11 +1568,12 @@ class _Bindings:
         ok = True
         if name.text in RESERVED_ENDPOINTS:
             self.sink.error("E0706", f"`{name.text}` is reserved for edges; name the group differently", name.span,
-                            "reserved name")
+                            "reserved name", help=f"call the group e.g. `{name.text}_nodes`")
             ok = False
         elif name.text in declared:
             self.sink.error("E0201", f"group `{name.text}` is declared twice", name.span, "declared again",
-                            notes=[f"first declared at {declared[name.text]}"])
+                            notes=[f"first declared at {declared[name.text]}"],
+                            help="rename one of the two groups, or merge their sites into one")
             ok = False
         else:
             declared[name.text] = name.span
@@ -1551,7 +1590,8 @@ class _Bindings:
                 continue
             if site in node_seen:
                 self.sink.error("E0706", f"`{site}` is in two groups (or twice in one)", node.span, "listed again",
-                                notes=[f"first listed at {node_seen[site]}"])
+                                notes=[f"first listed at {node_seen[site]}"],
+                                help="a node belongs to one group; remove it from the other")
                 ok = False
                 continue
             node_seen[site] = node.span
@@ -1571,11 +1611,13 @@ class _Bindings:
             if n in RESERVED_ENDPOINTS:
                 if (role, n) == ("src", "logits"):
                     self.sink.error("E0706", "`logits` is the end of the circuit: it cannot be an edge's source",
-                                    end.span, "edge out of logits")
+                                    end.span, "edge out of logits",
+                                    help="reverse the edge: `… -> logits`")
                     ok = False
                 elif (role, n) == ("dst", "embed"):
                     self.sink.error("E0706", "`embed` is the start of the circuit: it cannot be an edge's target",
-                                    end.span, "edge into embed")
+                                    end.span, "edge into embed",
+                                    help="reverse the edge: `embed -> …`")
                     ok = False
             elif n not in group_names:
                 self.sink.error("E0213", f"unknown group `{n}`", end.name.span, "not a group of this circuit",
@@ -1599,16 +1641,19 @@ class _Bindings:
                                 help=f"drop `.{end.port.text}`, or split the heads into their own group")
                 ok = False
             elif n in RESERVED_ENDPOINTS:
-                self.sink.error("E0706", f"`{n}` has no ports", end.port.span, "not a head group")
+                self.sink.error("E0706", f"`{n}` has no ports", end.port.span, "not a head group",
+                                help=f"write `{n}` without `.q`/`.k`/`.v`; ports belong to attention-head groups")
                 ok = False
         if not ok:
             return None
         if e.src.name.text == e.dst.name.text:
-            self.sink.error("E0706", f"edge from `{e.src.name.text}` to itself", e.span, "self-loop")
+            self.sink.error("E0706", f"edge from `{e.src.name.text}` to itself", e.span, "self-loop",
+                            help="an edge connects two different groups; delete this one")
             return None
         got = CircuitEdgeIR(e.src.name.text, e.dst.name.text, e.dst.port.text if e.dst.port else None)
         if got in edges:
-            self.sink.error("E0706", "this edge is declared twice", e.span, "declared again")
+            self.sink.error("E0706", "this edge is declared twice", e.span, "declared again",
+                            help="delete the second copy")
             return None
         return got
 
@@ -1641,7 +1686,9 @@ class _Bindings:
             self.sink.error("E0702", f"`{name}` takes {want} argument(s), got {len(args)}", stmt.span,
                             "wrong number of arguments",
                             help="e.g. `metric logit_diff(IO, S)`: the answer for IO minus the answer for S"
-                            if name == "logit_diff" else None)
+                            if name == "logit_diff" else
+                            f"e.g. `metric {name}(IO)`: the variable whose answer is read" if lo >= 1 else
+                            f"write `metric {name}` without arguments")
             return None
         ok = True
         out_args = []
@@ -1655,7 +1702,7 @@ class _Bindings:
             var = model.variables.get(a.text)
             if var is None:
                 self.sink.error("E0203", f"`{a.text}` is not a variable of model `{model.name}`", a.span,
-                                "unknown variable", help=did_you_mean(a.text, model.variables))
+                                "unknown variable", help=did_you_mean(a.text, model.variables, "variables"))
                 ok = False
             elif output is None:
                 continue
@@ -1713,8 +1760,53 @@ class _Bindings:
 _BRACE = re.compile(r"\{([^{}]*)\}")
 
 
+def sweep_size(site: A.SweepSite) -> int | str:
+    """How many sites a sweep expands to, counted arithmetically (nothing is built), or a
+    message saying why it cannot be expanded.
+
+    Why count first: `head[0..100000.0..100000]` is 10^10 sites; building them before the
+    MAX_LOCATE_CELLS check once took gigabytes at parse time.
+    """
+    if site.module is not None:
+        return _pattern_size(site.module)
+    if site.ranges is None:
+        return 1
+    total = 1
+    for lo, hi in site.ranges:
+        if lo > hi:
+            return f"range `{lo}..{hi}` is empty (the start is after the end)"
+        total *= hi - lo + 1
+    return total
+
+
+def _pattern_choices(body: str, pattern: str) -> list[str] | int | str:
+    """The choices of one `{…}` group: a list for `{a,b}`, a count for a range `{lo..hi}`
+    (expanded only once the total is known to be small), or a message."""
+    if ".." in body:
+        lo, _, hi = body.partition("..")
+        if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
+            return f"`{{{body}}}` in module pattern `{pattern}` is not a range `{{a..b}}` with a <= b"
+        return int(hi) - int(lo) + 1
+    choices = [c.strip() for c in body.split(",")]
+    if not all(choices):
+        return f"`{{{body}}}` in module pattern `{pattern}` has an empty choice"
+    return choices
+
+
+def _pattern_size(pattern: str) -> int | str:
+    """The number of paths a module pattern expands to (groups multiply), or a message."""
+    total = 1
+    for m in _BRACE.finditer(pattern):
+        got = _pattern_choices(m.group(1), pattern)
+        if isinstance(got, str):
+            return got
+        total *= got if isinstance(got, int) else len(got)
+    return total
+
+
 def _expand_sweep(site: A.SweepSite) -> list | str:
-    """A sweep's sites as `A.NamedSite`/`A.ModuleSite` nodes, or a message saying why not."""
+    """A sweep's sites as `A.NamedSite`/`A.ModuleSite` nodes, or a message saying why not.
+    Callers check `sweep_size` against MAX_LOCATE_CELLS first."""
     if site.module is not None:
         paths = [site.module]
         while any(_BRACE.search(p) for p in paths):
@@ -1725,16 +1817,15 @@ def _expand_sweep(site: A.SweepSite) -> list | str:
                     out.append(p)
                     continue
                 body = m.group(1)
-                if ".." in body:
-                    lo, _, hi = body.partition("..")
-                    if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
-                        return f"`{{{body}}}` in module pattern `{site.module}` is not a range `{{a..b}}` with a <= b"
-                    choices = [str(i) for i in range(int(lo), int(hi) + 1)]
-                else:
-                    choices = [c.strip() for c in body.split(",")]
-                    if not all(choices):
-                        return f"`{{{body}}}` in module pattern `{site.module}` has an empty choice"
-                out.extend(p[:m.start()] + c + p[m.end():] for c in choices)
+                got = _pattern_choices(body, site.module)
+                if isinstance(got, str):
+                    return got
+                if isinstance(got, int):
+                    if len(out) + got > MAX_LOCATE_CELLS:  # braces nested in braces: checked as they appear
+                        return f"module pattern `{site.module}` expands to more than {MAX_LOCATE_CELLS} paths"
+                    lo = int(body.partition("..")[0])
+                    got = [str(i) for i in range(lo, lo + got)]
+                out.extend(p[:m.start()] + c + p[m.end():] for c in got)
             paths = out
             if len(paths) > MAX_LOCATE_CELLS:
                 return f"module pattern `{site.module}` expands to more than {MAX_LOCATE_CELLS} paths"
@@ -1780,4 +1871,4 @@ def _suggest(value: Any, dom: Domain) -> str | None:
         return f"values are {dom.lo}..{dom.hi}"
     if dom.kind == "bool":
         return "values are true and false"
-    return did_you_mean(str(value), dom.values)
+    return did_you_mean(str(value), dom.values, "values")

@@ -75,6 +75,33 @@ class Compiled:
         return np.broadcast_to(out, (n,)).copy() if np.ndim(out) == 0 or out.shape != (n,) else out
 
 
+def _fold(op, fns, env: Env, n: int) -> np.ndarray:
+    """`op` (np.minimum, np.maximum) over every argument, pairwise: no stacked copy of the
+    arguments (`np.minimum.reduce([...])` builds one, and was most of the domain check's time)."""
+    out = op(fns[0](env, n), fns[1](env, n))
+    for f in fns[2:]:
+        out = op(out, f(env, n))
+    return out
+
+
+def conversion_help(have: Ty, want: str, domain: Domain | None = None) -> str:
+    """How to turn a value of type `have` into the `want` kind (bool, int, enum) a place needs."""
+    if want == "bool":
+        if have.kind == "int":
+            return "compare it to get a bool, e.g. `x > 0` or `x == 1`"
+        if have.kind in ("enum", "symbol"):
+            return "compare the enum value, e.g. `x == red`"
+    if want == "int":
+        if have.kind == "bool":
+            return "turn a bool into a number with `if c then 1 else 0`, or count bools with `count(a, b)`"
+        if have.kind in ("enum", "symbol"):
+            return "enum values are not numbers: declare the variable `int lo..hi`, or use a table"
+    if want == "enum" and domain is not None:
+        shown = ", ".join(domain.values[:4]) + (", …" if len(domain.values) > 4 else "")
+        return f"use one of its values ({shown}) or `if … then … else …` over them"
+    return f"write an expression of type {want}"
+
+
 FUNCTIONS = {
     "abs": "abs(x): absolute value of an int",
     "min": "min(a, b, …): smallest of two or more ints",
@@ -123,7 +150,8 @@ class ExprCompiler:
                 self._unknown_member(compiled.ast, ty.symbol, target)
                 return Compiled(compiled.ast, ERROR, compiled.names, compiled.fn)
         self.sink.error("E0301", f"{what} has type {ty.describe()}, but {target.describe()} is declared",
-                        compiled.ast.span, f"this is {ty.describe()}")
+                        compiled.ast.span, f"this is {ty.describe()}",
+                        help=conversion_help(ty, target.kind, target))
         return Compiled(compiled.ast, ERROR, compiled.names, compiled.fn)
 
     # dispatch ----------------------------------------------------------------
@@ -137,7 +165,8 @@ class ExprCompiler:
     def _IntLit(self, e: A.IntLit) -> Compiled:
         v = e.value
         if abs(v) > INT_LIMIT:
-            self.sink.error("E0104", f"integer {v} is too large (at most 2^62)", e.span, "too large")
+            self.sink.error("E0104", f"integer {v} is too large (at most 2^62)", e.span, "too large",
+                            help="mechanisms compute with 64-bit integers; use a smaller number")
             return self._error(e)
         return Compiled(e, Ty("int", v, v), frozenset(), lambda env, n: np.full(n, v, dtype=np.int64))
 
@@ -169,7 +198,8 @@ class ExprCompiler:
             return self._symbol(e, name)
         self.sink.error("E0203", f"unknown variable `{name}` in {self.context}", e.span,
                         "not declared in this model",
-                        help=did_you_mean(name, list(self.variables) + list(self.enum_members)))
+                        help=did_you_mean(name, list(self.variables) + list(self.enum_members),
+                                         "variables and enum values"))
         return self._error(e)
 
     def _Unary(self, e: A.Unary) -> Compiled:
@@ -185,6 +215,14 @@ class ExprCompiler:
         return Compiled(e, Ty("int", -x.ty.hi, -x.ty.lo), x.names, lambda env, n: -x.fn(env, n))
 
     def _Binary(self, e: A.Binary) -> Compiled:
+        right = e.right
+        if (e.op == "//" and isinstance(right, A.NameRef) and right.name not in self.variables
+                and right.name not in self.enum_members):
+            # `o = a // copy of a`: a C-style comment that happened to parse as a division.
+            self.sink.error("E0203", f"unknown variable `{right.name}` after `//` in {self.context}", right.span,
+                            "not declared in this model",
+                            help="comments start with `#`, not `//` (`//` is integer division)")
+            return self._error(e, self._c(e.left).names)
         if e.op in ("==", "!="):
             misspelt = self._misspelt_member(e)
             if misspelt is not None:
@@ -256,7 +294,9 @@ class ExprCompiler:
             var, sym = (r, l) if a.kind == "symbol" else (l, r)
             if var.ty.kind != "enum":
                 self.sink.error("E0301", f"`{sym.ty.symbol}` is an enum value but is compared with "
-                                f"{var.ty.describe()}", sym.ast.span, "not comparable")
+                                f"{var.ty.describe()}", sym.ast.span, "not comparable",
+                                help=f"compare `{sym.ty.symbol}` with a variable of its enum; an "
+                                     f"{var.ty.kind} compares with {'true/false' if var.ty.kind == 'bool' else 'numbers'}")
                 return self._error(e, names)
             sym = self.coerce(sym, var.ty.domain, "value")
             if sym.ty.kind == "error":
@@ -265,7 +305,8 @@ class ExprCompiler:
         same = (a.kind == b.kind and (a.kind != "enum" or a.domain == b.domain))
         if not same:
             self.sink.error("E0301", f"`{e.op}` compares {a.describe()} with {b.describe()}", e.span,
-                            "types differ")
+                            "types differ", help="compare values of one type: an int with an int, a value of "
+                                                 "one enum with a value of the same enum, a bool with a bool")
             return self._error(e, names)
         return Compiled(e, BOOL, names, lambda env, n: f(l.fn(env, n), r.fn(env, n)))
 
@@ -289,7 +330,8 @@ class ExprCompiler:
             return self._symbol_choice(e, c, a.symbol, b.symbol, names)
         if a.kind != b.kind or (a.kind == "enum" and a.domain != b.domain):
             self.sink.error("E0301", f"`if` branches differ: {a.describe()} vs {b.describe()}", e.span,
-                            "branches must have one type")
+                            "branches must have one type",
+                            help="make both branches the declared type, e.g. `if c then 1 else 0` for an int")
             return self._error(e, names)
         ty = Ty("int", min(a.lo, b.lo), max(a.hi, b.hi)) if a.kind == "int" else a
         return Compiled(e, ty, names, lambda env, n: np.where(c.fn(env, n), t.fn(env, n), o.fn(env, n)))
@@ -301,7 +343,8 @@ class ExprCompiler:
         if self.expected is not None and s1 in self.expected.values and s2 in self.expected.values:
             candidates = [self.expected]
         if not candidates:
-            self.sink.error("E0301", f"`{s1}` and `{s2}` are not values of one enum", e.span, "")
+            self.sink.error("E0301", f"`{s1}` and `{s2}` are not values of one enum", e.span, "no common enum",
+                            help="both branches must be values of the enum the result is declared with")
             return self._error(e, names)
         dom = candidates[0]
         i1, i2 = dom.values.index(s1), dom.values.index(s2)
@@ -326,7 +369,7 @@ class ExprCompiler:
         if len(args) < lo_n or (hi_n is not None and len(args) > hi_n):
             want = str(lo_n) if lo_n == hi_n else f"at least {lo_n}"
             self.sink.error("E0304", f"`{fname}` takes {want} argument(s), got {len(args)}", e.span,
-                            FUNCTIONS[fname])
+                            FUNCTIONS[fname], help=f"call it as {FUNCTIONS[fname].split(':')[0]}")
             return self._error(e, names)
         want_kind = "bool" if fname in ("count", "xor") else "int"
         ok = all([self._expect(a, want_kind, f"argument {i + 1} of `{fname}`") for i, a in enumerate(args)])
@@ -340,16 +383,18 @@ class ExprCompiler:
             return Compiled(e, Ty("int", *rng), names, lambda env, n: np.abs(fns[0](env, n)))
         if fname == "min":
             return Compiled(e, Ty("int", min(t.lo for t in tys), min(t.hi for t in tys)), names,
-                            lambda env, n: np.minimum.reduce([f(env, n) for f in fns]))
+                            lambda env, n: _fold(np.minimum, fns, env, n))
         if fname == "max":
             return Compiled(e, Ty("int", max(t.lo for t in tys), max(t.hi for t in tys)), names,
-                            lambda env, n: np.maximum.reduce([f(env, n) for f in fns]))
+                            lambda env, n: _fold(np.maximum, fns, env, n))
         if fname == "mod":
             return self._arith(e, "%", args[0], args[1], names)
         if fname == "clip":
-            lo = max(tys[0].lo, tys[1].lo)
-            hi = min(max(tys[0].hi, tys[1].lo), tys[2].hi)
-            return Compiled(e, Ty("int", min(lo, hi), max(lo, hi, tys[2].lo)), names,
+            # min(max(x, lo), hi) is monotone in each argument: the bounds are exact. (The
+            # domain check trusts them to skip variables that cannot leave their range.)
+            lo = min(max(tys[0].lo, tys[1].lo), tys[2].lo)
+            hi = min(max(tys[0].hi, tys[1].hi), tys[2].hi)
+            return Compiled(e, Ty("int", lo, hi), names,
                             lambda env, n: np.minimum(np.maximum(fns[0](env, n), fns[1](env, n)), fns[2](env, n)))
         if fname == "count":
             return Compiled(e, Ty("int", 0, len(args)), names,
@@ -363,13 +408,15 @@ class ExprCompiler:
         table = self.tables.get(tname)
         if table is None:
             self.sink.error("E0205", f"unknown table `{tname}`", e.table.span, "not a declared table",
-                            help=did_you_mean(tname, self.tables))
+                            help=did_you_mean(tname, self.tables, "tables"))
             return self._error(e, names)
         if any(a.ty.kind == "error" for a in args):
             return self._error(e, names)
         if len(args) != len(table.key_domains):
             self.sink.error("E0304", f"table `{tname}` takes {len(table.key_domains)} key(s), got {len(args)}",
-                            e.span, "wrong number of keys")
+                            e.span, "wrong number of keys",
+                            help=f"look it up with {len(table.key_domains)} key(s): "
+                                 f"`{tname}[{', '.join(f'k{i + 1}' for i in range(len(table.key_domains)))}]`")
             return self._error(e, names)
         coded = []
         for i, (a, dom) in enumerate(zip(args, table.key_domains)):
@@ -377,7 +424,8 @@ class ExprCompiler:
                 a = self.coerce(a, dom, f"key {i + 1} of `{tname}`")
             elif a.ty.kind != dom.kind:
                 self.sink.error("E0301", f"key {i + 1} of `{tname}` must be {dom.describe()}, got {a.ty.describe()}",
-                                a.ast.span, "wrong key type")
+                                a.ast.span, "wrong key type",
+                                help=conversion_help(a.ty, dom.kind, dom))
                 return self._error(e, names)
             elif dom.kind == "int" and (a.ty.lo < dom.lo or a.ty.hi > dom.hi):
                 self.sink.error("E0303", f"key {i + 1} of `{tname}` ranges over {a.ty.lo}..{a.ty.hi}, "
@@ -415,12 +463,12 @@ class ExprCompiler:
         if c.ty.kind == kind:
             return True
         self.sink.error("E0301", f"{what} must be {kind}, got {c.ty.describe()}", c.ast.span,
-                        f"expected {kind}")
+                        f"expected {kind}", help=conversion_help(c.ty, kind))
         return False
 
     def _unknown_member(self, e, symbol: str, domain: Domain) -> None:
         self.sink.error("E0209", f"`{symbol}` is not a value of {domain.describe()}", e.span,
-                        "unknown enum value", help=did_you_mean(symbol, domain.values))
+                        "unknown enum value", help=did_you_mean(symbol, domain.values, "values"))
 
 
 # ───────────────────────── sympy (analysis and printing only) ─────────────────────────

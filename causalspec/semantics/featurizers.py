@@ -227,7 +227,8 @@ def featurizer_from_ast(feat: A.SliceFeaturizer | A.CallFeaturizer | None, sink:
         for key in ("temperature_start", "temperature_end"):
             value = got.get(key)
             if args.ok and key in got and (isinstance(value, str) or not value > 0):
-                args.fail(args.span_of(key), f"`{key}` must be a positive number, got {_show(value)}")
+                args.fail(args.span_of(key), f"`{key}` must be a positive number, got {_show(value)}",
+                          help="e.g. `boundless(temperature_start=50, temperature_end=0.1)`")
         if args.ok:
             return Boundless(float(got.get("temperature_start", 50.0)), float(got.get("temperature_end", 0.1)),
                              span=feat.span)
@@ -237,14 +238,17 @@ def featurizer_from_ast(feat: A.SliceFeaturizer | A.CallFeaturizer | None, sink:
     if not args.ok:
         return None
     if "file" not in got:
-        args.fail(feat.span, "`basis` needs a file: `basis(file=\"b.safetensors\", key=\"W\")`")
+        args.fail(feat.span, "`basis` needs a file: `basis(file=\"b.safetensors\", key=\"W\")`",
+                  help='name the safetensors file: `basis(file="b.safetensors")`')
         return None
     path, key = got["file"], got.get("key")
     if not isinstance(path, str) or args.kinds.get("file") != "string":
-        args.fail(args.span_of("file"), f"`basis` file must be a quoted path, got {_show(path)}")
+        args.fail(args.span_of("file"), f"`basis` file must be a quoted path, got {_show(path)}",
+                  help=f'quote it: `basis(file="{path}.safetensors")`')
         return None
     if key is not None and (not isinstance(key, str) or args.kinds.get("key") == "number"):
-        args.fail(args.span_of("key"), f"`basis` key must be a tensor name, got {_show(key)}")
+        args.fail(args.span_of("key"), f"`basis` key must be a tensor name, got {_show(key)}",
+                  help='quote the name of the tensor in the file, e.g. `key="W"`')
         return None
     if not path.endswith(BASIS_SUFFIXES):
         args.fail(args.span_of("file"), f"basis file `{path}` is not a .safetensors file",
@@ -285,7 +289,8 @@ class _Args:
         for i, arg in enumerate(self.feat.args or ()):
             if arg.key is None:
                 if seen_keyword:
-                    self.fail(arg.span, f"positional argument after a keyword argument in `{name}(…)`")
+                    self.fail(arg.span, f"positional argument after a keyword argument in `{name}(…)`",
+                              help=f"name this argument too (`{name}` takes {sig})")
                     continue
                 if i >= len(names):
                     self.fail(arg.span, f"`{name}` takes {len(names) or 'no'} argument(s), got more",
@@ -300,7 +305,8 @@ class _Args:
                               help=did_you_mean(key, names) or f"`{name}` takes {sig}")
                     continue
             if key in got:
-                self.fail(arg.span, f"argument `{key}` of `{name}` is given twice")
+                self.fail(arg.span, f"argument `{key}` of `{name}` is given twice",
+                          help=f"give `{key}` once")
                 continue
             got[key] = arg.value
             self.spans[key] = arg.span

@@ -359,13 +359,14 @@ class PositionResolver:
         if base.kind == "index":
             if base.index + offset < 0:
                 self.sink.error("E0611", f"position {base.index} {offset:+d} is before the first token", span,
-                                "negative position")
+                                "negative position", help="positions count from 0; use a smaller offset or `last`")
                 return None
             return PositionSpec("index", index=base.index + offset, span=span)
         if base.kind == "range":
             if base.lo + offset < 0:
                 self.sink.error("E0611", f"range {base.lo}..{base.hi} shifted by {offset:+d} starts before "
-                                "the first token", span, "negative position")
+                                "the first token", span, "negative position",
+                                help="positions count from 0; shift the range by less")
                 return None
             return PositionSpec("range", lo=base.lo + offset, hi=base.hi + offset, span=span)
         if base.kind == "offset":
@@ -392,7 +393,8 @@ class PositionResolver:
                 ok = False
                 continue
             if spec in out:
-                self.sink.error("E0611", f"position `{_shown(e)}` is listed twice", e.span, "listed again")
+                self.sink.error("E0611", f"position `{_shown(e)}` is listed twice", e.span, "listed again",
+                                help="list each position once")
                 ok = False
                 continue
             out.append(spec)

@@ -9,9 +9,15 @@ tests/syntax/test_grammar_coverage.py checks every rule is exercised).
 from __future__ import annotations
 
 import ast as _pyast
+import math
 from typing import Any
 
 from lark import Token, Transformer, Tree, v_args
+from lark.exceptions import VisitError
+try:  # lark's marker for @v_args(meta=True); private, so a lark without it uses lark's dispatch
+    from lark.visitors import _vargs_meta
+except ImportError:  # pragma: no cover - depends on the lark version
+    _vargs_meta = object()
 from lark.tree import Meta
 
 from causalspec.diagnostics import Diagnostic, SpecError, Span
@@ -31,8 +37,46 @@ def unquote(token: Token, file: str) -> str:
                                     "cannot decode this string",
                                     help="use \\\" for a quote and \\\\ for a backslash")])
     if not isinstance(value, str):  # pragma: no cover - the lexer guarantees a str literal
-        raise SpecError([Diagnostic("E0104", "invalid string literal", token_span(token, file))])
+        raise SpecError([Diagnostic("E0104", "invalid string literal", token_span(token, file),
+                                    help="write a plain double-quoted string")])
     return value
+
+
+# Integers are evaluated as int64 arrays; larger literals are refused where they are written
+# (semantics/expr.py's INT_LIMIT is the same bound). Checking the digit count first keeps a
+# 5,000-digit literal from reaching int(), which refuses strings over 4,300 digits.
+INT_LIMIT = 2**62
+_INT_DIGITS = len(str(INT_LIMIT))
+
+
+def int_literal(token: Token, file: str, negative: bool = False) -> int:
+    """An INT token's value, or `SpecError` E0104 when it is beyond 2^62."""
+    text = str(token).lstrip("0") or "0"
+    if len(text) <= _INT_DIGITS:
+        value = int(text)
+        if value <= INT_LIMIT:
+            return -value if negative else value
+    shown = text if len(text) <= 30 else f"{text[:12]}…{text[-6:]} ({len(text)} digits)"
+    raise SpecError([Diagnostic("E0104", f"integer {'-' if negative else ''}{shown} is too large (at most 2^62)",
+                                token_span(token, file), "too large",
+                                help=f"integers in a spec are at most 2^62 = {INT_LIMIT}; every range, "
+                                     "count and index is far smaller than that")])
+
+
+def number_literal(token: Token, file: str) -> int | float:
+    """A SIGNED_NUMBER token's value (an int when written without `.`/exponent), or E0104 when
+    it is too large to be a finite float or an int within 2^62."""
+    text = str(token)
+    if text.lstrip("-").isdigit():
+        return int_literal(Token.new_borrow_pos("INT", text.lstrip("-"), token), file, text.startswith("-"))
+    value = float(text)
+    if math.isfinite(value):
+        return value
+    shown = text if len(text) <= 30 else f"{text[:20]}…"
+    raise SpecError([Diagnostic("E0104", f"number {shown} is too large (it overflows to infinity)",
+                                token_span(token, file), "not a finite number",
+                                help="write a finite number: thresholds are fractions like 0.9, "
+                                     "weights and arguments small positive numbers")])
 
 
 def token_span(token: Token, file: str) -> Span:
@@ -44,6 +88,29 @@ class AstBuilder(Transformer):
         super().__init__(visit_tokens=False)
         self.file = file
         self.text = text
+        self._dispatch: dict[str, tuple[Any, bool]] = {}
+
+    def _call_userfunc(self, tree, new_children=None):
+        """lark's dispatch, with the bound method looked up once per rule: lark wraps a
+        `@v_args(meta=True)` method anew on every call (a functools.update_wrapper each time),
+        a measurable share of parsing a 10,000-variable spec."""
+        children = new_children if new_children is not None else tree.children
+        entry = self._dispatch.get(tree.data)
+        if entry is None:
+            attr = getattr(type(self), tree.data, None)
+            wrapper = getattr(attr, "visit_wrapper", None)
+            if wrapper is _vargs_meta:
+                entry = (attr.base_func.__get__(self), True)
+            elif wrapper is None and attr is not None:
+                entry = (getattr(self, tree.data), False)
+            else:  # an unknown rule or another v_args form: lark's own path
+                return super()._call_userfunc(tree, new_children)
+            self._dispatch[tree.data] = entry
+        fn, with_meta = entry
+        try:
+            return fn(tree.meta, children) if with_meta else fn(children)
+        except Exception as exc:  # as lark does: parse() unwraps a SpecError from VisitError
+            raise VisitError(tree.data, tree, exc) from exc
 
     # helpers ---------------------------------------------------------------
     def _span(self, meta: Meta) -> Span:
@@ -53,6 +120,9 @@ class AstBuilder(Transformer):
 
     def _name(self, tok: Token) -> A.Name:
         return A.Name(str(tok), span=token_span(tok, self.file))
+
+    def _int(self, tok: Token) -> int:
+        return int_literal(tok, self.file)
 
     def _str(self, tok: Token) -> str:
         return unquote(tok, self.file)
@@ -209,13 +279,13 @@ class AstBuilder(Transformer):
         return A.SymbolLit(str(c[0]), span=self._span(meta))
 
     def signed_int(self, c):
-        return int(c[0])
+        return self._int(c[0])
 
     def neg_int(self, c):
-        return -int(c[0])
+        return int_literal(c[0], self.file, negative=True)
 
     def number(self, c):
-        return float(c[0])
+        return float(number_literal(c[0], self.file))
 
     # expressions -------------------------------------------------------------
     @v_args(meta=True)
@@ -253,7 +323,7 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def int_expr(self, meta, c):
-        return A.IntLit(int(c[0]), span=self._span(meta))
+        return A.IntLit(self._int(c[0]), span=self._span(meta))
 
     @v_args(meta=True)
     def true_expr(self, meta, c):
@@ -362,7 +432,7 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def slot_pos(self, meta, c):
-        occurrence = next((int(x) for x in c[1:] if isinstance(x, Token) and x.type == "INT"), None)
+        occurrence = next((self._int(x) for x in c[1:] if isinstance(x, Token) and x.type == "INT"), None)
         part = next((x for x in c[1:] if isinstance(x, str) and not isinstance(x, Token)), None)
         return A.SlotPos(self._name(c[0]), occurrence, part, span=self._span(meta))
 
@@ -373,15 +443,15 @@ class AstBuilder(Transformer):
     @v_args(meta=True)
     def offset_pos(self, meta, c):
         sign = -1 if c[1] == "-" else 1
-        return A.OffsetPos(self._name(c[0]), sign * int(c[2]), span=self._span(meta))
+        return A.OffsetPos(self._name(c[0]), sign * self._int(c[2]), span=self._span(meta))
 
     @v_args(meta=True)
     def index_pos(self, meta, c):
-        return A.IndexPos(int(c[0]), span=self._span(meta))
+        return A.IndexPos(self._int(c[0]), span=self._span(meta))
 
     @v_args(meta=True)
     def range_pos(self, meta, c):
-        return A.RangePos(int(c[0]), int(c[1]), span=self._span(meta))
+        return A.RangePos(self._int(c[0]), self._int(c[1]), span=self._span(meta))
 
     # alignments --------------------------------------------------------------
     @v_args(meta=True)
@@ -424,7 +494,7 @@ class AstBuilder(Transformer):
         return tuple(str(t) for t in c)
 
     def site_index(self, c):
-        return _Index(tuple(int(t) for t in c))
+        return _Index(tuple(self._int(t) for t in c))
 
     def site_part(self, c):
         return _Part(str(c[0]))
@@ -437,7 +507,7 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def slice_featurizer(self, meta, c):
-        return A.SliceFeaturizer(int(c[0]), int(c[1]), span=self._span(meta))
+        return A.SliceFeaturizer(self._int(c[0]), self._int(c[1]), span=self._span(meta))
 
     @v_args(meta=True)
     def call_featurizer(self, meta, c):
@@ -458,9 +528,7 @@ class AstBuilder(Transformer):
         return A.FeatArg(str(c[0]), value, kind, span=self._span(meta))
 
     def number_value(self, c):
-        text = str(c[0])
-        is_int = text.lstrip("-").isdigit()
-        return (int(text) if is_int else float(text)), "number"
+        return number_literal(c[0], self.file), "number"
 
     def string_value(self, c):
         return self._str(c[0]), "string"
@@ -496,7 +564,7 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def setting_stmt(self, meta, c):
-        return A.Setting(c[0], int(c[1]), span=self._span(meta))
+        return A.Setting(c[0], self._int(c[1]), span=self._span(meta))
 
     setting = comp_op
 
@@ -522,8 +590,8 @@ class AstBuilder(Transformer):
         return _Ranges(tuple(c))
 
     def sweep_range(self, c):
-        lo = int(c[0])
-        return (lo, int(c[1]) if len(c) > 1 else lo)
+        lo = self._int(c[0])
+        return (lo, self._int(c[1]) if len(c) > 1 else lo)
 
     @v_args(meta=True)
     def controls_stmt(self, meta, c):

@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.parse_tree_builder import PropagatePositions
 from lark.parsers.lalr_analysis import Shift
 
 from causalspec.diagnostics import Diagnostic, SpecError, Span
 from causalspec.syntax import ast as A
 from causalspec.syntax.build import AstBuilder
+from causalspec.syntax.gc_pause import paused_gc
 
 GRAMMAR_NAME = "causalspec.lark"
 
 # Deeper parse trees are refused: the AST builder, the analyser and the printer recurse over
 # the tree, and a 1,000-term `or` chain would otherwise end in a RecursionError.
 MAX_NESTING = 200
+
+BOM = "\ufeff"
 
 
 def grammar_path() -> Path:
@@ -42,8 +47,78 @@ def grammar_path() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def lark_parser() -> Lark:
-    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
-                propagate_positions=True, maybe_placeholders=False, cache=False)
+    parser = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
+                  propagate_positions=True, maybe_placeholders=False, cache=False)
+    # lark internals: a lark whose layout differs keeps its own (slower, equivalent) callbacks
+    callbacks = getattr(getattr(getattr(parser.parser, "parser", None), "parser", None), "callbacks", None)
+    for rule, callback in (callbacks or {}).items():
+        if type(callback) is PropagatePositions and getattr(callback, "node_filter", None) is None:
+            callbacks[rule] = _Positions(callback.node_builder)
+    return parser
+
+
+class _Positions:
+    """lark's PropagatePositions, computing the same spans with fewer lookups.
+
+    Why: every reduction — including the ~8 unit reductions from an atom up to `expr` — runs
+    this, and lark's version asks each token for `container_*` attributes a token never has
+    (a failed slot lookup per attribute); it was a third of the time of parsing a
+    10,000-variable spec. The rule is lark's: a node starts at its first child's container
+    and ends at its last child's container; an inlined rule (`?rule`) keeps the meta it has
+    and records the container it was inlined from.
+    """
+
+    __slots__ = ("node_builder",)
+
+    def __init__(self, node_builder):
+        self.node_builder = node_builder
+
+    def __call__(self, children):
+        res = self.node_builder(children)
+        if not isinstance(res, Tree):
+            return res
+        first = _first_meta(children)
+        if first is None:  # then no child has a position at either end
+            return res
+        meta = res.meta
+        known = meta.__dict__
+        if isinstance(first, Token):
+            line, column, pos = first.line, first.column, first.start_pos
+        else:
+            d = first.__dict__
+            line = d.get("container_line", first.line)
+            column = d.get("container_column", first.column)
+            pos = d.get("container_start_pos", first.start_pos)
+        if "line" not in known:
+            meta.line, meta.column, meta.start_pos, meta.empty = line, column, pos, False
+        meta.container_line, meta.container_column, meta.container_start_pos = line, column, pos
+        last = _first_meta(reversed(children))
+        if isinstance(last, Token):
+            line, column, pos = last.end_line, last.end_column, last.end_pos
+        else:
+            d = last.__dict__
+            line = d.get("container_end_line", last.end_line)
+            column = d.get("container_end_column", last.end_column)
+            pos = d.get("container_end_pos", last.end_pos)
+        if "end_line" not in known:
+            meta.end_line, meta.end_column, meta.end_pos, meta.empty = line, column, pos, False
+        meta.container_end_line, meta.container_end_column, meta.container_end_pos = line, column, pos
+        return res
+
+
+def _first_meta(children):
+    """The first child with a position (a non-empty tree's meta, or a token), as lark's
+    PropagatePositions._pp_get_meta."""
+    for c in children:
+        if isinstance(c, Tree):
+            meta = c._meta
+            if meta is not None and not meta.empty:
+                return meta
+        elif isinstance(c, Token):
+            return c
+        elif hasattr(c, "__lark_meta__"):
+            return c.__lark_meta__()
+    return None
 
 
 _KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -62,9 +137,13 @@ def parse_tree(text: str, parser: Lark | None = None) -> Tree:
     state = ip.parser_state
     token = None
     try:
+        states = state.parse_conf.states
+        stack = state.state_stack
         for token in state.lexer.lex(state):
-            if (token.type != "NAME" and _KEYWORD.match(token) and not _shifts(state, token.type)
-                    and _shifts(state, "NAME")):
+            # Fast path: a token the current state shifts directly needs no simulation.
+            action = states[stack[-1]].get(token.type)
+            if (not (action is not None and action[0] is Shift) and token.type != "NAME"
+                    and _KEYWORD.match(token) and not _shifts(state, token.type) and _shifts(state, "NAME")):
                 token = Token.new_borrow_pos("NAME", str(token), token)
             state.feed_token(token)
         end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
@@ -75,23 +154,47 @@ def parse_tree(text: str, parser: Lark | None = None) -> Tree:
 
 
 def _shifts(state, token_type: str) -> bool:
-    """Would the parser, after its reductions, shift a token of this type? (No side effects.)"""
+    """Would the parser, after its reductions, shift a token of this type? (No side effects.)
+
+    The reductions are simulated on a view of the real stack: `depth` says how much of it is
+    still in place and `pushed` holds the states the simulation put on top, so a query costs
+    the reductions it walks, not a copy of the whole stack (which made a deep stack — a long
+    spec — quadratic, one copy per keyword).
+    """
     states = state.parse_conf.states
-    stack = list(state.state_stack)
+    stack = state.state_stack
+    depth = len(stack)  # stack[:depth] is untouched by the simulated reductions
+    pushed: list = []
     while True:
-        action = states[stack[-1]].get(token_type)
+        top = pushed[-1] if pushed else stack[depth - 1]
+        action = states[top].get(token_type)
         if action is None:
             return False
         kind, arg = action
         if kind is Shift:
             return True
-        if arg.expansion:
-            del stack[-len(arg.expansion):]
-        stack.append(states[stack[-1]][arg.origin.name][1])
+        pop = len(arg.expansion)
+        if pop:
+            dropped = min(pop, len(pushed))
+            if dropped:
+                del pushed[-dropped:]
+            depth -= pop - dropped
+        top = pushed[-1] if pushed else stack[depth - 1]
+        pushed.append(states[top][arg.origin.name][1])
 
 
 def parse(text: str, file: str = "<string>") -> A.Spec:
-    """Parse spec text; raise `SpecError` with one located syntax diagnostic on failure."""
+    """Parse spec text; raise `SpecError` with one located syntax diagnostic on failure.
+
+    A UTF-8 byte order mark at the start (editors on Windows write one) is dropped; columns
+    on line 1 are then counted without it, as an editor shows them."""
+    if text.startswith(BOM):
+        text = text[1:]
+    with paused_gc():
+        return _parse(text, file)
+
+
+def _parse(text: str, file: str) -> A.Spec:
     try:
         tree = parse_tree(text)
     except UnexpectedInput as exc:
@@ -132,7 +235,9 @@ def parse_file(path: str | Path) -> A.Spec:
         raise SpecError([Diagnostic("E0801", f"spec file `{path}` not found",
                                     help="check the path; spec files usually end in .cspec")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([Diagnostic("E0802", f"cannot read spec file `{path}`: {exc}")]) from None
+        raise SpecError([Diagnostic("E0802", f"cannot read spec file `{path}`: {exc}",
+                                    help="a spec file is UTF-8 text; check the path and its permissions "
+                                         "(re-save it as UTF-8 if it was written in another encoding)")]) from None
     return parse(text, str(path))
 
 
@@ -165,12 +270,27 @@ def _expected_list(expected: set[str] | list[str]) -> str:
 
 
 def syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
+    """The located diagnostic for a parse error, with the help line that fits the mistake.
+
+    The checks run from the most specific cause to the most general: an invisible character,
+    a `//` comment, a block left open (reported at its `{`), then the token-level helps."""
+    offset = _error_offset(exc, text)
+    slashes = _comment_slashes(text, offset)
+    if slashes is not None and not _is_invisible(_char_at(text, offset)):
+        return _slash_comment(text, file, slashes)
+    expected = set(getattr(exc, "accepts", None) or getattr(exc, "expected", None) or ())
     if isinstance(exc, UnexpectedCharacters):
         line, col = exc.line, exc.column
-        ch = text[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(text) else "?"
+        ch = _char_at(text, exc.pos_in_stream) or "?"
+        if _is_invisible(ch):
+            return _invisible(ch, file, line, col)
         help_ = None
         if ch == "'":
             help_ = "strings use double quotes: \"…\""
+        elif ch in "\u201c\u201d\u201e\u2033":
+            help_ = "use straight double quotes \"…\" (an editor or word processor turned them into curly quotes)"
+        elif ch in "\u2018\u2019":
+            help_ = "strings use straight double quotes: \"…\""
         elif ch == "&":
             help_ = "use `and`"
         elif ch == "|":
@@ -179,26 +299,172 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
             help_ = "integer division is `//`; `#` starts a comment"
         elif ch == "=" and text[exc.pos_in_stream:exc.pos_in_stream + 2] == "=>":
             help_ = "`=>` separates an example's inputs from its expected values"
+        elif ch == ";":
+            help_ = "statements need no `;`: end the line instead"
+        elif ch == "!" and text[exc.pos_in_stream:exc.pos_in_stream + 2] != "!=":
+            help_ = "use `not` for negation (`!=` compares)"
+        if help_ is None:
+            unclosed = _unclosed_block(exc, text, file, expected, offset)
+            if unclosed is not None:
+                return unclosed
         return Diagnostic("E0101", f"unexpected character `{ch}`", Span(file, line, col, line, col + 1),
-                          "not allowed here", help=help_ or _expected_help(exc.allowed))
+                          "not allowed here", help=help_ or _expected_help(exc.allowed) or _GENERIC_HELP)
+    unclosed = _unclosed_block(exc, text, file, expected, offset)
+    if unclosed is not None:
+        return unclosed
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         # Lines as lark counts them (only "\n" ends a line); a final newline is not a new line.
         lines = text.split("\n")
         if len(lines) > 1 and lines[-1] == "":
             lines.pop()
         line, col = len(lines), len(lines[-1]) + 1
-        expected = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or []
         return Diagnostic("E0103", "unexpected end of file", Span(file, line, col, line, col + 1),
                           "the spec ends here",
-                          help=("a `}` is missing to close the block" if "RBRACE" in expected
-                                else _expected_help(expected)))
+                          help=_expected_help(expected) or "the spec stops in the middle of a statement; "
+                                                           "finish it or delete it")
     assert isinstance(exc, UnexpectedToken)
     tok: Token = exc.token
     span = Span(file, tok.line, tok.column, tok.end_line or tok.line,
                 tok.end_column or tok.column + max(len(str(tok)), 1))
-    expected = exc.accepts or exc.expected
     return Diagnostic("E0102", f"unexpected {_token_text(tok)}", span, "not expected here",
-                      help=_token_help(tok, expected) or _expected_help(expected))
+                      help=_token_help(tok, expected, text) or _expected_help(expected) or _GENERIC_HELP)
+
+
+_GENERIC_HELP = "see docs/language.md for the statement's syntax"
+
+# Characters an editor shows as nothing or as a plain space. Outside strings and comments
+# they are errors; the diagnostic names the code point, since the user cannot see it.
+_SPACE_LIKE = {"\u00a0", "\u1680", "\u202f", "\u205f", "\u3000", "\u0085"} | {chr(c) for c in range(0x2000, 0x200b)}
+
+
+def _char_at(text: str, offset: int) -> str:
+    return text[offset] if 0 <= offset < len(text) else ""
+
+
+def _is_invisible(ch: str) -> bool:
+    """A space other than ASCII's, or a zero-width / format character (U+200B, U+FEFF, …)."""
+    if not ch:
+        return False
+    return ch in _SPACE_LIKE or unicodedata.category(ch) in ("Cf", "Zl", "Zp") or (
+        unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\x0c")
+
+
+def _invisible(ch: str, file: str, line: int, col: int) -> Diagnostic:
+    code = f"U+{ord(ch):04X}"
+    name = unicodedata.name(ch, "") or {"\u0085": "NEXT LINE"}.get(ch, "CONTROL CHARACTER")
+    spacey = ch in _SPACE_LIKE
+    return Diagnostic("E0105", f"invisible character {code} {name}", Span(file, line, col, line, col + 1),
+                      "invisible character here",
+                      help=("replace it with a plain space" if spacey else "delete it")
+                      + " (it often comes from copying text out of a web page, a PDF or a chat)")
+
+
+def _error_offset(exc: UnexpectedInput, text: str) -> int:
+    if isinstance(exc, UnexpectedCharacters):
+        return exc.pos_in_stream
+    tok = getattr(exc, "token", None)
+    if tok is not None and tok.type != "$END" and tok.start_pos is not None:
+        return tok.start_pos
+    return len(text)
+
+
+def _code_chars(text: str, stop: int):
+    """(offset, char) of the text before `stop` outside strings and `#` comments."""
+    i = 0
+    in_string = in_comment = False
+    while i < stop:
+        ch = text[i]
+        if in_comment:
+            in_comment = ch != "\n"
+        elif in_string:
+            if ch == "\\":
+                i += 1
+            elif ch in '"\n':
+                in_string = False
+        elif ch == "#":
+            in_comment = True
+        elif ch == '"':
+            in_string = True
+        else:
+            yield i, ch
+        i += 1
+
+
+def _comment_slashes(text: str, offset: int) -> int | None:
+    """The offset of a `//` (outside strings and comments) on the error's line at or before
+    the error, or None: people coming from C, Java or JavaScript write `// comment`."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    line_end = text.find("\n", offset)
+    line_end = len(text) if line_end < 0 else line_end
+    if "//" not in text[line_start:min(line_end, offset + 2)]:
+        return None
+    found = None
+    prev = None
+    for i, ch in _code_chars(text, min(offset + 2, len(text))):
+        if i < line_start:
+            continue
+        if ch == "/" and prev == i - 1 and text[i - 1] == "/":
+            found = i - 1
+            break
+        prev = i if ch == "/" else None
+    if found is None or found == offset:
+        return found  # the parser stopped at the `//` itself: it cannot be a division there
+    # Past the `//`: a comment reads as `a // word word`, the division parsed one operand and
+    # stopped at the next word. Anything else (`a // 2 +` then the end) is a real division.
+    between = text[found + 2:offset]
+    if re.fullmatch(r"\s*\w+\s+", between) and re.match(r"\w", text[offset:offset + 1]):
+        return found
+    return None
+
+
+def _slash_comment(text: str, file: str, at: int) -> Diagnostic:
+    line = text.count("\n", 0, at) + 1
+    col = at - (text.rfind("\n", 0, at) + 1) + 1
+    return Diagnostic("E0102", "`//` does not start a comment here: comments start with #",
+                      Span(file, line, col, line, col + 2), "not a comment",
+                      help="write `#` instead of `//` (`//` is integer division in expressions)")
+
+
+_BLOCK_KEYWORDS = {"model", "network", "align", "check", "circuit", "dataset"}
+
+
+def _unclosed_block(exc: UnexpectedInput, text: str, file: str, expected: set[str],
+                    offset: int) -> Diagnostic | None:
+    """A missing `}` is reported at the `{` it leaves open, not where the parser noticed.
+
+    Only when it can be the cause: the file has more `{` than `}`, and a `}` would have been
+    accepted at the error (so closing the innermost open block there fixes the parse)."""
+    if "RBRACE" not in expected:
+        return None
+    opened: list[int] = []
+    for i, ch in _code_chars(text, offset):
+        if ch == "{":
+            opened.append(i)
+        elif ch == "}" and opened:
+            opened.pop()
+    if not opened:
+        return None
+    depth = 0
+    for _, ch in _code_chars(text, len(text)):
+        depth += (ch == "{") - (ch == "}")
+    if depth <= 0:
+        return None
+    at = opened[-1]
+    line = text.count("\n", 0, at) + 1
+    col = at - (text.rfind("\n", 0, at) + 1) + 1
+    head = text[text.rfind("\n", 0, at) + 1:at].strip()
+    what = f"`{head} {{`" if head and len(head) <= 60 else "this block"
+    tok = getattr(exc, "token", None)
+    if isinstance(exc, UnexpectedEOF) or tok is None or tok.type == "$END" or offset >= len(text):
+        where = "the file ends inside it"
+        fix = "add `}` after its last statement"
+    else:
+        eline = text.count("\n", 0, offset) + 1
+        shown = str(tok) if tok is not None else _char_at(text, offset)
+        where = f"`{shown}` on line {eline} is still inside it"
+        fix = f"add `}}` to close it before line {eline}" if eline > line else "add `}` to close it"
+    return Diagnostic("E0106", f"{what} is never closed: {where}", Span(file, line, col, line, col + 1),
+                      "this block is never closed", help=fix)
 
 
 def _token_text(tok: Token) -> str:
@@ -211,15 +477,28 @@ def _expected_help(expected) -> str | None:
     return f"expected {_expected_list(expected)}"
 
 
-def _token_help(tok: Token, expected) -> str | None:
+def _token_help(tok: Token, expected, text: str = "") -> str | None:
     value = str(tok)
     names = set(expected or ())
+    before = text[:tok.start_pos] if text and tok.start_pos is not None else ""
+    recent = " ".join(re.sub(r'#[^"]*$', "", line) for line in before.split("\n")[-3:]).split()
+    prev = recent[-1] if recent else ""  # the word before the token, comments left out
+    line = before[before.rfind("\n") + 1:].lstrip()
+    if prev == "int" and "INT" in names:
+        return "`int` needs a range: write `int 0..9` (the smallest and largest value, both included)"
+    if value == "=" and "EQUAL" not in names and re.match(r"input\b", line):
+        return ("an input has no `= value`: it is sampled from its type (`input a : bool`); to fix its "
+                "value in a test write an `example`, to compute it declare `var`")
     if value == "=" and "EQUAL" not in names:
         return "use `==` to compare; `=` only assigns in declarations and examples"
     if value in {"&&", "&"}:
         return "use `and`"
     if value in {"||", "|"} and "VBAR" not in names:
         return "use `or`"
+    if value == ";" and "SEMICOLON" not in names:
+        return "statements need no `;`: end the line instead (`;` only separates edges)"
     if tok.type != "NAME" and "NAME" in names and value.isidentifier():
         return f"`{value}` is a keyword here; choose another name"
+    if value in _BLOCK_KEYWORDS and "RBRACE" in names:
+        return "a `}` is missing before it, to close the block above"
     return None

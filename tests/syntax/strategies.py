@@ -60,8 +60,9 @@ def name_tuples(min_size=1, max_size=3):
 
 # Any unicode text, control characters included (the printer escapes them).
 texts = st.text(max_size=12)
-nonneg_ints = st.integers(min_value=0, max_value=10**6) | st.integers(min_value=0)
-ints = st.integers(min_value=-10**6, max_value=10**6) | st.integers()
+# Integer literals are at most 2^62 in magnitude (a larger one is diagnostic E0104 at parse).
+nonneg_ints = st.integers(min_value=0, max_value=10**6) | st.integers(min_value=0, max_value=2**62)
+ints = st.integers(min_value=-10**6, max_value=10**6) | st.integers(min_value=-2**62, max_value=2**62)
 floats = st.floats(allow_nan=False, allow_infinity=False)
 
 

@@ -3,10 +3,13 @@ must produce in its first lines:
 
     # expect: E0203 7:22
     # expect: E0308 9:9          (optional further lines)
+    # help: did you mean         (optional: a substring of the first diagnostic's help)
 
 The first `# expect:` line is the first diagnostic (errors are sorted by position, as
 `SpecError` carries them); every expected (code, line, column) must be among the
-diagnostics. Rendering every file's diagnostics must work and point at the file.
+diagnostics. A `# help:` line must appear in the first diagnostic's help line, and every
+diagnostic of the corpus has a help line: a diagnostic that does not say how to fix the
+mistake is a bug. Rendering every file's diagnostics must work and point at the file.
 """
 
 from __future__ import annotations
@@ -23,16 +26,26 @@ from causalspec.semantics.analyse import load
 BAD_DIR = Path(__file__).parent / "bad"
 BAD_FILES = sorted(BAD_DIR.glob("*.cspec"))
 EXPECT_RE = re.compile(r"#\s*expect:\s*(E\d{4})\s+(\d+):(\d+)\s*$")
+HELP_RE = re.compile(r"#\s*help:\s*(.+?)\s*$")
+
+
+def _header(path: Path) -> list[str]:
+    """The leading `# expect:` / `# help:` lines (a byte order mark before them is allowed)."""
+    out = []
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        if not (EXPECT_RE.match(line.strip()) or HELP_RE.match(line.strip())):
+            break
+        out.append(line.strip())
+    return out
 
 
 def expectations(path: Path) -> list[tuple[str, int, int]]:
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        m = EXPECT_RE.match(line.strip())
-        if not m:
-            break
-        out.append((m.group(1), int(m.group(2)), int(m.group(3))))
-    return out
+    return [(m.group(1), int(m.group(2)), int(m.group(3)))
+            for m in (EXPECT_RE.match(line) for line in _header(path)) if m]
+
+
+def help_expectations(path: Path) -> list[str]:
+    return [m.group(1) for m in (HELP_RE.match(line) for line in _header(path)) if m]
 
 
 @functools.lru_cache(maxsize=None)
@@ -75,6 +88,18 @@ def test_bad_spec(path: Path):
     assert got[0] == expected[0], f"{path.name}: first diagnostic differs; got\n  {shown}"
     missing = [e for e in expected if e not in got]
     assert not missing, f"{path.name}: expected {missing} among\n  {shown}"
+    for wanted in help_expectations(path):
+        assert wanted in (diags[0].help or ""), f"{path.name}: help {diags[0].help!r} lacks {wanted!r}"
+    no_help = [f"{d.code} {d.span.line}:{d.span.column} {d.message}" for d in diags if not d.help]
+    assert not no_help, f"{path.name}: diagnostics without a help line: {no_help}"
+
+
+def test_issue10_cases_assert_code_span_and_help():
+    """The text-input, bounds and common-mistake cases of issue 10 (prefix t10_) each pin a help."""
+    cases = [p for p in BAD_FILES if p.name.startswith("t10_")]
+    assert len(cases) >= 30, f"expected at least 30 t10_ cases, found {len(cases)}"
+    for path in cases:
+        assert expectations(path) and help_expectations(path), f"{path.name}: needs `# expect:` and `# help:`"
 
 
 @pytest.mark.parametrize("path", BAD_FILES, ids=[p.stem for p in BAD_FILES])

@@ -4,7 +4,7 @@ Two generators: (a) random text over an alphabet weighted toward spec tokens, an
 (b) mutations of the golden corpus tests/syntax/ok/*.cspec (delete, insert, duplicate and
 swap slices, replace one token with another, insert or delete raw characters). Each text
 must either analyse cleanly or raise `SpecError` whose every diagnostic has a valid span in
-the fuzzed file and renders; any other exception is a bug.
+the fuzzed file, a help line, and renders; any other exception is a bug.
 
 `CAUSALSPEC_FUZZ_EXAMPLES` (default 2,000) is the total of the default run, split between
 the two generators; the `slow` variants run 20,000.
@@ -56,6 +56,7 @@ def check_text(text: str) -> None:
             if span.line <= len(lines):
                 assert span.column <= len(lines[span.line - 1]) + 1, where
             assert (span.end_line, span.end_column) >= (span.line, span.column) or not span.end_line, where
+            assert d.help, f"{where}: no help line"  # every diagnostic says how to fix it
         out = render(diags, {FILE: text})
         assert f"error[{diags[0].code}]" in out
         assert f"--> {FILE}:{diags[0].span.line}:{diags[0].span.column}" in out

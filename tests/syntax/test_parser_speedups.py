@@ -1,0 +1,53 @@
+"""The parser's speed-ups change nothing a user can see.
+
+`_Positions` replaces lark's PropagatePositions callbacks: every subtree of the golden
+corpus and of a generated model must carry exactly the spans lark itself computes.
+`paused_gc` must restore the collector's state, also when parsing fails.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import pytest
+from lark import Lark
+
+from causalspec.diagnostics import SpecError
+from causalspec.syntax import parser as P
+from causalspec.syntax.gc_pause import paused_gc
+from causalspec.testing.large import large_model
+
+OK_DIR = Path(__file__).parent / "ok"
+
+
+def _spans(tree):
+    return [(t.data, t.meta.empty, *(getattr(t.meta, k, None) for k in
+             ("line", "column", "end_line", "end_column", "start_pos", "end_pos")))
+            for t in tree.iter_subtrees()]
+
+
+def test_positions_match_lark():
+    reference = Lark(P.grammar_path().read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
+                     propagate_positions=True, maybe_placeholders=False, cache=False)
+    texts = [p.read_text(encoding="utf-8") for p in sorted(OK_DIR.glob("*.cspec"))] + [large_model(200)]
+    for text in texts:
+        assert _spans(P.parse_tree(text)) == _spans(P.parse_tree(text, reference))
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_paused_gc_restores_the_collector(enabled):
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        with pytest.raises(SpecError):
+            P.parse("model M {")
+        assert gc.isenabled() is enabled
+        with paused_gc():
+            assert not gc.isenabled()
+            with paused_gc():
+                assert not gc.isenabled()
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
