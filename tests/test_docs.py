@@ -59,7 +59,9 @@ def blocks(path: Path, info: str) -> list[tuple[int, str, str]]:
 
 @pytest.fixture(scope="module")
 def example_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("doc_examples")
+    d = tmp_path_factory.mktemp("doc_examples") / "spec"  # a folder with a parent of its own (E0807)
+    d.mkdir()
+    (d.parent / "shared_names.txt").write_text(NAMES, encoding="utf-8")
     (d / "names.txt").write_text(NAMES, encoding="utf-8")
     (d / "model.py").write_text(HOOKS, encoding="utf-8")
     (d / "data").mkdir()  # a folder where a file is expected (the E0802 example)
@@ -126,7 +128,7 @@ def test_error_example_produces_its_code(line, tag, body, example_dir):
 
 def test_every_code_has_an_example():
     """Each code's section shows a spec that produces it (and the test above, that it has a help)."""
-    shown = {tag.split()[1] for _, tag, _ in ERROR_BLOCKS}
+    shown = {tag.split()[1] for _, tag, _ in ERROR_BLOCKS + WARNING_BLOCKS}
     missing = sorted(set(CODES) - shown)
     assert not missing, f"docs/errors.md has no ```cspec-error example for {', '.join(missing)}"
 
@@ -135,7 +137,9 @@ WARNING_BLOCKS = blocks(ERRORS, "cspec-warning")
 
 
 @pytest.mark.parametrize("line,tag,body", WARNING_BLOCKS, ids=[f"errors.md:{b[0]}" for b in WARNING_BLOCKS])
-def test_warning_example_analyses_and_warns_with_its_code(line, tag, body, example_dir):
+def test_warning_example_analyses_and_warns_with_its_code(line, tag, body, example_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("CAUSALSPEC_REMOTE_HOSTS", raising=False)  # E0808: no host allowed by the user
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     code = tag.split()[1]
     assert code in CODES, f"errors.md:{line}: {code} is not a registered code"
     ir = load_text(body, "doc.cspec", base_dir=example_dir)  # a warning never invalidates the spec
