@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from causalspec.cli import EXIT_OK, UsageError, check_output_targets
+from causalspec.cli.main import EXIT_OK, UsageError, check_output_targets
 
 HELP = "export and import circuits as JSON node/edge lists; CPR/CMD of a scored edge list"
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from causalspec.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError, check_output_folders, check_output_targets
+from causalspec.cli.main import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError, check_output_folders, check_output_targets
 
 HELP = "run the `locate` sweeps of spec files: IIA per site and position, heatmap, best site"
 
 
 def register(subparsers) -> None:
-    from causalspec.report.cli_check import DEVICE_HELP, DTYPE_HELP
+    from causalspec.cli.check import DEVICE_HELP, DTYPE_HELP
 
     sp = subparsers.add_parser("locate", help=HELP, description=HELP + ".")
     sp.add_argument("files", nargs="+", metavar="FILE", help="spec files (.cspec)")
@@ -49,7 +49,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
     from causalspec.checking import CheckOptions, NetworkCache
     from causalspec.compile.plan import compile_check
     from causalspec.locate import heatmap_png, sweep
-    from causalspec.report.cli_check import _load_all, validate_device_dtype
+    from causalspec.cli.check import _load_all, validate_device_dtype
     from causalspec.report.files import atomic_write_text, tool_header
     from causalspec.report.terminal import make_console
     from causalspec.run.loading import NetworkLoadError, NetworkUnavailable

@@ -304,11 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _register_optional_commands(sub) -> None:
     """Commands that live in later pipeline stages register themselves here."""
     try:
-        from causalspec.report.cli_check import register
+        from causalspec.cli.check import register
     except ImportError:
         return
     register(sub)
-    from causalspec.report.cli_circuit import register as register_circuit
+    from causalspec.cli.circuit import register as register_circuit
 
     register_circuit(sub)
 
@@ -341,6 +341,3 @@ def main(argv: Sequence[str] | None = None) -> int:
                       markup=False)
         return EXIT_INTERNAL
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from causalspec.cli import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError, check_output_folders,
+from causalspec.cli.main import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, UsageError, check_output_folders,
                             check_output_targets, load_reporting)
 from causalspec.diagnostics import did_you_mean
 from causalspec.score.results import ERROR, FAILED
@@ -80,7 +80,7 @@ def register(subparsers) -> None:
     sp.add_argument("--artifacts", metavar="DIR",
                     help="folder of trained-featurizer artifacts (default: .causalspec/artifacts next to the spec)")
     sp.set_defaults(func=cmd_check)
-    from causalspec.report.cli_locate import register as register_locate
+    from causalspec.cli.locate import register as register_locate
 
     register_locate(subparsers)
 

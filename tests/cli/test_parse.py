@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from causalspec.cli import EXIT_INVALID, EXIT_OK, main
+from causalspec.cli.main import EXIT_INVALID, EXIT_OK, main
 from causalspec.testing.specs import HAND_GOOD_CHECK, HIER_EQ_MODEL
 
 
