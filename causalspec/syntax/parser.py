@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -134,6 +135,23 @@ def parse_file(path: str | Path) -> A.Spec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Diagnostic("E0802", f"cannot read spec file `{path}`: {exc}")]) from None
     return parse(text, str(path))
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A `#` comment of spec text: the grammar ignores comments, so the AST has none, and
+    `causalspec fmt` needs them to keep them (syntax/formatter.py)."""
+
+    line: int
+    column: int
+    text: str
+
+
+def comments(text: str) -> list[Comment]:
+    """The comments of spec text, in order. Call it on text that parses: a `#` inside a
+    string is part of the string (strings never span lines), which the lexer knows."""
+    return [Comment(tok.line, tok.column, str(tok)) for tok in lark_parser().lex(text, dont_ignore=True)
+            if tok.type == "COMMENT"]
 
 
 # ───────────────────────── friendly syntax errors ─────────────────────────
