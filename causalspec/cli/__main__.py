@@ -2,6 +2,6 @@
 
 import sys
 
-from causalspec.cli.main import main
+from causalspec.cli.app import main
 
 sys.exit(main())

@@ -16,7 +16,6 @@ from typing import Any, Callable, Mapping
 
 from causalspec.cli.base import UsageError
 from causalspec.report.files import OutputError, check_folder
-from causalspec.run.devices import BadDeviceOrDtype, device_name, dtype_name
 
 DEVICE_HELP = ("torch device for every network: cpu, cuda, cuda:N, mps or auto (cuda when available); "
                "a device this machine lacks skips the checks")
@@ -118,6 +117,12 @@ def validate_device_dtype(values: Any, flag: Callable[[str], str] = lambda n: f"
     """`device` / `dtype` to their canonical names (aliases resolved), before anything loads:
     a name that is no device or dtype is a usage error (exit 2) with a did-you-mean. `values`
     is an argparse namespace (or any object with those attributes), changed in place."""
+    if getattr(values, "device", None) is None and getattr(values, "dtype", None) is None:
+        return
+    # lazy: run.devices reads the dtype table of semantics (sympy, ~1 s to import), which the
+    # pytest plugin would otherwise add to every pytest session, causalspec options or not
+    from causalspec.run.devices import BadDeviceOrDtype, device_name, dtype_name
+
     try:
         if getattr(values, "device", None) is not None:
             values.device = device_name(values.device, flag("device"))
@@ -156,15 +161,20 @@ def check_run_folders(values: Any, flag: Callable[[str], str] = lambda n: f"--{n
 
 def check_options(values: Any, **extra):
     """`CheckOptions` from validated option values (an argparse namespace, or the plugin's
-    values under the same names); `extra` adds what only one caller knows (`only`, `progress`,
-    the flag names quoted in reasons)."""
+    values under the same names); `extra` adds or overrides what only one caller knows
+    (`only`, `progress`, the flag names quoted in reasons)."""
     from causalspec.checking import CheckOptions  # lazy: it imports torch, `causalspec parse` must not
 
     get: Callable[[str], Any] = (values.get if isinstance(values, Mapping)
                                  else lambda name: getattr(values, name, None))
-    return CheckOptions(pairs=get("pairs"), seed=get("seed"), batch=get("batch"),
-                        allow_download=bool(get("allow_download")), device=get("device"), dtype=get("dtype"),
-                        device_map=get("device_map"), incremental=not get("full_forwards"),
-                        backend=get("backend"), remote=get("remote"), retrain=bool(get("retrain")),
-                        artifacts=get("artifacts"), activations=get("activations_on_disk"),
-                        strict=bool(get("strict")), **extra)
+    fields = dict(pairs=get("pairs"), seed=get("seed"), batch=get("batch"),
+                  allow_download=bool(get("allow_download")), device=get("device"), dtype=get("dtype"),
+                  device_map=get("device_map"), incremental=not get("full_forwards"), backend=get("backend"),
+                  remote=get("remote"), retrain=bool(get("retrain")), artifacts=get("artifacts"),
+                  activations=get("activations_on_disk"), strict=bool(get("strict")))
+    return CheckOptions(**{**fields, **extra})
+
+
+def plugin_values(getoption: Callable[[str], Any]) -> argparse.Namespace:
+    """The plugin's `--causalspec-<name>` values under the CLI's names (`pairs`, `device`...)."""
+    return argparse.Namespace(**{opt.dest: getoption(plugin_dest(opt)) for opt in CHECK_OPTIONS})
