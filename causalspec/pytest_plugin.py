@@ -4,6 +4,10 @@
     pytest specs/ --causalspec-pairs 256  # override every check's pairs (and --causalspec-seed)
     pytest specs/ --causalspec-strict     # a skipped check fails (ini: causalspec_strict = true)
 
+Every run option of `causalspec check` is offered as `--causalspec-<name>` (`--causalspec-batch`,
+`--causalspec-device`, ...): both are built from the table in causalspec/cli/options.py, and
+the values are checked in `pytest_configure` as the CLI checks its own.
+
 Installed through the `pytest11` entry point (`pip install -e .` activates it); without
 installing, load it with `-p causalspec.pytest_plugin` (which also works when it is
 installed: the entry point then stands aside, see `_block_second_registration`).
