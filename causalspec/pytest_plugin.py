@@ -4,6 +4,10 @@
     pytest specs/ --causalspec-pairs 256  # override every check's pairs (and --causalspec-seed)
     pytest specs/ --causalspec-strict     # a skipped check fails (ini: causalspec_strict = true)
 
+Every run option of `causalspec check` is offered as `--causalspec-<name>` (`--causalspec-batch`,
+`--causalspec-device`, ...): both are built from the table in causalspec/cli/options.py, and
+the values are checked in `pytest_configure` as the CLI checks its own.
+
 Installed through the `pytest11` entry point (`pip install -e .` activates it); without
 installing, load it with `-p causalspec.pytest_plugin` (which also works when it is
 installed: the entry point then stands aside, see `_block_second_registration`).
@@ -28,11 +32,16 @@ file is loaded once and its networks are shared by its items.
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
+from causalspec.cli.base import UsageError
+from causalspec.cli.options import (PLUGIN_PREFIX, add_plugin_options, check_options, check_run_folders, plugin_values,
+                                    validate_run_options)
 from causalspec.score.results import ERROR, FAILED, SKIPPED, CheckResult
 
 SUFFIX = ".cspec"
@@ -44,20 +53,29 @@ ENTRY_POINT = "causalspec"  # the plugin's name in the pytest11 entry point (pyp
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     _block_second_registration(pluginmanager)
     group = parser.getgroup("causalspec", "causalspec spec checks (.cspec files)")
-    group.addoption("--causalspec-pairs", type=int, default=None, metavar="N",
-                    help="pairs per interchange set, overriding every check's `pairs`")
-    group.addoption("--causalspec-seed", type=int, default=None, metavar="S",
-                    help="seed, overriding every check's `seed`")
-    group.addoption("--causalspec-allow-download", action="store_true", default=False,
-                    help="let Hugging Face networks download missing weights (off: such checks are skipped)")
-    group.addoption("--causalspec-strict", action="store_true", default=False,
-                    help="fail every skipped check (hub weights not cached, a device missing): for CI that "
-                         "must test every claim (ini: causalspec_strict = true)")
+    add_plugin_options(group.addoption)  # every option of `causalspec check` that shapes a run
     parser.addini("causalspec_strict", type="bool", default=False,
                   help="fail every skipped check, as --causalspec-strict does")
     parser.addini("causalspec_paths", type="paths", default=[],
                   help="directories whose .cspec files are collected (default: only files or "
                        "directories named on the command line)")
+
+
+_VALUES = pytest.StashKey[argparse.Namespace]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The `--causalspec-*` options checked as `causalspec check` checks its own, before any
+    item runs: a bad device name or a report folder that is not ours stops the session with
+    the message (pytest's usage error), not one failure per check."""
+    values = plugin_values(config.getoption)
+    flag = lambda name: f"--{PLUGIN_PREFIX}{name}"  # noqa: E731
+    try:
+        validate_run_options(values, flag)
+        check_run_folders(values, flag)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_VALUES] = values
 
 
 def _block_second_registration(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -67,8 +85,6 @@ def _block_second_registration(pluginmanager: pytest.PytestPluginManager) -> Non
     the entry point's name skips that second registration (pluggy skips blocked names);
     loaded through the entry point, nothing changes. `pytest_addoption` is where a plugin
     first sees the plugin manager: it runs as soon as the module is registered."""
-    import sys
-
     me = sys.modules[__name__]
     name = pluginmanager.get_name(me)
     if name is not None and name != ENTRY_POINT and not pluginmanager.has_plugin(ENTRY_POINT):
@@ -178,14 +194,11 @@ class CheckItem(pytest.Item):
         self.result: CheckResult | None = None
 
     def _options(self):
-        from causalspec.checking import CheckOptions
-
-        get = self.config.getoption
-        flag = "--causalspec-strict" if get("causalspec_strict") else \
-            "causalspec_strict = true (ini)" if self.config.getini("causalspec_strict") else ""
-        return CheckOptions(pairs=get("causalspec_pairs"), seed=get("causalspec_seed"), seed_flag="--causalspec-seed",
-                            allow_download=get("causalspec_allow_download"),
-                            strict=bool(flag), strict_flag=flag or "--causalspec-strict")
+        config = self.config
+        flag = "--causalspec-strict" if config.getoption("causalspec_strict") else \
+            "causalspec_strict = true (ini)" if config.getini("causalspec_strict") else ""
+        return check_options(config.stash[_VALUES], seed_flag="--causalspec-seed", strict=bool(flag),
+                             strict_flag=flag or "--causalspec-strict")
 
     def runtest(self) -> None:
         from causalspec.checking import run_check

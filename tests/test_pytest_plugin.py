@@ -88,3 +88,62 @@ def test_cspec_files_are_collected_only_where_asked(pytester, inner):
     inner("tests").assert_outcomes(passed=1)  # configured paths decide for directories
     inner("tests/corpus/bad.cspec").assert_outcomes(failed=1)  # a named file always runs
     inner("specs").assert_outcomes(failed=1)
+
+
+# ───────────────────────── the check's options, offered by the plugin ─────────────────────────
+
+def test_the_plugin_offers_every_run_option_of_causalspec_check(inner):
+    """Built from the same table as `causalspec check` (cli/options.py): none is missing."""
+    from causalspec.cli.options import CHECK_OPTIONS
+
+    help_text = inner("--help").stdout.str()
+    names = [opt.name for opt in CHECK_OPTIONS]
+    assert {"batch", "device", "dtype", "backend", "remote", "full-forwards", "activations-on-disk", "artifacts",
+            "retrain", "strict", "device-map", "allow-download", "pairs", "seed"} <= set(names)
+    for name in names:
+        assert f"--causalspec-{name}" in help_text, name
+
+
+def test_plugin_options_reach_the_check_run(pytester, inner, monkeypatch):
+    import causalspec.checking as checking
+    from causalspec.testing.specs import HAND_GOOD_CHECK, HIER_EQ_MODEL
+
+    seen = []
+    real = checking.run_check
+
+    def run_check(ir, check, options, networks):
+        seen.append(options)
+        return real(ir, check, options, networks)
+
+    monkeypatch.setattr(checking, "run_check", run_check)
+    pytester.path.joinpath("good.cspec").write_text(HIER_EQ_MODEL + HAND_GOOD_CHECK)
+    result = inner("good.cspec", "--causalspec-batch", 7, "--causalspec-dtype", "fp64", "--causalspec-device", "CPU",
+                   "--causalspec-full-forwards", "--causalspec-pairs", 32, "--causalspec-retrain",
+                   "--causalspec-artifacts", pytester.path / "arts")
+    result.assert_outcomes(passed=1)
+    (options,) = seen
+    assert (options.batch, options.dtype, options.device, options.incremental, options.pairs) == \
+        (7, "float64", "cpu", False, 32)
+    assert options.retrain and options.artifacts == str(pytester.path / "arts")
+    assert options.seed_flag == "--causalspec-seed" and options.strict is False
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--causalspec-device", "gpu"], "did you mean `cuda`?"),
+    (["--causalspec-dtype", "banana"], "--causalspec-dtype 'banana' is not a dtype"),
+    (["--causalspec-batch", "0"], "--causalspec-batch must be at least 1 (got 0)"),
+    (["--causalspec-activations-on-disk", "good.cspec"], "--causalspec-activations-on-disk takes a folder"),
+])
+def test_a_bad_plugin_option_stops_the_session_with_the_reason(pytester, inner, argv, message):
+    pytester.path.joinpath("good.cspec").write_text("model M {\n  input A : bool ~ uniform\n  output O : bool = A\n}\n")
+    result = inner("good.cspec", *argv)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+
+
+def test_a_plugin_artifacts_folder_that_is_a_file_is_refused_up_front(pytester, inner):
+    pytester.path.joinpath("notes.txt").write_text("mine\n")
+    result = inner("--causalspec-artifacts", "notes.txt")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--causalspec-artifacts:" in result.stderr.str()
+    assert pytester.path.joinpath("notes.txt").read_text() == "mine\n"

@@ -25,6 +25,7 @@ import networkx as nx
 
 from causalspec.report.files import atomic_write_bytes, check_target, stamp_text, tool_header
 from causalspec.semantics.expr import to_latex, to_sympy
+from causalspec.syntax.printer import PrintError, print_expr
 
 __all__ = ["to_dot", "to_mermaid", "to_json", "to_png", "JSON_FORMAT", "PNG_SOFTWARE", "KIND_STYLE"]
 
@@ -82,15 +83,9 @@ def mechanism_text(expr: Any) -> str | None:
     if expr is None:
         return None
     try:
-        from causalspec.syntax.printer import print_expr
-    except ImportError:  # the printer is optional for this module
-        print_expr = None
-    if print_expr is not None:
-        try:
-            return print_expr(expr)
-        except ValueError:  # PrintError: a hand-built AST with no spec text
-            pass
-    return str(to_sympy(expr))
+        return print_expr(expr)
+    except PrintError:  # a hand-built AST with no spec text
+        return str(to_sympy(expr))
 
 
 # ───────────────────────── DOT ─────────────────────────

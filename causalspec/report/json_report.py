@@ -35,10 +35,8 @@ TOOL = "causalspec"
 
 
 def tool_version() -> str:
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-    except ImportError:  # pragma: no cover
-        return "unknown"
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(TOOL)
     except PackageNotFoundError:

@@ -182,9 +182,14 @@ def bucket_lines(r: CheckResult) -> list:
 
 
 def locate_table(r: CheckResult) -> Table | None:
-    """Held-out IIA per cell, the best cell marked, and a last row with the no-intervention
-    baseline (what a cell that changes nothing scores); cells at or below it say so."""
-    loc = r.locate
+    """The locate sweep of a check's result (`sweep_table`), None when it has none."""
+    return sweep_table(r.locate) if r.locate else None
+
+
+def sweep_table(loc: dict) -> Table | None:
+    """Held-out IIA per cell of a locate sweep (`LocateResult.to_dict()`), the best cell
+    marked, and a last row with the no-intervention baseline (what a cell that changes
+    nothing scores); cells at or below it say so."""
     if not loc:
         return None
     table = _table()

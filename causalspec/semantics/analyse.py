@@ -12,6 +12,7 @@ from pathlib import Path
 
 from causalspec.diagnostics import Diagnostic, DiagnosticSink
 from causalspec.semantics.analyse_model import analyse_model
+from causalspec.semantics.bindings import analyse_bindings
 from causalspec.semantics.model import CausalModel
 from causalspec.syntax import ast as A
 from causalspec.syntax.gc_pause import paused_gc
@@ -48,12 +49,7 @@ def _analyse(spec: A.Spec, base_dir: Path | None) -> SpecIR:
             cm = analyse_model(item, sink, base_dir)
             if cm is not None:
                 ir.models[cm.name] = cm
-    try:
-        from causalspec.semantics.bindings import analyse_bindings
-    except ImportError:  # pragma: no cover - during bootstrap only
-        analyse_bindings = None
-    if analyse_bindings is not None:
-        analyse_bindings(spec, ir, sink, base_dir)
+    analyse_bindings(spec, ir, sink, base_dir)
     sink.raise_if_errors()
     ir.warnings = sink.warnings
     return ir

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -239,6 +240,24 @@ def parse_file(path: str | Path) -> A.Spec:
                                     help="a spec file is UTF-8 text; check the path and its permissions "
                                          "(re-save it as UTF-8 if it was written in another encoding)")]) from None
     return parse(text, str(path))
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A `#` comment of spec text: the grammar ignores comments, so the AST has none, and
+    `causalspec fmt` needs them to keep them (syntax/formatter.py)."""
+
+    line: int
+    column: int
+    text: str
+
+
+def comments(text: str) -> list[Comment]:
+    """The comments of spec text, in order. Call it on text that parses: a `#` inside a
+    string is part of the string (strings never span lines), which the lexer knows."""
+    text = text[len(BOM):] if text.startswith(BOM) else text  # as parsing does: columns ignore a BOM
+    return [Comment(tok.line, tok.column, str(tok)) for tok in lark_parser().lex(text, dont_ignore=True)
+            if tok.type == "COMMENT"]
 
 
 # ───────────────────────── friendly syntax errors ─────────────────────────

@@ -1,13 +1,14 @@
 """Print an AST back as canonical spec text: `parse(print_spec(ast)) == ast`.
 
 Why a printer at all: reports show constructs back to the user exactly as they could have
-written them, `causalspec fmt` rewrites files in one house style, and the round-trip
-contract (tested on the golden corpus and on random ASTs) keeps the grammar, the builder
-and this module in agreement.
+written them, `causalspec fmt` rewrites files in this layout (through syntax/formatter.py),
+and the round-trip contract (tested on the golden corpus and on random ASTs) keeps the
+grammar, the builder and this module in agreement.
 
 Layout: two-space indentation inside blocks, one statement per line, a blank line between
-top-level items, `#` comments are not part of the AST and are not printed. Expressions get
-the fewest parentheses that still parse back to the same tree.
+top-level items. `#` comments are not part of the AST and are not printed here: the
+formatter keeps them (between items, and items with comments inside as written). Expressions
+get the fewest parentheses that still parse back to the same tree.
 
 Every public `print_*` helper returns the text of one construct (no trailing newline,
 except `print_spec`), so report code can quote a single expression, type or site.

@@ -1,7 +1,7 @@
 """Reports of a check run: terminal (rich), JSON (schema causalspec.check/1), JUnit XML.
 
 Built on hand-made CheckResult records (no network runs): the reports are views of those
-records, and tests/report/test_cli_check.py runs the real pipeline end to end.
+records, and tests/cli/test_check.py runs the real pipeline end to end.
 """
 
 from __future__ import annotations

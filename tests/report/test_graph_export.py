@@ -179,9 +179,22 @@ def test_layout_puts_causes_above_effects(model):
     assert [n for n in sorted("WXYZ", key=lambda n: pos[n][0])] == ["W", "X", "Y", "Z"]
 
 
-def test_mechanism_text_falls_back_to_sympy_without_the_printer(model, monkeypatch):
+def test_mechanism_text_falls_back_to_sympy_for_an_unprintable_ast(model):
+    """A hand-built AST that has no spec text (`true` as a variable name) is shown in sympy's
+    words; a spec mechanism is shown as the user would write it."""
+    from causalspec.syntax import ast as A
+
+    assert ge.mechanism_text(model.graph.nodes["WX"]["mechanism"]) == "W == X"
+    assert ge.mechanism_text(A.Binary("==", A.NameRef("W"), A.NameRef("true"))) == "Eq(W, true)"
+    assert ge.mechanism_text(None) is None
+
+
+def test_a_broken_printer_import_is_an_error_not_a_silent_fallback(monkeypatch):
+    """Nothing swallows ImportError: a missing module fails loudly where it is imported."""
+    import importlib
     import sys
 
     monkeypatch.setitem(sys.modules, "causalspec.syntax.printer", None)  # import raises ImportError
-    assert ge.mechanism_text(model.graph.nodes["WX"]["mechanism"]) == "Eq(W, X)"
-    assert ge.mechanism_text(None) is None
+    monkeypatch.delitem(sys.modules, "causalspec.report.graph_export")
+    with pytest.raises(ImportError):
+        importlib.import_module("causalspec.report.graph_export")

@@ -73,13 +73,13 @@ def test_package_version_matches_pyproject():
 
 def test_version_falls_back_to_the_package_when_not_installed(monkeypatch):
     import causalspec
-    from causalspec import cli as cli_module
+    from causalspec.cli.base import version
 
     def missing(name):
         raise metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(metadata, "version", missing)
-    assert cli_module.version() == causalspec.__version__
+    assert version() == causalspec.__version__
 
 
 # ───────────────────────── --device / --dtype ─────────────────────────
@@ -106,7 +106,7 @@ def test_a_bad_device_or_dtype_is_a_usage_error_before_anything_runs(hand_spec, 
 def test_dtype_aliases_resolve_to_the_canonical_name(alias, canonical):
     import argparse
 
-    from causalspec.report.cli_check import validate_device_dtype
+    from causalspec.cli.options import validate_device_dtype
 
     args = argparse.Namespace(device="CUDA:1", dtype=alias)
     validate_device_dtype(args)

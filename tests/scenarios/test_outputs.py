@@ -265,7 +265,7 @@ def test_sigterm_is_handled_like_ctrl_c_with_exit_143(repo, capsys, monkeypatch)
     import signal
 
     import causalspec.checking as checking
-    from causalspec import cli
+    from causalspec.cli.base import raise_terminated
 
     if not hasattr(signal, "SIGTERM") or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         pytest.skip("SIGTERM is handled by the test runner here")
@@ -275,7 +275,7 @@ def test_sigterm_is_handled_like_ctrl_c_with_exit_143(repo, capsys, monkeypatch)
     def run_check(*args, **kwargs):
         calls.append(1)
         if len(calls) > 1:
-            assert signal.getsignal(signal.SIGTERM) is cli._raise_terminated  # never kill the test run itself
+            assert signal.getsignal(signal.SIGTERM) is raise_terminated  # never kill the test run itself
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 

@@ -15,17 +15,25 @@ spec or usage (no check with `locate`); 3 internal error.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 from pathlib import Path
 
-from causalspec.cli import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError, check_output_folders, check_output_targets
+from rich.text import Text
+
+from causalspec.cli.base import (EXIT_FAILED, EXIT_INVALID, EXIT_OK, Command, UsageError, check_output_folders,
+                                 check_output_targets, load_all, stderr)
+from causalspec.cli.options import DEVICE, DTYPE, add_cli_options, check_options, validate_device_dtype
+from causalspec.compile.plan import compile_check
+from causalspec.report.files import atomic_write_text, tool_header
+from causalspec.report.stress_view import sweep_table
+from causalspec.report.terminal import make_console
+from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
 
 HELP = "run the `locate` sweeps of spec files: IIA per site and position, heatmap, best site"
 
 
-def register(subparsers) -> None:
-    from causalspec.report.cli_check import DEVICE_HELP, DTYPE_HELP
-
-    sp = subparsers.add_parser("locate", help=HELP, description=HELP + ".")
+def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("files", nargs="+", metavar="FILE", help="spec files (.cspec)")
     sp.add_argument("--only", action="append", metavar="NAME", help="sweep only this check (repeatable)")
     sp.add_argument("--pairs", type=int, metavar="N", help="pairs per interchange set, overriding `pairs`")
@@ -35,24 +43,15 @@ def register(subparsers) -> None:
     sp.add_argument("--json", metavar="FILE", help="also write the sweeps as JSON")
     sp.add_argument("--retrain", action="store_true", help="train learned featurizers even when artifacts exist")
     sp.add_argument("--artifacts", metavar="DIR", help="folder of trained-featurizer artifacts")
-    sp.add_argument("--device", metavar="D", help=DEVICE_HELP)
-    sp.add_argument("--dtype", metavar="T", help=DTYPE_HELP)
-    sp.set_defaults(func=cmd_locate)
+    add_cli_options(sp, (DEVICE, DTYPE))
 
 
-def cmd_locate(args: argparse.Namespace) -> int:
-    import json
-
-    from rich.console import Console
-    from rich.text import Text
-
-    from causalspec.checking import CheckOptions, NetworkCache
-    from causalspec.compile.plan import compile_check
+def run(args: argparse.Namespace) -> int:
+    # lazy: these import torch, which `causalspec parse` never needs
+    from causalspec.checking import NetworkCache
     from causalspec.locate import heatmap_png, sweep
-    from causalspec.report.cli_check import _load_all, validate_device_dtype
-    from causalspec.report.files import atomic_write_text, tool_header
-    from causalspec.report.terminal import make_console
-    from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
+    from causalspec.run.adapters import CheckUsageError
+    from causalspec.run.sites import SiteCallError, SiteShapeError, UnservableSite
 
     validate_device_dtype(args)
     for flag, value in (("--pairs", args.pairs), ("--batch", args.batch)):
@@ -60,8 +59,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} must be at least 1 (got {value})")
     check_output_targets(json=args.json)
     check_output_folders(out=args.out, artifacts=args.artifacts)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    irs = _load_all(args.files, err)
+    irs = load_all(args.files, stderr())
     if irs is None:
         return EXIT_INVALID
     todo = [(ir, c) for ir in irs for c in ir.checks if c.locate and (not args.only or c.name in args.only)]
@@ -72,8 +70,9 @@ def cmd_locate(args: argparse.Namespace) -> int:
     for png in pngs.values():  # every heatmap's target too, before any sweep runs
         check_output_targets(out=png)
     out = make_console()
-    options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, device=args.device, dtype=args.dtype,
-                           retrain=args.retrain, artifacts=args.artifacts)
+    # only the options locate offers: what it lacks keeps CheckOptions' defaults
+    options = check_options({name: getattr(args, name) for name in
+                             ("pairs", "seed", "batch", "device", "dtype", "retrain", "artifacts")})
     status = EXIT_OK
     sweeps = []
     caches: dict = {}
@@ -87,28 +86,15 @@ def cmd_locate(args: argparse.Namespace) -> int:
             out.print(Text(f"- {check.name}: skipped: {exc}", style="yellow"))
             status = EXIT_FAILED
             continue
-        except NetworkLoadError as exc:
+        except (NetworkLoadError, CheckUsageError, UnservableSite, SiteShapeError, SiteCallError) as exc:
+            # check-time problems are reported per check
             out.print(Text(f"! {check.name}: error: {exc}", style="red"))
             status = EXIT_FAILED
             continue
-        except Exception as exc:  # noqa: BLE001 - check-time problems are reported per check
-            from causalspec.checking import _unservable
-            from causalspec.run.adapters import CheckUsageError
-
-            if isinstance(exc, (CheckUsageError, *_unservable())):
-                out.print(Text(f"! {check.name}: error: {exc}", style="red"))
-                status = EXIT_FAILED
-                continue
-            raise
         sweeps.append(found)
-        from causalspec.report.stress_view import locate_table
-
-        class _R:  # locate_table reads `.locate` only
-            locate = found.to_dict()
-
         out.print(Text(f"{check.name}: locate {found.var} over {sum(len(r) for r in found.cells)} cell(s), "
                        f"{found.pairs} pairs per interchange set (seed {found.seed}), held-out IIA", style="bold"))
-        out.print(locate_table(_R))
+        out.print(sweep_table(found.to_dict()))
         best = found.best
         if best is not None:
             parts = [f"{label} {p.estimate:.3f} [{p.lower:.3f}, {p.upper:.3f}]" for label, p in best.iia.items()
@@ -139,8 +125,9 @@ def _png_path(folder: str, ir, check) -> Path:
 
 
 def _json_default(o):
-    import math
-
     if isinstance(o, float) and math.isnan(o):
         return None
     return str(o)
+
+
+COMMAND = Command("locate", HELP, add_arguments, run, description=HELP + ".")

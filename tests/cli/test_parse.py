@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from causalspec.cli import EXIT_INVALID, EXIT_OK, main
+from causalspec.cli import main
+from causalspec.cli.base import EXIT_INVALID, EXIT_OK
 from causalspec.testing.specs import HAND_GOOD_CHECK, HIER_EQ_MODEL
 
 

@@ -18,7 +18,18 @@ import json
 import sys
 from pathlib import Path
 
-from causalspec.cli import EXIT_OK, UsageError, check_output_targets
+from rich.console import Console
+from rich.table import Table
+
+from causalspec.circuit_files import (MIB_FRACTIONS, CircuitFileError, circuit_to_graph, graph_to_json, graph_to_spec,
+                                      read_graph, write_graph)
+from causalspec.cli.base import EXIT_OK, Command, UsageError, check_output_targets
+from causalspec.compile.circuit_plan import Arch, CircuitPlanError, resolve_circuit
+from causalspec.diagnostics import did_you_mean
+from causalspec.report.files import atomic_write_text, stamp_text, tool_header
+from causalspec.report.json_report import jsonable
+from causalspec.run.loading import NetworkLoadError, NetworkUnavailable, check_hf_config, local_hf_path
+from causalspec.semantics.analyse import load
 
 HELP = "export and import circuits as JSON node/edge lists; CPR/CMD of a scored edge list"
 
@@ -33,8 +44,7 @@ def _fractions(text: str) -> list[float]:
     return out
 
 
-def register(subparsers) -> None:
-    sp = subparsers.add_parser("circuit", help=HELP, description=HELP + ".")
+def add_arguments(sp: argparse.ArgumentParser) -> None:
     sub = sp.add_subparsers(dest="circuit_command", metavar="ACTION")
     sub.required = True
 
@@ -74,9 +84,6 @@ def register(subparsers) -> None:
 
 
 def _circuit(spec: str, name: str):
-    from causalspec.diagnostics import did_you_mean
-    from causalspec.semantics.analyse import load
-
     ir = load(spec)
     if name not in ir.circuits:
         hint = did_you_mean(name, ir.circuits)
@@ -86,17 +93,13 @@ def _circuit(spec: str, name: str):
 
 
 def _arch(ir, circuit, layers: int | None, heads: int | None):
-    from causalspec.compile.circuit_plan import Arch
-
     if layers is not None and heads is not None:
         return Arch(layers, heads)
     net = ir.networks[circuit.network]
     if net.backend == "hf":
-        from causalspec.run.loading import NetworkLoadError, check_hf_config, local_hf_path
-
         local = local_hf_path(net.source, Path(ir.file).resolve().parent)
         if local is not None:
-            from transformers import AutoConfig
+            from transformers import AutoConfig  # lazy: slow to import, needed only here
 
             try:  # a corrupt config.json, or one that needs trust_remote_code: a message naming the file
                 check_hf_config(local / "config.json", net.name, net.trust_remote_code)
@@ -115,8 +118,6 @@ def _arch(ir, circuit, layers: int | None, heads: int | None):
 
 def _write_or_print(text: str, out: str | None) -> None:
     if out:
-        from causalspec.report.files import atomic_write_text
-
         atomic_write_text(out, text)  # our generator line: a re-import may replace its own (unedited) file
         print(f"wrote {out}")
     else:
@@ -124,9 +125,6 @@ def _write_or_print(text: str, out: str | None) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from causalspec.circuit_files import circuit_to_graph, graph_to_json, write_graph
-    from causalspec.compile.circuit_plan import CircuitPlanError, resolve_circuit
-
     check_output_targets(output=args.output)
     ir, circuit = _circuit(args.spec, args.circuit)
     arch = _arch(ir, circuit, args.layers, args.heads)
@@ -145,9 +143,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from causalspec.circuit_files import CircuitFileError, graph_to_spec, read_graph
-    from causalspec.report.files import stamp_text
-
     check_output_targets(output=args.out)
     try:
         graph = read_graph(args.file)
@@ -161,15 +156,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_cpr(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
+    # lazy: these import torch, which `causalspec parse` never needs
     from causalspec.checking import CheckOptions, NetworkCache
     from causalspec.circuit_checking import edge_curve
-    from causalspec.circuit_files import MIB_FRACTIONS, CircuitFileError, read_graph
-    from causalspec.compile.circuit_plan import CircuitPlanError
     from causalspec.run.adapters import CheckUsageError
-    from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
 
     for flag, value in (("--pairs", args.pairs), ("--batch", args.batch)):
         if value is not None and value < 1:
@@ -204,9 +194,6 @@ def cmd_cpr(args: argparse.Namespace) -> int:
     console.print(f"CPR (area under faithfulness, higher is better) = {curve['cpr']:.4f}", markup=False)
     console.print(f"CMD (area under |1 - faithfulness|, lower is better) = {curve['cmd']:.4f}", markup=False)
     if args.json:
-        from causalspec.report.files import atomic_write_text, tool_header
-        from causalspec.report.json_report import jsonable
-
         doc = {"schema": "causalspec.circuit-curve/1", "tool": tool_header(), **jsonable(curve)}
         atomic_write_text(args.json, json.dumps(doc, indent=1, allow_nan=False) + "\n")
         console.print(f"wrote {args.json}", markup=False)
@@ -217,4 +204,4 @@ def _n(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
-__all__ = ["register"]
+COMMAND = Command("circuit", HELP, add_arguments, None, description=HELP + ".")

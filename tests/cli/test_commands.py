@@ -1,0 +1,68 @@
+"""The command table: one place lists the commands; a broken command module fails loudly
+(it used to be swallowed, silently removing `check`); renderers never import the CLI."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+import causalspec
+from causalspec.cli.app import COMMANDS, build_parser
+
+PACKAGE = Path(causalspec.__file__).resolve().parent
+
+
+def _subcommands(parser) -> list[str]:
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    return list(sub.choices)
+
+
+def test_the_parser_offers_exactly_the_commands_of_the_table():
+    assert _subcommands(build_parser()) == [c.name for c in COMMANDS]
+    assert [c.name for c in COMMANDS] == ["parse", "graph", "sample", "check", "locate", "circuit", "fmt"]
+
+
+@pytest.mark.parametrize("broken, importer", [("causalspec.cli.check", "causalspec.cli.app"),
+                                              ("causalspec.cli.circuit", "causalspec.cli.app"),
+                                              ("causalspec.semantics.bindings", "causalspec.semantics.analyse")])
+def test_a_broken_import_fails_loudly_instead_of_removing_a_feature(monkeypatch, broken, importer):
+    parent, _, child = broken.rpartition(".")
+    monkeypatch.setitem(sys.modules, broken, None)  # importing it raises ImportError
+    monkeypatch.delattr(sys.modules[parent], child, raising=False)
+    monkeypatch.delitem(sys.modules, importer)
+    with pytest.raises(ImportError):
+        importlib.import_module(importer)
+
+
+def test_causalspec_cli_main_is_the_console_script_function():
+    from causalspec.cli import main
+
+    assert callable(main) and main.__module__ == "causalspec.cli.app"
+    assert importlib.import_module("causalspec.cli").main is main
+
+
+def _imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "report").glob("*.py")), ids=lambda p: p.name)
+def test_renderers_never_import_the_cli(path):
+    assert not [m for m in _imports(path) if m == "causalspec.cli" or m.startswith("causalspec.cli.")]
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "cli").glob("*.py")), ids=lambda p: p.name)
+def test_commands_never_import_the_app_module(path):
+    """Commands share base.py; only __init__/__main__ reach app.py, which imports every command."""
+    if path.name in ("app.py", "__init__.py", "__main__.py"):
+        return
+    assert "causalspec.cli.app" not in _imports(path)
