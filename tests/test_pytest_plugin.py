@@ -15,7 +15,7 @@ from causalspec.testing.specs import MISSING_HF_SPEC
 
 # In-process runs drop, afterwards, every module they imported; numpy, torch and transformers
 # cannot be imported twice in one process, so everything a check touches is imported here first.
-import causalspec.checking  # noqa: F401,E402
+import causalspec.claims.runner  # noqa: F401,E402
 import causalspec.pytest_plugin  # noqa: F401,E402
 import causalspec.report.terminal  # noqa: F401,E402
 import causalspec.run.engine  # noqa: F401,E402

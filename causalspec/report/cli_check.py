@@ -139,7 +139,7 @@ def _check_only(only: list[str] | None, irs: list) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from causalspec.checking import CheckOptions, NetworkCache, run_check, selected_checks
+    from causalspec.claims.runner import CheckOptions, NetworkCache, run_check, selected_checks
     from causalspec.report.terminal import TerminalReport
 
     _validate(args)

@@ -4,7 +4,7 @@
     causalspec circuit import FILE --name N --on NET --for M.OUT  # JSON -> a `circuit` block
     causalspec circuit cpr SPEC --circuit NAME --scores FILE      # faithfulness curve, CPR, CMD
 
-The file format is described in causalspec/circuit_files.py. `export` resolves `attn[L]`
+The file format is described in causalspec/interop/circuit_files.py. `export` resolves `attn[L]`
 against the architecture: it reads the network's config when the weights are local, or
 takes `--layers`/`--heads`. `cpr` runs the network (the circuit names it, and supplies the
 prompts, the ablation and the metric); exit codes are those of the CLI (2 for a usage or
@@ -124,7 +124,7 @@ def _write_or_print(text: str, out: str | None) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from causalspec.circuit_files import circuit_to_graph, graph_to_json, write_graph
+    from causalspec.interop.circuit_files import circuit_to_graph, graph_to_json, write_graph
     from causalspec.compile.circuit_plan import CircuitPlanError, resolve_circuit
 
     check_output_targets(output=args.output)
@@ -145,7 +145,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from causalspec.circuit_files import CircuitFileError, graph_to_spec, read_graph
+    from causalspec.interop.circuit_files import CircuitFileError, graph_to_spec, read_graph
     from causalspec.report.files import stamp_text
 
     check_output_targets(output=args.out)
@@ -164,9 +164,9 @@ def cmd_cpr(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from causalspec.checking import CheckOptions, NetworkCache
-    from causalspec.circuit_checking import edge_curve
-    from causalspec.circuit_files import MIB_FRACTIONS, CircuitFileError, read_graph
+    from causalspec.claims.runner import CheckOptions, NetworkCache
+    from causalspec.claims.circuit import edge_curve
+    from causalspec.interop.circuit_files import MIB_FRACTIONS, CircuitFileError, read_graph
     from causalspec.compile.circuit_plan import CircuitPlanError
     from causalspec.run.adapters import CheckUsageError
     from causalspec.run.loading import NetworkLoadError, NetworkUnavailable

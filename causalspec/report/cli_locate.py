@@ -46,9 +46,9 @@ def cmd_locate(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.text import Text
 
-    from causalspec.checking import CheckOptions, NetworkCache
+    from causalspec.claims.runner import CheckOptions, NetworkCache
     from causalspec.compile.plan import compile_check
-    from causalspec.locate import heatmap_png, sweep
+    from causalspec.claims.locate import heatmap_png, sweep
     from causalspec.report.cli_check import _load_all, validate_device_dtype
     from causalspec.report.files import atomic_write_text, tool_header
     from causalspec.report.terminal import make_console
@@ -92,7 +92,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
             status = EXIT_FAILED
             continue
         except Exception as exc:  # noqa: BLE001 - check-time problems are reported per check
-            from causalspec.checking import _unservable
+            from causalspec.claims.runner import _unservable
             from causalspec.run.adapters import CheckUsageError
 
             if isinstance(exc, (CheckUsageError, *_unservable())):

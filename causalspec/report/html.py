@@ -133,7 +133,7 @@ def loss_curve_b64(training: dict) -> str | None:
 
 
 def heatmap_b64(locate: dict) -> str:
-    from causalspec.locate import heatmap_base64, sweep_from_dict
+    from causalspec.claims.locate import heatmap_base64, sweep_from_dict
 
     return heatmap_base64(sweep_from_dict(locate))
 

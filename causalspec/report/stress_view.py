@@ -1,7 +1,7 @@
 """Terminal views of what stress-tests a claim: training, controls, illusion check, buckets, sweeps.
 
 Why a module of its own: `report/terminal.py` lays out a check's block; this adds the parts
-that say how far to trust it (causalspec/stress.py computes them), each only when present,
+that say how far to trust it (causalspec/claims/stress.py computes them), each only when present,
 so a check without learned featurizers or controls looks exactly as before.
 """
 

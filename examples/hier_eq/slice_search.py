@@ -32,10 +32,10 @@ WIDTH = 128
 
 
 def main(seed: int = 1, pairs: int = 1024) -> dict:
-    from causalspec.alignment_run import AlignmentRun, compute_threads
-    from causalspec.checking import CheckOptions, NetworkCache, alignment_run
+    from causalspec.claims.procedure import AlignmentRun, compute_threads
+    from causalspec.claims.runner import CheckOptions, NetworkCache, alignment_run
     from causalspec.compile.plan import compile_check
-    from causalspec.locate import cell_alignment
+    from causalspec.claims.locate import cell_alignment
     from causalspec.semantics.analyse import load
     from causalspec.semantics.bindings import SiteBinding
     from causalspec.semantics.featurizers import Slice

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from causalspec.checking import CheckOptions, alignment_run, run_checks
+from causalspec.claims.runner import CheckOptions, alignment_run, run_checks
 from causalspec.cli import main
 from causalspec.compile.plan import compile_check
 from causalspec.run import engine as engine_module

@@ -474,7 +474,7 @@ def test_a_bug_in_causalspec_still_exits_3(tmp_path, capsys, monkeypatch):
     # the other side of the line: an exception raised in causalspec's own code is not the user's
     import functools
 
-    from causalspec import checking
+    from causalspec.claims import runner as checking
 
     monkeypatch.setattr(checking, "_run", functools.partial(checking._compare, 1.0, "=~"))
     (tmp_path / "faults.py").write_text(FAULTS_PY)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from causalspec import checking
-from causalspec.checking import CheckOptions, NetworkCache
+from causalspec.claims import runner as checking
+from causalspec.claims.runner import CheckOptions, NetworkCache
 from causalspec.diagnostics import SpecError
 from causalspec.semantics.analyse import load, load_text
 

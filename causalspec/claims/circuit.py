@@ -34,7 +34,7 @@ REPORTED_GROUPS = 12  # up to this many groups, every group's necessity is repor
 
 
 def run_circuit(ir, circuit, options, networks) -> CheckResult:
-    from causalspec.checking import _unservable, reproduce_command, user_exit_reason, user_raise_reason
+    from causalspec.claims.runner import _unservable, reproduce_command, user_exit_reason, user_raise_reason
 
     start = time.perf_counter()
     result = CheckResult(circuit.name, "", circuit.model, circuit.network, ERROR,
@@ -169,7 +169,7 @@ def prepare(ir, circuit, options, networks):
     from causalspec.run.hf_adapter import HFAdapter
 
     plan = compile_circuit(ir, circuit, options.pairs, options.seed)
-    from causalspec.checking import engine_choice
+    from causalspec.claims.runner import engine_choice
 
     _, remote = engine_choice(ir.networks[plan.network.name], options, Path(ir.file).resolve().parent)
     if remote is not None:
@@ -194,7 +194,7 @@ def edge_curve(ir, circuit, scored, fractions, options, networks) -> dict:
     granularity over heads and MLPs, with the embeddings routed (MIB's graph), one forward
     pass per batch and fraction; N and ∅ are shared by all fractions.
     """
-    from causalspec.circuit_files import graph_to_resolved, top_edges
+    from causalspec.interop.circuit_files import graph_to_resolved, top_edges
     from causalspec.run.circuit_engine import Variant
     from causalspec.score.circuit_scores import faithfulness_curve
 
@@ -399,7 +399,7 @@ def _edge_text(e) -> str:
 # ───────────────────────── verdicts ─────────────────────────
 
 def evaluate_circuit_conditions(circuit, result: CheckResult) -> None:
-    from causalspec.checking import _compare, _fmt, condition_text
+    from causalspec.claims.runner import _compare, _fmt, condition_text
 
     summary: CircuitSummary = result.circuit
     problems = []

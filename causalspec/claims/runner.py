@@ -152,7 +152,7 @@ def run_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) 
     """The verdict of one check or circuit claim; its notes list the files the spec reads from
     outside its folder (semantics.file_access), whatever the verdict."""
     if not hasattr(check, "alignment"):  # a circuit claim (CircuitIR)
-        from causalspec.circuit_checking import run_circuit
+        from causalspec.claims.circuit import run_circuit
 
         result = run_circuit(ir, check, options, networks)
     else:
@@ -245,14 +245,14 @@ def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, resul
     net = networks.get(ir, plan.network.name, options)
     result.notes.extend(net.extra.get("load_notes", ()))  # e.g. parameters transformers initialised randomly
     if getattr(check, "locate", ()):  # sweep the cells, keep the best, re-plan on fresh pairs
-        from causalspec.locate import locate_for_check
+        from causalspec.claims.locate import locate_for_check
 
         plan = locate_for_check(ir, check, plan, net, options, result)
     run = alignment_run(ir, check, plan, net, options)
     result.pool = len(next(iter(plan.pool.values())))
     result.unique_inputs = run.n_unique
 
-    from causalspec.alignment_run import compute_threads
+    from causalspec.claims.procedure import compute_threads
 
     with compute_threads(net.module), run.engine:  # the engine closes its activation stores afterwards
         _score(ir, check, plan, net, run, options, result)
@@ -283,7 +283,7 @@ def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run, options:
     subsets = [c for c in result.claims if c.kind == "subset"]
     if subsets:
         result.aaa = float(np.mean([c.iia.estimate for c in subsets if c.iia.trials] or [np.nan]))
-    from causalspec.stress import stress_test  # training report, diagnostics, illusion check, controls
+    from causalspec.claims.stress import stress_test  # training report, diagnostics, illusion check, controls
 
     stress_test(ir, check, plan, net, run, runs, options, result)
     result.forward_passes = dict(engine.forward_passes)
@@ -294,7 +294,7 @@ def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run, options:
 def alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, options: CheckOptions, *,
                   keep_filter: bool = True, label: str = ""):
     """The engine and `AlignmentRun` of `plan` on `net` (sites are located before any forward pass)."""
-    from causalspec.alignment_run import AlignmentRun
+    from causalspec.claims.procedure import AlignmentRun
     from causalspec.run.engine import Engine, address_of
     from causalspec.run.families import resolve_family
 

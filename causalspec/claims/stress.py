@@ -23,7 +23,7 @@ predictions) and adds only the forward passes it needs:
 
 from __future__ import annotations
 
-from causalspec.alignment_run import counted_as
+from causalspec.claims.procedure import counted_as
 from causalspec.score.diagnostics import buckets, full_patch_summary
 from causalspec.score.illusion import (LEAK_TOL, clean_span, illusion_summary, illusion_warning, project,
                                       sample_limited)
@@ -80,7 +80,7 @@ def _nonlinear_warning(alignment, result) -> None:
 
 
 def _diagnose(run, declared) -> None:
-    from causalspec.checking import describer
+    from causalspec.claims.runner import describer
 
     model = run.model
     for cr, res in declared:
@@ -274,8 +274,8 @@ def _random_init(ir, check, plan, net, run, declared, options, result) -> Contro
 def _random_init_draw(ir, check, plan, net, run, options, result, seed: int, d: int, n: int):
     """Draw d of random_init: a re-initialised copy, its clean pass and (learned featurizers)
     its training with the check's own training procedure and seed."""
-    from causalspec.alignment_run import random_copy
-    from causalspec.checking import alignment_run
+    from causalspec.claims.procedure import random_copy
+    from causalspec.claims.runner import alignment_run
 
     copy = random_copy(net, seed)
     other = alignment_run(ir, check, plan, copy, options, keep_filter=False,

@@ -5,7 +5,7 @@ controls evaluate *the same procedure* elsewhere — on a randomly re-initialise
 network (`random_init`), with random subspaces of the same sizes (`random_subspace`), on the
 training pairs of a learned featurizer (`heldout`), with the whole component patched
 instead of the subspace (the illusion check). Putting the procedure in one object is what
-makes "the same procedure" literally true. `causalspec.checking` turns the numbers into a
+makes "the same procedure" literally true. `causalspec.claims.runner` turns the numbers into a
 verdict; this module only computes them, and never reruns a forward pass it already has.
 
 Learned featurizers (`das`, `boundless`) are trained on a split of pairs disjoint from the

@@ -118,8 +118,8 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
     """Score every cell of the check's `locate` on the check's held-out pairs."""
     import time
 
-    from causalspec.alignment_run import AlignmentRun, compute_threads
-    from causalspec.checking import alignment_run
+    from causalspec.claims.procedure import AlignmentRun, compute_threads
+    from causalspec.claims.runner import alignment_run
 
     start = time.perf_counter()
     loc = check.locate[0]
