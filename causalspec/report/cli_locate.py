@@ -46,13 +46,16 @@ def cmd_locate(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.text import Text
 
+    from causalspec.claims.common import known_failure
+    from causalspec.claims.locate import sweep
     from causalspec.claims.runner import CheckOptions, NetworkCache
     from causalspec.compile.plan import compile_check
-    from causalspec.claims.locate import heatmap_png, sweep
     from causalspec.report.cli_check import _load_all, validate_device_dtype
     from causalspec.report.files import atomic_write_text, tool_header
+    from causalspec.report.heatmap import heatmap_png
+    from causalspec.report.stress_view import sweep_table
     from causalspec.report.terminal import make_console
-    from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
+    from causalspec.score.results import SKIPPED
 
     validate_device_dtype(args)
     for flag, value in (("--pairs", args.pairs), ("--batch", args.batch)):
@@ -83,32 +86,20 @@ def cmd_locate(args: argparse.Namespace) -> int:
             plan = compile_check(ir, check, options.pairs, options.seed)
             net = networks.get(ir, plan.network.name, options)
             found = sweep(ir, check, plan, net, options)
-        except NetworkUnavailable as exc:  # a sweep that cannot run fails the command: no --strict needed
-            out.print(Text(f"- {check.name}: skipped: {exc}", style="yellow"))
+        except Exception as exc:  # noqa: BLE001 - check-time problems are reported per check (else: re-raised)
+            failure = known_failure(exc)
+            if failure is None:
+                raise
+            # a sweep that cannot run fails the command, a skip too: no --strict needed
+            kind, reason = failure
+            out.print(Text(f"- {check.name}: skipped: {reason}", style="yellow") if kind == SKIPPED else
+                      Text(f"! {check.name}: error: {reason}", style="red"))
             status = EXIT_FAILED
             continue
-        except NetworkLoadError as exc:
-            out.print(Text(f"! {check.name}: error: {exc}", style="red"))
-            status = EXIT_FAILED
-            continue
-        except Exception as exc:  # noqa: BLE001 - check-time problems are reported per check
-            from causalspec.claims.runner import _unservable
-            from causalspec.run.adapters import CheckUsageError
-
-            if isinstance(exc, (CheckUsageError, *_unservable())):
-                out.print(Text(f"! {check.name}: error: {exc}", style="red"))
-                status = EXIT_FAILED
-                continue
-            raise
         sweeps.append(found)
-        from causalspec.report.stress_view import locate_table
-
-        class _R:  # locate_table reads `.locate` only
-            locate = found.to_dict()
-
         out.print(Text(f"{check.name}: locate {found.var} over {sum(len(r) for r in found.cells)} cell(s), "
                        f"{found.pairs} pairs per interchange set (seed {found.seed}), held-out IIA", style="bold"))
-        out.print(locate_table(_R))
+        out.print(sweep_table(found.to_dict()))
         best = found.best
         if best is not None:
             parts = [f"{label} {p.estimate:.3f} [{p.lower:.3f}, {p.upper:.3f}]" for label, p in best.iia.items()

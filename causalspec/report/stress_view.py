@@ -182,11 +182,14 @@ def bucket_lines(r: CheckResult) -> list:
 
 
 def locate_table(r: CheckResult) -> Table | None:
-    """Held-out IIA per cell, the best cell marked, and a last row with the no-intervention
-    baseline (what a cell that changes nothing scores); cells at or below it say so."""
-    loc = r.locate
-    if not loc:
-        return None
+    """The `locate` sweep of a check as a table (`sweep_table`); None when it has none."""
+    return sweep_table(r.locate) if r.locate else None
+
+
+def sweep_table(loc: dict) -> Table:
+    """Held-out IIA per cell of a sweep (`claims.locate.Sweep.to_dict()`), the best cell marked,
+    and a last row with the no-intervention baseline (what a cell that changes nothing scores);
+    cells at or below it say so."""
     table = _table()
     table.add_column(f"locate {loc['var']} : {loc['featurizer']}")
     for p in loc["positions"]:

@@ -108,7 +108,7 @@ def test_artifacts_reload_bit_identically_and_skip_training(first_run):
 
 
 def test_artifact_key_follows_seed_and_weights(first_run, planted_dir, tmp_path):
-    from causalspec.claims.procedure import artifact_key, weights_hash
+    from causalspec.claims.artifacts import artifact_key, weights_hash
     from causalspec.run.train import TrainConfig
 
     path, _, _ = first_run
@@ -123,7 +123,7 @@ def test_artifact_key_follows_seed_and_weights(first_run, planted_dir, tmp_path)
     h = weights_hash(net.module)
     with torch.no_grad():
         net.module.head.bias.add_(1.0)
-    from causalspec.claims.procedure import _WEIGHT_HASHES
+    from causalspec.claims.artifacts import _WEIGHT_HASHES
 
     _WEIGHT_HASHES.clear()
     assert weights_hash(net.module) != h

@@ -48,7 +48,7 @@ def _sweep():
 
 def test_every_writer_output_is_recognised_as_ours():
     from causalspec.interop.circuit_files import CircuitGraph, graph_to_json
-    from causalspec.claims.locate import heatmap_bytes
+    from causalspec.report.heatmap import heatmap_bytes
     from causalspec.report.html import render_html
     from causalspec.report.json_report import dumps as json_dumps, to_json
     from causalspec.report.junit import dumps as junit_dumps, to_junit
