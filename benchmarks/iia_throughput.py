@@ -43,7 +43,7 @@ PROMPT = " ".join(FILLER) + " {A} {B}"
 
 def time_engine(ir, check, incremental: bool = True, networks=None):
     """The engine path of `causalspec check`, split so its per-pair predictions are visible."""
-    from causalspec.checking import CheckOptions, NetworkCache
+    from causalspec.claims.runner import CheckOptions, NetworkCache
     from causalspec.testing.claims import claim_run
 
     networks = networks or NetworkCache()
@@ -136,7 +136,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with bench_spec(FILLER, PROMPT, "bench.cspec", args.pairs, args.pool, args.batch, end_position=True) as ir:
         check = ir.checks[0]
-        from causalspec.checking import CheckOptions, NetworkCache
+        from causalspec.claims.runner import CheckOptions, NetworkCache
 
         networks = NetworkCache()  # one copy of the network for every method (RSS is comparable)
         warm_up(networks.get(ir, ir.alignments[check.alignment].network, CheckOptions()), args.batch)

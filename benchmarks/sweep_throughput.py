@@ -48,7 +48,7 @@ def grid():
 
 
 def time_causalspec(ir, check, networks):
-    from causalspec.checking import CheckOptions
+    from causalspec.claims.runner import CheckOptions
     from causalspec.run.sweep import sweep
     from causalspec.testing.claims import claim_run
 
@@ -142,7 +142,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from causalspec.checking import CheckOptions, NetworkCache
+    from causalspec.claims.runner import CheckOptions, NetworkCache
 
     with bench_spec(WORDS, PROMPT, "sweep.cspec", args.pairs, args.pool, args.batch) as ir:
         check = ir.checks[0]

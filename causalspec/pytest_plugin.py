@@ -21,7 +21,7 @@ accident (test suites keep corpora of bad or toy specs, e.g. this repo's tests/s
      (`pytest specs/`), but never under directories pytest found by itself (`testpaths`,
      or the current directory when no argument is given).
 
-Verdicts are those of `causalspec check` (both call causalspec.checking): passed -> pass;
+Verdicts are those of `causalspec check` (both call causalspec.claims.runner): passed -> pass;
 failed or error -> failure showing the same block as the terminal report (numbers,
 conditions, counterexamples, reproduce command); skipped -> pytest skip with the reason, or,
 with `--causalspec-strict` (or the ini option `causalspec_strict = true`), a failure whose
@@ -139,7 +139,7 @@ def _display_path(config: pytest.Config, path: Path) -> str:
 
 class SpecFile(pytest.File):
     def collect(self):
-        from causalspec.checking import NetworkCache
+        from causalspec.claims.runner import NetworkCache
         from causalspec.diagnostics import SpecError, render
         from causalspec.semantics.analyse import load
 
@@ -149,7 +149,7 @@ class SpecFile(pytest.File):
             text = render(exc.diagnostics) + f"\n{self.path.name}: {len(exc.diagnostics)} error(s)"
             yield InvalidSpecItem.from_parent(self, name="spec", text=text)
             return
-        from causalspec.checking import selected_checks
+        from causalspec.claims.runner import selected_checks
 
         self.networks = NetworkCache()
         for check in selected_checks(self.ir, None):  # checks, then circuit claims
@@ -201,7 +201,7 @@ class CheckItem(pytest.Item):
                              strict_flag=flag or "--causalspec-strict")
 
     def runtest(self) -> None:
-        from causalspec.checking import run_check
+        from causalspec.claims.runner import run_check
 
         spec: SpecFile = self.parent
         result = run_check(spec.ir, self.check, self._options(), spec.networks)

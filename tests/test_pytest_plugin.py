@@ -15,7 +15,7 @@ from causalspec.testing.specs import MISSING_HF_SPEC
 
 # In-process runs drop, afterwards, every module they imported; numpy, torch and transformers
 # cannot be imported twice in one process, so everything a check touches is imported here first.
-import causalspec.checking  # noqa: F401,E402
+import causalspec.claims.runner  # noqa: F401,E402
 import causalspec.pytest_plugin  # noqa: F401,E402
 import causalspec.report.terminal  # noqa: F401,E402
 import causalspec.run.engine  # noqa: F401,E402
@@ -105,7 +105,7 @@ def test_the_plugin_offers_every_run_option_of_causalspec_check(inner):
 
 
 def test_plugin_options_reach_the_check_run(pytester, inner, monkeypatch):
-    import causalspec.checking as checking
+    import causalspec.claims.runner as checking
     from causalspec.testing.specs import HAND_GOOD_CHECK, HIER_EQ_MODEL
 
     seen = []

@@ -80,7 +80,7 @@ def _check_only(only: list[str] | None, irs: list) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from causalspec import checking  # lazy: it imports torch, which `causalspec parse` never needs
+    from causalspec.claims import runner as checking  # lazy: it imports torch, which `causalspec parse` never needs
 
     _validate(args)
     irs = load_all(args.files, stderr())

@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from causalspec.circuit_files import (MIB_FRACTIONS, CircuitFileError, circuit_to_graph, graph_to_json, graph_to_spec,
+from causalspec.interop.circuit_files import (MIB_FRACTIONS, CircuitFileError, circuit_to_graph, graph_to_json, graph_to_spec,
                                       read_graph, write_graph)
 from causalspec.cli.base import EXIT_OK, Command, UsageError, check_output_targets
 from causalspec.compile.circuit_plan import Arch, CircuitPlanError, resolve_circuit
@@ -157,8 +157,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_cpr(args: argparse.Namespace) -> int:
     # lazy: these import torch, which `causalspec parse` never needs
-    from causalspec.checking import CheckOptions, NetworkCache
-    from causalspec.circuit_checking import edge_curve
+    from causalspec.claims.runner import CheckOptions, NetworkCache
+    from causalspec.claims.circuit import edge_curve
     from causalspec.run.adapters import CheckUsageError
 
     for flag, value in (("--pairs", args.pairs), ("--batch", args.batch)):

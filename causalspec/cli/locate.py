@@ -48,8 +48,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # lazy: these import torch, which `causalspec parse` never needs
-    from causalspec.checking import NetworkCache
-    from causalspec.locate import heatmap_png, sweep
+    from causalspec.claims.runner import NetworkCache
+    from causalspec.claims.locate import sweep
+    from causalspec.report.heatmap import heatmap_png
     from causalspec.run.adapters import CheckUsageError
     from causalspec.run.sites import SiteCallError, SiteShapeError, UnservableSite
 

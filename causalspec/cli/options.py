@@ -163,7 +163,7 @@ def check_options(values: Any, **extra):
     """`CheckOptions` from validated option values (an argparse namespace, or the plugin's
     values under the same names); `extra` adds or overrides what only one caller knows
     (`only`, `progress`, the flag names quoted in reasons)."""
-    from causalspec.checking import CheckOptions  # lazy: it imports torch, `causalspec parse` must not
+    from causalspec.claims.runner import CheckOptions  # lazy: it imports torch, `causalspec parse` must not
 
     get: Callable[[str], Any] = (values.get if isinstance(values, Mapping)
                                  else lambda name: getattr(values, name, None))

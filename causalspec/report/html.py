@@ -133,7 +133,8 @@ def loss_curve_b64(training: dict) -> str | None:
 
 
 def heatmap_b64(locate: dict) -> str:
-    from causalspec.locate import heatmap_base64, sweep_from_dict
+    from causalspec.claims.locate import sweep_from_dict
+    from causalspec.report.heatmap import heatmap_base64
 
     return heatmap_base64(sweep_from_dict(locate))
 

@@ -65,7 +65,7 @@ class TorchAdapter:
     what they return is checked here, at the boundary, and a fault becomes a `UserCodeError`
     naming the hook and what was expected — a check ERROR, never an internal error. A row
     whose output holds a NaN or an inf is decoded as NAN_OUTPUT / INF_OUTPUT, whatever the
-    decode hook says (a claim with such outputs errors: `checking.evaluate_conditions`).
+    decode hook says (a claim with such outputs errors: `claims.alignment.evaluate_conditions`).
     """
 
     sequence = False

@@ -38,7 +38,7 @@ class ClaimResult:
     # illusion check: the same pairs with the whole component patched instead of the subspace
     full_patch: dict[str, Any] | None = None
     # pairs whose clean or patched network output held a NaN / an inf ({"NaN": n, "inf": n}; empty
-    # when every output was finite): any makes the check an error (checking.evaluate_conditions)
+    # when every output was finite): any makes the check an error (claims.alignment.evaluate_conditions)
     nonfinite: dict[str, int] = field(default_factory=dict)
 
     @property

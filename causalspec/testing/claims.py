@@ -5,7 +5,7 @@ tests that compare two ways of running (incremental vs full forwards, the torch 
 the nnsight backend, under a memory limit) and the throughput benchmarks need the
 predictions in between. One copy of that setup — the plan, the pool's unique inputs, each
 pair's indices into them, the bindings of each interchanged group — keeps them measuring
-the same thing `checking._run` does.
+the same thing `claims.alignment` does.
 """
 
 from __future__ import annotations

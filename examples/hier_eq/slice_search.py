@@ -32,10 +32,10 @@ WIDTH = 128
 
 
 def main(seed: int = 1, pairs: int = 1024) -> dict:
-    from causalspec.alignment_run import AlignmentRun, compute_threads
-    from causalspec.checking import CheckOptions, NetworkCache, alignment_run
+    from causalspec.claims.locate import cell_alignment
+    from causalspec.claims.procedure import AlignmentRun, compute_threads, make_alignment_run
+    from causalspec.claims.runner import CheckOptions, NetworkCache
     from causalspec.compile.plan import compile_check
-    from causalspec.locate import cell_alignment
     from causalspec.semantics.analyse import load
     from causalspec.semantics.bindings import SiteBinding
     from causalspec.semantics.featurizers import Slice
@@ -45,7 +45,7 @@ def main(seed: int = 1, pairs: int = 1024) -> dict:
     plan = compile_check(ir, check, pairs, seed)
     options = CheckOptions()
     net = NetworkCache().get(ir, "mlp", options)
-    base = alignment_run(ir, check, plan, net, options)
+    base = make_alignment_run(ir, check, plan, net, options)
     site = plan.alignment.variables["WX"][0].site
     positions = plan.alignment.variables["WX"][0].positions
     claims = {c.label: c for c in plan.claims}

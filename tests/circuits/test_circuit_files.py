@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from causalspec.checking import CheckOptions, NetworkCache
-from causalspec.circuit_files import (CircuitFileError, CircuitGraph, area, circuit_to_graph, full_graph,
+from causalspec.claims.runner import CheckOptions, NetworkCache
+from causalspec.interop.circuit_files import (CircuitFileError, CircuitGraph, area, circuit_to_graph, full_graph,
                                       graph_from_json, graph_to_json, graph_to_spec, parse_edge, top_edges)
 from causalspec.cli import main
 from causalspec.compile.circuit_plan import EMBED, LOGITS, Arch, Node, parse_node_name, resolve_circuit
@@ -140,7 +140,7 @@ def test_top_edges_and_area():
 
 
 def test_cpr_and_cmd_of_a_scored_edge_list(toy_spec, tmp_path, capsys):
-    from causalspec.circuit_checking import edge_curve
+    from causalspec.claims.circuit import edge_curve
 
     rng = np.random.default_rng(0)
     g = CircuitGraph(cfg={"n_layers": 2, "n_heads": 4})

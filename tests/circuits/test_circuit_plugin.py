@@ -4,8 +4,8 @@ from __future__ import annotations
 
 # In-process runs drop the modules they imported; torch and transformers cannot be imported
 # twice in one process, so everything a circuit claim touches is imported here first.
-import causalspec.checking  # noqa: F401
-import causalspec.circuit_checking  # noqa: F401
+import causalspec.claims.runner  # noqa: F401
+import causalspec.claims.circuit  # noqa: F401
 import causalspec.pytest_plugin  # noqa: F401
 import causalspec.report.circuit_report  # noqa: F401
 import causalspec.report.terminal  # noqa: F401

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from causalspec.checking import CheckOptions, NetworkCache, run_checks
+from causalspec.claims.runner import CheckOptions, NetworkCache, run_checks
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED
 from causalspec.semantics.analyse import load
 from causalspec.testing.toy_circuits import NAMES, TEMPLATE, build_induction_model, spec_header

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from causalspec.checking import CheckOptions, run_checks
+from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.compile.circuit_plan import Arch, resolve_circuit
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED
 from causalspec.semantics.analyse import load

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from causalspec.checking import CheckOptions, NetworkCache, run_checks
+from causalspec.claims.runner import CheckOptions, NetworkCache, run_checks
 from causalspec.compile.circuit_plan import compile_circuit
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from causalspec.checking import CheckOptions, run_checks
+from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.semantics.analyse import load
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "hier_eq_das.cspec"

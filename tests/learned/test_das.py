@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from causalspec.checking import CheckOptions, NetworkCache, run_checks
+from causalspec.claims.runner import CheckOptions, NetworkCache, run_checks
 from causalspec.compile.plan import compile_check
 from causalspec.compile.training import _ids, training_plan
 from causalspec.semantics.analyse import load
@@ -108,7 +108,7 @@ def test_artifacts_reload_bit_identically_and_skip_training(first_run):
 
 
 def test_artifact_key_follows_seed_and_weights(first_run, planted_dir, tmp_path):
-    from causalspec.alignment_run import artifact_key, weights_hash
+    from causalspec.claims.artifacts import artifact_key, weights_hash
     from causalspec.run.train import TrainConfig
 
     path, _, _ = first_run
@@ -123,7 +123,7 @@ def test_artifact_key_follows_seed_and_weights(first_run, planted_dir, tmp_path)
     h = weights_hash(net.module)
     with torch.no_grad():
         net.module.head.bias.add_(1.0)
-    from causalspec.alignment_run import _WEIGHT_HASHES
+    from causalspec.claims.artifacts import _WEIGHT_HASHES
 
     _WEIGHT_HASHES.clear()
     assert weights_hash(net.module) != h
@@ -161,7 +161,7 @@ def test_learned_featurizer_needs_class_scores(planted_dir, tmp_path):
 
 
 def test_sweep_cells_equal_single_site_checks(planted_dir, tmp_path):
-    from causalspec.locate import sweep
+    from causalspec.claims.locate import sweep
 
     body = """
 align HierEq to planted as Base {
@@ -232,7 +232,7 @@ def _fake_group():
 
 
 def test_random_copy_keeps_architecture_and_changes_weights(first_run):
-    from causalspec.alignment_run import random_copy
+    from causalspec.claims.procedure import random_copy
 
     path, _, _ = first_run
     ir = load(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from causalspec.checking import CheckOptions, run_checks
+from causalspec.claims.runner import CheckOptions, run_checks
 import pytest
 
 from causalspec.score.diagnostics import buckets, full_patch_summary

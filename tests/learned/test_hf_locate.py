@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from causalspec.checking import CheckOptions, NetworkCache, run_checks
+from causalspec.claims.runner import CheckOptions, NetworkCache, run_checks
 from causalspec.compile.plan import compile_check
-from causalspec.locate import sweep
+from causalspec.claims.locate import sweep
 from causalspec.semantics.analyse import load
 from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer, single_thread, tiny_config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from causalspec.checking import CheckOptions, run_checks
+from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.cli import main
 from causalspec.semantics.analyse import load, load_text
 
@@ -84,7 +84,7 @@ def test_integer_positions_print_as_themselves():
     # fails on the old main: both columns were labelled "index" (and the range "range")
     from causalspec.run.engine import binding_text
     from causalspec.run.train import learned_groups
-    from causalspec.locate import cell_alignment
+    from causalspec.claims.locate import cell_alignment
 
     ir = load_text(POSITIONS)
     [check] = ir.checks

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from causalspec.checking import CheckOptions, run_checks
+from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.cli import main
 from causalspec.report.html import render_html
 from causalspec.report.terminal import check_text

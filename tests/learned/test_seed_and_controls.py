@@ -125,7 +125,7 @@ def _wide_basis(folder, k: int) -> None:
 
 
 def test_random_subspace_is_a_distribution_of_draws(planted_dir, tmp_path):
-    from causalspec.checking import CheckOptions, run_checks
+    from causalspec.claims.runner import CheckOptions, run_checks
     from causalspec.semantics.analyse import load
 
     _wide_basis(planted_dir, 20)
@@ -171,7 +171,7 @@ def test_bad_control_arguments_are_located(planted_dir, controls, message, capsy
 
 
 def test_the_pytest_flag_is_named_as_the_seed_source(planted_dir):
-    from causalspec.checking import CheckOptions, run_checks
+    from causalspec.claims.runner import CheckOptions, run_checks
     from causalspec.semantics.analyse import load
 
     _wide_basis(planted_dir, 20)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
-from causalspec.alignment_run import MIN_TRAIN_INPUTS, MIN_TRAIN_PAIRS
-from causalspec.checking import CheckOptions, run_checks
+from causalspec.claims.procedure import MIN_TRAIN_INPUTS, MIN_TRAIN_PAIRS
+from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.cli import main
 from causalspec.semantics.analyse import load
 

@@ -38,7 +38,7 @@ def _safetensors(meta: dict) -> bytes:
 
 
 def _sweep():
-    from causalspec.locate import Cell, Sweep
+    from causalspec.claims.locate import Cell, Sweep
 
     cells = [[Cell("layers.0", "all", None, score=0.5), Cell("layers.0", "last", None, score=0.9)]]
     return Sweep("C", "WX", "identity", ["layers.0"], ["all", "last"], cells, pairs=8, seed=0)
@@ -47,8 +47,8 @@ def _sweep():
 # ───────────────────────── recognising our outputs ─────────────────────────
 
 def test_every_writer_output_is_recognised_as_ours():
-    from causalspec.circuit_files import CircuitGraph, graph_to_json
-    from causalspec.locate import heatmap_bytes
+    from causalspec.interop.circuit_files import CircuitGraph, graph_to_json
+    from causalspec.report.heatmap import heatmap_bytes
     from causalspec.report.html import render_html
     from causalspec.report.json_report import dumps as json_dumps, to_json
     from causalspec.report.junit import dumps as junit_dumps, to_junit

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from causalspec.checking import CheckOptions, alignment_run, run_checks
+from causalspec.claims.procedure import make_alignment_run
+from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.cli import main
 from causalspec.compile.plan import compile_check
 from causalspec.run import engine as engine_module
@@ -289,7 +290,7 @@ def test_only_the_sites_the_claims_need_are_recorded(model_dir, tmp_path, monkey
     monkeypatch.setattr(engine_module, "record", spy)
     net = load_hf_network("net", str(model_dir), model_dir, None, "cpu", None)
     plan = compile_check(ir, ir.checks[0], None, None)
-    run = alignment_run(ir, ir.checks[0], plan, net, CheckOptions())
+    run = make_alignment_run(ir, ir.checks[0], plan, net, CheckOptions())
     cache = run.clean()
     mover = ir.alignments["Pos"].variables["mover"][0]
     assert list(cache.acts) == [mover]

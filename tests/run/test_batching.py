@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from causalspec.checking import CheckOptions, run_checks
+from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.run.batching import BatchSizer, is_oom
 from causalspec.semantics.analyse import load
 from causalspec.testing.claims import claim_run
@@ -127,7 +127,7 @@ def test_engine_backs_off_under_a_small_memory_limit_with_identical_results(mode
 def test_check_notes_report_the_backoff(model_dir, tmp_path):
     (tmp_path / "p.cspec").write_text(spec_text(model_dir, "END"))
     ir = load(tmp_path / "p.cspec")
-    from causalspec.checking import NetworkCache
+    from causalspec.claims.runner import NetworkCache
 
     networks = NetworkCache()
     net = networks.get(ir, "net", CheckOptions())

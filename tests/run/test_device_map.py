@@ -9,7 +9,7 @@ import importlib.util
 import pytest
 import transformers
 
-from causalspec.checking import CheckOptions, run_checks
+from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.run import loading
 from causalspec.run.loading import NetworkLoadError, load_hf_network
 from causalspec.score.results import ERROR

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from causalspec.checking import run_checks
+from causalspec.claims.runner import run_checks
 from causalspec.compile.plan import compile_check
 from causalspec.run.adapters import CheckUsageError
 from causalspec.run.engine import Engine

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from causalspec.checking import run_checks
+from causalspec.claims.runner import run_checks
 from causalspec.run.families import resolve_family
 from causalspec.run import incremental
 from causalspec.run.incremental import KVStore, first_block, incremental_forward, output_cache

@@ -9,7 +9,7 @@ import torch
 
 pytest.importorskip("nnsight")
 
-from causalspec.checking import CheckOptions, run_checks  # noqa: E402
+from causalspec.claims.runner import CheckOptions, run_checks  # noqa: E402
 from causalspec.run.adapters import CheckUsageError  # noqa: E402
 from causalspec.run.engine import Engine  # noqa: E402
 from causalspec.run.nnsight_backend import NNsightEngine  # noqa: E402

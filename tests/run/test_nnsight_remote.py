@@ -22,7 +22,7 @@ nnsight = pytest.importorskip("nnsight")
 from nnsight.intervention.backends.local import LocalSimulationBackend  # noqa: E402
 from nnsight.modeling.transformers import TransformersModel  # noqa: E402
 
-from causalspec.checking import CheckOptions, run_checks  # noqa: E402
+from causalspec.claims.runner import CheckOptions, run_checks  # noqa: E402
 from causalspec.cli import main  # noqa: E402
 from causalspec.compile.plan import compile_check  # noqa: E402
 from causalspec.run import nnsight_runner  # noqa: E402

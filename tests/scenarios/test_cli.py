@@ -116,7 +116,7 @@ def test_dtype_aliases_resolve_to_the_canonical_name(alias, canonical):
 def test_a_dtype_alias_runs_the_network_in_that_dtype(tmp_path):
     import torch
 
-    from causalspec.checking import CheckOptions, NetworkCache
+    from causalspec.claims.runner import CheckOptions, NetworkCache
     from causalspec.semantics.analyse import load
 
     spec = write(tmp_path, "hand.cspec", HIER_EQ_MODEL + HAND_GOOD_CHECK)
@@ -127,7 +127,7 @@ def test_a_dtype_alias_runs_the_network_in_that_dtype(tmp_path):
 
 
 def test_the_python_api_refuses_a_bad_dtype_instead_of_running_float32(hand_spec):
-    from causalspec.checking import CheckOptions, run_checks
+    from causalspec.claims.runner import CheckOptions, run_checks
     from causalspec.score.results import ERROR
     from causalspec.semantics.analyse import load
 

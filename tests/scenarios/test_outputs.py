@@ -217,7 +217,7 @@ def test_two_reports_naming_one_file_are_refused(repo, capsys):
 # ───────────────────────── Ctrl-C ─────────────────────────
 
 def _interrupt_after_first(monkeypatch):
-    import causalspec.checking as checking
+    import causalspec.claims.runner as checking
 
     real = checking.run_check
     calls = []
@@ -264,7 +264,7 @@ def test_ctrl_c_while_a_report_is_written_leaves_no_temp_file_and_the_old_report
 def test_sigterm_is_handled_like_ctrl_c_with_exit_143(repo, capsys, monkeypatch):
     import signal
 
-    import causalspec.checking as checking
+    import causalspec.claims.runner as checking
     from causalspec.cli.base import raise_terminated
 
     if not hasattr(signal, "SIGTERM") or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:

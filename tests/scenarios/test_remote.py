@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import causalspec.checking  # noqa: F401 - imported before pytester's in-process runs, which drop
+import causalspec.claims.runner  # noqa: F401 - imported before pytester's in-process runs, which drop
 import causalspec.pytest_plugin  # noqa: F401 - the modules they import (torch cannot be imported twice)
 import causalspec.report.terminal  # noqa: F401
 import causalspec.semantics.analyse  # noqa: F401

@@ -27,7 +27,7 @@ from causalspec.testing.specs import HAND_GOOD_CHECK, HIER_EQ_EXAMPLE, HIER_EQ_M
 
 # In-process pytester runs drop, afterwards, every module they imported; torch and transformers
 # cannot be imported twice in one process, so what a check touches is imported here first.
-import causalspec.checking  # noqa: F401,E402
+import causalspec.claims.runner  # noqa: F401,E402
 import causalspec.pytest_plugin  # noqa: F401,E402
 import causalspec.report.terminal  # noqa: F401,E402
 import causalspec.run.engine  # noqa: F401,E402

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from causalspec import checking
-from causalspec.checking import CheckOptions, NetworkCache
+from causalspec.claims import networks
+from causalspec.claims.runner import CheckOptions, NetworkCache
 from causalspec.diagnostics import SpecError
 from causalspec.semantics.analyse import load, load_text
 
@@ -91,6 +91,6 @@ def test_spec_device_map_reaches_the_loader(cli, want, tmp_path, monkeypatch):
         seen.update(kw)
         return "loaded"
 
-    monkeypatch.setattr(checking, "load_hf_network", fake_load)
+    monkeypatch.setattr(networks, "load_hf_network", fake_load)
     assert NetworkCache().get(ir, "n", CheckOptions(device_map=cli)) == "loaded"
     assert seen["device_map"] == want

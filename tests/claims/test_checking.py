@@ -1,4 +1,4 @@
-"""Verdicts of `causalspec.checking`: ground truth, guards, skips and check-time errors."""
+"""Verdicts of `causalspec.claims.runner`: ground truth, guards, skips and check-time errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from causalspec.checking import CheckOptions, run_checks
+from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.semantics.analyse import load_text
 from causalspec.testing.specs import HIER_EQ_EXAMPLE, HIER_EQ_MODEL, hand_network, hier_eq_alignment
 
@@ -171,7 +171,7 @@ def test_missing_torch_weights_are_a_spec_error_and_weights_gone_since_an_error(
 
 
 def test_strict_turns_a_skip_into_an_error_that_says_so(tmp_path):
-    from causalspec.checking import apply_strict
+    from causalspec.claims.runner import apply_strict
     from causalspec.score.results import CheckResult, summary_line
 
     def skipped():

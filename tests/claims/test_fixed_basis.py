@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from causalspec.checking import CheckOptions, run_checks
+from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.semantics.analyse import load_text
 from causalspec.testing.specs import HIER_EQ_MODEL, hand_network
 

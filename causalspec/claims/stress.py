@@ -19,16 +19,30 @@ predictions) and adds only the forward passes it needs:
   same sites, on the real network and the same kept pairs), `heldout` (training IIA minus
   held-out IIA). A control of random draws is a distribution: `control(NAME)` compares its
   mean (score.results.CONTROL_STATISTIC); each draw's seed derives from the check's seed.
+
+`stress_test` returns its findings as values, one at a time and in report order (a warning,
+a training report, a control), so the check keeps those that finished when a later part
+fails; it fills in only the per-set fields of the scored `ClaimResult`s it stress-tests
+(`train_iia`, `buckets`, `full_patch`).
 """
 
 from __future__ import annotations
 
-from causalspec.alignment_run import counted_as
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from causalspec.claims.procedure import counted_as, describer, make_alignment_run, random_copy
+from causalspec.compile.seeds import derive_seed
+from causalspec.run.engine import FULL, binding_text
 from causalspec.score.diagnostics import buckets, full_patch_summary
 from causalspec.score.illusion import (LEAK_TOL, clean_span, illusion_summary, illusion_warning, project,
                                       sample_limited)
-from causalspec.score.results import CONTROL_STATISTIC, ControlResult
+from causalspec.score.results import CONTROL_STATISTIC, ControlResult, draw_summary
+from causalspec.score.stats import wilson
 from causalspec.semantics import featurizers as F
+from causalspec.semantics.pairs import row_ids
 
 CONTROL_TEXT = {
     "random_init": "same alignment procedure on a randomly re-initialised copy of the network (every pair scored)",
@@ -37,27 +51,30 @@ CONTROL_TEXT = {
 }
 
 
-def stress_test(ir, check, plan, net, run, runs, options, result) -> None:
-    declared = [(cr, res) for cr, res in zip(runs, result.claims) if res.kind == "declared"]
-    _nonlinear_warning(run.alignment, result)
+def stress_test(ir, check, plan, net, run, runs, claims, options) -> Iterator[str | dict[str, Any] | ControlResult]:
+    """The stress tests of a scored check, yielded as they finish: warnings (str), training
+    reports (dict: the network's, then one per `random_init` draw) and controls (ControlResult).
+    `runs` and `claims` are the check's claim runs and their scored results, in plan order."""
+    declared = [(cr, res) for cr, res in zip(runs, claims) if res.kind == "declared"]
+    yield from _nonlinear_warning(run.alignment)
     if run.fitted is not None:
         train_iia = run.train_scores()
         for _, res in declared:
             res.train_iia = train_iia.get(res.label)
         report = run.training_report()
         report["heldout_gap"] = heldout_gap(declared)  # always, whether or not `heldout` is listed
-        result.training.append(report)
+        yield report
     _diagnose(run, declared)
     with counted_as(run.engine, "illusion check"):
-        _illusion(run, declared, result)
+        yield from _illusion(run, declared)
     for name in getattr(check, "controls", ()):
         if name == "random_init":
-            result.controls.append(_random_init(ir, check, plan, net, run, declared, options, result))
+            yield from _random_init(ir, check, plan, net, run, declared, options)
         elif name == "random_subspace":
             with counted_as(run.engine, "random_subspace"):
-                result.controls.append(_random_subspace(run, declared, check))
+                yield _random_subspace(run, declared, check)
         elif name == "heldout":
-            result.controls.append(_heldout(run, declared))
+            yield _heldout(run, declared)
 
 
 def heldout_gap(declared) -> list[dict]:
@@ -72,16 +89,14 @@ def heldout_gap(declared) -> list[dict]:
     return out
 
 
-def _nonlinear_warning(alignment, result) -> None:
+def _nonlinear_warning(alignment) -> Iterator[str]:
     kinds = sorted({b.featurizer.kind for bs in alignment.variables.values() for b in bs if not b.featurizer.linear})
     if kinds:
-        result.warnings.append(f"non-linear featurizer(s) {', '.join(kinds)}: with unrestricted maps any network can "
+        yield (f"non-linear featurizer(s) {', '.join(kinds)}: with unrestricted maps any network can "
                                "be aligned to any algorithm; read the controls before the claim")
 
 
 def _diagnose(run, declared) -> None:
-    from causalspec.checking import describer
-
     model = run.model
     for cr, res in declared:
         if cr.patched is None or not res.kept:
@@ -100,7 +115,7 @@ def _subspace(run, groups) -> bool:
     return any(not isinstance(b.featurizer, F.Identity) for g in groups for v in g for b in run.alignment.variables[v])
 
 
-def _illusion(run, declared, result) -> None:
+def _illusion(run, declared) -> Iterator[str]:
     """The whole-component patch (reported) and the in-span patch (the illusion test,
     `score.illusion`): one patched pass each per interchange set; the second only when
     some patched subspace leaves the span of the site's clean activations."""
@@ -120,7 +135,7 @@ def _illusion(run, declared, result) -> None:
             summary.update(illusion_summary(cr.kept, cr.expected, cr.net_base, cr.patched, span_preds, leak, dims))
         res.full_patch = summary
         if summary["dormant"]:
-            result.warnings.append(illusion_warning(res.label, summary))
+            yield illusion_warning(res.label, summary)
 
 
 def _in_span_bases(run, claim, spans: dict):
@@ -129,11 +144,6 @@ def _in_span_bases(run, claim, spans: dict):
     activation — with the largest leak (`score.illusion.project`) and, per binding, the sizes; or
     why the test does not apply (the clean activations stay on a remote server, or the pool
     is too small to span what the site uses: `score.illusion.sample_limited`)."""
-    import numpy as np
-    import torch
-
-    from causalspec.run.engine import FULL, binding_text
-
     given, leak, dims = {}, 0.0, {}
     for group in claim.groups:
         for var in group:
@@ -168,8 +178,6 @@ def _in_span_bases(run, claim, spans: dict):
 
 def _random_subspace(run, declared, check) -> ControlResult:
     """n random subspaces (`controls random_subspace(n=…)`), each scored on the claim's kept pairs."""
-    from causalspec.compile.seeds import derive_seed
-
     out = ControlResult("random_subspace", CONTROL_TEXT["random_subspace"])
     n = check.control_draws("random_subspace") if hasattr(check, "control_draws") else 1
     draws: list[list] = [[] for _ in declared]
@@ -199,9 +207,6 @@ def _random_subspace(run, declared, check) -> ControlResult:
 def _fill_draws(out: ControlResult, declared, draws, pooled, baseline, n: int) -> None:
     """Per declared set: the draws, their CONTROL_STATISTIC (what `control(NAME)` compares) and
     the pooled IIA over every draw's pairs."""
-    from causalspec.score.results import draw_summary
-    from causalspec.score.stats import wilson
-
     out.n_draws = n
     for i, (_, res) in enumerate(declared):
         out.labels.append(res.label)
@@ -229,15 +234,15 @@ def _heldout(run, declared) -> ControlResult:
     return out
 
 
-def _random_init(ir, check, plan, net, run, declared, options, result) -> ControlResult:
-    """n random re-initialisations (`controls random_init(n=…)`), each put through the same procedure."""
-    from causalspec.compile.seeds import derive_seed
-
+def _random_init(ir, check, plan, net, run, declared, options) -> Iterator[dict[str, Any] | ControlResult]:
+    """n random re-initialisations (`controls random_init(n=…)`), each put through the same
+    procedure: yields each draw's training report (learned featurizers), then the control."""
     out = ControlResult("random_init", CONTROL_TEXT["random_init"])
     if getattr(run.engine, "remote", None) is not None:  # the weights are on the server, not here
         out.applicable = False
         out.detail = "a remote model's weights cannot be redrawn; run this control on a model you can load"
-        return out
+        yield out
+        return
     n = check.control_draws("random_init") if hasattr(check, "control_draws") else 1
     draws: list[list] = [[] for _ in declared]
     pooled = [[0, 0] for _ in declared]
@@ -247,7 +252,9 @@ def _random_init(ir, check, plan, net, run, declared, options, result) -> Contro
     for d in range(n):
         seed = derive_seed(plan.seed, f"random_init/{d}")
         out.seeds.append(seed)
-        other = _random_init_draw(ir, check, plan, net, run, options, result, seed, d, n)
+        other = _random_init_draw(ir, check, plan, net, options, seed, d, n)
+        if other.alignment.learned:
+            yield other.training_report()
         learned = other.alignment.learned
         for i, (cr, res) in enumerate(declared):
             ocr = other.claim_run(cr.plan)
@@ -262,37 +269,27 @@ def _random_init(ir, check, plan, net, run, declared, options, result) -> Contro
         for k, v in other.engine.forward_passes.items():
             key = f"{k} (random_init)" if "(" not in k else k.replace("(", "(random_init, ")
             run.engine.forward_passes[key] = run.engine.forward_passes.get(key, 0) + v
-    from causalspec.score.stats import wilson
-
     _fill_draws(out, declared, draws, pooled, [wilson(*b) for b in base_pooled], n)
     out.detail = (f"{n} random cop{'y' if n == 1 else 'ies'} (seeds derived from the check's seed {plan.seed}); "
                   f"right on {sum(accuracy) / len(accuracy):.0%} of the pool's inputs on average; "
                   + ("the featurizer was trained on each the same way" if learned else "same sites and featurizers"))
-    return out
+    yield out
 
 
-def _random_init_draw(ir, check, plan, net, run, options, result, seed: int, d: int, n: int):
+def _random_init_draw(ir, check, plan, net, options, seed: int, d: int, n: int):
     """Draw d of random_init: a re-initialised copy, its clean pass and (learned featurizers)
     its training with the check's own training procedure and seed."""
-    from causalspec.alignment_run import random_copy
-    from causalspec.checking import alignment_run
-
     copy = random_copy(net, seed)
-    other = alignment_run(ir, check, plan, copy, options, keep_filter=False,
-                          label="random_init" if n == 1 else f"random_init #{d + 1}")
+    other = make_alignment_run(ir, check, plan, copy, options, keep_filter=False,
+                               label="random_init" if n == 1 else f"random_init #{d + 1}")
     other.clean()
     if other.alignment.learned:
         other.fit(ir, check, copy, artifacts=options.artifacts, retrain=options.retrain,
                   variant=f"random_init:{seed}", progress=options.progress)
-        result.training.append(other.training_report())
     return other
 
 
 def _first_rows(run):
-    import numpy as np
-
-    from causalspec.semantics.pairs import row_ids
-
     ids = row_ids(run.plan.pool)
     _, first = np.unique(ids, return_index=True)
     return first

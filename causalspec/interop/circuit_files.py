@@ -25,13 +25,18 @@ unless read back by causalspec.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
+
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, PORTS, Arch, Member, Node, ResolvedCircuit,
                                              parse_node_name)
+# the atomic writer and the tool header every output of ours carries (no import back into interop)
+from causalspec.report.files import atomic_write_text, tool_header
 
 _EDGE = re.compile(r"^\s*(?P<src>[^\s<>-]+)\s*->\s*(?P<dst>[^\s<>]+?)\s*(<(?P<port>[qkv])>)?\s*$")
 SCHEMA_KEY = "causalspec"
@@ -142,8 +147,6 @@ SCHEMA = "causalspec.circuit/1"
 def graph_to_json(g: CircuitGraph) -> dict[str, Any]:
     # `schema` and `tool` are the marker that lets a re-export replace its own file (report/files.py);
     # EAP-IG / MIB readers ignore keys other than cfg, nodes and edges
-    from causalspec.report.files import tool_header
-
     out: dict[str, Any] = {"schema": SCHEMA, "tool": tool_header(),
                            SCHEMA_KEY: {"tool": "causalspec", **g.extra}, "cfg": g.cfg,
                            "nodes": {n: {"in_graph": inside} for n, inside in g.nodes.items()},
@@ -154,8 +157,6 @@ def graph_to_json(g: CircuitGraph) -> dict[str, Any]:
 
 def write_graph(g: CircuitGraph, path: str | Path) -> Path:
     """Write atomically; an existing file is replaced only if it is one of ours."""
-    from causalspec.report.files import atomic_write_text
-
     text = json.dumps(graph_to_json(g), indent=1) + "\n"
     return atomic_write_text(path, text)
 
@@ -294,8 +295,6 @@ MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 def top_edges(scored: list[tuple[GraphEdge, float]], fraction: float) -> list[GraphEdge]:
     """The ⌈fraction · n⌉ edges with the largest |score| (at least one); ties by name."""
-    import math
-
     k = max(1, min(len(scored), math.ceil(fraction * len(scored) - 1e-9)))
     ranked = sorted(scored, key=lambda es: (-abs(es[1]), es[0].name))
     return [e for e, _ in ranked[:k]]
@@ -304,8 +303,6 @@ def top_edges(scored: list[tuple[GraphEdge, float]], fraction: float) -> list[Gr
 def area(xs: Iterable[float], ys: Iterable[float]) -> float:
     """Trapezoidal area under y(x) over the given points (x ascending), divided by the x range
     covered — so a constant curve at 1 has area 1 whatever the fractions."""
-    import numpy as np
-
     x, y = np.asarray(list(xs), float), np.asarray(list(ys), float)
     if len(x) == 1:
         return float(y[0])

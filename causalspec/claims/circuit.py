@@ -1,7 +1,7 @@
 """Run a circuit claim: compile → load network → ablation values → variants → scores → CheckResult.
 
 A circuit claim becomes a `CheckResult` with `kind = "circuit"`, so `causalspec check`, the
-JSON and JUnit reports and the pytest plugin show it like a check (checking.run_check
+JSON and JUnit reports and the pytest plugin show it like a check (claims.runner.run_check
 dispatches here). Its numbers live in `result.circuit` (score/circuit_scores.CircuitSummary):
 the metric's means for the full model, the circuit and everything ablated, each claimed
 score with its bootstrap interval, and the exact ablation in words.
@@ -15,72 +15,72 @@ guard) → failed.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 
+from causalspec.claims.common import (CheckOptions, Verdict, check_failure, compare, condition_text, fmt,
+                                     reproduce_command)
+from causalspec.claims.networks import NetworkCache, engine_choice
 from causalspec.compile.circuit_plan import (HEAD, MLP, Arch, CircuitPlan, CircuitPlanError, ResolvedCircuit,
                                              compile_circuit, describe_prompt, resolve_circuit)
+from causalspec.interop.circuit_files import graph_to_resolved, top_edges
 from causalspec.run.adapters import CheckUsageError
+from causalspec.run.circuit_engine import CircuitEngine, ResampleAblation, Variant, ZeroAblation, resample_mapping
+from causalspec.run.families import resolve_family
+from causalspec.run.hf_adapter import HFAdapter
+from causalspec.score.circuit_scores import (ABLATED, CIRCUIT, FULL, CircuitSummary, circuit_scores,
+                                             faithfulness_curve, needed_variants)
+from causalspec.score.results import ERROR, FAILED, PASSED, CheckResult, ConditionResult
 from causalspec.semantics.sites import LAST
-from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
-from causalspec.score.circuit_scores import ABLATED, CIRCUIT, FULL, CircuitSummary, circuit_scores, needed_variants
-from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, ConditionResult
 
 
 REPORTED_GROUPS = 12  # up to this many groups, every group's necessity is reported
 
 
-def run_circuit(ir, circuit, options, networks) -> CheckResult:
-    from causalspec.checking import _unservable, reproduce_command, user_exit_reason, user_raise_reason
+@dataclass
+class _Found:
+    """What a circuit claim's stages have returned so far (the CheckResult is built from it once)."""
 
+    notes: list[str] = field(default_factory=list)
+    forward_passes: dict[str, int] = field(default_factory=dict)
+    circuit: CircuitSummary | None = None
+
+
+def run_circuit(ir, circuit, options: CheckOptions, networks: NetworkCache) -> CheckResult:
+    """The verdict of one circuit claim (`circuit` blocks): an error or a skip names its cause."""
     start = time.perf_counter()
-    result = CheckResult(circuit.name, "", circuit.model, circuit.network, ERROR,
-                         seed=int(options.seed if options.seed is not None else circuit.seed),
-                         seed_source=options.seed_flag if options.seed is not None else "spec",
-                         pairs=int(options.pairs if options.pairs is not None else circuit.pairs),
-                         file=ir.file, line=circuit.span.line, kind="circuit")
-    result.reproduce = reproduce_command(ir.file, circuit.name, result.pairs, result.seed)
+    seed = int(options.seed if options.seed is not None else circuit.seed)
+    pairs = int(options.pairs if options.pairs is not None else circuit.pairs)
+    found = _Found()
     try:
-        _run(ir, circuit, options, networks, result)
-    except NetworkUnavailable as exc:
-        result.status, result.reason = SKIPPED, str(exc)
-    except (NetworkLoadError, CheckUsageError, CircuitPlanError) as exc:
-        result.status, result.reason = ERROR, str(exc)
-    except _unservable() as exc:
-        result.status, result.reason = ERROR, str(exc)
-    except SystemExit as exc:  # user code exited (see checking.user_exit_reason)
-        result.status, result.reason = ERROR, user_exit_reason(exc)
-    except Exception as exc:  # noqa: BLE001 - the user's code raised (else: ours, re-raised)
-        result.status, result.reason = ERROR, user_raise_reason(exc)
-    result.seconds = time.perf_counter() - start
-    return result
+        verdict = _run(ir, circuit, options, networks, found)
+    except (SystemExit, Exception) as exc:  # noqa: BLE001 - classified by the one ladder (ours: re-raised)
+        verdict = Verdict(*check_failure(exc, extra=(CircuitPlanError,)))
+    return CheckResult(circuit.name, "", circuit.model, circuit.network, verdict.status, verdict.reason,
+                       conditions=verdict.conditions, seed=seed,
+                       seed_source=options.seed_flag if options.seed is not None else "spec", pairs=pairs,
+                       forward_passes=found.forward_passes, seconds=time.perf_counter() - start, file=ir.file,
+                       line=circuit.span.line, reproduce=reproduce_command(ir.file, circuit.name, pairs, seed),
+                       notes=found.notes, kind="circuit", circuit=found.circuit)
 
 
-class _ReferenceAdapter:
-    """Builds an HFAdapter that only encodes (reference prompts are never scored)."""
+class _EncodeOnly(HFAdapter):
+    """An HFAdapter that only encodes (reference prompts are never scored)."""
 
-    @staticmethod
-    def make(net, network_ir, model, output):
-        from causalspec.run.hf_adapter import HFAdapter
-
-        class EncodeOnly(HFAdapter):
-            def _answer_candidates(self):  # the reference model's output is never read
-                return None
-
-        return EncodeOnly(net, network_ir, model, output)
+    def _answer_candidates(self):  # the reference model's output is never read
+        return None
 
 
-def _run(ir, circuit, options, networks, result: CheckResult) -> None:
-    from causalspec.run.circuit_engine import Variant
-
+def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Found) -> Verdict:
     plan, engine, ablation, metric_fn, metric_text = prepare(ir, circuit, options, networks)
     loaded = networks.loaded.get(plan.network.name)
-    result.notes.extend(getattr(loaded, "extra", {}).get("load_notes", ()))  # e.g. randomly initialised weights
+    found.notes.extend(getattr(loaded, "extra", {}).get("load_notes", ()))  # e.g. randomly initialised weights
     resolved = resolve_circuit(circuit, engine.arch)
-    result.notes.extend(resolved.notes)
+    found.notes.extend(resolved.notes)
     progress = options.progress
     n = plan.prompts
     shared = _shared(networks)
@@ -94,7 +94,7 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
     if len(resolved.groups) <= REPORTED_GROUPS:  # necessity of every group is reported, claimed or not
         wanted += [("necessity", g) for g in resolved.groups if ("necessity", g) not in wanted]
     else:
-        result.notes.append(f"necessity is reported only where claimed: the circuit has {len(resolved.groups)} "
+        found.notes.append(f"necessity is reported only where claimed: the circuit has {len(resolved.groups)} "
                             f"groups (more than {REPORTED_GROUPS}), each would cost a forward pass per batch")
     variants = [v for v in (Variant(FULL, "clean"), Variant(ABLATED, "keep", _empty(resolved))) if v.key not in reused]
     variants.append(Variant(CIRCUIT, "keep", resolved))
@@ -114,14 +114,13 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
     beyond = getattr(ablation, "beyond", 0) - beyond
     broken = nonfinite_metric(values, circuit.network)
     if broken:
-        result.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
-        result.status, result.reason = ERROR, broken
-        return
+        found.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
+        return Verdict(ERROR, broken)
     values.update(reused)
     shared[key_n], shared[key_e] = values[FULL], values[ABLATED]
     if reused:
         shown = " and ".join({FULL: "m(N)", ABLATED: "m(∅)"}[k] for k in reused)
-        result.notes.append(f"{shown}: per-prompt values reused from an earlier circuit of this run (same "
+        found.notes.append(f"{shown}: per-prompt values reused from an earlier circuit of this run (same "
                             "network, prompts, metric and ablation)")
     means, effect, scores = circuit_scores(values, group_nodes, wanted, seed=plan.seed)
 
@@ -135,13 +134,13 @@ def _run(ir, circuit, options, networks, result: CheckResult) -> None:
         means=means, effect=effect, scores=scores,
         clean_accuracy=_clean_accuracy(values) if circuit.metric.name == "accuracy" else None,
         reference_prompts=len(next(iter(plan.reference.rows.values()))) if plan.reference else 0)
-    result.circuit = summary
-    result.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
+    found.circuit = summary
+    found.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
     if beyond:
-        result.notes.append(f"{beyond} batch(es) had prompts longer than every reference prompt: "
+        found.notes.append(f"{beyond} batch(es) had prompts longer than every reference prompt: "
                             "positions past the longest reference prompt were ablated with the mean over all "
                             "reference tokens")
-    evaluate_circuit_conditions(circuit, result)
+    return evaluate_circuit_conditions(circuit, summary)
 
 
 def nonfinite_metric(values: dict[str, np.ndarray], network: str) -> str:
@@ -164,13 +163,7 @@ def nonfinite_metric(values: dict[str, np.ndarray], network: str) -> str:
 
 def prepare(ir, circuit, options, networks):
     """Plan, engine, ablation values (computed once) and metric of a circuit claim."""
-    from causalspec.run.circuit_engine import CircuitEngine
-    from causalspec.run.families import resolve_family
-    from causalspec.run.hf_adapter import HFAdapter
-
     plan = compile_circuit(ir, circuit, options.pairs, options.seed)
-    from causalspec.checking import engine_choice
-
     _, remote = engine_choice(ir.networks[plan.network.name], options, Path(ir.file).resolve().parent)
     if remote is not None:
         raise CheckUsageError(f"circuit `{circuit.name}`: circuit claims run on the torch engine only, not remotely; "
@@ -194,10 +187,6 @@ def edge_curve(ir, circuit, scored, fractions, options, networks) -> dict:
     granularity over heads and MLPs, with the embeddings routed (MIB's graph), one forward
     pass per batch and fraction; N and ∅ are shared by all fractions.
     """
-    from causalspec.circuit_files import graph_to_resolved, top_edges
-    from causalspec.run.circuit_engine import Variant
-    from causalspec.score.circuit_scores import faithfulness_curve
-
     plan, engine, ablation, metric_fn, metric_text = prepare(ir, circuit, options, networks)
     universe = frozenset({HEAD, MLP})
     arch = engine.arch
@@ -250,15 +239,13 @@ def _empty(resolved: ResolvedCircuit) -> ResolvedCircuit:
 
 
 def _ablation(plan: CircuitPlan, engine, net, adapter, progress, networks=None):
-    from causalspec.run.circuit_engine import ZeroAblation, resample_mapping
-
     kind = plan.circuit.ablation.kind
     if kind == "zero":
         p = next(net.module.parameters())
         return ZeroAblation(p.dtype, p.device)
     ref = plan.reference
     assert ref is not None
-    ref_adapter = _ReferenceAdapter.make(net, ref.network, ref.model, ref.output)
+    ref_adapter = _EncodeOnly(net, ref.network, ref.model, ref.output)
     n_ref = len(next(iter(ref.rows.values())))
     if kind == "mean":
         shared = _shared(networks)
@@ -267,8 +254,6 @@ def _ablation(plan: CircuitPlan, engine, net, adapter, progress, networks=None):
             advance = progress("reference forward passes", n_ref) if progress else None
             shared[key] = engine.mean_ablation(ref_adapter, ref.rows, advance)
         return shared[key]
-    from causalspec.run.circuit_engine import ResampleAblation
-
     eval_batch = adapter.encode(plan.rows)
     ref_batch = ref_adapter.encode(ref.rows)
     eval_len = np.array([r.length for r in eval_batch.meta["rows"]])
@@ -398,16 +383,15 @@ def _edge_text(e) -> str:
 
 # ───────────────────────── verdicts ─────────────────────────
 
-def evaluate_circuit_conditions(circuit, result: CheckResult) -> None:
-    from causalspec.checking import _compare, _fmt, condition_text
-
-    summary: CircuitSummary = result.circuit
+def evaluate_circuit_conditions(circuit, summary: CircuitSummary) -> Verdict:
+    """Judge every `expect` condition of a circuit claim on its scores, after the effect-size guard."""
     problems = []
     eff = summary.effect
     if eff is None or not np.isfinite(eff.estimate) or not eff.excludes_zero:
-        problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {_fmt(eff.estimate)} "
-                        f"[{_fmt(eff.lower)}, {_fmt(eff.upper)}] includes 0, so every score (a ratio over it) "
+        problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {fmt(eff.estimate)} "
+                        f"[{fmt(eff.lower)}, {fmt(eff.upper)}] includes 0, so every score (a ratio over it) "
                         "is noise (effect-size guard)")
+    conditions = []
     for cond in circuit.conditions:
         score = summary.score(cond.metric, cond.arg)
         value = None
@@ -415,21 +399,19 @@ def evaluate_circuit_conditions(circuit, result: CheckResult) -> None:
             value = score.value.lower if cond.statistic == "lower95" else score.value.estimate
             if value is not None and not np.isfinite(value):
                 value = None
-        ok = value is not None and _compare(value, cond.op, cond.threshold)
+        ok = value is not None and compare(value, cond.op, cond.threshold)
         detail = ""
         if score is not None:
             v = score.value
-            detail = f"{_fmt(v.estimate)} [{_fmt(v.lower)}, {_fmt(v.upper)}] over {summary.prompts} prompts"
-        result.conditions.append(ConditionResult(condition_text(cond), cond.metric, cond.statistic,
-                                                 cond.aggregation, cond.op, cond.threshold, value, bool(ok), detail))
-    failed = [c for c in result.conditions if not c.passed]
+            detail = f"{fmt(v.estimate)} [{fmt(v.lower)}, {fmt(v.upper)}] over {summary.prompts} prompts"
+        conditions.append(ConditionResult(condition_text(cond), cond.metric, cond.statistic,
+                                          cond.aggregation, cond.op, cond.threshold, value, bool(ok), detail))
+    failed = [c for c in conditions if not c.passed]
     if problems:
-        result.status, result.reason = FAILED, "; ".join(problems)
-    elif failed:
-        result.status = FAILED
-        result.reason = "; ".join(f"{c.text}: got {_fmt(c.value)}" for c in failed)
-    else:
-        result.status, result.reason = PASSED, ""
+        return Verdict(FAILED, "; ".join(problems), conditions)
+    if failed:
+        return Verdict(FAILED, "; ".join(f"{c.text}: got {fmt(c.value)}" for c in failed), conditions)
+    return Verdict(PASSED, "", conditions)
 
 
 __all__ = ["describe_ablation", "describe_universe", "evaluate_circuit_conditions", "make_metric", "run_circuit"]

@@ -14,7 +14,7 @@ chose the site. So a check with `locate`:
    with the check's controls, diagnostics and illusion check. The winner's curse of step 2
    does not leak into the verdict.
 
-`causalspec locate` runs step 1 only and reports the table and a heatmap.
+`causalspec locate` runs step 1 only and reports the table and a heatmap (`report.heatmap`).
 
 Speed: one clean forward pass per unique input records every cell's site at once (the
 sweep's engine records the union of the cells' bindings), and the training split's clean
@@ -25,13 +25,15 @@ of a cell reuses the sweep's training.
 
 from __future__ import annotations
 
-import copy
+import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from causalspec.claims.procedure import AlignmentRun, compute_threads, make_alignment_run
+from causalspec.compile.plan import CheckPlan, compile_check
+from causalspec.run.adapters import CheckUsageError
 from causalspec.score.stats import Proportion, wilson
 
 CONFIRM_OFFSET = 1_000_003
@@ -116,14 +118,9 @@ def cell_alignment(alignment, var: str, binding):
 
 def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
     """Score every cell of the check's `locate` on the check's held-out pairs."""
-    import time
-
-    from causalspec.alignment_run import AlignmentRun, compute_threads
-    from causalspec.checking import alignment_run
-
     start = time.perf_counter()
     loc = check.locate[0]
-    base = alignment_run(ir, check, _with_cells(plan, loc), net, options)  # locates every cell's site up front
+    base = make_alignment_run(ir, check, _with_cells(plan, loc), net, options)  # locates every cell's site up front
     engine = base.engine
     union = base.bindings
     cells = [[Cell(loc.site_labels[i], loc.position_labels[j], b) for j, b in enumerate(row)]
@@ -162,112 +159,48 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
 def _with_cells(plan, loc):
     """A plan whose alignment binds the located variable to every cell (for one clean pass)."""
     alignment = replace(plan.alignment, variables={**plan.alignment.variables, loc.var: tuple(loc.flat)})
-    out = copy.copy(plan)
-    out.alignment = alignment
-    return out
+    return replace(plan, alignment=alignment)
 
 
-def locate_for_check(ir, check, plan, net, options, result):
-    """Sweep, keep the best cell, and return the plan that scores it on fresh pairs."""
-    from causalspec.compile.plan import compile_check
+@dataclass(frozen=True)
+class Located:
+    """What `locate` gives a check: the sweep (`Sweep.to_dict()`, for the report), and — when
+    some cell could be scored — the plan that scores the best cell on fresh pairs, with the
+    note that says so."""
 
+    sweep: dict[str, Any]
+    plan: CheckPlan | None = None
+    note: str = ""
+
+    def confirmation(self, check) -> CheckPlan:
+        """The confirmation plan; a check error when no cell had a kept pair to score."""
+        if self.plan is None:
+            raise CheckUsageError(f"`locate` in check `{check.name}`: no cell has a kept pair to score")
+        return self.plan
+
+
+def locate_for_check(ir, check, plan, net, options) -> Located:
+    """Sweep, keep the best cell, and plan scoring it on fresh pairs (nothing is modified:
+    the spec's IR and the check's plan stay as they were)."""
     found = sweep(ir, check, plan, net, options, options.progress)
     best = found.best
     info = found.to_dict()
-    result.locate = info
     if best is None:
-        raise _no_cell(check)
+        return Located(info)
     seed = int(plan.seed) + CONFIRM_OFFSET  # the confirmation pairs' stream (docs/language.md, "Seeds")
     chosen = cell_alignment(plan.alignment, check.locate[0].var, best.binding)
-    ir2 = copy.copy(ir)
-    ir2.alignments = {**ir.alignments, check.alignment: chosen}
-    confirm = compile_check(ir2, check, options.pairs, seed)
-    confirm.alignment = chosen
+    at_best = replace(ir, alignments={**ir.alignments, check.alignment: chosen})
+    confirm = compile_check(at_best, check, options.pairs, seed)
     # only the pairs are fresh: training split, initialisation and controls keep the check's seed
-    confirm.seed, confirm.seed_source = plan.seed, plan.seed_source
-    info["confirmation_seed"] = seed
-    result.notes.append(f"`locate {found.var}`: best of {sum(len(r) for r in found.cells)} cell(s) is "
-                        f"{best.site}" + (f" @ {best.position}" if best.position != "all" else "") +
-                        f" (mean IIA {best.score:.3f} on the sweep's pairs, seed {found.seed}); the claim below is "
-                        f"scored there on fresh pairs (seed {seed})")
-    return confirm
+    confirm = replace(confirm, alignment=chosen, seed=plan.seed, seed_source=plan.seed_source)
+    note = (f"`locate {found.var}`: best of {sum(len(r) for r in found.cells)} cell(s) is "
+            f"{best.site}" + (f" @ {best.position}" if best.position != "all" else "") +
+            f" (mean IIA {best.score:.3f} on the sweep's pairs, seed {found.seed}); the claim below is "
+            f"scored there on fresh pairs (seed {seed})")
+    return Located({**info, "confirmation_seed": seed}, confirm, note)
 
 
-def _no_cell(check):
-    from causalspec.run.adapters import CheckUsageError
-
-    return CheckUsageError(f"`locate` in check `{check.name}`: no cell has a kept pair to score")
-
-
-# ───────────────────────── outputs ─────────────────────────
-
-HEATMAP_SOFTWARE = "causalspec locate"  # the PNG's tEXt Software chunk: our marker (report/files.py)
-
-
-def heatmap_bytes(found: Sweep) -> bytes:
-    """Layer/site x position heatmap of held-out IIA, best cell outlined, as PNG bytes."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    grid = found.grid()
-    rows, cols = grid.shape
-    base = found.baseline_score
-    # colours start at the no-intervention baseline: a cell that changes nothing scores it, so
-    # every cell at or below it is the darkest colour and 0.7..1.0 spreads over the whole scale
-    low = 0.0 if base is None or base >= 0.999 else base
-    fig, ax = plt.subplots(figsize=(max(5.6, 0.9 * cols + 4.2), max(2.4, 0.42 * rows + 1.5)), dpi=110)
-    try:
-        im = ax.imshow(grid, vmin=low, vmax=1.0, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(cols), found.position_labels, fontsize=8)
-        ax.set_yticks(range(rows), found.site_labels, fontsize=8)
-        ax.set_xlabel("position")
-        ax.set_ylabel("site")
-        for i in range(rows):
-            for j in range(cols):
-                v = grid[i, j]
-                text = "n/a" if np.isnan(v) else f"{v:.2f}" + (" ≤b" if base is not None and v <= base + 1e-9 else "")
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="black" if (not np.isnan(v) and v > low + 0.6 * (1 - low)) else "white")
-        best = found.best
-        if best is not None:
-            i = found.site_labels.index(best.site)
-            j = found.position_labels.index(best.position)
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-        title = f"locate {found.var} : {found.featurizer}"
-        if base is not None:
-            title += f"\nno-intervention baseline {base:.2f} (≤b: a cell at or below it)"
-        ax.set_title(title, fontsize=9)
-        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        bar.set_label("IIA, held-out pairs", fontsize=8)
-        if base is not None:  # the scale starts at the baseline (when below 1): label that end of it
-            ticks = [t for t in bar.get_ticks() if low + 0.05 < t <= 1.0]
-            bar.set_ticks([low, *ticks], labels=[f"{low:.2f} baseline" if low else "0", *[f"{t:.1f}" for t in ticks]])
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", metadata={"Software": HEATMAP_SOFTWARE})
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
-
-
-def heatmap_png(found: Sweep, path) -> Path:
-    """The heatmap written to `path` atomically; an existing file is replaced only if it is
-    an output of ours (`report.files`), else `OverwriteRefused`."""
-    from causalspec.report.files import atomic_write_bytes
-
-    return atomic_write_bytes(path, heatmap_bytes(found))
-
-
-def heatmap_base64(found: Sweep) -> str:
-    import base64
-
-    return base64.b64encode(heatmap_bytes(found)).decode("ascii")
-
+# ───────────────────────── from JSON ─────────────────────────
 
 def sweep_from_dict(d: dict) -> Sweep:
     """A Sweep rebuilt from `Sweep.to_dict()` (for reports made from JSON)."""
@@ -290,4 +223,5 @@ def _proportion(v: dict) -> Proportion:
                       v["upper95"] if v["upper95"] is not None else float("nan"))
 
 
-__all__ = ["CONFIRM_OFFSET", "Sweep", "cell_alignment", "heatmap_png", "locate_for_check", "sweep", "wilson"]
+__all__ = ["CONFIRM_OFFSET", "Located", "Sweep", "cell_alignment", "locate_for_check", "sweep", "sweep_from_dict",
+           "wilson"]

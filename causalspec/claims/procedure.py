@@ -5,38 +5,45 @@ controls evaluate *the same procedure* elsewhere — on a randomly re-initialise
 network (`random_init`), with random subspaces of the same sizes (`random_subspace`), on the
 training pairs of a learned featurizer (`heldout`), with the whole component patched
 instead of the subspace (the illusion check). Putting the procedure in one object is what
-makes "the same procedure" literally true. `causalspec.checking` turns the numbers into a
+makes "the same procedure" literally true. `claims.alignment` turns the numbers into a
 verdict; this module only computes them, and never reruns a forward pass it already has.
+`make_alignment_run` builds the engine and the run for a plan; the check, its `locate`
+sweep and its `random_init` control all build theirs with it.
 
 Learned featurizers (`das`, `boundless`) are trained on a split of pairs disjoint from the
-check's (`compile.training`), saved as safetensors artifacts keyed by a content hash of
-everything that determines them (the model, network and alignment declarations, the
-network's weights and hook files, the interchange sets, seed, training settings and the
-training algorithm's version), and reused when that hash is unchanged.
+check's (`compile.training`), saved as safetensors artifacts keyed by a content hash
+(`claims.artifacts`) and reused when that hash is unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from causalspec.compile.plan import CheckPlan, ClaimPlan
-from causalspec.run.adapters import CheckUsageError
-from causalspec.run.engine import FULL, CleanCache, Engine
+from causalspec.claims.artifacts import ARTIFACT_DIR, artifact_key
+from causalspec.claims.common import CheckOptions
+from causalspec.claims.networks import engine_choice
+from causalspec.compile.plan import CheckPlan, ClaimPlan, label_of, pool_size
+from causalspec.compile.training import training_plan
+from causalspec.report.files import OutputError
+from causalspec.run.adapters import CheckUsageError, TorchAdapter
+from causalspec.run.engine import FULL, CleanCache, Engine, address_of
+from causalspec.run.families import resolve_family
+from causalspec.run.hf_adapter import HFAdapter
+from causalspec.run.loading import LoadedNetwork
+from causalspec.run.nnsight_backend import NNsightEngine
+from causalspec.run.train import TrainClaim, TrainConfig, decimate, learned_groups, load_artifact, save_artifact, train
 from causalspec.score.iia import nonfinite_counts, score_claim
 from causalspec.score.results import ClaimResult
 from causalspec.score.stats import Proportion, wilson
+from causalspec.semantics.analyse import SpecIR
 from causalspec.semantics.pairs import row_ids
-
-ARTIFACT_DIR = ".causalspec/artifacts"  # relative to the spec file's folder, unless options say otherwise
 
 
 @dataclass
@@ -113,8 +120,6 @@ class SplitSize:
 
 def split_size(claims: list, sampled_inputs: int, overlap: int = 0) -> SplitSize:
     """Distinct inputs and pairs of the TrainClaims a featurizer is trained on."""
-    from causalspec.compile.plan import label_of
-
     inputs: set = set()
     distinct: dict[str, int] = {}
     pairs = 0
@@ -225,9 +230,6 @@ class AlignmentRun:
         one training split and its clean pass: pass the same dict to each, with the union of
         their bindings under "bindings".
         """
-        from causalspec.compile.training import training_plan
-        from causalspec.run.train import TrainClaim, TrainConfig, learned_groups, load_artifact, save_artifact, train
-
         variables = {v for c in self.plan.claims for g in c.groups for v in g}
         groups = learned_groups(self.alignment, sorted(variables))
         if not groups:
@@ -283,8 +285,6 @@ class AlignmentRun:
             self.engine.forward_passes["training steps"] = (self.engine.forward_passes.get("training steps", 0)
                                                             + int(trained.info.get("steps", 0))
                                                             + int(trained.info.get("restart_steps", 0)))
-            from causalspec.report.files import OutputError
-
             try:
                 save_artifact(path, trained, key)
             except OutputError as exc:  # a check error naming the file, not the end of the run
@@ -293,8 +293,6 @@ class AlignmentRun:
         return self.fitted
 
     def _split_error(self, split: SplitSize, check, drawn: SplitSize) -> str:
-        from causalspec.compile.plan import pool_size
-
         name = getattr(check, "name", "?")
         if not drawn.problem():  # the draw was large enough: the correctness filter left too little
             return (f"check `{name}`: the training split of its learned featurizer keeps {split.problem()} "
@@ -332,8 +330,6 @@ class AlignmentRun:
         return out
 
     def training_report(self) -> dict[str, Any]:
-        from causalspec.run.train import decimate
-
         f = self.fitted
         info = f.trained.info
         return {"variant": self.label or "network", "groups": info.get("groups", []), "steps": info.get("steps"),
@@ -431,60 +427,6 @@ def compute_threads(module: torch.nn.Module):
             torch.set_num_threads(before)
 
 
-# ───────────────────────── artifact keys ─────────────────────────
-
-_WEIGHT_HASHES: dict[int, tuple[Any, str]] = {}
-
-
-def weights_hash(module: torch.nn.Module) -> str:
-    """sha256 over the module's state dict (names, shapes, dtypes, bytes); cached per module."""
-    cached = _WEIGHT_HASHES.get(id(module))
-    if cached is not None and cached[0] is module:
-        return cached[1]
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    digest = h.hexdigest()
-    _WEIGHT_HASHES[id(module)] = (module, digest)
-    return digest
-
-
-def _file_hash(path) -> str:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return "missing"
-
-
-def artifact_key(ir, check, alignment, net, plan: CheckPlan, config, variant: str) -> str:
-    """Content hash of everything that determines the trained featurizers."""
-    model_ast = getattr(plan.model, "ast", None)
-    net_ir = plan.network
-    hooks = {}
-    for what in ("builder", "encode", "decode"):
-        ref = getattr(net_ir, what, None)
-        if ref is not None:
-            hooks[what] = [ref.ref, _file_hash(ref.path)]
-    bindings = {v: [repr(b) for b in bs] for v, bs in sorted(alignment.variables.items())}
-    doc = {
-        "model": repr(model_ast) if model_ast is not None else repr(sorted(plan.model.variables)),
-        "network": [net_ir.backend, net_ir.source, repr(getattr(net_ir, "encoding", None)), hooks],
-        "alignment": [bindings, alignment.output, alignment.decoder],
-        "interchange": [c.groups for c in plan.claims],
-        # the held-out inputs: training excludes exactly these, so another pool means another split
-        "heldout": hashlib.sha256(json.dumps(sorted(map(list, zip(*[plan.model.domain(k).codes(plan.pool[k]).tolist()
-                                                                    for k in plan.model.inputs])))).encode()).hexdigest(),
-        "pairs": [int(check.pairs), int(plan.seed), check.pool, getattr(check, "train", None)],
-        "weights": weights_hash(net.module),
-        "config": config.key(),
-        "variant": variant,
-        "algorithm": __import__("causalspec.run.train", fromlist=["ALGORITHM_VERSION"]).ALGORITHM_VERSION,
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
-
-
 # ───────────────────────── random re-initialisation ─────────────────────────
 
 def random_copy(net, seed: int):
@@ -495,8 +437,6 @@ def random_copy(net, seed: int):
     standard deviation (biases and constant vectors keep their values: they carry no learned
     structure to speak of). The original network is untouched.
     """
-    from dataclasses import replace
-
     module = copy.deepcopy(net.module)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(int(seed))
@@ -517,3 +457,58 @@ def random_copy(net, seed: int):
                 p.normal_(0.0, std)
     module.eval()
     return replace(net, module=module, source=f"random re-initialisation (seed {seed}) of {net.source}")
+
+
+# ───────────────────────── building a run ─────────────────────────
+
+def make_alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, options: CheckOptions, *,
+                       keep_filter: bool = True, label: str = "") -> AlignmentRun:
+    """The engine and `AlignmentRun` of `plan` on `net` (sites are located before any forward pass)."""
+    adapter = _adapter(net, plan)
+    family = resolve_family(net.module)
+    for b in plan.bindings():  # fail before any forward pass when the architecture cannot serve a site
+        family.locate(net.module, address_of(b.site))
+    batch, base_dir = options.batch or check.batch, Path(ir.file).resolve().parent
+    backend, remote = engine_choice(ir.networks[plan.network.name], options, base_dir)
+    if backend == "nnsight":
+        if remote is not None and plan.alignment.learned:
+            raise CheckUsageError("learned featurizers (das, boundless) train on local activations; a remote "
+                                  "check cannot train them — train with the torch backend and check the saved "
+                                  "basis (`: basis(file=\"file.safetensors\")`)")
+        engine = NNsightEngine(adapter, net.module, family, batch, base_dir, remote=remote)
+    else:
+        engine = Engine(adapter, net.module, family, batch, base_dir)
+    # the engine's settings, as attributes: the engine's own options object (run/) replaces this
+    engine.incremental = options.incremental and engine.incremental
+    engine.activations = options.activations
+    return AlignmentRun(plan, engine, keep_filter=keep_filter, label=label)
+
+
+def _adapter(net: LoadedNetwork, plan: CheckPlan):
+    if net.backend == "torch":
+        return TorchAdapter(net, plan.model, plan.output)
+    return HFAdapter(net, plan.network, plan.model, plan.output)
+
+
+def describer(model, domain, cr: ClaimRun) -> Callable[[int, int], dict]:
+    """`describe(i, predicted)`: a counterexample record of pair i of a claim run."""
+    pairs, expected, base_label = cr.plan.pairs, cr.expected, cr.base_label
+
+    def describe(i: int, predicted: int) -> dict:
+        return {
+            "base": _row(model, pairs.base, i),
+            "sources": [_row(model, s, i) for s in pairs.sources],
+            "expected": _value(domain, expected[i]),
+            "predicted": _value(domain, predicted),
+            "base_output": _value(domain, base_label[i]),
+        }
+
+    return describe
+
+
+def _row(model, inputs: dict, i: int) -> dict:
+    return {k: model.domain(k).decode(inputs[k][i:i + 1])[0] for k in model.inputs}
+
+
+def _value(domain, code: int):
+    return domain.values[code] if 0 <= code < domain.size else None

@@ -1,0 +1,234 @@
+"""Run an alignment check: compile → load network → (locate) → engine → score → stress → verdict.
+
+Why the check is assembled here and nowhere else: each stage returns what it found — the
+`locate` sweep (`claims.locate.Located`), the scored interchange sets, the stress tests'
+warnings, training reports and controls (`claims.stress`), the verdict of the `expect`
+conditions (`Verdict`) — and `run_alignment_check` builds the `CheckResult` once from
+them. A check that fails part-way keeps what finished before the failure (the JSON report
+of an errored check shows its sweep, its load notes, its scored sets), and the ladder of
+`claims.common.check_failure` names the cause.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from causalspec.claims.common import (CheckOptions, Verdict, check_failure, compare, condition_text, fmt,
+                                     reproduce_command)
+from causalspec.claims.locate import locate_for_check
+from causalspec.claims.networks import NetworkCache
+from causalspec.claims.procedure import AlignmentRun, compute_threads, describer, make_alignment_run
+from causalspec.claims.stress import stress_test
+from causalspec.compile.plan import CheckPlan, compile_check
+from causalspec.compile.seeds import effective_seed
+from causalspec.run.loading import LoadedNetwork
+from causalspec.score.keep_rate import low_keep_rate_hint
+from causalspec.score.results import (CONTROL_STATISTIC, ERROR, FAILED, PASSED, CheckResult, ClaimResult,
+                                      ConditionResult, ControlResult)
+from causalspec.semantics.analyse import SpecIR
+
+
+@dataclass
+class _Found:
+    """What the stages of one check have returned so far (the CheckResult is built from it
+    once, at the end, whether the check finished or failed part-way)."""
+
+    notes: list[str] = field(default_factory=list)
+    locate: dict[str, Any] | None = None
+    pool: int = 0
+    unique_inputs: int = 0
+    claims: list[ClaimResult] = field(default_factory=list)
+    aaa: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    training: list[dict[str, Any]] = field(default_factory=list)
+    controls: list[ControlResult] = field(default_factory=list)
+    forward_passes: dict[str, int] = field(default_factory=dict)
+
+    def add_notes(self, notes) -> None:
+        for n in notes:  # each note once, in order of arrival
+            if n not in self.notes:
+                self.notes.append(n)
+
+
+def run_alignment_check(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache) -> CheckResult:
+    """The verdict of one alignment check (`check` blocks): an error or a skip names its cause."""
+    start = time.perf_counter()
+    alignment = ir.alignments[check.alignment]
+    seed = effective_seed(options.seed, check.seed, getattr(check, "seed_given", True), options.seed_flag)
+    pairs = int(options.pairs if options.pairs is not None else check.pairs)
+    found = _Found()
+    try:
+        verdict = _run(ir, check, options, networks, found)
+    except (SystemExit, Exception) as exc:  # noqa: BLE001 - classified by the one ladder (ours: re-raised)
+        verdict = Verdict(*check_failure(exc))
+    return CheckResult(
+        check.name, alignment.name, alignment.model, alignment.network, verdict.status, verdict.reason,
+        claims=found.claims, conditions=verdict.conditions, aaa=found.aaa, seed=seed.value, seed_source=seed.source,
+        pairs=pairs, pool=found.pool, unique_inputs=found.unique_inputs, forward_passes=found.forward_passes,
+        seconds=time.perf_counter() - start, file=ir.file, line=check.span.line,
+        reproduce=reproduce_command(ir.file, check.name, pairs, seed.value), notes=found.notes,
+        warnings=found.warnings, training=found.training, controls=found.controls, locate=found.locate)
+
+
+def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found) -> Verdict:
+    plan = compile_check(ir, check, options.pairs, options.seed)
+    net = networks.get(ir, plan.network.name, options)
+    found.notes.extend(net.extra.get("load_notes", ()))  # e.g. parameters transformers initialised randomly
+    if getattr(check, "locate", ()):  # sweep the cells, keep the best, re-plan on fresh pairs
+        located = locate_for_check(ir, check, plan, net, options)
+        found.locate = located.sweep
+        plan = located.confirmation(check)
+        found.notes.append(located.note)
+    run = make_alignment_run(ir, check, plan, net, options)
+    found.pool = len(next(iter(plan.pool.values())))
+    found.unique_inputs = run.n_unique
+    with compute_threads(net.module), run.engine:  # the engine closes its activation stores afterwards
+        return _score(ir, check, plan, net, run, options, found)
+
+
+def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run: AlignmentRun, options: CheckOptions,
+           found: _Found) -> Verdict:
+    engine = run.engine
+    model, domain = plan.model, run.domain
+    progress = options.progress
+    total_pairs = sum(c.pairs.n for c in plan.claims)
+    advance = progress("forward passes", run.n_unique + total_pairs) if progress else None
+    run.clean(advance)
+    if run.alignment.learned:  # train (or reuse) das / boundless subspaces on a disjoint split
+        run.fit(ir, check, net, artifacts=options.artifacts, retrain=options.retrain, progress=progress)
+
+    runs = []
+    for claim in plan.claims:
+        cr = run.claim_run(claim)
+        cr.patched = run.patch(cr, advance=advance)
+        runs.append(cr)
+        found.claims.append(run.score(cr, cr.patched, describe=describer(model, domain, cr)))
+    hint = low_keep_rate_hint(run, found.claims)
+    if hint:
+        found.warnings.append(hint)
+    subsets = [c for c in found.claims if c.kind == "subset"]
+    if subsets:
+        found.aaa = float(np.mean([c.iia.estimate for c in subsets if c.iia.trials] or [np.nan]))
+    # training report, diagnostics, illusion check, controls: each kept as it finishes
+    for finding in stress_test(ir, check, plan, net, run, runs, found.claims, options):
+        if isinstance(finding, str):
+            found.warnings.append(finding)
+        elif isinstance(finding, dict):
+            found.training.append(finding)
+        else:
+            found.controls.append(finding)
+    found.forward_passes = dict(engine.forward_passes)
+    found.add_notes(engine.run_notes())
+    return evaluate_conditions(check, found.claims, found.controls, plan.alignment.network)
+
+
+# ───────────────────────── verdicts ─────────────────────────
+
+def evaluate_conditions(check, claims: list[ClaimResult], controls: list[ControlResult], network: str) -> Verdict:
+    """Judge every `expect` condition; then apply the guards that make a pass earned."""
+    declared = [c for c in claims if c.kind == "declared"]
+    subsets = [c for c in claims if c.kind == "subset"]
+    problems = []
+    for claim in declared + subsets:
+        if claim.kept == 0:
+            problems.append(f"{claim.label}: no pair kept — the network is wrong on every base or source "
+                            f"({claim.sampled} sampled)")
+        elif claim.changed == 0:
+            problems.append(f"{claim.label}: the interchange changes the expected output on none of the "
+                            f"{claim.kept} kept pairs, so these pairs cannot test it")
+        elif claim.moved == 0:
+            problems.append(f"{claim.label}: the intervention changed the network's output on none of the "
+                            f"{claim.kept} kept pairs (effect-size guard)")
+    conditions = [_condition(cond, declared, subsets, controls) for cond in check.conditions]
+    failed_conditions = [c for c in conditions if not c.passed]
+    broken = nonfinite_problem(declared + subsets, network)
+    if broken:
+        return Verdict(ERROR, broken, conditions)
+    if problems:
+        return Verdict(FAILED, "; ".join(problems), conditions)
+    if failed_conditions:
+        return Verdict(FAILED, "; ".join(f"{c.text}: got {fmt(c.value)}" + (f" ({c.detail})" if c.detail else "")
+                                         for c in failed_conditions), conditions)
+    if not conditions:
+        return Verdict(FAILED, "the check has no expectation to judge", conditions)
+    return Verdict(PASSED, "", conditions)
+
+
+def _condition(cond, declared: list[ClaimResult], subsets: list[ClaimResult],
+               controls: list[ControlResult]) -> ConditionResult:
+    """One `expect` condition judged against the scored sets (or a control)."""
+    stat = cond.statistic
+    pick = (lambda p: p.lower) if stat == "lower95" else (lambda p: p.estimate)
+
+    def result(value, ok, detail) -> ConditionResult:
+        return ConditionResult(condition_text(cond), cond.metric, stat, cond.aggregation, cond.op, cond.threshold,
+                               value, bool(ok), detail)
+
+    if cond.metric == "iia":
+        values = [pick(c.iia) for c in declared if c.iia.trials]
+        if not values:
+            return ConditionResult(condition_text(cond), "iia", stat, cond.aggregation, cond.op, cond.threshold,
+                                   None, False, "no kept pairs to score")
+        if cond.aggregation == "mean":
+            value = float(np.mean(values))
+            return result(value, compare(value, cond.op, cond.threshold),
+                          f"mean over {len(values)} interchange set(s)")
+        oks = [compare(v, cond.op, cond.threshold) for v in values]
+        ok = all(oks) and len(values) == len(declared)
+        value = float(min(values) if cond.op in (">=", ">") else max(values))
+        failing = [c.label for c, o in zip(declared, oks) if not o]
+        return result(value, ok, "every interchange set" if ok else f"fails for {', '.join(failing)}")
+    if cond.metric == "aaa":
+        values = [pick(c.iia) for c in subsets if c.iia.trials]
+        value = float(np.mean(values)) if values else None
+        ok = value is not None and compare(value, cond.op, cond.threshold)
+        return result(value, ok, f"mean IIA over {len(subsets)} non-empty subset(s) of the aligned variables")
+    if cond.metric == "control":
+        return result(*_control_condition(cond, controls))
+    return ConditionResult(condition_text(cond), cond.metric, stat, cond.aggregation, cond.op, cond.threshold, None,
+                           False, f"unknown metric `{cond.metric}`")
+
+
+def nonfinite_problem(claims, network: str) -> str:
+    """The error of a check whose network gave NaN or inf outputs on any pair (clean or patched),
+    or "" when every output was finite. Such a claim cannot pass: its pairs were dropped or
+    scored as wrong, and the rest may look fine (a network NaN on a third of its inputs
+    would otherwise pass `iia >= 0.75`)."""
+    parts = []
+    for c in claims:
+        if c.nonfinite:
+            kinds = " and ".join(f"{kind} on {count}" for kind, count in c.nonfinite.items())
+            parts.append(f"{c.label}: {sum(c.nonfinite.values())} of {c.sampled} pairs ({kinds})")
+    if not parts:
+        return ""
+    return (f"network `{network}` gave non-finite outputs (NaN/inf) on clean or patched runs — "
+            + "; ".join(parts) + "; a claim on non-finite outputs cannot be judged: fix the network (or its dtype)")
+
+
+def _control_condition(cond, controls: list[ControlResult]) -> tuple[float | None, bool, str]:
+    """`control(NAME) <= t`: every declared set's control value (each), or their mean, bounded.
+
+    A control of random draws has one value per set: the mean of its draws
+    (score.results.CONTROL_STATISTIC); the detail says how many draws it is the mean of.
+    """
+    control = next((c for c in controls if c.name == cond.arg), None)
+    if control is None:
+        return None, False, f"control `{cond.arg}` did not run"
+    if not control.applicable:
+        return None, False, f"control `{cond.arg}` does not apply: {control.detail}"
+    values = [v for v in control.values if v is not None]
+    if not values:
+        return None, False, f"control `{cond.arg}` has no scored pairs"
+    of = f"{CONTROL_STATISTIC} of {control.n_draws} draw(s) per set; " if control.n_draws else ""
+    if cond.aggregation == "mean":
+        value = float(np.mean(values))
+        return value, compare(value, cond.op, cond.threshold), f"{of}mean over {len(values)} interchange set(s)"
+    oks = [v is not None and compare(v, cond.op, cond.threshold) for v in control.values]
+    value = float(max(values) if cond.op in ("<=", "<") else min(values))
+    failing = [lab for lab, o in zip(control.labels, oks) if not o]
+    ok = all(oks)
+    return value, ok, of + ("every interchange set" if ok else f"fails for {', '.join(failing)}")

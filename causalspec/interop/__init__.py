@@ -1,0 +1,1 @@
+"""Other tools' file formats: circuit graphs (MIB / EAP-IG JSON) now; others later."""
