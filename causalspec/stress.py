@@ -7,7 +7,7 @@ predictions) and adds only the forward passes it needs:
 * training report — for learned featurizers: the loss curve, where training stopped, the
   artifact, and the IIA on the training pairs (which the `heldout` control compares);
 * diagnostics — IIA per bucket of high-level values, worst buckets, a suggestion
-  (`score.diagnostics`); no forward pass;
+  (`score.buckets`); no forward pass;
 * illusion check — for subspace featurizers: the whole component patched on the same pairs
   (reported beside the claim), and the patch restricted to write inside the span of the
   site's clean activations (`score.illusion`; one more pass, only when the subspace leaves
@@ -24,7 +24,7 @@ predictions) and adds only the forward passes it needs:
 from __future__ import annotations
 
 from causalspec.alignment_run import counted_as
-from causalspec.score.diagnostics import buckets, full_patch_summary
+from causalspec.score.buckets import buckets, full_patch_summary
 from causalspec.score.illusion import (LEAK_TOL, clean_span, illusion_summary, illusion_warning, project,
                                       sample_limited)
 from causalspec.score.results import CONTROL_STATISTIC, ControlResult
