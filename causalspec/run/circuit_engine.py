@@ -39,7 +39,8 @@ from torch import Tensor
 
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, MLP, Arch, Member, Node, ResolvedCircuit)
 from causalspec.run.adapters import Batch, CheckUsageError
-from causalspec.run.sites import ModuleAccess, SiteAddress, SliceAccess
+from causalspec.run.sites import ModuleAccess, SliceAccess
+from causalspec.semantics.site_kinds import SiteAddress
 
 MetricFn = Callable[[Tensor, Batch, np.ndarray], np.ndarray]  # (logits, batch, row indices) -> [batch]
 

@@ -21,18 +21,18 @@ import torch
 
 from causalspec.run.activation_store import as_store, fmt_bytes, open_store
 from causalspec.run.adapters import Adapter, CheckUsageError
-from causalspec.run.sites import Intervention, SiteAddress, patch, record
+from causalspec.run.hooks import patch, record
+from causalspec.run.sites import Intervention
+from causalspec.semantics.site_kinds import SiteAddress
 from causalspec.semantics import featurizers as F
 
 ProgressFn = Callable[[int], None]
 FULL = "full"  # a `bases` entry of `run_patched`: patch the whole activation (the illusion check)
 
 
-def address_of(site) -> SiteAddress:
-    """Semantic `SiteSpec` -> the runtime's `SiteAddress`."""
-    if site.kind == "module":
-        return SiteAddress("module", module_path=site.module_path, module_io=site.module_io)
-    return SiteAddress(site.kind, layer=site.layer, head=site.head)
+def address_of(site: SiteAddress) -> SiteAddress:
+    """A binding's site (a semantic `SiteSpec`, with its span) as the runtime's `SiteAddress`."""
+    return site.address
 
 
 def binding_text(var: str, binding) -> str:

@@ -46,7 +46,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from causalspec.run.sites import Intervention, SiteAddress, SiteShapeError, patch, record
+from causalspec.run.hooks import patch, record
+from causalspec.run.sites import Intervention, SiteShapeError
+from causalspec.semantics.site_kinds import SiteAddress
 
 # site kinds whose tensors are per-token [batch, seq, width] inside the blocks or at the head
 INCREMENTAL_KINDS = frozenset({"embed", "resid.pre", "resid.mid", "resid.post", "attn.out", "mlp.out",

@@ -285,7 +285,7 @@ def test_the_runner_needs_nothing_but_torch():
 @pytest.mark.parametrize("kind", ["gpt2", "neox", "llama"])
 def test_the_module_tree_order_is_the_forward_order_of_every_site(kind, tmp_path):
     """A remote model has no weights to measure the order with; the tree's order must match."""
-    from causalspec.run.sites import SiteAddress
+    from causalspec.semantics.site_kinds import SiteAddress
 
     model = build_tiny_model(kind, 60, tmp_path, seed=0)
     engine = NNsightEngine.__new__(NNsightEngine)

@@ -17,7 +17,9 @@ from causalspec.run import nnsight_runner
 from causalspec.run.adapters import (Batch, TorchAdapter, check_encoded, decoded_values, nonfinite_codes,
                                      raised_by_causalspec)
 from causalspec.run.loading import LoadedNetwork, UserCodeError, call_user
-from causalspec.run.sites import Intervention, SiteAddress, SiteCallError, patch, record
+from causalspec.run.hooks import patch, record
+from causalspec.run.sites import Intervention, SiteCallError
+from causalspec.semantics.site_kinds import SiteAddress
 from causalspec.score.iia import NONFINITE_KINDS, nonfinite_counts
 from causalspec.testing.specs import only_model
 
