@@ -23,15 +23,15 @@ mean once over the reference prompts (per token position), the resampled activat
 per evaluated batch (one reference forward, shared by every variant of that batch).
 After that, each variant costs exactly one forward pass per batch.
 
-Only this module and `run.sites` touch torch hooks.
+Hooks are installed through the site accesses of `run.sites` (as `run.hooks` does for the
+alignment engine), with this module's own edits: path patching needs several per site.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from torch import Tensor
 
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, MLP, Arch, Member, Node, ResolvedCircuit)
 from causalspec.run.adapters import Batch, CheckUsageError
+from causalspec.run.hooks import installed
 from causalspec.run.sites import ModuleAccess, SliceAccess
 from causalspec.semantics.site_kinds import SiteAddress
 
@@ -196,7 +197,7 @@ class CircuitEngine:
             installers.append(lambda L=L: self.z_access[L].install_read(lambda x, L=L: z.__setitem__(L, x.detach())))
             installers.append(lambda L=L: self.mlp_access[L].install_read(
                 lambda x, L=L: mlp.__setitem__(L, x.detach())))
-        with torch.no_grad(), _installed(installers):
+        with torch.no_grad(), installed(installers):
             (adapter or self.adapter).forward(batch)
         return z, mlp, embed[-1]
 
@@ -248,7 +249,7 @@ class CircuitEngine:
             abl = ablation.for_batch(self, batch, idx)
             positions: dict = {}
             for v in variants:
-                with torch.no_grad(), _installed(self._installers(v, batch, abl, universe, positions)):
+                with torch.no_grad(), installed(self._installers(v, batch, abl, universe, positions)):
                     logits = self.adapter.forward(batch)
                 counter = v.key if v.key in ("clean", "ablated", "circuit") else "knockout"
                 self.forward_passes[counter] += 1
@@ -494,19 +495,6 @@ def _grow(t: Tensor | None, rows: int, width: int | None = None) -> Tensor:
         return t
     pad = torch.zeros((rows - t.shape[0], *t.shape[1:]), dtype=t.dtype)
     return torch.cat([t, pad])
-
-
-@contextlib.contextmanager
-def _installed(installers: Sequence[Callable[[], list]]) -> Iterator[None]:
-    """Install hooks; remove exactly those handles on exit, exception or not."""
-    handles: list = []
-    try:
-        for install in installers:
-            handles.extend(install())
-        yield
-    finally:
-        for handle in reversed(handles):
-            handle.remove()
 
 
 def resample_mapping(eval_lengths: np.ndarray, ref_lengths: np.ndarray, seed: int,

@@ -5,7 +5,11 @@ they are recorded once in the clean pass (which the correctness filter needs any
 reused for every pair and every interchange set that names that input. Patched runs
 feed the base input and overwrite the aligned sites, at the base's positions, with the
 cached source values — several variables from several sources in one run.
-Only this module (and `run.sites`) touches torch hooks.
+The engine installs no hook itself: it asks `run.hooks` (`record`, `patch`) to read and write
+sites through the accesses of `run.sites`. Other modules install hooks of their own where
+plain record/patch do not fit: `run.incremental` (cached keys/values), `run.train` (trainable
+featurizers), `run.circuit_engine` (path patching), `run.nnsight_backend` (the module order)
+and the adapters (token-id checks at the embeddings).
 """
 
 from __future__ import annotations

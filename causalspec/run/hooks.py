@@ -31,7 +31,7 @@ def _family(model: nn.Module, family: Family | None) -> Family:
 
 
 @contextlib.contextmanager
-def _installed(installers: Sequence[Callable[[], list[RemovableHandle]]]) -> Iterator[None]:
+def installed(installers: Sequence[Callable[[], list[RemovableHandle]]]) -> Iterator[None]:
     """Install hooks; remove exactly those handles on exit, exception or not."""
     handles: list[RemovableHandle] = []
     try:
@@ -126,7 +126,7 @@ def record(
     counts = _CallCounts()
     installers = [lambda: counts.install(model)]
     installers += [lambda k=k, a=a: a.install_read(counts.counted(k, sink_for(a.site))) for k, a in enumerate(accesses)]
-    with _installed(installers):
+    with installed(installers):
         yield captured
     counts.check(model, accesses, must_run=True)
 
@@ -150,9 +150,9 @@ def patch(model: nn.Module, family: Family | None, interventions: Sequence[Inter
     installers = [lambda: counts.install(model)]
     installers += [lambda k=k, a=a, iv=iv: a.install_write(counts.counted(k, make_edit(iv)))
                    for k, (iv, a) in enumerate(zip(interventions, accesses))]
-    with _installed(installers):
+    with installed(installers):
         yield
     counts.check(model, accesses, must_run=False)
 
 
-__all__ = ["patch", "record"]
+__all__ = ["installed", "patch", "record"]

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from causalspec.run import nnsight_runner as runner
+from causalspec.run import patching
 from causalspec.run.activation_store import MemoryActivations
 from causalspec.run.adapters import CheckUsageError
 from causalspec.run.engine import FULL, CleanCache, Engine, address_of
@@ -199,7 +200,10 @@ class NNsightEngine(Engine):
         if self.remote is not None:
             import nnsight
 
-            nnsight.register(runner)  # ship the runner's source by value: NDIF has no causalspec
+            # ship the runner and the arithmetic it shares with the torch engine by value: NDIF
+            # has no causalspec (both modules import only torch, and the runner `run.patching`)
+            nnsight.register(patching)
+            nnsight.register(runner)
         try:
             result = runner.run(self.traced, shipped, remote=self.remote or False)
         except CheckUsageError:

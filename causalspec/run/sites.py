@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from causalspec.run.nnsight_runner import main_tensor, mix, patch_positions, replace_main
+from causalspec.run.patching import main_tensor, mix, patch_positions, replace_main
 from causalspec.semantics.site_kinds import SiteAddress
 
 ModuleIO = Literal["input", "output"]
@@ -180,7 +180,7 @@ def _split_input(
 
 
 def _output_tensor(site: SiteAddress, out: Any) -> Tensor:
-    """The main tensor of a module's output (`nnsight_runner.main_tensor`), or a SiteShapeError."""
+    """The main tensor of a module's output (`run.patching.main_tensor`), or a SiteShapeError."""
     x = main_tensor(out)
     if x is None:
         raise SiteShapeError(f"{site}: module output of type {type(out).__name__} has no primary tensor")
