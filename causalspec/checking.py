@@ -295,7 +295,8 @@ def alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, option
                   keep_filter: bool = True, label: str = ""):
     """The engine and `AlignmentRun` of `plan` on `net` (sites are located before any forward pass)."""
     from causalspec.alignment_run import AlignmentRun
-    from causalspec.run.engine import Engine, address_of
+    from causalspec.run.backends import backend_for
+    from causalspec.run.engine import EngineOptions, address_of
     from causalspec.run.families import resolve_family
 
     adapter = _adapter(net, plan)
@@ -303,19 +304,13 @@ def alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, option
     for b in plan.bindings():  # fail before any forward pass when the architecture cannot serve a site
         family.locate(net.module, address_of(b.site))
     batch, base_dir = options.batch or check.batch, Path(ir.file).resolve().parent
-    backend, remote = engine_choice(ir.networks[plan.network.name], options, base_dir)
-    if backend == "nnsight":
-        from causalspec.run.nnsight_backend import NNsightEngine
-
-        if remote is not None and plan.alignment.learned:
-            raise CheckUsageError("learned featurizers (das, boundless) train on local activations; a remote "
-                                  "check cannot train them — train with the torch backend and check the saved "
-                                  "basis (`: basis(file=\"file.safetensors\")`)")
-        engine = NNsightEngine(adapter, net.module, family, batch, base_dir, remote=remote)
-    else:
-        engine = Engine(adapter, net.module, family, batch, base_dir)
-    engine.incremental = options.incremental and engine.incremental
-    engine.activations = options.activations
+    backend = backend_for(*engine_choice(ir.networks[plan.network.name], options, base_dir))
+    if getattr(backend, "remote", None) is not None and plan.alignment.learned:
+        raise CheckUsageError("learned featurizers (das, boundless) train on local activations; a remote "
+                              "check cannot train them — train with the torch backend and check the saved "
+                              "basis (`: basis(file=\"file.safetensors\")`)")
+    engine = backend.engine(adapter, net.module, family, EngineOptions(
+        batch_size=batch, base_dir=base_dir, incremental=options.incremental, activations=options.activations))
     return AlignmentRun(plan, engine, keep_filter=keep_filter, label=label)
 
 

@@ -27,7 +27,7 @@ from causalspec.cli import main  # noqa: E402
 from causalspec.compile.plan import compile_check  # noqa: E402
 from causalspec.run import nnsight_runner, patching  # noqa: E402
 from causalspec.run.adapters import CheckUsageError  # noqa: E402
-from causalspec.run.engine import Engine  # noqa: E402
+from causalspec.run.engine import Engine, EngineOptions  # noqa: E402
 from causalspec.run.families import resolve_family  # noqa: E402
 from causalspec.run.hf_adapter import HFAdapter  # noqa: E402
 from causalspec.run.loading import load_hf_network  # noqa: E402
@@ -216,7 +216,7 @@ def test_the_model_key_names_the_hub_id_and_the_task(model_dir, tmp_path, monkey
     net = load_hf_network("net", str(model_dir), tmp_path, None, "cpu", None, weights=False)
     net.module.config._name_or_path = "openai-community/gpt2"
     engine = NNsightEngine(HFAdapter(net, plan.network, plan.model, plan.output), net.module,
-                           resolve_family(net.module), 8, remote=True)
+                           resolve_family(net.module), EngineOptions(batch_size=8), remote=True)
     key = engine.traced.to_model_key()
     assert key.startswith("nnsight.modeling.transformers.TransformersModel:")
     assert '"repo_id": "openai-community/gpt2"' in key and '"task": "text-generation"' in key
