@@ -262,10 +262,8 @@ class AlignmentRun:
         if split.problem():
             before = split_size(drawn, split.sampled_inputs, tplan.overlap)
             raise CheckUsageError(self._split_error(split, check, before))
-        config = TrainConfig(seed=int(self.plan.seed))  # the effective seed: --seed and `seed` train alike
-        steps = getattr(check, "steps", None)
-        if steps:
-            config.steps = int(steps)
+        steps = getattr(check, "steps", None)  # the effective seed: --seed and `seed` train alike
+        config = TrainConfig(seed=int(self.plan.seed), steps=int(steps) if steps else TrainConfig.steps)
         key = artifact_key(ir, check, self.alignment, net, self.plan, config, variant)
         folder = Path(artifacts) if artifacts else Path(ir.file).resolve().parent / ARTIFACT_DIR
         path = folder / f"{key[:32]}.safetensors"

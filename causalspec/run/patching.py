@@ -43,12 +43,13 @@ def mix(current: torch.Tensor, source: torch.Tensor, basis) -> torch.Tensor:
 
 
 def patch_positions(x: torch.Tensor, positions: torch.Tensor, values: torch.Tensor,
-                    basis) -> torch.Tensor:
-    """``x`` [batch, seq, width] with ``values`` [batch, n_pos, width] mixed in at ``positions``."""
+                    basis, combine=mix) -> torch.Tensor:
+    """``x`` [batch, seq, width] with ``values`` [batch, n_pos, width] mixed in at ``positions``
+    by ``combine(current, source, basis)`` (`mix`; training passes a featurizer's own formula)."""
     width = x.shape[-1]
     index = positions.to(x.device)[:, :, None].expand(-1, -1, width)  # [batch, n_pos, width]
     current = x.gather(1, index)
-    return x.scatter(1, index, mix(current, values.to(dtype=x.dtype, device=x.device), basis))
+    return x.scatter(1, index, combine(current, values.to(dtype=x.dtype, device=x.device), basis))
 
 
 def decode(raw: torch.Tensor, answer_pos: torch.Tensor | None, candidates: torch.Tensor | None) -> torch.Tensor:

@@ -128,15 +128,19 @@ class Intervention:
                 raise ValueError(f"{self.site}: basis columns must be orthonormal (B.T @ B == I)")
 
 
-def make_edit(iv: Intervention) -> Callable[[Tensor], Tensor]:
-    """Turn an intervention into ``activation -> patched activation`` (out of place)."""
+def make_edit(iv: Intervention, combine: Callable = mix) -> Callable[[Tensor], Tensor]:
+    """Turn an intervention into ``activation -> patched activation`` (out of place).
+
+    ``combine(current, source, basis)`` is the patch formula (`run.patching.mix`); training
+    a learned featurizer passes its own (`run.train`) and keeps the shape checks and the
+    position handling here."""
 
     def edit(x: Tensor) -> Tensor:
         values = iv.values.to(dtype=x.dtype, device=x.device)
         if iv.positions is None:
             if tuple(x.shape) != tuple(values.shape):
                 raise SiteShapeError(f"{iv.site}: activation is {tuple(x.shape)}, values are {tuple(values.shape)}")
-            return mix(x, values, iv.basis)
+            return combine(x, values, iv.basis)
         if x.dim() != 3:
             raise SiteShapeError(
                 f"{iv.site}: positional patch needs a [batch, seq, width] activation, got {tuple(x.shape)}"
@@ -150,7 +154,7 @@ def make_edit(iv: Intervention) -> Callable[[Tensor], Tensor]:
         positions = iv.positions.to(x.device)
         if positions.numel() and int(positions.max()) >= seq:
             raise SiteShapeError(f"{iv.site}: position {int(positions.max())} out of range for seq length {seq}")
-        return patch_positions(x, positions, values, iv.basis)  # [batch, seq, width]
+        return patch_positions(x, positions, values, iv.basis, combine)  # [batch, seq, width]
 
     return edit
 
