@@ -165,6 +165,7 @@ def nonfinite_metric(values: dict[str, np.ndarray], network: str) -> str:
 def prepare(ir, circuit, options, networks):
     """Plan, engine, ablation values (computed once) and metric of a circuit claim."""
     from causalspec.run.circuit_engine import CircuitEngine
+    from causalspec.run.engine import EngineOptions
     from causalspec.run.families import resolve_family
     from causalspec.run.hf_adapter import HFAdapter
 
@@ -180,7 +181,8 @@ def prepare(ir, circuit, options, networks):
         raise CheckUsageError(f"circuit `{circuit.name}`: circuits are evaluated on hf transformer networks; "
                               f"`{net.name}` is a torch network")
     adapter = HFAdapter(net, plan.network, plan.model, plan.output)
-    engine = CircuitEngine(adapter, net.module, resolve_family(net.module), options.batch or circuit.batch)
+    engine = CircuitEngine(adapter, net.module, resolve_family(net.module),
+                           EngineOptions(batch_size=options.batch or circuit.batch))
     metric_fn, metric_text = make_metric(plan, adapter)
     ablation = _ablation(plan, engine, net, adapter, options.progress, networks)
     return plan, engine, ablation, metric_fn, metric_text

@@ -39,6 +39,8 @@ from torch import Tensor
 
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, MLP, Arch, Member, Node, ResolvedCircuit)
 from causalspec.run.adapters import Batch, CheckUsageError
+from causalspec.run.engine import EngineOptions
+from causalspec.run.families import Dims, PreNormMid, TransformerFamily, _base_prefix
 from causalspec.run.hooks import installed
 from causalspec.run.sites import ModuleAccess, SliceAccess
 from causalspec.semantics.site_kinds import SiteAddress
@@ -48,8 +50,6 @@ MetricFn = Callable[[Tensor, Batch, np.ndarray], np.ndarray]  # (logits, batch, 
 
 def arch_of(module, family) -> Arch:
     """The facts node resolution needs, from a HF config and a family table."""
-    from causalspec.run.families import Dims, TransformerFamily
-
     if not isinstance(family, TransformerFamily):
         raise CheckUsageError(f"circuit evaluation needs a transformer of a supported family (gpt2, gpt-neox, "
                               f"llama-family, bert); this network is of an {family.name}")
@@ -146,15 +146,17 @@ class ResampleAblation:
 # ───────────────────────── the engine ─────────────────────────
 
 class CircuitEngine:
-    def __init__(self, adapter, module: torch.nn.Module, family, batch_size: int = 64):
-        from causalspec.run.families import Dims, PreNormMid, _base_prefix
+    """Circuit evaluation (ablations, path patching) on a transformer family; built with the
+    same frozen `EngineOptions` as the alignment engine (it reads `batch_size`)."""
 
+    def __init__(self, adapter, module: torch.nn.Module, family, options: EngineOptions = EngineOptions()):
         self.adapter = adapter
         self.module = module
         self.family = family
+        self.options = options
         self.arch = arch_of(module, family)
         self.dims = Dims.of(module.config)
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = max(1, int(options.batch_size))
         self.forward_passes: dict[str, int] = {}
         self._reset_counts()
         spec = family.spec
@@ -348,8 +350,6 @@ class _EdgeState:
     running sum of D over the nodes computed so far, and the receivers' corrections."""
 
     def __init__(self, engine: CircuitEngine, circuit: ResolvedCircuit, abl: AblationValues):
-        from causalspec.run.families import PreNormMid
-
         self.e = engine
         self.circuit = circuit
         self.abl = abl

@@ -25,7 +25,9 @@ import torch
 
 from causalspec.run.activation_store import as_store, fmt_bytes, open_store
 from causalspec.run.adapters import Adapter, CheckUsageError
+from causalspec.run.batching import BatchSizer
 from causalspec.run.hooks import patch, record
+from causalspec.run.incremental import runner_for
 from causalspec.run.sites import Intervention
 from causalspec.semantics.site_kinds import SiteAddress
 from causalspec.semantics import featurizers as F
@@ -256,8 +258,6 @@ class Engine:
         """A run.incremental.KVRunner for a clean pass of n inputs, or None (the reason goes to the notes)."""
         if not self.options.incremental or not getattr(self.adapter, "sequence", False):
             return None  # nothing to skip without a sequence axis
-        from causalspec.run.incremental import runner_for
-
         runner, reason = runner_for(self.adapter, self.module, self.family, n, self.options.kv_device,
                                     [address_of(b.site) for b in bindings] if self.options.skip_layers else ())
         if runner is None:
@@ -270,8 +270,6 @@ class Engine:
         """The run.batching.BatchSizer of one pass kind ("clean", "patched"): starts at `batch_size`,
         halves on out-of-memory (noted), and keeps the smaller size for the rest of the run."""
         if kind not in self._sizers:
-            from causalspec.run.batching import BatchSizer
-
             def noted(tried: int, new: int, exc: BaseException, kind=kind) -> None:
                 self._note(f"{kind} forwards ran out of memory on a batch of {tried}; continued with batches "
                            f"of {new}")
