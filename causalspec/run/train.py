@@ -22,6 +22,13 @@ penalty on `b` so the subspace stays as small as the task allows. After training
 is cut at 0.5: the learned dimensionality is the number of rotated dimensions kept, and the
 featurizer is scored as the plain subspace they span.
 
+Each learned kind is one strategy class (`DASFeaturizer`, `BoundlessFeaturizer`, registered
+in `STRATEGIES`): it owns its parameters, its training patch, its loss penalty and its final
+subspaces, so the training loop never branches on the kind. The patch goes through the
+engine's own machinery — `run.sites.make_edit` (shape checks, positions) with the kind's
+formula, hooks installed by `run.hooks.installed`, minibatches bucketed by the engine's
+`pair_buckets` — so training and scoring patch the same way.
+
 Speed: training stops early once the training IIA over the last few steps reaches
 `early_stop`; small problems (an MLP's 128 units) run single-threaded, because on a busy
 machine thread synchronisation costs more than a 128-wide matrix product.
