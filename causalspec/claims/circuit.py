@@ -29,6 +29,7 @@ from causalspec.compile.circuit_plan import (HEAD, MLP, Arch, CircuitPlan, Circu
                                              compile_circuit, describe_prompt, resolve_circuit)
 from causalspec.interop.circuit_files import graph_to_resolved, top_edges
 from causalspec.run.adapters import CheckUsageError
+from causalspec.run.engine import EngineOptions
 from causalspec.run.circuit_engine import CircuitEngine, ResampleAblation, Variant, ZeroAblation, resample_mapping
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter
@@ -173,7 +174,8 @@ def prepare(ir, circuit, options, networks):
         raise CheckUsageError(f"circuit `{circuit.name}`: circuits are evaluated on hf transformer networks; "
                               f"`{net.name}` is a torch network")
     adapter = HFAdapter(net, plan.network, plan.model, plan.output)
-    engine = CircuitEngine(adapter, net.module, resolve_family(net.module), options.batch or circuit.batch)
+    engine = CircuitEngine(adapter, net.module, resolve_family(net.module),
+                           EngineOptions(batch_size=options.batch or circuit.batch))
     metric_fn, metric_text = make_metric(plan, adapter)
     ablation = _ablation(plan, engine, net, adapter, options.progress, networks)
     return plan, engine, ablation, metric_fn, metric_text

@@ -33,11 +33,11 @@ from causalspec.compile.plan import CheckPlan, ClaimPlan, label_of, pool_size
 from causalspec.compile.training import training_plan
 from causalspec.report.files import OutputError
 from causalspec.run.adapters import CheckUsageError, TorchAdapter
-from causalspec.run.engine import FULL, CleanCache, Engine, address_of
+from causalspec.run.backends import backend_for
+from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions, address_of
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.loading import LoadedNetwork
-from causalspec.run.nnsight_backend import NNsightEngine
 from causalspec.run.train import TrainClaim, TrainConfig, decimate, learned_groups, load_artifact, save_artifact, train
 from causalspec.score.iia import nonfinite_counts, score_claim
 from causalspec.score.results import ClaimResult
@@ -264,10 +264,8 @@ class AlignmentRun:
         if split.problem():
             before = split_size(drawn, split.sampled_inputs, tplan.overlap)
             raise CheckUsageError(self._split_error(split, check, before))
-        config = TrainConfig(seed=int(self.plan.seed))  # the effective seed: --seed and `seed` train alike
-        steps = getattr(check, "steps", None)
-        if steps:
-            config.steps = int(steps)
+        steps = getattr(check, "steps", None)  # the effective seed: --seed and `seed` train alike
+        config = TrainConfig(seed=int(self.plan.seed), steps=int(steps) if steps else TrainConfig.steps)
         key = artifact_key(ir, check, self.alignment, net, self.plan, config, variant)
         folder = Path(artifacts) if artifacts else Path(ir.file).resolve().parent / ARTIFACT_DIR
         path = folder / f"{key[:32]}.safetensors"
@@ -469,18 +467,13 @@ def make_alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, o
     for b in plan.bindings():  # fail before any forward pass when the architecture cannot serve a site
         family.locate(net.module, address_of(b.site))
     batch, base_dir = options.batch or check.batch, Path(ir.file).resolve().parent
-    backend, remote = engine_choice(ir.networks[plan.network.name], options, base_dir)
-    if backend == "nnsight":
-        if remote is not None and plan.alignment.learned:
-            raise CheckUsageError("learned featurizers (das, boundless) train on local activations; a remote "
-                                  "check cannot train them — train with the torch backend and check the saved "
-                                  "basis (`: basis(file=\"file.safetensors\")`)")
-        engine = NNsightEngine(adapter, net.module, family, batch, base_dir, remote=remote)
-    else:
-        engine = Engine(adapter, net.module, family, batch, base_dir)
-    # the engine's settings, as attributes: the engine's own options object (run/) replaces this
-    engine.incremental = options.incremental and engine.incremental
-    engine.activations = options.activations
+    backend = backend_for(*engine_choice(ir.networks[plan.network.name], options, base_dir))
+    if getattr(backend, "remote", None) is not None and plan.alignment.learned:
+        raise CheckUsageError("learned featurizers (das, boundless) train on local activations; a remote "
+                              "check cannot train them — train with the torch backend and check the saved "
+                              "basis (`: basis(file=\"file.safetensors\")`)")
+    engine = backend.engine(adapter, net.module, family, EngineOptions(
+        batch_size=batch, base_dir=base_dir, incremental=options.incremental, activations=options.activations))
     return AlignmentRun(plan, engine, keep_filter=keep_filter, label=label)
 
 

@@ -7,7 +7,7 @@ predictions) and adds only the forward passes it needs:
 * training report — for learned featurizers: the loss curve, where training stopped, the
   artifact, and the IIA on the training pairs (which the `heldout` control compares);
 * diagnostics — IIA per bucket of high-level values, worst buckets, a suggestion
-  (`score.diagnostics`); no forward pass;
+  (`score.buckets`); no forward pass;
 * illusion check — for subspace featurizers: the whole component patched on the same pairs
   (reported beside the claim), and the patch restricted to write inside the span of the
   site's clean activations (`score.illusion`; one more pass, only when the subspace leaves
@@ -36,7 +36,7 @@ import torch
 from causalspec.claims.procedure import counted_as, describer, make_alignment_run, random_copy
 from causalspec.compile.seeds import derive_seed
 from causalspec.run.engine import FULL, binding_text
-from causalspec.score.diagnostics import buckets, full_patch_summary
+from causalspec.score.buckets import buckets, full_patch_summary
 from causalspec.score.illusion import (LEAK_TOL, clean_span, illusion_summary, illusion_warning, project,
                                       sample_limited)
 from causalspec.score.results import CONTROL_STATISTIC, ControlResult, draw_summary

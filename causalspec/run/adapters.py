@@ -20,7 +20,7 @@ import torch
 
 from causalspec.run.batching import is_oom
 from causalspec.run.loading import LoadedNetwork, NetworkLoadError, UserCodeError, call_user, describe_exception
-from causalspec.run.nnsight_runner import UNDECODABLE, with_nonfinite
+from causalspec.run.patching import UNDECODABLE, with_nonfinite
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.model import CausalModel
 

@@ -23,15 +23,15 @@ mean once over the reference prompts (per token position), the resampled activat
 per evaluated batch (one reference forward, shared by every variant of that batch).
 After that, each variant costs exactly one forward pass per batch.
 
-Only this module and `run.sites` touch torch hooks.
+Hooks are installed through the site accesses of `run.sites` (as `run.hooks` does for the
+alignment engine), with this module's own edits: path patching needs several per site.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -39,15 +39,17 @@ from torch import Tensor
 
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, MLP, Arch, Member, Node, ResolvedCircuit)
 from causalspec.run.adapters import Batch, CheckUsageError
-from causalspec.run.sites import ModuleAccess, SiteAddress, SliceAccess
+from causalspec.run.engine import EngineOptions
+from causalspec.run.families import Dims, PreNormMid, TransformerFamily, _base_prefix
+from causalspec.run.hooks import installed
+from causalspec.run.sites import ModuleAccess, SliceAccess
+from causalspec.semantics.site_kinds import SiteAddress
 
 MetricFn = Callable[[Tensor, Batch, np.ndarray], np.ndarray]  # (logits, batch, row indices) -> [batch]
 
 
 def arch_of(module, family) -> Arch:
     """The facts node resolution needs, from a HF config and a family table."""
-    from causalspec.run.families import Dims, TransformerFamily
-
     if not isinstance(family, TransformerFamily):
         raise CheckUsageError(f"circuit evaluation needs a transformer of a supported family (gpt2, gpt-neox, "
                               f"llama-family, bert); this network is of an {family.name}")
@@ -144,15 +146,17 @@ class ResampleAblation:
 # ───────────────────────── the engine ─────────────────────────
 
 class CircuitEngine:
-    def __init__(self, adapter, module: torch.nn.Module, family, batch_size: int = 64):
-        from causalspec.run.families import Dims, PreNormMid, _base_prefix
+    """Circuit evaluation (ablations, path patching) on a transformer family; built with the
+    same frozen `EngineOptions` as the alignment engine (it reads `batch_size`)."""
 
+    def __init__(self, adapter, module: torch.nn.Module, family, options: EngineOptions = EngineOptions()):
         self.adapter = adapter
         self.module = module
         self.family = family
+        self.options = options
         self.arch = arch_of(module, family)
         self.dims = Dims.of(module.config)
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = max(1, int(options.batch_size))
         self.forward_passes: dict[str, int] = {}
         self._reset_counts()
         spec = family.spec
@@ -195,7 +199,7 @@ class CircuitEngine:
             installers.append(lambda L=L: self.z_access[L].install_read(lambda x, L=L: z.__setitem__(L, x.detach())))
             installers.append(lambda L=L: self.mlp_access[L].install_read(
                 lambda x, L=L: mlp.__setitem__(L, x.detach())))
-        with torch.no_grad(), _installed(installers):
+        with torch.no_grad(), installed(installers):
             (adapter or self.adapter).forward(batch)
         return z, mlp, embed[-1]
 
@@ -247,7 +251,7 @@ class CircuitEngine:
             abl = ablation.for_batch(self, batch, idx)
             positions: dict = {}
             for v in variants:
-                with torch.no_grad(), _installed(self._installers(v, batch, abl, universe, positions)):
+                with torch.no_grad(), installed(self._installers(v, batch, abl, universe, positions)):
                     logits = self.adapter.forward(batch)
                 counter = v.key if v.key in ("clean", "ablated", "circuit") else "knockout"
                 self.forward_passes[counter] += 1
@@ -346,8 +350,6 @@ class _EdgeState:
     running sum of D over the nodes computed so far, and the receivers' corrections."""
 
     def __init__(self, engine: CircuitEngine, circuit: ResolvedCircuit, abl: AblationValues):
-        from causalspec.run.families import PreNormMid
-
         self.e = engine
         self.circuit = circuit
         self.abl = abl
@@ -493,19 +495,6 @@ def _grow(t: Tensor | None, rows: int, width: int | None = None) -> Tensor:
         return t
     pad = torch.zeros((rows - t.shape[0], *t.shape[1:]), dtype=t.dtype)
     return torch.cat([t, pad])
-
-
-@contextlib.contextmanager
-def _installed(installers: Sequence[Callable[[], list]]) -> Iterator[None]:
-    """Install hooks; remove exactly those handles on exit, exception or not."""
-    handles: list = []
-    try:
-        for install in installers:
-            handles.extend(install())
-        yield
-    finally:
-        for handle in reversed(handles):
-            handle.remove()
 
 
 def resample_mapping(eval_lengths: np.ndarray, ref_lengths: np.ndarray, seed: int,

@@ -5,7 +5,11 @@ they are recorded once in the clean pass (which the correctness filter needs any
 reused for every pair and every interchange set that names that input. Patched runs
 feed the base input and overwrite the aligned sites, at the base's positions, with the
 cached source values — several variables from several sources in one run.
-Only this module (and `run.sites`) touches torch hooks.
+The engine installs no hook itself: it asks `run.hooks` (`record`, `patch`) to read and write
+sites through the accesses of `run.sites`. Other modules install hooks of their own where
+plain record/patch do not fit: `run.incremental` (cached keys/values), `run.train` (trainable
+featurizers), `run.circuit_engine` (path patching), `run.nnsight_backend` (the module order)
+and the adapters (token-id checks at the embeddings).
 """
 
 from __future__ import annotations
@@ -21,18 +25,20 @@ import torch
 
 from causalspec.run.activation_store import as_store, fmt_bytes, open_store
 from causalspec.run.adapters import Adapter, CheckUsageError
-from causalspec.run.sites import Intervention, SiteAddress, patch, record
+from causalspec.run.batching import BatchSizer
+from causalspec.run.hooks import patch, record
+from causalspec.run.incremental import runner_for
+from causalspec.run.sites import Intervention
+from causalspec.semantics.site_kinds import SiteAddress
 from causalspec.semantics import featurizers as F
 
 ProgressFn = Callable[[int], None]
 FULL = "full"  # a `bases` entry of `run_patched`: patch the whole activation (the illusion check)
 
 
-def address_of(site) -> SiteAddress:
-    """Semantic `SiteSpec` -> the runtime's `SiteAddress`."""
-    if site.kind == "module":
-        return SiteAddress("module", module_path=site.module_path, module_io=site.module_io)
-    return SiteAddress(site.kind, layer=site.layer, head=site.head)
+def address_of(site: SiteAddress) -> SiteAddress:
+    """A binding's site (a semantic `SiteSpec`, with its span) as the runtime's `SiteAddress`."""
+    return site.address
 
 
 def binding_text(var: str, binding) -> str:
@@ -55,25 +61,38 @@ class CleanCache:
         self.acts = as_store(self.acts)
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """How an engine runs its passes, fixed when it is built (an engine is never reconfigured
+    afterwards: a different setting is a different engine)."""
+
+    batch_size: int = 64  # the first batch size of each pass kind (halved on out-of-memory)
+    base_dir: Path | None = None  # where relative basis files are read from (None: the working folder)
+    incremental: bool = True  # patched forwards recompute only positions >= the patch (run.incremental)
+    kv_device: str | None = None  # where cached keys/values live (None: the model's device; "cpu" offloads)
+    skip_layers: bool = True  # incremental forwards start at the first block a patch can change
+    # where clean passes keep the bindings' activations: None/"memory", "disk" (a temporary
+    # folder, removed on `close()`), or a folder (kept there); see run.activation_store
+    activations: str | None = None
+
+
 class Engine:
-    def __init__(self, adapter: Adapter, module: torch.nn.Module, family, batch_size: int = 64,
-                 base_dir: Path | None = None):
+    """The torch backend: clean and patched passes through hooks (`run.hooks`) on the loaded model."""
+
+    backend = "torch"
+
+    def __init__(self, adapter: Adapter, module: torch.nn.Module, family, options: EngineOptions = EngineOptions()):
         self.adapter = adapter
         self.module = module
         self.family = family
-        self.batch_size = max(1, int(batch_size))
-        self.base_dir = base_dir or Path.cwd()
+        self.options = options
+        self.batch_size = max(1, int(options.batch_size))
+        self.base_dir = options.base_dir or Path.cwd()
         self.forward_passes = {"clean": 0, "patched": 0}
         self._bases: dict = {}
-        self.incremental = True  # patched forwards recompute only positions >= the patch (run.incremental)
-        self.kv_device = None  # where cached keys/values live (None: the model's device; "cpu" offloads)
-        self.skip_layers = True  # incremental forwards start at the first block a patch can change
         self.notes: list[str] = []  # how the run was done, for CheckResult.notes (see `run_notes`)
         self._kv_runners: list = []
         self._sizers: dict = {}
-        # where clean passes keep the bindings' activations: None/"memory", "disk" (a temporary
-        # folder, removed on `close()`), or a folder (kept there); see run.activation_store
-        self.activations: str | None = None
         self._stores: list = []  # weak references to this engine's disk stores, closed by `close()`
         self._kept: list = []  # per clean pass: (store kind, where, bindings, inputs, bytes)
 
@@ -139,8 +158,8 @@ class Engine:
         return CleanCache(preds, acts, kv=kv.finish() if kv is not None else None)
 
     def _new_store(self, n: int, bindings: Sequence):
-        """The activation store of a clean pass over n inputs (`self.activations` says where)."""
-        store = open_store(self.activations, n, list(dict.fromkeys(bindings)))
+        """The activation store of a clean pass over n inputs (`options.activations` says where)."""
+        store = open_store(self.options.activations, n, list(dict.fromkeys(bindings)))
         if hasattr(store, "close") and store.kind != "memory":
             self._stores.append(weakref.ref(store))
         return store
@@ -237,12 +256,10 @@ class Engine:
 
     def _kv_runner(self, n: int, bindings: Sequence = ()):
         """A run.incremental.KVRunner for a clean pass of n inputs, or None (the reason goes to the notes)."""
-        if not self.incremental or not getattr(self.adapter, "sequence", False):
+        if not self.options.incremental or not getattr(self.adapter, "sequence", False):
             return None  # nothing to skip without a sequence axis
-        from causalspec.run.incremental import runner_for
-
-        runner, reason = runner_for(self.adapter, self.module, self.family, n, self.kv_device,
-                                    [address_of(b.site) for b in bindings] if self.skip_layers else ())
+        runner, reason = runner_for(self.adapter, self.module, self.family, n, self.options.kv_device,
+                                    [address_of(b.site) for b in bindings] if self.options.skip_layers else ())
         if runner is None:
             self._note(f"patched forwards: full — {reason}")
         else:
@@ -253,8 +270,6 @@ class Engine:
         """The run.batching.BatchSizer of one pass kind ("clean", "patched"): starts at `batch_size`,
         halves on out-of-memory (noted), and keeps the smaller size for the rest of the run."""
         if kind not in self._sizers:
-            from causalspec.run.batching import BatchSizer
-
             def noted(tried: int, new: int, exc: BaseException, kind=kind) -> None:
                 self._note(f"{kind} forwards ran out of memory on a batch of {tried}; continued with batches "
                            f"of {new}")

@@ -35,10 +35,10 @@ from causalspec.run.sites import (
     ModuleIO,
     PreNormMidAccess,
     SiteAccess,
-    SiteAddress,
     SliceAccess,
     UnservableSite,
 )
+from causalspec.semantics.site_kinds import SiteAddress
 
 # ───────────────────────── table vocabulary ─────────────────────────
 

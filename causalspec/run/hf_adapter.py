@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from causalspec.run.adapters import Batch, CheckUsageError
-from causalspec.run.nnsight_runner import decode
+from causalspec.run.patching import decode
 from causalspec.run.loading import LoadedNetwork
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.model import CausalModel
@@ -249,7 +249,7 @@ class HFAdapter:
         is (a network that puts most mass on " the" still ranks the names). Logits, not
         log-probs: the softmax normaliser is shared by all candidates of a row, so the
         argmax is the same. A row whose candidate logits hold a NaN or an inf gets the code
-        NAN_OUTPUT or INF_OUTPUT (`run.nnsight_runner`): never a label, and the claim errors.
+        NAN_OUTPUT or INF_OUTPUT (`run.patching`): never a label, and the claim errors.
         """
         if self.candidates is None:  # sequence classification: [batch, classes]
             if raw.dim() != 2 or raw.shape[1] != self.domain.size:
@@ -266,7 +266,7 @@ class HFAdapter:
         return decode(raw, spec["answer_pos"], spec["candidates"]).cpu().numpy().astype(np.int64)
 
     def decode_spec(self, batch: Batch) -> dict:
-        """How `run.nnsight_runner.decode` reads this batch's output codes: each row's answer
+        """How `run.patching.decode` reads this batch's output codes: each row's answer
         position and the candidates' token ids (both None for sequence classification). Plain
         data, so a remote nnsight session can decode on the server and return only codes."""
         if self.candidates is None:

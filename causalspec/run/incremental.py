@@ -46,7 +46,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from causalspec.run.sites import Intervention, SiteAddress, SiteShapeError, patch, record
+from causalspec.run.families import _base_prefix
+from causalspec.run.hooks import patch, record
+from causalspec.run.sites import Intervention, SiteShapeError
+from causalspec.semantics.site_kinds import SiteAddress
 
 # site kinds whose tensors are per-token [batch, seq, width] inside the blocks or at the head
 INCREMENTAL_KINDS = frozenset({"embed", "resid.pre", "resid.mid", "resid.post", "attn.out", "mlp.out",
@@ -370,8 +373,6 @@ def _skipped_blocks(module, family, skip: int, resid_in, position_ids: Tensor):
     """Run only blocks ``skip..``: the block list is swapped for its tail (hooks, resolved before,
     stay on their block objects) and block ``skip`` gets the clean input ``resid_in`` instead of
     the embeddings. The input hook is prepended, so a patch of block ``skip``'s input still applies."""
-    from causalspec.run.families import _base_prefix
-
     path = f"{_base_prefix(module)}{family.spec.layers}"
     parent_path, _, name = path.rpartition(".")
     parent = module.get_submodule(parent_path) if parent_path else module

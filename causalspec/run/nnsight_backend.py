@@ -32,6 +32,7 @@ order — which matches every family in `run.families` for the sites above.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -39,9 +40,10 @@ import torch
 from torch import nn
 
 from causalspec.run import nnsight_runner as runner
+from causalspec.run import patching
 from causalspec.run.activation_store import MemoryActivations
 from causalspec.run.adapters import CheckUsageError
-from causalspec.run.engine import FULL, CleanCache, Engine, address_of
+from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions, address_of
 from causalspec.run.sites import ModuleAccess, SliceAccess
 
 # model class of an hf network -> the transformers pipeline task nnsight keys a remote model by
@@ -75,12 +77,12 @@ class NNsightEngine(Engine):
 
     backend = "nnsight"
 
-    def __init__(self, adapter, module: nn.Module, family, batch_size: int = 64, base_dir=None,
+    def __init__(self, adapter, module: nn.Module, family, options: EngineOptions = EngineOptions(),
                  remote: Any = None):
-        super().__init__(adapter, module, family, batch_size, base_dir)
+        # full forwards always: the incremental path is the torch engine's
+        super().__init__(adapter, module, family, replace(options, incremental=False))
         if not available():
             raise CheckUsageError("the nnsight backend needs the `nnsight` package (pip install nnsight)")
-        self.incremental = False  # the incremental path is the torch engine's
         self.remote = remote_target(remote)
         self.traced = self._wrap(module)
         self._paths = {id(m): name for name, m in module.named_modules()}
@@ -199,7 +201,10 @@ class NNsightEngine(Engine):
         if self.remote is not None:
             import nnsight
 
-            nnsight.register(runner)  # ship the runner's source by value: NDIF has no causalspec
+            # ship the runner and the arithmetic it shares with the torch engine by value: NDIF
+            # has no causalspec (both modules import only torch, and the runner `run.patching`)
+            nnsight.register(patching)
+            nnsight.register(runner)
         try:
             result = runner.run(self.traced, shipped, remote=self.remote or False)
         except CheckUsageError:

@@ -2,7 +2,7 @@
 
 Why this layer exists: a spec names sites abstractly (``resid.post[3]``, ``head[2.1].z``,
 ``module "layers.0" output``); the runner must not care whether the network is GPT-2,
-Pythia, Llama or BERT. This module holds the neutral vocabulary and the hook machinery;
+Pythia, Llama or BERT. This module holds the hook machinery per resolved site;
 ``causalspec.run.families`` holds one small *data table* per model family saying which
 submodule boundary carries each site. The two meet in a `SiteAccess`: a resolved site
 that knows how to install a read hook or a write hook on the model.
@@ -18,79 +18,27 @@ Shape conventions (asserted in every hook, never flattened silently):
 * ``module`` sites: whatever the module carries, usually ``[batch, seq, width]``; a
   network without a sequence axis (an MLP) gives ``[batch, width]``.
 
-Hooks run in registration order, so a `record` context entered *inside* a `patch`
-context sees the patched values at the very sites being patched (nest it that way to
-observe an intervention), while one entered outside sees the values before patching.
-The hooks assume one full forward pass per call (no KV cache / incremental decoding)
-and eval mode (dropout off: some writes go through a dropout module).
+The `record` and `patch` context managers that install these hooks for a forward pass are
+in `run.hooks` (above `run.families`, which builds its tables from the accesses here). The
+address itself (`SiteAddress`) and the table of site kinds are torch-free, in
+`semantics.site_kinds`, shared with the analysis.
 """
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from causalspec.run.nnsight_runner import main_tensor, mix, patch_positions, replace_main
-
-if TYPE_CHECKING:  # families imports this module; only the type is needed here
-    from causalspec.run.families import Family
+from causalspec.run.patching import main_tensor, mix, patch_positions, replace_main
+from causalspec.semantics.site_kinds import SiteAddress
 
 ModuleIO = Literal["input", "output"]
-
-RESIDUAL_KINDS = ("resid.pre", "resid.mid", "resid.post", "attn.out", "mlp.out")
-HEAD_KINDS = ("head.q", "head.k", "head.v", "head.z", "head.result")
-SITE_KINDS = ("embed", *RESIDUAL_KINDS, *HEAD_KINDS, "logits", "module")
-
-
-@dataclass(frozen=True)
-class SiteAddress:
-    """A backend-neutral name for one activation tensor of a network.
-
-    ``str(site)`` renders the spec-language spelling (``resid.post[3]``,
-    ``head[2.1].z``, ``module "layers.0" output``) so errors quote what the user wrote.
-    Structural mistakes (a layered kind without a layer) raise ``ValueError`` here;
-    whether a *model* has the site is the family's question (`UnservableSite`).
-    """
-
-    kind: str
-    layer: int | None = None
-    head: int | None = None
-    module_path: str | None = None  # for kind == "module"; "" is the model itself
-    module_io: str | None = None  # "input" | "output", for kind == "module"
-
-    def __post_init__(self) -> None:
-        if self.kind not in SITE_KINDS:
-            raise ValueError(f"unknown site kind {self.kind!r}; expected one of {', '.join(SITE_KINDS)}")
-        layered = self.kind in RESIDUAL_KINDS or self.kind in HEAD_KINDS
-        if layered != (self.layer is not None):
-            raise ValueError(f"site kind {self.kind!r} {'needs' if layered else 'takes no'} layer index")
-        is_head = self.kind in HEAD_KINDS
-        if is_head != (self.head is not None):
-            raise ValueError(f"site kind {self.kind!r} {'needs' if is_head else 'takes no'} head index")
-        for name, value in (("layer", self.layer), ("head", self.head)):
-            if value is not None and value < 0:
-                raise ValueError(f"{name} index must be >= 0, got {value}")
-        is_module = self.kind == "module"
-        if is_module and (self.module_path is None or self.module_io not in ("input", "output")):
-            raise ValueError('a module site needs module_path and module_io "input" or "output"')
-        if not is_module and (self.module_path is not None or self.module_io is not None):
-            raise ValueError(f"site kind {self.kind!r} takes no module_path/module_io")
-
-    def __str__(self) -> str:
-        if self.kind == "module":
-            return f'module "{self.module_path}" {self.module_io}'
-        if self.kind in HEAD_KINDS:
-            return f"head[{self.layer}.{self.head}].{self.kind.split('.', 1)[1]}"
-        if self.layer is not None:
-            return f"{self.kind}[{self.layer}]"
-        return self.kind
 
 
 class UnservableSite(Exception):
@@ -180,15 +128,19 @@ class Intervention:
                 raise ValueError(f"{self.site}: basis columns must be orthonormal (B.T @ B == I)")
 
 
-def make_edit(iv: Intervention) -> Callable[[Tensor], Tensor]:
-    """Turn an intervention into ``activation -> patched activation`` (out of place)."""
+def make_edit(iv: Intervention, combine: Callable = mix) -> Callable[[Tensor], Tensor]:
+    """Turn an intervention into ``activation -> patched activation`` (out of place).
+
+    ``combine(current, source, basis)`` is the patch formula (`run.patching.mix`); training
+    a learned featurizer passes its own (`run.train`) and keeps the shape checks and the
+    position handling here."""
 
     def edit(x: Tensor) -> Tensor:
         values = iv.values.to(dtype=x.dtype, device=x.device)
         if iv.positions is None:
             if tuple(x.shape) != tuple(values.shape):
                 raise SiteShapeError(f"{iv.site}: activation is {tuple(x.shape)}, values are {tuple(values.shape)}")
-            return mix(x, values, iv.basis)
+            return combine(x, values, iv.basis)
         if x.dim() != 3:
             raise SiteShapeError(
                 f"{iv.site}: positional patch needs a [batch, seq, width] activation, got {tuple(x.shape)}"
@@ -202,7 +154,7 @@ def make_edit(iv: Intervention) -> Callable[[Tensor], Tensor]:
         positions = iv.positions.to(x.device)
         if positions.numel() and int(positions.max()) >= seq:
             raise SiteShapeError(f"{iv.site}: position {int(positions.max())} out of range for seq length {seq}")
-        return patch_positions(x, positions, values, iv.basis)  # [batch, seq, width]
+        return patch_positions(x, positions, values, iv.basis, combine)  # [batch, seq, width]
 
     return edit
 
@@ -232,7 +184,7 @@ def _split_input(
 
 
 def _output_tensor(site: SiteAddress, out: Any) -> Tensor:
-    """The main tensor of a module's output (`nnsight_runner.main_tensor`), or a SiteShapeError."""
+    """The main tensor of a module's output (`run.patching.main_tensor`), or a SiteShapeError."""
     x = main_tensor(out)
     if x is None:
         raise SiteShapeError(f"{site}: module output of type {type(out).__name__} has no primary tensor")
@@ -436,157 +388,15 @@ class PreNormMidAccess(SiteAccess):
         ]
 
 
-# ───────────────────────── public context managers ─────────────────────────
-
-
-def _family(model: nn.Module, family: Family | None) -> Family:
-    if family is not None:
-        return family
-    from causalspec.run.families import resolve_family  # families imports this module
-
-    return resolve_family(model)
-
-
-@contextlib.contextmanager
-def _installed(installers: Sequence[Callable[[], list[RemovableHandle]]]) -> Iterator[None]:
-    """Install hooks; remove exactly those handles on exit, exception or not."""
-    handles: list[RemovableHandle] = []
-    try:
-        for install in installers:
-            handles.extend(install())
-        yield
-    finally:
-        for handle in reversed(handles):
-            handle.remove()
-
-
-def _module_of(access: SiteAccess) -> nn.Module | None:
-    """The module whose call carries a resolved site (for messages)."""
-    for attr in ("module", "o_proj", "attn"):
-        if isinstance(getattr(access, attr, None), nn.Module):
-            return getattr(access, attr)
-    inner = getattr(access, "inner", None)
-    return _module_of(inner) if inner is not None else None
-
-
-def _module_name(model: nn.Module, access: SiteAccess) -> str:
-    target = _module_of(access)
-    for name, module in model.named_modules():
-        if module is target:
-            return f"`{name}`" if name else "the network itself"
-    return f"the module of `{access.site}`"
-
-
-@dataclass
-class _CallCounts:
-    """Forward passes of the model, and calls of each site's hook, inside one `record`/`patch` block."""
-
-    forwards: int = 0
-    calls: dict = field(default_factory=dict)  # index of the access -> hook calls
-
-    def counted(self, key: int, fn: Callable) -> Callable:
-        self.calls.setdefault(key, 0)
-
-        def wrapped(x):
-            self.calls[key] += 1
-            return fn(x)
-
-        return wrapped
-
-    def install(self, model: nn.Module) -> list[RemovableHandle]:
-        def count(module, args):
-            self.forwards += 1
-
-        return [model.register_forward_pre_hook(count, prepend=True)]
-
-    def check(self, model: nn.Module, accesses: Sequence[SiteAccess], *, must_run: bool) -> None:
-        """SiteCallError when a site's module ran more often than the model (more than once per
-        forward), or — `must_run` — not at all although the model ran."""
-        if not self.forwards:
-            return  # the block called submodules directly: nothing to compare with
-        for key, access in enumerate(accesses):
-            calls = self.calls.get(key, 0)
-            per = "in one forward pass" if self.forwards == 1 else f"in {self.forwards} forward passes"
-            if calls > self.forwards:
-                raise SiteCallError(
-                    f"site `{access.site}`: module {_module_name(model, access)} ran {calls} times {per}, so the "
-                    "site is ambiguous (each call would be read and patched); align to a module the forward calls "
-                    "once — e.g. give each use its own submodule")
-            if must_run and calls == 0:
-                raise SiteCallError(
-                    f"site `{access.site}`: module {_module_name(model, access)} never ran during the forward pass "
-                    "(the network's forward does not call it); align to a module the forward calls")
-
-
-@contextlib.contextmanager
-def record(
-    model: nn.Module, family: Family | None, sites: Sequence[SiteAddress], *, detach: bool = True
-) -> Iterator[dict[SiteAddress, Tensor]]:
-    """Capture activations at ``sites`` during the forward passes run inside the block.
-
-    Yields a dict filled as the model runs (the last pass wins). Values are clones, and
-    detached unless ``detach=False`` (keep the graph, e.g. to train a featurizer).
-    All sites are resolved before any hook is installed, so an `UnservableSite`
-    leaves the model untouched. When the block ends, a site whose module ran more than once
-    per forward of ``model``, or never, raises `SiteCallError`.
-    """
-    fam = _family(model, family)
-    accesses = [fam.locate(model, site) for site in dict.fromkeys(sites)]
-    captured: dict[SiteAddress, Tensor] = {}
-
-    def sink_for(site: SiteAddress) -> Sink:
-        def sink(x: Tensor) -> None:
-            captured[site] = x.detach().clone() if detach else x.clone()
-
-        return sink
-
-    counts = _CallCounts()
-    installers = [lambda: counts.install(model)]
-    installers += [lambda k=k, a=a: a.install_read(counts.counted(k, sink_for(a.site))) for k, a in enumerate(accesses)]
-    with _installed(installers):
-        yield captured
-    counts.check(model, accesses, must_run=True)
-
-
-@contextlib.contextmanager
-def patch(model: nn.Module, family: Family | None, interventions: Sequence[Intervention]) -> Iterator[None]:
-    """Apply ``interventions`` to every forward pass run inside the block.
-
-    Several interventions (at different sites, or stacked at one site) are applied in
-    the order given. Widths are checked against each site up front; batch, sequence
-    length and positions are checked in the hooks, where the activation is known. When the
-    block ends, a site whose module ran more than once per forward of ``model`` raises
-    `SiteCallError` (every call was patched: which one the alignment means is ambiguous).
-    """
-    fam = _family(model, family)
-    accesses = [fam.locate(model, iv.site) for iv in interventions]
-    for iv, access in zip(interventions, accesses):
-        if access.width is not None and iv.values.shape[-1] != access.width:
-            raise SiteShapeError(f"{iv.site}: values have width {iv.values.shape[-1]}, the site's width is {access.width}")
-    counts = _CallCounts()
-    installers = [lambda: counts.install(model)]
-    installers += [lambda k=k, a=a, iv=iv: a.install_write(counts.counted(k, make_edit(iv)))
-                   for k, (iv, a) in enumerate(zip(interventions, accesses))]
-    with _installed(installers):
-        yield
-    counts.check(model, accesses, must_run=False)
-
-
 __all__ = [
-    "HEAD_KINDS",
-    "RESIDUAL_KINDS",
-    "SITE_KINDS",
     "HeadResultAccess",
     "Intervention",
     "ModuleAccess",
     "PreNormMidAccess",
     "SiteAccess",
-    "SiteAddress",
     "SiteCallError",
     "SiteShapeError",
     "SliceAccess",
     "UnservableSite",
     "make_edit",
-    "patch",
-    "record",
 ]

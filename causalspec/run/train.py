@@ -22,6 +22,13 @@ penalty on `b` so the subspace stays as small as the task allows. After training
 is cut at 0.5: the learned dimensionality is the number of rotated dimensions kept, and the
 featurizer is scored as the plain subspace they span.
 
+Each learned kind is one strategy class (`DASFeaturizer`, `BoundlessFeaturizer`, registered
+in `STRATEGIES`): it owns its parameters, its training patch, its loss penalty and its final
+subspaces, so the training loop never branches on the kind. The patch goes through the
+engine's own machinery — `run.sites.make_edit` (shape checks, positions) with the kind's
+formula, hooks installed by `run.hooks.installed`, minibatches bucketed by the engine's
+`pair_buckets` — so training and scoring patch the same way.
+
 Speed: training stops early once the training IIA over the last few steps reaches
 `early_stop`; small problems (an MLP's 128 units) run single-threaded, because on a busy
 machine thread synchronisation costs more than a 128-wide matrix product.
@@ -35,7 +42,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -43,13 +50,17 @@ from torch import nn
 
 from causalspec.run.adapters import CheckUsageError
 from causalspec.run.engine import address_of
+from causalspec.run.hooks import installed
+from causalspec.run.patching import mix
 from causalspec.run.sites import make_edit
 
 ALGORITHM_VERSION = "das-2"  # part of the artifact key: bump when training changes its results
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
+    """How learned featurizers are trained, fixed when training starts."""
+
     steps: int = 300  # at most this many optimiser steps
     lr: float = 2e-2
     batch: int = 128
@@ -140,44 +151,29 @@ def class_scores(adapter, raw: torch.Tensor, batch) -> torch.Tensor:
 
 # ───────────────────────── patching with parameters ─────────────────────────
 
-@contextlib.contextmanager
-def _edits(module: nn.Module, family, edits: Sequence[tuple]) -> None:
-    """Install write hooks `(SiteAddress, edit)`; remove exactly those on exit."""
-    handles = []
-    try:
-        for address, edit in edits:
-            handles.extend(family.locate(module, address).install_write(edit))
-        yield
-    finally:
-        for h in reversed(handles):
-            h.remove()
+def _edits(module: nn.Module, family, edits: Sequence[tuple]):
+    """Install write hooks `(SiteAddress, edit)` for one forward; remove exactly those on exit
+    (`run.hooks.installed`, the engine's installer)."""
+    return installed([lambda address=address, edit=edit: family.locate(module, address).install_write(edit)
+                      for address, edit in edits])
 
 
-def _subspace_edit(address, positions, values, basis) -> Callable:
-    """The engine's subspace patch `x + ((src - x) @ B) @ B.T`, differentiable in B.
+def _subspace_edit(address, positions, values, basis, combine: Callable = mix) -> Callable:
+    """The engine's patch (`run.sites.make_edit`: the same shape checks and position handling),
+    differentiable in the basis; `combine` is its formula (`run.patching.mix`: the subspace
+    patch `x + ((src - x) @ B) @ B.T`, or a featurizer's own).
 
-    B need not be orthonormal here (boundless trains `R · diag(sqrt(m))`), which is why the
-    edit is built without `Intervention`'s orthonormality check.
+    B need not be orthonormal here (boundless trains a soft mask on a rotation), which is why
+    the edit is built without `Intervention`'s orthonormality check.
     """
-    return make_edit(SimpleNamespace(site=address, positions=positions, values=values, basis=basis))
+    return make_edit(SimpleNamespace(site=address, positions=positions, values=values, basis=basis), combine)
 
 
-def _masked_edit(address, positions, values, rotation, mask) -> Callable:
-    """Boundless DAS's soft patch `x + (((src - x) @ R) * m) @ R.T`, at the given positions."""
-
-    def mix(current, source):
-        r = rotation.to(dtype=current.dtype, device=current.device)
-        return current + (((source - current) @ r) * mask.to(current.dtype)) @ r.T
-
-    def edit(x):
-        v = values.to(dtype=x.dtype, device=x.device)
-        if positions is None:
-            return mix(x, v)
-        pos = positions.to(x.device)
-        index = pos[:, :, None].expand(-1, -1, x.shape[-1])  # [batch, n_pos, width]
-        return x.scatter(1, index, mix(x.gather(1, index), v))
-
-    return edit
+def _masked_mix(current: torch.Tensor, source: torch.Tensor, basis) -> torch.Tensor:
+    """Boundless DAS's soft patch `x + (((src - x) @ R) * m) @ R.T`; `basis` is `(R, m)`."""
+    rotation, mask = basis
+    r = rotation.to(dtype=current.dtype, device=current.device)
+    return current + (((source - current) @ r) * mask.to(current.dtype)) @ r.T
 
 
 @contextlib.contextmanager
@@ -204,29 +200,30 @@ def _frozen(module: nn.Module):
             p.requires_grad_(flag)
 
 
-# ───────────────────────── the featurizer modules ─────────────────────────
+# ───────────────────────── the featurizer strategies ─────────────────────────
 
-class _Site(nn.Module):
-    """Parameters of one learned group: an orthonormal-column matrix (+ boundaries)."""
+class LearnedFeaturizer(nn.Module):
+    """The parameters of one learned group, and how they patch: one class per featurizer kind
+    (in the spirit of pyvene's one class per intervention), registered in `STRATEGIES`.
+
+    Every kind starts from a matrix with orthonormal columns (`rot`: the first columns of a
+    rotation, `torch.nn.utils.parametrizations.orthogonal`) cut into one block per variable;
+    a kind says how wide the blocks are (`block_sizes`), what a patch during training is
+    (`edit`), what it adds to the loss (`penalty`) and what its trained subspaces are
+    (`final_bases`). Adding a featurizer kind is a subclass here plus its IR in
+    `semantics.featurizers`; the training loop does not branch on kinds.
+    """
+
+    kind: ClassVar[str]
+    annealed: ClassVar[bool] = False  # trains with a temperature annealed over the steps
+    stops_early: ClassVar[bool] = True  # may stop before the step limit once training IIA saturates
 
     def __init__(self, group: LearnedGroup, width: int, generator: torch.Generator):
         super().__init__()
         self.group = group
         self.width = width
-        self.kind = group.kind
         self.vars = [(v, b) for v, b in group.members]
-        if self.kind == "das":
-            sizes = [b.featurizer.k for _, b in self.vars]
-            cols = sum(sizes)
-            if cols > width:
-                raise CheckUsageError(f"{group.label}: das subspaces of {' + '.join(map(str, sizes))} dims do not fit "
-                                      f"an activation of width {width}")
-        else:
-            cols = width
-            share = width // len(self.vars)
-            if share < 1:
-                raise CheckUsageError(f"{group.label}: {len(self.vars)} boundless variables cannot share {width} dims")
-            sizes = [share] * len(self.vars)
+        sizes, cols = self.block_sizes(width)
         self.blocks = []
         start = 0
         for s in sizes:
@@ -241,13 +238,76 @@ class _Site(nn.Module):
             self.rot = nn.utils.parametrizations.orthogonal(lin, orthogonal_map="cayley")
             with torch.no_grad():
                 self.rot.weight = q
-        if self.kind == "boundless":
-            # boundary per variable as a fraction of its share of the rotated dimensions (an
-            # optimiser step then moves every boundary at the same relative speed); start halfway
-            self.boundary = nn.Parameter(torch.full((len(sizes),), 0.5, dtype=torch.float32))
+
+    def block_sizes(self, width: int) -> tuple[list[int], int]:
+        """(columns of each variable's block, columns of the whole matrix) at a site of `width`."""
+        raise NotImplementedError
 
     def weight(self) -> torch.Tensor:
         return self.rot.weight  # [width, cols]
+
+    def edit(self, j: int, address, positions, values, weight: torch.Tensor, temperature: float | None) -> Callable:
+        """The training patch of variable j (differentiable in the parameters); `weight` is this
+        step's `weight()`."""
+        raise NotImplementedError
+
+    def penalty(self) -> torch.Tensor | None:
+        """What this group adds to the penalty term of the loss (None: nothing)."""
+        return None
+
+    def after_step(self) -> None:
+        """Keep the parameters in range after an optimiser step (under no_grad)."""
+
+    def final_bases(self) -> list[torch.Tensor]:
+        """The trained subspace of each variable, `[width, k]` with orthonormal columns."""
+        raise NotImplementedError
+
+    def extra_tensors(self, prefix: str) -> dict:
+        """Tensors the artifact stores besides the weight and the bases."""
+        return {}
+
+
+class DASFeaturizer(LearnedFeaturizer):
+    """DAS: disjoint blocks of `k` orthonormal columns, one per variable; the patch is the
+    engine's subspace patch on the block."""
+
+    kind = "das"
+
+    def block_sizes(self, width: int) -> tuple[list[int], int]:
+        sizes = [b.featurizer.k for _, b in self.vars]
+        if sum(sizes) > width:
+            raise CheckUsageError(f"{self.group.label}: das subspaces of {' + '.join(map(str, sizes))} dims do not "
+                                  f"fit an activation of width {width}")
+        return sizes, sum(sizes)
+
+    def edit(self, j, address, positions, values, weight, temperature):
+        return _subspace_edit(address, positions, values, weight[:, self.blocks[j]])
+
+    def final_bases(self) -> list[torch.Tensor]:
+        with torch.no_grad():
+            w = self.weight().detach().clone()
+            return [w[:, b].contiguous() for b in self.blocks]
+
+
+class BoundlessFeaturizer(LearnedFeaturizer):
+    """Boundless DAS: a full rotation shared equally by the variables and, per variable, a learned
+    boundary over its share: soft mask `m_i = sigmoid((b - i) / T)`, cut at 0.5 after training."""
+
+    kind = "boundless"
+    annealed = True
+    stops_early = False
+
+    def __init__(self, group: LearnedGroup, width: int, generator: torch.Generator):
+        super().__init__(group, width, generator)
+        # boundary per variable as a fraction of its share of the rotated dimensions (an
+        # optimiser step then moves every boundary at the same relative speed); start halfway
+        self.boundary = nn.Parameter(torch.full((len(self.blocks),), 0.5, dtype=torch.float32))
+
+    def block_sizes(self, width: int) -> tuple[list[int], int]:
+        share = width // len(self.vars)
+        if share < 1:
+            raise CheckUsageError(f"{self.group.label}: {len(self.vars)} boundless variables cannot share {width} dims")
+        return [share] * len(self.vars), width
 
     def masks(self, temperature: float) -> list[torch.Tensor]:
         out = []
@@ -257,24 +317,36 @@ class _Site(nn.Module):
             out.append(torch.sigmoid((self.boundary[j] * n - idx) / temperature))
         return out
 
-    def basis_for(self, j: int, weight: torch.Tensor, temperature: float | None) -> torch.Tensor:
-        cols = weight[:, self.blocks[j]]
-        if self.kind == "das":
-            return cols
+    def edit(self, j, address, positions, values, weight, temperature):
         mask = self.masks(temperature)[j]
-        return cols * mask.clamp_min(0).sqrt()  # B B^T = R diag(m) R^T
+        return _subspace_edit(address, positions, values, (weight[:, self.blocks[j]], mask), _masked_mix)
+
+    def penalty(self) -> torch.Tensor:
+        return self.boundary
+
+    def after_step(self) -> None:
+        self.boundary.clamp_(0.0, 1.0)
 
     def final_bases(self) -> list[torch.Tensor]:
         with torch.no_grad():
             w = self.weight().detach().clone()
-            if self.kind == "das":
-                return [w[:, b].contiguous() for b in self.blocks]
             out = []
             for j, block in enumerate(self.blocks):
                 n = block.stop - block.start
                 keep = int(min(n, max(0, round(float(self.boundary[j]) * n))))
                 out.append(w[:, block][:, :keep].contiguous())
             return out
+
+    def extra_tensors(self, prefix: str) -> dict:
+        return {f"{prefix}.boundary": self.boundary.detach().clone()}
+
+
+STRATEGIES: dict[str, type[LearnedFeaturizer]] = {c.kind: c for c in (DASFeaturizer, BoundlessFeaturizer)}
+
+
+def featurizer_for(group: LearnedGroup, width: int, generator: torch.Generator) -> LearnedFeaturizer:
+    """The strategy object of a learned group (by its featurizer kind)."""
+    return STRATEGIES[group.kind](group, width, generator)
 
 
 # ───────────────────────── training ─────────────────────────
@@ -304,16 +376,17 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
     start_time = time.perf_counter()
     adapter, module, family = engine.adapter, engine.module, engine.family
     widths = [_width(cache, g.members[0][1]) for g in groups]
-    boundless = any(g.kind == "boundless" for g in groups)
+    annealed = [g for g in groups if STRATEGIES[g.kind].annealed]
+    stops_early = all(STRATEGIES[g.kind].stops_early for g in groups)
     t_start = t_end = None
-    if boundless:
-        feats = [g.members[0][1].featurizer for g in groups if g.kind == "boundless"]
-        t_start, t_end = feats[0].temperature_start, feats[0].temperature_end
-    buckets = [_buckets(engine, cache, c, alignment) for c in claims]
+    if annealed:
+        feat = annealed[0].members[0][1].featurizer
+        t_start, t_end = feat.temperature_start, feat.temperature_end
+    buckets = [_buckets(engine, rows, cache, c, alignment) for c in claims]
 
     def new_state(restart: int) -> _State:
         gen = torch.Generator().manual_seed(int(config.seed) * 7919 + restart)
-        sites = [_Site(group, width, gen) for group, width in zip(groups, widths)]
+        sites = [featurizer_for(group, width, gen) for group, width in zip(groups, widths)]
         where = {(v, b): (i, j) for i, st in enumerate(sites) for j, (v, b) in enumerate(st.vars)}
         params = [p for st in sites for p in st.parameters()]
         return _State(sites, torch.optim.Adam(params, lr=config.lr), np.random.default_rng(int(config.seed)),
@@ -324,7 +397,7 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
         for group in optimiser.param_groups:  # cosine decay to 10% of the rate
             group["lr"] = config.lr * (0.55 + 0.45 * math.cos(math.pi * step / max(1, config.steps)))
         temperature = None
-        if boundless:  # geometric annealing start -> end
+        if annealed:  # geometric annealing start -> end
             frac = step / max(1, config.steps - 1)
             temperature = t_start * (t_end / t_start) ** frac
         c = step % len(claims)
@@ -340,34 +413,26 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
                     values = cache.acts.stack(b, src)  # [batch, n_pos, w] | [batch, w]
                     pos = adapter.positions(batch, b)
                     address = address_of(b.site)
-                    if (var, b) in where and sites[where[(var, b)][0]].kind == "boundless":
+                    if (var, b) in where:  # learned: the group's strategy patches it
                         i, j = where[(var, b)]
-                        block = sites[i].blocks[j]
-                        mask = sites[i].masks(temperature)[j]
-                        edits.append((address, _masked_edit(address, pos, values, weights[i][:, block], mask)))
+                        edits.append((address, sites[i].edit(j, address, pos, values, weights[i], temperature)))
                         continue
-                    if (var, b) in where:
-                        i, j = where[(var, b)]
-                        basis = sites[i].basis_for(j, weights[i], temperature)
-                    else:
-                        basis = fixed_basis(var, b, values.shape[-1]) if fixed_basis else None
+                    basis = fixed_basis(var, b, values.shape[-1]) if fixed_basis else None
                     edits.append((address, _subspace_edit(address, pos, values, basis)))
         with _edits(module, family, edits):
             raw = adapter.forward(batch)
         scores = class_scores(adapter, raw, batch).float()
         target = torch.as_tensor(claim.expected[idx], dtype=torch.long, device=scores.device)
         loss = nn.functional.cross_entropy(scores, target)
-        if boundless:
-            fracs = [st.boundary for st in sites if st.kind == "boundless"]
-            loss = loss + config.boundary_penalty * torch.cat(fracs).clamp_min(0).mean()
+        penalised = [p for p in (st.penalty() for st in sites) if p is not None]
+        if penalised:
+            loss = loss + config.boundary_penalty * torch.cat(penalised).clamp_min(0).mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        if boundless:
-            with torch.no_grad():
-                for st in sites:
-                    if st.kind == "boundless":
-                        st.boundary.clamp_(0.0, 1.0)
+        with torch.no_grad():
+            for st in sites:
+                st.after_step()
         state.losses.append(float(loss.detach()))
         state.accs.append(float((scores.detach().argmax(-1) == target).float().mean()))
         state.per_claim[c].append(state.accs[-1])
@@ -396,7 +461,7 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
             steps_done = step + 1
             recent = [float(np.mean(a[-config.window:])) if len(a) >= config.window else 0.0
                       for a in state.per_claim]
-            if steps_done >= config.min_steps and min(recent) >= config.early_stop and not boundless:
+            if steps_done >= config.min_steps and min(recent) >= config.early_stop and stops_early:
                 # ... and the loss has stopped falling (IIA saturates before the subspace settles)
                 w = config.window * len(claims)
                 losses = state.losses
@@ -421,8 +486,7 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
             bases[(v, b)] = final[j]
             tensors[f"group{i}.{v}.basis"] = final[j]
             dims[v] = int(final[j].shape[1])
-        if st.kind == "boundless":
-            tensors[f"group{i}.boundary"] = st.boundary.detach().clone()
+        tensors.update(st.extra_tensors(f"group{i}"))
         group_info.append({"site": st.group.label, "kind": st.kind, "width": st.width, "dims": dims})
     info = {"groups": group_info, "steps": steps_done, "max_steps": config.steps, "stopped": stopped,
             "restart_steps": discarded, "seconds": round(time.perf_counter() - start_time, 3),
@@ -437,25 +501,11 @@ def _width(cache, binding) -> int:
     return cache.acts.width(binding)
 
 
-def _buckets(engine, cache, claim: TrainClaim, alignment) -> list[np.ndarray]:
-    """Pairs grouped by the token counts of their patched sites (a batch must be rectangular)."""
-    n = len(claim.base)
-    sig = [[] for _ in range(n)]
-    for g, names in enumerate(claim.groups):
-        for var in names:
-            for b in alignment.variables[var]:
-                counts = cache.acts.counts(b)  # token positions per unique input
-                for i in range(n):
-                    nb = int(counts[claim.base[i]])
-                    ns = int(counts[claim.sources[g][i]])
-                    if nb != ns:
-                        raise CheckUsageError(f"site binding `{b.site}` covers {nb} token(s) in a training base input "
-                                              f"but {ns} in its source; the patch needs equal counts")
-                    sig[i].append(nb)
-    found: dict[tuple, list[int]] = {}
-    for i, s in enumerate(sig):
-        found.setdefault(tuple(s), []).append(i)
-    return [np.asarray(v) for v in found.values()]
+def _buckets(engine, rows, cache, claim: TrainClaim, alignment) -> list[np.ndarray]:
+    """Pairs grouped by the token counts of their patched sites (a batch must be rectangular):
+    the engine's `pair_buckets`, over the bindings of each interchanged group."""
+    flat = [(g, b) for g, names in enumerate(claim.groups) for var in names for b in alignment.variables[var]]
+    return engine.pair_buckets(rows, cache, claim.base, claim.sources, flat)
 
 
 def _minibatch(buckets: list[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:

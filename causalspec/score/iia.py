@@ -19,7 +19,7 @@ from causalspec.score.stats import wilson
 MAX_COUNTEREXAMPLES = 3
 
 # Output codes of an example whose output held a NaN (or else an inf): the run layer's
-# NAN_OUTPUT / INF_OUTPUT (`run.nnsight_runner`), never equal to a label.
+# NAN_OUTPUT / INF_OUTPUT (`run.patching`), never equal to a label.
 NONFINITE_KINDS = {-2: "NaN", -3: "inf"}
 
 

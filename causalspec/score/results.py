@@ -32,7 +32,7 @@ class ClaimResult:
     # learned featurizers: IIA of the trained subspace on its own training pairs (the gap to
     # `iia`, scored on held-out pairs, is the `heldout` control)
     train_iia: Proportion | None = None
-    # diagnostics: IIA by the high-level values of base and source (score/diagnostics.py)
+    # diagnostics: IIA by the high-level values of base and source (score/buckets.py)
     buckets: list[dict[str, Any]] = field(default_factory=list)
     suggestion: str = ""
     # illusion check: the same pairs with the whole component patched instead of the subspace

@@ -5,9 +5,9 @@ Why here and not in the runner: a site written in a spec (`resid.post[3]`, `head
 and a did-you-mean, long before any network loads. Whether a given architecture has the
 site (layer < n_layers, a head index in range, a module path that exists) is a check-time
 question for the family adapter in `causalspec.run` — a spec is not tied to one network
-size. `SiteSpec` uses the same field names as `causalspec.run.sites.SiteAddress`, so the
-compile stage converts one into the other field by field (circuit-node kinds `attn`, `mlp`,
-`head` are expanded there into the sites a node patches).
+size. `SiteSpec` is a `SiteAddress` (`semantics.site_kinds`, the vocabulary `run` uses too)
+with a span; `SiteSpec.address` is the runtime address (circuit-node kinds `attn`, `mlp`,
+`head` are expanded by the compile stage into the sites a node patches).
 
 Positions: `PositionSpec` is the resolved form of a position expression. Named positions
 are resolved to what they denote (the name is kept for reports), offsets are folded where
@@ -28,13 +28,8 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from causalspec.diagnostics import NO_SPAN, DiagnosticSink, Span, did_you_mean
+from causalspec.semantics.site_kinds import HEAD_PARTS, RESIDUAL_KINDS, SiteAddress
 from causalspec.syntax import ast as A
-
-RESIDUAL_KINDS = ("resid.pre", "resid.mid", "resid.post", "attn.out", "mlp.out")
-HEAD_PARTS = ("q", "k", "v", "z", "result")
-HEAD_KINDS = tuple(f"head.{p}" for p in HEAD_PARTS)
-NODE_KINDS = ("attn", "mlp", "head")  # circuit nodes: a whole component, not one tensor
-SITE_KINDS = ("embed", *RESIDUAL_KINDS, *HEAD_KINDS, "logits", "module")
 
 # Spelling of each form, for messages and did-you-mean (`L` a layer, `H` a head).
 _SITE_FORMS = {
@@ -47,35 +42,23 @@ _NODE_FORMS = {"attn": "attn[L]", "mlp": "mlp[L]", "head": "head[L.H]", "embed":
 
 
 @dataclass(frozen=True)
-class SiteSpec:
-    """A validated site. `kind` is one of SITE_KINDS or (circuits only) NODE_KINDS."""
+class SiteSpec(SiteAddress):
+    """A site as written in a spec: a `SiteAddress` plus its source span. `kind` is one of
+    SITE_KINDS or (circuits only) NODE_KINDS.
 
-    kind: str
-    layer: int | None = None
-    head: int | None = None
-    module_path: str | None = None  # kind == "module": dotted path, "" is the model itself
-    module_io: str | None = None  # kind == "module": "input" | "output"
+    Not validated on construction: `site_from_ast` reports a malformed site as a located
+    diagnostic instead of raising; `address` is where a runtime `SiteAddress` is checked."""
+
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
-    @property
-    def is_node(self) -> bool:
-        """A circuit node (`attn[L]`, `mlp[L]`, `head[L.H]`) rather than one activation."""
-        return self.kind in NODE_KINDS
+    def __post_init__(self) -> None:
+        pass
 
     @property
-    def is_head(self) -> bool:
-        return self.kind == "head" or self.kind in HEAD_KINDS
-
-    def __str__(self) -> str:
-        if self.kind == "module":
-            return f'module "{self.module_path}" {self.module_io}'
-        if self.kind in HEAD_KINDS:
-            return f"head[{self.layer}.{self.head}].{self.kind.split('.', 1)[1]}"
-        if self.kind == "head":
-            return f"head[{self.layer}.{self.head}]"
-        if self.layer is not None:
-            return f"{self.kind}[{self.layer}]"
-        return self.kind
+    def address(self) -> SiteAddress:
+        """The runtime address of this site (ValueError for a circuit node: the compile stage
+        expands nodes into sites first)."""
+        return SiteAddress(self.kind, self.layer, self.head, self.module_path, self.module_io)
 
 
 def site_from_ast(site: A.NamedSite | A.ModuleSite, sink: DiagnosticSink, *,

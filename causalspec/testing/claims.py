@@ -27,15 +27,14 @@ def unique_pool(pool: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.
 def make_engine(plan, net, batch: int, incremental: bool | None = None, engine_cls=None):
     """An engine (default `run.engine.Engine`) over an HF adapter of `net` for `plan`;
     `incremental` None keeps the engine's default."""
-    from causalspec.run.engine import Engine
+    from causalspec.run.engine import Engine, EngineOptions
     from causalspec.run.families import resolve_family
     from causalspec.run.hf_adapter import HFAdapter
 
-    engine = (engine_cls or Engine)(HFAdapter(net, plan.network, plan.model, plan.output), net.module,
-                                    resolve_family(net.module), batch)
-    if incremental is not None:
-        engine.incremental = incremental
-    return engine
+    options = EngineOptions(batch_size=batch) if incremental is None else EngineOptions(batch_size=batch,
+                                                                                      incremental=incremental)
+    return (engine_cls or Engine)(HFAdapter(net, plan.network, plan.model, plan.output), net.module,
+                                  resolve_family(net.module), options)
 
 
 @dataclass

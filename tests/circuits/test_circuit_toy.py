@@ -141,7 +141,7 @@ def test_path_patching_matches_a_two_run_splice(tmp_path, toy, networks):
     """`prev -> ind.k` only, zero ablation, embeddings not routed: head 1.0's keys must come
     from a run where head 0.0 is kept, its queries and values from one where it is ablated."""
     from causalspec.run.families import resolve_family
-    from causalspec.run.sites import SiteAddress
+    from causalspec.semantics.site_kinds import SiteAddress
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     res = run(tmp_path, toy, networks, circuit("K", TRUE.replace(" @ END", ""), "zero", pairs=8,

@@ -18,7 +18,7 @@ from causalspec.compile.circuit_plan import compile_circuit
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.loading import load_hf_network
-from causalspec.run.sites import SiteAddress
+from causalspec.semantics.site_kinds import SiteAddress
 from causalspec.semantics.analyse import load
 from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
 

@@ -207,14 +207,14 @@ check AtL1 { interchange WX  pairs 256 seed 3 train 1024 steps 400  expect iia >
 
 
 def test_seeded_training_is_deterministic():
-    from causalspec.run.train import _Site, LearnedGroup  # noqa: F401 - module import smoke
+    from causalspec.run.train import DASFeaturizer
 
     g1 = torch.Generator().manual_seed(0)
     g2 = torch.Generator().manual_seed(0)
     state = torch.random.get_rng_state()
     group = _fake_group()
-    a = _Site(group, 16, g1).weight().detach()
-    b = _Site(group, 16, g2).weight().detach()
+    a = DASFeaturizer(group, 16, g1).weight().detach()
+    b = DASFeaturizer(group, 16, g2).weight().detach()
     assert torch.equal(a, b)
     assert torch.equal(state, torch.random.get_rng_state())  # the global RNG is left alone
     assert torch.allclose(a.T @ a, torch.eye(a.shape[1]), atol=1e-5)

@@ -7,7 +7,7 @@ import numpy as np
 from causalspec.claims.runner import CheckOptions, run_checks
 import pytest
 
-from causalspec.score.diagnostics import buckets, full_patch_summary
+from causalspec.score.buckets import buckets, full_patch_summary
 from causalspec.score.illusion import clean_span, illusion_summary, illusion_warning, project
 from causalspec.semantics.analyse import load_text
 from causalspec.testing.illusion import TOY_SPEC, XOR_SPEC, write_toy, write_xor

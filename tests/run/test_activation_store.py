@@ -23,7 +23,7 @@ from causalspec.cli import main
 from causalspec.compile.plan import compile_check
 from causalspec.run import engine as engine_module
 from causalspec.run.activation_store import DiskActivations, MemoryActivations, open_store
-from causalspec.run.engine import CleanCache, Engine
+from causalspec.run.engine import CleanCache, Engine, EngineOptions
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.loading import load_hf_network
@@ -219,13 +219,12 @@ def test_disk_store_memory_does_not_grow_with_the_rows(tmp_root, kind):
 # ─────────────────────────────── in the engine and in checks ───────────────────────────────
 
 
-def engine_for(ir, net, activations):
+def engine_for(ir, net, activations, incremental=True):
     check = ir.checks[0]
     plan = compile_check(ir, check, None, None)
     adapter = HFAdapter(net, plan.network, plan.model, plan.output)
-    engine = Engine(adapter, net.module, resolve_family(net.module), 8)
-    engine.activations = activations
-    return engine, plan
+    options = EngineOptions(batch_size=8, activations=activations, incremental=incremental)
+    return Engine(adapter, net.module, resolve_family(net.module), options), plan
 
 
 @pytest.mark.parametrize("incremental", [True, False])
@@ -242,8 +241,7 @@ def test_ragged_positions_give_the_same_patches_from_disk(model_dir, tmp_path, t
                                                   if (names[i] == "Annabel") == (names[j] == "Annabel")]))
     out = {}
     for where in ("memory", "disk"):
-        engine, plan = engine_for(ir, net, where)
-        engine.incremental = incremental
+        engine, plan = engine_for(ir, net, where, incremental)
         mover = ir.alignments["Pos"].variables["mover"][0]
         cache = engine.run_clean(rows, [mover])
         assert [tuple(a.shape) for a in cache.acts[mover]] == [(2, 32) if n == "Annabel" else (1, 32) for n in names]

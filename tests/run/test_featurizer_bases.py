@@ -15,7 +15,7 @@ from torch import nn
 
 from causalspec.run import engine as engine_module
 from causalspec.run.adapters import Batch, CheckUsageError
-from causalspec.run.engine import Engine
+from causalspec.run.engine import Engine, EngineOptions
 from causalspec.run.families import GenericFamily
 from causalspec.semantics.bindings import SiteBinding
 from causalspec.semantics.featurizers import Boundless, FeaturizerError, FixedBasis, Identity, LearnedDAS, Slice
@@ -117,7 +117,7 @@ def test_patched_logits_are_the_irs_interchange(tmp_path, mlp):
         tail = mlp[3:]
     for feat in featurizers(tmp_path):
         adapter = VectorAdapter(mlp)
-        engine = Engine(adapter, mlp, GenericFamily(), batch_size=4)
+        engine = Engine(adapter, mlp, GenericFamily(), EngineOptions(batch_size=4))
         binding = SiteBinding(site, (), feat)
         cache = engine.run_clean(rows, [binding])
         adapter.raw.clear()

@@ -16,7 +16,7 @@ import torch
 from causalspec.claims.runner import run_checks
 from causalspec.compile.plan import compile_check
 from causalspec.run.adapters import CheckUsageError
-from causalspec.run.engine import Engine
+from causalspec.run.engine import Engine, EngineOptions
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.loading import load_hf_network
@@ -344,7 +344,7 @@ def test_token_count_mismatch_between_base_and_source_names_the_example(gpt2, to
     check = ir.checks[0]
     plan = compile_check(ir, check, 4, 0)
     adapter = HFAdapter(gpt2, plan.network, plan.model, plan.output)
-    engine = Engine(adapter, gpt2.module, resolve_family(gpt2.module), 8)
+    engine = Engine(adapter, gpt2.module, resolve_family(gpt2.module), EngineOptions(batch_size=8))
     unique = rows(model, ("Mary", "Annabel", "AB"), ("Mary", "John", "AB"))
     bindings = plan.bindings()
     cache = engine.run_clean(unique, bindings)

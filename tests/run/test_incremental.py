@@ -21,7 +21,9 @@ from causalspec.claims.runner import run_checks
 from causalspec.run.families import resolve_family
 from causalspec.run import incremental
 from causalspec.run.incremental import KVStore, first_block, incremental_forward, output_cache
-from causalspec.run.sites import Intervention, SiteAddress, patch, record
+from causalspec.run.hooks import patch, record
+from causalspec.run.sites import Intervention
+from causalspec.semantics.site_kinds import SiteAddress
 from causalspec.semantics.analyse import load
 from causalspec.testing.claims import claim_run
 from causalspec.testing.specs import MOVER_NAMES

@@ -25,9 +25,9 @@ from nnsight.modeling.transformers import TransformersModel  # noqa: E402
 from causalspec.claims.runner import CheckOptions, run_checks  # noqa: E402
 from causalspec.cli import main  # noqa: E402
 from causalspec.compile.plan import compile_check  # noqa: E402
-from causalspec.run import nnsight_runner  # noqa: E402
+from causalspec.run import nnsight_runner, patching  # noqa: E402
 from causalspec.run.adapters import CheckUsageError  # noqa: E402
-from causalspec.run.engine import Engine  # noqa: E402
+from causalspec.run.engine import Engine, EngineOptions  # noqa: E402
 from causalspec.run.families import resolve_family  # noqa: E402
 from causalspec.run.hf_adapter import HFAdapter  # noqa: E402
 from causalspec.run.loading import load_hf_network  # noqa: E402
@@ -216,7 +216,7 @@ def test_the_model_key_names_the_hub_id_and_the_task(model_dir, tmp_path, monkey
     net = load_hf_network("net", str(model_dir), tmp_path, None, "cpu", None, weights=False)
     net.module.config._name_or_path = "openai-community/gpt2"
     engine = NNsightEngine(HFAdapter(net, plan.network, plan.model, plan.output), net.module,
-                           resolve_family(net.module), 8, remote=True)
+                           resolve_family(net.module), EngineOptions(batch_size=8), remote=True)
     key = engine.traced.to_model_key()
     assert key.startswith("nnsight.modeling.transformers.TransformersModel:")
     assert '"repo_id": "openai-community/gpt2"' in key and '"task": "text-generation"' in key
@@ -272,20 +272,30 @@ def test_remote_targets_are_validated():
         remote_target("ftp://nowhere")
 
 
+def _imports(module) -> tuple[set, set]:
+    """(modules imported at the top of `module`'s file, modules imported anywhere inside it)."""
+    tree = ast.parse(Path(module.__file__).read_text())
+    top = {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+    top |= {node.module for node in tree.body if isinstance(node, ast.ImportFrom)}
+    inner = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    return top - {"__future__"}, inner - {"__future__"}
+
+
 def test_the_runner_needs_nothing_but_torch():
-    """NDIF has no causalspec: the runner module must import only torch (and nnsight inside `run`)."""
-    tree = ast.parse(Path(nnsight_runner.__file__).read_text())
-    top = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
-    top |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom)}
-    assert top <= {"torch", "__future__"}, top
-    inner = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} - {"__future__"}
-    assert inner <= {"nnsight"}, inner
+    """NDIF has no causalspec: the shipped modules — the runner and the arithmetic it shares with
+    the torch engine (`run.patching`) — import only torch (the runner also `run.patching`, shipped
+    with it, and nnsight inside `run`)."""
+    top, inner = _imports(patching)
+    assert top <= {"torch"} and not inner, (top, inner)
+    top, inner = _imports(nnsight_runner)
+    assert top <= {"torch", "causalspec.run.patching"}, top
+    assert inner <= {"nnsight", "causalspec.run.patching"}, inner
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "neox", "llama"])
 def test_the_module_tree_order_is_the_forward_order_of_every_site(kind, tmp_path):
     """A remote model has no weights to measure the order with; the tree's order must match."""
-    from causalspec.run.sites import SiteAddress
+    from causalspec.semantics.site_kinds import SiteAddress
 
     model = build_tiny_model(kind, 60, tmp_path, seed=0)
     engine = NNsightEngine.__new__(NNsightEngine)

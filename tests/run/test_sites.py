@@ -11,15 +11,14 @@ import torch
 from torch import nn
 
 from causalspec.run.families import GenericFamily, TransformerFamily, _base_prefix, resolve_family
+from causalspec.run.hooks import patch, record
 from causalspec.run.sites import (
     Intervention,
-    SiteAddress,
     SiteShapeError,
     SliceAccess,
     UnservableSite,
-    patch,
-    record,
 )
+from causalspec.semantics.site_kinds import SiteAddress
 
 from typing import TYPE_CHECKING
 

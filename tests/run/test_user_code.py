@@ -13,11 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from causalspec.run import nnsight_runner
+from causalspec.run import patching
 from causalspec.run.adapters import (Batch, TorchAdapter, check_encoded, decoded_values, nonfinite_codes,
                                      raised_by_causalspec)
 from causalspec.run.loading import LoadedNetwork, UserCodeError, call_user
-from causalspec.run.sites import Intervention, SiteAddress, SiteCallError, patch, record
+from causalspec.run.hooks import patch, record
+from causalspec.run.sites import Intervention, SiteCallError
+from causalspec.semantics.site_kinds import SiteAddress
 from causalspec.score.iia import NONFINITE_KINDS, nonfinite_counts
 from causalspec.testing.specs import only_model
 
@@ -171,8 +173,8 @@ def test_embeddings_refuse_ids_they_do_not_have():
 
 def test_rows_with_nan_or_inf_get_their_own_codes():
     raw = torch.tensor([[0.0, 1.0], [float("nan"), 1.0], [float("inf"), 0.0], [float("nan"), float("-inf")]])
-    expected = [1, nnsight_runner.NAN_OUTPUT, nnsight_runner.INF_OUTPUT, nnsight_runner.NAN_OUTPUT]
-    assert nnsight_runner.decode(raw, None, None).tolist() == expected
+    expected = [1, patching.NAN_OUTPUT, patching.INF_OUTPUT, patching.NAN_OUTPUT]
+    assert patching.decode(raw, None, None).tolist() == expected
     assert nonfinite_codes(raw, 4).tolist() == [0, *expected[1:]]
     assert adapter(Net()).predict(raw, batch(4)).tolist() == expected
     # a decode hook does not hide them
@@ -181,11 +183,11 @@ def test_rows_with_nan_or_inf_get_their_own_codes():
 
 
 def test_score_layer_codes_agree_with_the_run_layer():
-    assert NONFINITE_KINDS == {nnsight_runner.NAN_OUTPUT: "NaN", nnsight_runner.INF_OUTPUT: "inf"}
+    assert NONFINITE_KINDS == {patching.NAN_OUTPUT: "NaN", patching.INF_OUTPUT: "inf"}
 
 
 def test_nonfinite_pairs_are_counted_once_by_their_worst_kind():
-    nan, inf = nnsight_runner.NAN_OUTPUT, nnsight_runner.INF_OUTPUT
+    nan, inf = patching.NAN_OUTPUT, patching.INF_OUTPUT
     base = np.array([0, nan, 1, 1, 0])
     sources = np.array([[0, 0, inf, 1, 0]])
     patched = np.array([1, inf, 1, nan, 0])
