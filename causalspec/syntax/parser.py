@@ -78,6 +78,12 @@ class _Positions:
         res = self.node_builder(children)
         if not isinstance(res, Tree):
             return res
+        if len(children) == 1 and res is children[0]:
+            # an inlined `?rule` over one tree: its first and last child is the tree itself,
+            # so the rule below would write back the spans and containers it already holds
+            known = res._meta.__dict__ if res._meta is not None else {}
+            if "container_line" in known and "container_end_line" in known:
+                return res
         first = _first_meta(children)
         if first is None:  # then no child has a position at either end
             return res
