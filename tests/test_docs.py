@@ -214,3 +214,20 @@ def test_internal_links_resolve(page):
     assert not broken, f"{page.name}: links to missing headings: {', '.join(broken)}"
     for target in re.findall(r"\]\(([\w.-]+\.md)(?:#[^)]*)?\)", outside):
         assert (DOCS / target).is_file(), f"{page.name}: links to missing page {target}"
+
+
+def test_architecture_doc_names_only_modules_that_exist():
+    """docs/architecture.md says where things live; every `causalspec/...` path it names must
+    exist, so a move without a doc update fails here instead of sending a reader nowhere."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "architecture.md").read_text()
+    paths = set(re.findall(r"`(causalspec/[\w/]*(?:\.py)?)`", text))
+    assert len(paths) >= 15, paths
+    missing = sorted(p for p in paths if not (root / p).exists())
+    assert missing == []
+    # the relative names in the package paragraphs exist in the package they are listed under
+    for package, body in re.findall(r"\*\*`(causalspec/\w+/)`\*\* — (.*?)(?=\n- \*\*|\n## )", text, re.S):
+        names = set(re.findall(r"`(\w+\.py)`", body))
+        assert names, package
+        assert sorted(n for n in names if not (root / package / n).exists()) == [], package
+    assert "docs/architecture.md" in (root / "README.md").read_text()

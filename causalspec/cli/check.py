@@ -24,9 +24,7 @@ from causalspec.cli.options import (ACTIVATIONS_ON_DISK, ALLOW_DOWNLOAD, ARTIFAC
                                     DEVICE_MAP, DTYPE, FULL_FORWARDS, PAIRS, REMOTE, RETRAIN, SEED, STRICT,
                                     add_cli_options, check_options, check_run_folders, validate_run_options)
 from causalspec.diagnostics import did_you_mean
-from causalspec.report.html import write_html
-from causalspec.report.json_report import write_json
-from causalspec.report.junit import write_junit
+from causalspec.report.writers import WRITER, WRITERS
 from causalspec.report.terminal import TerminalReport
 from causalspec.score.results import ERROR, FAILED
 
@@ -46,24 +44,24 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--only", action="extend", type=_names, metavar="NAME",
                     help="run only this check (repeat, or NAME,NAME)")
     add_cli_options(sp, (PAIRS, SEED, BATCH))
-    sp.add_argument("--json", metavar="FILE", help="also write a JSON report (schema causalspec.check/1)")
-    sp.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
+    for flag in ("json", "junit"):  # help order kept: --html is listed after --quiet
+        sp.add_argument(f"--{flag}", metavar="FILE", help=WRITER[flag].help)
     add_cli_options(sp, (ALLOW_DOWNLOAD, STRICT, DEVICE, DTYPE, DEVICE_MAP, BACKEND, REMOTE, FULL_FORWARDS,
                          ACTIVATIONS_ON_DISK))
     sp.add_argument("--quiet", "-q", action="store_true",
                     help="print only failures, errors, skips and the summary line")
-    sp.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    sp.add_argument("--html", metavar="FILE", help=WRITER["html"].help)
     add_cli_options(sp, (RETRAIN, ARTIFACTS))
 
 
 def _validate(args: argparse.Namespace) -> None:
     validate_run_options(args)
     files = {Path(f).resolve() for f in args.files}
-    for flag in ("json", "junit", "html"):
+    for flag in (w.flag for w in WRITERS):
         target = getattr(args, flag, None)
         if target and Path(target).resolve() in files:
             raise UsageError(f"--{flag} {target} is one of the spec files being checked; name a report file")
-    check_output_targets(json=args.json, junit=args.junit, html=getattr(args, "html", None))
+    check_output_targets(**{w.flag: getattr(args, w.flag, None) for w in WRITERS})
     check_run_folders(args)
 
 
@@ -123,12 +121,10 @@ def run(args: argparse.Namespace) -> int:
 def _write_reports(args: argparse.Namespace, report, results: list, files: list[str], interrupted: bool) -> None:
     """The report files (targets checked before the run; the writers check them again).
     After a Ctrl-C they hold the finished checks and say that the run was interrupted."""
-    if args.json:
-        report.line(f"wrote {write_json(args.json, results, files, interrupted=interrupted)}")
-    if args.junit:
-        report.line(f"wrote {write_junit(args.junit, results, files)}")
-    if args.html:
-        report.line(f"wrote {write_html(args.html, results, files, interrupted=interrupted)}")
+    for writer in WRITERS:
+        target = getattr(args, writer.flag, None)
+        if target:
+            report.line(f"wrote {writer.write(target, results, files, interrupted)}")
 
 
 COMMAND = Command("check", HELP, add_arguments, run, description=HELP + ".", epilog=EPILOG)

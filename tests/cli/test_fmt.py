@@ -99,3 +99,15 @@ def test_a_file_changed_while_formatting_is_not_overwritten(tmp_path):
         replace_text(path, b"what fmt read before\n", "formatted\n")
     assert path.read_text() == "new text the user just saved\n"
     assert [p.name for p in tmp_path.iterdir()] == ["a.cspec"]
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.parametrize("folder", ["specs", "examples"])
+def test_shipped_specs_are_in_canonical_form(capsys, folder):
+    """Issue 12's done-when: `causalspec fmt --check specs/` passes, so the shipped specs (and the
+    examples') stay in the form `fmt` writes; a hand edit that breaks it fails here, not in a user's CI."""
+    code, out, err = run(capsys, "--check", os.path.join(REPO, folder))
+    assert code == 0, out + err
+    assert "0 file(s) would be reformatted" in out + err
