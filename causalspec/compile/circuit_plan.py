@@ -25,8 +25,7 @@ from typing import Iterable
 
 import numpy as np
 
-from causalspec.semantics.analyse import SpecIR
-from causalspec.semantics.bindings import CircuitIR, DatasetIR, EncodingIR, NetworkIR, PromptIR
+from causalspec.semantics.ir import CircuitIR, DatasetIR, EncodingIR, NetworkIR, PromptIR, SpecIR
 from causalspec.semantics.model import CausalModel
 from causalspec.semantics.sampling import sample_inputs
 from causalspec.semantics.sites import ALL, PositionSpec, SiteSpec

@@ -20,7 +20,7 @@ import difflib
 import re
 
 from causalspec.diagnostics import did_you_mean
-from causalspec.semantics.bindings import DTYPE_ALIASES, DTYPES
+from causalspec.semantics.ir import DTYPE_ALIASES, DTYPES
 
 DEVICES = ("cpu", "cuda", "cuda:N", "mps", "auto")
 _DEVICE = re.compile(r"(cpu|cuda|cuda:[0-9]+|mps|auto)\Z")

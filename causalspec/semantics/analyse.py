@@ -7,28 +7,15 @@ each analyser gets the IR of what it refers to.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from causalspec.diagnostics import Diagnostic, DiagnosticSink
+from causalspec.diagnostics import DiagnosticSink
 from causalspec.semantics.analyse_model import analyse_model
-from causalspec.semantics.model import CausalModel
+from causalspec.semantics.blocks import analyse_blocks
+from causalspec.semantics.ir import SpecIR
 from causalspec.syntax import ast as A
 from causalspec.syntax.gc_pause import paused_gc
 from causalspec.syntax.parser import parse, parse_file
-
-
-@dataclass
-class SpecIR:
-    file: str
-    ast: A.Spec
-    models: dict[str, CausalModel] = field(default_factory=dict)
-    networks: dict = field(default_factory=dict)
-    alignments: dict = field(default_factory=dict)
-    checks: list = field(default_factory=list)
-    circuits: dict = field(default_factory=dict)
-    datasets: dict = field(default_factory=dict)
-    warnings: list[Diagnostic] = field(default_factory=list)
 
 
 def analyse(spec: A.Spec, base_dir: Path | None = None) -> SpecIR:
@@ -48,12 +35,7 @@ def _analyse(spec: A.Spec, base_dir: Path | None) -> SpecIR:
             cm = analyse_model(item, sink, base_dir)
             if cm is not None:
                 ir.models[cm.name] = cm
-    try:
-        from causalspec.semantics.bindings import analyse_bindings
-    except ImportError:  # pragma: no cover - during bootstrap only
-        analyse_bindings = None
-    if analyse_bindings is not None:
-        analyse_bindings(spec, ir, sink, base_dir)
+    analyse_blocks(spec, ir, sink, base_dir)
     sink.raise_if_errors()
     ir.warnings = sink.warnings
     return ir

@@ -37,7 +37,7 @@ def main(seed: int = 1, pairs: int = 1024) -> dict:
     from causalspec.compile.plan import compile_check
     from causalspec.locate import cell_alignment
     from causalspec.semantics.analyse import load
-    from causalspec.semantics.bindings import SiteBinding
+    from causalspec.semantics.ir import SiteBinding
     from causalspec.semantics.featurizers import Slice
 
     ir = load(SPEC)
