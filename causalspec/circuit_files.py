@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from causalspec.errors import UsageError
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, PORTS, Arch, Member, Node, ResolvedCircuit,
                                              parse_node_name)
 
@@ -37,7 +38,7 @@ _EDGE = re.compile(r"^\s*(?P<src>[^\s<>-]+)\s*->\s*(?P<dst>[^\s<>]+?)\s*(<(?P<po
 SCHEMA_KEY = "causalspec"
 
 
-class CircuitFileError(ValueError):
+class CircuitFileError(UsageError, ValueError):
     """A circuit file that cannot be read (the message says where and why)."""
 
 

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from causalspec import errors
 from causalspec.diagnostics import SpecError, render
 from causalspec.report.files import OutputError
 
@@ -27,7 +28,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 
-class UsageError(Exception):
+class UsageError(errors.UsageError):
     """A command-line mistake (not a spec mistake): exit 2 with the message."""
 
 

@@ -4,6 +4,7 @@ output decoder, and that no two variables share coordinates of one site."""
 
 from __future__ import annotations
 
+from causalspec.codes import E0203, E0608, E0609, E0612
 from causalspec.diagnostics import did_you_mean
 from causalspec.semantics.context import article
 from causalspec.semantics.featurizers import Identity, Slice, featurizer_from_ast
@@ -32,7 +33,7 @@ class AlignmentAnalysis(NetworkAnalysis):
                                                        and model.variables[name.text].kind == "output"):
                 output_tried = True
             if name.text in first:
-                self.sink.error("E0608", f"`{name.text}` is aligned twice in `{al.name.text}`", name.span,
+                self.sink.error(E0608, f"`{name.text}` is aligned twice in `{al.name.text}`", name.span,
                                 "aligned again", notes=[f"first aligned at {first[name.text].span}"],
                                 help="list several sites in one line: `V -> site1, site2`")
                 ok = vars_ok = False
@@ -40,19 +41,19 @@ class AlignmentAnalysis(NetworkAnalysis):
             first[name.text] = name
             var = model.variables.get(name.text) if model is not None else None
             if model is not None and var is None:
-                self.sink.error("E0203", f"unknown variable `{name.text}` in alignment `{al.name.text}`", name.span,
+                self.sink.error(E0203, f"unknown variable `{name.text}` in alignment `{al.name.text}`", name.span,
                                 f"not in model `{model.name}`", help=did_you_mean(name.text, model.variables, "variables"))
                 ok = vars_ok = False
                 continue
             if isinstance(stmt, A.OutputAlignment):
                 if var is not None and var.kind != "output":
-                    self.sink.error("E0609", f"`{name.text}` is {article(var.kind)}: only output variables are read "
+                    self.sink.error(E0609, f"`{name.text}` is {article(var.kind)}: only output variables are read "
                                     "from the network's output", name.span, "not an output",
                                     help=f"align `{name.text}` to a site instead: `{name.text} -> resid.post[L]`")
                     ok = False
                     continue
                 if output is not None:
-                    self.sink.error("E0609", f"alignment `{al.name.text}` reads two outputs (`{output.var.text}` "
+                    self.sink.error(E0609, f"alignment `{al.name.text}` reads two outputs (`{output.var.text}` "
                                     f"and `{name.text}`)", name.span, "second output",
                                     help="one alignment scores one output; write a second alignment for the other")
                     ok = False
@@ -62,7 +63,7 @@ class AlignmentAnalysis(NetworkAnalysis):
                 ok &= decoder is not None
                 continue
             if var is not None and var.kind == "output":
-                self.sink.error("E0609", f"`{name.text}` is the model's output: it is read from the network's "
+                self.sink.error(E0609, f"`{name.text}` is the model's output: it is read from the network's "
                                 "output, not from a site", name.span, "output aligned to a site",
                                 help=f"write `{name.text} -> output`")
                 ok = False
@@ -82,7 +83,7 @@ class AlignmentAnalysis(NetworkAnalysis):
         self.alignment_vars[al.name.text] = ({s.var.text for s in al.body}, out_var, vars_ok and model is not None)
         if model is not None and not output_tried:
             outs = model.outputs
-            self.sink.error("E0609", f"alignment `{al.name.text}` does not say how to read the output",
+            self.sink.error(E0609, f"alignment `{al.name.text}` does not say how to read the output",
                             al.name.span, "no `-> output` line",
                             help=f"add `{outs[0] if outs else 'O'} -> output`: checks score the network's output")
             ok = False
@@ -103,18 +104,18 @@ class AlignmentAnalysis(NetworkAnalysis):
             return "decode" if net.decode is not None else "argmax"
         name = stmt.decoder.text
         if name not in DECODERS:
-            self.sink.error("E0609", f"unknown output decoder `{name}`", stmt.decoder.span, "not a decoder",
+            self.sink.error(E0609, f"unknown output decoder `{name}`", stmt.decoder.span, "not a decoder",
                             help=did_you_mean(name, DECODERS) or
                             "decoders are `argmax` (class index), `answer` (the answer template's tokens) and "
                             "`decode` (the network's decode hook)")
             return None
         if net is not None and name == "answer" and net.encoding.answer is None:
-            self.sink.error("E0609", f"decoder `answer` needs an answer template in network `{net.name}`",
+            self.sink.error(E0609, f"decoder `answer` needs an answer template in network `{net.name}`",
                             stmt.decoder.span, "no answer template",
                             help=f"add `answer \" {{{stmt.var.text}}}\"` to the network, or use `argmax`")
             return None
         if net is not None and name == "decode" and net.decode is None:
-            self.sink.error("E0609", f"decoder `decode` needs a decode hook in network `{net.name}`",
+            self.sink.error(E0609, f"decoder `decode` needs a decode hook in network `{net.name}`",
                             stmt.decoder.span, "no decode hook",
                             help="add `decode \"file.py:decode\"` to the network, or use `argmax`")
             return None
@@ -127,7 +128,7 @@ class AlignmentAnalysis(NetworkAnalysis):
             positions = resolver.site_positions(ref.positions)
         feat = featurizer_from_ast(ref.featurizer, self.sink, self.base_dir)
         if site is not None and feat is not None and site.kind == "logits" and feat.learned:
-            self.sink.error("E0612", f"`{feat.kind}` cannot be learned on `logits`", ref.featurizer.span,
+            self.sink.error(E0612, f"`{feat.kind}` cannot be learned on `logits`", ref.featurizer.span,
                             "learned featurizer on the output",
                             help="the logits are what is scored; patch them whole or by a slice `[a:b]`")
             return None
@@ -143,7 +144,7 @@ class AlignmentAnalysis(NetworkAnalysis):
             for b in bindings:
                 for other, ob in seen:
                     if other != name and _overlap(b, ob):
-                        self.sink.error("E0608", f"`{name}` and `{other}` are aligned to overlapping coordinates "
+                        self.sink.error(E0608, f"`{name}` and `{other}` are aligned to overlapping coordinates "
                                         f"of `{b.site}`", b.span, "overlaps another variable",
                                         notes=[f"`{other}` is aligned at {ob.span}"],
                                         help="an intervention on one would move the other; use disjoint slices")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from causalspec.codes import E0201
 from causalspec.diagnostics import DiagnosticSink
 from causalspec.semantics.analyse_model import analyse_model
 from causalspec.semantics.blocks import analyse_blocks
@@ -43,7 +44,7 @@ def _analyse(spec: A.Spec, base_dir: Path | None) -> SpecIR:
 
 def _unique(name: A.Name, seen: dict[str, A.Name], sink: DiagnosticSink, what: str) -> None:
     if name.text in seen:
-        sink.error("E0201", f"{what} `{name.text}` is declared twice", name.span, "declared again here",
+        sink.error(E0201, f"{what} `{name.text}` is declared twice", name.span, "declared again here",
                    notes=[f"first declared at {seen[name.text].span}"],
                    help=f"rename one of the two {what}s; names are unique per kind")
     else:

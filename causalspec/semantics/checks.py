@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import re
 
+from causalspec.codes import E0201, E0203, E0208, E0702, E0703, E0705, E0707, E0708, E0709, E0711, E0712
 from causalspec.diagnostics import did_you_mean
 from causalspec.semantics.alignments import AlignmentAnalysis
 from causalspec.semantics.conditions import ConditionAnalysis
@@ -35,7 +36,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         name_node = chk.name or chk.target
         name = name_node.text
         if name in names:
-            self.sink.error("E0705", f"two checks are named `{name}`", name_node.span, "name taken",
+            self.sink.error(E0705, f"two checks are named `{name}`", name_node.span, "name taken",
                             notes=[f"the first is at {names[name].span}"],
                             help=f"name this one: `check {chk.target.text} as {chk.target.text}_2 {{ … }}`")
         else:
@@ -43,7 +44,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         target = chk.target.text
         alignment = self.ir.alignments.get(target)
         if target not in self.alignment_decls:
-            self.sink.error("E0208", f"unknown alignment `{target}`", chk.target.span, "no alignment of this name",
+            self.sink.error(E0208, f"unknown alignment `{target}`", chk.target.span, "no alignment of this name",
                             help=did_you_mean(target, self.alignment_decls, "alignments"))
         ok = True
         settings: dict[str, A.Setting] = {}
@@ -58,7 +59,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         for stmt in chk.body:
             if isinstance(stmt, A.Locate):
                 if locates:
-                    self.sink.error("E0711", "a check sweeps one variable: this is a second `locate`", stmt.span,
+                    self.sink.error(E0711, "a check sweeps one variable: this is a second `locate`", stmt.span,
                                     "second locate", help="write one check per located variable")
                     ok = False
                     continue
@@ -79,7 +80,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                         continue
                     key = frozenset(frozenset(g) for g in got)
                     if key in set_keys:
-                        self.sink.error("E0201", "this interchange set is listed twice", iset.span, "listed again",
+                        self.sink.error(E0201, "this interchange set is listed twice", iset.span, "listed again",
                                         notes=[f"first listed at {set_keys[key].span}"],
                                         help="delete the second copy of the set")
                         ok = False
@@ -96,12 +97,12 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                         else:
                             draws[c.text] = n
                     if c.text not in CONTROLS:
-                        self.sink.error("E0707", f"unknown control `{c.text}`", c.span, "not a control",
+                        self.sink.error(E0707, f"unknown control `{c.text}`", c.span, "not a control",
                                         help=did_you_mean(c.text, CONTROLS) or
                                         f"controls are {', '.join(CONTROLS)}")
                         ok = False
                     elif c.text in controls:
-                        self.sink.error("E0707", f"control `{c.text}` is listed twice", c.span, "listed again",
+                        self.sink.error(E0707, f"control `{c.text}` is listed twice", c.span, "listed again",
                                         help=f"list `{c.text}` once")
                         ok = False
                     else:
@@ -119,7 +120,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         claims_aaa = any(c.metric == "aaa" for c in conditions)
         default = False
         if not expects:
-            self.sink.error("E0708", f"check `{name}` has no `expect`: it can never fail", name_node.span,
+            self.sink.error(E0708, f"check `{name}` has no `expect`: it can never fail", name_node.span,
                             "nothing is claimed", help="add e.g. `expect iia >= 0.9`")
             ok = False
         if not interchanges:
@@ -131,7 +132,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                     else:
                         sets, default = got, True
             elif expects:
-                self.sink.error("E0708", f"check `{name}` has no `interchange`: nothing is intervened on",
+                self.sink.error(E0708, f"check `{name}` has no `interchange`: nothing is intervened on",
                                 name_node.span, "no interchange",
                                 help="add e.g. `interchange X` (or claim `aaa`, which covers every subset)")
                 ok = False
@@ -147,17 +148,17 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         """`random_subspace(n=20)` -> 20; a bad argument is E0712 (None)."""
         control = name.text
         if control not in DEFAULT_DRAWS:
-            self.sink.error("E0712", f"control `{control}` takes no arguments: it draws nothing at random",
+            self.sink.error(E0712, f"control `{control}` takes no arguments: it draws nothing at random",
                             name.span, "no arguments", help=f"write `{control}`")
             return None
         if len(args) != 1 or args[0].key not in (None, "n"):
             where = args[0].span if args else name.span
-            self.sink.error("E0712", f"control `{control}` takes one argument, `n` (the number of random draws)",
+            self.sink.error(E0712, f"control `{control}` takes one argument, `n` (the number of random draws)",
                             where, "not `n=…`", help=f"write `{control}(n={DEFAULT_DRAWS[control]})`")
             return None
         arg = args[0]
         if arg.kind != "number" or not isinstance(arg.value, int) or not 1 <= arg.value <= MAX_DRAWS:
-            self.sink.error("E0712", f"`n` of control `{control}` must be a whole number from 1 to {MAX_DRAWS}, "
+            self.sink.error(E0712, f"`n` of control `{control}` must be a whole number from 1 to {MAX_DRAWS}, "
                             f"got {arg.value}", arg.span, "not a number of draws",
                             help=f"e.g. `{control}(n={DEFAULT_DRAWS[control]})` (the default)")
             return None
@@ -168,11 +169,11 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         var = stmt.var.text
         model = self.ir.models.get(alignment.model)
         if model is not None and var not in model.variables:
-            self.sink.error("E0203", f"unknown variable `{var}` in `locate`", stmt.var.span,
+            self.sink.error(E0203, f"unknown variable `{var}` in `locate`", stmt.var.span,
                             f"not a variable of model `{model.name}`", help=did_you_mean(var, model.variables, "variables"))
             return None
         if var == alignment.output:
-            self.sink.error("E0703", f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
+            self.sink.error(E0703, f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
                             stmt.var.span, "the output",
                             help="locate an intermediate variable; the output is read from the network's output")
             return None
@@ -181,11 +182,11 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         sites = _expand_sweep(stmt.site) if isinstance(size, int) and size * len(positions) <= MAX_LOCATE_CELLS \
             else size
         if isinstance(sites, str):
-            self.sink.error("E0711", sites, stmt.site.span, "cannot expand this sweep",
+            self.sink.error(E0711, sites, stmt.site.span, "cannot expand this sweep",
                             help='write ranges as `resid.post[0..11]` and module patterns as "layers.{0..2}"')
             return None
         if isinstance(sites, int):
-            self.sink.error("E0711", f"the sweep has {sites * len(positions):,} cells (at most {MAX_LOCATE_CELLS})",
+            self.sink.error(E0711, f"the sweep has {sites * len(positions):,} cells (at most {MAX_LOCATE_CELLS})",
                             stmt.span, "too many cells",
                             help="sweep fewer layers, heads or positions, e.g. `resid.post[0..11]`; "
                                  "run one `locate` per region of the network")
@@ -225,7 +226,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
             names = []
             for n in group:
                 if n.text in seen:
-                    self.sink.error("E0201", f"`{n.text}` appears twice in one interchange set", n.span,
+                    self.sink.error(E0201, f"`{n.text}` appears twice in one interchange set", n.span,
                                     "listed again", help="each variable takes its value from one source")
                     ok = False
                     continue
@@ -234,13 +235,13 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                 if not reliable:
                     continue  # unknown alignment or unresolved variable lines: reported already
                 if n.text == out_var:
-                    self.sink.error("E0703", f"`{n.text}` is the output of `{target}`: it is scored, not "
+                    self.sink.error(E0703, f"`{n.text}` is the output of `{target}`: it is scored, not "
                                     "intervened on", n.span, "the output",
                                     help="interchange the variables the output depends on")
                     ok = False
                 elif n.text not in mentioned:
                     pool = sorted(v for v in mentioned if v != out_var)
-                    self.sink.error("E0703", f"`{n.text}` is not aligned in `{target}`", n.span, "not aligned",
+                    self.sink.error(E0703, f"`{n.text}` is not aligned in `{target}`", n.span, "not aligned",
                                     help=did_you_mean(n.text, pool) or
                                     (f"aligned variables are {join_names(pool)}" if pool else
                                      f"align it first: `{n.text} -> site` in `align … as {target}`"))
@@ -251,12 +252,12 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
     def _all_subsets(self, alignment: AlignmentIR, where: A.Name) -> tuple[InterchangeSetIR, ...] | None:
         names = [v for v in alignment.variables]
         if len(names) > MAX_DEFAULT_SUBSET_VARS:
-            self.sink.error("E0708", f"`aaa` without `interchange` would cover {2 ** len(names) - 1} subsets of "
+            self.sink.error(E0708, f"`aaa` without `interchange` would cover {2 ** len(names) - 1} subsets of "
                             f"{len(names)} variables", where.span, "too many subsets",
                             help="list the sets to average over with `interchange`")
             return None
         if not names:
-            self.sink.error("E0708", f"alignment `{alignment.name}` aligns no variable to intervene on",
+            self.sink.error(E0708, f"alignment `{alignment.name}` aligns no variable to intervene on",
                             where.span, "nothing to interchange",
                             help=f"align a variable to a site in `{alignment.name}`, e.g. `X -> resid.post[0]`")
             return None
@@ -266,32 +267,32 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         metric, arg = cond.metric.name.text, cond.metric.arg
         ok = True
         if metric not in CHECK_METRICS:
-            self.sink.error("E0702", f"unknown metric `{metric}`", cond.metric.name.span, "not a check metric",
+            self.sink.error(E0702, f"unknown metric `{metric}`", cond.metric.name.span, "not a check metric",
                             help=did_you_mean(metric, CHECK_METRICS) or
                             "check metrics are `iia`, `aaa` and `control(NAME)`")
             return None
         if metric == "control":
             if arg is None:
-                self.sink.error("E0702", "`control` needs the control's name: `control(random_init)`",
+                self.sink.error(E0702, "`control` needs the control's name: `control(random_init)`",
                                 cond.metric.span, "which control?", help=f"controls are {', '.join(CONTROLS)}")
                 return None
             if arg.text not in CONTROLS:
-                self.sink.error("E0707", f"unknown control `{arg.text}`", arg.span, "not a control",
+                self.sink.error(E0707, f"unknown control `{arg.text}`", arg.span, "not a control",
                                 help=did_you_mean(arg.text, CONTROLS) or f"controls are {', '.join(CONTROLS)}")
                 return None
             if cond.op not in ("<=", "<"):
-                self.sink.error("E0702", f"`control({arg.text}) {cond.op} …` bounds a control from below",
+                self.sink.error(E0702, f"`control({arg.text}) {cond.op} …` bounds a control from below",
                                 cond.span, "use <= or <",
                                 help="a control must score low: the alignment should fail on a random network "
                                      "or subspace; write `control(…) <= 0.2`")
                 ok = False
         else:
             if arg is not None:
-                self.sink.error("E0702", f"`{metric}` takes no argument", arg.span, "unexpected argument",
+                self.sink.error(E0702, f"`{metric}` takes no argument", arg.span, "unexpected argument",
                                 help="the check's interchange sets say what is scored")
                 ok = False
             if cond.op not in (">=", ">"):
-                self.sink.error("E0702", f"`{metric} {cond.op} …` bounds {metric} from above", cond.span,
+                self.sink.error(E0702, f"`{metric} {cond.op} …` bounds {metric} from above", cond.span,
                                 "use >= or >", help=f"a claim says the network agrees with the model often "
                                 f"enough: `{metric} >= 0.9`; bound controls from above instead")
                 ok = False
@@ -299,11 +300,11 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         statistic, aggregation, modes_ok = self._modes(cond)
         ok &= modes_ok
         if modes_ok and metric == "aaa" and aggregation is not None:
-            self.sink.error("E0709", f"`{aggregation}` does not apply to `aaa`", cond.span, "aaa is one number",
+            self.sink.error(E0709, f"`{aggregation}` does not apply to `aaa`", cond.span, "aaa is one number",
                             help="aaa is already the mean IIA over interchange sets")
             ok = False
         if modes_ok and metric == "control" and statistic == "lower95":
-            self.sink.error("E0709", "`lower95` on an upper bound would make the control easier to pass",
+            self.sink.error(E0709, "`lower95` on an upper bound would make the control easier to pass",
                             cond.span, "anti-conservative", help="use the point estimate for controls")
             ok = False
         if not ok:

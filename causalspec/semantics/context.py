@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from causalspec.codes import E0201, E0206, E0207, E0606, E0610
 from causalspec.diagnostics import DiagnosticSink, Span, did_you_mean
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.file_access import note_outside
@@ -55,7 +56,7 @@ class Context:
         seen: dict = {}
         for it in items:
             if it.name.text in seen:
-                self.sink.error("E0201", f"{what} `{it.name.text}` is declared twice", it.name.span,
+                self.sink.error(E0201, f"{what} `{it.name.text}` is declared twice", it.name.span,
                                 "declared again here", notes=[f"first declared at {seen[it.name.text].name.span}"],
                                 help=f"rename one of the two {what}s; names are unique per kind")
             else:
@@ -65,14 +66,14 @@ class Context:
     def _model(self, ref: A.Name) -> CausalModel | None:
         """The analysed model, or None (E0206 if it is not declared; silent if it had errors)."""
         if ref.text not in self.model_decls:
-            self.sink.error("E0206", f"unknown model `{ref.text}`", ref.span, "no model of this name",
+            self.sink.error(E0206, f"unknown model `{ref.text}`", ref.span, "no model of this name",
                             help=did_you_mean(ref.text, self.model_decls, "models"))
             return None
         return self.ir.models.get(ref.text)
 
     def _network_ref(self, ref: A.Name) -> NetworkIR | None:
         if ref.text not in self.network_decls:
-            self.sink.error("E0207", f"unknown network `{ref.text}`", ref.span, "no network of this name",
+            self.sink.error(E0207, f"unknown network `{ref.text}`", ref.span, "no network of this name",
                             help=did_you_mean(ref.text, self.network_decls) or
                             f"declare it: `network {ref.text} = hf \"…\"`")
             return None
@@ -91,23 +92,23 @@ class Context:
         parts, errors = scan_template(text)
         template = Template(text, parts, span, exact)
         for start, end, message, help_ in errors:
-            self.sink.error("E0606", message, template.sub_span(start, end), "malformed template", help=help_)
+            self.sink.error(E0606, message, template.sub_span(start, end), "malformed template", help=help_)
         return template if not errors else None
 
     def _hook(self, ref: str, span: Span, what: str, at_end: bool = True) -> HookRef | None:
         lit_span = self._string_span(span, ref)[0] if at_end else span
         if ":" not in ref:
-            self.sink.error("E0610", f"{what} `{ref}` must be written `file.py:function`", lit_span,
+            self.sink.error(E0610, f"{what} `{ref}` must be written `file.py:function`", lit_span,
                             "missing `:function`", help=f"for example `\"{ref or 'model.py'}:build\"`")
             return None
         file, function = ref.rsplit(":", 1)
         if not IDENT.match(function):
-            self.sink.error("E0610", f"{what} `{ref}`: `{function}` is not a function name", lit_span,
+            self.sink.error(E0610, f"{what} `{ref}`: `{function}` is not a function name", lit_span,
                             "expected `file.py:function`",
                             help="the part after the last `:` must be a Python identifier")
             return None
         if not file.endswith(".py"):
-            self.sink.error("E0610", f"{what} `{ref}`: `{file}` is not a Python file", lit_span,
+            self.sink.error(E0610, f"{what} `{ref}`: `{file}` is not a Python file", lit_span,
                             "expected a .py file", help="hooks and builders are functions in a .py file")
             return None
         problem = file_problem(file, self.base_dir, f"{what} file")

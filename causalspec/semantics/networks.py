@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from causalspec.codes import E0201, E0203, E0303, E0606, E0607, E0610, E0611, E0808, W0601
 from causalspec.diagnostics import Span, did_you_mean
 from causalspec.semantics.analyse_model import literal_value
 from causalspec.semantics.context import Context, join_names, show_value, suggest_value
@@ -45,7 +46,7 @@ class NetworkAnalysis(Context):
             span, exact = self._string_span(decl.span, decl.template)
             t = self._template(decl.template, span, exact)
             if t is not None and not t.placeholders:
-                self.sink.warn("W0601", "the prompt has no placeholders: every input renders the same text, "
+                self.sink.warn(W0601, "the prompt has no placeholders: every input renders the same text, "
                                "so no intervention can change what the network reads", span,
                                "no `{…}` placeholder",
                                help='name the model\'s inputs in braces, e.g. `prompt "{a} plus {b} is"`')
@@ -80,7 +81,7 @@ class NetworkAnalysis(Context):
         else:
             out.model_class = "causal_lm"
             if not backend.path.strip():
-                self.sink.error("E0610", "empty hf model path", backend.span, "empty",
+                self.sink.error(E0610, "empty hf model path", backend.span, "empty",
                                 help='name a local folder or a hub id, e.g. `hf "gpt2"`')
             problem = hf_folder_problem(backend.path, self.base_dir)
             if problem is not None:
@@ -93,7 +94,7 @@ class NetworkAnalysis(Context):
             key = self._stmt_key(stmt)
             if key is not None:
                 if key in given:
-                    self.sink.error("E0610", f"`{key}` is given twice in network `{out.name}`", stmt.span,
+                    self.sink.error(E0610, f"`{key}` is given twice in network `{out.name}`", stmt.span,
                                     "given again", notes=[f"first given at {given[key].span}"],
                                     help=f"keep one `{key}` line")
                     continue
@@ -105,7 +106,7 @@ class NetworkAnalysis(Context):
                 self._option(out, stmt, is_torch)
             elif isinstance(stmt, A.FlagStmt):
                 if is_torch:
-                    self.sink.error("E0610", "`trust_remote_code` applies to hf networks only", stmt.span,
+                    self.sink.error(E0610, "`trust_remote_code` applies to hf networks only", stmt.span,
                                     "not an hf network", help="a torch network's code is its builder file")
                 else:
                     out.trust_remote_code = True
@@ -114,7 +115,7 @@ class NetworkAnalysis(Context):
             elif isinstance(stmt, (A.PromptDecl, A.AnswerDecl)):
                 if is_torch:
                     what = "prompt" if isinstance(stmt, A.PromptDecl) else "answer"
-                    self.sink.error("E0610", f"a torch network has no tokenizer: `{what}` templates need an "
+                    self.sink.error(E0610, f"a torch network has no tokenizer: `{what}` templates need an "
                                     "hf network", stmt.span, "not allowed on a torch network",
                                     help="a torch network's inputs come from its `encode` hook")
                 elif isinstance(stmt, A.PromptDecl):
@@ -128,22 +129,22 @@ class NetworkAnalysis(Context):
             elif isinstance(stmt, A.PositionDecl):
                 name = stmt.name
                 if name.text in ("last", "all"):
-                    self.sink.error("E0201", f"`{name.text}` is a built-in position and cannot be redeclared",
+                    self.sink.error(E0201, f"`{name.text}` is a built-in position and cannot be redeclared",
                                     name.span, "built-in", help="choose another name")
                 elif name.text in positions:
-                    self.sink.error("E0201", f"position `{name.text}` is declared twice in network `{out.name}`",
+                    self.sink.error(E0201, f"position `{name.text}` is declared twice in network `{out.name}`",
                                     name.span, "declared again here",
                                     notes=[f"first declared at {positions[name.text].name.span}"],
                                     help="rename one of the two positions")
                 else:
                     positions[name.text] = stmt
         if not is_torch and "prompt" in given and "encode" in given:
-            self.sink.error("E0610", f"network `{out.name}` has both a prompt template and an encode hook",
+            self.sink.error(E0610, f"network `{out.name}` has both a prompt template and an encode hook",
                             given["encode"].span, "choose one",
                             help="the encode hook turns high-level inputs into model inputs itself; "
                                  "remove it to use the prompt template")
         if "device" in given and "device_map" in given and out.device_map is not None:
-            self.sink.error("E0610", f"network `{out.name}` has both `device` and `device_map`",
+            self.sink.error(E0610, f"network `{out.name}` has both `device` and `device_map`",
                             given["device"].span, "choose one",
                             help="with `device_map` accelerate places the layers itself and `device` "
                                  "would be ignored: remove one of them")
@@ -183,7 +184,7 @@ class NetworkAnalysis(Context):
             else:
                 hint = f"did you mean `{DTYPE_ALIASES[value]}`?" if value in DTYPE_ALIASES else \
                     did_you_mean(value, DTYPES)
-                self.sink.error("E0610", f"unknown dtype `{value}`", stmt.span, "not a dtype",
+                self.sink.error(E0610, f"unknown dtype `{value}`", stmt.span, "not a dtype",
                                 help=hint or f"dtypes are {', '.join(DTYPES)}")
         elif stmt.key == "device":
             if _DEVICE.match(value):
@@ -191,28 +192,28 @@ class NetworkAnalysis(Context):
             else:
                 hint = f"did you mean `{DEVICE_ALIASES[value]}`?" if value in DEVICE_ALIASES else \
                     did_you_mean(value, DEVICES[:2] + DEVICES[3:])
-                self.sink.error("E0610", f"unknown device `{value}`", stmt.span, "not a device",
+                self.sink.error(E0610, f"unknown device `{value}`", stmt.span, "not a device",
                                 help=hint or
                                 'devices are cpu, cuda, "cuda:N", mps and auto')
         elif stmt.key == "class":
             if is_torch:
-                self.sink.error("E0610", "`class` applies to hf networks only", stmt.span, "not an hf network",
+                self.sink.error(E0610, "`class` applies to hf networks only", stmt.span, "not an hf network",
                                 help="a torch network's module comes from its builder")
             elif value in CLASSES:
                 out.model_class = value
             else:
-                self.sink.error("E0610", f"unknown model class `{value}`", stmt.span, "not a model class",
+                self.sink.error(E0610, f"unknown model class `{value}`", stmt.span, "not a model class",
                                 help=did_you_mean(value, CLASSES) or f"classes are {', '.join(CLASSES)}")
         elif stmt.key == "device_map":
             if is_torch:
-                self.sink.error("E0610", "`device_map` applies to hf networks only", stmt.span,
+                self.sink.error(E0610, "`device_map` applies to hf networks only", stmt.span,
                                 "not an hf network", help="a torch network is placed whole with `device`")
             elif value in DEVICE_MAPS:
                 out.device_map = value
             else:
                 one_device = "; to put the whole model on one device write `device …` instead" \
                     if _DEVICE.match(value) else ""
-                self.sink.error("E0610", f"unknown device_map `{value}`", stmt.span, "not a device_map strategy",
+                self.sink.error(E0610, f"unknown device_map `{value}`", stmt.span, "not a device_map strategy",
                                 help=did_you_mean(value, DEVICE_MAPS) or
                                 f"device_map strategies are {', '.join(DEVICE_MAPS)}{one_device}")
 
@@ -233,21 +234,21 @@ class NetworkAnalysis(Context):
         whether on NDIF; one diagnostic per statement."""
         engine = stmt.engine.text
         if engine not in ENGINES:
-            self.sink.error("E0610", f"unknown engine `{engine}`", stmt.engine.span, "not an engine",
+            self.sink.error(E0610, f"unknown engine `{engine}`", stmt.engine.span, "not an engine",
                             help=did_you_mean(engine, ENGINES) or
                             "engines are torch (hooks) and nnsight (traces; `backend nnsight remote` runs on NDIF)")
             return
         if stmt.remote and engine != "nnsight":
-            self.sink.error("E0610", f"`remote` needs the nnsight engine, not `{engine}`", stmt.span,
+            self.sink.error(E0610, f"`remote` needs the nnsight engine, not `{engine}`", stmt.span,
                             "not an nnsight engine", help="write `backend nnsight remote`")
             return
         if stmt.remote and is_torch:
-            self.sink.error("E0610", "`remote` needs an hf network", stmt.span, "not an hf network",
+            self.sink.error(E0610, "`remote` needs an hf network", stmt.span, "not an hf network",
                             help="NDIF runs hub models; a torch network's module is built locally: "
                                  "drop `remote` or declare the network `hf \"<hub id>\"`")
             return
         if stmt.host is not None and not stmt.host.startswith(("http://", "https://")):
-            self.sink.error("E0610", f"NDIF host `{stmt.host}` is not an http(s) URL",
+            self.sink.error(E0610, f"NDIF host `{stmt.host}` is not an http(s) URL",
                             self._string_span(stmt.span, stmt.host)[0], "not a URL",
                             help='write the full address, e.g. `remote "https://ndif.example.org"`')
             return
@@ -265,7 +266,7 @@ class NetworkAnalysis(Context):
 
         if refuse_reason(out.remote_host, f"network `{out.name}`") is None:
             return
-        self.sink.warn("E0808", f"network `{out.name}` names the remote host `{out.remote_host}`, which you have "
+        self.sink.warn(E0808, f"network `{out.name}` names the remote host `{out.remote_host}`, which you have "
                        "not allowed; its checks will be refused (your NDIF API key would be sent there)", span,
                        "host named by the spec", help=how_to_allow(out.remote_host))
 
@@ -277,7 +278,7 @@ class NetworkAnalysis(Context):
         templates = prompt.templates()
         everywhere = {p for t in templates for p in t.placeholders}
         if slot.slot not in everywhere:
-            self.sink.error("E0611", f"slot `{slot.slot}` is not a placeholder of network `{net.name}`'s prompt",
+            self.sink.error(E0611, f"slot `{slot.slot}` is not a placeholder of network `{net.name}`'s prompt",
                             slot.span, "no such placeholder",
                             help=did_you_mean(slot.slot, everywhere) or
                             f"placeholders are {join_names(sorted(everywhere)) or 'none'}")
@@ -285,7 +286,7 @@ class NetworkAnalysis(Context):
         short = [(prompt.case_name(t), t.count(slot.slot)) for t in templates if t.count(slot.slot) < slot.occurrence]
         if short:
             counts = "; ".join(f"{n} has {c}" for n, c in short)
-            self.sink.error("E0611", f"`slot({slot.slot}, {slot.occurrence})` needs {slot.occurrence} occurrence(s) "
+            self.sink.error(E0611, f"`slot({slot.slot}, {slot.occurrence})` needs {slot.occurrence} occurrence(s) "
                             f"of `{{{slot.slot}}}` in every prompt template: {counts}", slot.span,
                             "not in every template", help="occurrences count from 1 within one template")
 
@@ -296,7 +297,7 @@ class NetworkAnalysis(Context):
         for t in prompt.templates():
             for part in t.parts:
                 if isinstance(part, Placeholder) and part.name not in variables:
-                    self.sink.error("E0606", f"template of {owner} refers to `{{{part.name}}}`, which is not a "
+                    self.sink.error(E0606, f"template of {owner} refers to `{{{part.name}}}`, which is not a "
                                     f"variable of model `{model.name}`", t.span_of(part), "unknown slot",
                                     help=did_you_mean(part.name, variables) or
                                     f"variables are {join_names(model.order)}")
@@ -304,7 +305,7 @@ class NetworkAnalysis(Context):
             return
         var = variables.get(prompt.by)
         if var is None:
-            self.sink.error("E0203", f"`prompt by {prompt.by}`: `{prompt.by}` is not a variable of model "
+            self.sink.error(E0203, f"`prompt by {prompt.by}`: `{prompt.by}` is not a variable of model "
                             f"`{model.name}`", prompt.by_span, "unknown variable",
                             help=did_you_mean(prompt.by, variables, "variables"))
             return
@@ -314,12 +315,12 @@ class NetworkAnalysis(Context):
         for case in prompt.cases:
             member = dom.lookup(case.key)
             if member is None:
-                self.sink.error("E0303", f"{show_value(case.key)} is not a value of `{prompt.by}` ({dom.describe()})",
+                self.sink.error(E0303, f"{show_value(case.key)} is not a value of `{prompt.by}` ({dom.describe()})",
                                 case.span, "outside the domain", help=suggest_value(case.key, dom))
                 outside = True
                 continue
             if member in covered:
-                self.sink.error("E0201", f"prompt case {show_value(member)} is given twice", case.span,
+                self.sink.error(E0201, f"prompt case {show_value(member)} is given twice", case.span,
                                 "given again", notes=[f"first given at {covered[member]}"],
                                 help="give each value one template; delete the second case")
                 continue
@@ -328,7 +329,7 @@ class NetworkAnalysis(Context):
         if missing and not outside:  # a key outside the domain is usually a misspelt missing one
             shown = ", ".join(show_value(v) for v in missing[:10]) + (f", … ({len(missing)} in all)"
                                                                 if len(missing) > 10 else "")
-            self.sink.error("E0607", f"`prompt by {prompt.by}` has no template for {shown}", prompt.by_span,
+            self.sink.error(E0607, f"`prompt by {prompt.by}` has no template for {shown}", prompt.by_span,
                             "cases do not cover the domain",
                             help=f"every value of `{prompt.by}` ({dom.describe()}) needs a template")
 
@@ -343,14 +344,14 @@ class NetworkAnalysis(Context):
             return
         if net.backend == "torch" and net.encode is None:
             self.encode_reported.add(net.name)
-            self.sink.error("E0610", f"torch network `{net.name}` needs an `encode` hook", self.network_decls[
+            self.sink.error(E0610, f"torch network `{net.name}` needs an `encode` hook", self.network_decls[
                 net.name].name.span, "no encode hook",
                 notes=[f"used by {user} at {user_span}"],
                 help="the tool cannot guess how high-level inputs become tensors (column order, ids or "
                      "one-hot, dtype): add `{ encode \"file.py:encode\" }`")
         elif net.backend == "hf" and net.encode is None and net.name not in self.prompt_declared:
             self.encode_reported.add(net.name)
-            self.sink.error("E0610", f"hf network `{net.name}` needs a prompt template or an `encode` hook",
+            self.sink.error(E0610, f"hf network `{net.name}` needs a prompt template or an `encode` hook",
                             self.network_decls[net.name].name.span, "no way to build inputs",
                             notes=[f"used by {user} at {user_span}"],
                             help="add `prompt \"… {Var} …\"` to the network")
@@ -365,13 +366,13 @@ class NetworkAnalysis(Context):
         for part in t.parts:
             if isinstance(part, Placeholder) and part.name != output:
                 what = "a variable" if part.name in model.variables else "not a variable"
-                self.sink.error("E0606", f"answer template of network `{net.name}` refers to `{{{part.name}}}` "
+                self.sink.error(E0606, f"answer template of network `{net.name}` refers to `{{{part.name}}}` "
                                 f"({what} of `{model.name}`); it may only use the output `{{{output}}}`",
                                 t.span_of(part), "not the aligned output",
                                 help=did_you_mean(part.name, [output]) or
                                 f"the answer is rendered from the expected value of `{output}`")
                 ok = False
         if ok and output not in t.placeholders:
-            self.sink.error("E0606", f"answer template of network `{net.name}` does not mention the output "
+            self.sink.error(E0606, f"answer template of network `{net.name}` does not mention the output "
                             f"`{{{output}}}`", t.span, "constant answer",
                             help=f"write e.g. `answer \" {{{output}}}\"`", notes=[f"output aligned at {where}"])
