@@ -4,7 +4,7 @@ Why constants instead of bare strings: the analysers write `sink.error(E0201, ..
 mistyped code (`E0291`) is a name that does not exist and fails when the module is imported,
 instead of surfacing as an "unregistered diagnostic code" only when that error path runs.
 A `Code` *is* its string ("E0201"), so diagnostics, JSON reports and comparisons are
-unchanged; it also carries the title that docs/errors.md uses as the code's heading.
+unchanged; its `description` is the title docs/errors.md uses as the code's heading.
 
 Codes are stable: the first two digits are the category (diagnostics.CATEGORIES), and a
 code is never reused for a different meaning. diagnostics.CODES (errors) and
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 
 class Code(str):
-    """A declared diagnostic code: equal to (and hashing as) its text, plus a title."""
+    """A declared diagnostic code: equal to (and hashing as) its text, plus its description (the docs heading)."""
 
-    title: str
+    description: str
 
-    def __new__(cls, code: str, title: str) -> Code:
+    def __new__(cls, code: str, description: str) -> Code:
         self = super().__new__(cls, code)
-        self.title = title
+        self.description = description
         return self
 # syntax
 E0101 = Code("E0101", "unexpected character")

@@ -52,8 +52,8 @@ CATEGORIES = {
 }
 
 # Derived from the declared constants in causalspec/codes.py (one place to add a code).
-CODES: dict[str, str] = {str(c): c.title for c in codes.ERRORS}
-WARNING_CODES: dict[str, str] = {str(c): c.title for c in codes.WARNINGS}
+CODES: dict[str, str] = {str(c): c.description for c in codes.ERRORS}
+WARNING_CODES: dict[str, str] = {str(c): c.description for c in codes.WARNINGS}
 
 
 def category_of(code: str) -> str:

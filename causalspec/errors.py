@@ -22,7 +22,8 @@ This module imports nothing from causalspec, so every layer may use it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # only for the annotation; diagnostics imports this module
     from causalspec.diagnostics import Diagnostic

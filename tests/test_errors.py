@@ -45,9 +45,9 @@ def test_a_mistyped_code_fails_at_import(tmp_path, monkeypatch):
 
 
 def test_codes_registry_is_derived_from_the_constants():
-    assert CODES == {str(c): c.title for c in codes.ALL if c.startswith("E")}
+    assert CODES == {str(c): c.description for c in codes.ALL if c.startswith("E")}
     assert WARNING_CODES == {"W0601": "prompt without placeholders"}
-    assert codes.E0201 == "E0201" and codes.E0201.title == "duplicate declaration"
+    assert codes.E0201 == "E0201" and codes.E0201.description == "duplicate declaration"
     # every constant is named after its own code (no `E0202 = Code("E0203", …)` slip)
     for name in dir(codes):
         value = getattr(codes, name)
@@ -58,10 +58,10 @@ def test_codes_registry_is_derived_from_the_constants():
 
 def test_every_declared_code_has_a_documented_heading():
     text = ERRORS_MD.read_text(encoding="utf-8")
-    headings = dict(re.findall(r"^### ([EW]\d{4}) — (.+)$", text, re.M))
+    headings = dict(re.findall(r"^### ([EW]\d{4}) — (.+)$", text, re.MULTILINE))
     for code in codes.ALL:
-        assert code in headings, f"docs/errors.md has no `### {code} — {code.title}` heading"
-        assert headings[code].strip() == code.title, f"{code}: heading {headings[code]!r}, declared {code.title!r}"
+        assert code in headings, f"docs/errors.md has no `### {code} — {code.description}` heading"
+        assert headings[code].strip() == code.description, f"{code}: heading {headings[code]!r}, declared {code.description!r}"
 
 
 def test_a_diagnostic_stores_the_plain_code_text():

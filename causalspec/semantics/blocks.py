@@ -58,23 +58,23 @@ class _Blocks(DatasetAnalysis, CheckAnalysis, CircuitAnalysis):
         for net in self.network_decls.values():
             self.ir.networks[net.name.text] = self._network(net)
         for ds in self.dataset_decls.values():
-            out = self._dataset(ds)
-            if out is not None:
-                self.ir.datasets[out.name] = out
+            dataset = self._dataset(ds)
+            if dataset is not None:
+                self.ir.datasets[dataset.name] = dataset
         for al in self.alignment_decls.values():
-            out = self._alignment(al)
-            if out is not None:
-                self.ir.alignments[out.name] = out
+            alignment = self._alignment(al)
+            if alignment is not None:
+                self.ir.alignments[alignment.name] = alignment
         names: dict[str, A.Check] = {}
         for chk in self.items(A.Check):
-            out = self._check(chk, names)
-            if out is not None:
-                self.ir.checks.append(out)
+            check = self._check(chk, names)
+            if check is not None:
+                self.ir.checks.append(check)
         seen: set[str] = set()
         for circ in self.items(A.Circuit):
             if circ.name.text in seen:
                 continue
             seen.add(circ.name.text)
-            out = self._circuit(circ)
-            if out is not None:
-                self.ir.circuits[out.name] = out
+            circuit = self._circuit(circ)
+            if circuit is not None:
+                self.ir.circuits[circuit.name] = circuit
