@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from causalspec import codes
+from causalspec.errors import SpecError
+
 
 @dataclass(frozen=True)
 class Span:
@@ -48,88 +51,9 @@ CATEGORIES = {
     "08": "files",
 }
 
-CODES: dict[str, str] = {
-    # syntax
-    "E0101": "unexpected character",
-    "E0102": "unexpected token",
-    "E0103": "unexpected end of file",
-    "E0104": "invalid literal",
-    "E0105": "invisible character",
-    "E0106": "block is never closed",
-    # names
-    "E0201": "duplicate declaration",
-    "E0202": "unknown type or domain",
-    "E0203": "unknown variable",
-    "E0204": "unknown function",
-    "E0205": "unknown table",
-    "E0206": "unknown model",
-    "E0207": "unknown network",
-    "E0208": "unknown alignment",
-    "E0209": "unknown enum value",
-    "E0210": "ambiguous name (variable and enum value)",
-    "E0211": "unknown dataset",
-    "E0212": "unknown position",
-    "E0213": "unknown group",
-    # types and domains
-    "E0301": "type mismatch",
-    "E0302": "empty or reversed integer range",
-    "E0303": "value outside its domain",
-    "E0304": "wrong number of arguments",
-    "E0305": "mechanism produces a value outside the declared domain",
-    "E0306": "invalid distribution",
-    "E0307": "table key or value does not fit its type",
-    "E0308": "incomplete table (no default and keys missing)",
-    "E0309": "duplicate enum value or table key",
-    "E0310": "unsatisfiable constraint",
-    "E0311": "balanced sampling on a non-output or constant variable",
-    # graph
-    "E0401": "cycle in the causal model",
-    "E0402": "declared edge not used by the mechanism",
-    "E0403": "mechanism uses a parent missing from edges {}",
-    "E0404": "edge endpoint is not a variable of the model",
-    "E0405": "model has no output",
-    "E0406": "an input cannot have a mechanism or parents",
-    # examples
-    "E0501": "example does not hold",
-    "E0502": "example assigns a non-input variable",
-    "E0503": "example leaves an input unassigned",
-    "E0504": "example violates an input constraint",
-    "E0505": "example intervenes on an input or unknown variable",
-    # alignment
-    "E0601": "unknown site",
-    "E0602": "bad site index",
-    "E0603": "unknown featurizer",
-    "E0604": "bad featurizer arguments",
-    "E0605": "empty or reversed slice",
-    "E0606": "template refers to an unknown slot",
-    "E0607": "prompt cases do not cover the variable's values",
-    "E0608": "variable aligned twice",
-    "E0609": "output alignment problem",
-    "E0610": "network option problem",
-    "E0611": "position problem",
-    "E0612": "featurizer not allowed here",
-    "E0613": "variables share directions at one site",
-    # checks and circuits
-    "E0701": "threshold out of [0, 1]",
-    "E0702": "unknown metric",
-    "E0703": "intervened variable is not aligned",
-    "E0704": "bad check setting",
-    "E0705": "duplicate check name",
-    "E0706": "circuit node or edge problem",
-    "E0707": "unknown control",
-    "E0708": "check without interchange or expectations",
-    "E0709": "conflicting statistics modes",
-    "E0710": "ablation problem",
-    "E0711": "localization sweep problem",
-    "E0712": "bad control argument",
-    # files
-    "E0801": "file not found",
-    "E0802": "file cannot be read",
-    "E0803": "folder where a file is expected",
-    "E0804": "not a model folder",
-    "E0807": "file outside the spec's folder",
-    "E0808": "remote host not allowed",
-}
+# Derived from the declared constants in causalspec/codes.py (one place to add a code).
+CODES: dict[str, str] = {str(c): c.description for c in codes.ERRORS}
+WARNING_CODES: dict[str, str] = {str(c): c.description for c in codes.WARNINGS}
 
 
 def category_of(code: str) -> str:
@@ -149,25 +73,13 @@ class Diagnostic:
     severity: str = "error"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "code", str(self.code))  # a codes.Code is stored as its plain text
         if self.code not in CODES and not self.code.startswith("W"):
             raise ValueError(f"unregistered diagnostic code {self.code}")
 
     @property
     def category(self) -> str:
         return category_of(self.code)
-
-
-class SpecError(Exception):
-    """Raised with every diagnostic found in one pass; the CLI exits 2 on it."""
-
-    def __init__(self, diagnostics: Sequence[Diagnostic]):
-        self.diagnostics = tuple(diagnostics)
-        first = self.diagnostics[0] if self.diagnostics else None
-        super().__init__(
-            f"{len(self.diagnostics)} error(s); first: {first.code} {first.message} at {first.span}"
-            if first
-            else "invalid spec"
-        )
 
 
 class DiagnosticSink:

@@ -25,6 +25,8 @@ This module reads only the user's environment and files; it contacts nothing.
 
 from __future__ import annotations
 
+from causalspec.errors import UsageError
+
 import os
 import sys
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ CONFIG_SECTION, CONFIG_KEY = "remote", "allowed_hosts"
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
-class HostConfigError(ValueError):
+class HostConfigError(UsageError, ValueError):
     """The user's allow-list cannot be read (a malformed config file or entry): the remote
     check is refused, naming the file or variable to fix."""
 

@@ -22,6 +22,7 @@ from typing import Callable
 from rich.console import Console
 
 import causalspec
+from causalspec import errors
 from causalspec.diagnostics import SpecError, did_you_mean, render
 from causalspec.report.files import OutputError, check_folder, check_target
 
@@ -29,7 +30,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 
-class UsageError(Exception):
+class UsageError(errors.UsageError):
     """A command-line mistake (not a spec mistake): exit 2 with the message."""
 
 

@@ -25,8 +25,8 @@ from typing import Iterable
 
 import numpy as np
 
-from causalspec.semantics.analyse import SpecIR
-from causalspec.semantics.bindings import CircuitIR, DatasetIR, EncodingIR, NetworkIR, PromptIR
+from causalspec.errors import CheckError
+from causalspec.semantics.ir import CircuitIR, DatasetIR, EncodingIR, NetworkIR, PromptIR, SpecIR
 from causalspec.semantics.model import CausalModel
 from causalspec.semantics.sampling import sample_inputs
 from causalspec.semantics.sites import ALL, PositionSpec, SiteSpec
@@ -36,7 +36,7 @@ EMBED, LOGITS = "embed", "logits"
 PORTS = ("q", "k", "v")
 
 
-class CircuitPlanError(ValueError):
+class CircuitPlanError(CheckError, ValueError):
     """A circuit that cannot be evaluated as written (reported as a check-time error)."""
 
 

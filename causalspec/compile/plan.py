@@ -13,7 +13,7 @@ from itertools import combinations
 import numpy as np
 
 from causalspec.compile.seeds import effective_seed
-from causalspec.semantics.analyse import SpecIR
+from causalspec.semantics.ir import SpecIR
 from causalspec.semantics.model import CausalModel
 from causalspec.semantics.pairs import PairSet, make_pairs
 from causalspec.semantics.sampling import sample_inputs
@@ -83,7 +83,7 @@ def compile_check(ir: SpecIR, check, pairs: int | None = None, seed: int | None 
     pool_inputs = dict(getattr(pool, "inputs", pool))
     plan = CheckPlan(check, alignment, model, network, pool_inputs, seed=seed, seed_source=chosen.source)
     # An `aaa`-only check without `interchange` gets every subset as its interchange sets
-    # (bindings.py); those are exactly the subset claims below, so they are not run twice.
+    # (semantics/checks.py); those are exactly the subset claims below, so they are not run twice.
     declared = [] if getattr(check, "interchange_default", False) else [[list(g) for g in s]
                                                                         for s in check.interchange]
     for groups in declared:

@@ -33,6 +33,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from causalspec.errors import UsageError
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, PORTS, Arch, Member, Node, ResolvedCircuit,
                                              parse_node_name)
 # the atomic writer and the tool header every output of ours carries (no import back into interop)
@@ -42,7 +43,7 @@ _EDGE = re.compile(r"^\s*(?P<src>[^\s<>-]+)\s*->\s*(?P<dst>[^\s<>]+?)\s*(<(?P<po
 SCHEMA_KEY = "causalspec"
 
 
-class CircuitFileError(ValueError):
+class CircuitFileError(UsageError, ValueError):
     """A circuit file that cannot be read (the message says where and why)."""
 
 

@@ -30,6 +30,8 @@ up front with `check_folder`; the activation store's own folders carry a manifes
 
 from __future__ import annotations
 
+from causalspec.errors import UsageError
+
 import hashlib
 import json
 import os
@@ -60,7 +62,7 @@ _HTML = re.compile(r'^<!DOCTYPE html>\s*<html[^>]*>\s*<head>', re.I)
 _HTML_META = re.compile(r'<meta name="generator" content="' + HTML_GENERATOR + r'[ "]')
 
 
-class OutputError(Exception):
+class OutputError(UsageError):
     """An output target causalspec will not or cannot write (a usage error: exit 2)."""
 
 

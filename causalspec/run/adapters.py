@@ -18,6 +18,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
+from causalspec.errors import CheckError
 from causalspec.run.batching import is_oom
 from causalspec.run.loading import LoadedNetwork, NetworkLoadError, UserCodeError, call_user, describe_exception
 from causalspec.run.patching import UNDECODABLE, with_nonfinite
@@ -27,7 +28,7 @@ from causalspec.semantics.model import CausalModel
 ENCODED = "a Tensor [batch, …] or a dict of tensors"  # what an encode hook must return
 
 
-class CheckUsageError(Exception):
+class CheckUsageError(CheckError):
     """A problem with the spec that only shows at check time (e.g. token counts differ)."""
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import difflib
 import re
 
+from causalspec.errors import UsageError
 from causalspec.diagnostics import did_you_mean
-from causalspec.semantics.bindings import DTYPE_ALIASES, DTYPES
+from causalspec.semantics.ir import DTYPE_ALIASES, DTYPES
 
 DEVICES = ("cpu", "cuda", "cuda:N", "mps", "auto")
 _DEVICE = re.compile(r"(cpu|cuda|cuda:[0-9]+|mps|auto)\Z")
@@ -29,7 +30,7 @@ _DEVICE_HINTS = {"gpu": "cuda", "cuda0": "cuda:0", "cuda1": "cuda:1", "metal": "
                  "mps:0": "mps", "cpu:0": "cpu"}
 
 
-class BadDeviceOrDtype(ValueError):
+class BadDeviceOrDtype(UsageError, ValueError):
     """A device or dtype name that is not one (the message says which names are)."""
 
 

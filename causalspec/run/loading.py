@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from causalspec.errors import CheckError, CheckSkipped
 from causalspec.run.quiet import load_report_notes, quiet_load
 from causalspec.semantics.paths import file_problem, hf_folder, hf_folder_problem, hf_source_is_local, resolve
 
@@ -30,12 +31,12 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "voc
                    "spiece.model", "sentencepiece.bpe.model")
 
 
-class NetworkUnavailable(Exception):
+class NetworkUnavailable(CheckSkipped):
     """Hub weights not in the local cache, or a requested device missing here: the check is
     skipped with this reason (a failure under `--strict`)."""
 
 
-class NetworkLoadError(Exception):
+class NetworkLoadError(CheckError):
     """The network definition is wrong (bad hook, user code raised, shapes do not fit)."""
 
 

@@ -35,13 +35,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from causalspec.errors import CheckError
 from causalspec.run.patching import main_tensor, mix, patch_positions, replace_main
 from causalspec.semantics.site_kinds import SiteAddress
 
 ModuleIO = Literal["input", "output"]
 
 
-class UnservableSite(Exception):
+class UnservableSite(CheckError):
     """The model family cannot provide this site (for this config).
 
     The message always lists what *can* be served, because the usual fix is to pick a
@@ -58,11 +59,11 @@ class UnservableSite(Exception):
         super().__init__(f"{family} cannot serve site `{site}`: {reason}.\nSites it can serve:\n{listing}")
 
 
-class SiteShapeError(RuntimeError):
+class SiteShapeError(CheckError, RuntimeError):
     """An activation or intervention tensor does not have the shape the site promises."""
 
 
-class SiteCallError(Exception):
+class SiteCallError(CheckError):
     """A site's module ran more than once in one forward pass (every call would be read or
     patched: which one the alignment means is ambiguous), or, for a read, never ran (the
     network's forward does not call it). A check-time error naming the module and the count."""

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from causalspec.semantics.bindings import SiteBinding
+from causalspec.semantics.ir import SiteBinding
 from causalspec.semantics.featurizers import Identity
 from causalspec.semantics.sites import PositionSpec, SiteSpec
 

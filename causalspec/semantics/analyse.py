@@ -7,29 +7,16 @@ each analyser gets the IR of what it refers to.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from causalspec.diagnostics import Diagnostic, DiagnosticSink
+from causalspec.codes import E0201
+from causalspec.diagnostics import DiagnosticSink
 from causalspec.semantics.analyse_model import analyse_model
-from causalspec.semantics.bindings import analyse_bindings
-from causalspec.semantics.model import CausalModel
+from causalspec.semantics.blocks import analyse_blocks
+from causalspec.semantics.ir import SpecIR
 from causalspec.syntax import ast as A
 from causalspec.syntax.gc_pause import paused_gc
 from causalspec.syntax.parser import parse, parse_file
-
-
-@dataclass
-class SpecIR:
-    file: str
-    ast: A.Spec
-    models: dict[str, CausalModel] = field(default_factory=dict)
-    networks: dict = field(default_factory=dict)
-    alignments: dict = field(default_factory=dict)
-    checks: list = field(default_factory=list)
-    circuits: dict = field(default_factory=dict)
-    datasets: dict = field(default_factory=dict)
-    warnings: list[Diagnostic] = field(default_factory=list)
 
 
 def analyse(spec: A.Spec, base_dir: Path | None = None) -> SpecIR:
@@ -49,7 +36,7 @@ def _analyse(spec: A.Spec, base_dir: Path | None) -> SpecIR:
             cm = analyse_model(item, sink, base_dir)
             if cm is not None:
                 ir.models[cm.name] = cm
-    analyse_bindings(spec, ir, sink, base_dir)
+    analyse_blocks(spec, ir, sink, base_dir)
     sink.raise_if_errors()
     ir.warnings = sink.warnings
     return ir
@@ -57,7 +44,7 @@ def _analyse(spec: A.Spec, base_dir: Path | None) -> SpecIR:
 
 def _unique(name: A.Name, seen: dict[str, A.Name], sink: DiagnosticSink, what: str) -> None:
     if name.text in seen:
-        sink.error("E0201", f"{what} `{name.text}` is declared twice", name.span, "declared again here",
+        sink.error(E0201, f"{what} `{name.text}` is declared twice", name.span, "declared again here",
                    notes=[f"first declared at {seen[name.text].span}"],
                    help=f"rename one of the two {what}s; names are unique per kind")
     else:

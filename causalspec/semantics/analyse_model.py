@@ -14,6 +14,34 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from causalspec.codes import (
+    E0201,
+    E0202,
+    E0203,
+    E0301,
+    E0302,
+    E0303,
+    E0305,
+    E0306,
+    E0307,
+    E0308,
+    E0309,
+    E0310,
+    E0311,
+    E0401,
+    E0402,
+    E0403,
+    E0404,
+    E0405,
+    E0406,
+    E0501,
+    E0502,
+    E0503,
+    E0504,
+    E0505,
+    E0801,
+    E0802,
+)
 from causalspec.diagnostics import DiagnosticSink, Span, did_you_mean
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.expr import INT_LIMIT, Compiled, ExprCompiler, Table
@@ -84,7 +112,7 @@ class _ModelAnalyser:
         graph, order = self._graph()
         balanced = self._balanced()
         if not any(v.kind == "output" for v in self.vars.values()) and len(self.sink.errors) == self.errors_before:
-            self.sink.error("E0405", f"model `{self.ast.name.text}` has no output", self.ast.name.span,
+            self.sink.error(E0405, f"model `{self.ast.name.text}` has no output", self.ast.name.span,
                             "declare one with `output NAME : TYPE = …`",
                             help="the output is what the network's behaviour is compared with")
         if len(self.sink.errors) > self.errors_before or order is None:
@@ -102,7 +130,7 @@ class _ModelAnalyser:
     def _declare(self, name: A.Name) -> None:
         if name.text in self.decl_spans:
             first = self.decl_spans[name.text]
-            self.sink.error("E0201", f"`{name.text}` is declared twice in model `{self.ast.name.text}`",
+            self.sink.error(E0201, f"`{name.text}` is declared twice in model `{self.ast.name.text}`",
                             name.span, "declared again here", notes=[f"first declared at {first}"],
                             help=f"rename one of them, or delete the second declaration of `{name.text}`")
         else:
@@ -113,15 +141,15 @@ class _ModelAnalyser:
             return Domain.boolean()
         if isinstance(t, A.IntType):
             if t.lo > t.hi:
-                self.sink.error("E0302", f"integer range {t.lo}..{t.hi} is empty", t.span, "lo > hi",
+                self.sink.error(E0302, f"integer range {t.lo}..{t.hi} is empty", t.span, "lo > hi",
                                 help=f"write `int {t.hi}..{t.lo}`")
                 return None
             if max(abs(t.lo), abs(t.hi)) > INT_LIMIT:
-                self.sink.error("E0302", f"integer range {t.lo}..{t.hi} has bounds beyond 2^62", t.span,
+                self.sink.error(E0302, f"integer range {t.lo}..{t.hi} has bounds beyond 2^62", t.span,
                                 "too large", help="a finite model needs small ranges, e.g. `int 0..99`")
                 return None
             if t.hi - t.lo >= 1_000_000:
-                self.sink.error("E0302", f"integer range {t.lo}..{t.hi} is too large for a finite model "
+                self.sink.error(E0302, f"integer range {t.lo}..{t.hi} is too large for a finite model "
                                 f"(over a million values)", t.span, "too many values",
                                 help="narrow the range (every value is enumerated or sampled); an enum or a "
                                      "coarser int often states the hypothesis better")
@@ -134,7 +162,7 @@ class _ModelAnalyser:
         if isinstance(t, A.NamedType):
             dom = self.domains.get(t.name.text)
             if dom is None:
-                self.sink.error("E0202", f"unknown type or domain `{t.name.text}`", t.name.span,
+                self.sink.error(E0202, f"unknown type or domain `{t.name.text}`", t.name.span,
                                 "not declared", help=did_you_mean(t.name.text, list(self.domains) +
                                                                   ["bool", "int", "enum"], "types"))
             return dom
@@ -144,12 +172,12 @@ class _ModelAnalyser:
         seen: set[str] = set()
         for m in members:
             if m in seen:
-                self.sink.error("E0309", f"enum value `{m}` appears twice", span, "duplicate value",
+                self.sink.error(E0309, f"enum value `{m}` appears twice", span, "duplicate value",
                                 help=f"delete the second `{m}`; enum values must be distinct")
                 return None
             seen.add(m)
         if not members:
-            self.sink.error("E0302", "an enum needs at least one value", span, "empty enum",
+            self.sink.error(E0302, "an enum needs at least one value", span, "empty enum",
                             help="list its values, e.g. `enum { red, green }`, or put one per line in the file")
             return None
         return Domain.enum(members, name)
@@ -163,11 +191,11 @@ class _ModelAnalyser:
         except FileNotFoundError:
             from causalspec.semantics.paths import missing_path_help
 
-            self.sink.error("E0801", f"enum file `{t.path}` not found", t.span, f"looked for {path}",
+            self.sink.error(E0801, f"enum file `{t.path}` not found", t.span, f"looked for {path}",
                             help=missing_path_help(t.path, path))
             return None
         except (OSError, UnicodeDecodeError) as exc:
-            self.sink.error("E0802", f"cannot read enum file `{t.path}`: {exc}", t.span, "unreadable",
+            self.sink.error(E0802, f"cannot read enum file `{t.path}`: {exc}", t.span, "unreadable",
                             help="point at a UTF-8 text file with one enum value per line")
             return None
         note_outside(self.sink, "`enum from` file", t.path, path, self.base_dir, t.span)
@@ -184,16 +212,16 @@ class _ModelAnalyser:
             value = _literal_value(w.value)
             member = dom.lookup(value)
             if member is None:
-                self.sink.error("E0303", f"{_show(value)} is not a value of {dom.describe()}", w.value.span,
+                self.sink.error(E0303, f"{_show(value)} is not a value of {dom.describe()}", w.value.span,
                                 "outside the domain", help=_suggest(value, dom))
                 continue
             if not (math.isfinite(w.weight) and w.weight > 0):
-                self.sink.error("E0306", f"weight {w.weight} must be a positive number", w.span, "bad weight",
+                self.sink.error(E0306, f"weight {w.weight} must be a positive number", w.span, "bad weight",
                                 help="weights are relative positive numbers; leave a value out to never sample it")
                 continue
             idx = dom.values.index(member)
             if weights[idx] > 0:
-                self.sink.error("E0306", f"value {_show(value)} has two weights", w.span, "weighted twice",
+                self.sink.error(E0306, f"value {_show(value)} has two weights", w.span, "weighted twice",
                                 help="give each value one weight; delete the second")
             weights[idx] = w.weight
         peak = weights.max() if weights.size else 0.0
@@ -209,7 +237,7 @@ class _ModelAnalyser:
             return
         shape = tuple(d.size for d in key_domains)
         if math.prod(shape) > TABLE_LIMIT:
-            self.sink.error("E0302", f"table `{stmt.name.text}` has {math.prod(shape)} key combinations, "
+            self.sink.error(E0302, f"table `{stmt.name.text}` has {math.prod(shape)} key combinations, "
                             f"too many for a finite model (over {TABLE_LIMIT})", stmt.name.span,
                             "too many keys", help="narrow the key types")
             return
@@ -220,19 +248,19 @@ class _ModelAnalyser:
             value = _literal_value(entry.value)
             member = value_domain.lookup(value)
             if member is None:
-                self.sink.error("E0307", f"table value {_show(value)} is not in {value_domain.describe()}",
+                self.sink.error(E0307, f"table value {_show(value)} is not in {value_domain.describe()}",
                                 entry.value.span, "outside the value type", help=_suggest(value, value_domain) or
                                 f"table values must be of {value_domain.describe()}")
                 continue
             encoded = value_domain.encode_one(member)
             if entry.keys is None:
                 if default is not None:
-                    self.sink.error("E0309", "table has two default entries `_`", entry.span, "second default",
+                    self.sink.error(E0309, "table has two default entries `_`", entry.span, "second default",
                                     help="keep one `_: value` default entry")
                 default = encoded
                 continue
             if len(entry.keys) != len(key_domains):
-                self.sink.error("E0307", f"table `{stmt.name.text}` has {len(key_domains)} key(s), this entry "
+                self.sink.error(E0307, f"table `{stmt.name.text}` has {len(key_domains)} key(s), this entry "
                                 f"has {len(entry.keys)}", entry.span, "wrong key count",
                                 help=f"write {len(key_domains)} key(s) per entry"
                                      + (", in parentheses: `(k1, k2): value`" if len(key_domains) > 1 else ""))
@@ -241,7 +269,7 @@ class _ModelAnalyser:
             for key, dom in zip(entry.keys, key_domains):
                 member = dom.lookup(_literal_value(key))
                 if member is None:
-                    self.sink.error("E0307", f"table key {_show(_literal_value(key))} is not in {dom.describe()}",
+                    self.sink.error(E0307, f"table key {_show(_literal_value(key))} is not in {dom.describe()}",
                                     key.span, "outside the key type",
                                     help=_suggest(_literal_value(key), dom) or f"keys must be of {dom.describe()}")
                     break
@@ -249,7 +277,7 @@ class _ModelAnalyser:
             else:
                 tup = tuple(idx)
                 if filled[tup]:
-                    self.sink.error("E0309", f"table key {_show_keys(entry.keys)} appears twice", entry.span,
+                    self.sink.error(E0309, f"table key {_show_keys(entry.keys)} appears twice", entry.span,
                                     "duplicate key", help="give each key one entry; delete the second")
                 values[tup] = encoded
                 filled[tup] = True
@@ -258,7 +286,7 @@ class _ModelAnalyser:
         elif not filled.all():
             missing = np.argwhere(~filled)[0]
             example = ", ".join(_show(d.values[i]) for d, i in zip(key_domains, missing))
-            self.sink.error("E0308", f"table `{stmt.name.text}` has no entry for ({example}) and no default",
+            self.sink.error(E0308, f"table `{stmt.name.text}` has no entry for ({example}) and no default",
                             stmt.name.span, f"{int((~filled).sum())} key(s) missing",
                             help="add a default entry `_: value`")
         self.tables[stmt.name.text] = Table(stmt.name.text, tuple(key_domains), value_domain, values)
@@ -305,13 +333,13 @@ class _ModelAnalyser:
             comp = self._compiler("`where` constraint")
             compiled = comp.compile(decl.where)
             if compiled.ty.kind not in ("bool", "error"):
-                self.sink.error("E0301", f"`where` constraint must be bool, got {compiled.ty.describe()}",
+                self.sink.error(E0301, f"`where` constraint must be bool, got {compiled.ty.describe()}",
                                 decl.where.span, "not a condition",
                                 help="write a comparison, e.g. `where a != b`")
                 continue
             non_inputs = sorted(n for n in compiled.names if n in self.vars and not self.vars[n].is_input)
             if non_inputs:
-                self.sink.error("E0301", f"`where` constraint uses `{non_inputs[0]}`, which is not an input",
+                self.sink.error(E0301, f"`where` constraint uses `{non_inputs[0]}`, which is not an input",
                                 decl.where.span, "constraints may use inputs only",
                                 help="constrain inputs; derived variables follow from them")
                 continue
@@ -340,7 +368,7 @@ class _ModelAnalyser:
         if cycle:
             path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
             first = cycle[0][1]
-            self.sink.error("E0401", f"cycle in model `{self.ast.name.text}`: {path}", self.vars[first].span,
+            self.sink.error(E0401, f"cycle in model `{self.ast.name.text}`: {path}", self.vars[first].span,
                             "part of a cycle", help="a mechanism may not depend on itself, directly or not")
         return g, None
 
@@ -353,43 +381,43 @@ class _ModelAnalyser:
             for e in block.edges:
                 bad = [n for n in (e.src, e.dst) if n.text not in self.vars]
                 for n in bad:
-                    self.sink.error("E0404", f"edge endpoint `{n.text}` is not a variable of model "
+                    self.sink.error(E0404, f"edge endpoint `{n.text}` is not a variable of model "
                                     f"`{self.ast.name.text}`", n.span, "unknown variable",
                                     help=did_you_mean(n.text, self.vars, "variables"))
                 if not bad:
                     declared[(e.src.text, e.dst.text)] = e
         for (u, v), e in declared.items():
             if self.vars[v].is_input:
-                self.sink.error("E0406", f"edge into input `{v}`: inputs have no parents", e.span,
+                self.sink.error(E0406, f"edge into input `{v}`: inputs have no parents", e.span,
                                 "inputs are sampled, not computed",
                                 help=f"remove `{u} -> {v}`, or make `{v}` a `var` computed from `{u}`")
             elif not g.has_edge(u, v):
-                self.sink.error("E0402", f"declared edge {u} -> {v} is not used by the mechanism of `{v}`",
+                self.sink.error(E0402, f"declared edge {u} -> {v} is not used by the mechanism of `{v}`",
                                 e.span, "unused edge", help=f"remove it, or use `{u}` in `{v}`'s mechanism")
         for v in g.nodes:
             missing = [u for u in g.predecessors(v) if (u, v) not in declared]
             if missing:
                 decl = self.var_asts[v]
                 edges = "; ".join(f"{u} -> {v}" for u in missing)
-                self.sink.error("E0403", f"the mechanism of `{v}` uses {', '.join(f'`{u}`' for u in missing)}, "
+                self.sink.error(E0403, f"the mechanism of `{v}` uses {', '.join(f'`{u}`' for u in missing)}, "
                                 f"missing from edges {{}}", decl.expr.span, "undeclared parent(s)",
                                 help=f"add `{edges}` to edges {{}}")
 
     def _balanced(self) -> str | None:
         decls = [s for s in self.ast.body if isinstance(s, A.SampleDecl)]
         if len(decls) > 1:
-            self.sink.error("E0201", "`sample balanced` is given twice", decls[1].span, "second sampling rule",
+            self.sink.error(E0201, "`sample balanced` is given twice", decls[1].span, "second sampling rule",
                             help="a model balances one variable; keep one `sample balanced` line")
         if not decls:
             return None
         name = decls[0].balanced_on
         var = self.vars.get(name.text)
         if var is None:
-            self.sink.error("E0203", f"unknown variable `{name.text}` in `sample balanced`", name.span,
+            self.sink.error(E0203, f"unknown variable `{name.text}` in `sample balanced`", name.span,
                             "not declared", help=did_you_mean(name.text, self.vars, "variables"))
             return None
         if var.is_input:
-            self.sink.error("E0311", f"`sample balanced {name.text}`: `{name.text}` is an input",
+            self.sink.error(E0311, f"`sample balanced {name.text}`: `{name.text}` is an input",
                             name.span, "balance a computed variable",
                             help="inputs are sampled from their distribution; balance an output or var")
             return None
@@ -410,7 +438,7 @@ class _ModelAnalyser:
         if not cm.satisfies_constraints(inputs).any():
             span = cm.constraints[0].ast.span
             how = "no input combination" if exhaustive else f"none of {DOMAIN_SAMPLE} sampled inputs"
-            self.sink.error("E0310", f"the `where` constraints of model `{cm.name}` reject every input "
+            self.sink.error(E0310, f"the `where` constraints of model `{cm.name}` reject every input "
                             f"({how} satisfies them)", span, "unsatisfiable",
                             help="loosen the `where` clauses, or widen the inputs' types or weights")
 
@@ -454,7 +482,7 @@ class _ModelAnalyser:
                 i = int(np.argmax(bad))
                 witness = ", ".join(f"{k}={_show(cm.domain(k).decode(inputs[k][i:i + 1])[0])}" for k in cm.inputs)
                 scope = "" if exhaustive else f" (found on a sample of {DOMAIN_SAMPLE} inputs)"
-                self.sink.error("E0305", f"mechanism of `{name}` produces {int(vals[i])}, outside its declared "
+                self.sink.error(E0305, f"mechanism of `{name}` produces {int(vals[i])}, outside its declared "
                                 f"{var.domain.describe()}{scope}", self.var_asts[name].expr.span,
                                 f"can be {int(vals[bad].min())}..{int(vals[bad].max())} outside the range"
                                 if bad.sum() > 1 else "out of range",
@@ -495,23 +523,23 @@ class _ModelAnalyser:
         for a in assignments:
             var = cm.variables.get(a.name.text)
             if var is None:
-                self.sink.error("E0203", f"unknown variable `{a.name.text}` in example", a.name.span,
+                self.sink.error(E0203, f"unknown variable `{a.name.text}` in example", a.name.span,
                                 "not in this model", help=did_you_mean(a.name.text, cm.variables, "variables"))
                 ok = False
                 continue
             if role == "input" and not var.is_input:
-                self.sink.error("E0502", f"`{a.name.text}` is not an input; an example's {{…}} assigns inputs only",
+                self.sink.error(E0502, f"`{a.name.text}` is not an input; an example's {{…}} assigns inputs only",
                                 a.name.span, f"`{a.name.text}` is a {var.kind}",
                                 help=f"intervene with do({a.name.text} = …) or put it after `=>`")
                 ok = False
                 continue
             if role == "do" and var.is_input:
-                self.sink.error("E0505", f"do() on input `{a.name.text}`: set the input in {{…}} instead",
+                self.sink.error(E0505, f"do() on input `{a.name.text}`: set the input in {{…}} instead",
                                 a.name.span, "an input", help="do() intervenes on vars and outputs")
                 ok = False
                 continue
             if role == "expected" and var.is_input:
-                self.sink.error("E0502", f"`{a.name.text}` is an input; `=>` lists computed values",
+                self.sink.error(E0502, f"`{a.name.text}` is an input; `=>` lists computed values",
                                 a.name.span, "an input",
                                 help=f"set `{a.name.text}` inside the example's {{…}} instead")
                 ok = False
@@ -519,13 +547,13 @@ class _ModelAnalyser:
             raw = _literal_value(a.value)
             member = var.domain.lookup(raw)
             if member is None:
-                self.sink.error("E0303", f"{_show(raw)} is not a value of `{a.name.text}` ({var.domain.describe()})",
+                self.sink.error(E0303, f"{_show(raw)} is not a value of `{a.name.text}` ({var.domain.describe()})",
                                 a.value.span, "outside the domain",
                                 help=_suggest(raw, var.domain))
                 ok = False
                 continue
             if a.name.text in values:
-                self.sink.error("E0201", f"`{a.name.text}` is assigned twice in this example", a.name.span,
+                self.sink.error(E0201, f"`{a.name.text}` is assigned twice in this example", a.name.span,
                                 "assigned again", help=f"give `{a.name.text}` one value; delete the second")
                 ok = False
             values[a.name.text] = member
@@ -539,13 +567,13 @@ class _ModelAnalyser:
             return None
         missing = [n for n in cm.inputs if n not in inputs]
         if missing:
-            self.sink.error("E0503", f"example leaves input(s) {', '.join(missing)} unassigned", stmt.span,
+            self.sink.error(E0503, f"example leaves input(s) {', '.join(missing)} unassigned", stmt.span,
                             "incomplete example", help="give every input a value: " +
                             ", ".join(f"{n}=…" for n in missing))
             return None
         arrays = {k: cm.domain(k).encode([v]) for k, v in inputs.items()}
         if not cm.satisfies_constraints(arrays)[0]:
-            self.sink.error("E0504", "example violates a `where` constraint of its inputs", stmt.span,
+            self.sink.error(E0504, "example violates a `where` constraint of its inputs", stmt.span,
                             "inputs not allowed by the model",
                             help="choose input values that satisfy the model's `where` clauses")
             return None
@@ -556,7 +584,7 @@ class _ModelAnalyser:
             got = cm.domain(name).decode(env[name])[0]
             if got != expected[name]:
                 did = f" under do({', '.join(f'{k}={_show(v)}' for k, v in do.items())})" if do else ""
-                self.sink.error("E0501", f"example does not hold: `{name}` is {_show(got)}{did}, "
+                self.sink.error(E0501, f"example does not hold: `{name}` is {_show(got)}{did}, "
                                 f"expected {_show(expected[name])}", a.span, f"model computes {_show(got)}",
                                 notes=[_trace(cm, env)],
                                 help=f"fix the expected value (`{name} = {_show(got)}`) or the mechanism "

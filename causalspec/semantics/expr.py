@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 import numpy as np
 import sympy
 
+from causalspec.codes import E0104, E0203, E0204, E0205, E0209, E0210, E0301, E0303, E0304
 from causalspec.diagnostics import DiagnosticSink, did_you_mean
 from causalspec.semantics.domains import Domain
 from causalspec.syntax import ast as A
@@ -149,7 +150,7 @@ class ExprCompiler:
                                     lambda env, n, c=code: np.full(n, c, dtype=np.int64))
                 self._unknown_member(compiled.ast, ty.symbol, target)
                 return Compiled(compiled.ast, ERROR, compiled.names, compiled.fn)
-        self.sink.error("E0301", f"{what} has type {ty.describe()}, but {target.describe()} is declared",
+        self.sink.error(E0301, f"{what} has type {ty.describe()}, but {target.describe()} is declared",
                         compiled.ast.span, f"this is {ty.describe()}",
                         help=conversion_help(ty, target.kind, target))
         return Compiled(compiled.ast, ERROR, compiled.names, compiled.fn)
@@ -165,7 +166,7 @@ class ExprCompiler:
     def _IntLit(self, e: A.IntLit) -> Compiled:
         v = e.value
         if abs(v) > INT_LIMIT:
-            self.sink.error("E0104", f"integer {v} is too large (at most 2^62)", e.span, "too large",
+            self.sink.error(E0104, f"integer {v} is too large (at most 2^62)", e.span, "too large",
                             help="mechanisms compute with 64-bit integers; use a smaller number")
             return self._error(e)
         return Compiled(e, Ty("int", v, v), frozenset(), lambda env, n: np.full(n, v, dtype=np.int64))
@@ -187,7 +188,7 @@ class ExprCompiler:
         is_member = name in self.enum_members
         if name in self.variables:
             if is_member:
-                self.sink.error("E0210", f"`{name}` is both a variable and an enum value", e.span,
+                self.sink.error(E0210, f"`{name}` is both a variable and an enum value", e.span,
                                 "ambiguous", help=f"write the enum value as a string: \"{name}\", "
                                                   "or rename the variable")
                 return self._error(e, {name})
@@ -196,7 +197,7 @@ class ExprCompiler:
             return Compiled(e, ty, frozenset({name}), lambda env, n, k=name: env[k])
         if is_member:
             return self._symbol(e, name)
-        self.sink.error("E0203", f"unknown variable `{name}` in {self.context}", e.span,
+        self.sink.error(E0203, f"unknown variable `{name}` in {self.context}", e.span,
                         "not declared in this model",
                         help=did_you_mean(name, list(self.variables) + list(self.enum_members),
                                          "variables and enum values"))
@@ -219,7 +220,7 @@ class ExprCompiler:
         if (e.op == "//" and isinstance(right, A.NameRef) and right.name not in self.variables
                 and right.name not in self.enum_members):
             # `o = a // copy of a`: a C-style comment that happened to parse as a division.
-            self.sink.error("E0203", f"unknown variable `{right.name}` after `//` in {self.context}", right.span,
+            self.sink.error(E0203, f"unknown variable `{right.name}` after `//` in {self.context}", right.span,
                             "not declared in this model",
                             help="comments start with `#`, not `//` (`//` is integer division)")
             return self._error(e, self._c(e.left).names)
@@ -255,7 +256,7 @@ class ExprCompiler:
         out = self._arith_unchecked(e, op, l, r, names)
         if out.ty.kind == "int" and max(abs(out.ty.lo), abs(out.ty.hi)) > INT_LIMIT:
             # Values are int64 arrays; a range this wide could wrap around silently.
-            self.sink.error("E0301", f"`{op}` can reach {out.ty.lo}..{out.ty.hi}, beyond the 64-bit integers "
+            self.sink.error(E0301, f"`{op}` can reach {out.ty.lo}..{out.ty.hi}, beyond the 64-bit integers "
                             "mechanisms are computed with", e.span, "may overflow",
                             help="narrow the operands' domains or clip intermediate values")
             return self._error(e, names)
@@ -272,7 +273,7 @@ class ExprCompiler:
             return Compiled(e, Ty("int", min(corners), max(corners)), names, lambda env, n: l.fn(env, n) * r.fn(env, n))
         # // and %: a divisor range that includes 0 could divide by zero on some input.
         if b.lo <= 0 <= b.hi:
-            self.sink.error("E0301", f"divisor of `{op}` can be zero (its range is {b.lo}..{b.hi})",
+            self.sink.error(E0301, f"divisor of `{op}` can be zero (its range is {b.lo}..{b.hi})",
                             r.ast.span, "may be 0", help="guard it, e.g. `max(d, 1)`, or narrow its domain")
             return self._error(e, names)
         if op == "//":
@@ -287,13 +288,13 @@ class ExprCompiler:
         f = np.equal if e.op == "==" else np.not_equal
         a, b = l.ty, r.ty
         if a.kind == "symbol" and b.kind == "symbol":
-            self.sink.error("E0301", f"`{e.op}` compares two enum values and no variable", e.span,
+            self.sink.error(E0301, f"`{e.op}` compares two enum values and no variable", e.span,
                             "always the same result", help="compare a variable with a value")
             return self._error(e, names)
         if a.kind == "symbol" or b.kind == "symbol":
             var, sym = (r, l) if a.kind == "symbol" else (l, r)
             if var.ty.kind != "enum":
-                self.sink.error("E0301", f"`{sym.ty.symbol}` is an enum value but is compared with "
+                self.sink.error(E0301, f"`{sym.ty.symbol}` is an enum value but is compared with "
                                 f"{var.ty.describe()}", sym.ast.span, "not comparable",
                                 help=f"compare `{sym.ty.symbol}` with a variable of its enum; an "
                                      f"{var.ty.kind} compares with {'true/false' if var.ty.kind == 'bool' else 'numbers'}")
@@ -304,7 +305,7 @@ class ExprCompiler:
             return Compiled(e, BOOL, names, lambda env, n: f(var.fn(env, n), sym.fn(env, n)))
         same = (a.kind == b.kind and (a.kind != "enum" or a.domain == b.domain))
         if not same:
-            self.sink.error("E0301", f"`{e.op}` compares {a.describe()} with {b.describe()}", e.span,
+            self.sink.error(E0301, f"`{e.op}` compares {a.describe()} with {b.describe()}", e.span,
                             "types differ", help="compare values of one type: an int with an int, a value of "
                                                  "one enum with a value of the same enum, a bool with a bool")
             return self._error(e, names)
@@ -329,7 +330,7 @@ class ExprCompiler:
             # Both branches are bare values: the declared type decides later; keep symbols.
             return self._symbol_choice(e, c, a.symbol, b.symbol, names)
         if a.kind != b.kind or (a.kind == "enum" and a.domain != b.domain):
-            self.sink.error("E0301", f"`if` branches differ: {a.describe()} vs {b.describe()}", e.span,
+            self.sink.error(E0301, f"`if` branches differ: {a.describe()} vs {b.describe()}", e.span,
                             "branches must have one type",
                             help="make both branches the declared type, e.g. `if c then 1 else 0` for an int")
             return self._error(e, names)
@@ -343,7 +344,7 @@ class ExprCompiler:
         if self.expected is not None and s1 in self.expected.values and s2 in self.expected.values:
             candidates = [self.expected]
         if not candidates:
-            self.sink.error("E0301", f"`{s1}` and `{s2}` are not values of one enum", e.span, "no common enum",
+            self.sink.error(E0301, f"`{s1}` and `{s2}` are not values of one enum", e.span, "no common enum",
                             help="both branches must be values of the enum the result is declared with")
             return self._error(e, names)
         dom = candidates[0]
@@ -358,7 +359,7 @@ class ExprCompiler:
         if fname not in FUNCTIONS:
             hint = did_you_mean(fname, FUNCTIONS) or "allowed functions: " + ", ".join(sorted(FUNCTIONS))
             extra = f"; `{fname}` is a table, look it up with `{fname}[…]`" if fname in self.tables else ""
-            self.sink.error("E0204", f"unknown function `{fname}`{extra}", e.func.span, "not a known function",
+            self.sink.error(E0204, f"unknown function `{fname}`{extra}", e.func.span, "not a known function",
                             help=hint)
             return self._error(e, names)
         if any(a.ty.kind == "error" for a in args):
@@ -368,7 +369,7 @@ class ExprCompiler:
         lo_n, hi_n = arity
         if len(args) < lo_n or (hi_n is not None and len(args) > hi_n):
             want = str(lo_n) if lo_n == hi_n else f"at least {lo_n}"
-            self.sink.error("E0304", f"`{fname}` takes {want} argument(s), got {len(args)}", e.span,
+            self.sink.error(E0304, f"`{fname}` takes {want} argument(s), got {len(args)}", e.span,
                             FUNCTIONS[fname], help=f"call it as {FUNCTIONS[fname].split(':')[0]}")
             return self._error(e, names)
         want_kind = "bool" if fname in ("count", "xor") else "int"
@@ -407,13 +408,13 @@ class ExprCompiler:
         names = frozenset().union(*[a.names for a in args])
         table = self.tables.get(tname)
         if table is None:
-            self.sink.error("E0205", f"unknown table `{tname}`", e.table.span, "not a declared table",
+            self.sink.error(E0205, f"unknown table `{tname}`", e.table.span, "not a declared table",
                             help=did_you_mean(tname, self.tables, "tables"))
             return self._error(e, names)
         if any(a.ty.kind == "error" for a in args):
             return self._error(e, names)
         if len(args) != len(table.key_domains):
-            self.sink.error("E0304", f"table `{tname}` takes {len(table.key_domains)} key(s), got {len(args)}",
+            self.sink.error(E0304, f"table `{tname}` takes {len(table.key_domains)} key(s), got {len(args)}",
                             e.span, "wrong number of keys",
                             help=f"look it up with {len(table.key_domains)} key(s): "
                                  f"`{tname}[{', '.join(f'k{i + 1}' for i in range(len(table.key_domains)))}]`")
@@ -423,12 +424,12 @@ class ExprCompiler:
             if dom.kind == "enum":
                 a = self.coerce(a, dom, f"key {i + 1} of `{tname}`")
             elif a.ty.kind != dom.kind:
-                self.sink.error("E0301", f"key {i + 1} of `{tname}` must be {dom.describe()}, got {a.ty.describe()}",
+                self.sink.error(E0301, f"key {i + 1} of `{tname}` must be {dom.describe()}, got {a.ty.describe()}",
                                 a.ast.span, "wrong key type",
                                 help=conversion_help(a.ty, dom.kind, dom))
                 return self._error(e, names)
             elif dom.kind == "int" and (a.ty.lo < dom.lo or a.ty.hi > dom.hi):
-                self.sink.error("E0303", f"key {i + 1} of `{tname}` ranges over {a.ty.lo}..{a.ty.hi}, "
+                self.sink.error(E0303, f"key {i + 1} of `{tname}` ranges over {a.ty.lo}..{a.ty.hi}, "
                                 f"outside the table's {dom.describe()}", a.ast.span, "may be out of range",
                                 help=f"clip it: `clip(…, {dom.lo}, {dom.hi})`")
                 return self._error(e, names)
@@ -462,12 +463,12 @@ class ExprCompiler:
     def _expect(self, c: Compiled, kind: str, what: str) -> bool:
         if c.ty.kind == kind:
             return True
-        self.sink.error("E0301", f"{what} must be {kind}, got {c.ty.describe()}", c.ast.span,
+        self.sink.error(E0301, f"{what} must be {kind}, got {c.ty.describe()}", c.ast.span,
                         f"expected {kind}", help=conversion_help(c.ty, kind))
         return False
 
     def _unknown_member(self, e, symbol: str, domain: Domain) -> None:
-        self.sink.error("E0209", f"`{symbol}` is not a value of {domain.describe()}", e.span,
+        self.sink.error(E0209, f"`{symbol}` is not a value of {domain.describe()}", e.span,
                         "unknown enum value", help=did_you_mean(symbol, domain.values, "values"))
 
 

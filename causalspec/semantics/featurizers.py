@@ -33,15 +33,17 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
+from causalspec.errors import CheckError
+from causalspec.codes import E0603, E0604, E0605, E0612
 from causalspec.diagnostics import NO_SPAN, DiagnosticSink, Span, did_you_mean
-from causalspec.semantics.paths import file_problem, resolve
 from causalspec.semantics.file_access import note_outside
+from causalspec.semantics.paths import file_problem, resolve
 from causalspec.syntax import ast as A
 
 ReadTensors = Callable[[Path], Mapping[str, Any]]  # a safetensors file -> {name: array}
 
 
-class FeaturizerError(ValueError):
+class FeaturizerError(CheckError, ValueError):
     """A featurizer has no basis for this site (a slice too wide, a bad basis file, a learned one)."""
 
 
@@ -193,7 +195,7 @@ def featurizer_from_ast(feat: A.SliceFeaturizer | A.CallFeaturizer | None, sink:
         return Identity()
     if isinstance(feat, A.SliceFeaturizer):
         if feat.lo >= feat.hi:
-            sink.error("E0605", f"slice [{feat.lo}:{feat.hi}] is empty", feat.span,
+            sink.error(E0605, f"slice [{feat.lo}:{feat.hi}] is empty", feat.span,
                        "lo must be smaller than hi",
                        help=f"slices exclude `hi`, like Python: `[{min(feat.lo, feat.hi)}:"
                             f"{max(feat.lo, feat.hi) + (1 if feat.lo == feat.hi else 0)}]`")
@@ -202,12 +204,12 @@ def featurizer_from_ast(feat: A.SliceFeaturizer | A.CallFeaturizer | None, sink:
 
     name = feat.name.text
     if name not in FEATURIZER_NAMES:
-        sink.error("E0603", f"unknown featurizer `{name}`", feat.name.span, "not a featurizer",
+        sink.error(E0603, f"unknown featurizer `{name}`", feat.name.span, "not a featurizer",
                    help=did_you_mean(name, FEATURIZER_NAMES) or
                    "featurizers are `[a:b]`, `identity`, `basis(file=…, key=…)`, `das(k=…)` and `boundless`")
         return None
     if name in LEARNED and context != "alignment":
-        sink.error("E0612", f"`{name}` is learned and allowed in alignments only", feat.name.span,
+        sink.error(E0612, f"`{name}` is learned and allowed in alignments only", feat.name.span,
                    f"not allowed in {context}",
                    help="use a slice `[a:b]` or a fixed `basis(…)` here")
         return None
@@ -274,7 +276,7 @@ class _Args:
         self.kinds: dict[str, str] = {}
 
     def fail(self, span: Span, message: str, help: str | None = None) -> None:
-        self.sink.error("E0604", message, span, "bad argument", help=help)
+        self.sink.error(E0604, message, span, "bad argument", help=help)
         self.ok = False
 
     def span_of(self, key: str) -> Span:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from causalspec.codes import E0807
 from causalspec.diagnostics import DiagnosticSink, Span
 
-CODE = "E0807"
+CODE = E0807
 
 
 def resolved(path: Path) -> Path:

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from causalspec.codes import E0801, E0803, E0804
+
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?\Z")
 LOCAL_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
 RELATIVE_HELP = "paths are relative to the spec file's folder"
@@ -84,11 +86,11 @@ def file_problem(text: str, base_dir: Path, what: str, missing_help: str = "") -
     if path.is_dir():
         inside = _entries(path, files_only=True)
         listing = f"; it holds {_listing(inside)}" if inside else "; it holds no files"
-        return PathProblem("E0803", f"{what} `{text}` is a folder, not a file", f"{path} is a folder",
+        return PathProblem(E0803, f"{what} `{text}` is a folder, not a file", f"{path} is a folder",
                            f"name a file inside it{listing}")
     if path.exists():
         return None
-    return PathProblem("E0801", f"{what} `{text}` not found", f"looked for {path}",
+    return PathProblem(E0801, f"{what} `{text}` not found", f"looked for {path}",
                        missing_path_help(text, path, missing_help or RELATIVE_HELP))
 
 
@@ -100,19 +102,19 @@ def hf_folder_problem(source: str, base_dir: Path) -> PathProblem | None:
     candidates = hf_candidates(source, base_dir)
     found = next((c for c in candidates if c.exists()), None)
     if found is None:
-        return PathProblem("E0801", f"local model folder `{source}` not found", f"looked for {candidates[0]}",
+        return PathProblem(E0801, f"local model folder `{source}` not found", f"looked for {candidates[0]}",
                            missing_path_help(source, candidates[0],
                                              f"{RELATIVE_HELP} or the current directory; a hub id is written "
                                              "`name` or `org/name`, e.g. `gpt2` or `openai-community/gpt2`"))
     if not found.is_dir():
         parent = source.rstrip("/").rsplit("/", 1)[0] if "/" in source.rstrip("/") else "."
-        return PathProblem("E0804", f"`{source}` is a file; `hf` takes a model folder", f"{found} is a file",
+        return PathProblem(E0804, f"`{source}` is a file; `hf` takes a model folder", f"{found} is a file",
                            f"name the folder that holds config.json and the weights, e.g. `hf \"{parent}\"`")
     nested = sorted(p.name for p in _subfolders(found) if (p / "config.json").is_file())
     help_ = (f"did you mean `{source.rstrip('/')}/{nested[0]}`? (it holds config.json)" if nested else
              "save the model with `model.save_pretrained(FOLDER)` and the tokenizer with "
              "`tokenizer.save_pretrained(FOLDER)`: they write config.json, the weights and the tokenizer files")
-    return PathProblem("E0804", f"`{source}` is not a Hugging Face model folder: it has no config.json",
+    return PathProblem(E0804, f"`{source}` is not a Hugging Face model folder: it has no config.json",
                        f"no config.json in {found}", help_)
 
 

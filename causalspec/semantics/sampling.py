@@ -25,6 +25,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from causalspec.errors import CheckError
 from causalspec.semantics.model import CausalModel
 
 # Input spaces up to this many combinations may be enumerated (same limit as analysis).
@@ -54,7 +55,7 @@ class _ModelDefault:
 MODEL_DEFAULT: Any = _ModelDefault()
 
 
-class SamplingError(ValueError):
+class SamplingError(CheckError, ValueError):
     """The inputs cannot be sampled as asked (constraints accept too few inputs)."""
 
 

@@ -27,11 +27,12 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from causalspec.codes import E0613
 from causalspec.diagnostics import DiagnosticSink
 from causalspec.semantics.featurizers import FixedBasis, Identity, Slice, read_safetensors
 from causalspec.semantics.sites import ALL
 
-CODE = "E0613"
+CODE = E0613
 TOLERANCE = 0.01  # largest cosine above which two subspaces share a direction (angle below ~89.4°)
 
 

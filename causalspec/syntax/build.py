@@ -14,13 +14,15 @@ from typing import Any
 
 from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import VisitError
+
 try:  # lark's marker for @v_args(meta=True); private, so a lark without it uses lark's dispatch
     from lark.visitors import _vargs_meta
 except ImportError:  # pragma: no cover - depends on the lark version
     _vargs_meta = object()
 from lark.tree import Meta
 
-from causalspec.diagnostics import Diagnostic, SpecError, Span
+from causalspec.codes import E0104
+from causalspec.diagnostics import Diagnostic, Span, SpecError
 from causalspec.syntax import ast as A
 
 
@@ -33,11 +35,11 @@ def unquote(token: Token, file: str) -> str:
     try:
         value = _pyast.literal_eval(str(token))
     except (ValueError, SyntaxError) as exc:
-        raise SpecError([Diagnostic("E0104", f"invalid string literal: {exc}", token_span(token, file),
+        raise SpecError([Diagnostic(E0104, f"invalid string literal: {exc}", token_span(token, file),
                                     "cannot decode this string",
                                     help="use \\\" for a quote and \\\\ for a backslash")])
     if not isinstance(value, str):  # pragma: no cover - the lexer guarantees a str literal
-        raise SpecError([Diagnostic("E0104", "invalid string literal", token_span(token, file),
+        raise SpecError([Diagnostic(E0104, "invalid string literal", token_span(token, file),
                                     help="write a plain double-quoted string")])
     return value
 
@@ -57,7 +59,7 @@ def int_literal(token: Token, file: str, negative: bool = False) -> int:
         if value <= INT_LIMIT:
             return -value if negative else value
     shown = text if len(text) <= 30 else f"{text[:12]}…{text[-6:]} ({len(text)} digits)"
-    raise SpecError([Diagnostic("E0104", f"integer {'-' if negative else ''}{shown} is too large (at most 2^62)",
+    raise SpecError([Diagnostic(E0104, f"integer {'-' if negative else ''}{shown} is too large (at most 2^62)",
                                 token_span(token, file), "too large",
                                 help=f"integers in a spec are at most 2^62 = {INT_LIMIT}; every range, "
                                      "count and index is far smaller than that")])
@@ -73,7 +75,7 @@ def number_literal(token: Token, file: str) -> int | float:
     if math.isfinite(value):
         return value
     shown = text if len(text) <= 30 else f"{text[:20]}…"
-    raise SpecError([Diagnostic("E0104", f"number {shown} is too large (it overflows to infinity)",
+    raise SpecError([Diagnostic(E0104, f"number {shown} is too large (it overflows to infinity)",
                                 token_span(token, file), "not a finite number",
                                 help="write a finite number: thresholds are fractions like 0.9, "
                                      "weights and arguments small positive numbers")])

@@ -19,7 +19,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.parse_tree_builder import PropagatePositions
 from lark.parsers.lalr_analysis import Shift
 
-from causalspec.diagnostics import Diagnostic, SpecError, Span
+from causalspec.codes import E0101, E0102, E0103, E0105, E0106, E0801, E0802
+from causalspec.diagnostics import Diagnostic, Span, SpecError
 from causalspec.syntax import ast as A
 from causalspec.syntax.build import AstBuilder
 from causalspec.syntax.gc_pause import paused_gc
@@ -210,7 +211,7 @@ def _parse(text: str, file: str) -> A.Spec:
     if deep is not None:
         meta = deep.meta
         raise SpecError([Diagnostic(
-            "E0102", f"expression nested too deeply (more than {MAX_NESTING} levels)",
+            E0102, f"expression nested too deeply (more than {MAX_NESTING} levels)",
             Span(file, meta.line, meta.column, meta.end_line, meta.end_column), "nested too deeply here",
             help="split it into intermediate `var`s, or use a table")])
     try:
@@ -239,10 +240,10 @@ def parse_file(path: str | Path) -> A.Spec:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError([Diagnostic("E0801", f"spec file `{path}` not found",
+        raise SpecError([Diagnostic(E0801, f"spec file `{path}` not found",
                                     help="check the path; spec files usually end in .cspec")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([Diagnostic("E0802", f"cannot read spec file `{path}`: {exc}",
+        raise SpecError([Diagnostic(E0802, f"cannot read spec file `{path}`: {exc}",
                                     help="a spec file is UTF-8 text; check the path and its permissions "
                                          "(re-save it as UTF-8 if it was written in another encoding)")]) from None
     return parse(text, str(path))
@@ -332,7 +333,7 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
             unclosed = _unclosed_block(exc, text, file, expected, offset)
             if unclosed is not None:
                 return unclosed
-        return Diagnostic("E0101", f"unexpected character `{ch}`", Span(file, line, col, line, col + 1),
+        return Diagnostic(E0101, f"unexpected character `{ch}`", Span(file, line, col, line, col + 1),
                           "not allowed here", help=help_ or _expected_help(exc.allowed) or _GENERIC_HELP)
     unclosed = _unclosed_block(exc, text, file, expected, offset)
     if unclosed is not None:
@@ -343,7 +344,7 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         if len(lines) > 1 and lines[-1] == "":
             lines.pop()
         line, col = len(lines), len(lines[-1]) + 1
-        return Diagnostic("E0103", "unexpected end of file", Span(file, line, col, line, col + 1),
+        return Diagnostic(E0103, "unexpected end of file", Span(file, line, col, line, col + 1),
                           "the spec ends here",
                           help=_expected_help(expected) or "the spec stops in the middle of a statement; "
                                                            "finish it or delete it")
@@ -351,7 +352,7 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     tok: Token = exc.token
     span = Span(file, tok.line, tok.column, tok.end_line or tok.line,
                 tok.end_column or tok.column + max(len(str(tok)), 1))
-    return Diagnostic("E0102", f"unexpected {_token_text(tok)}", span, "not expected here",
+    return Diagnostic(E0102, f"unexpected {_token_text(tok)}", span, "not expected here",
                       help=_token_help(tok, expected, text) or _expected_help(expected) or _GENERIC_HELP)
 
 
@@ -378,7 +379,7 @@ def _invisible(ch: str, file: str, line: int, col: int) -> Diagnostic:
     code = f"U+{ord(ch):04X}"
     name = unicodedata.name(ch, "") or {"\u0085": "NEXT LINE"}.get(ch, "CONTROL CHARACTER")
     spacey = ch in _SPACE_LIKE
-    return Diagnostic("E0105", f"invisible character {code} {name}", Span(file, line, col, line, col + 1),
+    return Diagnostic(E0105, f"invisible character {code} {name}", Span(file, line, col, line, col + 1),
                       "invisible character here",
                       help=("replace it with a plain space" if spacey else "delete it")
                       + " (it often comes from copying text out of a web page, a PDF or a chat)")
@@ -445,7 +446,7 @@ def _comment_slashes(text: str, offset: int) -> int | None:
 def _slash_comment(text: str, file: str, at: int) -> Diagnostic:
     line = text.count("\n", 0, at) + 1
     col = at - (text.rfind("\n", 0, at) + 1) + 1
-    return Diagnostic("E0102", "`//` does not start a comment here: comments start with #",
+    return Diagnostic(E0102, "`//` does not start a comment here: comments start with #",
                       Span(file, line, col, line, col + 2), "not a comment",
                       help="write `#` instead of `//` (`//` is integer division in expressions)")
 
@@ -488,7 +489,7 @@ def _unclosed_block(exc: UnexpectedInput, text: str, file: str, expected: set[st
         shown = str(tok) if tok is not None else _char_at(text, offset)
         where = f"`{shown}` on line {eline} is still inside it"
         fix = f"add `}}` to close it before line {eline}" if eline > line else "add `}` to close it"
-    return Diagnostic("E0106", f"{what} is never closed: {where}", Span(file, line, col, line, col + 1),
+    return Diagnostic(E0106, f"{what} is never closed: {where}", Span(file, line, col, line, col + 1),
                       "this block is never closed", help=fix)
 
 

@@ -51,6 +51,7 @@ import math
 import re
 from typing import Callable, Iterable
 
+from causalspec.errors import CausalspecError
 from causalspec.syntax import ast as A
 
 __all__ = [
@@ -86,7 +87,7 @@ RESERVED_IN: dict[str, frozenset[str]] = {
 }
 
 
-class PrintError(ValueError):
+class PrintError(CausalspecError, ValueError):
     """The AST cannot be written as text that parses back to it (see the module docstring)."""
 
 

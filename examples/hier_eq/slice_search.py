@@ -37,7 +37,7 @@ def main(seed: int = 1, pairs: int = 1024) -> dict:
     from causalspec.claims.runner import CheckOptions, NetworkCache
     from causalspec.compile.plan import compile_check
     from causalspec.semantics.analyse import load
-    from causalspec.semantics.bindings import SiteBinding
+    from causalspec.semantics.ir import SiteBinding
     from causalspec.semantics.featurizers import Slice
 
     ir = load(SPEC)

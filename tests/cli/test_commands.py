@@ -28,7 +28,7 @@ def test_the_parser_offers_exactly_the_commands_of_the_table():
 
 @pytest.mark.parametrize("broken, importer", [("causalspec.cli.check", "causalspec.cli.app"),
                                               ("causalspec.cli.circuit", "causalspec.cli.app"),
-                                              ("causalspec.semantics.bindings", "causalspec.semantics.analyse")])
+                                              ("causalspec.semantics.blocks", "causalspec.semantics.analyse")])
 def test_a_broken_import_fails_loudly_instead_of_removing_a_feature(monkeypatch, broken, importer):
     parent, _, child = broken.rpartition(".")
     monkeypatch.setitem(sys.modules, broken, None)  # importing it raises ImportError

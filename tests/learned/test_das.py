@@ -222,7 +222,7 @@ def test_seeded_training_is_deterministic():
 
 def _fake_group():
     from causalspec.run.train import LearnedGroup
-    from causalspec.semantics.bindings import SiteBinding
+    from causalspec.semantics.ir import SiteBinding
     from causalspec.semantics.featurizers import LearnedDAS
     from causalspec.semantics.sites import ALL, SiteSpec
 

@@ -17,7 +17,7 @@ from causalspec.run import engine as engine_module
 from causalspec.run.adapters import Batch, CheckUsageError
 from causalspec.run.engine import Engine, EngineOptions
 from causalspec.run.families import GenericFamily
-from causalspec.semantics.bindings import SiteBinding
+from causalspec.semantics.ir import SiteBinding
 from causalspec.semantics.featurizers import Boundless, FeaturizerError, FixedBasis, Identity, LearnedDAS, Slice
 from causalspec.semantics.sites import SiteSpec
 

@@ -13,8 +13,8 @@ import pytest
 
 from causalspec.diagnostics import SpecError
 from causalspec.semantics.analyse import load, load_text
-from causalspec.semantics.bindings import (AlignmentIR, CheckIR, CircuitIR, DatasetIR, NetworkIR, Placeholder,
-                                           scan_template)
+from causalspec.semantics.ir import AlignmentIR, CheckIR, CircuitIR, DatasetIR, NetworkIR
+from causalspec.semantics.templates import Placeholder, scan_template
 from causalspec.semantics.featurizers import (Boundless, FixedBasis, Identity, LearnedDAS, Slice)
 from causalspec.semantics.sites import ALL, LAST, PositionSpec, SiteSpec
 

@@ -12,7 +12,8 @@ import pytest
 
 from causalspec.diagnostics import SpecError
 from causalspec.semantics.analyse import load_text
-from causalspec.semantics.bindings import MAX_LOCATE_CELLS, sweep_size
+from causalspec.semantics.checks import sweep_size
+from causalspec.semantics.ir import MAX_LOCATE_CELLS
 from causalspec.syntax import ast as A
 
 NET = '''model M {

@@ -1,0 +1,167 @@
+"""Analyse `alignment` blocks: variable -> site bindings (with sweeps and featurizers), the
+output decoder, and that no two variables share coordinates of one site."""
+
+
+from __future__ import annotations
+
+from causalspec.codes import E0203, E0608, E0609, E0612
+from causalspec.diagnostics import did_you_mean
+from causalspec.semantics.context import article
+from causalspec.semantics.featurizers import Identity, Slice, featurizer_from_ast
+from causalspec.semantics.ir import DECODERS, AlignmentIR, NetworkIR, SiteBinding
+from causalspec.semantics.networks import NetworkAnalysis
+from causalspec.semantics.shared_directions import warn_shared_directions
+from causalspec.semantics.sites import ALL, PositionResolver, PositionSpec, site_from_ast
+from causalspec.syntax import ast as A
+
+
+class AlignmentAnalysis(NetworkAnalysis):
+    def _alignment(self, al: A.Alignment) -> AlignmentIR | None:
+        model = self._model(al.model)
+        net = self._network_ref(al.network)
+        resolver = self.resolvers.get(al.network.text)
+        variables: dict[str, tuple[SiteBinding, ...]] = {}
+        first: dict[str, A.Name] = {}
+        output: A.OutputAlignment | None = None
+        decoder: str | None = None
+        ok = True
+        vars_ok = True
+        output_tried = False
+        for stmt in al.body:
+            name = stmt.var
+            if isinstance(stmt, A.OutputAlignment) or (model is not None and name.text in model.variables
+                                                       and model.variables[name.text].kind == "output"):
+                output_tried = True
+            if name.text in first:
+                self.sink.error(E0608, f"`{name.text}` is aligned twice in `{al.name.text}`", name.span,
+                                "aligned again", notes=[f"first aligned at {first[name.text].span}"],
+                                help="list several sites in one line: `V -> site1, site2`")
+                ok = vars_ok = False
+                continue
+            first[name.text] = name
+            var = model.variables.get(name.text) if model is not None else None
+            if model is not None and var is None:
+                self.sink.error(E0203, f"unknown variable `{name.text}` in alignment `{al.name.text}`", name.span,
+                                f"not in model `{model.name}`", help=did_you_mean(name.text, model.variables, "variables"))
+                ok = vars_ok = False
+                continue
+            if isinstance(stmt, A.OutputAlignment):
+                if var is not None and var.kind != "output":
+                    self.sink.error(E0609, f"`{name.text}` is {article(var.kind)}: only output variables are read "
+                                    "from the network's output", name.span, "not an output",
+                                    help=f"align `{name.text}` to a site instead: `{name.text} -> resid.post[L]`")
+                    ok = False
+                    continue
+                if output is not None:
+                    self.sink.error(E0609, f"alignment `{al.name.text}` reads two outputs (`{output.var.text}` "
+                                    f"and `{name.text}`)", name.span, "second output",
+                                    help="one alignment scores one output; write a second alignment for the other")
+                    ok = False
+                    continue
+                output = stmt
+                decoder = self._decoder(stmt, net)
+                ok &= decoder is not None
+                continue
+            if var is not None and var.kind == "output":
+                self.sink.error(E0609, f"`{name.text}` is the model's output: it is read from the network's "
+                                "output, not from a site", name.span, "output aligned to a site",
+                                help=f"write `{name.text} -> output`")
+                ok = False
+                continue
+            bindings = []
+            for ref in stmt.sites:
+                b = self._site_binding(ref, resolver)
+                if b is None:
+                    ok = False
+                else:
+                    bindings.append(b)
+            if len(bindings) == len(stmt.sites):
+                variables[name.text] = tuple(bindings)
+        ok &= self._disjoint(variables)
+        warn_shared_directions(variables, self.sink)  # E0613: fixed bases that are not orthogonal
+        out_var = next((s.var.text for s in al.body if isinstance(s, A.OutputAlignment)), None)
+        self.alignment_vars[al.name.text] = ({s.var.text for s in al.body}, out_var, vars_ok and model is not None)
+        if model is not None and not output_tried:
+            outs = model.outputs
+            self.sink.error(E0609, f"alignment `{al.name.text}` does not say how to read the output",
+                            al.name.span, "no `-> output` line",
+                            help=f"add `{outs[0] if outs else 'O'} -> output`: checks score the network's output")
+            ok = False
+        if model is not None and net is not None:
+            self._check_network_for(net, model, f"alignment `{al.name.text}`", al.span)
+            if output is not None and decoder == "answer":
+                self._check_answer(net, model, output.var.text, output.span)
+        if not ok or model is None or net is None or output is None:
+            return None
+        return AlignmentIR(al.name.text, model.name, net.name, variables, output.var.text, decoder, al.span)
+
+    def _decoder(self, stmt: A.OutputAlignment, net: NetworkIR | None) -> str | None:
+        if stmt.decoder is None:
+            if net is None:
+                return "argmax"
+            if net.encoding.answer is not None:
+                return "answer"
+            return "decode" if net.decode is not None else "argmax"
+        name = stmt.decoder.text
+        if name not in DECODERS:
+            self.sink.error(E0609, f"unknown output decoder `{name}`", stmt.decoder.span, "not a decoder",
+                            help=did_you_mean(name, DECODERS) or
+                            "decoders are `argmax` (class index), `answer` (the answer template's tokens) and "
+                            "`decode` (the network's decode hook)")
+            return None
+        if net is not None and name == "answer" and net.encoding.answer is None:
+            self.sink.error(E0609, f"decoder `answer` needs an answer template in network `{net.name}`",
+                            stmt.decoder.span, "no answer template",
+                            help=f"add `answer \" {{{stmt.var.text}}}\"` to the network, or use `argmax`")
+            return None
+        if net is not None and name == "decode" and net.decode is None:
+            self.sink.error(E0609, f"decoder `decode` needs a decode hook in network `{net.name}`",
+                            stmt.decoder.span, "no decode hook",
+                            help="add `decode \"file.py:decode\"` to the network, or use `argmax`")
+            return None
+        return name
+
+    def _site_binding(self, ref: A.SiteRef, resolver: PositionResolver | None) -> SiteBinding | None:
+        site = site_from_ast(ref.site, self.sink)
+        positions: tuple[PositionSpec, ...] | None = (ALL,)
+        if resolver is not None:
+            positions = resolver.site_positions(ref.positions)
+        feat = featurizer_from_ast(ref.featurizer, self.sink, self.base_dir)
+        if site is not None and feat is not None and site.kind == "logits" and feat.learned:
+            self.sink.error(E0612, f"`{feat.kind}` cannot be learned on `logits`", ref.featurizer.span,
+                            "learned featurizer on the output",
+                            help="the logits are what is scored; patch them whole or by a slice `[a:b]`")
+            return None
+        if site is None or feat is None or positions is None:
+            return None
+        return SiteBinding(site, positions, feat, ref.span)
+
+    def _disjoint(self, variables: dict[str, tuple[SiteBinding, ...]]) -> bool:
+        """Two variables may not share coordinates of one site (the map must be a partition)."""
+        ok = True
+        seen: list[tuple[str, SiteBinding]] = []
+        for name, bindings in variables.items():
+            for b in bindings:
+                for other, ob in seen:
+                    if other != name and _overlap(b, ob):
+                        self.sink.error(E0608, f"`{name}` and `{other}` are aligned to overlapping coordinates "
+                                        f"of `{b.site}`", b.span, "overlaps another variable",
+                                        notes=[f"`{other}` is aligned at {ob.span}"],
+                                        help="an intervention on one would move the other; use disjoint slices")
+                        ok = False
+                seen.append((name, b))
+        return ok
+
+
+def _overlap(a: SiteBinding, b: SiteBinding) -> bool:
+    if a.site != b.site:
+        return False
+    if not (a.positions == b.positions or ALL in a.positions or ALL in b.positions
+            or set(a.positions) & set(b.positions)):
+        return False
+    fa, fb = a.featurizer, b.featurizer
+    if isinstance(fa, Identity) or isinstance(fb, Identity):
+        return True
+    if isinstance(fa, Slice) and isinstance(fb, Slice):
+        return fa.lo < fb.hi and fb.lo < fa.hi
+    return False  # bases and learned subspaces: only known at check time

@@ -1,0 +1,398 @@
+"""Analyse `check` blocks and their `locate` statements: interchange sets, controls, metric
+conditions and settings, and the arithmetic size of site sweeps (`sweep_size`)."""
+
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from causalspec.codes import E0201, E0203, E0208, E0702, E0703, E0705, E0707, E0708, E0709, E0711, E0712
+from causalspec.diagnostics import did_you_mean
+from causalspec.semantics.alignments import AlignmentAnalysis
+from causalspec.semantics.conditions import ConditionAnalysis
+from causalspec.semantics.context import join_names
+from causalspec.semantics.ir import (
+    CHECK_METRICS,
+    CONTROLS,
+    DEFAULT_BATCH,
+    DEFAULT_DRAWS,
+    DEFAULT_PAIRS,
+    DEFAULT_SEED,
+    MAX_DEFAULT_SUBSET_VARS,
+    MAX_DRAWS,
+    MAX_LOCATE_CELLS,
+    AlignmentIR,
+    CheckIR,
+    ConditionIR,
+    InterchangeSetIR,
+    LocateIR,
+)
+from causalspec.syntax import ast as A
+
+
+class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
+    def _check(self, chk: A.Check, names: dict[str, A.Check]) -> CheckIR | None:
+        name_node = chk.name or chk.target
+        name = name_node.text
+        if name in names:
+            self.sink.error(E0705, f"two checks are named `{name}`", name_node.span, "name taken",
+                            notes=[f"the first is at {names[name].span}"],
+                            help=f"name this one: `check {chk.target.text} as {chk.target.text}_2 {{ … }}`")
+        else:
+            names[name] = chk
+        target = chk.target.text
+        alignment = self.ir.alignments.get(target)
+        if target not in self.alignment_decls:
+            self.sink.error(E0208, f"unknown alignment `{target}`", chk.target.span, "no alignment of this name",
+                            help=did_you_mean(target, self.alignment_decls, "alignments"))
+        ok = True
+        settings: dict[str, A.Setting] = {}
+        sets: list[InterchangeSetIR] = []
+        set_keys: dict[frozenset, A.InterchangeSet] = {}
+        controls: list[str] = []
+        draws: dict[str, int] = {}
+        conditions: list[ConditionIR] = []
+        interchanges = [s for s in chk.body if isinstance(s, A.Interchange)]
+        expects = [s for s in chk.body if isinstance(s, A.Expect)]
+        locates: list[LocateIR] = []
+        for stmt in chk.body:
+            if isinstance(stmt, A.Locate):
+                if locates:
+                    self.sink.error(E0711, "a check sweeps one variable: this is a second `locate`", stmt.span,
+                                    "second locate", help="write one check per located variable")
+                    ok = False
+                    continue
+                got = self._locate(stmt, alignment) if alignment is not None else None
+                if got is None:
+                    ok = False
+                else:
+                    locates.append(got)
+        located = {s.var.text for s in chk.body if isinstance(s, A.Locate)}  # even if the sweep was bad
+        for stmt in chk.body:
+            if isinstance(stmt, A.Setting):
+                ok &= self._setting(stmt, settings)
+            elif isinstance(stmt, A.Interchange):
+                for iset in stmt.sets:
+                    got = self._interchange_set(iset, target, located)
+                    if got is None:
+                        ok = False
+                        continue
+                    key = frozenset(frozenset(g) for g in got)
+                    if key in set_keys:
+                        self.sink.error(E0201, "this interchange set is listed twice", iset.span, "listed again",
+                                        notes=[f"first listed at {set_keys[key].span}"],
+                                        help="delete the second copy of the set")
+                        ok = False
+                        continue
+                    set_keys[key] = iset
+                    sets.append(got)
+            elif isinstance(stmt, A.Controls):
+                for i, c in enumerate(stmt.names):
+                    args = stmt.args_of(i)
+                    if c.text in CONTROLS and args is not None:
+                        n = self._control_draws(c, args)
+                        if n is None:
+                            ok = False
+                        else:
+                            draws[c.text] = n
+                    if c.text not in CONTROLS:
+                        self.sink.error(E0707, f"unknown control `{c.text}`", c.span, "not a control",
+                                        help=did_you_mean(c.text, CONTROLS) or
+                                        f"controls are {', '.join(CONTROLS)}")
+                        ok = False
+                    elif c.text in controls:
+                        self.sink.error(E0707, f"control `{c.text}` is listed twice", c.span, "listed again",
+                                        help=f"list `{c.text}` once")
+                        ok = False
+                    else:
+                        controls.append(c.text)
+            elif isinstance(stmt, A.Expect):
+                for cond in stmt.conditions:
+                    got = self._check_condition(cond)
+                    if got is None:
+                        ok = False
+                    else:
+                        conditions.append(got)
+        for cond in conditions:
+            if cond.metric == "control" and cond.arg not in controls:
+                controls.append(cond.arg)
+        claims_aaa = any(c.metric == "aaa" for c in conditions)
+        default = False
+        if not expects:
+            self.sink.error(E0708, f"check `{name}` has no `expect`: it can never fail", name_node.span,
+                            "nothing is claimed", help="add e.g. `expect iia >= 0.9`")
+            ok = False
+        if not interchanges:
+            if claims_aaa and all(c.metric != "iia" for c in conditions):
+                if alignment is not None:
+                    got = self._all_subsets(alignment, name_node)
+                    if got is None:
+                        ok = False
+                    else:
+                        sets, default = got, True
+            elif expects:
+                self.sink.error(E0708, f"check `{name}` has no `interchange`: nothing is intervened on",
+                                name_node.span, "no interchange",
+                                help="add e.g. `interchange X` (or claim `aaa`, which covers every subset)")
+                ok = False
+        if not ok or alignment is None:
+            return None
+        value = {k: s.value for k, s in settings.items()}
+        return CheckIR(name, target, tuple(sets), tuple(conditions), value.get("pairs", DEFAULT_PAIRS),
+                       value.get("seed", DEFAULT_SEED), value.get("pool"), value.get("batch", DEFAULT_BATCH),
+                       tuple(controls), default, chk.span, value.get("train"), value.get("steps"), tuple(locates),
+                       seed_given="seed" in value, draws=draws)
+
+    def _control_draws(self, name: A.Name, args: tuple) -> int | None:
+        """`random_subspace(n=20)` -> 20; a bad argument is E0712 (None)."""
+        control = name.text
+        if control not in DEFAULT_DRAWS:
+            self.sink.error(E0712, f"control `{control}` takes no arguments: it draws nothing at random",
+                            name.span, "no arguments", help=f"write `{control}`")
+            return None
+        if len(args) != 1 or args[0].key not in (None, "n"):
+            where = args[0].span if args else name.span
+            self.sink.error(E0712, f"control `{control}` takes one argument, `n` (the number of random draws)",
+                            where, "not `n=…`", help=f"write `{control}(n={DEFAULT_DRAWS[control]})`")
+            return None
+        arg = args[0]
+        if arg.kind != "number" or not isinstance(arg.value, int) or not 1 <= arg.value <= MAX_DRAWS:
+            self.sink.error(E0712, f"`n` of control `{control}` must be a whole number from 1 to {MAX_DRAWS}, "
+                            f"got {arg.value}", arg.span, "not a number of draws",
+                            help=f"e.g. `{control}(n={DEFAULT_DRAWS[control]})` (the default)")
+            return None
+        return int(arg.value)
+
+    def _locate(self, stmt: A.Locate, alignment: AlignmentIR) -> LocateIR | None:
+        """Expand a sweep into cells (sites x positions), each validated like an alignment site."""
+        var = stmt.var.text
+        model = self.ir.models.get(alignment.model)
+        if model is not None and var not in model.variables:
+            self.sink.error(E0203, f"unknown variable `{var}` in `locate`", stmt.var.span,
+                            f"not a variable of model `{model.name}`", help=did_you_mean(var, model.variables, "variables"))
+            return None
+        if var == alignment.output:
+            self.sink.error(E0703, f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
+                            stmt.var.span, "the output",
+                            help="locate an intermediate variable; the output is read from the network's output")
+            return None
+        positions = [None] if stmt.positions is None else [(p,) for p in stmt.positions]
+        size = sweep_size(stmt.site)  # counted before anything is built
+        sites = _expand_sweep(stmt.site) if isinstance(size, int) and size * len(positions) <= MAX_LOCATE_CELLS \
+            else size
+        if isinstance(sites, str):
+            self.sink.error(E0711, sites, stmt.site.span, "cannot expand this sweep",
+                            help='write ranges as `resid.post[0..11]` and module patterns as "layers.{0..2}"')
+            return None
+        if isinstance(sites, int):
+            self.sink.error(E0711, f"the sweep has {sites * len(positions):,} cells (at most {MAX_LOCATE_CELLS})",
+                            stmt.span, "too many cells",
+                            help="sweep fewer layers, heads or positions, e.g. `resid.post[0..11]`; "
+                                 "run one `locate` per region of the network")
+            return None
+        resolver = self.resolvers.get(alignment.network)
+        rows = []
+        ok = True
+        for site in sites:
+            row = []
+            for pos in positions:
+                ref = A.SiteRef(site, pos, False, stmt.featurizer, span=stmt.span)
+                got = self._site_binding(ref, resolver)
+                if got is None:
+                    ok = False
+                    break
+                row.append(got)
+            if not ok:
+                break
+            rows.append(tuple(row))
+        if not ok:
+            return None
+        feat = rows[0][0].featurizer
+        site_labels = tuple(str(r[0].site) for r in rows)
+        pos_labels = tuple("all" if p is None else ", ".join(b.label for b in cell.positions)
+                           for p, cell in zip(positions, rows[0]))
+        return LocateIR(var, tuple(rows), site_labels, pos_labels, feat, stmt.span)
+
+    def _interchange_set(self, iset: A.InterchangeSet, target: str,
+                         located: set[str] = frozenset()) -> InterchangeSetIR | None:
+        mentioned, out_var, reliable = self.alignment_vars.get(target, (None, None, False))
+        if mentioned is not None and located:
+            mentioned = set(mentioned) | set(located)
+        seen: set[str] = set()
+        groups = []
+        ok = True
+        for group in iset.groups:
+            names = []
+            for n in group:
+                if n.text in seen:
+                    self.sink.error(E0201, f"`{n.text}` appears twice in one interchange set", n.span,
+                                    "listed again", help="each variable takes its value from one source")
+                    ok = False
+                    continue
+                seen.add(n.text)
+                names.append(n.text)
+                if not reliable:
+                    continue  # unknown alignment or unresolved variable lines: reported already
+                if n.text == out_var:
+                    self.sink.error(E0703, f"`{n.text}` is the output of `{target}`: it is scored, not "
+                                    "intervened on", n.span, "the output",
+                                    help="interchange the variables the output depends on")
+                    ok = False
+                elif n.text not in mentioned:
+                    pool = sorted(v for v in mentioned if v != out_var)
+                    self.sink.error(E0703, f"`{n.text}` is not aligned in `{target}`", n.span, "not aligned",
+                                    help=did_you_mean(n.text, pool) or
+                                    (f"aligned variables are {join_names(pool)}" if pool else
+                                     f"align it first: `{n.text} -> site` in `align … as {target}`"))
+                    ok = False
+            groups.append(tuple(names))
+        return tuple(groups) if ok else None
+
+    def _all_subsets(self, alignment: AlignmentIR, where: A.Name) -> tuple[InterchangeSetIR, ...] | None:
+        names = [v for v in alignment.variables]
+        if len(names) > MAX_DEFAULT_SUBSET_VARS:
+            self.sink.error(E0708, f"`aaa` without `interchange` would cover {2 ** len(names) - 1} subsets of "
+                            f"{len(names)} variables", where.span, "too many subsets",
+                            help="list the sets to average over with `interchange`")
+            return None
+        if not names:
+            self.sink.error(E0708, f"alignment `{alignment.name}` aligns no variable to intervene on",
+                            where.span, "nothing to interchange",
+                            help=f"align a variable to a site in `{alignment.name}`, e.g. `X -> resid.post[0]`")
+            return None
+        return tuple((tuple(c),) for r in range(1, len(names) + 1) for c in itertools.combinations(names, r))
+
+    def _check_condition(self, cond: A.Condition) -> ConditionIR | None:
+        metric, arg = cond.metric.name.text, cond.metric.arg
+        ok = True
+        if metric not in CHECK_METRICS:
+            self.sink.error(E0702, f"unknown metric `{metric}`", cond.metric.name.span, "not a check metric",
+                            help=did_you_mean(metric, CHECK_METRICS) or
+                            "check metrics are `iia`, `aaa` and `control(NAME)`")
+            return None
+        if metric == "control":
+            if arg is None:
+                self.sink.error(E0702, "`control` needs the control's name: `control(random_init)`",
+                                cond.metric.span, "which control?", help=f"controls are {', '.join(CONTROLS)}")
+                return None
+            if arg.text not in CONTROLS:
+                self.sink.error(E0707, f"unknown control `{arg.text}`", arg.span, "not a control",
+                                help=did_you_mean(arg.text, CONTROLS) or f"controls are {', '.join(CONTROLS)}")
+                return None
+            if cond.op not in ("<=", "<"):
+                self.sink.error(E0702, f"`control({arg.text}) {cond.op} …` bounds a control from below",
+                                cond.span, "use <= or <",
+                                help="a control must score low: the alignment should fail on a random network "
+                                     "or subspace; write `control(…) <= 0.2`")
+                ok = False
+        else:
+            if arg is not None:
+                self.sink.error(E0702, f"`{metric}` takes no argument", arg.span, "unexpected argument",
+                                help="the check's interchange sets say what is scored")
+                ok = False
+            if cond.op not in (">=", ">"):
+                self.sink.error(E0702, f"`{metric} {cond.op} …` bounds {metric} from above", cond.span,
+                                "use >= or >", help=f"a claim says the network agrees with the model often "
+                                f"enough: `{metric} >= 0.9`; bound controls from above instead")
+                ok = False
+        ok &= self._threshold(cond)
+        statistic, aggregation, modes_ok = self._modes(cond)
+        ok &= modes_ok
+        if modes_ok and metric == "aaa" and aggregation is not None:
+            self.sink.error(E0709, f"`{aggregation}` does not apply to `aaa`", cond.span, "aaa is one number",
+                            help="aaa is already the mean IIA over interchange sets")
+            ok = False
+        if modes_ok and metric == "control" and statistic == "lower95":
+            self.sink.error(E0709, "`lower95` on an upper bound would make the control easier to pass",
+                            cond.span, "anti-conservative", help="use the point estimate for controls")
+            ok = False
+        if not ok:
+            return None
+        if aggregation is None:
+            aggregation = "mean" if metric == "aaa" else "each"
+        return ConditionIR(metric, arg.text if arg is not None else None, cond.op, float(cond.threshold),
+                           statistic or "point", aggregation, cond.span)
+
+
+_BRACE = re.compile(r"\{([^{}]*)\}")
+
+
+def sweep_size(site: A.SweepSite) -> int | str:
+    """How many sites a sweep expands to, counted arithmetically (nothing is built), or a
+    message saying why it cannot be expanded.
+
+    Why count first: `head[0..100000.0..100000]` is 10^10 sites; building them before the
+    MAX_LOCATE_CELLS check once took gigabytes at parse time.
+    """
+    if site.module is not None:
+        return _pattern_size(site.module)
+    if site.ranges is None:
+        return 1
+    total = 1
+    for lo, hi in site.ranges:
+        if lo > hi:
+            return f"range `{lo}..{hi}` is empty (the start is after the end)"
+        total *= hi - lo + 1
+    return total
+
+
+def _pattern_choices(body: str, pattern: str) -> list[str] | int | str:
+    """The choices of one `{…}` group: a list for `{a,b}`, a count for a range `{lo..hi}`
+    (expanded only once the total is known to be small), or a message."""
+    if ".." in body:
+        lo, _, hi = body.partition("..")
+        if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
+            return f"`{{{body}}}` in module pattern `{pattern}` is not a range `{{a..b}}` with a <= b"
+        return int(hi) - int(lo) + 1
+    choices = [c.strip() for c in body.split(",")]
+    if not all(choices):
+        return f"`{{{body}}}` in module pattern `{pattern}` has an empty choice"
+    return choices
+
+
+def _pattern_size(pattern: str) -> int | str:
+    """The number of paths a module pattern expands to (groups multiply), or a message."""
+    total = 1
+    for m in _BRACE.finditer(pattern):
+        got = _pattern_choices(m.group(1), pattern)
+        if isinstance(got, str):
+            return got
+        total *= got if isinstance(got, int) else len(got)
+    return total
+
+
+def _expand_sweep(site: A.SweepSite) -> list | str:
+    """A sweep's sites as `A.NamedSite`/`A.ModuleSite` nodes, or a message saying why not.
+    Callers check `sweep_size` against MAX_LOCATE_CELLS first."""
+    if site.module is not None:
+        paths = [site.module]
+        while any(_BRACE.search(p) for p in paths):
+            out = []
+            for p in paths:
+                m = _BRACE.search(p)
+                if m is None:
+                    out.append(p)
+                    continue
+                body = m.group(1)
+                got = _pattern_choices(body, site.module)
+                if isinstance(got, str):
+                    return got
+                if isinstance(got, int):
+                    if len(out) + got > MAX_LOCATE_CELLS:  # braces nested in braces: checked as they appear
+                        return f"module pattern `{site.module}` expands to more than {MAX_LOCATE_CELLS} paths"
+                    lo = int(body.partition("..")[0])
+                    got = [str(i) for i in range(lo, lo + got)]
+                out.extend(p[:m.start()] + c + p[m.end():] for c in got)
+            paths = out
+            if len(paths) > MAX_LOCATE_CELLS:
+                return f"module pattern `{site.module}` expands to more than {MAX_LOCATE_CELLS} paths"
+        return [A.ModuleSite(p, site.io, span=site.span) for p in paths]
+    ranges = site.ranges
+    if ranges is None:
+        return [A.NamedSite(site.path, None, site.part, span=site.span)]
+    for lo, hi in ranges:
+        if lo > hi:
+            return f"range `{lo}..{hi}` is empty (the start is after the end)"
+    return [A.NamedSite(site.path, tuple(idx), site.part, span=site.span)
+            for idx in itertools.product(*[range(lo, hi + 1) for lo, hi in ranges])]
