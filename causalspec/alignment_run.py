@@ -21,7 +21,7 @@ import contextlib
 import copy
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -73,7 +73,7 @@ class Fitted:
     train_cache: CleanCache
     train_claims: list  # ClaimRun over the training pool, per claim of the plan
     overlap: int
-    split: "SplitSize | None" = None  # distinct inputs and pairs training actually used
+    split: SplitSize | None = None  # distinct inputs and pairs training actually used
 
 
 # The smallest training split a learned featurizer is trained on (docs/language.md, "Learned
@@ -317,7 +317,6 @@ class AlignmentRun:
         """IIA of the trained featurizers on their own training pairs, per claim label."""
         if self.fitted is None:
             return {}
-        out = {}
         f = self.fitted
         with counted_as(self.engine, "training split"):
             return self._train_scores(f)
@@ -474,8 +473,8 @@ def artifact_key(ir, check, alignment, net, plan: CheckPlan, config, variant: st
         "alignment": [bindings, alignment.output, alignment.decoder],
         "interchange": [c.groups for c in plan.claims],
         # the held-out inputs: training excludes exactly these, so another pool means another split
-        "heldout": hashlib.sha256(json.dumps(sorted(map(list, zip(*[plan.model.domain(k).codes(plan.pool[k]).tolist()
-                                                                    for k in plan.model.inputs])))).encode()).hexdigest(),
+        "heldout": hashlib.sha256(json.dumps(sorted(map(list, zip(
+            *[plan.model.domain(k).codes(plan.pool[k]).tolist() for k in plan.model.inputs])))).encode()).hexdigest(),
         "pairs": [int(check.pairs), int(plan.seed), check.pool, getattr(check, "train", None)],
         "weights": weights_hash(net.module),
         "config": config.key(),

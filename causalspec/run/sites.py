@@ -158,7 +158,8 @@ class Intervention:
                     f"got {tuple(self.values.shape)}"
                 )
             if pos.numel() and pos.min() < 0:
-                raise SiteShapeError(f"{self.site}: positions must be >= 0 (negative indices are ambiguous with padding)")
+                raise SiteShapeError(f"{self.site}: positions must be >= 0 "
+                                     "(negative indices are ambiguous with padding)")
             if pos.shape[1] > 1:
                 ordered = pos.sort(dim=1).values
                 if bool((ordered[:, 1:] == ordered[:, :-1]).any()):
@@ -173,7 +174,8 @@ class Intervention:
             b = self.basis
         if b is not None:
             if b.dim() != 2 or b.shape[0] != self.values.shape[-1]:
-                raise SiteShapeError(f"{self.site}: basis must be [width={self.values.shape[-1]}, k], got {tuple(b.shape)}")
+                raise SiteShapeError(f"{self.site}: basis must be [width={self.values.shape[-1]}, k], "
+                                     f"got {tuple(b.shape)}")
             gram = b.T.double() @ b.double()  # [k, k]
             eye = torch.eye(b.shape[1], dtype=gram.dtype, device=gram.device)
             if not torch.allclose(gram, eye, atol=1e-4):
@@ -562,7 +564,8 @@ def patch(model: nn.Module, family: Family | None, interventions: Sequence[Inter
     accesses = [fam.locate(model, iv.site) for iv in interventions]
     for iv, access in zip(interventions, accesses):
         if access.width is not None and iv.values.shape[-1] != access.width:
-            raise SiteShapeError(f"{iv.site}: values have width {iv.values.shape[-1]}, the site's width is {access.width}")
+            raise SiteShapeError(f"{iv.site}: values have width {iv.values.shape[-1]}, "
+                                 f"the site's width is {access.width}")
     counts = _CallCounts()
     installers = [lambda: counts.install(model)]
     installers += [lambda k=k, a=a, iv=iv: a.install_write(counts.counted(k, make_edit(iv)))
