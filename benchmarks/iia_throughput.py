@@ -75,7 +75,8 @@ def time_limit(net, adapter, batch: int) -> tuple[float, float]:
         rows_u = torch.as_tensor(u)
         skip = 7 if 7 in store.resid else 0  # resid.post[6]: blocks 0..6 replay the clean run
         past = store.past(rows_u, int(start.max()), skip)
-        resid_in = (lambda positions: store.resid_at(skip, rows_u, positions)) if skip else None
+        resid_in = ((lambda positions, skip=skip, rows_u=rows_u: store.resid_at(skip, rows_u, positions))
+                    if skip else None)
         t0 = time.perf_counter()
         incremental_forward(net.module, family, b.inputs["input_ids"], lengths, past, start, skip=skip,
                             resid_in=resid_in)

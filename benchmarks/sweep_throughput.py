@@ -125,7 +125,8 @@ def time_limit(net, adapter, result, base, batch: int) -> tuple[float, float]:
             sl = slice(s, s + batch)
             rows_u = torch.as_tensor(result.base[sl])
             past = store.past(rows_u, int(start[sl].max()), skip)
-            resid_in = (lambda positions, rows_u=rows_u: store.resid_at(skip, rows_u, positions)) if skip else None
+            resid_in = ((lambda positions, rows_u=rows_u, skip=skip: store.resid_at(skip, rows_u, positions))
+                        if skip else None)
             t0 = time.perf_counter()
             incremental_forward(net.module, family, base.inputs["input_ids"][sl], lengths[sl], past, start[sl],
                                 skip=skip, resid_in=resid_in)

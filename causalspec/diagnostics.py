@@ -9,7 +9,7 @@ found in one pass; the CLI renders them and exits with code 2 — never a traceb
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 

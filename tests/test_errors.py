@@ -61,7 +61,8 @@ def test_every_declared_code_has_a_documented_heading():
     headings = dict(re.findall(r"^### ([EW]\d{4}) — (.+)$", text, re.MULTILINE))
     for code in codes.ALL:
         assert code in headings, f"docs/errors.md has no `### {code} — {code.description}` heading"
-        assert headings[code].strip() == code.description, f"{code}: heading {headings[code]!r}, declared {code.description!r}"
+        assert headings[code].strip() == code.description, (
+            f"{code}: heading {headings[code]!r}, declared {code.description!r}")
 
 
 def test_a_diagnostic_stores_the_plain_code_text():
@@ -86,7 +87,7 @@ def _bare_codes(path: Path) -> list[str]:
 
 
 def test_the_analysers_use_declared_codes_not_strings():
-    files = sorted((ROOT / "causalspec" / "syntax").rglob("*.py")) + sorted((ROOT / "causalspec" / "semantics").rglob("*.py"))
+    files = [f for room in ("syntax", "semantics") for f in sorted((ROOT / "causalspec" / room).rglob("*.py"))]
     bare = [hit for f in files if str(f.relative_to(ROOT)) not in NOT_YET for hit in _bare_codes(f)]
     assert not bare, "use the constants of causalspec.codes:\n" + "\n".join(bare)
 

@@ -45,6 +45,12 @@ def _file_hash(path) -> str:
         return "missing"
 
 
+def _pool_hash(plan: CheckPlan) -> str:
+    """sha256 of the held-out input rows (as domain codes, sorted)."""
+    columns = [plan.model.domain(k).codes(plan.pool[k]).tolist() for k in plan.model.inputs]
+    return hashlib.sha256(json.dumps(sorted(map(list, zip(*columns)))).encode()).hexdigest()
+
+
 def artifact_key(ir, check, alignment, net, plan: CheckPlan, config, variant: str) -> str:
     """Content hash of everything that determines the trained featurizers."""
     model_ast = getattr(plan.model, "ast", None)
@@ -61,8 +67,7 @@ def artifact_key(ir, check, alignment, net, plan: CheckPlan, config, variant: st
         "alignment": [bindings, alignment.output, alignment.decoder],
         "interchange": [c.groups for c in plan.claims],
         # the held-out inputs: training excludes exactly these, so another pool means another split
-        "heldout": hashlib.sha256(json.dumps(sorted(map(list, zip(*[plan.model.domain(k).codes(plan.pool[k]).tolist()
-                                                                    for k in plan.model.inputs])))).encode()).hexdigest(),
+        "heldout": _pool_hash(plan),
         "pairs": [int(check.pairs), int(plan.seed), check.pool, getattr(check, "train", None)],
         "weights": weights_hash(net.module),
         "config": config.key(),

@@ -80,7 +80,7 @@ class Fitted:
     train_cache: CleanCache
     train_claims: list  # ClaimRun over the training pool, per claim of the plan
     overlap: int
-    split: "SplitSize | None" = None  # distinct inputs and pairs training actually used
+    split: SplitSize | None = None  # distinct inputs and pairs training actually used
 
 
 # The smallest training split a learned featurizer is trained on (docs/language.md, "Learned
@@ -313,7 +313,6 @@ class AlignmentRun:
         """IIA of the trained featurizers on their own training pairs, per claim label."""
         if self.fitted is None:
             return {}
-        out = {}
         f = self.fitted
         with counted_as(self.engine, "training split"):
             return self._train_scores(f)

@@ -192,7 +192,7 @@ def _random_subspace(run, declared, check) -> ControlResult:
             return out
         out.seeds.append(seed)
         dims |= {int(b.shape[1]) for b in bases.values()}
-        for i, (cr, res) in enumerate(declared):
+        for i, (cr, _res) in enumerate(declared):
             scored = run.score(cr, run.patch(cr, mode="given", random=bases))
             draws[i].append(scored.iia.estimate if scored.iia.trials else None)
             pooled[i][0] += scored.iia.successes
@@ -222,7 +222,7 @@ def _heldout(run, declared) -> ControlResult:
         out.applicable = False
         out.detail = "nothing in this alignment is trained (no das or boundless featurizer): there is no training split"
         return out
-    for cr, res in declared:
+    for _cr, res in declared:
         out.labels.append(res.label)
         out.iia.append(res.train_iia)
         out.baseline.append(res.iia)
@@ -256,7 +256,7 @@ def _random_init(ir, check, plan, net, run, declared, options) -> Iterator[dict[
         if other.alignment.learned:
             yield other.training_report()
         learned = other.alignment.learned
-        for i, (cr, res) in enumerate(declared):
+        for i, (cr, _res) in enumerate(declared):
             ocr = other.claim_run(cr.plan)
             scored = other.score(ocr, other.patch(ocr))
             draws[i].append(scored.iia.estimate if scored.iia.trials else None)

@@ -21,8 +21,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from causalspec.interop.circuit_files import (MIB_FRACTIONS, CircuitFileError, circuit_to_graph, graph_to_json, graph_to_spec,
-                                      read_graph, write_graph)
+from causalspec.interop.circuit_files import (MIB_FRACTIONS, CircuitFileError, circuit_to_graph, graph_to_json,
+                                              graph_to_spec, read_graph, write_graph)
 from causalspec.cli.base import EXIT_OK, Command, UsageError, check_output_targets
 from causalspec.compile.circuit_plan import Arch, CircuitPlanError, resolve_circuit
 from causalspec.diagnostics import did_you_mean

@@ -49,11 +49,11 @@ class Node:
     head: int = -1
 
     @classmethod
-    def attention(cls, layer: int, head: int) -> "Node":
+    def attention(cls, layer: int, head: int) -> Node:
         return cls(layer, 0, head)
 
     @classmethod
-    def mlp(cls, layer: int) -> "Node":
+    def mlp(cls, layer: int) -> Node:
         return cls(layer, 1)
 
     @property
@@ -162,7 +162,7 @@ class ResolvedCircuit:
     def nodes(self) -> tuple[Node, ...]:
         return tuple(sorted({m.node for m in self.members}))
 
-    def without(self, names: Iterable[str]) -> "ResolvedCircuit":
+    def without(self, names: Iterable[str]) -> ResolvedCircuit:
         """The circuit with these groups removed (their nodes ablated, their edges gone)."""
         names = set(names)
         groups = {g: ms for g, ms in self.groups.items() if g not in names}
@@ -173,7 +173,7 @@ class ResolvedCircuit:
                      for r, senders in self.edges.items() if r == LOGITS or r[0] in kept}
         return replace(self, groups=groups, edges=edges)
 
-    def without_node(self, node: Node) -> "ResolvedCircuit":
+    def without_node(self, node: Node) -> ResolvedCircuit:
         groups = {g: tuple(m for m in ms if m.node != node) for g, ms in self.groups.items()}
         edges = None
         if self.edges is not None:

@@ -222,7 +222,8 @@ def full_graph(arch: Arch) -> list[GraphEdge]:
     return out
 
 
-def graph_to_resolved(edges: Iterable[GraphEdge], universe: frozenset[str] = frozenset({HEAD, "mlp"})) -> ResolvedCircuit:
+def graph_to_resolved(edges: Iterable[GraphEdge],
+                      universe: frozenset[str] = frozenset({HEAD, "mlp"})) -> ResolvedCircuit:
     """Edges of a graph as an edge-granularity circuit: one group per node, every position,
     the embeddings routed (the `input` node is part of the graph)."""
     members: dict[Node, Member] = {}

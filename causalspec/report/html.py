@@ -92,7 +92,8 @@ def _bar(p, baseline=None) -> str:
     out = (f'<span class="bar" title="95% interval {lo:.3f}–{hi:.3f}"><span class="ci" style="left:{100 * lo:.1f}%;'
            f'width:{max(0.5, 100 * (hi - lo)):.1f}%"></span><span class="pt" style="left:{100 * est:.1f}%"></span>')
     if baseline is not None and baseline.trials:
-        out += f'<span class="bl" title="baseline {baseline.estimate:.3f}" style="left:{100 * baseline.estimate:.1f}%"></span>'
+        out += (f'<span class="bl" title="baseline {baseline.estimate:.3f}" '
+                f'style="left:{100 * baseline.estimate:.1f}%"></span>')
     return out + "</span>"
 
 
@@ -217,7 +218,8 @@ def _illusion(r: CheckResult) -> str:
         f"{e('not tested: ' + c.full_patch['untested']) if c.full_patch.get('untested') else ''}</td></tr>"
         for c in rows)
     return ("<h3>Illusion check</h3><table><tr><th>interchange set</th><th>subspace patch moves the output</th>"
-            "<th>its part inside the clean activations' span moves it</th><th>largest share written outside that span</th>"
+            "<th>its part inside the clean activations' span moves it</th>"
+            "<th>largest share written outside that span</th>"
             "<th>whole-component patch moves it</th><th>whole-component IIA</th><th></th></tr>" + body + "</table>")
 
 
@@ -250,7 +252,8 @@ def _locate(r: CheckResult) -> str:
     if not loc:
         return ""
     best = loc.get("best") or {}
-    where = e(best.get("site", "")) + (f" @ {e(best.get('position'))}" if best.get("position") not in (None, "all") else "")
+    where = e(best.get("site", "")) + (f" @ {e(best.get('position'))}"
+                                       if best.get("position") not in (None, "all") else "")
     out = [f"<h3>Localization sweep: <code>locate {e(loc['var'])} : {e(loc['featurizer'])}</code></h3>",
            f"<p class=note>{sum(len(x) for x in loc['cells'])} cell(s) scored on {loc['pairs']} pairs (seed "
            f"{loc['seed']}); best: <b>{where}</b> ({_num(best.get('score'))}). The claim above is that cell, "
@@ -362,7 +365,8 @@ def render_html(results: Sequence[CheckResult], files: Iterable[str] = (), inter
             f" ({counts[ERROR]} error(s) counted as failed)</p>"
             + ("<p class=note><strong>interrupted</strong>: the run was stopped (Ctrl-C); only the checks that "
                "finished are shown.</p>" if interrupted else "")
-            + "<p class=note>IIA: interchange intervention accuracy (the fraction of kept pairs where the patched network "
+            + "<p class=note>IIA: interchange intervention accuracy "
+              "(the fraction of kept pairs where the patched network "
             "gives the high-level model's counterfactual output), with 95% Wilson intervals. Learned featurizers are "
             "trained on inputs disjoint from the scored pairs. Wording is deliberate: a pass holds on the sampled "
             "pairs, it is not a proof.</p>"

@@ -60,7 +60,8 @@ def training_lines(r: CheckResult, ascii_only: bool = False) -> list:
         if t.get("reused"):
             how = f"reused artifact {t.get('artifact')} (trained {t.get('steps')} steps; --retrain to train again)"
         else:
-            how = f"{t.get('steps')} step(s) in {_num(t.get('seconds'), 1)} s, {t.get('stopped')}; saved {t.get('artifact')}"
+            how = (f"{t.get('steps')} step(s) in {_num(t.get('seconds'), 1)} s, {t.get('stopped')}; "
+                   f"saved {t.get('artifact')}")
         line = Text(f"  training{who}: {groups}: {how}")
         out.append(line)
         if loss:
@@ -110,7 +111,8 @@ def controls_table(r: CheckResult) -> Table | None:
             from causalspec.score.results import CONTROL_QUANTILE, CONTROL_STATISTIC
 
             sums = {lab: c.summary(i) for i, lab in enumerate(c.labels)}
-            cells = [f"{_num(sums[lab][CONTROL_STATISTIC])} (p{CONTROL_QUANTILE} {_num(sums[lab][f'p{CONTROL_QUANTILE}'])}"
+            cells = [f"{_num(sums[lab][CONTROL_STATISTIC])} "
+                     f"(p{CONTROL_QUANTILE} {_num(sums[lab][f'p{CONTROL_QUANTILE}'])}"
                      f", max {_num(sums[lab]['max'])})" if lab in sums and sums[lab]["n"] else "n/a" for lab in labels]
             table.add_row(c.name, *cells, Text(f"{c.description}; {c.detail}; {CONTROL_STATISTIC} of {c.n_draws} "
                                                f"draw(s) compared"))

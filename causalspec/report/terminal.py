@@ -94,7 +94,7 @@ class CheckProgress:
             self._progress.stop()
         self._progress, self._started, self._t0 = None, False, None
 
-    def __enter__(self) -> "CheckProgress":
+    def __enter__(self) -> CheckProgress:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -153,7 +153,8 @@ class DiskColumn(Sequence):
             return
         first = values[0]
         if self.dtype is None:
-            self.dtype, self.width, self.ndim, self.device = first.dtype, int(first.shape[-1]), first.dim(), first.device
+            self.dtype, self.width = first.dtype, int(first.shape[-1])
+            self.ndim, self.device = first.dim(), first.device
         for v in values:
             if v.dtype != self.dtype or v.dim() != self.ndim or int(v.shape[-1]) != self.width:
                 raise ValueError(f"activation {tuple(v.shape)} {v.dtype} does not fit the column's rows "

@@ -87,7 +87,7 @@ class ZeroAblation:
     def __init__(self, dtype, device):
         self.zero = torch.zeros((), dtype=dtype, device=device)
 
-    def for_batch(self, engine: "CircuitEngine", batch: Batch, idx: np.ndarray) -> AblationValues:
+    def for_batch(self, engine: CircuitEngine, batch: Batch, idx: np.ndarray) -> AblationValues:
         return AblationValues({L: self.zero for L in range(engine.arch.layers)},
                               {L: self.zero for L in range(engine.arch.layers)}, self.zero)
 
@@ -113,7 +113,7 @@ class MeanAblation:
         pad = overall[None, :].expand(seq - per_pos.shape[0], -1)
         return torch.cat([per_pos, pad])[None]  # [1, seq, width]
 
-    def for_batch(self, engine: "CircuitEngine", batch: Batch, idx: np.ndarray) -> AblationValues:
+    def for_batch(self, engine: CircuitEngine, batch: Batch, idx: np.ndarray) -> AblationValues:
         seq = int(batch.inputs["input_ids"].shape[1])
         if seq > self.z[0].shape[0]:
             self.beyond += 1
@@ -133,7 +133,7 @@ class ResampleAblation:
         self.ref_rows = ref_rows
         self.mapping = mapping  # eval row -> reference row
 
-    def for_batch(self, engine: "CircuitEngine", batch: Batch, idx: np.ndarray) -> AblationValues:
+    def for_batch(self, engine: CircuitEngine, batch: Batch, idx: np.ndarray) -> AblationValues:
         ref_idx = self.mapping[idx]
         ref_batch = self.ref_adapter.encode({k: v[ref_idx] for k, v in self.ref_rows.items()})
         if ref_batch.inputs["input_ids"].shape != batch.inputs["input_ids"].shape:  # pragma: no cover - by mapping
@@ -462,7 +462,7 @@ class _EdgeState:
                             out_y[..., a:a + e.dims.head_dim] = fresh[..., a:a + e.dims.head_dim]
                     return y if out_y is None else out_y
 
-                out.append(lambda proj=proj, L=L, edit=edit_proj: ModuleAccess(
+                out.append(lambda proj=proj, L=L, edit=edit_proj, path=path: ModuleAccess(
                     SiteAddress("module", module_path=f"{e.block_prefix}.{L}.{path}", module_io="output"),
                     proj, "output", None).install_write(edit))
         for L, node in self.mlp_receivers.items():

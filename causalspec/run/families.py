@@ -303,7 +303,8 @@ class TransformerFamily(Family):
         def sub(rel: str) -> nn.Module:
             path = f"{block_path}.{rel}" if rel else block_path
             if not _has_submodule(model, path):  # a variant whose layout differs from the table
-                raise self.unservable(site, f"the {self.name} table expects submodule {path!r}, not in this model", config)
+                raise self.unservable(site, f"the {self.name} table expects submodule {path!r}, not in this model",
+                                      config)
             return model.get_submodule(path)
 
         kind = site.kind

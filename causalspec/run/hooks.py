@@ -145,7 +145,8 @@ def patch(model: nn.Module, family: Family | None, interventions: Sequence[Inter
     accesses = [fam.locate(model, iv.site) for iv in interventions]
     for iv, access in zip(interventions, accesses):
         if access.width is not None and iv.values.shape[-1] != access.width:
-            raise SiteShapeError(f"{iv.site}: values have width {iv.values.shape[-1]}, the site's width is {access.width}")
+            raise SiteShapeError(f"{iv.site}: values have width {iv.values.shape[-1]}, "
+                                 f"the site's width is {access.width}")
     counts = _CallCounts()
     installers = [lambda: counts.install(model)]
     installers += [lambda k=k, a=a, iv=iv: a.install_write(counts.counted(k, make_edit(iv)))

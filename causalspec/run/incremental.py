@@ -219,7 +219,7 @@ def _legacy_layout_cache(cache_class, past: list[tuple[Tensor | None, Tensor | N
     return cache_class(legacy)  # 5.x (no from_legacy_cache): its constructor takes the (keys, values) pairs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cache_argument(module_class: type) -> str:
     """The name under which a model's ``forward`` takes the key/value cache: ``cache`` in
     transformers 5.x (where ``past_key_values`` is deprecated, removed in 5.40), else
@@ -270,7 +270,8 @@ class IncrementalStats:
                     f"{self.full_tokens} token positions ({self.tokens / max(1, self.full_tokens):.0%}), "
                     "earlier positions from the base's cached keys/values")
             if self.n_layers and self.block_tokens < self.tokens * self.n_layers:
-                text += (f"; blocks below the patch skipped ({self.block_tokens / max(1, self.full_tokens * self.n_layers):.0%}"
+                share = self.block_tokens / max(1, self.full_tokens * self.n_layers)
+                text += (f"; blocks below the patch skipped ({share:.0%}"
                          " of a full forward's block computations)")
             parts.append(text)
         for reason, n in self.fallbacks.items():

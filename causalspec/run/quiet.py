@@ -85,7 +85,8 @@ def load_report_notes(name: str, info: dict | None) -> list[str]:
         return []
     notes = []
     for key, what in (("missing_keys", "missing from the checkpoint, randomly initialised by transformers"),
-                      ("mismatched_keys", "of the wrong shape in the checkpoint, randomly initialised by transformers")):
+                      ("mismatched_keys",
+                       "of the wrong shape in the checkpoint, randomly initialised by transformers")):
         keys = sorted(str(k[0] if isinstance(k, (tuple, list)) else k) for k in (info.get(key) or ()))
         if keys:
             shown = ", ".join(keys[:MAX_KEYS]) + (f", … ({len(keys)} in all)" if len(keys) > MAX_KEYS else "")

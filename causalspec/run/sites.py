@@ -107,7 +107,8 @@ class Intervention:
                     f"got {tuple(self.values.shape)}"
                 )
             if pos.numel() and pos.min() < 0:
-                raise SiteShapeError(f"{self.site}: positions must be >= 0 (negative indices are ambiguous with padding)")
+                raise SiteShapeError(f"{self.site}: positions must be >= 0 "
+                                     "(negative indices are ambiguous with padding)")
             if pos.shape[1] > 1:
                 ordered = pos.sort(dim=1).values
                 if bool((ordered[:, 1:] == ordered[:, :-1]).any()):
@@ -122,7 +123,8 @@ class Intervention:
             b = self.basis
         if b is not None:
             if b.dim() != 2 or b.shape[0] != self.values.shape[-1]:
-                raise SiteShapeError(f"{self.site}: basis must be [width={self.values.shape[-1]}, k], got {tuple(b.shape)}")
+                raise SiteShapeError(f"{self.site}: basis must be [width={self.values.shape[-1]}, k], "
+                                     f"got {tuple(b.shape)}")
             gram = b.T.double() @ b.double()  # [k, k]
             eye = torch.eye(b.shape[1], dtype=gram.dtype, device=gram.device)
             if not torch.allclose(gram, eye, atol=1e-4):

@@ -172,7 +172,8 @@ def normalised(m: Mapping[str, Any], key: str) -> Any:
     return (m[key] - m[ABLATED]) / (m[FULL] - m[ABLATED])
 
 
-def circuit_scores(values: Mapping[str, np.ndarray], groups: Mapping[str, list[str]], wanted: list[tuple[str, str | None]],
+def circuit_scores(values: Mapping[str, np.ndarray], groups: Mapping[str, list[str]],
+                   wanted: list[tuple[str, str | None]],
                    seed: int = 0) -> tuple[dict[str, Estimate], Estimate, list[ScoreResult]]:
     """Means of N, C, ∅; the effect m(N) − m(∅); and each wanted (metric, group) score.
 
@@ -253,4 +254,5 @@ def needed_variants(wanted: list[tuple[str, str | None]], groups: Mapping[str, l
 
 
 __all__ = ["ABLATED", "CIRCUIT", "DEFINITIONS", "FULL", "CircuitSummary", "Estimate", "ScoreResult", "bootstrap_stats",
-           "circuit_scores", "faithfulness_curve", "full_without_key", "needed_variants", "normalised", "without_key", "without_node_key"]
+           "circuit_scores", "faithfulness_curve", "full_without_key", "needed_variants", "normalised", "without_key",
+           "without_node_key"]

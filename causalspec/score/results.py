@@ -177,7 +177,8 @@ class CheckResult:
         return {
             "name": self.name, "alignment": self.alignment, "model": self.model, "network": self.network,
             "status": self.status, "reason": self.reason, "file": self.file, "line": self.line,
-            "seed": self.seed, "seed_source": self.seed_source, "pairs": self.pairs, "pool": self.pool, "unique_inputs": self.unique_inputs,
+            "seed": self.seed, "seed_source": self.seed_source, "pairs": self.pairs, "pool": self.pool,
+            "unique_inputs": self.unique_inputs,
             "forward_passes": dict(self.forward_passes), "seconds": round(self.seconds, 3),
             "approximate_abstraction_accuracy": self.aaa,
             "claims": [c.to_dict() for c in self.claims],

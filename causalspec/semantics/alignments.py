@@ -42,7 +42,8 @@ class AlignmentAnalysis(NetworkAnalysis):
             var = model.variables.get(name.text) if model is not None else None
             if model is not None and var is None:
                 self.sink.error(E0203, f"unknown variable `{name.text}` in alignment `{al.name.text}`", name.span,
-                                f"not in model `{model.name}`", help=did_you_mean(name.text, model.variables, "variables"))
+                                f"not in model `{model.name}`",
+                                help=did_you_mean(name.text, model.variables, "variables"))
                 ok = vars_ok = False
                 continue
             if isinstance(stmt, A.OutputAlignment):

@@ -326,7 +326,7 @@ class _ModelAnalyser:
     def _compile_constraints(self) -> list[Compiled]:
         out = []
         done: set[int] = set()
-        for name, decl in self.input_asts.items():
+        for decl in self.input_asts.values():
             if decl.where is None or id(decl) in done:
                 continue
             done.add(id(decl))

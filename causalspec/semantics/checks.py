@@ -170,7 +170,8 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         model = self.ir.models.get(alignment.model)
         if model is not None and var not in model.variables:
             self.sink.error(E0203, f"unknown variable `{var}` in `locate`", stmt.var.span,
-                            f"not a variable of model `{model.name}`", help=did_you_mean(var, model.variables, "variables"))
+                            f"not a variable of model `{model.name}`",
+                            help=did_you_mean(var, model.variables, "variables"))
             return None
         if var == alignment.output:
             self.sink.error(E0703, f"`{var}` is the output of `{alignment.name}`: it is scored, not located",

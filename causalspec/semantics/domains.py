@@ -22,15 +22,15 @@ class Domain:
     name: str | None = field(default=None, compare=False)
 
     @staticmethod
-    def boolean() -> "Domain":
+    def boolean() -> Domain:
         return Domain("bool", (False, True))
 
     @staticmethod
-    def integers(lo: int, hi: int, name: str | None = None) -> "Domain":
+    def integers(lo: int, hi: int, name: str | None = None) -> Domain:
         return Domain("int", tuple(range(lo, hi + 1)), name)
 
     @staticmethod
-    def enum(members: Sequence[str], name: str | None = None) -> "Domain":
+    def enum(members: Sequence[str], name: str | None = None) -> Domain:
         return Domain("enum", tuple(members), name)
 
     @property

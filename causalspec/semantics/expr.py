@@ -11,7 +11,7 @@ string, whose domain is fixed by what it is compared with).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
@@ -297,7 +297,8 @@ class ExprCompiler:
                 self.sink.error(E0301, f"`{sym.ty.symbol}` is an enum value but is compared with "
                                 f"{var.ty.describe()}", sym.ast.span, "not comparable",
                                 help=f"compare `{sym.ty.symbol}` with a variable of its enum; an "
-                                     f"{var.ty.kind} compares with {'true/false' if var.ty.kind == 'bool' else 'numbers'}")
+                                     f"{var.ty.kind} compares with "
+                                     f"{'true/false' if var.ty.kind == 'bool' else 'numbers'}")
                 return self._error(e, names)
             sym = self.coerce(sym, var.ty.domain, "value")
             if sym.ty.kind == "error":

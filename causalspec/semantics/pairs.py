@@ -173,7 +173,8 @@ def _base_indices(model: CausalModel, pool: Env, var: str | None, n: int, rng: n
         return rng.integers(0, size, n).astype(np.int64)
     codes = model.domain(var).codes(model.run(pool)[var])
     values = np.unique(codes)
-    parts = [rng.choice(np.flatnonzero(codes == v), share) for v, share in zip(values, equal_shares(n, len(values), rng))]
+    parts = [rng.choice(np.flatnonzero(codes == v), share)
+             for v, share in zip(values, equal_shares(n, len(values), rng))]
     return rng.permutation(np.concatenate(parts)).astype(np.int64)
 
 

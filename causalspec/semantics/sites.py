@@ -204,7 +204,7 @@ class PositionSpec:
     index: int | None = None
     lo: int | None = None
     hi: int | None = None
-    base: "PositionSpec | None" = None
+    base: PositionSpec | None = None
     offset: int = 0
     name: str | None = field(default=None, compare=False)
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
@@ -214,7 +214,7 @@ class PositionSpec:
         """Only resolvable from a prompt template (a slot, directly or through an offset)."""
         return self.kind == "slot" or (self.base is not None and self.base.needs_template)
 
-    def slots(self) -> Iterable["PositionSpec"]:
+    def slots(self) -> Iterable[PositionSpec]:
         if self.kind == "slot":
             yield self
         if self.base is not None:

@@ -63,27 +63,27 @@ class NameRef(Node):
 @dataclass(frozen=True)
 class Unary(Node):
     op: str  # "-" | "not"
-    operand: "Expr"
+    operand: Expr
 
 
 @dataclass(frozen=True)
 class Binary(Node):
     op: str  # + - * // % == != < <= > >= and or
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
 
 
 @dataclass(frozen=True)
 class IfThenElse(Node):
-    cond: "Expr"
-    then: "Expr"
-    other: "Expr"
+    cond: Expr
+    then: Expr
+    other: Expr
 
 
 @dataclass(frozen=True)
 class Call(Node):
     func: Name
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Index(Node):
     """A table lookup `T[a, b]`."""
 
     table: Name
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
 
 
 Expr = Union[IntLit, BoolLit, StrLit, NameRef, Unary, Binary, IfThenElse, Call, Index]
@@ -373,7 +373,7 @@ class SliceFeaturizer(Node):
 @dataclass(frozen=True)
 class FeatArg(Node):
     key: str | None
-    value: Union[float, int, str]
+    value: float | int | str
     kind: str  # "number" | "string" | "name"
 
 
@@ -547,7 +547,7 @@ class Granularity(Node):
 @dataclass(frozen=True)
 class MetricDecl(Node):
     name: Name
-    args: tuple[Union[Name, StrLit], ...] | None = None
+    args: tuple[Name | StrLit, ...] | None = None
     positions: tuple[PositionExpr, ...] | None = None
     braced: bool = False
 
@@ -568,7 +568,7 @@ class Circuit(Node):
 class Dataset(Node):
     name: Name
     model: Name
-    body: tuple[Union[PromptDecl, Setting], ...]
+    body: tuple[PromptDecl | Setting, ...]
 
 
 Item = Union[Model, Network, Alignment, Check, Circuit, Dataset]

@@ -12,7 +12,7 @@ import ast as _pyast
 import math
 from typing import Any
 
-from lark import Token, Transformer, Tree, v_args
+from lark import Token, Transformer, v_args
 from lark.exceptions import VisitError
 
 try:  # lark's marker for @v_args(meta=True); private, so a lark without it uses lark's dispatch
@@ -37,7 +37,7 @@ def unquote(token: Token, file: str) -> str:
     except (ValueError, SyntaxError) as exc:
         raise SpecError([Diagnostic(E0104, f"invalid string literal: {exc}", token_span(token, file),
                                     "cannot decode this string",
-                                    help="use \\\" for a quote and \\\\ for a backslash")])
+                                    help="use \\\" for a quote and \\\\ for a backslash")]) from exc
     if not isinstance(value, str):  # pragma: no cover - the lexer guarantees a str literal
         raise SpecError([Diagnostic(E0104, "invalid string literal", token_span(token, file),
                                     help="write a plain double-quoted string")])

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from causalspec.errors import CausalspecError
 from causalspec.syntax import ast as A
@@ -736,7 +736,7 @@ def _dataset_stmt(s, indent: str) -> list[str]:
 
 # ───────────────────────── items and the whole spec ─────────────────────────
 
-def _body(header: str, stmts, stmt: Callable[[object, str], list[str]]) -> list[str]:
+def _body(header: str, stmts, stmt: Callable[[Any, str], list[str]]) -> list[str]:
     lines = [ln for s in stmts for ln in stmt(s, INDENT)]
     if not lines:
         return [f"{header} {{}}"]

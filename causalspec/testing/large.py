@@ -19,7 +19,8 @@ def large_model(n_vars: int, n_inputs: int = 20, seed: int = 0) -> str:
         raise ValueError(f"n_vars must be at least {n_inputs + 2}")
     rng = random.Random(seed)
     lines = ["model Big {", "  domain Small = int 0..9"]
-    ints, bools = [], []
+    ints: list[str] = []
+    bools: list[str] = []
     for i in range(n_inputs):
         name = f"x{i}"
         lines.append(f"  input {name} : Small ~ uniform")

@@ -88,7 +88,7 @@ def main(seed: int = 1, pairs: int = 1024) -> dict:
     with compute_threads(net.module):
         # family 1: contiguous slices
         slices = [(a, a + w) for w in (8, 16, 32, 64) for a in range(0, WIDTH - w + 1, 8)]
-        single = {var: {s: score({var: unit(range(*s))}, ["{%s}" % var])["{%s}" % var] for s in slices}
+        single = {var: {s: score({var: unit(range(*s))}, [f"{{{var}}}"])[f"{{{var}}}"] for s in slices}
                   for var in ("WX", "YZ")}
         for name, widths in (("slices", (8, 16, 32, 64)), ("slices_16", (16,))):
             best_pair, best_sum = None, -1.0
@@ -105,7 +105,7 @@ def main(seed: int = 1, pairs: int = 1024) -> dict:
                              **score({"WX": unit(range(*sw)), "YZ": unit(range(*sy))},
                                      ["{WX}", "{YZ}", "{WX, YZ}"])}
         # family 2: top-k neurons by single-neuron effect
-        neuron = {var: np.array([score({var: unit([i])}, ["{%s}" % var])["{%s}" % var] for i in range(WIDTH)])
+        neuron = {var: np.array([score({var: unit([i])}, [f"{{{var}}}"])[f"{{{var}}}"] for i in range(WIDTH)])
                   for var in ("WX", "YZ")}
         best, best_sum = None, -1.0
         for k in (8, 16, 32, 64):

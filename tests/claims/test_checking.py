@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors.torch import save_file
 
 from causalspec.claims.runner import CheckOptions, run_checks

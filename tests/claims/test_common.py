@@ -3,6 +3,8 @@ the stages hand back instead of mutating a result (claims.locate.Located)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from causalspec.claims.common import check_failure, known_failure
@@ -65,5 +67,5 @@ def test_located_without_a_scored_cell_is_a_check_error_naming_the_check():
     located = Located({"cells": []})
     with pytest.raises(CheckUsageError, match="`locate` in check `Where`: no cell has a kept pair"):
         located.confirmation(Check())
-    with pytest.raises(Exception):  # a value: stages cannot change what they returned
+    with pytest.raises(dataclasses.FrozenInstanceError):  # a value: stages cannot change what they returned
         located.note = "changed"  # type: ignore[misc]

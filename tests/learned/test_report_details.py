@@ -9,7 +9,7 @@ from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.cli import main
 from causalspec.semantics.analyse import load, load_text
 
-from .conftest import network, write_spec
+from .conftest import write_spec
 
 
 def test_a_low_keep_rate_prints_a_hint_with_unpatched_predictions(planted_dir, capsys):

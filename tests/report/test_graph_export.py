@@ -42,7 +42,8 @@ def test_dot_has_every_edge_and_labelled_node(model):
     assert edges == EDGES
     for name in "WXYZ":
         assert re.search(rf'^  "{name}" \[label="{name} : int 0\.\.19", shape=ellipse', dot, flags=re.M)
-    assert re.search(rf'^  "WX" \[label="WX : bool", shape=box,.*tooltip="WX = {re.escape(WX_TEXT)}"\];$', dot, flags=re.M)
+    assert re.search(rf'^  "WX" \[label="WX : bool", shape=box,.*tooltip="WX = {re.escape(WX_TEXT)}"\];$',
+                     dot, flags=re.M)
     out_line = next(line for line in dot.splitlines() if line.startswith('  "O" ['))
     assert "shape=box" in out_line and "peripheries=2" in out_line
     assert dot.rstrip().endswith("}")

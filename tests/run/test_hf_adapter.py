@@ -115,7 +115,10 @@ def rows(model, *examples) -> dict[str, np.ndarray]:
             "order": model.domain("order").encode([e[2] for e in examples])}
 
 
-def binding(*specs, site=SiteSpec("resid.post", 1)):
+RESID_1 = SiteSpec("resid.post", 1)
+
+
+def binding(*specs, site=RESID_1):
     return SimpleNamespace(positions=tuple(specs), site=site)
 
 
@@ -174,7 +177,8 @@ def test_prompt_by_variable_and_right_padding(gpt2, tok_dir, spec_dir):
     side = gpt2.tokenizer.padding_side
     ad = adapter_for(ir, gpt2)
     batch = ad.encode(rows(ir.models["P"], ("Mary", "Tom", "BA"), ("Annabel", "John", "AB")))
-    assert ad.describe_row(batch, 0) == "A=Mary, B=Tom, order=BA: 'Then Tom and Mary went to the store, Tom gave a drink to'"
+    assert ad.describe_row(batch, 0) == ("A=Mary, B=Tom, order=BA: "
+                                         "'Then Tom and Mary went to the store, Tom gave a drink to'")
     assert "'When Annabel and John" in ad.describe_row(batch, 1)
     ids, mask = batch.inputs["input_ids"], batch.inputs["attention_mask"]
     assert ids.shape == (2, 15)
@@ -292,11 +296,11 @@ def reference_patched(net, model, base: dict, source: dict, layer: int) -> np.nd
     for i in range(len(base["A"])):
         kept = {}
 
-        def grab(mod, args, output):
+        def grab(mod, args, output, kept=kept):
             hidden = output[0] if isinstance(output, tuple) else output
             kept["v"] = hidden[0, -1].clone()
 
-        def put(mod, args, output):
+        def put(mod, args, output, kept=kept):
             hidden = output[0] if isinstance(output, tuple) else output
             hidden = hidden.clone()
             hidden[0, -1] = kept["v"]

@@ -140,7 +140,8 @@ def cache_layout(request, monkeypatch):
     if request.param == "legacy-layout":
         from transformers import DynamicCache
 
-        monkeypatch.setattr(incremental, "_make_cache", lambda past: incremental._legacy_layout_cache(DynamicCache, past))
+        monkeypatch.setattr(incremental, "_make_cache",
+                            lambda past: incremental._legacy_layout_cache(DynamicCache, past))
     return request.param
 
 
@@ -224,8 +225,8 @@ check Pos {{
 
 def write_spec(directory: Path, model_dir: Path, site="resid.post[1]", at="END", pairs=48, batch=16, mask=""):
     spec = directory / f"spec_{abs(hash((site, at, pairs, batch)))}.cspec"
-    spec.write_text(SPEC.format(names=", ".join(MOVER_NAMES), path=model_dir, site=site, at=at, pairs=pairs, batch=batch,
-                                mask=mask))
+    spec.write_text(SPEC.format(names=", ".join(MOVER_NAMES), path=model_dir, site=site, at=at, pairs=pairs,
+                                batch=batch, mask=mask))
     return load(spec)
 
 

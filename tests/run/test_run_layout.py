@@ -65,7 +65,7 @@ def test_semantics_and_run_name_every_site_kind_alike(kind):
     if address is None:  # a circuit node: no runtime address until the compile stage expands it
         assert spec.is_node
         with pytest.raises(ValueError, match="unknown site kind"):
-            spec.address
+            _ = spec.address
         return
     assert isinstance(spec, SiteAddress) and not spec.is_node
     assert spec.address == address and type(spec.address) is SiteAddress

@@ -358,8 +358,8 @@ def test_the_quiet_block_restores_every_setting_and_keeps_warnings_outside_it():
         with third_party_quiet():
             assert not hf_logging.is_progress_bar_enabled() and hub_utils.are_progress_bars_disabled()
             assert hf_logging.get_verbosity() == hf_logging.ERROR
-            warnings.warn("inside", FutureWarning)
-        warnings.warn("outside", UserWarning)
+            warnings.warn("inside", FutureWarning, stacklevel=1)
+        warnings.warn("outside", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["outside"]
     assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(),
             hub_utils.are_progress_bars_disabled()) == before

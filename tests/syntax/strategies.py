@@ -38,14 +38,14 @@ NOTHING: frozenset[str] = frozenset()
 _random_idents = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,7}", fullmatch=True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def identifiers(reserved: frozenset[str] = NOTHING) -> st.SearchStrategy[str]:
     """An identifier that reads as NAME in a position whose keywords are `reserved`."""
     pool = st.sampled_from(SAFE_NAMES) | st.sampled_from(KEYWORDS) | _random_idents
     return pool.filter(lambda s: s not in reserved)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def names(reserved: frozenset[str] = NOTHING) -> st.SearchStrategy[A.Name]:
     return identifiers(reserved).map(A.Name)
 
@@ -68,7 +68,7 @@ floats = st.floats(allow_nan=False, allow_infinity=False)
 
 # ───────────────────────── literals and expressions ─────────────────────────
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def literals(reserved: frozenset[str] = RESERVED_IN["symbol"]) -> st.SearchStrategy[A.Literal]:
     """A literal value (examples, tables, weights, template keys): negative ints allowed."""
     return st.one_of(
@@ -191,7 +191,7 @@ models = st.builds(A.Model, names(), _tuples(model_stmts, 0, 5))
 
 # ───────────────────────── networks and positions ─────────────────────────
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pos_atoms(reserved: frozenset[str] = NOTHING) -> st.SearchStrategy[A.PositionExpr]:
     """A position as written after `@` (and in declarations, with `reserved` = {slot})."""
     return st.one_of(
@@ -239,7 +239,7 @@ networks = st.one_of(
 
 # ───────────────────────── sites and alignments ─────────────────────────
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def named_sites(after_arrow: bool = False) -> st.SearchStrategy[A.NamedSite]:
     """`after_arrow`: the first site of an alignment statement (`output` is a keyword)."""
     head = identifiers(RESERVED_IN["align_site_head" if after_arrow else "site_head"])
@@ -255,12 +255,12 @@ def named_sites(after_arrow: bool = False) -> st.SearchStrategy[A.NamedSite]:
 module_sites = st.builds(A.ModuleSite, texts, st.sampled_from(("input", "output")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sites(after_arrow: bool = False) -> st.SearchStrategy[A.Site]:
     return named_sites(after_arrow) | module_sites
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def position_lists() -> st.SearchStrategy[tuple[tuple[A.PositionExpr, ...], bool]]:
     """(positions, braced) as written after `@`: several positions need braces."""
     return st.one_of(
@@ -280,7 +280,7 @@ featurizers = st.one_of(
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def site_refs(first: bool = True) -> st.SearchStrategy[A.SiteRef]:
     """`first`: the first site of an alignment statement, right after `->`."""
     return st.builds(

@@ -48,7 +48,7 @@ def help_expectations(path: Path) -> list[str]:
     return [m.group(1) for m in (HELP_RE.match(line) for line in _header(path)) if m]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _analyse(path: Path):
     try:
         load(path)

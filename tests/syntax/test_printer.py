@@ -502,7 +502,7 @@ def test_network_braces_and_metric_args():
 
 
 def test_long_table_breaks_lines():
-    entries = tuple(A.TableEntry((A.IntLit(k),), A.StrLit("value %d" % k)) for k in range(12))
+    entries = tuple(A.TableEntry((A.IntLit(k),), A.StrLit(f"value {k}")) for k in range(12))
     table = A.TableDecl(A.Name("T"), (A.IntType(0, 11),), A.NamedType(A.Name("Word")), entries)
     text = roundtrip(A.Spec((A.Model(A.Name("M"), (table,)),)))
     assert '    0: "value 0",\n' in text
