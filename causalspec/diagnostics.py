@@ -87,6 +87,7 @@ class DiagnosticSink:
 
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
+        self._warned: set[tuple[str, object]] = set()
 
     def error(self, code: str, message: str, span: Span = NO_SPAN, label: str = "",
               help: str | None = None, notes: Iterable[str] = ()) -> None:
@@ -95,6 +96,16 @@ class DiagnosticSink:
     def warn(self, code: str, message: str, span: Span = NO_SPAN, label: str = "",
              help: str | None = None) -> None:
         self.items.append(Diagnostic(code, message, span, label, help, severity="warning"))
+
+    def warn_once(self, key: object, code: str, message: str, span: Span = NO_SPAN, label: str = "",
+                  help: str | None = None) -> bool:
+        """`warn`, unless a warning with this code and `key` was already given (one warning per
+        file read, not one per statement that reads it). Whether it warned."""
+        if (code, key) in self._warned:
+            return False
+        self._warned.add((code, key))
+        self.warn(code, message, span, label, help)
+        return True
 
     @property
     def errors(self) -> list[Diagnostic]:

@@ -34,12 +34,12 @@ def is_outside(path: Path, base_dir: Path) -> bool:
 
 def note_outside(sink: DiagnosticSink, what: str, written: str, path: Path, base_dir: Path, span: Span) -> None:
     """Warn (E0807) when `path` — the `what` file written `written` in the spec — lies outside
-    the spec's folder."""
+    the spec's folder; once per file (a builder and an encode hook in one `.py` file are one read)."""
     if not is_outside(path, base_dir):
         return
     real = resolved(path)
     shown = f"`{written}`" if Path(written) == real else f"`{written}` ({real})"
-    sink.warn(CODE, f"{what} {shown} is outside the spec's folder", span, "read from outside the spec's folder",
+    sink.warn_once(real, CODE, f"{what} {shown} is outside the spec's folder", span, "read from outside the spec's folder",
               help="fine if you meant it; this spec reads that file when it is analysed or checked "
                    "(see docs/security.md)")
 
