@@ -8,6 +8,11 @@ reproduce command); a check that could not run carries `<error>`; a skipped one
 `<skipped message=REASON>`. Each testcase has `<properties>` with the numbers: status,
 seed, pairs, and per interchange set its IIA, 95% bounds, sampled, kept and baseline.
 
+After a Ctrl-C (or SIGTERM) the file holds the checks that finished plus one more suite,
+`causalspec (interrupted)`, whose one testcase carries an `<error type="Interrupted">`: JUnit
+has no field for an interrupted run, and a report of only the finished (perhaps all passing)
+checks would read green in CI although the rest never ran.
+
 Written atomically; the root element names causalspec, which is the marker that lets a
 re-run replace its own report and nothing else.
 """
@@ -81,8 +86,10 @@ def _testcase(parent: ET.Element, r: CheckResult) -> None:
         out.text = _safe(check_text(r))
 
 
-def to_junit(results: Sequence[CheckResult], spec_files: Iterable[str | os.PathLike] = ()) -> ET.Element:
-    """The `<testsuites>` element: a suite per spec file (in the given order, then any others)."""
+def to_junit(results: Sequence[CheckResult], spec_files: Iterable[str | os.PathLike] = (),
+             interrupted: bool = False) -> ET.Element:
+    """The `<testsuites>` element: a suite per spec file (in the given order, then any others),
+    and after an interrupted run the `causalspec (interrupted)` suite with its error."""
     files = [os.fspath(f) for f in spec_files]
     for r in results:
         if r.file not in files:
@@ -100,6 +107,15 @@ def to_junit(results: Sequence[CheckResult], spec_files: Iterable[str | os.PathL
             _testcase(suite, r)
         for k in totals:
             totals[k] += counts[k]
+    if interrupted:
+        suite = ET.SubElement(root, "testsuite", name="causalspec (interrupted)", tests="1", failures="0",
+                              errors="1", skipped="0", time="0.000")
+        case = ET.SubElement(suite, "testcase", classname="causalspec", name="run interrupted", time="0.000")
+        message = (f"the run was interrupted after {len(results)} finished check(s); "
+                   "the checks after them did not run")
+        ET.SubElement(case, "error", message=message, type="Interrupted").text = message
+        totals["tests"] += 1
+        totals["errors"] += 1
     for k, v in totals.items():
         root.set(k, f"{v:.3f}" if k == "time" else str(v))
     return root
@@ -111,6 +127,6 @@ def dumps(root: ET.Element) -> str:
 
 
 def write_junit(path: str | os.PathLike, results: Sequence[CheckResult],
-                spec_files: Iterable[str | os.PathLike] = ()) -> Path:
+                spec_files: Iterable[str | os.PathLike] = (), interrupted: bool = False) -> Path:
     """Write the report atomically; an existing file is replaced only if it is a causalspec file."""
-    return atomic_write_text(path, dumps(to_junit(results, spec_files)))
+    return atomic_write_text(path, dumps(to_junit(results, spec_files, interrupted)))

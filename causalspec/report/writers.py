@@ -32,7 +32,7 @@ class ReportWriter:
 
 
 def _junit(path: str, results: Sequence[CheckResult], files: list[str], interrupted: bool) -> Path:
-    return write_junit(path, results, files)  # JUnit has no field for an interrupted run
+    return write_junit(path, results, files, interrupted=interrupted)
 
 
 def _json(path: str, results: Sequence[CheckResult], files: list[str], interrupted: bool) -> Path:

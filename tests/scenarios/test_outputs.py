@@ -233,8 +233,8 @@ def _interrupt_after_first(monkeypatch):
 
 def test_ctrl_c_summarises_the_finished_checks_writes_the_reports_and_exits_130(repo, capsys, monkeypatch):
     _interrupt_after_first(monkeypatch)
-    j, h = repo / "out" / "r.json", repo / "out" / "r.html"
-    code, out, err = _run(capsys, ["check", repo / "specs" / "hier_eq.cspec", "--json", j, "--html", h])
+    j, h, x = repo / "out" / "r.json", repo / "out" / "r.html", repo / "out" / "r.xml"
+    code, out, err = _run(capsys, ["check", repo / "specs" / "hier_eq.cspec", "--json", j, "--html", h, "--junit", x])
     assert code == 130, err
     lines = out.splitlines()
     assert "interrupted: 1 of 2 check(s) finished; the others did not run" in lines
@@ -243,7 +243,13 @@ def test_ctrl_c_summarises_the_finished_checks_writes_the_reports_and_exits_130(
     doc = json.loads(j.read_text())
     assert doc["interrupted"] is True and [c["name"] for c in doc["checks"]] == ["Good"]
     assert "<strong>interrupted</strong>" in h.read_text()
-    assert sorted(p.name for p in (repo / "out").iterdir()) == ["r.html", "r.json"]
+    # JUnit has no "interrupted" field: an error testcase keeps CI from reading the partial run as green
+    root = ET.parse(x).getroot()
+    assert root.get("errors") == "1" and root.get("failures") == "0" and root.get("tests") == "2"
+    error = root.find("testsuite[@name='causalspec (interrupted)']/testcase/error")
+    assert error is not None and error.get("type") == "Interrupted"
+    assert "after 1 finished check(s)" in error.get("message")
+    assert sorted(p.name for p in (repo / "out").iterdir()) == ["r.html", "r.json", "r.xml"]
 
 
 def test_ctrl_c_while_a_report_is_written_leaves_no_temp_file_and_the_old_report(repo, capsys, monkeypatch):
