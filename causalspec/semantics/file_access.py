@@ -39,9 +39,10 @@ def note_outside(sink: DiagnosticSink, what: str, written: str, path: Path, base
         return
     real = resolved(path)
     shown = f"`{written}`" if Path(written) == real else f"`{written}` ({real})"
-    sink.warn_once(real, CODE, f"{what} {shown} is outside the spec's folder", span, "read from outside the spec's folder",
-              help="fine if you meant it; this spec reads that file when it is analysed or checked "
-                   "(see docs/security.md)")
+    sink.warn_once(real, CODE, f"{what} {shown} is outside the spec's folder", span,
+                   "read from outside the spec's folder",
+                   help="fine if you meant it; this spec reads that file when it is analysed or checked "
+                        "(see docs/security.md)")
 
 
 def outside_notes(warnings) -> list[str]:
