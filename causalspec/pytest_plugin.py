@@ -43,6 +43,7 @@ from causalspec.cli.base import UsageError
 from causalspec.cli.options import (PLUGIN_PREFIX, add_plugin_options, check_options, check_run_folders, plugin_values,
                                     validate_run_options)
 from causalspec.score.results import ERROR, FAILED, SKIPPED, CheckResult
+from causalspec.diagnostics import SpecError, render
 
 SUFFIX = ".cspec"
 
@@ -140,7 +141,6 @@ def _display_path(config: pytest.Config, path: Path) -> str:
 class SpecFile(pytest.File):
     def collect(self):
         from causalspec.claims.runner import NetworkCache
-        from causalspec.diagnostics import SpecError, render
         from causalspec.semantics.analyse import load
 
         try:

@@ -97,9 +97,9 @@ def test_the_analysers_use_declared_codes_not_strings():
 KINDS = {
     "causalspec.diagnostics:SpecError": (errors.SpecError, None),
     "causalspec.cli.base:UsageError": (errors.UsageError, None),
-    "causalspec.report.files:OutputError": (errors.UsageError, None),
-    "causalspec.report.files:OverwriteRefused": (errors.UsageError, None),
-    "causalspec.report.files:UnwritableTarget": (errors.UsageError, None),
+    "causalspec.files:OutputError": (errors.UsageError, None),
+    "causalspec.files:OverwriteRefused": (errors.UsageError, None),
+    "causalspec.files:UnwritableTarget": (errors.UsageError, None),
     "causalspec.run.devices:BadDeviceOrDtype": (errors.UsageError, ValueError),
     "causalspec.remote_hosts:HostConfigError": (errors.UsageError, ValueError),
     "causalspec.interop.circuit_files:CircuitFileError": (errors.UsageError, ValueError),

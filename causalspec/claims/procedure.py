@@ -31,7 +31,7 @@ from causalspec.claims.common import CheckOptions
 from causalspec.claims.networks import engine_choice
 from causalspec.compile.plan import CheckPlan, ClaimPlan, label_of, pool_size
 from causalspec.compile.training import training_plan
-from causalspec.report.files import OutputError
+from causalspec.files import OutputError
 from causalspec.run.adapters import CheckUsageError, TorchAdapter
 from causalspec.run.backends import backend_for
 from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions, address_of

@@ -20,7 +20,7 @@ from causalspec.cli import check, circuit, fmt, graph, locate, parse, sample
 from causalspec.cli.base import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, Command, Terminated,
                                  UsageError, sigterm_as_interrupt, stderr, version)
 from causalspec.diagnostics import SpecError, render
-from causalspec.report.files import OutputError
+from causalspec.files import OutputError
 
 # The commands, in the order `causalspec --help` lists them.
 COMMANDS: tuple[Command, ...] = (parse.COMMAND, graph.COMMAND, sample.COMMAND, check.COMMAND, locate.COMMAND,

@@ -26,7 +26,7 @@ from causalspec.interop.circuit_files import (MIB_FRACTIONS, CircuitFileError, c
 from causalspec.cli.base import EXIT_OK, Command, UsageError, check_output_targets
 from causalspec.compile.circuit_plan import Arch, CircuitPlanError, resolve_circuit
 from causalspec.diagnostics import did_you_mean
-from causalspec.report.files import atomic_write_text, stamp_text, tool_header
+from causalspec.files import atomic_write_text, stamp_text, tool_header
 from causalspec.report.json_report import jsonable
 from causalspec.run.loading import NetworkLoadError, NetworkUnavailable, check_hf_config, local_hf_path
 from causalspec.semantics.analyse import load

@@ -25,7 +25,7 @@ from causalspec.cli.base import (EXIT_FAILED, EXIT_INVALID, EXIT_OK, Command, Us
                                  check_output_targets, load_all, stderr)
 from causalspec.cli.options import DEVICE, DTYPE, add_cli_options, check_options, validate_device_dtype
 from causalspec.compile.plan import compile_check
-from causalspec.report.files import atomic_write_text, tool_header
+from causalspec.files import atomic_write_text, tool_header
 from causalspec.report.stress_view import sweep_table
 from causalspec.report.terminal import make_console
 from causalspec.run.loading import NetworkLoadError, NetworkUnavailable

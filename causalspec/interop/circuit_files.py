@@ -31,13 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 
 from causalspec.errors import UsageError
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, PORTS, Arch, Member, Node, ResolvedCircuit,
                                              parse_node_name)
 # the atomic writer and the tool header every output of ours carries (no import back into interop)
-from causalspec.report.files import atomic_write_text, tool_header
+from causalspec.files import atomic_write_text, tool_header
 
 _EDGE = re.compile(r"^\s*(?P<src>[^\s<>-]+)\s*->\s*(?P<dst>[^\s<>]+?)\s*(<(?P<port>[qkv])>)?\s*$")
 SCHEMA_KEY = "causalspec"
@@ -302,16 +301,6 @@ def top_edges(scored: list[tuple[GraphEdge, float]], fraction: float) -> list[Gr
     return [e for e, _ in ranked[:k]]
 
 
-def area(xs: Iterable[float], ys: Iterable[float]) -> float:
-    """Trapezoidal area under y(x) over the given points (x ascending), divided by the x range
-    covered — so a constant curve at 1 has area 1 whatever the fractions."""
-    x, y = np.asarray(list(xs), float), np.asarray(list(ys), float)
-    if len(x) == 1:
-        return float(y[0])
-    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if hasattr(np, "trapezoid") else \
-        float(np.trapz(y, x) / (x[-1] - x[0]))
-
-
-__all__ = ["MIB_FRACTIONS", "CircuitFileError", "CircuitGraph", "GraphEdge", "area", "circuit_to_graph", "full_graph",
+__all__ = ["MIB_FRACTIONS", "CircuitFileError", "CircuitGraph", "GraphEdge", "circuit_to_graph", "full_graph",
            "graph_from_json", "graph_to_json", "graph_to_resolved", "graph_to_spec", "parse_edge", "read_graph",
            "top_edges", "upstream", "write_graph"]

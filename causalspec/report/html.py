@@ -24,8 +24,9 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from causalspec.report.files import HTML_GENERATOR, atomic_write_text
+from causalspec.files import HTML_GENERATOR, atomic_write_text, tool_version
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, summary_line
+from causalspec.semantics.domains import format_value
 
 MARKER = HTML_GENERATOR  # the <meta name="generator"> value: our marker (report/files.py)
 MAX_BUCKET_ROWS = 12
@@ -267,8 +268,6 @@ def _locate(r: CheckResult) -> str:
 
 
 def _value(v) -> str:
-    from causalspec.semantics.domains import format_value
-
     return "n/a" if v is None else format_value(v)
 
 
@@ -348,8 +347,6 @@ def check_section(r: CheckResult) -> str:
 
 
 def render_html(results: Sequence[CheckResult], files: Iterable[str] = (), interrupted: bool = False) -> str:
-    from causalspec.report.json_report import tool_version
-
     results = list(results)
     counts = {s: sum(r.status == s for r in results) for s in (PASSED, FAILED, SKIPPED, ERROR)}
     index = "".join(f'<tr><td><span class="badge {e(r.status)}">{e(r.status.upper())}</span></td>'

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from causalspec.files import SAFETENSORS_KIND, TOOL, atomic_write_bytes
 from causalspec.run.adapters import CheckUsageError
 from causalspec.run.engine import address_of
 from causalspec.run.hooks import installed
@@ -519,10 +520,8 @@ def _minibatch(buckets: list[np.ndarray], size: int, rng: np.random.Generator) -
 def save_artifact(path, trained: TrainedFeaturizers, key: str) -> None:
     """Write the trained tensors and their info as safetensors, atomically (temp file + fsync +
     rename). The `causalspec: featurizers` metadata is our marker: an existing file is replaced
-    only if it carries it (`report.files`), otherwise `OverwriteRefused`."""
+    only if it carries it (`causalspec.files`), otherwise `OverwriteRefused`."""
     from safetensors.torch import save
-
-    from causalspec.report.files import SAFETENSORS_KIND, TOOL, atomic_write_bytes
 
     meta = {TOOL: SAFETENSORS_KIND, "key": key, "info": json.dumps(trained.info)}
     data = save({k: v.detach().cpu().contiguous() for k, v in trained.tensors.items()}, metadata=meta)

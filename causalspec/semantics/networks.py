@@ -38,6 +38,7 @@ from causalspec.semantics.paths import file_problem, hf_folder_problem, resolve
 from causalspec.semantics.sites import PositionResolver, PositionSpec
 from causalspec.semantics.templates import Placeholder
 from causalspec.syntax import ast as A
+from causalspec.remote_hosts import how_to_allow, refuse_reason
 
 
 class NetworkAnalysis(Context):
@@ -262,8 +263,6 @@ class NetworkAnalysis(Context):
     def _remote_host_warning(self, out: NetworkIR, span: Span) -> None:
         """A spec-named host the user has not allowed: warn now (the check refuses it; see
         causalspec.remote_hosts). Advisory: `--remote URL` on the command line also allows it."""
-        from causalspec.remote_hosts import how_to_allow, refuse_reason
-
         if refuse_reason(out.remote_host, f"network `{out.name}`") is None:
             return
         self.sink.warn(E0808, f"network `{out.name}` names the remote host `{out.remote_host}`, which you have "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from causalspec.semantics.analyse import load_text
+
 REPO = Path(__file__).resolve().parents[2]
 HIER_EQ_EXAMPLE = REPO / "examples" / "hier_eq"
 
@@ -26,8 +28,6 @@ model HierEq {
 
 def only_model(text: str):
     """The one model (semantics.model.CausalModel) that a spec text declares."""
-    from causalspec.semantics.analyse import load_text
-
     (model,) = load_text(text).models.values()
     return model
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from causalspec.claims.runner import CheckOptions, NetworkCache
-from causalspec.interop.circuit_files import (CircuitFileError, CircuitGraph, area, circuit_to_graph, full_graph,
+from causalspec.interop.circuit_files import (CircuitFileError, CircuitGraph, circuit_to_graph, full_graph,
                                       graph_from_json, graph_to_json, graph_to_spec, parse_edge, top_edges)
 from causalspec.cli import main
 from causalspec.compile.circuit_plan import EMBED, LOGITS, Arch, Node, parse_node_name, resolve_circuit
+from causalspec.score.circuit_scores import area
 from causalspec.semantics.analyse import load, load_text
 from causalspec.testing.toy_circuits import build_induction_model, spec_header
 

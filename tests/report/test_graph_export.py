@@ -10,7 +10,7 @@ import networkx as nx
 import pytest
 
 from causalspec.report import graph_export as ge
-from causalspec.report.files import OverwriteRefused, recognise_bytes
+from causalspec.files import OverwriteRefused, recognise_bytes
 from causalspec.semantics.analyse import load_text
 from causalspec.testing.specs import HIER_EQ_MODEL
 
