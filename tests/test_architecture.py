@@ -129,7 +129,7 @@ def _walk(node: ast.AST, local: bool, guarded: bool):
             yield from _walk(child, local, guarded)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _imports_of(source: str) -> tuple:
     """The import nodes of a module's source (cached: the planted copies share all files but one)."""
     return tuple(_walk(ast.parse(source), False, False))
