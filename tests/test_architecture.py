@@ -59,12 +59,10 @@ LOCAL_IMPORTS: dict[tuple[str, str], str] = {
     ("causalspec.cli.check", "causalspec.claims.runner"): "lazy: torch",
     ("causalspec.cli.circuit", "causalspec.claims.runner"): "lazy: torch",
     ("causalspec.cli.circuit", "causalspec.claims.circuit"): "lazy: torch",
-    ("causalspec.cli.circuit", "causalspec.run.adapters"): "lazy: torch",
     ("causalspec.cli.locate", "causalspec.claims.runner"): "lazy: torch",
     ("causalspec.cli.locate", "causalspec.claims.locate"): "lazy: torch",
+    ("causalspec.cli.locate", "causalspec.claims.common"): "lazy: torch",
     ("causalspec.cli.locate", "causalspec.report.heatmap"): "lazy: torch, matplotlib",
-    ("causalspec.cli.locate", "causalspec.run.adapters"): "lazy: torch",
-    ("causalspec.cli.locate", "causalspec.run.sites"): "lazy: torch",
     ("causalspec.cli.options", "causalspec.claims.runner"): "lazy: torch",
     ("causalspec.cli.options", "causalspec.run.devices"): "lazy: sympy (through semantics.ir)",
     # cli.circuit / cli.locate import run.loading at the top; it must not pull sympy into `causalspec parse`
