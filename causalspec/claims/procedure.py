@@ -222,8 +222,8 @@ class AlignmentRun:
                            net_patched=patched, kind=run.plan.kind, describe=describe)
 
     # learned featurizers -------------------------------------------------------------------
-    def fit(self, ir, check, net, *, artifacts: Path | None = None, retrain: bool = False, variant: str = "network",
-            progress: Callable | None = None, shared: dict | None = None) -> Fitted | None:
+    def fit(self, ir, check, net, *, artifacts: str | Path | None = None, retrain: bool = False,
+            variant: str = "network", progress: Callable | None = None, shared: dict | None = None) -> Fitted | None:
         """Train (or load) the learned featurizers of the claims' variables; None if there are none.
 
         `shared` lets several runs on the same plan and engine (the cells of a sweep) share
@@ -437,7 +437,7 @@ def random_copy(net, seed: int):
     module = copy.deepcopy(net.module)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(int(seed))
-        handled = set()
+        handled: set[int] = set()
         for sub in module.modules():
             reset = getattr(sub, "reset_parameters", None)
             if callable(reset) and sub is not module:

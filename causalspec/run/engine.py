@@ -18,7 +18,7 @@ import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ class CleanCache:
     preds: np.ndarray  # [U] output codes (UNDECODABLE = -1)
     # binding -> column over U of Tensor [n_pos, width] or [width]: a run.activation_store store
     # (in memory or on disk; a plain dict of lists is wrapped as an in-memory one)
-    acts: dict = field(default_factory=dict)
+    acts: Any = field(default_factory=dict)  # a MemoryActivations | DiskActivations after __post_init__
     kv: object = None  # run.incremental.KVRunner: cached keys/values for incremental patched forwards
 
     def __post_init__(self) -> None:

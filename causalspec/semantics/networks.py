@@ -68,8 +68,8 @@ class NetworkAnalysis(Context):
         backend = net.backend
         is_torch = isinstance(backend, A.TorchBackend)
         out = NetworkIR(net.name.text, "torch" if is_torch else "hf",
-                        backend.builder if is_torch else backend.path, net.span)
-        if is_torch:
+                        backend.builder if isinstance(backend, A.TorchBackend) else backend.path, net.span)
+        if isinstance(backend, A.TorchBackend):
             out.builder = self._hook(backend.builder, backend.span, "torch builder", at_end=False)
             out.weights = backend.weights
             out.weights_path = resolve(backend.weights, self.base_dir)
@@ -154,10 +154,10 @@ class NetworkAnalysis(Context):
         resolver = PositionResolver(positions, self.sink, templates="prompt" in given, torch_network=is_torch,
                                     network=out.name)
         self.resolvers[out.name] = resolver
-        for name in positions:
-            spec = resolver.declaration(name)
+        for position in positions:
+            spec = resolver.declaration(position)
             if spec is not None:
-                out.encoding.positions[name] = spec
+                out.encoding.positions[position] = spec
                 self._check_slots(out, spec)
         return out
 
