@@ -298,3 +298,40 @@ def test_synthetic_imports():
     assert layer_violations([a, b]) == []
     assert len(cycle_violations([a, b])) == 1
     assert cycle_violations([a, Import(*[*vars(b).values()][:-1], True)]) == []  # TYPE_CHECKING: no cycle
+
+
+# ───────────────────────── tests use the public names ─────────────────────────
+
+def private_uses(path: Path, modules: dict[str, Path], root: Path = ROOT) -> list[str]:
+    """`from causalspec.x import _y`, and `m._y` where `m` names a causalspec module, in one file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found, aliases = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "causalspec":
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}  from {node.module} import {alias.name}")
+                elif f"{node.module}.{alias.name}" in modules:
+                    aliases.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            aliases.update(a.asname for a in node.names if a.asname and a.name in modules)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            found.append(f"{path.relative_to(root)}:{node.lineno}  {node.value.id}.{node.attr}")
+    return sorted(found, key=lambda hit: int(hit.split(":")[1].split()[0]))
+
+
+def test_tests_and_benchmarks_use_no_private_names_of_causalspec():
+    modules = module_names(PACKAGE_DIR)
+    files = [f for folder in ("tests", "benchmarks", "examples") for f in sorted((ROOT / folder).rglob("*.py"))]
+    assert [hit for f in files for hit in private_uses(f, modules)] == []
+
+
+def test_a_private_import_in_a_test_is_found(tmp_path):
+    planted = tmp_path / "test_planted.py"
+    planted.write_text("from causalspec.run.families import _base_prefix\nfrom causalspec.run import engine\n"
+                       "engine._hidden()\nimport causalspec.run.sites as s\ns._x\n", encoding="utf-8")
+    assert private_uses(planted, module_names(PACKAGE_DIR), root=tmp_path) == [
+        "test_planted.py:1  from causalspec.run.families import _base_prefix",
+        "test_planted.py:3  engine._hidden", "test_planted.py:5  s._x"]

@@ -20,12 +20,12 @@ from causalspec.run.train import ALGORITHM_VERSION
 
 ARTIFACT_DIR = ".causalspec/artifacts"  # relative to the spec file's folder, unless options say otherwise
 
-_WEIGHT_HASHES: dict[int, tuple[Any, str]] = {}
+WEIGHT_HASHES: dict[int, tuple[Any, str]] = {}
 
 
 def weights_hash(module: torch.nn.Module) -> str:
     """sha256 over the module's state dict (names, shapes, dtypes, bytes); cached per module."""
-    cached = _WEIGHT_HASHES.get(id(module))
+    cached = WEIGHT_HASHES.get(id(module))
     if cached is not None and cached[0] is module:
         return cached[1]
     h = hashlib.sha256()
@@ -34,7 +34,7 @@ def weights_hash(module: torch.nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     digest = h.hexdigest()
-    _WEIGHT_HASHES[id(module)] = (module, digest)
+    WEIGHT_HASHES[id(module)] = (module, digest)
     return digest
 
 

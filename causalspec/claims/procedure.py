@@ -34,7 +34,7 @@ from causalspec.compile.training import training_plan
 from causalspec.files import OutputError
 from causalspec.run.adapters import CheckUsageError, TorchAdapter
 from causalspec.run.backends import backend_for
-from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions, address_of
+from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.loading import LoadedNetwork
@@ -464,7 +464,7 @@ def make_alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, o
     adapter = _adapter(net, plan)
     family = resolve_family(net.module)
     for b in plan.bindings():  # fail before any forward pass when the architecture cannot serve a site
-        family.locate(net.module, address_of(b.site))
+        family.locate(net.module, b.site.address)
     batch, base_dir = options.batch or check.batch, Path(ir.file).resolve().parent
     backend = backend_for(*engine_choice(ir.networks[plan.network.name], options, base_dir))
     if getattr(backend, "remote", None) is not None and plan.alignment.learned:

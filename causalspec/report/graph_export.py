@@ -239,7 +239,7 @@ def _generations(graph: nx.DiGraph, order: list[str]) -> list[list[str]]:
     return generations
 
 
-def _png_layout(graph: nx.DiGraph, order: list[str]) -> dict[str, tuple[float, float]]:
+def png_layout(graph: nx.DiGraph, order: list[str]) -> dict[str, tuple[float, float]]:
     """Layered layout: one row per topological generation, causes above effects, rows centred.
 
     The first row keeps declaration order; each later row is ordered by the mean position of
@@ -267,7 +267,7 @@ def render_png(model: Any, dpi: int = 150) -> bytes:
     from matplotlib.lines import Line2D
 
     name, graph, order = _model_graph(model)
-    pos = _png_layout(graph, order)
+    pos = png_layout(graph, order)
     generations = _generations(graph, order)
     widest = max((len(g) for g in generations), default=1)
     fig = Figure(figsize=(max(4.0, 2.4 * widest), max(3.0, 1.6 * len(generations) + 1.0)))

@@ -174,7 +174,7 @@ def test_png_refuses_a_directory(model, tmp_path):
 
 def test_layout_puts_causes_above_effects(model):
     order = list(model.order)
-    pos = ge._png_layout(model.graph, order)
+    pos = ge.png_layout(model.graph, order)
     for s, t in EDGES:
         assert pos[s][1] > pos[t][1]
     assert [n for n in sorted("WXYZ", key=lambda n: pos[n][0])] == ["W", "X", "Y", "Z"]
