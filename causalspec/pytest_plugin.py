@@ -36,6 +36,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -203,7 +204,7 @@ class CheckItem(pytest.Item):
     def runtest(self) -> None:
         from causalspec.claims.runner import run_check
 
-        spec: SpecFile = self.parent
+        spec = cast("SpecFile", self.parent)
         result = run_check(spec.ir, self.check, self._options(), spec.networks)
         self.result = result
         for c in result.claims:

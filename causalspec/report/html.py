@@ -190,7 +190,7 @@ def _controls(r: CheckResult) -> str:
             cells = "".join("<td class=num>n/a</td>" for _ in labels)
             rows.append(f"<tr><td>{e(c.name)}</td>{cells}<td>does not apply: {e(c.detail)}</td></tr>")
             continue
-        cells = []
+        row_cells: list[str] = []
         sums = {lab: c.summary(i) for i, lab in enumerate(c.labels)} if c.n_draws else {}
         for lab in labels:
             v = values.get(lab)
@@ -199,9 +199,10 @@ def _controls(r: CheckResult) -> str:
                 text = "+" + text
             if sums.get(lab) and sums[lab]["n"]:  # a distribution of draws: its mean, p90 and max
                 text += f" (p90 {_num(sums[lab]['p90'])}, max {_num(sums[lab]['max'])})"
-            cells.append(f"<td class=num>{text}</td>")
+            row_cells.append(f"<td class=num>{text}</td>")
         drawn = f"; mean of {c.n_draws} draw(s) compared" if c.n_draws else ""
-        rows.append(f"<tr><td>{e(c.name)}</td>{''.join(cells)}<td>{e(c.description)}; {e(c.detail)}{drawn}</td></tr>")
+        rows.append(f"<tr><td>{e(c.name)}</td>{''.join(row_cells)}"
+                    f"<td>{e(c.description)}; {e(c.detail)}{drawn}</td></tr>")
     return (f"<h3>Controls</h3><table><tr><th>control</th>{head}<th>what it is</th></tr>" + "".join(rows)
             + "</table>")
 

@@ -66,7 +66,7 @@ def jsonable(value: Any) -> Any:
 
 def to_json(results: Sequence[CheckResult], spec_files: Iterable[str | os.PathLike] = (),
             interrupted: bool = False) -> dict:
-    doc = {
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
         "tool": {"name": TOOL, "version": tool_version()},
         "files": [os.fspath(f) for f in spec_files],

@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from rich import box
 from rich.console import Console
@@ -52,7 +52,7 @@ def _glyphs(console: Console | None) -> dict[str, str]:
 
 def make_console(file=None, width: int | None = None, color: bool | None = None) -> Console:
     """A console for reports. `color=None`: colour only on a terminal (rich's own detection)."""
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if color is False:
         kwargs.update(no_color=True, force_terminal=False)
     console = Console(file=file, width=width, highlight=False, emoji=False, **kwargs)
