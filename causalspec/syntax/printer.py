@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Union, cast
 
 from causalspec.errors import CausalspecError
 from causalspec.syntax import ast as A
@@ -514,9 +514,9 @@ def print_site(site: A.Site, after_arrow: bool = False) -> str:
 
 def _feat_arg(a: A.FeatArg) -> str:
     if a.kind == "number":
-        value = print_number(a.value)
+        value = print_number(cast(Union[float, int], a.value))
     elif a.kind == "string":
-        value = print_string(a.value)
+        value = print_string(str(a.value))
     elif a.kind == "name":
         value = check_ident(a.value, "featurizer argument")
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class ClaimRun:
 
     plan: object  # compile.plan.CheckPlan
     net: object  # run.loading.LoadedNetwork
-    engine: object
+    engine: Engine
     rows: dict[str, np.ndarray]  # the pool's unique inputs
     base: np.ndarray  # per pair: its base input
     sources: list[np.ndarray]  # per source of the interchange, per pair: its source input
@@ -70,7 +71,7 @@ class ClaimRun:
         return cache, self.patched(cache)
 
 
-def claim_run(ir, check: object | str | None = None, *, net=None, batch: int | None = None,
+def claim_run(ir, check: Any = None, *, net=None, batch: int | None = None,
               pairs: int | None = None, incremental: bool | None = None, engine_cls=None) -> ClaimRun:
     """Plan `check` (a CheckIR, its name, or None: the spec's first) with `pairs` overriding the
     spec's, load its `hf` network on the CPU unless `net` is given, and build the engine
