@@ -63,7 +63,7 @@ def artifact_key(ir, check, alignment, net, plan: CheckPlan, config, variant: st
     bindings = {v: [repr(b) for b in bs] for v, bs in sorted(alignment.variables.items())}
     doc = {
         "model": repr(model_ast) if model_ast is not None else repr(sorted(plan.model.variables)),
-        "network": [net_ir.backend, net_ir.source, repr(getattr(net_ir, "encoding", None)), hooks],
+        "network": [net_ir.framework, net_ir.source, repr(getattr(net_ir, "encoding", None)), hooks],
         "alignment": [bindings, alignment.output, alignment.decoder],
         "interchange": [c.groups for c in plan.claims],
         # the held-out inputs: training excludes exactly these, so another pool means another split

@@ -55,7 +55,7 @@ def run_circuit(ir, circuit, options: CheckOptions, networks: NetworkCache) -> C
     """The verdict of one circuit claim (`circuit` blocks): an error or a skip names its cause."""
     start = time.perf_counter()
     seed = int(options.seed if options.seed is not None else circuit.seed)
-    pairs = int(options.pairs if options.pairs is not None else circuit.pairs)
+    pairs = int(options.pairs if options.pairs is not None else circuit.prompts)
     found = _Found()
     try:
         verdict = _run(ir, circuit, options, networks, found)

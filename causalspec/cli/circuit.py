@@ -97,7 +97,7 @@ def _arch(ir, circuit, layers: int | None, heads: int | None):
     if layers is not None and heads is not None:
         return Arch(layers, heads)
     net = ir.networks[circuit.network]
-    if net.backend == "hf":
+    if net.framework == "hf":
         local = local_hf_path(net.source, Path(ir.file).resolve().parent)
         if local is not None:
             from transformers import AutoConfig  # lazy: slow to import, needed only here

@@ -273,7 +273,7 @@ def compile_circuit(ir: SpecIR, circuit: CircuitIR, pairs: int | None = None, se
     """
     model = ir.models[circuit.model]
     network = ir.networks[circuit.network]
-    n = int(pairs if pairs is not None else circuit.pairs)
+    n = int(pairs if pairs is not None else circuit.prompts)
     seed = int(seed if seed is not None else circuit.seed)
     rows = dict(getattr(s := sample_inputs(model, n, np.random.default_rng(seed)), "inputs", s))
     plan = CircuitPlan(circuit, model, network, rows, n, seed)

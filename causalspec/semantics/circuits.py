@@ -154,7 +154,7 @@ class CircuitAnalysis(NetworkAnalysis, ConditionAnalysis):
         given = {k: v.value for k, v in settings.items()}
         return CircuitIR(circ.name.text, net.name, model.name, circ.output.text, groups, tuple(edges), ablation,
                          granularity.value if granularity else "node", metric, tuple(conditions), circ.span,
-                         pairs=given.get("pairs", DEFAULT_CIRCUIT_PROMPTS), seed=given.get("seed", DEFAULT_SEED),
+                         prompts=given.get("pairs", DEFAULT_CIRCUIT_PROMPTS), seed=given.get("seed", DEFAULT_SEED),
                          batch=given.get("batch", DEFAULT_BATCH))
 
     def _group(self, stmt: A.GroupDecl, declared: dict[str, Span], node_seen: dict[SiteSpec, Span],

@@ -253,7 +253,7 @@ class NetworkAnalysis(Context):
                             self._string_span(stmt.span, stmt.host)[0], "not a URL",
                             help='write the full address, e.g. `remote "https://ndif.example.org"`')
             return
-        out.engine = engine
+        out.backend_name = engine
         out.remote = stmt.remote
         out.remote_host = stmt.host
         if stmt.host is not None:
@@ -341,14 +341,14 @@ class NetworkAnalysis(Context):
                 self._check_prompt(net.encoding.prompt, model, f"network `{net.name}`")
         if net.name in self.encode_reported:
             return
-        if net.backend == "torch" and net.encode is None:
+        if net.framework == "torch" and net.encode is None:
             self.encode_reported.add(net.name)
             self.sink.error(E0610, f"torch network `{net.name}` needs an `encode` hook", self.network_decls[
                 net.name].name.span, "no encode hook",
                 notes=[f"used by {user} at {user_span}"],
                 help="the tool cannot guess how high-level inputs become tensors (column order, ids or "
                      "one-hot, dtype): add `{ encode \"file.py:encode\" }`")
-        elif net.backend == "hf" and net.encode is None and net.name not in self.prompt_declared:
+        elif net.framework == "hf" and net.encode is None and net.name not in self.prompt_declared:
             self.encode_reported.add(net.name)
             self.sink.error(E0610, f"hf network `{net.name}` needs a prompt template or an `encode` hook",
                             self.network_decls[net.name].name.span, "no way to build inputs",

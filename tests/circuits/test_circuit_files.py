@@ -188,8 +188,8 @@ circuit C on toy for Induction.answer {
 
     ir = load_text(base.replace("SETTINGS", "pairs 12 seed 3 batch 4"))
     c = ir.circuits["C"]
-    assert (c.pairs, c.seed, c.batch) == (12, 3, 4)
-    assert load_text(base.replace("SETTINGS", "")).circuits["C"].pairs == 256
+    assert (c.prompts, c.seed, c.batch) == (12, 3, 4)
+    assert load_text(base.replace("SETTINGS", "")).circuits["C"].prompts == 256
     for settings, msg in (("pool 8", "`pool` is a check setting"), ("pairs 0", "at least 1"),
                           ("seed 1 seed 2", "given twice")):
         with pytest.raises(SpecError) as err:
