@@ -13,7 +13,7 @@ sees and which exit code the command returns:
 Why one tree: handlers can catch a kind (`except CheckError`) instead of a growing list of
 classes from many modules, and a new exception states its kind where it is defined. The
 concrete classes stay in the modules that raise them (run.loading.NetworkUnavailable,
-run.sites.UnservableSite, report.files.OverwriteRefused, ...) and subclass a kind here.
+run.sites.UnservableSite, causalspec.files.OverwriteRefused, ...) and subclass a kind here.
 Classes that were `ValueError`/`RuntimeError` keep that base too, so existing handlers
 still catch them.
 

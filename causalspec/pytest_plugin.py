@@ -36,6 +36,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -43,6 +44,7 @@ from causalspec.cli.base import UsageError
 from causalspec.cli.options import (PLUGIN_PREFIX, add_plugin_options, check_options, check_run_folders, plugin_values,
                                     validate_run_options)
 from causalspec.score.results import ERROR, FAILED, SKIPPED, CheckResult
+from causalspec.diagnostics import SpecError, render
 
 SUFFIX = ".cspec"
 
@@ -140,7 +142,6 @@ def _display_path(config: pytest.Config, path: Path) -> str:
 class SpecFile(pytest.File):
     def collect(self):
         from causalspec.claims.runner import NetworkCache
-        from causalspec.diagnostics import SpecError, render
         from causalspec.semantics.analyse import load
 
         try:
@@ -203,7 +204,7 @@ class CheckItem(pytest.Item):
     def runtest(self) -> None:
         from causalspec.claims.runner import run_check
 
-        spec: SpecFile = self.parent
+        spec = cast("SpecFile", self.parent)
         result = run_check(spec.ir, self.check, self._options(), spec.networks)
         self.result = result
         for c in result.claims:

@@ -20,12 +20,12 @@ from causalspec.run.train import ALGORITHM_VERSION
 
 ARTIFACT_DIR = ".causalspec/artifacts"  # relative to the spec file's folder, unless options say otherwise
 
-_WEIGHT_HASHES: dict[int, tuple[Any, str]] = {}
+WEIGHT_HASHES: dict[int, tuple[Any, str]] = {}
 
 
 def weights_hash(module: torch.nn.Module) -> str:
     """sha256 over the module's state dict (names, shapes, dtypes, bytes); cached per module."""
-    cached = _WEIGHT_HASHES.get(id(module))
+    cached = WEIGHT_HASHES.get(id(module))
     if cached is not None and cached[0] is module:
         return cached[1]
     h = hashlib.sha256()
@@ -34,7 +34,7 @@ def weights_hash(module: torch.nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     digest = h.hexdigest()
-    _WEIGHT_HASHES[id(module)] = (module, digest)
+    WEIGHT_HASHES[id(module)] = (module, digest)
     return digest
 
 
@@ -63,7 +63,7 @@ def artifact_key(ir, check, alignment, net, plan: CheckPlan, config, variant: st
     bindings = {v: [repr(b) for b in bs] for v, bs in sorted(alignment.variables.items())}
     doc = {
         "model": repr(model_ast) if model_ast is not None else repr(sorted(plan.model.variables)),
-        "network": [net_ir.backend, net_ir.source, repr(getattr(net_ir, "encoding", None)), hooks],
+        "network": [net_ir.framework, net_ir.source, repr(getattr(net_ir, "encoding", None)), hooks],
         "alignment": [bindings, alignment.output, alignment.decoder],
         "interchange": [c.groups for c in plan.claims],
         # the held-out inputs: training excludes exactly these, so another pool means another split

@@ -25,7 +25,7 @@ import torch
 from causalspec.claims.common import (CheckOptions, Verdict, check_failure, compare, condition_text, fmt,
                                      reproduce_command)
 from causalspec.claims.networks import NetworkCache, engine_choice
-from causalspec.compile.circuit_plan import (HEAD, MLP, Arch, CircuitPlan, CircuitPlanError, ResolvedCircuit,
+from causalspec.compile.circuit_plan import (HEAD, MLP, Arch, CircuitPlan, ResolvedCircuit,
                                              compile_circuit, describe_prompt, resolve_circuit)
 from causalspec.interop.circuit_files import graph_to_resolved, top_edges
 from causalspec.run.adapters import CheckUsageError
@@ -55,12 +55,12 @@ def run_circuit(ir, circuit, options: CheckOptions, networks: NetworkCache) -> C
     """The verdict of one circuit claim (`circuit` blocks): an error or a skip names its cause."""
     start = time.perf_counter()
     seed = int(options.seed if options.seed is not None else circuit.seed)
-    pairs = int(options.pairs if options.pairs is not None else circuit.pairs)
+    pairs = int(options.pairs if options.pairs is not None else circuit.prompts)
     found = _Found()
     try:
         verdict = _run(ir, circuit, options, networks, found)
     except (SystemExit, Exception) as exc:  # noqa: BLE001 - classified by the one ladder (ours: re-raised)
-        verdict = Verdict(*check_failure(exc, extra=(CircuitPlanError,)))
+        verdict = Verdict(*check_failure(exc))
     return CheckResult(circuit.name, "", circuit.model, circuit.network, verdict.status, verdict.reason,
                        conditions=verdict.conditions, seed=seed,
                        seed_source=options.seed_flag if options.seed is not None else "spec", pairs=pairs,

@@ -13,9 +13,9 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from causalspec.run.adapters import CheckUsageError, exception_origin
-from causalspec.run.loading import NetworkLoadError, NetworkUnavailable, describe_exception
-from causalspec.run.sites import SiteCallError, SiteShapeError, UnservableSite
+from causalspec.errors import CheckError, CheckSkipped
+from causalspec.run.adapters import exception_origin
+from causalspec.run.loading import describe_exception
 from causalspec.score.results import ERROR, SKIPPED, CheckResult, ConditionResult
 
 
@@ -51,26 +51,20 @@ class CheckOptions:
 
 # ───────────────────────── failures ─────────────────────────
 
-# A site the architecture cannot serve, found while the check runs (run.sites).
-UNSERVABLE: tuple[type[Exception], ...] = (UnservableSite, SiteShapeError, SiteCallError)
-
-# Check-time problems that are the spec's or the environment's, never ours: each is an error
-# naming the cause (NetworkUnavailable, a skip, is handled before these).
-CHECK_ERRORS: tuple[type[Exception], ...] = (NetworkLoadError, CheckUsageError, *UNSERVABLE)
-
-
-def known_failure(exc: BaseException, extra: tuple[type[Exception], ...] = ()) -> tuple[str, str] | None:
-    """(status, reason) for an exception that states a check-time problem: missing hub weights
-    (skipped), a load error, a usage error, an unservable site or one of `extra` (error);
-    None for anything else (user code that raised, or a bug of ours)."""
-    if isinstance(exc, NetworkUnavailable):
+def known_failure(exc: BaseException) -> tuple[str, str] | None:
+    """(status, reason) for an exception of the error tree's check kinds (causalspec.errors):
+    `CheckSkipped` (hub weights not cached, a device missing here) is a skip, `CheckError` (a
+    load error, a site the architecture cannot serve, a usage error found at check time, ...)
+    an error, both with the exception's message; None for anything else (user code that
+    raised, or a bug of ours)."""
+    if isinstance(exc, CheckSkipped):
         return SKIPPED, str(exc)
-    if isinstance(exc, (*CHECK_ERRORS, *extra)):
+    if isinstance(exc, CheckError):
         return ERROR, str(exc)
     return None
 
 
-def check_failure(exc: BaseException, extra: tuple[type[Exception], ...] = ()) -> tuple[str, str]:
+def check_failure(exc: BaseException) -> tuple[str, str]:
     """(status, reason) of a check that raised `exc`: the one except-ladder of every claim kind.
 
     Beyond `known_failure`: `sys.exit` in user code and an exception raised in user code are
@@ -78,7 +72,7 @@ def check_failure(exc: BaseException, extra: tuple[type[Exception], ...] = ()) -
     re-raised — a bug of ours, which the CLI reports with exit 3. Call it from an
     `except (SystemExit, Exception)` block (never for KeyboardInterrupt: Ctrl-C ends the run).
     """
-    known = known_failure(exc, extra)
+    known = known_failure(exc)
     if known is not None:
         return known
     if isinstance(exc, SystemExit):  # causalspec never exits mid-check: user code did (a hook, a model's own code)

@@ -39,7 +39,7 @@ class NetworkCache:
         base_dir = Path(ir.file).resolve().parent
         try:
             _, remote = engine_choice(net, options, base_dir)
-            if net.backend == "torch":
+            if net.framework == "torch":
                 value = load_torch_network(name, net.builder.ref, net.weights, base_dir,
                                            net.encode.ref if net.encode else None,
                                            net.decode.ref if net.decode else None,
@@ -72,14 +72,14 @@ def engine_choice(net, options: CheckOptions, base_dir: Path) -> tuple[str, Any]
         if host:
             _allowed_spec_host(net, host)
         remote = remote_target((host or True) if getattr(net, "remote", False) else None)
-    backend = options.backend or ("nnsight" if remote is not None else getattr(net, "engine", None)) or "torch"
+    backend = options.backend or ("nnsight" if remote is not None else getattr(net, "backend_name", None)) or "torch"
     if remote is not None and backend != "nnsight":
         raise CheckUsageError(f"network `{net.name}`: remote execution runs nnsight sessions; use "
                               "`--backend nnsight` (or drop `--backend torch`)")
-    if remote is not None and net.backend != "hf":
+    if remote is not None and net.framework != "hf":
         raise CheckUsageError(f"network `{net.name}` is a torch network; NDIF runs hub models, so remote checks "
                               "need an `hf` network")
-    if remote not in (None, "local") and net.backend == "hf" and local_hf_path(net.source, base_dir):
+    if remote not in (None, "local") and net.framework == "hf" and local_hf_path(net.source, base_dir):
         raise CheckUsageError(f"network `{net.name}` is the local folder `{net.source}`; NDIF runs models it hosts, "
                               "named by their hub id (e.g. hf \"openai-community/gpt2\"); `--remote local` "
                               "dry-runs the remote path here")

@@ -31,10 +31,10 @@ from causalspec.claims.common import CheckOptions
 from causalspec.claims.networks import engine_choice
 from causalspec.compile.plan import CheckPlan, ClaimPlan, label_of, pool_size
 from causalspec.compile.training import training_plan
-from causalspec.report.files import OutputError
+from causalspec.files import OutputError
 from causalspec.run.adapters import CheckUsageError, TorchAdapter
 from causalspec.run.backends import backend_for
-from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions, address_of
+from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.loading import LoadedNetwork
@@ -222,8 +222,8 @@ class AlignmentRun:
                            net_patched=patched, kind=run.plan.kind, describe=describe)
 
     # learned featurizers -------------------------------------------------------------------
-    def fit(self, ir, check, net, *, artifacts: Path | None = None, retrain: bool = False, variant: str = "network",
-            progress: Callable | None = None, shared: dict | None = None) -> Fitted | None:
+    def fit(self, ir, check, net, *, artifacts: str | Path | None = None, retrain: bool = False,
+            variant: str = "network", progress: Callable | None = None, shared: dict | None = None) -> Fitted | None:
         """Train (or load) the learned featurizers of the claims' variables; None if there are none.
 
         `shared` lets several runs on the same plan and engine (the cells of a sweep) share
@@ -437,7 +437,7 @@ def random_copy(net, seed: int):
     module = copy.deepcopy(net.module)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(int(seed))
-        handled = set()
+        handled: set[int] = set()
         for sub in module.modules():
             reset = getattr(sub, "reset_parameters", None)
             if callable(reset) and sub is not module:
@@ -464,7 +464,7 @@ def make_alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, o
     adapter = _adapter(net, plan)
     family = resolve_family(net.module)
     for b in plan.bindings():  # fail before any forward pass when the architecture cannot serve a site
-        family.locate(net.module, address_of(b.site))
+        family.locate(net.module, b.site.address)
     batch, base_dir = options.batch or check.batch, Path(ir.file).resolve().parent
     backend = backend_for(*engine_choice(ir.networks[plan.network.name], options, base_dir))
     if getattr(backend, "remote", None) is not None and plan.alignment.learned:

@@ -28,7 +28,8 @@ fails; it fills in only the per-set fields of the scored `ClaimResult`s it stres
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import functools
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -49,6 +50,11 @@ CONTROL_TEXT = {
     "random_subspace": "random subspaces of the same sizes at the same sites (kept pairs)",
     "heldout": "training-pair IIA minus held-out IIA of the trained featurizer",
 }
+
+
+def _describe_pair(describe: Callable[[int, int], dict], patched: np.ndarray, i: int) -> dict:
+    """The counterexample record of pair i, with the prediction the patched run made."""
+    return describe(i, int(patched[i]))
 
 
 def stress_test(ir, check, plan, net, run, runs, claims, options) -> Iterator[str | dict[str, Any] | ControlResult]:
@@ -108,7 +114,7 @@ def _diagnose(run, declared) -> None:
         correct = cr.patched == cr.expected
         describe = describer(model, run.domain, cr)
         res.buckets, res.suggestion = buckets(model, cr.plan.groups, base_env, source_envs, kept, correct,
-                                              lambda i, d=describe, p=cr.patched: d(i, int(p[i])))
+                                              functools.partial(_describe_pair, describe, cr.patched))
 
 
 def _subspace(run, groups) -> bool:
@@ -144,7 +150,9 @@ def _in_span_bases(run, claim, spans: dict):
     activation — with the largest leak (`score.illusion.project`) and, per binding, the sizes; or
     why the test does not apply (the clean activations stay on a remote server, or the pool
     is too small to span what the site uses: `score.illusion.sample_limited`)."""
-    given, leak, dims = {}, 0.0, {}
+    given: dict[tuple, Any] = {}
+    leak = 0.0
+    dims: dict[str, dict] = {}
     for group in claim.groups:
         for var in group:
             for b in run.alignment.variables[var]:

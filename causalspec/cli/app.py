@@ -17,10 +17,10 @@ import traceback
 from typing import Sequence
 
 from causalspec.cli import check, circuit, fmt, graph, locate, parse, sample
-from causalspec.cli.base import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, Command, Terminated,
-                                 UsageError, sigterm_as_interrupt, stderr, version)
-from causalspec.diagnostics import SpecError, render
-from causalspec.report.files import OutputError
+from causalspec.cli.base import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, Command,
+                                 Terminated, sigterm_as_interrupt, stderr, version)
+from causalspec.diagnostics import render
+from causalspec.errors import CheckError, CheckSkipped, SpecError, UsageError
 
 # The commands, in the order `causalspec --help` lists them.
 COMMANDS: tuple[Command, ...] = (parse.COMMAND, graph.COMMAND, sample.COMMAND, check.COMMAND, locate.COMMAND,
@@ -50,23 +50,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with sigterm_as_interrupt():
             return int(args.func(args) or 0)
-    except SpecError as exc:
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - classified by the one ladder below
+        return exit_status(exc, show_tb)
+
+
+def exit_status(exc: BaseException, show_tb: bool = False) -> int:
+    """The one except-ladder of the command line: the exit code of a command that raised `exc`,
+    after telling the user why on stderr. The error tree (causalspec.errors) decides: a
+    `SpecError` prints its diagnostics and a `UsageError` its message (exit 2); a `CheckSkipped`
+    or `CheckError` that no check caught (a check-time problem of a command that runs no
+    `CheckResult`) is a failure (exit 1); Ctrl-C / SIGTERM exit 130 / 143; anything else is a
+    bug of ours (exit 3)."""
+    if isinstance(exc, SpecError):
         stderr().print(render(exc.diagnostics), markup=False)
         return EXIT_INVALID
-    except (UsageError, OutputError) as exc:
+    if isinstance(exc, UsageError):  # output targets (files.OutputError) included
         stderr().print(f"error: {exc}", markup=False)
         return EXIT_INVALID
-    except KeyboardInterrupt as exc:  # Ctrl-C (130) or SIGTERM (143): not a bug, no traceback
+    if isinstance(exc, (CheckSkipped, CheckError)):
+        stderr().print(f"{'skipped' if isinstance(exc, CheckSkipped) else 'error'}: {exc}", markup=False)
+        return EXIT_FAILED
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C (130) or SIGTERM (143): not a bug, no traceback
         stderr().print("terminated" if isinstance(exc, Terminated) else "interrupted", markup=False)
         return getattr(exc, "exit_code", EXIT_INTERRUPTED)
-    except BrokenPipeError:
+    if isinstance(exc, BrokenPipeError):
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the last line of defence, reported as ours
-        err = stderr()
-        err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
-        if show_tb:
-            err.print(traceback.format_exc(), markup=False)
-        else:
-            err.print("this is a bug in causalspec, not in your spec; rerun with --traceback and report it",
-                      markup=False)
-        return EXIT_INTERNAL
+    if not isinstance(exc, Exception):  # SystemExit and the like are not ours to map
+        raise exc
+    err = stderr()
+    err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
+    if show_tb:
+        err.print("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), markup=False)
+    else:
+        err.print("this is a bug in causalspec, not in your spec; rerun with --traceback and report it",
+                  markup=False)
+    return EXIT_INTERNAL

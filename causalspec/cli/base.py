@@ -24,7 +24,7 @@ from rich.console import Console
 import causalspec
 from causalspec import errors
 from causalspec.diagnostics import SpecError, did_you_mean, render
-from causalspec.report.files import OutputError, check_folder, check_target
+from causalspec.files import OutputError, check_folder, check_target
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
@@ -82,7 +82,7 @@ def sigterm_as_interrupt():
 
 def check_output_targets(**targets) -> None:
     """Check output files (flag name -> path, None: not given) before anything is loaded or
-    run, with the test the writer applies (`report.files.check_target`): a mistake in an
+    run, with the test the writer applies (`causalspec.files.check_target`): a mistake in an
     output flag costs nothing, and never a full run thrown away. Flag names use `_` for `-`."""
     given = {flag: Path(p) for flag, p in targets.items() if p}
     seen: dict = {}

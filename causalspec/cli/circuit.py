@@ -26,9 +26,10 @@ from causalspec.interop.circuit_files import (MIB_FRACTIONS, CircuitFileError, c
 from causalspec.cli.base import EXIT_OK, Command, UsageError, check_output_targets
 from causalspec.compile.circuit_plan import Arch, CircuitPlanError, resolve_circuit
 from causalspec.diagnostics import did_you_mean
-from causalspec.report.files import atomic_write_text, stamp_text, tool_header
+from causalspec.errors import CheckError, CheckSkipped
+from causalspec.files import atomic_write_text, stamp_text, tool_header
 from causalspec.report.json_report import jsonable
-from causalspec.run.loading import NetworkLoadError, NetworkUnavailable, check_hf_config, local_hf_path
+from causalspec.run.loading import NetworkLoadError, check_hf_config, local_hf_path
 from causalspec.semantics.analyse import load
 
 HELP = "export and import circuits as JSON node/edge lists; CPR/CMD of a scored edge list"
@@ -96,7 +97,7 @@ def _arch(ir, circuit, layers: int | None, heads: int | None):
     if layers is not None and heads is not None:
         return Arch(layers, heads)
     net = ir.networks[circuit.network]
-    if net.backend == "hf":
+    if net.framework == "hf":
         local = local_hf_path(net.source, Path(ir.file).resolve().parent)
         if local is not None:
             from transformers import AutoConfig  # lazy: slow to import, needed only here
@@ -159,7 +160,6 @@ def cmd_cpr(args: argparse.Namespace) -> int:
     # lazy: these import torch, which `causalspec parse` never needs
     from causalspec.claims.runner import CheckOptions, NetworkCache
     from causalspec.claims.circuit import edge_curve
-    from causalspec.run.adapters import CheckUsageError
 
     for flag, value in (("--pairs", args.pairs), ("--batch", args.batch)):
         if value is not None and value < 1:
@@ -175,9 +175,9 @@ def cmd_cpr(args: argparse.Namespace) -> int:
     options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, allow_download=args.allow_download)
     try:
         curve = edge_curve(ir, circuit, scored, args.fractions or list(MIB_FRACTIONS), options, NetworkCache())
-    except NetworkUnavailable as exc:
+    except CheckSkipped as exc:  # no --strict here: a curve that cannot be drawn fails the command
         raise UsageError(f"cannot run circuit `{circuit.name}`: {exc}") from None
-    except (NetworkLoadError, CheckUsageError, CircuitPlanError) as exc:
+    except CheckError as exc:
         raise UsageError(str(exc)) from None
     console = Console(highlight=False)
     table = Table(title=f"faithfulness of the top-|score| edges of {args.scores} ({curve['edges_scored']} scored)")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from causalspec.cli.base import EXIT_OK, Command, check_output_targets, pick_model, stdout
 from causalspec.report import graph_export
-from causalspec.report.files import atomic_write_text
+from causalspec.files import atomic_write_text
 from causalspec.semantics.analyse import load
 
 

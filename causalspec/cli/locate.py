@@ -25,10 +25,11 @@ from causalspec.cli.base import (EXIT_FAILED, EXIT_INVALID, EXIT_OK, Command, Us
                                  check_output_targets, load_all, stderr)
 from causalspec.cli.options import DEVICE, DTYPE, add_cli_options, check_options, validate_device_dtype
 from causalspec.compile.plan import compile_check
-from causalspec.report.files import atomic_write_text, tool_header
+from causalspec.errors import CheckError, CheckSkipped
+from causalspec.files import atomic_write_text, tool_header
 from causalspec.report.stress_view import sweep_table
 from causalspec.report.terminal import make_console
-from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
+from causalspec.score.results import SKIPPED
 
 HELP = "run the `locate` sweeps of spec files: IIA per site and position, heatmap, best site"
 
@@ -49,10 +50,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # lazy: these import torch, which `causalspec parse` never needs
     from causalspec.claims.runner import NetworkCache
+    from causalspec.claims.common import known_failure
     from causalspec.claims.locate import sweep
     from causalspec.report.heatmap import heatmap_png
-    from causalspec.run.adapters import CheckUsageError
-    from causalspec.run.sites import SiteCallError, SiteShapeError, UnservableSite
 
     validate_device_dtype(args)
     for flag, value in (("--pairs", args.pairs), ("--batch", args.batch)):
@@ -83,13 +83,12 @@ def run(args: argparse.Namespace) -> int:
             plan = compile_check(ir, check, options.pairs, options.seed)
             net = networks.get(ir, plan.network.name, options)
             found = sweep(ir, check, plan, net, options)
-        except NetworkUnavailable as exc:  # a sweep that cannot run fails the command: no --strict needed
-            out.print(Text(f"- {check.name}: skipped: {exc}", style="yellow"))
-            status = EXIT_FAILED
-            continue
-        except (NetworkLoadError, CheckUsageError, UnservableSite, SiteShapeError, SiteCallError) as exc:
-            # check-time problems are reported per check
-            out.print(Text(f"! {check.name}: error: {exc}", style="red"))
+        except (CheckSkipped, CheckError) as exc:
+            # check-time problems are reported per check, classified as every claim kind does
+            # (claims.common.known_failure); a sweep that cannot run fails the command: no --strict needed
+            kind, reason = known_failure(exc)
+            out.print(Text(f"- {check.name}: skipped: {reason}", style="yellow") if kind == SKIPPED
+                      else Text(f"! {check.name}: error: {reason}", style="red"))
             status = EXIT_FAILED
             continue
         sweeps.append(found)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from causalspec.cli.base import UsageError
-from causalspec.report.files import OutputError, check_folder
+from causalspec.files import OutputError, check_folder
 
 DEVICE_HELP = ("torch device for every network: cpu, cuda, cuda:N, mps or auto (cuda when available); "
                "a device this machine lacks skips the checks")

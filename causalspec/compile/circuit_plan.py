@@ -21,7 +21,7 @@ Vocabulary (shared by the engine, the scores, the reports and the circuit files)
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterable
+from typing import Iterable, Union
 
 import numpy as np
 
@@ -142,6 +142,10 @@ def _check_layer(site: SiteSpec, arch: Arch) -> None:
                                f"{arch.layers} layers, 0..{arch.layers - 1})")
 
 
+# an edge circuit's receiver: (head, port q|k|v), (mlp, None), or LOGITS
+Receiver = Union[tuple[Node, str | None], str]
+
+
 @dataclass(frozen=True)
 class ResolvedCircuit:
     """A circuit's groups as members, its edges between nodes, and its universe."""
@@ -150,7 +154,7 @@ class ResolvedCircuit:
     universe: frozenset[str]  # {HEAD, MLP} subset
     # edge granularity: receiver -> allowed senders. Receivers are (Node, port) for heads
     # (port q|k|v), (Node, None) for MLPs, LOGITS; senders are Nodes or EMBED.
-    edges: dict | None = None
+    edges: dict[Receiver, frozenset[Node | str]] | None = None
     embed_gated: bool = False  # some edge names `embed`: receivers without one see ablated embeddings
     notes: tuple[str, ...] = ()
 
@@ -206,13 +210,14 @@ def resolve_circuit(circuit: CircuitIR, arch: Arch) -> ResolvedCircuit:
     kinds = {m.node.kind for ms in groups.values() for m in ms}
     if not kinds:
         raise CircuitPlanError(f"circuit `{circuit.name}` has no head or MLP node to keep")
-    edges = None
+    edges: dict[Receiver, frozenset[Node | str]] | None = None
     embed_gated = False
     if circuit.granularity == "edge":
         edges = {}
         embed_gated = any(e.src == EMBED for e in circuit.edges)
         for e in circuit.edges:
-            senders = [EMBED] if e.src == EMBED else [m.node for m in groups[e.src]]
+            senders: list[Node | str] = [EMBED] if e.src == EMBED else [m.node for m in groups[e.src]]
+            receivers: list[Receiver]
             if e.dst == LOGITS:
                 receivers = [LOGITS]
             else:
@@ -268,7 +273,7 @@ def compile_circuit(ir: SpecIR, circuit: CircuitIR, pairs: int | None = None, se
     """
     model = ir.models[circuit.model]
     network = ir.networks[circuit.network]
-    n = int(pairs if pairs is not None else circuit.pairs)
+    n = int(pairs if pairs is not None else circuit.prompts)
     seed = int(seed if seed is not None else circuit.seed)
     rows = dict(getattr(s := sample_inputs(model, n, np.random.default_rng(seed)), "inputs", s))
     plan = CircuitPlan(circuit, model, network, rows, n, seed)

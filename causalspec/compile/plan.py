@@ -13,7 +13,7 @@ from itertools import combinations
 import numpy as np
 
 from causalspec.compile.seeds import effective_seed
-from causalspec.semantics.ir import SpecIR
+from causalspec.semantics.ir import AlignmentIR, CheckIR, NetworkIR, SpecIR
 from causalspec.semantics.model import CausalModel
 from causalspec.semantics.pairs import PairSet, make_pairs
 from causalspec.semantics.sampling import sample_inputs
@@ -31,10 +31,10 @@ class ClaimPlan:
 
 @dataclass
 class CheckPlan:
-    check: object  # CheckIR
-    alignment: object  # AlignmentIR
+    check: CheckIR
+    alignment: AlignmentIR
     model: CausalModel
-    network: object  # NetworkIR
+    network: NetworkIR
     pool: dict[str, np.ndarray]
     claims: list[ClaimPlan] = field(default_factory=list)
     # the effective seed (command line > spec > default, compile.seeds): every random choice of

@@ -43,10 +43,10 @@ def training_plan(plan: CheckPlan, n_pairs: int | None = None, seed: int | None 
     seed = int(plan.seed if seed is None else seed)  # the check's effective seed (compile.seeds)
     n_pairs = int(n_pairs or getattr(plan.check, "train", None) or DEFAULT_TRAIN_PAIRS)
     rng = np.random.default_rng([seed, TRAIN_STREAM])
-    held = set(_ids(model, plan.pool).tolist())
+    held = set(row_keys(model, plan.pool).tolist())
     want = int(pool_size or max(64, min(n_pairs, 4096)))
     pool = _disjoint_pool(model, want, held, rng)
-    overlap = int(sum(1 for r in _ids(model, pool).tolist() if r in held))
+    overlap = int(sum(1 for r in row_keys(model, pool).tolist() if r in held))
     out = TrainingPlan(pool, overlap=overlap, seed=seed)
     for claim in plan.claims:
         out.claims.append(ClaimPlan(claim.label, claim.groups,
@@ -54,7 +54,7 @@ def training_plan(plan: CheckPlan, n_pairs: int | None = None, seed: int | None 
     return out
 
 
-def _ids(model, rows: dict[str, np.ndarray]) -> np.ndarray:
+def row_keys(model, rows: dict[str, np.ndarray]) -> np.ndarray:
     """Row keys comparable across pools (row_ids is only consistent within one call)."""
     cols = np.stack([np.asarray(model.domain(k).codes(rows[k])).astype(np.int64) for k in model.inputs], axis=1)
     # a stable hash of the row's values (a collision only drops one more training row)
@@ -68,7 +68,7 @@ def _disjoint_pool(model, want: int, held: set, rng: np.random.Generator) -> dic
     for _ in range(8):
         sample = sample_inputs(model, max(want, 16) * 2, rng)
         inputs = dict(getattr(sample, "inputs", sample))
-        keep = np.array([i not in held for i in _ids(model, inputs).tolist()], dtype=bool)
+        keep = np.array([i not in held for i in row_keys(model, inputs).tolist()], dtype=bool)
         for k in model.inputs:
             rows[k].append(inputs[k][keep])
         got += int(keep.sum())

@@ -31,13 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 
 from causalspec.errors import UsageError
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, PORTS, Arch, Member, Node, ResolvedCircuit,
                                              parse_node_name)
 # the atomic writer and the tool header every output of ours carries (no import back into interop)
-from causalspec.report.files import atomic_write_text, tool_header
+from causalspec.files import atomic_write_text, tool_header
 
 _EDGE = re.compile(r"^\s*(?P<src>[^\s<>-]+)\s*->\s*(?P<dst>[^\s<>]+?)\s*(<(?P<port>[qkv])>)?\s*$")
 SCHEMA_KEY = "causalspec"
@@ -55,8 +54,8 @@ class GraphEdge:
 
     @property
     def name(self) -> str:
-        src = "input" if self.src == EMBED else self.src.name
-        dst = LOGITS if self.dst == LOGITS else self.dst.name
+        src = self.src.name if isinstance(self.src, Node) else "input"  # EMBED
+        dst = self.dst.name if isinstance(self.dst, Node) else LOGITS
         return f"{src}->{dst}" + (f"<{self.port}>" if self.port else "")
 
     @property
@@ -166,7 +165,7 @@ def write_graph(g: CircuitGraph, path: str | Path) -> Path:
 
 def upstream(src: Node | str, dst: Node | str, port: str | None, arch: Arch) -> bool:
     """Whether `src` can feed `dst` (its input `port`) in the forward pass."""
-    if src == EMBED or dst == LOGITS:
+    if not isinstance(src, Node) or not isinstance(dst, Node):  # EMBED feeds every node, LOGITS reads them all
         return True
     if dst.kind == HEAD:
         return src.layer < dst.layer
@@ -191,15 +190,16 @@ def circuit_to_graph(resolved: ResolvedCircuit, arch: Arch, name: str = "", gran
     g.nodes[LOGITS] = True
     if resolved.edges is not None:
         for receiver, senders in resolved.edges.items():
-            dst, port = (LOGITS, None) if receiver == LOGITS else receiver
-            for s in sorted(senders, key=lambda s: (-1, 0, 0) if s == EMBED else (s.layer, s.rank, s.head)):
-                if upstream(s, dst, port, arch):
-                    g.edges[GraphEdge(s, dst, port)] = (None, True)
+            to, at = (LOGITS, None) if isinstance(receiver, str) else receiver  # LOGITS, or (node, port)
+            for s in sorted(senders, key=_sender_order):
+                if upstream(s, to, at, arch):
+                    g.edges[GraphEdge(s, to, at)] = (None, True)
     else:
-        senders: list[Node | str] = [EMBED, *nodes]
-        for dst in [*nodes, LOGITS]:
+        every: list[Node | str] = [EMBED, *nodes]
+        receivers: list[Node | str] = [*nodes, LOGITS]
+        for dst in receivers:
             for port in (PORTS if isinstance(dst, Node) and dst.kind == HEAD else (None,)):
-                for s in senders:
+                for s in every:
                     if s != dst and upstream(s, dst, port, arch):
                         g.edges[GraphEdge(s, dst, port)] = (None, True)
     g.extra = {"circuit": name, "granularity": granularity,
@@ -209,14 +209,20 @@ def circuit_to_graph(resolved: ResolvedCircuit, arch: Arch, name: str = "", gran
     return g
 
 
+def _sender_order(s: Node | str) -> tuple[int, int, int]:
+    return (s.layer, s.rank, s.head) if isinstance(s, Node) else (-1, 0, 0)  # EMBED first
+
+
 def full_graph(arch: Arch) -> list[GraphEdge]:
     """Every edge of the network's graph (input, heads, MLPs, logits), in forward order."""
-    nodes = [n for L in range(arch.layers) for n in
-             [*(Node.attention(L, h) for h in range(arch.heads)), Node.mlp(L)]]
+    nodes: list[Node] = [n for L in range(arch.layers) for n in
+                         [*(Node.attention(L, h) for h in range(arch.heads)), Node.mlp(L)]]
+    receivers: list[Node | str] = [*nodes, LOGITS]
+    senders: list[Node | str] = [EMBED, *nodes]
     out = []
-    for dst in [*nodes, LOGITS]:
+    for dst in receivers:
         for port in (PORTS if isinstance(dst, Node) and dst.kind == HEAD else (None,)):
-            for src in [EMBED, *nodes]:
+            for src in senders:
                 if src != dst and upstream(src, dst, port, arch):
                     out.append(GraphEdge(src, dst, port))
     return out
@@ -233,7 +239,7 @@ def graph_to_resolved(edges: Iterable[GraphEdge],
             if isinstance(n, Node) and n not in members:
                 members[n] = Member(n, group=group_name(n))
         allowed[e.receiver] = allowed.get(e.receiver, frozenset()) | frozenset([e.src])
-    groups = {m.group: (m,) for m in sorted(members.values(), key=lambda m: m.node)}
+    groups: dict[str, tuple[Member, ...]] = {m.group: (m,) for m in sorted(members.values(), key=lambda m: m.node)}
     return ResolvedCircuit(groups, universe, allowed, embed_gated=True)
 
 
@@ -247,10 +253,10 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
     or nodes (node granularity: one group per layer's heads and one for the MLPs)."""
     positions = g.extra.get("positions", {}) if isinstance(g.extra, dict) else {}
     in_edges = g.in_graph_edges()
-    nodes = {parse_node_name(n) for n, inside in g.nodes.items() if inside}
+    named = {parse_node_name(n) for n, inside in g.nodes.items() if inside}
     for e in in_edges:
-        nodes |= {e.src, e.dst}
-    nodes = sorted(n for n in nodes if isinstance(n, Node))
+        named |= {e.src, e.dst}
+    nodes: list[Node] = sorted(n for n in named if isinstance(n, Node))
     if not nodes:
         raise CircuitFileError("the file has no head or MLP in the graph: nothing to state as a circuit")
     lines = [f"circuit {name} on {network} for {output} {{"]
@@ -260,14 +266,14 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
             lines.append(f"  group {group_name(n)} = {n}" + (f" @ {', '.join(at)}" if at and at != ['all'] else ""))
         lines.append("  edges {")
         for e in sorted(in_edges, key=lambda e: (_order(e.dst), e.port or "", _order(e.src))):
-            src = "embed" if e.src == EMBED else group_name(e.src)
-            dst = LOGITS if e.dst == LOGITS else group_name(e.dst) + (f".{e.port}" if e.port else "")
+            src = group_name(e.src) if isinstance(e.src, Node) else "embed"
+            dst = group_name(e.dst) + (f".{e.port}" if e.port else "") if isinstance(e.dst, Node) else LOGITS
             lines.append(f"    {src} -> {dst}")
         lines.append("  }")
         lines.append("  granularity edge")
     else:
         by_layer: dict[int, list[Node]] = {}
-        mlps = []
+        mlps: list[Node] = []
         for n in nodes:
             (by_layer.setdefault(n.layer, []) if n.kind == HEAD else mlps).append(n)
         for layer, heads in sorted(by_layer.items()):
@@ -302,16 +308,6 @@ def top_edges(scored: list[tuple[GraphEdge, float]], fraction: float) -> list[Gr
     return [e for e, _ in ranked[:k]]
 
 
-def area(xs: Iterable[float], ys: Iterable[float]) -> float:
-    """Trapezoidal area under y(x) over the given points (x ascending), divided by the x range
-    covered — so a constant curve at 1 has area 1 whatever the fractions."""
-    x, y = np.asarray(list(xs), float), np.asarray(list(ys), float)
-    if len(x) == 1:
-        return float(y[0])
-    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if hasattr(np, "trapezoid") else \
-        float(np.trapz(y, x) / (x[-1] - x[0]))
-
-
-__all__ = ["MIB_FRACTIONS", "CircuitFileError", "CircuitGraph", "GraphEdge", "area", "circuit_to_graph", "full_graph",
+__all__ = ["MIB_FRACTIONS", "CircuitFileError", "CircuitGraph", "GraphEdge", "circuit_to_graph", "full_graph",
            "graph_from_json", "graph_to_json", "graph_to_resolved", "graph_to_spec", "parse_edge", "read_graph",
            "top_edges", "upstream", "write_graph"]

@@ -8,7 +8,7 @@ Every exporter takes a `CausalModel` (or its networkx graph, whose nodes carry `
 `type`, `domain`, `mechanism` and `span`) and lists nodes in the model's topological order
 (declaration order breaks ties) and edges by (source, target) in that order, so the output
 is byte-for-byte stable for a given spec (and causalspec version). Every format carries our
-exact marker, which `causalspec.report.files` checks before a new export may replace a file:
+exact marker, which `causalspec.files` checks before a new export may replace a file:
 DOT and Mermaid start with our generator line (with a digest of the rest, so an edited file
 is no longer ours), JSON has the `"tool"`/`"schema"` header, PNG a tEXt `Software` chunk.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 import networkx as nx
 
-from causalspec.report.files import atomic_write_bytes, check_target, stamp_text, tool_header
+from causalspec.files import atomic_write_bytes, check_target, stamp_text, tool_header
 from causalspec.semantics.expr import to_latex, to_sympy
 from causalspec.syntax.printer import PrintError, print_expr
 
@@ -34,7 +34,7 @@ JSON_FORMAT = {"format": "graph", "version": 1}
 SCHEMA = "causalspec.graph/1"
 
 # Written into every PNG's tEXt "Software" chunk: how a later export recognises its own file.
-PNG_SOFTWARE = "causalspec graph_export"  # one of report.files.PNG_SOFTWARE
+PNG_SOFTWARE = "causalspec graph_export"  # one of causalspec.files.PNG_SOFTWARE
 
 # Shape/colour per variable kind, shared by every format (colour-blind-safe Okabe-Ito hues).
 KIND_STYLE = {
@@ -239,7 +239,7 @@ def _generations(graph: nx.DiGraph, order: list[str]) -> list[list[str]]:
     return generations
 
 
-def _png_layout(graph: nx.DiGraph, order: list[str]) -> dict[str, tuple[float, float]]:
+def png_layout(graph: nx.DiGraph, order: list[str]) -> dict[str, tuple[float, float]]:
     """Layered layout: one row per topological generation, causes above effects, rows centred.
 
     The first row keeps declaration order; each later row is ordered by the mean position of
@@ -267,7 +267,7 @@ def render_png(model: Any, dpi: int = 150) -> bytes:
     from matplotlib.lines import Line2D
 
     name, graph, order = _model_graph(model)
-    pos = _png_layout(graph, order)
+    pos = png_layout(graph, order)
     generations = _generations(graph, order)
     widest = max((len(g) for g in generations), default=1)
     fig = Figure(figsize=(max(4.0, 2.4 * widest), max(3.0, 1.6 * len(generations) + 1.0)))
@@ -306,7 +306,7 @@ def render_png(model: Any, dpi: int = 150) -> bytes:
 
 def to_png(model: Any, path: str | Path, dpi: int = 150) -> Path:
     """Draw the graph into `path` (atomically: temp file + rename). An existing file is replaced
-    only if it is an output of ours (`report.files.check_target`, checked before drawing);
+    only if it is an output of ours (`causalspec.files.check_target`, checked before drawing);
     otherwise `OverwriteRefused` is raised and the file is left untouched."""
     path = check_target(path)
     return atomic_write_bytes(path, render_png(model, dpi=dpi))

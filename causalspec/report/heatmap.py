@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from causalspec.claims.locate import Sweep
-from causalspec.report.files import atomic_write_bytes
+from causalspec.files import atomic_write_bytes
 
 HEATMAP_SOFTWARE = "causalspec locate"  # the PNG's tEXt Software chunk: our marker (report/files.py)
 
@@ -69,7 +69,7 @@ def heatmap_bytes(found: Sweep) -> bytes:
 
 def heatmap_png(found: Sweep, path) -> Path:
     """The heatmap written to `path` atomically; an existing file is replaced only if it is
-    an output of ours (`report.files`), else `OverwriteRefused`."""
+    an output of ours (`causalspec.files`), else `OverwriteRefused`."""
     return atomic_write_bytes(path, heatmap_bytes(found))
 
 

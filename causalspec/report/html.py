@@ -24,8 +24,9 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from causalspec.report.files import HTML_GENERATOR, atomic_write_text
+from causalspec.files import HTML_GENERATOR, atomic_write_text, tool_version
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, summary_line
+from causalspec.semantics.domains import format_value
 
 MARKER = HTML_GENERATOR  # the <meta name="generator"> value: our marker (report/files.py)
 MAX_BUCKET_ROWS = 12
@@ -189,7 +190,7 @@ def _controls(r: CheckResult) -> str:
             cells = "".join("<td class=num>n/a</td>" for _ in labels)
             rows.append(f"<tr><td>{e(c.name)}</td>{cells}<td>does not apply: {e(c.detail)}</td></tr>")
             continue
-        cells = []
+        row_cells: list[str] = []
         sums = {lab: c.summary(i) for i, lab in enumerate(c.labels)} if c.n_draws else {}
         for lab in labels:
             v = values.get(lab)
@@ -198,9 +199,10 @@ def _controls(r: CheckResult) -> str:
                 text = "+" + text
             if sums.get(lab) and sums[lab]["n"]:  # a distribution of draws: its mean, p90 and max
                 text += f" (p90 {_num(sums[lab]['p90'])}, max {_num(sums[lab]['max'])})"
-            cells.append(f"<td class=num>{text}</td>")
+            row_cells.append(f"<td class=num>{text}</td>")
         drawn = f"; mean of {c.n_draws} draw(s) compared" if c.n_draws else ""
-        rows.append(f"<tr><td>{e(c.name)}</td>{''.join(cells)}<td>{e(c.description)}; {e(c.detail)}{drawn}</td></tr>")
+        rows.append(f"<tr><td>{e(c.name)}</td>{''.join(row_cells)}"
+                    f"<td>{e(c.description)}; {e(c.detail)}{drawn}</td></tr>")
     return (f"<h3>Controls</h3><table><tr><th>control</th>{head}<th>what it is</th></tr>" + "".join(rows)
             + "</table>")
 
@@ -267,8 +269,6 @@ def _locate(r: CheckResult) -> str:
 
 
 def _value(v) -> str:
-    from causalspec.semantics.domains import format_value
-
     return "n/a" if v is None else format_value(v)
 
 
@@ -348,8 +348,6 @@ def check_section(r: CheckResult) -> str:
 
 
 def render_html(results: Sequence[CheckResult], files: Iterable[str] = (), interrupted: bool = False) -> str:
-    from causalspec.report.json_report import tool_version
-
     results = list(results)
     counts = {s: sum(r.status == s for r in results) for s in (PASSED, FAILED, SKIPPED, ERROR)}
     index = "".join(f'<tr><td><span class="badge {e(r.status)}">{e(r.status.upper())}</span></td>'

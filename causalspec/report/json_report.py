@@ -27,28 +27,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from causalspec.report.files import atomic_write_text
+from causalspec.files import TOOL, atomic_write_text, tool_version
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult
 
 SCHEMA = "causalspec.check/1"
-TOOL = "causalspec"
-
-
-def tool_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(TOOL)
-    except PackageNotFoundError:
-        pass
-    # a checkout that is not installed: read the version from its pyproject.toml
-    try:
-        import tomllib
-
-        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
-        return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
-    except Exception:  # noqa: BLE001 - a version string is never worth failing a report for
-        return "unknown"
 
 
 def summary_counts(results: Iterable[CheckResult]) -> dict[str, int]:
@@ -84,7 +66,7 @@ def jsonable(value: Any) -> Any:
 
 def to_json(results: Sequence[CheckResult], spec_files: Iterable[str | os.PathLike] = (),
             interrupted: bool = False) -> dict:
-    doc = {
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
         "tool": {"name": TOOL, "version": tool_version()},
         "files": [os.fspath(f) for f in spec_files],

@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from causalspec.report.files import atomic_write_text
+from causalspec.files import atomic_write_text
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

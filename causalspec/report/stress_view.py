@@ -12,7 +12,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from causalspec.score.results import FAILED, CheckResult
+from causalspec.score.results import CONTROL_QUANTILE, CONTROL_STATISTIC, FAILED, CheckResult
 
 SPARK = "▁▂▃▄▅▆▇█"
 MAX_BUCKETS_SHOWN = 3
@@ -108,8 +108,6 @@ def controls_table(r: CheckResult) -> Table | None:
             continue
         values = dict(zip(c.labels, c.values))
         if c.n_draws:  # a distribution: the compared statistic first, then the quantile and the max
-            from causalspec.score.results import CONTROL_QUANTILE, CONTROL_STATISTIC
-
             sums = {lab: c.summary(i) for i, lab in enumerate(c.labels)}
             cells = [f"{_num(sums[lab][CONTROL_STATISTIC])} "
                      f"(p{CONTROL_QUANTILE} {_num(sums[lab][f'p{CONTROL_QUANTILE}'])}"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from rich import box
 from rich.console import Console
@@ -31,6 +31,9 @@ from rich.text import Text
 
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, ClaimResult, summary_line
 from causalspec.score.stats import Proportion
+from causalspec.report.circuit_report import circuit_renderables
+from causalspec.report.stress_view import stress_renderables
+from causalspec.semantics.domains import format_value
 
 MAX_COUNTEREXAMPLES = 3
 LOG_WIDTH = 120
@@ -49,7 +52,7 @@ def _glyphs(console: Console | None) -> dict[str, str]:
 
 def make_console(file=None, width: int | None = None, color: bool | None = None) -> Console:
     """A console for reports. `color=None`: colour only on a terminal (rich's own detection)."""
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if color is False:
         kwargs.update(no_color=True, force_terminal=False)
     console = Console(file=file, width=width, highlight=False, emoji=False, **kwargs)
@@ -146,14 +149,10 @@ def fmt_kept(c: ClaimResult) -> str:
 
 
 def fmt_inputs(row: dict) -> str:
-    from causalspec.semantics.domains import format_value
-
     return ", ".join(f"{k}={format_value(v)}" for k, v in row.items())
 
 
 def _fmt_value(v) -> str:
-    from causalspec.semantics.domains import format_value
-
     return "n/a" if v is None else format_value(v)
 
 
@@ -256,8 +255,6 @@ def check_renderables(r: CheckResult, quiet: bool = False, glyphs: dict[str, str
             out.append(_reproduce(r))
         return out
     if r.circuit is not None:
-        from causalspec.report.circuit_report import circuit_renderables
-
         out.extend(circuit_renderables(r.circuit))
     if r.claims:
         out.append(_indent(claims_table(r)))
@@ -284,8 +281,6 @@ def check_renderables(r: CheckResult, quiet: bool = False, glyphs: dict[str, str
         out.append(Text("  " + f" {g['dot']} ".join(info), style="dim"))
     for note in r.notes:
         out.append(Text(f"  note: {note}"))
-    from causalspec.report.stress_view import stress_renderables  # training, controls, illusion, buckets
-
     out.extend(stress_renderables(r, g))
     if r.status == FAILED:
         picked = counterexamples(r)

@@ -60,7 +60,7 @@ def _npos(t: torch.Tensor) -> int:
     return int(t.shape[0]) if t.dim() == 2 else 0
 
 
-def fmt_bytes(n: int) -> str:
+def fmt_bytes(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

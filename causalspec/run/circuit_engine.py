@@ -40,7 +40,7 @@ from torch import Tensor
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, MLP, Arch, Member, Node, ResolvedCircuit)
 from causalspec.run.adapters import Batch, CheckUsageError
 from causalspec.run.engine import EngineOptions
-from causalspec.run.families import Dims, PreNormMid, TransformerFamily, _base_prefix
+from causalspec.run.families import Dims, PreNormMid, TransformerFamily, base_prefix
 from causalspec.run.hooks import installed
 from causalspec.run.sites import ModuleAccess, SliceAccess
 from causalspec.semantics.site_kinds import SiteAddress
@@ -161,7 +161,7 @@ class CircuitEngine:
         self._reset_counts()
         spec = family.spec
         self.spec = spec
-        self.block_prefix = f"{_base_prefix(module)}{spec.layers}"
+        self.block_prefix = f"{base_prefix(module)}{spec.layers}"
         self.prenorm = isinstance(spec.resid_mid, PreNormMid)
         self.z_access: dict[int, ModuleAccess] = {}
         self.mlp_access: dict[int, ModuleAccess] = {}

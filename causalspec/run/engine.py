@@ -18,7 +18,7 @@ import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,16 +29,10 @@ from causalspec.run.batching import BatchSizer
 from causalspec.run.hooks import patch, record
 from causalspec.run.incremental import runner_for
 from causalspec.run.sites import Intervention
-from causalspec.semantics.site_kinds import SiteAddress
 from causalspec.semantics import featurizers as F
 
 ProgressFn = Callable[[int], None]
 FULL = "full"  # a `bases` entry of `run_patched`: patch the whole activation (the illusion check)
-
-
-def address_of(site: SiteAddress) -> SiteAddress:
-    """A binding's site (a semantic `SiteSpec`, with its span) as the runtime's `SiteAddress`."""
-    return site.address
 
 
 def binding_text(var: str, binding) -> str:
@@ -54,7 +48,7 @@ class CleanCache:
     preds: np.ndarray  # [U] output codes (UNDECODABLE = -1)
     # binding -> column over U of Tensor [n_pos, width] or [width]: a run.activation_store store
     # (in memory or on disk; a plain dict of lists is wrapped as an in-memory one)
-    acts: dict = field(default_factory=dict)
+    acts: Any = field(default_factory=dict)  # a MemoryActivations | DiskActivations after __post_init__
     kv: object = None  # run.incremental.KVRunner: cached keys/values for incremental patched forwards
 
     def __post_init__(self) -> None:
@@ -108,7 +102,7 @@ class Engine:
         key = (featurizer, width)
         if key not in self._bases:
             try:
-                basis = featurizer.basis(width, read=_read_safetensors)
+                basis = featurizer.basis(width, read=read_safetensors)
             except F.FeaturizerError as e:
                 raise CheckUsageError(str(e)) from None
             self._bases[key] = None if basis is None else torch.from_numpy(basis)
@@ -120,7 +114,7 @@ class Engine:
         n = len(next(iter(rows.values())))
         preds = np.zeros(n, dtype=np.int64)
         acts = self._new_store(n, bindings)
-        addresses = list(dict.fromkeys(address_of(b.site) for b in bindings))
+        addresses = list(dict.fromkeys(b.site.address for b in bindings))
         # Adapters of sequence models whose rows may select different numbers of tokens
         # (`@ all`, a multi-token slot's `.all`) give ragged per-row positions here; the
         # rectangular `positions()` is then only asked for patched batches, whose rows the
@@ -135,7 +129,7 @@ class Engine:
             self.forward_passes["clean"] += 1
             preds[idx] = self.adapter.predict(raw, batch)
             for b in bindings:
-                act = captured[address_of(b.site)]  # [batch, seq, width] or [batch, width]
+                act = captured[b.site.address]  # [batch, seq, width] or [batch, width]
                 if ragged is not None:
                     if act.dim() != 3:
                         raise CheckUsageError(f"site `{b.site}` has no sequence axis (activation "
@@ -242,7 +236,7 @@ class Engine:
                 basis = self.basis(b.featurizer, width)
             else:
                 basis = None if given is FULL else _on(given, values.device)
-            interventions.append(Intervention(address_of(b.site), pos, values, basis))
+            interventions.append(Intervention(b.site.address, pos, values, basis))
         if cache.kv is not None:  # recompute only positions >= the patch; None: this batch runs in full
             with torch.no_grad():
                 done = cache.kv.patched(batch, base_idx, interventions)
@@ -259,7 +253,7 @@ class Engine:
         if not self.options.incremental or not getattr(self.adapter, "sequence", False):
             return None  # nothing to skip without a sequence axis
         runner, reason = runner_for(self.adapter, self.module, self.family, n, self.options.kv_device,
-                                    [address_of(b.site) for b in bindings] if self.options.skip_layers else ())
+                                    [b.site.address for b in bindings] if self.options.skip_layers else ())
         if runner is None:
             self._note(f"patched forwards: full — {reason}")
         else:
@@ -314,7 +308,7 @@ def _on(given, device):
     return given.to(device)
 
 
-def _read_safetensors(path: Path) -> dict:
+def read_safetensors(path: Path) -> dict:
     """A safetensors file's tensors as float32 numpy arrays (the featurizer IR is torch-free)."""
     from safetensors.torch import load_file
 

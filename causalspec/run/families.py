@@ -298,7 +298,7 @@ class TransformerFamily(Family):
         assert layer is not None
         if layer >= d.layers:
             raise self.unservable(site, f"layer {layer} out of range (layers are {_span(d.layers)})", config)
-        block_path = f"{_base_prefix(model)}{self.spec.layers}.{layer}"
+        block_path = f"{base_prefix(model)}{self.spec.layers}.{layer}"
 
         def sub(rel: str) -> nn.Module:
             path = f"{block_path}.{rel}" if rel else block_path
@@ -395,7 +395,7 @@ def _has_submodule(model: nn.Module, path: str) -> bool:
     return True
 
 
-def _base_prefix(model: nn.Module) -> str:
+def base_prefix(model: nn.Module) -> str:
     """``"transformer."`` for GPT2LMHeadModel, ``""`` for a bare GPT2Model."""
     prefix = getattr(model, "base_model_prefix", "")
     return f"{prefix}." if prefix and isinstance(getattr(model, prefix, None), nn.Module) else ""

@@ -15,6 +15,7 @@ and eval mode (dropout off: some writes go through a dropout module).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -124,12 +125,20 @@ def record(
         return sink
 
     counts = _CallCounts()
-    installers = [lambda: counts.install(model)]
-    installers += [lambda k=k, a=a: a.install_read(counts.counted(k, sink_for(a.site))) for k, a in enumerate(accesses)]
+    installers: list[Callable[[], list[RemovableHandle]]] = [lambda: counts.install(model)]
+    installers += [functools.partial(_install_read, a, counts, k, sink_for(a.site)) for k, a in enumerate(accesses)]
     with installed(installers):
         yield captured
     counts.check(model, accesses, must_run=True)
 
+
+
+def _install_read(access, counts: _CallCounts, key: int, sink: Sink) -> list[RemovableHandle]:
+    return access.install_read(counts.counted(key, sink))
+
+
+def _install_write(access, counts: _CallCounts, key: int, iv: Intervention) -> list[RemovableHandle]:
+    return access.install_write(counts.counted(key, make_edit(iv)))
 
 @contextlib.contextmanager
 def patch(model: nn.Module, family: Family | None, interventions: Sequence[Intervention]) -> Iterator[None]:
@@ -148,8 +157,8 @@ def patch(model: nn.Module, family: Family | None, interventions: Sequence[Inter
             raise SiteShapeError(f"{iv.site}: values have width {iv.values.shape[-1]}, "
                                  f"the site's width is {access.width}")
     counts = _CallCounts()
-    installers = [lambda: counts.install(model)]
-    installers += [lambda k=k, a=a, iv=iv: a.install_write(counts.counted(k, make_edit(iv)))
+    installers: list[Callable[[], list[RemovableHandle]]] = [lambda: counts.install(model)]
+    installers += [functools.partial(_install_write, a, counts, k, iv)
                    for k, (iv, a) in enumerate(zip(interventions, accesses))]
     with installed(installers):
         yield

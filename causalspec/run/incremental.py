@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from causalspec.run.families import _base_prefix
+from causalspec.run.families import base_prefix
 from causalspec.run.hooks import patch, record
 from causalspec.run.sites import Intervention, SiteShapeError
 from causalspec.semantics.site_kinds import SiteAddress
@@ -206,10 +206,10 @@ def _make_cache(past: list[tuple[Tensor | None, Tensor | None]]):
                 layer.lazy_initialization(k, v)
                 layer.keys, layer.values = k, v
         return cache
-    return _legacy_layout_cache(DynamicCache, past)
+    return legacy_layout_cache(DynamicCache, past)
 
 
-def _legacy_layout_cache(cache_class, past: list[tuple[Tensor | None, Tensor | None]]):
+def legacy_layout_cache(cache_class, past: list[tuple[Tensor | None, Tensor | None]]):
     """A `DynamicCache` of transformers 4.40-4.55 (per-layer ``key_cache`` lists) holding ``past``."""
     k0 = next(k for k, _ in past if k is not None)
     empty = k0.new_zeros((k0.shape[0], k0.shape[1], 0, k0.shape[3]))
@@ -374,7 +374,7 @@ def _skipped_blocks(module, family, skip: int, resid_in, position_ids: Tensor):
     """Run only blocks ``skip..``: the block list is swapped for its tail (hooks, resolved before,
     stay on their block objects) and block ``skip`` gets the clean input ``resid_in`` instead of
     the embeddings. The input hook is prepended, so a patch of block ``skip``'s input still applies."""
-    path = f"{_base_prefix(module)}{family.spec.layers}"
+    path = f"{base_prefix(module)}{family.spec.layers}"
     parent_path, _, name = path.rpartition(".")
     parent = module.get_submodule(parent_path) if parent_path else module
     blocks = getattr(parent, name)

@@ -43,7 +43,7 @@ from causalspec.run import nnsight_runner as runner
 from causalspec.run import patching
 from causalspec.run.activation_store import MemoryActivations
 from causalspec.run.adapters import CheckUsageError
-from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions, address_of
+from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions
 from causalspec.run.sites import ModuleAccess, SliceAccess
 
 # model class of an hf network -> the transformers pipeline task nnsight keys a remote model by
@@ -117,7 +117,7 @@ class NNsightEngine(Engine):
     def validate(self, bindings: Sequence) -> None:
         """Refuse, before any forward or request, a site this backend cannot serve."""
         for b in bindings:
-            self._point(address_of(b.site))
+            self._point(b.site.address)
 
     def _point(self, site) -> tuple[str, str, list | None]:
         """(module path, "input" | "output", column range or None) of a site."""
@@ -184,7 +184,7 @@ class NNsightEngine(Engine):
         def reads_of(batch) -> dict:
             out: dict = {}
             for b in bindings:
-                path, io, cols = self._point(address_of(b.site))
+                path, io, cols = self._point(b.site.address)
                 if ragged is not None:
                     positions = ragged(batch, b)
                 else:
@@ -295,7 +295,7 @@ class NNsightEngine(Engine):
         def writes_of(batch) -> list:
             out = []
             for k, (g, b) in enumerate(flat):
-                path, io, cols = self._point(address_of(b.site))
+                path, io, cols = self._point(b.site.address)
                 values = cache.acts.stack(b, source_idx[g]) if local else None
                 width = cache.acts.width(b)
                 given = None if override is None else override[k]

@@ -69,7 +69,7 @@ def execute(model, plan: dict) -> dict:
         raise ValueError(f"causalspec runner: plan format {plan.get('format')!r}, this runner reads {FORMAT}")
     stash: dict = {}
     widths: dict = {}
-    out = {"clean": [], "patched": []}
+    out: dict[str, list] = {"clean": [], "patched": []}
     for batch in plan["clean"]:
         out["clean"].append(_forward(model, batch, stash, widths))
     for batch in plan["patched"]:

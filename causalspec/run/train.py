@@ -48,8 +48,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from causalspec.files import SAFETENSORS_KIND, TOOL, atomic_write_bytes
 from causalspec.run.adapters import CheckUsageError
-from causalspec.run.engine import address_of
 from causalspec.run.hooks import installed
 from causalspec.run.patching import mix
 from causalspec.run.sites import make_edit
@@ -158,7 +158,7 @@ def _edits(module: nn.Module, family, edits: Sequence[tuple]):
                       for address, edit in edits])
 
 
-def _subspace_edit(address, positions, values, basis, combine: Callable = mix) -> Callable:
+def subspace_edit(address, positions, values, basis, combine: Callable = mix) -> Callable:
     """The engine's patch (`run.sites.make_edit`: the same shape checks and position handling),
     differentiable in the basis; `combine` is its formula (`run.patching.mix`: the subspace
     patch `x + ((src - x) @ B) @ B.T`, or a featurizer's own).
@@ -169,7 +169,7 @@ def _subspace_edit(address, positions, values, basis, combine: Callable = mix) -
     return make_edit(SimpleNamespace(site=address, positions=positions, values=values, basis=basis), combine)
 
 
-def _masked_mix(current: torch.Tensor, source: torch.Tensor, basis) -> torch.Tensor:
+def masked_mix(current: torch.Tensor, source: torch.Tensor, basis) -> torch.Tensor:
     """Boundless DAS's soft patch `x + (((src - x) @ R) * m) @ R.T`; `basis` is `(R, m)`."""
     rotation, mask = basis
     r = rotation.to(dtype=current.dtype, device=current.device)
@@ -281,7 +281,7 @@ class DASFeaturizer(LearnedFeaturizer):
         return sizes, sum(sizes)
 
     def edit(self, j, address, positions, values, weight, temperature):
-        return _subspace_edit(address, positions, values, weight[:, self.blocks[j]])
+        return subspace_edit(address, positions, values, weight[:, self.blocks[j]])
 
     def final_bases(self) -> list[torch.Tensor]:
         with torch.no_grad():
@@ -319,7 +319,7 @@ class BoundlessFeaturizer(LearnedFeaturizer):
 
     def edit(self, j, address, positions, values, weight, temperature):
         mask = self.masks(temperature)[j]
-        return _subspace_edit(address, positions, values, (weight[:, self.blocks[j]], mask), _masked_mix)
+        return subspace_edit(address, positions, values, (weight[:, self.blocks[j]], mask), masked_mix)
 
     def penalty(self) -> torch.Tensor:
         return self.boundary
@@ -412,13 +412,13 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
                 for b in alignment.variables[var]:
                     values = cache.acts.stack(b, src)  # [batch, n_pos, w] | [batch, w]
                     pos = adapter.positions(batch, b)
-                    address = address_of(b.site)
+                    address = b.site.address
                     if (var, b) in where:  # learned: the group's strategy patches it
                         i, j = where[(var, b)]
                         edits.append((address, sites[i].edit(j, address, pos, values, weights[i], temperature)))
                         continue
                     basis = fixed_basis(var, b, values.shape[-1]) if fixed_basis else None
-                    edits.append((address, _subspace_edit(address, pos, values, basis)))
+                    edits.append((address, subspace_edit(address, pos, values, basis)))
         with _edits(module, family, edits):
             raw = adapter.forward(batch)
         scores = class_scores(adapter, raw, batch).float()
@@ -519,10 +519,8 @@ def _minibatch(buckets: list[np.ndarray], size: int, rng: np.random.Generator) -
 def save_artifact(path, trained: TrainedFeaturizers, key: str) -> None:
     """Write the trained tensors and their info as safetensors, atomically (temp file + fsync +
     rename). The `causalspec: featurizers` metadata is our marker: an existing file is replaced
-    only if it carries it (`report.files`), otherwise `OverwriteRefused`."""
+    only if it carries it (`causalspec.files`), otherwise `OverwriteRefused`."""
     from safetensors.torch import save
-
-    from causalspec.report.files import SAFETENSORS_KIND, TOOL, atomic_write_bytes
 
     meta = {TOOL: SAFETENSORS_KIND, "key": key, "info": json.dumps(trained.info)}
     data = save({k: v.detach().cpu().contiguous() for k, v in trained.tensors.items()}, metadata=meta)

@@ -72,7 +72,7 @@ def buckets(model, groups: list[list[str]], base_env: dict, source_envs: list[di
     for i in idx:
         groups_of.setdefault(keys[i], []).append(int(i))
     total = float(correct[idx].mean())
-    out = []
+    out: list[dict[str, Any]] = []
     for key, members in groups_of.items():
         members_arr = np.asarray(members)
         ok = int(correct[members_arr].sum())
@@ -82,9 +82,9 @@ def buckets(model, groups: list[list[str]], base_env: dict, source_envs: list[di
                     "iia": ok / n, "failing": n - ok,
                     "examples": [describe(i) for i in failing[:EXAMPLES_PER_BUCKET]] if describe else []})
     out.sort(key=lambda b: (b["iia"], -b["pairs"]))
-    for i, b in enumerate(out):
-        if i >= WORST or b["iia"] >= total:
-            b["examples"] = []
+    for rank, bucket in enumerate(out):
+        if rank >= WORST or bucket["iia"] >= total:
+            bucket["examples"] = []
     suggestion = _suggest(cols, idx, correct, total)
     return out[:MAX_BUCKETS], suggestion
 

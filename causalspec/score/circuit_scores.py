@@ -33,7 +33,7 @@ correlation of its numerator and denominator. When the interval of m(N) − m(�
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -221,13 +221,21 @@ def circuit_scores(values: Mapping[str, np.ndarray], groups: Mapping[str, list[s
     return means, est["effect"], scores
 
 
+def area(xs: Iterable[float], ys: Iterable[float]) -> float:
+    """Trapezoidal area under y(x) over the given points (x ascending), divided by the x range
+    covered — so a constant curve at 1 has area 1 whatever the fractions."""
+    x, y = np.asarray(list(xs), float), np.asarray(list(ys), float)
+    if len(x) == 1:
+        return float(y[0])
+    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if hasattr(np, "trapezoid") else \
+        float(np.trapz(y, x) / (x[-1] - x[0]))
+
+
 def faithfulness_curve(values: Mapping[str, np.ndarray], keys: list[str], xs: list[float],
                        seed: int = 0) -> tuple[list[Estimate], Estimate, float, float]:
     """The faithfulness n(K) of each circuit key in `keys` (at edge fractions `xs`), the
     effect m(N) − m(∅), and the areas CPR (under n) and CMD (under |1 − n|), trapezoids
     over `xs` divided by the range covered (MIB). `values` holds FULL, ABLATED and `keys`."""
-    from causalspec.interop.circuit_files import area
-
     stats: dict[str, Stat] = {k: (lambda m, k=k: normalised(m, k)) for k in keys}
     stats["effect"] = lambda m: m[FULL] - m[ABLATED]
     est = bootstrap_stats(values, stats, seed=seed)

@@ -123,7 +123,7 @@ class ControlResult:
         return draw_summary(self.draws[i]) if i < len(self.draws) else None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "description": self.description, "applicable": self.applicable,
+        out: dict[str, Any] = {"name": self.name, "description": self.description, "applicable": self.applicable,
                "detail": self.detail, "n_draws": self.n_draws,
                "statistic": CONTROL_STATISTIC if self.n_draws else "value", "seeds": list(self.seeds),
                "sets": []}

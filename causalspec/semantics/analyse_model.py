@@ -48,6 +48,7 @@ from causalspec.semantics.expr import INT_LIMIT, Compiled, ExprCompiler, Table
 from causalspec.semantics.file_access import note_outside
 from causalspec.semantics.model import CausalModel, Distribution, Example, Variable
 from causalspec.syntax import ast as A
+from causalspec.semantics.paths import missing_path_help
 
 # Up to this many input combinations the domain check enumerates all of them; above it,
 # a seeded sample of DOMAIN_SAMPLE inputs is checked (and the diagnostic says so).
@@ -189,8 +190,6 @@ class _ModelAnalyser:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            from causalspec.semantics.paths import missing_path_help
-
             self.sink.error(E0801, f"enum file `{t.path}` not found", t.span, f"looked for {path}",
                             help=missing_path_help(t.path, path))
             return None

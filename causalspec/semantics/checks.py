@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from typing import AbstractSet
 
 from causalspec.codes import E0201, E0203, E0208, E0702, E0703, E0705, E0707, E0708, E0709, E0711, E0712
 from causalspec.diagnostics import did_you_mean
@@ -74,11 +75,11 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                 ok &= self._setting(stmt, settings)
             elif isinstance(stmt, A.Interchange):
                 for iset in stmt.sets:
-                    got = self._interchange_set(iset, target, located)
-                    if got is None:
+                    groups = self._interchange_set(iset, target, located)
+                    if groups is None:
                         ok = False
                         continue
-                    key = frozenset(frozenset(g) for g in got)
+                    key = frozenset(frozenset(g) for g in groups)
                     if key in set_keys:
                         self.sink.error(E0201, "this interchange set is listed twice", iset.span, "listed again",
                                         notes=[f"first listed at {set_keys[key].span}"],
@@ -86,7 +87,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                         ok = False
                         continue
                     set_keys[key] = iset
-                    sets.append(got)
+                    sets.append(groups)
             elif isinstance(stmt, A.Controls):
                 for i, c in enumerate(stmt.names):
                     args = stmt.args_of(i)
@@ -109,14 +110,14 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                         controls.append(c.text)
             elif isinstance(stmt, A.Expect):
                 for cond in stmt.conditions:
-                    got = self._check_condition(cond)
-                    if got is None:
+                    cond_ir = self._check_condition(cond)
+                    if cond_ir is None:
                         ok = False
                     else:
-                        conditions.append(got)
-        for cond in conditions:
-            if cond.metric == "control" and cond.arg not in controls:
-                controls.append(cond.arg)
+                        conditions.append(cond_ir)
+        for cond_ir in conditions:
+            if cond_ir.metric == "control" and cond_ir.arg not in controls:
+                controls.append(cond_ir.arg)
         claims_aaa = any(c.metric == "aaa" for c in conditions)
         default = False
         if not expects:
@@ -126,11 +127,11 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         if not interchanges:
             if claims_aaa and all(c.metric != "iia" for c in conditions):
                 if alignment is not None:
-                    got = self._all_subsets(alignment, name_node)
-                    if got is None:
+                    subsets = self._all_subsets(alignment, name_node)
+                    if subsets is None:
                         ok = False
                     else:
-                        sets, default = got, True
+                        sets, default = list(subsets), True
             elif expects:
                 self.sink.error(E0708, f"check `{name}` has no `interchange`: nothing is intervened on",
                                 name_node.span, "no interchange",
@@ -216,7 +217,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         return LocateIR(var, tuple(rows), site_labels, pos_labels, feat, stmt.span)
 
     def _interchange_set(self, iset: A.InterchangeSet, target: str,
-                         located: set[str] = frozenset()) -> InterchangeSetIR | None:
+                         located: AbstractSet[str] = frozenset()) -> InterchangeSetIR | None:
         mentioned, out_var, reliable = self.alignment_vars.get(target, (None, None, False))
         if mentioned is not None and located:
             mentioned = set(mentioned) | set(located)

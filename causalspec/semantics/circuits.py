@@ -121,19 +121,19 @@ class CircuitAnalysis(NetworkAnalysis, ConditionAnalysis):
                     ok = False
                     continue
                 metric_decl = stmt
-                got = self._metric(stmt, model, net, resolver, circ.output.text if output_ok else None)
-                if got is None:
+                metric_ir = self._metric(stmt, model, net, resolver, circ.output.text if output_ok else None)
+                if metric_ir is None:
                     ok = False
                 else:
-                    metric = got
+                    metric = metric_ir
             elif isinstance(stmt, A.Expect):
                 expects += 1
                 for cond in stmt.conditions:
-                    got = self._circuit_condition(cond, group_names)
-                    if got is None:
+                    cond_ir = self._circuit_condition(cond, group_names)
+                    if cond_ir is None:
                         ok = False
                     else:
-                        conditions.append(got)
+                        conditions.append(cond_ir)
         if ablation is None:
             self.sink.error(E0710, f"circuit `{circ.name.text}` does not say how the rest of the network is "
                             "ablated", circ.name.span, "no `ablate` line",
@@ -154,7 +154,7 @@ class CircuitAnalysis(NetworkAnalysis, ConditionAnalysis):
         given = {k: v.value for k, v in settings.items()}
         return CircuitIR(circ.name.text, net.name, model.name, circ.output.text, groups, tuple(edges), ablation,
                          granularity.value if granularity else "node", metric, tuple(conditions), circ.span,
-                         pairs=given.get("pairs", DEFAULT_CIRCUIT_PROMPTS), seed=given.get("seed", DEFAULT_SEED),
+                         prompts=given.get("pairs", DEFAULT_CIRCUIT_PROMPTS), seed=given.get("seed", DEFAULT_SEED),
                          batch=given.get("batch", DEFAULT_BATCH))
 
     def _group(self, stmt: A.GroupDecl, declared: dict[str, Span], node_seen: dict[SiteSpec, Span],

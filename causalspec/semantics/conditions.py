@@ -32,9 +32,11 @@ class ConditionAnalysis(Context):
         return True
 
     def _modes(self, cond: A.Condition) -> tuple[str | None, str | None, bool]:
-        statistic = aggregation = None
+        statistic: str | None = None
+        aggregation: str | None = None
         ok = True
         for mode in cond.modes:
+            current: str | None
             kind, current = ("statistic", statistic) if mode in STATISTICS else ("aggregation", aggregation)
             if current is not None:
                 same = current == mode

@@ -136,12 +136,13 @@ class HookRef:
 
 @dataclass
 class NetworkIR:
-    """A network declaration. `backend` is "hf" (`source` is the path or hub name, as
+    """A network declaration. `framework` is "hf" (`source` is the path or hub name, as
     written) or "torch" (`builder` builds the module; `weights` is loaded into it; analysis
-    checks that the file exists)."""
+    checks that the file exists). `backend_name` is the spec's `backend torch|nnsight`
+    statement (what runs the checks), not to be confused with the framework."""
 
     name: str
-    backend: str
+    framework: str  # "hf" | "torch": how the network is built and loaded
     source: str
     span: Span
     builder: HookRef | None = None
@@ -154,7 +155,7 @@ class NetworkIR:
     model_class: str | None = None  # hf only; default causal_lm
     trust_remote_code: bool = False
     device_map: str | None = None  # hf only: from_pretrained(device_map=...) (accelerate); None = not said
-    engine: str | None = None  # `backend torch|nnsight`: the engine that runs checks; None = not said
+    backend_name: str | None = None  # `backend torch|nnsight`: what runs the checks; None = not said
     remote: bool = False  # `backend nnsight remote`: run on NDIF (hf only)
     remote_host: str | None = None  # `backend nnsight remote "https://…"`: a self-hosted NDIF
     remote_span: Span | None = None  # where the spec names `remote_host` (for the check-time refusal)
@@ -311,7 +312,7 @@ class CircuitIR:
     metric: MetricIR
     conditions: tuple[ConditionIR, ...]
     span: Span = NO_SPAN
-    pairs: int = 256  # prompts the circuit is evaluated on (DEFAULT_CIRCUIT_PROMPTS)
+    prompts: int = 256  # prompts the circuit is evaluated on (DEFAULT_CIRCUIT_PROMPTS; the spec's `pairs`)
     seed: int = DEFAULT_SEED
     batch: int = DEFAULT_BATCH
 

@@ -38,6 +38,7 @@ from causalspec.semantics.paths import file_problem, hf_folder_problem, resolve
 from causalspec.semantics.sites import PositionResolver, PositionSpec
 from causalspec.semantics.templates import Placeholder
 from causalspec.syntax import ast as A
+from causalspec.remote_hosts import how_to_allow, refuse_reason
 
 
 class NetworkAnalysis(Context):
@@ -67,8 +68,8 @@ class NetworkAnalysis(Context):
         backend = net.backend
         is_torch = isinstance(backend, A.TorchBackend)
         out = NetworkIR(net.name.text, "torch" if is_torch else "hf",
-                        backend.builder if is_torch else backend.path, net.span)
-        if is_torch:
+                        backend.builder if isinstance(backend, A.TorchBackend) else backend.path, net.span)
+        if isinstance(backend, A.TorchBackend):
             out.builder = self._hook(backend.builder, backend.span, "torch builder", at_end=False)
             out.weights = backend.weights
             out.weights_path = resolve(backend.weights, self.base_dir)
@@ -153,10 +154,10 @@ class NetworkAnalysis(Context):
         resolver = PositionResolver(positions, self.sink, templates="prompt" in given, torch_network=is_torch,
                                     network=out.name)
         self.resolvers[out.name] = resolver
-        for name in positions:
-            spec = resolver.declaration(name)
+        for position in positions:
+            spec = resolver.declaration(position)
             if spec is not None:
-                out.encoding.positions[name] = spec
+                out.encoding.positions[position] = spec
                 self._check_slots(out, spec)
         return out
 
@@ -252,7 +253,7 @@ class NetworkAnalysis(Context):
                             self._string_span(stmt.span, stmt.host)[0], "not a URL",
                             help='write the full address, e.g. `remote "https://ndif.example.org"`')
             return
-        out.engine = engine
+        out.backend_name = engine
         out.remote = stmt.remote
         out.remote_host = stmt.host
         if stmt.host is not None:
@@ -262,8 +263,6 @@ class NetworkAnalysis(Context):
     def _remote_host_warning(self, out: NetworkIR, span: Span) -> None:
         """A spec-named host the user has not allowed: warn now (the check refuses it; see
         causalspec.remote_hosts). Advisory: `--remote URL` on the command line also allows it."""
-        from causalspec.remote_hosts import how_to_allow, refuse_reason
-
         if refuse_reason(out.remote_host, f"network `{out.name}`") is None:
             return
         self.sink.warn(E0808, f"network `{out.name}` names the remote host `{out.remote_host}`, which you have "
@@ -342,14 +341,14 @@ class NetworkAnalysis(Context):
                 self._check_prompt(net.encoding.prompt, model, f"network `{net.name}`")
         if net.name in self.encode_reported:
             return
-        if net.backend == "torch" and net.encode is None:
+        if net.framework == "torch" and net.encode is None:
             self.encode_reported.add(net.name)
             self.sink.error(E0610, f"torch network `{net.name}` needs an `encode` hook", self.network_decls[
                 net.name].name.span, "no encode hook",
                 notes=[f"used by {user} at {user_span}"],
                 help="the tool cannot guess how high-level inputs become tensors (column order, ids or "
                      "one-hot, dtype): add `{ encode \"file.py:encode\" }`")
-        elif net.backend == "hf" and net.encode is None and net.name not in self.prompt_declared:
+        elif net.framework == "hf" and net.encode is None and net.name not in self.prompt_declared:
             self.encode_reported.add(net.name)
             self.sink.error(E0610, f"hf network `{net.name}` needs a prompt template or an `encode` hook",
                             self.network_decls[net.name].name.span, "no way to build inputs",

@@ -27,6 +27,7 @@ import difflib
 from dataclasses import dataclass, field, replace
 from typing import Iterable
 
+from causalspec.codes import E0212, E0601, E0602, E0611, E0706
 from causalspec.diagnostics import NO_SPAN, DiagnosticSink, Span, did_you_mean
 from causalspec.semantics.site_kinds import HEAD_PARTS, RESIDUAL_KINDS, SiteAddress
 from causalspec.syntax import ast as A
@@ -78,7 +79,7 @@ def _named_site(site: A.NamedSite, sink: DiagnosticSink, circuit: bool) -> SiteS
     idx = site.index
     span = site.span
     written = _written(site)
-    unknown = "E0706" if circuit else "E0601"
+    unknown = E0706 if circuit else E0601
 
     # `head.q[9.9]`: a known part put before the index.
     if len(site.path) == 2 and site.path[0] == "head" and site.path[1] in HEAD_PARTS:
@@ -90,7 +91,7 @@ def _named_site(site: A.NamedSite, sink: DiagnosticSink, circuit: bool) -> SiteS
     if name == "head":
         if idx is None or len(idx) != 2:
             got = "no index" if idx is None else f"`[{_show_index(idx)}]`"
-            sink.error("E0602", f"`head` needs a layer and a head index, `head[L.H]`; got {got}", span,
+            sink.error(E0602, f"`head` needs a layer and a head index, `head[L.H]`; got {got}", span,
                        "expected `[layer.head]`",
                        help=f"for example `head[{idx[0] if idx else 0}.0]" + ("`" if circuit else ".z`"))
             return None
@@ -98,14 +99,14 @@ def _named_site(site: A.NamedSite, sink: DiagnosticSink, circuit: bool) -> SiteS
         if site.part is None:
             if circuit:
                 return SiteSpec("head", layer, head, span=span)
-            sink.error("E0601", f"`head[{layer}.{head}]` needs a part: which tensor of the head?", span,
+            sink.error(E0601, f"`head[{layer}.{head}]` needs a part: which tensor of the head?", span,
                        "missing `.q|k|v|z|result`",
                        help=f"write `head[{layer}.{head}].z` (the head's output before W_O) or "
                             f"`.result` (its contribution to the residual stream); "
                             "whole heads are circuit nodes, used in `circuit` groups")
             return None
         if site.part not in HEAD_PARTS:
-            sink.error("E0601", f"unknown head part `.{site.part}`: expected q|k|v|z|result", span,
+            sink.error(E0601, f"unknown head part `.{site.part}`: expected q|k|v|z|result", span,
                        "not a head part",
                        help=_closest_help(site.part, {p: p for p in HEAD_PARTS}) or
                        "a head site is `head[L.H].q`, `.k`, `.v`, `.z` or `.result`")
@@ -114,14 +115,14 @@ def _named_site(site: A.NamedSite, sink: DiagnosticSink, circuit: bool) -> SiteS
 
     if site.part is not None and (name in RESIDUAL_KINDS or name in ("embed", "logits")
                                   or (circuit and name in ("attn", "mlp"))):
-        sink.error("E0601", f"site `{written}` has no part `.{site.part}`", span, "only heads have parts",
+        sink.error(E0601, f"site `{written}` has no part `.{site.part}`", span, "only heads have parts",
                    help=f"write `{_written(A.NamedSite(site.path, site.index))}`")
         return None
 
     if name in RESIDUAL_KINDS or (circuit and name in ("attn", "mlp")):
         if idx is None or len(idx) != 1:
             got = "no index" if idx is None else f"`[{_show_index(idx)}]`"
-            sink.error("E0602", f"`{name}` needs one layer index, `{name}[L]`; got {got}", span,
+            sink.error(E0602, f"`{name}` needs one layer index, `{name}[L]`; got {got}", span,
                        "expected `[layer]`",
                        help=f"for example `{name}[{idx[0] if idx else 0}]`"
                             + (" (a head index belongs to `head[L.H]`)" if idx and len(idx) == 2 else ""))
@@ -130,7 +131,7 @@ def _named_site(site: A.NamedSite, sink: DiagnosticSink, circuit: bool) -> SiteS
 
     if name in ("embed", "logits"):
         if idx is not None:
-            sink.error("E0602", f"`{name}` takes no index; got `[{_show_index(idx)}]`", span,
+            sink.error(E0602, f"`{name}` takes no index; got `[{_show_index(idx)}]`", span,
                        "remove the index", help=f"write `{name}`; positions go after `@`")
             return None
         return SiteSpec(name, span=span)
@@ -272,7 +273,7 @@ class PositionResolver:
         decl = self.declared[name]
         if name in self._active:
             chain = " -> ".join(self._active[self._active.index(name):] + [name])
-            self.sink.error("E0611", f"position `{name}` is defined in terms of itself ({chain})",
+            self.sink.error(E0611, f"position `{name}` is defined in terms of itself ({chain})",
                             decl.name.span, "circular definition",
                             help="define it from a slot, an integer, or `last`")
             self.resolved[name] = None
@@ -292,12 +293,12 @@ class PositionResolver:
                 why = ("a torch network has no prompt template; its positions are integers, ranges, "
                        "`last` or `all`") if self.torch_network else \
                     f"network `{self.network}` has no prompt template to find slots in"
-                self.sink.error("E0611", f"`slot({expr.slot.text})` needs a prompt template", span,
+                self.sink.error(E0611, f"`slot({expr.slot.text})` needs a prompt template", span,
                                 "no template here", help=why)
                 return None
             occ = DEFAULT_OCCURRENCE if expr.occurrence is None else expr.occurrence
             if occ < 1:
-                self.sink.error("E0611", f"slot occurrences count from 1, got {occ}", span, "must be >= 1",
+                self.sink.error(E0611, f"slot occurrences count from 1, got {occ}", span, "must be >= 1",
                                 help=f"`slot({expr.slot.text}, 1)` is the first occurrence")
                 return None
             return PositionSpec("slot", slot=expr.slot.text, occurrence=occ,
@@ -306,7 +307,7 @@ class PositionResolver:
             return PositionSpec("index", index=expr.index, span=span)
         if isinstance(expr, A.RangePos):
             if expr.lo > expr.hi:
-                self.sink.error("E0611", f"empty position range {expr.lo}..{expr.hi}", span, "lo > hi",
+                self.sink.error(E0611, f"empty position range {expr.lo}..{expr.hi}", span, "lo > hi",
                                 help=f"ranges are inclusive: write `{expr.hi}..{expr.lo}`")
                 return None
             return PositionSpec("range", lo=expr.lo, hi=expr.hi, span=span)
@@ -328,7 +329,7 @@ class PositionResolver:
             spec = self.declaration(name.text)
             return None if spec is None else replace(spec, span=name.span)
         pool = list(self.declared) + list(BUILTIN_POSITIONS)
-        self.sink.error("E0212", f"unknown position `{name.text}`", name.span,
+        self.sink.error(E0212, f"unknown position `{name.text}`", name.span,
                         f"not declared in network `{self.network}`",
                         help=did_you_mean(name.text, pool) or
                         f"declare it in the network: `position {name.text} = …`; built-ins are `last` and `all`")
@@ -336,18 +337,18 @@ class PositionResolver:
 
     def _offset(self, base: PositionSpec, offset: int, span: Span) -> PositionSpec | None:
         if base.kind == "all":
-            self.sink.error("E0611", "`all` cannot be shifted", span, "offset of `all`",
+            self.sink.error(E0611, "`all` cannot be shifted", span, "offset of `all`",
                             help="`all` already selects every position")
             return None
         if base.kind == "index":
             if base.index + offset < 0:
-                self.sink.error("E0611", f"position {base.index} {offset:+d} is before the first token", span,
+                self.sink.error(E0611, f"position {base.index} {offset:+d} is before the first token", span,
                                 "negative position", help="positions count from 0; use a smaller offset or `last`")
                 return None
             return PositionSpec("index", index=base.index + offset, span=span)
         if base.kind == "range":
             if base.lo + offset < 0:
-                self.sink.error("E0611", f"range {base.lo}..{base.hi} shifted by {offset:+d} starts before "
+                self.sink.error(E0611, f"range {base.lo}..{base.hi} shifted by {offset:+d} starts before "
                                 "the first token", span, "negative position",
                                 help="positions count from 0; shift the range by less")
                 return None
@@ -371,12 +372,12 @@ class PositionResolver:
                 ok = False
                 continue
             if spec.kind == "all" and len(exprs) > 1:
-                self.sink.error("E0611", "`all` cannot be combined with other positions", e.span,
+                self.sink.error(E0611, "`all` cannot be combined with other positions", e.span,
                                 "`all` already selects every position", help="write `@ all` alone")
                 ok = False
                 continue
             if spec in out:
-                self.sink.error("E0611", f"position `{_shown(e)}` is listed twice", e.span, "listed again",
+                self.sink.error(E0611, f"position `{_shown(e)}` is listed twice", e.span, "listed again",
                                 help="list each position once")
                 ok = False
                 continue

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Union, cast
 
 from causalspec.errors import CausalspecError
 from causalspec.syntax import ast as A
@@ -97,7 +97,7 @@ def _fail(what: str, node: object) -> PrintError:
     return PrintError(f"cannot print {what}: {node!r}")
 
 
-def _ident(text: object, what: str = "identifier", reserved: frozenset[str] = frozenset()) -> str:
+def check_ident(text: object, what: str = "identifier", reserved: frozenset[str] = frozenset()) -> str:
     if not isinstance(text, str) or not IDENT_RE.match(text):
         raise _fail(f"{what} (not an identifier)", text)
     if text in reserved:
@@ -108,7 +108,7 @@ def _ident(text: object, what: str = "identifier", reserved: frozenset[str] = fr
 def print_name(name: A.Name, what: str = "name", reserved: frozenset[str] = frozenset()) -> str:
     if not isinstance(name, A.Name):
         raise _fail(what, name)
-    return _ident(name.text, what, reserved)
+    return check_ident(name.text, what, reserved)
 
 
 def _nonneg(value: object, what: str) -> str:
@@ -177,7 +177,7 @@ def print_literal(lit: A.Literal, reserved: frozenset[str] = RESERVED_IN["symbol
     if isinstance(lit, A.StrLit):
         return print_string(lit.value)
     if isinstance(lit, A.SymbolLit):
-        return _ident(lit.name, "symbol", reserved)
+        return check_ident(lit.name, "symbol", reserved)
     raise _fail("literal", lit)
 
 
@@ -260,7 +260,7 @@ def _expr_text(e: A.Expr, start: int) -> str:
     if isinstance(e, A.StrLit):
         return print_string(e.value)
     if isinstance(e, A.NameRef):
-        return _ident(e.name, "name in an expression", expr_reserved(start))
+        return check_ident(e.name, "name in an expression", expr_reserved(start))
     if isinstance(e, A.Call):
         func = print_name(e.func, "function name", expr_reserved(start))
         return f"{func}({', '.join(_expr(a, _IF, _IF) for a in e.args)})"
@@ -441,7 +441,7 @@ def _option_value(s: A.OptionStmt) -> str:
         if s.key not in ("device", "device_map"):
             raise _fail("quoted option value (only `device` and `device_map` take a string)", s)
         return print_string(s.value)
-    return _ident(s.value, f"{s.key} value")
+    return check_ident(s.value, f"{s.key} value")
 
 
 def _network_stmt(s: A.NetworkStmt, indent: str) -> list[str]:
@@ -498,7 +498,7 @@ def print_site(site: A.Site, after_arrow: bool = False) -> str:
     if isinstance(site, A.NamedSite):
         path = _nonempty(site.path, "site path", site)
         head = RESERVED_IN["align_site_head" if after_arrow else "site_head"]
-        text = ".".join(_ident(p, "site name", head if i == 0 else frozenset())
+        text = ".".join(check_ident(p, "site name", head if i == 0 else frozenset())
                         for i, p in enumerate(path))
         if site.index is not None:
             if not 1 <= len(site.index) <= 2:
@@ -507,21 +507,21 @@ def print_site(site: A.Site, after_arrow: bool = False) -> str:
         if site.part is not None:
             if site.index is None:
                 raise _fail("site part without an index (`a.b` reads as a path)", site)
-            text += "." + _ident(site.part, "site part")
+            text += "." + check_ident(site.part, "site part")
         return text
     raise _fail("site", site)
 
 
 def _feat_arg(a: A.FeatArg) -> str:
     if a.kind == "number":
-        value = print_number(a.value)
+        value = print_number(cast(Union[float, int], a.value))
     elif a.kind == "string":
-        value = print_string(a.value)
+        value = print_string(str(a.value))
     elif a.kind == "name":
-        value = _ident(a.value, "featurizer argument")
+        value = check_ident(a.value, "featurizer argument")
     else:
         raise _fail("featurizer argument kind", a)
-    return value if a.key is None else f"{_ident(a.key, 'argument name')}={value}"
+    return value if a.key is None else f"{check_ident(a.key, 'argument name')}={value}"
 
 
 def print_featurizer(f: A.Featurizer) -> str:
@@ -638,7 +638,7 @@ def print_sweep_site(site: A.SweepSite) -> str:
             raise _fail("module sweep (pattern and input or output)", site)
         return f"module {print_string(site.module)} {site.io}"
     path = _nonempty(site.path, "site path", site)
-    text = ".".join(_ident(p, "site name", RESERVED_IN["site_head"] if i == 0 else frozenset())
+    text = ".".join(check_ident(p, "site name", RESERVED_IN["site_head"] if i == 0 else frozenset())
                     for i, p in enumerate(path))
     if site.ranges is not None:
         if not 1 <= len(site.ranges) <= 2:
@@ -651,7 +651,7 @@ def print_sweep_site(site: A.SweepSite) -> str:
     if site.part is not None:
         if site.ranges is None:
             raise _fail("site part without an index (`a.b` reads as a path)", site)
-        text += "." + _ident(site.part, "site part")
+        text += "." + check_ident(site.part, "site part")
     return text
 
 

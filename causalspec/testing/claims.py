@@ -12,14 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from causalspec.compile.plan import compile_check
+from causalspec.run.engine import Engine, EngineOptions
+from causalspec.run.families import resolve_family
+from causalspec.run.hf_adapter import HFAdapter
+from causalspec.run.loading import load_hf_network
+from causalspec.semantics.pairs import row_ids
 
 
 def unique_pool(pool: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """(the pool's unique rows, each pool row's index into them), as the engine's clean pass wants them."""
-    from causalspec.semantics.pairs import row_ids
-
     _, first, inverse = np.unique(row_ids(pool), return_index=True, return_inverse=True)
     return {k: v[first] for k, v in pool.items()}, inverse
 
@@ -27,10 +33,6 @@ def unique_pool(pool: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.
 def make_engine(plan, net, batch: int, incremental: bool | None = None, engine_cls=None):
     """An engine (default `run.engine.Engine`) over an HF adapter of `net` for `plan`;
     `incremental` None keeps the engine's default."""
-    from causalspec.run.engine import Engine, EngineOptions
-    from causalspec.run.families import resolve_family
-    from causalspec.run.hf_adapter import HFAdapter
-
     options = EngineOptions(batch_size=batch) if incremental is None else EngineOptions(batch_size=batch,
                                                                                       incremental=incremental)
     return (engine_cls or Engine)(HFAdapter(net, plan.network, plan.model, plan.output), net.module,
@@ -43,7 +45,7 @@ class ClaimRun:
 
     plan: object  # compile.plan.CheckPlan
     net: object  # run.loading.LoadedNetwork
-    engine: object
+    engine: Engine
     rows: dict[str, np.ndarray]  # the pool's unique inputs
     base: np.ndarray  # per pair: its base input
     sources: list[np.ndarray]  # per source of the interchange, per pair: its source input
@@ -69,14 +71,11 @@ class ClaimRun:
         return cache, self.patched(cache)
 
 
-def claim_run(ir, check: object | str | None = None, *, net=None, batch: int | None = None,
+def claim_run(ir, check: Any = None, *, net=None, batch: int | None = None,
               pairs: int | None = None, incremental: bool | None = None, engine_cls=None) -> ClaimRun:
     """Plan `check` (a CheckIR, its name, or None: the spec's first) with `pairs` overriding the
     spec's, load its `hf` network on the CPU unless `net` is given, and build the engine
     (`batch` defaults to the check's)."""
-    from causalspec.compile.plan import compile_check
-    from causalspec.run.loading import load_hf_network
-
     if check is None:
         check = ir.checks[0]
     elif isinstance(check, str):

@@ -9,8 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-HIER_EQ_EXAMPLE = REPO / "examples" / "hier_eq"
+from causalspec.semantics.analyse import load_text
+
+
+def _hier_eq_example() -> Path:
+    """The hier_eq example's folder (its `model.py` and `hand.safetensors`): the copy the wheel
+    ships in `causalspec/testing/_hier_eq/` (pyproject's force-include), else `examples/hier_eq`
+    of a source checkout. So `causalspec.testing` works from an installed wheel."""
+    packaged = Path(__file__).resolve().parent / "_hier_eq"
+    if (packaged / "model.py").is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "examples" / "hier_eq"
+
+
+HIER_EQ_EXAMPLE = _hier_eq_example()
 
 HIER_EQ_MODEL = """
 model HierEq {
@@ -26,8 +38,6 @@ model HierEq {
 
 def only_model(text: str):
     """The one model (semantics.model.CausalModel) that a spec text declares."""
-    from causalspec.semantics.analyse import load_text
-
     (model,) = load_text(text).models.values()
     return model
 

@@ -34,6 +34,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from causalspec.testing.tiny import build_word_tokenizer
+
 NAMES = ("Mary", "John", "Tom", "Anna", "Paul", "Lisa")
 FILLER = "then"
 TEMPLATE = "then {A} {B} {C} {A}"
@@ -93,8 +95,6 @@ def build_induction_model(save_dir: str | Path):
     """Build the toy, save model + tokenizer to `save_dir`; return (model, tokenizer)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
-
-    from causalspec.testing.tiny import build_word_tokenizer
 
     save_dir = Path(save_dir)
     tokenizer = build_word_tokenizer([FILLER, *NAMES])

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from causalspec.claims.runner import CheckOptions, NetworkCache
-from causalspec.interop.circuit_files import (CircuitFileError, CircuitGraph, area, circuit_to_graph, full_graph,
+from causalspec.interop.circuit_files import (CircuitFileError, CircuitGraph, circuit_to_graph, full_graph,
                                       graph_from_json, graph_to_json, graph_to_spec, parse_edge, top_edges)
 from causalspec.cli import main
 from causalspec.compile.circuit_plan import EMBED, LOGITS, Arch, Node, parse_node_name, resolve_circuit
+from causalspec.score.circuit_scores import area
 from causalspec.semantics.analyse import load, load_text
 from causalspec.testing.toy_circuits import build_induction_model, spec_header
 
@@ -187,8 +188,8 @@ circuit C on toy for Induction.answer {
 
     ir = load_text(base.replace("SETTINGS", "pairs 12 seed 3 batch 4"))
     c = ir.circuits["C"]
-    assert (c.pairs, c.seed, c.batch) == (12, 3, 4)
-    assert load_text(base.replace("SETTINGS", "")).circuits["C"].pairs == 256
+    assert (c.prompts, c.seed, c.batch) == (12, 3, 4)
+    assert load_text(base.replace("SETTINGS", "")).circuits["C"].prompts == 256
     for settings, msg in (("pool 8", "`pool` is a check setting"), ("pairs 0", "at least 1"),
                           ("seed 1 seed 2", "given twice")):
         with pytest.raises(SpecError) as err:

@@ -7,12 +7,14 @@ import dataclasses
 
 import pytest
 
+from causalspec import errors
 from causalspec.claims.common import check_failure, known_failure
 from causalspec.claims.locate import Located
 from causalspec.compile.circuit_plan import CircuitPlanError
 from causalspec.run.adapters import CheckUsageError
-from causalspec.run.loading import NetworkLoadError, NetworkUnavailable
+from causalspec.run.loading import NetworkLoadError, NetworkUnavailable, UserCodeError
 from causalspec.run.sites import SiteCallError, SiteShapeError, UnservableSite
+from causalspec.semantics.sampling import SamplingError
 
 
 def _raised(exc: BaseException) -> BaseException:
@@ -34,16 +36,21 @@ def _raised(exc: BaseException) -> BaseException:
     (UnservableSite("resid.mid[0]", "gpt_neox", "parallel residual", ["resid.pre[1]"]), "error"),
     (SiteShapeError("shape"), "error"),
     (SiteCallError("called twice"), "error"),
+    (CircuitPlanError("head 12 is out of range"), "error"),
+    (SamplingError("no input satisfies the constraints"), "error"),
+    (UserCodeError("encode returned a list", "encode"), "error"),
+    (errors.CheckSkipped("no GPU here"), "skipped"),
+    (errors.CheckError("any check error"), "error"),
 ])
 def test_known_check_time_problems_become_a_skip_or_an_error_with_their_message(exc, status):
     assert known_failure(exc) == (status, str(exc))
     assert check_failure(_raised(exc)) == (status, str(exc))
 
 
-def test_an_extra_error_type_counts_only_where_the_claim_kind_names_it():
-    exc = CircuitPlanError("head 12 is out of range")
-    assert known_failure(exc) is None
-    assert known_failure(exc, extra=(CircuitPlanError,)) == ("error", "head 12 is out of range")
+def test_the_ladder_goes_by_the_error_trees_kinds_only():
+    # a usage or spec error is not a check-time problem: not a verdict, the CLI maps it (exit 2)
+    assert known_failure(errors.UsageError("--pairs must be at least 1")) is None
+    assert known_failure(ValueError("x")) is None
 
 
 def test_user_code_that_raises_or_exits_is_an_error_naming_it():

@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 import causalspec
-from causalspec.cli.app import COMMANDS, build_parser
+from causalspec import errors
+from causalspec.cli.app import COMMANDS, build_parser, exit_status, main
+from causalspec.files import OverwriteRefused
+from causalspec.run.adapters import CheckUsageError
+from causalspec.run.devices import BadDeviceOrDtype
+from causalspec.run.loading import NetworkUnavailable
 
 PACKAGE = Path(causalspec.__file__).resolve().parent
 
@@ -66,3 +71,37 @@ def test_commands_never_import_the_app_module(path):
     if path.name in ("app.py", "__init__.py", "__main__.py"):
         return
     assert "causalspec.cli.app" not in _imports(path)
+
+
+# ───────────────────────── the one except-ladder: exceptions -> exit codes ─────────────────────────
+
+def _spec_error():
+    from causalspec.diagnostics import Diagnostic, Span
+
+    return errors.SpecError([Diagnostic("E0201", "unknown name `Q`", Span("s.cspec", 3, 5))])
+
+
+@pytest.mark.parametrize("exc, code, said", [
+    (_spec_error(), 2, "E0201"),
+    (errors.UsageError("--pairs must be at least 1"), 2, "error: --pairs must be at least 1"),
+    (OverwriteRefused("out.json is not a file of ours"), 2, "error: out.json is not a file of ours"),
+    (BadDeviceOrDtype("unknown device `gpu`"), 2, "error: unknown device `gpu`"),
+    (NetworkUnavailable("weights of gpt2 are not cached"), 1, "skipped: weights of gpt2 are not cached"),
+    (CheckUsageError("token counts differ"), 1, "error: token counts differ"),
+    (errors.CheckError("cannot serve resid.mid[0]"), 1, "error: cannot serve resid.mid[0]"),
+    (KeyboardInterrupt(), 130, "interrupted"),
+    (BrokenPipeError(), 0, ""),
+    (KeyError("oops"), 3, "internal error: KeyError: 'oops'"),
+])
+def test_the_error_tree_maps_to_exit_codes_in_one_place(exc, code, said, capsys):
+    assert exit_status(exc) == code
+    err = capsys.readouterr().err
+    assert said in err if said else err == ""
+    if code != 3:
+        assert "bug in causalspec" not in err
+
+
+def test_main_runs_the_ladder_and_systemexit_passes_through(tmp_path, capsys):
+    assert main(["parse", str(tmp_path / "missing.cspec")]) == 2
+    with pytest.raises(SystemExit):
+        exit_status(SystemExit(4))

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from causalspec.claims.runner import CheckOptions, NetworkCache, run_checks
 from causalspec.compile.plan import compile_check
-from causalspec.compile.training import _ids, training_plan
+from causalspec.compile.training import row_keys, training_plan
 from causalspec.semantics.analyse import load
 from causalspec.testing.planted import planted_subspaces, principal_angles
 
@@ -68,8 +68,8 @@ def test_training_split_is_disjoint_from_held_out_pairs(first_run):
     ir = load(path)
     plan = compile_check(ir, ir.checks[0])
     tplan = training_plan(plan, 1024)
-    held = set(_ids(plan.model, plan.pool).tolist())
-    train = _ids(plan.model, tplan.pool).tolist()
+    held = set(row_keys(plan.model, plan.pool).tolist())
+    train = row_keys(plan.model, tplan.pool).tolist()
     assert tplan.overlap == 0 and not held & set(train)
     assert len(tplan.claims) == len(plan.claims) and all(c.pairs.n == 1024 for c in tplan.claims)
 
@@ -123,9 +123,9 @@ def test_artifact_key_follows_seed_and_weights(first_run, planted_dir, tmp_path)
     h = weights_hash(net.module)
     with torch.no_grad():
         net.module.head.bias.add_(1.0)
-    from causalspec.claims.artifacts import _WEIGHT_HASHES
+    from causalspec.claims.artifacts import WEIGHT_HASHES
 
-    _WEIGHT_HASHES.clear()
+    WEIGHT_HASHES.clear()
     assert weights_hash(net.module) != h
 
 

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from causalspec.report.files import OverwriteRefused
+from causalspec.files import OverwriteRefused
 from causalspec.report.json_report import SCHEMA, to_json, write_json
 from causalspec.report.junit import to_junit, write_junit
 from causalspec.report.terminal import (CheckProgress, TerminalReport, check_text, counterexamples, make_console,

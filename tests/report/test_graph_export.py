@@ -10,7 +10,7 @@ import networkx as nx
 import pytest
 
 from causalspec.report import graph_export as ge
-from causalspec.report.files import OverwriteRefused, recognise_bytes
+from causalspec.files import OverwriteRefused, recognise_bytes
 from causalspec.semantics.analyse import load_text
 from causalspec.testing.specs import HIER_EQ_MODEL
 
@@ -174,7 +174,7 @@ def test_png_refuses_a_directory(model, tmp_path):
 
 def test_layout_puts_causes_above_effects(model):
     order = list(model.order)
-    pos = ge._png_layout(model.graph, order)
+    pos = ge.png_layout(model.graph, order)
     for s, t in EDGES:
         assert pos[s][1] > pos[t][1]
     assert [n for n in sorted("WXYZ", key=lambda n: pos[n][0])] == ["W", "X", "Y", "Z"]

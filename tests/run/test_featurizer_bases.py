@@ -96,8 +96,8 @@ def test_engine_reports_the_irs_errors(tmp_path, mlp):
 
 def test_a_basis_file_is_read_once_per_width(tmp_path, mlp, monkeypatch):
     reads = []
-    real = engine_module._read_safetensors
-    monkeypatch.setattr(engine_module, "_read_safetensors", lambda path: reads.append(path) or real(path))
+    real = engine_module.read_safetensors
+    monkeypatch.setattr(engine_module, "read_safetensors", lambda path: reads.append(path) or real(path))
     engine = Engine(VectorAdapter(mlp), mlp, GenericFamily())
     feat = saved(tmp_path, torch.eye(WIDTH)[:, :2])
     assert engine.basis(feat, WIDTH) is engine.basis(feat, WIDTH) and len(reads) == 1

@@ -141,7 +141,7 @@ def cache_layout(request, monkeypatch):
         from transformers import DynamicCache
 
         monkeypatch.setattr(incremental, "_make_cache",
-                            lambda past: incremental._legacy_layout_cache(DynamicCache, past))
+                            lambda past: incremental.legacy_layout_cache(DynamicCache, past))
     return request.param
 
 

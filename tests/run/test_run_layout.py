@@ -101,13 +101,13 @@ def test_every_learned_featurizer_kind_has_one_strategy_class():
 
 def test_the_boundless_patch_goes_through_the_engines_edit():
     """The soft mask's patch keeps the engine's position handling: untouched positions stay."""
-    from causalspec.run.train import _masked_mix, _subspace_edit
+    from causalspec.run.train import masked_mix, subspace_edit
 
     x = torch.randn(2, 4, 3)
     values = torch.randn(2, 1, 3)
     rotation, mask = torch.eye(3), torch.tensor([1.0, 0.0, 1.0])
-    edit = _subspace_edit(SiteAddress("resid.post", 0), torch.tensor([[1], [3]]), values, (rotation, mask),
-                          _masked_mix)
+    edit = subspace_edit(SiteAddress("resid.post", 0), torch.tensor([[1], [3]]), values, (rotation, mask),
+                          masked_mix)
     y = edit(x)
     assert torch.equal(y[0, [0, 2, 3]], x[0, [0, 2, 3]]) and torch.equal(y[1, :3], x[1, :3])
     assert torch.allclose(y[0, 1], torch.stack([values[0, 0, 0], x[0, 1, 1], values[0, 0, 2]]))

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from causalspec.run.families import GenericFamily, TransformerFamily, _base_prefix, resolve_family
+from causalspec.run.families import GenericFamily, TransformerFamily, base_prefix, resolve_family
 from causalspec.run.hooks import patch, record
 from causalspec.run.sites import (
     Intervention,
@@ -59,7 +59,7 @@ def every_site(tm: TinyModel) -> list[SiteAddress]:
         for part in ("q", "k", "v", "z", "result"):
             for head in range(n_kv if part in ("k", "v") else n_heads):
                 sites.append(SiteAddress(f"head.{part}", layer, head))
-    block = f"{_base_prefix(tm.model)}{family.spec.layers}.1"
+    block = f"{base_prefix(tm.model)}{family.spec.layers}.1"
     sites += [SiteAddress("module", module_path=f"{block}.{family.spec.mlp_out}", module_io="output"),
               SiteAddress("module", module_path=block, module_io="input")]
     return sites
@@ -466,7 +466,7 @@ def test_z_recomputed_from_q_k_v(tiny: TinyModel) -> None:
     q_module = family.locate(model, sites["q", 0]).inner.module
     names = {m: n for n, m in model.named_modules()}
     attention = model.get_submodule(names[q_module].rsplit(".", 1)[0])  # the module holding `scaling`
-    base = model.get_submodule(_base_prefix(model).rstrip(".")) if _base_prefix(model) else model
+    base = model.get_submodule(base_prefix(model).rstrip(".")) if base_prefix(model) else model
     seq = ids.shape[1]
     for h in range(n_heads):
         g = h // (n_heads // n_kv)

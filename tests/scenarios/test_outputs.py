@@ -260,7 +260,7 @@ def test_ctrl_c_while_a_report_is_written_leaves_no_temp_file_and_the_old_report
     def replace(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("causalspec.report.files.os.replace", replace)
+    monkeypatch.setattr("causalspec.files.os.replace", replace)
     code, _, err = _run(capsys, ["check", spec, "--only", "Good", "--json", j])
     assert code == 130 and "interrupted" in err
     assert j.read_bytes() == old

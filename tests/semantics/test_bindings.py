@@ -31,7 +31,7 @@ def full():
 def test_full_network(full):
     net = full.networks["gpt2"]
     assert isinstance(net, NetworkIR)
-    assert (net.backend, net.source, net.model_class, net.dtype, net.device) == \
+    assert (net.framework, net.source, net.model_class, net.dtype, net.device) == \
         ("hf", "models/gpt2", "causal_lm", "float32", "cuda:0")
     assert net.encode is None and net.trust_remote_code is False
     enc = net.encoding

@@ -34,11 +34,11 @@ def diagnostics(body: str, tmp_path: Path, torch: bool = False):
 def test_ok_corpus_networks():
     ir = load(OK / "greater_than.cspec")
     xl, remote, plain = ir.networks["gpt2xl"], ir.networks["gpt2remote"], ir.networks["gpt2"]
-    assert (xl.device_map, xl.engine, xl.remote, xl.remote_host, xl.dtype) == \
+    assert (xl.device_map, xl.backend_name, xl.remote, xl.remote_host, xl.dtype) == \
         ("auto", "nnsight", False, None, "bfloat16")
-    assert (remote.device_map, remote.engine, remote.remote, remote.remote_host) == \
+    assert (remote.device_map, remote.backend_name, remote.remote, remote.remote_host) == \
         ("balanced", "nnsight", True, "https://ndif.example.org")
-    assert (plain.device_map, plain.engine, plain.remote, plain.remote_host) == (None, None, False, None)
+    assert (plain.device_map, plain.backend_name, plain.remote, plain.remote_host) == (None, None, False, None)
 
 
 @pytest.mark.parametrize("body,want", [
@@ -51,12 +51,12 @@ def test_ok_corpus_networks():
 ])
 def test_ir_fields(body, want, tmp_path):
     net = analyse(body, tmp_path).networks["n"]
-    assert (net.device_map, net.engine, net.remote, net.remote_host) == want
+    assert (net.device_map, net.backend_name, net.remote, net.remote_host) == want
 
 
 def test_torch_network_takes_a_local_engine(tmp_path):
     net = analyse("  backend nnsight\n", tmp_path, torch=True).networks["n"]
-    assert (net.engine, net.remote, net.device_map) == ("nnsight", False, None)
+    assert (net.backend_name, net.remote, net.device_map) == ("nnsight", False, None)
 
 
 @pytest.mark.parametrize("body,torch,line,column,words", [  # line: of the body, from 1

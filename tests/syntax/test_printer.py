@@ -295,11 +295,11 @@ def test_every_keyword_in_every_identifier_position(monkeypatch):
     and then only because the text it would print indeed reads back differently."""
     spec = parse(KITCHEN_SINK.read_text(encoding="utf-8"))
     spec = A.Spec(spec.items + parse(CORNERS).items)
-    ident = printer._ident
+    ident = printer.check_ident
 
     def print_ignoring_keywords(node: A.Spec) -> str:
         with monkeypatch.context() as m:
-            m.setattr(printer, "_ident", lambda text, what="", reserved=frozenset(): ident(text, what))
+            m.setattr(printer, "check_ident", lambda text, what="", reserved=frozenset(): ident(text, what))
             return print_spec(node)
 
     refused = printed = 0

@@ -1,4 +1,4 @@
-"""report.files: what counts as a file of ours, the one target test, the atomic writer.
+"""causalspec.files: what counts as a file of ours, the one target test, the atomic writer.
 
 A file is ours only if it carries our exact marker (parsed, not searched for). Every writer's
 real output is recognised, so a re-run replaces it; files that merely mention causalspec, or
@@ -13,8 +13,8 @@ import os
 
 import pytest
 
-from causalspec.report import files
-from causalspec.report.files import (OverwriteRefused, UnwritableTarget, atomic_write_bytes, atomic_write_text,
+from causalspec import files
+from causalspec.files import (OverwriteRefused, UnwritableTarget, atomic_write_bytes, atomic_write_text,
                                      check_folder, check_target, recognise, recognise_bytes, stamp_text,
                                      tool_header)
 

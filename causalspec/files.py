@@ -30,16 +30,17 @@ up front with `check_folder`; the activation store's own folders carry a manifes
 
 from __future__ import annotations
 
-from causalspec.errors import UsageError
-
 import hashlib
 import json
 import os
 import re
 import struct
 import tempfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
+
+from causalspec.errors import UsageError
 
 TOOL = "causalspec"
 
@@ -77,9 +78,19 @@ class UnwritableTarget(OutputError):
 # ───────────────────────── markers we write ─────────────────────────
 
 def tool_version() -> str:
-    from causalspec.report.json_report import tool_version as version
+    """The installed causalspec's version (a checkout that is not installed: its pyproject.toml's)."""
+    try:
+        return version(TOOL)
+    except PackageNotFoundError:
+        pass
+    # a checkout that is not installed: read the version from its pyproject.toml
+    try:
+        import tomllib
 
-    return version()
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+    except Exception:  # noqa: BLE001 - a version string is never worth failing a report for
+        return "unknown"
 
 
 def tool_header() -> dict:
