@@ -1,0 +1,83 @@
+"""Hooks of the zoo specs: build the torch port of a compiled program, encode inputs, decode outputs.
+
+Every spec of this folder names a program's builder (`build_count_a`, …), its encoder and its decoder
+here. The builders shape `causalspec.testing.tracr_port.TracrTransformer` from the program's layout
+JSON (causalspec then loads the compiled weights into it from the `.safetensors` file the spec names).
+
+The causal models name the input tokens `t0`, `t1`, … (token k of the sequence; the network sees it
+at position k + 1, after BOS). A program's output is one value per position; the specs read it as one
+number, the positions' values as the digits of a base-R numeral, first position first (R = number of
+output values): that is how a spec of today's language, whose output is one value per example, states a
+per-position output exactly. A position whose output is not a value of the output space (tracr's
+argmax picks one anyway) cannot occur: tracr's categorical read-out is always some value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from causalspec.testing.tracr_port import TracrTransformer, build_port, decode_categorical, encode_tokens, load_layout
+
+HERE = Path(__file__).resolve().parent
+_LAYOUTS: dict[str, dict[str, Any]] = {}
+
+
+def layout(program: str) -> dict[str, Any]:
+    if program not in _LAYOUTS:
+        _LAYOUTS[program] = load_layout(HERE / f"{program}.json")
+    return _LAYOUTS[program]
+
+
+def _encode(program: str, inputs: dict[str, list[Any]]) -> torch.Tensor:
+    n = layout(program)["max_seq_len"]
+    columns = [inputs[f"t{k}"] for k in range(n)]
+    return encode_tokens(layout(program), [list(seq) for seq in zip(*columns)])
+
+
+def _value_index(value: Any) -> int:
+    # bool outputs are digits 0/1 (False < True, as in tracr's sorted output space); ints are themselves
+    return int(value)
+
+
+def _decode_numeral(program: str, outputs: torch.Tensor) -> list[int]:
+    radix = len(layout(program)["output"]["values"])
+    result = []
+    for row in decode_categorical(layout(program), outputs):
+        number = 0
+        for value in row:
+            number = number * radix + _value_index(value)
+        result.append(number)
+    return result
+
+
+# ── count_a: lib.make_count(tokens, "a") ──
+
+
+def build_count_a() -> TracrTransformer:
+    return build_port(layout("count_a"))
+
+
+def encode_count_a(inputs: dict[str, list[Any]]) -> torch.Tensor:
+    return _encode("count_a", inputs)
+
+
+def decode_count_a(outputs: torch.Tensor) -> list[int]:
+    return _decode_numeral("count_a", outputs)
+
+
+# ── detect_ab: lib.detect_pattern(tokens, "ab") ──
+
+
+def build_detect_ab() -> TracrTransformer:
+    return build_port(layout("detect_ab"))
+
+
+def encode_detect_ab(inputs: dict[str, list[Any]]) -> torch.Tensor:
+    return _encode("detect_ab", inputs)
+
+
+def decode_detect_ab(outputs: torch.Tensor) -> list[int]:
+    return _decode_numeral("detect_ab", outputs)
