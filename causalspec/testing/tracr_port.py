@@ -107,10 +107,12 @@ class TracrLayer(nn.Module):
 
 
 class TracrTransformer(nn.Module):
-    """The assembled model: `forward(tokens [B, T]) -> output space values [B, T, output_dims]`.
+    """The assembled model: `forward(tokens [B, T]) -> [B, T, output_dims + 1]`.
 
-    The output is the final residual stream projected onto the output space, before tracr's argmax
-    (categorical outputs) or squeeze (numerical ones); a zoo decode hook reads it per position.
+    The first `output_dims` columns are the final residual stream projected onto the output space,
+    before tracr's argmax (categorical outputs) or squeeze (numerical ones); the last column is the
+    stream's `tokens:PAD` direction, 1 at padding positions, whose outputs tracr's `apply` never shows
+    (it runs unpadded sequences). A zoo decode hook reads the output per real position.
     """
 
     def __init__(self, cfg: PortConfig) -> None:
@@ -120,7 +122,8 @@ class TracrTransformer(nn.Module):
         self.pos_embed = nn.Embedding(cfg.n_positions, cfg.d_model)
         self.layers = nn.ModuleList([TracrLayer(cfg) for _ in range(cfg.num_layers)])
         self.resid = nn.ModuleList([nn.Identity() for _ in range(2 * cfg.num_layers + 1)])
-        self.unembed = nn.Linear(cfg.d_model, cfg.output_dims, bias=False)
+        # tracr's read-out onto the output space, and a last row reading the `tokens:PAD` direction
+        self.unembed = nn.Linear(cfg.d_model, cfg.output_dims + 1, bias=False)
 
     def streams(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """The residual stream at every tap (embeddings, then after each sublayer)."""
@@ -175,6 +178,9 @@ def encode_tokens(layout: dict[str, Any], sequences: list[list[str]]) -> torch.T
 
 
 def decode_categorical(layout: dict[str, Any], outputs: torch.Tensor) -> list[list[Any]]:
-    """Per example, the output value at every non-BOS position (argmax over the output space, as tracr)."""
+    """Per example, the output value at every real position after BOS (argmax over the output space, as
+    tracr's read-out), padding positions left out: what tracr's `apply` decodes on the unpadded input."""
     values = layout["output"]["values"]
-    return [[values[i] for i in row[1:]] for row in outputs.argmax(dim=-1).tolist()]
+    ids = outputs[..., :-1].argmax(dim=-1).tolist()
+    pads = (outputs[..., -1] > 0.5).tolist()
+    return [[values[i] for i, pad in zip(row[1:], flags[1:]) if not pad] for row, flags in zip(ids, pads)]

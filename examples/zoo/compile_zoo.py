@@ -49,8 +49,8 @@ from tracr.rasp import rasp
 
 HERE = Path(__file__).resolve().parent
 BOS, PAD = "BOS", "PAD"
-#: residual taps whose full stream is recorded for the port check (inputs in enumeration order)
-RECORD_STREAMS = 12
+#: about how many inputs (spread over the input space) get their whole residual stream recorded
+RECORD_STREAMS = 16
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,23 @@ def _detect_ab() -> rasp.SOp:
     return (prev_is_a & is_b).named("detect_ab")
 
 
+def _length() -> rasp.SOp:
+    # tracr's lib.make_length(): SelectorWidth(Select(tokens, tokens, TRUE))
+    return lib.make_length()
+
+
+def _reverse() -> rasp.SOp:
+    # tracr's lib.make_reverse(tokens): length, opp_idx = length - indices, opp_idx-1, then an Aggregate
+    return lib.make_reverse(rasp.tokens).named("reverse")
+
+
 PROGRAMS: dict[str, Program] = {
     p.name: p
     for p in [
         Program("count_a", 'lib.make_count(tokens, "a")', _count_a, ("a", "b", "c"), 4),
         Program("detect_ab", 'lib.detect_pattern(tokens, "ab")', _detect_ab, ("a", "b", "c"), 4),
+        Program("length", "lib.make_length()", _length, ("a", "b"), 4),
+        Program("reverse", "lib.make_reverse(tokens)", _reverse, ("a", "b", "c"), 4),
     ]
 }
 
@@ -184,9 +196,13 @@ def compile_program(prog: Program) -> None:
     out_name = sink[nodes.ID]
     out_dims = values[readable(out_name)]["dims"]
     out_encoding = rasp.get_encoding(sink[nodes.EXPR]).value
-    unembed = np.zeros((out_dims[1] - out_dims[0], d_model), dtype=np.float32)  # type: ignore[index]
+    # the read-out: tracr's projection onto the output space, plus one last row that reads the
+    # `tokens:PAD` direction, so that a decode hook can tell padding positions (whose outputs tracr's
+    # apply() never shows) from real ones
+    unembed = np.zeros((out_dims[1] - out_dims[0] + 1, d_model), dtype=np.float32)  # type: ignore[index]
     for row, dim in enumerate(range(out_dims[0], out_dims[1])):  # type: ignore[index]
         unembed[row, dim] = 1.0
+    unembed[-1, labels.index(f"{rasp.tokens.label}:{PAD}")] = 1.0
     output_values = (
         [_jsonable(v) for v in sorted(graph.nodes[out_name][nodes.VALUE_SET])] if out_encoding == "categorical" else []
     )
@@ -207,11 +223,14 @@ def compile_program(prog: Program) -> None:
     # tracr's own outputs on every input of the input space, through its own apply()
     recorded = []
     streams = []
-    for seq in itertools.product(prog.vocab, repeat=prog.max_seq_len):
+    inputs = [seq for n in range(1, prog.max_seq_len + 1) for seq in itertools.product(prog.vocab, repeat=n)]
+    every = max(1, len(inputs) // RECORD_STREAMS)
+    for i, seq in enumerate(inputs):
         out = model.apply([BOS, *seq])
         recorded.append({"tokens": list(seq), "decoded": [_jsonable(v) for v in out.decoded[1:]]})
-        if len(streams) < RECORD_STREAMS:
-            ids = jnp.array([[token_ids[BOS]] + [token_ids[t] for t in seq]])
+        pad = prog.max_seq_len - len(seq)
+        if i % every == 0:  # the whole stream on a spread of inputs, padded as the port runs them
+            ids = jnp.array([[token_ids[BOS]] + [token_ids[t] for t in seq] + [token_ids[PAD]] * pad])
             fwd = model.forward(model.params, ids).transformer_output
             layers = [fwd.input_embeddings] + list(fwd.residuals)
             streams.append(
@@ -238,7 +257,7 @@ def compile_program(prog: Program) -> None:
             "mlp_hidden_size": cfg.mlp_hidden_size,
             "vocab_size": int(tensors["token_embed.weight"].shape[0]),
             "n_positions": int(tensors["pos_embed.weight"].shape[0]),
-            "output_dims": int(unembed.shape[0]),
+            "output_dims": int(unembed.shape[0]) - 1,
         },
         "taps": taps,
         "residual_labels": labels,

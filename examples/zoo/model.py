@@ -5,11 +5,18 @@ here. The builders shape `causalspec.testing.tracr_port.TracrTransformer` from t
 JSON (causalspec then loads the compiled weights into it from the `.safetensors` file the spec names).
 
 The causal models name the input tokens `t0`, `t1`, … (token k of the sequence; the network sees it
-at position k + 1, after BOS). A program's output is one value per position; the specs read it as one
-number, the positions' values as the digits of a base-R numeral, first position first (R = number of
-output values): that is how a spec of today's language, whose output is one value per example, states a
-per-position output exactly. A position whose output is not a value of the output space (tracr's
-argmax picks one anyway) cannot occur: tracr's categorical read-out is always some value.
+at position k + 1, after BOS); programs over sequences of varying length also have an input `n`, the
+number of real tokens (positions after the n-th are PAD, and the tokens the model draws for them are
+ignored). A program's output is one value per position; the specs read it as one number, the
+positions' values as the digits of a base-R numeral, first position first: that is how a spec of
+today's language, whose output is one value per example, states a per-position output exactly.
+
+- Fixed-length programs (count_a, detect_ab): digit = the index of the position's value in the output
+  space (tracr's argmax), R = number of output values.
+- Varying-length programs (length, reverse): digit = the value's index; or `len(values)` ("none")
+  where the output space holds no value (tracr's Aggregate found no key: every output coordinate is 0,
+  and tracr's argmax would silently show the first value); or `len(values) + 1` ("pad") at a padding
+  position. R = number of output values + 2.
 """
 
 from __future__ import annotations
@@ -53,6 +60,30 @@ def _decode_numeral(program: str, outputs: torch.Tensor) -> list[int]:
     return result
 
 
+def _decode_padded_numeral(program: str, outputs: torch.Tensor) -> list[int]:
+    n_values = len(layout(program)["output"]["values"])
+    none, pad, radix = n_values, n_values + 1, n_values + 2
+    result = []
+    for row in outputs[:, 1:]:  # every position after BOS
+        number = 0
+        for position in row:
+            if position[-1] > 0.5:
+                digit = pad
+            elif position[:-1].max() < 0.5:
+                digit = none
+            else:
+                digit = int(position[:-1].argmax())
+            number = number * radix + digit
+        result.append(number)
+    return result
+
+
+def _encode_padded(program: str, inputs: dict[str, list[Any]]) -> torch.Tensor:
+    n = layout(program)["max_seq_len"]
+    columns = [inputs[f"t{k}"] for k in range(n)]
+    return encode_tokens(layout(program), [list(seq[:length]) for length, *seq in zip(inputs["n"], *columns)])
+
+
 # ── count_a: lib.make_count(tokens, "a") ──
 
 
@@ -81,3 +112,33 @@ def encode_detect_ab(inputs: dict[str, list[Any]]) -> torch.Tensor:
 
 def decode_detect_ab(outputs: torch.Tensor) -> list[int]:
     return _decode_numeral("detect_ab", outputs)
+
+
+# ── length: lib.make_length() over sequences of 1..4 tokens ──
+
+
+def build_length() -> TracrTransformer:
+    return build_port(layout("length"))
+
+
+def encode_length(inputs: dict[str, list[Any]]) -> torch.Tensor:
+    return _encode_padded("length", inputs)
+
+
+def decode_length(outputs: torch.Tensor) -> list[int]:
+    return _decode_padded_numeral("length", outputs)
+
+
+# ── reverse: lib.make_reverse(tokens) over sequences of 1..4 tokens ──
+
+
+def build_reverse() -> TracrTransformer:
+    return build_port(layout("reverse"))
+
+
+def encode_reverse(inputs: dict[str, list[Any]]) -> torch.Tensor:
+    return _encode_padded("reverse", inputs)
+
+
+def decode_reverse(outputs: torch.Tensor) -> list[int]:
+    return _decode_padded_numeral("reverse", outputs)
