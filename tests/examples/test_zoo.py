@@ -80,3 +80,29 @@ def test_zoo_spec_true_claims_pass_and_false_claims_fail(spec):
                 assert claim.changed > 0 and claim.moved > 0, (result.name, claim.label)
         else:
             assert result.status == "failed", (result.name, result.status, result.reason)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
+def test_true_alignments_follow_the_layout(spec):
+    """Every site of a True… alignment is one value's whole block of dimensions in the program's layout
+    JSON, at a tap where that value is already in the stream — the specs are written from the layouts,
+    and a regeneration that moves a value breaks this test before it breaks a check."""
+    layout = load_layout(ZOO / f"{spec.stem}.json")
+    blocks = {tuple(v["dims"]): (name, v["from_tap"]) for name, v in layout["values"].items()}
+    ir = load(spec)
+    checked = 0
+    for name, alignment in ir.alignments.items():
+        if not name.startswith("True"):
+            continue
+        for var, bindings in alignment.variables.items():
+            for binding in bindings:
+                assert binding.site.kind == "module" and binding.site.module_path.startswith("resid.")
+                tap = int(binding.site.module_path.split(".")[1])
+                dims = (binding.featurizer.lo, binding.featurizer.hi)
+                assert dims in blocks, f"{name}: {var} -> {dims} is no value's block in {spec.stem}.json"
+                value, from_tap = blocks[dims]
+                assert tap >= from_tap, f"{name}: {var} read at tap {tap}, before {value} is written ({from_tap})"
+                assert [p.index for p in binding.positions] and all(
+                    1 <= p.index <= layout["max_seq_len"] for p in binding.positions)
+                checked += 1
+    assert checked >= 3
