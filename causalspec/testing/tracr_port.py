@@ -184,3 +184,11 @@ def decode_categorical(layout: dict[str, Any], outputs: torch.Tensor) -> list[li
     ids = outputs[..., :-1].argmax(dim=-1).tolist()
     pads = (outputs[..., -1] > 0.5).tolist()
     return [[values[i] for i, pad in zip(row[1:], flags[1:]) if not pad] for row, flags in zip(ids, pads)]
+
+
+def decode_numerical(outputs: torch.Tensor) -> list[list[float]]:
+    """Per example, the numerical output at every real position after BOS, padding left out (tracr's
+    read-out of a numerical program: the output space's one dimension, squeezed)."""
+    values = outputs[..., 0].tolist()
+    pads = (outputs[..., -1] > 0.5).tolist()
+    return [[v for v, pad in zip(row[1:], flags[1:]) if not pad] for row, flags in zip(values, pads)]

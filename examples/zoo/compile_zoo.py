@@ -88,12 +88,26 @@ def _reverse() -> rasp.SOp:
     return lib.make_reverse(rasp.tokens).named("reverse")
 
 
+def _count_a_share() -> rasp.SOp:
+    # a numerical value: count_a (as in lib.make_count) mapped to count / 4, the share of "a" tokens in
+    # a sequence of 4; tracr compiles the Map to an MLP that writes one dimension
+    count = lib.make_count(rasp.tokens, "a").named("count_a")
+    return rasp.numerical(rasp.Map(lambda c: c / 4, count)).named("count_a_share")
+
+
 PROGRAMS: dict[str, Program] = {
     p.name: p
     for p in [
         Program("count_a", 'lib.make_count(tokens, "a")', _count_a, ("a", "b", "c"), 4),
         Program("detect_ab", 'lib.detect_pattern(tokens, "ab")', _detect_ab, ("a", "b", "c"), 4),
         Program("length", "lib.make_length()", _length, ("a", "b"), 4),
+        Program(
+            "count_a_share",
+            'numerical(Map(lambda c: c / 4, lib.make_count(tokens, "a")))',
+            _count_a_share,
+            ("a", "b", "c"),
+            4,
+        ),
         Program("reverse", "lib.make_reverse(tokens)", _reverse, ("a", "b", "c"), 4),
     ]
 }

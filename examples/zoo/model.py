@@ -17,6 +17,9 @@ today's language, whose output is one value per example, states a per-position o
   where the output space holds no value (tracr's Aggregate found no key: every output coordinate is 0,
   and tracr's argmax would silently show the first value); or `len(values) + 1` ("pad") at a padding
   position. R = number of output values + 2.
+- The numerical program (count_a_share): digit = 4 × the position's value, which must be a whole
+  number (to 1e-3); anything else decodes to -1, outside the output's type, so it counts as wrong.
+  Today's language has no real-valued variables, so the model states the value in quarters.
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ from typing import Any
 
 import torch
 
-from causalspec.testing.tracr_port import TracrTransformer, build_port, decode_categorical, encode_tokens, load_layout
+from causalspec.testing.tracr_port import (
+    TracrTransformer,
+    build_port,
+    decode_categorical,
+    decode_numerical,
+    encode_tokens,
+    load_layout,
+)
 
 HERE = Path(__file__).resolve().parent
 _LAYOUTS: dict[str, dict[str, Any]] = {}
@@ -142,3 +152,28 @@ def encode_reverse(inputs: dict[str, list[Any]]) -> torch.Tensor:
 
 def decode_reverse(outputs: torch.Tensor) -> list[int]:
     return _decode_padded_numeral("reverse", outputs)
+
+
+# ── count_a_share: numerical(Map(lambda c: c / 4, lib.make_count(tokens, "a"))) ──
+
+
+def build_count_a_share() -> TracrTransformer:
+    return build_port(layout("count_a_share"))
+
+
+def encode_count_a_share(inputs: dict[str, list[Any]]) -> torch.Tensor:
+    return _encode("count_a_share", inputs)
+
+
+def decode_count_a_share(outputs: torch.Tensor) -> list[int]:
+    result = []
+    for row in decode_numerical(outputs):
+        number = 0
+        for value in row:
+            quarters = round(4 * value)
+            if abs(4 * value - quarters) > 1e-3 or not 0 <= quarters <= 4:
+                number = -1
+                break
+            number = number * 5 + quarters
+        result.append(number)
+    return result

@@ -19,7 +19,13 @@ import torch
 
 from causalspec.claims.runner import run_checks
 from causalspec.semantics.analyse import load
-from causalspec.testing.tracr_port import decode_categorical, encode_tokens, load_layout, load_port
+from causalspec.testing.tracr_port import (
+    decode_categorical,
+    decode_numerical,
+    encode_tokens,
+    load_layout,
+    load_port,
+)
 
 ZOO = Path(__file__).resolve().parents[2] / "examples" / "zoo"
 PROGRAMS = sorted(p.stem for p in ZOO.glob("*.json"))
@@ -42,8 +48,13 @@ def test_torch_port_matches_tracr_outputs(program):
     recorded = layout["recorded"]
     with torch.no_grad():
         outputs = model(encode_tokens(layout, [r["tokens"] for r in recorded]))
-    decoded = decode_categorical(layout, outputs)
-    assert decoded == [r["decoded"] for r in recorded]
+    if layout["output"]["encoding"] == "categorical":
+        assert decode_categorical(layout, outputs) == [r["decoded"] for r in recorded]
+    else:
+        ours = decode_numerical(outputs)
+        assert [len(row) for row in ours] == [len(r["decoded"]) for r in recorded]
+        for row, rec in zip(ours, recorded):
+            assert row == pytest.approx(rec["decoded"], abs=1e-5), rec["tokens"]
     # the whole residual stream, tap by tap, on the inputs whose streams tracr recorded
     for rec in layout["recorded_streams"]:
         with torch.no_grad():
@@ -106,3 +117,17 @@ def test_true_alignments_follow_the_layout(spec):
                     1 <= p.index <= layout["max_seq_len"] for p in binding.positions)
                 checked += 1
     assert checked >= 3
+
+
+def test_numerical_decode_refuses_a_value_between_quarters():
+    """count_a_share's decode reads 4 × the number exactly: a value off the grid is outside O's type
+    (so a patch that wrote half a value would count as wrong, not be rounded into a pass)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("zoo_model", ZOO / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    outputs = torch.zeros(2, 5, 2)  # [batch, BOS + 4 positions, output dim + PAD flag]
+    outputs[0, 1:, 0] = torch.tensor([0.25, 0.5, 0.75, 1.0])
+    outputs[1, 1:, 0] = torch.tensor([0.25, 0.375, 0.75, 1.0])
+    assert module.decode_count_a_share(outputs) == [1 * 125 + 2 * 25 + 3 * 5 + 4, -1]
