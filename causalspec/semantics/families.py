@@ -406,22 +406,38 @@ def _static(e: A.Expr, env: Mapping[str, int]) -> int | bool:
     raise _NotStatic(e, name)
 
 
-def _walk(node: object):
-    if isinstance(node, A.Node):
-        yield node
-        for v in vars(node).values():
-            yield from _walk(v)
-    elif isinstance(node, tuple):
-        for v in node:
-            yield from _walk(v)
-
-
 def _has_aggregate(stmt: A.ModelStmt) -> bool:
-    if not isinstance(stmt, (A.VarDecl, A.InputDecl)):
+    """Whether a mechanism or `where` holds an aggregate (an explicit stack: this runs on
+    every statement of every model, so it only descends into expression nodes)."""
+    if isinstance(stmt, A.VarDecl):
+        stack: list[A.Expr] = [stmt.expr]
+    elif isinstance(stmt, A.InputDecl) and stmt.where is not None:
+        stack = [stmt.where]
+    else:
         return False
-    return any(isinstance(n, A.Aggregate) for n in _walk(stmt))
+    while stack:
+        e = stack.pop()
+        if isinstance(e, A.Binary):
+            stack.append(e.left)
+            stack.append(e.right)
+        elif isinstance(e, A.Unary):
+            stack.append(e.operand)
+        elif isinstance(e, A.IfThenElse):
+            stack.extend((e.cond, e.then, e.other))
+        elif isinstance(e, (A.Call, A.Index)):
+            stack.extend(e.args)
+        elif isinstance(e, A.Aggregate):
+            return True
+    return False
+
+
+def _const_bound(t: A.TypeExpr) -> bool:
+    return isinstance(t, A.IntType) and not (isinstance(t.lo, int) and isinstance(t.hi, int))
 
 
 def _has_const_bound(stmt: A.ModelStmt) -> bool:
-    return any(isinstance(n, A.IntType) and not (isinstance(n.lo, int) and isinstance(n.hi, int))
-               for n in _walk(stmt))
+    if isinstance(stmt, (A.DomainDecl, A.InputDecl, A.VarDecl)):
+        return _const_bound(stmt.type)
+    if isinstance(stmt, A.TableDecl):
+        return any(_const_bound(t) for t in stmt.key_types) or _const_bound(stmt.value_type)
+    return False
