@@ -45,6 +45,11 @@ E0210 = Code("E0210", "ambiguous name (variable and enum value)")
 E0211 = Code("E0211", "unknown dataset")
 E0212 = Code("E0212", "unknown position")
 E0213 = Code("E0213", "unknown group")
+E0214 = Code("E0214", "not a constant integer")
+E0215 = Code("E0215", "family used without an index")
+E0216 = Code("E0216", "index outside the family's range")
+E0217 = Code("E0217", "index is not computed from indices and constants")
+E0218 = Code("E0218", "unknown aggregate or aggregate over no index")
 
 # types and domains
 E0301 = Code("E0301", "type mismatch")
@@ -58,6 +63,7 @@ E0308 = Code("E0308", "incomplete table (no default and keys missing)")
 E0309 = Code("E0309", "duplicate enum value or table key")
 E0310 = Code("E0310", "unsatisfiable constraint")
 E0311 = Code("E0311", "balanced sampling on a non-output or constant variable")
+E0312 = Code("E0312", "empty or too large family range")
 
 # graph
 E0401 = Code("E0401", "cycle in the causal model")
@@ -88,6 +94,7 @@ E0610 = Code("E0610", "network option problem")
 E0611 = Code("E0611", "position problem")
 E0612 = Code("E0612", "featurizer not allowed here")
 E0613 = Code("E0613", "variables share directions at one site")
+E0614 = Code("E0614", "family alignment problem")
 
 # checks and circuits
 E0701 = Code("E0701", "threshold out of [0, 1]")

@@ -18,12 +18,16 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--model", help="model name (needed when the file has several)")
     sp.add_argument("--format", choices=["dot", "mermaid", "json", "png"], default="dot")
     sp.add_argument("--output", "-o", help="output file (png default: <spec>.<model>.png)")
+    sp.add_argument("--expand", action="store_true",
+                    help="draw every element of a family (`H[1]`, `H[2]`, …) instead of one node per family")
 
 
 def run(args: argparse.Namespace) -> int:
     check_output_targets(output=args.output)
     ir = load(args.file)
     model = pick_model(ir, args.model)
+    if not args.expand and model.families.families:
+        model = graph_export.family_graph(model)  # one node per family
     fmt = args.format
     if fmt == "png":
         target = Path(args.output or f"{Path(args.file).stem}.{model.name}.png")

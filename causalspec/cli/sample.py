@@ -24,10 +24,12 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
 
 def parse_interchange(text: str, model) -> list[list[str]]:
-    """`WX` / `WX,YZ` (one source) / `WX|YZ` (each group its own source) -> groups."""
+    """`WX` / `WX,YZ` (one source) / `WX|YZ` (each group its own source) -> groups; `H` (a
+    family) is all of `H[1]`, `H[2]`, …"""
     groups = []
     for part in text.split("|"):
-        names = [n.strip() for n in part.split(",") if n.strip()]
+        # a family name (`H`) stands for all its elements, from one source
+        names = list(model.families.expand_names(tuple(n.strip() for n in part.split(",") if n.strip())))
         if not names:
             raise UsageError(f"--interchange {text!r}: empty group; write e.g. WX,YZ or WX|YZ")
         for n in names:

@@ -27,7 +27,7 @@ from causalspec.files import atomic_write_bytes, check_target, stamp_text, tool_
 from causalspec.semantics.expr import to_latex, to_sympy
 from causalspec.syntax.printer import PrintError, print_expr
 
-__all__ = ["to_dot", "to_mermaid", "to_json", "to_png", "JSON_FORMAT", "PNG_SOFTWARE", "KIND_STYLE"]
+__all__ = ["to_dot", "to_mermaid", "to_json", "to_png", "family_graph", "JSON_FORMAT", "PNG_SOFTWARE", "KIND_STYLE"]
 
 # The `causalspec` key of `to_json`'s result; bump `version` (and SCHEMA) on any incompatible change.
 JSON_FORMAT = {"format": "graph", "version": 1}
@@ -50,7 +50,7 @@ _KINDS = tuple(KIND_STYLE)
 def _model_graph(model: Any) -> tuple[str, nx.DiGraph, list[str]]:
     """(model name, graph, node order) for a `CausalModel` or a bare model graph."""
     if isinstance(model, nx.DiGraph):
-        graph, name, order = model, str(model.graph.get("name", "model")), None
+        graph, name, order = model, str(model.graph.get("name", "model")), model.graph.get("order")
     else:
         graph, name, order = model.graph, model.name, list(getattr(model, "order", None) or ())
     if not order or set(order) != set(graph.nodes):
@@ -59,6 +59,34 @@ def _model_graph(model: Any) -> tuple[str, nx.DiGraph, list[str]]:
         except nx.NetworkXUnfeasible:  # a cyclic graph (only a hand-built one): still exportable
             order = sorted(graph.nodes, key=str)
     return name, graph, order
+
+
+def family_graph(model: Any) -> nx.DiGraph:
+    """The model's graph with each family (`var H[i in 1..N]`) drawn as one node `H[1..N]`.
+
+    Why: an unrolled family of N elements is N near-identical nodes and up to N² edges; the
+    family node keeps the reader's view of the spec. Edges between families are merged (a
+    family that reads its own earlier elements, `H[i-1]`, gets a self-loop); the node's
+    mechanism is the family's, as written (`causalspec graph --expand` shows every element)."""
+    families = getattr(getattr(model, "families", None), "families", None) or {}
+    member = {e: f"{f}[{fam.indices[0]}..{fam.indices[-1]}]" for f, fam in families.items()
+              for e in fam.elements}
+    graph = nx.DiGraph(name=model.name)
+    order: list[str] = []
+    for node in model.order:
+        key = member.get(node, node)
+        if key not in graph:
+            data = dict(model.graph.nodes[node])
+            if key != node:
+                fam = families[key[:key.index("[")]]
+                data["elements"] = len(fam.indices)
+                data["mechanism"] = fam.mechanism
+            graph.add_node(key, **data)
+            order.append(key)
+    for src, dst in model.graph.edges:
+        graph.add_edge(member.get(src, src), member.get(dst, dst))
+    graph.graph["order"] = order
+    return graph
 
 
 def _edges(graph: nx.DiGraph, order: list[str]) -> list[tuple[str, str]]:

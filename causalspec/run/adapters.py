@@ -71,7 +71,7 @@ class TorchAdapter:
 
     sequence = False
 
-    def __init__(self, net: LoadedNetwork, model: CausalModel, output: str):
+    def __init__(self, net: LoadedNetwork, model: CausalModel, output: str, position: int | None = None):
         if net.encode_hook is None:
             raise NetworkLoadError(f"network `{net.name}` needs an `encode \"file.py:function\"` hook: "
                                    "causalspec cannot guess how high-level inputs become tensors")
@@ -79,6 +79,8 @@ class TorchAdapter:
         self.model = model
         self.output = output
         self.domain: Domain = model.domain(output)
+        # `O -> output @ 3`: a [batch, positions, classes] output is read at this position
+        self.position = position
         self._embeddings: tuple[Any, list] = (None, [])
 
     def _hook(self, kind: str) -> str:
@@ -162,6 +164,7 @@ class TorchAdapter:
         return check
 
     def predict(self, raw: torch.Tensor, batch: Batch) -> np.ndarray:
+        raw = self._at_position(raw, batch)
         flagged = nonfinite_codes(raw, batch.size)  # [batch]: NAN_OUTPUT / INF_OUTPUT / 0 (finite)
         if self.net.decode_hook is not None:
             what = f"network `{self.net.name}`: {self._hook('decode')}"
@@ -182,6 +185,20 @@ class TorchAdapter:
         if flagged is not None:
             out = np.where(flagged != 0, flagged, out)
         return out
+
+    def _at_position(self, raw: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The output at the alignment's position (`-> output @ 3`), or the output itself."""
+        if self.position is None:
+            return raw
+        if not isinstance(raw, torch.Tensor) or raw.dim() < 3 or raw.shape[0] != batch.size:
+            shape = tuple(raw.shape) if isinstance(raw, torch.Tensor) else type(raw).__name__
+            raise NetworkLoadError(f"network `{self.net.name}`: the output `{self.output}` is read at position "
+                                   f"{self.position}, which needs an output [batch, positions, classes]; got {shape}")
+        if not 0 <= self.position < raw.shape[1]:
+            raise NetworkLoadError(f"network `{self.net.name}`: the output `{self.output}` is read at position "
+                                   f"{self.position}, but the output has {raw.shape[1]} positions "
+                                   f"(0..{raw.shape[1] - 1})")
+        return raw[:, self.position]
 
     def positions(self, batch: Batch, binding) -> torch.Tensor | None:
         specs = binding.positions

@@ -143,6 +143,8 @@ def class_scores(adapter, raw: torch.Tensor, batch) -> torch.Tensor:
         raise CheckUsageError(f"network `{net.name}` decodes its output with a `decode` hook, whose values are "
                               "not differentiable; learned featurizers (das, boundless) train on class scores — "
                               "drop the decode hook and let the output be read by argmax over [batch, classes]")
+    if getattr(adapter, "position", None) is not None and raw.dim() == 3:  # `-> output @ 3`
+        raw = raw[:, adapter.position]
     if raw.dim() != 2:
         raise CheckUsageError(f"learned featurizers need class scores [batch, classes]; the network returns "
                               f"{tuple(raw.shape)}")

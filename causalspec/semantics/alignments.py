@@ -4,7 +4,9 @@ output decoder, and that no two variables share coordinates of one site."""
 
 from __future__ import annotations
 
-from causalspec.codes import E0203, E0608, E0609, E0612
+from dataclasses import replace
+
+from causalspec.codes import E0203, E0608, E0609, E0612, E0614
 from causalspec.diagnostics import did_you_mean
 from causalspec.semantics.context import article
 from causalspec.semantics.featurizers import Identity, Slice, featurizer_from_ast
@@ -23,11 +25,15 @@ class AlignmentAnalysis(NetworkAnalysis):
         variables: dict[str, tuple[SiteBinding, ...]] = {}
         first: dict[str, A.Name] = {}
         output: A.OutputAlignment | None = None
+        output_position: int | None | bool = None
         decoder: str | None = None
         ok = True
         vars_ok = True
         output_tried = False
-        for stmt in al.body:
+        body, expanded = self._expand_families(al, model)
+        if not expanded:
+            ok = vars_ok = False
+        for stmt in body:
             name = stmt.var
             if isinstance(stmt, A.OutputAlignment) or (model is not None and name.text in model.variables
                                                        and model.variables[name.text].kind == "output"):
@@ -60,6 +66,8 @@ class AlignmentAnalysis(NetworkAnalysis):
                     ok = False
                     continue
                 output = stmt
+                output_position = self._output_position(stmt, resolver)
+                ok &= output_position is not False
                 decoder = self._decoder(stmt, net)
                 ok &= decoder is not None
                 continue
@@ -80,8 +88,14 @@ class AlignmentAnalysis(NetworkAnalysis):
                 variables[name.text] = tuple(bindings)
         ok &= self._disjoint(variables)
         warn_shared_directions(variables, self.sink)  # E0613: fixed bases that are not orthogonal
-        out_var = next((s.var.text for s in al.body if isinstance(s, A.OutputAlignment)), None)
-        self.alignment_vars[al.name.text] = ({s.var.text for s in al.body}, out_var, vars_ok and model is not None)
+        out_var = next((s.var.text for s in body if isinstance(s, A.OutputAlignment)), None)
+        mentioned = {s.var.text for s in body}
+        if model is not None:  # `interchange H` names the family's aligned elements
+            mentioned |= {f for f, fam in model.families.families.items() if set(fam.elements) & mentioned}
+        self.alignment_vars[al.name.text] = (mentioned, out_var, vars_ok and model is not None)
+        if model is not None and model.families.families:
+            self.alignment_families[al.name.text] = {
+                f: tuple(e for e in fam.elements if e in mentioned) for f, fam in model.families.families.items()}
         if model is not None and not output_tried:
             outs = model.outputs
             self.sink.error(E0609, f"alignment `{al.name.text}` does not say how to read the output",
@@ -94,7 +108,79 @@ class AlignmentAnalysis(NetworkAnalysis):
                 self._check_answer(net, model, output.var.text, output.span)
         if not ok or model is None or net is None or output is None:
             return None
-        return AlignmentIR(al.name.text, model.name, net.name, variables, output.var.text, decoder, al.span)
+        return AlignmentIR(al.name.text, model.name, net.name, variables, output.var.text, decoder, al.span,
+                           output_position if isinstance(output_position, int) and output_position is not True
+                           else None)
+
+    def _output_position(self, stmt: A.OutputAlignment, resolver: PositionResolver | None) -> int | None | bool:
+        """`O -> output @ 3`: the one sequence position the network's output is read at (None: the
+        output has no sequence axis); False after an error."""
+        if stmt.positions is None:
+            return None
+        if len(stmt.positions) != 1 or not isinstance(stmt.positions[0], A.IndexPos):
+            self.sink.error(E0614, "the output is read at one numbered position", stmt.span,
+                            "not one position number",
+                            help=f"write `{stmt.var.text} -> output @ 3` (a [batch, positions, classes] output "
+                            "is read at position 3)")
+            return False
+        return stmt.positions[0].index
+
+    def _expand_families(self, al: A.Alignment, model) -> tuple[tuple[A.AlignStmt, ...], bool]:
+        """`H[i] -> site @ i` becomes one line per element, `i` replaced by the element's index in
+        the positions (`@ i`, `@ i+1`); `H[i in 2..4]` takes only those elements. The lines that
+        expanded, and whether all did."""
+        out: list[A.AlignStmt] = []
+        ok = True
+        fams = model.families if model is not None else None
+        for stmt in al.body:
+            if stmt.index is None:
+                if fams is not None and stmt.var.text in fams.families:
+                    fam = fams.families[stmt.var.text]
+                    self.sink.error(E0614, f"`{stmt.var.text}` is a family of {len(fam.indices)} variables; align "
+                                    "each element at its own place", stmt.var.span, "a whole family",
+                                    help=f"write `{stmt.var.text}[i] -> … @ i` (every element, at position i) or "
+                                    f"`{stmt.var.text}[{fam.indices[0]}] -> …`")
+                    ok = False
+                    continue
+                out.append(stmt)
+                continue
+            if fams is None:
+                ok = False
+                continue
+            fam = fams.families.get(stmt.var.text)
+            if fam is None:
+                self.sink.error(E0614, f"`{stmt.var.text}` is not a family of model `{model.name}`", stmt.var.span,
+                                "not a family", help=did_you_mean(stmt.var.text, fams.families, "families")
+                                or f"align it without an index: `{stmt.var.text} -> …`")
+                ok = False
+                continue
+            indices = fam.indices
+            if stmt.index.lo is not None and stmt.index.hi is not None:
+                lo, hi = (_static_index(e, fams.consts) for e in (stmt.index.lo, stmt.index.hi))
+                if lo is None or hi is None or not set(range(lo, hi + 1)) <= set(fam.indices) or lo > hi:
+                    self.sink.error(E0614, f"the range of `{stmt.var.text}[…]` must be numbers or constants inside "
+                                    f"the family's {fam.indices[0]}..{fam.indices[-1]}", stmt.index.span,
+                                    "not a range of the family", help=f"e.g. `{stmt.var.text}[i in "
+                                    f"{fam.indices[0]}..{fam.indices[-1]}]`")
+                    ok = False
+                    continue
+                indices = tuple(range(lo, hi + 1))
+            if isinstance(stmt, A.OutputAlignment) and len(indices) > 1:
+                self.sink.error(E0614, f"an alignment reads one output; `{stmt.var.text}[…]` has {len(indices)} "
+                                "elements", stmt.span, "several outputs",
+                                help=f"write one alignment per element: `{stmt.var.text}[{indices[0]}] -> output @ "
+                                "…` (each checked at its own position)")
+                ok = False
+                continue
+            var = stmt.index.var.text if stmt.index.var is not None else ""
+            for k in indices:
+                name = A.Name(f"{stmt.var.text}[{k}]", span=stmt.var.span)
+                if isinstance(stmt, A.VarAlignment):
+                    sites = tuple(replace(r, positions=_at(r.positions, var, k)) for r in stmt.sites)
+                    out.append(replace(stmt, var=name, sites=sites, index=None))
+                else:
+                    out.append(replace(stmt, var=name, positions=_at(stmt.positions, var, k), index=None))
+        return tuple(out), ok
 
     def _decoder(self, stmt: A.OutputAlignment, net: NetworkIR | None) -> str | None:
         if stmt.decoder is None:
@@ -152,6 +238,29 @@ class AlignmentAnalysis(NetworkAnalysis):
                         ok = False
                 seen.append((name, b))
         return ok
+
+
+def _at(positions: tuple[A.PositionExpr, ...] | None, var: str, k: int) -> tuple[A.PositionExpr, ...] | None:
+    """Positions with the family's index variable replaced by the element's index."""
+    if positions is None:
+        return None
+    out: list[A.PositionExpr] = []
+    for p in positions:
+        if isinstance(p, A.NamedPos) and p.name.text == var:
+            out.append(A.IndexPos(k, span=p.span))
+        elif isinstance(p, A.OffsetPos) and p.base.text == var:
+            out.append(A.IndexPos(k + p.offset, span=p.span))
+        else:
+            out.append(p)
+    return tuple(out)
+
+
+def _static_index(e: A.Expr, consts: dict[str, int]) -> int | None:
+    if isinstance(e, A.IntLit):
+        return e.value
+    if isinstance(e, A.NameRef):
+        return consts.get(e.name)
+    return None
 
 
 def _overlap(a: SiteBinding, b: SiteBinding) -> bool:

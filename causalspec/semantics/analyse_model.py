@@ -44,6 +44,7 @@ from causalspec.codes import (
 )
 from causalspec.diagnostics import DiagnosticSink, Span, did_you_mean
 from causalspec.semantics.domains import Domain
+from causalspec.semantics.families import expand_model
 from causalspec.semantics.expr import INT_LIMIT, Compiled, ExprCompiler, Table
 from causalspec.semantics.file_access import note_outside
 from causalspec.semantics.model import CausalModel, Distribution, Example, Variable
@@ -59,7 +60,14 @@ TABLE_LIMIT = 1_000_000
 
 
 def analyse_model(model: A.Model, sink: DiagnosticSink, base_dir: Path) -> CausalModel | None:
-    return _ModelAnalyser(model, sink, base_dir).run()
+    errors = len(sink.errors)
+    expanded, families = expand_model(model, sink)  # families, consts, aggregates -> plain variables
+    if len(sink.errors) > errors:
+        return None
+    cm = _ModelAnalyser(expanded, sink, base_dir).run()
+    if cm is not None:
+        cm.families = families
+    return cm
 
 
 class _ModelAnalyser:
@@ -141,6 +149,8 @@ class _ModelAnalyser:
         if isinstance(t, A.BoolType):
             return Domain.boolean()
         if isinstance(t, A.IntType):
+            if not isinstance(t.lo, int) or not isinstance(t.hi, int):  # a const bound left unexpanded
+                return None
             if t.lo > t.hi:
                 self.sink.error(E0302, f"integer range {t.lo}..{t.hi} is empty", t.span, "lo > hi",
                                 help=f"write `int {t.hi}..{t.lo}`")

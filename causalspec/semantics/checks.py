@@ -224,9 +224,10 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         seen: set[str] = set()
         groups = []
         ok = True
+        families = self.alignment_families.get(target, {})
         for group in iset.groups:
             names = []
-            for n in group:
+            for n in _expand_group(group, families):
                 if n.text in seen:
                     self.sink.error(E0201, f"`{n.text}` appears twice in one interchange set", n.span,
                                     "listed again", help="each variable takes its value from one source")
@@ -398,3 +399,12 @@ def _expand_sweep(site: A.SweepSite) -> list | str:
             return f"range `{lo}..{hi}` is empty (the start is after the end)"
     return [A.NamedSite(site.path, tuple(idx), site.part, span=site.span)
             for idx in itertools.product(*[range(lo, hi + 1) for lo, hi in ranges])]
+
+
+def _expand_group(group: tuple[A.Name, ...], families: dict[str, tuple[str, ...]]) -> list[A.Name]:
+    """`interchange H`: a family stands for its aligned elements, all from one source."""
+    out: list[A.Name] = []
+    for n in group:
+        elements = families.get(n.text)
+        out.extend([A.Name(e, span=n.span) for e in elements] if elements else [n])
+    return out

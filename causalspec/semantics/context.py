@@ -47,6 +47,8 @@ class Context:
         # per alignment: every variable it mentions, its output variable, and whether its
         # variable lines resolved (if not, checks do not report variables as unaligned)
         self.alignment_vars: dict[str, tuple[set[str], str | None, bool]] = {}
+        # the families of each alignment's model: `interchange H` stands for H's aligned elements
+        self.alignment_families: dict[str, dict[str, tuple[str, ...]]] = {}
         self.prompt_declared: set[str] = set()
 
     def items(self, kind) -> list:

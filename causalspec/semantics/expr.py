@@ -515,6 +515,16 @@ def to_sympy(expr: A.Expr, tables: Mapping[str, object] | None = None) -> sympy.
             return sympy.Function(f)(*args)
         if isinstance(e, A.Index):
             return sympy.Function(e.table.text)(*[go(a) for a in e.args])
+        if isinstance(e, A.Aggregate):  # a family's mechanism as written, e.g. for a graph's family node
+            j = sympy.Symbol(e.var.text, integer=True)
+            body = go(e.body)
+            if e.func.text == "count":
+                body = sympy.Piecewise((1, body), (0, True))
+            if e.where is not None:
+                body = sympy.Piecewise((body, go(e.where)), (0, True))
+            if e.func.text in ("count", "sum"):
+                return sympy.Sum(body, (j, go(e.lo), go(e.hi)))
+            return sympy.Function(e.func.text)(body, sympy.Tuple(j, go(e.lo), go(e.hi)))
         if isinstance(e, A.Binary):
             a, b = go(e.left), go(e.right)
             op = e.op

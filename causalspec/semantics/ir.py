@@ -185,6 +185,7 @@ class AlignmentIR:
     output: str
     decoder: str  # "argmax" | "answer" | "decode"
     span: Span = NO_SPAN
+    output_position: int | None = None  # `O -> output @ 3`: read a [batch, positions, classes] output there
 
     @property
     def learned(self) -> bool:

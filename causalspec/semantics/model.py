@@ -16,6 +16,7 @@ import numpy as np
 from causalspec.diagnostics import Span
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.expr import Compiled, Table
+from causalspec.semantics.families import Families
 from causalspec.syntax import ast as A
 
 
@@ -63,7 +64,8 @@ class CausalModel:
     examples: list[Example] = field(default_factory=list)
     tables: dict[str, Table] = field(default_factory=dict)
     domains: dict[str, Domain] = field(default_factory=dict)
-    ast: A.Model | None = None
+    ast: A.Model | None = None  # the model with its families expanded (semantics.families)
+    families: Families = field(default_factory=Families)
 
     # views ---------------------------------------------------------------------
     @property

@@ -94,7 +94,22 @@ class Index(Node):
     args: tuple[Expr, ...]
 
 
-Expr = Union[IntLit, BoolLit, StrLit, NameRef, Unary, Binary, IfThenElse, Call, Index]
+@dataclass(frozen=True)
+class Aggregate(Node):
+    """`count(j in 1..N where C : E)`: an aggregate over an index range (issue 13).
+
+    `func` is one of count, sum, any, all, min, max, argmax, mean; `where` is the optional
+    condition that selects the indices taken into account."""
+
+    func: Name
+    var: Name
+    lo: Expr
+    hi: Expr
+    where: Expr | None
+    body: Expr
+
+
+Expr = Union[IntLit, BoolLit, StrLit, NameRef, Unary, Binary, IfThenElse, Call, Index, Aggregate]
 
 
 # ───────────────────────── types ─────────────────────────
@@ -106,8 +121,11 @@ class BoolType(Node):
 
 @dataclass(frozen=True)
 class IntType(Node):
-    lo: int
-    hi: int
+    """`int a..b`; a bound may be an expression of `const`s (`int 0..N`) until the model's
+    families are expanded (semantics.families), which replaces it by its value."""
+
+    lo: int | Expr
+    hi: int | Expr
 
 
 @dataclass(frozen=True)
@@ -156,11 +174,30 @@ class DomainDecl(Node):
 
 
 @dataclass(frozen=True)
+class FamilyRange(Node):
+    """The index range of a family: `[i in 1..N]` (a var) or `[1..N]` (an input, `var` None)."""
+
+    var: Name | None
+    lo: Expr | None  # None only in an alignment `H[i] -> …`: the family's own range
+    hi: Expr | None
+
+
+@dataclass(frozen=True)
+class ConstDecl(Node):
+    """`const N = 5`: a named integer of the model."""
+
+    name: Name
+    value: Expr
+
+
+@dataclass(frozen=True)
 class InputDecl(Node):
     names: tuple[Name, ...]
     type: TypeExpr
     distribution: Distribution | None = None
     where: Expr | None = None
+    # one entry per name when some name is a family (`input t[1..N]`), else empty
+    families: tuple[FamilyRange | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -171,6 +208,7 @@ class VarDecl(Node):
     name: Name
     type: TypeExpr
     expr: Expr
+    index: FamilyRange | None = None  # `var H[i in 1..N]`: a family, one variable per index
 
 
 @dataclass(frozen=True)
@@ -216,7 +254,7 @@ class EdgesDecl(Node):
     edges: tuple[Edge, ...]
 
 
-ModelStmt = Union[DomainDecl, InputDecl, VarDecl, TableDecl, SampleDecl, ExampleDecl, EdgesDecl]
+ModelStmt = Union[DomainDecl, ConstDecl, InputDecl, VarDecl, TableDecl, SampleDecl, ExampleDecl, EdgesDecl]
 
 
 @dataclass(frozen=True)
@@ -396,14 +434,18 @@ class SiteRef(Node):
 
 @dataclass(frozen=True)
 class VarAlignment(Node):
-    var: Name
+    var: Name  # a variable, a family element `H[2]`, or a family `H` with `index`
     sites: tuple[SiteRef, ...]
+    index: FamilyRange | None = None  # `H[i] -> …` (lo/hi None: the family's range) or `H[i in 1..3]`
 
 
 @dataclass(frozen=True)
 class OutputAlignment(Node):
     var: Name
     decoder: Name | None = None
+    positions: tuple[PositionExpr, ...] | None = None  # `O -> output @ 3`: read at a position
+    braced: bool = False
+    index: FamilyRange | None = None
 
 
 AlignStmt = Union[VarAlignment, OutputAlignment]

@@ -120,7 +120,9 @@ class AstBuilder(Transformer):
             return Span(self.file)
         return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
 
-    def _name(self, tok: Token) -> A.Name:
+    def _name(self, tok: Token | A.Name) -> A.Name:
+        if isinstance(tok, A.Name):  # already built (`H[2]`, an element of a family)
+            return tok
         return A.Name(str(tok), span=token_span(tok, self.file))
 
     def _int(self, tok: Token) -> int:
@@ -148,19 +150,47 @@ class AstBuilder(Transformer):
         return A.DomainDecl(self._name(c[0]), c[1], span=self._span(meta))
 
     @v_args(meta=True)
+    def const_decl(self, meta, c):
+        return A.ConstDecl(self._name(c[0]), c[1], span=self._span(meta))
+
+    @v_args(meta=True)
     def input_decl(self, meta, c):
-        names, type_ = c[0], c[1]
+        entries, type_ = c[0], c[1]
+        names = tuple(e[0] if isinstance(e, tuple) else self._name(e) for e in entries)
+        families = tuple(e[1] if isinstance(e, tuple) else None for e in entries)
+        if not any(families):
+            families = ()
         dist = next((x for x in c[2:] if isinstance(x, (A.Uniform, A.Weighted))), None)
         where = next((x for x in c[2:] if isinstance(x, _Where)), None)
-        return A.InputDecl(names, type_, dist, where.expr if where else None, span=self._span(meta))
+        return A.InputDecl(names, type_, dist, where.expr if where else None, families, span=self._span(meta))
+
+    def input_names(self, c):
+        return tuple(c)
+
+    @v_args(meta=True)
+    def input_family(self, meta, c):
+        return (self._name(c[0]), A.FamilyRange(None, c[1], c[2], span=self._span(meta)))
+
+    @v_args(meta=True)
+    def family_index(self, meta, c):
+        return A.FamilyRange(self._name(c[0]), c[1], c[2], span=self._span(meta))
+
+    def _var(self, kind, meta, c):
+        index = c[1] if isinstance(c[1], A.FamilyRange) else None
+        rest = c[2:] if index is not None else c[1:]
+        return A.VarDecl(kind, self._name(c[0]), rest[0], rest[1], index, span=self._span(meta))
 
     @v_args(meta=True)
     def var_decl(self, meta, c):
-        return A.VarDecl("var", self._name(c[0]), c[1], c[2], span=self._span(meta))
+        return self._var("var", meta, c)
 
     @v_args(meta=True)
     def output_decl(self, meta, c):
-        return A.VarDecl("output", self._name(c[0]), c[1], c[2], span=self._span(meta))
+        return self._var("output", meta, c)
+
+    @v_args(meta=True)
+    def elem_ref(self, meta, c):
+        return A.Name(f"{c[0]}[{self._int(c[1])}]", span=self._span(meta))
 
     @v_args(meta=True)
     def table_decl(self, meta, c):
@@ -186,9 +216,6 @@ class AstBuilder(Transformer):
     @v_args(meta=True)
     def edges_decl(self, meta, c):
         return A.EdgesDecl(tuple(c), span=self._span(meta))
-
-    def name_list(self, c):
-        return tuple(self._name(t) for t in c)
 
     def type_list(self, c):
         return tuple(c)
@@ -286,6 +313,13 @@ class AstBuilder(Transformer):
     def neg_int(self, c):
         return int_literal(c[0], self.file, negative=True)
 
+    @v_args(meta=True)
+    def const_bound(self, meta, c):
+        return A.NameRef(str(c[0]), span=self._span(meta))
+
+    def expr_bound(self, c):
+        return c[0]
+
     def number(self, c):
         return float(number_literal(c[0], self.file))
 
@@ -350,6 +384,14 @@ class AstBuilder(Transformer):
     @v_args(meta=True)
     def index_expr(self, meta, c):
         return A.Index(self._name(c[0]), tuple(c[1:]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def aggregate_expr(self, meta, c):
+        where = next((x.expr for x in c[4:-1] if isinstance(x, _Where)), None)
+        return A.Aggregate(self._name(c[0]), self._name(c[1]), c[2], c[3], where, c[-1], span=self._span(meta))
+
+    def agg_where(self, c):
+        return _Where(c[0])
 
     # networks ----------------------------------------------------------------
     @v_args(meta=True)
@@ -463,12 +505,29 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def var_alignment(self, meta, c):
-        return A.VarAlignment(self._name(c[0]), tuple(c[1:]), span=self._span(meta))
+        name, index = self._target(c[0])
+        return A.VarAlignment(name, tuple(c[1:]), index, span=self._span(meta))
 
     @v_args(meta=True)
     def output_alignment(self, meta, c):
-        decoder = self._name(c[1]) if len(c) > 1 else None
-        return A.OutputAlignment(self._name(c[0]), decoder, span=self._span(meta))
+        name, index = self._target(c[0])
+        pos = next((x for x in c[1:] if isinstance(x, _Positions)), None)
+        decoder = next((self._name(x) for x in c[1:] if isinstance(x, Token)), None)
+        return A.OutputAlignment(name, decoder, pos.items if pos else None, pos.braced if pos else False, index,
+                                 span=self._span(meta))
+
+    def _target(self, t) -> tuple[A.Name, A.FamilyRange | None]:
+        if isinstance(t, tuple):
+            return t
+        return self._name(t), None
+
+    @v_args(meta=True)
+    def family_target(self, meta, c):
+        return (self._name(c[0]), A.FamilyRange(self._name(c[1]), None, None, span=self._span(meta)))
+
+    @v_args(meta=True)
+    def family_range_target(self, meta, c):
+        return (self._name(c[0]), A.FamilyRange(self._name(c[1]), c[2], c[3], span=self._span(meta)))
 
     @v_args(meta=True)
     def site_ref(self, meta, c):

@@ -111,6 +111,18 @@ def print_name(name: A.Name, what: str = "name", reserved: frozenset[str] = froz
     return check_ident(name.text, what, reserved)
 
 
+ELEM_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\[([0-9]+)\]\Z")
+
+
+def print_var_ref(name: A.Name, what: str = "name") -> str:
+    """A variable, or one element of a family (`H[2]`, a Name whose text holds the index)."""
+    if isinstance(name, A.Name) and isinstance(name.text, str):
+        m = ELEM_RE.match(name.text)
+        if m:
+            return f"{check_ident(m.group(1), what)}[{int(m.group(2))}]"
+    return print_name(name, what)
+
+
 def _nonneg(value: object, what: str) -> str:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _fail(f"{what} (needs a non-negative integer)", value)
@@ -260,6 +272,9 @@ def _expr_text(e: A.Expr, start: int) -> str:
     if isinstance(e, A.StrLit):
         return print_string(e.value)
     if isinstance(e, A.NameRef):
+        elem = ELEM_RE.match(e.name) if isinstance(e.name, str) else None
+        if elem:  # an element of an expanded family (`H[2]`), as a report shows it
+            return f"{check_ident(elem.group(1), 'family name', expr_reserved(start))}[{int(elem.group(2))}]"
         return check_ident(e.name, "name in an expression", expr_reserved(start))
     if isinstance(e, A.Call):
         func = print_name(e.func, "function name", expr_reserved(start))
@@ -269,7 +284,37 @@ def _expr_text(e: A.Expr, start: int) -> str:
             raise _fail("table lookup without keys", e)
         table = print_name(e.table, "table name", expr_reserved(start))
         return f"{table}[{', '.join(_expr(a, _IF, _IF) for a in e.args)}]"
+    if isinstance(e, A.Aggregate):
+        func = print_name(e.func, "aggregate", expr_reserved(start))
+        index = print_name(e.var, "index name", RESERVED_IN["expr_name"])  # it follows `(`
+        text = f"{func}({index} in {_range(e.lo, e.hi)}"
+        if e.where is not None:
+            text += f" where {_expr(e.where, _IF, _IF)}"
+        return f"{text} : {_expr(e.body, _IF, _IF)})"
     raise _fail("expression", e)
+
+
+def _range(lo: A.Expr | None, hi: A.Expr | None) -> str:
+    """`lo..hi` of an index range: both ends are `sum`-level expressions in the grammar."""
+    if lo is None or hi is None:
+        raise _fail("index range without bounds", (lo, hi))
+    return f"{_expr(lo, _SUM, _SUM)}..{_expr(hi, _SUM, _SUM)}"
+
+
+def _family_range(r: A.FamilyRange) -> str:
+    if r.var is None:
+        return f"[{_range(r.lo, r.hi)}]"
+    if r.lo is None and r.hi is None:
+        return f"[{print_name(r.var, 'index name')}]"
+    return f"[{print_name(r.var, 'index name')} in {_range(r.lo, r.hi)}]"
+
+
+def _int_bound(b: object, low: bool = False) -> str:
+    if isinstance(b, int):
+        return _int(b, "int bound")
+    if isinstance(b, A.NameRef) and not low:
+        return check_ident(b.name, "int bound")
+    return f"({_expr(b, _SUM, _SUM)})"  # type: ignore[arg-type]
 
 
 # ───────────────────────── types and model statements ─────────────────────────
@@ -286,7 +331,7 @@ def print_type(t: A.TypeExpr) -> str:
     if isinstance(t, A.BoolType):
         return "bool"
     if isinstance(t, A.IntType):
-        return f"int {_int(t.lo, 'int bound')}..{_int(t.hi, 'int bound')}"
+        return f"int {_int_bound(t.lo, low=True)}..{_int_bound(t.hi)}"
     if isinstance(t, A.EnumType):
         return "enum {" + ", ".join(_member(m) for m in _nonempty(t.members, "enum members", t)) + "}"
     if isinstance(t, A.EnumFileType):
@@ -317,7 +362,7 @@ def print_distribution(d: A.Distribution) -> str:
 
 
 def print_assignment(a: A.Assignment) -> str:
-    return f"{print_name(a.name)} = {print_literal(a.value)}"
+    return f"{print_var_ref(a.name)} = {print_literal(a.value)}"
 
 
 def print_table_entry(entry: A.TableEntry) -> str:
@@ -341,8 +386,18 @@ def _block(header: str, lines: list[str], indent: str) -> list[str]:
 def _model_stmt(s: A.ModelStmt, indent: str) -> list[str]:
     if isinstance(s, A.DomainDecl):
         return [f"{indent}domain {print_name(s.name)} = {print_type(s.type)}"]
+    if isinstance(s, A.ConstDecl):
+        return [f"{indent}const {print_name(s.name)} = {print_expr(s.value)}"]
     if isinstance(s, A.InputDecl):
-        text = f"input {_names(_nonempty(s.names, 'input names', s))} : {print_type(s.type)}"
+        names = _nonempty(s.names, 'input names', s)
+        if s.families:
+            if len(s.families) != len(names):
+                raise _fail("input families (one entry per name)", s)
+            listed = ", ".join(print_name(n) + (_family_range(f) if f is not None else "")
+                               for n, f in zip(names, s.families))
+        else:
+            listed = _names(names)
+        text = f"input {listed} : {print_type(s.type)}"
         if s.distribution is not None:
             text += " " + print_distribution(s.distribution)
         if s.where is not None:
@@ -351,7 +406,8 @@ def _model_stmt(s: A.ModelStmt, indent: str) -> list[str]:
     if isinstance(s, A.VarDecl):
         if s.kind not in ("var", "output"):
             raise _fail("variable kind", s)
-        return [f"{indent}{s.kind} {print_name(s.name)} : {print_type(s.type)} = {print_expr(s.expr)}"]
+        index = _family_range(s.index) if s.index is not None else ""
+        return [f"{indent}{s.kind} {print_name(s.name)}{index} : {print_type(s.type)} = {print_expr(s.expr)}"]
     if isinstance(s, A.TableDecl):
         head = (f"table {print_name(s.name)} : "
                 f"{', '.join(print_type(t) for t in _nonempty(s.key_types, 'key types', s))}"
@@ -551,13 +607,21 @@ def print_site_ref(ref: A.SiteRef, first: bool = True) -> str:
     return " ".join(parts)
 
 
+def _align_target(s: A.VarAlignment | A.OutputAlignment) -> str:
+    if s.index is None:
+        return print_var_ref(s.var)
+    return print_name(s.var) + _family_range(s.index)
+
+
 def _align_stmt(s: A.AlignStmt) -> str:
     if isinstance(s, A.VarAlignment):
         sites = _nonempty(s.sites, "aligned sites", s)
-        return f"{print_name(s.var)} -> " + ", ".join(print_site_ref(r, first=i == 0)
-                                                       for i, r in enumerate(sites))
+        return f"{_align_target(s)} -> " + ", ".join(print_site_ref(r, first=i == 0)
+                                                     for i, r in enumerate(sites))
     if isinstance(s, A.OutputAlignment):
-        text = f"{print_name(s.var)} -> output"
+        text = f"{_align_target(s)} -> output"
+        if s.positions is not None:
+            text += " " + print_positions(s.positions, s.braced)
         if s.decoder is not None:
             text += " : " + print_name(s.decoder, "decoder")
         return text
@@ -574,8 +638,8 @@ def print_interchange_set(s: A.InterchangeSet) -> str:
     if not s.braced:
         if len(groups) != 1 or len(groups[0]) != 1:
             raise _fail("unbraced interchange set (one variable only)", s)
-        return print_name(groups[0][0])
-    return "{" + " | ".join(_names(g) for g in groups) + "}"
+        return print_var_ref(groups[0][0])
+    return "{" + " | ".join(", ".join(print_var_ref(n) for n in g) for g in groups) + "}"
 
 
 _SETTINGS = ("pairs", "seed", "pool", "batch", "train", "steps")
@@ -787,7 +851,7 @@ def print_spec(spec: A.Spec) -> str:
 
 def print_stmt(stmt: A.Node) -> str:
     """One statement of any block (model, network, align, check, circuit, dataset)."""
-    if isinstance(stmt, (A.DomainDecl, A.InputDecl, A.VarDecl, A.TableDecl, A.SampleDecl,
+    if isinstance(stmt, (A.DomainDecl, A.ConstDecl, A.InputDecl, A.VarDecl, A.TableDecl, A.SampleDecl,
                          A.ExampleDecl, A.EdgesDecl)):
         return "\n".join(_model_stmt(stmt, ""))
     if isinstance(stmt, (A.HookStmt, A.OptionStmt, A.FlagStmt, A.EngineStmt, A.PromptDecl, A.AnswerDecl,
@@ -810,7 +874,7 @@ def print_node(node: A.Node) -> str:
     if isinstance(node, (A.Model, A.Network, A.Alignment, A.Check, A.Circuit, A.Dataset)):
         return print_item(node)
     if isinstance(node, (A.IntLit, A.BoolLit, A.StrLit, A.NameRef, A.Unary, A.Binary,
-                         A.IfThenElse, A.Call, A.Index)):
+                         A.IfThenElse, A.Call, A.Index, A.Aggregate)):
         if isinstance(node, A.IntLit) and isinstance(node.value, int) and node.value < 0:
             return str(node.value)  # a literal-position integer
         return print_expr(node)

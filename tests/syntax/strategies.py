@@ -23,9 +23,9 @@ from causalspec.syntax import ast as A
 from causalspec.syntax.printer import RESERVED_IN
 
 KEYWORDS = (
-    "_ ablate align all and answer as backend balanced batch bool by check circuit class complement "
+    "_ ablate align all and answer as backend balanced batch bool by check circuit class complement const "
     "controls dataset decode device device_map do domain dtype each edge edges else encode enum example "
-    "expect false first for from granularity group hf if input int interchange last locate lower95 "
+    "expect false first for from granularity group hf if in input int interchange last locate lower95 "
     "mean metric model module network node not on or output over pairs point pool position "
     "prompt remote resample sample seed slot steps table then to torch train true trust_remote_code uniform var "
     "weighted weights where with zero"
@@ -99,6 +99,8 @@ def _expr_extend(children):
         st.builds(A.IfThenElse, children, children, children),
         st.builds(A.Call, expr_names, _tuples(children, 0, 3)),
         st.builds(A.Index, expr_names, _tuples(children, 1, 3)),
+        st.builds(A.Aggregate, expr_names, names(RESERVED_IN["expr_name"]), children, children,
+                  st.none() | children, children),
     )
 
 
@@ -143,6 +145,10 @@ def _keyword_names(e, slot: int = _EXPR, start: int = _EXPR):
     if isinstance(e, (A.Call, A.Index)):
         return type(e)(A.Name(fix(e.func.text if isinstance(e, A.Call) else e.table.text)),
                        tuple(_keyword_names(a) for a in e.args))
+    if isinstance(e, A.Aggregate):  # bounds are printed at `sum` level, the rest after `where`/`:`
+        return A.Aggregate(A.Name(fix(e.func.text)), e.var, _keyword_names(e.lo, _SUM, _SUM),
+                           _keyword_names(e.hi, _SUM, _SUM),
+                           None if e.where is None else _keyword_names(e.where), _keyword_names(e.body))
     return e
 
 
@@ -176,10 +182,28 @@ table_entries = st.builds(
 )
 edges = st.builds(A.Edge, names(), names())
 
+def _sum_level(e):
+    return _keyword_names(e, _SUM, _SUM)
+
+
+family_ranges = st.builds(A.FamilyRange, names(), exprs.map(_sum_level), exprs.map(_sum_level))
+input_families = st.builds(A.FamilyRange, st.none(), exprs.map(_sum_level), exprs.map(_sum_level))
+
+
+@st.composite
+def _family_inputs(draw):
+    names_ = draw(name_tuples())
+    fams = tuple(draw(st.none() | input_families) for _ in names_)
+    return A.InputDecl(names_, draw(types), draw(st.none() | distributions), draw(st.none() | exprs),
+                       fams if any(fams) else ())
+
+
 model_stmts = st.one_of(
     st.builds(A.DomainDecl, names(), types),
+    st.builds(A.ConstDecl, names(), exprs),
     st.builds(A.InputDecl, name_tuples(), types, st.none() | distributions, st.none() | exprs),
-    st.builds(A.VarDecl, st.sampled_from(("var", "output")), names(), types, exprs),
+    _family_inputs(),
+    st.builds(A.VarDecl, st.sampled_from(("var", "output")), names(), types, exprs, st.none() | family_ranges),
     st.builds(A.TableDecl, names(), _tuples(types, 1, 2), types, _tuples(table_entries, 1, 4)),
     st.builds(A.SampleDecl, names()),
     st.builds(A.ExampleDecl, _tuples(assignments, 0, 2), _tuples(assignments, 0, 3),
@@ -293,6 +317,9 @@ align_stmts = st.one_of(
     st.builds(A.VarAlignment, names(), st.tuples(site_refs(first=True), _tuples(site_refs(first=False), 0, 2))
               .map(lambda t: (t[0], *t[1]))),
     st.builds(A.OutputAlignment, names(), st.none() | names()),
+    st.builds(A.VarAlignment, names(), site_refs(first=True).map(lambda r: (r,)),
+              st.builds(A.FamilyRange, names(), st.none(), st.none()) | family_ranges),
+    st.builds(lambda n, pos, dec: A.OutputAlignment(n, dec, (pos,), False), names(), pos_atoms(), st.none() | names()),
 )
 alignments = st.builds(A.Alignment, names(), names(), names(), _tuples(align_stmts, 0, 4))
 
