@@ -111,11 +111,12 @@ def check_output_folders(**folders) -> None:
 # ───────────────────────── consoles and loading ─────────────────────────
 
 def stdout() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    # emoji=False: a `:name:` in a file name or spec text stays as written (as in report.terminal)
+    return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
 def stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def load_reporting(file: str, err: Console):
