@@ -21,7 +21,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from typing import Any, Sequence
 
 from causalspec.cli.base import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, Command, Terminated,
@@ -50,12 +49,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+class _PrintVersion(argparse.Action):
+    """argparse's `version` action, except that the version is looked up when asked for
+    (reading the distribution's metadata is not free, and every command builds the parser)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(f"causalspec {version()}\n")
+        parser.exit()
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser. With `only`, just that command's module is loaded and given its
     arguments; the other commands stay names in the table (what `main` builds to run one)."""
     p = argparse.ArgumentParser(prog="causalspec", description="Check causal hypotheses about neural networks.")
-    p.add_argument("--version", action="version", version=f"causalspec {version()}",
-                   help="print the installed causalspec version and exit")
+    p.add_argument("--version", action=_PrintVersion, help="print the installed causalspec version and exit")
     p.add_argument("--traceback", action="store_true", help="show Python tracebacks of internal errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -105,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         err = stderr()
         err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
         if show_tb:
+            import traceback  # only an internal error pays for the import
+
             err.print(traceback.format_exc(), markup=False)
         else:
             err.print("this is a bug in causalspec, not in your spec; rerun with --traceback and report it",

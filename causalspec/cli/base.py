@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import signal
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -157,7 +156,10 @@ def pick_model(ir, name: str | None):
 
 def version() -> str:
     """The installed distribution's version; `causalspec.__version__` when running from a
-    source tree that is not installed (no distribution metadata)."""
+    source tree that is not installed (no distribution metadata). importlib.metadata is
+    imported here: it costs ~25 ms, which commands that never print a version do not pay."""
+    from importlib import metadata
+
     try:
         return metadata.version("causalspec")
     except metadata.PackageNotFoundError:
