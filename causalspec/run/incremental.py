@@ -30,8 +30,9 @@ When it does not apply (and the engine runs full forwards, saying why in the che
 a bidirectional or unknown architecture, a network that is not a Hugging Face causal LM
 behind the prompt adapter, a model whose cache is not one plain key/value tensor per layer
 (sliding-window or hybrid caches), `module` sites (their tensors need not be per-token),
-sites without a sequence axis, and batches whose patches all start at position 0 (a full
-forward is then exactly as much work).
+sites without a sequence axis, and batches whose patches all start at position 0 in block 0
+(`embed`, or a site of the first block: a full forward is then exactly as much work). A patch
+at position 0 above block 0 uses no cached keys/values but still skips the blocks below it.
 """
 
 from __future__ import annotations
@@ -270,9 +271,10 @@ class IncrementalStats:
                     f"{self.full_tokens} token positions ({self.tokens / max(1, self.full_tokens):.0%}), "
                     "earlier positions from the base's cached keys/values")
             if self.n_layers and self.block_tokens < self.tokens * self.n_layers:
-                share = self.block_tokens / max(1, self.full_tokens * self.n_layers)
-                text += (f"; blocks below the patch skipped ({share:.0%}"
-                         " of a full forward's block computations)")
+                full = max(1, self.full_tokens * self.n_layers)  # (token, block) pairs of full forwards
+                skipped = (self.tokens * self.n_layers - self.block_tokens) / full
+                text += (f"; blocks below the patch skipped ({skipped:.0%} of a full forward's block "
+                         f"computations; {self.block_tokens / full:.0%} computed in all)")
             parts.append(text)
         for reason, n in self.fallbacks.items():
             parts.append(f"patched forwards: full for {n} batch(es) — {reason}")
@@ -512,17 +514,19 @@ class KVRunner:
         reason = site_reason(interventions)
         if reason is None:
             start = starts_for(batch, interventions)
-            if int(start.max()) == 0:
-                reason = "every patch starts at the first token"
-        if reason is not None:
-            self.stats.fallbacks[reason] = self.stats.fallbacks.get(reason, 0) + 1
-            return None
-        rows = torch.as_tensor(np.asarray(base_rows), dtype=torch.long)
-        skip = first_block(interventions, self.n_layers)
-        if skip not in self.store.resid:
-            skip = 0
-        return patched_forward(self.adapter, self.module, self.family, batch, rows, interventions, self.store,
-                               start, self.stats, skip)
+            skip = first_block(interventions, self.n_layers)
+            if skip not in self.store.resid:
+                skip = 0
+            if int(start.max()) > 0 or skip > 0:
+                # a patch at position 0 above block 0 still skips the blocks below it: the past
+                # is then empty (width 0) and block `skip` starts from its cached clean input
+                rows = torch.as_tensor(np.asarray(base_rows), dtype=torch.long)
+                return patched_forward(self.adapter, self.module, self.family, batch, rows, interventions,
+                                       self.store, start, self.stats, skip)
+            # nothing cached to start from: no earlier position and no block below the patch
+            reason = "every patch starts at the first token, in the first block"
+        self.stats.fallbacks[reason] = self.stats.fallbacks.get(reason, 0) + 1
+        return None
 
 
 @dataclass(frozen=True)

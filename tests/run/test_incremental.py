@@ -147,7 +147,10 @@ def cache_layout(request, monkeypatch):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case", list(SKIP_CASES))
-def test_layer_skipping_equals_full_forward(kind, case, tmp_path, cache_layout):
+@pytest.mark.parametrize("at_first", [False, True], ids=["mixed-starts", "all-at-position-0"])
+def test_layer_skipping_equals_full_forward(kind, case, tmp_path, cache_layout, at_first):
+    # all-at-position-0: no cached keys/values are used (a past of width 0), yet the blocks
+    # below the patch are still skipped, from their cached clean input (issue 15)
     model = build_tiny_model(kind, VOCAB, tmp_path, seed=2, **({"n_layer": 3} if kind == "gpt2" else
                                                                {"num_hidden_layers": 3}))
     family = resolve_family(model)
@@ -155,7 +158,7 @@ def test_layer_skipping_equals_full_forward(kind, case, tmp_path, cache_layout):
     store = clean_store(model, ids, mask, split=3, resid_layers=(1, 2))
     rows = torch.tensor([1, 3, 0, 2])
     lengths = [LENGTHS[r] for r in rows]
-    starts = [lengths[0] // 2, lengths[1] - 1, 2, 0]
+    starts = [0, 0, 0, 0] if at_first else [lengths[0] // 2, lengths[1] - 1, 2, 0]
     at_start, at_last, expected = SKIP_CASES[case]
     g = torch.Generator().manual_seed(5)
     d = model.config.hidden_size
@@ -172,6 +175,7 @@ def test_layer_skipping_equals_full_forward(kind, case, tmp_path, cache_layout):
     start = torch.tensor(starts)
     past = store.past(rows, int(start.max()), skip)
     assert all(k is None for k, _ in past[1:skip])  # skipped layers get no copy
+    assert int(past[0][0].shape[-2]) == int(start.max())
     logits, _ = incremental_forward(model, family, b_ids, torch.tensor(lengths), past, start, ivs, skip=skip,
                                     resid_in=lambda positions: store.resid_at(skip, rows, positions))
     for i, (s, n) in enumerate(zip(starts, lengths)):
@@ -210,6 +214,7 @@ network net = hf "{path}" {{
   position A1 = slot(A, 1)
   position B2 = slot(B, 2)
   position END = last
+  position FIRST = 0
 }}
 align P to net as Pos {{
   mover -> {site} @ {at}
@@ -251,6 +256,41 @@ def test_engine_incremental_equals_full_at_every_batch_size(word_lm, tmp_path, k
         assert any("incremental" in n for n in engine.run_notes())
         skips = not site.startswith(("embed", "head[0."))  # the patch is above block 0
         assert any("blocks below the patch skipped" in n for n in engine.run_notes()) == skips, engine.run_notes()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_patch_at_position_0_skips_the_blocks_below_it(word_lm, tmp_path, kind):
+    # issue 15: position 0 used to fall back to full forwards; above block 0 it now recomputes
+    # every position but only the blocks above the patch, with predictions identical to full forwards
+    ir = write_spec(tmp_path, word_lm(kind), site="resid.post[1]", at="FIRST")
+    full, _, _ = engine_predictions(ir, incremental=False, batch=16)
+    for batch in (16, 5):
+        preds, engine, cache = engine_predictions(ir, incremental=True, batch=batch)
+        assert preds.tolist() == full.tolist(), (batch, np.flatnonzero(preds != full))
+        stats = cache.kv.stats
+        assert stats.rows == len(preds) and not stats.fallbacks
+        assert stats.tokens == stats.full_tokens  # position 0: every position is recomputed ...
+        assert stats.block_tokens < stats.tokens * stats.n_layers  # ... in the blocks above the patch only
+        assert any("blocks below the patch skipped" in n for n in engine.run_notes()), engine.run_notes()
+
+
+def test_a_patch_at_position_0_of_block_0_runs_in_full_and_says_so(word_lm, tmp_path):
+    ir = write_spec(tmp_path, word_lm("gpt2"), site="embed", at="FIRST")
+    full, _, _ = engine_predictions(ir, incremental=False, batch=16)
+    preds, engine, cache = engine_predictions(ir, incremental=True, batch=16)
+    assert preds.tolist() == full.tolist()
+    assert cache.kv.stats.rows == 0
+    assert any("full" in n and "first token, in the first block" in n for n in engine.run_notes()), engine.run_notes()
+
+
+def test_the_note_reports_the_skipped_share_of_block_computations():
+    # 10 tokens of full forwards through 4 blocks = 40 (token, block) pairs; the patched runs
+    # recomputed 5 tokens through the top 1 block: 15 pairs skipped below the patch (38%),
+    # 5 computed in all (12%)
+    stats = incremental.IncrementalStats(batches=1, rows=2, tokens=5, full_tokens=10, block_tokens=5, n_layers=4)
+    note = stats.note()
+    assert "recomputed 5 of 10 token positions (50%)" in note
+    assert "blocks below the patch skipped (38% of a full forward's block computations; 12% computed in all)" in note
 
 
 def test_bidirectional_models_run_in_full_and_say_so(word_lm, tmp_path):
