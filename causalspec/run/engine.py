@@ -116,7 +116,10 @@ class Engine:
 
     # clean pass --------------------------------------------------------------------------
     def run_clean(self, rows: dict[str, np.ndarray], bindings: Sequence,
-                  progress: ProgressFn | None = None) -> CleanCache:
+                  progress: ProgressFn | None = None, bases: np.ndarray | None = None) -> CleanCache:
+        """One forward per unique input (`rows`): predictions, the bindings' activations and, for
+        incremental patched forwards, keys/values. `bases`: the unique inputs later patched runs
+        use as bases (None: any); only those keep keys/values — a source-only input never needs them."""
         n = len(next(iter(rows.values())))
         preds = np.zeros(n, dtype=np.int64)
         acts = self._new_store(n, bindings)
@@ -126,7 +129,7 @@ class Engine:
         # rectangular `positions()` is then only asked for patched batches, whose rows the
         # engine has grouped by token counts (see `run_patched`).
         ragged = getattr(self.adapter, "positions_list", None)
-        kv = self._kv_runner(n, bindings)
+        kv = self._kv_runner(n, bindings, bases)
 
         def clean_batch(idx: np.ndarray) -> None:  # retried, smaller, on out-of-memory (run.batching)
             batch = self.adapter.encode({k: v[idx] for k, v in rows.items()})
@@ -254,12 +257,13 @@ class Engine:
         self.forward_passes["patched"] += 1
         return self.adapter.predict(raw, batch)
 
-    def _kv_runner(self, n: int, bindings: Sequence = ()):
+    def _kv_runner(self, n: int, bindings: Sequence = (), bases: np.ndarray | None = None):
         """A run.incremental.KVRunner for a clean pass of n inputs, or None (the reason goes to the notes)."""
         if not self.options.incremental or not getattr(self.adapter, "sequence", False):
             return None  # nothing to skip without a sequence axis
         runner, reason = runner_for(self.adapter, self.module, self.family, n, self.options.kv_device,
-                                    [address_of(b.site) for b in bindings] if self.options.skip_layers else ())
+                                    [address_of(b.site) for b in bindings] if self.options.skip_layers else (),
+                                    bases)
         if runner is None:
             self._note(f"patched forwards: full — {reason}")
         else:

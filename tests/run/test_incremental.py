@@ -283,6 +283,44 @@ def test_a_patch_at_position_0_of_block_0_runs_in_full_and_says_so(word_lm, tmp_
     assert any("full" in n and "first token, in the first block" in n for n in engine.run_notes()), engine.run_notes()
 
 
+def test_only_inputs_used_as_bases_keep_keys_and_values(word_lm, tmp_path):
+    # issue 15: a source-only input is never the base of an incremental run; its keys and
+    # values are not kept, and predictions are unchanged
+    ir = write_spec(tmp_path, word_lm("llama"), site="resid.post[1]", at="A1", pairs=24)
+    run = claim_run(ir, batch=8, incremental=True)
+    cache, preds = run.run()
+    full = claim_run(ir, batch=8, incremental=False).run()[1]
+    assert preds.tolist() == full.tolist()
+    store = cache.kv.store
+    bases = np.unique(run.base)
+    assert store.kept == len(bases) < run.n_unique, (store.kept, run.n_unique)
+    assert store.resid and all(t.shape[0] == len(bases) for t in (*store.keys, *store.values, *store.resid.values()))
+    source_only = np.setdiff1d(np.arange(run.n_unique), bases)
+    assert store.rows_of(source_only[:1]) is None and store.rows_of(bases) is not None
+
+
+def test_a_store_of_some_inputs_holds_what_the_full_store_holds(tiny_causal):
+    tiny = tiny_causal.model
+    ids, mask = padded(LENGTHS)
+    every = clean_store(tiny, ids, mask, split=2, resid_layers=(1,))
+    some = KVStore(len(ids), keep=np.array([3, 1]))
+    for part in (np.arange(0, 2), np.arange(2, len(ids))):  # the second batch is wider: the store grows
+        width = int(mask[part].sum(1).max())
+        with torch.no_grad(), record(tiny, resolve_family(tiny), [SiteAddress("resid.pre", layer=1)]) as got:
+            out = tiny(input_ids=ids[part, :width], attention_mask=mask[part, :width], use_cache=True)
+        assert some.add(part, output_cache(out), mask[part].sum(1)) is None
+        some.add_resid(part, 1, got[SiteAddress("resid.pre", layer=1)])
+    some.finish()
+    rows = some.rows_of(np.array([1, 3]))
+    assert rows is not None and some.rows_of(np.array([0])) is None
+    assert some.lengths[rows.numpy()].tolist() == [LENGTHS[1], LENGTHS[3]]
+    for (k, v), (k2, v2) in zip(every.past(torch.tensor([1, 3]), 5), some.past(rows, 5)):
+        assert torch.equal(k, k2) and torch.equal(v, v2)
+    positions = torch.tensor([[0, 4], [2, 5]])
+    assert torch.equal(every.resid_at(1, torch.tensor([1, 3]), positions), some.resid_at(1, rows, positions))
+    assert some.nbytes() < every.nbytes()
+
+
 def test_the_note_reports_the_skipped_share_of_block_computations():
     # 10 tokens of full forwards through 4 blocks = 40 (token, block) pairs; the patched runs
     # recomputed 5 tokens through the top 1 block: 15 pairs skipped below the patch (38%),
