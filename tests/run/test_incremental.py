@@ -21,6 +21,7 @@ from causalspec.claims.runner import run_checks
 from causalspec.run.families import resolve_family
 from causalspec.run import incremental
 from causalspec.run.incremental import KVStore, first_block, incremental_forward, output_cache
+from causalspec.run.engine import work_note
 from causalspec.run.hooks import patch, record
 from causalspec.run.sites import Intervention
 from causalspec.semantics.site_kinds import SiteAddress
@@ -319,6 +320,17 @@ def test_a_store_of_some_inputs_holds_what_the_full_store_holds(tiny_causal):
     positions = torch.tensor([[0, 4], [2, 5]])
     assert torch.equal(every.resid_at(1, torch.tensor([1, 3]), positions), some.resid_at(1, rows, positions))
     assert some.nbytes() < every.nbytes()
+
+
+def test_the_notes_state_the_work_bound_of_the_run(word_lm, tmp_path):
+    ir = write_spec(tmp_path, word_lm("gpt2"), site="resid.post[1]", at="END", pairs=24)
+    run = claim_run(ir, batch=8, incremental=True)
+    run.run()
+    [note] = [n for n in run.engine.run_notes() if n.startswith("work:")]
+    assert note.startswith(f"work: {run.n_unique} clean forward(s), one per distinct input, and 24 patched run(s); "
+                           "two forwards per pair would be 48")
+    assert work_note(10, 40).endswith("(4.0 patched runs per distinct input)")
+    assert "the pool saves nothing here" in work_note(80, 40)
 
 
 def test_the_note_reports_the_skipped_share_of_block_computations():
