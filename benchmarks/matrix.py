@@ -21,7 +21,9 @@ early / middle / late) × inputs (`pool`: pairs from a pool of 64 inputs; `fresh
 
 Patched argmaxes (over the answer candidates) of the engine and both pyvene settings are
 asserted identical. The table gives pairs/s, the ratios to both pyvene settings and the
-engine's share of the limit (limit time / engine time). Timings are wall-clock: on a shared
+engine's share of the limit (limit time / engine time), and the engine's clean pass against a
+plain forward of the same inputs (clean/plain; the clean pass also records the bindings'
+activations and keeps keys/values for the inputs used as bases). Timings are wall-clock: on a shared
 machine the cells are noisy; ratios are measured side by side within a cell.
 """
 
@@ -91,18 +93,21 @@ def run_engine(ir, networks):
     net = networks.get(ir, ir.alignments[check.alignment].network, CheckOptions())
     run = claim_run(ir, check, net=net, incremental=True)
     t0 = time.perf_counter()
-    cache, preds = run.run()
-    return run, cache, preds, time.perf_counter() - t0
+    cache = run.clean()
+    clean_s = time.perf_counter() - t0
+    preds = run.patched(cache)
+    return run, cache, preds, time.perf_counter() - t0, clean_s
 
 
-def limit_seconds(run, cache, position: int, layer: int, batch: int) -> float:
-    """A plain forward of the distinct inputs + hook-free incremental forwards of each pair."""
+def limit_seconds(run, cache, position: int, layer: int, batch: int) -> tuple[float, float]:
+    """(s) a plain forward of the distinct inputs + hook-free incremental forwards of each pair,
+    (s) the plain forward alone."""
     from causalspec.run.families import resolve_family
     from causalspec.run.incremental import incremental_forward
 
     net, adapter, store = run.net, run.engine.adapter, cache.kv.store
     family = resolve_family(net.module)
-    seconds = time_clean(net, adapter, run.rows, batch)
+    seconds = plain = time_clean(net, adapter, run.rows, batch)
     skip = layer + 1 if layer + 1 in store.resid else 0
     for s in range(0, len(run.base), batch):
         u = run.base[s:s + batch]
@@ -122,7 +127,7 @@ def limit_seconds(run, cache, position: int, layer: int, batch: int) -> float:
         incremental_forward(net.module, family, b.inputs["input_ids"], lengths, past, start, skip=skip,
                             resid_in=resid_in)
         seconds += time.perf_counter() - t0
-    return seconds
+    return seconds, plain
 
 
 def run_pyvene(run, position: int, layer: int, batch: int, cached: bool):
@@ -200,7 +205,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, pyvene {version('pyvene')}, {torch.get_num_threads()} thread(s); "
           f"{args.pairs} pairs per cell, batch {args.batch}; wall-clock on a shared machine: noisy")
     header = (f"{'family':6} {'pos':6} {'layer':>5} {'inputs':6} {'distinct':>8} {'engine/s':>9} {'pyvene/s':>9} "
-              f"{'pv-cached/s':>11} {'x pyvene':>8} {'x cached':>8} {'limit':>6}")
+              f"{'pv-cached/s':>11} {'x pyvene':>8} {'x cached':>8} {'limit':>6} {'clean/plain':>11}")
     print(header)
     rows_out = []
     for kind in args.families.split(","):
@@ -222,8 +227,8 @@ def main() -> None:
                             warm_up(networks.get(ir, ir.alignments[ir.checks[0].alignment].network,
                                                  CheckOptions()), args.batch)
                             warmed = True
-                        run, cache, preds, eng_s = run_engine(ir, networks)
-                        lim_s = limit_seconds(run, cache, pos, layer, args.batch)
+                        run, cache, preds, eng_s, clean_s = run_engine(ir, networks)
+                        lim_s, plain_s = limit_seconds(run, cache, pos, layer, args.batch)
                         pv_preds, pv_s = run_pyvene(run, pos, layer, args.batch, cached=False)
                         pvc_preds, pvc_s = run_pyvene(run, pos, layer, args.batch, cached=True)
                         assert (pv_preds == preds).all(), f"{kind} {position} {layer}: engine and pyvene disagree"
@@ -231,7 +236,7 @@ def main() -> None:
                         n = len(preds)
                         line = (f"{kind:6} {position:6} {layer:>5} {pool_kind:6} {run.n_unique:>8} {n / eng_s:>9.1f} "
                                 f"{n / pv_s:>9.1f} {n / pvc_s:>11.1f} {pv_s / eng_s:>7.2f}x {pvc_s / eng_s:>7.2f}x "
-                                f"{lim_s / eng_s:>6.0%}")
+                                f"{lim_s / eng_s:>6.0%} {clean_s / plain_s:>10.2f}x")
                         print(line, flush=True)
                         rows_out.append(line)
     print(f"identical patched argmaxes (engine, pyvene, pyvene cached) in all {len(rows_out)} cells")
