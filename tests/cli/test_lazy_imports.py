@@ -52,3 +52,11 @@ def test_the_probe_sees_a_heavy_import(tmp_path):
     # the check can fail: the JSON export writes LaTeX, which needs sympy
     result = _modules_after([["graph", "specs/hier_eq.cspec", "--format", "json"]], tmp_path)
     assert result["codes"] == [0] and "sympy" in result["heavy"]
+
+
+def test_python_dash_m_causalspec_runs_the_command_line(tmp_path):
+    env = {"PYTHONPATH": str(ROOT), "CAUSALSPEC_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "causalspec", "parse", "specs/hier_eq.cspec"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok: specs/hier_eq.cspec"), proc.stderr
+    assert list((tmp_path / "cache").glob("lalr-*.bin"))  # the grammar tables were cached there
