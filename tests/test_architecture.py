@@ -44,7 +44,7 @@ LAYERS: list[set[str]] = [
     {"claims"},
     {"report"},
     {"cli"},
-    {"testing", "pytest_plugin"},
+    {"testing", "pytest_plugin", "__main__"},  # __main__: `python -m causalspec`, the CLI entry
 ]
 
 # Function-local imports of causalspec modules that stay local: (importer, imported) -> why.

@@ -187,7 +187,10 @@ class AlignmentRun:
 
     # passes ------------------------------------------------------------------------------
     def clean(self, advance=None) -> CleanCache:
-        self.cache = self.engine.run_clean(self.unique_rows, self.bindings, advance)
+        # only inputs some claim uses as a base keep keys/values for incremental patched runs
+        bases = np.unique(np.concatenate([self.inverse[c.pairs.base_index] for c in self.plan.claims]
+                                         or [np.zeros(0, dtype=np.int64)]))
+        self.cache = self.engine.run_clean(self.unique_rows, self.bindings, advance, bases=bases)
         return self.cache
 
     def claim_run(self, claim: ClaimPlan) -> ClaimRun:

@@ -6,35 +6,76 @@ Exit codes (stable; CI jobs rely on them): 0 ok, 1 a check failed, 2 invalid spe
 (Ctrl-C). A user mistake never shows a Python traceback: it becomes diagnostics
 (exit 2); anything else is our bug and says so (exit 3).
 
-A new command is a module with a `COMMAND` (`base.Command`) added to `COMMANDS`.
+A new command is a module with a `COMMAND` (`base.Command`) named in `COMMAND_MODULES`.
+
+Why the table names modules instead of importing them: `causalspec parse` runs on every save
+in editors and pre-commit hooks, and must not pay for importing `check`, `circuit` or `locate`
+(their reports, writers and loaders). `main` imports only the command it runs; `--help`, an
+unknown command and `build_parser()` import them all (a broken command module still fails
+loudly, with its ImportError, never by silently missing from the table).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
-import traceback
-from typing import Sequence
+import sys
+from typing import Any, Sequence
 
-from causalspec.cli import check, circuit, fmt, graph, locate, parse, sample
 from causalspec.cli.base import (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, Command,
                                  Terminated, sigterm_as_interrupt, stderr, version)
 from causalspec.diagnostics import render
 from causalspec.errors import CheckError, CheckSkipped, SpecError, UsageError
 
-# The commands, in the order `causalspec --help` lists them.
-COMMANDS: tuple[Command, ...] = (parse.COMMAND, graph.COMMAND, sample.COMMAND, check.COMMAND, locate.COMMAND,
-                                 circuit.COMMAND, fmt.COMMAND)
+# The commands (name, module holding its `COMMAND`), in the order `causalspec --help` lists them.
+COMMAND_MODULES: tuple[tuple[str, str], ...] = (
+    ("parse", "causalspec.cli.parse"), ("graph", "causalspec.cli.graph"), ("sample", "causalspec.cli.sample"),
+    ("check", "causalspec.cli.check"), ("locate", "causalspec.cli.locate"), ("circuit", "causalspec.cli.circuit"),
+    ("fmt", "causalspec.cli.fmt"))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def load_command(name: str) -> Command:
+    """The `COMMAND` of the command called `name` (its module is imported now)."""
+    command = importlib.import_module(dict(COMMAND_MODULES)[name]).COMMAND
+    assert isinstance(command, Command) and command.name == name, f"{name}: not a command module"
+    return command
+
+
+def __getattr__(name: str) -> Any:
+    # `COMMANDS`, every command loaded, for callers that want the whole table
+    if name == "COMMANDS":
+        return tuple(load_command(n) for n, _ in COMMAND_MODULES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _PrintVersion(argparse.Action):
+    """argparse's `version` action, except that the version is looked up when asked for
+    (reading the distribution's metadata is not free, and every command builds the parser)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(f"causalspec {version()}\n")
+        parser.exit()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser. With `only`, just that command's module is loaded and given its
+    arguments; the other commands stay names in the table (what `main` builds to run one)."""
     p = argparse.ArgumentParser(prog="causalspec", description="Check causal hypotheses about neural networks.")
-    p.add_argument("--version", action="version", version=f"causalspec {version()}",
-                   help="print the installed causalspec version and exit")
+    p.add_argument("--version", action=_PrintVersion, help="print the installed causalspec version and exit")
     p.add_argument("--traceback", action="store_true", help="show Python tracebacks of internal errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for command in COMMANDS:
+    for name, _ in COMMAND_MODULES:
+        if only is not None and name != only:
+            sub.add_parser(name)  # never shown: `--help` and usage errors get the full parser
+            continue
+        command = load_command(name)
         sp = sub.add_parser(command.name, help=command.help, description=command.description,
                             epilog=command.epilog)
         command.add_arguments(sp)
@@ -43,8 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _requested_command(argv: Sequence[str]) -> str | None:
+    """The command `argv` runs when it is plain to see (the first word, after `--traceback`);
+    None when the full parser is needed (`--help`, `--version`, no or an unknown command)."""
+    for arg in argv:
+        if arg == "--traceback":
+            continue
+        return arg if arg in dict(COMMAND_MODULES) else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_requested_command(argv))
     args = parser.parse_args(argv)
     show_tb = args.traceback or bool(os.environ.get("CAUSALSPEC_TRACEBACK"))
     try:
@@ -80,6 +132,8 @@ def exit_status(exc: BaseException, show_tb: bool = False) -> int:
     err = stderr()
     err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
     if show_tb:
+        import traceback  # only an internal error pays for the import
+
         err.print("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), markup=False)
     else:
         err.print("this is a bug in causalspec, not in your spec; rerun with --traceback and report it",

@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import signal
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -111,11 +110,12 @@ def check_output_folders(**folders) -> None:
 # ───────────────────────── consoles and loading ─────────────────────────
 
 def stdout() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    # emoji=False: a `:name:` in a file name or spec text stays as written (as in report.terminal)
+    return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
 def stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def load_reporting(file: str, err: Console):
@@ -156,7 +156,10 @@ def pick_model(ir, name: str | None):
 
 def version() -> str:
     """The installed distribution's version; `causalspec.__version__` when running from a
-    source tree that is not installed (no distribution metadata)."""
+    source tree that is not installed (no distribution metadata). importlib.metadata is
+    imported here: it costs ~25 ms, which commands that never print a version do not pay."""
+    from importlib import metadata
+
     try:
         return metadata.version("causalspec")
     except metadata.PackageNotFoundError:

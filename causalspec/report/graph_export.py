@@ -18,14 +18,17 @@ from __future__ import annotations
 import io
 import math
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from causalspec.files import atomic_write_bytes, check_target, stamp_text, tool_header
 from causalspec.semantics.expr import to_latex, to_sympy
+from causalspec.semantics.model import CausalModel, node_attributes
 from causalspec.syntax.printer import PrintError, print_expr
+
+if TYPE_CHECKING:  # networkx (~0.1 s to import) is loaded by the PNG export and bare graphs only
+    import networkx as nx
 
 __all__ = ["to_dot", "to_mermaid", "to_json", "to_png", "family_graph", "JSON_FORMAT", "PNG_SOFTWARE", "KIND_STYLE"]
 
@@ -47,8 +50,28 @@ _KINDS = tuple(KIND_STYLE)
 
 # ───────────────────────── the graph, in a stable order ─────────────────────────
 
-def _model_graph(model: Any) -> tuple[str, nx.DiGraph, list[str]]:
-    """(model name, graph, node order) for a `CausalModel` or a bare model graph."""
+@dataclass(frozen=True)
+class _ModelView:
+    """What the text exports read of a graph, spelled as networkx spells it (`nodes[n]` is a
+    node's data, `edges` the (source, target) pairs): built from a `CausalModel` without
+    importing networkx."""
+
+    nodes: dict[str, dict[str, Any]]
+    edges: list[tuple[str, str]]
+
+
+def _model_graph(model: Any, networkx: bool = False) -> tuple[str, Any, list[str]]:
+    """(model name, graph, node order) for a `CausalModel` or a bare model graph. The graph of
+    a `CausalModel` is a `_ModelView` unless `networkx` asks for its networkx graph (PNG)."""
+    if isinstance(model, CausalModel):
+        name, order = model.name, list(model.order)
+        if networkx:
+            return name, model.graph, order
+        view = _ModelView({n: node_attributes(v) for n, v in model.variables.items()},
+                          [(p, n) for n, v in model.variables.items() for p in v.parents if p in model.variables])
+        return name, view, order
+    import networkx as nx
+
     if isinstance(model, nx.DiGraph):
         graph, name, order = model, str(model.graph.get("name", "model")), model.graph.get("order")
     else:
@@ -68,6 +91,8 @@ def family_graph(model: Any) -> nx.DiGraph:
     family node keeps the reader's view of the spec. Edges between families are merged (a
     family that reads its own earlier elements, `H[i-1]`, gets a self-loop); the node's
     mechanism is the family's, as written (`causalspec graph --expand` shows every element)."""
+    import networkx as nx
+
     families = getattr(getattr(model, "families", None), "families", None) or {}
     member = {e: f"{f}[{fam.indices[0]}..{fam.indices[-1]}]" for f, fam in families.items()
               for e in fam.elements}
@@ -89,7 +114,7 @@ def family_graph(model: Any) -> nx.DiGraph:
     return graph
 
 
-def _edges(graph: nx.DiGraph, order: list[str]) -> list[tuple[str, str]]:
+def _edges(graph: nx.DiGraph | _ModelView, order: list[str]) -> list[tuple[str, str]]:
     index = {n: i for i, n in enumerate(order)}
     return sorted(graph.edges, key=lambda e: (index[e[0]], index[e[1]]))
 
@@ -259,6 +284,8 @@ def to_json(model: Any) -> dict:
 def _generations(graph: nx.DiGraph, order: list[str]) -> list[list[str]]:
     """Topological generations (inputs first), each in declaration order; a cyclic
     (hand-built) graph is one generation."""
+    import networkx as nx
+
     index = {n: i for i, n in enumerate(order)}
     try:
         generations = [sorted(g, key=index.__getitem__) for g in nx.topological_generations(graph)]
@@ -294,7 +321,9 @@ def render_png(model: Any, dpi: int = 150) -> bytes:
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    name, graph, order = _model_graph(model)
+    import networkx as nx
+
+    name, graph, order = _model_graph(model, networkx=True)
     pos = png_layout(graph, order)
     generations = _generations(graph, order)
     widest = max((len(g) for g in generations), default=1)

@@ -89,6 +89,7 @@ class Engine:
         self._sizers: dict = {}
         self._stores: list = []  # weak references to this engine's disk stores, closed by `close()`
         self._kept: list = []  # per clean pass: (store kind, where, bindings, inputs, bytes)
+        self.work = {"clean_inputs": 0, "patched_pairs": 0}  # for the work-bound note (`work_note`)
 
     # featurizers -----------------------------------------------------------------------
     def basis(self, featurizer, width: int) -> torch.Tensor | None:
@@ -110,8 +111,12 @@ class Engine:
 
     # clean pass --------------------------------------------------------------------------
     def run_clean(self, rows: dict[str, np.ndarray], bindings: Sequence,
-                  progress: ProgressFn | None = None) -> CleanCache:
+                  progress: ProgressFn | None = None, bases: np.ndarray | None = None) -> CleanCache:
+        """One forward per unique input (`rows`): predictions, the bindings' activations and, for
+        incremental patched forwards, keys/values. `bases`: the unique inputs later patched runs
+        use as bases (None: any); only those keep keys/values — a source-only input never needs them."""
         n = len(next(iter(rows.values())))
+        self.work["clean_inputs"] += n
         preds = np.zeros(n, dtype=np.int64)
         acts = self._new_store(n, bindings)
         addresses = list(dict.fromkeys(b.site.address for b in bindings))
@@ -120,7 +125,7 @@ class Engine:
         # rectangular `positions()` is then only asked for patched batches, whose rows the
         # engine has grouped by token counts (see `run_patched`).
         ragged = getattr(self.adapter, "positions_list", None)
-        kv = self._kv_runner(n, bindings)
+        kv = self._kv_runner(n, bindings, bases)
 
         def clean_batch(idx: np.ndarray) -> None:  # retried, smaller, on out-of-memory (run.batching)
             batch = self.adapter.encode({k: v[idx] for k, v in rows.items()})
@@ -188,6 +193,7 @@ class Engine:
         (read, write) pair (`run.sites.Intervention`; the illusion check).
         """
         n = len(base)
+        self.work["patched_pairs"] += n
         preds = np.zeros(n, dtype=np.int64)
         flat = [(g, b) for g, bs in enumerate(group_bindings) for b in bs]
         override = None if bases is None else [x for g, bs in enumerate(group_bindings) for x in bases[g]]
@@ -248,12 +254,13 @@ class Engine:
         self.forward_passes["patched"] += 1
         return self.adapter.predict(raw, batch)
 
-    def _kv_runner(self, n: int, bindings: Sequence = ()):
+    def _kv_runner(self, n: int, bindings: Sequence = (), bases: np.ndarray | None = None):
         """A run.incremental.KVRunner for a clean pass of n inputs, or None (the reason goes to the notes)."""
         if not self.options.incremental or not getattr(self.adapter, "sequence", False):
             return None  # nothing to skip without a sequence axis
         runner, reason = runner_for(self.adapter, self.module, self.family, n, self.options.kv_device,
-                                    [b.site.address for b in bindings] if self.options.skip_layers else ())
+                                    [b.site.address for b in bindings] if self.options.skip_layers else (),
+                                    bases)
         if runner is None:
             self._note(f"patched forwards: full — {reason}")
         else:
@@ -278,6 +285,8 @@ class Engine:
     def run_notes(self) -> list[str]:
         """What the run did that a reader of the report should know (incremental forwards, fallbacks)."""
         out = list(self.notes)
+        if self.work["patched_pairs"]:
+            out.append(work_note(self.work["clean_inputs"], self.work["patched_pairs"]))
         if self._kept:
             out.append(self._activations_note())
         for runner in self._kv_runners:
@@ -299,6 +308,20 @@ class Engine:
     def _describe(self, rows, i: int) -> str:
         batch = self.adapter.encode({k: v[[i]] for k, v in rows.items()})
         return self.adapter.describe_row(batch, 0)
+
+
+def work_note(clean: int, pairs: int) -> str:
+    """The work bound of a run: one clean forward per distinct input (the correctness filter
+    needs them) plus one patched run per pair, against the two full forwards per pair of a tool
+    that runs base and source afresh. What the pool saves is the sharing of clean forwards:
+    with fewer distinct inputs than pairs they are shared; with fresh inputs they are not."""
+    text = (f"work: {clean} clean forward(s), one per distinct input, and {pairs} patched run(s); "
+            f"two forwards per pair would be {2 * pairs}")
+    if clean < pairs:
+        return text + (f" — the pool shares clean forwards ({pairs / max(1, clean):.1f} patched runs per distinct "
+                       "input)")
+    return text + (" — the pool saves nothing here (at least as many distinct inputs as patched runs); "
+                   "a pool smaller than the pairs lets them share clean forwards (docs/performance.md)")
 
 
 def _on(given, device):

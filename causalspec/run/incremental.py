@@ -30,8 +30,9 @@ When it does not apply (and the engine runs full forwards, saying why in the che
 a bidirectional or unknown architecture, a network that is not a Hugging Face causal LM
 behind the prompt adapter, a model whose cache is not one plain key/value tensor per layer
 (sliding-window or hybrid caches), `module` sites (their tensors need not be per-token),
-sites without a sequence axis, and batches whose patches all start at position 0 (a full
-forward is then exactly as much work).
+sites without a sequence axis, and batches whose patches all start at position 0 in block 0
+(`embed`, or a site of the first block: a full forward is then exactly as much work). A patch
+at position 0 above block 0 uses no cached keys/values but still skips the blocks below it.
 """
 
 from __future__ import annotations
@@ -81,27 +82,72 @@ def site_reason(interventions: Sequence[Intervention]) -> str | None:
 
 @dataclass
 class KVStore:
-    """Keys and values of every layer for each unique input, at every real token.
+    """Keys and values of every layer for each unique input used as a base, at every real token.
 
-    ``keys[l]`` / ``values[l]``: ``[U, kv_heads, max_len, head_dim]`` (rows right-padded;
-    slots past a row's length hold finite padding values that are always masked).
-    Filled batch by batch during the clean pass (`add`), then stacked once (`finish`).
-    ``device`` is where the store lives (``"cpu"`` offloads a GPU model's cache).
+    ``keys[l]`` / ``values[l]``: ``[K, kv_heads, max_len, head_dim]`` over the K kept inputs
+    (rows right-padded; slots past a row's length hold finite padding values that are always
+    masked). Only the inputs in ``keep`` (unique indices; None: all ``n``) are kept: an input
+    that is only ever a source is never the base of an incremental run, so its keys and
+    values would never be read. ``slot[u]`` is unique input u's row in the store (-1: not kept).
+
+    Filled batch by batch during the clean pass (`add`) straight into preallocated tensors
+    (grown only when a later batch is longer), so peak memory stays about the store's size
+    and `finish` has nothing to stack. ``device`` is where the store lives (``"cpu"`` offloads
+    a GPU model's cache).
     """
 
     n: int
     device: torch.device | str | None = None
+    keep: np.ndarray | None = None
     keys: list[Tensor] = field(default_factory=list)
     values: list[Tensor] = field(default_factory=list)
-    lengths: np.ndarray | None = None
-    resid: dict[int, Tensor] = field(default_factory=dict)  # block l -> its clean input [U, max_len, d_model]
-    _parts: list = field(default_factory=list)
-    _resid_parts: dict = field(default_factory=dict)
+    lengths: np.ndarray | None = None  # [K] real tokens per kept input
+    resid: dict[int, Tensor] = field(default_factory=dict)  # block l -> its clean input [K, max_len, d_model]
+    slot: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.slot = np.full(self.n, -1, dtype=np.int64)
+        kept = np.arange(self.n) if self.keep is None else np.unique(np.asarray(self.keep, dtype=np.int64))
+        self.slot[kept] = np.arange(len(kept))
+        self.lengths = np.zeros(len(kept), dtype=np.int64)
+
+    @property
+    def kept(self) -> int:
+        return int(self.lengths.shape[0]) if self.lengths is not None else 0
+
+    def _selected(self, idx: np.ndarray) -> tuple[Tensor, Tensor] | None:
+        """(rows of the batch, their store slots) for the kept inputs among ``idx``; None if none."""
+        slots = self.slot[np.asarray(idx)]
+        rows = np.flatnonzero(slots >= 0)
+        if not len(rows):
+            return None
+        return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(slots[rows], dtype=torch.long)
+
+    def _write(self, full: Tensor | None, part: Tensor, seq_dim: int, rows: Tensor, slots: Tensor) -> Tensor:
+        """Write ``part``'s ``rows`` at ``slots`` of ``full`` (allocated, or widened along
+        ``seq_dim``, on demand); returns the (possibly new) full tensor."""
+        part = part.detach().index_select(0, rows.to(part.device))
+        if self.device is not None:
+            part = part.to(self.device)
+        width = part.shape[seq_dim]
+        if full is None or full.shape[seq_dim] < width:
+            shape = list(part.shape)
+            shape[0] = self.kept
+            if full is not None:
+                shape[seq_dim] = width
+                grown = full.new_zeros(shape)
+                grown.narrow(seq_dim, 0, full.shape[seq_dim]).copy_(full)
+                full = grown
+            else:
+                full = part.new_zeros(shape)
+        full.narrow(seq_dim, 0, width)[slots.to(full.device)] = part
+        return full
 
     def add_resid(self, idx: np.ndarray, layer: int, x: Tensor) -> None:
         """Keep one clean batch's input of block ``layer`` ([batch, seq, d_model]) for layer skipping."""
-        dev = self.device
-        self._resid_parts.setdefault(layer, []).append((np.asarray(idx), x.detach().to(dev) if dev else x.detach()))
+        sel = self._selected(idx)
+        if sel is not None:
+            self.resid[layer] = self._write(self.resid.get(layer), x, 1, *sel)
 
     def add(self, idx: np.ndarray, cache, lengths: Tensor) -> str | None:
         """Keep one clean batch's cache; returns a reason when the cache is not usable."""
@@ -113,35 +159,28 @@ class KVStore:
             if k is None or k.dim() != 4 or k.shape[-2] < seq or v.shape[-2] < seq:
                 return ("the model's cache is not one key/value tensor per layer covering every position "
                         "(a sliding-window or hybrid cache)")
-        dev = self.device
-        self._parts.append((np.asarray(idx), [(k.detach().to(dev) if dev else k.detach(),
-                                               v.detach().to(dev) if dev else v.detach()) for k, v in layers],
-                            lengths.cpu()))
+        sel = self._selected(idx)
+        if sel is None:
+            return None
+        rows, slots = sel
+        if not self.keys:
+            self.keys, self.values = [None] * len(layers), [None] * len(layers)  # type: ignore[list-item]
+        for layer, (k, v) in enumerate(layers):
+            self.keys[layer] = self._write(self.keys[layer], k, 2, rows, slots)
+            self.values[layer] = self._write(self.values[layer], v, 2, rows, slots)
+        self.lengths[slots.numpy()] = lengths.cpu()[rows].numpy()
         return None
 
+    def clear(self) -> None:
+        self.keys, self.values, self.resid = [], [], {}
+
     def finish(self) -> None:
-        width = max(p[1][0][0].shape[-2] for p in self._parts)
-        n_layers = len(self._parts[0][1])
-        self.lengths = np.zeros(self.n, dtype=np.int64)
-        self.keys, self.values = [], []
-        for layer in range(n_layers):
-            for store, which in ((self.keys, 0), (self.values, 1)):
-                first = self._parts[0][1][layer][which]
-                full = first.new_zeros((self.n, first.shape[1], width, first.shape[3]))  # [U, H, L, D]
-                for idx, layers, _ in self._parts:
-                    t = layers[layer][which]
-                    full[torch.as_tensor(idx, device=full.device), :, :t.shape[-2]] = t
-                store.append(full)
-        for idx, _, lengths in self._parts:
-            self.lengths[idx] = lengths.numpy()
-        self._parts = []
-        for layer, parts in self._resid_parts.items():
-            first = parts[0][1]
-            full = first.new_zeros((self.n, width, first.shape[-1]))  # [U, L, d_model]
-            for idx, x in parts:
-                full[torch.as_tensor(idx, device=full.device), :x.shape[1]] = x
-            self.resid[layer] = full
-        self._resid_parts = {}
+        """Nothing left to stack (batches were written in place); kept for the callers' protocol."""
+
+    def rows_of(self, unique: np.ndarray) -> Tensor | None:
+        """The store rows of unique inputs ``unique``; None if one of them was not kept."""
+        slots = self.slot[np.asarray(unique, dtype=np.int64)]
+        return None if (slots < 0).any() else torch.as_tensor(slots, dtype=torch.long)
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values, *self.resid.values()))
@@ -270,9 +309,10 @@ class IncrementalStats:
                     f"{self.full_tokens} token positions ({self.tokens / max(1, self.full_tokens):.0%}), "
                     "earlier positions from the base's cached keys/values")
             if self.n_layers and self.block_tokens < self.tokens * self.n_layers:
-                share = self.block_tokens / max(1, self.full_tokens * self.n_layers)
-                text += (f"; blocks below the patch skipped ({share:.0%}"
-                         " of a full forward's block computations)")
+                full = max(1, self.full_tokens * self.n_layers)  # (token, block) pairs of full forwards
+                skipped = (self.tokens * self.n_layers - self.block_tokens) / full
+                text += (f"; blocks below the patch skipped ({skipped:.0%} of a full forward's block "
+                         f"computations; {self.block_tokens / full:.0%} computed in all)")
             parts.append(text)
         for reason, n in self.fallbacks.items():
             parts.append(f"patched forwards: full for {n} batch(es) — {reason}")
@@ -472,11 +512,12 @@ class KVRunner:
     Created by `Engine.run_clean` when `unsupported_reason` finds nothing against it.
     """
 
-    def __init__(self, adapter, module, family, n: int, device=None, sites: Sequence[SiteAddress] = ()):
+    def __init__(self, adapter, module, family, n: int, device=None, sites: Sequence[SiteAddress] = (),
+                 bases: np.ndarray | None = None):
         self.adapter = adapter
         self.module = module
         self.family = family
-        self.store = KVStore(n, device)
+        self.store = KVStore(n, device, keep=bases)
         self.n_layers = _n_layers(module)
         self.stats = IncrementalStats(n_layers=self.n_layers)
         self.disabled: str | None = None
@@ -495,15 +536,14 @@ class KVRunner:
         reason = self.store.add(idx, cache, lengths)
         if reason is not None:
             self.disabled = reason
-            self.store._parts = []
-            self.store._resid_parts = {}
+            self.store.clear()
             return logits
         for site in reads:
             self.store.add_resid(idx, site.layer, captured[site])
         return logits
 
     def finish(self) -> KVRunner | None:
-        if self.disabled is not None or not self.store._parts:
+        if self.disabled is not None or not self.store.keys:
             return None
         self.store.finish()
         return self
@@ -512,17 +552,21 @@ class KVRunner:
         reason = site_reason(interventions)
         if reason is None:
             start = starts_for(batch, interventions)
-            if int(start.max()) == 0:
-                reason = "every patch starts at the first token"
-        if reason is not None:
-            self.stats.fallbacks[reason] = self.stats.fallbacks.get(reason, 0) + 1
-            return None
-        rows = torch.as_tensor(np.asarray(base_rows), dtype=torch.long)
-        skip = first_block(interventions, self.n_layers)
-        if skip not in self.store.resid:
-            skip = 0
-        return patched_forward(self.adapter, self.module, self.family, batch, rows, interventions, self.store,
-                               start, self.stats, skip)
+            skip = first_block(interventions, self.n_layers)
+            if skip not in self.store.resid:
+                skip = 0
+            rows = self.store.rows_of(base_rows)
+            if rows is None:
+                reason = "a base input's keys/values were not kept (it was declared a source only)"
+            elif int(start.max()) > 0 or skip > 0:
+                # a patch at position 0 above block 0 still skips the blocks below it: the past
+                # is then empty (width 0) and block `skip` starts from its cached clean input
+                return patched_forward(self.adapter, self.module, self.family, batch, rows, interventions,
+                                       self.store, start, self.stats, skip)
+            else:  # nothing cached to start from: no earlier position and no block below the patch
+                reason = "every patch starts at the first token, in the first block"
+        self.stats.fallbacks[reason] = self.stats.fallbacks.get(reason, 0) + 1
+        return None
 
 
 @dataclass(frozen=True)
@@ -530,16 +574,17 @@ class _AtSite:
     site: SiteAddress
 
 
-def runner_for(adapter, module, family, n: int, device=None,
-               sites: Sequence[SiteAddress] = ()) -> tuple[KVRunner | None, str | None]:
+def runner_for(adapter, module, family, n: int, device=None, sites: Sequence[SiteAddress] = (),
+               bases: np.ndarray | None = None) -> tuple[KVRunner | None, str | None]:
     """A `KVRunner` for a clean pass over ``n`` unique inputs, or (None, why not).
 
     ``sites``: the sites patched runs may patch; the clean input of the first block each can
-    change is kept, so those runs skip the blocks below it (none given: no layer skipping)."""
+    change is kept, so those runs skip the blocks below it (none given: no layer skipping).
+    ``bases``: the unique inputs patched runs use as bases; only theirs are kept (None: all)."""
     reason = unsupported_reason(adapter, module, family)
     if reason is not None:
         return None, reason
-    return KVRunner(adapter, module, family, n, device, sites), None
+    return KVRunner(adapter, module, family, n, device, sites, bases), None
 
 
 __all__ = ["INCREMENTAL_KINDS", "IncrementalStats", "KVRunner", "KVStore", "clean_forward", "first_block",

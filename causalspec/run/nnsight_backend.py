@@ -223,7 +223,9 @@ class NNsightEngine(Engine):
         return out.numpy().astype(np.int64)
 
     # clean pass ----------------------------------------------------------------------------
-    def run_clean(self, rows: dict[str, np.ndarray], bindings: Sequence, progress=None) -> CleanCache:
+    def run_clean(self, rows: dict[str, np.ndarray], bindings: Sequence, progress=None,
+                  bases: np.ndarray | None = None) -> CleanCache:
+        """As `Engine.run_clean`; `bases` is accepted and unused (this backend keeps no keys/values)."""
         self.validate(bindings)
         n = len(next(iter(rows.values())))
         keys = {b: k for k, b in enumerate(bindings)}

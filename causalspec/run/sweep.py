@@ -66,9 +66,9 @@ def sweep(engine, rows: dict[str, np.ndarray], base: np.ndarray, source: np.ndar
     if not grid:
         raise ValueError("a sweep needs at least one cell")
     before = dict(engine.forward_passes)
-    cache = engine.run_clean(rows, grid, progress)
     base = np.asarray(base)
     source = np.asarray(source)
+    cache = engine.run_clean(rows, grid, progress, bases=np.unique(base))
     preds = np.stack([engine.run_patched(rows, cache, base, [source], [[cell]], progress) for cell in grid])
     passes = {k: engine.forward_passes[k] - before.get(k, 0) for k in engine.forward_passes}
     notes = engine.run_notes() if hasattr(engine, "run_notes") else []

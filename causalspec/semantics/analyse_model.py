@@ -7,11 +7,12 @@ each step records diagnostics in the sink and continues with what is still sound
 
 from __future__ import annotations
 
+import graphlib
+import heapq
 import math
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from causalspec.codes import (
@@ -47,7 +48,7 @@ from causalspec.semantics.domains import Domain
 from causalspec.semantics.families import expand_model
 from causalspec.semantics.expr import INT_LIMIT, Compiled, ExprCompiler, Table
 from causalspec.semantics.file_access import note_outside
-from causalspec.semantics.model import CausalModel, Distribution, Example, Variable
+from causalspec.semantics.model import CausalModel, Distribution, Example, Variable, build_graph
 from causalspec.syntax import ast as A
 from causalspec.semantics.paths import missing_path_help
 
@@ -118,7 +119,7 @@ class _ModelAnalyser:
         self.enum_members = self._enum_members()
         self._compile_mechanisms()
         constraints = self._compile_constraints()
-        graph, order = self._graph()
+        order = self._order()
         balanced = self._balanced()
         if not any(v.kind == "output" for v in self.vars.values()) and len(self.sink.errors) == self.errors_before:
             self.sink.error(E0405, f"model `{self.ast.name.text}` has no output", self.ast.name.span,
@@ -126,7 +127,7 @@ class _ModelAnalyser:
                             help="the output is what the network's behaviour is compared with")
         if len(self.sink.errors) > self.errors_before or order is None:
             return None
-        cm = CausalModel(self.ast.name.text, self.ast.span, self.vars, order, graph, constraints,
+        cm = CausalModel(self.ast.name.text, self.ast.span, self.vars, order, constraints,
                          balanced, [], self.tables, self.domains, self.ast)
         self._check_constraints_satisfiable(cm)
         self._check_value_ranges(cm)
@@ -356,32 +357,39 @@ class _ModelAnalyser:
         return out
 
     # graph -----------------------------------------------------------------------------
-    def _graph(self) -> tuple[nx.DiGraph, tuple[str, ...] | None]:
-        g = nx.DiGraph(name=self.ast.name.text)
-        for name, var in self.vars.items():
-            g.add_node(name, kind=var.kind, type=var.domain.describe(), domain=var.domain,
-                       mechanism=self.var_asts[name].expr if name in self.var_asts else None,
-                       span=var.span)
-        for name, var in self.vars.items():
-            for p in var.parents:
-                if p in self.vars:
-                    g.add_edge(p, name)
-        self._check_declared_edges(g)
+    def _order(self) -> tuple[str, ...] | None:
+        """The variables in topological order, declaration order breaking ties (Kahn's
+        algorithm with a heap: networkx's lexicographical_topological_sort, on the standard
+        library's graphlib so that analysis does not import networkx); None, with E0401, on
+        a cycle."""
+        parents = {name: [p for p in var.parents if p in self.vars] for name, var in self.vars.items()}
+        self._check_declared_edges(parents)
         decl_index = {n: i for i, n in enumerate(self.vars)}
+        sorter = graphlib.TopologicalSorter(parents)
         try:
-            # The sort finds a cycle as well; only a cyclic model pays for find_cycle, which
-            # walks every edge again to name one.
-            return g, tuple(nx.lexicographical_topological_sort(g, key=lambda n: decl_index[n]))
-        except nx.NetworkXUnfeasible:
-            cycle = nx.find_cycle(g)
-        if cycle:
+            sorter.prepare()
+        except graphlib.CycleError:
+            # only a cyclic model pays for networkx: find_cycle names the cycle the way
+            # earlier versions reported it (same start, same located variable)
+            import networkx as nx
+
+            cycle = nx.find_cycle(build_graph(self.ast.name.text, self.vars))
             path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
             first = cycle[0][1]
             self.sink.error(E0401, f"cycle in model `{self.ast.name.text}`: {path}", self.vars[first].span,
                             "part of a cycle", help="a mechanism may not depend on itself, directly or not")
-        return g, None
+            return None
+        ready: list[tuple[int, str]] = []
+        order: list[str] = []
+        while sorter.is_active():
+            for n in sorter.get_ready():
+                heapq.heappush(ready, (decl_index[n], n))
+            _, n = heapq.heappop(ready)
+            order.append(n)
+            sorter.done(n)
+        return tuple(order)
 
-    def _check_declared_edges(self, g: nx.DiGraph) -> None:
+    def _check_declared_edges(self, parents: dict[str, list[str]]) -> None:
         blocks = [s for s in self.ast.body if isinstance(s, A.EdgesDecl)]
         if not blocks:
             return
@@ -400,11 +408,11 @@ class _ModelAnalyser:
                 self.sink.error(E0406, f"edge into input `{v}`: inputs have no parents", e.span,
                                 "inputs are sampled, not computed",
                                 help=f"remove `{u} -> {v}`, or make `{v}` a `var` computed from `{u}`")
-            elif not g.has_edge(u, v):
+            elif u not in parents[v]:
                 self.sink.error(E0402, f"declared edge {u} -> {v} is not used by the mechanism of `{v}`",
                                 e.span, "unused edge", help=f"remove it, or use `{u}` in `{v}`'s mechanism")
-        for v in g.nodes:
-            missing = [u for u in g.predecessors(v) if (u, v) not in declared]
+        for v, ps in parents.items():
+            missing = [u for u in ps if (u, v) not in declared]
             if missing:
                 decl = self.var_asts[v]
                 edges = "; ".join(f"{u} -> {v}" for u in missing)

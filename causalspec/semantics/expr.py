@@ -12,15 +12,17 @@ string, whose domain is fixed by what it is compared with).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
-import sympy
 
 from causalspec.codes import E0104, E0203, E0204, E0205, E0209, E0210, E0301, E0303, E0304
 from causalspec.diagnostics import DiagnosticSink, did_you_mean
 from causalspec.semantics.domains import Domain
 from causalspec.syntax import ast as A
+
+if TYPE_CHECKING:  # sympy takes ~0.3 s to import: only the LaTeX/symbolic paths below load it
+    import sympy
 
 Env = Mapping[str, np.ndarray]
 Evaluator = Callable[[Env, int], np.ndarray]
@@ -479,8 +481,11 @@ def to_sympy(expr: A.Expr, tables: Mapping[str, object] | None = None) -> sympy.
     """Build a sympy object from our AST (never from text): for LaTeX and symbolic analysis.
 
     Variables and enum values become `sympy.Symbol`s (a Symbol's name is inert data, it is
-    never parsed); tables become undefined functions applied to their keys.
+    never parsed); tables become undefined functions applied to their keys. sympy is imported
+    here, not at module level: `causalspec parse` and `graph` must not pay its import time.
     """
+    import sympy
+
     def go(e):
         if isinstance(e, A.IntLit):
             return sympy.Integer(e.value)
@@ -551,4 +556,6 @@ def to_sympy(expr: A.Expr, tables: Mapping[str, object] | None = None) -> sympy.
 
 
 def to_latex(expr: A.Expr) -> str:
+    import sympy  # lazy, see to_sympy
+
     return sympy.latex(to_sympy(expr))

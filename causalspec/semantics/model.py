@@ -1,5 +1,9 @@
 """The high-level causal model IR: typed variables, compiled mechanisms, a networkx graph.
 
+The networkx graph (`CausalModel.graph`) is built on first use: importing networkx costs
+~0.1 s, which `causalspec parse` and the DOT/Mermaid/JSON exports of `graph` do not need
+(analysis orders the variables with the standard library's `graphlib`).
+
 Why arrays everywhere: every later stage (sampling, counterfactual pairs, scoring buckets)
 runs the model on thousands of inputs at once; `CausalModel.run` evaluates mechanisms in
 topological order over a batch, with interventions fixing any variable's values.
@@ -8,9 +12,9 @@ topological order over a batch, with interventions fixing any variable's values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import networkx as nx
 import numpy as np
 
 from causalspec.diagnostics import Span
@@ -18,6 +22,9 @@ from causalspec.semantics.domains import Domain
 from causalspec.semantics.expr import Compiled, Table
 from causalspec.semantics.families import Families
 from causalspec.syntax import ast as A
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass
@@ -58,7 +65,6 @@ class CausalModel:
     span: Span
     variables: dict[str, Variable]
     order: tuple[str, ...]  # topological
-    graph: nx.DiGraph
     constraints: list[Compiled] = field(default_factory=list)
     balanced_on: str | None = None
     examples: list[Example] = field(default_factory=list)
@@ -68,6 +74,12 @@ class CausalModel:
     families: Families = field(default_factory=Families)
 
     # views ---------------------------------------------------------------------
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The model as a networkx DiGraph (nodes carry `kind`, `type`, `domain`, `mechanism`
+        and `span`; an edge per parent), built on first use."""
+        return build_graph(self.name, self.variables)
+
     @property
     def inputs(self) -> list[str]:
         return [n for n in self.order if self.variables[n].kind == "input"]
@@ -151,3 +163,25 @@ def _as_batch(value: Any, domain: Domain, n: int) -> np.ndarray:
     if arr.shape != (n,):
         raise ValueError(f"batch of shape {arr.shape}, expected ({n},)")
     return arr.astype(domain.dtype(), copy=False)
+
+
+def node_attributes(var: Variable) -> dict[str, Any]:
+    """A variable's node data in the causal graph: kind, type, domain, mechanism (its AST,
+    None for inputs) and span."""
+    return {"kind": var.kind, "type": var.domain.describe(), "domain": var.domain,
+            "mechanism": var.mechanism.ast if var.mechanism is not None else None, "span": var.span}
+
+
+def build_graph(name: str, variables: Mapping[str, Variable]) -> nx.DiGraph:
+    """The causal graph of `variables`: nodes in declaration order, an edge from each parent
+    (in the order of `Variable.parents`) to its child. networkx is imported here, on first use."""
+    import networkx as nx
+
+    g = nx.DiGraph(name=name)
+    for vname, var in variables.items():
+        g.add_node(vname, **node_attributes(var))
+    for vname, var in variables.items():
+        for p in var.parents:
+            if p in variables:
+                g.add_edge(p, vname)
+    return g

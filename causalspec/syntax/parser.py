@@ -24,6 +24,7 @@ from causalspec.diagnostics import Diagnostic, Span, SpecError
 from causalspec.syntax import ast as A
 from causalspec.syntax.build import AstBuilder
 from causalspec.syntax.gc_pause import paused_gc
+from causalspec.syntax.grammar_cache import cached_lalr
 
 GRAMMAR_NAME = "causalspec.lark"
 
@@ -49,8 +50,11 @@ def grammar_path() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def lark_parser() -> Lark:
-    parser = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
-                  propagate_positions=True, maybe_placeholders=False, cache=False)
+    # the LALR tables come from the user's cache folder when a valid entry exists (see
+    # grammar_cache: keyed by the grammar's hash and lark's version, never trusted if corrupt)
+    parser = cached_lalr(grammar_path().read_text(encoding="utf-8"),
+                         dict(parser="lalr", lexer="contextual", propagate_positions=True,
+                              maybe_placeholders=False))
     # lark internals: a lark whose layout differs keeps its own (slower, equivalent) callbacks
     callbacks = getattr(getattr(getattr(parser.parser, "parser", None), "parser", None), "callbacks", None)
     for rule, callback in (callbacks or {}).items():

@@ -60,7 +60,7 @@ class ClaimRun:
         return len(next(iter(self.rows.values())))
 
     def clean(self):
-        return self.engine.run_clean(self.rows, self.plan.bindings())
+        return self.engine.run_clean(self.rows, self.plan.bindings(), bases=np.unique(self.base))
 
     def patched(self, cache) -> np.ndarray:
         return self.engine.run_patched(self.rows, cache, self.base, self.sources, self.groups)

@@ -21,6 +21,7 @@ from causalspec.claims.runner import run_checks
 from causalspec.run.families import resolve_family
 from causalspec.run import incremental
 from causalspec.run.incremental import KVStore, first_block, incremental_forward, output_cache
+from causalspec.run.engine import work_note
 from causalspec.run.hooks import patch, record
 from causalspec.run.sites import Intervention
 from causalspec.semantics.site_kinds import SiteAddress
@@ -147,7 +148,10 @@ def cache_layout(request, monkeypatch):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case", list(SKIP_CASES))
-def test_layer_skipping_equals_full_forward(kind, case, tmp_path, cache_layout):
+@pytest.mark.parametrize("at_first", [False, True], ids=["mixed-starts", "all-at-position-0"])
+def test_layer_skipping_equals_full_forward(kind, case, tmp_path, cache_layout, at_first):
+    # all-at-position-0: no cached keys/values are used (a past of width 0), yet the blocks
+    # below the patch are still skipped, from their cached clean input (issue 15)
     model = build_tiny_model(kind, VOCAB, tmp_path, seed=2, **({"n_layer": 3} if kind == "gpt2" else
                                                                {"num_hidden_layers": 3}))
     family = resolve_family(model)
@@ -155,7 +159,7 @@ def test_layer_skipping_equals_full_forward(kind, case, tmp_path, cache_layout):
     store = clean_store(model, ids, mask, split=3, resid_layers=(1, 2))
     rows = torch.tensor([1, 3, 0, 2])
     lengths = [LENGTHS[r] for r in rows]
-    starts = [lengths[0] // 2, lengths[1] - 1, 2, 0]
+    starts = [0, 0, 0, 0] if at_first else [lengths[0] // 2, lengths[1] - 1, 2, 0]
     at_start, at_last, expected = SKIP_CASES[case]
     g = torch.Generator().manual_seed(5)
     d = model.config.hidden_size
@@ -172,6 +176,7 @@ def test_layer_skipping_equals_full_forward(kind, case, tmp_path, cache_layout):
     start = torch.tensor(starts)
     past = store.past(rows, int(start.max()), skip)
     assert all(k is None for k, _ in past[1:skip])  # skipped layers get no copy
+    assert int(past[0][0].shape[-2]) == int(start.max())
     logits, _ = incremental_forward(model, family, b_ids, torch.tensor(lengths), past, start, ivs, skip=skip,
                                     resid_in=lambda positions: store.resid_at(skip, rows, positions))
     for i, (s, n) in enumerate(zip(starts, lengths)):
@@ -210,6 +215,7 @@ network net = hf "{path}" {{
   position A1 = slot(A, 1)
   position B2 = slot(B, 2)
   position END = last
+  position FIRST = 0
 }}
 align P to net as Pos {{
   mover -> {site} @ {at}
@@ -251,6 +257,90 @@ def test_engine_incremental_equals_full_at_every_batch_size(word_lm, tmp_path, k
         assert any("incremental" in n for n in engine.run_notes())
         skips = not site.startswith(("embed", "head[0."))  # the patch is above block 0
         assert any("blocks below the patch skipped" in n for n in engine.run_notes()) == skips, engine.run_notes()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_patch_at_position_0_skips_the_blocks_below_it(word_lm, tmp_path, kind):
+    # issue 15: position 0 used to fall back to full forwards; above block 0 it now recomputes
+    # every position but only the blocks above the patch, with predictions identical to full forwards
+    ir = write_spec(tmp_path, word_lm(kind), site="resid.post[1]", at="FIRST")
+    full, _, _ = engine_predictions(ir, incremental=False, batch=16)
+    for batch in (16, 5):
+        preds, engine, cache = engine_predictions(ir, incremental=True, batch=batch)
+        assert preds.tolist() == full.tolist(), (batch, np.flatnonzero(preds != full))
+        stats = cache.kv.stats
+        assert stats.rows == len(preds) and not stats.fallbacks
+        assert stats.tokens == stats.full_tokens  # position 0: every position is recomputed ...
+        assert stats.block_tokens < stats.tokens * stats.n_layers  # ... in the blocks above the patch only
+        assert any("blocks below the patch skipped" in n for n in engine.run_notes()), engine.run_notes()
+
+
+def test_a_patch_at_position_0_of_block_0_runs_in_full_and_says_so(word_lm, tmp_path):
+    ir = write_spec(tmp_path, word_lm("gpt2"), site="embed", at="FIRST")
+    full, _, _ = engine_predictions(ir, incremental=False, batch=16)
+    preds, engine, cache = engine_predictions(ir, incremental=True, batch=16)
+    assert preds.tolist() == full.tolist()
+    assert cache.kv.stats.rows == 0
+    assert any("full" in n and "first token, in the first block" in n for n in engine.run_notes()), engine.run_notes()
+
+
+def test_only_inputs_used_as_bases_keep_keys_and_values(word_lm, tmp_path):
+    # issue 15: a source-only input is never the base of an incremental run; its keys and
+    # values are not kept, and predictions are unchanged
+    ir = write_spec(tmp_path, word_lm("llama"), site="resid.post[1]", at="A1", pairs=24)
+    run = claim_run(ir, batch=8, incremental=True)
+    cache, preds = run.run()
+    full = claim_run(ir, batch=8, incremental=False).run()[1]
+    assert preds.tolist() == full.tolist()
+    store = cache.kv.store
+    bases = np.unique(run.base)
+    assert store.kept == len(bases) < run.n_unique, (store.kept, run.n_unique)
+    assert store.resid and all(t.shape[0] == len(bases) for t in (*store.keys, *store.values, *store.resid.values()))
+    source_only = np.setdiff1d(np.arange(run.n_unique), bases)
+    assert store.rows_of(source_only[:1]) is None and store.rows_of(bases) is not None
+
+
+def test_a_store_of_some_inputs_holds_what_the_full_store_holds(tiny_causal):
+    tiny = tiny_causal.model
+    ids, mask = padded(LENGTHS)
+    every = clean_store(tiny, ids, mask, split=2, resid_layers=(1,))
+    some = KVStore(len(ids), keep=np.array([3, 1]))
+    for part in (np.arange(0, 2), np.arange(2, len(ids))):  # the second batch is wider: the store grows
+        width = int(mask[part].sum(1).max())
+        with torch.no_grad(), record(tiny, resolve_family(tiny), [SiteAddress("resid.pre", layer=1)]) as got:
+            out = tiny(input_ids=ids[part, :width], attention_mask=mask[part, :width], use_cache=True)
+        assert some.add(part, output_cache(out), mask[part].sum(1)) is None
+        some.add_resid(part, 1, got[SiteAddress("resid.pre", layer=1)])
+    some.finish()
+    rows = some.rows_of(np.array([1, 3]))
+    assert rows is not None and some.rows_of(np.array([0])) is None
+    assert some.lengths[rows.numpy()].tolist() == [LENGTHS[1], LENGTHS[3]]
+    for (k, v), (k2, v2) in zip(every.past(torch.tensor([1, 3]), 5), some.past(rows, 5)):
+        assert torch.equal(k, k2) and torch.equal(v, v2)
+    positions = torch.tensor([[0, 4], [2, 5]])
+    assert torch.equal(every.resid_at(1, torch.tensor([1, 3]), positions), some.resid_at(1, rows, positions))
+    assert some.nbytes() < every.nbytes()
+
+
+def test_the_notes_state_the_work_bound_of_the_run(word_lm, tmp_path):
+    ir = write_spec(tmp_path, word_lm("gpt2"), site="resid.post[1]", at="END", pairs=24)
+    run = claim_run(ir, batch=8, incremental=True)
+    run.run()
+    [note] = [n for n in run.engine.run_notes() if n.startswith("work:")]
+    assert note.startswith(f"work: {run.n_unique} clean forward(s), one per distinct input, and 24 patched run(s); "
+                           "two forwards per pair would be 48")
+    assert work_note(10, 40).endswith("(4.0 patched runs per distinct input)")
+    assert "the pool saves nothing here" in work_note(80, 40)
+
+
+def test_the_note_reports_the_skipped_share_of_block_computations():
+    # 10 tokens of full forwards through 4 blocks = 40 (token, block) pairs; the patched runs
+    # recomputed 5 tokens through the top 1 block: 15 pairs skipped below the patch (38%),
+    # 5 computed in all (12%)
+    stats = incremental.IncrementalStats(batches=1, rows=2, tokens=5, full_tokens=10, block_tokens=5, n_layers=4)
+    note = stats.note()
+    assert "recomputed 5 of 10 token positions (50%)" in note
+    assert "blocks below the patch skipped (38% of a full forward's block computations; 12% computed in all)" in note
 
 
 def test_bidirectional_models_run_in_full_and_say_so(word_lm, tmp_path):
