@@ -52,7 +52,8 @@ def measure(model_dir: Path, batch: int, steps: int, full: bool) -> None:
     with PeakRSS() as mem:
         T.train(engine, rows, cache, plan.alignment, T.learned_groups(plan.alignment), [claim], config)
     path = "full forwards" if full else "incremental"
-    print(f"batch {batch:5d}  {path:13s} RSS before training {before / 2**20:7.0f} MiB  peak {mem.peak / 2**20:7.0f} MiB"
+    print(f"batch {batch:5d}  {path:13s} RSS before training {before / 2**20:7.0f} MiB  "
+          f"peak {mem.peak / 2**20:7.0f} MiB"
           f"  +step {(mem.peak - before) / 2**20:6.0f} MiB  (key/value store {store / 2**20:.1f} MiB)")
 
 

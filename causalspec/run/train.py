@@ -29,8 +29,12 @@ engine's own machinery — `run.sites.make_edit` (shape checks, positions) with 
 formula, hooks installed by `run.hooks.installed`, minibatches bucketed by the engine's
 `pair_buckets` — so training and scoring patch the same way.
 
-Speed: training stops early once the training IIA over the last few steps reaches
-`early_stop`; small problems (an MLP's 128 units) run single-threaded, because on a busy
+Speed: where the training split's clean pass kept keys/values (a causal LM), each step runs
+only the suffix the patch can change — the blocks from the patch's on, at the positions from
+the patch on — and its backward (`run.suffix`, `batch_loss`); otherwise full forwards, with
+the reason in the check's notes. A minibatch that runs out of memory is split (`run.batching`)
+and its gradients summed, so the step is the same. Training stops early once the training IIA
+over the last few steps reaches `early_stop`; small problems (an MLP's 128 units) run single-threaded, because on a busy
 machine thread synchronisation costs more than a 128-wide matrix product.
 """
 
