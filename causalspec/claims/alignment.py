@@ -83,6 +83,7 @@ def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found
         found.locate = located.sweep
         plan = located.confirmation(check)
         found.notes.append(located.note)
+        found.add_notes(located.sweep.get("notes", ()))
     run = make_alignment_run(ir, check, plan, net, options)
     found.pool = len(next(iter(plan.pool.values())))
     found.unique_inputs = run.n_unique

@@ -72,6 +72,7 @@ class Sweep:
     # gives the counterfactual output on the kept pairs (the same pairs for every cell), and its
     # mean — the score a cell gets for changing nothing
     baseline: dict[str, Proportion] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # how the sweep ran (training path, fallbacks)
 
     @property
     def baseline_score(self) -> float | None:
@@ -97,7 +98,7 @@ class Sweep:
                                                    "score": best.score,
                                                    "iia": {k: v.to_dict() for k, v in best.iia.items()}},
                 "forward_passes": dict(self.forward_passes), "unique_inputs": self.unique_inputs,
-                "seconds": round(self.seconds, 3),
+                "seconds": round(self.seconds, 3), "notes": list(self.notes),
                 "baseline": {"score": self.baseline_score,
                              "iia": {k: v.to_dict() for k, v in self.baseline.items()}}}
 
@@ -153,7 +154,22 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
                 cell_advance(1)
     return Sweep(check.name, loc.var, feature_label(loc.featurizer), list(loc.site_labels), list(loc.position_labels),
                  cells, int(plan.claims[0].pairs.n) if plan.claims else 0, int(plan.seed),
-                 dict(engine.forward_passes), base.n_unique, time.perf_counter() - start, baseline)
+                 dict(engine.forward_passes), base.n_unique, time.perf_counter() - start, baseline,
+                 training_notes(flat, engine.notes))
+
+
+def training_notes(cells: list[Cell], engine_notes: list[str]) -> list[str]:
+    """What the sweep's notes say about its cells' training: how many trained on the incremental
+    path (`run.suffix`), and why others ran full forwards or smaller batches (the engine's notes)."""
+    trained = [c.trained for c in cells if c.trained is not None and not c.trained.get("reused")]
+    if not trained:
+        return []
+    on_path = sum(1 for t in trained if t.get("path") == "incremental")
+    out = [f"`locate` training: {on_path} of {len(trained)} trained cell(s) on the incremental path — one clean "
+           "pass of the training split, shared by every cell, keeps the keys/values and block inputs each cell's "
+           "training steps start from; a cell computes only the blocks above its site, from its position on"]
+    out += [n for n in engine_notes if n.startswith(("training: full", "training forwards ran out of memory"))]
+    return out
 
 
 def _with_cells(plan, loc):
@@ -215,7 +231,7 @@ def sweep_from_dict(d: dict) -> Sweep:
     baseline = {k: _proportion(v) for k, v in ((d.get("baseline") or {}).get("iia") or {}).items()}
     return Sweep(d["check"], d["var"], d["featurizer"], list(d["sites"]), list(d["positions"]), cells,
                  d.get("pairs", 0), d.get("seed", 0), d.get("forward_passes", {}), d.get("unique_inputs", 0),
-                 d.get("seconds", 0.0), baseline)
+                 d.get("seconds", 0.0), baseline, list(d.get("notes", ())))
 
 
 def _proportion(v: dict) -> Proportion:

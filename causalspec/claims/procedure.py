@@ -334,7 +334,8 @@ class AlignmentRun:
         info = f.trained.info
         return {"variant": self.label or "network", "groups": info.get("groups", []), "steps": info.get("steps"),
                 "max_steps": info.get("max_steps"), "stopped": info.get("stopped"),
-                "seconds": info.get("seconds"), "reused": f.reused, "artifact": str(f.artifact), "key": f.key,
+                "seconds": info.get("seconds"), "path": info.get("path"), "reused": f.reused,
+                "artifact": str(f.artifact), "key": f.key,
                 "train_pairs": int(sum(len(r.base_u) for r in f.train_claims)), "overlap": f.overlap,
                 **({} if f.split is None else {"train_pairs_used": f.split.pairs, "train_inputs": f.split.inputs,
                                                "train_distinct_pairs": f.split.distinct_pairs}),

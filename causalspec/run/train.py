@@ -29,8 +29,12 @@ engine's own machinery — `run.sites.make_edit` (shape checks, positions) with 
 formula, hooks installed by `run.hooks.installed`, minibatches bucketed by the engine's
 `pair_buckets` — so training and scoring patch the same way.
 
-Speed: training stops early once the training IIA over the last few steps reaches
-`early_stop`; small problems (an MLP's 128 units) run single-threaded, because on a busy
+Speed: where the training split's clean pass kept keys/values (a causal LM), each step runs
+only the suffix the patch can change — the blocks from the patch's on, at the positions from
+the patch on — and its backward (`run.suffix`, `batch_loss`); otherwise full forwards, with
+the reason in the check's notes. A minibatch that runs out of memory is split (`run.batching`)
+and its gradients summed, so the step is the same. Training stops early once the training IIA
+over the last few steps reaches `early_stop`; small problems (an MLP's 128 units) run single-threaded, because on a busy
 machine thread synchronisation costs more than a 128-wide matrix product.
 """
 
@@ -49,12 +53,15 @@ import torch
 from torch import nn
 
 from causalspec.files import SAFETENSORS_KIND, TOOL, atomic_write_bytes
+from causalspec.run import suffix
 from causalspec.run.adapters import CheckUsageError
+from causalspec.run.batching import BatchSizer
 from causalspec.run.hooks import installed
+from causalspec.run.incremental import unsupported_reason
 from causalspec.run.patching import mix
 from causalspec.run.sites import make_edit
 
-ALGORITHM_VERSION = "das-2"  # part of the artifact key: bump when training changes its results
+ALGORITHM_VERSION = "das-3"  # part of the artifact key: bump when training changes its results
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,18 @@ def class_scores(adapter, raw: torch.Tensor, batch) -> torch.Tensor:
     return raw
 
 
+def answer_scores(adapter, at: torch.Tensor) -> torch.Tensor:
+    """Differentiable scores `[batch, n_values]` from logits `[batch, vocab]` already taken at each
+    row's answer position (the incremental path's answer-only head, `run.suffix`)."""
+    return at[:, adapter.candidates.to(at.device)]
+
+
+def _note(engine, text: str) -> None:
+    """Add a line to the engine's notes (what the check's report says about how it ran), once."""
+    if text not in engine.notes:
+        engine.notes.append(text)
+
+
 # ───────────────────────── patching with parameters ─────────────────────────
 
 def _edits(module: nn.Module, family, edits: Sequence[tuple]):
@@ -191,7 +210,7 @@ def _threads_for(width: int):
 
 
 @contextlib.contextmanager
-def _frozen(module: nn.Module):
+def frozen_weights(module: nn.Module):
     flags = [(p, p.requires_grad) for p in module.parameters()]
     for p, _ in flags:
         p.requires_grad_(False)
@@ -366,6 +385,75 @@ class _State:
     per_claim: list = field(default_factory=list)
 
 
+def full_reason(engine, cache) -> str | None:
+    """Why training steps cannot run on the incremental path at all (`run.suffix`), or None."""
+    runner = getattr(cache, "kv", None)
+    if runner is not None:
+        return suffix.unusable(runner)
+    options = getattr(engine, "options", None)
+    if options is not None and not options.incremental:
+        return "incremental forwards are off"
+    return (unsupported_reason(engine.adapter, engine.module, engine.family)
+            or "the training split's clean pass kept no key/value cache (no sequence axis, or a cache that is "
+               "not one key/value tensor per layer)")
+
+
+def batch_loss(engine, rows, cache, alignment, sites: Sequence[LearnedFeaturizer], claim: TrainClaim,
+               idx: np.ndarray, total: int | None = None, temperature: float | None = None,
+               fixed_basis: Callable | None = None, *, full: bool = False,
+               stats: suffix.SuffixStats | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(cross entropy summed over the pairs `idx` of `claim` / `total` (default: their number),
+    class scores, targets), differentiable in the parameters of `sites`.
+
+    On the incremental path (`run.suffix`) where the cache allows it and `full` is not set;
+    otherwise a full patched forward. `stats` counts which path each batch took."""
+    adapter, module, family = engine.adapter, engine.module, engine.family
+    where = {(v, b): (i, j) for i, st in enumerate(sites) for j, (v, b) in enumerate(st.vars)}
+    weights = [st.weight() for st in sites]
+    batch = adapter.encode({k: v[claim.base[idx]] for k, v in rows.items()})
+    items = []  # (address, absolute positions, (address, positions) -> edit)
+    for g, names in enumerate(claim.groups):
+        src = claim.sources[g][idx]
+        for var in names:
+            for b in alignment.variables[var]:
+                values = cache.acts.stack(b, src)  # [batch, n_pos, w] | [batch, w]
+                pos = adapter.positions(batch, b)
+                if (var, b) in where:  # learned: the group's strategy patches it
+                    i, j = where[(var, b)]
+
+                    def make(site, p, i=i, j=j, values=values):
+                        return sites[i].edit(j, site, p, values, weights[i], temperature)
+                else:
+                    basis = fixed_basis(var, b, values.shape[-1]) if fixed_basis else None
+
+                    def make(site, p, values=values, basis=basis):
+                        return subspace_edit(site, p, values, basis)
+                items.append((b.site.address, pos, make))
+    writes = [suffix.Write(a, p) for a, p, _ in items]
+    runner = getattr(cache, "kv", None)
+    layout = "the full path was asked for" if full else full_reason(engine, cache)
+    if layout is None:
+        layout = suffix.plan(runner, batch, writes)
+        if isinstance(layout, suffix.Suffix) and not suffix.kept_bases(runner, claim.base[idx]):
+            layout = "a base input's keys/values were not kept by the clean pass"
+    if isinstance(layout, suffix.Suffix):
+        edits = [(site, make(site, rel)) for (site, rel), (_, _, make) in zip((layout.shift(w) for w in writes), items)]
+        if stats is not None:
+            stats.n_layers = runner.n_layers
+        at = suffix.answer_logits(runner, batch, claim.base[idx], layout, [a for a, _, _ in items],
+                                  _edits(module, family, edits), stats)
+        scores = answer_scores(adapter, at).float()
+    else:
+        if stats is not None:
+            stats.fallbacks[layout] = stats.fallbacks.get(layout, 0) + 1
+        with _edits(module, family, [(a, make(a, p)) for a, p, make in items]):
+            raw = adapter.forward(batch)
+        scores = class_scores(adapter, raw, batch).float()
+    target = torch.as_tensor(claim.expected[idx], dtype=torch.long, device=scores.device)
+    loss = nn.functional.cross_entropy(scores, target, reduction="sum") / (total or len(idx))
+    return loss, scores, target
+
+
 def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: list[TrainClaim],
           config: TrainConfig, fixed_basis: Callable | None = None,
           progress: Callable[[int], None] | None = None) -> TrainedFeaturizers:
@@ -376,7 +464,7 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
     dimensional DAS subspace can settle in a poor local optimum from an unlucky start).
     """
     start_time = time.perf_counter()
-    adapter, module, family = engine.adapter, engine.module, engine.family
+    module = engine.module
     widths = [_width(cache, g.members[0][1]) for g in groups]
     annealed = [g for g in groups if STRATEGIES[g.kind].annealed]
     stops_early = all(STRATEGIES[g.kind].stops_early for g in groups)
@@ -384,7 +472,7 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
     if annealed:
         feat = annealed[0].members[0][1].featurizer
         t_start, t_end = feat.temperature_start, feat.temperature_end
-    buckets = [_buckets(engine, rows, cache, c, alignment) for c in claims]
+    buckets = [training_buckets(engine, rows, cache, c, alignment) for c in claims]
 
     def new_state(restart: int) -> _State:
         gen = torch.Generator().manual_seed(int(config.seed) * 7919 + restart)
@@ -394,8 +482,13 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
         return _State(sites, torch.optim.Adam(params, lr=config.lr), np.random.default_rng(int(config.seed)),
                       where, per_claim=[[] for _ in claims])
 
+    stats = suffix.SuffixStats()
+    sizer = BatchSizer(config.batch, on_backoff=lambda tried, new, exc: _note(
+        engine, f"training forwards ran out of memory on a batch of {tried}; continued with batches of {new} "
+                "(gradients accumulated over the smaller batches, so each step still sees its whole minibatch)"))
+
     def one_step(state: _State, step: int) -> None:
-        sites, where, optimiser = state.sites, state.where, state.optimiser
+        sites, optimiser = state.sites, state.optimiser
         for group in optimiser.param_groups:  # cosine decay to 10% of the rate
             group["lr"] = config.lr * (0.55 + 0.45 * math.cos(math.pi * step / max(1, config.steps)))
         temperature = None
@@ -404,39 +497,37 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
             temperature = t_start * (t_end / t_start) ** frac
         c = step % len(claims)
         claim = claims[c]
-        idx = _minibatch(buckets[c], config.batch, state.rng)
-        weights = [st.weight() for st in sites]
-        batch = adapter.encode({k: v[claim.base[idx]] for k, v in rows.items()})
-        edits = []
-        for g, names in enumerate(claim.groups):
-            src = claim.sources[g][idx]
-            for var in names:
-                for b in alignment.variables[var]:
-                    values = cache.acts.stack(b, src)  # [batch, n_pos, w] | [batch, w]
-                    pos = adapter.positions(batch, b)
-                    address = b.site.address
-                    if (var, b) in where:  # learned: the group's strategy patches it
-                        i, j = where[(var, b)]
-                        edits.append((address, sites[i].edit(j, address, pos, values, weights[i], temperature)))
-                        continue
-                    basis = fixed_basis(var, b, values.shape[-1]) if fixed_basis else None
-                    edits.append((address, subspace_edit(address, pos, values, basis)))
-        with _edits(module, family, edits):
-            raw = adapter.forward(batch)
-        scores = class_scores(adapter, raw, batch).float()
-        target = torch.as_tensor(claim.expected[idx], dtype=torch.long, device=scores.device)
-        loss = nn.functional.cross_entropy(scores, target)
+        idx = draw_minibatch(buckets[c], config.batch, state.rng)
+        params = [p for st in sites for p in st.parameters()]
+        grads = [torch.zeros_like(p) for p in params]
+        loss_sum, correct = 0.0, 0
+        # the minibatch in chunks of the sizer's size (one chunk unless a forward ran out of memory);
+        # gradients are taken per chunk and added only once the chunk succeeded (run.batching)
+        for chunk in sizer.chunks(len(idx)):
+            with chunk:
+                loss, scores, target = batch_loss(engine, rows, cache, alignment, sites, claim, idx[chunk.idx],
+                                                   len(idx), temperature, fixed_basis, stats=stats)
+                got = torch.autograd.grad(loss, params, allow_unused=True)
+                for acc, gr in zip(grads, got):
+                    if gr is not None:
+                        acc += gr
+                loss_sum += float(loss.detach())
+                correct += int((scores.detach().argmax(-1) == target).sum())
         penalised = [p for p in (st.penalty() for st in sites) if p is not None]
         if penalised:
-            loss = loss + config.boundary_penalty * torch.cat(penalised).clamp_min(0).mean()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+            penalty = config.boundary_penalty * torch.cat(penalised).clamp_min(0).mean()
+            for acc, gr in zip(grads, torch.autograd.grad(penalty, params, allow_unused=True)):
+                if gr is not None:
+                    acc += gr
+            loss_sum += float(penalty.detach())
+        for p, gr in zip(params, grads):
+            p.grad = gr
         optimiser.step()
         with torch.no_grad():
             for st in sites:
                 st.after_step()
-        state.losses.append(float(loss.detach()))
-        state.accs.append(float((scores.detach().argmax(-1) == target).float().mean()))
+        state.losses.append(loss_sum)
+        state.accs.append(correct / max(1, len(idx)))
         state.per_claim[c].append(state.accs[-1])
         if progress:
             progress(1)
@@ -445,7 +536,7 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
     restarts = max(1, int(config.restarts))
     warm = min(config.warmup, config.steps) if restarts > 1 else 0
     discarded = 0
-    with _threads_for(max(widths or [0])), _frozen(module), torch.enable_grad():
+    with _threads_for(max(widths or [0])), frozen_weights(module), torch.enable_grad():
         state = None
         if warm:
             candidates = []
@@ -473,6 +564,8 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
                                f"interchange set over its last {config.window} batches and the loss has levelled off")
                     break
     steps_done = len(state.losses)
+    for text in stats.notes():
+        _note(engine, text)
     if progress and steps_done + discarded < config.steps + warm * (restarts - 1):
         progress(config.steps + warm * (restarts - 1) - steps_done - discarded)
     if warm:
@@ -493,7 +586,8 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
     info = {"groups": group_info, "steps": steps_done, "max_steps": config.steps, "stopped": stopped,
             "restart_steps": discarded, "seconds": round(time.perf_counter() - start_time, 3),
             "loss": state.losses, "train_batch_iia": state.accs, "config": config.key(),
-            "algorithm": ALGORITHM_VERSION}
+            "algorithm": ALGORITHM_VERSION,
+            "path": "incremental" if stats.steps and not stats.fallbacks else ("mixed" if stats.steps else "full")}
     return TrainedFeaturizers(bases, tensors, info)
 
 
@@ -503,14 +597,14 @@ def _width(cache, binding) -> int:
     return cache.acts.width(binding)
 
 
-def _buckets(engine, rows, cache, claim: TrainClaim, alignment) -> list[np.ndarray]:
+def training_buckets(engine, rows, cache, claim: TrainClaim, alignment) -> list[np.ndarray]:
     """Pairs grouped by the token counts of their patched sites (a batch must be rectangular):
     the engine's `pair_buckets`, over the bindings of each interchanged group."""
     flat = [(g, b) for g, names in enumerate(claim.groups) for var in names for b in alignment.variables[var]]
     return engine.pair_buckets(rows, cache, claim.base, claim.sources, flat)
 
 
-def _minibatch(buckets: list[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
+def draw_minibatch(buckets: list[np.ndarray], size: int, rng: np.random.Generator) -> np.ndarray:
     sizes = np.array([len(b) for b in buckets], dtype=float)
     bucket = buckets[int(rng.choice(len(buckets), p=sizes / sizes.sum()))]
     return rng.choice(bucket, size=min(size, len(bucket)), replace=False)
@@ -577,4 +671,5 @@ def smooth(values: Sequence[float], window: int = 10) -> list[float]:
 
 
 __all__ = ["ALGORITHM_VERSION", "LearnedGroup", "TrainClaim", "TrainConfig", "TrainedFeaturizers", "class_scores",
+           "draw_minibatch", "frozen_weights", "training_buckets",
            "decimate", "learned_groups", "load_artifact", "save_artifact", "train"]

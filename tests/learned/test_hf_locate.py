@@ -100,6 +100,12 @@ def test_sweep_over_layers_and_positions_matches_a_single_site_check(spec, tmp_p
     scored = [c for row in found.cells for c in row if c.score is not None]
     assert scored, "some cell has kept pairs"
     assert all(c.trained is not None and c.trained["steps"] >= 1 for c in scored)
+    # every cell trained on the incremental path (run.suffix), and the sweep's notes say so
+    trained = [c for row in found.cells for c in row if c.trained is not None]
+    assert all(c.trained["path"] == "incremental" for c in trained)
+    assert any(n.startswith(f"`locate` training: {len(trained)} of {len(trained)} trained cell(s) on the "
+                            "incremental path") for n in found.notes), found.notes
+    assert found.to_dict()["notes"] == found.notes
     [single] = run_checks(ir, CheckOptions(artifacts=str(tmp_path / "b"), only=["Single"]))
     assert single.status in ("passed", "failed"), single.reason
     cell = found.cells[1][1]  # resid.post[1] @ END
