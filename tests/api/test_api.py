@@ -1,0 +1,172 @@
+"""The Python API (causalspec.load / loads / Spec.check / Network / Results): live networks bound
+by name, errors as the CLI renders them, and results equal to the CLI's JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import causalspec
+from causalspec.cli.app import main
+from causalspec.testing.specs import HIER_EQ_EXAMPLE, MOVER_WORDS, mover_spec
+from causalspec.testing.tiny import build_word_tokenizer, tiny_config
+
+REPO = Path(__file__).resolve().parents[2]
+HIER_EQ = REPO / "specs" / "hier_eq.cspec"
+UNCACHED = "causalspec-tests/never-cached-model"  # a hub id no cache holds: unbound, its check is skipped
+
+
+def _example_module():
+    spec = importlib.util.spec_from_file_location("hier_eq_model_for_api", HIER_EQ_EXAMPLE / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _verdicts(results) -> dict[str, str]:
+    return {r.name: r.status for r in results}
+
+
+def test_public_names_are_exported():
+    for name in causalspec.__all__:
+        assert getattr(causalspec, name) is not None
+    assert causalspec.SpecError is causalspec.errors.SpecError
+    with pytest.raises(AttributeError):
+        _ = causalspec.no_such_name
+
+
+def test_load_checks_a_spec_file_like_the_cli():
+    results = causalspec.load(HIER_EQ).check(progress=False)  # the spec's 1024 pairs: lower95 >= 0.99
+    assert _verdicts(results) == {"TrueAlignment": "passed", "SwappedAlignment": "failed"}
+    assert results.exit_code == 1 and not results.passed
+    true = results["TrueAlignment"]
+    assert true.claims[0].iia.estimate == 1.0 and true.claims[0].iia.lower > 0.9
+    assert [c.passed for c in true.conditions] == [True, True]
+    assert results["SwappedAlignment"].claims[0].counterexamples
+    only = causalspec.load(HIER_EQ).check(only="TrueAlignment", progress=False)
+    assert only.passed and only.exit_code == 0 and len(only) == 1
+
+
+def test_invalid_spec_raises_every_diagnostic_rendered_as_the_cli_does(tmp_path, capsys):
+    bad = tmp_path / "bad.cspec"
+    bad.write_text("model M {\n  input A : int 0..3\n  output B : bool = C\n}\nmodel M {\n}\n", encoding="utf-8")
+    with pytest.raises(causalspec.SpecError) as caught:
+        causalspec.load(bad)
+    assert len(caught.value.diagnostics) >= 2
+    assert main(["parse", str(bad)]) == 2
+    cli = capsys.readouterr().err
+    assert str(caught.value).strip() == cli.strip()
+    with pytest.raises(causalspec.SpecError) as text_error:
+        causalspec.loads(bad.read_text(encoding="utf-8"), base_dir=tmp_path, filename="bad.cspec")
+    assert str(text_error.value) == str(caught.value)
+
+
+def test_a_bound_torch_module_is_used_instead_of_the_files():
+    """The live module has layers.0's two halves swapped: the swapped alignment now holds and the
+    true one fails, which only happens if the bound module (not the weights file) ran."""
+    module = _example_module().build_hand()
+    with torch.no_grad():
+        w = module.layers[0][0].weight
+        w.copy_(torch.cat([w[20:40], w[0:20]]))
+    results = causalspec.load(HIER_EQ).check(networks={"hand": module}, pairs=64, progress=False)
+    assert _verdicts(results) == {"TrueAlignment": "failed", "SwappedAlignment": "passed"}
+
+
+def test_an_encode_callable_replaces_the_specs_hook():
+    """Feeding (Y, Z, W, X) moves WX into units 20:40: the verdicts swap, and the callable ran."""
+    example = _example_module()
+    calls = []
+
+    def swapped(values):
+        calls.append(len(values["W"]))
+        return example.encode({"W": values["Y"], "X": values["Z"], "Y": values["W"], "Z": values["X"]})
+
+    net = causalspec.Network(example.build_hand(), encode=swapped)
+    results = causalspec.load(HIER_EQ).check(networks={"hand": net}, pairs=64, progress=False)
+    assert calls
+    assert _verdicts(results) == {"TrueAlignment": "failed", "SwappedAlignment": "passed"}
+
+
+def _tiny_gpt2():
+    from transformers import GPT2LMHeadModel
+
+    tokenizer = build_word_tokenizer(MOVER_WORDS)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(tiny_config("gpt2", len(tokenizer), bos_token_id=2, eos_token_id=3))
+    return model.eval(), tokenizer
+
+
+def test_an_hf_model_and_tokenizer_are_bound_to_a_hub_name():
+    """A hub id that is not cached: unbound, the check is skipped; bound to a tiny model
+    built in memory, it runs on it (a random model: the verdict is whatever it is, but pairs
+    were sampled and the network was evaluated)."""
+    spec = causalspec.loads(mover_spec(UNCACHED, pairs=8))
+    assert spec.networks == {"net": "hf"}
+    assert _verdicts(spec.check(progress=False)) == {"Pos": "skipped"}
+    model, tokenizer = _tiny_gpt2()
+    for binding in ((model, tokenizer), causalspec.Network(model, tokenizer=tokenizer)):
+        result = spec.check(networks={"net": binding}, progress=False)["Pos"]
+        assert result.status in ("passed", "failed"), result.reason
+        assert result.claims[0].sampled == 8 and result.forward_passes
+
+
+def test_binding_mistakes_are_usage_errors():
+    spec = causalspec.load(HIER_EQ)
+    with pytest.raises(causalspec.UsageError, match="no network `hnad`.*did you mean `hand`"):
+        spec.check(networks={"hnad": torch.nn.Linear(2, 2)}, progress=False)
+    with pytest.raises(causalspec.UsageError, match="torch.nn.Module, not str"):
+        spec.check(networks={"hand": "model.pt"}, progress=False)
+    with pytest.raises(causalspec.UsageError, match="no tokenizer"):
+        spec.check(networks={"hand": (torch.nn.Linear(2, 2), object())}, progress=False)
+    with pytest.raises(causalspec.UsageError, match="only='TrueAligment'.*did you mean `TrueAlignment`"):
+        spec.check(only="TrueAligment", progress=False)
+    with pytest.raises(causalspec.UsageError, match="pairs= must be at least 1"):
+        spec.check(pairs=0, progress=False)
+    hf = causalspec.loads(mover_spec(UNCACHED, pairs=8))
+    with pytest.raises(causalspec.UsageError, match="with its tokenizer"):
+        hf.check(networks={"net": _tiny_gpt2()[0]}, progress=False)
+
+
+def _without_timings(doc):
+    if isinstance(doc, dict):
+        return {k: _without_timings(v) for k, v in doc.items() if k != "seconds"}
+    if isinstance(doc, list):
+        return [_without_timings(v) for v in doc]
+    return doc
+
+
+# the shipped specs that run without external weights (the others are skipped: equal too)
+SHIPPED = [("specs/hier_eq.cspec", []), ("specs/ioi_gpt2.cspec", []),
+           ("examples/induction_circuit/induction.cspec", [])]
+
+
+@pytest.mark.parametrize(("spec", "extra"), SHIPPED, ids=[s for s, _ in SHIPPED])
+def test_api_results_equal_the_cli_json(spec, extra, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    report = tmp_path / "report.json"
+    main(["check", spec, "--json", str(report), "-q", *extra])
+    capsys.readouterr()
+    cli = json.loads(report.read_text(encoding="utf-8"))
+    api = causalspec.load(spec).check(progress=False).to_json()
+    assert _without_timings(api) == _without_timings(cli)
+
+
+def test_api_results_equal_the_cli_json_with_overrides(tmp_path, monkeypatch, capsys):
+    """With --pairs/--seed the numbers agree too; only where the seed came from is named
+    differently (`--seed` on the command line, `seed=` in Python)."""
+    monkeypatch.chdir(REPO)
+    report = tmp_path / "report.json"
+    main(["check", "specs/hier_eq.cspec", "--json", str(report), "-q", "--pairs", "48", "--seed", "3"])
+    capsys.readouterr()
+    cli = _without_timings(json.loads(report.read_text(encoding="utf-8")))
+    api = _without_timings(causalspec.load("specs/hier_eq.cspec").check(pairs=48, seed=3, progress=False).to_json())
+    assert [c["seed_source"] for c in api["checks"]] == ["seed=", "seed="]
+    for check in cli["checks"]:
+        assert check.pop("seed_source") == "--seed"
+    for check in api["checks"]:
+        check.pop("seed_source")
+    assert api == cli
