@@ -91,10 +91,10 @@ def test_an_encode_callable_replaces_the_specs_hook():
     assert _verdicts(results) == {"TrueAlignment": "failed", "SwappedAlignment": "passed"}
 
 
-def _tiny_gpt2():
+def _tiny_gpt2(words=MOVER_WORDS):
     from transformers import GPT2LMHeadModel
 
-    tokenizer = build_word_tokenizer(MOVER_WORDS)
+    tokenizer = build_word_tokenizer(words)
     torch.manual_seed(0)
     model = GPT2LMHeadModel(tiny_config("gpt2", len(tokenizer), bos_token_id=2, eos_token_id=3))
     return model.eval(), tokenizer
@@ -170,3 +170,121 @@ def test_api_results_equal_the_cli_json_with_overrides(tmp_path, monkeypatch, ca
     for check in api["checks"]:
         check.pop("seed_source")
     assert api == cli
+
+
+NAMES = ["Mary", "John", "Tom", "Anna", "Paul", "Lisa", "Mark", "Kate"]
+LOCATE_SPEC = f"""
+model P {{
+  domain Name = enum {{{", ".join(NAMES)}}}
+  input  A, B : Name ~ uniform where A != B
+  var    mover : Name = A
+  output answer : Name = mover
+}}
+network net = hf "{UNCACHED}" {{
+  prompt "When {{A}} and {{B}} went to the store, {{B}} gave a drink to"
+  answer " {{answer}}"
+  position END = last
+}}
+align P to net as Out {{
+  answer -> output
+}}
+align P to net as Learned {{
+  mover -> resid.post[1] @ END : das(k=1)
+  answer -> output
+}}
+check Out as Where {{
+  locate mover over resid.post[0..1] @ {{END}}
+  interchange mover
+  pairs 16 seed 0
+  expect iia >= 0.0
+}}
+check Learned {{
+  interchange mover
+  pairs 16 seed 0 pool 32 train 64 steps 5 batch 16
+  expect iia >= 0.0
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def trained_gpt2():
+    """A tiny GPT-2 trained (a few seconds) to answer A on the prompt: kept pairs to score."""
+    import itertools
+
+    model, tokenizer = _tiny_gpt2("When and went to the store gave a drink".split() + NAMES)
+    prompts = [(f"When {a} and {b} went to the store, {b} gave a drink to", a)
+               for a, b in itertools.permutations(NAMES, 2)]
+    ids = torch.tensor([tokenizer(t)["input_ids"] for t, _ in prompts])
+    target = torch.tensor([tokenizer.convert_tokens_to_ids(a) for _, a in prompts])
+    torch.manual_seed(0)
+    optimiser = torch.optim.Adam(model.parameters(), lr=2e-2)
+    model.train()
+    for _ in range(60):
+        loss = torch.nn.functional.cross_entropy(model(ids).logits[:, -1], target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        assert (model(ids).logits[:, -1].argmax(-1) == target).float().mean() > 0.9
+    return model, tokenizer
+
+
+def test_locate_and_the_html_report_with_heatmap_and_loss_curve(trained_gpt2):
+    """`Spec.locate` sweeps a bound network; the inline report of a check run holds the verdict,
+    the IIA with its interval, the sweep's heatmap and the learned featurizer's loss curve, as
+    inline PNGs, with its style scoped to its own div."""
+    spec = causalspec.loads(LOCATE_SPEC)
+    net = trained_gpt2
+    sweeps = spec.locate(networks={"net": net}, progress=False)
+    assert len(sweeps) == 1 and sweeps[0].check == "Where"
+    assert [c.site for row in sweeps[0].cells for c in row] == ["resid.post[0]", "resid.post[1]"]
+    assert "data:image/png;base64," in sweeps._repr_html_()
+    assert sweeps.to_json()["schema"] == "causalspec.locate/1"
+    results = spec.check(networks={"net": net}, progress=False)
+    page = results._repr_html_()
+    assert page.startswith('<div class="causalspec-report">') and "<html" not in page and "<script" not in page
+    assert ".causalspec-report table{" in page and "\nbody{" not in page
+    learned = results["Learned"]
+    assert learned.training and learned.training[0].get("loss")
+    assert page.count("data:image/png;base64,") >= 2  # the heatmap and the loss curve
+    for r in results:
+        assert f'badge {r.status}">{r.status.upper()}' in page
+        iia = r.claims[0].iia
+        assert f"{iia.estimate:.3f} [{iia.lower:.3f}, {iia.upper:.3f}]" in page
+
+
+def test_a_circuit_claim_runs_on_a_bound_model(tmp_path):
+    from causalspec.testing.toy_circuits import build_induction_model, spec_header
+
+    model, tokenizer = build_induction_model(tmp_path / "toy")
+    circuit = """
+circuit Node on toy for Induction.answer {
+  group prev = head[0.0], mlp[0]
+  group ind = attn[1] @ END
+  ablate complement with mean over Ref
+  metric logit_diff(B, C) @ END
+  pairs 24
+  expect faithfulness >= 0.9
+}
+"""
+    spec = causalspec.loads(spec_header(UNCACHED, ref_pairs=24) + circuit)
+    assert _verdicts(spec.check(progress=False)) == {"Node": "skipped"}
+    result = spec.check(networks={"toy": (model, tokenizer)}, progress=False)["Node"]
+    assert result.status == "passed", result.reason
+    assert result.kind == "circuit"
+
+
+def test_to_dataframe_rows_and_the_error_without_pandas(monkeypatch):
+    pytest.importorskip("pandas")
+    results = causalspec.load(HIER_EQ).check(only="SwappedAlignment", pairs=32, progress=False)
+    frame = results.to_dataframe()
+    assert list(frame["claim"])[:2] == ["{WX}", "{YZ}"]
+    assert set(frame["status"]) == {"failed"}
+    row = frame.iloc[0]
+    claim = results[0].claims[0]
+    assert (row["iia"], row["iia_lower95"], row["iia_upper95"]) == (claim.iia.estimate, claim.iia.lower,
+                                                                    claim.iia.upper)
+    monkeypatch.setitem(__import__("sys").modules, "pandas", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"causalspec\[notebook\]"):
+        results.to_dataframe()
