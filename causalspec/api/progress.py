@@ -75,7 +75,7 @@ class NotebookProgress:
         if not force and now - self._last < MIN_INTERVAL:
             return
         self._last = now
-        bar = _Html(progress_html(label, done, total))
+        bar = _Html(progress_html(label, done, total), f"{label} {min(done, total)}/{total}")
         if self._handle is None:
             self._handle = self._display(bar, display_id=True)
         elif hasattr(self._handle, "update"):
@@ -85,14 +85,15 @@ class NotebookProgress:
 class _Html:
     """An object IPython displays as HTML (`_repr_html_`), without importing IPython.display."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, plain: str):
         self.text = text
+        self.plain = plain
 
     def _repr_html_(self) -> str:
         return self.text
 
     def __repr__(self) -> str:
-        return self.text
+        return self.plain
 
 
 def progress_html(label: str, done: int, total: int) -> str:
