@@ -94,19 +94,21 @@ class Spec:
     def check(self, networks: Mapping[str, Any] | None = None, *, only: str | Sequence[str] | None = None,
               pairs: int | None = None, seed: int | None = None, batch: int | None = None,
               device: str | None = None, dtype: str | None = None, strict: bool = False,
-              allow_download: bool = False, progress: bool | None = None) -> Results:
+              allow_download: bool = False, retrain: bool = False, artifacts: str | os.PathLike[str] | None = None,
+              progress: bool | None = None) -> Results:
         """Run the checks and circuit claims (those named in `only`) and return their results.
 
         `networks` binds live objects to the spec's network names (see `Network`); the others
         are loaded from their files as `causalspec check` loads them. `pairs`, `seed`, `batch`,
-        `device`, `dtype`, `strict`, `allow_download` are the CLI's `--pairs` … `--allow-download`
-        (`device`/`dtype` apply to networks loaded from files; a bound one stays where it is).
+        `device`, `dtype`, `strict`, `allow_download`, `retrain`, `artifacts` are the CLI's `--pairs` …
+        `--artifacts` (`device`/`dtype` apply to networks loaded from files; a bound one stays where it is).
         `progress`: False for no bar; otherwise a notebook bar in Jupyter, the terminal's elsewhere."""
         from causalspec.claims import runner
 
         names = self._only(only)
         options, bar = self._options(only=names, pairs=pairs, seed=seed, batch=batch, device=device, dtype=dtype,
-                                     strict=strict, allow_download=allow_download, progress=progress)
+                                     strict=strict, allow_download=allow_download, retrain=retrain,
+                                     artifacts=None if artifacts is None else os.fspath(artifacts), progress=progress)
         cache = runner.NetworkCache(bound=bind_networks(self.ir, networks))
         results = []
         claims: list[Any] = runner.selected_checks(self.ir, names)
@@ -122,7 +124,8 @@ class Spec:
 
     def locate(self, networks: Mapping[str, Any] | None = None, *, only: str | Sequence[str] | None = None,
                pairs: int | None = None, seed: int | None = None, batch: int | None = None,
-               device: str | None = None, dtype: str | None = None, progress: bool | None = None) -> Sweeps:
+               device: str | None = None, dtype: str | None = None, retrain: bool = False,
+               artifacts: str | os.PathLike[str] | None = None, progress: bool | None = None) -> Sweeps:
         """Run the `locate` sweeps of the checks that have one (as `causalspec locate` does):
         held-out IIA per site and position, and the best cell. A check whose network cannot be
         loaded or whose sites cannot be served raises (the CLI reports it and exits 1)."""
@@ -136,7 +139,8 @@ class Spec:
             raise UsageError("no check with a `locate` statement" + (f" among {', '.join(names)}" if names else "")
                              + f" in {self.file}")
         options, bar = self._options(only=names, pairs=pairs, seed=seed, batch=batch, device=device, dtype=dtype,
-                                     strict=False, allow_download=False, progress=progress)
+                                     strict=False, allow_download=False, retrain=retrain,
+                                     artifacts=None if artifacts is None else os.fspath(artifacts), progress=progress)
         cache = runner.NetworkCache(bound=bind_networks(self.ir, networks))
         found = []
         for check in todo:
@@ -168,10 +172,11 @@ class Spec:
 
     def _options(self, *, only: list[str] | None, progress: bool | None, **values: Any) -> tuple[Any, Any]:
         """(CheckOptions, progress bar or None), validated as the CLI validates its flags."""
-        from causalspec.cli.options import check_options, validate_run_options
+        from causalspec.cli.options import check_options, check_run_folders, validate_run_options
 
         namespace = argparse.Namespace(**values)
         validate_run_options(namespace, flag=lambda name: f"{name.replace('-', '_')}=")
+        check_run_folders(namespace, flag=lambda name: f"{name.replace('-', '_')}=")
         bar = run_progress(progress)
         options = check_options(vars(namespace), only=only, progress=bar, seed_flag=SEED_ARGUMENT)
         return options, bar

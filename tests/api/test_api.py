@@ -155,6 +155,18 @@ def test_api_results_equal_the_cli_json(spec, extra, tmp_path, monkeypatch, caps
     assert _without_timings(api) == _without_timings(cli)
 
 
+@pytest.mark.slow  # trains DAS twice (~15 s each on 2 cores)
+def test_api_results_equal_the_cli_json_on_the_das_spec(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    report, artifacts = tmp_path / "report.json", tmp_path / "artifacts"
+    main(["check", "specs/hier_eq_das.cspec", "--json", str(report), "-q", "--retrain", "--artifacts", str(artifacts)])
+    capsys.readouterr()
+    cli = json.loads(report.read_text(encoding="utf-8"))
+    api = causalspec.load("specs/hier_eq_das.cspec").check(retrain=True, artifacts=artifacts, progress=False)
+    assert any(c["training"] for c in cli["checks"])
+    assert _without_timings(api.to_json()) == _without_timings(cli)
+
+
 def test_api_results_equal_the_cli_json_with_overrides(tmp_path, monkeypatch, capsys):
     """With --pairs/--seed the numbers agree too; only where the seed came from is named
     differently (`--seed` on the command line, `seed=` in Python)."""
