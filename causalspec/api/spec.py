@@ -12,15 +12,16 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from causalspec.api.networks import bind_networks, network_kind
 from causalspec.api.progress import run_progress
 from causalspec.api.results import Results, Sweeps
-from causalspec.diagnostics import Diagnostic, render
+from causalspec.diagnostics import Diagnostic, did_you_mean, render
 from causalspec.errors import SpecError, UsageError
 from causalspec.semantics.analyse import analyse
 from causalspec.semantics.ir import SpecIR
+from causalspec.syntax import ast as A
 from causalspec.syntax.parser import parse
 
 SEED_ARGUMENT = "seed="  # how an API run names a seed override in reports (the CLI: --seed)
@@ -37,32 +38,42 @@ class InvalidSpec(SpecError):
         return self.rendered
 
 
-def load(path: str | os.PathLike[str]) -> Spec:
-    """Parse and validate the spec file at `path`; `SpecError` (every diagnostic) when invalid."""
+def load(path: str | os.PathLike[str], live: Iterable[str] = ()) -> Spec:
+    """Parse and validate the spec file at `path`; `SpecError` (every diagnostic) when invalid.
+    `live` names networks you will bind in memory (`Spec.check(networks=...)`): their files
+    (weights, builder, hook files, model folder) need not exist."""
     file = os.fspath(path)
     try:
         text = Path(file).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read spec file {file}: {exc.strerror or exc}") from None
-    return _analysed(text, file, Path(file).resolve().parent)
+    return _analysed(text, file, Path(file).resolve().parent, live)
 
 
-def loads(text: str, base_dir: str | os.PathLike[str] | None = None, filename: str = "<string>") -> Spec:
+def loads(text: str, base_dir: str | os.PathLike[str] | None = None, filename: str = "<string>",
+          live: Iterable[str] = ()) -> Spec:
     """Parse and validate spec text. Relative paths in it (weights, hook files, model folders)
     are resolved against `base_dir` (default: the current folder); reports name the spec
-    `base_dir/filename`. `SpecError` (every diagnostic) when invalid."""
+    `base_dir/filename`. `live` as for `load`. `SpecError` (every diagnostic) when invalid."""
     folder = Path(base_dir) if base_dir is not None else Path.cwd()
     file = os.path.join(os.fspath(base_dir), filename) if base_dir is not None else filename
-    return _analysed(text, file, folder.resolve())
+    return _analysed(text, file, folder.resolve(), live)
 
 
-def _analysed(text: str, file: str, base_dir: Path) -> Spec:
+def _analysed(text: str, file: str, base_dir: Path, live: Iterable[str]) -> Spec:
+    names = frozenset([live] if isinstance(live, str) else live)
     try:
-        ir = analyse(parse(text, file), base_dir)
+        tree = parse(text, file)
+        declared = [it.name.text for it in tree.items if isinstance(it, A.Network)]
+        for name in sorted(names - set(declared)):  # before analysis: its file errors would hide the typo
+            hint = did_you_mean(name, declared)
+            raise UsageError(f"live={name!r}: {file} declares no network `{name}`"
+                             + (f"; {hint}" if hint else f" (networks: {', '.join(declared) or 'none'})"))
+        ir = analyse(tree, base_dir, names)
     except SpecError as exc:
         rendered = render(exc.diagnostics, {file: text})
         raise InvalidSpec(exc.diagnostics, f"{rendered}\n{file}: {len(exc.diagnostics)} error(s)") from None
-    return Spec(ir, text)
+    return Spec(ir, text, names)
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ class Spec:
 
     ir: SpecIR
     text: str
+    live: frozenset[str] = frozenset()  # networks to be bound in memory: their files were not required
 
     @property
     def file(self) -> str:
@@ -106,6 +118,7 @@ class Spec:
         from causalspec.claims import runner
 
         names = self._only(only)
+        self._all_live_bound(networks)
         options, bar = self._options(only=names, pairs=pairs, seed=seed, batch=batch, device=device, dtype=dtype,
                                      strict=strict, allow_download=allow_download, retrain=retrain,
                                      artifacts=None if artifacts is None else os.fspath(artifacts), progress=progress)
@@ -134,6 +147,7 @@ class Spec:
         from causalspec.compile.plan import compile_check
 
         names = self._only(only)
+        self._all_live_bound(networks)
         todo = [c for c in self.ir.checks if c.locate and (not names or c.name in names)]
         if not todo:
             raise UsageError("no check with a `locate` statement" + (f" among {', '.join(names)}" if names else "")
@@ -155,10 +169,15 @@ class Spec:
                     bar.end()
         return Sweeps(found)
 
+    def _all_live_bound(self, networks: Mapping[str, Any] | None) -> None:
+        missing = sorted(self.live - set(networks or {}))
+        if missing:
+            raise UsageError(f"network(s) {', '.join(f'`{n}`' for n in missing)} of {self.file} were loaded as live "
+                             "(their files are not read): bind them, e.g. networks={"
+                             + ", ".join(f"{n!r}: model" for n in missing) + "}")
+
     def _only(self, only: str | Sequence[str] | None) -> list[str] | None:
         """`only` as a list of names, each one a check or circuit claim of the spec."""
-        from causalspec.diagnostics import did_you_mean
-
         if only is None:
             return None
         names = [only] if isinstance(only, str) else list(only)

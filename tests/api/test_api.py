@@ -300,3 +300,31 @@ def test_to_dataframe_rows_and_the_error_without_pandas(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pandas", None)  # as if not installed
     with pytest.raises(ImportError, match=r"causalspec\[notebook\]"):
         results.to_dataframe()
+
+
+LIVE_SPEC = HIER_EQ.read_text(encoding="utf-8").replace(
+    'torch "../examples/hier_eq/model.py:build_hand" weights "../examples/hier_eq/hand.safetensors" {\n'
+    '  encode "../examples/hier_eq/model.py:encode"',
+    'torch "notebook.py:build" weights "notebook.safetensors" {\n  encode "notebook.py:encode"')
+
+
+def test_a_live_torch_network_needs_no_files(tmp_path):
+    """`live=` names networks bound in memory: their builder, weights and hook files need not exist
+    (without it they are spec errors); binding them is then required, with an encode callable
+    when the spec's hook file is missing."""
+    assert "notebook.safetensors" in LIVE_SPEC
+    with pytest.raises(causalspec.SpecError) as caught:
+        causalspec.loads(LIVE_SPEC, base_dir=tmp_path)
+    assert len(caught.value.diagnostics) >= 3  # builder file, weights file, encode hook file (and a cascade)
+    spec = causalspec.loads(LIVE_SPEC, base_dir=tmp_path, live=["hand"])
+    example = _example_module()
+    results = spec.check(networks={"hand": causalspec.Network(example.build_hand(), encode=example.encode)},
+                         pairs=64, progress=False)
+    assert _verdicts(results) == {"TrueAlignment": "failed", "SwappedAlignment": "failed"}  # 64 pairs: lower95
+    assert results["TrueAlignment"].claims[0].iia.estimate == 1.0
+    with pytest.raises(causalspec.UsageError, match="loaded as live.*networks=\\{'hand': model\\}"):
+        spec.check(progress=False)
+    with pytest.raises(causalspec.UsageError, match="encode hook.*notebook.py"):
+        spec.check(networks={"hand": example.build_hand()}, progress=False)
+    with pytest.raises(causalspec.UsageError, match="live='hnad'.*did you mean `hand`"):
+        causalspec.loads(LIVE_SPEC, base_dir=tmp_path, live=["hnad"])
