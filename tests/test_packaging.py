@@ -52,6 +52,8 @@ def test_wheel_holds_the_package_only(wheel):
     assert top - {"causalspec"} == {n for n in top if n.endswith(".dist-info")}
     assert "causalspec/__init__.py" in names
     assert "causalspec/syntax/parser.py" in names
+    assert "causalspec/py.typed" in names  # PEP 561: the package's annotations are used by type checkers
+    assert "causalspec/api/spec.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
@@ -64,6 +66,7 @@ def test_wheel_metadata(wheel):
     requires = [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
     torch_req = [r for r in requires if r.startswith("torch")]
     assert torch_req and "==" not in torch_req[0], torch_req  # never pin torch (CUDA download)
+    assert any(r.startswith("pandas") and "extra ==" in r and "notebook" in r for r in requires), requires
     assert "[console_scripts]" in entry and "causalspec = causalspec.cli:main" in entry
 
 

@@ -23,13 +23,20 @@ from causalspec.semantics.analyse import SpecIR
 
 @dataclass
 class NetworkCache:
-    """Networks loaded once per run, shared by every check that names them."""
+    """Networks loaded once per run, shared by every check that names them.
+
+    `bound` holds networks the caller already has in memory (the Python API binds live
+    modules to a spec's network names: `run.loading.bind_torch_network`,
+    `bind_hf_network`): a bound name is served as it is, and its files are never read."""
 
     loaded: dict = field(default_factory=dict)
     # values claims of one run share (circuit claims: ablation means, m(N), m(∅))
     shared: dict = field(default_factory=dict)
+    bound: dict[str, LoadedNetwork] = field(default_factory=dict)
 
     def get(self, ir: SpecIR, name: str, options: CheckOptions) -> LoadedNetwork:
+        if name in self.bound:
+            return self.bound[name]
         if name in self.loaded:
             value = self.loaded[name]
             if isinstance(value, Exception):

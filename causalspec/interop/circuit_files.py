@@ -145,7 +145,7 @@ SCHEMA = "causalspec.circuit/1"
 
 
 def graph_to_json(g: CircuitGraph) -> dict[str, Any]:
-    # `schema` and `tool` are the marker that lets a re-export replace its own file (report/files.py);
+    # `schema` and `tool` are the marker that lets a re-export replace its own file (causalspec/files.py);
     # EAP-IG / MIB readers ignore keys other than cfg, nodes and edges
     out: dict[str, Any] = {"schema": SCHEMA, "tool": tool_header(),
                            SCHEMA_KEY: {"tool": "causalspec", **g.extra}, "cfg": g.cfg,

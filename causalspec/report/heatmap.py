@@ -15,7 +15,7 @@ import numpy as np
 from causalspec.claims.locate import Sweep
 from causalspec.files import atomic_write_bytes
 
-HEATMAP_SOFTWARE = "causalspec locate"  # the PNG's tEXt Software chunk: our marker (report/files.py)
+HEATMAP_SOFTWARE = "causalspec locate"  # the PNG's tEXt Software chunk: our marker (causalspec/files.py)
 
 
 def heatmap_bytes(found: Sweep) -> bytes:

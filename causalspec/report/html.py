@@ -28,7 +28,7 @@ from causalspec.files import HTML_GENERATOR, atomic_write_text, tool_version
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, summary_line
 from causalspec.semantics.domains import format_value
 
-MARKER = HTML_GENERATOR  # the <meta name="generator"> value: our marker (report/files.py)
+MARKER = HTML_GENERATOR  # the <meta name="generator"> value: our marker (causalspec/files.py)
 MAX_BUCKET_ROWS = 12
 
 CSS = """
@@ -348,17 +348,47 @@ def check_section(r: CheckResult) -> str:
 
 
 def render_html(results: Sequence[CheckResult], files: Iterable[str] = (), interrupted: bool = False) -> str:
+    return ("<!DOCTYPE html>\n"
+            f'<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="{MARKER} causalspec '
+            f'{e(tool_version())}"><meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>causalspec report</title><style>{CSS}</style></head><body>"
+            + report_body(results, files, interrupted) + "</body></html>\n")
+
+
+FRAGMENT_CLASS = "causalspec-report"
+
+
+def render_fragment(results: Sequence[CheckResult], files: Iterable[str] = (), interrupted: bool = False) -> str:
+    """The report's content as one `<div>` to place inside another page (a notebook cell's
+    output): the same sections as `render_html`, with the style rules scoped to the div so
+    that they restyle nothing around it. Self-contained like the page: plots are inline PNGs."""
+    return (f'<div class="{FRAGMENT_CLASS}"><style>{scoped_css(CSS, "." + FRAGMENT_CLASS)}</style>'
+            + report_body(results, files, interrupted) + "</div>")
+
+
+def scoped_css(css: str, scope: str) -> str:
+    """`css` with every selector placed under `scope` (`body` becomes the scope itself)."""
+    rules = []
+    for rule in css.split("}"):
+        if "{" not in rule:
+            continue
+        selectors, declarations = rule.split("{", 1)
+        scoped = [scope if sel.strip() == "body" else f"{scope} {sel.strip()}"
+                  for sel in selectors.split(",") if sel.strip()]
+        rules.append(",".join(scoped) + "{" + declarations.strip() + "}")
+    return "\n".join(rules)
+
+
+def report_body(results: Sequence[CheckResult], files: Iterable[str] = (), interrupted: bool = False) -> str:
+    """The report's content: heading, summary, index table and one section per check."""
     results = list(results)
+    files = list(files)
     counts = {s: sum(r.status == s for r in results) for s in (PASSED, FAILED, SKIPPED, ERROR)}
     index = "".join(f'<tr><td><span class="badge {e(r.status)}">{e(r.status.upper())}</span></td>'
                     f'<td><a href="#{e(r.name)}">{e(r.name)}</a></td><td>{e(r.model)} → {e(r.network)}</td>'
                     f"<td>{e(_claim_summary(r))}</td></tr>" for r in results)
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    return ("<!DOCTYPE html>\n"
-            f'<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="{MARKER} causalspec '
-            f'{e(tool_version())}"><meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>causalspec report</title><style>{CSS}</style></head><body>"
-            f"<h1>causalspec check report</h1>"
+    return ("<h1>causalspec check report</h1>"
             f'<p class="sub">{e(", ".join(files))} · {stamp} · {e(summary_line(results))}'
             f" ({counts[ERROR]} error(s) counted as failed)</p>"
             + ("<p class=note><strong>interrupted</strong>: the run was stopped (Ctrl-C); only the checks that "
@@ -369,7 +399,7 @@ def render_html(results: Sequence[CheckResult], files: Iterable[str] = (), inter
             "trained on inputs disjoint from the scored pairs. Wording is deliberate: a pass holds on the sampled "
             "pairs, it is not a proof.</p>"
             "<table><tr><th>status</th><th>check</th><th>model → network</th><th>claims</th></tr>" + index + "</table>"
-            + "".join(check_section(r) for r in results) + "</body></html>\n")
+            + "".join(check_section(r) for r in results))
 
 
 def _claim_summary(r: CheckResult) -> str:
@@ -381,5 +411,5 @@ def _claim_summary(r: CheckResult) -> str:
 
 def write_html(path, results: Sequence[CheckResult], files: Iterable[str] = (), interrupted: bool = False) -> Path:
     """Write the report atomically; refuse to replace a file that is not an output of ours
-    (the generator `<meta>` in `<head>` is our marker, see report/files.py)."""
+    (the generator `<meta>` in `<head>` is our marker, see causalspec/files.py)."""
     return atomic_write_text(Path(path), render_html(results, list(files), interrupted))

@@ -16,7 +16,7 @@ adding a key does not):
 could not be run to a verdict (the terminal's closing line counts both as failed). Numbers
 that do not exist (an IIA with no kept pairs) are `null`, never NaN, so any JSON parser
 reads the file. `schema` and `tool` are the marker that lets a re-run overwrite its own
-report (and only that, see report/files.py).
+report (and only that, see causalspec/files.py).
 """
 
 from __future__ import annotations

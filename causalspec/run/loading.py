@@ -445,3 +445,55 @@ def default_model_class(config) -> str:
     if any("maskedlm" in a for a in archs) or config.model_type in ("bert", "roberta", "distilbert"):
         return "masked_lm"
     return "causal_lm"
+
+
+def _placement(module) -> tuple[Any, Any]:
+    """(device, dtype) of a live module: those of its first floating parameter (cpu/float32 for a
+    module without one)."""
+    import torch
+
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.device, p.dtype
+    return torch.device("cpu"), torch.float32
+
+
+def bind_torch_network(name: str, module: Any, encode_hook: Callable | None, decode_hook: Callable | None,
+                       hooks: dict[str, str | None] | None = None) -> LoadedNetwork:
+    """A torch network from a module already in memory (the Python API binds it): no builder
+    is run and no weights are read; the module stays on its own device and dtype and is put
+    in eval mode (dropout off), as a loaded network is. `hooks` names the hooks for messages
+    (`{"encode": "model.py:encode"}`, or a description of a callable passed in)."""
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise NetworkLoadError(f"network `{name}` is a torch network: bind a torch.nn.Module, "
+                               f"not {type(module).__name__}")
+    dev, dt = _placement(module)
+    call_user(f"network `{name}`: eval() of the bound module", module.eval)
+    return LoadedNetwork(name, "torch", module, dev, dt, encode_hook=encode_hook, decode_hook=decode_hook,
+                         source=f"a {type(module).__name__} bound in Python",
+                         extra={"builder": None, **(hooks or {})})
+
+
+def bind_hf_network(name: str, model: Any, tokenizer: Any, model_class: str | None = None) -> LoadedNetwork:
+    """An hf network from a transformers model and tokenizer already in memory (the Python API
+    binds them): nothing is read from disk or the hub; the model stays where it is (an
+    accelerate-placed model included) and is put in eval mode."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise NetworkLoadError(f"network `{name}` is an hf network: bind a transformers model "
+                               f"(a torch.nn.Module), not {type(model).__name__}")
+    if tokenizer is None or not callable(tokenizer):
+        raise NetworkLoadError(f"network `{name}` is an hf network: its prompts are tokenized, so bind the model "
+                               "with its tokenizer, e.g. causalspec.Network(model, tokenizer=tokenizer)")
+    dev, dt = _placement(model)
+    device_map = getattr(model, "hf_device_map", None)
+    call_user(f"network `{name}`: eval() of the bound model", model.eval)
+    config = getattr(model, "config", None)
+    cls_name = model_class or (default_model_class(config) if config is not None else "causal_lm")
+    return LoadedNetwork(name, "hf", model, dev, dt, tokenizer=tokenizer,
+                         source=f"a {type(model).__name__} bound in Python",
+                         extra={"model_class": cls_name, "device_map": device_map, "weights": True,
+                                "load_notes": []})

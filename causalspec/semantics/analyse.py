@@ -19,13 +19,15 @@ from causalspec.syntax.gc_pause import paused_gc
 from causalspec.syntax.parser import parse, parse_file
 
 
-def analyse(spec: A.Spec, base_dir: Path | None = None) -> SpecIR:
-    """Spec AST -> Spec IR, or `SpecError` carrying every diagnostic found."""
+def analyse(spec: A.Spec, base_dir: Path | None = None, live: frozenset[str] = frozenset()) -> SpecIR:
+    """Spec AST -> Spec IR, or `SpecError` carrying every diagnostic found. `live` names networks
+    the caller binds in memory (the Python API): their files (weights, builder, hooks, model
+    folder) are not required to exist."""
     with paused_gc():  # see causalspec/syntax/gc_pause.py
-        return _analyse(spec, base_dir)
+        return _analyse(spec, base_dir, live)
 
 
-def _analyse(spec: A.Spec, base_dir: Path | None) -> SpecIR:
+def _analyse(spec: A.Spec, base_dir: Path | None, live: frozenset[str] = frozenset()) -> SpecIR:
     base_dir = base_dir if base_dir is not None else Path(spec.file).resolve().parent
     sink = DiagnosticSink()
     ir = SpecIR(spec.file, spec)
@@ -36,7 +38,7 @@ def _analyse(spec: A.Spec, base_dir: Path | None) -> SpecIR:
             cm = analyse_model(item, sink, base_dir)
             if cm is not None:
                 ir.models[cm.name] = cm
-    analyse_blocks(spec, ir, sink, base_dir)
+    analyse_blocks(spec, ir, sink, base_dir, live)
     sink.raise_if_errors()
     ir.warnings = sink.warnings
     return ir

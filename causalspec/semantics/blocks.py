@@ -42,9 +42,11 @@ from causalspec.semantics.ir import SpecIR
 from causalspec.syntax import ast as A
 
 
-def analyse_blocks(spec: A.Spec, ir: SpecIR, sink: DiagnosticSink, base_dir: Path) -> None:
-    """Fill `ir.networks`, `ir.datasets`, `ir.alignments`, `ir.checks`, `ir.circuits`."""
-    _Blocks(spec, ir, sink, base_dir).run()
+def analyse_blocks(spec: A.Spec, ir: SpecIR, sink: DiagnosticSink, base_dir: Path,
+                   live: frozenset[str] = frozenset()) -> None:
+    """Fill `ir.networks`, `ir.datasets`, `ir.alignments`, `ir.checks`, `ir.circuits`.
+    `live`: networks bound in memory by the caller, whose files are not checked."""
+    _Blocks(spec, ir, sink, base_dir, live).run()
 
 
 class _Blocks(DatasetAnalysis, CheckAnalysis, CircuitAnalysis):

@@ -35,8 +35,11 @@ class Context:
     dataset_decls: dict[str, A.Dataset]
     alignment_decls: dict[str, A.Alignment]
 
-    def __init__(self, spec: A.Spec, ir: SpecIR, sink: DiagnosticSink, base_dir: Path):
+    def __init__(self, spec: A.Spec, ir: SpecIR, sink: DiagnosticSink, base_dir: Path,
+                 live: frozenset[str] = frozenset()):
         self.spec = spec
+        # networks the caller binds in memory (the Python API): their files need not exist
+        self.live = live
         self.ir = ir
         self.sink = sink
         self.base_dir = base_dir
@@ -97,7 +100,8 @@ class Context:
             self.sink.error(E0606, message, template.sub_span(start, end), "malformed template", help=help_)
         return template if not errors else None
 
-    def _hook(self, ref: str, span: Span, what: str, at_end: bool = True) -> HookRef | None:
+    def _hook(self, ref: str, span: Span, what: str, at_end: bool = True,
+              must_exist: bool = True) -> HookRef | None:
         lit_span = self._string_span(span, ref)[0] if at_end else span
         if ":" not in ref:
             self.sink.error(E0610, f"{what} `{ref}` must be written `file.py:function`", lit_span,
@@ -113,7 +117,7 @@ class Context:
             self.sink.error(E0610, f"{what} `{ref}`: `{file}` is not a Python file", lit_span,
                             "expected a .py file", help="hooks and builders are functions in a .py file")
             return None
-        problem = file_problem(file, self.base_dir, f"{what} file")
+        problem = file_problem(file, self.base_dir, f"{what} file") if must_exist else None
         if problem is not None:
             self._path_error(problem, lit_span)
             return None

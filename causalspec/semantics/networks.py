@@ -67,13 +67,15 @@ class NetworkAnalysis(Context):
     def _network(self, net: A.Network) -> NetworkIR:
         backend = net.backend
         is_torch = isinstance(backend, A.TorchBackend)
-        out = NetworkIR(net.name.text, "torch" if is_torch else "hf",
-                        backend.builder if isinstance(backend, A.TorchBackend) else backend.path, net.span)
+        on_disk = net.name.text not in self.live  # a live network is bound in memory: no file is read
+        source = backend.builder if isinstance(backend, A.TorchBackend) else backend.path
+        out = NetworkIR(net.name.text, "torch" if is_torch else "hf", source, net.span)
         if isinstance(backend, A.TorchBackend):
-            out.builder = self._hook(backend.builder, backend.span, "torch builder", at_end=False)
+            out.builder = self._hook(backend.builder, backend.span, "torch builder", at_end=False,
+                                     must_exist=on_disk)
             out.weights = backend.weights
             out.weights_path = resolve(backend.weights, self.base_dir)
-            problem = file_problem(backend.weights, self.base_dir, "weights file", WEIGHTS_HELP)
+            problem = file_problem(backend.weights, self.base_dir, "weights file", WEIGHTS_HELP) if on_disk else None
             if problem is not None:
                 self._path_error(problem, self._string_span(backend.span, backend.weights)[0])
             else:
@@ -84,7 +86,7 @@ class NetworkAnalysis(Context):
             if not backend.path.strip():
                 self.sink.error(E0610, "empty hf model path", backend.span, "empty",
                                 help='name a local folder or a hub id, e.g. `hf "gpt2"`')
-            problem = hf_folder_problem(backend.path, self.base_dir)
+            problem = hf_folder_problem(backend.path, self.base_dir) if on_disk else None
             if problem is not None:
                 self._path_error(problem, self._string_span(backend.span, backend.path)[0])
             elif backend.path.strip():
@@ -101,7 +103,7 @@ class NetworkAnalysis(Context):
                     continue
                 given[key] = stmt
             if isinstance(stmt, A.HookStmt):
-                hook = self._hook(stmt.ref, stmt.span, f"{stmt.kind} hook")
+                hook = self._hook(stmt.ref, stmt.span, f"{stmt.kind} hook", must_exist=on_disk)
                 setattr(out, stmt.kind, hook)
             elif isinstance(stmt, A.OptionStmt):
                 self._option(out, stmt, is_torch)

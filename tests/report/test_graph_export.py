@@ -130,7 +130,7 @@ def test_json_enum_domain_lists_every_value():
 
 @pytest.mark.parametrize("export", ["dot", "mermaid", "json"])
 def test_every_text_export_is_recognised_as_ours_and_an_edit_makes_it_yours(model, export):
-    # what report.files checks before a later export may replace the file
+    # what causalspec.files checks before a later export may replace the file
     text = {"dot": ge.to_dot, "mermaid": ge.to_mermaid,
             "json": lambda m: json.dumps(ge.to_json(m), indent=2, sort_keys=True)}[export](model)
     assert recognise_bytes(text.encode()) is not None
