@@ -87,7 +87,8 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
     shared = _shared(networks)
     key_n = ("N", circuit.network, plan.network.source, describe_prompt(plan.network.encoding.prompt), circuit.model,
              circuit.output, n, plan.seed, repr(circuit.metric))
-    key_e = ("∅", *key_n, _ablation_key(plan), resolved.universe, resolved.edges is not None and resolved.embed_gated)
+    key_e = ("∅", *key_n, _ablation_key(plan), resolved.universe, resolved.edges is not None and resolved.embed_gated,
+             circuit.convention.input_ablation)
     reused = {k: shared[key] for k, key in ((FULL, key_n), (ABLATED, key_e)) if key in shared}
 
     wanted = [(c.metric, c.arg) for c in circuit.conditions]
@@ -134,7 +135,8 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
         edges=[_edge_text(e) for e in circuit.edges] if circuit.granularity == "edge" else [],
         means=means, effect=effect, scores=scores,
         clean_accuracy=_clean_accuracy(values) if circuit.metric.name == "accuracy" else None,
-        reference_prompts=len(next(iter(plan.reference.rows.values()))) if plan.reference else 0)
+        reference_prompts=len(next(iter(plan.reference.rows.values()))) if plan.reference else 0,
+        convention=circuit.convention.to_dict())
     found.circuit = summary
     found.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
     if beyond:
@@ -244,7 +246,7 @@ def _ablation(plan: CircuitPlan, engine, net, adapter, progress, networks=None):
     kind = plan.circuit.ablation.kind
     if kind == "zero":
         p = next(net.module.parameters())
-        return ZeroAblation(p.dtype, p.device)
+        return ZeroAblation(p.dtype, p.device, token_only=plan.circuit.convention.input_ablation == "token")
     ref = plan.reference
     assert ref is not None
     ref_adapter = _EncodeOnly(net, ref.network, ref.model, ref.output)
@@ -336,7 +338,10 @@ def _clean_accuracy(values) -> float:
 def describe_ablation(plan: CircuitPlan, ablation) -> str:
     a = plan.circuit.ablation
     if a.kind == "zero":
-        return "zero: an ablated head's z and an ablated MLP's output are set to 0"
+        inp = ("the input's token embedding (position embeddings stay)"
+               if plan.circuit.convention.input_ablation == "token" else "the input's token and position embeddings")
+        return f"zero: an ablated head's z, an ablated MLP's output and, where an edge from `embed` is cut, {inp} " \
+               "are set to 0"
     ref = plan.reference
     ds = ref.dataset
     n_ref = len(next(iter(ref.rows.values())))

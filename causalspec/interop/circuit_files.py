@@ -242,7 +242,8 @@ def group_name(node: Node) -> str:
 
 
 def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablation: str = "zero",
-                  metric: str | None = None, expect: str = "faithfulness >= 0.8", granularity: str = "edge") -> str:
+                  metric: str | None = None, expect: str = "faithfulness >= 0.8", granularity: str = "edge",
+                  convention: str | None = "mib") -> str:
     """A `circuit` block for the graph's in-graph edges (edge granularity: one group per node)
     or nodes (node granularity: one group per layer's heads and one for the MLPs)."""
     positions = g.extra.get("positions", {}) if isinstance(g.extra, dict) else {}
@@ -274,6 +275,8 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
             lines.append(f"  group heads_{layer} = " + ", ".join(str(n) for n in heads))
         if mlps:
             lines.append("  group mlps = " + ", ".join(str(n) for n in mlps))
+    if convention:
+        lines.append(f"  convention {convention}")
     lines.append(f"  ablate complement with {ablation}")
     if metric:
         lines.append(f"  metric {metric}")

@@ -121,6 +121,7 @@ class CircuitSummary:
     scores: list[ScoreResult] = field(default_factory=list)
     clean_accuracy: float | None = None
     reference_prompts: int = 0
+    convention: dict[str, Any] = field(default_factory=dict)  # semantics.ir.ConventionIR.to_dict()
 
     def score(self, metric: str, arg: str | None = None) -> ScoreResult | None:
         for s in self.scores:
@@ -137,6 +138,7 @@ class CircuitSummary:
             "effect": None if self.effect is None else self.effect.to_dict(),
             "scores": [s.to_dict() for s in self.scores],
             "clean_accuracy": _num(self.clean_accuracy) if self.clean_accuracy is not None else None,
+            "convention": self.convention,
         }
 
 
