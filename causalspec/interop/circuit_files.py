@@ -298,21 +298,24 @@ def _order(n) -> tuple:
 MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
-def top_edges(scored: list[tuple[GraphEdge, float]], fraction: float) -> list[GraphEdge]:
-    """The ⌈fraction · n⌉ edges with the largest |score| (at least one); ties by name."""
-    k = max(1, min(len(scored), math.ceil(fraction * len(scored) - 1e-9)))
+def top_edges(scored: list[tuple[GraphEdge, float]], fraction: float, total: int | None = None) -> list[GraphEdge]:
+    """MIB's top-k edge set (MIB-circuit-track `evaluate_area_under_curve` + EAP-IG
+    `Graph.apply_topn`): k = int(fraction · total), rounded *down*, where `total` is the number
+    of edges of the model's whole graph (`len(graph.edges)`, 32,491 for GPT-2 small; default:
+    the edges scored); the k edges with the largest |score| (ties by name). Pruning of
+    dangling edges is done by the caller (`compile.circuit_plan.prune_edges`)."""
+    n = len(scored) if total is None else total
+    k = max(0, min(len(scored), int(fraction * n)))
     ranked = sorted(scored, key=lambda es: (-abs(es[1]), es[0].name))
     return [e for e, _ in ranked[:k]]
 
 
 def area(xs: Iterable[float], ys: Iterable[float]) -> float:
-    """Trapezoidal area under y(x) over the given points (x ascending), divided by the x range
-    covered — so a constant curve at 1 has area 1 whatever the fractions."""
-    x, y = np.asarray(list(xs), float), np.asarray(list(ys), float)
-    if len(x) == 1:
-        return float(y[0])
-    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if hasattr(np, "trapezoid") else \
-        float(np.trapz(y, x) / (x[-1] - x[0]))
+    """MIB's area: the sum of trapezoids (x2 − x1) · (y1 + y2) / 2 over consecutive points, with
+    x the requested fractions themselves and no normalisation by the x range (MIB's default
+    fractions span 0.001..1, a range of 0.999, which MIB does not divide by)."""
+    x, y = list(xs), list(ys)
+    return float(sum((x[i + 1] - x[i]) * (y[i] + y[i + 1]) / 2 for i in range(len(x) - 1)))
 
 
 __all__ = ["MIB_FRACTIONS", "CircuitFileError", "CircuitGraph", "GraphEdge", "area", "circuit_to_graph", "full_graph",

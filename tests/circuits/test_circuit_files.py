@@ -134,8 +134,8 @@ def test_cli_export_import_and_refusing_bad_files(toy_spec, tmp_path, capsys):
 def test_top_edges_and_area():
     es = [(parse_edge(f"a0.h{i}->logits"), s) for i, s in enumerate([0.1, -3.0, 2.0, 0.5])]
     assert [e.name for e in top_edges(es, 0.5)] == ["a0.h1->logits", "a0.h2->logits"]
-    assert len(top_edges(es, 0.001)) == 1 and len(top_edges(es, 1.0)) == 4
-    assert area([0.1, 0.5, 1.0], [1, 1, 1]) == pytest.approx(1.0)
+    assert len(top_edges(es, 0.001)) == 0 and len(top_edges(es, 1.0)) == 4  # MIB rounds down
+    assert area([0.1, 0.5, 1.0], [1, 1, 1]) == pytest.approx(0.9)  # MIB does not divide by the range
     assert area([0.0, 1.0], [0.0, 1.0]) == pytest.approx(0.5)
 
 
@@ -151,12 +151,12 @@ def test_cpr_and_cmd_of_a_scored_edge_list(toy_spec, tmp_path, capsys):
     fractions = [0.05, 9 / 110, 0.5, 1.0]
     curve = edge_curve(ir, ir.circuits["Node"], scored, fractions, CheckOptions(pairs=16), NetworkCache())
     faith = [p["faithfulness"]["estimate"] for p in curve["points"]]
-    assert [p["edges"] for p in curve["points"]] == [6, 9, 55, 110]
-    assert abs(faith[0]) < 0.05  # the top 6 edges miss part of the circuit
+    assert [p["edges"] for p in curve["points"]] == [5, 9, 55, 110]  # int(fraction x 110 edges of the graph)
+    assert abs(faith[0]) < 0.05  # the top 5 edges miss part of the circuit
     assert faith[1] == pytest.approx(1, abs=0.01)  # the 9 true edges: the whole circuit
     assert faith[3] == pytest.approx(1, abs=1e-4)  # every edge: the full model
     assert 0.5 < curve["cpr"] < 1.0 and 0 < curve["cmd"] < 0.5
-    assert curve["cmd"] == pytest.approx(area([6 / 110, 9 / 110, 0.5, 1.0], [abs(1 - f) for f in faith]))
+    assert curve["cmd"] == pytest.approx(area(fractions, [abs(1 - f) for f in faith]))
     assert curve["forward_passes"]["clean"] == 1 and curve["forward_passes"]["knockout"] == 4  # one per fraction
     # the same through the CLI, with a JSON curve
     scores = tmp_path / "scores.json"
@@ -194,3 +194,47 @@ circuit C on toy for Induction.answer {
         with pytest.raises(SpecError) as err:
             load_text(base.replace("SETTINGS", settings))
         assert msg in str(err.value.diagnostics[0].message), settings
+
+
+def test_cpr_rules_equal_a_reference_written_here():
+    """MIB's rules, re-implemented in this test from their sources:
+    * edge universe: every edge of the model's graph (MIB-circuit-track `evaluate_area_under_curve`:
+      `n_scored_items = len(graph.edges)`; EAP-IG `Graph.from_model`: 32,491 edges for GPT-2 small);
+    * count: `int(pct * n)`, rounded down (same function);
+    * ranking: top |score| (EAP-IG `Graph.apply_topn(n, absolute=True)`), then `Graph.prune`:
+      a node stays only if it sends and receives an edge (the input always receives);
+    * area: sum over consecutive fractions of (x2 - x1) * (y1 + y2) / 2, not divided by 0.999."""
+    from causalspec.compile.circuit_plan import prune_edges
+
+    arch = Arch(2, 2)
+    edges = full_graph(arch)
+    rng = np.random.default_rng(1)
+    scored = [(e, float(rng.normal())) for e in edges]
+    total = len(edges)
+    for frac in (0.001, 0.05, 0.1, 0.29, 0.5, 1.0):
+        want_k = int(frac * total)
+        ref = [e for e, _ in sorted(scored, key=lambda es: (-abs(es[1]), es[0].name))][:want_k]
+        assert top_edges(scored, frac, total) == ref
+        # reference prune on edge names
+        alive_edges = {e.name: e for e in ref}
+        while True:
+            sends = {e.src for e in alive_edges.values()}
+            receives = {e.dst for e in alive_edges.values()}
+            alive = {n for n in sends if n == EMBED or n in receives}
+            nxt = {k: e for k, e in alive_edges.items() if e.src in alive and (e.dst == LOGITS or e.dst in alive)}
+            if nxt.keys() == alive_edges.keys():
+                break
+            alive_edges = nxt
+        got = prune_edges(_receivers(ref))
+        assert {(r, s) for r, ss in got.items() for s in ss} == {(e.receiver, e.src) for e in alive_edges.values()}
+    xs, ys = [0.001, 0.01, 0.1, 1.0], [0.2, 0.5, 0.9, 1.0]
+    ref_area = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(3))
+    assert area(xs, ys) == pytest.approx(ref_area) and area(xs, [1, 1, 1, 1]) == pytest.approx(0.999)
+    assert len(full_graph(Arch(12, 12))) == 32491
+
+
+def _receivers(edges):
+    out: dict = {}
+    for e in edges:
+        out[e.receiver] = out.get(e.receiver, frozenset()) | {e.src}
+    return out
