@@ -25,13 +25,11 @@ unless read back by causalspec.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 
 from causalspec.errors import UsageError
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, PORTS, Arch, Member, Node, ResolvedCircuit,

@@ -227,7 +227,8 @@ def faithfulness_curve(values: Mapping[str, np.ndarray], keys: list[str], xs: li
                        seed: int = 0) -> tuple[list[Estimate], Estimate, float, float]:
     """The faithfulness n(K) of each circuit key in `keys` (at edge fractions `xs`), the
     effect m(N) − m(∅), and the areas CPR (under n) and CMD (under |1 − n|), trapezoids
-    over `xs` as MIB sums them (no division by the range; interop.circuit_files.area). `values` holds FULL, ABLATED and `keys`."""
+    over `xs` as MIB sums them
+    (no division by the range; interop.circuit_files.area). `values` holds FULL, ABLATED and `keys`."""
     from causalspec.interop.circuit_files import area
 
     stats: dict[str, Stat] = {k: (lambda m, k=k: normalised(m, k)) for k in keys}
