@@ -174,7 +174,8 @@ def upstream(src: Node | str, dst: Node | str, port: str | None, arch: Arch) -> 
 
 
 def circuit_to_graph(resolved: ResolvedCircuit, arch: Arch, name: str = "", granularity: str = "node",
-                     positions: dict[str, list[str]] | None = None) -> CircuitGraph:
+                     positions: dict[str, list[str]] | None = None,
+                     convention: list[str] | None = None) -> CircuitGraph:
     """A resolved spec circuit as a graph. Edge circuits export their node-level edges; node
     circuits export the subgraph their nodes induce (input -> every node, every node -> the
     logits, every earlier node -> every later one): what node-level ablation lets through."""
@@ -204,6 +205,8 @@ def circuit_to_graph(resolved: ResolvedCircuit, arch: Arch, name: str = "", gran
                "groups": {gname: [m.node.name for m in ms] for gname, ms in resolved.groups.items()}}
     if positions:
         g.extra["positions"] = positions
+    if convention is not None:
+        g.extra["convention"] = convention
     return g
 
 
@@ -256,7 +259,7 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
     if granularity == "edge":
         for n in nodes:
             at = positions.get(n.name)
-            lines.append(f"  group {group_name(n)} = {n}" + (f" @ {', '.join(at)}" if at and at != ['all'] else ""))
+            lines.append(f"  group {group_name(n)} = {n}" + _at(at))
         lines.append("  edges {")
         for e in sorted(in_edges, key=lambda e: (_order(e.dst), e.port or "", _order(e.src))):
             src = "embed" if e.src == EMBED else group_name(e.src)
@@ -264,6 +267,11 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
             lines.append(f"    {src} -> {dst}")
         lines.append("  }")
         lines.append("  granularity edge")
+    elif isinstance(g.extra.get("groups"), dict) and g.extra["groups"]:
+        # a file of ours: its groups (and their positions) come back as they were
+        for gname, members in g.extra["groups"].items():
+            spelled = [str(parse_node_name(m)) for m in members]
+            lines.append(f"  group {gname} = " + ", ".join(spelled) + _at(positions.get(members[0]) if members else None))
     else:
         by_layer: dict[int, list[Node]] = {}
         mlps = []
@@ -273,7 +281,10 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
             lines.append(f"  group heads_{layer} = " + ", ".join(str(n) for n in heads))
         if mlps:
             lines.append("  group mlps = " + ", ".join(str(n) for n in mlps))
-    if convention:
+    stated = g.extra.get("convention") if isinstance(g.extra.get("convention"), list) else None
+    if stated is not None:  # a file of ours: the circuit's own convention lines
+        lines += [f"  {line}" for line in stated]
+    elif convention:
         lines.append(f"  convention {convention}")
     lines.append(f"  ablate complement with {ablation}")
     if metric:
@@ -281,6 +292,13 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
     lines.append(f"  expect {expect}")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _at(positions: list[str] | None) -> str:
+    """` @ END`, ` @ {CPOS, END}` (several positions need braces), or nothing (every position)."""
+    if not positions or positions == ["all"]:
+        return ""
+    return f" @ {positions[0]}" if len(positions) == 1 else " @ {" + ", ".join(positions) + "}"
 
 
 def _order(n) -> tuple:

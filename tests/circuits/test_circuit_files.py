@@ -238,3 +238,37 @@ def _receivers(edges):
     for e in edges:
         out[e.receiver] = out.get(e.receiver, frozenset()) | {e.src}
     return out
+
+
+def test_ioi_spec_export_import_export_is_identical(tmp_path):
+    """specs/ioi_circuit_gpt2.cspec: the exported file imports to a spec that parses (positions as
+    the spec names them: `@ S1 + 1`, braces for several) and exports to the identical file."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    spec = root / "specs" / "ioi_circuit_gpt2.cspec"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ioi_names.txt").write_text((root / "specs" / "data" / "ioi_names.txt").read_text())
+    first, second, imported = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "imp.cspec"
+    size = ["--layers", "12", "--heads", "12"]
+    assert main(["circuit", "export", str(spec), "--circuit", "IOICircuit", *size, "-o", str(first)]) == 0
+    assert main(["circuit", "import", str(first), "--name", "IOICircuit", "--on", "gpt2", "--for", "IOI.answer",
+                 "--granularity", "node", "--ablation", "mean over IOI_ABC", "--metric", "logit_diff(IO, S) @ END",
+                 "-o", str(imported)]) == 0
+    block = imported.read_text()
+    assert "@ S1 + 1" in block and "slot(" not in block and "  mlps kept\n" in block
+    text = spec.read_text()
+    start = text.index("circuit IOICircuit")
+    round_tripped = tmp_path / "ioi.cspec"
+    round_tripped.write_text(text[:start] + re.sub(r"(?m)^#.*\n", "", block))
+    ir = load(round_tripped)  # parses and validates
+    assert str(ir.circuits["IOICircuit"].groups["previous_token"].positions[0]) == "slot(S, 1).last + 1"
+    assert main(["circuit", "export", str(round_tripped), "--circuit", "IOICircuit", *size, "-o", str(second)]) == 0
+    assert json.loads(first.read_text()) == json.loads(second.read_text())
+    assert first.read_text() == second.read_text()
+
+
+def test_several_positions_are_written_in_braces():
+    g = CircuitGraph(nodes={"a0.h1": True}, extra={"positions": {"a0.h1": ["CPOS", "END"]}})
+    g.edges[parse_edge("a0.h1->logits")] = (0.5, True)
+    assert "group a0_h1 = head[0.1] @ {CPOS, END}" in graph_to_spec(g, "C", "n", "M.o")
