@@ -114,6 +114,11 @@ def graph_from_json(doc: Any, where: str = "circuit file") -> CircuitGraph:
         raise CircuitFileError(f"{where}: expected an object with `nodes` and/or `edges`")
     g = CircuitGraph(cfg=dict(doc.get("cfg") or {}), extra=dict(doc.get(SCHEMA_KEY) or {}))
     nodes = doc.get("nodes") or {}
+    masked = [n for n, info in (nodes.items() if isinstance(nodes, dict) else ())
+              if isinstance(info, dict) and isinstance(info.get("neurons"), list) and not all(info["neurons"])]
+    if masked:
+        raise CircuitFileError(f"{where}: {len(masked)} node(s) have neuron-level masks (e.g. `{masked[0]}`); "
+                               "causalspec evaluates whole heads and MLPs, so it refuses rather than drop them")
     for name, info in (nodes.items() if isinstance(nodes, dict) else ((n, True) for n in nodes)):
         inside = info.get("in_graph", True) if isinstance(info, dict) else bool(info)
         try:
@@ -271,7 +276,8 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
         # a file of ours: its groups (and their positions) come back as they were
         for gname, members in g.extra["groups"].items():
             spelled = [str(parse_node_name(m)) for m in members]
-            lines.append(f"  group {gname} = " + ", ".join(spelled) + _at(positions.get(members[0]) if members else None))
+            at = _at(positions.get(members[0]) if members else None)
+            lines.append(f"  group {gname} = " + ", ".join(spelled) + at)
     else:
         by_layer: dict[int, list[Node]] = {}
         mlps = []

@@ -272,3 +272,10 @@ def test_several_positions_are_written_in_braces():
     g = CircuitGraph(nodes={"a0.h1": True}, extra={"positions": {"a0.h1": ["CPOS", "END"]}})
     g.edges[parse_edge("a0.h1->logits")] = (0.5, True)
     assert "group a0_h1 = head[0.1] @ {CPOS, END}" in graph_to_spec(g, "C", "n", "M.o")
+
+
+def test_neuron_masks_are_refused_with_the_file_and_the_count():
+    doc = {"nodes": {"m0": {"in_graph": True, "neurons": [True, False]}, "m1": {"in_graph": True, "neurons": [False]},
+                     "a0.h0": {"in_graph": True, "neurons": [True, True]}}, "edges": {}}
+    with pytest.raises(CircuitFileError, match=r"x.json: 2 node\(s\) have neuron-level masks"):
+        graph_from_json(doc, "x.json")
