@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from causalspec.interop.circuit_files import (MIB_FRACTIONS, CircuitFileError, circuit_to_graph, graph_to_json,
-                                              graph_to_spec, read_graph, write_graph)
+                                              graph_to_spec, read_graph, write_graph, write_pt)
 from causalspec.cli.base import EXIT_OK, Command, UsageError, check_output_targets
 from causalspec.compile.circuit_plan import Arch, CircuitPlanError, resolve_circuit
 from causalspec.diagnostics import did_you_mean
@@ -160,7 +160,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                  if not m.everywhere}
     graph = circuit_to_graph(resolved, arch, circuit.name, circuit.granularity, positions,
                              convention_lines(circuit.convention))
-    if args.output:
+    if args.output and str(args.output).endswith(".pt"):
+        print(f"wrote {write_pt(graph, args.output)}")  # EAP-IG's Graph.to_pt layout
+    elif args.output:
         print(f"wrote {write_graph(graph, args.output)}")
     else:
         sys.stdout.write(json.dumps(graph_to_json(graph), indent=1) + "\n")

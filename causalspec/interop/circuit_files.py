@@ -100,8 +100,10 @@ def parse_edge(name: str) -> GraphEdge:
 
 
 def read_graph(path: str | Path) -> CircuitGraph:
-    """Read a circuit file (format in the module docstring)."""
+    """Read a circuit file (format in the module docstring); `.pt` files as EAP-IG's `Graph.to_pt`."""
     path = Path(path)
+    if path.suffix == ".pt":
+        return read_pt(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -143,6 +145,69 @@ def graph_from_json(doc: Any, where: str = "circuit file") -> CircuitGraph:
                 raise CircuitFileError(f"{where}: edge `{name}` has a score that is not a number: {score!r}") from None
         g.edges[edge] = (score, bool(inside))
     return g
+
+
+PT_KEYS = ("cfg", "src_nodes", "dst_nodes", "edges_scores", "edges_in_graph", "nodes_in_graph")
+
+
+def read_pt(path: Path) -> CircuitGraph:
+    """A `.pt` circuit as EAP-IG's `Graph.to_pt` writes it (and MIB's `load_graph_from_pt`
+    reads it): a dict with `cfg`, `src_nodes` (forward node names), `dst_nodes` (receiver names,
+    `a0.h1<q>`, `m0`, `logits`), `edges_scores` and `edges_in_graph` ([src, dst] tensors) and
+    `nodes_in_graph`. Loaded with `torch.load(weights_only=True)`: nothing is unpickled but
+    tensors and plain containers. Anything else is refused."""
+    import torch  # the circuit files of `causalspec parse` never need torch
+
+    try:
+        d = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling refusal is the file's problem
+        raise CircuitFileError(f"{path}: not a circuit .pt file torch.load(weights_only=True) can read: {exc}") from None
+    if not isinstance(d, dict) or any(k not in d for k in PT_KEYS):
+        have = sorted(d) if isinstance(d, dict) else type(d).__name__
+        raise CircuitFileError(f"{path}: an EAP-IG / MIB .pt circuit has keys {', '.join(PT_KEYS)}; this has {have}")
+    if d.get("neurons_in_graph") is not None and not bool(d["neurons_in_graph"].all()):
+        n = int((~d["neurons_in_graph"].bool()).any(-1).sum())
+        raise CircuitFileError(f"{path}: {n} node(s) have neuron-level masks; causalspec evaluates whole heads and "
+                               "MLPs, so it refuses rather than drop them")
+    scores, inside = d["edges_scores"], d["edges_in_graph"].bool()
+    src, dst = list(d["src_nodes"]), list(d["dst_nodes"])
+    if tuple(scores.shape) != (len(src), len(dst)) or tuple(inside.shape) != (len(src), len(dst)):
+        raise CircuitFileError(f"{path}: edges_scores / edges_in_graph must be [{len(src)} src, {len(dst)} dst]")
+    g = CircuitGraph(cfg=dict(d["cfg"]))
+    for i, name in enumerate(src):
+        g.nodes[name] = bool(d["nodes_in_graph"][i])
+    g.nodes[LOGITS] = True
+    arch = Arch(int(g.cfg["n_layers"]), int(g.cfg["n_heads"]), parallel=bool(g.cfg.get("parallel_attn_mlp", False)))
+    for i, s_name in enumerate(src):
+        for j, d_name in enumerate(dst):
+            if s_name == d_name.split("<")[0]:
+                continue
+            e = parse_edge(f"{s_name}->{d_name}")
+            if upstream(e.src, e.dst, e.port, arch):
+                g.edges[e] = (float(scores[i, j]), bool(inside[i, j]))
+    return g
+
+
+def write_pt(g: CircuitGraph, path: str | Path) -> Path:
+    """Write a graph as EAP-IG's `Graph.to_pt` does (loadable by `Graph.from_pt` and MIB)."""
+    import torch
+
+    layers, heads = int(g.cfg["n_layers"]), int(g.cfg["n_heads"])
+    src = ["input"] + [n for L in range(layers) for n in [*(f"a{L}.h{h}" for h in range(heads)), f"m{L}"]]
+    dst = [n for L in range(layers) for n in
+           [*(f"a{L}.h{h}<{p}>" for p in "qkv" for h in range(heads)), f"m{L}"]] + [LOGITS]
+    scores = torch.zeros((len(src), len(dst)))
+    inside = torch.zeros((len(src), len(dst)), dtype=torch.bool)
+    si, di = {n: i for i, n in enumerate(src)}, {n: j for j, n in enumerate(dst)}
+    for e, (score, in_graph) in g.edges.items():
+        s_name, d_name = e.name.split("->")
+        scores[si[s_name], di[d_name]] = 0.0 if score is None else score
+        inside[si[s_name], di[d_name]] = in_graph
+    nodes = torch.tensor([bool(g.nodes.get(n, False)) for n in src])
+    path = Path(path)
+    torch.save({"cfg": dict(g.cfg), "src_nodes": src, "dst_nodes": dst, "edges_scores": scores,
+                "edges_in_graph": inside, "nodes_in_graph": nodes}, str(path))
+    return path
 
 
 SCHEMA = "causalspec.circuit/1"
@@ -342,4 +407,4 @@ def area(xs: Iterable[float], ys: Iterable[float]) -> float:
 
 __all__ = ["MIB_FRACTIONS", "CircuitFileError", "CircuitGraph", "GraphEdge", "area", "circuit_to_graph", "full_graph",
            "graph_from_json", "graph_to_json", "graph_to_resolved", "graph_to_spec", "parse_edge", "read_graph",
-           "top_edges", "upstream", "write_graph"]
+           "read_pt", "top_edges", "upstream", "write_graph", "write_pt"]

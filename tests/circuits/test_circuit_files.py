@@ -279,3 +279,28 @@ def test_neuron_masks_are_refused_with_the_file_and_the_count():
                      "a0.h0": {"in_graph": True, "neurons": [True, True]}}, "edges": {}}
     with pytest.raises(CircuitFileError, match=r"x.json: 2 node\(s\) have neuron-level masks"):
         graph_from_json(doc, "x.json")
+
+
+def test_pt_circuit_files_as_eap_ig_writes_them(toy_spec, tmp_path):
+    import torch
+
+    from causalspec.interop.circuit_files import read_graph, read_pt
+
+    pt, js = tmp_path / "c.pt", tmp_path / "c.json"
+    assert main(["circuit", "export", str(toy_spec), "--circuit", "EdgeK", "-o", str(pt)]) == 0
+    assert main(["circuit", "export", str(toy_spec), "--circuit", "EdgeK", "-o", str(js)]) == 0
+    d = torch.load(str(pt), weights_only=True)
+    assert sorted(d) == sorted(["cfg", "src_nodes", "dst_nodes", "edges_scores", "edges_in_graph", "nodes_in_graph"])
+    n_fwd, n_bwd = 1 + 2 * (4 + 1), 2 * (3 * 4 + 1) + 1  # EAP-IG Graph.from_model
+    assert tuple(d["edges_in_graph"].shape) == (n_fwd, n_bwd) and d["dst_nodes"][-1] == "logits"
+    from_pt, from_json = read_graph(pt), read_graph(js)
+    assert set(from_pt.in_graph_edges()) == set(from_json.in_graph_edges()) == {parse_edge(e) for e in TRUE_EDGES}
+    assert len(from_pt.edges) == len(full_graph(Arch(2, 4)))  # every real edge, in the graph or not
+    bad = tmp_path / "bad.pt"
+    torch.save({"edges": [1, 2]}, str(bad))
+    with pytest.raises(CircuitFileError, match="an EAP-IG / MIB .pt circuit has keys"):
+        read_pt(bad)
+    pickled = tmp_path / "pickled.pt"
+    pickled.write_bytes(b"not a torch file")
+    with pytest.raises(CircuitFileError, match=r"weights_only=True"):
+        read_pt(pickled)
