@@ -161,7 +161,8 @@ def read_pt(path: Path) -> CircuitGraph:
     try:
         d = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling refusal is the file's problem
-        raise CircuitFileError(f"{path}: not a circuit .pt file torch.load(weights_only=True) can read: {exc}") from None
+        raise CircuitFileError(f"{path}: not a circuit .pt file torch.load(weights_only=True) can read: "
+                               f"{exc}") from None
     if not isinstance(d, dict) or any(k not in d for k in PT_KEYS):
         have = sorted(d) if isinstance(d, dict) else type(d).__name__
         raise CircuitFileError(f"{path}: an EAP-IG / MIB .pt circuit has keys {', '.join(PT_KEYS)}; this has {have}")
