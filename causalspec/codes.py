@@ -109,6 +109,9 @@ E0709 = Code("E0709", "conflicting statistics modes")
 E0710 = Code("E0710", "ablation problem")
 E0711 = Code("E0711", "localization sweep problem")
 E0712 = Code("E0712", "bad control argument")
+E0717 = Code("E0717", "unknown circuit convention")
+E0718 = Code("E0718", "circuit convention given twice")
+E0719 = Code("E0719", "MLP node under a convention that keeps MLPs")
 
 # files
 E0801 = Code("E0801", "file not found")
@@ -120,6 +123,7 @@ E0808 = Code("E0808", "remote host not allowed")
 
 # warnings (the spec stays valid)
 W0601 = Code("W0601", "prompt without placeholders")
+W0701 = Code("W0701", "components outside the circuit kept under an unstated convention")
 
 
 ALL: tuple[Code, ...] = tuple(v for v in tuple(globals().values()) if isinstance(v, Code))

@@ -15,7 +15,7 @@ guard) → failed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,8 +26,8 @@ from causalspec.claims.common import (CheckOptions, Verdict, check_failure, comp
                                      reproduce_command)
 from causalspec.claims.networks import NetworkCache, engine_choice
 from causalspec.compile.circuit_plan import (HEAD, MLP, Arch, CircuitPlan, ResolvedCircuit,
-                                             compile_circuit, describe_prompt, resolve_circuit)
-from causalspec.interop.circuit_files import graph_to_resolved, top_edges
+                                             compile_circuit, describe_prompt, prune_edges, resolve_circuit)
+from causalspec.interop.circuit_files import full_graph, graph_to_resolved, top_edges
 from causalspec.run.adapters import CheckUsageError
 from causalspec.run.engine import EngineOptions
 from causalspec.run.circuit_engine import CircuitEngine, ResampleAblation, Variant, ZeroAblation, resample_mapping
@@ -36,6 +36,7 @@ from causalspec.run.hf_adapter import HFAdapter
 from causalspec.score.circuit_scores import (ABLATED, CIRCUIT, FULL, CircuitSummary, circuit_scores,
                                              faithfulness_curve, needed_variants)
 from causalspec.score.results import ERROR, FAILED, PASSED, CheckResult, ConditionResult
+from causalspec.semantics.ir import ConventionIR
 from causalspec.semantics.sites import LAST
 
 
@@ -87,7 +88,8 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
     shared = _shared(networks)
     key_n = ("N", circuit.network, plan.network.source, describe_prompt(plan.network.encoding.prompt), circuit.model,
              circuit.output, n, plan.seed, repr(circuit.metric))
-    key_e = ("∅", *key_n, _ablation_key(plan), resolved.universe, resolved.edges is not None and resolved.embed_gated)
+    key_e = ("∅", *key_n, _ablation_key(plan), resolved.universe, resolved.edges is not None and resolved.embed_gated,
+             circuit.convention.input_ablation)
     reused = {k: shared[key] for k, key in ((FULL, key_n), (ABLATED, key_e)) if key in shared}
 
     wanted = [(c.metric, c.arg) for c in circuit.conditions]
@@ -134,7 +136,8 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
         edges=[_edge_text(e) for e in circuit.edges] if circuit.granularity == "edge" else [],
         means=means, effect=effect, scores=scores,
         clean_accuracy=_clean_accuracy(values) if circuit.metric.name == "accuracy" else None,
-        reference_prompts=len(next(iter(plan.reference.rows.values()))) if plan.reference else 0)
+        reference_prompts=len(next(iter(plan.reference.rows.values()))) if plan.reference else 0,
+        convention=circuit.convention.to_dict())
     found.circuit = summary
     found.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
     if beyond:
@@ -199,21 +202,28 @@ def edge_curve(ir, circuit, scored, fractions, options, networks) -> dict:
                                       f"{arch.layers} layers x {arch.heads} heads) does not have")
     empty = graph_to_resolved([], universe)
     variants = [Variant(FULL, "clean"), Variant(ABLATED, "keep", empty)]
-    sizes = []
+    sizes, kept_sizes = [], []
+    total = len(full_graph(arch))  # MIB's edge universe: every edge of the model's graph
     for i, f in enumerate(fractions):
-        edges = top_edges(scored, f)
+        edges = top_edges(scored, f, total)
         sizes.append(len(edges))
-        variants.append(Variant(f"fraction:{i}", "keep", graph_to_resolved(edges, universe)))
+        resolved = graph_to_resolved(edges, universe)
+        pruned = prune_edges(resolved.edges or {})
+        kept_sizes.append(sum(len(v) for v in pruned.values()))
+        variants.append(Variant(f"fraction:{i}", "keep", replace(resolved, edges=pruned)))
     values = engine.evaluate(plan.rows, variants, universe, ablation, metric_fn)
 
     keys = [f"fraction:{i}" for i in range(len(fractions))]
-    xs = [k / len(scored) for k in sizes]
+    xs = list(fractions)  # MIB integrates over the requested fractions
     points, effect, cpr, cmd = faithfulness_curve(values, keys, xs, seed=plan.seed)
     return {
         "circuit": circuit.name, "metric": metric_text, "ablation": describe_ablation(plan, ablation),
-        "prompts": plan.prompts, "edges_scored": len(scored),
-        "points": [{"fraction": f, "edges": k, "edge_fraction": x, "faithfulness": p.to_dict()}
-                   for f, k, x, p in zip(fractions, sizes, xs, points)],
+        "prompts": plan.prompts, "edges_scored": len(scored), "edges_total": total,
+        "convention": ConventionIR.mib().to_dict(),
+        "rules": "MIB: k = int(fraction x all edges of the model's graph) top-|score| edges, dangling edges pruned "
+                 "(EAP-IG Graph.prune); CPR/CMD = trapezoids over the fractions, not divided by their range",
+        "points": [{"fraction": f, "edges": k, "edges_after_pruning": kp, "faithfulness": p.to_dict()}
+                   for f, k, kp, p in zip(fractions, sizes, kept_sizes, points)],
         "effect": effect.to_dict(),
         "cpr": cpr, "cmd": cmd,
         "forward_passes": {k: v for k, v in engine.forward_passes.items() if v},
@@ -244,7 +254,7 @@ def _ablation(plan: CircuitPlan, engine, net, adapter, progress, networks=None):
     kind = plan.circuit.ablation.kind
     if kind == "zero":
         p = next(net.module.parameters())
-        return ZeroAblation(p.dtype, p.device)
+        return ZeroAblation(p.dtype, p.device, token_only=plan.circuit.convention.input_ablation == "token")
     ref = plan.reference
     assert ref is not None
     ref_adapter = _EncodeOnly(net, ref.network, ref.model, ref.output)
@@ -336,7 +346,10 @@ def _clean_accuracy(values) -> float:
 def describe_ablation(plan: CircuitPlan, ablation) -> str:
     a = plan.circuit.ablation
     if a.kind == "zero":
-        return "zero: an ablated head's z and an ablated MLP's output are set to 0"
+        inp = ("the input's token embedding (position embeddings stay)"
+               if plan.circuit.convention.input_ablation == "token" else "the input's token and position embeddings")
+        return f"zero: an ablated head's z, an ablated MLP's output and, where an edge from `embed` is cut, {inp} " \
+               "are set to 0"
     ref = plan.reference
     ds = ref.dataset
     n_ref = len(next(iter(ref.rows.values())))

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from causalspec.interop.circuit_files import (MIB_FRACTIONS, CircuitFileError, circuit_to_graph, graph_to_json,
-                                              graph_to_spec, read_graph, write_graph)
+                                              graph_to_spec, read_graph, write_graph, write_pt)
 from causalspec.cli.base import EXIT_OK, Command, UsageError, check_output_targets
 from causalspec.compile.circuit_plan import Arch, CircuitPlanError, resolve_circuit
 from causalspec.diagnostics import did_you_mean
@@ -117,6 +117,30 @@ def _arch(ir, circuit, layers: int | None, heads: int | None):
                      "give --layers and --heads")
 
 
+def convention_lines(c) -> list[str]:
+    """The lines that state a circuit's convention (none when it states none)."""
+    if not c.stated:
+        return []
+    out = ["convention mib"] if c.name == "mib" else []
+    base_mlps, base_input = ("ablated", "token") if c.name == "mib" else ("auto", "token+position")
+    if c.mlps != base_mlps:
+        out.append(f"mlps {c.mlps}")
+    if c.input_ablation != base_input:
+        out.append(f"input ablation {c.input_ablation}")
+    return out
+
+
+def position_spelling(p) -> str:
+    """A group position as a circuit block can spell it: a declared name (`END`), or a declared
+    name shifted by tokens (`S1 + 1`); the resolved expression (`slot(S, 1).last + 1`) only
+    when no name stands for it (a group cannot spell that inline)."""
+    if p.name:
+        return p.name
+    if p.kind == "offset" and p.base is not None and p.base.name:
+        return f"{p.base.name} {'+' if p.offset >= 0 else '-'} {abs(p.offset)}"
+    return str(p)
+
+
 def _write_or_print(text: str, out: str | None) -> None:
     if out:
         atomic_write_text(out, text)  # our generator line: a re-import may replace its own (unedited) file
@@ -133,10 +157,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         resolved = resolve_circuit(circuit, arch)
     except CircuitPlanError as exc:
         raise UsageError(str(exc)) from None
-    positions = {m.node.name: [p.name or str(p) for p in m.positions] for m in resolved.members
+    positions = {m.node.name: [position_spelling(p) for p in m.positions] for m in resolved.members
                  if not m.everywhere}
-    graph = circuit_to_graph(resolved, arch, circuit.name, circuit.granularity, positions)
-    if args.output:
+    graph = circuit_to_graph(resolved, arch, circuit.name, circuit.granularity, positions,
+                             convention_lines(circuit.convention))
+    if args.output and str(args.output).endswith(".pt"):
+        print(f"wrote {write_pt(graph, args.output)}")  # EAP-IG's Graph.to_pt layout
+    elif args.output:
         print(f"wrote {write_graph(graph, args.output)}")
     else:
         sys.stdout.write(json.dumps(graph_to_json(graph), indent=1) + "\n")

@@ -12,10 +12,12 @@ Vocabulary (shared by the engine, the scores, the reports and the circuit files)
   (`resolve_nodes`), where an index out of range is an error naming the architecture.
 * a **member** is a node together with the positions where it belongs to the circuit (the
   group's `@ …`, default every position). Outside those positions the node is ablated.
-* the **universe** is the set of node kinds the circuit's complement is taken over: heads if
-  the circuit names any attention node, MLPs if it names any MLP. Kinds it does not name are
-  kept and act as wires (the convention of Wang et al. 2022 for IOI: only heads are ablated,
-  MLPs and embeddings are always present). Name an `mlp[L]` node to bring MLPs in.
+* the **universe** is the set of node kinds the circuit's complement is taken over. Under the
+  default convention: heads if the circuit names any attention node, MLPs if it names any
+  MLP; kinds it does not name are kept and act as wires (the convention of Wang et al. 2022
+  for IOI: only heads are ablated, MLPs and embeddings are always present). The circuit's
+  `convention` (semantics.ir.ConventionIR) can ablate both kinds (`convention mib`,
+  `mlps ablated`) or keep MLPs (`mlps kept`); under `mib` dangling edges are also pruned.
 """
 
 from __future__ import annotations
@@ -210,11 +212,19 @@ def resolve_circuit(circuit: CircuitIR, arch: Arch) -> ResolvedCircuit:
     kinds = {m.node.kind for ms in groups.values() for m in ms}
     if not kinds:
         raise CircuitPlanError(f"circuit `{circuit.name}` has no head or MLP node to keep")
+    convention = circuit.convention
+    universe = set(kinds)
+    if convention.heads == "ablated":
+        universe.add(HEAD)
+    if convention.mlps == "ablated":
+        universe.add(MLP)
+    elif convention.mlps == "kept":
+        universe.discard(MLP)
     edges: dict[Receiver, frozenset[Node | str]] | None = None
     embed_gated = False
     if circuit.granularity == "edge":
         edges = {}
-        embed_gated = any(e.src == EMBED for e in circuit.edges)
+        embed_gated = convention.embed_edges == "always" or any(e.src == EMBED for e in circuit.edges)
         for e in circuit.edges:
             senders: list[Node | str] = [EMBED] if e.src == EMBED else [m.node for m in groups[e.src]]
             receivers: list[Receiver]
@@ -229,7 +239,38 @@ def resolve_circuit(circuit: CircuitIR, arch: Arch) -> ResolvedCircuit:
                         receivers.append((m.node, None))
             for r in receivers:
                 edges[r] = edges.get(r, frozenset()) | frozenset(senders)
-    return ResolvedCircuit(groups, frozenset(kinds), edges, embed_gated, tuple(notes))
+        if convention.prune:
+            pruned = prune_edges(edges)
+            dropped = sum(len(v) for v in edges.values()) - sum(len(v) for v in pruned.values())
+            if dropped:
+                notes.append(f"{dropped} dangling node-level edge(s) pruned (convention {convention.label}: edges "
+                             "out of a node that receives no edge, or into a node that sends none, are dropped as "
+                             "EAP-IG's Graph.prune does)")
+            edges = pruned
+    return ResolvedCircuit(groups, frozenset(universe), edges, embed_gated, tuple(notes))
+
+
+def prune_edges(edges: dict) -> dict:
+    """EAP-IG's `Graph.prune` on node-level edges (receiver -> senders): repeatedly, a node
+    (head or MLP) stays only if it sends an edge and receives one (the input always counts as
+    receiving; the logits always stay), and an edge stays only if both ends stay. Receivers
+    are LOGITS or (node, port); senders are nodes or EMBED."""
+    current = {r: frozenset(s) for r, s in edges.items() if s}
+    while True:
+        sends = {s for senders in current.values() for s in senders}
+        receives = {r[0] for r in current if r != LOGITS}
+        alive = {n for n in sends | receives if n == EMBED or (n in sends and n in receives)}
+        alive.add(EMBED)
+        nxt = {}
+        for r, senders in current.items():
+            if r != LOGITS and r[0] not in alive:
+                continue
+            kept = frozenset(s for s in senders if s in alive)
+            if kept:
+                nxt[r] = kept
+        if nxt == current:
+            return current
+        current = nxt
 
 
 # ───────────────────────── prompts ─────────────────────────
@@ -299,4 +340,5 @@ def describe_prompt(prompt: PromptIR | None) -> str:
 
 
 __all__ = ["Arch", "CircuitPlan", "CircuitPlanError", "EMBED", "HEAD", "LOGITS", "MLP", "Member", "Node", "PORTS",
-           "ReferencePlan", "ResolvedCircuit", "compile_circuit", "parse_node_name", "resolve_circuit", "site_nodes"]
+           "ReferencePlan", "ResolvedCircuit", "compile_circuit", "parse_node_name", "prune_edges", "resolve_circuit",
+           "site_nodes"]

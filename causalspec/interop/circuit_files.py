@@ -25,7 +25,6 @@ unless read back by causalspec.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,8 +100,10 @@ def parse_edge(name: str) -> GraphEdge:
 
 
 def read_graph(path: str | Path) -> CircuitGraph:
-    """Read a circuit file (format in the module docstring)."""
+    """Read a circuit file (format in the module docstring); `.pt` files as EAP-IG's `Graph.to_pt`."""
     path = Path(path)
+    if path.suffix == ".pt":
+        return read_pt(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -115,6 +116,11 @@ def graph_from_json(doc: Any, where: str = "circuit file") -> CircuitGraph:
         raise CircuitFileError(f"{where}: expected an object with `nodes` and/or `edges`")
     g = CircuitGraph(cfg=dict(doc.get("cfg") or {}), extra=dict(doc.get(SCHEMA_KEY) or {}))
     nodes = doc.get("nodes") or {}
+    masked = [n for n, info in (nodes.items() if isinstance(nodes, dict) else ())
+              if isinstance(info, dict) and isinstance(info.get("neurons"), list) and not all(info["neurons"])]
+    if masked:
+        raise CircuitFileError(f"{where}: {len(masked)} node(s) have neuron-level masks (e.g. `{masked[0]}`); "
+                               "causalspec evaluates whole heads and MLPs, so it refuses rather than drop them")
     for name, info in (nodes.items() if isinstance(nodes, dict) else ((n, True) for n in nodes)):
         inside = info.get("in_graph", True) if isinstance(info, dict) else bool(info)
         try:
@@ -139,6 +145,70 @@ def graph_from_json(doc: Any, where: str = "circuit file") -> CircuitGraph:
                 raise CircuitFileError(f"{where}: edge `{name}` has a score that is not a number: {score!r}") from None
         g.edges[edge] = (score, bool(inside))
     return g
+
+
+PT_KEYS = ("cfg", "src_nodes", "dst_nodes", "edges_scores", "edges_in_graph", "nodes_in_graph")
+
+
+def read_pt(path: Path) -> CircuitGraph:
+    """A `.pt` circuit as EAP-IG's `Graph.to_pt` writes it (and MIB's `load_graph_from_pt`
+    reads it): a dict with `cfg`, `src_nodes` (forward node names), `dst_nodes` (receiver names,
+    `a0.h1<q>`, `m0`, `logits`), `edges_scores` and `edges_in_graph` ([src, dst] tensors) and
+    `nodes_in_graph`. Loaded with `torch.load(weights_only=True)`: nothing is unpickled but
+    tensors and plain containers. Anything else is refused."""
+    import torch  # the circuit files of `causalspec parse` never need torch
+
+    try:
+        d = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling refusal is the file's problem
+        raise CircuitFileError(f"{path}: not a circuit .pt file torch.load(weights_only=True) can read: "
+                               f"{exc}") from None
+    if not isinstance(d, dict) or any(k not in d for k in PT_KEYS):
+        have = sorted(d) if isinstance(d, dict) else type(d).__name__
+        raise CircuitFileError(f"{path}: an EAP-IG / MIB .pt circuit has keys {', '.join(PT_KEYS)}; this has {have}")
+    if d.get("neurons_in_graph") is not None and not bool(d["neurons_in_graph"].all()):
+        n = int((~d["neurons_in_graph"].bool()).any(-1).sum())
+        raise CircuitFileError(f"{path}: {n} node(s) have neuron-level masks; causalspec evaluates whole heads and "
+                               "MLPs, so it refuses rather than drop them")
+    scores, inside = d["edges_scores"], d["edges_in_graph"].bool()
+    src, dst = list(d["src_nodes"]), list(d["dst_nodes"])
+    if tuple(scores.shape) != (len(src), len(dst)) or tuple(inside.shape) != (len(src), len(dst)):
+        raise CircuitFileError(f"{path}: edges_scores / edges_in_graph must be [{len(src)} src, {len(dst)} dst]")
+    g = CircuitGraph(cfg=dict(d["cfg"]))
+    for i, name in enumerate(src):
+        g.nodes[name] = bool(d["nodes_in_graph"][i])
+    g.nodes[LOGITS] = True
+    arch = Arch(int(g.cfg["n_layers"]), int(g.cfg["n_heads"]), parallel=bool(g.cfg.get("parallel_attn_mlp", False)))
+    for i, s_name in enumerate(src):
+        for j, d_name in enumerate(dst):
+            if s_name == d_name.split("<")[0]:
+                continue
+            e = parse_edge(f"{s_name}->{d_name}")
+            if upstream(e.src, e.dst, e.port, arch):
+                g.edges[e] = (float(scores[i, j]), bool(inside[i, j]))
+    return g
+
+
+def write_pt(g: CircuitGraph, path: str | Path) -> Path:
+    """Write a graph as EAP-IG's `Graph.to_pt` does (loadable by `Graph.from_pt` and MIB)."""
+    import torch
+
+    layers, heads = int(g.cfg["n_layers"]), int(g.cfg["n_heads"])
+    src = ["input"] + [n for L in range(layers) for n in [*(f"a{L}.h{h}" for h in range(heads)), f"m{L}"]]
+    dst = [n for L in range(layers) for n in
+           [*(f"a{L}.h{h}<{p}>" for p in "qkv" for h in range(heads)), f"m{L}"]] + [LOGITS]
+    scores = torch.zeros((len(src), len(dst)))
+    inside = torch.zeros((len(src), len(dst)), dtype=torch.bool)
+    si, di = {n: i for i, n in enumerate(src)}, {n: j for j, n in enumerate(dst)}
+    for e, (score, in_graph) in g.edges.items():
+        s_name, d_name = e.name.split("->")
+        scores[si[s_name], di[d_name]] = 0.0 if score is None else score
+        inside[si[s_name], di[d_name]] = in_graph
+    nodes = torch.tensor([bool(g.nodes.get(n, False)) for n in src])
+    path = Path(path)
+    torch.save({"cfg": dict(g.cfg), "src_nodes": src, "dst_nodes": dst, "edges_scores": scores,
+                "edges_in_graph": inside, "nodes_in_graph": nodes}, str(path))
+    return path
 
 
 SCHEMA = "causalspec.circuit/1"
@@ -175,7 +245,8 @@ def upstream(src: Node | str, dst: Node | str, port: str | None, arch: Arch) -> 
 
 
 def circuit_to_graph(resolved: ResolvedCircuit, arch: Arch, name: str = "", granularity: str = "node",
-                     positions: dict[str, list[str]] | None = None) -> CircuitGraph:
+                     positions: dict[str, list[str]] | None = None,
+                     convention: list[str] | None = None) -> CircuitGraph:
     """A resolved spec circuit as a graph. Edge circuits export their node-level edges; node
     circuits export the subgraph their nodes induce (input -> every node, every node -> the
     logits, every earlier node -> every later one): what node-level ablation lets through."""
@@ -206,6 +277,8 @@ def circuit_to_graph(resolved: ResolvedCircuit, arch: Arch, name: str = "", gran
                "groups": {gname: [m.node.name for m in ms] for gname, ms in resolved.groups.items()}}
     if positions:
         g.extra["positions"] = positions
+    if convention is not None:
+        g.extra["convention"] = convention
     return g
 
 
@@ -248,7 +321,8 @@ def group_name(node: Node) -> str:
 
 
 def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablation: str = "zero",
-                  metric: str | None = None, expect: str = "faithfulness >= 0.8", granularity: str = "edge") -> str:
+                  metric: str | None = None, expect: str = "faithfulness >= 0.8", granularity: str = "edge",
+                  convention: str | None = "mib") -> str:
     """A `circuit` block for the graph's in-graph edges (edge granularity: one group per node)
     or nodes (node granularity: one group per layer's heads and one for the MLPs)."""
     positions = g.extra.get("positions", {}) if isinstance(g.extra, dict) else {}
@@ -263,7 +337,7 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
     if granularity == "edge":
         for n in nodes:
             at = positions.get(n.name)
-            lines.append(f"  group {group_name(n)} = {n}" + (f" @ {', '.join(at)}" if at and at != ['all'] else ""))
+            lines.append(f"  group {group_name(n)} = {n}" + _at(at))
         lines.append("  edges {")
         for e in sorted(in_edges, key=lambda e: (_order(e.dst), e.port or "", _order(e.src))):
             src = group_name(e.src) if isinstance(e.src, Node) else "embed"
@@ -271,6 +345,12 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
             lines.append(f"    {src} -> {dst}")
         lines.append("  }")
         lines.append("  granularity edge")
+    elif isinstance(g.extra.get("groups"), dict) and g.extra["groups"]:
+        # a file of ours: its groups (and their positions) come back as they were
+        for gname, members in g.extra["groups"].items():
+            spelled = [str(parse_node_name(m)) for m in members]
+            at = _at(positions.get(members[0]) if members else None)
+            lines.append(f"  group {gname} = " + ", ".join(spelled) + at)
     else:
         by_layer: dict[int, list[Node]] = {}
         mlps: list[Node] = []
@@ -280,12 +360,24 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
             lines.append(f"  group heads_{layer} = " + ", ".join(str(n) for n in heads))
         if mlps:
             lines.append("  group mlps = " + ", ".join(str(n) for n in mlps))
+    stated = g.extra.get("convention") if isinstance(g.extra.get("convention"), list) else None
+    if stated is not None:  # a file of ours: the circuit's own convention lines
+        lines += [f"  {line}" for line in stated]
+    elif convention:
+        lines.append(f"  convention {convention}")
     lines.append(f"  ablate complement with {ablation}")
     if metric:
         lines.append(f"  metric {metric}")
     lines.append(f"  expect {expect}")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _at(positions: list[str] | None) -> str:
+    """` @ END`, ` @ {CPOS, END}` (several positions need braces), or nothing (every position)."""
+    if not positions or positions == ["all"]:
+        return ""
+    return f" @ {positions[0]}" if len(positions) == 1 else " @ {" + ", ".join(positions) + "}"
 
 
 def _order(n) -> tuple:
@@ -301,13 +393,18 @@ def _order(n) -> tuple:
 MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
-def top_edges(scored: list[tuple[GraphEdge, float]], fraction: float) -> list[GraphEdge]:
-    """The ⌈fraction · n⌉ edges with the largest |score| (at least one); ties by name."""
-    k = max(1, min(len(scored), math.ceil(fraction * len(scored) - 1e-9)))
+def top_edges(scored: list[tuple[GraphEdge, float]], fraction: float, total: int | None = None) -> list[GraphEdge]:
+    """MIB's top-k edge set (MIB-circuit-track `evaluate_area_under_curve` + EAP-IG
+    `Graph.apply_topn`): k = int(fraction · total), rounded *down*, where `total` is the number
+    of edges of the model's whole graph (`len(graph.edges)`, 32,491 for GPT-2 small; default:
+    the edges scored); the k edges with the largest |score| (ties by name). Pruning of
+    dangling edges is done by the caller (`compile.circuit_plan.prune_edges`)."""
+    n = len(scored) if total is None else total
+    k = max(0, min(len(scored), int(fraction * n)))
     ranked = sorted(scored, key=lambda es: (-abs(es[1]), es[0].name))
     return [e for e, _ in ranked[:k]]
 
 
 __all__ = ["MIB_FRACTIONS", "CircuitFileError", "CircuitGraph", "GraphEdge", "circuit_to_graph", "full_graph",
            "graph_from_json", "graph_to_json", "graph_to_resolved", "graph_to_spec", "parse_edge", "read_graph",
-           "top_edges", "upstream", "write_graph"]
+           "read_pt", "top_edges", "upstream", "write_graph", "write_pt"]

@@ -37,6 +37,8 @@ def circuit_renderables(summary: CircuitSummary) -> list:
         Text(f"  ablation: {s.ablation}", style="dim"),
         Text(f"  {s.universe}", style="dim"),
     ]
+    if s.convention:
+        out.append(Text(f"  {s.convention.get('text', '')}", style="dim"))
     for g in s.groups:
         out.append(Text(f"  group {g['name']} = {', '.join(g['nodes'])} @ {g['positions']}", style="dim"))
     if s.edges:
@@ -66,6 +68,8 @@ def circuit_properties(summary: CircuitSummary) -> list[tuple[str, str]]:
 
     props = [("circuit metric", summary.metric), ("circuit ablation", summary.ablation),
              ("circuit granularity", summary.granularity), ("circuit prompts", str(summary.prompts))]
+    if summary.convention:
+        props.append(("circuit convention", str(summary.convention.get("label", ""))))
     items = list(summary.means.items()) + [("effect", summary.effect)] + [(sc.name, sc.value) for sc in summary.scores]
     for name, e in items:
         if e is None:

@@ -79,17 +79,27 @@ class AblationValues:
     z: dict[int, Tensor]
     mlp: dict[int, Tensor]
     embed: Tensor
+    # the ablated input is the position embedding of the forward itself (zero ablation of the
+    # token embedding only: MIB's input node is `hook_embed`, positions are never ablated)
+    keeps_positions: bool = False
 
 
 class ZeroAblation:
+    """Zeros. `token_only`: ablating the input zeros the token embedding and keeps the
+    position embedding (MIB's convention `input ablation token`); otherwise both are zeroed.
+    Mean and resample ablations need no such switch: position embeddings are the same for
+    every prompt at a position, so a per-position mean or a same-length resample leaves them."""
+
     kind = "zero"
 
-    def __init__(self, dtype, device):
+    def __init__(self, dtype, device, token_only: bool = False):
         self.zero = torch.zeros((), dtype=dtype, device=device)
+        self.token_only = token_only
 
     def for_batch(self, engine: CircuitEngine, batch: Batch, idx: np.ndarray) -> AblationValues:
         return AblationValues({L: self.zero for L in range(engine.arch.layers)},
-                              {L: self.zero for L in range(engine.arch.layers)}, self.zero)
+                              {L: self.zero for L in range(engine.arch.layers)}, self.zero,
+                              keeps_positions=self.token_only)
 
 
 class MeanAblation:
@@ -171,6 +181,7 @@ class CircuitEngine:
             self.z_access[L] = z.inner  # the out-projection input: all heads' z, [batch, seq, H * hd]
             self.mlp_access[L] = family.locate(module, SiteAddress("mlp.out", L))
         self.embed_access = family.locate(module, SiteAddress("embed"))
+        self.position_embedding = _position_embedding(module)
         self.final_access = family.locate(module, SiteAddress("resid.post", self.arch.layers - 1))
         self._w_o: dict[tuple[int, int], Tensor] = {}
 
@@ -358,6 +369,7 @@ class _EdgeState:
         self.D: dict[Node, Tensor] = {}
         self.cum: Tensor | None = None
         self.embed: Tensor | None = None
+        self.positions: Tensor | None = None  # the position embedding of this forward (token-only input ablation)
         self.resid_pre: dict[int, Tensor] = {}
         mid = engine.spec.resid_mid
         self.mid = mid if isinstance(mid, PreNormMid) else None
@@ -420,7 +432,12 @@ class _EdgeState:
                 corr = sum((self.D[u] for u in cut[1:]), self.D[cut[0]].clone())
         if self.circuit.embed_gated and EMBED not in allowed:
             assert self.embed is not None
-            term = self.embed - self.abl.embed.to(self.embed.dtype)
+            if self.abl.keeps_positions:
+                # the ablated input keeps this forward's position embedding: cut the token embedding only
+                ablated = self.positions if self.positions is not None else self.abl.embed
+                term = self.embed - ablated.to(self.embed.dtype)
+            else:
+                term = self.embed - self.abl.embed.to(self.embed.dtype)
             corr = term if corr is None else corr + term
         if corr is None:
             return None
@@ -430,6 +447,11 @@ class _EdgeState:
     def installers(self) -> list:
         e = self.e
         out = [lambda: e.embed_access.install_read(lambda x: setattr(self, "embed", x))]
+        if self.abl.keeps_positions and self.circuit.embed_gated and e.position_embedding is not None:
+            pos_module = e.position_embedding
+            out.append(lambda: ModuleAccess(SiteAddress("module", module_path="position embedding", module_io="output"),
+                                            pos_module, "output", None).install_read(
+                lambda x: setattr(self, "positions", x)))
         spec = e.spec
         for L, receivers in self.head_receivers.items():
             norm = e.block(L, self.mid.attn_norm)
@@ -486,6 +508,19 @@ class _EdgeState:
 
 
 # ───────────────────────── helpers ─────────────────────────
+
+def _position_embedding(module: torch.nn.Module) -> torch.nn.Module | None:
+    """The learned absolute position embedding added to the token embedding (GPT-2's `wpe`), or
+    None when the network has none (rotary families: GPT-NeoX, Llama): then the input is the
+    token embedding alone."""
+    base = base_prefix(module)
+    for name in ("wpe", "embed_positions", "embeddings.position_embeddings"):
+        try:
+            return module.get_submodule(f"{base}{name}")
+        except AttributeError:
+            continue
+    return None
+
 
 def _grow(t: Tensor | None, rows: int, width: int | None = None) -> Tensor:
     """A float64 accumulator with at least `rows` rows (zero-padded)."""

@@ -121,6 +121,7 @@ class CircuitSummary:
     scores: list[ScoreResult] = field(default_factory=list)
     clean_accuracy: float | None = None
     reference_prompts: int = 0
+    convention: dict[str, Any] = field(default_factory=dict)  # semantics.ir.ConventionIR.to_dict()
 
     def score(self, metric: str, arg: str | None = None) -> ScoreResult | None:
         for s in self.scores:
@@ -137,6 +138,7 @@ class CircuitSummary:
             "effect": None if self.effect is None else self.effect.to_dict(),
             "scores": [s.to_dict() for s in self.scores],
             "clean_accuracy": _num(self.clean_accuracy) if self.clean_accuracy is not None else None,
+            "convention": self.convention,
         }
 
 
@@ -222,20 +224,18 @@ def circuit_scores(values: Mapping[str, np.ndarray], groups: Mapping[str, list[s
 
 
 def area(xs: Iterable[float], ys: Iterable[float]) -> float:
-    """Trapezoidal area under y(x) over the given points (x ascending), divided by the x range
-    covered — so a constant curve at 1 has area 1 whatever the fractions."""
-    x, y = np.asarray(list(xs), float), np.asarray(list(ys), float)
-    if len(x) == 1:
-        return float(y[0])
-    return float(np.trapezoid(y, x) / (x[-1] - x[0])) if hasattr(np, "trapezoid") else \
-        float(np.trapz(y, x) / (x[-1] - x[0]))
+    """MIB's area: the sum of trapezoids (x2 − x1) · (y1 + y2) / 2 over consecutive points, with
+    x the requested fractions themselves and no normalisation by the x range (MIB's default
+    fractions span 0.001..1, a range of 0.999, which MIB does not divide by)."""
+    x, y = list(xs), list(ys)
+    return float(sum((x[i + 1] - x[i]) * (y[i] + y[i + 1]) / 2 for i in range(len(x) - 1)))
 
 
 def faithfulness_curve(values: Mapping[str, np.ndarray], keys: list[str], xs: list[float],
                        seed: int = 0) -> tuple[list[Estimate], Estimate, float, float]:
     """The faithfulness n(K) of each circuit key in `keys` (at edge fractions `xs`), the
     effect m(N) − m(∅), and the areas CPR (under n) and CMD (under |1 − n|), trapezoids
-    over `xs` divided by the range covered (MIB). `values` holds FULL, ABLATED and `keys`."""
+    over `xs` as MIB sums them (no division by the range; `area`). `values` holds FULL, ABLATED and `keys`."""
     stats: dict[str, Stat] = {k: (lambda m, k=k: normalised(m, k)) for k in keys}
     stats["effect"] = lambda m: m[FULL] - m[ABLATED]
     est = bootstrap_stats(values, stats, seed=seed)

@@ -4,13 +4,17 @@ metrics and circuit claims."""
 
 from __future__ import annotations
 
-from causalspec.codes import E0201, E0203, E0211, E0213, E0609, E0702, E0704, E0706, E0708, E0710
+from dataclasses import replace
+
+from causalspec.codes import (E0201, E0203, E0211, E0213, E0609, E0702, E0704, E0706, E0708, E0710, E0717, E0718,
+                              E0719, W0701)
 from causalspec.diagnostics import Span, did_you_mean
 from causalspec.semantics.conditions import ConditionAnalysis
 from causalspec.semantics.context import article, join_names
 from causalspec.semantics.ir import (
     CIRCUIT_CLAIMS,
     CIRCUIT_METRICS,
+    CONVENTIONS,
     DEFAULT_BATCH,
     DEFAULT_CIRCUIT_PROMPTS,
     DEFAULT_SEED,
@@ -20,6 +24,7 @@ from causalspec.semantics.ir import (
     CircuitEdgeIR,
     CircuitIR,
     ConditionIR,
+    ConventionIR,
     GroupIR,
     MetricArg,
     MetricIR,
@@ -79,6 +84,10 @@ class CircuitAnalysis(NetworkAnalysis, ConditionAnalysis):
         conditions: list[ConditionIR] = []
         expects = 0
         settings: dict[str, A.Setting] = {}
+        convention = self._convention(circ, group_names)
+        if convention is None:
+            ok = False
+            convention = ConventionIR()
         for stmt in circ.body:
             if isinstance(stmt, A.Setting):
                 if stmt.key in ("pool", "train", "steps"):
@@ -155,7 +164,66 @@ class CircuitAnalysis(NetworkAnalysis, ConditionAnalysis):
         return CircuitIR(circ.name.text, net.name, model.name, circ.output.text, groups, tuple(edges), ablation,
                          granularity.value if granularity else "node", metric, tuple(conditions), circ.span,
                          prompts=given.get("pairs", DEFAULT_CIRCUIT_PROMPTS), seed=given.get("seed", DEFAULT_SEED),
-                         batch=given.get("batch", DEFAULT_BATCH))
+                         batch=given.get("batch", DEFAULT_BATCH), convention=convention)
+
+    def _convention(self, circ: A.Circuit, group_names: set[str]) -> ConventionIR | None:
+        """The circuit's convention: `convention NAME` sets the base, `mlps …` and `input ablation …`
+        override one aspect each (in any order). Warns (W0701) when nothing is stated and the
+        default keeps components outside the circuit as wires."""
+        stmts = [s for s in circ.body if isinstance(s, A.Convention)]
+        ok = True
+        seen: dict[str, A.Convention] = {}
+        for s in stmts:
+            if s.aspect in seen:
+                what = {"convention": "`convention`", "mlps": "`mlps`", "input": "`input ablation`"}[s.aspect]
+                self.sink.error(E0718, f"{what} is given twice", s.span, "given again",
+                                notes=[f"first given at {seen[s.aspect].span}"], help=f"keep one {what} line")
+                ok = False
+                continue
+            seen[s.aspect] = s
+        base = ConventionIR(stated=bool(stmts))
+        named = seen.get("convention")
+        if named is not None:
+            if named.value.text not in CONVENTIONS:
+                self.sink.error(E0717, f"unknown circuit convention `{named.value.text}`", named.value.span,
+                                "not a convention",
+                                help=did_you_mean(named.value.text, CONVENTIONS) or
+                                f"conventions are {', '.join(CONVENTIONS)}; or state one aspect: `mlps ablated`, "
+                                "`input ablation token`")
+                ok = False
+            elif named.value.text == "mib":
+                base = ConventionIR.mib()
+        if "mlps" in seen:
+            base = replace(base, mlps=seen["mlps"].value.text)
+        if "input" in seen:
+            base = replace(base, input_ablation=seen["input"].value.text)
+        mlp_nodes = [(g.name.text, n) for g in circ.body if isinstance(g, A.GroupDecl) for n in g.nodes
+                     if isinstance(n, A.NamedSite) and n.path[:1] == ("mlp",)]
+        if base.mlps == "kept" and mlp_nodes:
+            group, node = mlp_nodes[0]
+            self.sink.error(E0719, f"group `{group}` names an MLP, but this circuit keeps every MLP as a wire",
+                            node.span, "an MLP node",
+                            notes=[f"the convention is {base.label}"],
+                            help="write `mlps ablated` (or `convention mib`) to ablate the MLPs outside the circuit, "
+                                 "or remove the MLP from the group")
+            ok = False
+        if not ok:
+            return None
+        if not base.stated:
+            kinds = {n.path[0] for g in circ.body if isinstance(g, A.GroupDecl) for n in g.nodes
+                     if isinstance(n, A.NamedSite) and n.path}
+            kept = []
+            if not kinds & {"mlp"}:
+                kept.append("MLPs")
+            if not kinds & {"head", "attn"}:
+                kept.append("attention heads")
+            if kept:
+                self.sink.warn(W0701, f"circuit `{circ.name.text}` names no {' and no '.join(k[:-1] for k in kept)} "
+                               f"node: the {' and '.join(kept)} outside it are kept as wires, not ablated "
+                               "(MIB and EAP-IG ablate them)", circ.name.span, "unstated convention",
+                               help="state the convention: `convention mib` to score as MIB does, or "
+                                    f"`mlps kept` to keep the {' and '.join(kept)} on purpose")
+        return base
 
     def _group(self, stmt: A.GroupDecl, declared: dict[str, Span], node_seen: dict[SiteSpec, Span],
                resolver: PositionResolver | None) -> GroupIR | None:

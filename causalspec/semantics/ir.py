@@ -287,6 +287,71 @@ class AblationIR:
     dataset: str | None = None
 
 
+CONVENTIONS = ("causalspec", "mib")
+MLPS_MODES = ("ablated", "kept")
+INPUT_ABLATIONS = ("token", "token+position")
+
+
+@dataclass(frozen=True)
+class ConventionIR:
+    """What a circuit's numbers mean: which components outside the circuit are ablated, what
+    ablating the input (the embeddings) removes, and how edges are cleaned before a run.
+
+    `causalspec` (the default): a kind of node is ablated only if the circuit names one
+    (`mlps = "auto"`, `heads = "auto"`; the convention of Wang et al. 2022), edges out of
+    `embed` are cut only when some edge names `embed`, zero ablation of the input removes token
+    and position embeddings. `mib` (MIB / EAP-IG, `Graph` + `evaluate_graph`): every head and
+    MLP outside the circuit is ablated, every edge out of the input not in the circuit carries
+    the ablated input, the input node is the token embedding only (`hook_embed`; position
+    embeddings are never ablated), and dangling edges are pruned (`Graph.prune`).
+    """
+
+    name: str = "causalspec"  # the base convention: causalspec | mib
+    mlps: str = "auto"  # auto | ablated | kept
+    input_ablation: str = "token+position"  # token | token+position
+    heads: str = "auto"  # auto | ablated
+    embed_edges: str = "named"  # named | always (edge granularity: when inputs without an edge from embed lose it)
+    prune: bool = False  # drop edges out of nodes without inputs, and into nodes without outputs (EAP-IG prune)
+    stated: bool = False  # the spec states the convention (or an aspect of it)
+
+    @classmethod
+    def mib(cls, stated: bool = True) -> ConventionIR:
+        return cls("mib", "ablated", "token", "ablated", "always", True, stated)
+
+    @property
+    def label(self) -> str:
+        base = ConventionIR.mib() if self.name == "mib" else ConventionIR()
+        changed = []
+        if self.mlps != base.mlps:
+            changed.append(f"mlps {self.mlps}")
+        if self.input_ablation != base.input_ablation:
+            changed.append(f"input ablation {self.input_ablation}")
+        return self.name + (f" ({', '.join(changed)})" if changed else "")
+
+    def describe(self) -> str:
+        """In words, for reports."""
+        mlps = {"auto": "MLPs outside the circuit are ablated only if the circuit names an MLP (kept as wires "
+                        "otherwise)",
+                "ablated": "MLPs outside the circuit are ablated", "kept": "MLPs are kept as wires"}[self.mlps]
+        heads = ("heads outside the circuit are ablated" if self.heads == "ablated" else
+                 "heads outside the circuit are ablated only if the circuit names a head")
+        inp = ("zero ablation of the input zeros the token embedding only (position embeddings stay)"
+               if self.input_ablation == "token" else
+               "zero ablation of the input zeros token and position embeddings")
+        emb = ("at edge granularity every input without an edge from `embed` sees the ablated input"
+               if self.embed_edges == "always" else
+               "at edge granularity inputs lose `embed` only when some edge names `embed`")
+        text = f"convention {self.label}: {heads}; {mlps}; {emb}; {inp}"
+        if self.prune:
+            text += "; dangling edges are pruned (EAP-IG Graph.prune)"
+        return text + ("" if self.stated else " (the default: the spec states no convention)")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "label": self.label, "heads": self.heads, "mlps": self.mlps,
+                "input_ablation": self.input_ablation, "embed_edges": self.embed_edges, "prune": self.prune,
+                "stated": self.stated, "text": self.describe()}
+
+
 @dataclass(frozen=True)
 class MetricArg:
     kind: str  # "var" (a model variable rendered by the answer template) | "token" (a string)
@@ -316,6 +381,7 @@ class CircuitIR:
     prompts: int = 256  # prompts the circuit is evaluated on (DEFAULT_CIRCUIT_PROMPTS; the spec's `pairs`)
     seed: int = DEFAULT_SEED
     batch: int = DEFAULT_BATCH
+    convention: ConventionIR = field(default_factory=ConventionIR)
 
 
 @dataclass

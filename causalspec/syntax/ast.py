@@ -587,6 +587,14 @@ class Granularity(Node):
 
 
 @dataclass(frozen=True)
+class Convention(Node):
+    """`convention mib`, `mlps ablated|kept`, `input ablation token|token+position`."""
+
+    aspect: str  # convention | mlps | input
+    value: Name  # the name (`mib`), `ablated`/`kept`, `token`/`token+position`
+
+
+@dataclass(frozen=True)
 class MetricDecl(Node):
     name: Name
     args: tuple[Name | StrLit, ...] | None = None
@@ -594,7 +602,7 @@ class MetricDecl(Node):
     braced: bool = False
 
 
-CircuitStmt = Union[GroupDecl, CircuitEdges, Ablate, Granularity, MetricDecl, Expect, Setting]
+CircuitStmt = Union[GroupDecl, CircuitEdges, Ablate, Granularity, Convention, MetricDecl, Expect, Setting]
 
 
 @dataclass(frozen=True)

@@ -725,6 +725,27 @@ class AstBuilder(Transformer):
     granularity = comp_op
 
     @v_args(meta=True)
+    def convention_named(self, meta, c):
+        return A.Convention("convention", self._name(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def convention_mlps(self, meta, c):
+        return A.Convention("mlps", c[0], span=self._span(meta))
+
+    @v_args(meta=True)
+    def convention_input(self, meta, c):
+        return A.Convention("input", c[0], span=self._span(meta))
+
+    def mlps_mode(self, c):
+        return self._name(c[0])
+
+    def input_ablation(self, c):
+        first = self._name(c[0])
+        if len(c) == 1:
+            return first
+        return A.Name("".join(str(t) for t in c), span=first.span)
+
+    @v_args(meta=True)
     def metric_stmt(self, meta, c):
         args = next((x for x in c[1:] if isinstance(x, _Args)), None)
         pos = next((x for x in c[1:] if isinstance(x, _Positions)), None)

@@ -774,6 +774,14 @@ def _circuit_stmt(s: A.CircuitStmt, indent: str) -> list[str]:
         if s.value not in ("node", "edge"):
             raise _fail("granularity", s)
         return [f"{indent}granularity {s.value}"]
+    if isinstance(s, A.Convention):
+        if s.aspect == "convention":
+            return [f"{indent}convention {print_name(s.value)}"]
+        if s.aspect == "mlps" and s.value.text in ("ablated", "kept"):
+            return [f"{indent}mlps {s.value.text}"]
+        if s.aspect == "input" and s.value.text in ("token", "token+position"):
+            return [f"{indent}input ablation {s.value.text}"]
+        raise _fail("convention", s)
     if isinstance(s, A.MetricDecl):
         text = "metric " + print_name(s.name, "metric")
         if s.args is not None:
@@ -861,7 +869,7 @@ def print_stmt(stmt: A.Node) -> str:
         return _align_stmt(stmt)
     if isinstance(stmt, (A.Interchange, A.Setting, A.Controls, A.Locate)):
         return _check_stmt(stmt)
-    if isinstance(stmt, (A.GroupDecl, A.CircuitEdges, A.Ablate, A.Granularity, A.MetricDecl,
+    if isinstance(stmt, (A.GroupDecl, A.CircuitEdges, A.Ablate, A.Granularity, A.Convention, A.MetricDecl,
                          A.Expect)):
         return "\n".join(_circuit_stmt(stmt, ""))
     raise _fail("statement", stmt)

@@ -135,8 +135,8 @@ def test_cli_export_import_and_refusing_bad_files(toy_spec, tmp_path, capsys):
 def test_top_edges_and_area():
     es = [(parse_edge(f"a0.h{i}->logits"), s) for i, s in enumerate([0.1, -3.0, 2.0, 0.5])]
     assert [e.name for e in top_edges(es, 0.5)] == ["a0.h1->logits", "a0.h2->logits"]
-    assert len(top_edges(es, 0.001)) == 1 and len(top_edges(es, 1.0)) == 4
-    assert area([0.1, 0.5, 1.0], [1, 1, 1]) == pytest.approx(1.0)
+    assert len(top_edges(es, 0.001)) == 0 and len(top_edges(es, 1.0)) == 4  # MIB rounds down
+    assert area([0.1, 0.5, 1.0], [1, 1, 1]) == pytest.approx(0.9)  # MIB does not divide by the range
     assert area([0.0, 1.0], [0.0, 1.0]) == pytest.approx(0.5)
 
 
@@ -152,12 +152,12 @@ def test_cpr_and_cmd_of_a_scored_edge_list(toy_spec, tmp_path, capsys):
     fractions = [0.05, 9 / 110, 0.5, 1.0]
     curve = edge_curve(ir, ir.circuits["Node"], scored, fractions, CheckOptions(pairs=16), NetworkCache())
     faith = [p["faithfulness"]["estimate"] for p in curve["points"]]
-    assert [p["edges"] for p in curve["points"]] == [6, 9, 55, 110]
-    assert abs(faith[0]) < 0.05  # the top 6 edges miss part of the circuit
+    assert [p["edges"] for p in curve["points"]] == [5, 9, 55, 110]  # int(fraction x 110 edges of the graph)
+    assert abs(faith[0]) < 0.05  # the top 5 edges miss part of the circuit
     assert faith[1] == pytest.approx(1, abs=0.01)  # the 9 true edges: the whole circuit
     assert faith[3] == pytest.approx(1, abs=1e-4)  # every edge: the full model
     assert 0.5 < curve["cpr"] < 1.0 and 0 < curve["cmd"] < 0.5
-    assert curve["cmd"] == pytest.approx(area([6 / 110, 9 / 110, 0.5, 1.0], [abs(1 - f) for f in faith]))
+    assert curve["cmd"] == pytest.approx(area(fractions, [abs(1 - f) for f in faith]))
     assert curve["forward_passes"]["clean"] == 1 and curve["forward_passes"]["knockout"] == 4  # one per fraction
     # the same through the CLI, with a JSON curve
     scores = tmp_path / "scores.json"
@@ -195,3 +195,113 @@ circuit C on toy for Induction.answer {
         with pytest.raises(SpecError) as err:
             load_text(base.replace("SETTINGS", settings))
         assert msg in str(err.value.diagnostics[0].message), settings
+
+
+def test_cpr_rules_equal_a_reference_written_here():
+    """MIB's rules, re-implemented in this test from their sources:
+    * edge universe: every edge of the model's graph (MIB-circuit-track `evaluate_area_under_curve`:
+      `n_scored_items = len(graph.edges)`; EAP-IG `Graph.from_model`: 32,491 edges for GPT-2 small);
+    * count: `int(pct * n)`, rounded down (same function);
+    * ranking: top |score| (EAP-IG `Graph.apply_topn(n, absolute=True)`), then `Graph.prune`:
+      a node stays only if it sends and receives an edge (the input always receives);
+    * area: sum over consecutive fractions of (x2 - x1) * (y1 + y2) / 2, not divided by 0.999."""
+    from causalspec.compile.circuit_plan import prune_edges
+
+    arch = Arch(2, 2)
+    edges = full_graph(arch)
+    rng = np.random.default_rng(1)
+    scored = [(e, float(rng.normal())) for e in edges]
+    total = len(edges)
+    for frac in (0.001, 0.05, 0.1, 0.29, 0.5, 1.0):
+        want_k = int(frac * total)
+        ref = [e for e, _ in sorted(scored, key=lambda es: (-abs(es[1]), es[0].name))][:want_k]
+        assert top_edges(scored, frac, total) == ref
+        # reference prune on edge names
+        alive_edges = {e.name: e for e in ref}
+        while True:
+            sends = {e.src for e in alive_edges.values()}
+            receives = {e.dst for e in alive_edges.values()}
+            alive = {n for n in sends if n == EMBED or n in receives}
+            nxt = {k: e for k, e in alive_edges.items() if e.src in alive and (e.dst == LOGITS or e.dst in alive)}
+            if nxt.keys() == alive_edges.keys():
+                break
+            alive_edges = nxt
+        got = prune_edges(_receivers(ref))
+        assert {(r, s) for r, ss in got.items() for s in ss} == {(e.receiver, e.src) for e in alive_edges.values()}
+    xs, ys = [0.001, 0.01, 0.1, 1.0], [0.2, 0.5, 0.9, 1.0]
+    ref_area = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(3))
+    assert area(xs, ys) == pytest.approx(ref_area) and area(xs, [1, 1, 1, 1]) == pytest.approx(0.999)
+    assert len(full_graph(Arch(12, 12))) == 32491
+
+
+def _receivers(edges):
+    out: dict = {}
+    for e in edges:
+        out[e.receiver] = out.get(e.receiver, frozenset()) | {e.src}
+    return out
+
+
+def test_ioi_spec_export_import_export_is_identical(tmp_path):
+    """specs/ioi_circuit_gpt2.cspec: the exported file imports to a spec that parses (positions as
+    the spec names them: `@ S1 + 1`, braces for several) and exports to the identical file."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    spec = root / "specs" / "ioi_circuit_gpt2.cspec"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ioi_names.txt").write_text((root / "specs" / "data" / "ioi_names.txt").read_text())
+    first, second, imported = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "imp.cspec"
+    size = ["--layers", "12", "--heads", "12"]
+    assert main(["circuit", "export", str(spec), "--circuit", "IOICircuit", *size, "-o", str(first)]) == 0
+    assert main(["circuit", "import", str(first), "--name", "IOICircuit", "--on", "gpt2", "--for", "IOI.answer",
+                 "--granularity", "node", "--ablation", "mean over IOI_ABC", "--metric", "logit_diff(IO, S) @ END",
+                 "-o", str(imported)]) == 0
+    block = imported.read_text()
+    assert "@ S1 + 1" in block and "slot(" not in block and "  mlps kept\n" in block
+    text = spec.read_text()
+    start = text.index("circuit IOICircuit")
+    round_tripped = tmp_path / "ioi.cspec"
+    round_tripped.write_text(text[:start] + re.sub(r"(?m)^#.*\n", "", block))
+    ir = load(round_tripped)  # parses and validates
+    assert str(ir.circuits["IOICircuit"].groups["previous_token"].positions[0]) == "slot(S, 1).last + 1"
+    assert main(["circuit", "export", str(round_tripped), "--circuit", "IOICircuit", *size, "-o", str(second)]) == 0
+    assert json.loads(first.read_text()) == json.loads(second.read_text())
+    assert first.read_text() == second.read_text()
+
+
+def test_several_positions_are_written_in_braces():
+    g = CircuitGraph(nodes={"a0.h1": True}, extra={"positions": {"a0.h1": ["CPOS", "END"]}})
+    g.edges[parse_edge("a0.h1->logits")] = (0.5, True)
+    assert "group a0_h1 = head[0.1] @ {CPOS, END}" in graph_to_spec(g, "C", "n", "M.o")
+
+
+def test_neuron_masks_are_refused_with_the_file_and_the_count():
+    doc = {"nodes": {"m0": {"in_graph": True, "neurons": [True, False]}, "m1": {"in_graph": True, "neurons": [False]},
+                     "a0.h0": {"in_graph": True, "neurons": [True, True]}}, "edges": {}}
+    with pytest.raises(CircuitFileError, match=r"x.json: 2 node\(s\) have neuron-level masks"):
+        graph_from_json(doc, "x.json")
+
+
+def test_pt_circuit_files_as_eap_ig_writes_them(toy_spec, tmp_path):
+    import torch
+
+    from causalspec.interop.circuit_files import read_graph, read_pt
+
+    pt, js = tmp_path / "c.pt", tmp_path / "c.json"
+    assert main(["circuit", "export", str(toy_spec), "--circuit", "EdgeK", "-o", str(pt)]) == 0
+    assert main(["circuit", "export", str(toy_spec), "--circuit", "EdgeK", "-o", str(js)]) == 0
+    d = torch.load(str(pt), weights_only=True)
+    assert sorted(d) == sorted(["cfg", "src_nodes", "dst_nodes", "edges_scores", "edges_in_graph", "nodes_in_graph"])
+    n_fwd, n_bwd = 1 + 2 * (4 + 1), 2 * (3 * 4 + 1) + 1  # EAP-IG Graph.from_model
+    assert tuple(d["edges_in_graph"].shape) == (n_fwd, n_bwd) and d["dst_nodes"][-1] == "logits"
+    from_pt, from_json = read_graph(pt), read_graph(js)
+    assert set(from_pt.in_graph_edges()) == set(from_json.in_graph_edges()) == {parse_edge(e) for e in TRUE_EDGES}
+    assert len(from_pt.edges) == len(full_graph(Arch(2, 4)))  # every real edge, in the graph or not
+    bad = tmp_path / "bad.pt"
+    torch.save({"edges": [1, 2]}, str(bad))
+    with pytest.raises(CircuitFileError, match="an EAP-IG / MIB .pt circuit has keys"):
+        read_pt(bad)
+    pickled = tmp_path / "pickled.pt"
+    pickled.write_bytes(b"not a torch file")
+    with pytest.raises(CircuitFileError, match=r"weights_only=True"):
+        read_pt(pickled)

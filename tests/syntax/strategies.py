@@ -23,11 +23,12 @@ from causalspec.syntax import ast as A
 from causalspec.syntax.printer import RESERVED_IN
 
 KEYWORDS = (
-    "_ ablate align all and answer as backend balanced batch bool by check circuit class complement const "
+    "_ ablate ablated ablation align all and answer as backend balanced batch bool by check circuit class "
+    "complement const convention "
     "controls dataset decode device device_map do domain dtype each edge edges else encode enum example "
-    "expect false first for from granularity group hf if in input int interchange last locate lower95 "
-    "mean metric model module network node not on or output over pairs point pool position "
-    "prompt remote resample sample seed slot steps table then to torch train true trust_remote_code uniform var "
+    "expect false first for from granularity group hf if in input int interchange kept last locate lower95 "
+    "mean metric mlps model module network node not on or output over pairs point pool position "
+    "prompt remote resample sample seed slot steps table then to token torch train true trust_remote_code uniform var "
     "weighted weights where with zero"
 ).split()
 
@@ -383,6 +384,9 @@ circuit_stmts = st.one_of(
     st.builds(A.CircuitEdges, _tuples(st.builds(A.CircuitEdge, endpoints, endpoints), 0, 3)),
     ablations,
     st.builds(A.Granularity, st.sampled_from(("node", "edge"))),
+    st.sampled_from([A.Convention(aspect, A.Name(value)) for aspect, value in
+                     (("convention", "mib"), ("convention", "causalspec"), ("mlps", "ablated"), ("mlps", "kept"),
+                      ("input", "token"), ("input", "token+position"))]),
     metric_decls,
     expects,
 )
