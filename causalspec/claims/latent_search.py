@@ -70,7 +70,8 @@ def search_latents(ir, check, plan: CheckPlan, net, options) -> dict[str, Any]:
     threshold = threshold_of(check)
     with compute_threads(net.module), run.engine:
         cache = run.clean()
-        width = cache.acts.width(binding)
+        store: Any = cache.acts
+        width = store.width(binding)
         patch = run.engine.basis(binding.featurizer, width)
         if not isinstance(patch, SAEPatch):
             raise CheckUsageError(f"`locate {var} over latents of`: `{binding.featurizer.kind}` is not an SAE")
@@ -86,7 +87,9 @@ def search_latents(ir, check, plan: CheckPlan, net, options) -> dict[str, Any]:
                 else:
                     iia[j] = np.nan if baseline is None else baseline
             order = sorted(range(d_sae), key=lambda j: (-(iia[j] if np.isfinite(iia[j]) else -1.0), j))
-            greedy, chosen, reached = [], None, False
+            greedy: list[dict[str, Any]] = []
+            chosen: dict[str, Any] | None = None
+            reached = False
             for m in range(1, min(MAX_SET, d_sae) + 1):
                 latents = order[:m]
                 score, per = _mean_iia(run, declared, {(var, binding): patch.with_(latents=latents)})
@@ -111,9 +114,9 @@ def search_latents(ir, check, plan: CheckPlan, net, options) -> dict[str, Any]:
 def _movable_latents(run: AlignmentRun, declared, binding, patch: SAEPatch) -> set[int]:
     """Latents whose value differs between base and source on some pair of some declared set
     (read from the clean cache): only these can change a patched output."""
-    cache = run.cache
+    store: Any = run.cache.acts
     n = run.n_unique
-    codes = patch.encode(cache.acts.stack(binding, np.arange(n)).float())  # [U, (n_pos,) d_sae]
+    codes = patch.encode(store.stack(binding, np.arange(n)).float())  # [U, (n_pos,) d_sae]
     codes = codes.reshape(n, -1, codes.shape[-1])
     moved = np.zeros(codes.shape[-1], dtype=bool)
     for claim in declared:
@@ -132,7 +135,7 @@ def _das_comparison(ir, check, plan, net, options, run, var, binding, k: int, de
     das_run = AlignmentRun(replace(plan, alignment=alignment), run.engine, alignment=alignment)
     # the DAS binding shares the SAE binding's site and positions: its activations are the cache's
     cache = copy.copy(run.cache)
-    cache.acts = _Alias(run.cache.acts, {das_binding: binding})  # type: ignore[assignment]
+    cache.acts = _Alias(run.cache.acts, {das_binding: binding})
     das_run.cache = cache
     try:
         with counted_as(run.engine, "latent search DAS"):
