@@ -350,14 +350,15 @@ def hook_mismatch(hook_name: str | None, site: Any) -> str | None:
     if not hook_name:
         return None
     address = getattr(site, "address", site)
+    named = hook_site(hook_name)
+    trained = f"it was trained at `{hook_name}`" + (f" (`{named}`)" if named else "")
     if getattr(address, "kind", None) == "module":
         if hook_name == address.module_path:
             return None
-        return f"it was trained at `{hook_name}`, not at module `{address.module_path}`"
-    named = hook_site(hook_name)
+        return f"{trained}, not at module `{address.module_path}`"
     if named is not None and named == str(address):
         return None
-    return f"it was trained at `{hook_name}`" + (f" (`{named}`)" if named else "") + f", not at `{address}`"
+    return f"{trained}, not at `{address}`"
 
 
 @dataclass(frozen=True)

@@ -65,11 +65,12 @@ def planted_directions() -> torch.Tensor:
 
 def planted_sae(folder: str | os.PathLike, *, hook_name: str | None = HOOK, encoder_scale: float = 1.0) -> Path:
     """The ground-truth SAE of the planted net (see the module docstring). `encoder_scale` < 1 on
-    the two true latents makes them read only part of their direction, so the rest stays in the
-    error term (a test of the error-term comparison)."""
+    the WX latent makes it read only part of its direction, so the rest of WX stays in the error
+    term (a test of the error-term comparison: the source's WX then travels only with the
+    source's error term)."""
     dec = planted_directions()  # [78, 40]
     enc = dec.T.clone()  # [40, 78]: latent j reads x · d_j, ReLU keeps the positive side
-    enc[:, :2] *= encoder_scale
+    enc[:, WX_LATENT] *= encoder_scale
     d_sae = dec.shape[0]
     return write_sae(folder, enc, torch.zeros(d_sae), dec, torch.zeros(WIDTH), hook_name=hook_name)
 
