@@ -124,3 +124,20 @@ def test_latent_search_recovers_planted_latent(results, check, latent):
     assert r.status == "passed", r.reason  # confirmed on fresh pairs
     assert r.claims[0].iia.estimate == 1.0
     assert any("over latents" in n and "fresh pairs" in n for n in r.notes)
+
+
+def test_terminal_and_html_reports_show_the_sae_section(results):
+    from causalspec.report.html import check_section
+    from causalspec.report.terminal import check_text
+
+    for name in ("True", "Half", "FindWX"):
+        text = check_text(results[name], width=200)
+        assert "error term kept" in text and "error term from source" in text, name
+        assert "variance explained" in text and "SAE spliced in" in text
+        page = check_section(results[name])
+        assert "Sparse autoencoder" in page and "error term from source" in page
+    half = check_text(results["Half"], width=200)
+    assert "rides on the error term" in half
+    find = check_text(results["FindWX"], width=200)
+    assert "latent search at" in find and "smallest greedy set reaching 0.95: [0]" in find
+    assert "das(k=1)" in find
