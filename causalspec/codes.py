@@ -95,6 +95,10 @@ E0611 = Code("E0611", "position problem")
 E0612 = Code("E0612", "featurizer not allowed here")
 E0613 = Code("E0613", "variables share directions at one site")
 E0614 = Code("E0614", "family alignment problem")
+E0620 = Code("E0620", "not a readable SAE folder")
+E0621 = Code("E0621", "SAE latent out of range")
+E0622 = Code("E0622", "SAE shapes do not fit")
+E0623 = Code("E0623", "latent search needs an sae featurizer")
 
 # checks and circuits
 E0701 = Code("E0701", "threshold out of [0, 1]")
@@ -123,6 +127,7 @@ E0808 = Code("E0808", "remote host not allowed")
 
 # warnings (the spec stays valid)
 W0601 = Code("W0601", "prompt without placeholders")
+W0610 = Code("W0610", "SAE hook name does not match the site")
 W0701 = Code("W0701", "components outside the circuit kept under an unstated convention")
 
 

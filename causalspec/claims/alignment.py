@@ -22,6 +22,8 @@ from causalspec.claims.common import (CheckOptions, Verdict, check_failure, comp
 from causalspec.claims.locate import locate_for_check
 from causalspec.claims.networks import NetworkCache
 from causalspec.claims.procedure import AlignmentRun, compute_threads, describer, make_alignment_run
+from causalspec.claims.latent_search import confirmation_plan, search_latents
+from causalspec.claims.sae_honesty import sae_honesty
 from causalspec.claims.stress import stress_test
 from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.compile.seeds import effective_seed
@@ -47,6 +49,7 @@ class _Found:
     training: list[dict[str, Any]] = field(default_factory=list)
     controls: list[ControlResult] = field(default_factory=list)
     forward_passes: dict[str, int] = field(default_factory=dict)
+    sae: dict[str, Any] | None = None
 
     def add_notes(self, notes) -> None:
         for n in notes:  # each note once, in order of arrival
@@ -71,13 +74,19 @@ def run_alignment_check(ir: SpecIR, check, options: CheckOptions, networks: Netw
         pairs=pairs, pool=found.pool, unique_inputs=found.unique_inputs, forward_passes=found.forward_passes,
         seconds=time.perf_counter() - start, file=ir.file, line=check.span.line,
         reproduce=reproduce_command(ir.file, check.name, pairs, seed.value), notes=found.notes,
-        warnings=found.warnings, training=found.training, controls=found.controls, locate=found.locate)
+        warnings=found.warnings, training=found.training, controls=found.controls, locate=found.locate,
+        sae=found.sae)
 
 
 def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found) -> Verdict:
     plan = compile_check(ir, check, options.pairs, options.seed)
     net = networks.get(ir, plan.network.name, options)
     found.notes.extend(net.extra.get("load_notes", ()))  # e.g. parameters transformers initialised randomly
+    latent_search = None
+    if getattr(check, "latent_search", None) is not None:  # rank the SAE's latents, re-plan on fresh pairs
+        latent_search = search_latents(ir, check, plan, net, options)
+        plan, note = confirmation_plan(ir, check, plan, latent_search, options)
+        found.notes.append(note)
     if getattr(check, "locate", ()):  # sweep the cells, keep the best, re-plan on fresh pairs
         located = locate_for_check(ir, check, plan, net, options)
         found.locate = located.sweep
@@ -88,7 +97,10 @@ def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found
     found.pool = len(next(iter(plan.pool.values())))
     found.unique_inputs = run.n_unique
     with compute_threads(net.module), run.engine:  # the engine closes its activation stores afterwards
-        return _score(ir, check, plan, net, run, options, found)
+        verdict = _score(ir, check, plan, net, run, options, found)
+    if latent_search is not None:
+        found.sae = {**(found.sae or {}), "latent_search": latent_search}
+    return verdict
 
 
 def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run: AlignmentRun, options: CheckOptions,
@@ -122,6 +134,9 @@ def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run: Alignmen
             found.training.append(finding)
         else:
             found.controls.append(finding)
+    declared = [(cr, res) for cr, res in zip(runs, found.claims) if res.kind == "declared"]
+    found.sae, sae_warnings = sae_honesty(run, declared)  # fidelity and the error-term comparison
+    found.warnings.extend(sae_warnings)
     found.forward_passes = dict(engine.forward_passes)
     found.add_notes(engine.run_notes())
     return evaluate_conditions(check, found.claims, found.controls, plan.alignment.network)

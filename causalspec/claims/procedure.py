@@ -42,6 +42,7 @@ from causalspec.run.train import TrainClaim, TrainConfig, decimate, learned_grou
 from causalspec.score.iia import nonfinite_counts, score_claim
 from causalspec.score.results import ClaimResult
 from causalspec.score.stats import Proportion, wilson
+from causalspec.semantics import featurizers as F
 from causalspec.semantics.analyse import SpecIR
 from causalspec.semantics.pairs import row_ids
 
@@ -380,6 +381,8 @@ class AlignmentRun:
     def _dims(self, var: str, b, width: int) -> int | None:
         if self.fitted is not None and (var, b) in self.fitted.trained.bases:
             return int(self.fitted.trained.bases[(var, b)].shape[1])
+        if isinstance(b.featurizer, F.SAE):  # a random subspace of as many dims as latents patched
+            return len(b.featurizer.latents)
         basis = self.engine.basis(b.featurizer, width)
         return None if basis is None else int(basis.shape[1])
 

@@ -118,7 +118,10 @@ def _diagnose(run, declared) -> None:
 
 
 def _subspace(run, groups) -> bool:
-    return any(not isinstance(b.featurizer, F.Identity) for g in groups for v in g for b in run.alignment.variables[v])
+    """A subspace featurizer somewhere in the claim (the illusion check's subject). SAE featurizers
+    are not subspaces; their honesty check is the error-term comparison (claims.sae_honesty)."""
+    feats = [b.featurizer for g in groups for v in g for b in run.alignment.variables[v]]
+    return not any(isinstance(f, F.SAE) for f in feats) and any(not isinstance(f, F.Identity) for f in feats)
 
 
 def _illusion(run, declared) -> Iterator[str]:

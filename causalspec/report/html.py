@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from causalspec.files import HTML_GENERATOR, atomic_write_text, tool_version
+from causalspec.report.sae_view import sae_html
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, summary_line
 from causalspec.semantics.domains import format_value
 
@@ -332,7 +333,8 @@ def check_section(r: CheckResult) -> str:
         parts += [_claims(r), _conditions(r)]
         if r.aaa is not None:
             parts.append(f"<p class=note>approximate abstraction accuracy {_num(r.aaa)}</p>")
-        parts += [_controls(r), _illusion(r), _training(r), _locate(r), _buckets(r), _counterexamples(r)]
+        parts += [_controls(r), _illusion(r), sae_html(r), _training(r), _locate(r), _buckets(r),
+                  _counterexamples(r)]
         if getattr(r, "kind", "check") == "circuit" and getattr(r, "circuit", None) is not None:
             parts.append("<h3>Circuit</h3><pre>" + e(json.dumps(r.circuit.to_dict(), indent=2, default=str))
                          + "</pre>")

@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from causalspec.report.sae_view import sae_renderables
 from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, ClaimResult, summary_line
 from causalspec.score.stats import Proportion
 from causalspec.report.circuit_report import circuit_renderables
@@ -282,6 +283,7 @@ def check_renderables(r: CheckResult, quiet: bool = False, glyphs: dict[str, str
     for note in r.notes:
         out.append(Text(f"  note: {note}"))
     out.extend(stress_renderables(r, g))
+    out.extend(sae_renderables(r))  # SAE fidelity, the error-term comparison, the latent search
     if r.status == FAILED:
         picked = counterexamples(r)
         if picked:

@@ -28,6 +28,7 @@ from causalspec.run.adapters import Adapter, CheckUsageError
 from causalspec.run.batching import BatchSizer
 from causalspec.run.hooks import patch, record
 from causalspec.run.incremental import runner_for
+from causalspec.run.sae import SAEPatch
 from causalspec.run.sites import Intervention
 from causalspec.semantics import featurizers as F
 
@@ -101,6 +102,12 @@ class Engine:
         once per run. Learned featurizers raise here: their trained bases come as `bases`.
         """
         key = (featurizer, width)
+        if key not in self._bases and isinstance(featurizer, F.SAE):  # not a subspace: its own patch (run.sae)
+            try:
+                self._bases[key] = SAEPatch.from_weights(featurizer.weights(width, read=read_safetensors),
+                                                         featurizer.latents)
+            except F.FeaturizerError as e:
+                raise CheckUsageError(str(e)) from None
         if key not in self._bases:
             try:
                 basis = featurizer.basis(width, read=read_safetensors)
@@ -328,6 +335,8 @@ def _on(given, device):
     """A given subspace (Tensor, or a (read, write) pair: `run.sites.Intervention`) on `device`."""
     if isinstance(given, (tuple, list)):
         return tuple(t.to(device) for t in given)
+    if isinstance(given, SAEPatch):
+        return given  # moved to the activation's device when it patches
     return given.to(device)
 
 

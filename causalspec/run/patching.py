@@ -29,11 +29,14 @@ def mix(current: torch.Tensor, source: torch.Tensor, basis) -> torch.Tensor:
     """The patched value: ``source`` inside span(basis), ``current`` outside it.
 
     ``basis`` is None (the whole activation), a Tensor ``[W, k]`` with orthonormal columns,
+    a callable ``(current, source) -> patched`` (an SAE featurizer, `run.sae`),
     or a pair ``(read [W, k], write [k, W])``: the difference is read along ``read`` and
     written back through ``write`` (``write = read.T`` is the plain subspace patch; the
     illusion check writes only the part of it inside the clean activations' span)."""
     if basis is None:
         return source
+    if callable(basis):  # a non-linear featurizer's own patch (run.sae.SAEPatch: current, source -> patched)
+        return basis(current, source)
     if isinstance(basis, (tuple, list)):
         read, write = (t.to(dtype=current.dtype, device=current.device) for t in basis)
         return current + ((source - current) @ read) @ write

@@ -113,6 +113,11 @@ class Intervention:
                 ordered = pos.sort(dim=1).values
                 if bool((ordered[:, 1:] == ordered[:, :-1]).any()):
                     raise SiteShapeError(f"{self.site}: a batch row lists the same position twice")
+        if callable(self.basis):  # a non-linear featurizer's patch (run.sae.SAEPatch): it checks its own width
+            if getattr(self.basis, "width", self.values.shape[-1]) != self.values.shape[-1]:
+                raise SiteShapeError(f"{self.site}: the SAE reads width {self.basis.width}, "
+                                     f"the values have width {self.values.shape[-1]}")
+            return
         if isinstance(self.basis, (tuple, list)):  # (read [width, k], write [k, width]): see `mix`
             read, write = self.basis
             if write.dim() != 2 or tuple(write.shape) != (read.shape[-1], read.shape[0]):

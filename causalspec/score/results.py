@@ -163,6 +163,9 @@ class CheckResult:
     training: list[dict[str, Any]] = field(default_factory=list)  # learned featurizers: curve, artifact
     controls: list[ControlResult] = field(default_factory=list)
     locate: dict[str, Any] | None = None  # a `locate` sweep: cells, IIA, the chosen site
+    # SAE featurizers (claims.sae_honesty): fidelity at the site, IIA with the error term kept vs
+    # from the source; None when no variable is aligned through an SAE
+    sae: dict[str, Any] | None = None
     kind: str = "check"  # "check" | "circuit" (a circuit claim: `circuit` holds its numbers)
     circuit: Any = None  # score/circuit_scores.CircuitSummary for kind == "circuit"
     # the option (`--strict`, `--causalspec-strict`) that turned this skip into an error; "" otherwise.
@@ -185,7 +188,7 @@ class CheckResult:
             "conditions": [c.to_dict() for c in self.conditions],
             "reproduce": self.reproduce, "notes": list(self.notes), "warnings": list(self.warnings),
             "training": self.training, "controls": [c.to_dict() for c in self.controls],
-            "locate": self.locate, "kind": self.kind,
+            "locate": self.locate, "sae": self.sae, "kind": self.kind,
             "circuit": None if self.circuit is None else self.circuit.to_dict(),
         }
 

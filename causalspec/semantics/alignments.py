@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from causalspec.codes import E0203, E0608, E0609, E0612, E0614
+from causalspec.codes import E0203, E0608, E0609, E0612, E0614, W0610
 from causalspec.diagnostics import did_you_mean
 from causalspec.semantics.context import article
-from causalspec.semantics.featurizers import Identity, Slice, featurizer_from_ast
+from causalspec.semantics.featurizers import SAE, Identity, Slice, featurizer_from_ast, hook_mismatch
 from causalspec.semantics.ir import DECODERS, AlignmentIR, NetworkIR, SiteBinding
 from causalspec.semantics.networks import NetworkAnalysis
 from causalspec.semantics.shared_directions import warn_shared_directions
@@ -208,12 +208,13 @@ class AlignmentAnalysis(NetworkAnalysis):
             return None
         return name
 
-    def _site_binding(self, ref: A.SiteRef, resolver: PositionResolver | None) -> SiteBinding | None:
+    def _site_binding(self, ref: A.SiteRef, resolver: PositionResolver | None,
+                      context: str = "alignment") -> SiteBinding | None:
         site = site_from_ast(ref.site, self.sink)
         positions: tuple[PositionSpec, ...] | None = (ALL,)
         if resolver is not None:
             positions = resolver.site_positions(ref.positions)
-        feat = featurizer_from_ast(ref.featurizer, self.sink, self.base_dir)
+        feat = featurizer_from_ast(ref.featurizer, self.sink, self.base_dir, context=context)
         if site is not None and feat is not None and site.kind == "logits" and feat.learned:
             self.sink.error(E0612, f"`{feat.kind}` cannot be learned on `logits`", ref.featurizer.span,
                             "learned featurizer on the output",
@@ -221,7 +222,18 @@ class AlignmentAnalysis(NetworkAnalysis):
             return None
         if site is None or feat is None or positions is None:
             return None
+        if isinstance(feat, SAE) and feat.config is not None:
+            self._sae_hook(feat, site, ref.featurizer.span)
         return SiteBinding(site, positions, feat, ref.span)
+
+    def _sae_hook(self, feat: SAE, site, span) -> None:
+        """W0610 when the SAE's cfg.json says it was trained at another site."""
+        why = hook_mismatch(feat.config.hook_name if feat.config else None, site)
+        if why:
+            self.sink.warn(W0610, f"SAE `{feat.path}` may not belong at `{site}`: {why}", span,
+                           "hook name differs from the site",
+                           help="align the SAE at the site it was trained on; an SAE read elsewhere "
+                                "reconstructs poorly (the check reports its fidelity)")
 
     def _disjoint(self, variables: dict[str, tuple[SiteBinding, ...]]) -> bool:
         """Two variables may not share coordinates of one site (the map must be a partition)."""
@@ -274,4 +286,6 @@ def _overlap(a: SiteBinding, b: SiteBinding) -> bool:
         return True
     if isinstance(fa, Slice) and isinstance(fb, Slice):
         return fa.lo < fb.hi and fb.lo < fa.hi
+    if isinstance(fa, SAE) and isinstance(fb, SAE) and fa.resolved == fb.resolved:
+        return bool(set(fa.latents) & set(fb.latents))  # one SAE: disjoint latents are disjoint patches
     return False  # bases and learned subspaces: only known at check time

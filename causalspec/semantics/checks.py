@@ -8,7 +8,8 @@ import itertools
 import re
 from typing import AbstractSet
 
-from causalspec.codes import E0201, E0203, E0208, E0702, E0703, E0705, E0707, E0708, E0709, E0711, E0712
+from causalspec.codes import (E0201, E0203, E0208, E0623, E0702, E0703, E0705, E0707, E0708, E0709, E0711,
+                              E0712)
 from causalspec.diagnostics import did_you_mean
 from causalspec.semantics.alignments import AlignmentAnalysis
 from causalspec.semantics.conditions import ConditionAnalysis
@@ -27,6 +28,7 @@ from causalspec.semantics.ir import (
     CheckIR,
     ConditionIR,
     InterchangeSetIR,
+    LatentSearchIR,
     LocateIR,
 )
 from causalspec.syntax import ast as A
@@ -57,8 +59,26 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         interchanges = [s for s in chk.body if isinstance(s, A.Interchange)]
         expects = [s for s in chk.body if isinstance(s, A.Expect)]
         locates: list[LocateIR] = []
+        search: LatentSearchIR | None = None
         for stmt in chk.body:
+            if isinstance(stmt, A.LocateLatents):
+                if locates or search is not None:
+                    self.sink.error(E0711, "a check locates one variable: this is a second `locate`", stmt.span,
+                                    "second locate", help="write one check per located variable")
+                    ok = False
+                    continue
+                got_search = self._locate_latents(stmt, alignment) if alignment is not None else None
+                if got_search is None:
+                    ok = False
+                else:
+                    search = got_search
+                continue
             if isinstance(stmt, A.Locate):
+                if search is not None:
+                    self.sink.error(E0711, "a check locates one variable: this is a second `locate`", stmt.span,
+                                    "second locate", help="write one check per located variable")
+                    ok = False
+                    continue
                 if locates:
                     self.sink.error(E0711, "a check sweeps one variable: this is a second `locate`", stmt.span,
                                     "second locate", help="write one check per located variable")
@@ -69,7 +89,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                     ok = False
                 else:
                     locates.append(got)
-        located = {s.var.text for s in chk.body if isinstance(s, A.Locate)}  # even if the sweep was bad
+        located = {s.var.text for s in chk.body if isinstance(s, (A.Locate, A.LocateLatents))}  # even if bad
         for stmt in chk.body:
             if isinstance(stmt, A.Setting):
                 ok &= self._setting(stmt, settings)
@@ -143,7 +163,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         return CheckIR(name, target, tuple(sets), tuple(conditions), value.get("pairs", DEFAULT_PAIRS),
                        value.get("seed", DEFAULT_SEED), value.get("pool"), value.get("batch", DEFAULT_BATCH),
                        tuple(controls), default, chk.span, value.get("train"), value.get("steps"), tuple(locates),
-                       seed_given="seed" in value, draws=draws)
+                       seed_given="seed" in value, draws=draws, latent_search=search)
 
     def _control_draws(self, name: A.Name, args: tuple) -> int | None:
         """`random_subspace(n=20)` -> 20; a bad argument is E0712 (None)."""
@@ -164,6 +184,30 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                             help=f"e.g. `{control}(n={DEFAULT_DRAWS[control]})` (the default)")
             return None
         return int(arg.value)
+
+    def _locate_latents(self, stmt: A.LocateLatents, alignment: AlignmentIR) -> LatentSearchIR | None:
+        """`locate VAR over latents of SITE : sae("DIR")`: one site, an SAE featurizer without latents."""
+        var = stmt.var.text
+        model = self.ir.models.get(alignment.model)
+        if model is not None and var not in model.variables:
+            self.sink.error(E0203, f"unknown variable `{var}` in `locate`", stmt.var.span,
+                            f"not a variable of model `{model.name}`",
+                            help=did_you_mean(var, model.variables, "variables"))
+            return None
+        if var == alignment.output:
+            self.sink.error(E0703, f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
+                            stmt.var.span, "the output",
+                            help="locate an intermediate variable; the output is read from the network's output")
+            return None
+        feat = stmt.featurizer
+        if not isinstance(feat, A.CallFeaturizer) or feat.name.text != "sae":
+            self.sink.error(E0623, "`locate … over latents of` searches the latents of an SAE: its featurizer "
+                                   "must be `sae(\"dir\")`", feat.span, "not an sae featurizer",
+                            help='write `: sae("sae_dir")`, the folder of an SAELens SAE')
+            return None
+        ref = A.SiteRef(stmt.site, stmt.positions, stmt.braced, feat, span=stmt.span)
+        got = self._site_binding(ref, self.resolvers.get(alignment.network), context="latent search")
+        return None if got is None else LatentSearchIR(var, got, stmt.span)
 
     def _locate(self, stmt: A.Locate, alignment: AlignmentIR) -> LocateIR | None:
         """Expand a sweep into cells (sites x positions), each validated like an alignment site."""

@@ -231,6 +231,7 @@ class CheckIR:
     train: int | None = None  # training pairs per interchange set, for learned featurizers
     steps: int | None = None  # most optimiser steps when training learned featurizers
     locate: tuple[LocateIR, ...] = ()  # localization sweeps (at most one per check)
+    latent_search: LatentSearchIR | None = None  # `locate VAR over latents of …` (instead of a sweep)
     seed_given: bool = False  # the spec states `seed` (else DEFAULT_SEED): reports say where the seed came from
     draws: dict[str, int] = field(default_factory=dict)  # `controls NAME(n=R)` as written (see control_draws)
 
@@ -257,6 +258,17 @@ class LocateIR:
     @property
     def flat(self) -> list[SiteBinding]:
         return [b for row in self.cells for b in row]
+
+
+@dataclass(frozen=True)
+class LatentSearchIR:
+    """`locate VAR over latents of SITE @ POSITIONS : sae("DIR")`: rank the SAE's latents at one
+    site by the IIA of patching each alone. `binding` is the site with the SAE featurizer
+    (no latents: the search chooses them)."""
+
+    var: str
+    binding: SiteBinding
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 # ───────────────────────── circuits and datasets ─────────────────────────

@@ -411,8 +411,8 @@ class SliceFeaturizer(Node):
 @dataclass(frozen=True)
 class FeatArg(Node):
     key: str | None
-    value: float | int | str
-    kind: str  # "number" | "string" | "name"
+    value: float | int | str | tuple[float | int, ...]
+    kind: str  # "number" | "string" | "name" | "list" (a bracketed list of numbers: `latents=[3, 7]`)
 
 
 @dataclass(frozen=True)
@@ -538,7 +538,19 @@ class Locate(Node):
     featurizer: Featurizer | None = None
 
 
-CheckStmt = Union[Interchange, Setting, Controls, Expect, Locate]
+@dataclass(frozen=True)
+class LocateLatents(Node):
+    """`locate VAR over latents of SITE @ POSITIONS : sae("DIR")` in a check: rank the SAE's
+    latents at one site by the IIA of patching each alone."""
+
+    var: Name
+    site: Site
+    featurizer: Featurizer
+    positions: tuple[PositionExpr, ...] | None = None
+    braced: bool = False
+
+
+CheckStmt = Union[Interchange, Setting, Controls, Expect, Locate, LocateLatents]
 
 
 @dataclass(frozen=True)

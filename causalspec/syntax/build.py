@@ -597,6 +597,9 @@ class AstBuilder(Transformer):
     def name_value(self, c):
         return str(c[0]), "name"
 
+    def list_value(self, c):
+        return tuple(number_literal(t, self.file) for t in c), "list"
+
     # checks ------------------------------------------------------------------
     @v_args(meta=True)
     def check(self, meta, c):
@@ -635,6 +638,13 @@ class AstBuilder(Transformer):
         feat = next((x for x in c[2:] if isinstance(x, (A.SliceFeaturizer, A.CallFeaturizer))), None)
         return A.Locate(self._name(c[0]), c[1], pos.items if pos else None, pos.braced if pos else False, feat,
                         span=self._span(meta))
+
+    @v_args(meta=True)
+    def locate_latents(self, meta, c):
+        pos = next((x for x in c[3:] if isinstance(x, _Positions)), None)
+        feat = next(x for x in c[3:] if isinstance(x, (A.SliceFeaturizer, A.CallFeaturizer)))
+        return A.LocateLatents(self._name(c[0]), c[2], feat, pos.items if pos else None,
+                               pos.braced if pos else False, span=self._span(meta))
 
     @v_args(meta=True)
     def named_sweep(self, meta, c):

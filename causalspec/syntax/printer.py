@@ -58,7 +58,7 @@ __all__ = [
     "PrintError", "RESERVED_IN", "IDENT_RE",
     "print_spec", "print_item", "print_stmt", "print_node",
     "print_expr", "print_type", "print_literal", "print_string", "print_name",
-    "print_site", "print_site_ref", "print_positions", "print_position", "print_featurizer",
+    "print_site", "print_site_ref", "print_locate_latents", "print_positions", "print_position", "print_featurizer",
     "print_distribution", "print_assignment", "print_table_entry", "print_condition",
     "print_metric", "print_interchange_set", "print_endpoint", "print_number",
 ]
@@ -575,6 +575,9 @@ def _feat_arg(a: A.FeatArg) -> str:
         value = print_string(str(a.value))
     elif a.kind == "name":
         value = check_ident(a.value, "featurizer argument")
+    elif a.kind == "list":
+        items = cast(tuple[Union[float, int], ...], a.value)
+        value = "[" + ", ".join(print_number(v) for v in items) + "]"
     else:
         raise _fail("featurizer argument kind", a)
     return value if a.key is None else f"{check_ident(a.key, 'argument name')}={value}"
@@ -690,6 +693,8 @@ def _check_stmt(s: A.CheckStmt) -> str:
         return _expect(s)
     if isinstance(s, A.Locate):
         return print_locate(s)
+    if isinstance(s, A.LocateLatents):
+        return print_locate_latents(s)
     raise _fail("check statement", s)
 
 
@@ -728,6 +733,17 @@ def print_locate(s: A.Locate) -> str:
         raise _fail("braced locate without positions", s)
     if s.featurizer is not None:
         parts.append(print_featurizer(s.featurizer))
+    return " ".join(parts)
+
+
+def print_locate_latents(s: A.LocateLatents) -> str:
+    """`locate WX over latents of resid.post[3] @ END : sae("sae_dir")`."""
+    parts = [f"locate {print_name(s.var)} over latents of {print_site(s.site)}"]
+    if s.positions is not None:
+        parts.append(print_positions(s.positions, s.braced))
+    elif s.braced:
+        raise _fail("braced locate without positions", s)
+    parts.append(print_featurizer(s.featurizer))
     return " ".join(parts)
 
 
@@ -867,7 +883,7 @@ def print_stmt(stmt: A.Node) -> str:
         return "\n".join(_network_stmt(stmt, ""))
     if isinstance(stmt, (A.VarAlignment, A.OutputAlignment)):
         return _align_stmt(stmt)
-    if isinstance(stmt, (A.Interchange, A.Setting, A.Controls, A.Locate)):
+    if isinstance(stmt, (A.Interchange, A.Setting, A.Controls, A.Locate, A.LocateLatents)):
         return _check_stmt(stmt)
     if isinstance(stmt, (A.GroupDecl, A.CircuitEdges, A.Ablate, A.Granularity, A.Convention, A.MetricDecl,
                          A.Expect)):

@@ -170,6 +170,8 @@ CHECK_KEYS |= {"warnings", "training", "controls", "locate"}
 CLAIM_KEYS |= {"train_iia", "buckets", "suggestion", "full_patch"}
 # issue 11 (one effective seed): where the seed came from
 CHECK_KEYS |= {"seed_source"}
+# issue 17 (SAE featurizers): fidelity, the error-term comparison and the latent search (null without an SAE)
+CHECK_KEYS |= {"sae"}
 PAIRS_KEYS = {"sampled", "kept", "dropped", "keep_rate", "changed", "moved", "nonfinite"}
 PROPORTION_KEYS = {"successes", "trials", "estimate", "lower95", "upper95"}
 CONDITION_KEYS = {"text", "metric", "statistic", "aggregation", "op", "threshold", "value", "passed", "detail"}

@@ -26,8 +26,8 @@ KEYWORDS = (
     "_ ablate ablated ablation align all and answer as backend balanced batch bool by check circuit class "
     "complement const convention "
     "controls dataset decode device device_map do domain dtype each edge edges else encode enum example "
-    "expect false first for from granularity group hf if in input int interchange kept last locate lower95 "
-    "mean metric mlps model module network node not on or output over pairs point pool position "
+    "expect false first for from granularity group hf if in input int interchange kept last latents locate lower95 "
+    "mean metric mlps model module network node not of on or output over pairs point pool position "
     "prompt remote resample sample seed slot steps table then to token torch train true trust_remote_code uniform var "
     "weighted weights where with zero"
 ).split()
@@ -298,6 +298,7 @@ feat_args = st.one_of(
     st.builds(A.FeatArg, st.none() | identifiers(), nonneg_ints | ints | floats, st.just("number")),
     st.builds(A.FeatArg, st.none() | identifiers(), texts, st.just("string")),
     st.builds(A.FeatArg, st.none() | identifiers(), identifiers(), st.just("name")),
+    st.builds(A.FeatArg, st.none() | identifiers(), _tuples(nonneg_ints | ints, 0, 3), st.just("list")),
 )
 featurizers = st.one_of(
     st.builds(A.SliceFeaturizer, nonneg_ints, nonneg_ints),
@@ -350,13 +351,17 @@ locates = st.builds(
     lambda var, site, pos, feat: A.Locate(var, site, *(pos or (None, False)), feat),
     names(), sweep_sites, st.none() | position_lists(), st.none() | featurizers,
 )
+locate_latents = st.builds(
+    lambda var, site, pos, feat: A.LocateLatents(var, site, feat, *(pos or (None, False))),
+    names(), sites(), st.none() | position_lists(), featurizers,
+)
 check_stmts = st.one_of(
     st.builds(A.Interchange, _tuples(interchange_sets, 1, 4)),
     settings,
     st.builds(A.Controls, name_tuples())
     | name_tuples().flatmap(lambda ns: st.builds(A.Controls, st.just(ns),
                                                  _tuples(st.none() | _tuples(feat_args, 0, 2), len(ns), len(ns))))
-    | locates,
+    | locates | locate_latents,
     expects,
 )
 checks = st.builds(A.Check, names(), st.none() | names(), _tuples(check_stmts, 0, 4))

@@ -1,0 +1,124 @@
+"""The SAE patch: an interchange on a sparse autoencoder's latents, with its error term.
+
+Why a callable and not a basis: an SAE's encoder is non-linear, so its patch is not a
+subspace patch `x + ((s - x) @ B) @ Bᵀ`. `SAEPatch` is what `Intervention.basis` carries for
+an `sae(…)` featurizer; `run.patching.mix` calls it with the base's and the source's
+activations at the patched positions. Following SAELens (`encode`, `decode`):
+
+    f(x)   = act((x − b_dec·[apply_b_dec_to_input]) @ W_enc + b_enc)
+    x̂(f)  = f @ W_dec + b_dec
+    err(x) = x − x̂(f(x))
+
+and the patched activation, `f'` being the base's latents with the listed ones taken from the
+source, is `x̂(f') + err` where `err` is, by `error`:
+
+* `"base"` (the default, the claim): the base's error term — the activation keeps everything
+  the SAE does not explain about the base; since `x̂` is affine, this is exactly
+  `x + (f_src − f_base)[L] @ W_dec[L]`;
+* `"source"`: the source's error term — what the SAE does not explain travels with the
+  source, so an effect that rides on the error term shows up as a difference;
+* `"none"`: no error term — the SAE's reconstruction spliced in. With no latents listed and
+  the base as its own source this is the network run on the SAE's reconstruction (the
+  fidelity the report gives).
+
+Activations: `standard` ReLU, `jumprelu` (`relu(h) · [h > threshold]`), `topk` (the `k`
+largest pre-activations, then ReLU, as SAELens's TopK).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from causalspec.semantics.featurizers import SAEWeights
+
+ErrorTerm = Literal["base", "source", "none"]
+
+
+@dataclass(frozen=True, eq=False)
+class SAEPatch:
+    """An SAE's tensors and the latents an interchange replaces (see the module docstring)."""
+
+    W_enc: Tensor  # [d_in, d_sae]
+    b_enc: Tensor  # [d_sae]
+    W_dec: Tensor  # [d_sae, d_in]
+    b_dec: Tensor  # [d_in]
+    threshold: Tensor | None  # [d_sae], JumpReLU only
+    architecture: str
+    k: int | None
+    apply_b_dec_to_input: bool
+    latents: Tensor  # LongTensor [n] of latent indices
+    error: ErrorTerm = "base"
+
+    @classmethod
+    def from_weights(cls, w: SAEWeights, latents, error: ErrorTerm = "base") -> SAEPatch:
+        def t(a):
+            return None if a is None else torch.from_numpy(a)
+
+        return cls(t(w.W_enc), t(w.b_enc), t(w.W_dec), t(w.b_dec), t(w.threshold), w.config.architecture,
+                   w.config.k, w.config.apply_b_dec_to_input, torch.as_tensor(list(latents), dtype=torch.long),
+                   error)
+
+    def with_(self, *, latents=None, error: ErrorTerm | None = None) -> SAEPatch:
+        """The same SAE with other latents or another error-term policy."""
+        changes: dict = {}
+        if latents is not None:
+            changes["latents"] = torch.as_tensor(list(latents), dtype=torch.long)
+        if error is not None:
+            changes["error"] = error
+        return replace(self, **changes)
+
+    @property
+    def width(self) -> int:
+        return int(self.W_enc.shape[0])
+
+    def _on(self, t: Tensor | None, like: Tensor) -> Tensor | None:
+        return None if t is None else t.to(dtype=like.dtype, device=like.device)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Latent activations `[..., d_sae]` of activations `[..., d_in]`."""
+        if self.apply_b_dec_to_input:
+            x = x - self._on(self.b_dec, x)
+        pre = x @ self._on(self.W_enc, x) + self._on(self.b_enc, x)
+        if self.architecture == "jumprelu":
+            return torch.relu(pre) * (pre > self._on(self.threshold, pre)).to(pre.dtype)
+        if self.architecture == "topk":
+            top = torch.topk(pre, k=int(self.k), dim=-1)
+            return torch.zeros_like(pre).scatter(-1, top.indices, torch.relu(top.values))
+        return torch.relu(pre)
+
+    def decode(self, f: Tensor) -> Tensor:
+        return f @ self._on(self.W_dec, f) + self._on(self.b_dec, f)
+
+    def __call__(self, current: Tensor, source: Tensor) -> Tensor:
+        """The patched activation (`run.patching.mix` calls this for an SAE featurizer)."""
+        if current.shape[-1] != self.width:
+            raise ValueError(f"SAE reads width {self.width}, the activation has {current.shape[-1]}")
+        f_base = self.encode(current)
+        idx = self.latents.to(f_base.device)
+        if idx.numel():
+            f_src = self.encode(source)
+            mixed = f_base.clone()
+            mixed[..., idx] = f_src[..., idx]
+        else:
+            mixed = f_base
+        out = self.decode(mixed)
+        if self.error == "base":
+            return out + (current - self.decode(f_base))
+        if self.error == "source":
+            return out + (source - self.decode(self.encode(source)))
+        return out
+
+
+def explained_variance(acts: Tensor, sae: SAEPatch) -> float:
+    """Fraction of variance explained by the SAE on activations `[n, d_in]`:
+    `1 − Σ‖x − x̂‖² / Σ‖x − mean(x)‖²` (pooled over rows and dims; SAELens reports the
+    per-token mean of the same ratio)."""
+    x = acts.double()
+    xhat = sae.decode(sae.encode(acts.float())).double()
+    resid = ((x - xhat) ** 2).sum()
+    total = ((x - x.mean(dim=0, keepdim=True)) ** 2).sum()
+    return float(1.0 - resid / total) if float(total) > 0 else float("nan")
