@@ -185,19 +185,27 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
             return None
         return int(arg.value)
 
+    def _locatable(self, name: A.Name, alignment: AlignmentIR) -> bool:
+        """Whether `locate NAME` names a variable of the alignment's model other than its output
+        (which is scored, not located); reports why not (E0203, E0703)."""
+        var = name.text
+        model = self.ir.models.get(alignment.model)
+        if model is not None and var not in model.variables:
+            self.sink.error(E0203, f"unknown variable `{var}` in `locate`", name.span,
+                            f"not a variable of model `{model.name}`",
+                            help=did_you_mean(var, model.variables, "variables"))
+            return False
+        if var == alignment.output:
+            self.sink.error(E0703, f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
+                            name.span, "the output",
+                            help="locate an intermediate variable; the output is read from the network's output")
+            return False
+        return True
+
     def _locate_latents(self, stmt: A.LocateLatents, alignment: AlignmentIR) -> LatentSearchIR | None:
         """`locate VAR over latents of SITE : sae("DIR")`: one site, an SAE featurizer without latents."""
         var = stmt.var.text
-        model = self.ir.models.get(alignment.model)
-        if model is not None and var not in model.variables:
-            self.sink.error(E0203, f"unknown variable `{var}` in `locate`", stmt.var.span,
-                            f"not a variable of model `{model.name}`",
-                            help=did_you_mean(var, model.variables, "variables"))
-            return None
-        if var == alignment.output:
-            self.sink.error(E0703, f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
-                            stmt.var.span, "the output",
-                            help="locate an intermediate variable; the output is read from the network's output")
+        if not self._locatable(stmt.var, alignment):
             return None
         feat = stmt.featurizer
         if not isinstance(feat, A.CallFeaturizer) or feat.name.text != "sae":
@@ -212,16 +220,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
     def _locate(self, stmt: A.Locate, alignment: AlignmentIR) -> LocateIR | None:
         """Expand a sweep into cells (sites x positions), each validated like an alignment site."""
         var = stmt.var.text
-        model = self.ir.models.get(alignment.model)
-        if model is not None and var not in model.variables:
-            self.sink.error(E0203, f"unknown variable `{var}` in `locate`", stmt.var.span,
-                            f"not a variable of model `{model.name}`",
-                            help=did_you_mean(var, model.variables, "variables"))
-            return None
-        if var == alignment.output:
-            self.sink.error(E0703, f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
-                            stmt.var.span, "the output",
-                            help="locate an intermediate variable; the output is read from the network's output")
+        if not self._locatable(stmt.var, alignment):
             return None
         positions = [None] if stmt.positions is None else [(p,) for p in stmt.positions]
         size = sweep_size(stmt.site)  # counted before anything is built
