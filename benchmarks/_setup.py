@@ -23,11 +23,15 @@ NAMES = ["Mary", "John", "Anna", "Tom", "Lisa", "Paul", "Kate", "Mark", "Emma", 
 LAYERS = 12
 
 
-def spec_text(model_dir: Path, prompt: str, pairs: int, pool: int, batch: int, *, end_position: bool = False) -> str:
-    """Check `Claim`: `mover -> resid.post[6]` at the last token, pairs from a pool of inputs.
-    `end_position` declares `position END = last` and names the position `END`."""
+def spec_text(model_dir: Path, prompt: str, pairs: int, pool: int, batch: int, *, end_position: bool = False,
+              layer: int = 6, position: str | None = None, network: str = "gpt2small") -> str:
+    """Check `Claim`: `mover -> resid.post[layer]` at the last token, pairs from a pool of inputs.
+    `end_position` declares `position END = last` and names the position `END`; `position` (a
+    position expression) declares `position P = EXPR` and patches there instead."""
     names = ", ".join(NAMES)
     declared, at = ("\n  position END = last", "END") if end_position else ("", "last")
+    if position is not None:
+        declared, at = f"\n  position P = {position}", "P"
     return f"""
 model Copy {{
   domain Name = enum {{{names}}}
@@ -35,12 +39,12 @@ model Copy {{
   var mover : Name = A
   output answer : Name = mover
 }}
-network gpt2small = hf "{model_dir}" {{
+network {network} = hf "{model_dir}" {{
   prompt "{prompt}"
   answer " {{answer}}"{declared}
 }}
-align Copy to gpt2small as Claim {{
-  mover -> resid.post[6] @ {at}
+align Copy to {network} as Claim {{
+  mover -> resid.post[{layer}] @ {at}
   answer -> output
 }}
 check Claim {{

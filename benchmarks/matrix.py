@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import NAMES, time_clean, warm_up  # noqa: E402  (see _setup.py)
+from _setup import NAMES, spec_text, time_clean, warm_up  # noqa: E402  (see _setup.py)
 
 FILLER = "so then after the long day at work the two friends went home with".split()  # 14 words
 PROMPT = " ".join(FILLER) + " {A} {B}"  # 16 tokens
@@ -50,32 +50,6 @@ FAMILIES = {
     "llama": dict(num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=4, hidden_size=768,
                   intermediate_size=2048),
 }
-
-
-def spec_text(model_dir: Path, layer: int, position: str, pairs: int, pool: int, batch: int) -> str:
-    names = ", ".join(NAMES)
-    return f"""
-model Copy {{
-  domain Name = enum {{{names}}}
-  input A, B : Name ~ uniform where A != B
-  var mover : Name = A
-  output answer : Name = mover
-}}
-network net = hf "{model_dir}" {{
-  prompt "{PROMPT}"
-  answer " {{answer}}"
-  position P = {POSITIONS[position]}
-}}
-align Copy to net as Claim {{
-  mover -> resid.post[{layer}] @ P
-  answer -> output
-}}
-check Claim {{
-  interchange mover
-  pairs {pairs} seed 0 pool {pool} batch {batch}
-  expect iia >= 0.0
-}}
-"""
 
 
 def build(kind: str, directory: Path) -> None:
@@ -219,7 +193,8 @@ def main() -> None:
                 for layer in (int(x) for x in args.layers.split(",")):
                     for pool_kind in args.pools.split(","):
                         pool = 64 if pool_kind == "pool" else 2 * args.pairs
-                        text = spec_text(model_dir, layer, position, args.pairs, pool, args.batch)
+                        text = spec_text(model_dir, PROMPT, args.pairs, pool, args.batch, layer=layer,
+                                         position=POSITIONS[position], network="net")
                         ir = load_text(text, str(Path(tmp) / "m.cspec"), base_dir=Path(tmp))
                         if not warmed:
                             from causalspec.claims.runner import CheckOptions
