@@ -1,0 +1,86 @@
+"""Real-valued variables end to end (issue 13): a network computing a mean passes an alignment
+claim `within` a tolerance, and fails where its value is off by more than the tolerance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import causalspec.testing.fraction as frac
+from causalspec.claims.runner import CheckOptions, run_checks
+from causalspec.semantics.analyse import load_text
+
+MODEL = """
+model Frac {
+  const N = 4
+  domain Tok = enum {a, b}
+  input t[1..N], x : Tok
+  var frac[i in 1..N] : real = mean(j in 1..i : t[j] == x)
+  output O : real = frac[N]
+}
+"""
+
+
+def spec(builder: str = "build", tol: str = "0.01", weights: str = "frac.safetensors", site: str = 'module "prefix" output @ 4 : [0:1]',
+         featurizer: str = "", extra: str = "") -> str:
+    return MODEL + f"""
+network net = torch "{frac.__file__}:{builder}" weights "{weights}" {{
+  encode "{frac.__file__}:encode"
+  output : value
+}}
+align Frac to net as A {{
+  frac[4] -> {site}{featurizer}
+  O -> output @ 4
+}}
+check A {{
+  interchange frac[4]
+  pairs 256 seed 3
+  {extra}
+  expect iia >= 0.95 within {tol}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("frac")
+    frac.save(tmp / "frac.safetensors")
+    frac.save(tmp / "shifted.safetensors", frac.build_shifted())  # the shift is the head's bias
+    return tmp
+
+
+def run(text: str, folder: Path):
+    ir = load_text(text, str(folder / "spec.cspec"), base_dir=folder)
+    (result,) = run_checks(ir, CheckOptions())
+    return result
+
+
+def test_a_network_computing_the_mean_passes_within_the_tolerance(folder):
+    r = run(spec(), folder)
+    assert r.status == "passed", r.reason
+    (claim,) = r.claims
+    assert claim.kept == claim.sampled == 256
+    assert claim.iia.successes == 256
+    assert claim.changed > 0 and claim.moved > 0  # interventions move the output, as predicted
+
+
+def test_a_network_off_by_more_than_the_tolerance_under_intervention_fails(folder):
+    r = run(spec("build_leaky", tol="0.05"), folder)
+    assert r.status == "failed", r.reason
+    (claim,) = r.claims
+    assert claim.kept == 256  # right on every clean input: only the interventions are off
+    assert claim.moved > 0
+    # patched output 0.5·source + 0.5·base: within 0.05 of the source's value only where the two agree
+    assert claim.changed > 100 and claim.iia.successes == 256 - claim.changed
+    # a tolerance wide enough to cover its error covers two model values (1/4 apart): an error, not a pass
+    wide = run(spec("build_leaky", tol="0.5"), folder)
+    assert wide.status == "error" and "within the tolerance 1/2" in wide.reason and "two values" in wide.reason
+
+
+def test_a_network_shifted_by_more_than_the_tolerance_is_wrong_on_its_inputs(folder):
+    r = run(spec("build_shifted", tol="0.05", weights="shifted.safetensors"), folder)
+    assert r.status == "failed"
+    (claim,) = r.claims
+    assert claim.kept == 0 and claim.dropped == {"network wrong on the base input": 256}
+    assert run(spec("build_shifted", tol="0.11", weights="shifted.safetensors"), folder).status == "passed"
