@@ -20,7 +20,9 @@ position N equals the model's value exactly (a check `within 0` passes). Two var
   outputs `frac_site + LEAK * (recomputed − frac_site)`: right on every clean input (the two
   agree), but under an interchange at `prefix` it lands between the source's and the base's
   value — off by LEAK·|base − source|, more than a small tolerance;
-* `build_shifted`: the output is frac[N] + SHIFT: off on every input.
+* `build_shifted`: the output is frac[N] + SHIFT: off on every input;
+* `build_wide` (two numbers per position: not a value) and `build_nan` (NaN where frac[i] is
+  1/2) for the shape and non-finite rules.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ class PrefixMean(nn.Module):
 
 
 class FractionNet(nn.Module):
-    def __init__(self, leak: float = 0.0, shift: float = 0.0) -> None:
+    def __init__(self, leak: float = 0.0, shift: float = 0.0, wide: bool = False, nan: bool = False) -> None:
         super().__init__()
+        self.wide = wide
+        self.nan = nan
         self.embed = nn.Embedding(VOCAB, VOCAB)
         self.prefix = PrefixMean()
         self.mix = nn.Linear(2, 4, bias=False)
@@ -74,6 +78,10 @@ class FractionNet(nn.Module):
         out = self.head(self.mix(self.prefix(onehot)))  # [batch, N + 1, 1]
         if self.leak:  # frac recomputed by a plain function: no hook on `prefix` reaches it
             out = (1 - self.leak) * out + self.leak * prefix_mean(onehot)[..., :1]
+        if self.nan:
+            out = torch.where(out == 0.5, torch.full_like(out, float("nan")), out)
+        if self.wide:
+            out = torch.cat([out, -out], dim=-1)  # [batch, N + 1, 2]
         return out
 
 
@@ -87,6 +95,14 @@ def build_leaky() -> FractionNet:
 
 def build_shifted() -> FractionNet:
     return FractionNet(shift=SHIFT)
+
+
+def build_wide() -> FractionNet:
+    return FractionNet(wide=True)
+
+
+def build_nan() -> FractionNet:
+    return FractionNet(nan=True)
 
 
 def encode(values: dict) -> torch.Tensor:

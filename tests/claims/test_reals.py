@@ -84,3 +84,34 @@ def test_a_network_shifted_by_more_than_the_tolerance_is_wrong_on_its_inputs(fol
     (claim,) = r.claims
     assert claim.kept == 0 and claim.dropped == {"network wrong on the base input": 256}
     assert run(spec("build_shifted", tol="0.11", weights="shifted.safetensors"), folder).status == "passed"
+
+
+def test_zero_tolerance_passes_against_exactly_representable_floats(folder):
+    # frac[4] is a multiple of 1/4: the network's float32 output is the model's Fraction exactly
+    r = run(spec(tol="0"), folder)
+    assert r.status == "passed", r.reason
+    assert r.claims[0].iia.successes == 256
+    assert r.tolerance == 0.0
+
+
+def test_the_report_states_the_tolerance(folder):
+    from causalspec.report.json_report import to_json
+    from causalspec.report.terminal import headline
+
+    r = run(spec(tol="0.01"), folder)
+    doc = to_json([r], ["spec.cspec"])
+    (check,) = doc["checks"]
+    assert check["tolerance"] == 0.01
+    assert check["conditions"][0]["text"] == "iia >= 0.95 each within 0.01"
+    assert "within 0.01 of the model's" in headline(r)
+
+
+def test_an_output_that_is_not_one_number_per_example_is_a_check_error_naming_the_shape(folder):
+    r = run(spec("build_wide"), folder)
+    assert r.status == "error"
+    assert "expected a float output [" in r.reason and ", 2)" in r.reason and "`output : value`" in r.reason
+
+
+def test_non_finite_values_follow_the_non_finite_rule(folder):
+    r = run(spec("build_nan"), folder)
+    assert r.status == "error" and "NaN" in r.reason
