@@ -193,6 +193,10 @@ class TorchAdapter:
             out = np.where(flagged != 0, flagged, out)
         return out
 
+    def read_value(self, raw: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """A forward's output as [batch] values (differentiable: learned featurizers train on it)."""
+        return self.value_of(self._at_position(raw, batch), batch)
+
     def value_of(self, raw: torch.Tensor, batch: Batch) -> torch.Tensor:
         """`output : value`: the output (already read at the alignment's position) as [batch]
         floats; it must be [batch] or [batch, 1]."""

@@ -293,6 +293,13 @@ class HFAdapter:
             return np.where(flags != 0, flags, codes)
         return decode(raw, spec["answer_pos"], spec["candidates"]).cpu().numpy().astype(np.int64)
 
+    def read_value(self, raw: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """`output : value logit "tok"`: that token's logit at each row's answer position, [batch]
+        (differentiable: learned featurizers train on it)."""
+        where = self._read_spec(batch)["answer_pos"].to(raw.device)
+        at = raw[torch.arange(raw.shape[0], device=raw.device), where]  # [batch, vocab]
+        return at[:, self.candidates.to(raw.device)][:, 0]
+
     def decode_spec(self, batch: Batch) -> dict:
         """How `run.patching.decode` reads this batch's output codes: each row's answer
         position and the candidates' token ids (both None for sequence classification). Plain

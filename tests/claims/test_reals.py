@@ -115,3 +115,18 @@ def test_an_output_that_is_not_one_number_per_example_is_a_check_error_naming_th
 def test_non_finite_values_follow_the_non_finite_rule(folder):
     r = run(spec("build_nan"), folder)
     assert r.status == "error" and "NaN" in r.reason
+
+
+def test_das_trains_with_a_regression_loss_on_a_real_output_and_passes(folder):
+    # frac[4] lives in one direction of `mix`'s 4 dimensions (dimension 2, negated); das(k=1) finds it
+    text = spec(site='module "mix" output @ 4', featurizer=" : das(k=1)", tol="0.05",
+                extra="pool 16\n  train 512\n  steps 150")
+    r = run(text, folder)
+    assert r.status == "passed", r.reason
+    (claim,) = r.claims
+    assert claim.iia.successes >= 0.95 * claim.iia.trials and claim.moved > 0
+    (training,) = r.training
+    assert training["loss"][-1] < training["loss"][0] / 10  # the squared error fell while training
+    # the same training at position 3 (where frac[3] lives, not frac[4]) cannot move the output
+    elsewhere = run(text.replace('"mix" output @ 4 :', '"mix" output @ 3 :'), folder)
+    assert elsewhere.status == "failed" and elsewhere.claims[0].moved == 0
