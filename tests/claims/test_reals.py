@@ -22,7 +22,8 @@ model Frac {
 """
 
 
-def spec(builder: str = "build", tol: str = "0.01", weights: str = "frac.safetensors", site: str = 'module "prefix" output @ 4 : [0:1]',
+def spec(builder: str = "build", tol: str = "0.01", weights: str = "frac.safetensors",
+         site: str = 'module "prefix" output @ 4 : [0:1]',
          featurizer: str = "", extra: str = "") -> str:
     return MODEL + f"""
 network net = torch "{frac.__file__}:{builder}" weights "{weights}" {{
