@@ -101,9 +101,11 @@ class _ModelAnalyser:
                 self._declare(stmt.name)
         for stmt in body:
             if isinstance(stmt, A.InputDecl):
-                dom = self._finite(self.resolve_type(stmt.type), stmt.type, "an input",
-                                   "inputs are sampled from a finite domain: declare it `int lo..hi`, or compute "
-                                   "the real from discrete inputs with a `var` (e.g. `var r : real = k / 4`)")
+                dom = self.resolve_type(stmt.type)
+                # reported, and the input kept (real): its readers are not reported as unknown names
+                self._finite(dom, stmt.type, "an input",
+                             "inputs are sampled from a finite domain: declare it `int lo..hi`, or compute "
+                             "the real from discrete inputs with a `var` (e.g. `var r : real = k / 4`)")
                 dist = self._distribution(stmt, dom) if dom is not None else None
                 for name in stmt.names:
                     self._declare(name)
