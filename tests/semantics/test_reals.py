@@ -116,3 +116,16 @@ def test_a_float_counts_as_the_one_model_value_within_the_tolerance():
     wide.add([Fraction(1, 4), Fraction(1, 2)])
     with pytest.raises(CheckError, match="two values of the model, 1/4 and 1/2"):
         wide.match(np.array([0.4]), "net")
+
+
+def test_sample_prints_reals_as_fractions(tmp_path, capsys):
+    from causalspec.cli import main
+
+    spec = tmp_path / "s.cspec"
+    spec.write_text("model M {\n  input k : int 1..3\n  var inv : real = 1 / k\n  output o : real = inv / 2\n}\n")
+    assert main(["sample", str(spec), "--n", "6", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1/6" in out or "1/4" in out  # inv / 2 for k = 3 or k = 2, exactly
+    assert "0.16" not in out and "0.33" not in out  # never a decimal
+    assert main(["sample", str(spec), "--n", "4", "--interchange", "inv"]) == 0
+    assert "o=1/" in capsys.readouterr().out  # the counterfactual outputs, as fractions
