@@ -524,7 +524,7 @@ def _row(model, inputs: dict, i: int) -> dict:
 
 
 def _value(domain, code: int):
-    if not 0 <= code < domain.size:
-        return None
-    value = domain.values[code]
-    return format_real(value) if isinstance(value, Fraction) else value  # a real: exact, as text (`1/3`)
+    if isinstance(domain, ValueTable):  # a real output: a model value (exact, as text: `1/3`) or the network's float
+        value = domain.value_of(int(code))
+        return format_real(value) if isinstance(value, Fraction) else value
+    return domain.values[code] if 0 <= code < domain.size else None

@@ -12,6 +12,11 @@ not 1/10) and compared with the rational model value, so `within 0` passes only 
 outputs the model's value exactly — possible for values a float represents (1/2, 3/4, 5/8), never
 for 1/3. A float within the tolerance of two model values would count as both: that is a check
 error naming the two values and the tolerance (choose one below half their distance).
+
+A float within the tolerance of no model value gets a code of its own below the run layer's
+reserved ones (UNDECODABLE, NAN_OUTPUT, INF_OUTPUT): never equal to a label, equal for equal
+floats (so "the intervention moved the output" stays exact), and reported as the float itself
+in counterexamples (`value_of`).
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from typing import Any, Iterable
 import numpy as np
 
 from causalspec.errors import CheckError
-from causalspec.run.patching import UNDECODABLE
+from causalspec.run.patching import INF_OUTPUT, NAN_OUTPUT, UNDECODABLE
 from causalspec.semantics.domains import format_real
+
+OFF_TABLE = min(UNDECODABLE, NAN_OUTPUT, INF_OUTPUT) - 1  # the first code of a float matching no value
 
 
 class ValueTable:
@@ -38,6 +45,8 @@ class ValueTable:
         self.values: list[Fraction] = []
         self._index: dict[Fraction, int] = {}
         self._sorted: list[Fraction] = []
+        self.unmatched: list[float] = []  # floats within the tolerance of no value: codes OFF_TABLE, OFF_TABLE - 1, …
+        self._unmatched: dict[float, int] = {}
 
     @property
     def size(self) -> int:
@@ -59,7 +68,8 @@ class ValueTable:
 
     def match(self, floats: np.ndarray, network: str) -> np.ndarray:
         """Network values (finite floats) -> the code of the model value each lies within the
-        tolerance of, UNDECODABLE where none does; a CheckError where one lies within it of two."""
+        tolerance of, an off-table code (the float's own) where none does; a CheckError where
+        one lies within it of two."""
         out = np.full(len(floats), UNDECODABLE, dtype=np.int64)
         tol = self.tolerance
         for i, x in enumerate(np.asarray(floats, dtype=np.float64).tolist()):
@@ -70,13 +80,27 @@ class ValueTable:
             hi = bisect.bisect_right(self._sorted, f + tol)
             if hi - lo == 1:
                 out[i] = self._index[self._sorted[lo]]
-            elif hi - lo > 1:
+            elif hi == lo:
+                if x not in self._unmatched:
+                    self._unmatched[x] = OFF_TABLE - len(self.unmatched)
+                    self.unmatched.append(x)
+                out[i] = self._unmatched[x]
+            else:
                 a, b = self._sorted[lo], self._sorted[lo + 1]
                 raise CheckError(f"network `{network}` output {x:g}, within the tolerance {format_real(tol)} "
                                  f"({float(tol):g}) of two values of the model, {format_real(a)} and "
                                  f"{format_real(b)}: it cannot count as one of them — use a tolerance below half "
                                  f"their distance ({float((b - a) / 2):g})")
         return out
+
+    def value_of(self, code: int) -> Fraction | float | None:
+        """What a code stands for: a model value (exact), a network's float that matched none,
+        or None (undecodable, NaN, inf)."""
+        if 0 <= code < len(self.values):
+            return self.values[code]
+        if code <= OFF_TABLE and OFF_TABLE - code < len(self.unmatched):
+            return self.unmatched[OFF_TABLE - code]
+        return None
 
     def as_floats(self, codes: np.ndarray) -> np.ndarray:
         """Codes -> the model values as float64 (regression targets for learned featurizers)."""

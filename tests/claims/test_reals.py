@@ -74,6 +74,9 @@ def test_a_network_off_by_more_than_the_tolerance_under_intervention_fails(folde
     assert claim.moved > 0
     # patched output 0.5·source + 0.5·base: within 0.05 of the source's value only where the two agree
     assert claim.changed > 100 and claim.iia.successes == 256 - claim.changed
+    example = claim.counterexamples[0]  # the network's float where it matches no model value
+    assert isinstance(example["expected"], str) and "/" in example["expected"]
+    assert isinstance(example["predicted"], (float, str))
     # a tolerance wide enough to cover its error covers two model values (1/4 apart): an error, not a pass
     wide = run(spec("build_leaky", tol="0.5"), folder)
     assert wide.status == "error" and "within the tolerance 1/2" in wide.reason and "two values" in wide.reason

@@ -10,7 +10,7 @@ import pytest
 
 from causalspec.diagnostics import SpecError
 from causalspec.errors import CheckError
-from causalspec.run.patching import UNDECODABLE
+from causalspec.run.patching import INF_OUTPUT, NAN_OUTPUT, UNDECODABLE
 from causalspec.run.values import ValueTable
 from causalspec.semantics.analyse import load_text
 from causalspec.semantics.domains import Domain
@@ -106,12 +106,15 @@ def test_a_float_counts_as_the_one_model_value_within_the_tolerance():
     table = ValueTable(Fraction(1, 100))
     codes = table.codes(np.array([Fraction(1, 3), Fraction(1, 2), Fraction(1, 3)], dtype=object))
     assert codes.tolist() == [0, 1, 0]
-    got = table.match(np.array([0.333, 0.5, 0.52, 0.3423]), "net")
-    assert got.tolist() == [0, 1, UNDECODABLE, 0]
+    got = table.match(np.array([0.333, 0.5, 0.52, 0.3423, 0.52]), "net")
+    assert got.tolist()[:2] == [0, 1] and got[3] == 0
+    assert got[2] == got[4] < min(UNDECODABLE, NAN_OUTPUT, INF_OUTPUT)  # a float of its own: never a label
+    assert table.value_of(int(got[2])) == 0.52 and table.value_of(1) == Fraction(1, 2)
     exact = ValueTable(Fraction(0))
     exact.add([Fraction(1, 2), Fraction(1, 3)])
     # within 0: 0.5 is exactly 1/2; no float is exactly 1/3
-    assert exact.match(np.array([0.5, 1 / 3], dtype=np.float32), "net").tolist() == [0, UNDECODABLE]
+    got = exact.match(np.array([0.5, 1 / 3], dtype=np.float32), "net")
+    assert got[0] == 0 and got[1] < 0 and exact.value_of(int(got[1])) == float(np.float32(1 / 3))
     wide = ValueTable(Fraction(1, 5))
     wide.add([Fraction(1, 4), Fraction(1, 2)])
     with pytest.raises(CheckError, match="two values of the model, 1/4 and 1/2"):
