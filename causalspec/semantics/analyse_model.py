@@ -343,11 +343,15 @@ class _ModelAnalyser:
         return ExprCompiler(self.sink, self._var_domains, self.tables, self.enum_members, context)
 
     def _compile_mechanisms(self) -> None:
+        real_types: dict = {}  # static ranges of the real variables compiled so far (declaration order)
         for name, decl in self.var_asts.items():
             var = self.vars[name]
             comp = self._compiler(f"mechanism of `{name}`")
             comp.expected = var.domain
+            comp.real_types = real_types
             compiled = comp.coerce(comp.compile(decl.expr), var.domain, f"mechanism of `{name}`")
+            if var.domain.is_real and compiled.ty.kind == "real":
+                real_types[name] = compiled.ty
             var.mechanism = compiled
             var.parents = tuple(sorted(compiled.names))
 

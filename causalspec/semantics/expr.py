@@ -185,6 +185,9 @@ class ExprCompiler:
         self.enum_members = enum_members
         self.context = context  # e.g. "mechanism of `O`", for messages
         self.expected: Domain | None = None  # the declared domain of the result, when known
+        # the static range of real variables whose mechanism was compiled already (a divisor `/ r`
+        # is allowed when its range excludes 0); unknown for the others
+        self.real_types: Mapping[str, Ty] = {}
 
     # public ------------------------------------------------------------------
     def compile(self, expr: A.Expr) -> Compiled:
@@ -260,7 +263,8 @@ class ExprCompiler:
                                                   "or rename the variable")
                 return self._error(e, {name})
             dom = self.variables[name]
-            ty = {"bool": BOOL, "int": Ty("int", dom.lo, dom.hi), "real": REAL}.get(dom.kind) or Ty("enum", domain=dom)
+            ty = {"bool": BOOL, "int": Ty("int", dom.lo, dom.hi),
+                  "real": self.real_types.get(name, REAL)}.get(dom.kind) or Ty("enum", domain=dom)
             return Compiled(e, ty, frozenset({name}), lambda env, n, k=name: env[k])
         if is_member:
             return self._symbol(e, name)

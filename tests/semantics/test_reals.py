@@ -132,3 +132,12 @@ def test_sample_prints_reals_as_fractions(tmp_path, capsys):
     assert "0.16" not in out and "0.33" not in out  # never a decimal
     assert main(["sample", str(spec), "--n", "4", "--interchange", "inv"]) == 0
     assert "o=1/" in capsys.readouterr().out  # the counterfactual outputs, as fractions
+
+
+def test_a_real_variable_declared_earlier_divides_when_its_range_excludes_zero():
+    ok = "model M {\n  input k : int 1..3\n  var r : real = k / 2\n  output o : real = 1 / r\n}\n"
+    m = model(ok)
+    assert set(m.run(m.enumerate_inputs())["o"]) == {Fraction(2), Fraction(1), Fraction(2, 3)}
+    with pytest.raises(SpecError) as info:  # r can be 0: refused, with its range
+        model(ok.replace("k / 2", "(k - 1) / 2"))
+    assert "its range is 0..1" in info.value.diagnostics[0].message
