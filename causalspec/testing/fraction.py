@@ -22,7 +22,8 @@ position N equals the model's value exactly (a check `within 0` passes). Two var
   value — off by LEAK·|base − source|, more than a small tolerance;
 * `build_shifted`: the output is frac[N] + SHIFT: off on every input;
 * `build_wide` (two numbers per position: not a value) and `build_nan` (NaN where frac[i] is
-  1/2) for the shape and non-finite rules.
+  1/2) for the shape and non-finite rules; `build_last` and `build_flat` return only the last
+  position's value, `[batch, 1]` and `[batch]` (read with `O -> output`, no position).
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ class PrefixMean(nn.Module):
 
 
 class FractionNet(nn.Module):
-    def __init__(self, leak: float = 0.0, shift: float = 0.0, wide: bool = False, nan: bool = False) -> None:
+    def __init__(self, leak: float = 0.0, shift: float = 0.0, wide: bool = False, nan: bool = False,
+                 last: str = "") -> None:
         super().__init__()
+        self.last = last  # "" (every position), "column" ([batch, 1]) or "flat" ([batch])
         self.wide = wide
         self.nan = nan
         self.embed = nn.Embedding(VOCAB, VOCAB)
@@ -82,6 +85,8 @@ class FractionNet(nn.Module):
             out = torch.where(out == 0.5, torch.full_like(out, float("nan")), out)
         if self.wide:
             out = torch.cat([out, -out], dim=-1)  # [batch, N + 1, 2]
+        if self.last:
+            out = out[:, -1] if self.last == "column" else out[:, -1, 0]
         return out
 
 
@@ -103,6 +108,14 @@ def build_wide() -> FractionNet:
 
 def build_nan() -> FractionNet:
     return FractionNet(nan=True)
+
+
+def build_last() -> FractionNet:
+    return FractionNet(last="column")
+
+
+def build_flat() -> FractionNet:
+    return FractionNet(last="flat")
 
 
 def encode(values: dict) -> torch.Tensor:

@@ -24,7 +24,7 @@ model Frac {
 
 def spec(builder: str = "build", tol: str = "0.01", weights: str = "frac.safetensors",
          site: str = 'module "prefix" output @ 4 : [0:1]',
-         featurizer: str = "", extra: str = "") -> str:
+         featurizer: str = "", extra: str = "", output: str = "O -> output @ 4") -> str:
     return MODEL + f"""
 network net = torch "{frac.__file__}:{builder}" weights "{weights}" {{
   encode "{frac.__file__}:encode"
@@ -32,7 +32,7 @@ network net = torch "{frac.__file__}:{builder}" weights "{weights}" {{
 }}
 align Frac to net as A {{
   frac[4] -> {site}{featurizer}
-  O -> output @ 4
+  {output}
 }}
 check A {{
   interchange frac[4]
@@ -134,3 +134,18 @@ def test_das_trains_with_a_regression_loss_on_a_real_output_and_passes(folder):
     # the same training at position 3 (where frac[3] lives, not frac[4]) cannot move the output
     elsewhere = run(text.replace('"mix" output @ 4 :', '"mix" output @ 3 :'), folder)
     assert elsewhere.status == "failed" and elsewhere.claims[0].moved == 0
+
+
+@pytest.mark.parametrize("builder", ["build_last", "build_flat"])
+def test_a_batch_or_batch_by_one_output_is_the_value_without_a_position(folder, builder):
+    r = run(spec(builder, output="O -> output"), folder)
+    assert r.status == "passed", r.reason
+    assert r.claims[0].moved > 0
+
+
+def test_boundless_trains_with_the_regression_loss_too(folder):
+    text = spec(site='module "mix" output @ 4', featurizer=" : boundless", tol="0.05",
+                extra="pool 16\n  train 512\n  steps 150")
+    r = run(text, folder)
+    assert r.status == "passed", r.reason
+    assert r.training[0]["loss"][-1] < r.training[0]["loss"][0]
