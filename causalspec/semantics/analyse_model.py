@@ -596,6 +596,15 @@ class _ModelAnalyser:
                                 help=_suggest(raw, var.domain))
                 ok = False
                 continue
+            ty = var.mechanism.ty if var.mechanism is not None else None
+            if (role == "do" and var.domain.is_real and ty is not None and ty.kind == "real"
+                    and ty.lo is not None and not ty.lo <= member <= ty.hi):
+                # readers may divide by it, trusting the range its mechanism gives it (semantics.expr)
+                self.sink.error(E0303, f"do({a.name.text} = {_show(raw)}): `{a.name.text}` is real in "
+                                f"{ty.lo}..{ty.hi}, the values its mechanism can produce", a.value.span,
+                                "outside its range", help=f"intervene with a value in {ty.lo}..{ty.hi}")
+                ok = False
+                continue
             if a.name.text in values:
                 self.sink.error(E0201, f"`{a.name.text}` is assigned twice in this example", a.name.span,
                                 "assigned again", help=f"give `{a.name.text}` one value; delete the second")

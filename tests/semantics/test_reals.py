@@ -141,3 +141,13 @@ def test_a_real_variable_declared_earlier_divides_when_its_range_excludes_zero()
     with pytest.raises(SpecError) as info:  # r can be 0: refused, with its range
         model(ok.replace("k / 2", "(k - 1) / 2"))
     assert "its range is 0..1" in info.value.diagnostics[0].message
+
+
+def test_do_on_a_real_stays_in_the_range_its_readers_rely_on():
+    text = ("model M {\n  input k : int 1..3\n  var r : real = k / 2\n  output o : real = 1 / r\n"
+            "  example do(r = 3/4) {k = 1} => o = 4/3\n}\n")
+    model(text)
+    with pytest.raises(SpecError) as info:  # 1 / 0 would be undefined: refused where it is written
+        model(text.replace("do(r = 3/4)", "do(r = 0)"))
+    (d,) = info.value.diagnostics
+    assert d.code == "E0303" and "1/2..3/2" in d.message
