@@ -108,6 +108,9 @@ def test_the_report_states_the_tolerance(folder):
     assert check["tolerance"] == 0.01
     assert check["conditions"][0]["text"] == "iia >= 0.95 each within 0.01"
     assert "within 0.01 of the model's" in headline(r)
+    from causalspec.report.junit import dumps, to_junit
+
+    assert "<property name=\"tolerance\" value=\"0.01\"" in dumps(to_junit([r]))
 
 
 def test_an_output_that_is_not_one_number_per_example_is_a_check_error_naming_the_shape(folder):
