@@ -50,6 +50,8 @@ E0215 = Code("E0215", "family used without an index")
 E0216 = Code("E0216", "index outside the family's range")
 E0217 = Code("E0217", "index is not computed from indices and constants")
 E0218 = Code("E0218", "unknown aggregate or aggregate over no index")
+E0220 = Code("E0220", "real value where a discrete value is needed")
+E0221 = Code("E0221", "`real` type where only a finite type is allowed")
 
 # types and domains
 E0301 = Code("E0301", "type mismatch")
@@ -64,6 +66,10 @@ E0309 = Code("E0309", "duplicate enum value or table key")
 E0310 = Code("E0310", "unsatisfiable constraint")
 E0311 = Code("E0311", "balanced sampling on a non-output or constant variable")
 E0312 = Code("E0312", "empty or too large family range")
+E0313 = Code("E0313", "real output checked without a tolerance")
+E0314 = Code("E0314", "tolerance on a discrete output")
+E0315 = Code("E0315", "network output read as the wrong kind (a value or classes)")
+E0316 = Code("E0316", "invalid tolerance")
 
 # graph
 E0401 = Code("E0401", "cycle in the causal model")

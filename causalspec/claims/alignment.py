@@ -75,7 +75,7 @@ def run_alignment_check(ir: SpecIR, check, options: CheckOptions, networks: Netw
         seconds=time.perf_counter() - start, file=ir.file, line=check.span.line,
         reproduce=reproduce_command(ir.file, check.name, pairs, seed.value), notes=found.notes,
         warnings=found.warnings, training=found.training, controls=found.controls, locate=found.locate,
-        sae=found.sae)
+        sae=found.sae, tolerance=float(check.tolerance) if getattr(check, "tolerance", None) is not None else None)
 
 
 def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found) -> Verdict:

@@ -74,4 +74,6 @@ def artifact_key(ir, check, alignment, net, plan: CheckPlan, config, variant: st
         "variant": variant,
         "algorithm": ALGORITHM_VERSION,
     }
+    if getattr(check, "tolerance", None) is not None:  # a real output: training stops early within it
+        doc["tolerance"] = [str(check.tolerance), getattr(net_ir, "output_logit", None)]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

@@ -131,7 +131,8 @@ def condition_text(c) -> str:
     metric = f"{c.metric}({c.arg})" if c.arg else c.metric
     modes = [m for m in (c.aggregation if c.metric == "iia" else "", c.statistic if c.statistic != "point" else "")
              if m]
-    return " ".join([metric, c.op, f"{c.threshold:g}", *modes])
+    within = ["within", f"{float(c.tolerance):g}"] if getattr(c, "tolerance", None) is not None else []
+    return " ".join([metric, c.op, f"{c.threshold:g}", *modes, *within])
 
 
 def compare(value: float, op: str, threshold: float) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,12 +39,14 @@ from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.loading import LoadedNetwork
+from causalspec.run.values import ValueTable
 from causalspec.run.train import TrainClaim, TrainConfig, decimate, learned_groups, load_artifact, save_artifact, train
 from causalspec.score.iia import nonfinite_counts, score_claim
 from causalspec.score.results import ClaimResult
 from causalspec.score.stats import Proportion, wilson
 from causalspec.semantics import featurizers as F
 from causalspec.semantics.analyse import SpecIR
+from causalspec.semantics.domains import format_real
 from causalspec.semantics.pairs import row_ids
 
 
@@ -142,6 +145,14 @@ class AlignmentRun:
         self.model = plan.model
         self.output = plan.output
         self.domain = self.model.domain(self.output)
+        table = getattr(engine.adapter, "values", None)
+        if self.domain.is_real:  # codes of the exact values met, shared with the adapter (run.values)
+            if table is None:
+                raise CheckUsageError(f"the real output `{self.output}` needs a network read as a value "
+                                      "(`output : value`)")
+            self.domain = table
+            table.add(v for c in plan.claims for arr in (c.pairs.expected[self.output],
+                                                         c.pairs.base_output[self.output]) for v in arr)
         self.keep_filter = keep_filter
         self.label = label
         self.progress = progress
@@ -484,9 +495,12 @@ def make_alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, o
 
 
 def _adapter(net: LoadedNetwork, plan: CheckPlan):
+    values = None
+    if plan.alignment.decoder == "value":  # a real output: matched within the check's tolerance
+        values = ValueTable(plan.check.tolerance if plan.check.tolerance is not None else Fraction(0))
     if net.backend == "torch":
-        return TorchAdapter(net, plan.model, plan.output, position=plan.alignment.output_position)
-    return HFAdapter(net, plan.network, plan.model, plan.output)
+        return TorchAdapter(net, plan.model, plan.output, position=plan.alignment.output_position, values=values)
+    return HFAdapter(net, plan.network, plan.model, plan.output, values=values)
 
 
 def describer(model, domain, cr: ClaimRun) -> Callable[[int, int], dict]:
@@ -510,4 +524,7 @@ def _row(model, inputs: dict, i: int) -> dict:
 
 
 def _value(domain, code: int):
+    if isinstance(domain, ValueTable):  # a real output: a model value (exact, as text: `1/3`) or the network's float
+        value = domain.value_of(int(code))
+        return format_real(value) if isinstance(value, Fraction) else value
     return domain.values[code] if 0 <= code < domain.size else None

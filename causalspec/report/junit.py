@@ -46,6 +46,8 @@ def _properties(r: CheckResult) -> list[tuple[str, str]]:
     props = [("status", r.status), ("seed", str(r.seed)), ("pairs", str(r.pairs))]
     if r.aaa is not None:
         props.append(("approximate_abstraction_accuracy", _num(r.aaa)))
+    if getattr(r, "tolerance", None) is not None:  # a real output, right within this of the model's value
+        props.append(("tolerance", _num(r.tolerance)))
     for c in r.claims:
         key = c.label if c.kind == "declared" else f"{c.label} (aaa subset)"
         props += [(f"iia {key}", _num(c.iia.estimate if c.iia.trials else None)),

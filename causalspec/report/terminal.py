@@ -163,6 +163,8 @@ def headline(r: CheckResult) -> str:
     scope = f"{r.pairs} sampled {'prompts' if r.kind == 'circuit' else 'pairs'} (seed {r.seed})"
     if len(declared) > 1:
         scope += f" for each of {len(declared)} interchange sets"
+    if getattr(r, "tolerance", None) is not None:  # a real output
+        scope += f", a value counting as right within {r.tolerance:g} of the model's"
     if r.status == PASSED:
         return f"holds on {scope}"
     if r.status == FAILED:

@@ -22,6 +22,7 @@ from causalspec.errors import CheckError
 from causalspec.run.batching import is_oom
 from causalspec.run.loading import LoadedNetwork, NetworkLoadError, UserCodeError, call_user, describe_exception
 from causalspec.run.patching import UNDECODABLE, with_nonfinite
+from causalspec.run.values import ValueTable
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.model import CausalModel
 
@@ -71,7 +72,8 @@ class TorchAdapter:
 
     sequence = False
 
-    def __init__(self, net: LoadedNetwork, model: CausalModel, output: str, position: int | None = None):
+    def __init__(self, net: LoadedNetwork, model: CausalModel, output: str, position: int | None = None,
+                 values: ValueTable | None = None):
         if net.encode_hook is None:
             raise NetworkLoadError(f"network `{net.name}` needs an `encode \"file.py:function\"` hook: "
                                    "causalspec cannot guess how high-level inputs become tensors")
@@ -81,6 +83,9 @@ class TorchAdapter:
         self.domain: Domain = model.domain(output)
         # `O -> output @ 3`: a [batch, positions, classes] output is read at this position
         self.position = position
+        # `output : value` (a real output): the output is one number per example, matched
+        # against the model's exact values within the check's tolerance (run.values)
+        self.values = values
         self._embeddings: tuple[Any, list] = (None, [])
 
     def _hook(self, kind: str) -> str:
@@ -166,7 +171,9 @@ class TorchAdapter:
     def predict(self, raw: torch.Tensor, batch: Batch) -> np.ndarray:
         raw = self._at_position(raw, batch)
         flagged = nonfinite_codes(raw, batch.size)  # [batch]: NAN_OUTPUT / INF_OUTPUT / 0 (finite)
-        if self.net.decode_hook is not None:
+        if self.values is not None:
+            out = self.values.match(self.value_of(raw, batch).detach().double().cpu().numpy(), self.net.name)
+        elif self.net.decode_hook is not None:
             what = f"network `{self.net.name}`: {self._hook('decode')}"
             values = decoded_values(call_user(what, self.net.decode_hook, raw), batch.size, what)
             out = np.full(batch.size, UNDECODABLE, dtype=np.int64)
@@ -186,14 +193,36 @@ class TorchAdapter:
             out = np.where(flagged != 0, flagged, out)
         return out
 
+    def read_value(self, raw: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """A forward's output as [batch] values (differentiable: learned featurizers train on it)."""
+        return self.value_of(self._at_position(raw, batch), batch)
+
+    def value_of(self, raw: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """`output : value`: the output (already read at the alignment's position) as [batch]
+        floats; it must be [batch] or [batch, 1]."""
+        if (not isinstance(raw, torch.Tensor) or not raw.is_floating_point() or raw.dim() not in (1, 2)
+                or raw.shape[0] != batch.size or (raw.dim() == 2 and raw.shape[1] != 1)):
+            shape = tuple(raw.shape) if isinstance(raw, torch.Tensor) else type(raw).__name__
+            kind = "" if not isinstance(raw, torch.Tensor) or raw.is_floating_point() else f" of {raw.dtype}"
+            at = f" at position {self.position}" if self.position is not None else ""
+            raise CheckUsageError(
+                f"network `{self.net.name}`: `output : value` reads one number per example for the real output "
+                f"`{self.output}`: expected a float output [{batch.size}] or [{batch.size}, 1]{at}; got {shape}{kind}"
+                + ("" if self.position is not None else
+                   " (a [batch, positions] output is read at a position with `-> output @ i`)"))
+        return raw.reshape(batch.size)
+
     def _at_position(self, raw: torch.Tensor, batch: Batch) -> torch.Tensor:
         """The output at the alignment's position (`-> output @ 3`), or the output itself."""
         if self.position is None:
             return raw
-        if not isinstance(raw, torch.Tensor) or raw.dim() < 3 or raw.shape[0] != batch.size:
+        least = 2 if self.values is not None else 3  # a value output: [batch, positions(, 1)]
+        if not isinstance(raw, torch.Tensor) or raw.dim() < least or raw.shape[0] != batch.size:
             shape = tuple(raw.shape) if isinstance(raw, torch.Tensor) else type(raw).__name__
+            need = "[batch, positions] or [batch, positions, 1]" if self.values is not None else \
+                "[batch, positions, classes]"
             raise NetworkLoadError(f"network `{self.net.name}`: the output `{self.output}` is read at position "
-                                   f"{self.position}, which needs an output [batch, positions, classes]; got {shape}")
+                                   f"{self.position}, which needs an output {need}; got {shape}")
         if not 0 <= self.position < raw.shape[1]:
             raise NetworkLoadError(f"network `{self.net.name}`: the output `{self.output}` is read at position "
                                    f"{self.position}, but the output has {raw.shape[1]} positions "

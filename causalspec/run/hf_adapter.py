@@ -41,7 +41,8 @@ import numpy as np
 import torch
 
 from causalspec.run.adapters import Batch, CheckUsageError
-from causalspec.run.patching import decode
+from causalspec.run.patching import decode, with_nonfinite
+from causalspec.run.values import ValueTable
 from causalspec.run.loading import LoadedNetwork
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.model import CausalModel
@@ -77,8 +78,12 @@ class HFAdapter:
 
     sequence = True
 
-    def __init__(self, net: LoadedNetwork, network_ir, model: CausalModel, output: str):
+    def __init__(self, net: LoadedNetwork, network_ir, model: CausalModel, output: str,
+                 values: ValueTable | None = None):
         self.net = net
+        # `output : value logit " yes"` (a real output): that token's logit at the answer position
+        # is the value, matched against the model's exact values within the tolerance (run.values)
+        self.values = values
         self.network_ir = network_ir
         self.model = model
         self.output = output
@@ -103,7 +108,13 @@ class HFAdapter:
         self._needs_run = not self._needed <= set(model.inputs)  # a placeholder names a non-input
         if self.model_class == "masked_lm":
             self.mask_id = self._mask_id()
-        if self.answer is not None:
+        if values is not None:
+            if self.model_class not in ("causal_lm", "masked_lm"):
+                raise CheckUsageError(f"network `{net.name}`: `output : value logit` reads a token's logit, which "
+                                      f"needs a language-model head (class causal_lm or masked_lm), not "
+                                      f"`{self.model_class}`")
+            self.candidates = self._logit_token(network_ir.output_logit)  # LongTensor [1]
+        elif self.answer is not None:
             if self.model_class not in ("causal_lm", "masked_lm"):
                 raise CheckUsageError(f"network `{net.name}`: an answer template needs a language-model head "
                                       f"(class causal_lm or masked_lm), not `{self.model_class}`")
@@ -115,6 +126,16 @@ class HFAdapter:
                                   f"`answer \" {{{output}}}\"` so the output can be read from the LM's logits")
 
     # answers ---------------------------------------------------------------------------
+    def _logit_token(self, text: str | None) -> torch.Tensor:
+        """The one token whose logit is the value (`output : value logit " yes"`)."""
+        toks = self.tokenizer(text or "", add_special_tokens=False)["input_ids"]
+        if len(toks) != 1:
+            shown = ", ".join(repr(self.tokenizer.decode([t])) for t in toks) or "no token"
+            raise CheckUsageError(f"network `{self.net.name}`: `output : value logit {text!r}` must name one token; "
+                                  f"the tokenizer reads {len(toks)} ({shown}) — name one of them, e.g. with or "
+                                  "without its leading space")
+        return torch.tensor(toks, dtype=torch.long)
+
     def _answer_candidates(self) -> torch.Tensor:
         """For each value of the output domain, the token its rendered answer is scored by."""
         part = self.answer.tokens
@@ -260,15 +281,35 @@ class HFAdapter:
             if raw.dim() != 3 or raw.shape[0] != batch.size:
                 raise CheckUsageError(f"network `{self.net.name}`: logits of shape {tuple(raw.shape)}; expected "
                                       "[batch, seq, vocab]")
-        spec = self.decode_spec(batch)
+        spec = self._read_spec(batch)
         if spec["answer_pos"] is not None and offset is not None:  # raw covers positions offset[i].. of row i
             spec["answer_pos"] = spec["answer_pos"] - offset.cpu()  # (an incremental forward)
+        if self.values is not None:  # the named token's logit is the value
+            rows = torch.arange(raw.shape[0], device=raw.device)
+            logit = raw[rows, spec["answer_pos"].to(raw.device)][:, self.candidates.to(raw.device)].float()  # [b, 1]
+            flagged = with_nonfinite(torch.zeros(raw.shape[0], dtype=torch.long, device=raw.device), logit)
+            codes = self.values.match(logit[:, 0].cpu().numpy(), self.net.name)
+            flags = flagged.cpu().numpy().astype(np.int64)
+            return np.where(flags != 0, flags, codes)
         return decode(raw, spec["answer_pos"], spec["candidates"]).cpu().numpy().astype(np.int64)
+
+    def read_value(self, raw: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """`output : value logit "tok"`: that token's logit at each row's answer position, [batch]
+        (differentiable: learned featurizers train on it)."""
+        where = self._read_spec(batch)["answer_pos"].to(raw.device)
+        at = raw[torch.arange(raw.shape[0], device=raw.device), where]  # [batch, vocab]
+        return at[:, self.candidates.to(raw.device)][:, 0]
 
     def decode_spec(self, batch: Batch) -> dict:
         """How `run.patching.decode` reads this batch's output codes: each row's answer
         position and the candidates' token ids (both None for sequence classification). Plain
         data, so a remote nnsight session can decode on the server and return only codes."""
+        if self.values is not None:
+            raise CheckUsageError(f"network `{self.net.name}`: a value read from a logit (`output : value logit`) "
+                                  "is matched here, not in an nnsight session: check it with `backend torch`")
+        return self._read_spec(batch)
+
+    def _read_spec(self, batch: Batch) -> dict:
         if self.candidates is None:
             return {"answer_pos": None, "candidates": None}
         return {"answer_pos": torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long),

@@ -13,7 +13,9 @@ columns of a rotation), cut into disjoint blocks of `k` columns, one block per a
 variable at that site. The interchange of variable V from a source into a base is
 `x + ((src - x) @ B_V) @ B_V.T`, the engine's subspace patch. The loss is the cross entropy
 of the network's class scores on the patched run against the high-level model's
-counterfactual output.
+counterfactual output; for a real output (`output : value`) it is the squared error of the
+network's value against the counterfactual value (MSE, the regression loss of pyvene's
+interventions on continuous targets).
 
 Boundless DAS (Wu et al. 2023): a full rotation per site and, per variable, a learned
 boundary `b` over its share of the rotated dimensions: soft mask `m_i = sigmoid((b - i) / T)`
@@ -403,11 +405,13 @@ def batch_loss(engine, rows, cache, alignment, sites: Sequence[LearnedFeaturizer
                fixed_basis: Callable | None = None, *, full: bool = False,
                stats: suffix.SuffixStats | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(cross entropy summed over the pairs `idx` of `claim` / `total` (default: their number),
-    class scores, targets), differentiable in the parameters of `sites`.
+    class scores, targets), differentiable in the parameters of `sites`. For a real output (the
+    adapter's `values`): (squared error summed / total, values [batch], target values [batch]).
 
     On the incremental path (`run.suffix`) where the cache allows it and `full` is not set;
     otherwise a full patched forward. `stats` counts which path each batch took."""
     adapter, module, family = engine.adapter, engine.module, engine.family
+    table = getattr(adapter, "values", None)  # run.values.ValueTable: a real output (MSE), else classes
     where = {(v, b): (i, j) for i, st in enumerate(sites) for j, (v, b) in enumerate(st.vars)}
     weights = [st.weight() for st in sites]
     batch = adapter.encode({k: v[claim.base[idx]] for k, v in rows.items()})
@@ -443,15 +447,30 @@ def batch_loss(engine, rows, cache, alignment, sites: Sequence[LearnedFeaturizer
         at = suffix.answer_logits(runner, batch, claim.base[idx], layout, [a for a, _, _ in items],
                                   _edits(module, family, edits), stats)
         scores = answer_scores(adapter, at).float()
+        if table is not None:
+            scores = scores[:, 0]  # the named token's logit is the value
     else:
         if stats is not None:
             stats.fallbacks[layout] = stats.fallbacks.get(layout, 0) + 1
         with _edits(module, family, [(a, make(a, p)) for a, p, make in items]):
             raw = adapter.forward(batch)
-        scores = class_scores(adapter, raw, batch).float()
+        scores = (adapter.read_value(raw, batch) if table is not None else class_scores(adapter, raw, batch)).float()
+    if table is not None:  # a real output: regression on the counterfactual value (MSE)
+        target = torch.as_tensor(table.as_floats(claim.expected[idx]), dtype=torch.float32, device=scores.device)
+        loss = nn.functional.mse_loss(scores, target, reduction="sum") / (total or len(idx))
+        return loss, scores, target
     target = torch.as_tensor(claim.expected[idx], dtype=torch.long, device=scores.device)
     loss = nn.functional.cross_entropy(scores, target, reduction="sum") / (total or len(idx))
     return loss, scores, target
+
+
+def correct_count(adapter, scores: torch.Tensor, target: torch.Tensor) -> int:
+    """Training pairs the patched run gets right: the argmax class, or (a real output) a value
+    within the check's tolerance of the target (in floats: a training curve, not a verdict)."""
+    values = getattr(adapter, "values", None)
+    if values is not None:
+        return int(((scores.detach() - target).abs() <= float(values.tolerance)).sum())
+    return int((scores.detach().argmax(-1) == target).sum())
 
 
 def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: list[TrainClaim],
@@ -512,7 +531,7 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
                     if gr is not None:
                         acc += gr
                 loss_sum += float(loss.detach())
-                correct += int((scores.detach().argmax(-1) == target).sum())
+                correct += correct_count(engine.adapter, scores, target)
         penalised = [p for p in (st.penalty() for st in sites) if p is not None]
         if penalised:
             penalty = config.boundary_penalty * torch.cat(penalised).clamp_min(0).mean()

@@ -168,6 +168,9 @@ class CheckResult:
     sae: dict[str, Any] | None = None
     kind: str = "check"  # "check" | "circuit" (a circuit claim: `circuit` holds its numbers)
     circuit: Any = None  # score/circuit_scores.CircuitSummary for kind == "circuit"
+    # a real output's tolerance (`within T`): a prediction within T of the model's value counts as
+    # right; None for a discrete output (compared for equality)
+    tolerance: float | None = None
     # the option (`--strict`, `--causalspec-strict`) that turned this skip into an error; "" otherwise.
     # Not a JSON key: the reason says it too.
     strict_skip: str = ""
@@ -188,7 +191,7 @@ class CheckResult:
             "conditions": [c.to_dict() for c in self.conditions],
             "reproduce": self.reproduce, "notes": list(self.notes), "warnings": list(self.warnings),
             "training": self.training, "controls": [c.to_dict() for c in self.controls],
-            "locate": self.locate, "sae": self.sae, "kind": self.kind,
+            "locate": self.locate, "sae": self.sae, "kind": self.kind, "tolerance": self.tolerance,
             "circuit": None if self.circuit is None else self.circuit.to_dict(),
         }
 

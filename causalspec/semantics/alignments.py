@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from causalspec.codes import E0203, E0608, E0609, E0612, E0614, W0610
+from causalspec.codes import E0203, E0315, E0608, E0609, E0612, E0614, W0610
 from causalspec.diagnostics import did_you_mean
 from causalspec.semantics.context import article
 from causalspec.semantics.featurizers import SAE, Identity, Slice, featurizer_from_ast, hook_mismatch
@@ -70,6 +70,8 @@ class AlignmentAnalysis(NetworkAnalysis):
                 ok &= output_position is not False
                 decoder = self._decoder(stmt, net)
                 ok &= decoder is not None
+                if decoder is not None and var is not None:
+                    ok &= self._value_output(stmt, var, net, decoder)
                 continue
             if var is not None and var.kind == "output":
                 self.sink.error(E0609, f"`{name.text}` is the model's output: it is read from the network's "
@@ -182,7 +184,27 @@ class AlignmentAnalysis(NetworkAnalysis):
                     out.append(replace(stmt, var=name, positions=_at(stmt.positions, var, k), index=None))
         return tuple(out), ok
 
+    def _value_output(self, stmt: A.OutputAlignment, var, net: NetworkIR | None, decoder: str) -> bool:
+        """E0315 unless a real output is read as a value (`output : value`) and only a real one is."""
+        real = var.domain.is_real
+        if real and decoder != "value":
+            where = f"network `{net.name}`" if net is not None else "the network"
+            self.sink.error(E0315, f"`{stmt.var.text}` is real, but {where} is read as classes ({decoder})",
+                            stmt.span, "a real output",
+                            help=f"add `output : value` to {where} (its output [batch] or [batch, 1] is the value)")
+            return False
+        if not real and decoder == "value" and net is not None:
+            self.sink.error(E0315, f"network `{net.name}` is read as a value (`output : value`), but "
+                            f"`{stmt.var.text}` is {var.domain.describe()}", stmt.span, "a discrete output",
+                            notes=[f"`output : value` is at {net.output_value_span}"] if net.output_value_span else (),
+                            help=f"declare `{stmt.var.text}` `real` (checked within a tolerance), or remove "
+                                 "`output : value` to read the output as classes")
+            return False
+        return True
+
     def _decoder(self, stmt: A.OutputAlignment, net: NetworkIR | None) -> str | None:
+        if stmt.decoder is None and net is not None and net.output_value:
+            return "value"
         if stmt.decoder is None:
             if net is None:
                 return "argmax"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import graphlib
 import heapq
 import math
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from causalspec.codes import (
     E0201,
     E0202,
     E0203,
+    E0221,
     E0301,
     E0302,
     E0303,
@@ -100,6 +102,10 @@ class _ModelAnalyser:
         for stmt in body:
             if isinstance(stmt, A.InputDecl):
                 dom = self.resolve_type(stmt.type)
+                # reported, and the input kept (real): its readers are not reported as unknown names
+                self._finite(dom, stmt.type, "an input",
+                             "inputs are sampled from a finite domain: declare it `int lo..hi`, or compute "
+                             "the real from discrete inputs with a `var` (e.g. `var r : real = k / 4`)")
                 dist = self._distribution(stmt, dom) if dom is not None else None
                 for name in stmt.names:
                     self._declare(name)
@@ -149,6 +155,8 @@ class _ModelAnalyser:
     def resolve_type(self, t: A.TypeExpr, domain_name: str | None = None) -> Domain | None:
         if isinstance(t, A.BoolType):
             return Domain.boolean()
+        if isinstance(t, A.RealType):
+            return Domain.real()
         if isinstance(t, A.IntType):
             if not isinstance(t.lo, int) or not isinstance(t.hi, int):  # a const bound left unexpanded
                 return None
@@ -240,9 +248,19 @@ class _ModelAnalyser:
         total = weights.sum()
         return Distribution(weights / total if total > 0 else None)
 
+    def _finite(self, dom: Domain | None, t: A.TypeExpr, what: str, help: str) -> Domain | None:
+        """`dom`, or None with E0221 when it is `real` (a type that has no finite list of values)."""
+        if dom is not None and dom.is_real:
+            self.sink.error(E0221, f"{what} cannot be `real`", t.span, "a real type", help=help)
+            return None
+        return dom
+
     def _table(self, stmt: A.TableDecl) -> None:
-        key_domains = [self.resolve_type(t) for t in stmt.key_types]
-        value_domain = self.resolve_type(stmt.value_type)
+        table_help = "a table lists its entries, so keys and values need finite types; compute a real from " \
+                     "a table's int value with `/` instead (e.g. `score[x] / 4`)"
+        key_domains = [self._finite(self.resolve_type(t), t, "a table key", table_help) for t in stmt.key_types]
+        value_domain = self._finite(self.resolve_type(stmt.value_type), stmt.value_type, "a table value",
+                                    table_help)
         if value_domain is None or any(d is None for d in key_domains):
             return
         shape = tuple(d.size for d in key_domains)
@@ -325,11 +343,15 @@ class _ModelAnalyser:
         return ExprCompiler(self.sink, self._var_domains, self.tables, self.enum_members, context)
 
     def _compile_mechanisms(self) -> None:
+        real_types: dict = {}  # static ranges of the real variables compiled so far (declaration order)
         for name, decl in self.var_asts.items():
             var = self.vars[name]
             comp = self._compiler(f"mechanism of `{name}`")
             comp.expected = var.domain
+            comp.real_types = real_types
             compiled = comp.coerce(comp.compile(decl.expr), var.domain, f"mechanism of `{name}`")
+            if var.domain.is_real and compiled.ty.kind == "real":
+                real_types[name] = compiled.ty
             var.mechanism = compiled
             var.parents = tuple(sorted(compiled.names))
 
@@ -437,6 +459,11 @@ class _ModelAnalyser:
             self.sink.error(E0311, f"`sample balanced {name.text}`: `{name.text}` is an input",
                             name.span, "balance a computed variable",
                             help="inputs are sampled from their distribution; balance an output or var")
+            return None
+        if var.domain.is_real:
+            self.sink.error(E0221, f"`sample balanced {name.text}`: `{name.text}` is real", name.span,
+                            "a real variable", help="balancing draws inputs per value of a finite domain; "
+                            "balance a discrete variable the real is computed from")
             return None
         return name.text
 
@@ -569,6 +596,15 @@ class _ModelAnalyser:
                                 help=_suggest(raw, var.domain))
                 ok = False
                 continue
+            ty = var.mechanism.ty if var.mechanism is not None else None
+            if (role == "do" and var.domain.is_real and ty is not None and ty.kind == "real"
+                    and ty.lo is not None and not ty.lo <= member <= ty.hi):
+                # readers may divide by it, trusting the range its mechanism gives it (semantics.expr)
+                self.sink.error(E0303, f"do({a.name.text} = {_show(raw)}): `{a.name.text}` is real in "
+                                f"{ty.lo}..{ty.hi}, the values its mechanism can produce", a.value.span,
+                                "outside its range", help=f"intervene with a value in {ty.lo}..{ty.hi}")
+                ok = False
+                continue
             if a.name.text in values:
                 self.sink.error(E0201, f"`{a.name.text}` is assigned twice in this example", a.name.span,
                                 "assigned again", help=f"give `{a.name.text}` one value; delete the second")
@@ -612,6 +648,8 @@ class _ModelAnalyser:
 def _literal_value(lit: A.Literal) -> Any:
     if isinstance(lit, A.IntLit):
         return lit.value
+    if isinstance(lit, A.FracLit):
+        return Fraction(lit.numerator, lit.denominator)
     if isinstance(lit, A.BoolLit):
         return lit.value
     if isinstance(lit, A.StrLit):

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import itertools
 import re
+from fractions import Fraction
 from typing import AbstractSet
 
-from causalspec.codes import (E0201, E0203, E0208, E0623, E0702, E0703, E0705, E0707, E0708, E0709, E0711,
-                              E0712)
+from causalspec.codes import (E0201, E0203, E0208, E0313, E0314, E0316, E0623, E0702, E0703, E0705, E0707, E0708,
+                              E0709, E0711, E0712)
 from causalspec.diagnostics import did_you_mean
 from causalspec.semantics.alignments import AlignmentAnalysis
 from causalspec.semantics.conditions import ConditionAnalysis
@@ -157,13 +158,52 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                                 name_node.span, "no interchange",
                                 help="add e.g. `interchange X` (or claim `aaa`, which covers every subset)")
                 ok = False
+        tolerance, tolerance_ok = self._tolerance(name, expects, alignment)
+        ok &= tolerance_ok
         if not ok or alignment is None:
             return None
         value = {k: s.value for k, s in settings.items()}
         return CheckIR(name, target, tuple(sets), tuple(conditions), value.get("pairs", DEFAULT_PAIRS),
                        value.get("seed", DEFAULT_SEED), value.get("pool"), value.get("batch", DEFAULT_BATCH),
                        tuple(controls), default, chk.span, value.get("train"), value.get("steps"), tuple(locates),
-                       seed_given="seed" in value, draws=draws, latent_search=search)
+                       seed_given="seed" in value, draws=draws, latent_search=search, tolerance=tolerance)
+
+    def _tolerance(self, name: str, expects: list[A.Expect], alignment) -> tuple[Fraction | None, bool]:
+        """The check's one tolerance (`within T` of its conditions): required when the aligned
+        output is real (E0313), refused when it is discrete (E0314), one value per check (E0316)."""
+        written = [c.tolerance for e in expects for c in e.conditions if c.tolerance is not None]
+        values: list[Fraction] = []
+        ok = True
+        for t in written:
+            value = Fraction(t.text)
+            if value < 0:
+                self.sink.error(E0316, f"tolerance {t.text} is negative", t.span, "a distance is >= 0",
+                                help="write the largest distance from the model's value that still counts as right, "
+                                     "e.g. `within 0.01` (or `within 0` for exact agreement)")
+                ok = False
+            elif values and value != values[0]:
+                self.sink.error(E0316, f"check `{name}` states two tolerances ({written[0].text} and {t.text})",
+                                t.span, "another tolerance",
+                                help="a check scores its pairs once, with one tolerance: give every `within` "
+                                     "the same value, or write it once")
+                ok = False
+            values.append(value)
+        if alignment is None or alignment.model not in self.ir.models or not expects:
+            return (values[0] if values and ok else None), ok
+        model = self.ir.models[alignment.model]
+        domain = model.domain(alignment.output)
+        if domain.is_real and not written:
+            self.sink.error(E0313, f"check `{name}` scores the real output `{alignment.output}` without a tolerance",
+                            expects[0].span, "no `within`",
+                            help="a network computes a real only approximately: state how close counts as right, "
+                                 "e.g. `expect iia >= 0.95 within 0.01`")
+            return None, False
+        if not domain.is_real and written:
+            self.sink.error(E0314, f"`within` applies to real outputs; `{alignment.output}` is {domain.describe()}",
+                            written[0].span, "a discrete output",
+                            help="a discrete output is right when it equals the model's value: remove `within`")
+            return None, False
+        return (values[0] if values and ok else None), ok
 
     def _control_draws(self, name: A.Name, args: tuple) -> int | None:
         """`random_subspace(n=20)` -> 20; a bad argument is E0712 (None)."""
@@ -358,7 +398,8 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
         if aggregation is None:
             aggregation = "mean" if metric == "aaa" else "each"
         return ConditionIR(metric, arg.text if arg is not None else None, cond.op, float(cond.threshold),
-                           statistic or "point", aggregation, cond.span)
+                           statistic or "point", aggregation, cond.span,
+                           Fraction(cond.tolerance.text) if cond.tolerance is not None else None)
 
 
 _BRACE = re.compile(r"\{([^{}]*)\}")

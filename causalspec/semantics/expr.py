@@ -5,18 +5,25 @@ or `lambdify` anything a user wrote — every operation below is chosen from our
 kinds and a whitelist of functions, so a name or a string can only ever be a name or a string.
 
 Typing: `bool`, `int` (with a static range from interval arithmetic, used for diagnostics
-and table indexing), `enum` (a Domain) and `symbol` (an enum member written bare or as a
-string, whose domain is fixed by what it is compared with).
+and table indexing), `real` (exact rationals: object arrays of `fractions.Fraction`, with a
+static range when it is known), `enum` (a Domain) and `symbol` (an enum member written bare or
+as a string, whose domain is fixed by what it is compared with).
+
+Reals: an int meets a real and becomes one (`+ - * /`, comparisons, `if` branches, `min`,
+`max`, `abs`, `clip`); `/` always gives a real (1 / 3 is exactly one third, never a float);
+a real is never an index, a table key, an enum value, an operand of `//`/`%` or of `==`/`!=`
+(E0220: exact equality of computed fractions is what a check's tolerance is for).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from causalspec.codes import E0104, E0203, E0204, E0205, E0209, E0210, E0301, E0303, E0304
+from causalspec.codes import E0104, E0203, E0204, E0205, E0209, E0210, E0220, E0301, E0303, E0304
 from causalspec.diagnostics import DiagnosticSink, did_you_mean
 from causalspec.semantics.domains import Domain
 from causalspec.syntax import ast as A
@@ -30,15 +37,17 @@ Evaluator = Callable[[Env, int], np.ndarray]
 
 @dataclass(frozen=True)
 class Ty:
-    kind: str  # bool | int | enum | symbol | error
-    lo: int = 0
-    hi: int = 0
+    kind: str  # bool | int | real | enum | symbol | error
+    lo: Any = 0  # int: the static range; real: a Fraction, or None when unknown
+    hi: Any = 0
     domain: Domain | None = None
     symbol: str | None = None
 
     def describe(self) -> str:
         if self.kind == "int":
             return f"int (range {self.lo}..{self.hi})"
+        if self.kind == "real":
+            return "real" if self.lo is None or self.hi is None else f"real (range {self.lo}..{self.hi})"
         if self.kind == "enum":
             return self.domain.describe() if self.domain else "enum"
         if self.kind == "symbol":
@@ -87,6 +96,53 @@ def _fold(op, fns, env: Env, n: int) -> np.ndarray:
     return out
 
 
+NUMERIC = ("int", "real")
+REAL = Ty("real", None, None)
+
+
+def real_array(values: Any, n: int) -> np.ndarray:
+    """An int, bool or real array (or scalar) as an object array of exact values (Python ints
+    and Fractions: `Fraction + int` stays exact, `int / int` is never computed)."""
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        arr = np.broadcast_to(arr, (n,))
+    if arr.dtype == object:
+        return arr
+    out = np.empty(arr.shape, dtype=object)
+    out[:] = [int(x) for x in arr.reshape(-1)]
+    return out
+
+
+def _div(a: Any, b: Any) -> Fraction:
+    return Fraction(a) / b
+
+
+_DIVIDE = np.frompyfunc(_div, 2, 1)
+
+
+def _real_range(ty: Ty) -> tuple[Fraction | None, Fraction | None]:
+    """A numeric type's static range as Fractions (None: unknown)."""
+    if ty.kind == "int":
+        return Fraction(ty.lo), Fraction(ty.hi)
+    return ty.lo, ty.hi
+
+
+def _corners(op, a: Ty, b: Ty) -> Ty:
+    """The real range of `a op b` for + - * / by interval arithmetic (unknown if a bound is)."""
+    (alo, ahi), (blo, bhi) = _real_range(a), _real_range(b)
+    if None in (alo, ahi, blo, bhi):
+        return REAL
+    if op == "+":
+        return Ty("real", alo + blo, ahi + bhi)
+    if op == "-":
+        return Ty("real", alo - bhi, ahi - blo)
+    if op == "*":
+        vals = [alo * blo, alo * bhi, ahi * blo, ahi * bhi]
+    else:  # "/": the caller made sure 0 is outside b's range
+        vals = [alo / blo, alo / bhi, ahi / blo, ahi / bhi]
+    return Ty("real", min(vals), max(vals))
+
+
 def conversion_help(have: Ty, want: str, domain: Domain | None = None) -> str:
     """How to turn a value of type `have` into the `want` kind (bool, int, enum) a place needs."""
     if want == "bool":
@@ -113,6 +169,7 @@ FUNCTIONS = {
     "clip": "clip(x, lo, hi): x limited to lo..hi",
     "count": "count(a, b, …): how many of the bools are true",
     "xor": "xor(a, b): exactly one of two bools is true",
+    "mean": "mean(a, b, …): the average of numbers (a real), or the fraction of true bools",
 }
 
 
@@ -128,6 +185,9 @@ class ExprCompiler:
         self.enum_members = enum_members
         self.context = context  # e.g. "mechanism of `O`", for messages
         self.expected: Domain | None = None  # the declared domain of the result, when known
+        # the static range of real variables whose mechanism was compiled already (a divisor `/ r`
+        # is allowed when its range excludes 0); unknown for the others
+        self.real_types: Mapping[str, Ty] = {}
 
     # public ------------------------------------------------------------------
     def compile(self, expr: A.Expr) -> Compiled:
@@ -142,6 +202,14 @@ class ExprCompiler:
             return compiled
         if target.kind == "int" and ty.kind == "int":
             return compiled
+        if target.kind == "real" and ty.kind in NUMERIC:
+            if ty.kind == "int":
+                return Compiled(compiled.ast, Ty("real", Fraction(ty.lo), Fraction(ty.hi)), compiled.names,
+                                lambda env, n, f=compiled.fn: real_array(f(env, n), n))
+            return compiled
+        if ty.kind == "real":
+            self._real_refused(compiled, f"{what} is declared {target.describe()}")
+            return Compiled(compiled.ast, ERROR, compiled.names, compiled.fn)
         if target.kind == "enum":
             if ty.kind == "enum" and ty.domain == target:
                 return compiled
@@ -195,7 +263,8 @@ class ExprCompiler:
                                                   "or rename the variable")
                 return self._error(e, {name})
             dom = self.variables[name]
-            ty = {"bool": BOOL, "int": Ty("int", dom.lo, dom.hi)}.get(dom.kind) or Ty("enum", domain=dom)
+            ty = {"bool": BOOL, "int": Ty("int", dom.lo, dom.hi),
+                  "real": self.real_types.get(name, REAL)}.get(dom.kind) or Ty("enum", domain=dom)
             return Compiled(e, ty, frozenset({name}), lambda env, n, k=name: env[k])
         if is_member:
             return self._symbol(e, name)
@@ -213,6 +282,10 @@ class ExprCompiler:
             if not self._expect(x, "bool", "operand of `not`"):
                 return self._error(e, x.names)
             return Compiled(e, BOOL, x.names, lambda env, n: np.logical_not(x.fn(env, n)))
+        if x.ty.kind == "real":
+            lo, hi = x.ty.lo, x.ty.hi
+            ty = REAL if lo is None or hi is None else Ty("real", -hi, -lo)
+            return Compiled(e, ty, x.names, lambda env, n: -x.fn(env, n))
         if not self._expect(x, "int", "operand of unary `-`"):
             return self._error(e, x.names)
         return Compiled(e, Ty("int", -x.ty.hi, -x.ty.lo), x.names, lambda env, n: -x.fn(env, n))
@@ -242,7 +315,16 @@ class ExprCompiler:
             f = np.logical_and if op == "and" else np.logical_or
             return Compiled(e, BOOL, names, lambda env, n: f(l.fn(env, n), r.fn(env, n)))
         if op in ("==", "!="):
+            for side in (l, r):
+                if side.ty.kind == "real":
+                    self._real_refused(side, f"`{op}` compares exact values",
+                                       help="compare reals with `<`, `<=`, `>`, `>=` (a check compares a real "
+                                            "output within its tolerance); or compare the ints it is computed "
+                                            "from, e.g. `2 * count(…) == i` for `mean(…) == 1/2`")
+                    return self._error(e, names)
             return self._equality(e, l, r, names)
+        if l.ty.kind == "real" or r.ty.kind == "real" or op == "/":
+            return self._real_binary(e, op, l, r, names)
         if op in ("<", "<=", ">", ">="):
             ok = self._expect(l, "int", f"left side of `{op}`") & self._expect(r, "int", f"right side of `{op}`")
             if not ok:
@@ -253,6 +335,38 @@ class ExprCompiler:
         if not ok:
             return self._error(e, names)
         return self._arith(e, op, l, r, names)
+
+    def _real_binary(self, e, op: str, l: Compiled, r: Compiled, names) -> Compiled:
+        """An operator with a real operand, or `/` (whose result is always real)."""
+        for side, where in ((l, "left"), (r, "right")):
+            if side.ty.kind == "real" and op in ("//", "%"):
+                self._real_refused(side, f"`{op}` is integer arithmetic",
+                                   help="use `/` for an exact division of reals")
+                return self._error(e, names)
+            if side.ty.kind not in NUMERIC:
+                self.sink.error(E0301, f"{where} side of `{op}` must be a number (int or real), got "
+                                f"{side.ty.describe()}", side.ast.span, "expected a number",
+                                help=conversion_help(side.ty, "int"))
+                return self._error(e, names)
+        lf, rf = l.fn, r.fn
+        if op in ("<", "<=", ">", ">="):
+            f = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}[op]
+            return Compiled(e, BOOL, names,
+                            lambda env, n: f(real_array(lf(env, n), n), real_array(rf(env, n), n)).astype(bool))
+        if op == "/":
+            blo, bhi = _real_range(r.ty)
+            if blo is None or bhi is None or blo <= 0 <= bhi:
+                rng = "unknown" if blo is None or bhi is None else f"{blo}..{bhi}"
+                self.sink.error(E0301, f"divisor of `/` can be zero (its range is {rng})", r.ast.span, "may be 0",
+                                help="divide by an expression whose range excludes 0, e.g. `max(d, 1)` for an "
+                                     "int `d`, or narrow its domain")
+                return self._error(e, names)
+            return Compiled(e, _corners("/", l.ty, r.ty), names,
+                            lambda env, n: _DIVIDE(real_array(lf(env, n), n), real_array(rf(env, n), n)))
+        ops = {"+": np.add, "-": np.subtract, "*": np.multiply}
+        f = ops[op]
+        return Compiled(e, _corners(op, l.ty, r.ty), names,
+                        lambda env, n: f(real_array(lf(env, n), n), real_array(rf(env, n), n)))
 
     def _arith(self, e, op: str, l: Compiled, r: Compiled, names) -> Compiled:
         out = self._arith_unchecked(e, op, l, r, names)
@@ -332,6 +446,12 @@ class ExprCompiler:
         if a.kind == "symbol" and b.kind == "symbol":
             # Both branches are bare values: the declared type decides later; keep symbols.
             return self._symbol_choice(e, c, a.symbol, b.symbol, names)
+        if "real" in (a.kind, b.kind) and a.kind in NUMERIC and b.kind in NUMERIC:
+            (alo, ahi), (blo, bhi) = _real_range(a), _real_range(b)
+            ty = REAL if None in (alo, ahi, blo, bhi) else Ty("real", min(alo, blo), max(ahi, bhi))
+            tf, of = t.fn, o.fn
+            return Compiled(e, ty, names, lambda env, n: np.where(c.fn(env, n), real_array(tf(env, n), n),
+                                                                  real_array(of(env, n), n)))
         if a.kind != b.kind or (a.kind == "enum" and a.domain != b.domain):
             self.sink.error(E0301, f"`if` branches differ: {a.describe()} vs {b.describe()}", e.span,
                             "branches must have one type",
@@ -368,13 +488,15 @@ class ExprCompiler:
         if any(a.ty.kind == "error" for a in args):
             return self._error(e, names)
         arity = {"abs": (1, 1), "mod": (2, 2), "clip": (3, 3), "xor": (2, 2), "min": (2, None),
-                 "max": (2, None), "count": (1, None)}[fname]
+                 "max": (2, None), "count": (1, None), "mean": (1, None)}[fname]
         lo_n, hi_n = arity
         if len(args) < lo_n or (hi_n is not None and len(args) > hi_n):
             want = str(lo_n) if lo_n == hi_n else f"at least {lo_n}"
             self.sink.error(E0304, f"`{fname}` takes {want} argument(s), got {len(args)}", e.span,
                             FUNCTIONS[fname], help=f"call it as {FUNCTIONS[fname].split(':')[0]}")
             return self._error(e, names)
+        if fname == "mean" or (fname in ("abs", "min", "max", "clip") and any(a.ty.kind == "real" for a in args)):
+            return self._real_call(e, fname, args, names)
         want_kind = "bool" if fname in ("count", "xor") else "int"
         ok = all([self._expect(a, want_kind, f"argument {i + 1} of `{fname}`") for i, a in enumerate(args)])
         if not ok:
@@ -405,6 +527,64 @@ class ExprCompiler:
                             lambda env, n: np.sum([f(env, n).astype(np.int64) for f in fns], axis=0))
         return Compiled(e, BOOL, names, lambda env, n: np.logical_xor(fns[0](env, n), fns[1](env, n)))
 
+    def _real_call(self, e: A.Call, fname: str, args: list[Compiled], names) -> Compiled:
+        """`mean(…)`, and `abs`/`min`/`max`/`clip` with a real argument: exact real results."""
+        kinds = {a.ty.kind for a in args}
+        if fname == "mean" and kinds == {"bool"}:  # the fraction of true ones
+            fns = [a.fn for a in args]
+            k = len(args)
+            return Compiled(e, Ty("real", Fraction(0), Fraction(1)), names,
+                            lambda env, n: _DIVIDE(real_array(np.sum([f(env, n).astype(np.int64) for f in fns],
+                                                                     axis=0), n), k))
+        for i, a in enumerate(args):
+            if a.ty.kind not in NUMERIC:
+                self.sink.error(E0301, f"argument {i + 1} of `{fname}` must be a number (int or real)"
+                                + (" — or every argument a bool" if fname == "mean" else "")
+                                + f", got {a.ty.describe()}", a.ast.span, "expected a number",
+                                help=conversion_help(a.ty, "int"))
+                return self._error(e, names)
+        ranges = [_real_range(a.ty) for a in args]
+        known = all(lo is not None and hi is not None for lo, hi in ranges)
+        fns = [a.fn for a in args]
+
+        def reals(env, n):
+            return [real_array(f(env, n), n) for f in fns]
+
+        if fname == "mean":
+            k = len(args)
+            ty = Ty("real", sum(lo for lo, _ in ranges) / k, sum(hi for _, hi in ranges) / k) if known else REAL
+            return Compiled(e, ty, names, lambda env, n: _DIVIDE(np.sum(reals(env, n), axis=0), k))
+        if fname == "abs":
+            lo, hi = ranges[0]
+            ty = REAL if not known else Ty("real", Fraction(0) if lo <= 0 <= hi else min(abs(lo), abs(hi)),
+                                           max(abs(lo), abs(hi)))
+            return Compiled(e, ty, names, lambda env, n: np.abs(reals(env, n)[0]))
+        if fname in ("min", "max"):
+            pick = min if fname == "min" else max
+            ty = Ty("real", pick(lo for lo, _ in ranges), pick(hi for _, hi in ranges)) if known else REAL
+            op = np.minimum if fname == "min" else np.maximum
+
+            def fold(env, n):
+                vals = reals(env, n)
+                out = vals[0]
+                for v in vals[1:]:
+                    out = op(out, v)
+                return out
+
+            return Compiled(e, ty, names, fold)
+        if fname == "clip":
+            ty = REAL
+            if known:
+                (xl, xh), (ll, lh), (hl, hh) = ranges
+                ty = Ty("real", min(max(xl, ll), hl), min(max(xh, lh), hh))
+            return Compiled(e, ty, names,
+                            lambda env, n: (lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi))(*reals(env, n)))
+        for a in args:  # mod, count, xor: discrete only
+            if a.ty.kind == "real":
+                self._real_refused(a, f"`{fname}` takes {'bools' if fname in ('count', 'xor') else 'ints'}")
+                return self._error(e, names)
+        return self._error(e, names)  # pragma: no cover - only abs/min/max/clip/mean come here
+
     def _Index(self, e: A.Index) -> Compiled:
         tname = e.table.text
         args = [self._c(a) for a in e.args]
@@ -424,6 +604,9 @@ class ExprCompiler:
             return self._error(e, names)
         coded = []
         for i, (a, dom) in enumerate(zip(args, table.key_domains)):
+            if a.ty.kind == "real":
+                self._real_refused(a, f"key {i + 1} of table `{tname}` must be {dom.describe()}")
+                return self._error(e, names)
             if dom.kind == "enum":
                 a = self.coerce(a, dom, f"key {i + 1} of `{tname}`")
             elif a.ty.kind != dom.kind:
@@ -466,9 +649,19 @@ class ExprCompiler:
     def _expect(self, c: Compiled, kind: str, what: str) -> bool:
         if c.ty.kind == kind:
             return True
+        if c.ty.kind == "real":
+            self._real_refused(c, f"{what} must be {kind}")
+            return False
         self.sink.error(E0301, f"{what} must be {kind}, got {c.ty.describe()}", c.ast.span,
                         f"expected {kind}", help=conversion_help(c.ty, kind))
         return False
+
+    def _real_refused(self, c: Compiled, why: str, help: str | None = None) -> None:
+        """E0220: a real where only a discrete value (bool, int, enum) can go."""
+        self.sink.error(E0220, f"{why}, but this is a real value", c.ast.span, "a real",
+                        help=help or "reals are exact fractions that a check compares within a tolerance; an "
+                                     "index, a table key, an enum value or an int needs a discrete value: "
+                                     "compute it from the ints (`count(…)`, `sum(…)`, `//`) instead")
 
     def _unknown_member(self, e, symbol: str, domain: Domain) -> None:
         self.sink.error(E0209, f"`{symbol}` is not a value of {domain.describe()}", e.span,
@@ -517,6 +710,9 @@ def to_sympy(expr: A.Expr, tables: Mapping[str, object] | None = None) -> sympy.
                 return sympy.Add(*[sympy.Piecewise((1, a), (0, True)) for a in args])
             if f == "xor":
                 return sympy.Xor(*args)
+            if f == "mean":
+                return sympy.Add(*[sympy.Piecewise((1, a), (0, True)) if isinstance(a, sympy.logic.boolalg.Boolean)
+                                   else a for a in args]) / len(args)
             return sympy.Function(f)(*args)
         if isinstance(e, A.Index):
             return sympy.Function(e.table.text)(*[go(a) for a in e.args])
@@ -545,6 +741,8 @@ def to_sympy(expr: A.Expr, tables: Mapping[str, object] | None = None) -> sympy.
                 return a * b
             if op == "//":
                 return sympy.floor(a / b)
+            if op == "/":
+                return a / b
             if op == "%":
                 return sympy.Mod(a, b)
             rel = {"==": sympy.Eq, "!=": sympy.Ne, "<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt,

@@ -12,7 +12,10 @@ the index variables and the constants, never from a variable's value (E0217). An
 the family's range is an error (E0216) unless the reference sits in the branch of an `if` whose
 condition is static and false for that index — `if i > 1 then t[i-1] else t[i]` is the
 boundary guard: static conditions pick their branch during expansion, so the other branch is
-never built. Aggregates unroll into the existing operators (count, +, or, and, min, max, if).
+never built. Aggregates unroll into the existing operators (count, +, or, and, min, max, if;
+`mean` into the function `mean(…)`, whose result is an exact real). `mean`, like min, max and
+argmax, takes only a static condition, and over no index at all it is an error (E0218): the
+mean of nothing is undefined, and we do not pick a value for it.
 """
 
 from __future__ import annotations
@@ -342,11 +345,8 @@ class _Expander:
                 out = A.IfThenElse(A.Binary(">=", bodies[pos], later, span=sp), _int_expr(items[pos][2], sp),
                                    out, span=sp)
             return out
-        # mean: a fraction; `real` values are not part of the language yet
-        self.sink.error(E0218, "`mean` needs real values, which this version does not have", e.func.span,
-                        "not available", help="use `count(…)` or `sum(…)` and compare with the number of "
-                        "indices: `2 * count(j in 1..i : …) >= i`")
-        return A.IntLit(0, span=sp)
+        # mean: exact, a real (semantics.expr's `mean(…)`: the average of numbers, the fraction of true bools)
+        return A.Call(A.Name("mean", span=e.func.span), tuple(bodies), span=sp)
 
 
 def _fold(op: str, terms: list[A.Expr], empty: A.Expr, span: Span) -> A.Expr:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -160,6 +161,10 @@ class NetworkIR:
     remote_host: str | None = None  # `backend nnsight remote "https://…"`: a self-hosted NDIF
     remote_span: Span | None = None  # where the spec names `remote_host` (for the check-time refusal)
     encoding: EncodingIR = field(default_factory=EncodingIR)
+    # `output : value`: the output is one number per example (a real output is read this way)
+    output_value: bool = False
+    output_logit: str | None = None  # `output : value logit " yes"`: that token's logit (hf)
+    output_value_span: Span | None = None
 
     @property
     def has_templates(self) -> bool:
@@ -183,7 +188,7 @@ class AlignmentIR:
     network: str
     variables: dict[str, tuple[SiteBinding, ...]]
     output: str
-    decoder: str  # "argmax" | "answer" | "decode"
+    decoder: str  # "argmax" | "answer" | "decode" | "value" (the network's `output : value`)
     span: Span = NO_SPAN
     output_position: int | None = None  # `O -> output @ 3`: read a [batch, positions, classes] output there
 
@@ -210,6 +215,7 @@ class ConditionIR:
     statistic: str = "point"
     aggregation: str = "each"
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    tolerance: Fraction | None = None  # `within 0.01`, read exactly from its text
 
 
 InterchangeSetIR = tuple[tuple[str, ...], ...]  # groups of variables; each group its own source
@@ -234,6 +240,9 @@ class CheckIR:
     latent_search: LatentSearchIR | None = None  # `locate VAR over latents of …` (instead of a sweep)
     seed_given: bool = False  # the spec states `seed` (else DEFAULT_SEED): reports say where the seed came from
     draws: dict[str, int] = field(default_factory=dict)  # `controls NAME(n=R)` as written (see control_draws)
+    # `within T` of its conditions: a real output's prediction counts as right within T of the
+    # model's value (None: a discrete output, compared for equality)
+    tolerance: Fraction | None = None
 
     def control_draws(self, name: str) -> int:
         """How many random draws control `name` takes (1 for a control that draws nothing)."""

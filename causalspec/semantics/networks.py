@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from causalspec.codes import E0201, E0203, E0303, E0606, E0607, E0610, E0611, E0808, W0601
+from causalspec.codes import E0201, E0203, E0303, E0315, E0606, E0607, E0610, E0611, E0808, W0601
 from causalspec.diagnostics import Span, did_you_mean
 from causalspec.semantics.analyse_model import literal_value
 from causalspec.semantics.context import Context, join_names, show_value, suggest_value
@@ -115,6 +115,8 @@ class NetworkAnalysis(Context):
                     out.trust_remote_code = True
             elif isinstance(stmt, A.EngineStmt):
                 self._engine(out, stmt, is_torch)
+            elif isinstance(stmt, A.OutputValueStmt):
+                self._output_value(out, stmt, is_torch)
             elif isinstance(stmt, (A.PromptDecl, A.AnswerDecl)):
                 if is_torch:
                     what = "prompt" if isinstance(stmt, A.PromptDecl) else "answer"
@@ -146,6 +148,11 @@ class NetworkAnalysis(Context):
                             given["encode"].span, "choose one",
                             help="the encode hook turns high-level inputs into model inputs itself; "
                                  "remove it to use the prompt template")
+        if out.output_value and "decode" in given:
+            self.sink.error(E0315, f"network `{out.name}` has both `output : value` and a decode hook",
+                            given["decode"].span, "choose one",
+                            help="`output : value` reads the output tensor as one number per example; a decode "
+                                 "hook reads it itself — remove one of them")
         if "device" in given and "device_map" in given and out.device_map is not None:
             self.sink.error(E0610, f"network `{out.name}` has both `device` and `device_map`",
                             given["device"].span, "choose one",
@@ -163,8 +170,27 @@ class NetworkAnalysis(Context):
                 self._check_slots(out, spec)
         return out
 
+    def _output_value(self, out: NetworkIR, stmt: A.OutputValueStmt, is_torch: bool) -> None:
+        """`output : value [logit "tok"]`: a torch network's output tensor is the value; an hf
+        network's value is the logit of one token at the answer position."""
+        if is_torch and stmt.logit is not None:
+            self.sink.error(E0315, "`logit \"…\"` names a token, and a torch network has no tokenizer",
+                            stmt.span, "not an hf network",
+                            help="write `output : value`: the network's output [batch] or [batch, 1] is the value")
+            return
+        if not is_torch and stmt.logit is None:
+            self.sink.error(E0315, "an hf network's value is the logit of a token: name it", stmt.span,
+                            "which token?", help='write `output : value logit " yes"` (the token whose logit, at '
+                                                 'the answer position, is the value)')
+            return
+        out.output_value = True
+        out.output_logit = stmt.logit
+        out.output_value_span = stmt.span
+
     @staticmethod
     def _stmt_key(stmt) -> str | None:
+        if isinstance(stmt, A.OutputValueStmt):
+            return "output"
         if isinstance(stmt, A.HookStmt):
             return stmt.kind
         if isinstance(stmt, A.OptionStmt):

@@ -149,7 +149,7 @@ def _evaluate(model: CausalModel, groups: list[list[str]], n: int, seed: int | N
     base_output = {k: base_env[k] for k in model.outputs}
     changed = np.zeros(n, dtype=bool)
     for k in model.outputs:
-        changed |= expected[k] != base_output[k]
+        changed |= np.asarray(expected[k] != base_output[k], dtype=bool)  # (object arrays for reals)
     patched = source_values(model, sources, groups)
     same = ids[source_index] == ids[base_index][None, :]
     return PairSet(model, groups, n, seed, pool, base_index, source_index, base, sources, expected,

@@ -34,6 +34,14 @@ class IntLit(Node):
 
 
 @dataclass(frozen=True)
+class FracLit(Node):
+    """`1/3`, `-5/2` in a literal position (examples, do()): an exact real value."""
+
+    numerator: int
+    denominator: int
+
+
+@dataclass(frozen=True)
 class BoolLit(Node):
     value: bool
 
@@ -50,7 +58,7 @@ class SymbolLit(Node):
     name: str
 
 
-Literal = Union[IntLit, BoolLit, StrLit, SymbolLit]
+Literal = Union[IntLit, FracLit, BoolLit, StrLit, SymbolLit]
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,11 @@ class IntType(Node):
 
 
 @dataclass(frozen=True)
+class RealType(Node):
+    """`real`: an exact rational value computed by a mechanism (never an input's type)."""
+
+
+@dataclass(frozen=True)
 class EnumType(Node):
     members: tuple[str, ...]
 
@@ -143,7 +156,7 @@ class NamedType(Node):
     name: Name
 
 
-TypeExpr = Union[BoolType, IntType, EnumType, EnumFileType, NamedType]
+TypeExpr = Union[BoolType, IntType, RealType, EnumType, EnumFileType, NamedType]
 
 
 # ───────────────────────── model ─────────────────────────
@@ -371,7 +384,15 @@ class PositionDecl(Node):
     expr: PositionExpr
 
 
-NetworkStmt = Union[HookStmt, OptionStmt, FlagStmt, EngineStmt, PromptDecl, AnswerDecl, PositionDecl]
+@dataclass(frozen=True)
+class OutputValueStmt(Node):
+    """`output : value` (the network's output is one number per example) or `output : value logit
+    " yes"` (the logit of that token, hf networks)."""
+
+    logit: str | None = None
+
+
+NetworkStmt = Union[OutputValueStmt, HookStmt, OptionStmt, FlagStmt, EngineStmt, PromptDecl, AnswerDecl, PositionDecl]
 
 
 @dataclass(frozen=True)
@@ -503,11 +524,19 @@ class Metric(Node):
 
 
 @dataclass(frozen=True)
+class Tolerance(Node):
+    """`within 0.01`: the number as written (`text`), so that it is read exactly (a Fraction)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Condition(Node):
     metric: Metric
     op: str
     threshold: float
     modes: tuple[str, ...] = ()
+    tolerance: Tolerance | None = None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - depends on the lark version
     _vargs_meta = object()
 from lark.tree import Meta
 
-from causalspec.codes import E0104
+from causalspec.codes import E0104, E0316
 from causalspec.diagnostics import Diagnostic, Span, SpecError
 from causalspec.syntax import ast as A
 
@@ -265,6 +265,10 @@ class AstBuilder(Transformer):
         return A.BoolType(span=self._span(meta))
 
     @v_args(meta=True)
+    def real_type(self, meta, c):
+        return A.RealType(span=self._span(meta))
+
+    @v_args(meta=True)
     def int_type(self, meta, c):
         return A.IntType(c[0], c[1], span=self._span(meta))
 
@@ -290,6 +294,14 @@ class AstBuilder(Transformer):
     @v_args(meta=True)
     def int_lit(self, meta, c):
         return A.IntLit(c[0], span=self._span(meta))
+
+    @v_args(meta=True)
+    def frac_lit(self, meta, c):
+        denominator = self._int(c[1])
+        if denominator == 0:
+            raise SpecError([Diagnostic(E0104, "fraction with denominator 0", self._span(meta), "divides by zero",
+                                        help="write a fraction like `1/3` with a non-zero denominator")])
+        return A.FracLit(c[0], denominator, span=self._span(meta))
 
     @v_args(meta=True)
     def true_lit(self, meta, c):
@@ -679,7 +691,20 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def condition(self, meta, c):
-        return A.Condition(c[0], c[1], c[2], tuple(c[3:]), span=self._span(meta))
+        tolerances = [x for x in c[3:] if isinstance(x, A.Tolerance)]
+        if len(tolerances) > 1:
+            raise SpecError([Diagnostic(E0316, "a condition states its tolerance twice", tolerances[1].span,
+                                        "second `within`", help="keep one `within` per condition")])
+        modes = tuple(x for x in c[3:] if not isinstance(x, A.Tolerance))
+        return A.Condition(c[0], c[1], c[2], modes, tolerances[0] if tolerances else None, span=self._span(meta))
+
+    @v_args(meta=True)
+    def tolerance(self, meta, c):
+        return A.Tolerance(str(c[0]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def output_value_stmt(self, meta, c):
+        return A.OutputValueStmt(self._str(c[0]) if c else None, span=self._span(meta))
 
     stat_mode = comp_op
 

@@ -521,6 +521,8 @@ def _token_help(tok: Token, expected, text: str = "") -> str | None:
                 "value in a test write an `example`, to compute it declare `var`")
     if value == "=" and "EQUAL" not in names:
         return "use `==` to compare; `=` only assigns in declarations and examples"
+    if value == "/" and "SLASH" not in names:
+        return "`#` starts a comment; `/` divides, inside an expression (`a / b`, a real)"
     if value in {"&&", "&"}:
         return "use `and`"
     if value in {"||", "|"} and "VBAR" not in names:

@@ -60,7 +60,7 @@ __all__ = [
     "print_expr", "print_type", "print_literal", "print_string", "print_name",
     "print_site", "print_site_ref", "print_locate_latents", "print_positions", "print_position", "print_featurizer",
     "print_distribution", "print_assignment", "print_table_entry", "print_condition",
-    "print_metric", "print_interchange_set", "print_endpoint", "print_number",
+    "print_metric", "print_interchange_set", "print_endpoint", "print_number", "print_tolerance",
 ]
 
 INDENT = "  "
@@ -80,7 +80,7 @@ RESERVED_IN: dict[str, frozenset[str]] = {
     # reserved, after other operators only `true`/`false`: see `expr_reserved`.
     "expr_name": frozenset({"true", "false", "if", "not"}),
     "operand_name": frozenset({"true", "false", "not"}),  # ... of an `or`/`and`/`not` operand
-    "type_name": frozenset({"bool", "int", "enum"}),   # NamedType
+    "type_name": frozenset({"bool", "int", "enum", "real"}),   # NamedType
     "decl_position": frozenset({"slot"}),              # NamedPos/OffsetPos in `position X =`
     "site_head": frozenset({"module"}),                # first part of a NamedSite
     "align_site_head": frozenset({"module", "output"}),  # ... of the first site after `->`
@@ -186,6 +186,10 @@ def print_literal(lit: A.Literal, reserved: frozenset[str] = RESERVED_IN["symbol
         return "true" if lit.value else "false"
     if isinstance(lit, A.IntLit):
         return _int(lit.value, "integer literal")
+    if isinstance(lit, A.FracLit):
+        if isinstance(lit.denominator, bool) or not isinstance(lit.denominator, int) or lit.denominator <= 0:
+            raise _fail("fraction denominator", lit)
+        return f"{_int(lit.numerator, 'fraction numerator')}/{lit.denominator}"
     if isinstance(lit, A.StrLit):
         return print_string(lit.value)
     if isinstance(lit, A.SymbolLit):
@@ -208,6 +212,7 @@ _BINARY: dict[str, tuple[int, int, int]] = {  # op -> (own level, left slot, rig
     "*": (_PROD, _PROD, _NEG),
     "//": (_PROD, _PROD, _NEG),
     "%": (_PROD, _PROD, _NEG),
+    "/": (_PROD, _PROD, _NEG),
 }
 
 
@@ -330,6 +335,8 @@ def _member(member: str) -> str:
 def print_type(t: A.TypeExpr) -> str:
     if isinstance(t, A.BoolType):
         return "bool"
+    if isinstance(t, A.RealType):
+        return "real"
     if isinstance(t, A.IntType):
         return f"int {_int_bound(t.lo, low=True)}..{_int_bound(t.hi)}"
     if isinstance(t, A.EnumType):
@@ -518,6 +525,8 @@ def _network_stmt(s: A.NetworkStmt, indent: str) -> list[str]:
         elif s.host is not None:
             raise _fail("engine host without `remote`", s)
         return [indent + text]
+    if isinstance(s, A.OutputValueStmt):
+        return [indent + "output : value" + ("" if s.logit is None else f" logit {print_string(s.logit)}")]
     if isinstance(s, A.FlagStmt):
         if s.flag != "trust_remote_code":
             raise _fail("network flag", s)
@@ -670,7 +679,20 @@ def print_condition(c: A.Condition) -> str:
     for mode in c.modes:
         if mode not in _STAT_MODES:
             raise _fail("statistic mode", c)
-    return " ".join([print_metric(c.metric), c.op, print_number(c.threshold, as_float=True), *c.modes])
+    parts = [print_metric(c.metric), c.op, print_number(c.threshold, as_float=True), *c.modes]
+    if c.tolerance is not None:
+        parts += ["within", print_tolerance(c.tolerance)]
+    return " ".join(parts)
+
+
+_TOLERANCE_RE = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\Z")
+
+
+def print_tolerance(t: A.Tolerance) -> str:
+    """A tolerance as written (its text is what is read exactly, so it is kept, not reformatted)."""
+    if not isinstance(t, A.Tolerance) or not isinstance(t.text, str) or not _TOLERANCE_RE.match(t.text):
+        raise _fail("tolerance", t)
+    return t.text
 
 
 def _expect(s: A.Expect) -> str:
@@ -879,7 +901,7 @@ def print_stmt(stmt: A.Node) -> str:
                          A.ExampleDecl, A.EdgesDecl)):
         return "\n".join(_model_stmt(stmt, ""))
     if isinstance(stmt, (A.HookStmt, A.OptionStmt, A.FlagStmt, A.EngineStmt, A.PromptDecl, A.AnswerDecl,
-                         A.PositionDecl)):
+                         A.PositionDecl, A.OutputValueStmt)):
         return "\n".join(_network_stmt(stmt, ""))
     if isinstance(stmt, (A.VarAlignment, A.OutputAlignment)):
         return _align_stmt(stmt)
@@ -902,11 +924,11 @@ def print_node(node: A.Node) -> str:
         if isinstance(node, A.IntLit) and isinstance(node.value, int) and node.value < 0:
             return str(node.value)  # a literal-position integer
         return print_expr(node)
-    if isinstance(node, A.SymbolLit):
+    if isinstance(node, (A.SymbolLit, A.FracLit)):
         return print_literal(node)
     if isinstance(node, A.Name):
         return print_name(node)
-    if isinstance(node, (A.BoolType, A.IntType, A.EnumType, A.EnumFileType, A.NamedType)):
+    if isinstance(node, (A.BoolType, A.IntType, A.RealType, A.EnumType, A.EnumFileType, A.NamedType)):
         return print_type(node)
     if isinstance(node, (A.Uniform, A.Weighted)):
         return print_distribution(node)
@@ -938,6 +960,8 @@ def print_node(node: A.Node) -> str:
         return print_metric(node)
     if isinstance(node, A.Condition):
         return print_condition(node)
+    if isinstance(node, A.Tolerance):
+        return "within " + print_tolerance(node)
     if isinstance(node, A.Endpoint):
         return print_endpoint(node)
     if isinstance(node, A.CircuitEdge):

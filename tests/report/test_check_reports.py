@@ -172,6 +172,8 @@ CLAIM_KEYS |= {"train_iia", "buckets", "suggestion", "full_patch"}
 CHECK_KEYS |= {"seed_source"}
 # issue 17 (SAE featurizers): fidelity, the error-term comparison and the latent search (null without an SAE)
 CHECK_KEYS |= {"sae"}
+# issue 13 (real outputs): the tolerance a real output is scored with (null for a discrete one)
+CHECK_KEYS |= {"tolerance"}
 PAIRS_KEYS = {"sampled", "kept", "dropped", "keep_rate", "changed", "moved", "nonfinite"}
 PROPORTION_KEYS = {"successes", "trials", "estimate", "lower95", "upper95"}
 CONDITION_KEYS = {"text", "metric", "statistic", "aggregation", "op", "threshold", "value", "passed", "detail"}

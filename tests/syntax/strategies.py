@@ -26,10 +26,11 @@ KEYWORDS = (
     "_ ablate ablated ablation align all and answer as backend balanced batch bool by check circuit class "
     "complement const convention "
     "controls dataset decode device device_map do domain dtype each edge edges else encode enum example "
-    "expect false first for from granularity group hf if in input int interchange kept last latents locate lower95 "
+    "expect false first for from granularity group hf if in input int interchange kept last latents locate logit "
+    "lower95 "
     "mean metric mlps model module network node not of on or output over pairs point pool position "
-    "prompt remote resample sample seed slot steps table then to token torch train true trust_remote_code uniform var "
-    "weighted weights where with zero"
+    "prompt real remote resample sample seed slot steps table then to token torch train true trust_remote_code uniform "
+    "value var weighted weights where with within zero"
 ).split()
 
 SAFE_NAMES = ("x", "y", "W", "X", "WX", "order", "S1", "END", "_tmp", "a1_b2", "resid", "head")
@@ -74,6 +75,7 @@ def literals(reserved: frozenset[str] = RESERVED_IN["symbol"]) -> st.SearchStrat
     """A literal value (examples, tables, weights, template keys): negative ints allowed."""
     return st.one_of(
         st.builds(A.IntLit, ints),
+        st.builds(A.FracLit, ints, st.integers(1, 10**6)),
         st.builds(A.BoolLit, st.booleans()),
         st.builds(A.StrLit, texts),
         st.builds(A.SymbolLit, identifiers(reserved)),
@@ -90,7 +92,7 @@ _expr_atoms = st.one_of(
     st.builds(A.StrLit, texts),
     st.builds(A.NameRef, _expr_idents),
 )
-BINARY_OPS = ("or", "and", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "//", "%")
+BINARY_OPS = ("or", "and", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "//", "%", "/")
 
 
 def _expr_extend(children):
@@ -111,7 +113,8 @@ _EXPR, _OR, _AND, _NOT, _CMP, _SUM, _PROD, _UNARY, _ATOM = range(9)
 _OPS = {"or": (_OR, _OR, _AND), "and": (_AND, _AND, _NOT),
         **{op: (_CMP, _SUM, _SUM) for op in ("==", "!=", "<", "<=", ">", ">=")},
         "+": (_SUM, _SUM, _PROD), "-": (_SUM, _SUM, _PROD),
-        "*": (_PROD, _PROD, _UNARY), "//": (_PROD, _PROD, _UNARY), "%": (_PROD, _PROD, _UNARY)}
+        "*": (_PROD, _PROD, _UNARY), "//": (_PROD, _PROD, _UNARY), "%": (_PROD, _PROD, _UNARY),
+        "/": (_PROD, _PROD, _UNARY)}
 
 
 def _own_level(e) -> int:
@@ -161,6 +164,7 @@ exprs = st.recursive(_expr_atoms, _expr_extend, max_leaves=12).map(_keyword_name
 _members = st.one_of(identifiers(), texts, st.sampled_from(KEYWORDS))
 types = st.one_of(
     st.builds(A.BoolType),
+    st.builds(A.RealType),
     st.builds(A.IntType, ints, ints),
     st.builds(A.EnumType, _tuples(_members, 1, 4)),
     st.builds(A.EnumFileType, texts),
@@ -254,6 +258,7 @@ network_stmts = st.one_of(
     prompts,
     st.builds(A.AnswerDecl, texts, st.none() | st.sampled_from(TOKEN_PARTS)),
     st.builds(A.PositionDecl, names(), declared_positions),
+    st.builds(A.OutputValueStmt, st.none() | texts),
 )
 backends = st.one_of(st.builds(A.HFBackend, texts), st.builds(A.TorchBackend, texts, texts))
 networks = st.one_of(
@@ -337,6 +342,7 @@ metrics = st.builds(A.Metric, names(), st.none() | names())
 conditions = st.builds(
     A.Condition, metrics, st.sampled_from((">=", "<=", ">", "<")), floats,
     _tuples(st.sampled_from(("lower95", "point", "each", "mean")), 0, 2),
+    st.none() | st.builds(A.Tolerance, st.from_regex(r"-?[0-9]{1,3}(\.[0-9]{0,3})?", fullmatch=True)),
 )
 expects = st.builds(A.Expect, _tuples(conditions, 1, 3))
 _sweep_ranges = st.tuples(nonneg_ints, nonneg_ints).map(lambda t: (min(t), max(t)))
