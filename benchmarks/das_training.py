@@ -87,13 +87,13 @@ def run_causalspec(engine, alignment, binding, rows_t, base_t, source_t, rows_h,
     config = T.TrainConfig(steps=args.steps, lr=args.lr, batch=args.batch, early_stop=2.0, restarts=1,
                            min_steps=args.steps, seed=0)
     t0 = time.perf_counter()
-    cache = engine.run_clean(rows_t, [binding])
+    cache = engine.run_clean(rows_t, [binding], bases=np.unique(base_t))  # as a check's training split
     clean_s = time.perf_counter() - t0
     claim = T.TrainClaim([["mover"]], base_t, [source_t], cache.preds[source_t])
     t1 = time.perf_counter()
     trained = T.train(engine, rows_t, cache, alignment, groups, [claim], config)
     train_s = time.perf_counter() - t1
-    held = engine.run_clean(rows_h, [binding])
+    held = engine.run_clean(rows_h, [binding], bases=np.unique(base_h))
     preds = engine.run_patched(rows_h, held, base_h, [source_h], [[binding]],
                                bases=[[trained.basis("mover", binding)]])
     target = held.preds[source_h]
