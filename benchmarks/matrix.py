@@ -37,14 +37,13 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import NAMES, spec_text, warm_up  # noqa: E402  (see _setup.py)
+from _setup import NAMES, Clock, clean_clock, spec_text, warm_up  # noqa: E402  (see _setup.py)
 
 FILLER = "so then after the long day at work the two friends went home with".split()  # 14 words
 PROMPT = " ".join(FILLER) + " {A} {B}"  # 16 tokens
@@ -64,24 +63,6 @@ def build(kind: str, directory: Path) -> None:
     build_tiny_model(kind, len(tok), directory, seed=0, tokenizer=tok, initializer_range=0.02, **FAMILIES[kind])
 
 
-class Clock:
-    """Seconds on both clocks (wall, this process's CPU) since start, summed over `add` calls."""
-
-    def __init__(self) -> None:
-        self.wall = self.cpu = 0.0
-
-    def __enter__(self) -> Clock:
-        self._w, self._c = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.wall += time.perf_counter() - self._w
-        self.cpu += time.process_time() - self._c
-
-    def get(self, which: str) -> float:
-        return self.cpu if which == "cpu" else self.wall
-
-
 def run_engine(ir, networks):
     """(run, cache, predictions, Clock of the whole check, Clock of its clean pass)."""
     from causalspec.claims.runner import CheckOptions
@@ -98,19 +79,6 @@ def run_engine(ir, networks):
     return run, cache, preds, total, clean
 
 
-def time_plain_clean(net, adapter, rows: dict, batch: int) -> Clock:
-    """Plain forwards (no hooks) of the distinct inputs `rows`, encoding outside the timing
-    (`_setup.time_clean` on both clocks)."""
-    n = len(next(iter(rows.values())))
-    clock = Clock()
-    with torch.no_grad():
-        for s in range(0, n, batch):
-            b = adapter.encode({k: v[s:s + batch] for k, v in rows.items()})
-            with clock:
-                net.module(**b.inputs, use_cache=True)
-    return clock
-
-
 def limit_seconds(run, cache, position: int, layer: int, batch: int) -> tuple[Clock, Clock]:
     """Clocks of (a plain forward of the distinct inputs + hook-free incremental forwards of
     each pair) and of the plain forward alone."""
@@ -119,7 +87,7 @@ def limit_seconds(run, cache, position: int, layer: int, batch: int) -> tuple[Cl
 
     net, adapter, store = run.net, run.engine.adapter, cache.kv.store
     family = resolve_family(net.module)
-    plain = time_plain_clean(net, adapter, run.rows, batch)
+    plain = clean_clock(net, adapter, run.rows, batch)
     seconds = Clock()
     seconds.wall, seconds.cpu = plain.wall, plain.cpu
     skip = layer + 1 if layer + 1 in store.resid else 0
