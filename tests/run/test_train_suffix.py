@@ -215,3 +215,28 @@ def test_the_training_split_keeps_keys_and_values_of_its_bases_only(tmp_path):
         assert all(t.shape[0] == len(bases) for t in (*store.keys, *store.values, *store.resid.values()))
         assert store.rows_of(bases) is not None
     assert scores[True] == scores[False]
+
+
+@pytest.mark.parametrize("shape", [(48, 4), (32, 32)])
+def test_the_featurizer_weight_equals_torchs_orthogonal_parametrization(shape):
+    # train.tall_cayley solves for the k columns only; value and gradients must equal those of
+    # torch's `parametrizations.orthogonal` (Cayley), which solves for all n and keeps k
+    n, k = shape
+    torch.manual_seed(0)
+    lin = torch.nn.utils.parametrizations.orthogonal(torch.nn.Linear(k, n, bias=False), orthogonal_map="cayley")
+    with torch.no_grad():
+        lin.weight = torch.linalg.qr(torch.randn(n, k))[0]
+        lin.parametrizations.weight.original.add_(0.1 * torch.randn(n, k))  # away from the start
+    theirs = lin.weight
+    probe = torch.randn(n, k)
+    [g_theirs] = torch.autograd.grad((theirs * probe).sum(), [lin.parametrizations.weight.original])
+    if n > k:  # the tall case never runs torch's full n x n solve
+        def refuse(*args):
+            raise AssertionError("torch's parametrization ran")
+        lin.parametrizations.weight[0].forward = refuse
+    ours = T.tall_cayley(lin)
+    assert torch.allclose(ours, theirs, atol=1e-5), float((ours - theirs).abs().max())
+    assert torch.allclose(ours.T @ ours, torch.eye(k), atol=1e-5)  # orthonormal columns
+    [g_ours] = torch.autograd.grad((ours * probe).sum(), [lin.parametrizations.weight.original])
+    assert torch.allclose(g_ours, g_theirs, atol=1e-5), float((g_ours - g_theirs).abs().max())
+    assert float(g_theirs.abs().max()) > 1e-3
