@@ -1,7 +1,7 @@
 """Benchmark (not a test): DAS training throughput, causalspec vs pyvene, on a GPT-2-small-shaped model.
 
     python benchmarks/das_training.py [--steps 100] [--batch 64] [--lr 0.01] [--k 16] [--threads 1]
-                                      [--pyvene rotated|lowrank|none]
+                                      [--pyvene rotated|lowrank|none] [--clock cpu|wall]
 
 Setting: the random-init GPT-2-small body of `_setup.py` (12 layers, 12 heads, d_model 768, a
 word vocabulary), prompts of 16 tokens, DAS with k = 16 at `resid.post[6] @ last`. The 240
@@ -28,7 +28,9 @@ subspace reaches (patched answer == the network's answer on the source, Wilson 9
 scored by causalspec's engine for causalspec and by pyvene for pyvene. "limit": what no
 training of this design can beat — the clean forward of the unique training inputs plus, per
 step, a hook-free forward + backward of the suffix (blocks 7-11, last token) with a trainable
-additive patch. Wall-clock on a shared, noisy machine: quote ratios measured in one run.
+additive patch. Times are this process's CPU time by default (`--clock wall` for wall time;
+the other clock is printed beside): with one thread, CPU time is what the work cost even on a
+machine shared with other jobs (see `_setup.Clock`); quote ratios measured in one run.
 """
 
 from __future__ import annotations
@@ -38,14 +40,13 @@ import contextlib
 import math
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import NAMES, PeakRSS, build_model, spec_text, time_clean, warm_up  # noqa: E402  (see _setup.py)
+from _setup import NAMES, Clock, PeakRSS, build_model, clean_clock, spec_text, warm_up  # noqa: E402  (see _setup.py)
 
 FILLER = "so then after the long day at work the two friends went home with".split()  # 14 words
 PROMPT = " ".join(FILLER) + " {A} {B}"
@@ -86,18 +87,17 @@ def run_causalspec(engine, alignment, binding, rows_t, base_t, source_t, rows_h,
     groups = T.learned_groups(alignment)
     config = T.TrainConfig(steps=args.steps, lr=args.lr, batch=args.batch, early_stop=2.0, restarts=1,
                            min_steps=args.steps, seed=0)
-    t0 = time.perf_counter()
-    cache = engine.run_clean(rows_t, [binding])
-    clean_s = time.perf_counter() - t0
+    clean_c, train_c = Clock(), Clock()
+    with clean_c:
+        cache = engine.run_clean(rows_t, [binding], bases=np.unique(base_t))  # as a check's training split
     claim = T.TrainClaim([["mover"]], base_t, [source_t], cache.preds[source_t])
-    t1 = time.perf_counter()
-    trained = T.train(engine, rows_t, cache, alignment, groups, [claim], config)
-    train_s = time.perf_counter() - t1
-    held = engine.run_clean(rows_h, [binding])
+    with train_c:
+        trained = T.train(engine, rows_t, cache, alignment, groups, [claim], config)
+    held = engine.run_clean(rows_h, [binding], bases=np.unique(base_h))
     preds = engine.run_patched(rows_h, held, base_h, [source_h], [[binding]],
                                bases=[[trained.basis("mover", binding)]])
     target = held.preds[source_h]
-    return clean_s, train_s, int((preds == target).sum()), trained, cache, claim, config
+    return clean_c, train_c, int((preds == target).sum()), trained, cache, claim, config
 
 
 def minibatches(engine, rows_t, cache, claim, alignment, config):
@@ -116,7 +116,7 @@ def encoded(adapter, rows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def run_pyvene(net, adapter, rows_t, base_t, source_t, targets_t, stream, rows_h, base_h, source_h, targets_h,
-               args) -> tuple[float, int] | None:
+               args) -> tuple[Clock, int] | None:
     try:
         import pyvene as pv
     except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
@@ -141,7 +141,25 @@ def run_pyvene(net, adapter, rows_t, base_t, source_t, targets_t, stream, rows_h
     ids_t, mask_t, last_t = encoded(adapter, rows_t)
     cands = adapter.candidates
 
-    t0 = time.perf_counter()
+    clock = Clock()
+    with clock:
+        train_pyvene(model, optimiser, stream, ids_t, mask_t, last_t, base_t, source_t, targets_t, cands, args)
+    ids_h, mask_h, last_h = encoded(adapter, rows_h)
+    preds = []
+    with torch.no_grad():
+        for at in range(0, len(base_h), args.batch):
+            b, s = base_h[at:at + args.batch], source_h[at:at + args.batch]
+            _, out = model({"input_ids": ids_h[b], "attention_mask": mask_h[b]},
+                           [{"input_ids": ids_h[s], "attention_mask": mask_h[s]}],
+                           unit_locations={"sources->base": ([[[int(p)] for p in last_h[s]]],
+                                                             [[[int(p)] for p in last_h[b]]])})
+            preds.append(out.logits[torch.arange(len(b)), last_h[b]][:, cands].argmax(-1).numpy())
+    right = int((np.concatenate(preds) == targets_h).sum())
+    return clock, right
+
+
+def train_pyvene(model, optimiser, stream, ids_t, mask_t, last_t, base_t, source_t, targets_t, cands, args) -> None:
+    """pyvene's training loop: per step, the base and the source through the whole network."""
     for step, idx in enumerate(stream):
         for group in optimiser.param_groups:
             group["lr"] = lr_at(args.lr, step, args.steps)
@@ -155,22 +173,9 @@ def run_pyvene(net, adapter, rows_t, base_t, source_t, targets_t, stream, rows_h
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-    seconds = time.perf_counter() - t0
-    ids_h, mask_h, last_h = encoded(adapter, rows_h)
-    preds = []
-    with torch.no_grad():
-        for at in range(0, len(base_h), args.batch):
-            b, s = base_h[at:at + args.batch], source_h[at:at + args.batch]
-            _, out = model({"input_ids": ids_h[b], "attention_mask": mask_h[b]},
-                           [{"input_ids": ids_h[s], "attention_mask": mask_h[s]}],
-                           unit_locations={"sources->base": ([[[int(p)] for p in last_h[s]]],
-                                                             [[[int(p)] for p in last_h[b]]])})
-            preds.append(out.logits[torch.arange(len(b)), last_h[b]][:, cands].argmax(-1).numpy())
-    right = int((np.concatenate(preds) == targets_h).sum())
-    return seconds, right
 
 
-def time_limit(engine, cache, rows_t, base_t, stream) -> float:
+def time_limit(engine, cache, rows_t, base_t, stream) -> Clock:
     """Seconds of the suffix's forward + backward for every step (a trainable additive patch at the
     last token of resid.post[6], no hooks of causalspec's): the limit's per-step part."""
     from causalspec.run import suffix
@@ -181,7 +186,7 @@ def time_limit(engine, cache, rows_t, base_t, stream) -> float:
     adapter, module, family = engine.adapter, engine.module, engine.family
     site = SiteAddress("resid.post", layer=LAYER)
     delta = torch.zeros(module.config.n_embd, requires_grad=True)
-    total = 0.0
+    total = Clock()
     for idx in stream:
         batch = adapter.encode({k: v[base_t[idx]] for k, v in rows_t.items()})
         last = batch.inputs["attention_mask"].sum(1) - 1
@@ -193,12 +198,10 @@ def time_limit(engine, cache, rows_t, base_t, stream) -> float:
         def add(x, rel=rel):  # [batch, T, d]: + delta at the patched position (T = 1 here)
             return x + delta * (torch.arange(x.shape[1])[None, :, None] == rel[:, :1, None])
 
-        t0 = time.perf_counter()
-        with torch.enable_grad():
+        with total, torch.enable_grad():
             at = suffix.answer_logits(runner, batch, base_t[idx], layout, [moved],
                                       installed([lambda access=access, add=add: access.install_write(add)]))
             at[:, adapter.candidates].float().logsumexp(-1).sum().backward()
-        total += time.perf_counter() - t0
     return total
 
 
@@ -212,6 +215,8 @@ def main() -> None:
     ap.add_argument("--heldout-pairs", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     ap.add_argument("--pyvene", choices=["rotated", "lowrank", "none"], default="rotated")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="the clock of the figures (default: this process's CPU time, see _setup.Clock)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -242,15 +247,22 @@ def main() -> None:
               f"{args.heldout_pairs} held-out pairs over 80 other inputs; batch {args.batch}, {args.steps} steps, "
               f"lr {args.lr} (Adam, cosine to 10%)")
         with PeakRSS() as mem_cs:
-            clean_s, train_s, right_cs, trained, cache, claim, config = run_causalspec(
+            clean_c, train_c, right_cs, trained, cache, claim, config = run_causalspec(
                 engine, alignment, binding, rows_t, base_t, source_t, rows_h, base_h, source_h, args)
         print(f"causalspec notes: {[n for n in engine.notes if n.startswith('training')]}")
         stream = minibatches(engine, rows_t, cache, claim, alignment, config)
         held = engine.run_clean(rows_h, [binding])
         targets_h = held.preds[source_h]
         baseline = int((held.preds[base_h] == targets_h).sum())
+        clock = args.clock
+        clean_s, train_s = clean_c.get(clock), train_c.get(clock)
         cs_s = clean_s + train_s
-        print(f"{'causalspec':32s} {cs_s:8.2f} s ({clean_s:.2f} s clean pass + {train_s:.2f} s training)  "
+        what = "this process's user + system time" if clock == "cpu" else "wall time"
+        print(f"times on the {clock} clock ({what}; the other clock in brackets)")
+        other = OTHER[clock]
+        cs_other = clean_c.get(other) + train_c.get(other)
+        print(f"{'causalspec':32s} {cs_s:8.2f} s ({clean_s:.2f} s clean pass + {train_s:.2f} s training; "
+              f"{cs_other:.2f} s {other})  "
               f"{args.steps / cs_s:7.2f} steps/s   held-out IIA {wilson(right_cs, len(base_h))}   {mem_cs.text()}")
         pv = None
         if args.pyvene != "none":
@@ -258,26 +270,35 @@ def main() -> None:
                 pv = run_pyvene(net, engine.adapter, rows_t, base_t, source_t, cache.preds[source_t], stream,
                                 rows_h, base_h, source_h, targets_h, args)
             if pv is not None:
-                pv_s, right_pv = pv
-                print(f"{'pyvene':32s} {pv_s:8.2f} s {'':40s}{args.steps / pv_s:7.2f} steps/s   held-out IIA "
-                      f"{wilson(right_pv, len(base_h))}   {mem_pv.text()}")
+                pv_c, right_pv = pv
+                pv_s = pv_c.get(clock)
+                print(f"{'pyvene':32s} {pv_s:8.2f} s ({pv_c.get(other):.2f} s {other}) {'':19s}"
+                      f"{args.steps / pv_s:7.2f} steps/s   held-out IIA {wilson(right_pv, len(base_h))}   "
+                      f"{mem_pv.text()}")
         print(f"no-intervention baseline on the held-out pairs (base answer == source answer): "
               f"{wilson(baseline, len(base_h))}")
         with frozen_weights(net.module), contextlib.suppress(KeyboardInterrupt):
-            suffix_s = time_limit(engine, cache, rows_t, base_t, stream)
-        plain_s = time_clean(net, engine.adapter, rows_t, args.batch)
+            suffix_c = time_limit(engine, cache, rows_t, base_t, stream)
+        plain_c = clean_clock(net, engine.adapter, rows_t, args.batch)
+        suffix_s, plain_s = suffix_c.get(clock), plain_c.get(clock)
         limit = plain_s + suffix_s
+        other_share = (plain_c.get(other) + suffix_c.get(other)) / cs_other
         print(f"limit: plain forward of 160 inputs {plain_s:.2f} s + forward+backward "
               f"of the suffix for {args.steps} steps {suffix_s:.2f} s = {limit:.2f} s "
-              f"({args.steps / limit:.2f} steps/s); causalspec at {limit / cs_s:.0%} of the limit")
+              f"({args.steps / limit:.2f} steps/s); causalspec at {limit / cs_s:.0%} of the limit "
+              f"({other_share:.0%} on the {other} clock); training loop alone at {suffix_s / train_s:.0%}")
         if pv is not None:
-            print(f"ratio causalspec / pyvene steps/s: {pv[0] / cs_s:.2f}x (training loop alone: "
-                  f"{pv[0] / train_s:.2f}x)")
+            pv_s = pv[0].get(clock)
+            print(f"ratio causalspec / pyvene steps/s: {pv_s / cs_s:.2f}x (training loop alone: "
+                  f"{pv_s / train_s:.2f}x; {pv[0].get(other) / cs_other:.2f}x on the {other} clock)")
             diff = abs(right_cs - pv[1]) / len(base_h)
             p = (right_cs + pv[1]) / (2 * len(base_h))
             se = math.sqrt(2 * p * (1 - p) / len(base_h)) if 0 < p < 1 else 0.0
             print(f"held-out IIA difference {diff:.3f} ({'within' if diff <= 2 * se + 1e-9 else 'OUTSIDE'} two "
                   f"standard errors, {2 * se:.3f})")
+
+
+OTHER = {"cpu": "wall", "wall": "cpu"}
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def measure(model_dir: Path, batch: int, steps: int, full: bool) -> None:
     engine = make_engine(plan, net, 64, incremental=not full)
     rows, _ = inputs_split()
     base, source = draw_pairs(160, 4096, 1)
-    cache = engine.run_clean(rows, [binding])
+    cache = engine.run_clean(rows, [binding], bases=np.unique(base))  # as a check's training split
     store = cache.kv.store.nbytes() if cache.kv is not None else 0
     claim = T.TrainClaim([["mover"]], base, [source], cache.preds[source])
     config = T.TrainConfig(steps=steps, batch=batch, restarts=1, early_stop=2.0, min_steps=steps)

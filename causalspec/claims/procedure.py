@@ -255,8 +255,12 @@ class AlignmentRun:
             ids = row_ids(tplan.pool)
             _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
             t_rows = {k: v[first] for k, v in tplan.pool.items()}
+            # only the training pairs' bases keep keys/values (training steps and the training
+            # score start from them); an input that is only ever a source needs its activations only
+            t_bases = np.unique(np.concatenate([inverse.reshape(-1)[c.pairs.base_index] for c in tplan.claims]
+                                               or [np.zeros(0, dtype=np.int64)]))
             with counted_as(self.engine, "training split"):
-                t_cache = self.engine.run_clean(t_rows, shared.get("bindings", self.bindings))
+                t_cache = self.engine.run_clean(t_rows, shared.get("bindings", self.bindings), bases=t_bases)
             shared["train"] = (tplan, inverse.reshape(-1), t_rows, t_cache)
         tplan, inverse, t_rows, t_cache = shared["train"]
         t_labels = self.domain.codes(self.model.run(tplan.pool)[self.output])

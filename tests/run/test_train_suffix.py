@@ -151,3 +151,92 @@ def test_out_of_memory_backs_off_to_smaller_chunks_with_the_same_step(word_lm, t
     assert np.allclose(before.info["loss"], after.info["loss"], atol=1e-2)  # (Adam: see above)
     [(key, basis)] = before.bases.items()
     assert torch.allclose(basis, after.bases[key], atol=2e-2)
+
+
+PLACES = "store park beach market school office garden museum library station".split()
+PLACES_SPEC = """
+model P {{
+  domain Name = enum {{Mary, John, Tom}}
+  domain Place = enum {{{places}}}
+  input  A, B : Name ~ uniform where A != B
+  input  C : Place ~ uniform
+  var    mover : Name = A
+  output answer : Name = mover
+}}
+network net = hf "{path}" {{
+  prompt "When {{A}} and {{B}} went to the {{C}}, {{B}} gave a drink to"
+  answer " {{answer}}"
+  position A1 = slot(A)
+}}
+align P to net as Pos {{
+  mover -> resid.post[0] @ A1 : das(k=1)
+  answer -> output
+}}
+check Pos {{
+  interchange mover
+  pairs 32 seed 0 pool 12 train 128 steps 2 batch 32
+  expect iia >= 0.0
+}}
+"""
+
+
+def test_the_training_split_keeps_keys_and_values_of_its_bases_only(tmp_path):
+    # issue 15: an input of the training split that is only ever a source is never the base of
+    # a training step, so its keys and values are not kept; training still runs on the
+    # incremental path, and its score on the training pairs equals that of full forwards
+    from causalspec.claims.procedure import make_alignment_run
+    from causalspec.claims.runner import CheckOptions, NetworkCache
+    from causalspec.compile.plan import compile_check
+    from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
+
+    words = "When and went to the gave a drink".split() + ["Mary", "John", "Tom"] + PLACES
+    build_tiny_model("gpt2", None, tmp_path / "net", seed=0, tokenizer=build_word_tokenizer(words), n_layer=2)
+    path = tmp_path / "spec.cspec"
+    path.write_text(PLACES_SPEC.format(path=tmp_path / "net", places=", ".join(PLACES)))
+    ir = load(path)
+    check = ir.checks[0]
+    plan = compile_check(ir, check)
+    scores = {}
+    for incremental in (True, False):
+        options = CheckOptions(artifacts=str(tmp_path / f"a{incremental}"), incremental=incremental)
+        net = NetworkCache().get(ir, "net", options)
+        run = make_alignment_run(ir, check, plan, net, options, keep_filter=False)  # a random net: score all
+        run.clean()
+        fitted = run.fit(ir, check, net, artifacts=options.artifacts)
+        scores[incremental] = {k: (v.successes, v.trials) for k, v in run.train_scores().items()}
+        if not incremental:
+            assert fitted.train_cache.kv is None
+            continue
+        assert fitted.trained.info["path"] == "incremental"
+        store = fitted.train_cache.kv.store
+        n = len(next(iter(fitted.train_rows.values())))
+        bases = np.unique(np.concatenate([r.base_u for r in fitted.train_claims]))
+        assert store.kept == len(bases) < n, (store.kept, len(bases), n)  # source-only inputs: nothing kept
+        assert all(t.shape[0] == len(bases) for t in (*store.keys, *store.values, *store.resid.values()))
+        assert store.rows_of(bases) is not None
+    assert scores[True] == scores[False]
+
+
+@pytest.mark.parametrize("shape", [(48, 4), (32, 32)])
+def test_the_featurizer_weight_equals_torchs_orthogonal_parametrization(shape):
+    # train.tall_cayley solves for the k columns only; value and gradients must equal those of
+    # torch's `parametrizations.orthogonal` (Cayley), which solves for all n and keeps k
+    n, k = shape
+    torch.manual_seed(0)
+    lin = torch.nn.utils.parametrizations.orthogonal(torch.nn.Linear(k, n, bias=False), orthogonal_map="cayley")
+    with torch.no_grad():
+        lin.weight = torch.linalg.qr(torch.randn(n, k))[0]
+        lin.parametrizations.weight.original.add_(0.1 * torch.randn(n, k))  # away from the start
+    theirs = lin.weight
+    probe = torch.randn(n, k)
+    [g_theirs] = torch.autograd.grad((theirs * probe).sum(), [lin.parametrizations.weight.original])
+    if n > k:  # the tall case never runs torch's full n x n solve
+        def refuse(*args):
+            raise AssertionError("torch's parametrization ran")
+        lin.parametrizations.weight[0].forward = refuse
+    ours = T.tall_cayley(lin)
+    assert torch.allclose(ours, theirs, atol=1e-5), float((ours - theirs).abs().max())
+    assert torch.allclose(ours.T @ ours, torch.eye(k), atol=1e-5)  # orthonormal columns
+    [g_ours] = torch.autograd.grad((ours * probe).sum(), [lin.parametrizations.weight.original])
+    assert torch.allclose(g_ours, g_theirs, atol=1e-5), float((g_ours - g_theirs).abs().max())
+    assert float(g_theirs.abs().max()) > 1e-3
