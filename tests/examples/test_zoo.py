@@ -86,6 +86,8 @@ def test_zoo_spec_true_claims_pass_and_false_claims_fail(spec):
         if result.name.startswith("True"):
             assert result.status == "passed", (result.name, result.reason)
             for claim in result.claims:
+                # exact slices of a compiled layout are no interpretability illusion (score.illusion)
+                assert not (claim.full_patch or {}).get("dormant"), (result.name, claim.label, claim.full_patch)
                 assert claim.kept == claim.sampled, (result.name, claim.label, claim.dropped)
                 assert claim.iia.successes == claim.iia.trials > 0, (result.name, claim.label)
                 assert claim.changed > 0 and claim.moved > 0, (result.name, claim.label)
