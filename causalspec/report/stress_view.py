@@ -12,7 +12,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from causalspec.score.results import CONTROL_QUANTILE, CONTROL_STATISTIC, FAILED, CheckResult
+from causalspec.score.results import CONTROL_QUANTILE, CONTROL_STATISTIC, DETAILED_KINDS, FAILED, CheckResult
 
 SPARK = "▁▂▃▄▅▆▇█"
 MAX_BUCKETS_SHOWN = 3
@@ -98,7 +98,7 @@ def controls_table(r: CheckResult) -> Table | None:
     for lab in labels:
         table.add_column(Text(lab), justify="right")
     table.add_column("what it is")
-    claims = {c.label: c for c in r.claims if c.kind == "declared"}
+    claims = {c.label: c for c in r.claims if c.kind in DETAILED_KINDS}
     row = ["claim (held-out IIA)"] + [_num(claims[lab].iia.estimate) if lab in claims and claims[lab].iia.trials
                                       else "n/a" for lab in labels] + ["the check's own numbers"]
     table.add_row(*row)
@@ -127,7 +127,7 @@ def controls_table(r: CheckResult) -> Table | None:
 def illusion_table(r: CheckResult) -> Table | None:
     """Subspace patch vs its part inside the span of the clean activations (the illusion test,
     `score.illusion`), with the whole-component patch beside them (reported, not judged)."""
-    rows = [c for c in r.claims if c.kind == "declared" and c.full_patch and c.full_patch.get("pairs")]
+    rows = [c for c in r.claims if c.kind in DETAILED_KINDS and c.full_patch and c.full_patch.get("pairs")]
     if not rows:
         return None
     table = _table()
@@ -146,7 +146,7 @@ def illusion_table(r: CheckResult) -> Table | None:
 def illusion_notes(r: CheckResult) -> list:
     """Why the in-span test did not run for a set (remote activations, a pool too small)."""
     return [Text(f"  illusion check ({c.label}) not tested: {c.full_patch['untested']}", style="dim")
-            for c in r.claims if c.kind == "declared" and c.full_patch and c.full_patch.get("untested")]
+            for c in r.claims if c.kind in DETAILED_KINDS and c.full_patch and c.full_patch.get("untested")]
 
 
 def bucket_lines(r: CheckResult) -> list:
@@ -154,7 +154,7 @@ def bucket_lines(r: CheckResult) -> list:
     out = []
     failed = r.status == FAILED
     for c in r.claims:
-        if c.kind != "declared":
+        if c.kind not in DETAILED_KINDS:
             continue
         if c.suggestion:
             out.append(Text(f"  suggestion ({c.label}): {c.suggestion}", style="yellow"))

@@ -195,7 +195,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                             f"not a variable of model `{model.name}`",
                             help=did_you_mean(var, model.variables, "variables"))
             return False
-        if var == alignment.output:
+        if var == alignment.output or var in dict(alignment.output_elements):
             self.sink.error(E0703, f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
                             name.span, "the output",
                             help="locate an intermediate variable; the output is read from the network's output")
@@ -261,7 +261,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
 
     def _interchange_set(self, iset: A.InterchangeSet, target: str,
                          located: AbstractSet[str] = frozenset()) -> InterchangeSetIR | None:
-        mentioned, out_var, reliable = self.alignment_vars.get(target, (None, None, False))
+        mentioned, outs, reliable = self.alignment_vars.get(target, (None, frozenset(), False))
         if mentioned is not None and located:
             mentioned = set(mentioned) | set(located)
         seen: set[str] = set()
@@ -280,13 +280,13 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                 names.append(n.text)
                 if not reliable:
                     continue  # unknown alignment or unresolved variable lines: reported already
-                if n.text == out_var:
+                if n.text in outs:
                     self.sink.error(E0703, f"`{n.text}` is the output of `{target}`: it is scored, not "
                                     "intervened on", n.span, "the output",
                                     help="interchange the variables the output depends on")
                     ok = False
                 elif n.text not in mentioned:
-                    pool = sorted(v for v in mentioned if v != out_var)
+                    pool = sorted(v for v in mentioned if v not in outs)
                     self.sink.error(E0703, f"`{n.text}` is not aligned in `{target}`", n.span, "not aligned",
                                     help=did_you_mean(n.text, pool) or
                                     (f"aligned variables are {join_names(pool)}" if pool else

@@ -186,6 +186,10 @@ class AlignmentIR:
     decoder: str  # "argmax" | "answer" | "decode"
     span: Span = NO_SPAN
     output_position: int | None = None  # `O -> output @ 3`: read a [batch, positions, classes] output there
+    # `O[i] -> output @ i` over several elements: (element, position) per element, in order (`output`
+    # and `output_position` are the first's); the check is scored per element and pooled
+    # (claims/elements.py). Empty: one output.
+    output_elements: tuple[tuple[str, int], ...] = ()
 
     @property
     def learned(self) -> bool:

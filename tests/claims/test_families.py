@@ -111,3 +111,65 @@ def test_interchanging_an_element_the_output_does_not_read_cannot_pass(folder):
     text = FAMILY.replace("interchange H, H[3], {H[3] | H[1]}", "interchange H[2]")
     r = _run(text, folder)["PerPos"]
     assert r.status == "failed" and "changes the expected output on none" in r.reason
+
+
+# ───────────── `O[i] -> output @ i`: every output element at its own position ─────────────
+
+PER_ELEMENT = FAMILY.replace("  O[3] -> output @ 3\n}\nalign Hist to hist as Slice",
+                             "  O[i] -> output @ i\n}\nalign Hist to hist as Slice")
+
+
+def test_a_sequence_output_is_checked_at_every_position(folder):
+    """A [batch, positions, classes] network checked per position: each interchange set gets one row
+    per output element (its own counts and IIA) and a pooled row the expectations judge."""
+    r = _run(PER_ELEMENT, folder)["PerPos"]
+    assert r.status == "passed", r.reason
+    declared = [c for c in r.claims if c.kind == "declared"]
+    elements = [c for c in r.claims if c.kind == "element"]
+    assert [c.label for c in declared] == ["{H[1], H[2], H[3], H[4], H[5]}", "{H[3]}", "{H[3] | H[1]}"]
+    assert len(elements) == 3 * 5
+    assert [c.label for c in elements[5:10]] == [f"{{H[3]}} → O[{k}]" for k in range(1, 6)]
+    for pooled in declared:
+        rows = [c for c in elements if c.label.startswith(pooled.label + " → ")]
+        assert pooled.sampled == sum(c.sampled for c in rows) == 5 * 128
+        assert pooled.iia.successes == pooled.iia.trials == 5 * 128
+        assert pooled.changed == sum(c.changed for c in rows) > 0
+    # interchanging H[3] changes the expected output at position 3 only: the other positions must stay
+    changed = {c.label: c.changed for c in elements[5:10]}
+    assert changed["{H[3]} → O[3]"] > 0 and sum(changed.values()) == changed["{H[3]} → O[3]"]
+    assert any("per-position output" in n for n in r.notes)
+
+
+def test_each_element_row_is_the_single_element_check_at_that_position(folder):
+    """Per element the numbers are exactly those of a check that reads only `O[k] -> output @ k` on the
+    same seed (the element runs share the pairs, which do not depend on the output read)."""
+    rows = {c.label: c for c in _run(PER_ELEMENT, folder)["PerPos"].claims if c.kind == "element"}
+    for k in (1, 4):
+        single = _run(FAMILY.replace("O[3] -> output @ 3\n}\nalign Hist to hist as Slice",
+                                     f"O[{k}] -> output @ {k}\n}}\nalign Hist to hist as Slice"), folder)["PerPos"]
+        for c in single.claims:
+            element = rows[f"{c.label} → O[{k}]"]
+            assert _numbers_of(element) == _numbers_of(c)
+
+
+def _numbers_of(c) -> tuple:
+    return (c.sampled, c.kept, c.changed, c.moved, c.iia.successes, c.iia.trials, c.baseline.successes)
+
+
+def test_outputs_read_at_the_wrong_positions_fail(folder):
+    """O[k] read at position k + 1 (where the network answers H[k + 1]): the pooled rows fail."""
+    text = PER_ELEMENT.replace("O[i] -> output @ i\n}\nalign Hist to hist as Slice",
+                               "O[i in 1..4] -> output @ i+1\n}\nalign Hist to hist as Slice")
+    r = _run(text, folder)["PerPos"]
+    assert r.status == "failed"
+    assert {c.label for c in r.claims if c.kind == "element"} >= {"{H[3]} → O[2]", "{H[3]} → O[4]"}
+    assert min(c.iia.estimate for c in r.claims if c.kind == "declared") < 0.99
+
+
+def test_per_element_outputs_report_in_json_and_html(folder):
+    from causalspec.report.html import check_section
+
+    r = _run(PER_ELEMENT, folder)["PerPos"]
+    kinds = [c["kind"] for c in r.to_dict()["claims"]]
+    assert kinds.count("declared") == 3 and kinds.count("element") == 15
+    assert "{H[3]} → O[3]" in check_section(r)
