@@ -92,7 +92,7 @@ def _run_elements(ir: SpecIR, check, options: CheckOptions, networks: NetworkCac
                   alignment: AlignmentIR) -> Verdict:
     """`O[i] -> output @ i`: the check run once per output element (`O[k]` read at its position,
     on the same pairs) and pooled (`claims.elements`)."""
-    if alignment.learned or getattr(check, "locate", ()) or getattr(check, "latent_search", None) is not None:
+    if alignment.learned or getattr(check, "locate", None) or getattr(check, "latent_search", None) is not None:
         raise CheckUsageError(f"alignment `{alignment.name}` reads {len(alignment.output_elements)} output "
                               "elements (`O[i] -> output @ i`); learned featurizers and `locate` are not run per "
                               "element yet — align one element (`O[3] -> output @ 3`) to train or locate")

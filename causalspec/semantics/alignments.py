@@ -110,10 +110,11 @@ class AlignmentAnalysis(NetworkAnalysis):
             self.alignment_families[al.name.text] = {
                 f: tuple(e for e in fam.elements if e in mentioned) for f, fam in model.families.families.items()}
         if model is not None and not output_tried:
-            outs = model.outputs
+            model_outs = model.outputs
             self.sink.error(E0609, f"alignment `{al.name.text}` does not say how to read the output",
                             al.name.span, "no `-> output` line",
-                            help=f"add `{outs[0] if outs else 'O'} -> output`: checks score the network's output")
+                            help=f"add `{model_outs[0] if model_outs else 'O'} -> output`: checks score the "
+                            "network's output")
             ok = False
         if model is not None and net is not None:
             self._check_network_for(net, model, f"alignment `{al.name.text}`", al.span)
