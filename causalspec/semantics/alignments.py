@@ -173,7 +173,7 @@ class AlignmentAnalysis(NetworkAnalysis):
                 continue
             indices = fam.indices
             if stmt.index.lo is not None and stmt.index.hi is not None:
-                lo, hi = (_static_index(e, fams.consts) for e in (stmt.index.lo, stmt.index.hi))
+                lo, hi = (static_index(e, fams.consts) for e in (stmt.index.lo, stmt.index.hi))
                 if lo is None or hi is None or not set(range(lo, hi + 1)) <= set(fam.indices) or lo > hi:
                     self.sink.error(E0614, f"the range of `{stmt.var.text}[…]` must be numbers or constants inside "
                                     f"the family's {fam.indices[0]}..{fam.indices[-1]}", stmt.index.span,
@@ -195,10 +195,10 @@ class AlignmentAnalysis(NetworkAnalysis):
                 if isinstance(stmt, A.OutputAlignment) and len(indices) > 1:
                     elements.add(name.text)
                 if isinstance(stmt, A.VarAlignment):
-                    sites = tuple(replace(r, positions=_at(r.positions, var, k)) for r in stmt.sites)
+                    sites = tuple(replace(r, positions=positions_at(r.positions, var, k)) for r in stmt.sites)
                     out.append(replace(stmt, var=name, sites=sites, index=None))
                 else:
-                    out.append(replace(stmt, var=name, positions=_at(stmt.positions, var, k), index=None))
+                    out.append(replace(stmt, var=name, positions=positions_at(stmt.positions, var, k), index=None))
         return tuple(out), ok, frozenset(elements)
 
     def _decoder(self, stmt: A.OutputAlignment, net: NetworkIR | None) -> str | None:
@@ -271,7 +271,7 @@ class AlignmentAnalysis(NetworkAnalysis):
         return ok
 
 
-def _at(positions: tuple[A.PositionExpr, ...] | None, var: str, k: int) -> tuple[A.PositionExpr, ...] | None:
+def positions_at(positions: tuple[A.PositionExpr, ...] | None, var: str, k: int) -> tuple[A.PositionExpr, ...] | None:
     """Positions with the family's index variable replaced by the element's index."""
     if positions is None:
         return None
@@ -286,7 +286,7 @@ def _at(positions: tuple[A.PositionExpr, ...] | None, var: str, k: int) -> tuple
     return tuple(out)
 
 
-def _static_index(e: A.Expr, consts: dict[str, int]) -> int | None:
+def static_index(e: A.Expr, consts: dict[str, int]) -> int | None:
     if isinstance(e, A.IntLit):
         return e.value
     if isinstance(e, A.NameRef):

@@ -258,6 +258,24 @@ class LocateIR:
     position_labels: tuple[str, ...]
     featurizer: Featurizer
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    # several variables (`locate H[i] … @ i`, `locate {A, B} …`, `locate {H[i]} … @ i`):
+    # "element" — column j is one element, bound alone at its position and scored by the
+    # interchange set `column_sets[j]` ({H[k]}); "joint" — every cell binds every variable and
+    # is scored by the check's own sets. `bound[i][j]` lists the (variable, binding) pairs of
+    # cell (i, j); `var` is then the statement's label (`H[i]`, `{A, B}`).
+    mode: str = "single"
+    bound: tuple[tuple[tuple[tuple[str, SiteBinding], ...], ...], ...] = ()
+    column_sets: tuple[tuple[str, ...], ...] = ()
+    variables: tuple[str, ...] = ()
+
+    def cell_bindings(self, i: int, j: int) -> tuple[tuple[str, SiteBinding], ...]:
+        """The (variable, binding) pairs cell (i, j) binds."""
+        return self.bound[i][j] if self.bound else ((self.var, self.cells[i][j]),)
+
+    @property
+    def located(self) -> tuple[str, ...]:
+        """Every variable the sweep binds."""
+        return self.variables or (self.var,)
 
     @property
     def flat(self) -> list[SiteBinding]:

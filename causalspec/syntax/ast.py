@@ -536,6 +536,10 @@ class Locate(Node):
     positions: tuple[PositionExpr, ...] | None = None
     braced: bool = False
     featurizer: Featurizer | None = None
+    # `locate H[i] …` / `H[i in 2..4]`: the family index of `var` (each element its own column)
+    index: FamilyRange | None = None
+    # `locate {A, H[i]} …`: every target of the set, bound jointly (var/index are the first's)
+    joint: tuple[tuple[Name, FamilyRange | None], ...] = ()
 
 
 @dataclass(frozen=True)

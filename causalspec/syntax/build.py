@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - depends on the lark version
     _vargs_meta = object()
 from lark.tree import Meta
 
-from causalspec.codes import E0104
+from causalspec.codes import E0104, E0713
 from causalspec.diagnostics import Diagnostic, Span, SpecError
 from causalspec.syntax import ast as A
 
@@ -636,13 +636,26 @@ class AstBuilder(Transformer):
     def locate_stmt(self, meta, c):
         pos = next((x for x in c[2:] if isinstance(x, _Positions)), None)
         feat = next((x for x in c[2:] if isinstance(x, (A.SliceFeaturizer, A.CallFeaturizer))), None)
-        return A.Locate(self._name(c[0]), c[1], pos.items if pos else None, pos.braced if pos else False, feat,
+        joint: tuple[tuple[A.Name, A.FamilyRange | None], ...] = ()
+        if isinstance(c[0], _LocateSet):
+            joint = c[0].items
+            name, index = joint[0]
+        else:
+            name, index = self._target(c[0])
+        return A.Locate(name, c[1], pos.items if pos else None, pos.braced if pos else False, feat, index, joint,
                         span=self._span(meta))
+
+    def locate_set(self, c):
+        return _LocateSet(tuple(self._target(t) for t in c))
 
     @v_args(meta=True)
     def locate_latents(self, meta, c):
         pos = next((x for x in c[3:] if isinstance(x, _Positions)), None)
         feat = next(x for x in c[3:] if isinstance(x, (A.SliceFeaturizer, A.CallFeaturizer)))
+        if isinstance(c[0], (_LocateSet, tuple)):
+            raise SpecError([Diagnostic(E0713, "`locate … over latents of` searches one variable's latents",
+                                        self._span(meta), "a family or a set",
+                                        help="name one variable or one element: `locate H[2] over latents of …`")])
         return A.LocateLatents(self._name(c[0]), c[2], feat, pos.items if pos else None,
                                pos.braced if pos else False, span=self._span(meta))
 
@@ -802,6 +815,13 @@ class _Part:
 class _Ranges:
     def __init__(self, values):
         self.values = values
+
+
+class _LocateSet:
+    """`{A, H[i]}` after `locate`: the targets, each (name, family index or None)."""
+
+    def __init__(self, items):
+        self.items = items
 
 
 class _Positions:

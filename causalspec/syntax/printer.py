@@ -726,7 +726,13 @@ def print_sweep_site(site: A.SweepSite) -> str:
 
 def print_locate(s: A.Locate) -> str:
     """`locate WX over resid.post[0..11] @ {S1, END} : das(k=1)`."""
-    parts = [f"locate {print_name(s.var)} over {print_sweep_site(s.site)}"]
+    if s.joint:
+        if (s.var, s.index) != s.joint[0]:
+            raise _fail("joint locate whose first target is not its var", s)
+        target = "{" + ", ".join(_locate_target(n, r) for n, r in s.joint) + "}"
+    else:
+        target = _locate_target(s.var, s.index)
+    parts = [f"locate {target} over {print_sweep_site(s.site)}"]
     if s.positions is not None:
         parts.append(print_positions(s.positions, s.braced))
     elif s.braced:
@@ -736,9 +742,18 @@ def print_locate(s: A.Locate) -> str:
     return " ".join(parts)
 
 
+def _locate_target(name: A.Name, index: A.FamilyRange | None) -> str:
+    """`WX`, `H[2]`, `H[i]` or `H[i in 2..4]`."""
+    if index is None:
+        return print_var_ref(name)
+    if index.var is None:
+        raise _fail("locate family index without a name", index)
+    return print_name(name) + _family_range(index)
+
+
 def print_locate_latents(s: A.LocateLatents) -> str:
     """`locate WX over latents of resid.post[3] @ END : sae("sae_dir")`."""
-    parts = [f"locate {print_name(s.var)} over latents of {print_site(s.site)}"]
+    parts = [f"locate {print_var_ref(s.var)} over latents of {print_site(s.site)}"]
     if s.positions is not None:
         parts.append(print_positions(s.positions, s.braced))
     elif s.braced:

@@ -347,9 +347,14 @@ sweep_sites = st.one_of(
     st.builds(lambda pattern, io: A.SweepSite(None, None, None, pattern, io), texts,
               st.sampled_from(("input", "output"))),
 )
+_locate_targets = st.tuples(names(), st.none() | st.builds(A.FamilyRange, names(), st.none(), st.none())
+                            | family_ranges)
 locates = st.builds(
-    lambda var, site, pos, feat: A.Locate(var, site, *(pos or (None, False)), feat),
-    names(), sweep_sites, st.none() | position_lists(), st.none() | featurizers,
+    lambda var, site, pos, feat, joint: A.Locate(
+        *(joint[0] if joint else var)[:1], site, *(pos or (None, False)), feat,
+        (joint[0] if joint else var)[1], tuple(joint)),
+    _locate_targets, sweep_sites, st.none() | position_lists(), st.none() | featurizers,
+    st.just(()) | st.lists(_locate_targets, min_size=1, max_size=3),
 )
 locate_latents = st.builds(
     lambda var, site, pos, feat: A.LocateLatents(var, site, feat, *(pos or (None, False))),
