@@ -220,8 +220,9 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
 
     def _locate(self, stmt: A.Locate, alignment: AlignmentIR) -> LocateIR | None:
         """Expand a sweep into cells (sites x positions), each validated like an alignment site."""
-        if stmt.index is not None or stmt.joint:
-            return self._locate_several(stmt, alignment)
+        model = self.ir.models.get(alignment.model)
+        if stmt.index is not None or stmt.joint or (model is not None and stmt.var.text in model.families.families):
+            return self._locate_several(stmt, alignment)  # a family named whole is E0713 there
         var = stmt.var.text
         if not self._locatable(stmt.var, alignment):
             return None

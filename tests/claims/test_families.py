@@ -181,3 +181,89 @@ def test_learned_featurizers_are_refused_per_element_with_the_reason(folder):
     assert "das(k=1)\n  O[i]" in text
     r = _run(text, folder)["PerPos"]
     assert r.status == "error" and "not run per element yet" in r.reason
+
+
+# ───────────── `locate` over several variables ─────────────
+
+LOCATE = FAMILY.split("align Hist to hist as PerPos")[0] + """
+align Hist to hist as Out {
+  O[3] -> output @ 3
+}
+check Out as PerElement {
+  locate H[i] over module "{embed,hist,head}" output @ i
+  interchange H
+  pairs 64 seed 1
+  expect iia >= 0.99
+}
+check Out as Joint {
+  locate {H[i]} over module "{embed,hist}" output @ i
+  interchange H
+  pairs 64 seed 1
+  expect iia >= 0.99
+}
+"""
+
+
+def test_locating_a_family_gives_a_grid_of_sites_by_elements(folder):
+    r = _run(LOCATE, folder)["PerElement"]
+    assert r.status == "passed", r.reason
+    loc = r.locate
+    assert loc["mode"] == "element" and loc["var"] == "H[i]"
+    assert loc["positions"] == [f"H[{k}] @ {k}" for k in range(1, 6)]
+    grid = [[c["score"] for c in row] for row in loc["cells"]]
+    assert grid[1] == grid[2] == [1.0] * 5  # the histogram and the head carry H[k] at position k
+    assert max(grid[0]) < 1.0  # the token embeddings do not
+    # each cell is scored by interchanging its own element: the cell's only set is {H[k]}
+    assert [list(c["iia"]) for c in loc["cells"][1]] == [[f"{{H[{k}]}}"] for k in range(1, 6)]
+    assert [c["site"] for c in loc["column_best"]] == ['module "hist" output'] * 5
+    # the confirmation binds every element at its column's best cell and scores `interchange H` there
+    assert [c.label for c in r.claims] == ["{H[1], H[2], H[3], H[4], H[5]}"]
+    assert any("each element at the best cell of its column" in n for n in r.notes)
+
+
+def test_an_element_cell_gives_the_numbers_of_a_check_of_that_cell(folder):
+    """Cell (embed, H[2]) of the sweep equals a separate check aligning H[2] there with
+    `interchange H[2]` on the same seed (the pairs a check of that element draws)."""
+    sweep = _run(LOCATE, folder)["PerElement"].locate
+    cell = sweep["cells"][0][1]
+    single = _run(LOCATE.split("check Out as PerElement")[0] + """
+align Hist to hist as Embed2 {
+  H[2] -> module "embed" output @ 2
+  O[3] -> output @ 3
+}
+check Embed2 {
+  interchange H[2]
+  pairs 64 seed 1
+  expect iia >= 0.99
+}
+""", folder)["Embed2"]
+    [claim] = single.claims
+    assert (cell["iia"]["{H[2]}"]["successes"], cell["iia"]["{H[2]}"]["trials"]) == (claim.iia.successes,
+                                                                                       claim.iia.trials)
+
+
+def test_a_joint_locate_binds_every_element_in_each_cell(folder):
+    r = _run(LOCATE, folder)["Joint"]
+    loc = r.locate
+    assert loc["mode"] == "joint" and loc["var"] == "{H[i]}" and loc["positions"] == ["i"]
+    assert len(loc["cells"]) == 2 and all(len(row) == 1 for row in loc["cells"])
+    assert list(loc["cells"][1][0]["iia"]) == ["{H[1], H[2], H[3], H[4], H[5]}"]
+    assert loc["cells"][1][0]["score"] == 1.0
+
+
+@pytest.mark.parametrize("stmt, code, message", [
+    ("locate H over module \"hist\" output", "E0713", "is a family"),
+    ("locate Q[i] over module \"hist\" output @ i", "E0713", "not a family"),
+    ("locate {H[i], H[2]} over module \"hist\" output @ i", "E0713", "twice"),
+    ("locate H[i] over module \"hist\" output @ {i, 0}", "E0713", "one position"),
+    ("locate H[i] over module \"l.{0..300}\" output @ i", "E0711", "1,505 cells"),
+])
+def test_bad_family_locates_are_located_errors(folder, stmt, code, message):
+    from causalspec.errors import SpecError
+
+    text = LOCATE.replace('locate H[i] over module "{embed,hist,head}" output @ i', stmt)
+    with pytest.raises(SpecError) as err:
+        _run(text, folder)
+    diags = [d for d in err.value.diagnostics if d.code == code]
+    line = text.splitlines().index("  " + stmt) + 1
+    assert diags and message in diags[0].message and diags[0].span.line == line
