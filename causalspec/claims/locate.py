@@ -16,6 +16,13 @@ chose the site. So a check with `locate`:
 
 `causalspec locate` runs step 1 only and reports the table and a heatmap (`report.heatmap`).
 
+Several variables (`semantics.ir.LocateIR.mode`): `locate H[i] over … @ i` makes a column per
+element — cell (site, k) binds H[k] alone at position k and is scored by `interchange H[k]`
+on the pairs a check of that element draws (`_column_claims`); each element then takes its
+column's best cell for the confirmation, and each column has its own baseline. `locate {A, B}`
+/ `locate {H[i]} … @ i` bind every variable in every cell (`bound_alignment`) and score the
+check's own sets.
+
 Speed: one clean forward pass per unique input records every cell's site at once (the
 sweep's engine records the union of the cells' bindings), and the training split's clean
 pass is shared by every cell the same way; a cell only adds its own training steps and
@@ -77,6 +84,12 @@ class Sweep:
     # "single" (one variable), "element" (`locate H[i]`: a column per element, each scored by
     # `interchange H[k]`), "joint" (`locate {A, B}`: every cell binds every variable)
     mode: str = "single"
+    # "element" mode: each column's own no-intervention baseline (its sets' pairs differ per element)
+    column_baselines: list[float | None] = field(default_factory=list)
+
+    def column_baseline(self, j: int) -> float | None:
+        """The baseline a cell of column j is compared with (the sweep's, or its column's own)."""
+        return self.column_baselines[j] if j < len(self.column_baselines) else self.baseline_score
 
     @property
     def baseline_score(self) -> float | None:
@@ -113,7 +126,7 @@ class Sweep:
                 "seconds": round(self.seconds, 3), "notes": list(self.notes),
                 "baseline": {"score": self.baseline_score,
                              "iia": {k: v.to_dict() for k, v in self.baseline.items()}},
-                "mode": self.mode,
+                "mode": self.mode, "column_baselines": list(self.column_baselines),
                 "column_best": [None if c is None else {"site": c.site, "position": c.position, "score": c.score}
                                 for c in self.column_best()] if self.mode == "element" else None}
 
@@ -194,7 +207,18 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
     return Sweep(check.name, loc.var, feature_label(loc.featurizer), list(loc.site_labels), list(loc.position_labels),
                  cells, int(plan.claims[0].pairs.n) if plan.claims else 0, int(plan.seed),
                  dict(engine.forward_passes), base.n_unique, time.perf_counter() - start, baseline,
-                 training_notes(flat, engine.notes), loc.mode)
+                 training_notes(flat, engine.notes), loc.mode, _column_baselines(per_column, baseline))
+
+
+def _column_baselines(per_column, baseline: dict[str, Proportion]) -> list[float | None]:
+    """Per column of an element sweep, the mean baseline of the sets that score it."""
+    if per_column is None:
+        return []
+    out: list[float | None] = []
+    for claims in per_column:
+        vals = [baseline[c.label].estimate for c in claims if c.label in baseline and baseline[c.label].trials]
+        out.append(float(np.mean(vals)) if vals else None)
+    return out
 
 
 def training_notes(cells: list[Cell], engine_notes: list[str]) -> list[str]:
@@ -288,7 +312,8 @@ def sweep_from_dict(d: dict) -> Sweep:
     baseline = {k: _proportion(v) for k, v in ((d.get("baseline") or {}).get("iia") or {}).items()}
     return Sweep(d["check"], d["var"], d["featurizer"], list(d["sites"]), list(d["positions"]), cells,
                  d.get("pairs", 0), d.get("seed", 0), d.get("forward_passes", {}), d.get("unique_inputs", 0),
-                 d.get("seconds", 0.0), baseline, list(d.get("notes", ())), d.get("mode") or "single")
+                 d.get("seconds", 0.0), baseline, list(d.get("notes", ())), d.get("mode") or "single",
+                 list(d.get("column_baselines") or ()))
 
 
 def _proportion(v: dict) -> Proportion:

@@ -193,25 +193,29 @@ def sweep_table(loc: dict) -> Table | None:
     if not loc:
         return None
     table = _table()
-    table.add_column(f"locate {loc['var']} : {loc['featurizer']}")
+    table.add_column(Text(f"locate {loc['var']} : {loc['featurizer']}"))  # `H[i]` is no markup
     for p in loc["positions"]:
-        table.add_column(p if p != "all" else "IIA (held-out)", justify="right")
-    best = loc.get("best") or {}
+        table.add_column(Text(p if p != "all" else "IIA (held-out)"), justify="right")
     base = (loc.get("baseline") or {}).get("score")
+    # an element sweep (`locate H[i]`): each column has its own baseline and its own best cell
+    bases = list(loc.get("column_baselines") or ()) or [base] * len(loc["positions"])
+    bests = ([b or {} for b in loc.get("column_best") or ()] if loc.get("mode") == "element"
+             else [loc.get("best") or {}] * len(loc["positions"]))
     for row in loc["cells"]:
         cells = []
-        for c in row:
-            at_base = base is not None and c["score"] is not None and c["score"] <= base + 1e-9
+        for j, c in enumerate(row):
+            col_base, best = bases[j] if j < len(bases) else base, bests[j] if j < len(bests) else {}
+            at_base = col_base is not None and c["score"] is not None and c["score"] <= col_base + 1e-9
             text = _num(c["score"]) + (" ≤ baseline" if at_base else "")
             if c["site"] == best.get("site") and c["position"] == best.get("position"):
                 cells.append(Text(f"{text} ◀ best", style="bold"))
             else:
                 cells.append(Text(text, style="dim" if at_base else ""))
         table.add_row(Text(row[0]["site"]), *cells)
-    if base is not None:
+    if any(b is not None for b in bases):
         table.add_section()
         table.add_row(Text("no intervention (baseline)", style="dim"),
-                      *[Text(_num(base), style="dim") for _ in loc["positions"]])
+                      *[Text(_num(b), style="dim") for b in bases])
     return table
 
 

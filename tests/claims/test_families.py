@@ -213,6 +213,11 @@ def test_locating_a_family_gives_a_grid_of_sites_by_elements(folder):
     grid = [[c["score"] for c in row] for row in loc["cells"]]
     assert grid[1] == grid[2] == [1.0] * 5  # the histogram and the head carry H[k] at position k
     assert max(grid[0]) < 1.0  # the token embeddings do not
+    # each column has its own no-intervention baseline: the output read (O[3]) moves only with H[3],
+    # so only column 3 can tell the sites apart, and the others are marked as at their baseline
+    bases = loc["column_baselines"]
+    assert bases[2] < 0.5 and all(b == 1.0 for k, b in enumerate(bases) if k != 2)
+    assert grid[0][2] <= bases[2] < grid[1][2]
     # each cell is scored by interchanging its own element: the cell's only set is {H[k]}
     assert [list(c["iia"]) for c in loc["cells"][1]] == [[f"{{H[{k}]}}"] for k in range(1, 6)]
     assert [c["site"] for c in loc["column_best"]] == ['module "hist" output'] * 5
