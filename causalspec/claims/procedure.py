@@ -486,7 +486,7 @@ def make_alignment_run(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, o
 def _adapter(net: LoadedNetwork, plan: CheckPlan):
     if net.backend == "torch":
         return TorchAdapter(net, plan.model, plan.output, position=plan.alignment.output_position)
-    return HFAdapter(net, plan.network, plan.model, plan.output)
+    return HFAdapter(net, plan.network, plan.model, plan.output, position=plan.alignment.output_position)
 
 
 def describer(model, domain, cr: ClaimRun) -> Callable[[int, int], dict]:

@@ -272,3 +272,69 @@ def test_bad_family_locates_are_located_errors(folder, stmt, code, message):
     diags = [d for d in err.value.diagnostics if d.code == code]
     line = text.splitlines().index("  " + stmt) + 1
     assert diags and message in diags[0].message and diags[0].span.line == line
+
+
+# ───────────── hf token-level heads read per position ─────────────
+
+COPY = """
+model Copy {
+  domain Col = enum {red, green, blue}
+  input x1, x2, x3 : Col
+  var V[i in 1..3] : Col = if i == 1 then x1 else if i == 2 then x2 else x3
+  output O[i in 1..3] : Col = V[i]
+}
+network tok = hf "copier" {
+  class token_classification
+  prompt "{x1} {x2} {x3}"
+}
+align Copy to tok as PerToken {
+  V[i] -> resid.post[1] @ i-1
+  O[i] -> output @ i-1
+}
+check PerToken {
+  interchange V, V[2]
+  pairs 64 seed 0
+  expect iia >= 0.99
+}
+align Copy to tok as Shifted {
+  V[i in 1..2] -> resid.post[1] @ i
+  O[i in 1..2] -> output @ i-1
+}
+check Shifted {
+  interchange V[1]
+  pairs 64 seed 0
+  expect iia >= 0.99
+}
+align Copy to tok as Whole {
+  V[2] -> resid.post[1] @ 1
+  O[2] -> output
+}
+check Whole {
+  interchange V[2]
+  pairs 16 seed 0
+  expect iia >= 0.99
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def copier(tmp_path_factory) -> Path:
+    from causalspec.testing.tiny import build_token_copier
+
+    tmp = tmp_path_factory.mktemp("copier")
+    build_token_copier(["red", "green", "blue"], tmp / "copier")
+    return tmp
+
+
+def test_an_hf_token_level_head_is_checked_at_every_position(copier):
+    """A GPT2ForTokenClassification whose label at each token is that token: the family V read per
+    position passes, and the same claim with the sites one token off fails."""
+    r = _run(COPY, copier)
+    per_token, shifted = r["PerToken"], r["Shifted"]
+    assert per_token.status == "passed", per_token.reason
+    rows = {c.label: c for c in per_token.claims}
+    assert rows["{V[2]} → O[2]"].changed > 0 and rows["{V[2]} → O[1]"].changed == 0
+    assert all(c.iia.successes == c.iia.trials == 64 for c in per_token.claims if c.kind == "element")
+    assert shifted.status == "failed"
+    # a token-level head needs a position to read: a check ERROR that says so
+    assert r["Whole"].status == "error" and "read `O[2]` at a token" in r["Whole"].reason
