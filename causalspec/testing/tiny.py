@@ -141,10 +141,9 @@ def build_token_copier(words: Sequence[str], save_dir: str | Path):
     with torch.no_grad():
         model.transformer.wte.weight.copy_(torch.eye(len(tokenizer), config.n_embd))
         model.transformer.wpe.weight.zero_()
-        for block in model.transformer.h:
-            for proj in (block.attn.c_proj, block.mlp.c_proj):
-                proj.weight.zero_()
-                proj.bias.zero_()
+        for name, param in model.transformer.h.named_parameters():
+            if name.endswith(("attn.c_proj.weight", "attn.c_proj.bias", "mlp.c_proj.weight", "mlp.c_proj.bias")):
+                param.zero_()  # attention and MLP write nothing to the residual stream
         model.classifier.weight.zero_()
         model.classifier.bias.zero_()
         for k, w in enumerate(words):
