@@ -281,6 +281,8 @@ def positions_at(positions: tuple[A.PositionExpr, ...] | None, var: str, k: int)
             out.append(A.IndexPos(k, span=p.span))
         elif isinstance(p, A.OffsetPos) and p.base.text == var:
             out.append(A.IndexPos(k + p.offset, span=p.span))
+        elif isinstance(p, A.ElemPos) and p.var.text == var:  # `@ S[i]`: element k of position family S
+            out.append(A.NamedPos(A.Name(f"{p.base.text}[{k}]", span=p.span), span=p.span))
         else:
             out.append(p)
     return tuple(out)

@@ -472,7 +472,26 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def position_decl(self, meta, c):
+        if len(c) == 3:  # `position S[i in 1..3] = …`
+            return A.PositionDecl(self._name(c[0]), c[2], c[1], span=self._span(meta))
         return A.PositionDecl(self._name(c[0]), c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def position_list(self, meta, c):
+        return A.PositionDecl(self._name(c[0]), c[2], c[1], tuple(c[2:]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def slot_var_pos(self, meta, c):
+        part = next((x for x in c[2:] if isinstance(x, str) and not isinstance(x, Token)), None)
+        return A.SlotPos(self._name(c[0]), None, part, self._name(c[1]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def elem_pos(self, meta, c):
+        return A.ElemPos(self._name(c[0]), self._name(c[1]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def elem_index_pos(self, meta, c):  # `S[2]`: the position family's element, a declared name
+        return A.NamedPos(A.Name(f"{c[0]}[{self._int(c[1])}]", span=self._span(meta)), span=self._span(meta))
 
     @v_args(meta=True)
     def slot_pos(self, meta, c):

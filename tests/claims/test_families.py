@@ -286,6 +286,11 @@ model Copy {
 network tok = hf "copier" {
   class token_classification
   prompt "{x1} {x2} {x3}"
+  position C1 = slot(x1)
+  position C2 = slot(x2)
+  position C3 = slot(x3)
+  position X[i in 1..3] = {C1, C2, C3}
+  position Wrong[i in 1..3] = {C2, C1, C3}
 }
 align Copy to tok as PerToken {
   V[i] -> resid.post[1] @ i-1
@@ -301,6 +306,24 @@ align Copy to tok as Shifted {
   O[i in 1..2] -> output @ i-1
 }
 check Shifted {
+  interchange V[1]
+  pairs 64 seed 0
+  expect iia >= 0.99
+}
+align Copy to tok as BySlots {
+  V[i] -> resid.post[1] @ X[i]
+  O[i] -> output @ i-1
+}
+check BySlots {
+  interchange V, V[1]
+  pairs 64 seed 0
+  expect iia >= 0.99
+}
+align Copy to tok as WrongSlots {
+  V[i in 1..2] -> resid.post[1] @ Wrong[i]
+  O[i in 1..2] -> output @ i-1
+}
+check WrongSlots {
   interchange V[1]
   pairs 64 seed 0
   expect iia >= 0.99
@@ -338,3 +361,33 @@ def test_an_hf_token_level_head_is_checked_at_every_position(copier):
     assert shifted.status == "failed"
     # a token-level head needs a position to read: a check ERROR that says so
     assert r["Whole"].status == "error" and "read `O[2]` at a token" in r["Whole"].reason
+
+
+def test_family_elements_aligned_at_named_slots(copier):
+    """`position X[i in 1..3] = {C1, C2, C3}` names the slots; `V[i] -> … @ X[i]` puts element i at
+    the i-th (the same numbers as `@ i-1`, since slot x_k is token k - 1); listed in the wrong
+    order the claim fails."""
+    r = _run(COPY, copier)
+    assert r["BySlots"].status == "passed", r["BySlots"].reason
+    ir = load_text(COPY, str(copier / "spec.cspec"), base_dir=copier)
+    assert [b.positions[0].label for b in ir.alignments["BySlots"].variables["V[2]"]] == ["X[2]"]
+    same = [(c.kept, c.changed, c.iia.successes) for c in r["PerToken"].claims if c.label.startswith("{V[1], V[2]")]
+    assert same == [(c.kept, c.changed, c.iia.successes) for c in r["BySlots"].claims
+                    if c.label.startswith("{V[1], V[2]")]
+    assert r["WrongSlots"].status == "failed"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("position X[i in 1..3] = {C1, C2, C3}", "position X[i in 1..3] = {C1, C2}"), "2 listed positions"),
+    (("V[i] -> resid.post[1] @ X[i]", "V[1] -> resid.post[1] @ X[i]"), "by the index of a family alignment"),
+    (("position C1 = slot(x1)", "position C1 = slot(x1, i)"), "only a position family has one"),
+    (("position X[i in 1..3] = {C1, C2, C3}", "position X[i in 1..n] = {C1, C2, C3}"), "must be two numbers"),
+])
+def test_position_family_mistakes_are_located_errors(copier, edit, message):
+    from causalspec.errors import SpecError
+
+    text = COPY.replace(*edit)
+    with pytest.raises(SpecError) as err:
+        load_text(text, str(copier / "spec.cspec"), base_dir=copier)
+    [diag] = [d for d in err.value.diagnostics if d.code == "E0615"]
+    assert message in diag.message and diag.span.line == text.splitlines().index("  " + edit[1]) + 1

@@ -224,12 +224,17 @@ def pos_atoms(reserved: frozenset[str] = NOTHING) -> st.SearchStrategy[A.Positio
         st.builds(A.OffsetPos, names(reserved), ints),
         st.builds(A.IndexPos, nonneg_ints),
         st.builds(A.RangePos, nonneg_ints, nonneg_ints),
+        st.builds(A.ElemPos, names(reserved), names()),
+        st.builds(lambda n, k: A.NamedPos(A.Name(f"{n.text}[{k}]")), names(reserved), nonneg_ints),
     )
 
 
 TOKEN_PARTS = ("first", "last", "all")
-slot_positions = st.builds(A.SlotPos, names(), st.none() | nonneg_ints,
-                           st.none() | st.sampled_from(TOKEN_PARTS))
+slot_positions = st.one_of(
+    st.builds(A.SlotPos, names(), st.none() | nonneg_ints, st.none() | st.sampled_from(TOKEN_PARTS)),
+    st.builds(lambda n, part, var: A.SlotPos(n, None, part, var), names(),
+              st.none() | st.sampled_from(TOKEN_PARTS), names()),
+)
 declared_positions = st.one_of(slot_positions, slot_positions, pos_atoms(RESERVED_IN["decl_position"]))
 
 template_cases = st.builds(A.TemplateCase, literals(), texts)
@@ -254,6 +259,9 @@ network_stmts = st.one_of(
     prompts,
     st.builds(A.AnswerDecl, texts, st.none() | st.sampled_from(TOKEN_PARTS)),
     st.builds(A.PositionDecl, names(), declared_positions),
+    st.builds(A.PositionDecl, names(), declared_positions, family_ranges),
+    st.builds(lambda n, items, r: A.PositionDecl(n, items[0], r, tuple(items)), names(),
+              st.lists(declared_positions, min_size=1, max_size=3), family_ranges),
 )
 backends = st.one_of(st.builds(A.HFBackend, texts), st.builds(A.TorchBackend, texts, texts))
 networks = st.one_of(
