@@ -16,7 +16,9 @@ the model's inputs, not from the output), and this module pools what the runs fo
 * the expectations and the guards (a set that changes or moves nothing) judge the pooled
   rows; a set that changes only its own element's output (`interchange H[2]`) is judged on
   all of them, so the network must also keep the other positions right;
-* controls list one value per (set, element); warnings are prefixed by their element.
+* controls list one value per (set, element); warnings are prefixed by their element;
+* a `locate` sweeps once per element and is pooled before the choice (`claims.locate.pooled_sweep`),
+  so every element run confirms the same cells.
 """
 
 from __future__ import annotations

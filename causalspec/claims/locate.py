@@ -264,10 +264,12 @@ class Located:
         return self.plan
 
 
-def locate_for_check(ir, check, plan, net, options) -> Located:
+def locate_for_check(ir, check, plan, net, options, found: Sweep | None = None) -> Located:
     """Sweep, keep the best cell, and plan scoring it on fresh pairs (nothing is modified:
-    the spec's IR and the check's plan stay as they were)."""
-    found = sweep(ir, check, plan, net, options, options.progress)
+    the spec's IR and the check's plan stay as they were). `found`: a sweep already made
+    (the pooled sweep of a check read at several output elements, `pooled_sweep`)."""
+    if found is None:
+        found = sweep(ir, check, plan, net, options, options.progress)
     best = found.best
     info = found.to_dict()
     if best is None:
@@ -297,6 +299,41 @@ def locate_for_check(ir, check, plan, net, options) -> Located:
     return Located({**info, "confirmation_seed": seed}, confirm, note)
 
 
+def pooled_sweep(sweeps: list[Sweep], elements: list[str]) -> Sweep:
+    """One sweep of a check read at several output elements (`O[i] -> output @ i`): each
+    cell's IIA per set sums the element sweeps' successes and trials (a pair counted once per
+    element), its score is their mean over sets; baselines likewise. The cells' bindings are
+    the first sweep's (every element sweeps the same cells)."""
+    first = sweeps[0]
+    cells = []
+    for i, row in enumerate(first.cells):
+        out = []
+        for j, c in enumerate(row):
+            parts = [s.cells[i][j] for s in sweeps]
+            iia = {label: wilson(sum(p.iia[label].successes for p in parts if label in p.iia),
+                                 sum(p.iia[label].trials for p in parts if label in p.iia)) for label in c.iia}
+            scored = [p.estimate for p in iia.values() if p.trials]
+            out.append(replace(c, iia=iia, score=float(np.mean(scored)) if scored else None))
+        cells.append(out)
+    baseline = {label: wilson(sum(s.baseline[label].successes for s in sweeps if label in s.baseline),
+                              sum(s.baseline[label].trials for s in sweeps if label in s.baseline))
+                for label in first.baseline}
+    column_baselines: list[float | None] = []
+    if first.mode == "element":
+        for j in range(len(first.position_labels)):
+            labels = list(first.cells[0][j].iia) if first.cells else []
+            vals = [baseline[lab].estimate for lab in labels if lab in baseline and baseline[lab].trials]
+            column_baselines.append(float(np.mean(vals)) if vals else None)
+    passes: dict[str, int] = {}
+    for s in sweeps:
+        for k, v in s.forward_passes.items():
+            passes[k] = passes.get(k, 0) + v
+    note = (f"the sweep is scored at {len(sweeps)} output elements ({', '.join(elements)}) on the same pairs; "
+            "each cell's IIA pools them (a pair counted once per element)")
+    return replace(first, cells=cells, baseline=baseline, column_baselines=column_baselines, forward_passes=passes,
+                   seconds=sum(s.seconds for s in sweeps), notes=[note, *first.notes])
+
+
 # ───────────────────────── from JSON ─────────────────────────
 
 def sweep_from_dict(d: dict) -> Sweep:
@@ -321,5 +358,5 @@ def _proportion(v: dict) -> Proportion:
                       v["upper95"] if v["upper95"] is not None else float("nan"))
 
 
-__all__ = ["CONFIRM_OFFSET", "Located", "Sweep", "bound_alignment", "cell_alignment", "locate_for_check", "sweep",
-           "sweep_from_dict", "wilson"]
+__all__ = ["CONFIRM_OFFSET", "Located", "Sweep", "bound_alignment", "cell_alignment", "locate_for_check",
+           "pooled_sweep", "sweep", "sweep_from_dict", "wilson"]

@@ -391,3 +391,22 @@ def test_position_family_mistakes_are_located_errors(copier, edit, message):
         load_text(text, str(copier / "spec.cspec"), base_dir=copier)
     [diag] = [d for d in err.value.diagnostics if d.code == "E0615"]
     assert message in diag.message and diag.span.line == text.splitlines().index("  " + edit[1]) + 1
+
+
+def test_locating_a_family_against_every_output_position(folder):
+    """`locate H[i]` with `O[i] -> output @ i`: the sweep is scored at every output element and
+    pooled, so every column tells the sites apart (its baseline is below 1), and one choice is
+    confirmed at every element."""
+    text = LOCATE.replace("align Hist to hist as Out {\n  O[3] -> output @ 3\n}",
+                          "align Hist to hist as Out {\n  O[i] -> output @ i\n}")
+    r = _run(text, folder)["PerElement"]
+    assert r.status == "passed", r.reason
+    loc = r.locate
+    grid = [[c["score"] for c in row] for row in loc["cells"]]
+    assert all(b < 0.95 for b in loc["column_baselines"])
+    assert grid[1] == [1.0] * 5 and all(g <= b for g, b in zip(grid[0], loc["column_baselines"]))
+    assert [c["site"] for c in loc["column_best"]] == ['module "hist" output'] * 5
+    cell = loc["cells"][1][1]["iia"]["{H[2]}"]
+    assert cell["trials"] == 5 * 64  # pooled over the five output elements
+    assert any("scored at 5 output elements" in n for n in r.notes)
+    assert [c.kind for c in r.claims].count("element") == 5
