@@ -12,14 +12,15 @@ of an errored check shows its sweep, its load notes, its scored sets), and the l
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from causalspec.claims.common import (CheckOptions, Verdict, check_failure, compare, condition_text, fmt,
                                      reproduce_command)
-from causalspec.claims.locate import locate_for_check
+from causalspec.claims.elements import elements_note, pooled_claims, pooled_controls, summed
+from causalspec.claims.locate import Sweep, locate_for_check, pooled_sweep, sweep
 from causalspec.claims.networks import NetworkCache
 from causalspec.claims.procedure import AlignmentRun, compute_threads, describer, make_alignment_run
 from causalspec.claims.latent_search import confirmation_plan, search_latents
@@ -27,11 +28,13 @@ from causalspec.claims.sae_honesty import sae_honesty
 from causalspec.claims.stress import stress_test
 from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.compile.seeds import effective_seed
+from causalspec.run.adapters import CheckUsageError
 from causalspec.run.loading import LoadedNetwork
 from causalspec.score.keep_rate import low_keep_rate_hint
 from causalspec.score.results import (CONTROL_STATISTIC, ERROR, FAILED, PASSED, CheckResult, ClaimResult,
                                       ConditionResult, ControlResult)
 from causalspec.semantics.analyse import SpecIR
+from causalspec.semantics.ir import AlignmentIR
 
 
 @dataclass
@@ -79,6 +82,55 @@ def run_alignment_check(ir: SpecIR, check, options: CheckOptions, networks: Netw
 
 
 def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found) -> Verdict:
+    alignment = ir.alignments[check.alignment]
+    if alignment.output_elements:
+        return _run_elements(ir, check, options, networks, found, alignment)
+    return _run_one(ir, check, options, networks, found)
+
+
+def _run_elements(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found,
+                  alignment: AlignmentIR) -> Verdict:
+    """`O[i] -> output @ i`: the check run once per output element (`O[k]` read at its position,
+    on the same pairs) and pooled (`claims.elements`)."""
+    if alignment.learned or getattr(check, "latent_search", None) is not None:
+        raise CheckUsageError(f"alignment `{alignment.name}` reads {len(alignment.output_elements)} output "
+                              "elements (`O[i] -> output @ i`); learned featurizers and latent searches are not run "
+                              "per element yet — align one element (`O[3] -> output @ 3`) to train")
+    irs = [replace(ir, alignments={**ir.alignments, alignment.name: replace(
+        alignment, output=element, output_position=position, output_elements=())})
+        for element, position in alignment.output_elements]
+    pooled = None
+    if getattr(check, "locate", None):  # one sweep, scored at every element and pooled, then one choice
+        plans = [compile_check(one, check, options.pairs, options.seed) for one in irs]
+        net = networks.get(ir, plans[0].network.name, options)
+        sweeps = [sweep(one, check, plan, net, options, options.progress) for one, plan in zip(irs, plans)]
+        pooled = pooled_sweep(sweeps, [e for e, _ in alignment.output_elements])
+    per: list[tuple[str, _Found]] = []
+    for (element, _), one in zip(alignment.output_elements, irs):
+        sub = _Found()
+        per.append((element, sub))
+        try:
+            _run_one(one, check, options, networks, sub, pooled)
+        finally:  # what the element runs found so far is kept, whether or not the last one finished
+            _merge_elements(alignment, per, found)
+    return evaluate_conditions(check, found.claims, found.controls, alignment.network)
+
+
+def _merge_elements(alignment: AlignmentIR, per: list[tuple[str, _Found]], found: _Found) -> None:
+    found.claims = pooled_claims([(el, f.claims) for el, f in per])
+    found.controls = pooled_controls([(el, f.controls) for el, f in per])
+    found.warnings = [f"{el}: {w}" for el, f in per for w in f.warnings]
+    found.forward_passes = summed([f.forward_passes for _, f in per])
+    found.pool, found.unique_inputs = per[0][1].pool, per[0][1].unique_inputs
+    found.locate = next((f.locate for _, f in per if f.locate), None)  # the pooled sweep, the same in each
+    found.notes = []
+    found.add_notes([elements_note(alignment.output_elements)] + [n for _, f in per for n in f.notes])
+    subsets = [c for c in found.claims if c.kind == "subset"]
+    found.aaa = float(np.mean([c.iia.estimate for c in subsets if c.iia.trials] or [np.nan])) if subsets else None
+
+
+def _run_one(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found,
+             swept: Sweep | None = None) -> Verdict:
     plan = compile_check(ir, check, options.pairs, options.seed)
     net = networks.get(ir, plan.network.name, options)
     found.notes.extend(net.extra.get("load_notes", ()))  # e.g. parameters transformers initialised randomly
@@ -88,7 +140,7 @@ def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found
         plan, note = confirmation_plan(ir, check, plan, latent_search, options)
         found.notes.append(note)
     if getattr(check, "locate", ()):  # sweep the cells, keep the best, re-plan on fresh pairs
-        located = locate_for_check(ir, check, plan, net, options)
+        located = locate_for_check(ir, check, plan, net, options, swept)
         found.locate = located.sweep
         plan = located.confirmation(check)
         found.notes.append(located.note)

@@ -16,6 +16,13 @@ chose the site. So a check with `locate`:
 
 `causalspec locate` runs step 1 only and reports the table and a heatmap (`report.heatmap`).
 
+Several variables (`semantics.ir.LocateIR.mode`): `locate H[i] over … @ i` makes a column per
+element — cell (site, k) binds H[k] alone at position k and is scored by `interchange H[k]`
+on the pairs a check of that element draws (`_column_claims`); each element then takes its
+column's best cell for the confirmation, and each column has its own baseline. `locate {A, B}`
+/ `locate {H[i]} … @ i` bind every variable in every cell (`bound_alignment`) and score the
+check's own sets.
+
 Speed: one clean forward pass per unique input records every cell's site at once (the
 sweep's engine records the union of the cells' bindings), and the training split's clean
 pass is shared by every cell the same way; a cell only adds its own training steps and
@@ -43,10 +50,11 @@ CONFIRM_OFFSET = 1_000_003
 class Cell:
     site: str
     position: str
-    binding: Any  # SiteBinding
+    binding: Any  # SiteBinding (the first variable's, when the cell binds several)
     iia: dict[str, Proportion] = field(default_factory=dict)  # declared set label -> IIA
     score: float | None = None  # mean IIA over declared sets
     trained: dict | None = None  # training report of this cell (learned featurizers)
+    bound: tuple = ()  # (variable, SiteBinding) pairs the cell binds (LocateIR.cell_bindings)
 
     def to_dict(self) -> dict:
         return {"site": self.site, "position": self.position, "score": self.score,
@@ -73,6 +81,15 @@ class Sweep:
     # mean — the score a cell gets for changing nothing
     baseline: dict[str, Proportion] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # how the sweep ran (training path, fallbacks)
+    # "single" (one variable), "element" (`locate H[i]`: a column per element, each scored by
+    # `interchange H[k]`), "joint" (`locate {A, B}`: every cell binds every variable)
+    mode: str = "single"
+    # "element" mode: each column's own no-intervention baseline (its sets' pairs differ per element)
+    column_baselines: list[float | None] = field(default_factory=list)
+
+    def column_baseline(self, j: int) -> float | None:
+        """The baseline a cell of column j is compared with (the sweep's, or its column's own)."""
+        return self.column_baselines[j] if j < len(self.column_baselines) else self.baseline_score
 
     @property
     def baseline_score(self) -> float | None:
@@ -85,6 +102,14 @@ class Sweep:
         if not scored:
             return None
         return max(scored, key=lambda c: c.score)  # max keeps the first of equal scores
+
+    def column_best(self) -> list[Cell | None]:
+        """Per column, its best cell (the first of equal scores; None when none scored)."""
+        out: list[Cell | None] = []
+        for j in range(len(self.position_labels)):
+            scored = [row[j] for row in self.cells if j < len(row) and row[j].score is not None]
+            out.append(max(scored, key=lambda c: c.score) if scored else None)
+        return out
 
     def grid(self) -> np.ndarray:
         return np.array([[np.nan if c.score is None else c.score for c in row] for row in self.cells], dtype=float)
@@ -100,7 +125,10 @@ class Sweep:
                 "forward_passes": dict(self.forward_passes), "unique_inputs": self.unique_inputs,
                 "seconds": round(self.seconds, 3), "notes": list(self.notes),
                 "baseline": {"score": self.baseline_score,
-                             "iia": {k: v.to_dict() for k, v in self.baseline.items()}}}
+                             "iia": {k: v.to_dict() for k, v in self.baseline.items()}},
+                "mode": self.mode, "column_baselines": list(self.column_baselines),
+                "column_best": [None if c is None else {"site": c.site, "position": c.position, "score": c.score}
+                                for c in self.column_best()] if self.mode == "element" else None}
 
 
 def feature_label(f) -> str:
@@ -117,6 +145,27 @@ def cell_alignment(alignment, var: str, binding):
     return replace(alignment, variables={**alignment.variables, var: (binding,)})
 
 
+def bound_alignment(alignment, bound):
+    """The alignment with each (variable, binding) pair of `bound` bound there (others unchanged)."""
+    return replace(alignment, variables={**alignment.variables, **{var: (b,) for var, b in bound}})
+
+
+def _column_claims(ir, check, plan, loc, options) -> list[list] | None:
+    """`locate H[i]`: per column, the claims that score it — `interchange H[k]` on the pairs a
+    separate check of that one element draws with the check's seed (its pool is the check's:
+    the pool is drawn first from the same seed). None: every cell is scored by the check's sets."""
+    if not loc.column_sets:
+        return None
+    out = []
+    for names in loc.column_sets:
+        one = replace(check, interchange=(tuple((n,) for n in names),), conditions=(), interchange_default=False)
+        column = compile_check(ir, one, options.pairs, options.seed)
+        if any(not np.array_equal(column.pool[k], plan.pool[k]) for k in plan.pool):  # pragma: no cover - invariant
+            raise CheckUsageError("`locate`: an element's pairs were drawn from another pool")
+        out.append([c for c in column.claims if c.kind == "declared"])
+    return out
+
+
 def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
     """Score every cell of the check's `locate` on the check's held-out pairs."""
     start = time.perf_counter()
@@ -124,9 +173,10 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
     base = make_alignment_run(ir, check, _with_cells(plan, loc), net, options)  # locates every cell's site up front
     engine = base.engine
     union = base.bindings
-    cells = [[Cell(loc.site_labels[i], loc.position_labels[j], b) for j, b in enumerate(row)]
-             for i, row in enumerate(loc.cells)]
+    cells = [[Cell(loc.site_labels[i], loc.position_labels[j], b, bound=loc.cell_bindings(i, j))
+              for j, b in enumerate(row)] for i, row in enumerate(loc.cells)]
     declared = [c for c in plan.claims if c.kind == "declared"]
+    per_column = _column_claims(ir, check, plan, loc, options)
     shared: dict = {"bindings": union}
     baseline: dict[str, Proportion] = {}
     with compute_threads(net.module), engine:  # closes the sweep's activation stores afterwards
@@ -134,15 +184,17 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
         cache = base.clean(advance)
         flat = [c for row in cells for c in row]
         cell_advance = progress(f"locate {loc.var}: {len(flat)} cell(s)", len(flat)) if progress else None
-        for cell in flat:
-            alignment = cell_alignment(plan.alignment, loc.var, cell.binding)
-            run = AlignmentRun(plan, engine, alignment=alignment)
+        columns = [j for row in cells for j in range(len(row))]
+        for cell, j in zip(flat, columns):
+            alignment = bound_alignment(plan.alignment, cell.bound)
+            cell_plan = plan if per_column is None else replace(plan, claims=per_column[j])
+            run = AlignmentRun(cell_plan, engine, alignment=alignment)
             run.cache = cache
             if alignment.learned:
                 run.fit(ir, check, net, artifacts=options.artifacts, retrain=options.retrain, shared=shared)
                 cell.trained = run.training_report()
             scores = []
-            for claim in declared:
+            for claim in (declared if per_column is None else per_column[j]):
                 cr = run.claim_run(claim)
                 res = run.score(cr, run.patch(cr))
                 cell.iia[claim.label] = res.iia
@@ -155,7 +207,18 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
     return Sweep(check.name, loc.var, feature_label(loc.featurizer), list(loc.site_labels), list(loc.position_labels),
                  cells, int(plan.claims[0].pairs.n) if plan.claims else 0, int(plan.seed),
                  dict(engine.forward_passes), base.n_unique, time.perf_counter() - start, baseline,
-                 training_notes(flat, engine.notes))
+                 training_notes(flat, engine.notes), loc.mode, _column_baselines(per_column, baseline))
+
+
+def _column_baselines(per_column, baseline: dict[str, Proportion]) -> list[float | None]:
+    """Per column of an element sweep, the mean baseline of the sets that score it."""
+    if per_column is None:
+        return []
+    out: list[float | None] = []
+    for claims in per_column:
+        vals = [baseline[c.label].estimate for c in claims if c.label in baseline and baseline[c.label].trials]
+        out.append(float(np.mean(vals)) if vals else None)
+    return out
 
 
 def training_notes(cells: list[Cell], engine_notes: list[str]) -> list[str]:
@@ -173,8 +236,14 @@ def training_notes(cells: list[Cell], engine_notes: list[str]) -> list[str]:
 
 
 def _with_cells(plan, loc):
-    """A plan whose alignment binds the located variable to every cell (for one clean pass)."""
-    alignment = replace(plan.alignment, variables={**plan.alignment.variables, loc.var: tuple(loc.flat)})
+    """A plan whose alignment binds each located variable to every cell (for one clean pass)."""
+    every: dict[str, dict] = {}
+    for i, row in enumerate(loc.cells):
+        for j in range(len(row)):
+            for var, b in loc.cell_bindings(i, j):
+                every.setdefault(var, {}).setdefault(b, None)
+    alignment = replace(plan.alignment, variables={**plan.alignment.variables,
+                                                   **{var: tuple(bs) for var, bs in every.items()}})
     return replace(plan, alignment=alignment)
 
 
@@ -195,25 +264,74 @@ class Located:
         return self.plan
 
 
-def locate_for_check(ir, check, plan, net, options) -> Located:
+def locate_for_check(ir, check, plan, net, options, found: Sweep | None = None) -> Located:
     """Sweep, keep the best cell, and plan scoring it on fresh pairs (nothing is modified:
-    the spec's IR and the check's plan stay as they were)."""
-    found = sweep(ir, check, plan, net, options, options.progress)
+    the spec's IR and the check's plan stay as they were). `found`: a sweep already made
+    (the pooled sweep of a check read at several output elements, `pooled_sweep`)."""
+    if found is None:
+        found = sweep(ir, check, plan, net, options, options.progress)
     best = found.best
     info = found.to_dict()
     if best is None:
         return Located(info)
     seed = int(plan.seed) + CONFIRM_OFFSET  # the confirmation pairs' stream (docs/language.md, "Seeds")
-    chosen = cell_alignment(plan.alignment, check.locate[0].var, best.binding)
+    if found.mode == "element":  # each element at the best cell of its own column
+        picks = [c for c in found.column_best() if c is not None]
+        chosen = bound_alignment(plan.alignment, [pair for c in picks for pair in c.bound])
+        where = ", ".join(f"{c.bound[0][0]} at {c.site}" + (f" @ {c.position.split(' @ ')[-1]}"
+                                                            if " @ " in c.position else "")
+                          + f" ({c.score:.3f})" for c in picks)
+    else:
+        chosen = bound_alignment(plan.alignment, best.bound)
     at_best = replace(ir, alignments={**ir.alignments, check.alignment: chosen})
     confirm = compile_check(at_best, check, options.pairs, seed)
     # only the pairs are fresh: training split, initialisation and controls keep the check's seed
     confirm = replace(confirm, alignment=chosen, seed=plan.seed, seed_source=plan.seed_source)
-    note = (f"`locate {found.var}`: best of {sum(len(r) for r in found.cells)} cell(s) is "
-            f"{best.site}" + (f" @ {best.position}" if best.position != "all" else "") +
-            f" (mean IIA {best.score:.3f} on the sweep's pairs, seed {found.seed}); the claim below is "
-            f"scored there on fresh pairs (seed {seed})")
+    if found.mode == "element":
+        note = (f"`locate {found.var}`: {sum(len(r) for r in found.cells)} cell(s), each element at the best "
+                f"cell of its column — {where} (IIA of `interchange` of that element on the sweep's pairs, seed "
+                f"{found.seed}); the claim below is scored there on fresh pairs (seed {seed})")
+    else:
+        note = (f"`locate {found.var}`: best of {sum(len(r) for r in found.cells)} cell(s) is "
+                f"{best.site}" + (f" @ {best.position}" if best.position != "all" else "") +
+                f" (mean IIA {best.score:.3f} on the sweep's pairs, seed {found.seed}); the claim below is "
+                f"scored there on fresh pairs (seed {seed})")
     return Located({**info, "confirmation_seed": seed}, confirm, note)
+
+
+def pooled_sweep(sweeps: list[Sweep], elements: list[str]) -> Sweep:
+    """One sweep of a check read at several output elements (`O[i] -> output @ i`): each
+    cell's IIA per set sums the element sweeps' successes and trials (a pair counted once per
+    element), its score is their mean over sets; baselines likewise. The cells' bindings are
+    the first sweep's (every element sweeps the same cells)."""
+    first = sweeps[0]
+    cells = []
+    for i, row in enumerate(first.cells):
+        out = []
+        for j, c in enumerate(row):
+            parts = [s.cells[i][j] for s in sweeps]
+            iia = {label: wilson(sum(p.iia[label].successes for p in parts if label in p.iia),
+                                 sum(p.iia[label].trials for p in parts if label in p.iia)) for label in c.iia}
+            scored = [p.estimate for p in iia.values() if p.trials]
+            out.append(replace(c, iia=iia, score=float(np.mean(scored)) if scored else None))
+        cells.append(out)
+    baseline = {label: wilson(sum(s.baseline[label].successes for s in sweeps if label in s.baseline),
+                              sum(s.baseline[label].trials for s in sweeps if label in s.baseline))
+                for label in first.baseline}
+    column_baselines: list[float | None] = []
+    if first.mode == "element":
+        for j in range(len(first.position_labels)):
+            labels = list(first.cells[0][j].iia) if first.cells else []
+            vals = [baseline[lab].estimate for lab in labels if lab in baseline and baseline[lab].trials]
+            column_baselines.append(float(np.mean(vals)) if vals else None)
+    passes: dict[str, int] = {}
+    for s in sweeps:
+        for k, v in s.forward_passes.items():
+            passes[k] = passes.get(k, 0) + v
+    note = (f"the sweep is scored at {len(sweeps)} output elements ({', '.join(elements)}) on the same pairs; "
+            "each cell's IIA pools them (a pair counted once per element)")
+    return replace(first, cells=cells, baseline=baseline, column_baselines=column_baselines, forward_passes=passes,
+                   seconds=sum(s.seconds for s in sweeps), notes=[note, *first.notes])
 
 
 # ───────────────────────── from JSON ─────────────────────────
@@ -231,7 +349,8 @@ def sweep_from_dict(d: dict) -> Sweep:
     baseline = {k: _proportion(v) for k, v in ((d.get("baseline") or {}).get("iia") or {}).items()}
     return Sweep(d["check"], d["var"], d["featurizer"], list(d["sites"]), list(d["positions"]), cells,
                  d.get("pairs", 0), d.get("seed", 0), d.get("forward_passes", {}), d.get("unique_inputs", 0),
-                 d.get("seconds", 0.0), baseline, list(d.get("notes", ())))
+                 d.get("seconds", 0.0), baseline, list(d.get("notes", ())), d.get("mode") or "single",
+                 list(d.get("column_baselines") or ()))
 
 
 def _proportion(v: dict) -> Proportion:
@@ -239,5 +358,5 @@ def _proportion(v: dict) -> Proportion:
                       v["upper95"] if v["upper95"] is not None else float("nan"))
 
 
-__all__ = ["CONFIRM_OFFSET", "Located", "Sweep", "cell_alignment", "locate_for_check", "sweep", "sweep_from_dict",
-           "wilson"]
+__all__ = ["CONFIRM_OFFSET", "Located", "Sweep", "bound_alignment", "cell_alignment", "locate_for_check",
+           "pooled_sweep", "sweep", "sweep_from_dict", "wilson"]

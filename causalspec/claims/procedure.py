@@ -504,7 +504,7 @@ def _adapter(net: LoadedNetwork, plan: CheckPlan):
         values = ValueTable(plan.check.tolerance if plan.check.tolerance is not None else Fraction(0))
     if net.backend == "torch":
         return TorchAdapter(net, plan.model, plan.output, position=plan.alignment.output_position, values=values)
-    return HFAdapter(net, plan.network, plan.model, plan.output, values=values)
+    return HFAdapter(net, plan.network, plan.model, plan.output, values=values, position=plan.alignment.output_position)
 
 
 def describer(model, domain, cr: ClaimRun) -> Callable[[int, int], dict]:

@@ -9,9 +9,10 @@ predictions) and adds only the forward passes it needs:
 * diagnostics — IIA per bucket of high-level values, worst buckets, a suggestion
   (`score.buckets`); no forward pass;
 * illusion check — for subspace featurizers: the whole component patched on the same pairs
-  (reported beside the claim), and the patch restricted to write inside the span of the
-  site's clean activations (`score.illusion`; one more pass, only when the subspace leaves
-  that span) — a warning when the effect disappears with the restriction;
+  (reported beside the claim), and the same change of the subspace's coordinates written by
+  the smallest vector inside the span of the site's clean activations (`score.illusion`; one
+  more pass, only when the subspace leaves that span) — a warning when the effect disappears
+  with the restriction;
 * controls, when the check declares them (`controls …` or `expect control(NAME) …`):
   `random_init` (the same procedure — training included — on n seeded random
   re-initialisations of the network, scored on every pair: a random network is not filtered
@@ -149,7 +150,8 @@ def _illusion(run, declared) -> Iterator[str]:
 
 def _in_span_bases(run, claim, spans: dict):
     """Per (variable, binding) of the claim: the patch restricted to write inside the span of
-    the clean activations — `(B, (P B).T)` (`run.sites.Intervention`), FULL for a whole
+    the clean activations — `(B, M.T)` with `M = S (Bᵀ S)⁺` (`score.illusion.project`;
+    `run.sites.Intervention`), FULL for a whole
     activation — with the largest leak (`score.illusion.project`) and, per binding, the sizes; or
     why the test does not apply (the clean activations stay on a remote server, or the pool
     is too small to span what the site uses: `score.illusion.sample_limited`)."""

@@ -96,7 +96,18 @@ def run(args: argparse.Namespace) -> int:
                        f"{found.pairs} pairs per interchange set (seed {found.seed}), held-out IIA", style="bold"))
         out.print(sweep_table(found.to_dict()))
         best = found.best
-        if best is not None:
+        if best is not None and found.mode == "element":  # `locate H[i]`: each element's own best cell
+            for j, cb in enumerate(found.column_best()):
+                if cb is None:
+                    continue
+                parts = [f"{label} {p.estimate:.3f} [{p.lower:.3f}, {p.upper:.3f}]" for label, p in cb.iia.items()
+                         if p.trials]
+                base = found.column_baseline(j)
+                out.print(Text(f"best for {cb.position}: {cb.site} — " + "; ".join(parts)
+                               + ("" if base is None else f" (no-intervention baseline {base:.3f})")))
+            out.print(Text("  chosen on these pairs, so their IIA is optimistic; `causalspec check` scores them again "
+                           "on fresh pairs", style="dim"))
+        elif best is not None:
             parts = [f"{label} {p.estimate:.3f} [{p.lower:.3f}, {p.upper:.3f}]" for label, p in best.iia.items()
                      if p.trials]
             where = best.site + (f" @ {best.position}" if best.position != "all" else "")

@@ -29,29 +29,36 @@ def heatmap_bytes(found: Sweep) -> bytes:
     grid = found.grid()
     rows, cols = grid.shape
     base = found.baseline_score
+    bases = [found.column_baseline(j) for j in range(cols)]  # an element sweep: one per column
+    known = [b for b in bases if b is not None]
     # colours start at the no-intervention baseline: a cell that changes nothing scores it, so
     # every cell at or below it is the darkest colour and 0.7..1.0 spreads over the whole scale
-    low = 0.0 if base is None or base >= 0.999 else base
+    low = 0.0 if not known or min(known) >= 0.999 else min(known)
     fig, ax = plt.subplots(figsize=(max(5.6, 0.9 * cols + 4.2), max(2.4, 0.42 * rows + 1.5)), dpi=110)
     try:
         im = ax.imshow(grid, vmin=low, vmax=1.0, cmap="viridis", aspect="auto")
         ax.set_xticks(range(cols), found.position_labels, fontsize=8)
         ax.set_yticks(range(rows), found.site_labels, fontsize=8)
-        ax.set_xlabel("position")
+        ax.set_xlabel("element @ position" if found.mode == "element" else "position")
         ax.set_ylabel("site")
         for i in range(rows):
             for j in range(cols):
                 v = grid[i, j]
-                text = "n/a" if np.isnan(v) else f"{v:.2f}" + (" ≤b" if base is not None and v <= base + 1e-9 else "")
+                b = bases[j]
+                text = "n/a" if np.isnan(v) else f"{v:.2f}" + (" ≤b" if b is not None and v <= b + 1e-9 else "")
                 ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="black" if (not np.isnan(v) and v > low + 0.6 * (1 - low)) else "white")
-        best = found.best
-        if best is not None:
-            i = found.site_labels.index(best.site)
-            j = found.position_labels.index(best.position)
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+        marked = found.column_best() if found.mode == "element" else [found.best]  # an element: its column's
+        for best in marked:
+            if best is not None:
+                i = found.site_labels.index(best.site)
+                j = found.position_labels.index(best.position)
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
         title = f"locate {found.var} : {found.featurizer}"
-        if base is not None:
+        if found.mode == "element" and known:
+            title += (f"\nno-intervention baselines {min(known):.2f}..{max(known):.2f} per element "
+                      "(≤b: a cell at or below its column's)")
+        elif base is not None:
             title += f"\nno-intervention baseline {base:.2f} (≤b: a cell at or below it)"
         ax.set_title(title, fontsize=9)
         bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Sequence
 
 from causalspec.files import HTML_GENERATOR, atomic_write_text, tool_version
 from causalspec.report.sae_view import sae_html
-from causalspec.score.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, summary_line
+from causalspec.score.results import DETAILED_KINDS, ERROR, FAILED, PASSED, SKIPPED, CheckResult, summary_line
 from causalspec.semantics.domains import format_value
 
 MARKER = HTML_GENERATOR  # the <meta name="generator"> value: our marker (causalspec/files.py)
@@ -180,7 +180,7 @@ def _controls(r: CheckResult) -> str:
     labels: list[str] = []
     for c in r.controls:
         labels += [lab for lab in c.labels if lab not in labels]
-    declared = {c.label: c for c in r.claims if c.kind == "declared"}
+    declared = {c.label: c for c in r.claims if c.kind in DETAILED_KINDS}
     head = "".join(f"<th>{e(lab)}</th>" for lab in labels)
     rows = ["<tr><td><b>the claim</b> (held-out IIA)</td>" + "".join(
         f"<td class=num>{_num(declared[lab].iia.estimate) if lab in declared and declared[lab].iia.trials else 'n/a'}"
@@ -209,7 +209,7 @@ def _controls(r: CheckResult) -> str:
 
 
 def _illusion(r: CheckResult) -> str:
-    rows = [c for c in r.claims if c.kind == "declared" and c.full_patch and c.full_patch.get("pairs")]
+    rows = [c for c in r.claims if c.kind in DETAILED_KINDS and c.full_patch and c.full_patch.get("pairs")]
     if not rows:
         return ""
     body = "".join(
@@ -280,7 +280,7 @@ def _fmt_inputs(row: dict) -> str:
 def _buckets(r: CheckResult) -> str:
     parts = []
     for c in r.claims:
-        if c.kind != "declared" or not c.buckets:
+        if c.kind not in DETAILED_KINDS or not c.buckets:
             continue
         rows = []
         for b in c.buckets[:MAX_BUCKET_ROWS]:

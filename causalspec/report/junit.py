@@ -49,7 +49,7 @@ def _properties(r: CheckResult) -> list[tuple[str, str]]:
     if getattr(r, "tolerance", None) is not None:  # a real output, right within this of the model's value
         props.append(("tolerance", _num(r.tolerance)))
     for c in r.claims:
-        key = c.label if c.kind == "declared" else f"{c.label} (aaa subset)"
+        key = f"{c.label} (aaa subset)" if c.kind == "subset" else c.label
         props += [(f"iia {key}", _num(c.iia.estimate if c.iia.trials else None)),
                   (f"iia_lower95 {key}", _num(c.iia.lower if c.iia.trials else None)),
                   (f"iia_upper95 {key}", _num(c.iia.upper if c.iia.trials else None)),

@@ -12,7 +12,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from causalspec.score.results import CONTROL_QUANTILE, CONTROL_STATISTIC, FAILED, CheckResult
+from causalspec.score.results import CONTROL_QUANTILE, CONTROL_STATISTIC, DETAILED_KINDS, FAILED, CheckResult
 
 SPARK = "▁▂▃▄▅▆▇█"
 MAX_BUCKETS_SHOWN = 3
@@ -98,7 +98,7 @@ def controls_table(r: CheckResult) -> Table | None:
     for lab in labels:
         table.add_column(Text(lab), justify="right")
     table.add_column("what it is")
-    claims = {c.label: c for c in r.claims if c.kind == "declared"}
+    claims = {c.label: c for c in r.claims if c.kind in DETAILED_KINDS}
     row = ["claim (held-out IIA)"] + [_num(claims[lab].iia.estimate) if lab in claims and claims[lab].iia.trials
                                       else "n/a" for lab in labels] + ["the check's own numbers"]
     table.add_row(*row)
@@ -127,7 +127,7 @@ def controls_table(r: CheckResult) -> Table | None:
 def illusion_table(r: CheckResult) -> Table | None:
     """Subspace patch vs its part inside the span of the clean activations (the illusion test,
     `score.illusion`), with the whole-component patch beside them (reported, not judged)."""
-    rows = [c for c in r.claims if c.kind == "declared" and c.full_patch and c.full_patch.get("pairs")]
+    rows = [c for c in r.claims if c.kind in DETAILED_KINDS and c.full_patch and c.full_patch.get("pairs")]
     if not rows:
         return None
     table = _table()
@@ -146,7 +146,7 @@ def illusion_table(r: CheckResult) -> Table | None:
 def illusion_notes(r: CheckResult) -> list:
     """Why the in-span test did not run for a set (remote activations, a pool too small)."""
     return [Text(f"  illusion check ({c.label}) not tested: {c.full_patch['untested']}", style="dim")
-            for c in r.claims if c.kind == "declared" and c.full_patch and c.full_patch.get("untested")]
+            for c in r.claims if c.kind in DETAILED_KINDS and c.full_patch and c.full_patch.get("untested")]
 
 
 def bucket_lines(r: CheckResult) -> list:
@@ -154,7 +154,7 @@ def bucket_lines(r: CheckResult) -> list:
     out = []
     failed = r.status == FAILED
     for c in r.claims:
-        if c.kind != "declared":
+        if c.kind not in DETAILED_KINDS:
             continue
         if c.suggestion:
             out.append(Text(f"  suggestion ({c.label}): {c.suggestion}", style="yellow"))
@@ -193,25 +193,29 @@ def sweep_table(loc: dict) -> Table | None:
     if not loc:
         return None
     table = _table()
-    table.add_column(f"locate {loc['var']} : {loc['featurizer']}")
+    table.add_column(Text(f"locate {loc['var']} : {loc['featurizer']}"))  # `H[i]` is no markup
     for p in loc["positions"]:
-        table.add_column(p if p != "all" else "IIA (held-out)", justify="right")
-    best = loc.get("best") or {}
+        table.add_column(Text(p if p != "all" else "IIA (held-out)"), justify="right")
     base = (loc.get("baseline") or {}).get("score")
+    # an element sweep (`locate H[i]`): each column has its own baseline and its own best cell
+    bases = list(loc.get("column_baselines") or ()) or [base] * len(loc["positions"])
+    bests = ([b or {} for b in loc.get("column_best") or ()] if loc.get("mode") == "element"
+             else [loc.get("best") or {}] * len(loc["positions"]))
     for row in loc["cells"]:
         cells = []
-        for c in row:
-            at_base = base is not None and c["score"] is not None and c["score"] <= base + 1e-9
+        for j, c in enumerate(row):
+            col_base, best = bases[j] if j < len(bases) else base, bests[j] if j < len(bests) else {}
+            at_base = col_base is not None and c["score"] is not None and c["score"] <= col_base + 1e-9
             text = _num(c["score"]) + (" ≤ baseline" if at_base else "")
             if c["site"] == best.get("site") and c["position"] == best.get("position"):
                 cells.append(Text(f"{text} ◀ best", style="bold"))
             else:
                 cells.append(Text(text, style="dim" if at_base else ""))
         table.add_row(Text(row[0]["site"]), *cells)
-    if base is not None:
+    if any(b is not None for b in bases):
         table.add_section()
         table.add_row(Text("no intervention (baseline)", style="dim"),
-                      *[Text(_num(base), style="dim") for _ in loc["positions"]])
+                      *[Text(_num(b), style="dim") for b in bases])
     return table
 
 

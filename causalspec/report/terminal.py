@@ -206,7 +206,8 @@ def claims_table(r: CheckResult) -> Table:
         table.add_column(col, justify="right")
     table.add_column("IIA [95% CI]", justify="right")
     declared = [c for c in r.claims if c.kind == "declared"]
-    subsets = [c for c in r.claims if c.kind != "declared"]
+    elements = [c for c in r.claims if c.kind == "element"]  # `O[i] -> output @ i`: one row per element
+    subsets = [c for c in r.claims if c.kind == "subset"]
 
     def row(c: ClaimResult, label: str) -> None:
         table.add_row(label, str(c.sampled), fmt_kept(c), str(c.changed), str(c.moved),
@@ -214,6 +215,10 @@ def claims_table(r: CheckResult) -> Table:
 
     for c in declared:
         row(c, c.label)
+    if elements:
+        table.add_section()
+        for c in elements:
+            row(c, c.label)
     if subsets:
         table.add_section()
         for c in subsets:

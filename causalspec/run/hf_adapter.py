@@ -79,11 +79,13 @@ class HFAdapter:
     sequence = True
 
     def __init__(self, net: LoadedNetwork, network_ir, model: CausalModel, output: str,
-                 values: ValueTable | None = None):
+                 values: ValueTable | None = None, position: int | None = None):
         self.net = net
         # `output : value logit " yes"` (a real output): that token's logit at the answer position
         # is the value, matched against the model's exact values within the tolerance (run.values)
         self.values = values
+        # `O -> output @ 3` on a token-level head (`class token_classification`): the token index read
+        self.position = position
         self.network_ir = network_ir
         self.model = model
         self.output = output
@@ -120,6 +122,12 @@ class HFAdapter:
                                       f"(class causal_lm or masked_lm), not `{self.model_class}`")
             self.candidates = self._answer_candidates()  # LongTensor [n_values]
         elif self.model_class == "sequence_classification":
+            self.candidates = None
+        elif self.model_class == "token_classification":
+            if position is None:
+                raise CheckUsageError(f"network `{net.name}` is a token-level head (class token_classification): "
+                                      f"read `{output}` at a token, e.g. `{output} -> output @ 3` (token index, "
+                                      "0-based), or `O[i] -> output @ i` for a family")
             self.candidates = None
         else:
             raise CheckUsageError(f"network `{net.name}` has no `answer` template: write e.g. "
@@ -272,7 +280,12 @@ class HFAdapter:
         argmax is the same. A row whose candidate logits hold a NaN or an inf gets the code
         NAN_OUTPUT or INF_OUTPUT (`run.patching`): never a label, and the claim errors.
         """
-        if self.candidates is None:  # sequence classification: [batch, classes]
+        if self.model_class == "token_classification":  # [batch, seq, classes], read at `self.position`
+            if raw.dim() != 3 or raw.shape[2] != self.domain.size:
+                raise CheckUsageError(f"network `{self.net.name}`: output of shape {tuple(raw.shape)}; expected "
+                                      f"[batch, seq, {self.domain.size}] classes for `{self.output}` "
+                                      f"({self.domain.describe()})")
+        elif self.candidates is None:  # sequence classification: [batch, classes]
             if raw.dim() != 2 or raw.shape[1] != self.domain.size:
                 raise CheckUsageError(f"network `{self.net.name}`: output of shape {tuple(raw.shape)}; expected "
                                       f"[batch, {self.domain.size}] classes for `{self.output}` "
@@ -310,6 +323,14 @@ class HFAdapter:
         return self._read_spec(batch)
 
     def _read_spec(self, batch: Batch) -> dict:
+        if self.model_class == "token_classification":
+            rows = batch.meta["rows"]
+            pos = self.position if self.position is not None else 0
+            short = next((e for e in rows if pos >= e.length), None)
+            if short is not None:
+                raise CheckUsageError(f"network `{self.net.name}`: the output is read at token {pos}, but example "
+                                      f"({self._show(short)}) has {short.length} token(s)")
+            return {"answer_pos": torch.full((batch.size,), pos, dtype=torch.long), "candidates": None}
         if self.candidates is None:
             return {"answer_pos": None, "candidates": None}
         return {"answer_pos": torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long),

@@ -361,7 +361,8 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
     cls_name = model_class or default_model_class(config)
     auto = {"causal_lm": transformers.AutoModelForCausalLM, "masked_lm": transformers.AutoModelForMaskedLM,
             "base": transformers.AutoModel,
-            "sequence_classification": transformers.AutoModelForSequenceClassification}[cls_name]
+            "sequence_classification": transformers.AutoModelForSequenceClassification,
+            "token_classification": transformers.AutoModelForTokenClassification}[cls_name]
     dev, dt = resolve_device(device), resolve_dtype(dtype)
     load_notes: list[str] = []
     try:

@@ -48,7 +48,7 @@ from causalspec.run.sites import ModuleAccess, SliceAccess
 
 # model class of an hf network -> the transformers pipeline task nnsight keys a remote model by
 TASKS = {"causal_lm": "text-generation", "masked_lm": "fill-mask",
-         "sequence_classification": "text-classification"}
+         "sequence_classification": "text-classification", "token_classification": "token-classification"}
 
 
 def available() -> bool:

@@ -57,11 +57,12 @@ def patch_positions(x: torch.Tensor, positions: torch.Tensor, values: torch.Tens
 
 def decode(raw: torch.Tensor, answer_pos: torch.Tensor | None, candidates: torch.Tensor | None) -> torch.Tensor:
     """Output codes [batch]: argmax over the candidates' logits at each row's answer position
-    (``candidates`` None: ``raw`` is [batch, classes] and the class index is the code)."""
+    (``candidates`` None: ``raw`` is [batch, classes] and the class index is the code; or, with
+    ``answer_pos``, a token-level head's [batch, seq, classes] read at each row's position)."""
+    rows = torch.arange(raw.shape[0], device=raw.device)
     if candidates is None:
-        scores = raw
+        scores = raw if answer_pos is None else raw[rows, answer_pos.to(raw.device)]
     else:
-        rows = torch.arange(raw.shape[0], device=raw.device)
         scores = raw[rows, answer_pos.to(raw.device)][:, candidates.to(raw.device)]  # [batch, n_values]
     scores = scores.float()
     return with_nonfinite(scores.argmax(dim=-1), scores)

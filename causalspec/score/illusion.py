@@ -15,8 +15,9 @@ trusted only when the pool saturates it — `sample_limited`;
 the principal subspace of the centred activations; directions whose standard deviation is
 below `SPAN_RTOL` of the largest are dormant). A subspace patch writes
 `((src − x) @ B) @ B.T` into the activation; its part outside that span is what the
-network never sees on its own inputs. So the check reruns the same pairs writing only the
-in-span part, `((src − x) @ B) @ (P B).T` with P the projection onto the span, and compares:
+network never sees on its own inputs. So the check reruns the same pairs writing the same
+change of the subspace's coordinates with an in-span vector instead — the smallest one,
+`((src − x) @ B) @ M.T` with `M = S (Bᵀ S)⁺` (S the span's orthonormal basis) — and compares:
 
 * the patch never writes outside the span (`leak` ≈ 0: the subspace lies in it, or adds
   only directions that never vary): the two patches are the same, and nothing is rerun —
@@ -26,6 +27,18 @@ in-span part, `((src − x) @ B) @ (P B).T` with P the projection onto the span,
 * the subspace patch moves the output (on at least `MIN_EFFECT` of kept pairs) but the
   in-span part alone moves it less than `RATIO` times as often: the effect runs through a
   dormant direction — the warning.
+
+Why the smallest in-span vector with the same coordinates, not the orthogonal projection
+`P B` of the patch: when two values move together at one site (tracr's `opp_idx = length −
+index`: at a fixed position the two blocks change together on every input), an exact slice of
+one block leaves the span — half of its change lies along "opp up, length down", which never
+varies — and the projection writes only half of the opp change (plus half a length change),
+so a true claim lost its effect and was called an illusion. The in-span vector with the same
+coordinates changes the opp block fully and the length block with it, which is what the
+network's own inputs do: the effect stays, no warning. Where the effect really runs through
+a dormant direction — Makelov et al.'s `(e0 + e1)/√2` with e1 never varying, or a read of
+`h0 − h1` where h0 = h1 on every input — the in-span vector reaches the coordinates only
+along directions the downstream read does not see, and the effect goes.
 
 Why not the whole-component patch (what this check compared before): when the site carries
 several aligned variables, patching all of it swaps them all, and the output may move less
@@ -73,20 +86,26 @@ def clean_span(rows: Iterable[np.ndarray], rtol: float = SPAN_RTOL) -> np.ndarra
     return np.ascontiguousarray(vecs[:, lam > (rtol ** 2) * top][:, ::-1])
 
 
-def project(basis: np.ndarray, span: np.ndarray) -> tuple[np.ndarray, float]:
-    """`P @ basis` (P the projection onto span(span)) and the subspace's *leak*: the largest
-    fraction of a difference of clean activations (a vector in the span, unit length) that
-    the subspace patch writes outside the span, ‖(I − P) B Bᵀ P‖₂ ∈ [0, 1].
+def project(basis: np.ndarray, span: np.ndarray, rtol: float = SPAN_RTOL) -> tuple[np.ndarray, float]:
+    """`M = S (Bᵀ S)⁺` (S = `span`, B = `basis`): the in-span patch `((src − x) @ B) @ Mᵀ`
+    writes, for a change `c` of the subspace's coordinates, the smallest vector of the span
+    whose coordinates change by `c` (by its part along coordinates that vary at all: singular
+    values of `Bᵀ S` below `rtol` of the largest count as none). M = B when the subspace lies
+    in the span.
 
-    0 means the patch never leaves the span — true of every subspace inside it, and also of
-    one that merely contains constant directions (a slice with a dead unit: differences have
-    nothing there to write); the in-span rerun would be the same patch and is skipped."""
+    Also the subspace's *leak*: the largest fraction of a difference of clean activations (a
+    vector in the span, unit length) that the subspace patch writes outside the span,
+    ‖(I − P) B Bᵀ P‖₂ ∈ [0, 1] (P the projection onto the span). 0 means the patch never
+    leaves the span — true of every subspace inside it, and also of one that merely contains
+    constant directions (a slice with a dead unit: differences have nothing there to write);
+    the in-span rerun would be the same patch and is skipped."""
     basis = np.asarray(basis, dtype=np.float64)
     if not span.size or not basis.size:
         inside = np.zeros_like(basis)
         return inside, 0.0
-    inside = span @ (span.T @ basis)
-    leak_map = (basis - inside) @ (basis.T @ span)  # [width, r]: (I − P) B Bᵀ on the span's basis
+    coords = basis.T @ span  # [k, r]: how each span direction moves the subspace's coordinates
+    inside = span @ np.linalg.pinv(coords, rcond=rtol)
+    leak_map = (basis - span @ coords.T) @ coords  # [width, r]: (I − P) B Bᵀ on the span's basis
     leak = float(np.linalg.norm(leak_map, ord=2)) if leak_map.size else 0.0
     return inside, min(max(leak, 0.0), 1.0)
 

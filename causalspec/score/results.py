@@ -14,6 +14,11 @@ from causalspec.score.stats import Proportion
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
 
 
+# ClaimResult kinds whose stress details (illusion check, buckets, suggestions, controls) the reports
+# show: a declared set, or one output element's row of it (`O[i] -> output @ i`, claims/elements.py)
+DETAILED_KINDS = ("declared", "element")
+
+
 @dataclass
 class ClaimResult:
     """One interchange set of a check, e.g. `{WX}` or `{WX | YZ}`, scored on its pairs."""
@@ -28,7 +33,7 @@ class ClaimResult:
     baseline: Proportion  # unpatched network output == counterfactual label, over kept pairs
     iia: Proportion
     counterexamples: list[dict[str, Any]] = field(default_factory=list)
-    kind: str = "declared"  # "declared" | "subset" (for approximate abstraction accuracy)
+    kind: str = "declared"  # "declared" | "subset" (approximate abstraction accuracy) | "element" (one output element)
     # learned featurizers: IIA of the trained subspace on its own training pairs (the gap to
     # `iia`, scored on held-out pairs, is the `heldout` control)
     train_iia: Proportion | None = None

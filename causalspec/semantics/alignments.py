@@ -29,10 +29,11 @@ class AlignmentAnalysis(NetworkAnalysis):
         decoder: str | None = None
         ok = True
         vars_ok = True
-        output_tried = False
-        body, expanded = self._expand_families(al, model)
+        output_tried = any(isinstance(st, A.OutputAlignment) for st in al.body)  # one that failed to expand too
+        body, expanded, elements = self._expand_families(al, model)
         if not expanded:
             ok = vars_ok = False
+        element_positions: list[tuple[str, int]] = []  # `O[i] -> output @ i`: each element's position
         for stmt in body:
             name = stmt.var
             if isinstance(stmt, A.OutputAlignment) or (model is not None and name.text in model.variables
@@ -58,6 +59,18 @@ class AlignmentAnalysis(NetworkAnalysis):
                                     "from the network's output", name.span, "not an output",
                                     help=f"align `{name.text}` to a site instead: `{name.text} -> resid.post[L]`")
                     ok = False
+                    continue
+                if name.text in elements and (output is None or output.var.text in elements):
+                    # one line `O[i] -> output @ i`: each element read at its own position
+                    position = self._output_position(stmt, resolver)
+                    if isinstance(position, bool) or position is None:
+                        ok = False
+                        continue
+                    element_positions.append((name.text, position))
+                    if output is None:
+                        output, output_position = stmt, position
+                        decoder = self._decoder(stmt, net)
+                        ok &= decoder is not None
                     continue
                 if output is not None:
                     self.sink.error(E0609, f"alignment `{al.name.text}` reads two outputs (`{output.var.text}` "
@@ -90,19 +103,20 @@ class AlignmentAnalysis(NetworkAnalysis):
                 variables[name.text] = tuple(bindings)
         ok &= self._disjoint(variables)
         warn_shared_directions(variables, self.sink)  # E0613: fixed bases that are not orthogonal
-        out_var = next((s.var.text for s in body if isinstance(s, A.OutputAlignment)), None)
+        outs = frozenset(s.var.text for s in body if isinstance(s, A.OutputAlignment))
         mentioned = {s.var.text for s in body}
         if model is not None:  # `interchange H` names the family's aligned elements
             mentioned |= {f for f, fam in model.families.families.items() if set(fam.elements) & mentioned}
-        self.alignment_vars[al.name.text] = (mentioned, out_var, vars_ok and model is not None)
+        self.alignment_vars[al.name.text] = (mentioned, outs, vars_ok and model is not None)
         if model is not None and model.families.families:
             self.alignment_families[al.name.text] = {
                 f: tuple(e for e in fam.elements if e in mentioned) for f, fam in model.families.families.items()}
         if model is not None and not output_tried:
-            outs = model.outputs
+            model_outs = model.outputs
             self.sink.error(E0609, f"alignment `{al.name.text}` does not say how to read the output",
                             al.name.span, "no `-> output` line",
-                            help=f"add `{outs[0] if outs else 'O'} -> output`: checks score the network's output")
+                            help=f"add `{model_outs[0] if model_outs else 'O'} -> output`: checks score the "
+                            "network's output")
             ok = False
         if model is not None and net is not None:
             self._check_network_for(net, model, f"alignment `{al.name.text}`", al.span)
@@ -112,7 +126,7 @@ class AlignmentAnalysis(NetworkAnalysis):
             return None
         return AlignmentIR(al.name.text, model.name, net.name, variables, output.var.text, decoder, al.span,
                            output_position if isinstance(output_position, int) and output_position is not True
-                           else None)
+                           else None, tuple(element_positions) if len(element_positions) > 1 else ())
 
     def _output_position(self, stmt: A.OutputAlignment, resolver: PositionResolver | None) -> int | None | bool:
         """`O -> output @ 3`: the one sequence position the network's output is read at (None: the
@@ -127,11 +141,14 @@ class AlignmentAnalysis(NetworkAnalysis):
             return False
         return stmt.positions[0].index
 
-    def _expand_families(self, al: A.Alignment, model) -> tuple[tuple[A.AlignStmt, ...], bool]:
+    def _expand_families(self, al: A.Alignment, model
+                         ) -> tuple[tuple[A.AlignStmt, ...], bool, frozenset[str]]:
         """`H[i] -> site @ i` becomes one line per element, `i` replaced by the element's index in
         the positions (`@ i`, `@ i+1`); `H[i in 2..4]` takes only those elements. The lines that
-        expanded, and whether all did."""
+        expanded, whether all did, and the output elements of one `O[i] -> output @ i` line over
+        several elements (read per position)."""
         out: list[A.AlignStmt] = []
+        elements: set[str] = set()
         ok = True
         fams = model.families if model is not None else None
         for stmt in al.body:
@@ -158,7 +175,7 @@ class AlignmentAnalysis(NetworkAnalysis):
                 continue
             indices = fam.indices
             if stmt.index.lo is not None and stmt.index.hi is not None:
-                lo, hi = (_static_index(e, fams.consts) for e in (stmt.index.lo, stmt.index.hi))
+                lo, hi = (static_index(e, fams.consts) for e in (stmt.index.lo, stmt.index.hi))
                 if lo is None or hi is None or not set(range(lo, hi + 1)) <= set(fam.indices) or lo > hi:
                     self.sink.error(E0614, f"the range of `{stmt.var.text}[…]` must be numbers or constants inside "
                                     f"the family's {fam.indices[0]}..{fam.indices[-1]}", stmt.index.span,
@@ -167,22 +184,24 @@ class AlignmentAnalysis(NetworkAnalysis):
                     ok = False
                     continue
                 indices = tuple(range(lo, hi + 1))
-            if isinstance(stmt, A.OutputAlignment) and len(indices) > 1:
-                self.sink.error(E0614, f"an alignment reads one output; `{stmt.var.text}[…]` has {len(indices)} "
-                                "elements", stmt.span, "several outputs",
-                                help=f"write one alignment per element: `{stmt.var.text}[{indices[0]}] -> output @ "
-                                "…` (each checked at its own position)")
+            if isinstance(stmt, A.OutputAlignment) and len(indices) > 1 and stmt.positions is None:
+                self.sink.error(E0614, f"`{stmt.var.text}[…]` reads {len(indices)} output elements: each is read at "
+                                "its own position", stmt.span, "no position",
+                                help=f"write `{stmt.var.text}[i] -> output @ i` (a [batch, positions, classes] "
+                                "output, element i read at position i)")
                 ok = False
                 continue
             var = stmt.index.var.text if stmt.index.var is not None else ""
             for k in indices:
                 name = A.Name(f"{stmt.var.text}[{k}]", span=stmt.var.span)
+                if isinstance(stmt, A.OutputAlignment) and len(indices) > 1:
+                    elements.add(name.text)
                 if isinstance(stmt, A.VarAlignment):
-                    sites = tuple(replace(r, positions=_at(r.positions, var, k)) for r in stmt.sites)
+                    sites = tuple(replace(r, positions=positions_at(r.positions, var, k)) for r in stmt.sites)
                     out.append(replace(stmt, var=name, sites=sites, index=None))
                 else:
-                    out.append(replace(stmt, var=name, positions=_at(stmt.positions, var, k), index=None))
-        return tuple(out), ok
+                    out.append(replace(stmt, var=name, positions=positions_at(stmt.positions, var, k), index=None))
+        return tuple(out), ok, frozenset(elements)
 
     def _value_output(self, stmt: A.OutputAlignment, var, net: NetworkIR | None, decoder: str) -> bool:
         """E0315 unless a real output is read as a value (`output : value`) and only a real one is."""
@@ -274,7 +293,7 @@ class AlignmentAnalysis(NetworkAnalysis):
         return ok
 
 
-def _at(positions: tuple[A.PositionExpr, ...] | None, var: str, k: int) -> tuple[A.PositionExpr, ...] | None:
+def positions_at(positions: tuple[A.PositionExpr, ...] | None, var: str, k: int) -> tuple[A.PositionExpr, ...] | None:
     """Positions with the family's index variable replaced by the element's index."""
     if positions is None:
         return None
@@ -284,12 +303,14 @@ def _at(positions: tuple[A.PositionExpr, ...] | None, var: str, k: int) -> tuple
             out.append(A.IndexPos(k, span=p.span))
         elif isinstance(p, A.OffsetPos) and p.base.text == var:
             out.append(A.IndexPos(k + p.offset, span=p.span))
+        elif isinstance(p, A.ElemPos) and p.var.text == var:  # `@ S[i]`: element k of position family S
+            out.append(A.NamedPos(A.Name(f"{p.base.text}[{k}]", span=p.span), span=p.span))
         else:
             out.append(p)
     return tuple(out)
 
 
-def _static_index(e: A.Expr, consts: dict[str, int]) -> int | None:
+def static_index(e: A.Expr, consts: dict[str, int]) -> int | None:
     if isinstance(e, A.IntLit):
         return e.value
     if isinstance(e, A.NameRef):

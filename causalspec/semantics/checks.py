@@ -10,9 +10,9 @@ from fractions import Fraction
 from typing import AbstractSet
 
 from causalspec.codes import (E0201, E0203, E0208, E0313, E0314, E0316, E0623, E0702, E0703, E0705, E0707, E0708,
-                              E0709, E0711, E0712)
+                              E0709, E0711, E0712, E0713)
 from causalspec.diagnostics import did_you_mean
-from causalspec.semantics.alignments import AlignmentAnalysis
+from causalspec.semantics.alignments import AlignmentAnalysis, positions_at, static_index
 from causalspec.semantics.conditions import ConditionAnalysis
 from causalspec.semantics.context import join_names
 from causalspec.semantics.ir import (
@@ -91,6 +91,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                 else:
                     locates.append(got)
         located = {s.var.text for s in chk.body if isinstance(s, (A.Locate, A.LocateLatents))}  # even if bad
+        located |= {n for loc in locates for n in loc.located}  # `locate H[i]`: the elements it binds
         for stmt in chk.body:
             if isinstance(stmt, A.Setting):
                 ok &= self._setting(stmt, settings)
@@ -235,7 +236,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                             f"not a variable of model `{model.name}`",
                             help=did_you_mean(var, model.variables, "variables"))
             return False
-        if var == alignment.output:
+        if var == alignment.output or var in dict(alignment.output_elements):
             self.sink.error(E0703, f"`{var}` is the output of `{alignment.name}`: it is scored, not located",
                             name.span, "the output",
                             help="locate an intermediate variable; the output is read from the network's output")
@@ -259,6 +260,9 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
 
     def _locate(self, stmt: A.Locate, alignment: AlignmentIR) -> LocateIR | None:
         """Expand a sweep into cells (sites x positions), each validated like an alignment site."""
+        model = self.ir.models.get(alignment.model)
+        if stmt.index is not None or stmt.joint or (model is not None and stmt.var.text in model.families.families):
+            return self._locate_several(stmt, alignment)  # a family named whole is E0713 there
         var = stmt.var.text
         if not self._locatable(stmt.var, alignment):
             return None
@@ -299,15 +303,135 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                            for p, cell in zip(positions, rows[0]))
         return LocateIR(var, tuple(rows), site_labels, pos_labels, feat, stmt.span)
 
+    def _family_elements(self, target: str, family: str) -> tuple[str, ...]:
+        alignment = self.ir.alignments.get(target)
+        model = self.ir.models.get(alignment.model) if alignment is not None else None
+        fam = model.families.families.get(family) if model is not None else None
+        return tuple(fam.elements) if fam is not None else ()
+
+    def _locate_several(self, stmt: A.Locate, alignment: AlignmentIR) -> LocateIR | None:
+        """`locate H[i] over SITES @ i` (each element of H its own column, bound alone at its
+        position and scored by `interchange H[k]`), `locate {A, B} over …` and `locate {H[i]} …
+        @ i` (jointly: every cell binds every target, scored by the check's own sets)."""
+        model = self.ir.models.get(alignment.model)
+        if model is None:
+            return None
+        items: list[tuple[str, int | None, str]] = []  # (variable, element index, index name)
+        for name, index in stmt.joint or ((stmt.var, stmt.index),):
+            elements = self._locate_elements(name, index, model)
+            if elements is None:
+                return None
+            items += elements
+        names = [n for n, _, _ in items]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            self.sink.error(E0713, f"`locate` names {join_names(twice)} twice", stmt.span, "listed again",
+                            help="list each variable once")
+            return None
+        if not all(self._locatable(A.Name(n, span=stmt.var.span), alignment) for n in names):
+            return None
+        joint = bool(stmt.joint)
+        columns: list[list[tuple[str, tuple[A.PositionExpr, ...] | None]]]
+        if not joint:  # one family, each element its own column
+            if stmt.positions is not None and len(stmt.positions) > 1:
+                self.sink.error(E0713, "each element of a located family is its own column, at one position",
+                                stmt.span, "several positions",
+                                help=f"write `locate {stmt.var.text}[i] over … @ i` (element i at position i)")
+                return None
+            columns = [[(n, positions_at(stmt.positions, v, k) if k is not None else stmt.positions)]
+                       for n, k, v in items]
+        else:
+            picks = [None] if stmt.positions is None else [(p,) for p in stmt.positions]
+            columns = [[(n, positions_at(pick, v, k) if (pick is not None and k is not None) else pick)
+                        for n, k, v in items] for pick in picks]
+        size = sweep_size(stmt.site)  # counted before anything is built
+        if isinstance(size, int) and size * len(columns) > MAX_LOCATE_CELLS:
+            self.sink.error(E0711, f"the sweep has {size * len(columns):,} cells (at most {MAX_LOCATE_CELLS})",
+                            stmt.span, "too many cells",
+                            help="sweep fewer layers, elements or positions; run one `locate` per region")
+            return None
+        sites = _expand_sweep(stmt.site) if isinstance(size, int) else size
+        if isinstance(sites, str):
+            self.sink.error(E0711, sites, stmt.site.span, "cannot expand this sweep",
+                            help='write ranges as `resid.post[0..11]` and module patterns as "layers.{0..2}"')
+            return None
+        resolver = self.resolvers.get(alignment.network)
+        bound = []
+        for site in sites:
+            row = []
+            for column in columns:
+                cell = []
+                for n, pos in column:
+                    binding = self._site_binding(A.SiteRef(site, pos, False, stmt.featurizer, span=stmt.span),
+                                                 resolver)
+                    if binding is None:
+                        return None
+                    cell.append((n, binding))
+                row.append(tuple(cell))
+            bound.append(tuple(row))
+        first = bound[0]
+        cells = tuple(tuple(cell[0][1] for cell in row) for row in bound)
+        site_labels = tuple(str(row[0][0][1].site) for row in bound)
+
+        def where(b) -> str:
+            return ", ".join(p.label for p in b.positions)
+
+        if joint:  # a column per position as written (`i`: each element at its own)
+            indexed = any(k is not None for _, k, _ in items)
+            pos_labels = (("all",) if stmt.positions is None else
+                          tuple(_written(p) if indexed else where(cell[0][1])
+                                for p, cell in zip(stmt.positions, first)))
+            label = "{" + ", ".join(_target_text(n, r) for n, r in stmt.joint) + "}"
+            return LocateIR(label, cells, site_labels, pos_labels, cells[0][0].featurizer, stmt.span, "joint",
+                            tuple(bound), (), tuple(names))
+        pos_labels = tuple(f"{cell[0][0]}" + ("" if stmt.positions is None else f" @ {where(cell[0][1])}")
+                           for cell in first)
+        return LocateIR(_target_text(stmt.var, stmt.index), cells, site_labels, pos_labels, cells[0][0].featurizer,
+                        stmt.span, "element", tuple(bound), tuple((n,) for n in names), tuple(names))
+
+    def _locate_elements(self, name: A.Name, index: A.FamilyRange | None, model
+                         ) -> list[tuple[str, int | None, str]] | None:
+        """The variables one target of `locate` stands for: itself, or a family's elements."""
+        fams = model.families
+        if index is None:
+            if name.text in fams.families:
+                self.sink.error(E0713, f"`{name.text}` is a family: locate its elements", name.span, "a whole family",
+                                help=f"`locate {name.text}[i] over … @ i` (each element its own column) or "
+                                     f"`locate {{{name.text}[i]}} over … @ i` (all elements at once)")
+                return None
+            return [(name.text, None, "")]
+        fam = fams.families.get(name.text)
+        if fam is None:
+            self.sink.error(E0713, f"`{name.text}` is not a family of model `{model.name}`", name.span, "not a family",
+                            help=did_you_mean(name.text, fams.families, "families")
+                            or f"locate it without an index: `locate {name.text} over …`")
+            return None
+        indices = fam.indices
+        if index.lo is not None and index.hi is not None:
+            lo, hi = (static_index(e, fams.consts) for e in (index.lo, index.hi))
+            if lo is None or hi is None or lo > hi or not set(range(lo, hi + 1)) <= set(fam.indices):
+                self.sink.error(E0713, f"the range of `{name.text}[…]` must be numbers or constants inside the "
+                                f"family's {fam.indices[0]}..{fam.indices[-1]}", index.span,
+                                "not a range of the family",
+                                help=f"e.g. `{name.text}[i in {fam.indices[0]}..{fam.indices[-1]}]`")
+                return None
+            indices = tuple(range(lo, hi + 1))
+        var = index.var.text if index.var is not None else ""
+        return [(f"{name.text}[{k}]", k, var) for k in indices]
+
     def _interchange_set(self, iset: A.InterchangeSet, target: str,
                          located: AbstractSet[str] = frozenset()) -> InterchangeSetIR | None:
-        mentioned, out_var, reliable = self.alignment_vars.get(target, (None, None, False))
+        mentioned, outs, reliable = self.alignment_vars.get(target, (None, frozenset(), False))
         if mentioned is not None and located:
             mentioned = set(mentioned) | set(located)
         seen: set[str] = set()
         groups = []
         ok = True
-        families = self.alignment_families.get(target, {})
+        families = dict(self.alignment_families.get(target, {}))
+        if located:  # `interchange H` also stands for the elements a `locate` binds
+            families = {f: tuple(dict.fromkeys(els + tuple(e for e in self._family_elements(target, f)
+                                                           if e in located)))
+                        for f, els in families.items()}
         for group in iset.groups:
             names = []
             for n in _expand_group(group, families):
@@ -320,13 +444,13 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                 names.append(n.text)
                 if not reliable:
                     continue  # unknown alignment or unresolved variable lines: reported already
-                if n.text == out_var:
+                if n.text in outs:
                     self.sink.error(E0703, f"`{n.text}` is the output of `{target}`: it is scored, not "
                                     "intervened on", n.span, "the output",
                                     help="interchange the variables the output depends on")
                     ok = False
                 elif n.text not in mentioned:
-                    pool = sorted(v for v in mentioned if v != out_var)
+                    pool = sorted(v for v in mentioned if v not in outs)
                     self.sink.error(E0703, f"`{n.text}` is not aligned in `{target}`", n.span, "not aligned",
                                     help=did_you_mean(n.text, pool) or
                                     (f"aligned variables are {join_names(pool)}" if pool else
@@ -483,6 +607,30 @@ def _expand_sweep(site: A.SweepSite) -> list | str:
             return f"range `{lo}..{hi}` is empty (the start is after the end)"
     return [A.NamedSite(site.path, tuple(idx), site.part, span=site.span)
             for idx in itertools.product(*[range(lo, hi + 1) for lo, hi in ranges])]
+
+
+def _target_text(name: A.Name, index: A.FamilyRange | None) -> str:
+    """A `locate` target as written: `A`, `H[i]`, `H[i in 2..4]`."""
+    if index is None or index.var is None:
+        return name.text
+    if index.lo is None or index.hi is None:
+        return f"{name.text}[{index.var.text}]"
+    return f"{name.text}[{index.var.text} in {_written(index.lo)}..{_written(index.hi)}]"
+
+
+def _written(node) -> str:
+    """A small expression or position as written (`N`, `3`, `i`, `i+1`, `END`)."""
+    if isinstance(node, A.IntLit):
+        return str(node.value)
+    if isinstance(node, A.NameRef):
+        return node.name
+    if isinstance(node, A.NamedPos):
+        return node.name.text
+    if isinstance(node, A.IndexPos):
+        return str(node.index)
+    if isinstance(node, A.OffsetPos):
+        return f"{node.base.text}{'+' if node.offset >= 0 else '-'}{abs(node.offset)}"
+    return "…"
 
 
 def _expand_group(group: tuple[A.Name, ...], families: dict[str, tuple[str, ...]]) -> list[A.Name]:

@@ -47,9 +47,10 @@ class Context:
         self.resolvers: dict[str, PositionResolver] = {}
         self.checked_encodings: set[tuple] = set()
         self.encode_reported: set[str] = set()
-        # per alignment: every variable it mentions, its output variable, and whether its
-        # variable lines resolved (if not, checks do not report variables as unaligned)
-        self.alignment_vars: dict[str, tuple[set[str], str | None, bool]] = {}
+        # per alignment: every variable it mentions, its output variables (one, or the elements of
+        # `O[i] -> output @ i`), and whether its variable lines resolved (if not, checks do not
+        # report variables as unaligned)
+        self.alignment_vars: dict[str, tuple[set[str], frozenset[str], bool]] = {}
         # the families of each alignment's model: `interchange H` stands for H's aligned elements
         self.alignment_families: dict[str, dict[str, tuple[str, ...]]] = {}
         self.prompt_declared: set[str] = set()

@@ -29,7 +29,7 @@ DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half
 DEVICES = ("cpu", "cuda", "cuda:N", "mps", "auto")
 DEVICE_ALIASES = {"gpu": "cuda", "cuda0": '"cuda:0"', "metal": "mps"}
 _DEVICE = re.compile(r"(cpu|cuda|cuda:[0-9]+|mps|auto)\Z")
-CLASSES = ("causal_lm", "masked_lm", "base", "sequence_classification")
+CLASSES = ("causal_lm", "masked_lm", "base", "sequence_classification", "token_classification")
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's strategies
 ENGINES = ("torch", "nnsight")  # `backend X` of a network body: torch hooks or nnsight traces
 DECODERS = ("argmax", "answer", "decode")
@@ -191,6 +191,10 @@ class AlignmentIR:
     decoder: str  # "argmax" | "answer" | "decode" | "value" (the network's `output : value`)
     span: Span = NO_SPAN
     output_position: int | None = None  # `O -> output @ 3`: read a [batch, positions, classes] output there
+    # `O[i] -> output @ i` over several elements: (element, position) per element, in order (`output`
+    # and `output_position` are the first's); the check is scored per element and pooled
+    # (claims/elements.py). Empty: one output.
+    output_elements: tuple[tuple[str, int], ...] = ()
 
     @property
     def learned(self) -> bool:
@@ -263,6 +267,24 @@ class LocateIR:
     position_labels: tuple[str, ...]
     featurizer: Featurizer
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    # several variables (`locate H[i] … @ i`, `locate {A, B} …`, `locate {H[i]} … @ i`):
+    # "element" — column j is one element, bound alone at its position and scored by the
+    # interchange set `column_sets[j]` ({H[k]}); "joint" — every cell binds every variable and
+    # is scored by the check's own sets. `bound[i][j]` lists the (variable, binding) pairs of
+    # cell (i, j); `var` is then the statement's label (`H[i]`, `{A, B}`).
+    mode: str = "single"
+    bound: tuple[tuple[tuple[tuple[str, SiteBinding], ...], ...], ...] = ()
+    column_sets: tuple[tuple[str, ...], ...] = ()
+    variables: tuple[str, ...] = ()
+
+    def cell_bindings(self, i: int, j: int) -> tuple[tuple[str, SiteBinding], ...]:
+        """The (variable, binding) pairs cell (i, j) binds."""
+        return self.bound[i][j] if self.bound else ((self.var, self.cells[i][j]),)
+
+    @property
+    def located(self) -> tuple[str, ...]:
+        """Every variable the sweep binds."""
+        return self.variables or (self.var,)
 
     @property
     def flat(self) -> list[SiteBinding]:

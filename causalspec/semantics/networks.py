@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from causalspec.codes import E0201, E0203, E0303, E0315, E0606, E0607, E0610, E0611, E0808, W0601
+from causalspec.codes import E0201, E0203, E0303, E0315, E0606, E0607, E0610, E0611, E0615, E0808, W0601
 from causalspec.diagnostics import Span, did_you_mean
 from causalspec.semantics.analyse_model import literal_value
 from causalspec.semantics.context import Context, join_names, show_value, suggest_value
@@ -141,6 +141,9 @@ class NetworkAnalysis(Context):
                                     name.span, "declared again here",
                                     notes=[f"first declared at {positions[name.text].name.span}"],
                                     help="rename one of the two positions")
+                elif stmt.index is not None:  # `position S[i in 1..3] = …`: one named position per element
+                    for element in self._position_family(stmt):
+                        positions.setdefault(element.name.text, element)
                 else:
                     positions[name.text] = stmt
         if not is_torch and "prompt" in given and "encode" in given:
@@ -186,6 +189,34 @@ class NetworkAnalysis(Context):
         out.output_value = True
         out.output_logit = stmt.logit
         out.output_value_span = stmt.span
+    def _position_family(self, stmt: A.PositionDecl) -> list[A.PositionDecl]:
+        """`position S[i in 1..3] = slot(x, i)`: the declarations `S[1]` … `S[3]`, the index
+        replaced by the element's (in `i`, `i + 1`, `slot(x, i)`); E0615 when the range is not
+        two numbers or an element would lie before the first token."""
+        index = stmt.index
+        assert index is not None and index.var is not None
+        lo, hi = (e.value if isinstance(e, A.IntLit) else None for e in (index.lo, index.hi))
+        if lo is None or hi is None or lo > hi or hi - lo >= MAX_POSITION_FAMILY:
+            self.sink.error(E0615, f"the range of position family `{stmt.name.text}` must be two numbers, "
+                            f"lo <= hi, at most {MAX_POSITION_FAMILY} elements", index.span, "not a range",
+                            help=f"e.g. `position {stmt.name.text}[i in 1..3] = slot(x, i)`")
+            return []
+        var = index.var.text
+        if stmt.items and len(stmt.items) != hi - lo + 1:
+            self.sink.error(E0615, f"position family `{stmt.name.text}[{lo}..{hi}]` has {hi - lo + 1} elements but "
+                            f"{len(stmt.items)} listed positions", stmt.span, "one position per element",
+                            help="list one position per element, in order")
+            return []
+        out = []
+        for k in range(lo, hi + 1):
+            expr = _position_at(stmt.items[k - lo] if stmt.items else stmt.expr, var, k)
+            if expr is None:
+                self.sink.error(E0615, f"element {k} of position family `{stmt.name.text}` lies before the first "
+                                "token", stmt.expr.span, "negative position",
+                                help="start the family where the position exists, or shift it less")
+                return []
+            out.append(A.PositionDecl(A.Name(f"{stmt.name.text}[{k}]", span=stmt.name.span), expr, span=stmt.span))
+        return out
 
     @staticmethod
     def _stmt_key(stmt) -> str | None:
@@ -403,3 +434,17 @@ class NetworkAnalysis(Context):
             self.sink.error(E0606, f"answer template of network `{net.name}` does not mention the output "
                             f"`{{{output}}}`", t.span, "constant answer",
                             help=f"write e.g. `answer \" {{{output}}}\"`", notes=[f"output aligned at {where}"])
+
+
+MAX_POSITION_FAMILY = 4096
+
+
+def _position_at(expr: A.PositionExpr, var: str, k: int) -> A.PositionExpr | None:
+    """A position family's expression for element k (None: before the first token)."""
+    if isinstance(expr, A.NamedPos) and expr.name.text == var:
+        return A.IndexPos(k, span=expr.span)
+    if isinstance(expr, A.OffsetPos) and expr.base.text == var:
+        return A.IndexPos(k + expr.offset, span=expr.span) if k + expr.offset >= 0 else None
+    if isinstance(expr, A.SlotPos) and expr.occurrence_var is not None and expr.occurrence_var.text == var:
+        return A.SlotPos(expr.slot, k, expr.part, span=expr.span)
+    return expr

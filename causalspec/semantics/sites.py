@@ -27,7 +27,7 @@ import difflib
 from dataclasses import dataclass, field, replace
 from typing import Iterable
 
-from causalspec.codes import E0212, E0601, E0602, E0611, E0706
+from causalspec.codes import E0212, E0601, E0602, E0611, E0615, E0706
 from causalspec.diagnostics import NO_SPAN, DiagnosticSink, Span, did_you_mean
 from causalspec.semantics.site_kinds import HEAD_PARTS, RESIDUAL_KINDS, SiteAddress
 from causalspec.syntax import ast as A
@@ -296,6 +296,12 @@ class PositionResolver:
                 self.sink.error(E0611, f"`slot({expr.slot.text})` needs a prompt template", span,
                                 "no template here", help=why)
                 return None
+            if expr.occurrence_var is not None:
+                self.sink.error(E0615, f"`slot({expr.slot.text}, {expr.occurrence_var.text})` counts occurrences by "
+                                "an index: only a position family has one", span, "no index here",
+                                help=f"declare a family: `position S[{expr.occurrence_var.text} in 1..3] = "
+                                f"slot({expr.slot.text}, {expr.occurrence_var.text})`")
+                return None
             occ = DEFAULT_OCCURRENCE if expr.occurrence is None else expr.occurrence
             if occ < 1:
                 self.sink.error(E0611, f"slot occurrences count from 1, got {occ}", span, "must be >= 1",
@@ -318,6 +324,13 @@ class PositionResolver:
             if base is None:
                 return None
             return self._offset(base, expr.offset, span)
+        if isinstance(expr, A.ElemPos):
+            self.sink.error(E0615, f"`{expr.base.text}[{expr.var.text}]` names an element of position family "
+                            f"`{expr.base.text}` by the index of a family alignment, and there is none here", span,
+                            "no family index",
+                            help=f"write `H[{expr.var.text}] -> site @ {expr.base.text}[{expr.var.text}]` (every "
+                            f"element of H at its own), or one element: `@ {expr.base.text}[2]`")
+            return None
         raise TypeError(type(expr))  # pragma: no cover
 
     def _named(self, name: A.Name) -> PositionSpec | None:

@@ -349,6 +349,8 @@ class SlotPos(Node):
     slot: Name
     occurrence: int | None = None
     part: str | None = None
+    # `slot(x, i)` in a position family: the occurrence is the family's index
+    occurrence_var: Name | None = None
 
 
 @dataclass(frozen=True)
@@ -370,18 +372,30 @@ class IndexPos(Node):
 
 
 @dataclass(frozen=True)
+class ElemPos(Node):
+    """`S[i]` after an at sign in a family alignment: element i of the position family S (the
+    index replaced per element; `S[2]` is written as the named position `S[2]`)."""
+
+    base: Name
+    var: Name
+
+
+@dataclass(frozen=True)
 class RangePos(Node):
     lo: int
     hi: int
 
 
-PositionExpr = Union[SlotPos, NamedPos, OffsetPos, IndexPos, RangePos]
+PositionExpr = Union[SlotPos, NamedPos, OffsetPos, IndexPos, RangePos, ElemPos]
 
 
 @dataclass(frozen=True)
 class PositionDecl(Node):
     name: Name
     expr: PositionExpr
+    index: FamilyRange | None = None  # `position S[i in 1..3] = …`: a position family
+    # `position S[i in 1..3] = {C1, C2, C3}`: element k is the k-th item (`expr` is the first)
+    items: tuple[PositionExpr, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -565,6 +579,10 @@ class Locate(Node):
     positions: tuple[PositionExpr, ...] | None = None
     braced: bool = False
     featurizer: Featurizer | None = None
+    # `locate H[i] …` / `H[i in 2..4]`: the family index of `var` (each element its own column)
+    index: FamilyRange | None = None
+    # `locate {A, H[i]} …`: every target of the set, bound jointly (var/index are the first's)
+    joint: tuple[tuple[Name, FamilyRange | None], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - depends on the lark version
     _vargs_meta = object()
 from lark.tree import Meta
 
-from causalspec.codes import E0104, E0316
+from causalspec.codes import E0104, E0316, E0713
 from causalspec.diagnostics import Diagnostic, Span, SpecError
 from causalspec.syntax import ast as A
 
@@ -484,7 +484,26 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def position_decl(self, meta, c):
+        if len(c) == 3:  # `position S[i in 1..3] = …`
+            return A.PositionDecl(self._name(c[0]), c[2], c[1], span=self._span(meta))
         return A.PositionDecl(self._name(c[0]), c[1], span=self._span(meta))
+
+    @v_args(meta=True)
+    def position_list(self, meta, c):
+        return A.PositionDecl(self._name(c[0]), c[2], c[1], tuple(c[2:]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def slot_var_pos(self, meta, c):
+        part = next((x for x in c[2:] if isinstance(x, str) and not isinstance(x, Token)), None)
+        return A.SlotPos(self._name(c[0]), None, part, self._name(c[1]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def elem_pos(self, meta, c):
+        return A.ElemPos(self._name(c[0]), self._name(c[1]), span=self._span(meta))
+
+    @v_args(meta=True)
+    def elem_index_pos(self, meta, c):  # `S[2]`: the position family's element, a declared name
+        return A.NamedPos(A.Name(f"{c[0]}[{self._int(c[1])}]", span=self._span(meta)), span=self._span(meta))
 
     @v_args(meta=True)
     def slot_pos(self, meta, c):
@@ -648,13 +667,26 @@ class AstBuilder(Transformer):
     def locate_stmt(self, meta, c):
         pos = next((x for x in c[2:] if isinstance(x, _Positions)), None)
         feat = next((x for x in c[2:] if isinstance(x, (A.SliceFeaturizer, A.CallFeaturizer))), None)
-        return A.Locate(self._name(c[0]), c[1], pos.items if pos else None, pos.braced if pos else False, feat,
+        joint: tuple[tuple[A.Name, A.FamilyRange | None], ...] = ()
+        if isinstance(c[0], _LocateSet):
+            joint = c[0].items
+            name, index = joint[0]
+        else:
+            name, index = self._target(c[0])
+        return A.Locate(name, c[1], pos.items if pos else None, pos.braced if pos else False, feat, index, joint,
                         span=self._span(meta))
+
+    def locate_set(self, c):
+        return _LocateSet(tuple(self._target(t) for t in c))
 
     @v_args(meta=True)
     def locate_latents(self, meta, c):
         pos = next((x for x in c[3:] if isinstance(x, _Positions)), None)
         feat = next(x for x in c[3:] if isinstance(x, (A.SliceFeaturizer, A.CallFeaturizer)))
+        if isinstance(c[0], (_LocateSet, tuple)):
+            raise SpecError([Diagnostic(E0713, "`locate … over latents of` searches one variable's latents",
+                                        self._span(meta), "a family or a set",
+                                        help="name one variable or one element: `locate H[2] over latents of …`")])
         return A.LocateLatents(self._name(c[0]), c[2], feat, pos.items if pos else None,
                                pos.braced if pos else False, span=self._span(meta))
 
@@ -827,6 +859,13 @@ class _Part:
 class _Ranges:
     def __init__(self, values):
         self.values = values
+
+
+class _LocateSet:
+    """`{A, H[i]}` after `locate`: the targets, each (name, family index or None)."""
+
+    def __init__(self, items):
+        self.items = items
 
 
 class _Positions:

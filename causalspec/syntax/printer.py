@@ -447,14 +447,22 @@ def print_position(p: A.PositionExpr, in_declaration: bool = False) -> str:
         if not in_declaration:
             raise _fail("slot position after `@` (only `position X = slot(...)` allows it)", p)
         text = f"slot({print_name(p.slot, 'slot name')}"
-        if p.occurrence is not None:
+        if p.occurrence_var is not None:
+            if p.occurrence is not None:
+                raise _fail("slot with both an occurrence and an index", p)
+            text += ", " + print_name(p.occurrence_var, "index name")
+        elif p.occurrence is not None:
             text += ", " + _nonneg(p.occurrence, "slot occurrence")
         text += ")"
         if p.part is not None:
             text += "." + _token_part(p.part, p)
         return text
     if isinstance(p, A.NamedPos):
+        if isinstance(p.name, A.Name) and ELEM_RE.match(str(p.name.text)):  # `S[2]`, a position family's element
+            return print_var_ref(p.name, "position name")
         return print_name(p.name, "position name", reserved)
+    if isinstance(p, A.ElemPos):
+        return f"{print_name(p.base, 'position name', reserved)}[{print_name(p.var, 'index name')}]"
     if isinstance(p, A.OffsetPos):
         base = print_name(p.base, "position name", reserved)
         offset = _int(p.offset, "position offset")
@@ -539,7 +547,13 @@ def _network_stmt(s: A.NetworkStmt, indent: str) -> list[str]:
             text += " " + _token_part(s.tokens, s)
         return [indent + text]
     if isinstance(s, A.PositionDecl):
-        return [f"{indent}position {print_name(s.name)} = {print_position(s.expr, in_declaration=True)}"]
+        index = _family_range(s.index) if s.index is not None else ""
+        if s.items:
+            if s.index is None or s.items[0] != s.expr:
+                raise _fail("position list without a family index, or whose first item is not its expr", s)
+            listed = ", ".join(print_position(p, in_declaration=True) for p in s.items)
+            return [f"{indent}position {print_name(s.name)}{index} = {{{listed}}}"]
+        return [f"{indent}position {print_name(s.name)}{index} = {print_position(s.expr, in_declaration=True)}"]
     raise _fail("network statement", s)
 
 
@@ -748,7 +762,13 @@ def print_sweep_site(site: A.SweepSite) -> str:
 
 def print_locate(s: A.Locate) -> str:
     """`locate WX over resid.post[0..11] @ {S1, END} : das(k=1)`."""
-    parts = [f"locate {print_name(s.var)} over {print_sweep_site(s.site)}"]
+    if s.joint:
+        if (s.var, s.index) != s.joint[0]:
+            raise _fail("joint locate whose first target is not its var", s)
+        target = "{" + ", ".join(_locate_target(n, r) for n, r in s.joint) + "}"
+    else:
+        target = _locate_target(s.var, s.index)
+    parts = [f"locate {target} over {print_sweep_site(s.site)}"]
     if s.positions is not None:
         parts.append(print_positions(s.positions, s.braced))
     elif s.braced:
@@ -758,9 +778,18 @@ def print_locate(s: A.Locate) -> str:
     return " ".join(parts)
 
 
+def _locate_target(name: A.Name, index: A.FamilyRange | None) -> str:
+    """`WX`, `H[2]`, `H[i]` or `H[i in 2..4]`."""
+    if index is None:
+        return print_var_ref(name)
+    if index.var is None:
+        raise _fail("locate family index without a name", index)
+    return print_name(name) + _family_range(index)
+
+
 def print_locate_latents(s: A.LocateLatents) -> str:
     """`locate WX over latents of resid.post[3] @ END : sae("sae_dir")`."""
-    parts = [f"locate {print_name(s.var)} over latents of {print_site(s.site)}"]
+    parts = [f"locate {print_var_ref(s.var)} over latents of {print_site(s.site)}"]
     if s.positions is not None:
         parts.append(print_positions(s.positions, s.braced))
     elif s.braced:
@@ -944,7 +973,7 @@ def print_node(node: A.Node) -> str:
         return _backend(node)
     if isinstance(node, A.TemplateCase):
         return _template_case(node)
-    if isinstance(node, (A.SlotPos, A.NamedPos, A.OffsetPos, A.IndexPos, A.RangePos)):
+    if isinstance(node, (A.SlotPos, A.NamedPos, A.OffsetPos, A.IndexPos, A.RangePos, A.ElemPos)):
         return print_position(node, in_declaration=isinstance(node, A.SlotPos))
     if isinstance(node, (A.NamedSite, A.ModuleSite)):
         return print_site(node)

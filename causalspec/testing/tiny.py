@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[BOS]", "[EOS]", "[MASK]")
 PUNCTUATION = tuple(".,!?;:'\"-()")
@@ -113,6 +113,43 @@ def build_tiny_model(kind: str, vocab_size: int | None, save_dir: str | Path, se
     model.save_pretrained(str(save_dir))
     if tokenizer is not None:
         tokenizer.save_pretrained(str(save_dir))
+    return model
+
+
+def build_token_copier(words: Sequence[str], save_dir: str | Path):
+    """A tiny `GPT2ForTokenClassification` (saved with its word tokenizer) whose label at every
+    token is that token: class k is `words[k]`.
+
+    Why: a token-level head whose per-position mechanism is known exactly, for checks that read an
+    hf network's output at a position (`O[i] -> output @ i`). The attention and MLP write nothing
+    (their output projections are zero) and there are no position embeddings, so the residual
+    stream at a token is its embedding — one-hot over the vocabulary — at every layer, and the
+    classifier reads the one-hot entry of each word (the final LayerNorm keeps the argmax). So
+    `resid.post[L] @ k` carries token k, and patching it from a source moves the label there.
+    """
+    import torch
+    from transformers import GPT2ForTokenClassification
+
+    tokenizer = build_word_tokenizer(words, save_dir)
+    vocab = tokenizer.get_vocab()
+    config = tiny_config("gpt2", len(tokenizer), n_embd=max(32, len(tokenizer)), num_labels=len(words),
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GPT2ForTokenClassification(config)
+    with torch.no_grad():
+        model.transformer.wte.weight.copy_(torch.eye(len(tokenizer), config.n_embd))
+        model.transformer.wpe.weight.zero_()
+        for name, param in model.transformer.h.named_parameters():
+            if name.endswith(("attn.c_proj.weight", "attn.c_proj.bias", "mlp.c_proj.weight", "mlp.c_proj.bias")):
+                param.zero_()  # attention and MLP write nothing to the residual stream
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
+        for k, w in enumerate(words):
+            model.classifier.weight[k, vocab[w]] = 1.0
+    model.eval()
+    model.save_pretrained(str(save_dir))
     return model
 
 

@@ -4,8 +4,9 @@ Every spec of this folder names a program's builder (`build_count_a`, …), its 
 here. The builders shape `causalspec.testing.tracr_port.TracrTransformer` from the program's layout
 JSON (causalspec then loads the compiled weights into it from the `.safetensors` file the spec names).
 
-The causal models name the input tokens `t0`, `t1`, … (token k of the sequence; the network sees it
-at position k + 1, after BOS); programs over sequences of varying length also have an input `n`, the
+The causal models name the input tokens as a family `t[1]`, `t[2]`, … (token i of the sequence; the
+network sees it at position i, after BOS at 0; the unrolled names `t0`, `t1`, … for token k + 1 are
+read too); programs over sequences of varying length also have an input `n`, the
 number of real tokens (positions after the n-th are PAD, and the tokens the model draws for them are
 ignored). A program's output is one value per position; the specs read it as one number, the
 positions' values as the digits of a base-R numeral, first position first: that is how a spec of
@@ -48,9 +49,14 @@ def layout(program: str) -> dict[str, Any]:
     return _LAYOUTS[program]
 
 
-def _encode(program: str, inputs: dict[str, list[Any]]) -> torch.Tensor:
+def _tokens(program: str, inputs: dict[str, list[Any]]) -> list[list[Any]]:
+    """The token columns, first token first: the family `t[1]`… or the unrolled `t0`…."""
     n = layout(program)["max_seq_len"]
-    columns = [inputs[f"t{k}"] for k in range(n)]
+    return [inputs[f"t[{k + 1}]"] if f"t[{k + 1}]" in inputs else inputs[f"t{k}"] for k in range(n)]
+
+
+def _encode(program: str, inputs: dict[str, list[Any]]) -> torch.Tensor:
+    columns = _tokens(program, inputs)
     return encode_tokens(layout(program), [list(seq) for seq in zip(*columns)])
 
 
@@ -89,8 +95,7 @@ def _decode_padded_numeral(program: str, outputs: torch.Tensor) -> list[int]:
 
 
 def _encode_padded(program: str, inputs: dict[str, list[Any]]) -> torch.Tensor:
-    n = layout(program)["max_seq_len"]
-    columns = [inputs[f"t{k}"] for k in range(n)]
+    columns = _tokens(program, inputs)
     return encode_tokens(layout(program), [list(seq[:length]) for length, *seq in zip(inputs["n"], *columns)])
 
 

@@ -86,6 +86,8 @@ def test_zoo_spec_true_claims_pass_and_false_claims_fail(spec):
         if result.name.startswith("True"):
             assert result.status == "passed", (result.name, result.reason)
             for claim in result.claims:
+                # exact slices of a compiled layout are no interpretability illusion (score.illusion)
+                assert not (claim.full_patch or {}).get("dormant"), (result.name, claim.label, claim.full_patch)
                 assert claim.kept == claim.sampled, (result.name, claim.label, claim.dropped)
                 assert claim.iia.successes == claim.iia.trials > 0, (result.name, claim.label)
                 assert claim.changed > 0 and claim.moved > 0, (result.name, claim.label)
@@ -131,3 +133,24 @@ def test_numerical_decode_refuses_a_value_between_quarters():
     outputs[0, 1:, 0] = torch.tensor([0.25, 0.5, 0.75, 1.0])
     outputs[1, 1:, 0] = torch.tensor([0.25, 0.375, 0.75, 1.0])
     assert module.decode_count_a_share(outputs) == [1 * 125 + 2 * 25 + 3 * 5 + 4, -1]
+
+
+def test_family_form_gives_the_unrolled_specs_results():
+    """examples/zoo/reverse.cspec is written with families (`L[i] -> … @ i`, `interchange L`); the same
+    spec written unrolled (tests/examples/zoo_unrolled/reverse.cspec, one variable and one alignment
+    line per position) gives identical numbers and verdicts on the same seed."""
+    family = run_checks(load(ZOO / "reverse.cspec"))
+    unrolled = run_checks(load(Path(__file__).parent / "zoo_unrolled" / "reverse.cspec"))
+    assert [r.name for r in family] == [r.name for r in unrolled]
+
+    def numbers(result):
+        return [(c.sampled, c.kept, c.changed, c.moved, c.baseline.successes, c.iia.successes, c.iia.trials)
+                for c in result.claims]
+
+    for f, u in zip(family, unrolled):
+        assert f.status == u.status, f.name
+        assert numbers(f) == numbers(u), f.name
+    assert any(c.moved for r in family for c in r.claims)
+    # the family form is the shorter text: one alignment line per value, not one per position
+    lines = (ZOO / "reverse.cspec").read_text().count("->")
+    assert lines < (Path(__file__).parent / "zoo_unrolled" / "reverse.cspec").read_text().count("->")

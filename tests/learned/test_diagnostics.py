@@ -93,12 +93,33 @@ def test_clean_span_keeps_the_directions_the_activations_vary_along():
     assert clean_span(list(y)).shape == (5, 2)  # 1e-9 noise is below the tolerance
     assert clean_span([np.ones(4)] * 3).shape == (4, 0)  # nothing varies
     inside, leak = project(np.array([[1.0], [0.0], [0.0], [0.0]]), span)
-    # a difference t(1,1)/√2 patched along e0 writes (t/√2, 0): half of its length leaves the span
-    assert leak == pytest.approx(0.5) and inside[:, 0] == pytest.approx([0.5, 0.5, 0, 0])
+    # a difference t(1,1)/√2 patched along e0 writes (t/√2, 0): half of its length leaves the span;
+    # the in-span vector with the same e0 change moves e1 with it, as the activations do
+    assert leak == pytest.approx(0.5) and inside[:, 0] == pytest.approx([1.0, 1.0, 0, 0])
     assert project(span, span)[1] == pytest.approx(0.0, abs=1e-12)
     # a slice holding a dim that never varies (a dead unit) writes nothing there: no leak
     e = np.eye(4)
     assert project(e[:, [0, 2]], e[:, [0]])[1] == pytest.approx(0.0)
+
+
+def test_the_in_span_patch_changes_the_same_coordinates_as_the_subspace_patch():
+    """Two values that move together at one site (tracr's `opp_idx = length - index` at a fixed
+    position): an exact slice of one block leaves the span, but the in-span vector that changes
+    its coordinates as much changes the other block with it — a downstream read of the slice
+    sees the whole change (no illusion); a read of the difference of the blocks (the dormant
+    direction) sees none of it (the illusion the check must still catch)."""
+    rng = np.random.default_rng(2)
+    x = np.concatenate([np.eye(3)[rng.integers(0, 3, size=60)]] * 2 + [np.zeros((60, 1))], axis=1)
+    span = clean_span(list(x))  # blocks 0..2 and 3..5 always equal, dim 6 dead
+    slice_ = np.eye(7)[:, 3:6]
+    inside, leak = project(slice_, span)
+    assert leak == pytest.approx(0.5)  # half of a change of the block alone is off the span: rerun
+    change = x[1] - x[0]
+    patched = change @ slice_ @ inside.T  # what the in-span rerun writes for the pair (x[0], x[1])
+    assert patched[3:6] == pytest.approx(change[3:6])  # the slice's own coordinates change fully
+    assert patched[0:3] == pytest.approx(change[0:3])  # ... and the block that moves with it too
+    assert (patched[3:6] - patched[0:3]) == pytest.approx(np.zeros(3))  # the dormant read sees nothing
+    assert project(span, span)[0] == pytest.approx(span)  # inside the span: the patch itself
 
 
 def test_a_span_the_pool_is_too_small_to_saturate_is_not_trusted():

@@ -228,12 +228,17 @@ def pos_atoms(reserved: frozenset[str] = NOTHING) -> st.SearchStrategy[A.Positio
         st.builds(A.OffsetPos, names(reserved), ints),
         st.builds(A.IndexPos, nonneg_ints),
         st.builds(A.RangePos, nonneg_ints, nonneg_ints),
+        st.builds(A.ElemPos, names(reserved), names()),
+        st.builds(lambda n, k: A.NamedPos(A.Name(f"{n.text}[{k}]")), names(reserved), nonneg_ints),
     )
 
 
 TOKEN_PARTS = ("first", "last", "all")
-slot_positions = st.builds(A.SlotPos, names(), st.none() | nonneg_ints,
-                           st.none() | st.sampled_from(TOKEN_PARTS))
+slot_positions = st.one_of(
+    st.builds(A.SlotPos, names(), st.none() | nonneg_ints, st.none() | st.sampled_from(TOKEN_PARTS)),
+    st.builds(lambda n, part, var: A.SlotPos(n, None, part, var), names(),
+              st.none() | st.sampled_from(TOKEN_PARTS), names()),
+)
 declared_positions = st.one_of(slot_positions, slot_positions, pos_atoms(RESERVED_IN["decl_position"]))
 
 template_cases = st.builds(A.TemplateCase, literals(), texts)
@@ -259,6 +264,9 @@ network_stmts = st.one_of(
     st.builds(A.AnswerDecl, texts, st.none() | st.sampled_from(TOKEN_PARTS)),
     st.builds(A.PositionDecl, names(), declared_positions),
     st.builds(A.OutputValueStmt, st.none() | texts),
+    st.builds(A.PositionDecl, names(), declared_positions, family_ranges),
+    st.builds(lambda n, items, r: A.PositionDecl(n, items[0], r, tuple(items)), names(),
+              st.lists(declared_positions, min_size=1, max_size=3), family_ranges),
 )
 backends = st.one_of(st.builds(A.HFBackend, texts), st.builds(A.TorchBackend, texts, texts))
 networks = st.one_of(
@@ -353,9 +361,14 @@ sweep_sites = st.one_of(
     st.builds(lambda pattern, io: A.SweepSite(None, None, None, pattern, io), texts,
               st.sampled_from(("input", "output"))),
 )
+_locate_targets = st.tuples(names(), st.none() | st.builds(A.FamilyRange, names(), st.none(), st.none())
+                            | family_ranges)
 locates = st.builds(
-    lambda var, site, pos, feat: A.Locate(var, site, *(pos or (None, False)), feat),
-    names(), sweep_sites, st.none() | position_lists(), st.none() | featurizers,
+    lambda var, site, pos, feat, joint: A.Locate(
+        *(joint[0] if joint else var)[:1], site, *(pos or (None, False)), feat,
+        (joint[0] if joint else var)[1], tuple(joint)),
+    _locate_targets, sweep_sites, st.none() | position_lists(), st.none() | featurizers,
+    st.just(()) | st.lists(_locate_targets, min_size=1, max_size=3),
 )
 locate_latents = st.builds(
     lambda var, site, pos, feat: A.LocateLatents(var, site, feat, *(pos or (None, False))),
