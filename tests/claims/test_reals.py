@@ -152,3 +152,39 @@ def test_boundless_trains_with_the_regression_loss_too(folder):
     r = run(text, folder)
     assert r.status == "passed", r.reason
     assert r.training[0]["loss"][-1] < r.training[0]["loss"][0]
+
+
+FAMILY_OUTPUT = """
+model Frac {
+  const N = 4
+  domain Tok = enum {a, b}
+  input t[1..N], x : Tok
+  var frac[i in 1..N] : real = mean(j in 1..i : t[j] == x)
+  output O[i in 1..N] : real = frac[i]
+}
+network net = torch "%s:build" weights "%s" {
+  encode "%s:encode"
+  output : value
+}
+align Frac to net as A {
+  frac[i] -> module "prefix" output @ i : [0:1]
+  O[i] -> output @ i
+}
+check A {
+  interchange frac
+  pairs 128 seed 3
+  expect iia >= 0.95 within 0.01
+}
+"""
+
+
+@pytest.mark.parametrize("weights, verdict", [("frac.safetensors", "passed"), ("shifted.safetensors", "failed")])
+def test_a_real_family_output_is_checked_at_every_position_within_the_tolerance(folder, weights, verdict):
+    """Reals meet per-position outputs: `O[i] -> output @ i` reads a value at each position and
+    matches it within the tolerance; a network off by more than the tolerance fails."""
+    result = run(FAMILY_OUTPUT % (frac.__file__, weights, frac.__file__), folder)
+    assert result.status == verdict, result.reason
+    elements = [c for c in result.claims if c.kind == "element"]
+    assert len(elements) == 4
+    if verdict == "passed":
+        assert all(c.iia.successes == c.kept > 0 and c.moved > 0 for c in elements)
