@@ -25,6 +25,7 @@ unless read back by causalspec.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,8 @@ from causalspec.errors import UsageError
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, PORTS, Arch, Member, Node, ResolvedCircuit,
                                              parse_node_name)
 # the atomic writer and the tool header every output of ours carries (no import back into interop)
-from causalspec.files import atomic_write_text, tool_header
+from causalspec.syntax.printer import print_number
+from causalspec.files import atomic_write_bytes, atomic_write_text, tool_header
 
 _EDGE = re.compile(r"^\s*(?P<src>[^\s<>-]+)\s*->\s*(?P<dst>[^\s<>]+?)\s*(<(?P<port>[qkv])>)?\s*$")
 SCHEMA_KEY = "causalspec"
@@ -143,8 +145,44 @@ def graph_from_json(doc: Any, where: str = "circuit file") -> CircuitGraph:
                 score = float(score)
             except (TypeError, ValueError):
                 raise CircuitFileError(f"{where}: edge `{name}` has a score that is not a number: {score!r}") from None
+        if score is not None and not math.isfinite(score):
+            raise CircuitFileError(f"{where}: edge `{name}` has a score that is not finite: {score!r}")
         g.edges[edge] = (score, bool(inside))
+    return _unplaceholder(g, where)
+
+
+UNSCORED = "unscored"  # the causalspec key listing in-graph edges written with the placeholder score
+PLACEHOLDER_SCORE = 1.0  # what an in-graph edge without a score is written with (EAP-IG needs a number)
+
+
+def _unplaceholder(g: CircuitGraph, where: str) -> CircuitGraph:
+    """Edges our writer gave the placeholder score (`"unscored"` in the causalspec key: `"all"`
+    in-graph edges, or a list of names) come back without a score, so a re-import does not
+    invent scores the circuit never had."""
+    listed = g.extra.pop(UNSCORED, None)
+    if listed is None:
+        return g
+    if listed == "all":
+        names = {e.name for e, (_, inside) in g.edges.items() if inside}
+    elif isinstance(listed, list) and all(isinstance(n, str) for n in listed):
+        names = set(listed)
+    else:
+        raise CircuitFileError(f"{where}: `causalspec.{UNSCORED}` must be \"all\" or a list of edge names")
+    for e, (_, inside) in list(g.edges.items()):
+        if e.name in names:
+            g.edges[e] = (None, inside)
     return g
+
+
+def _with_placeholders(g: CircuitGraph) -> tuple[dict[str, Any], dict[GraphEdge, float]]:
+    """The causalspec key to write (naming the unscored in-graph edges) and every edge's score
+    to write (the placeholder where there is none)."""
+    unscored = [e.name for e, (s, inside) in g.edges.items() if s is None and inside]
+    extra = dict(g.extra)
+    if unscored:
+        inside = [e for e, (_, i) in g.edges.items() if i]
+        extra[UNSCORED] = "all" if len(unscored) == len(inside) else unscored
+    return extra, {e: (PLACEHOLDER_SCORE if s is None else s) for e, (s, _) in g.edges.items()}
 
 
 PT_KEYS = ("cfg", "src_nodes", "dst_nodes", "edges_scores", "edges_in_graph", "nodes_in_graph")
@@ -174,7 +212,7 @@ def read_pt(path: Path) -> CircuitGraph:
     src, dst = list(d["src_nodes"]), list(d["dst_nodes"])
     if tuple(scores.shape) != (len(src), len(dst)) or tuple(inside.shape) != (len(src), len(dst)):
         raise CircuitFileError(f"{path}: edges_scores / edges_in_graph must be [{len(src)} src, {len(dst)} dst]")
-    g = CircuitGraph(cfg=dict(d["cfg"]))
+    g = CircuitGraph(cfg=dict(d["cfg"]), extra=_pt_extra(d.get(SCHEMA_KEY), path))
     for i, name in enumerate(src):
         g.nodes[name] = bool(d["nodes_in_graph"][i])
     g.nodes[LOGITS] = True
@@ -185,12 +223,34 @@ def read_pt(path: Path) -> CircuitGraph:
                 continue
             e = parse_edge(f"{s_name}->{d_name}")
             if upstream(e.src, e.dst, e.port, arch):
-                g.edges[e] = (float(scores[i, j]), bool(inside[i, j]))
-    return g
+                score = float(scores[i, j])
+                if not math.isfinite(score):
+                    raise CircuitFileError(f"{path}: edge `{e.name}` has a score that is not finite: {score!r}")
+                g.edges[e] = (score, bool(inside[i, j]))
+    return _unplaceholder(g, str(path))
+
+
+def _pt_extra(raw: Any, path: Path) -> dict[str, Any]:
+    """The causalspec key of a `.pt` file of ours: a JSON string (a plain str loads under
+    `weights_only=True`; EAP-IG's and MIB's loaders ignore keys they do not know)."""
+    if raw is None:
+        return {}
+    try:
+        doc = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        doc = None
+    extra = doc.get(SCHEMA_KEY) if isinstance(doc, dict) else None
+    if not isinstance(extra, dict):
+        raise CircuitFileError(f"{path}: its `{SCHEMA_KEY}` entry is not the JSON object causalspec writes")
+    return extra
 
 
 def write_pt(g: CircuitGraph, path: str | Path) -> Path:
-    """Write a graph as EAP-IG's `Graph.to_pt` does (loadable by `Graph.from_pt` and MIB)."""
+    """Write a graph as EAP-IG's `Graph.to_pt` does (loadable by `Graph.from_pt` and MIB), plus
+    our causalspec key as a JSON string. Saved through a buffer, so the archive's inner folder
+    name does not depend on the file's name: the same graph gives the same bytes."""
+    import io
+
     import torch
 
     layers, heads = int(g.cfg["n_layers"]), int(g.cfg["n_heads"])
@@ -200,15 +260,17 @@ def write_pt(g: CircuitGraph, path: str | Path) -> Path:
     scores = torch.zeros((len(src), len(dst)))
     inside = torch.zeros((len(src), len(dst)), dtype=torch.bool)
     si, di = {n: i for i, n in enumerate(src)}, {n: j for j, n in enumerate(dst)}
-    for e, (score, in_graph) in g.edges.items():
+    extra, written = _with_placeholders(g)
+    for e, (_, in_graph) in g.edges.items():
         s_name, d_name = e.name.split("->")
-        scores[si[s_name], di[d_name]] = 0.0 if score is None else score
+        scores[si[s_name], di[d_name]] = written[e]
         inside[si[s_name], di[d_name]] = in_graph
     nodes = torch.tensor([bool(g.nodes.get(n, False)) for n in src])
-    path = Path(path)
+    buffer = io.BytesIO()
     torch.save({"cfg": dict(g.cfg), "src_nodes": src, "dst_nodes": dst, "edges_scores": scores,
-                "edges_in_graph": inside, "nodes_in_graph": nodes}, str(path))
-    return path
+                "edges_in_graph": inside, "nodes_in_graph": nodes,
+                SCHEMA_KEY: json.dumps(_envelope(extra))}, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 SCHEMA = "causalspec.circuit/1"
@@ -217,12 +279,18 @@ SCHEMA = "causalspec.circuit/1"
 def graph_to_json(g: CircuitGraph) -> dict[str, Any]:
     # `schema` and `tool` are the marker that lets a re-export replace its own file (causalspec/files.py);
     # EAP-IG / MIB readers ignore keys other than cfg, nodes and edges
-    out: dict[str, Any] = {"schema": SCHEMA, "tool": tool_header(),
-                           SCHEMA_KEY: {"tool": "causalspec", **g.extra}, "cfg": g.cfg,
+    extra, written = _with_placeholders(g)
+    out: dict[str, Any] = {**_envelope(extra), "cfg": g.cfg,
                            "nodes": {n: {"in_graph": inside} for n, inside in g.nodes.items()},
-                           "edges": {e.name: {"score": 1.0 if s is None else s, "in_graph": inside}
-                                     for e, (s, inside) in g.edges.items()}}
+                           "edges": {e.name: {"score": written[e], "in_graph": inside}
+                                     for e, (_, inside) in g.edges.items()}}
     return out
+
+
+def _envelope(extra: dict[str, Any]) -> dict[str, Any]:
+    """Our marker (`schema`, `tool`: a re-export may replace its own file, causalspec/files.py)
+    and the causalspec key; in a JSON file beside cfg/nodes/edges, in a .pt file as a string."""
+    return {"schema": SCHEMA, "tool": tool_header(), SCHEMA_KEY: {"tool": "causalspec", **extra}}
 
 
 def write_graph(g: CircuitGraph, path: str | Path) -> Path:
@@ -264,7 +332,7 @@ def circuit_to_graph(resolved: ResolvedCircuit, arch: Arch, name: str = "", gran
             to, at = (LOGITS, None) if isinstance(receiver, str) else receiver  # LOGITS, or (node, port)
             for s in sorted(senders, key=_sender_order):
                 if upstream(s, to, at, arch):
-                    g.edges[GraphEdge(s, to, at)] = (None, True)
+                    g.edges[GraphEdge(s, to, at)] = (resolved.scores.get((receiver, s)), True)
     else:
         every: list[Node | str] = [EMBED, *nodes]
         receivers: list[Node | str] = [*nodes, LOGITS]
@@ -342,7 +410,8 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
         for e in sorted(in_edges, key=lambda e: (_order(e.dst), e.port or "", _order(e.src))):
             src = group_name(e.src) if isinstance(e.src, Node) else "embed"
             dst = group_name(e.dst) + (f".{e.port}" if e.port else "") if isinstance(e.dst, Node) else LOGITS
-            lines.append(f"    {src} -> {dst}")
+            score = g.edges[e][0]
+            lines.append(f"    {src} -> {dst}" + ("" if score is None else f" : score {print_number(score, True)}"))
         lines.append("  }")
         lines.append("  granularity edge")
     elif isinstance(g.extra.get("groups"), dict) and g.extra["groups"]:

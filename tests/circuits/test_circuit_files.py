@@ -291,7 +291,9 @@ def test_pt_circuit_files_as_eap_ig_writes_them(toy_spec, tmp_path):
     assert main(["circuit", "export", str(toy_spec), "--circuit", "EdgeK", "-o", str(pt)]) == 0
     assert main(["circuit", "export", str(toy_spec), "--circuit", "EdgeK", "-o", str(js)]) == 0
     d = torch.load(str(pt), weights_only=True)
-    assert sorted(d) == sorted(["cfg", "src_nodes", "dst_nodes", "edges_scores", "edges_in_graph", "nodes_in_graph"])
+    # EAP-IG's Graph.to_pt keys, plus ours (a JSON string; EAP-IG's from_pt and MIB ignore it)
+    assert sorted(d) == sorted(["cfg", "src_nodes", "dst_nodes", "edges_scores", "edges_in_graph", "nodes_in_graph",
+                                "causalspec"])
     n_fwd, n_bwd = 1 + 2 * (4 + 1), 2 * (3 * 4 + 1) + 1  # EAP-IG Graph.from_model
     assert tuple(d["edges_in_graph"].shape) == (n_fwd, n_bwd) and d["dst_nodes"][-1] == "logits"
     from_pt, from_json = read_graph(pt), read_graph(js)

@@ -28,7 +28,7 @@ KEYWORDS = (
     "controls dataset decode device device_map do domain dtype each edge edges else encode enum example "
     "expect false first for from granularity group hf if in input int interchange kept last latents locate lower95 "
     "mean metric mlps model module network node not of on or output over pairs point pool position "
-    "prompt remote resample sample seed slot steps table then to token torch train true trust_remote_code uniform var "
+    "prompt remote resample sample score seed slot steps table then to token torch train true trust_remote_code uniform var "
     "weighted weights where with zero"
 ).split()
 
@@ -386,7 +386,7 @@ ablations = st.one_of(
 )
 circuit_stmts = st.one_of(
     group_decls,
-    st.builds(A.CircuitEdges, _tuples(st.builds(A.CircuitEdge, endpoints, endpoints), 0, 3)),
+    st.builds(A.CircuitEdges, _tuples(st.builds(A.CircuitEdge, endpoints, endpoints, st.none() | floats), 0, 3)),
     ablations,
     st.builds(A.Granularity, st.sampled_from(("node", "edge"))),
     st.sampled_from([A.Convention(aspect, A.Name(value)) for aspect, value in
