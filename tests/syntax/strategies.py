@@ -28,7 +28,8 @@ KEYWORDS = (
     "controls dataset decode device device_map do domain dtype each edge edges else encode enum example "
     "expect false first for from granularity group hf if in input int interchange kept last latents locate lower95 "
     "mean metric mlps model module network node not of on or output over pairs point pool position "
-    "prompt remote resample sample score seed slot steps table then to token torch train true trust_remote_code uniform var "
+    "prompt remote resample sample score seed slot steps table then to token torch train true trust_remote_code "
+    "uniform var "
     "weighted weights where with zero"
 ).split()
 
