@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from causalspec.interop.circuit_files import (MIB_FRACTIONS, POSITION_DEFS, CircuitFileError, PositionNames,
+from causalspec.interop.circuit_files import (MIB_FRACTIONS, POSITION_DEFS, RANKINGS, CircuitFileError, PositionNames,
                                               circuit_to_graph, graph_to_json, graph_to_spec, position_declarations,
                                               read_graph, write_graph, write_pt)
 from causalspec.cli.base import EXIT_OK, Command, UsageError, check_output_targets
@@ -82,6 +82,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     cp.add_argument("--scores", required=True, metavar="FILE", help="JSON edge list with scores")
     cp.add_argument("--fractions", type=_fractions, metavar="F,F,…",
                     help="edge fractions (default MIB's 0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2,0.5,1)")
+    cp.add_argument("--rank", choices=RANKINGS, default="absolute",
+                    help="top edges by |score| (default; EAP-IG's apply_topn) or by signed score (MIB's "
+                         "run_evaluation.py without --absolute)")
     cp.add_argument("--pairs", type=int, metavar="N", help="prompts (overrides the circuit's `pairs`)")
     cp.add_argument("--seed", type=int, metavar="S")
     cp.add_argument("--batch", type=int, metavar="B")
@@ -262,13 +265,15 @@ def cmd_cpr(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.scores}: no edge has a score")
     options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, allow_download=args.allow_download)
     try:
-        curve = edge_curve(ir, circuit, scored, args.fractions or list(MIB_FRACTIONS), options, NetworkCache())
+        curve = edge_curve(ir, circuit, scored, args.fractions or list(MIB_FRACTIONS), options, NetworkCache(),
+                           args.rank)
     except CheckSkipped as exc:  # no --strict here: a curve that cannot be drawn fails the command
         raise UsageError(f"cannot run circuit `{circuit.name}`: {exc}") from None
     except CheckError as exc:
         raise UsageError(str(exc)) from None
     console = Console(highlight=False)
-    table = Table(title=f"faithfulness of the top-|score| edges of {args.scores} ({curve['edges_scored']} scored)")
+    ranked = "top-|score|" if args.rank == "absolute" else "top-score"
+    table = Table(title=f"faithfulness of the {ranked} edges of {args.scores} ({curve['edges_scored']} scored)")
     for col in ("fraction", "edges", "faithfulness [95% CI]"):
         table.add_column(col, justify="right")
     for p in curve["points"]:

@@ -589,19 +589,28 @@ def _order(n) -> tuple:
 MIB_FRACTIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
-def top_edges(scored: list[tuple[GraphEdge, float]], fraction: float, total: int | None = None) -> list[GraphEdge]:
+RANKINGS = ("absolute", "signed")
+
+
+def top_edges(scored: list[tuple[GraphEdge, float]], fraction: float, total: int | None = None,
+              rank: str = "absolute") -> list[GraphEdge]:
     """MIB's top-k edge set (MIB-circuit-track `evaluate_area_under_curve` + EAP-IG
     `Graph.apply_topn`): k = int(fraction · total), rounded *down*, where `total` is the number
     of edges of the model's whole graph (`len(graph.edges)`, 32,491 for GPT-2 small; default:
-    the edges scored); the k edges with the largest |score| (ties by name). Pruning of
-    dangling edges is done by the caller (`compile.circuit_plan.prune_edges`)."""
+    the edges scored); the k edges with the largest |score| (`rank="absolute"`, EAP-IG's
+    `apply_topn` default) or the largest signed score (`rank="signed"`: MIB's
+    `scripts/run_evaluation.py` without `--absolute`), ties by name. At most the edges scored
+    are taken (EAP-IG scores every edge of the graph, 0 when unscored). Pruning of dangling
+    edges is done by the caller (`compile.circuit_plan.prune_edges`)."""
+    if rank not in RANKINGS:
+        raise ValueError(f"rank must be one of {', '.join(RANKINGS)}, not {rank!r}")
     n = len(scored) if total is None else total
     k = max(0, min(len(scored), int(fraction * n)))
-    ranked = sorted(scored, key=lambda es: (-abs(es[1]), es[0].name))
-    return [e for e, _ in ranked[:k]]
+    key = (lambda es: (-abs(es[1]), es[0].name)) if rank == "absolute" else (lambda es: (-es[1], es[0].name))
+    return [e for e, _ in sorted(scored, key=key)[:k]]
 
 
-__all__ = ["GROUP_EDGES", "MIB_FRACTIONS", "POSITION_DEFS", "CircuitFileError", "CircuitGraph", "GraphEdge",
+__all__ = ["GROUP_EDGES", "MIB_FRACTIONS", "POSITION_DEFS", "RANKINGS", "CircuitFileError", "CircuitGraph", "GraphEdge",
            "PositionNames", "circuit_to_graph", "full_graph", "graph_from_json", "graph_to_json", "graph_to_resolved",
            "graph_to_spec", "parse_edge", "position_declarations", "read_graph", "read_pt", "top_edges", "upstream",
            "write_graph", "write_pt"]

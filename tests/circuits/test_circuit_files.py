@@ -158,7 +158,12 @@ def test_cpr_and_cmd_of_a_scored_edge_list(toy_spec, tmp_path, capsys):
     assert faith[1] == pytest.approx(1, abs=0.01)  # the 9 true edges: the whole circuit
     assert faith[3] == pytest.approx(1, abs=1e-4)  # every edge: the full model
     assert 0.5 < curve["cpr"] < 1.0 and 0 < curve["cmd"] < 0.5
-    assert curve["cmd"] == pytest.approx(area(fractions, [abs(1 - f) for f in faith]))
+    # MIB's integration (evaluate_area_under_curve, log_scale=False), written out here
+    trapezoids = list(zip(fractions, fractions[1:], faith, faith[1:]))
+    assert curve["cpr"] == pytest.approx(sum((x2 - x1) * (y1 + y2) / 2 for x1, x2, y1, y2 in trapezoids))
+    assert curve["cmd"] == pytest.approx(sum((x2 - x1) * (abs(1 - y1) + abs(1 - y2)) / 2
+                                             for x1, x2, y1, y2 in trapezoids))
+    assert curve["rank"] == "absolute" and curve["edges_total"] == 110
     assert curve["forward_passes"]["clean"] == 1 and curve["forward_passes"]["knockout"] == 4  # one per fraction
     # the same through the CLI, with a JSON curve
     scores = tmp_path / "scores.json"
@@ -201,38 +206,53 @@ circuit C on toy for Induction.answer {
 def test_cpr_rules_equal_a_reference_written_here():
     """MIB's rules, re-implemented in this test from their sources:
     * edge universe: every edge of the model's graph (MIB-circuit-track `evaluate_area_under_curve`:
-      `n_scored_items = len(graph.edges)`; EAP-IG `Graph.from_model`: 32,491 edges for GPT-2 small);
+      `n_scored_items = len(graph.edges)`; EAP-IG `Graph.from_model`: 32,491 edges for GPT-2 small),
+      not the edges a file lists;
     * count: `int(pct * n)`, rounded down (same function);
-    * ranking: top |score| (EAP-IG `Graph.apply_topn(n, absolute=True)`), then `Graph.prune`:
-      a node stays only if it sends and receives an edge (the input always receives);
-    * area: sum over consecutive fractions of (x2 - x1) * (y1 + y2) / 2, not divided by 0.999."""
+    * ranking: top |score| (EAP-IG `Graph.apply_topn(n, absolute=True)`, its default) or top
+      signed score (MIB `scripts/run_evaluation.py`: `absolute=args.absolute`, a store_true flag),
+      then `Graph.prune`: a node stays only if it sends and receives an edge (the input always
+      receives; the logits always stay);
+    * area: sum over consecutive fractions of (x2 - x1) * (y1 + y2) / 2, x the fractions themselves
+      (`log_scale=False`), not divided by their range 0.999."""
     from causalspec.compile.circuit_plan import prune_edges
 
     arch = Arch(2, 2)
     edges = full_graph(arch)
+    total = len(edges)
+    assert total == 46  # the forward edges of EAP-IG Graph.from_model for 2 layers x 2 heads
     rng = np.random.default_rng(1)
     scored = [(e, float(rng.normal())) for e in edges]
-    total = len(edges)
-    for frac in (0.001, 0.05, 0.1, 0.29, 0.5, 1.0):
-        want_k = int(frac * total)
-        ref = [e for e, _ in sorted(scored, key=lambda es: (-abs(es[1]), es[0].name))][:want_k]
-        assert top_edges(scored, frac, total) == ref
-        # reference prune on edge names
-        alive_edges = {e.name: e for e in ref}
-        while True:
-            sends = {e.src for e in alive_edges.values()}
-            receives = {e.dst for e in alive_edges.values()}
-            alive = {n for n in sends if n == EMBED or n in receives}
-            nxt = {k: e for k, e in alive_edges.items() if e.src in alive and (e.dst == LOGITS or e.dst in alive)}
-            if nxt.keys() == alive_edges.keys():
-                break
-            alive_edges = nxt
-        got = prune_edges(_receivers(ref))
-        assert {(r, s) for r, ss in got.items() for s in ss} == {(e.receiver, e.src) for e in alive_edges.values()}
+    listed = scored[:30]  # a file that scores only some edges: the universe is still the whole graph
+    for rank in ("absolute", "signed"):
+        for frac, subset in [(f, sub) for f in (0.001, 0.05, 0.1, 0.3, 0.5, 1.0) for sub in (scored, listed)]:
+            want_k = min(len(subset), int(frac * total))
+            order = (lambda es: -abs(es[1])) if rank == "absolute" else (lambda es: -es[1])
+            ref = [e for e, _ in sorted(subset, key=lambda es: (order(es), es[0].name))][:want_k]
+            assert top_edges(subset, frac, total, rank) == ref
+            # reference prune on edge names
+            alive_edges = {e.name: e for e in ref}
+            while True:
+                sends = {e.src for e in alive_edges.values()}
+                receives = {e.dst for e in alive_edges.values()}
+                alive = {n for n in sends if n == EMBED or n in receives}
+                nxt = {k: e for k, e in alive_edges.items()
+                       if e.src in alive and (e.dst == LOGITS or e.dst in alive)}
+                if nxt.keys() == alive_edges.keys():
+                    break
+                alive_edges = nxt
+            got = prune_edges(_receivers(ref))
+            assert {(r, s) for r, ss in got.items() for s in ss} == {(e.receiver, e.src) for e in alive_edges.values()}
+    assert len(top_edges(scored, 0.3, total)) == 13  # 0.3 x 46 = 13.8: down, not 14
+    assert len(top_edges(listed, 0.5, total)) == 23 != int(0.5 * len(listed))  # of the graph, not of the file
+    signed, absolute = top_edges(scored, 0.1, total, "signed"), top_edges(scored, 0.1, total)
+    assert signed != absolute and all(s > 0 for e, s in scored if e in signed)
     xs, ys = [0.001, 0.01, 0.1, 1.0], [0.2, 0.5, 0.9, 1.0]
     ref_area = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(3))
     assert area(xs, ys) == pytest.approx(ref_area) and area(xs, [1, 1, 1, 1]) == pytest.approx(0.999)
     assert len(full_graph(Arch(12, 12))) == 32491
+    with pytest.raises(ValueError, match="rank must be"):
+        top_edges(scored, 0.1, total, "abs")
 
 
 def _receivers(edges):
