@@ -13,7 +13,10 @@ output flag is one typo away from `README.md` or `pyproject.toml`. So:
     * HTML: `<meta name="generator" content="causalspec-report ...">` inside `<head>`;
     * JUnit XML: the root element `<testsuites name="causalspec" ...>`;
     * PNG: a tEXt `Software` chunk whose value is one of ours (`PNG_SOFTWARE`);
-    * safetensors artifacts: `"causalspec": "featurizers"` in the header's metadata.
+    * safetensors artifacts: `"causalspec": "featurizers"` in the header's metadata;
+    * torch `.pt` files (circuit files): a `torch.save` zip whose pickled top-level dict maps
+      `"causalspec"` to a JSON string carrying the JSON marker above (read with `pickletools`,
+      which walks the opcodes and never executes the pickle).
 - `check_target` is THE test for a file we are about to write: not a directory, link or
   special file, not a foreign file, and a folder we can create and write in. The CLI runs it
   on every output flag before anything is loaded, and `atomic_write_bytes` runs it again
@@ -31,11 +34,14 @@ up front with `check_folder`; the activation store's own folders carry a manifes
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import pickletools
 import re
 import struct
 import tempfile
+import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
@@ -160,6 +166,33 @@ def _safetensors_is_ours(head: bytes) -> bool:
     return isinstance(meta, dict) and meta.get(TOOL) == SAFETENSORS_KIND
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_STRINGS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"})
+_PICKLE_MEMO = frozenset({"MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"})
+
+
+def _torch_zip_is_ours(data: bytes) -> bool:
+    """A `torch.save` zip (one `<folder>/data.pkl`) whose pickle has the string `"causalspec"`
+    directly followed by a string that is a JSON object with our marker (a dict entry)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            pickles = [n for n in z.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
+            if len(pickles) != 1:
+                return False
+            pkl = z.read(pickles[0])
+        previous = None
+        for op, arg, _ in pickletools.genops(pkl):
+            if op.name in _PICKLE_STRINGS and isinstance(arg, str):
+                if previous == TOOL and arg.startswith("{"):
+                    return _json_is_ours(json.loads(arg))
+                previous = arg
+            elif op.name not in _PICKLE_MEMO:
+                previous = None
+    except (zipfile.BadZipFile, ValueError, RecursionError, EOFError, KeyError, NotImplementedError):
+        return False
+    return False
+
+
 def _recognise(head: bytes, read_all: Callable[[], bytes | None]) -> str | None:
     """The kind of output of ours these bytes are (None: not ours). `head`: the first bytes;
     `read_all`: the whole content, or None when it is too large to parse."""
@@ -176,6 +209,9 @@ def _recognise(head: bytes, read_all: Callable[[], bytes | None]) -> str | None:
         text = head[:4096].decode("utf-8", "replace")
         m = _HTML.match(text)  # the generator meta must sit in <head>, before `</head>`
         return "html" if m and _HTML_META.search(text[m.end():].partition("</head>")[0]) else None
+    if head.startswith(ZIP_MAGIC):
+        data = read_all()
+        return "torch" if data is not None and _torch_zip_is_ours(data) else None
     if head.lstrip()[:1] == b"{":
         data = read_all()
         if data is None:

@@ -184,8 +184,9 @@ def prepare(ir, circuit, options, networks):
     return plan, engine, ablation, metric_fn, metric_text
 
 
-def edge_curve(ir, circuit, scored, fractions, options, networks) -> dict:
-    """Faithfulness of the top-|score| edges at each fraction, and the areas CPR and CMD.
+def edge_curve(ir, circuit, scored, fractions, options, networks, rank: str = "absolute") -> dict:
+    """Faithfulness of the top-|score| (or, `rank="signed"`, top-score) edges at each
+    fraction, and the areas CPR and CMD.
 
     `circuit` supplies the network, prompts, ablation and metric (its groups are not used);
     `scored` is a list of (GraphEdge, score). Every circuit of the curve is evaluated at edge
@@ -205,7 +206,7 @@ def edge_curve(ir, circuit, scored, fractions, options, networks) -> dict:
     sizes, kept_sizes = [], []
     total = len(full_graph(arch))  # MIB's edge universe: every edge of the model's graph
     for i, f in enumerate(fractions):
-        edges = top_edges(scored, f, total)
+        edges = top_edges(scored, f, total, rank)
         sizes.append(len(edges))
         resolved = graph_to_resolved(edges, universe)
         pruned = prune_edges(resolved.edges or {})
@@ -220,7 +221,9 @@ def edge_curve(ir, circuit, scored, fractions, options, networks) -> dict:
         "circuit": circuit.name, "metric": metric_text, "ablation": describe_ablation(plan, ablation),
         "prompts": plan.prompts, "edges_scored": len(scored), "edges_total": total,
         "convention": ConventionIR.mib().to_dict(),
-        "rules": "MIB: k = int(fraction x all edges of the model's graph) top-|score| edges, dangling edges pruned "
+        "rank": rank,
+        "rules": "MIB: k = int(fraction x all edges of the model's graph) "
+                 f"top-{'|score|' if rank == 'absolute' else 'score'} edges, dangling edges pruned "
                  "(EAP-IG Graph.prune); CPR/CMD = trapezoids over the fractions, not divided by their range",
         "points": [{"fraction": f, "edges": k, "edges_after_pruning": kp, "faithfulness": p.to_dict()}
                    for f, k, kp, p in zip(fractions, sizes, kept_sizes, points)],

@@ -21,8 +21,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from causalspec.interop.circuit_files import (MIB_FRACTIONS, CircuitFileError, circuit_to_graph, graph_to_json,
-                                              graph_to_spec, read_graph, write_graph, write_pt)
+from causalspec.interop.circuit_files import (MIB_FRACTIONS, POSITION_DEFS, RANKINGS, CircuitFileError, PositionNames,
+                                              circuit_to_graph, graph_to_json, graph_to_spec, position_declarations,
+                                              read_graph, write_graph, write_pt)
 from causalspec.cli.base import EXIT_OK, Command, UsageError, check_output_targets
 from causalspec.compile.circuit_plan import Arch, CircuitPlanError, resolve_circuit
 from causalspec.diagnostics import did_you_mean
@@ -30,7 +31,9 @@ from causalspec.errors import CheckError, CheckSkipped
 from causalspec.files import atomic_write_text, stamp_text, tool_header
 from causalspec.report.json_report import jsonable
 from causalspec.run.loading import NetworkLoadError, check_hf_config, local_hf_path
-from causalspec.semantics.analyse import load
+from causalspec.semantics.analyse import load, load_text
+from causalspec.syntax import ast as A
+from causalspec.syntax.parser import parse
 
 HELP = "export and import circuits as JSON node/edge lists; CPR/CMD of a scored edge list"
 
@@ -66,6 +69,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     im.add_argument("--metric", help="e.g. 'logit_diff(IO, S) @ END' (default: accuracy)")
     im.add_argument("--expect", default="faithfulness >= 0.8")
     im.add_argument("--granularity", choices=["edge", "node"], default="edge")
+    im.add_argument("--into", metavar="SPEC",
+                    help="write SPEC with the circuit in it (replacing one of the same name) and the positions it "
+                         "needs declared in the network's block")
     im.add_argument("--output", "-o", dest="out", metavar="FILE", help="output file (default: stdout)")
     im.set_defaults(func=cmd_import)
 
@@ -76,6 +82,9 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     cp.add_argument("--scores", required=True, metavar="FILE", help="JSON edge list with scores")
     cp.add_argument("--fractions", type=_fractions, metavar="F,F,…",
                     help="edge fractions (default MIB's 0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2,0.5,1)")
+    cp.add_argument("--rank", choices=RANKINGS, default="absolute",
+                    help="top edges by |score| (default; EAP-IG's apply_topn) or by signed score (MIB's "
+                         "run_evaluation.py without --absolute)")
     cp.add_argument("--pairs", type=int, metavar="N", help="prompts (overrides the circuit's `pairs`)")
     cp.add_argument("--seed", type=int, metavar="S")
     cp.add_argument("--batch", type=int, metavar="B")
@@ -130,17 +139,6 @@ def convention_lines(c) -> list[str]:
     return out
 
 
-def position_spelling(p) -> str:
-    """A group position as a circuit block can spell it: a declared name (`END`), or a declared
-    name shifted by tokens (`S1 + 1`); the resolved expression (`slot(S, 1).last + 1`) only
-    when no name stands for it (a group cannot spell that inline)."""
-    if p.name:
-        return p.name
-    if p.kind == "offset" and p.base is not None and p.base.name:
-        return f"{p.base.name} {'+' if p.offset >= 0 else '-'} {abs(p.offset)}"
-    return str(p)
-
-
 def _write_or_print(text: str, out: str | None) -> None:
     if out:
         atomic_write_text(out, text)  # our generator line: a re-import may replace its own (unedited) file
@@ -157,10 +155,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         resolved = resolve_circuit(circuit, arch)
     except CircuitPlanError as exc:
         raise UsageError(str(exc)) from None
-    positions = {m.node.name: [position_spelling(p) for p in m.positions] for m in resolved.members
-                 if not m.everywhere}
-    graph = circuit_to_graph(resolved, arch, circuit.name, circuit.granularity, positions,
-                             convention_lines(circuit.convention))
+    graph = circuit_to_graph(resolved, arch, circuit.name, circuit.granularity,
+                             convention=convention_lines(circuit.convention),
+                             group_edges=[(e.src, e.dst, e.port, e.score) for e in circuit.edges])
     if args.output and str(args.output).endswith(".pt"):
         print(f"wrote {write_pt(graph, args.output)}")  # EAP-IG's Graph.to_pt layout
     elif args.output:
@@ -178,9 +175,76 @@ def cmd_import(args: argparse.Namespace) -> int:
                              args.granularity)
     except CircuitFileError as exc:
         raise UsageError(str(exc)) from None
-    body = f"# imported by `causalspec circuit import` from {args.file}\n" + text
+    head = f"# imported by `causalspec circuit import` from {args.file}\n"
+    declarations = position_declarations(graph)
+    if args.into:
+        body = into_spec(args.into, args.on, args.name, head + text, declarations, graph)
+    else:
+        if declarations:  # the names the block uses, for the network block (--into writes them there)
+            head += f"# its positions, to declare in network `{args.on}`:\n" + \
+                "".join(f"#   {d}\n" for d in declarations)
+        body = head + text
     _write_or_print(stamp_text("#", "circuit-import", body), args.out)
     return EXIT_OK
+
+
+def into_spec(spec: str, network: str, name: str, block: str, declarations: list[str], graph) -> str:
+    """SPEC's text with the circuit block in it (replacing a circuit of the same name, else
+    appended) and the position declarations its network block lacks added at the block's end.
+    The result is analysed, and each position it declares must mean what the file says."""
+    path = Path(spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--into {spec}: cannot read it: {exc.strerror or exc}") from None
+    ast = parse(text, str(path))  # a syntax error in SPEC: its located diagnostic (exit 2)
+    nets = [it for it in ast.items if isinstance(it, A.Network) and it.name.text == network]
+    if not nets:
+        raise UsageError(f"--into {spec}: no network `{network}` in it (--on names the network the circuit runs on)")
+    net = nets[0]
+    declared = {st.name.text for st in net.body if isinstance(st, A.PositionDecl)}
+    missing = [d for d in declarations if d.split()[1] not in declared]
+    edits: list[tuple[int, int, str]] = []  # (start, end, replacement) in character offsets
+    if missing:
+        end = _offset(text, net.span.end_line, net.span.end_column)
+        if net.braced:
+            close = text.rindex("}", 0, end)
+            line_start = text.rfind("\n", 0, close) + 1
+            lines = "".join(f"  {d}\n" for d in missing)
+            if text[line_start:close].strip():  # `}` shares its line with a statement
+                edits.append((close, close, "\n" + lines))
+            else:
+                edits.append((line_start, line_start, lines))
+        else:
+            edits.append((end, end, " {\n" + "".join(f"  {d}\n" for d in missing) + "}"))
+    same = [it for it in ast.items if isinstance(it, A.Circuit) and it.name.text == name]
+    if same:
+        edits.append((_offset(text, same[0].span.line, same[0].span.column),
+                      _offset(text, same[0].span.end_line, same[0].span.end_column), block.rstrip("\n")))
+    else:
+        edits.append((len(text), len(text), ("" if text.endswith("\n") or not text else "\n") + "\n" + block))
+    out = text
+    for start, end, new in sorted(edits, reverse=True):
+        out = out[:start] + new + out[end:]
+    ir = load_text(out, str(path), path.resolve().parent)  # a spec that does not analyse: its diagnostics
+    defs = graph.extra.get(POSITION_DEFS) or {}
+    positions = ir.networks[network].encoding.positions
+    names = PositionNames()
+    for pname, want in defs.items():
+        have = names.expression(positions[pname]) if pname in positions else None
+        if have is not None and have != want:
+            raise UsageError(f"--into {spec}: network `{network}` declares position `{pname}` as `{have}`, but "
+                             f"{name}'s file means `{want}`; rename one of them")
+    return out
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    """A 1-based line and column as an offset into `text`."""
+    starts = [0]
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            starts.append(i + 1)
+    return starts[line - 1] + column - 1
 
 
 def cmd_cpr(args: argparse.Namespace) -> int:
@@ -201,13 +265,15 @@ def cmd_cpr(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.scores}: no edge has a score")
     options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, allow_download=args.allow_download)
     try:
-        curve = edge_curve(ir, circuit, scored, args.fractions or list(MIB_FRACTIONS), options, NetworkCache())
+        curve = edge_curve(ir, circuit, scored, args.fractions or list(MIB_FRACTIONS), options, NetworkCache(),
+                           args.rank)
     except CheckSkipped as exc:  # no --strict here: a curve that cannot be drawn fails the command
         raise UsageError(f"cannot run circuit `{circuit.name}`: {exc}") from None
     except CheckError as exc:
         raise UsageError(str(exc)) from None
     console = Console(highlight=False)
-    table = Table(title=f"faithfulness of the top-|score| edges of {args.scores} ({curve['edges_scored']} scored)")
+    ranked = "top-|score|" if args.rank == "absolute" else "top-score"
+    table = Table(title=f"faithfulness of the {ranked} edges of {args.scores} ({curve['edges_scored']} scored)")
     for col in ("fraction", "edges", "faithfulness [95% CI]"):
         table.add_column(col, justify="right")
     for p in curve["points"]:

@@ -159,6 +159,8 @@ class ResolvedCircuit:
     edges: dict[Receiver, frozenset[Node | str]] | None = None
     embed_gated: bool = False  # some edge names `embed`: receivers without one see ablated embeddings
     notes: tuple[str, ...] = ()
+    # (receiver, sender) -> the `: score` of the spec edge it comes from (circuit files carry it)
+    scores: dict[tuple[Receiver, Node | str], float] = field(default_factory=dict)
 
     @property
     def members(self) -> tuple[Member, ...]:
@@ -221,6 +223,7 @@ def resolve_circuit(circuit: CircuitIR, arch: Arch) -> ResolvedCircuit:
     elif convention.mlps == "kept":
         universe.discard(MLP)
     edges: dict[Receiver, frozenset[Node | str]] | None = None
+    scores: dict[tuple[Receiver, Node | str], float] = {}
     embed_gated = False
     if circuit.granularity == "edge":
         edges = {}
@@ -239,6 +242,9 @@ def resolve_circuit(circuit: CircuitIR, arch: Arch) -> ResolvedCircuit:
                         receivers.append((m.node, None))
             for r in receivers:
                 edges[r] = edges.get(r, frozenset()) | frozenset(senders)
+                if e.score is not None:
+                    for s in senders:
+                        _score(scores, (r, s), e.score)
         if convention.prune:
             pruned = prune_edges(edges)
             dropped = sum(len(v) for v in edges.values()) - sum(len(v) for v in pruned.values())
@@ -247,7 +253,18 @@ def resolve_circuit(circuit: CircuitIR, arch: Arch) -> ResolvedCircuit:
                              "out of a node that receives no edge, or into a node that sends none, are dropped as "
                              "EAP-IG's Graph.prune does)")
             edges = pruned
-    return ResolvedCircuit(groups, frozenset(universe), edges, embed_gated, tuple(notes))
+            scores = {(r, s): v for (r, s), v in scores.items() if s in pruned.get(r, ())}
+    return ResolvedCircuit(groups, frozenset(universe), edges, embed_gated, tuple(notes), scores)
+
+
+def _score(scores: dict, key: tuple, value: float) -> None:
+    """One score per node-level edge: two spec edges that expand to the same one must agree."""
+    if key in scores and scores[key] != value:
+        receiver, sender = key
+        to = receiver if receiver == LOGITS else f"{receiver[0]}" + (f".{receiver[1]}" if receiver[1] else "")
+        raise CircuitPlanError(f"the edge {sender} -> {to} gets two scores ({scores[key]!r} and {value!r}) from "
+                               "two edges of the circuit; give it one")
+    scores[key] = value
 
 
 def prune_edges(edges: dict) -> dict:

@@ -313,7 +313,7 @@ class CircuitAnalysis(NetworkAnalysis, ConditionAnalysis):
             self.sink.error(E0706, f"edge from `{e.src.name.text}` to itself", e.span, "self-loop",
                             help="an edge connects two different groups; delete this one")
             return None
-        got = CircuitEdgeIR(e.src.name.text, e.dst.name.text, e.dst.port.text if e.dst.port else None)
+        got = CircuitEdgeIR(e.src.name.text, e.dst.name.text, e.dst.port.text if e.dst.port else None, e.score)
         if got in edges:
             self.sink.error(E0706, "this edge is declared twice", e.span, "declared again",
                             help="delete the second copy")

@@ -322,6 +322,8 @@ class CircuitEdgeIR:
     src: str  # a group, or `embed`
     dst: str  # a group, or `logits`
     port: str | None = None  # q | k | v of the destination's heads; None: all inputs
+    # `: score 0.12`: an attribution score carried for circuit files (EAP-IG / MIB); evaluation ignores it
+    score: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -627,6 +627,7 @@ class Endpoint(Node):
 class CircuitEdge(Node):
     src: Endpoint
     dst: Endpoint
+    score: float | None = None  # `: score 0.12` (an attribution score, kept for circuit-file round trips)
 
 
 @dataclass(frozen=True)

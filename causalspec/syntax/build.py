@@ -764,7 +764,10 @@ class AstBuilder(Transformer):
 
     @v_args(meta=True)
     def circuit_edge(self, meta, c):
-        return A.CircuitEdge(c[0], c[1], span=self._span(meta))
+        return A.CircuitEdge(c[0], c[1], c[2] if len(c) > 2 else None, span=self._span(meta))
+
+    def edge_score(self, c):
+        return c[0]
 
     @v_args(meta=True)
     def endpoint(self, meta, c):

@@ -807,6 +807,15 @@ def print_endpoint(e: A.Endpoint) -> str:
     return text
 
 
+def print_circuit_edge(e: A.CircuitEdge) -> str:
+    """`a -> b.k`, with `: score 0.12` when the edge carries a score (printed as the float
+    it is, so a file's scores come back bit for bit)."""
+    text = f"{print_endpoint(e.src)} -> {print_endpoint(e.dst)}"
+    if e.score is not None:
+        text += " : score " + print_number(e.score, as_float=True)
+    return text
+
+
 def _metric_arg(a) -> str:
     if isinstance(a, A.Name):
         return print_name(a)
@@ -825,8 +834,7 @@ def _circuit_stmt(s: A.CircuitStmt, indent: str) -> list[str]:
             raise _fail("braced group without positions", s)
         return [indent + text]
     if isinstance(s, A.CircuitEdges):
-        return _block("edges", [f"{print_endpoint(e.src)} -> {print_endpoint(e.dst)}" for e in s.edges],
-                      indent)
+        return _block("edges", [print_circuit_edge(e) for e in s.edges], indent)
     if isinstance(s, A.Ablate):
         if s.kind == "zero" and s.dataset is None:
             how = "zero"
@@ -994,5 +1002,5 @@ def print_node(node: A.Node) -> str:
     if isinstance(node, A.Endpoint):
         return print_endpoint(node)
     if isinstance(node, A.CircuitEdge):
-        return f"{print_endpoint(node.src)} -> {print_endpoint(node.dst)}"
+        return print_circuit_edge(node)
     return print_stmt(node)

@@ -121,7 +121,8 @@ def test_cli_export_import_and_refusing_bad_files(toy_spec, tmp_path, capsys):
     capsys.readouterr()
     assert main(["circuit", "import", str(out), "--name", "Back", "--on", "toy", "--for", "Induction.answer"]) == 0
     text = capsys.readouterr().out
-    assert "group a1_h0 = head[1.0] @ END" in text and "a0_h0 -> a1_h0.k" in text and "granularity edge" in text
+    # a file of ours comes back with its own groups and edges between them
+    assert "group ind = head[1.0] @ END" in text and "prev -> ind.k" in text and "granularity edge" in text
     bad = tmp_path / "bad.json"
     bad.write_text('{"edges": ["a0.h0->a1.h0"]}')
     assert main(["circuit", "import", str(bad), "--name", "B", "--on", "toy", "--for", "Induction.answer"]) == 2
@@ -157,7 +158,12 @@ def test_cpr_and_cmd_of_a_scored_edge_list(toy_spec, tmp_path, capsys):
     assert faith[1] == pytest.approx(1, abs=0.01)  # the 9 true edges: the whole circuit
     assert faith[3] == pytest.approx(1, abs=1e-4)  # every edge: the full model
     assert 0.5 < curve["cpr"] < 1.0 and 0 < curve["cmd"] < 0.5
-    assert curve["cmd"] == pytest.approx(area(fractions, [abs(1 - f) for f in faith]))
+    # MIB's integration (evaluate_area_under_curve, log_scale=False), written out here
+    trapezoids = list(zip(fractions, fractions[1:], faith, faith[1:]))
+    assert curve["cpr"] == pytest.approx(sum((x2 - x1) * (y1 + y2) / 2 for x1, x2, y1, y2 in trapezoids))
+    assert curve["cmd"] == pytest.approx(sum((x2 - x1) * (abs(1 - y1) + abs(1 - y2)) / 2
+                                             for x1, x2, y1, y2 in trapezoids))
+    assert curve["rank"] == "absolute" and curve["edges_total"] == 110
     assert curve["forward_passes"]["clean"] == 1 and curve["forward_passes"]["knockout"] == 4  # one per fraction
     # the same through the CLI, with a JSON curve
     scores = tmp_path / "scores.json"
@@ -200,38 +206,53 @@ circuit C on toy for Induction.answer {
 def test_cpr_rules_equal_a_reference_written_here():
     """MIB's rules, re-implemented in this test from their sources:
     * edge universe: every edge of the model's graph (MIB-circuit-track `evaluate_area_under_curve`:
-      `n_scored_items = len(graph.edges)`; EAP-IG `Graph.from_model`: 32,491 edges for GPT-2 small);
+      `n_scored_items = len(graph.edges)`; EAP-IG `Graph.from_model`: 32,491 edges for GPT-2 small),
+      not the edges a file lists;
     * count: `int(pct * n)`, rounded down (same function);
-    * ranking: top |score| (EAP-IG `Graph.apply_topn(n, absolute=True)`), then `Graph.prune`:
-      a node stays only if it sends and receives an edge (the input always receives);
-    * area: sum over consecutive fractions of (x2 - x1) * (y1 + y2) / 2, not divided by 0.999."""
+    * ranking: top |score| (EAP-IG `Graph.apply_topn(n, absolute=True)`, its default) or top
+      signed score (MIB `scripts/run_evaluation.py`: `absolute=args.absolute`, a store_true flag),
+      then `Graph.prune`: a node stays only if it sends and receives an edge (the input always
+      receives; the logits always stay);
+    * area: sum over consecutive fractions of (x2 - x1) * (y1 + y2) / 2, x the fractions themselves
+      (`log_scale=False`), not divided by their range 0.999."""
     from causalspec.compile.circuit_plan import prune_edges
 
     arch = Arch(2, 2)
     edges = full_graph(arch)
+    total = len(edges)
+    assert total == 46  # the forward edges of EAP-IG Graph.from_model for 2 layers x 2 heads
     rng = np.random.default_rng(1)
     scored = [(e, float(rng.normal())) for e in edges]
-    total = len(edges)
-    for frac in (0.001, 0.05, 0.1, 0.29, 0.5, 1.0):
-        want_k = int(frac * total)
-        ref = [e for e, _ in sorted(scored, key=lambda es: (-abs(es[1]), es[0].name))][:want_k]
-        assert top_edges(scored, frac, total) == ref
-        # reference prune on edge names
-        alive_edges = {e.name: e for e in ref}
-        while True:
-            sends = {e.src for e in alive_edges.values()}
-            receives = {e.dst for e in alive_edges.values()}
-            alive = {n for n in sends if n == EMBED or n in receives}
-            nxt = {k: e for k, e in alive_edges.items() if e.src in alive and (e.dst == LOGITS or e.dst in alive)}
-            if nxt.keys() == alive_edges.keys():
-                break
-            alive_edges = nxt
-        got = prune_edges(_receivers(ref))
-        assert {(r, s) for r, ss in got.items() for s in ss} == {(e.receiver, e.src) for e in alive_edges.values()}
+    listed = scored[:30]  # a file that scores only some edges: the universe is still the whole graph
+    for rank in ("absolute", "signed"):
+        for frac, subset in [(f, sub) for f in (0.001, 0.05, 0.1, 0.3, 0.5, 1.0) for sub in (scored, listed)]:
+            want_k = min(len(subset), int(frac * total))
+            order = (lambda es: -abs(es[1])) if rank == "absolute" else (lambda es: -es[1])
+            ref = [e for e, _ in sorted(subset, key=lambda es: (order(es), es[0].name))][:want_k]
+            assert top_edges(subset, frac, total, rank) == ref
+            # reference prune on edge names
+            alive_edges = {e.name: e for e in ref}
+            while True:
+                sends = {e.src for e in alive_edges.values()}
+                receives = {e.dst for e in alive_edges.values()}
+                alive = {n for n in sends if n == EMBED or n in receives}
+                nxt = {k: e for k, e in alive_edges.items()
+                       if e.src in alive and (e.dst == LOGITS or e.dst in alive)}
+                if nxt.keys() == alive_edges.keys():
+                    break
+                alive_edges = nxt
+            got = prune_edges(_receivers(ref))
+            assert {(r, s) for r, ss in got.items() for s in ss} == {(e.receiver, e.src) for e in alive_edges.values()}
+    assert len(top_edges(scored, 0.3, total)) == 13  # 0.3 x 46 = 13.8: down, not 14
+    assert len(top_edges(listed, 0.5, total)) == 23 != int(0.5 * len(listed))  # of the graph, not of the file
+    signed, absolute = top_edges(scored, 0.1, total, "signed"), top_edges(scored, 0.1, total)
+    assert signed != absolute and all(s > 0 for e, s in scored if e in signed)
     xs, ys = [0.001, 0.01, 0.1, 1.0], [0.2, 0.5, 0.9, 1.0]
     ref_area = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(3))
     assert area(xs, ys) == pytest.approx(ref_area) and area(xs, [1, 1, 1, 1]) == pytest.approx(0.999)
     assert len(full_graph(Arch(12, 12))) == 32491
+    with pytest.raises(ValueError, match="rank must be"):
+        top_edges(scored, 0.1, total, "abs")
 
 
 def _receivers(edges):
@@ -242,10 +263,8 @@ def _receivers(edges):
 
 
 def test_ioi_spec_export_import_export_is_identical(tmp_path):
-    """specs/ioi_circuit_gpt2.cspec: the exported file imports to a spec that parses (positions as
-    the spec names them: `@ S1 + 1`, braces for several) and exports to the identical file."""
-    import re
-
+    """specs/ioi_circuit_gpt2.cspec: the exported file imports (`--into` the spec) to a spec that
+    parses, is fmt-clean and declares its positions by name, and exports to the identical file."""
     root = Path(__file__).resolve().parents[2]
     spec = root / "specs" / "ioi_circuit_gpt2.cspec"
     (tmp_path / "data").mkdir()
@@ -255,16 +274,16 @@ def test_ioi_spec_export_import_export_is_identical(tmp_path):
     assert main(["circuit", "export", str(spec), "--circuit", "IOICircuit", *size, "-o", str(first)]) == 0
     assert main(["circuit", "import", str(first), "--name", "IOICircuit", "--on", "gpt2", "--for", "IOI.answer",
                  "--granularity", "node", "--ablation", "mean over IOI_ABC", "--metric", "logit_diff(IO, S) @ END",
-                 "-o", str(imported)]) == 0
-    block = imported.read_text()
-    assert "@ S1 + 1" in block and "slot(" not in block and "  mlps kept\n" in block
-    text = spec.read_text()
-    start = text.index("circuit IOICircuit")
-    round_tripped = tmp_path / "ioi.cspec"
-    round_tripped.write_text(text[:start] + re.sub(r"(?m)^#.*\n", "", block))
-    ir = load(round_tripped)  # parses and validates
+                 "--into", str(spec), "-o", str(imported)]) == 0
+    text = imported.read_text()
+    block = text[text.index("circuit IOICircuit"):]
+    # the inline `S1 + 1` of the spec becomes a named position, declared in the network block
+    assert "@ S1_next" in block and "slot(" not in block and "+" not in block and "  mlps kept\n" in block
+    assert "  position S1_next = S1 + 1\n}" in text
+    ir = load(imported)  # parses and validates
     assert str(ir.circuits["IOICircuit"].groups["previous_token"].positions[0]) == "slot(S, 1).last + 1"
-    assert main(["circuit", "export", str(round_tripped), "--circuit", "IOICircuit", *size, "-o", str(second)]) == 0
+    assert main(["fmt", "--check", str(imported)]) == 0
+    assert main(["circuit", "export", str(imported), "--circuit", "IOICircuit", *size, "-o", str(second)]) == 0
     assert json.loads(first.read_text()) == json.loads(second.read_text())
     assert first.read_text() == second.read_text()
 
@@ -291,7 +310,9 @@ def test_pt_circuit_files_as_eap_ig_writes_them(toy_spec, tmp_path):
     assert main(["circuit", "export", str(toy_spec), "--circuit", "EdgeK", "-o", str(pt)]) == 0
     assert main(["circuit", "export", str(toy_spec), "--circuit", "EdgeK", "-o", str(js)]) == 0
     d = torch.load(str(pt), weights_only=True)
-    assert sorted(d) == sorted(["cfg", "src_nodes", "dst_nodes", "edges_scores", "edges_in_graph", "nodes_in_graph"])
+    # EAP-IG's Graph.to_pt keys, plus ours (a JSON string; EAP-IG's from_pt and MIB ignore it)
+    assert sorted(d) == sorted(["cfg", "src_nodes", "dst_nodes", "edges_scores", "edges_in_graph", "nodes_in_graph",
+                                "causalspec"])
     n_fwd, n_bwd = 1 + 2 * (4 + 1), 2 * (3 * 4 + 1) + 1  # EAP-IG Graph.from_model
     assert tuple(d["edges_in_graph"].shape) == (n_fwd, n_bwd) and d["dst_nodes"][-1] == "logits"
     from_pt, from_json = read_graph(pt), read_graph(js)

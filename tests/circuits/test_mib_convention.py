@@ -215,3 +215,43 @@ def test_the_default_convention_differs_where_mib_ablates(tiny):
     [mine] = run_checks(load(other), CheckOptions(pairs=12))
     assert mine.circuit.convention["mlps"] == "kept" and mine.circuit.convention["name"] == "causalspec"
     assert mine.circuit.means["circuit"].estimate != pytest.approx(mib.circuit.means["circuit"].estimate, abs=1e-3)
+
+
+def eap_ig_pt(path: Path) -> Path:
+    """The same circuit as EAP-IG's `Graph.to_pt` lays it out, written here with torch.save
+    (not with causalspec's writer): forward nodes `input, a0.h0.., m0, ...`, receivers
+    `a0.h0<q>.. a0.h0<k>.. a0.h0<v>.., m0, ..., logits`, [src, dst] score and in-graph tensors."""
+    src = ["input"] + [n for L in range(LAYERS) for n in [*(f"a{L}.h{h}" for h in range(HEADS)), f"m{L}"]]
+    dst = [n for L in range(LAYERS) for n in [*(f"a{L}.h{h}<{p}>" for p in "qkv" for h in range(HEADS)), f"m{L}"]]
+    dst.append("logits")
+    scores = torch.zeros((len(src), len(dst)))
+    inside = torch.zeros((len(src), len(dst)), dtype=torch.bool)
+    for i, e in enumerate(CIRCUIT_EDGES):
+        s, d = e.split("->")
+        scores[src.index(s), dst.index(d)] = 0.5 + i  # real scores: the import must not care
+        inside[src.index(s), dst.index(d)] = True
+    nodes = torch.tensor([n == "input" or n in " ".join(CIRCUIT_EDGES) for n in src])
+    torch.save({"cfg": {"n_layers": LAYERS, "n_heads": HEADS, "parallel_attn_mlp": False, "d_model": 32},
+                "src_nodes": src, "dst_nodes": dst, "edges_scores": scores, "edges_in_graph": inside,
+                "nodes_in_graph": nodes}, str(path))
+    return path
+
+
+def test_a_mib_pt_file_imported_by_the_cli_scores_the_same(tiny):
+    """The user's path: `causalspec circuit import FILE.pt --into SPEC`, then `check`."""
+    from causalspec.cli import main
+
+    base = tiny / "base.cspec"
+    base.write_text(spec_header(tiny / "tiny", ref_pairs=16))
+    spec = tiny / "from_pt.cspec"
+    assert main(["circuit", "import", str(eap_ig_pt(tiny / "circuit.pt")), "--name", "Imported", "--on", "toy",
+                 "--for", "Induction.answer", "--metric", "logit_diff(B, C) @ END", "--expect",
+                 "faithfulness >= 0.0", "--into", str(base), "-o", str(spec)]) == 0
+    text = spec.read_text()
+    assert "  convention mib\n" in text and "a1_h2 -> logits : score 8.5" in text
+    spec.write_text(text.replace("  expect", "  pairs 12\n  expect"))
+    want = reference_means(tiny, spec, "zero")
+    [r] = run_checks(load(spec), CheckOptions(pairs=12))
+    assert r.status != ERROR, r.reason
+    for key in want:
+        assert r.circuit.means[key].estimate == pytest.approx(want[key], abs=1e-4), key

@@ -29,8 +29,8 @@ KEYWORDS = (
     "expect false first for from granularity group hf if in input int interchange kept last latents locate logit "
     "lower95 "
     "mean metric mlps model module network node not of on or output over pairs point pool position "
-    "prompt real remote resample sample seed slot steps table then to token torch train true trust_remote_code uniform "
-    "value var weighted weights where with within zero"
+    "prompt real remote resample sample score seed slot steps table then to token torch train true trust_remote_code "
+    "uniform value var weighted weights where with within zero"
 ).split()
 
 SAFE_NAMES = ("x", "y", "W", "X", "WX", "order", "S1", "END", "_tmp", "a1_b2", "resid", "head")
@@ -405,7 +405,7 @@ ablations = st.one_of(
 )
 circuit_stmts = st.one_of(
     group_decls,
-    st.builds(A.CircuitEdges, _tuples(st.builds(A.CircuitEdge, endpoints, endpoints), 0, 3)),
+    st.builds(A.CircuitEdges, _tuples(st.builds(A.CircuitEdge, endpoints, endpoints, st.none() | floats), 0, 3)),
     ablations,
     st.builds(A.Granularity, st.sampled_from(("node", "edge"))),
     st.sampled_from([A.Convention(aspect, A.Name(value)) for aspect, value in
