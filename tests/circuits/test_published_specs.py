@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.compile.circuit_plan import Arch, resolve_circuit
@@ -104,3 +105,91 @@ def test_ioi_ablations_spec_runs_end_to_end_on_a_random_gpt2_small_shape(tmp_pat
     assert "zero" in results[2].circuit.ablation
     # one circuit, three ablations, three different numbers (Miller et al.'s point)
     assert len({round(v, 9) for v in faith.values()}) == 3, faith
+
+
+# ─────────────── greater-than in GPT-2 small (Hanna, Liu, Variengien 2023) ───────────────
+
+GT_SPEC = "greater_than_gpt2.cspec"
+GT_WORDS = "The lasted from the year to 17".split()
+GT_GROUPS = {
+    "mid_heads": ["a5.h1", "a5.h5", "a6.h9", "a7.h10", "a8.h8", "a8.h11", "a9.h1"],
+    "late_mlps": ["m8", "m9", "m10", "m11"],
+    "early_heads": ["a0.h1", "a0.h3", "a0.h5"],
+    "early_mlps": ["m0", "m1", "m2", "m3"],
+}
+
+
+def _digit_pairs(tmp_path: Path, spec: Path) -> None:
+    """GPT-2 splits "1732" into "17" + "32": the twin's word tokenizer does too (digit pairs isolated)."""
+    from tokenizers import Regex, pre_tokenizers
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "gpt2")
+    tok.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated"),
+        pre_tokenizers.Split(Regex(r"\d\d"), "isolated")])
+    tok.save_pretrained(tmp_path / "gpt2")
+    assert tok.tokenize("from the year 1732 to") == ["from", "the", "year", "17", "32", "to"]
+
+
+def test_greater_than_spec_states_the_published_circuit():
+    ir = load(SPECS / GT_SPEC)
+    c = ir.circuits["GreaterThanCircuit"]
+    resolved = resolve_circuit(c, Arch(12, 12, "gpt2"))
+    assert {g: [m.node.name for m in ms] for g, ms in resolved.groups.items()} == GT_GROUPS
+    assert resolved.universe == frozenset({"head", "mlp"})  # heads and MLPs outside are ablated
+    assert (c.ablation.kind, c.ablation.dataset) == ("resample", "GT01")
+    assert ir.datasets["GT01"].prompt.template.text == "The {noun} lasted from the year 1701 to the year 17"
+    assert (c.metric.name, [a.value for a in c.metric.args]) == ("prob_greater", ["YY"])
+    [cond] = c.conditions
+    assert (cond.metric, cond.op, cond.threshold) == ("faithfulness", ">=", 0.895)
+    assert len((SPECS / "data" / "greater_than_nouns.txt").read_text().split()) == 120
+
+
+def test_greater_than_spec_is_skipped_without_gpt2_weights():
+    [r] = run_checks(load(SPECS / GT_SPEC))
+    assert r.status == SKIPPED and NO_GPT2 in r.reason
+
+
+def test_greater_than_spec_runs_end_to_end_on_a_random_gpt2_small_shape(tmp_path):
+    years = (SPECS / "data" / "years_00_99.txt").read_text().split()
+    spec = _gpt2_twin(tmp_path, GT_SPEC, GT_WORDS + years, ["greater_than_nouns.txt", "years_00_99.txt"],
+                      n_layer=12, n_head=12, n_embd=48)
+    _digit_pairs(tmp_path, spec)
+    [r] = run_checks(load(spec), CheckOptions(pairs=16, batch=16))
+    c = _complete(r, 16)
+    assert [g["name"] for g in c.groups] == list(GT_GROUPS)
+    assert c.metric == "prob_greater(YY) @ END"
+    assert "resample" in c.ablation and "GT01" in c.ablation
+    # a probability difference lies in [-1, 1]
+    for key in ("full model", "circuit", "everything ablated"):
+        assert -1.0 <= c.means[key].estimate <= 1.0
+    [cond] = r.conditions
+    assert cond.text == "faithfulness >= 0.895"
+    # m(N) is Hanna et al.'s probability difference, computed here independently from the logits
+    assert c.means["full model"].estimate == pytest.approx(_probability_difference(tmp_path, spec, 16), abs=1e-5)
+
+
+def _probability_difference(tmp_path: Path, spec: Path, n: int) -> float:
+    """Mean over the circuit's prompts of sum p(y > YY) − sum p(y <= YY) over the tokens 00..99."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from causalspec.compile.circuit_plan import compile_circuit
+
+    ir = load(spec)
+    plan = compile_circuit(ir, ir.circuits["GreaterThanCircuit"], n, None)
+    model = plan.model
+    nouns = [str(v) for v in model.domain("noun").values]
+    years = [str(v) for v in model.domain("YY").values]
+    assert years == [f"{i:02d}" for i in range(100)]
+    tok = AutoTokenizer.from_pretrained(tmp_path / "gpt2")
+    net = AutoModelForCausalLM.from_pretrained(tmp_path / "gpt2").eval()
+    year_ids = tok.convert_tokens_to_ids(years)
+    pds = []
+    for noun, yy in zip(plan.rows["noun"], plan.rows["YY"]):
+        ids = tok(f"The {nouns[noun]} lasted from the year 17{years[yy]} to the year 17", return_tensors="pt")
+        with torch.no_grad():
+            probs = torch.softmax(net(**ids).logits[0, -1].double(), -1)[year_ids]
+        pds.append(float(probs[yy + 1:].sum() - probs[:yy + 1].sum()))
+    return sum(pds) / len(pds)
