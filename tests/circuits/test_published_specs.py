@@ -193,3 +193,76 @@ def _probability_difference(tmp_path: Path, spec: Path, n: int) -> float:
             probs = torch.softmax(net(**ids).logits[0, -1].double(), -1)[year_ids]
         pds.append(float(probs[yy + 1:].sum() - probs[:yy + 1].sum()))
     return sum(pds) / len(pds)
+
+
+# ─────────────── induction heads in a 2-layer attention-only model (ARENA 1.2) ───────────────
+
+IND_SPEC = "induction_attn_only_2l.cspec"
+
+
+def _attn_only_twin(tmp_path: Path, spec: str, folder: str, words: list[str], data: list[str], **tl) -> Path:
+    """`spec` next to a random-init attention-only model converted from a TransformerLens-layout
+    state dict (the converter a user with real weights runs), with the network pointed at it."""
+    from causalspec.run.attn_only import convert_transformer_lens, save_converted
+    from causalspec.testing.tiny import build_word_tokenizer
+
+    (tmp_path / "data").mkdir()
+    vocab = list(words)
+    for name in data:
+        shutil.copy(SPECS / "data" / name, tmp_path / "data")
+        vocab += (tmp_path / "data" / name).read_text().split()
+    tok = build_word_tokenizer(list(dict.fromkeys(vocab)))
+    cfg = {"d_vocab": len(tok), "n_ctx": 128, "attn_only": True, **tl}
+    config, state = convert_transformer_lens(cfg, _random_tl_state(cfg))
+    save_converted(config, state, tmp_path / folder, tok)
+    text = (SPECS / spec).read_text()
+    assert text.count(f'hf "{folder}"') == 1
+    out = tmp_path / spec
+    out.write_text(text.replace(f'hf "{folder}"', f'hf "./{folder}"').replace("pairs 256\n  seed 1",
+                                                                               "pairs 16\n  seed 1"))
+    return out
+
+
+def _random_tl_state(cfg: dict) -> dict:
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    H, d, D, V = cfg["n_heads"], cfg["d_head"], cfg["d_model"], cfg["d_vocab"]
+    s = {"embed.W_E": torch.randn(V, D, generator=g), "pos_embed.W_pos": torch.randn(cfg["n_ctx"], D, generator=g),
+         "unembed.W_U": torch.randn(D, V, generator=g) * 0.3}
+    for L in range(cfg["n_layers"]):
+        for n in "QKV":
+            s[f"blocks.{L}.attn.W_{n}"] = torch.randn(H, D, d, generator=g) * 0.3
+            s[f"blocks.{L}.attn.b_{n}"] = torch.zeros(H, d)
+        s[f"blocks.{L}.attn.W_O"] = torch.randn(H, d, D, generator=g) * 0.3
+        s[f"blocks.{L}.attn.b_O"] = torch.zeros(D)
+    return s
+
+
+def test_induction_spec_states_the_arena_heads():
+    ir = load(SPECS / IND_SPEC)
+    c = ir.circuits["InductionCircuit"]
+    resolved = resolve_circuit(c, Arch(2, 12, "attn-only"))
+    assert {g: [m.node.name for m in ms] for g, ms in resolved.groups.items()} == {
+        "previous_token": ["a0.h7"], "induction": ["a1.h4", "a1.h10"]}
+    assert (c.ablation.kind, c.ablation.dataset) == ("mean", "Random")
+
+
+def test_induction_spec_is_skipped_without_weights():
+    [r] = run_checks(load(SPECS / IND_SPEC))
+    assert r.status == SKIPPED and "weights for `attn-only-2l-half` not found locally" in r.reason
+
+
+def test_induction_spec_runs_end_to_end_on_a_random_attn_only_2l_twin(tmp_path):
+    """ARENA's shape (2 layers x 12 heads, no norm, shortformer positions) at width 48."""
+    spec = _attn_only_twin(tmp_path, IND_SPEC, "attn-only-2l-half", ["endoftext"], ["common_words.txt"],
+                           n_layers=2, n_heads=12, d_model=48, d_head=4, normalization_type=None,
+                           positional_embedding_type="shortformer")
+    [r] = run_checks(load(spec), CheckOptions(pairs=16, batch=16))
+    c = _complete(r, 16)
+    assert [g["name"] for g in c.groups] == ["previous_token", "induction"]
+    assert "the 21 of 24 attention heads outside the circuit" in c.universe
+    assert "mean over dataset `Random` (16 prompts" in c.ablation
+    assert c.metric == "prob @ END"
+    for key in ("full model", "circuit", "everything ablated"):
+        assert 0.0 <= c.means[key].estimate <= 1.0
