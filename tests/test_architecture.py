@@ -56,6 +56,8 @@ LOCAL_IMPORTS: dict[tuple[str, str], str] = {
     ("causalspec.api.spec", "causalspec.compile.plan"): "lazy: torch (through the plan's samplers)",
     ("causalspec.api.spec", "causalspec.cli.options"): "lazy: torch (through claims.runner)",
     ("causalspec.api.networks", "causalspec.run.loading"): "lazy: torch, transformers",
+    # loading a network registers the attention-only architecture with transformers
+    ("causalspec.run.loading", "causalspec.run.attn_only"): "lazy: torch, transformers",
     ("causalspec.api.progress", "causalspec.report.terminal"): "lazy: rich",
     ("causalspec.api.results", "causalspec.report.json_report"): "lazy: torch (through the result types it renders)",
     # `import causalspec.cli` (the plugin reads cli.options in every pytest session) must not

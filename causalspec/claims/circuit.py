@@ -304,6 +304,11 @@ def make_metric(plan: CircuitPlan, adapter):
         return np.full(n, int(ids[-1] if part == "last" else ids[0]))
 
     args = [token_ids(a) for a in metric.args]
+    # prob_greater(X): the values of the output after X's value in the domain's order, per prompt
+    above = None
+    if metric.name == "prob_greater":
+        codes = domain.codes(env[metric.args[0].value])  # [prompts]
+        above = torch.as_tensor(np.arange(len(cands))[None, :] > codes[:, None])  # [prompts, values]
     binding = SimpleNamespace(site=f"metric {metric.name}", positions=metric.positions)
     # a masked LM answers at its mask token: there `last` (the default) means the answer position
     at_mask = getattr(adapter, "mask_id", None) is not None and tuple(metric.positions) == (LAST,)
@@ -328,6 +333,10 @@ def make_metric(plan: CircuitPlan, adapter):
             probs = torch.softmax(at, dim=-1)
             toks = args[0][idx] if args else cands.numpy()[expected[idx]]
             return probs[rows, torch.as_tensor(toks, device=at.device)].cpu().numpy().astype(float)
+        if above is not None:  # Hanna et al. 2023's probability difference
+            p = torch.softmax(at, dim=-1)[:, cands.to(at.device)]  # [batch, values]
+            up = above[torch.as_tensor(idx)].to(at.device)
+            return ((p * up).sum(-1) - (p * ~up).sum(-1)).cpu().numpy().astype(float)
         a = at[rows, torch.as_tensor(args[0][idx], device=at.device)]
         if metric.name == "logit":
             return a.cpu().numpy().astype(float)

@@ -168,7 +168,25 @@ BERT = FamilySpec(
     causal=False,
 )
 
-FAMILY_SPECS: tuple[FamilySpec, ...] = (GPT2, GPT_NEOX, LLAMA, BERT)
+# TransformerLens's attention-only models as causalspec.run.attn_only implements them: no
+# MLPs (`mlp` outputs 0), shortformer positions reach queries and keys only
+ATTN_ONLY = FamilySpec(
+    name="attn-only",
+    model_types=("tl_attn_only",),
+    layers="h",
+    attn_out="attn",
+    mlp_out="mlp",
+    resid_mid=PreNormMid(attn_norm="ln_1", attn="attn", mlp_norm="ln_2"),
+    q=HeadSlice("attn.q_proj"),
+    k=HeadSlice("attn.k_proj"),
+    v=HeadSlice("attn.v_proj"),
+    o_proj="attn.o_proj",
+    o_proj_layout="linear",
+    logits=("lm_head",),
+    causal=True,
+)
+
+FAMILY_SPECS: tuple[FamilySpec, ...] = (GPT2, GPT_NEOX, LLAMA, BERT, ATTN_ONLY)
 
 
 @dataclass(frozen=True)
@@ -414,6 +432,7 @@ def resolve_family(model: nn.Module) -> Family:
 
 
 __all__ = [
+    "ATTN_ONLY",
     "BERT",
     "FAMILY_SPECS",
     "GPT2",

@@ -327,6 +327,9 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
     import transformers
     from transformers import AutoConfig, AutoTokenizer
 
+    from causalspec.run.attn_only import register as register_attn_only
+
+    register_attn_only()  # `model_type: tl_attn_only` folders (TransformerLens attention-only models)
     is_local = hf_source_is_local(path, base_dir)
     local = hf_folder(path, base_dir) if is_local else None
     if is_local and local is None:  # analysis reports this; the folder may have gone since

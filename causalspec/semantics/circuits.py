@@ -357,6 +357,12 @@ class CircuitAnalysis(NetworkAnalysis, ConditionAnalysis):
         out_args = []
         for a in args:
             if isinstance(a, A.StrLit):
+                if name == "prob_greater":  # an order is only defined over the output's values
+                    self.sink.error(E0702, f"`prob_greater` compares values of the output; {a.value!r} is a token "
+                                    "string", a.span, "not a variable",
+                                    help="pass a variable of the output's type, e.g. `metric prob_greater(YY)`")
+                    ok = False
+                    continue
                 out_args.append(MetricArg("token", a.value))
                 continue
             out_args.append(MetricArg("var", a.text))

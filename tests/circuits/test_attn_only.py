@@ -1,0 +1,142 @@
+"""causalspec.run.attn_only: TransformerLens's attention-only architecture as an HF model.
+
+The reference below recomputes a HookedTransformer's forward pass from its own state dict
+(per-head einsums in TransformerLens's weight layout, shortformer or standard positions,
+LN / LNPre / no norm); the converted HF model must give the same logits, and a converted
+folder must load through `hf "./folder"` and serve the circuit engine's sites."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from causalspec.run.attn_only import AttnOnlyForCausalLM, convert_transformer_lens, main, register
+from causalspec.run.families import ATTN_ONLY, resolve_family
+
+ENDOFTEXT = "<|endoftext|>"
+
+
+def tl_config(n_layers=2, n_heads=4, d_model=32, d_head=8, d_vocab=50, n_ctx=64, pos="shortformer", norm="LN"):
+    return {"n_layers": n_layers, "n_heads": n_heads, "d_model": d_model, "d_head": d_head, "d_vocab": d_vocab,
+            "n_ctx": n_ctx, "attn_only": True, "positional_embedding_type": pos, "normalization_type": norm,
+            "eps": 1e-5}
+
+
+def tl_state(cfg: dict, seed: int = 0, scale: float = 0.3) -> dict[str, torch.Tensor]:
+    """A random HookedTransformer state dict (its key names and shapes)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g) * scale
+
+    H, d, D, V = cfg["n_heads"], cfg["d_head"], cfg["d_model"], cfg["d_vocab"]
+    s = {"embed.W_E": r(V, D), "pos_embed.W_pos": r(cfg["n_ctx"], D), "unembed.W_U": r(D, V), "unembed.b_U": r(V)}
+    for L in range(cfg["n_layers"]):
+        a = f"blocks.{L}.attn."
+        for n in "QKV":
+            s[a + f"W_{n}"], s[a + f"b_{n}"] = r(H, D, d), r(H, d)
+        s[a + "W_O"], s[a + "b_O"] = r(H, d, D), r(D)
+        if cfg["normalization_type"] == "LN":
+            s[f"blocks.{L}.ln1.w"], s[f"blocks.{L}.ln1.b"] = 1 + r(D), r(D)
+    if cfg["normalization_type"] == "LN":
+        s["ln_final.w"], s["ln_final.b"] = 1 + r(D), r(D)
+    return s
+
+
+def reference_logits(cfg: dict, s: dict[str, torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
+    """HookedTransformer's forward pass for an attn-only config, from its state dict."""
+    def ln(x, w, b):
+        if cfg["normalization_type"] is None:
+            return x
+        x = x - x.mean(-1, keepdim=True)
+        x = x / (x.pow(2).mean(-1, keepdim=True) + cfg["eps"]).sqrt()
+        return x * w + b if w is not None else x
+
+    seq = tokens.shape[1]
+    pos = s["pos_embed.W_pos"][:seq]
+    resid = s["embed.W_E"][tokens]
+    if cfg["positional_embedding_type"] == "standard":
+        resid = resid + pos
+    for L in range(cfg["n_layers"]):
+        a = f"blocks.{L}.attn."
+        w, b = s.get(f"blocks.{L}.ln1.w"), s.get(f"blocks.{L}.ln1.b")
+        v_in = ln(resid, w, b)
+        qk_in = ln(resid + pos, w, b) if cfg["positional_embedding_type"] == "shortformer" else v_in
+        q = torch.einsum("bpm,hmd->bphd", qk_in, s[a + "W_Q"]) + s[a + "b_Q"]
+        k = torch.einsum("bpm,hmd->bphd", qk_in, s[a + "W_K"]) + s[a + "b_K"]
+        v = torch.einsum("bpm,hmd->bphd", v_in, s[a + "W_V"]) + s[a + "b_V"]
+        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / cfg["d_head"] ** 0.5
+        scores = scores.masked_fill(torch.triu(torch.ones(seq, seq, dtype=torch.bool), 1), float("-inf"))
+        z = torch.einsum("bhqk,bkhd->bqhd", scores.softmax(-1), v)
+        resid = resid + torch.einsum("bqhd,hdm->bqm", z, s[a + "W_O"]) + s[a + "b_O"]
+    resid = ln(resid, s.get("ln_final.w"), s.get("ln_final.b"))
+    return resid @ s["unembed.W_U"] + s["unembed.b_U"]
+
+
+@pytest.mark.parametrize("pos", ["shortformer", "standard"])
+@pytest.mark.parametrize("norm", ["LN", "LNPre", None])
+def test_the_converted_model_computes_what_transformer_lens_computes(pos, norm):
+    cfg = tl_config(pos=pos, norm=norm)
+    state = tl_state(cfg)
+    config, converted = convert_transformer_lens(cfg, state)
+    model = AttnOnlyForCausalLM(config).eval()
+    model.load_state_dict(converted, strict=True)
+    tokens = torch.randint(0, cfg["d_vocab"], (3, 11), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        got = model(input_ids=tokens).logits
+    torch.testing.assert_close(got, reference_logits(cfg, state, tokens), atol=1e-4, rtol=1e-4)
+
+
+def test_shortformer_positions_reach_queries_and_keys_only():
+    """With shortformer positions a one-token prompt's logits do not depend on W_pos (the
+    value path never sees positions, and a single key has softmax weight 1)."""
+    cfg = tl_config()
+    state = tl_state(cfg)
+    other = dict(state, **{"pos_embed.W_pos": state["pos_embed.W_pos"] * 5})
+    tokens = torch.tensor([[7]])
+    outs = []
+    for s in (state, other):
+        config, converted = convert_transformer_lens(cfg, s)
+        m = AttnOnlyForCausalLM(config).eval()
+        m.load_state_dict(converted)
+        with torch.no_grad():
+            outs.append(m(input_ids=tokens).logits)
+    torch.testing.assert_close(outs[0], outs[1])
+    two = torch.tensor([[7, 3]])  # …but with two tokens the attention pattern does
+    assert not torch.allclose(reference_logits(cfg, state, two), reference_logits(cfg, other, two))
+
+
+def test_conversion_refuses_a_model_with_mlps():
+    with pytest.raises(ValueError, match="has MLPs"):
+        convert_transformer_lens({**tl_config(), "attn_only": False}, {})
+
+
+def test_left_padding_is_refused():
+    config, converted = convert_transformer_lens(tl_config(), tl_state(tl_config()))
+    m = AttnOnlyForCausalLM(config)
+    with pytest.raises(ValueError, match="right-padded"):
+        m(input_ids=torch.tensor([[1, 2]]), attention_mask=torch.tensor([[0, 1]]))
+
+
+def test_a_converted_folder_loads_through_auto_classes_and_is_the_attn_only_family(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from causalspec.testing.tiny import build_word_tokenizer
+
+    cfg = tl_config()
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    torch.save(tl_state(cfg), tmp_path / "model.pth")
+    build_word_tokenizer(["a", "b"], tmp_path / "tok")
+    assert main([str(tmp_path / "cfg.json"), str(tmp_path / "model.pth"), str(tmp_path / "tok"),
+                 str(tmp_path / "out")]) == 0
+    register()
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
+    assert type(model) is AttnOnlyForCausalLM
+    family = resolve_family(model)
+    assert family.name == ATTN_ONLY.name == "attn-only"
+    tokens = torch.tensor([[1, 5, 9, 2]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=tokens).logits, reference_logits(cfg, tl_state(cfg), tokens),
+                                   atol=1e-4, rtol=1e-4)
