@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+import weakref
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.grammar import Rule
 from lark.parse_tree_builder import PropagatePositions
 from lark.parsers.lalr_analysis import Shift
 
@@ -137,32 +139,97 @@ _KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def parse_tree(text: str, parser: Lark | None = None) -> Tree:
-    """lark's LALR loop (as `Lark.parse`), with one addition: a keyword token that the parser
-    cannot shift is retried as a NAME.
+    """lark's LALR loop (as `Lark.parse`), with two changes that a tree never shows:
 
-    Why: LALR merges states with the same core, so the contextual lexer may offer a keyword
-    where only a name can follow — after `x -> embed @ END`, an alignment line `answer -> …`
-    would lex `answer` as the network keyword. Keywords are names wherever the keyword itself
-    cannot appear; this only turns what would be a syntax error into a parse.
+    - a keyword token that the parser cannot shift is retried as a NAME. Why: LALR merges
+      states with the same core, so the contextual lexer may offer a keyword where only a
+      name can follow — after `x -> embed @ END`, an alignment line `answer -> …` would lex
+      `answer` as the network keyword. Keywords are names wherever the keyword itself cannot
+      appear; this only turns what would be a syntax error into a parse.
+    - a unit reduction of an inlined rule (`?sum: product`, the ~8 steps from an atom up to
+      `expr`) only replaces the top state: lark's callback for it returns its one child
+      unchanged (see `_rule_actions`), and it was a third of all reductions.
+
+    Errors are lark's own `UnexpectedToken`, raised from the same state as `feed_token`
+    would raise them (the parser state's stacks are the ones this loop works on).
     """
-    ip = (parser or lark_parser()).parse_interactive(text)
+    lark = parser or lark_parser()
+    ip = lark.parse_interactive(text)
     state = ip.parser_state
+    conf = state.parse_conf
+    states = conf.states
+    callbacks = conf.callbacks
+    actions = _rule_actions(lark, callbacks)
+    stack = state.state_stack
+    values = state.value_stack
     token = None
     try:
-        states = state.parse_conf.states
-        stack = state.state_stack
         for token in state.lexer.lex(state):
-            # Fast path: a token the current state shifts directly needs no simulation.
-            action = states[stack[-1]].get(token.type)
-            if (not (action is not None and action[0] is Shift) and token.type != "NAME"
-                    and _KEYWORD.match(token) and not _shifts(state, token.type) and _shifts(state, "NAME")):
+            ttype = token.type
+            action = states[stack[-1]].get(ttype)
+            if (not (action is not None and action[0] is Shift) and ttype != "NAME"
+                    and _KEYWORD.match(token) and not _shifts(state, ttype) and _shifts(state, "NAME")):
                 token = Token.new_borrow_pos("NAME", str(token), token)
-            state.feed_token(token)
+                ttype = "NAME"
+            # lark's ParserState.feed_token for one (non-final) token, inlined
+            while True:
+                row = states[stack[-1]]
+                action = row.get(ttype)
+                if action is None:
+                    expected = {s for s in row.keys() if s.isupper()}
+                    raise UnexpectedToken(token, expected, state=state, interactive_parser=None)
+                kind, arg = action
+                if kind is Shift:
+                    stack.append(arg)
+                    values.append(token if ttype not in callbacks else callbacks[ttype](token))
+                    break
+                size, origin, callback = actions[arg]
+                if callback is None:  # a unit `?rule`: its value is its child's
+                    stack[-1] = states[stack[-2]][origin][1]
+                    continue
+                if size:
+                    children = values[-size:]
+                    del stack[-size:]
+                    del values[-size:]
+                else:
+                    children = []
+                stack.append(states[stack[-1]][origin][1])
+                values.append(callback(children))
         end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
         return state.feed_token(end, True)
     except UnexpectedInput as exc:
         exc.interactive_parser = ip
         raise
+
+
+_ACTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _rule_actions(lark: Lark, callbacks) -> dict:
+    """rule -> (length of its expansion, its name, its callback or None for a unit rule).
+
+    A unit rule is an unaliased alternative of a `?rule` with one symbol that the child
+    filter keeps (a rule, or a named terminal) and does not splice (`_rule`): lark's chain
+    (ExpandSingleChild inside the position callback) returns that one child, and the
+    position callback leaves it as it is — a tree already carries the container positions
+    of its own rule, a token carries none. tests/syntax/test_parser_speedups.py checks the
+    trees and every span against lark's own loop.
+    """
+    cached = _ACTIONS.get(lark)
+    if cached is not None and cached[0] is callbacks:
+        return cached[1]
+    actions = {}
+    for rule, callback in callbacks.items():
+        if not isinstance(rule, Rule):
+            continue
+        expansion = rule.expansion
+        unit = (len(expansion) == 1 and rule.options.expand1 and not rule.alias
+                and not rule.options.empty_indices
+                and not (expansion[0].is_term and expansion[0].filter_out)
+                and not (not expansion[0].is_term and expansion[0].name.startswith("_")))
+        actions[rule] = (len(expansion), rule.origin.name, None if unit else callback)
+    _ACTIONS[lark] = (callbacks, actions)
+    return actions
 
 
 def _shifts(state, token_type: str) -> bool:
