@@ -18,6 +18,7 @@ from pathlib import Path
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.grammar import Rule
+from lark.lexer import UnlessCallback
 from lark.parse_tree_builder import PropagatePositions
 from lark.parsers.lalr_analysis import Shift
 
@@ -164,11 +165,14 @@ def parse_tree(text: str, parser: Lark | None = None) -> Tree:
     values = state.value_stack
     token = None
     try:
-        for token in state.lexer.lex(state):
+        for token in _lex(state):
             ttype = token.type
             action = states[stack[-1]].get(ttype)
+            # (a state that has no action on NAME cannot shift one, after no reduction at all:
+            # the usual case — a keyword that ends an expression — costs no simulation)
             if (not (action is not None and action[0] is Shift) and ttype != "NAME"
-                    and _KEYWORD.match(token) and not _shifts(state, ttype) and _shifts(state, "NAME")):
+                    and "NAME" in states[stack[-1]] and _KEYWORD.match(token)
+                    and not _shifts(state, ttype) and _shifts(state, "NAME")):
                 token = Token.new_borrow_pos("NAME", str(token), token)
                 ttype = "NAME"
             # lark's ParserState.feed_token for one (non-final) token, inlined
@@ -202,6 +206,108 @@ def parse_tree(text: str, parser: Lark | None = None) -> Tree:
         raise
 
 
+def _lex(state):
+    """The tokens of lark's contextual lexer (`state.lexer.lex(state)`), made the same way
+    with less work per token: lark's `BasicLexer.next_token` loop with the line counter in
+    locals, the token built in one call, and the keyword check of a NAME (lark's
+    `UnlessCallback`, a regex per name) remembered per lexer and spelling.
+
+    Anything but a plain token — no terminal matches (a syntax error), an ignored terminal
+    with a callback, a lark whose internals differ — hands over to lark's own `lex` from the
+    same position, so every error is lark's, raised as lark raises it.
+    """
+    thread = state.lexer
+    lexer_state = thread.state
+    contextual = thread.lexer
+    lexers = getattr(contextual, "lexers", None)
+    text_slice = lexer_state.text
+    ctr = lexer_state.line_ctr
+    if lexers is None or getattr(text_slice, "start", 0) != 0 or ctr.newline_char != "\n":
+        yield from thread.lex(state)
+        return
+    text, end = text_slice.text, text_slice.end
+    pos, line, line_start = ctr.char_pos, ctr.line, ctr.line_start_pos
+    stack = state.state_stack
+    plans = {}
+    last = lexer_state.last_token
+    handed_over = False
+    try:
+        while pos < end:
+            lexer = lexers[stack[-1]]
+            plan = plans.get(id(lexer))
+            if plan is None:
+                plan = plans[id(lexer)] = _lexer_plan(lexer)
+                if plan is None:
+                    break
+            mres, ignore, newline_types, callbacks, keywords = plan
+            for mre in mres:
+                m = mre.match(text, pos, end)
+                if m is not None:
+                    break
+            else:
+                break  # a syntax error: lark's lex raises it
+            value = m.group(0)
+            type_ = m.lastgroup
+            if type_ in ignore:
+                if type_ in callbacks:
+                    break  # an ignored token with a callback: lark's way
+                if type_ in newline_types:
+                    newlines = value.count("\n")
+                    if newlines:
+                        line += newlines
+                        line_start = pos + value.rindex("\n") + 1
+                pos += len(value)
+                continue
+            start, start_line, column = pos, line, pos - line_start + 1
+            if type_ in newline_types:
+                newlines = value.count("\n")
+                if newlines:
+                    line += newlines
+                    line_start = pos + value.rindex("\n") + 1
+            pos += len(value)
+            if type_ in callbacks:
+                memo = keywords.get(type_)
+                if memo is not None:
+                    kind = memo.get(value)
+                    if kind is None:
+                        probe = Token(type_, value, start, start_line, column)
+                        kind = memo[value] = callbacks[type_](probe).type
+                    type_ = kind
+                    token = Token(type_, value, start, start_line, column, line, pos - line_start + 1, pos)
+                else:
+                    token = callbacks[type_](Token(type_, value, start, start_line, column, line,
+                                                   pos - line_start + 1, pos))
+                    if not isinstance(token, Token):
+                        pos, line, line_start = start, start_line, start - column + 1
+                        break  # lark raises its LexError for this callback
+            else:
+                token = Token(type_, value, start, start_line, column, line, pos - line_start + 1, pos)
+            last = token
+            yield token
+        else:
+            return
+        handed_over = True
+    finally:
+        ctr.char_pos, ctr.line, ctr.line_start_pos = pos, line, line_start
+        ctr.column = pos - line_start + 1
+        lexer_state.last_token = last
+    if handed_over:
+        yield from contextual.lex(lexer_state, state)
+
+
+def _lexer_plan(lexer):
+    """What `_lex` needs of one of lark's per-state lexers, or None if its internals differ."""
+    try:
+        mres = list(lexer.scanner._mres)
+        ignore, newline_types, callbacks = lexer.ignore_types, lexer.newline_types, lexer.callback
+    except AttributeError:
+        return None
+    # lark's keyword check: a NAME that spells a keyword this state accepts becomes it. It
+    # depends on the spelling only, so each spelling is checked once per lexer.
+    keywords = {name: {} for name, cb in callbacks.items() if type(cb) is UnlessCallback}
+    return mres, ignore, newline_types, callbacks, keywords
+
+
 _ACTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -225,7 +331,7 @@ def _rule_actions(lark: Lark, callbacks) -> dict:
         expansion = rule.expansion
         unit = (len(expansion) == 1 and rule.options.expand1 and not rule.alias
                 and not rule.options.empty_indices
-                and not (expansion[0].is_term and expansion[0].filter_out)
+                and not (expansion[0].is_term and getattr(expansion[0], "filter_out", False))
                 and not (not expansion[0].is_term and expansion[0].name.startswith("_")))
         actions[rule] = (len(expansion), rule.origin.name, None if unit else callback)
     _ACTIONS[lark] = (callbacks, actions)

@@ -57,3 +57,65 @@ def test_paused_gc_restores_the_collector(enabled):
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def _tokens(tokens):
+    return [(t.type, str(t), t.start_pos, t.line, t.column, t.end_line, t.end_column, t.end_pos) for t in tokens]
+
+
+def _lark_tokens(text):
+    """The tokens lark's own contextual lexer hands the parser (driven by lark's loop)."""
+    seen = []
+    ip = P.lark_parser().parse_interactive(text)
+    for tok in ip.iter_parse():
+        seen.append(tok)
+    return seen
+
+
+def _our_tokens(text):
+    seen = []
+    original = P._lex
+
+    def spy(state):
+        for tok in original(state):
+            seen.append(tok)
+            yield tok
+    P._lex = spy
+    try:
+        P.parse_tree(text)
+    finally:
+        P._lex = original
+    return seen
+
+
+def test_lexer_gives_lark_s_tokens():
+    """`_lex` is lark's contextual lexer with less work per token: same types (keywords
+    included), values and positions on the corpus, a model with comments and CRLF ends."""
+    texts = [p.read_text(encoding="utf-8") for p in sorted(OK_DIR.glob("*.cspec"))] + [
+        large_model(200),
+        "# head\r\nmodel M {  # open\r\n  input a : bool\r\n\r\n  output o : bool = not a  # end\r\n}\r\n",
+    ]
+    for text in texts:
+        assert _tokens(_our_tokens(text)) == _tokens(_lark_tokens(text))
+
+
+@pytest.mark.parametrize("text", ["model M {\n  input a : bool\n  output o : bool = a $ b\n}\n",
+                                  "model M {\n  input a : bool\n  output o : bool = a\n}\nnetwork n = hf 'x'\n",
+                                  "model M {\n  input model : bool\n}\n"])
+def test_lexer_errors_are_lark_s(text):
+    """A character no terminal matches hands over to lark's lexer: the same exception, at the
+    same place, as lark's own parse raises."""
+    reference = P.lark_parser()
+    try:
+        reference.parse(text)
+    except Exception as exc:  # noqa: BLE001 - compared below
+        expected = (type(exc), getattr(exc, "line", None), getattr(exc, "column", None))
+    else:
+        expected = None
+    try:
+        P.parse_tree(text)
+    except Exception as exc:  # noqa: BLE001 - compared below
+        got = (type(exc), getattr(exc, "line", None), getattr(exc, "column", None))
+    else:
+        got = None
+    assert got == expected
