@@ -25,7 +25,7 @@ from lark.parsers.lalr_analysis import Shift
 from causalspec.codes import E0101, E0102, E0103, E0105, E0106, E0801, E0802
 from causalspec.diagnostics import Diagnostic, Span, SpecError
 from causalspec.syntax import ast as A
-from causalspec.syntax.build import AstBuilder
+from causalspec.syntax.build import AstBuilder, TooDeep
 from causalspec.syntax.gc_pause import paused_gc
 from causalspec.syntax.grammar_cache import cached_lalr
 
@@ -384,6 +384,17 @@ def _parse(text: str, file: str) -> A.Spec:
         tree = parse_tree(text)
     except UnexpectedInput as exc:
         raise SpecError([syntax_diagnostic(exc, text, file)]) from None
+    try:
+        return AstBuilder(file, text).build(tree, MAX_NESTING)
+    except TooDeep:
+        pass  # the exact diagnostic below; `build` stops at the first tree below the limit
+    except VisitError as exc:  # lark's wrapper of what a builder method raises
+        # (E0104 on a bad string): a too-deep expression is reported first, as it was when
+        # the depth was checked before building
+        if _too_deep(tree) is None:
+            if isinstance(exc.orig_exc, SpecError):
+                raise exc.orig_exc from None
+            raise
     deep = _too_deep(tree)
     if deep is not None:
         meta = deep.meta
@@ -391,9 +402,9 @@ def _parse(text: str, file: str) -> A.Spec:
             E0102, f"expression nested too deeply (more than {MAX_NESTING} levels)",
             Span(file, meta.line, meta.column, meta.end_line, meta.end_column), "nested too deeply here",
             help="split it into intermediate `var`s, or use a table")])
-    try:
+    try:  # trees below the limit that are all empty (no positions): lark's own walk
         return AstBuilder(file, text).transform(tree)
-    except VisitError as exc:  # lark wraps what a builder method raises (E0104 on a bad string)
+    except VisitError as exc:
         if isinstance(exc.orig_exc, SpecError):
             raise exc.orig_exc from None
         raise

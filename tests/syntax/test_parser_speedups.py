@@ -119,3 +119,31 @@ def test_lexer_errors_are_lark_s(text):
     else:
         got = None
     assert got == expected
+
+
+_DEEP = "not " * (P.MAX_NESTING + 5) + "a"  # one `not_op` tree per `not`
+_HUGE = "9" * 40  # an integer over 2^62: E0104 from the AST builder
+
+
+@pytest.mark.parametrize("body, code, line", [
+    (f"  output o : bool = {_DEEP}\n", "E0102", 3),
+    # the nesting is reported first, wherever the builder would have failed first
+    (f"  const K = {_HUGE}\n  output o : bool = {_DEEP}\n", "E0102", 4),
+    (f"  output o : bool = {_DEEP}\n  const K = {_HUGE}\n", "E0102", 3),
+    (f"  const K = {_HUGE}\n  output o : bool = a\n", "E0104", 3),
+])
+def test_nesting_limit_comes_before_builder_errors(body, code, line):
+    """`AstBuilder.build` checks the depth while it builds: the diagnostics are the ones the
+    separate depth pass before building gave."""
+    with pytest.raises(SpecError) as info:
+        P.parse("model M {\n  input a : bool\n" + body + "}\n", "t.cspec")
+    (diag,) = info.value.diagnostics
+    assert (diag.code, diag.span.line) == (code, line)
+
+
+def test_build_is_lark_s_transform():
+    from causalspec.syntax.build import AstBuilder
+
+    for text in [p.read_text(encoding="utf-8") for p in sorted(OK_DIR.glob("*.cspec"))] + [large_model(200)]:
+        tree = P.parse_tree(text)
+        assert AstBuilder("t", text).build(tree, P.MAX_NESTING) == AstBuilder("t", text).transform(tree)
