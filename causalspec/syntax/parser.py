@@ -165,7 +165,7 @@ def parse_tree(text: str, parser: Lark | None = None) -> Tree:
     values = state.value_stack
     token = None
     try:
-        for token in _lex(state):
+        for token in lex_tokens(state):
             ttype = token.type
             action = states[stack[-1]].get(ttype)
             # (a state that has no action on NAME cannot shift one, after no reduction at all:
@@ -206,7 +206,7 @@ def parse_tree(text: str, parser: Lark | None = None) -> Tree:
         raise
 
 
-def _lex(state):
+def lex_tokens(state):
     """The tokens of lark's contextual lexer (`state.lexer.lex(state)`), made the same way
     with less work per token: lark's `BasicLexer.next_token` loop with the line counter in
     locals, the token built in one call, and the keyword check of a NAME (lark's
@@ -296,7 +296,7 @@ def _lex(state):
 
 
 def _lexer_plan(lexer):
-    """What `_lex` needs of one of lark's per-state lexers, or None if its internals differ."""
+    """What `lex_tokens` needs of one of lark's per-state lexers, or None if its internals differ."""
     try:
         mres = list(lexer.scanner._mres)
         ignore, newline_types, callbacks = lexer.ignore_types, lexer.newline_types, lexer.callback

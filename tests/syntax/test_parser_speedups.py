@@ -74,22 +74,22 @@ def _lark_tokens(text):
 
 def _our_tokens(text):
     seen = []
-    original = P._lex
+    original = P.lex_tokens
 
     def spy(state):
         for tok in original(state):
             seen.append(tok)
             yield tok
-    P._lex = spy
+    P.lex_tokens = spy
     try:
         P.parse_tree(text)
     finally:
-        P._lex = original
+        P.lex_tokens = original
     return seen
 
 
 def test_lexer_gives_lark_s_tokens():
-    """`_lex` is lark's contextual lexer with less work per token: same types (keywords
+    """`lex_tokens` is lark's contextual lexer with less work per token: same types (keywords
     included), values and positions on the corpus, a model with comments and CRLF ends."""
     texts = [p.read_text(encoding="utf-8") for p in sorted(OK_DIR.glob("*.cspec"))] + [
         large_model(200),
