@@ -103,8 +103,9 @@ def to_junit(results: Sequence[CheckResult], spec_files: Iterable[str | os.PathL
         counts = dict(tests=len(mine), failures=sum(r.status == FAILED for r in mine),
                       errors=sum(r.status == ERROR for r in mine), skipped=sum(r.status == SKIPPED for r in mine),
                       time=sum(r.seconds for r in mine))
-        suite = ET.SubElement(root, "testsuite", name=_safe(file or "spec"),
-                              **{k: (f"{v:.3f}" if k == "time" else str(v)) for k, v in counts.items()})
+        attrib = {"name": _safe(file or "spec")}
+        attrib.update({k: (f"{v:.3f}" if k == "time" else str(v)) for k, v in counts.items()})
+        suite = ET.SubElement(root, "testsuite", attrib)
         for r in mine:
             _testcase(suite, r)
         for k in totals:

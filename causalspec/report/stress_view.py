@@ -8,6 +8,7 @@ so a check without learned featurizers or controls looks exactly as before.
 from __future__ import annotations
 
 from rich import box
+from rich.console import JustifyMethod, RenderableType
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -131,9 +132,11 @@ def illusion_table(r: CheckResult) -> Table | None:
     if not rows:
         return None
     table = _table()
-    for col, just in (("illusion check", "left"), ("subspace patch moves", "right"),
-                      ("in-span part moves", "right"), ("written outside the span", "right"),
-                      ("whole-component patch moves", "right"), ("whole-component IIA", "right"), ("", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("illusion check", "left"), ("subspace patch moves", "right"), ("in-span part moves", "right"),
+        ("written outside the span", "right"), ("whole-component patch moves", "right"),
+        ("whole-component IIA", "right"), ("", "left"))
+    for col, just in columns:
         table.add_column(col, justify=just)
     for c in rows:
         f = c.full_patch
@@ -151,7 +154,7 @@ def illusion_notes(r: CheckResult) -> list:
 
 def bucket_lines(r: CheckResult) -> list:
     """Worst buckets of each declared set that is below its claim (failed checks) + suggestions."""
-    out = []
+    out: list[RenderableType] = []
     failed = r.status == FAILED
     for c in r.claims:
         if c.kind not in DETAILED_KINDS:

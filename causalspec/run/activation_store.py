@@ -161,7 +161,8 @@ class DiskColumn(Sequence):
                                  f"({'[n_pos, ' if self.ndim == 2 else '['}{self.width}] {self.dtype})")
         flat = torch.cat([v.reshape(-1) for v in values]).to("cpu")  # one device-to-host copy per batch
         data = flat.view(torch.uint8).numpy() if flat.numel() else np.zeros(0, np.uint8)
-        self._file.write(data)
+        # numpy's stubs declare ndarray.__buffer__ only for Python >= 3.12; mypy checks as 3.10
+        self._file.write(data)  # type: ignore[arg-type]
         item = self._itemsize()
         at = self.end
         for row, v in zip(rows, values):

@@ -36,6 +36,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.hooks import RemovableHandle
 
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, MLP, Arch, Member, Node, ResolvedCircuit)
 from causalspec.run.adapters import Batch, CheckUsageError
@@ -44,6 +45,9 @@ from causalspec.run.families import Dims, PreNormMid, TransformerFamily, base_pr
 from causalspec.run.hooks import installed
 from causalspec.run.sites import ModuleAccess, SliceAccess
 from causalspec.semantics.site_kinds import SiteAddress
+
+# installs hooks, returns their handles (`run.hooks.installed`); `...`: the lambdas bind loop values as defaults
+Installer = Callable[..., list[RemovableHandle]]
 
 MetricFn = Callable[[Tensor, Batch, np.ndarray], np.ndarray]  # (logits, batch, row indices) -> [batch]
 
@@ -205,11 +209,11 @@ class CircuitEngine:
         z: dict[int, Tensor] = {}
         mlp: dict[int, Tensor] = {}
         embed: list[Tensor] = []
-        installers = [lambda: self.embed_access.install_read(lambda x: embed.append(x.detach()))]
+        installers: list[Installer] = [lambda: self.embed_access.install_read(lambda x: embed.append(x.detach()))]
         for L in range(self.arch.layers):
-            installers.append(lambda L=L: self.z_access[L].install_read(lambda x, L=L: z.__setitem__(L, x.detach())))
+            installers.append(lambda L=L: self.z_access[L].install_read(lambda x: z.__setitem__(L, x.detach())))
             installers.append(lambda L=L: self.mlp_access[L].install_read(
-                lambda x, L=L: mlp.__setitem__(L, x.detach())))
+                lambda x: mlp.__setitem__(L, x.detach())))
         with torch.no_grad(), installed(installers):
             (adapter or self.adapter).forward(batch)
         return z, mlp, embed[-1]
@@ -444,9 +448,9 @@ class _EdgeState:
         return corr.to(like.dtype)  # [batch, seq, d_model]
 
     # hooks ------------------------------------------------------------------------------------
-    def installers(self) -> list:
+    def installers(self) -> list[Installer]:
         e = self.e
-        out = [lambda: e.embed_access.install_read(lambda x: setattr(self, "embed", x))]
+        out: list[Installer] = [lambda: e.embed_access.install_read(lambda x: setattr(self, "embed", x))]
         if self.abl.keeps_positions and self.circuit.embed_gated and e.position_embedding is not None:
             pos_module = e.position_embedding
             out.append(lambda: ModuleAccess(SiteAddress("module", module_path="position embedding", module_io="output"),
@@ -457,7 +461,7 @@ class _EdgeState:
             norm = e.block(L, self.mid.attn_norm)
             out.append(lambda L=L, norm=norm: ModuleAccess(SiteAddress("resid.pre", L), norm, "input",
                                                            e.dims.d_model).install_read(
-                lambda x, L=L: self.resid_pre.__setitem__(L, x)))
+                lambda x: self.resid_pre.__setitem__(L, x)))
             by_path: dict[str, list[tuple[Node, str]]] = {}
             for node, port in receivers:
                 by_path.setdefault(getattr(spec, port).path, []).append((node, port))

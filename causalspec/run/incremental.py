@@ -41,7 +41,7 @@ import contextlib
 import functools
 import inspect
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -164,7 +164,7 @@ class KVStore:
             return None
         rows, slots = sel
         if not self.keys:
-            self.keys, self.values = [None] * len(layers), [None] * len(layers)  # type: ignore[list-item]
+            self.keys, self.values = [None] * len(layers), [None] * len(layers)
         for layer, (k, v) in enumerate(layers):
             self.keys[layer] = self._write(self.keys[layer], k, 2, rows, slots)
             self.values[layer] = self._write(self.values[layer], v, 2, rows, slots)
@@ -259,7 +259,7 @@ def legacy_layout_cache(cache_class, past: list[tuple[Tensor | None, Tensor | No
 
 
 @functools.cache
-def cache_argument(module_class: type) -> str:
+def cache_argument(module_class: type[torch.nn.Module]) -> str:
     """The name under which a model's ``forward`` takes the key/value cache: ``cache`` in
     transformers 5.x (where ``past_key_values`` is deprecated, removed in 5.40), else
     ``past_key_values`` (4.x). Read from the signature, so no call ever uses a deprecated name."""
@@ -375,8 +375,10 @@ def incremental_forward(module, family, ids: Tensor, lengths: Tensor, past: list
     head = _answer_only_head(module, family, interventions, None if answer is None else answer.cpu() - start)
     skipping = _skipped_blocks(module, family, skip, resid_in, position_ids) if skip else contextlib.nullcontext()
     with torch.no_grad(), patch(module, family, shifted), head as offset_fn, skipping:
+        # a class is hashable: mypy checks its instances' __hash__ instead (python/mypy#11470)
+        argument = cache_argument(type(module))  # type: ignore[arg-type]
         out = module(input_ids=current_ids, attention_mask=mask.to(device), position_ids=position_ids.to(device),
-                     use_cache=True, **{cache_argument(type(module)): _make_cache(past)})
+                     use_cache=True, **{argument: _make_cache(past)})
     logits = out.logits if hasattr(out, "logits") else out[0]  # [batch, T or 1, vocab]
     return logits, offset_fn(start)
 
@@ -386,7 +388,14 @@ def _n_layers(module) -> int:
     return int(getattr(cfg, "num_hidden_layers", None) or cfg.n_layer)
 
 
-def first_block(interventions: Sequence[Intervention], n_layers: int) -> int:
+class _Sited(Protocol):
+    """What `first_block` reads of a patch: its site."""
+
+    @property
+    def site(self) -> SiteAddress: ...
+
+
+def first_block(interventions: Sequence[_Sited], n_layers: int) -> int:
     """The first block a patch can change; blocks before it only replay the clean run.
 
     ``resid.post[L]`` is block L's output, i.e. block L+1's input (the last block's output is

@@ -369,7 +369,7 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
     dev, dt = resolve_device(device), resolve_dtype(dtype)
     load_notes: list[str] = []
     try:
-        placement = {}
+        placement: dict[str, Any] = {}  # extra from_pretrained arguments
         if device_map is not None:
             if importlib.util.find_spec("accelerate") is None:
                 raise NetworkLoadError(f"network `{name}`: device_map={device_map!r} needs the `accelerate` "

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from causalspec.run import patching
 from causalspec.run.activation_store import MemoryActivations
 from causalspec.run.adapters import CheckUsageError
 from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions
+from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.sites import ModuleAccess, SliceAccess
 
 # model class of an hf network -> the transformers pipeline task nnsight keys a remote model by
@@ -104,14 +105,15 @@ class NNsightEngine(Engine):
             _require_api_key()
         from nnsight.modeling.transformers import TransformersModel
 
+        hf = cast(HFAdapter, self.adapter)  # has a decode_spec (checked above): an `hf` network's adapter
         task = TASKS.get(getattr(self.adapter, "model_class", "causal_lm"), "text-generation")
         if self.remote == "local":  # the dry run executes here, on the loaded weights
-            return TransformersModel(module, task=task, tokenizer=self.adapter.tokenizer)
+            return TransformersModel(module, task=task, tokenizer=hf.tokenizer)
         # NDIF knows the model by its hub id (and task); nnsight builds the architecture on the meta
         # device from the config we already hold — nothing is downloaded, no weights are loaded
-        repo_id = module.config._name_or_path
-        return TransformersModel(repo_id, task=task, tokenizer=self.adapter.tokenizer,
-                                 config=copy.deepcopy(module.config))
+        config: Any = module.config  # a transformers config (nn.Module's __getattr__ says `Tensor | Module`)
+        return TransformersModel(config._name_or_path, task=task, tokenizer=hf.tokenizer,
+                                 config=copy.deepcopy(config))
 
     # sites -> steps of a plan ----------------------------------------------------------------
     def validate(self, bindings: Sequence) -> None:
@@ -271,7 +273,7 @@ class NNsightEngine(Engine):
         override = None if bases is None else [x for g, bs in enumerate(group_bindings) for x in bases[g]]
         local = self.remote is None
         keys = {b: k for k, b in enumerate(dict.fromkeys(b for _, b in flat))}
-        plan = {"format": runner.FORMAT, "clean": [], "patched": [], "return_reads": False}
+        plan: dict[str, Any] = {"format": runner.FORMAT, "clean": [], "patched": [], "return_reads": False}
         if not local:  # the sources' site values are read again, on the server, in this same session
             needed = np.unique(np.concatenate([np.asarray(s) for s in sources])) if n else np.zeros(0, int)
             reads_of = self._reads(list(keys), keys)
@@ -301,6 +303,7 @@ class NNsightEngine(Engine):
                 values = cache.acts.stack(b, source_idx[g]) if local else None
                 width = cache.acts.width(b)
                 given = None if override is None else override[k]
+                basis: torch.Tensor | tuple[torch.Tensor, ...] | None
                 if given is None:
                     basis = self.basis(b.featurizer, width)
                 else:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -136,7 +136,21 @@ class Intervention:
                 raise ValueError(f"{self.site}: basis columns must be orthonormal (B.T @ B == I)")
 
 
-def make_edit(iv: Intervention, combine: Callable = mix) -> Callable[[Tensor], Tensor]:
+class Patch(Protocol):
+    """What `make_edit` reads of a patch: an `Intervention`, or a training patch (`run.train`)
+    whose basis need not be orthonormal and may be the pair its own ``combine`` takes."""
+
+    @property
+    def site(self) -> SiteAddress: ...
+    @property
+    def positions(self) -> Tensor | None: ...
+    @property
+    def values(self) -> Tensor: ...
+    @property
+    def basis(self) -> Any: ...
+
+
+def make_edit(iv: Patch, combine: Callable = mix) -> Callable[[Tensor], Tensor]:
     """Turn an intervention into ``activation -> patched activation`` (out of place).
 
     ``combine(current, source, basis)`` is the patch formula (`run.patching.mix`); training
@@ -323,7 +337,7 @@ class HeadResultAccess(SiteAccess):
     width: int  # d_model
 
     def _w_head(self) -> Tensor:
-        weight = self.o_proj.weight
+        weight = cast(Tensor, self.o_proj.weight)  # nn.Module.__getattr__ is typed `Tensor | Module`
         end = self.start + self.head_dim
         w = weight[:, self.start : end].T if self.weight_layout == "linear" else weight[self.start : end, :]
         if tuple(w.shape) != (self.head_dim, self.width):
@@ -400,6 +414,7 @@ __all__ = [
     "HeadResultAccess",
     "Intervention",
     "ModuleAccess",
+    "Patch",
     "PreNormMidAccess",
     "SiteAccess",
     "SiteCallError",

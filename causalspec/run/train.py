@@ -47,12 +47,12 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence, cast
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from causalspec.files import SAFETENSORS_KIND, TOOL, atomic_write_bytes
 from causalspec.run import suffix
@@ -62,6 +62,7 @@ from causalspec.run.hooks import installed
 from causalspec.run.incremental import unsupported_reason
 from causalspec.run.patching import mix
 from causalspec.run.sites import make_edit
+from causalspec.semantics.site_kinds import SiteAddress
 
 ALGORITHM_VERSION = "das-4"  # part of the artifact key: bump when training changes its results
 
@@ -177,8 +178,10 @@ def _note(engine, text: str) -> None:
 def _edits(module: nn.Module, family, edits: Sequence[tuple]):
     """Install write hooks `(SiteAddress, edit)` for one forward; remove exactly those on exit
     (`run.hooks.installed`, the engine's installer)."""
-    return installed([lambda address=address, edit=edit: family.locate(module, address).install_write(edit)
-                      for address, edit in edits])
+    def installer(address, edit) -> Callable[[], list[RemovableHandle]]:
+        return lambda: family.locate(module, address).install_write(edit)
+
+    return installed([installer(address, edit) for address, edit in edits])
 
 
 def subspace_edit(address, positions, values, basis, combine: Callable = mix) -> Callable:
@@ -189,7 +192,17 @@ def subspace_edit(address, positions, values, basis, combine: Callable = mix) ->
     B need not be orthonormal here (boundless trains a soft mask on a rotation), which is why
     the edit is built without `Intervention`'s orthonormality check.
     """
-    return make_edit(SimpleNamespace(site=address, positions=positions, values=values, basis=basis), combine)
+    return make_edit(_TrainingPatch(address, positions, values, basis), combine)
+
+
+@dataclass(frozen=True)
+class _TrainingPatch:
+    """A `run.sites.Patch` without `Intervention`'s checks (see `subspace_edit`)."""
+
+    site: SiteAddress
+    positions: torch.Tensor | None
+    values: torch.Tensor
+    basis: Any
 
 
 def masked_mix(current: torch.Tensor, source: torch.Tensor, basis) -> torch.Tensor:
@@ -234,18 +247,21 @@ def tall_cayley(lin: nn.Module) -> torch.Tensor:
     of a training step on the incremental path. Anything else (a square matrix, another map, no
     trivialization base) reads ``lin.weight`` as before.
     """
+    def weight() -> torch.Tensor:  # read only when returned: reading it runs torch's parametrization
+        return cast(torch.Tensor, lin.weight)  # nn.Module.__getattr__ is typed `Tensor | Module`
+
     parametrizations = getattr(lin, "parametrizations", None)
     if parametrizations is None or "weight" not in parametrizations:
-        return lin.weight
+        return weight()
     plist = parametrizations["weight"]
     orth = plist[0]
     X = plist.original  # [n, k], unconstrained
     kind = getattr(getattr(orth, "orthogonal_map", None), "name", None)
     if len(plist) != 1 or X.dim() != 2 or kind != "cayley" or not hasattr(orth, "base"):
-        return lin.weight
+        return weight()
     n, k = X.shape
     if n <= k:
-        return lin.weight
+        return weight()
     A = torch.cat([X.tril(), X.new_zeros(n, n - k)], dim=-1)
     A = A - A.mH  # skew-symmetric [n, n]
     eye = torch.eye(n, dtype=A.dtype, device=A.device)
@@ -453,20 +469,23 @@ def batch_loss(engine, rows, cache, alignment, sites: Sequence[LearnedFeaturizer
             for b in alignment.variables[var]:
                 values = cache.acts.stack(b, src)  # [batch, n_pos, w] | [batch, w]
                 pos = adapter.positions(batch, b)
+                make: Callable[[SiteAddress, torch.Tensor], Callable]
                 if (var, b) in where:  # learned: the group's strategy patches it
                     i, j = where[(var, b)]
 
-                    def make(site, p, i=i, j=j, values=values):
+                    def learned(site, p, i=i, j=j, values=values):
                         return sites[i].edit(j, site, p, values, weights[i], temperature)
+                    make = learned
                 else:
                     basis = fixed_basis(var, b, values.shape[-1]) if fixed_basis else None
 
-                    def make(site, p, values=values, basis=basis):
+                    def fixed(site, p, values=values, basis=basis):
                         return subspace_edit(site, p, values, basis)
+                    make = fixed
                 items.append((b.site.address, pos, make))
     writes = [suffix.Write(a, p) for a, p, _ in items]
     runner = getattr(cache, "kv", None)
-    layout = "the full path was asked for" if full else full_reason(engine, cache)
+    layout: suffix.Suffix | str | None = "the full path was asked for" if full else full_reason(engine, cache)
     if layout is None:
         layout = suffix.plan(runner, batch, writes)
         if isinstance(layout, suffix.Suffix) and not suffix.kept_bases(runner, claim.base[idx]):

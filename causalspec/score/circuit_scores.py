@@ -32,6 +32,7 @@ correlation of its numerator and denominator. When the interval of m(N) − m(�
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -204,11 +205,13 @@ def circuit_scores(values: Mapping[str, np.ndarray], groups: Mapping[str, list[s
         if metric == "faithfulness":
             stats[name] = lambda m: n(m, CIRCUIT)
         elif metric == "necessity":
-            stats[name] = lambda m, g=arg: n(m, CIRCUIT) - n(m, without_key(g))
+            def necessity(m, g=arg):
+                return n(m, CIRCUIT) - n(m, without_key(g))
+            stats[name] = necessity
         elif metric == "minimality":
-            nodes = groups[arg]
-            stats[name] = lambda m, nodes=nodes: np.min(
-                np.stack([np.asarray(n(m, CIRCUIT) - n(m, without_node_key(v))) for v in nodes]), axis=0)
+            def minimality(m, nodes=groups[arg]):
+                return np.min(np.stack([np.asarray(n(m, CIRCUIT) - n(m, without_node_key(v))) for v in nodes]), axis=0)
+            stats[name] = minimality
         elif metric == "completeness":
             def completeness(m, gs=tuple(groups)):
                 gaps = [np.abs(n(m, without_key(g)) - n(m, full_without_key(g))) for g in gs]
@@ -236,7 +239,7 @@ def faithfulness_curve(values: Mapping[str, np.ndarray], keys: list[str], xs: li
     """The faithfulness n(K) of each circuit key in `keys` (at edge fractions `xs`), the
     effect m(N) − m(∅), and the areas CPR (under n) and CMD (under |1 − n|), trapezoids
     over `xs` as MIB sums them (no division by the range; `area`). `values` holds FULL, ABLATED and `keys`."""
-    stats: dict[str, Stat] = {k: (lambda m, k=k: normalised(m, k)) for k in keys}
+    stats: dict[str, Stat] = {k: functools.partial(normalised, key=k) for k in keys}
     stats["effect"] = lambda m: m[FULL] - m[ABLATED]
     est = bootstrap_stats(values, stats, seed=seed)
     ys = [est[k].estimate for k in keys]

@@ -23,13 +23,14 @@ columns), and a square one spans the whole activation either way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from causalspec.codes import E0613
 from causalspec.diagnostics import DiagnosticSink
 from causalspec.semantics.featurizers import FixedBasis, Identity, Slice, read_safetensors
+from causalspec.semantics.ir import SiteBinding
 from causalspec.semantics.sites import ALL
 
 CODE = E0613
@@ -42,7 +43,7 @@ class Overlap:
     angle: float  # the smallest principal angle, in degrees
 
 
-def _positions_meet(a, b) -> bool:
+def _positions_meet(a: SiteBinding, b: SiteBinding) -> bool:
     return a.positions == b.positions or ALL in a.positions or ALL in b.positions or bool(
         set(a.positions) & set(b.positions))
 
@@ -110,12 +111,12 @@ def _describe(f) -> str:
     return f"basis `{f.path}`" + (f" key `{f.key}`" if f.key else "")
 
 
-def warn_shared_directions(variables: Mapping[str, tuple], sink: DiagnosticSink,
+def warn_shared_directions(variables: Mapping[str, Sequence[SiteBinding]], sink: DiagnosticSink,
                            read: Callable = read_safetensors) -> int:
     """Warn (E0613) for each pair of variables whose fixed subspaces at one site (with
     overlapping positions) are not mutually orthogonal; returns the number of warnings."""
     cache: dict = {}
-    seen: list[tuple[str, object]] = []
+    seen: list[tuple[str, SiteBinding]] = []
     count = 0
     for name, bindings in variables.items():
         for b in bindings:

@@ -53,14 +53,14 @@ class PlantedHierEq(nn.Module):
         q = rotation(seed)
         self.embed = nn.Embedding(N_OBJ, N_OBJ)
         rot = nn.Linear(WIDTH, WIDTH, bias=False)
+        l0, l1 = nn.Linear(4 * N_OBJ, WIDTH), nn.Linear(WIDTH, 2)
         self.layers = nn.ModuleList([
-            nn.Sequential(nn.Linear(4 * N_OBJ, WIDTH), nn.ReLU(), rot),
-            nn.Sequential(nn.Linear(WIDTH, 2), nn.ReLU()),
+            nn.Sequential(l0, nn.ReLU(), rot),
+            nn.Sequential(l1, nn.ReLU()),
         ])
         self.head = nn.Linear(2, 2)
         with torch.no_grad():
             self.embed.weight.copy_(torch.eye(N_OBJ))
-            l0 = self.layers[0][0]
             l0.weight.zero_()
             eye = torch.eye(N_OBJ)
             w_, x_, y_, z_ = (slice(i * N_OBJ, (i + 1) * N_OBJ) for i in range(4))
@@ -70,7 +70,6 @@ class PlantedHierEq(nn.Module):
             l0.weight[k:2 * k, z_] = eye
             l0.bias.fill_(-1.0)
             rot.weight.copy_(q)  # x_rot = Q h
-            l1 = self.layers[1][0]
             w1 = torch.zeros(2, WIDTH)
             w1[0].fill_(1.0)
             w1[1].fill_(-1.0)

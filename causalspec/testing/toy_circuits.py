@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import cast
 
 from causalspec.testing.tiny import build_word_tokenizer
 
@@ -95,6 +96,7 @@ def build_induction_model(save_dir: str | Path):
     """Build the toy, save model + tokenizer to `save_dir`; return (model, tokenizer)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
     save_dir = Path(save_dir)
     tokenizer = build_word_tokenizer([FILLER, *NAMES])
@@ -109,6 +111,7 @@ def build_induction_model(save_dir: str | Path):
         for p in model.parameters():
             p.zero_()
         t = model.transformer
+        blocks = cast("list[GPT2Block]", list(t.h))  # indexing an nn.ModuleList gives a plain Module
         # embeddings: stabiliser on every token, name identity on names, one feature per position
         t.wte.weight[:] = STABILISER * _pair(PAIR_STABILISER)
         for i, tok in enumerate(name_ids):
@@ -117,11 +120,11 @@ def build_induction_model(save_dir: str | Path):
             t.wpe.weight[pos] = _pair(k)
         # LayerNorms: undo the (nearly constant) normalisation scale of the stabilised stream
         gain = STABILISER / math.sqrt(D_MODEL)
-        for ln in [t.ln_f] + [b.ln_1 for b in t.h] + [b.ln_2 for b in t.h]:
+        for ln in [t.ln_f] + [b.ln_1 for b in blocks] + [b.ln_2 for b in blocks]:
             ln.weight[:] = gain
 
         def head_weights(layer: int, head: int):
-            attn = t.h[layer].attn
+            attn = blocks[layer].attn
             cols = slice(head * HEAD_DIM, (head + 1) * HEAD_DIM)
             # Conv1D weights are [in, out]; c_attn's output is [q heads | k heads | v heads]
             wq = attn.c_attn.weight[:, cols]
