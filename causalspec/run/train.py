@@ -195,7 +195,7 @@ def subspace_edit(address, positions, values, basis, combine: Callable = mix) ->
     return make_edit(_TrainingPatch(address, positions, values, basis), combine)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _TrainingPatch:
     """A `run.sites.Patch` without `Intervention`'s checks (see `subspace_edit`)."""
 
