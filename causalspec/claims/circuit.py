@@ -340,8 +340,10 @@ def make_metric(plan: CircuitPlan, adapter):
         a = at[rows, torch.as_tensor(args[0][idx], device=at.device)]
         if metric.name == "logit":
             return a.cpu().numpy().astype(float)
-        b = at[rows, torch.as_tensor(args[1][idx], device=at.device)]
-        return (a - b).cpu().numpy().astype(float)  # logit_diff
+        # logit_diff(A, B, …): A's logit minus the largest of the others' (with two, A's minus B's;
+        # with more, the docstring metric of Heimersheim & Janiak / ACDC: correct minus the best wrong)
+        others = torch.stack([at[rows, torch.as_tensor(arg[idx], device=at.device)] for arg in args[1:]], -1)
+        return (a - others.max(-1).values).cpu().numpy().astype(float)
 
     shown = ", ".join(a.value if a.kind == "var" else repr(a.value) for a in metric.args)
     text = f"{metric.name}({shown})" if metric.args else metric.name

@@ -345,10 +345,11 @@ class CircuitAnalysis(NetworkAnalysis, ConditionAnalysis):
         lo, hi = CIRCUIT_METRICS[name]
         args = stmt.args or ()
         if not lo <= len(args) <= hi:
-            want = str(lo) if lo == hi else f"{lo} or {hi}"
+            want = str(lo) if lo == hi else f"{lo} or {hi}" if hi == lo + 1 else f"{lo} to {hi}"
             self.sink.error(E0702, f"`{name}` takes {want} argument(s), got {len(args)}", stmt.span,
                             "wrong number of arguments",
-                            help="e.g. `metric logit_diff(IO, S)`: the answer for IO minus the answer for S"
+                            help="e.g. `metric logit_diff(IO, S)`: the answer for IO minus the answer for S "
+                            "(`logit_diff(C, A, B)`: C's minus the larger of A's and B's)"
                             if name == "logit_diff" else
                             f"e.g. `metric {name}(IO)`: the variable whose answer is read" if lo >= 1 else
                             f"write `metric {name}` without arguments")
