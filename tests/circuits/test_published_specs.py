@@ -110,7 +110,7 @@ def test_ioi_ablations_spec_runs_end_to_end_on_a_random_gpt2_small_shape(tmp_pat
 # ─────────────── greater-than in GPT-2 small (Hanna, Liu, Variengien 2023) ───────────────
 
 GT_SPEC = "greater_than_gpt2.cspec"
-GT_WORDS = "The lasted from the year to 17".split()
+GT_WORDS = "endoftext The lasted from the year to 17".split()
 GT_GROUPS = {
     "mid_heads": ["a5.h1", "a5.h5", "a6.h9", "a7.h10", "a8.h8", "a8.h11", "a9.h1"],
     "late_mlps": ["m8", "m9", "m10", "m11"],
@@ -139,7 +139,9 @@ def test_greater_than_spec_states_the_published_circuit():
     assert {g: [m.node.name for m in ms] for g, ms in resolved.groups.items()} == GT_GROUPS
     assert resolved.universe == frozenset({"head", "mlp"})  # heads and MLPs outside are ablated
     assert (c.ablation.kind, c.ablation.dataset) == ("resample", "GT01")
-    assert ir.datasets["GT01"].prompt.template.text == "The {noun} lasted from the year 1701 to the year 17"
+    # the authors' prompts start with "<|endoftext|> " (dataset.py, eos=True)
+    assert ir.datasets["GT01"].prompt.template.text == "<|endoftext|> The {noun} lasted from the year 1701 to the year 17"
+    assert ir.networks["gpt2"].encoding.prompt.template.text.startswith("<|endoftext|> The {noun} lasted")
     assert (c.metric.name, [a.value for a in c.metric.args]) == ("prob_greater", ["YY"])
     [cond] = c.conditions
     assert (cond.metric, cond.op, cond.threshold) == ("faithfulness", ">=", 0.895)
@@ -188,7 +190,8 @@ def _probability_difference(tmp_path: Path, spec: Path, n: int) -> float:
     year_ids = tok.convert_tokens_to_ids(years)
     pds = []
     for noun, yy in zip(plan.rows["noun"], plan.rows["YY"]):
-        ids = tok(f"The {nouns[noun]} lasted from the year 17{years[yy]} to the year 17", return_tensors="pt")
+        ids = tok(f"<|endoftext|> The {nouns[noun]} lasted from the year 17{years[yy]} to the year 17",
+                  return_tensors="pt")
         with torch.no_grad():
             probs = torch.softmax(net(**ids).logits[0, -1].double(), -1)[year_ids]
         pds.append(float(probs[yy + 1:].sum() - probs[:yy + 1].sum()))
