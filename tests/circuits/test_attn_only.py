@@ -183,12 +183,32 @@ def _edge_spec(tmp_path, pos: str, granularity: str):
     return spec
 
 
+def test_edge_granularity_on_a_local_shortformer_folder_is_a_located_error(tmp_path):
+    from causalspec.errors import SpecError
+    from causalspec.semantics.analyse import load
+
+    spec = _edge_spec(tmp_path, "shortformer", "edge")
+    with pytest.raises(SpecError) as info:
+        load(spec)
+    [d] = [d for d in info.value.diagnostics if d.code == "E0720"]
+    line = spec.read_text().splitlines().index("  granularity edge") + 1
+    assert (d.span.line, d.span.column) == (line, 3)
+    assert "network `tiny` (attn-only" in d.message and "granularity node" in d.help
+
+
 def test_edge_granularity_on_a_shortformer_model_is_a_check_error_naming_the_model_and_the_fix(tmp_path):
+    """What analysis cannot see (a hub id served from the cache, a folder changed after
+    analysis) is refused when the network is loaded: here the folder says `standard` while the
+    spec is analysed and `shortformer` when it runs."""
     from causalspec.claims.runner import CheckOptions, run_checks
     from causalspec.score.results import ERROR
     from causalspec.semantics.analyse import load
 
-    [r] = run_checks(load(_edge_spec(tmp_path, "shortformer", "edge")), CheckOptions(pairs=8, batch=8))
+    spec = _edge_spec(tmp_path, "standard", "edge")
+    ir = load(spec)
+    config = tmp_path / "attn-only" / "config.json"
+    config.write_text(config.read_text().replace('"standard"', '"shortformer"'))
+    [r] = run_checks(ir, CheckOptions(pairs=8, batch=8))
     assert r.status == ERROR
     assert "circuit `Paths` on network `tiny` ('./attn-only')" in r.reason
     assert "shortformer positions" in r.reason and "use `granularity node`" in r.reason
