@@ -140,7 +140,8 @@ def test_greater_than_spec_states_the_published_circuit():
     assert resolved.universe == frozenset({"head", "mlp"})  # heads and MLPs outside are ablated
     assert (c.ablation.kind, c.ablation.dataset) == ("resample", "GT01")
     # the authors' prompts start with "<|endoftext|> " (dataset.py, eos=True)
-    assert ir.datasets["GT01"].prompt.template.text == "<|endoftext|> The {noun} lasted from the year 1701 to the year 17"
+    assert ir.datasets["GT01"].prompt.template.text == ("<|endoftext|> The {noun} lasted from the year 1701 "
+                                                         "to the year 17")
     assert ir.networks["gpt2"].encoding.prompt.template.text.startswith("<|endoftext|> The {noun} lasted")
     assert (c.metric.name, [a.value for a in c.metric.args]) == ("prob_greater", ["YY"])
     [cond] = c.conditions
