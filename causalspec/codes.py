@@ -124,6 +124,7 @@ E0713 = Code("E0713", "locate over several variables problem")
 E0717 = Code("E0717", "unknown circuit convention")
 E0718 = Code("E0718", "circuit convention given twice")
 E0719 = Code("E0719", "MLP node under a convention that keeps MLPs")
+E0720 = Code("E0720", "edge granularity on a shortformer attention-only model")
 
 # files
 E0801 = Code("E0801", "file not found")

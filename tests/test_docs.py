@@ -65,6 +65,9 @@ def example_dir(tmp_path_factory) -> Path:
     (d / "names.txt").write_text(NAMES, encoding="utf-8")
     (d / "model.py").write_text(HOOKS, encoding="utf-8")
     (d / "data").mkdir()  # a folder where a file is expected (the E0802 example)
+    (d / "attn-only-4l").mkdir()  # a converted TransformerLens attention-only model (the E0720 example)
+    (d / "attn-only-4l" / "config.json").write_text(
+        '{"model_type": "tl_attn_only", "positional_embedding_type": "shortformer"}', encoding="utf-8")
     _write_basis(d / "basis.safetensors")
     _write_saes(d)
     for weights in ("mlp.safetensors", "weights/mlp.safetensors"):  # torch networks' weights must exist

@@ -165,8 +165,10 @@ def nonfinite_metric(values: dict[str, np.ndarray], network: str) -> str:
             "cannot be judged: fix the network (or its dtype)")
 
 
-def prepare(ir, circuit, options, networks):
-    """Plan, engine, ablation values (computed once) and metric of a circuit claim."""
+def prepare(ir, circuit, options, networks, edges: bool = False):
+    """Plan, engine, ablation values (computed once) and metric of a circuit claim. With edge
+    granularity (the circuit's, or `edges=True` for an edge curve) a network where it is
+    ambiguous is refused before any forward pass."""
     plan = compile_circuit(ir, circuit, options.pairs, options.seed)
     _, remote = engine_choice(ir.networks[plan.network.name], options, Path(ir.file).resolve().parent)
     if remote is not None:
@@ -179,6 +181,10 @@ def prepare(ir, circuit, options, networks):
     adapter = HFAdapter(net, plan.network, plan.model, plan.output)
     engine = CircuitEngine(adapter, net.module, resolve_family(net.module),
                            EngineOptions(batch_size=options.batch or circuit.batch))
+    if edges or circuit.granularity == "edge":
+        what = "the edge curve of circuit" if edges else "circuit"
+        engine.require_edge_granularity(f"{what} `{circuit.name}` on network `{plan.network.name}` "
+                                        f"({plan.network.source!r})")
     metric_fn, metric_text = make_metric(plan, adapter)
     ablation = _ablation(plan, engine, net, adapter, options.progress, networks)
     return plan, engine, ablation, metric_fn, metric_text
@@ -193,7 +199,7 @@ def edge_curve(ir, circuit, scored, fractions, options, networks, rank: str = "a
     granularity over heads and MLPs, with the embeddings routed (MIB's graph), one forward
     pass per batch and fraction; N and ∅ are shared by all fractions.
     """
-    plan, engine, ablation, metric_fn, metric_text = prepare(ir, circuit, options, networks)
+    plan, engine, ablation, metric_fn, metric_text = prepare(ir, circuit, options, networks, edges=True)
     universe = frozenset({HEAD, MLP})
     arch = engine.arch
     for e, _ in scored:
@@ -340,8 +346,10 @@ def make_metric(plan: CircuitPlan, adapter):
         a = at[rows, torch.as_tensor(args[0][idx], device=at.device)]
         if metric.name == "logit":
             return a.cpu().numpy().astype(float)
-        b = at[rows, torch.as_tensor(args[1][idx], device=at.device)]
-        return (a - b).cpu().numpy().astype(float)  # logit_diff
+        # logit_diff(A, B, …): A's logit minus the largest of the others' (with two, A's minus B's;
+        # with more, the docstring metric of Heimersheim & Janiak / ACDC: correct minus the best wrong)
+        others = torch.stack([at[rows, torch.as_tensor(arg[idx], device=at.device)] for arg in args[1:]], -1)
+        return (a - others.max(-1).values).cpu().numpy().astype(float)
 
     shown = ", ".join(a.value if a.kind == "var" else repr(a.value) for a in metric.args)
     text = f"{metric.name}({shown})" if metric.args else metric.name

@@ -512,6 +512,8 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
     if not nodes:
         raise CircuitFileError("the file has no head or MLP in the graph: nothing to state as a circuit")
     lines = [f"circuit {name} on {network} for {output} {{"]
+    if not g.extra.get("groups"):  # another tool's file: what it says of its model and graph, kept as a comment
+        lines += _file_facts(g)
     ours = _group_edge_lines(g) if granularity == "edge" else None
     if ours is not None:  # a file of ours, unedited: its groups and their edges come back as they were
         lines += _group_lines(g.extra["groups"], positions)
@@ -558,6 +560,22 @@ def graph_to_spec(g: CircuitGraph, name: str, network: str, output: str, ablatio
     lines.append(f"  expect {expect}")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _file_facts(g: CircuitGraph) -> list[str]:
+    """Comment lines with what a MIB / EAP-IG file states beyond its circuit: its `cfg` (the
+    model its graph was built for) and how many of its nodes and edges are in the graph."""
+    out = []
+    if g.cfg:
+        facts = ", ".join(f"{k} {str(v).lower() if isinstance(v, bool) else str(v).replace(chr(10), ' ')}"
+                          for k, v in g.cfg.items())
+        out.append(f"  # the file's cfg: {facts}")
+    if g.edges or g.nodes:
+        in_edges = sum(1 for _, inside in g.edges.values() if inside)
+        in_nodes = sum(1 for inside in g.nodes.values() if inside)
+        out.append(f"  # in the file's graph: {in_edges:,} of {len(g.edges):,} edges, {in_nodes:,} of "
+                   f"{len(g.nodes):,} nodes")
+    return out
 
 
 def _group_lines(groups: dict[str, list[str]], positions: dict[str, list[str]]) -> list[str]:

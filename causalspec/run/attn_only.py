@@ -185,6 +185,26 @@ class AttnOnlyForCausalLM(PreTrainedModel):
         return CausalLMOutput(logits=self.lm_head(self.transformer(input_ids)))
 
 
+def edge_granularity_problem(config: Any) -> str | None:
+    """Why edge granularity (path patching) is ambiguous on this model, or None when it is not.
+
+    With shortformer positions the position embedding is added to each layer's query and key
+    input, never to the residual stream. A path patch rebuilds a head's q/k input from the
+    residual stream minus its unlisted senders' contributions. The positions belong to no
+    sender, so nothing says whether an edge-level circuit keeps them on the paths it cuts. A
+    node-level patch has no such choice: it replaces a head's output, and every head computes
+    its own queries and keys as the model does.
+    """
+    if getattr(config, "model_type", None) != MODEL_TYPE:
+        return None
+    if getattr(config, "positional_embedding_type", None) != "shortformer":
+        return None
+    return ("it is a TransformerLens attention-only model with shortformer positions: the position embedding "
+            "is added to the queries' and keys' input only, not to the residual stream, so an edge-level "
+            "(path) patch of a head's q/k input cannot tell whether the positions travel with the edges it "
+            "cuts")
+
+
 def register() -> None:
     """Make `AutoConfig` / `AutoModelForCausalLM` know `tl_attn_only` (idempotent)."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING

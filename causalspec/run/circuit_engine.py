@@ -40,6 +40,7 @@ from torch.utils.hooks import RemovableHandle
 
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, MLP, Arch, Member, Node, ResolvedCircuit)
 from causalspec.run.adapters import Batch, CheckUsageError
+from causalspec.run.attn_only import edge_granularity_problem
 from causalspec.run.engine import EngineOptions
 from causalspec.run.families import Dims, PreNormMid, TransformerFamily, base_prefix
 from causalspec.run.hooks import installed
@@ -311,6 +312,16 @@ class CircuitEngine:
         mlps = {L: m.to(device) for L, m in mlps.items() if not bool(m.all())}
         return heads, mlps
 
+    def require_edge_granularity(self, what: str) -> None:
+        """Refuse edge granularity (path patching) where it is ambiguous (shortformer attention-only
+        models, `run.attn_only.edge_granularity_problem`): a check ERROR naming the network, the
+        reason and what to use instead. `what` names the claim and its network for the message."""
+        problem = edge_granularity_problem(self.module.config)
+        if problem is not None:
+            raise CheckUsageError(f"{what}: edge granularity is ambiguous on this network: {problem}; use "
+                                  "`granularity node` (node patching) instead, or a model whose positions "
+                                  "enter the residual stream")
+
     # hooks --------------------------------------------------------------------------------
     def _installers(self, variant: Variant, batch: Batch, abl: AblationValues, universe: frozenset[str],
                     cache: dict) -> list:
@@ -386,6 +397,8 @@ class _EdgeState:
                     self.head_receivers.setdefault(node.layer, []).append((node, port))
             else:
                 self.mlp_receivers[node.layer] = node
+        if edge_granularity_problem(engine.module.config) is not None:
+            engine.require_edge_granularity("this circuit")
         if (self.head_receivers or self.mlp_receivers) and self.mid is None:
             raise CheckUsageError(f"edge granularity needs a pre-norm decoder (GPT-2, GPT-NeoX, Llama family); "
                                   f"{engine.family.name} is not supported")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from causalspec.codes import (E0201, E0203, E0211, E0213, E0609, E0702, E0704, E0706, E0708, E0710, E0717, E0718,
-                              E0719, W0701)
+                              E0719, E0720, W0701)
 from causalspec.diagnostics import Span, did_you_mean
 from causalspec.semantics.conditions import ConditionAnalysis
 from causalspec.semantics.context import article, join_names
@@ -32,6 +32,7 @@ from causalspec.semantics.ir import (
 )
 from causalspec.semantics.model import CausalModel
 from causalspec.semantics.networks import NetworkAnalysis
+from causalspec.semantics.paths import shortformer_folder
 from causalspec.semantics.sites import ALL, LAST, PositionResolver, PositionSpec, SiteSpec, site_from_ast
 from causalspec.syntax import ast as A
 
@@ -154,6 +155,16 @@ class CircuitAnalysis(NetworkAnalysis, ConditionAnalysis):
             self.sink.error(E0706, "`granularity edge` needs an `edges { … }` block", granularity.span,
                             "no edges declared", help="declare the circuit's edges, or use `granularity node`")
             ok = False
+        if granularity is not None and granularity.value == "edge" and net is not None and net.framework == "hf":
+            folder = shortformer_folder(net.source, self.base_dir)
+            if folder is not None:
+                self.sink.error(E0720, f"edge granularity on network `{net.name}` ({folder.name}: a TransformerLens "
+                                "attention-only model with shortformer positions) is ambiguous",
+                                granularity.span, "path patching is not defined here",
+                                help="the position embedding enters each head's query and key input without being "
+                                     "in the residual stream or any sender's output, so cutting edges says nothing "
+                                     "about it; write `granularity node`")
+                ok = False
         if not expects:
             self.sink.error(E0708, f"circuit `{circ.name.text}` has no `expect`: it can never fail",
                             circ.name.span, "nothing is claimed", help="add e.g. `expect faithfulness >= 0.8`")
@@ -345,10 +356,11 @@ class CircuitAnalysis(NetworkAnalysis, ConditionAnalysis):
         lo, hi = CIRCUIT_METRICS[name]
         args = stmt.args or ()
         if not lo <= len(args) <= hi:
-            want = str(lo) if lo == hi else f"{lo} or {hi}"
+            want = str(lo) if lo == hi else f"{lo} or {hi}" if hi == lo + 1 else f"{lo} to {hi}"
             self.sink.error(E0702, f"`{name}` takes {want} argument(s), got {len(args)}", stmt.span,
                             "wrong number of arguments",
-                            help="e.g. `metric logit_diff(IO, S)`: the answer for IO minus the answer for S"
+                            help="e.g. `metric logit_diff(IO, S)`: the answer for IO minus the answer for S "
+                            "(`logit_diff(C, A, B)`: C's minus the larger of A's and B's)"
                             if name == "logit_diff" else
                             f"e.g. `metric {name}(IO)`: the variable whose answer is read" if lo >= 1 else
                             f"write `metric {name}` without arguments")

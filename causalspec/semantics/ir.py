@@ -58,7 +58,7 @@ DEFAULT_BATCH = 64
 DEFAULT_CIRCUIT_PROMPTS = 256
 MAX_DEFAULT_SUBSET_VARS = 10  # `aaa` without interchange: 2**n - 1 subsets
 
-CIRCUIT_METRICS = {"logit_diff": (2, 2), "logit": (1, 1), "prob": (0, 1), "prob_greater": (1, 1), "accuracy": (0, 0)}
+CIRCUIT_METRICS = {"logit_diff": (2, 16), "logit": (1, 1), "prob": (0, 1), "prob_greater": (1, 1), "accuracy": (0, 0)}
 CIRCUIT_CLAIMS = {"faithfulness": False, "completeness": False, "necessity": True, "minimality": True}
 NODE_PORTS = ("q", "k", "v")
 RESERVED_ENDPOINTS = ("logits", "embed")
@@ -405,7 +405,7 @@ class MetricArg:
 
 @dataclass(frozen=True)
 class MetricIR:
-    name: str  # logit_diff | logit | prob | prob_greater | accuracy
+    name: str  # logit_diff (A minus the largest of the rest) | logit | prob | prob_greater | accuracy
     args: tuple[MetricArg, ...] = ()
     positions: tuple[PositionSpec, ...] = (LAST,)
 

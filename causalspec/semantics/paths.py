@@ -19,6 +19,7 @@ cached is skipped — the only skip a path can cause.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -66,6 +67,27 @@ def hf_folder(source: str, base_dir: Path) -> Path | None:
         if c.is_dir() and (c / "config.json").is_file():
             return c.resolve()
     return None
+
+
+SHORTFORMER_MODEL_TYPE = "tl_attn_only"  # the HF model type causalspec.run.attn_only registers
+
+
+def shortformer_folder(source: str, base_dir: Path) -> Path | None:
+    """The local model folder `source` names when its config.json is a TransformerLens
+    attention-only model with shortformer positions (where edge granularity is ambiguous, see
+    `causalspec.run.attn_only.edge_granularity_problem`), else None. A config that cannot be
+    read is no answer here: loading reports it."""
+    folder = hf_folder(source, base_dir)
+    if folder is None:
+        return None
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    shortformer = config.get("positional_embedding_type", "shortformer") == "shortformer"  # the config's default
+    return folder if config.get("model_type") == SHORTFORMER_MODEL_TYPE and shortformer else None
 
 
 def hf_source_is_local(source: str, base_dir: Path) -> bool:

@@ -140,3 +140,96 @@ def test_a_converted_folder_loads_through_auto_classes_and_is_the_attn_only_fami
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=tokens).logits, reference_logits(cfg, tl_state(cfg), tokens),
                                    atol=1e-4, rtol=1e-4)
+
+
+EDGE_SPEC = """
+model Copy {
+  domain Letter = enum { a, b, c, d }
+  input A, B : Letter ~ uniform where A != B
+  output answer : Letter = A
+}
+
+network tiny = hf "./attn-only" {
+  prompt "then {A} {B} {A} {B}"
+  answer " {answer}"
+  position END = last
+}
+
+dataset Ref from Copy { pairs 8 seed 1 }
+
+circuit Paths on tiny for Copy.answer {
+  group first  = head[0.1]
+  group second = head[1.2] @ END
+  edges { embed -> first; first -> second.k; second -> logits }
+  ablate complement with mean over Ref
+  granularity GRANULARITY
+  metric logit_diff(A, B) @ END
+  pairs 8 seed 0
+  expect faithfulness >= 0.5
+}
+"""
+
+
+def _edge_spec(tmp_path, pos: str, granularity: str):
+    from causalspec.run.attn_only import save_converted
+    from causalspec.testing.tiny import build_word_tokenizer
+
+    tok = build_word_tokenizer(["then", "a", "b", "c", "d"])
+    cfg = tl_config(d_vocab=len(tok), pos=pos)
+    config, converted = convert_transformer_lens(cfg, tl_state(cfg))
+    save_converted(config, converted, tmp_path / "attn-only", tok)
+    spec = tmp_path / "paths.cspec"
+    spec.write_text(EDGE_SPEC.replace("GRANULARITY", granularity))
+    return spec
+
+
+def test_edge_granularity_on_a_local_shortformer_folder_is_a_located_error(tmp_path):
+    from causalspec.errors import SpecError
+    from causalspec.semantics.analyse import load
+
+    spec = _edge_spec(tmp_path, "shortformer", "edge")
+    with pytest.raises(SpecError) as info:
+        load(spec)
+    [d] = [d for d in info.value.diagnostics if d.code == "E0720"]
+    line = spec.read_text().splitlines().index("  granularity edge") + 1
+    assert (d.span.line, d.span.column) == (line, 3)
+    assert "network `tiny` (attn-only" in d.message and "granularity node" in d.help
+
+
+def test_edge_granularity_on_a_shortformer_model_is_a_check_error_naming_the_model_and_the_fix(tmp_path):
+    """What analysis cannot see (a hub id served from the cache, a folder changed after
+    analysis) is refused when the network is loaded: here the folder says `standard` while the
+    spec is analysed and `shortformer` when it runs."""
+    from causalspec.claims.runner import CheckOptions, run_checks
+    from causalspec.score.results import ERROR
+    from causalspec.semantics.analyse import load
+
+    spec = _edge_spec(tmp_path, "standard", "edge")
+    ir = load(spec)
+    config = tmp_path / "attn-only" / "config.json"
+    config.write_text(config.read_text().replace('"standard"', '"shortformer"'))
+    [r] = run_checks(ir, CheckOptions(pairs=8, batch=8))
+    assert r.status == ERROR
+    assert "circuit `Paths` on network `tiny` ('./attn-only')" in r.reason
+    assert "shortformer positions" in r.reason and "use `granularity node`" in r.reason
+    assert not r.forward_passes  # refused before any forward pass
+
+
+@pytest.mark.parametrize(("pos", "granularity"), [("standard", "edge"), ("shortformer", "node")])
+def test_edge_granularity_is_refused_only_where_positions_bypass_the_residual_stream(tmp_path, pos, granularity):
+    from causalspec.claims.runner import CheckOptions, run_checks
+    from causalspec.score.results import FAILED, PASSED
+    from causalspec.semantics.analyse import load
+
+    [r] = run_checks(load(_edge_spec(tmp_path, pos, granularity)), CheckOptions(pairs=8, batch=8))
+    assert r.status in (PASSED, FAILED), r.reason
+
+
+def test_edge_granularity_problem_names_shortformer_tl_attn_only_configs_only():
+    from causalspec.run.attn_only import edge_granularity_problem
+
+    short, _ = convert_transformer_lens(tl_config(pos="shortformer"), tl_state(tl_config()))
+    std, _ = convert_transformer_lens(tl_config(pos="standard"), tl_state(tl_config()))
+    assert "shortformer" in edge_granularity_problem(short)
+    assert edge_granularity_problem(std) is None
+    assert edge_granularity_problem(type("GPT2Config", (), {"model_type": "gpt2"})()) is None

@@ -326,3 +326,26 @@ def test_pt_circuit_files_as_eap_ig_writes_them(toy_spec, tmp_path):
     pickled.write_bytes(b"not a torch file")
     with pytest.raises(CircuitFileError, match=r"weights_only=True"):
         read_pt(pickled)
+
+
+def test_a_mib_file_imports_with_what_it_states_about_its_model_and_graph(tmp_path):
+    """A MIB / EAP-IG file (no causalspec key) carries its `cfg` and its graph's size into the
+    imported block as comments: the model it was built for stays visible next to the circuit."""
+    from causalspec.syntax.parser import parse
+
+    doc = {"cfg": {"n_layers": 2, "n_heads": 4, "parallel_attn_mlp": False, "d_model": 32},
+           "nodes": {"input": {"in_graph": True}, "a0.h1": {"in_graph": True}, "a1.h2": {"in_graph": False},
+                     "logits": {"in_graph": True}},
+           "edges": {"input->a0.h1<q>": {"score": 0.5, "in_graph": True},
+                     "a0.h1->logits": {"score": -1.25, "in_graph": True},
+                     "a1.h2->logits": {"score": 0.01, "in_graph": False}}}
+    block = graph_to_spec(graph_from_json(doc), "Imported", "n", "M.o")
+    lines = block.splitlines()
+    assert lines[1] == "  # the file's cfg: n_layers 2, n_heads 4, parallel_attn_mlp false, d_model 32"
+    assert lines[2] == "  # in the file's graph: 2 of 3 edges, 3 of 4 nodes"
+    spec = ('model M {\n  input a : bool\n  output o : bool = a\n}\n'
+            'network n = hf "gpt2" { prompt "{a}" answer " {o}" }\n' + block)
+    parse(spec, "imported.cspec")  # the comments keep the block valid
+    # a file of ours gives back its own block, without these lines (export → import → export is exact)
+    ours = CircuitGraph(cfg=dict(doc["cfg"]), nodes={"a0.h1": True}, extra={"groups": {"g": ["a0.h1"]}})
+    assert "# the file's cfg" not in graph_to_spec(ours, "C", "n", "M.o", granularity="node")

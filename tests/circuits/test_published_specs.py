@@ -110,7 +110,7 @@ def test_ioi_ablations_spec_runs_end_to_end_on_a_random_gpt2_small_shape(tmp_pat
 # ─────────────── greater-than in GPT-2 small (Hanna, Liu, Variengien 2023) ───────────────
 
 GT_SPEC = "greater_than_gpt2.cspec"
-GT_WORDS = "The lasted from the year to 17".split()
+GT_WORDS = "endoftext The lasted from the year to 17".split()
 GT_GROUPS = {
     "mid_heads": ["a5.h1", "a5.h5", "a6.h9", "a7.h10", "a8.h8", "a8.h11", "a9.h1"],
     "late_mlps": ["m8", "m9", "m10", "m11"],
@@ -139,7 +139,10 @@ def test_greater_than_spec_states_the_published_circuit():
     assert {g: [m.node.name for m in ms] for g, ms in resolved.groups.items()} == GT_GROUPS
     assert resolved.universe == frozenset({"head", "mlp"})  # heads and MLPs outside are ablated
     assert (c.ablation.kind, c.ablation.dataset) == ("resample", "GT01")
-    assert ir.datasets["GT01"].prompt.template.text == "The {noun} lasted from the year 1701 to the year 17"
+    # the authors' prompts start with "<|endoftext|> " (dataset.py, eos=True)
+    assert ir.datasets["GT01"].prompt.template.text == ("<|endoftext|> The {noun} lasted from the year 1701 "
+                                                         "to the year 17")
+    assert ir.networks["gpt2"].encoding.prompt.template.text.startswith("<|endoftext|> The {noun} lasted")
     assert (c.metric.name, [a.value for a in c.metric.args]) == ("prob_greater", ["YY"])
     [cond] = c.conditions
     assert (cond.metric, cond.op, cond.threshold) == ("faithfulness", ">=", 0.895)
@@ -188,7 +191,8 @@ def _probability_difference(tmp_path: Path, spec: Path, n: int) -> float:
     year_ids = tok.convert_tokens_to_ids(years)
     pds = []
     for noun, yy in zip(plan.rows["noun"], plan.rows["YY"]):
-        ids = tok(f"The {nouns[noun]} lasted from the year 17{years[yy]} to the year 17", return_tensors="pt")
+        ids = tok(f"<|endoftext|> The {nouns[noun]} lasted from the year 17{years[yy]} to the year 17",
+                  return_tensors="pt")
         with torch.no_grad():
             probs = torch.softmax(net(**ids).logits[0, -1].double(), -1)[year_ids]
         pds.append(float(probs[yy + 1:].sum() - probs[:yy + 1].sum()))
@@ -266,3 +270,89 @@ def test_induction_spec_runs_end_to_end_on_a_random_attn_only_2l_twin(tmp_path):
     assert c.metric == "prob @ END"
     for key in ("full model", "circuit", "everything ablated"):
         assert 0.0 <= c.means[key].estimate <= 1.0
+
+
+# ─────────────── the docstring circuit in attn-only-4l (Heimersheim & Janiak 2023) ───────────────
+
+DOC_SPEC = "docstring_attn_only_4l.cspec"
+DOC_WORDS = ["endoftext", "def", "self", "param"]
+DOC_GROUPS = {  # auto-circuit's `docstring_node_based_official_edges`, quoted in the spec
+    "arg_movers": (["a3.h0", "a3.h6"], ["param_3"]),
+    "induction": (["a1.h4"], ["B_comma"]),
+    "position_head": (["a2.h0"], ["C_def"]),
+    "previous_token": (["a0.h5"], ["B_def", "C_def", "B_doc"]),
+    "doc_induction": (["a1.h2"], ["A_doc", "B_doc"]),
+    "doc_helper": (["a0.h2"], ["B_doc"]),
+    "param_helper": (["a0.h4"], ["param_3"]),
+    "extras": (["a1.h0", "a0.h1", "a2.h3"], ["all"]),
+}
+ATTN_ONLY_4L = dict(n_layers=4, n_heads=8, d_model=512, d_head=64, normalization_type="LN",
+                    positional_embedding_type="shortformer")  # TransformerLens's attn-only-4l
+
+
+def test_docstring_spec_states_the_published_circuit():
+    ir = load(SPECS / DOC_SPEC)
+    c = ir.circuits["DocstringCircuit"]
+    resolved = resolve_circuit(c, Arch(4, 8, "attn-only"))
+    assert {g: [m.node.name for m in ms] for g, ms in resolved.groups.items()} == {
+        g: heads for g, (heads, _) in DOC_GROUPS.items()}
+    for g, (_, positions) in DOC_GROUPS.items():
+        assert [p.name or p.kind for p in c.groups[g].positions] == positions, g
+    assert resolved.universe == frozenset({"head"})  # no MLPs exist
+    assert (c.ablation.kind, c.ablation.dataset) == ("resample", "DocRandom")
+    # ACDC's docstring metric: the correct parameter against the best of the others
+    assert (c.metric.name, [a.value for a in c.metric.args]) == ("logit_diff", ["C", "A", "B", "P1", "P2", "S"])
+    [cond] = c.conditions
+    assert (cond.metric, cond.op, cond.threshold) == ("faithfulness", ">=", 0.5)
+    assert len((SPECS / "data" / "docstring_names.txt").read_text().split()) == 111  # ACDC's variable_names
+    assert len((SPECS / "data" / "docstring_words.txt").read_text().split()) == 687  # its single-token nouns
+
+
+def test_docstring_spec_is_skipped_without_weights():
+    [r] = run_checks(load(SPECS / DOC_SPEC))
+    assert r.status == SKIPPED and "weights for `attn-only-4l` not found locally" in r.reason
+
+
+def test_docstring_spec_runs_end_to_end_on_a_random_attn_only_4l_twin(tmp_path):
+    """attn-only-4l's shape (4 layers x 8 heads, d_model 512, LayerNorm, shortformer positions)."""
+    spec = _attn_only_twin(tmp_path, DOC_SPEC, "attn-only-4l", DOC_WORDS,
+                           ["docstring_names.txt", "docstring_words.txt"], **ATTN_ONLY_4L)
+    [r] = run_checks(load(spec), CheckOptions(pairs=16, batch=16))
+    c = _complete(r, 16)
+    assert [g["name"] for g in c.groups] == list(DOC_GROUPS)
+    assert "the 21 of 32 attention heads outside the circuit" in c.universe
+    assert "resample" in c.ablation and "DocRandom" in c.ablation
+    assert c.metric == "logit_diff(C, A, B, P1, P2, S) @ param_3"
+    [cond] = r.conditions
+    assert cond.text == "faithfulness >= 0.5"
+    # m(N) is ACDC's docstring metric, computed here independently from the logits
+    assert c.means["full model"].estimate == pytest.approx(_docstring_metric(tmp_path, spec, 16), abs=1e-4)
+
+
+def _docstring_metric(tmp_path: Path, spec: Path, n: int) -> float:
+    """Mean over the circuit's prompts of logit(C) − max(logit(A), logit(B), logit(P1), logit(P2),
+    logit(S)) at the last token, the prompt written out by hand."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from causalspec.compile.circuit_plan import compile_circuit
+
+    ir = load(spec)
+    plan = compile_circuit(ir, ir.circuits["DocstringCircuit"], n, None)
+    names = [str(v) for v in plan.model.domain("C").values]
+    words = [str(v) for v in plan.model.domain("W1").values]
+    tok = AutoTokenizer.from_pretrained(tmp_path / "attn-only-4l")
+    net = AutoModelForCausalLM.from_pretrained(tmp_path / "attn-only-4l").eval()
+    out = []
+    for i in range(n):
+        v = {k: names[plan.rows[k][i]] for k in ("M", "P1", "P2", "A", "B", "C", "S")}
+        v.update({k: words[plan.rows[k][i]] for k in ("W1", "W2", "W3", "D1", "D2", "D3", "D4")})
+        text = (f"<|endoftext|>\ndef {v['M']}(self, {v['P1']}, {v['P2']}, {v['A']}, {v['B']}, {v['C']}, {v['S']}):\n"
+                f'    """{v["W1"]} {v["W2"]} {v["W3"]}\n\n    :param {v["A"]}: {v["D1"]} {v["D2"]}\n'
+                f'    :param {v["B"]}: {v["D3"]} {v["D4"]}\n    :param')
+        ids = tok(text, return_tensors="pt")
+        with torch.no_grad():
+            logits = net(**ids).logits[0, -1]
+        tid = {k: tok(" " + v[k], add_special_tokens=False)["input_ids"][0] for k in ("A", "B", "C", "P1", "P2", "S")}
+        out.append(float(logits[tid["C"]] - max(logits[tid[k]] for k in ("A", "B", "P1", "P2", "S"))))
+    return sum(out) / len(out)

@@ -311,6 +311,9 @@ CASES = [
      "E0710", 31, 3),
     ("circuit-no-ablation", edit("  ablate complement with mean over D\n", ""), "E0710", 26, 9),
     ("circuit-metric-arity", edit("metric accuracy", "metric logit_diff(O)"), "E0702", 31, 3),
+    # logit_diff(A, B, …) takes up to 16: the correct answer against the best of 15 others
+    ("circuit-metric-arity-many", edit("metric accuracy", "metric logit_diff(" + ", ".join(["O"] * 17) + ")"),
+     "E0702", 31, 3),
     ("circuit-unknown-group", edit("faithfulness >= 0.8", "necessity(gg) >= 0.8"), "E0213", 32, 20),
     ("circuit-port-on-non-head-group", edit("h -> g.q", "g -> h.q"), "E0706", 29, 18),
     ("circuit-logits-node", edit("group h = mlp[0]", "group h = logits"), "E0706", 28, 13),
