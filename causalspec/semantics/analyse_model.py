@@ -85,7 +85,7 @@ class _ModelAnalyser:
         self.var_asts: dict[str, A.VarDecl] = {}
         self.input_asts: dict[str, A.InputDecl] = {}
         self.errors_before = len(sink.errors)
-        self._var_domains: dict[str, Domain] | None = None  # built once, by _compiler
+        self._shared_compiler: ExprCompiler | None = None  # built once, by _compiler
 
     # driver ------------------------------------------------------------------------
     def run(self) -> CausalModel | None:
@@ -335,12 +335,18 @@ class _ModelAnalyser:
 
     # mechanisms ----------------------------------------------------------------------
     def _compiler(self, context: str) -> ExprCompiler:
-        # One name -> domain map for every mechanism and constraint: the variables are all
-        # declared before any expression is compiled, and rebuilding the map per variable made
-        # analysis quadratic in the model's size (8,000 variables took seconds).
-        if self._var_domains is None:
-            self._var_domains = {k: v.domain for k, v in self.vars.items()}
-        return ExprCompiler(self.sink, self._var_domains, self.tables, self.enum_members, context)
+        # One compiler (and one name -> domain map) for every mechanism and constraint: the
+        # variables are all declared before any expression is compiled; rebuilding the map per
+        # variable made analysis quadratic in the model's size (8,000 variables took seconds),
+        # and one compiler keeps its per-variable reference cache across mechanisms.
+        comp = self._shared_compiler
+        if comp is None:
+            domains = {k: v.domain for k, v in self.vars.items()}
+            comp = self._shared_compiler = ExprCompiler(self.sink, domains, self.tables, self.enum_members, context)
+        comp.context = context
+        comp.expected = None
+        comp.real_types = {}
+        return comp
 
     def _compile_mechanisms(self) -> None:
         real_types: dict = {}  # static ranges of the real variables compiled so far (declaration order)
@@ -496,7 +502,11 @@ class _ModelAnalyser:
         n = int(ok.sum())
         if n == 0:
             return
-        env = dict(inputs)
+        # Sampled values are stored in the narrowest integer type that holds their domain (they
+        # are always inside it: a value found outside is reported and clipped) and widened back
+        # to int64 for each mechanism that reads them: mechanisms compute on int64, and holding
+        # thousands of 20,000-value int64 arrays made page faults most of this check's time.
+        store = {k: _narrow(v, cm.domain(k)) for k, v in inputs.items()}
         # Only the suspects and what they read are evaluated.
         needed = set(suspects)
         for name in reversed(cm.order):
@@ -513,12 +523,12 @@ class _ModelAnalyser:
             var = cm.variables[name]
             if var.is_input or name not in needed:
                 continue
-            vals = var.mechanism.evaluate(env, n)
+            vals = var.mechanism.evaluate({p: _widen(store[p]) for p in var.parents}, n)
             for p in var.parents:
                 if last_reader.get(p) == i and p not in inputs:
-                    del env[p]
+                    del store[p]
             if name in last_reader:
-                env[name] = vals
+                store[name] = _narrow(vals, var.domain)
             if name not in suspects:
                 continue
             bad = (vals < var.domain.lo) | (vals > var.domain.hi)
@@ -534,7 +544,7 @@ class _ModelAnalyser:
                                 help=f"widen the type (observed {int(vals.min())}..{int(vals.max())}) "
                                      "or clip the value")
                 if name in last_reader:
-                    env[name] = np.clip(vals, var.domain.lo, var.domain.hi)
+                    store[name] = _narrow(np.clip(vals, var.domain.lo, var.domain.hi), var.domain)
 
     @staticmethod
     def _range_suspects(cm: CausalModel) -> set[str]:
@@ -643,6 +653,24 @@ class _ModelAnalyser:
                                 help=f"fix the expected value (`{name} = {_show(got)}`) or the mechanism "
                                      "the note's values trace")
         return Example(inputs, do, expected, stmt.span)
+
+
+def _narrow(values: np.ndarray, domain: Domain) -> np.ndarray:
+    """Int `values` (inside `domain`) in the narrowest signed integer type holding the domain."""
+    if domain.kind != "int" or values.dtype != np.int64:
+        return values
+    lo, hi = domain.lo, domain.hi
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return values.astype(dtype)
+    return values
+
+
+def _widen(values: np.ndarray) -> np.ndarray:
+    """What `_narrow` stored, back in the int64 that mechanisms compute with."""
+    kind = values.dtype.kind
+    return values.astype(np.int64) if kind == "i" and values.dtype != np.int64 else values
 
 
 def _literal_value(lit: A.Literal) -> Any:
