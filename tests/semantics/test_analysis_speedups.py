@@ -64,6 +64,21 @@ def test_domain_check_values_are_exact_beyond_the_storage_type():
     assert "observed 0..11781" in (d.help or "")
 
 
+def test_domain_check_computes_intermediates_in_a_type_that_holds_them():
+    """`q`'s inputs and its domain fit int8, its intermediate `a * b` (up to 9,801) does not:
+    the check must compute it in a type that holds it (int8 would wrap around)."""
+    with pytest.raises(SpecError) as info:
+        load_text("""model M {
+  input a, b : int 0..99 ~ uniform
+  output q : int 0..90 = (a * b) // 100 + (a - b) * 0
+}
+""", "speed.cspec")
+    (d,) = info.value.diagnostics
+    assert d.code == "E0305" and "produces 9" in d.message
+    assert d.label == "can be 91..98 outside the range"
+    assert "observed 0..98" in (d.help or "")
+
+
 def test_domain_check_reports_the_same_outputs_on_a_sample():
     """Above the exhaustive limit (6 inputs of 10 values: 10^6 combinations) the sampled
     check still finds the escape and names a witness whose values produce it."""
