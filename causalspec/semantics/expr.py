@@ -239,8 +239,12 @@ class ExprCompiler:
             return compiled
         if target.kind == "real" and ty.kind in NUMERIC:
             if ty.kind == "int":
-                return Compiled(compiled.ast, Ty("real", Fraction(ty.lo), Fraction(ty.hi)), compiled.names,
-                                lambda env, n, f=compiled.fn: real_array(f(env, n), n))
+                f = compiled.fn
+
+                def as_real(env: Env, n: int) -> np.ndarray:
+                    return real_array(f(env, n), n)
+
+                return Compiled(compiled.ast, Ty("real", Fraction(ty.lo), Fraction(ty.hi)), compiled.names, as_real)
             return compiled
         if ty.kind == "real":
             self._real_refused(compiled, f"{what} is declared {target.describe()}")
@@ -251,8 +255,11 @@ class ExprCompiler:
             if ty.kind == "symbol":
                 if ty.symbol in target.values:
                     code = target.values.index(ty.symbol)
-                    return Compiled(compiled.ast, Ty("enum", domain=target), compiled.names,
-                                    lambda env, n, c=code: np.full(n, c, dtype=np.int64))
+
+                    def member(env: Env, n: int) -> np.ndarray:
+                        return np.full(n, code, dtype=np.int64)
+
+                    return Compiled(compiled.ast, Ty("enum", domain=target), compiled.names, member)
                 self._unknown_member(compiled.ast, ty.symbol, target)
                 return Compiled(compiled.ast, ERROR, compiled.names, compiled.fn)
         self.sink.error(E0301, f"{what} has type {ty.describe()}, but {target.describe()} is declared",
@@ -366,8 +373,8 @@ class ExprCompiler:
                 self._expect(l, "bool", f"left side of `{op}`") & self._expect(r, "bool", f"right side of `{op}`"))
             if not ok:
                 return self._error(e, names)
-            f = np.logical_and if op == "and" else np.logical_or
-            return Compiled(e, BOOL, names, lambda env, n: f(l.fn(env, n), r.fn(env, n)))
+            logic = np.logical_and if op == "and" else np.logical_or
+            return Compiled(e, BOOL, names, lambda env, n: logic(l.fn(env, n), r.fn(env, n)))
         if op in ("==", "!="):
             for side in (l, r):
                 if side.ty.kind == "real":
@@ -420,10 +427,9 @@ class ExprCompiler:
                 return self._error(e, names)
             return Compiled(e, _corners("/", l.ty, r.ty), names,
                             lambda env, n: _DIVIDE(real_array(lf(env, n), n), real_array(rf(env, n), n)))
-        ops = {"+": np.add, "-": np.subtract, "*": np.multiply}
-        f = ops[op]
+        arith = {"+": np.add, "-": np.subtract, "*": np.multiply}[op]
         return Compiled(e, _corners(op, l.ty, r.ty), names,
-                        lambda env, n: f(real_array(lf(env, n), n), real_array(rf(env, n), n)))
+                        lambda env, n: arith(real_array(lf(env, n), n), real_array(rf(env, n), n)))
 
     def _arith(self, e, op: str, l: Compiled, r: Compiled, names) -> Compiled:
         out = self._arith_unchecked(e, op, l, r, names)

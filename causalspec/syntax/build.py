@@ -12,18 +12,17 @@ import ast as _pyast
 import math
 from typing import Any
 
+import lark.visitors
 from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import VisitError
-
-try:  # lark's marker for @v_args(meta=True); private, so a lark without it uses lark's dispatch
-    from lark.visitors import _vargs_meta
-except ImportError:  # pragma: no cover - depends on the lark version
-    _vargs_meta = object()
 from lark.tree import Meta
 
 from causalspec.codes import E0104, E0316, E0713
 from causalspec.diagnostics import Diagnostic, Span, SpecError
 from causalspec.syntax import ast as A
+
+# lark's marker for @v_args(meta=True); private, so a lark without it uses lark's dispatch
+_vargs_meta: object = getattr(lark.visitors, "_vargs_meta", object())
 
 
 class TooDeep(Exception):
