@@ -537,7 +537,7 @@ class _ModelAnalyser:
             lo, hi = self.int_ranges.get(name, (-INT_LIMIT, INT_LIMIT))
             if var.domain.kind == "int":
                 lo, hi = min(lo, var.domain.lo), max(hi, var.domain.hi)
-            dtype = np.dtype(_int_dtype(lo, hi))
+            dtype = _int_dtype(lo, hi)
             vals = var.mechanism.evaluate({p: _widen(store[p], dtype) for p in var.parents}, n)
             for p in var.parents:
                 if last_reader.get(p) == i and p not in inputs:
@@ -670,13 +670,15 @@ class _ModelAnalyser:
         return Example(inputs, do, expected, stmt.span)
 
 
-def _int_dtype(lo: int, hi: int) -> type[np.signedinteger]:
+def _int_dtype(lo: int, hi: int) -> np.dtype:
     """The narrowest signed integer type holding lo..hi."""
-    for dtype in (np.int8, np.int16, np.int32):
-        info = np.iinfo(dtype)
-        if info.min <= lo and hi <= info.max:
+    for dtype, bound in _INT_TYPES:
+        if -bound <= lo and hi < bound:
             return dtype
-    return np.int64
+    return np.dtype(np.int64)
+
+
+_INT_TYPES = [(np.dtype(t), 2 ** (8 * np.dtype(t).itemsize - 1)) for t in (np.int8, np.int16, np.int32)]
 
 
 def _narrow(values: np.ndarray, domain: Domain) -> np.ndarray:
