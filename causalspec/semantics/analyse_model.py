@@ -542,24 +542,30 @@ class _ModelAnalyser:
             for p in var.parents:
                 if last_reader.get(p) == i and p not in inputs:
                     del store[p]
+            if name in suspects:
+                vals = self._report_escape(cm, name, vals, inputs, exhaustive)
             if name in last_reader:
                 store[name] = _narrow(vals, var.domain)
-            if name not in suspects:
-                continue
-            bad = (vals < var.domain.lo) | (vals > var.domain.hi)
-            if bad.any():
-                i = int(np.argmax(bad))
-                witness = ", ".join(f"{k}={_show(cm.domain(k).decode(inputs[k][i:i + 1])[0])}" for k in cm.inputs)
-                scope = "" if exhaustive else f" (found on a sample of {DOMAIN_SAMPLE} inputs)"
-                self.sink.error(E0305, f"mechanism of `{name}` produces {int(vals[i])}, outside its declared "
-                                f"{var.domain.describe()}{scope}", self.var_asts[name].expr.span,
-                                f"can be {int(vals[bad].min())}..{int(vals[bad].max())} outside the range"
-                                if bad.sum() > 1 else "out of range",
-                                notes=[f"for example with {witness}"],
-                                help=f"widen the type (observed {int(vals.min())}..{int(vals.max())}) "
-                                     "or clip the value")
-                if name in last_reader:
-                    store[name] = _narrow(np.clip(vals, var.domain.lo, var.domain.hi), var.domain)
+
+    def _report_escape(self, cm: CausalModel, name: str, vals: np.ndarray, inputs: dict[str, np.ndarray],
+                       exhaustive: bool) -> np.ndarray:
+        """E0305 when the sampled `vals` of `name` leave its declared range; the values its
+        readers then see (clipped into the range, so that one escape is reported once)."""
+        dom = cm.variables[name].domain
+        bad = (vals < dom.lo) | (vals > dom.hi)
+        if not bad.any():
+            return vals
+        row = int(np.argmax(bad))
+        witness = ", ".join(f"{k}={_show(cm.domain(k).decode(inputs[k][row:row + 1])[0])}" for k in cm.inputs)
+        scope = "" if exhaustive else f" (found on a sample of {DOMAIN_SAMPLE} inputs)"
+        self.sink.error(E0305, f"mechanism of `{name}` produces {int(vals[row])}, outside its declared "
+                        f"{dom.describe()}{scope}", self.var_asts[name].expr.span,
+                        f"can be {int(vals[bad].min())}..{int(vals[bad].max())} outside the range"
+                        if bad.sum() > 1 else "out of range",
+                        notes=[f"for example with {witness}"],
+                        help=f"widen the type (observed {int(vals.min())}..{int(vals.max())}) "
+                             "or clip the value")
+        return np.clip(vals, dom.lo, dom.hi)
 
     @staticmethod
     def _range_suspects(cm: CausalModel) -> set[str]:

@@ -138,3 +138,17 @@ def test_paused_gc_keeps_objects_the_program_froze():
     finally:
         gc.unfreeze()
         (gc.enable if was else gc.disable)()
+
+
+def test_an_escape_is_reported_once_and_its_readers_see_clipped_values():
+    """`m` escapes 0..9; `o` reads it and would escape too on the unclipped values (up to
+    18). The check reports `m` only: its readers see `m` clipped into its range."""
+    with pytest.raises(SpecError) as info:
+        load_text("""model M {
+  input a, b : int 0..9 ~ uniform
+  var m : int 0..9 = a + b
+  output o : int 0..9 = m - 1 + 1
+}
+""", "speed.cspec")
+    (d,) = info.value.diagnostics
+    assert d.code == "E0305" and d.span.line == 3 and d.label == "can be 10..18 outside the range"
