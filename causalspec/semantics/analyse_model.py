@@ -678,13 +678,10 @@ class _ModelAnalyser:
 
 def _int_dtype(lo: int, hi: int) -> np.dtype:
     """The narrowest signed integer type holding lo..hi."""
-    for dtype, bound in _INT_TYPES:
-        if -bound <= lo and hi < bound:
-            return dtype
+    for name, bits in (("int8", 8), ("int16", 16), ("int32", 32)):
+        if -(2 ** (bits - 1)) <= lo and hi < 2 ** (bits - 1):
+            return np.dtype(name)
     return np.dtype(np.int64)
-
-
-_INT_TYPES = [(np.dtype(t), 2 ** (8 * np.dtype(t).itemsize - 1)) for t in (np.int8, np.int16, np.int32)]
 
 
 def _narrow(values: np.ndarray, domain: Domain) -> np.ndarray:
