@@ -73,9 +73,10 @@ class Table:
     values: np.ndarray  # shape = tuple(d.size for d in key_domains), value representation
 
 
-@dataclass
+@dataclass(slots=True)
 class Compiled:
-    """A type-checked expression: its type, the variables it reads, and a batch evaluator."""
+    """A type-checked expression: its type, the variables it reads, and a batch evaluator.
+    (Slots: one is built per expression node, ~80,000 for a 10,000-variable model.)"""
 
     ast: A.Expr
     ty: Ty
@@ -95,6 +96,31 @@ def _fold(op, fns, env: Env, n: int) -> np.ndarray:
         out = op(out, f(env, n))
     return out
 
+
+def _select_int(c: np.ndarray, t: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """`np.where(c, t, o)` for int arrays, without branches: `o + c * (t - o)`.
+
+    Why: np.where branches per element, and on a condition with no pattern (any sampled
+    one) the mispredictions made it 3-4x slower than three arithmetic ufuncs; it was most
+    of the sampled domain check. The caller only uses it when the branches' static ranges
+    keep `t - o` inside int64, so nothing wraps around. One buffer: fresh arrays of this
+    size are page faults."""
+    out = np.subtract(t, o)
+    if out.ndim == 0:  # scalars: nothing to vectorise
+        return np.where(c, t, o)
+    np.multiply(out, c, out=out)
+    return np.add(out, o, out=out)
+
+
+def _select_bool(c: np.ndarray, t: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """`np.where(c, t, o)` for bool arrays, without branches (see `_select_int`)."""
+    return np.logical_or(np.logical_and(c, t), np.logical_and(np.logical_not(c), o))
+
+
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+_ARITY: dict[str, tuple[int, int | None]] = {
+    "abs": (1, 1), "mod": (2, 2), "clip": (3, 3), "xor": (2, 2), "min": (2, None), "max": (2, None),
+    "count": (1, None), "mean": (1, None)}
 
 NUMERIC = ("int", "real")
 REAL = Ty("real", None, None)
@@ -188,6 +214,15 @@ class ExprCompiler:
         # the static range of real variables whose mechanism was compiled already (a divisor `/ r`
         # is allowed when its range excludes 0); unknown for the others
         self.real_types: Mapping[str, Ty] = {}
+        # type, names and evaluator of each variable referenced so far (all but reals, whose
+        # static range grows as mechanisms compile): a reference is the commonest node, and
+        # building its type and closure anew each time was a third of compiling a large model
+        self._refs: dict[str, tuple[Ty, frozenset[str], Evaluator]] = {}
+        # the smallest and largest int value any node compiled since the caller last reset
+        # them can take (static ranges): an evaluation whose int arrays all hold this range
+        # computes exactly in a narrower integer type (the sampled domain check uses it)
+        self.int_lo = 0
+        self.int_hi = 0
 
     # public ------------------------------------------------------------------
     def compile(self, expr: A.Expr) -> Compiled:
@@ -204,8 +239,12 @@ class ExprCompiler:
             return compiled
         if target.kind == "real" and ty.kind in NUMERIC:
             if ty.kind == "int":
-                return Compiled(compiled.ast, Ty("real", Fraction(ty.lo), Fraction(ty.hi)), compiled.names,
-                                lambda env, n, f=compiled.fn: real_array(f(env, n), n))
+                f = compiled.fn
+
+                def as_real(env: Env, n: int) -> np.ndarray:
+                    return real_array(f(env, n), n)
+
+                return Compiled(compiled.ast, Ty("real", Fraction(ty.lo), Fraction(ty.hi)), compiled.names, as_real)
             return compiled
         if ty.kind == "real":
             self._real_refused(compiled, f"{what} is declared {target.describe()}")
@@ -216,8 +255,11 @@ class ExprCompiler:
             if ty.kind == "symbol":
                 if ty.symbol in target.values:
                     code = target.values.index(ty.symbol)
-                    return Compiled(compiled.ast, Ty("enum", domain=target), compiled.names,
-                                    lambda env, n, c=code: np.full(n, c, dtype=np.int64))
+
+                    def member(env: Env, n: int) -> np.ndarray:
+                        return np.full(n, code, dtype=np.int64)
+
+                    return Compiled(compiled.ast, Ty("enum", domain=target), compiled.names, member)
                 self._unknown_member(compiled.ast, ty.symbol, target)
                 return Compiled(compiled.ast, ERROR, compiled.names, compiled.fn)
         self.sink.error(E0301, f"{what} has type {ty.describe()}, but {target.describe()} is declared",
@@ -227,8 +269,15 @@ class ExprCompiler:
 
     # dispatch ----------------------------------------------------------------
     def _c(self, e: A.Expr) -> Compiled:
-        method = getattr(self, "_" + type(e).__name__)
-        return method(e)
+        method = _DISPATCH.get(type(e))
+        out = getattr(self, "_" + type(e).__name__)(e) if method is None else method(self, e)
+        ty = out.ty
+        if ty.kind == "int":
+            if ty.lo < self.int_lo:
+                self.int_lo = ty.lo
+            if ty.hi > self.int_hi:
+                self.int_hi = ty.hi
+        return out
 
     def _error(self, e, names=frozenset()) -> Compiled:
         return Compiled(e, ERROR, frozenset(names), lambda env, n: np.zeros(n, dtype=np.int64))
@@ -255,6 +304,9 @@ class ExprCompiler:
 
     def _NameRef(self, e: A.NameRef) -> Compiled:
         name = e.name
+        hit = self._refs.get(name)
+        if hit is not None:
+            return Compiled(e, hit[0], hit[1], hit[2])
         is_member = name in self.enum_members
         if name in self.variables:
             if is_member:
@@ -263,9 +315,17 @@ class ExprCompiler:
                                                   "or rename the variable")
                 return self._error(e, {name})
             dom = self.variables[name]
-            ty = {"bool": BOOL, "int": Ty("int", dom.lo, dom.hi),
-                  "real": self.real_types.get(name, REAL)}.get(dom.kind) or Ty("enum", domain=dom)
-            return Compiled(e, ty, frozenset({name}), lambda env, n, k=name: env[k])
+            kind = dom.kind
+            names = frozenset((name,))
+
+            def fn(env: Env, n: int, k: str = name) -> np.ndarray:
+                return env[k]
+
+            if kind == "real":
+                return Compiled(e, self.real_types.get(name, REAL), names, fn)
+            ty = BOOL if kind == "bool" else Ty("int", dom.lo, dom.hi) if kind == "int" else Ty("enum", domain=dom)
+            self._refs[name] = (ty, names, fn)
+            return Compiled(e, ty, names, fn)
         if is_member:
             return self._symbol(e, name)
         self.sink.error(E0203, f"unknown variable `{name}` in {self.context}", e.span,
@@ -309,11 +369,12 @@ class ExprCompiler:
             return self._error(e, names)
         op = e.op
         if op in ("and", "or"):
-            ok = self._expect(l, "bool", f"left side of `{op}`") & self._expect(r, "bool", f"right side of `{op}`")
+            ok = (l.ty.kind == "bool" and r.ty.kind == "bool") or (
+                self._expect(l, "bool", f"left side of `{op}`") & self._expect(r, "bool", f"right side of `{op}`"))
             if not ok:
                 return self._error(e, names)
-            f = np.logical_and if op == "and" else np.logical_or
-            return Compiled(e, BOOL, names, lambda env, n: f(l.fn(env, n), r.fn(env, n)))
+            logic = np.logical_and if op == "and" else np.logical_or
+            return Compiled(e, BOOL, names, lambda env, n: logic(l.fn(env, n), r.fn(env, n)))
         if op in ("==", "!="):
             for side in (l, r):
                 if side.ty.kind == "real":
@@ -326,12 +387,15 @@ class ExprCompiler:
         if l.ty.kind == "real" or r.ty.kind == "real" or op == "/":
             return self._real_binary(e, op, l, r, names)
         if op in ("<", "<=", ">", ">="):
-            ok = self._expect(l, "int", f"left side of `{op}`") & self._expect(r, "int", f"right side of `{op}`")
+            ok = (l.ty.kind == "int" and r.ty.kind == "int") or (
+                self._expect(l, "int", f"left side of `{op}`") & self._expect(r, "int", f"right side of `{op}`"))
             if not ok:
                 return self._error(e, names)
-            f = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}[op]
-            return Compiled(e, BOOL, names, lambda env, n: f(l.fn(env, n), r.fn(env, n)))
-        ok = self._expect(l, "int", f"left side of `{op}`") & self._expect(r, "int", f"right side of `{op}`")
+            f = _COMPARE[op]
+            lf, rf = l.fn, r.fn
+            return Compiled(e, BOOL, names, lambda env, n: f(lf(env, n), rf(env, n)))
+        ok = (l.ty.kind == "int" and r.ty.kind == "int") or (
+                self._expect(l, "int", f"left side of `{op}`") & self._expect(r, "int", f"right side of `{op}`"))
         if not ok:
             return self._error(e, names)
         return self._arith(e, op, l, r, names)
@@ -350,7 +414,7 @@ class ExprCompiler:
                 return self._error(e, names)
         lf, rf = l.fn, r.fn
         if op in ("<", "<=", ">", ">="):
-            f = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}[op]
+            f = _COMPARE[op]
             return Compiled(e, BOOL, names,
                             lambda env, n: f(real_array(lf(env, n), n), real_array(rf(env, n), n)).astype(bool))
         if op == "/":
@@ -363,10 +427,9 @@ class ExprCompiler:
                 return self._error(e, names)
             return Compiled(e, _corners("/", l.ty, r.ty), names,
                             lambda env, n: _DIVIDE(real_array(lf(env, n), n), real_array(rf(env, n), n)))
-        ops = {"+": np.add, "-": np.subtract, "*": np.multiply}
-        f = ops[op]
+        arith = {"+": np.add, "-": np.subtract, "*": np.multiply}[op]
         return Compiled(e, _corners(op, l.ty, r.ty), names,
-                        lambda env, n: f(real_array(lf(env, n), n), real_array(rf(env, n), n)))
+                        lambda env, n: arith(real_array(lf(env, n), n), real_array(rf(env, n), n)))
 
     def _arith(self, e, op: str, l: Compiled, r: Compiled, names) -> Compiled:
         out = self._arith_unchecked(e, op, l, r, names)
@@ -431,7 +494,7 @@ class ExprCompiler:
     def _IfThenElse(self, e: A.IfThenElse) -> Compiled:
         c, t, o = self._c(e.cond), self._c(e.then), self._c(e.other)
         names = c.names | t.names | o.names
-        if ERROR in (c.ty, t.ty, o.ty):
+        if c.ty.kind == "error" or t.ty.kind == "error" or o.ty.kind == "error":
             return self._error(e, names)
         if not self._expect(c, "bool", "condition of `if`"):
             return self._error(e, names)
@@ -440,7 +503,7 @@ class ExprCompiler:
             t = self.coerce(t, o.ty.domain, "`then` branch")
         elif o.ty.kind == "symbol" and t.ty.kind == "enum":
             o = self.coerce(o, t.ty.domain, "`else` branch")
-        if ERROR in (t.ty, o.ty):
+        if t.ty.kind == "error" or o.ty.kind == "error":
             return self._error(e, names)
         a, b = t.ty, o.ty
         if a.kind == "symbol" and b.kind == "symbol":
@@ -458,7 +521,12 @@ class ExprCompiler:
                             help="make both branches the declared type, e.g. `if c then 1 else 0` for an int")
             return self._error(e, names)
         ty = Ty("int", min(a.lo, b.lo), max(a.hi, b.hi)) if a.kind == "int" else a
-        return Compiled(e, ty, names, lambda env, n: np.where(c.fn(env, n), t.fn(env, n), o.fn(env, n)))
+        cf, tf, of = c.fn, t.fn, o.fn
+        if a.kind == "bool":
+            return Compiled(e, ty, names, lambda env, n: _select_bool(cf(env, n), tf(env, n), of(env, n)))
+        if a.kind == "enum" or (a.kind == "int" and max(a.hi - b.lo, b.hi - a.lo) < 2**63):
+            return Compiled(e, ty, names, lambda env, n: _select_int(cf(env, n), tf(env, n), of(env, n)))
+        return Compiled(e, ty, names, lambda env, n: np.where(cf(env, n), tf(env, n), of(env, n)))
 
     def _symbol_choice(self, e, c: Compiled, s1: str, s2: str, names) -> Compiled:
         candidates = [d for d in self.enum_members.get(s1, []) if s2 in d.values]
@@ -472,8 +540,9 @@ class ExprCompiler:
             return self._error(e, names)
         dom = candidates[0]
         i1, i2 = dom.values.index(s1), dom.values.index(s2)
+        cf, step = c.fn, i1 - i2
         return Compiled(e, Ty("enum", domain=dom), names,
-                        lambda env, n: np.where(c.fn(env, n), i1, i2).astype(np.int64))
+                        lambda env, n: np.multiply(cf(env, n), step, dtype=np.int64) + i2)
 
     def _Call(self, e: A.Call) -> Compiled:
         fname = e.func.text
@@ -487,9 +556,7 @@ class ExprCompiler:
             return self._error(e, names)
         if any(a.ty.kind == "error" for a in args):
             return self._error(e, names)
-        arity = {"abs": (1, 1), "mod": (2, 2), "clip": (3, 3), "xor": (2, 2), "min": (2, None),
-                 "max": (2, None), "count": (1, None), "mean": (1, None)}[fname]
-        lo_n, hi_n = arity
+        lo_n, hi_n = _ARITY[fname]
         if len(args) < lo_n or (hi_n is not None and len(args) > hi_n):
             want = str(lo_n) if lo_n == hi_n else f"at least {lo_n}"
             self.sink.error(E0304, f"`{fname}` takes {want} argument(s), got {len(args)}", e.span,
@@ -498,7 +565,8 @@ class ExprCompiler:
         if fname == "mean" or (fname in ("abs", "min", "max", "clip") and any(a.ty.kind == "real" for a in args)):
             return self._real_call(e, fname, args, names)
         want_kind = "bool" if fname in ("count", "xor") else "int"
-        ok = all([self._expect(a, want_kind, f"argument {i + 1} of `{fname}`") for i, a in enumerate(args)])
+        ok = all(a.ty.kind == want_kind for a in args) or all(
+            [self._expect(a, want_kind, f"argument {i + 1} of `{fname}`") for i, a in enumerate(args)])
         if not ok:
             return self._error(e, names)
         fns = [a.fn for a in args]
@@ -666,6 +734,15 @@ class ExprCompiler:
     def _unknown_member(self, e, symbol: str, domain: Domain) -> None:
         self.sink.error(E0209, f"`{symbol}` is not a value of {domain.describe()}", e.span,
                         "unknown enum value", help=did_you_mean(symbol, domain.values, "values"))
+
+
+# node type -> method: one dict lookup per node (building "_" + the type's name and a getattr
+# for every node was measurable on large models)
+_DISPATCH: dict[type, Callable[[ExprCompiler, Any], Compiled]] = {
+    A.IntLit: ExprCompiler._IntLit, A.BoolLit: ExprCompiler._BoolLit, A.StrLit: ExprCompiler._StrLit,
+    A.NameRef: ExprCompiler._NameRef, A.Unary: ExprCompiler._Unary, A.Binary: ExprCompiler._Binary,
+    A.IfThenElse: ExprCompiler._IfThenElse, A.Call: ExprCompiler._Call, A.Index: ExprCompiler._Index,
+}
 
 
 # ───────────────────────── sympy (analysis and printing only) ─────────────────────────

@@ -21,7 +21,7 @@ mean of nothing is undefined, and we do not pick a value for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from typing import Any, Mapping
 
 from causalspec.codes import E0201, E0214, E0215, E0216, E0217, E0218, E0312
 from causalspec.diagnostics import DiagnosticSink, Span, did_you_mean
@@ -408,27 +408,34 @@ def _static(e: A.Expr, env: Mapping[str, int]) -> int | bool:
 
 def _has_aggregate(stmt: A.ModelStmt) -> bool:
     """Whether a mechanism or `where` holds an aggregate (an explicit stack: this runs on
-    every statement of every model, so it only descends into expression nodes)."""
+    every statement of every model, so it only descends into expression nodes, and by node
+    type rather than a chain of isinstance checks — names and literals, most of the nodes,
+    end the walk after one dict lookup)."""
     if isinstance(stmt, A.VarDecl):
-        stack: list[A.Expr] = [stmt.expr]
+        stack: list[Any] = [stmt.expr]  # expression nodes, told apart by _EXPR_KIND
     elif isinstance(stmt, A.InputDecl) and stmt.where is not None:
         stack = [stmt.where]
     else:
         return False
     while stack:
         e = stack.pop()
-        if isinstance(e, A.Binary):
+        kind = _EXPR_KIND.get(type(e), 0)
+        if kind == 1:  # Binary
             stack.append(e.left)
             stack.append(e.right)
-        elif isinstance(e, A.Unary):
-            stack.append(e.operand)
-        elif isinstance(e, A.IfThenElse):
+        elif kind == 2:  # IfThenElse
             stack.extend((e.cond, e.then, e.other))
-        elif isinstance(e, (A.Call, A.Index)):
+        elif kind == 3:  # Call, Index
             stack.extend(e.args)
-        elif isinstance(e, A.Aggregate):
+        elif kind == 4:  # Unary
+            stack.append(e.operand)
+        elif kind == 5:
             return True
     return False
+
+
+# node type -> what `_has_aggregate` does with it (0, absent: a leaf)
+_EXPR_KIND: dict[type, int] = {A.Binary: 1, A.IfThenElse: 2, A.Call: 3, A.Index: 3, A.Unary: 4, A.Aggregate: 5}
 
 
 def _const_bound(t: A.TypeExpr) -> bool:

@@ -19,7 +19,7 @@ the sample decides what a score means. Three things matter:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -139,7 +139,7 @@ def take(inputs: Mapping[str, np.ndarray], index: Any) -> dict[str, np.ndarray]:
     return {k: v[index] for k, v in inputs.items()}
 
 
-def concat(batches: list[Mapping[str, np.ndarray]], names: list[str]) -> dict[str, np.ndarray]:
+def concat(batches: Sequence[Mapping[str, np.ndarray]], names: list[str]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([b[k] for b in batches]) for k in names}
 
 

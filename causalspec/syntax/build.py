@@ -12,18 +12,17 @@ import ast as _pyast
 import math
 from typing import Any
 
+import lark.visitors
 from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import VisitError
-
-try:  # lark's marker for @v_args(meta=True); private, so a lark without it uses lark's dispatch
-    from lark.visitors import _vargs_meta
-except ImportError:  # pragma: no cover - depends on the lark version
-    _vargs_meta = object()
 from lark.tree import Meta
 
 from causalspec.codes import E0104, E0316, E0713
 from causalspec.diagnostics import Diagnostic, Span, SpecError
 from causalspec.syntax import ast as A
+
+# lark's marker for @v_args(meta=True); private, so a lark without it uses lark's dispatch
+_vargs_meta: object = getattr(lark.visitors, "_vargs_meta", object())
 
 
 class TooDeep(Exception):
@@ -96,22 +95,30 @@ class AstBuilder(Transformer):
         self.text = text
         self._dispatch: dict[str, tuple[Any, bool]] = {}
 
-    def _call_userfunc(self, tree, new_children=None):
-        """lark's dispatch, with the bound method looked up once per rule: lark wraps a
-        `@v_args(meta=True)` method anew on every call (a functools.update_wrapper each time),
-        a measurable share of parsing a 10,000-variable spec."""
-        children = new_children if new_children is not None else tree.children
-        entry = self._dispatch.get(tree.data)
+    def _entry(self, rule: str) -> tuple[Any, bool] | None:
+        """The bound method for `rule` and whether it takes the meta, looked up once per rule:
+        lark wraps a `@v_args(meta=True)` method anew on every call (a functools.update_wrapper
+        each time), a measurable share of parsing a 10,000-variable spec. None: an unknown
+        rule or another v_args form, which take lark's own path."""
+        entry = self._dispatch.get(rule)
         if entry is None:
-            attr = getattr(type(self), tree.data, None)
+            attr = getattr(type(self), rule, None)
             wrapper = getattr(attr, "visit_wrapper", None)
             if wrapper is _vargs_meta:
                 entry = (attr.base_func.__get__(self), True)
             elif wrapper is None and attr is not None:
-                entry = (getattr(self, tree.data), False)
-            else:  # an unknown rule or another v_args form: lark's own path
-                return super()._call_userfunc(tree, new_children)
-            self._dispatch[tree.data] = entry
+                entry = (getattr(self, rule), False)
+            else:
+                return None
+            self._dispatch[rule] = entry
+        return entry
+
+    def _call_userfunc(self, tree, new_children=None):
+        """lark's dispatch (used by `transform`), through `_entry`."""
+        children = new_children if new_children is not None else tree.children
+        entry = self._entry(tree.data)
+        if entry is None:
+            return super()._call_userfunc(tree, new_children)
         fn, with_meta = entry
         try:
             return fn(tree.meta, children) if with_meta else fn(children)
@@ -123,14 +130,31 @@ class AstBuilder(Transformer):
         tight recursive walk instead of lark's generator per node — a fifth of the time of
         parsing a 10,000-variable spec. Raises `TooDeep` on reaching a tree deeper than
         `max_depth` (the root is at depth 1), before building anything below it, so the
-        recursion stays bounded: the parser then reports the nesting (E0102)."""
-        call = self._call_userfunc
+        recursion stays bounded: the parser then reports the nesting (E0102).
+
+        The dispatch of `_call_userfunc` is inlined (one dict lookup per node, and a tree's
+        meta read without lark's property unless it has none yet): the walk visits every
+        node of the parse tree, ~110,000 on 10,000 variables."""
+        entries = self._dispatch
+        resolve = self._entry
+        fallback = self._call_userfunc
 
         def walk(node: Tree, depth: int) -> Any:
             if depth > max_depth:
                 raise TooDeep()
             depth += 1
-            return call(node, [walk(c, depth) if isinstance(c, Tree) else c for c in node.children])
+            children = [walk(c, depth) if isinstance(c, Tree) else c for c in node.children]
+            entry = entries.get(node.data) or resolve(node.data)
+            if entry is None:
+                return fallback(node, children)
+            fn, with_meta = entry
+            try:
+                if with_meta:
+                    meta = node._meta
+                    return fn(meta if meta is not None else node.meta, children)
+                return fn(children)
+            except Exception as exc:  # as lark does: parse() unwraps a SpecError from VisitError
+                raise VisitError(node.data, node, exc) from exc
 
         return walk(tree, 1)
 
