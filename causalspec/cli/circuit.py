@@ -27,7 +27,7 @@ from causalspec.interop.circuit_files import (MIB_FRACTIONS, POSITION_DEFS, RANK
 from causalspec.cli.base import EXIT_OK, Command, UsageError, check_output_targets
 from causalspec.compile.circuit_plan import Arch, CircuitPlanError, resolve_circuit
 from causalspec.diagnostics import did_you_mean
-from causalspec.errors import CheckError, CheckSkipped
+from causalspec.errors import CheckError, CheckSkipped, SpecError
 from causalspec.files import atomic_write_text, stamp_text, tool_header
 from causalspec.report.json_report import jsonable
 from causalspec.run.loading import NetworkLoadError, check_hf_config, local_hf_path
@@ -179,6 +179,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     declarations = position_declarations(graph)
     if args.into:
         body = into_spec(args.into, args.on, args.name, head + text, declarations, graph)
+        if args.out:
+            check_relocated(body, args.into, args.out)
     else:
         if declarations:  # the names the block uses, for the network block (--into writes them there)
             head += f"# its positions, to declare in network `{args.on}`:\n" + \
@@ -236,6 +238,24 @@ def into_spec(spec: str, network: str, name: str, block: str, declarations: list
             raise UsageError(f"--into {spec}: network `{network}` declares position `{pname}` as `{have}`, but "
                              f"{name}'s file means `{want}`; rename one of them")
     return out
+
+
+def check_relocated(text: str, spec: str, out: str) -> None:
+    """A spec written to another folder than SPEC's reads its relative paths (hook files,
+    weights, `enum from` files) from that folder, where they may not exist: it must still
+    analyse there, else the import is refused before anything is written (a spec that fails
+    to parse where it was written is worse than no file)."""
+    here, there = Path(spec).resolve().parent, Path(out).resolve().parent
+    if here == there:
+        return
+    try:
+        load_text(text, str(out), there)
+    except SpecError as exc:
+        first = exc.diagnostics[0] if exc.diagnostics else None
+        why = f" ({first.code} {first.message})" if first else ""
+        raise UsageError(f"-o {out}: the spec would not be valid there{why}: its relative paths would be read "
+                         f"from {there}, not from the folder of {spec}; write it next to {spec}, e.g. "
+                         f"-o {Path(spec).parent / Path(out).name}") from None
 
 
 def _offset(text: str, line: int, column: int) -> int:
