@@ -282,7 +282,8 @@ def cmd_cpr(args: argparse.Namespace) -> int:
     except CircuitFileError as exc:
         raise UsageError(str(exc)) from None
     if not scored:
-        raise UsageError(f"{args.scores}: no edge has a score")
+        raise UsageError(f"{args.scores}: no edge has a score (an edge that `circuit export` wrote without a "
+                         "`: score` is listed as unscored); cpr ranks a scored edge list, e.g. EAP-IG's attribution")
     options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, allow_download=args.allow_download)
     try:
         curve = edge_curve(ir, circuit, scored, args.fractions or list(MIB_FRACTIONS), options, NetworkCache(),

@@ -326,3 +326,15 @@ def test_pt_circuit_files_as_eap_ig_writes_them(toy_spec, tmp_path):
     pickled.write_bytes(b"not a torch file")
     with pytest.raises(CircuitFileError, match=r"weights_only=True"):
         read_pt(pickled)
+
+
+def test_cpr_of_an_unscored_export_says_why_it_cannot_rank(toy_spec, tmp_path, capsys):
+    """`circuit export` of a circuit whose edges carry no `: score` lists them as unscored; cpr
+    on that file is a usage error (exit 2) that says so, before any network runs."""
+    exported = tmp_path / "node.json"
+    assert main(["circuit", "export", str(toy_spec), "--circuit", "Node", "--layers", "2", "--heads", "4",
+                 "-o", str(exported)]) == 0
+    capsys.readouterr()
+    assert main(["circuit", "cpr", str(toy_spec), "--circuit", "Node", "--scores", str(exported)]) == 2
+    err = capsys.readouterr().err
+    assert "no edge has a score" in err and "unscored" in err and "EAP-IG" in err
