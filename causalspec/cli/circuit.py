@@ -54,7 +54,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
     ex = sub.add_parser("export", help="write a spec circuit as an EAP-IG / MIB JSON node/edge list")
     ex.add_argument("spec", metavar="SPEC")
-    ex.add_argument("--circuit", required=True, metavar="NAME")
+    ex.add_argument("--circuit", required=True, metavar="NAME", help="the circuit of SPEC to write")
     ex.add_argument("--output", "-o", metavar="FILE", help="output file (default: stdout)")
     ex.add_argument("--layers", type=int, help="layers of the network (default: read from its local config)")
     ex.add_argument("--heads", type=int, help="heads per layer (default: read from its local config)")
@@ -64,11 +64,13 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     im.add_argument("file", metavar="FILE")
     im.add_argument("--name", required=True, help="name of the circuit")
     im.add_argument("--on", required=True, metavar="NETWORK", help="the network it runs on")
-    im.add_argument("--for", required=True, dest="output", metavar="MODEL.OUTPUT")
+    im.add_argument("--for", required=True, dest="output", metavar="MODEL.OUTPUT",
+                    help="the model output the circuit explains, e.g. IOI.answer")
     im.add_argument("--ablation", default="zero", help="`zero`, `mean over D` or `resample from D` (default zero)")
     im.add_argument("--metric", help="e.g. 'logit_diff(IO, S) @ END' (default: accuracy)")
-    im.add_argument("--expect", default="faithfulness >= 0.8")
-    im.add_argument("--granularity", choices=["edge", "node"], default="edge")
+    im.add_argument("--expect", default="faithfulness >= 0.8", help="the claim (default 'faithfulness >= 0.8')")
+    im.add_argument("--granularity", choices=["edge", "node"], default="edge",
+                    help="edge (default: a group per node and the file's edges) or node (a group per layer)")
     im.add_argument("--into", metavar="SPEC",
                     help="write SPEC with the circuit in it (replacing one of the same name) and the positions it "
                          "needs declared in the network's block")
@@ -86,10 +88,10 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
                     help="top edges by |score| (default; EAP-IG's apply_topn) or by signed score (MIB's "
                          "run_evaluation.py without --absolute)")
     cp.add_argument("--pairs", type=int, metavar="N", help="prompts (overrides the circuit's `pairs`)")
-    cp.add_argument("--seed", type=int, metavar="S")
-    cp.add_argument("--batch", type=int, metavar="B")
+    cp.add_argument("--seed", type=int, metavar="S", help="seed of the prompts (overrides the circuit's `seed`)")
+    cp.add_argument("--batch", type=int, metavar="B", help="forward-pass batch size")
     cp.add_argument("--json", metavar="FILE", help="also write the curve as JSON")
-    cp.add_argument("--allow-download", action="store_true")
+    cp.add_argument("--allow-download", action="store_true", help="let a Hugging Face network fetch missing weights")
     cp.set_defaults(func=cmd_cpr)
 
 
