@@ -72,7 +72,7 @@ def time_limit(net, adapter, batch: int) -> tuple[float, float]:
         b = adapter.encode({k: v[u] for k, v in rows.items()})
         lengths = b.inputs["attention_mask"].sum(1)
         start = lengths - 1  # the patch is at the last token
-        rows_u = torch.as_tensor(u)
+        rows_u = store.rows_of(u)  # store rows (only inputs used as bases are kept), not unique ids
         skip = 7 if 7 in store.resid else 0  # resid.post[6]: blocks 0..6 replay the clean run
         past = store.past(rows_u, int(start.max()), skip)
         resid_in = ((lambda positions, skip=skip, rows_u=rows_u: store.resid_at(skip, rows_u, positions))

@@ -123,7 +123,7 @@ def time_limit(net, adapter, result, base, batch: int) -> tuple[float, float]:
         skip = skip if skip in store.resid else 0
         for s in range(0, base.size, batch):
             sl = slice(s, s + batch)
-            rows_u = torch.as_tensor(result.base[sl])
+            rows_u = store.rows_of(result.base[sl])  # store rows: only inputs used as bases are kept
             past = store.past(rows_u, int(start[sl].max()), skip)
             resid_in = ((lambda positions, rows_u=rows_u, skip=skip: store.resid_at(skip, rows_u, positions))
                         if skip else None)

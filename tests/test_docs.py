@@ -249,3 +249,17 @@ def test_architecture_doc_names_only_modules_that_exist():
         assert names, package
         assert sorted(n for n in names if not (root / package / n).exists()) == [], package
     assert "docs/architecture.md" in (root / "README.md").read_text()
+
+
+def test_keyword_list_names_every_keyword_of_the_grammar():
+    """§2.3 lists the language's keywords: a keyword added to the grammar must be listed there
+    (a newcomer reads the list to know which names the parser may take as keywords)."""
+    text = LANGUAGE.read_text(encoding="utf-8")
+    start = text.index("The\nlanguage's keywords are:")
+    block = text[start:].split("```text\n", 1)[1].split("```", 1)[0]
+    listed = set(block.split())
+    keywords = {t.pattern.value for t in lark_parser().terminals
+                if t.pattern.type == "str" and t.pattern.value.replace("_", "a").isalnum()}
+    assert len(keywords) > 50
+    assert not keywords - listed, f"§2.3 of docs/language.md misses the keywords {sorted(keywords - listed)}"
+    assert not listed - keywords, f"§2.3 of docs/language.md lists non-keywords {sorted(listed - keywords)}"

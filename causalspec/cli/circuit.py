@@ -27,7 +27,7 @@ from causalspec.interop.circuit_files import (MIB_FRACTIONS, POSITION_DEFS, RANK
 from causalspec.cli.base import EXIT_OK, Command, UsageError, check_output_targets
 from causalspec.compile.circuit_plan import Arch, CircuitPlanError, resolve_circuit
 from causalspec.diagnostics import did_you_mean
-from causalspec.errors import CheckError, CheckSkipped
+from causalspec.errors import CheckError, CheckSkipped, SpecError
 from causalspec.files import atomic_write_text, stamp_text, tool_header
 from causalspec.report.json_report import jsonable
 from causalspec.run.loading import NetworkLoadError, check_hf_config, local_hf_path
@@ -54,7 +54,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
     ex = sub.add_parser("export", help="write a spec circuit as an EAP-IG / MIB JSON node/edge list")
     ex.add_argument("spec", metavar="SPEC")
-    ex.add_argument("--circuit", required=True, metavar="NAME")
+    ex.add_argument("--circuit", required=True, metavar="NAME", help="the circuit of SPEC to write")
     ex.add_argument("--output", "-o", metavar="FILE", help="output file (default: stdout)")
     ex.add_argument("--layers", type=int, help="layers of the network (default: read from its local config)")
     ex.add_argument("--heads", type=int, help="heads per layer (default: read from its local config)")
@@ -64,11 +64,13 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     im.add_argument("file", metavar="FILE")
     im.add_argument("--name", required=True, help="name of the circuit")
     im.add_argument("--on", required=True, metavar="NETWORK", help="the network it runs on")
-    im.add_argument("--for", required=True, dest="output", metavar="MODEL.OUTPUT")
+    im.add_argument("--for", required=True, dest="output", metavar="MODEL.OUTPUT",
+                    help="the model output the circuit explains, e.g. IOI.answer")
     im.add_argument("--ablation", default="zero", help="`zero`, `mean over D` or `resample from D` (default zero)")
     im.add_argument("--metric", help="e.g. 'logit_diff(IO, S) @ END' (default: accuracy)")
-    im.add_argument("--expect", default="faithfulness >= 0.8")
-    im.add_argument("--granularity", choices=["edge", "node"], default="edge")
+    im.add_argument("--expect", default="faithfulness >= 0.8", help="the claim (default 'faithfulness >= 0.8')")
+    im.add_argument("--granularity", choices=["edge", "node"], default="edge",
+                    help="edge (default: a group per node and the file's edges) or node (a group per layer)")
     im.add_argument("--into", metavar="SPEC",
                     help="write SPEC with the circuit in it (replacing one of the same name) and the positions it "
                          "needs declared in the network's block")
@@ -86,10 +88,10 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
                     help="top edges by |score| (default; EAP-IG's apply_topn) or by signed score (MIB's "
                          "run_evaluation.py without --absolute)")
     cp.add_argument("--pairs", type=int, metavar="N", help="prompts (overrides the circuit's `pairs`)")
-    cp.add_argument("--seed", type=int, metavar="S")
-    cp.add_argument("--batch", type=int, metavar="B")
+    cp.add_argument("--seed", type=int, metavar="S", help="seed of the prompts (overrides the circuit's `seed`)")
+    cp.add_argument("--batch", type=int, metavar="B", help="forward-pass batch size")
     cp.add_argument("--json", metavar="FILE", help="also write the curve as JSON")
-    cp.add_argument("--allow-download", action="store_true")
+    cp.add_argument("--allow-download", action="store_true", help="let a Hugging Face network fetch missing weights")
     cp.set_defaults(func=cmd_cpr)
 
 
@@ -179,6 +181,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     declarations = position_declarations(graph)
     if args.into:
         body = into_spec(args.into, args.on, args.name, head + text, declarations, graph)
+        if args.out:
+            check_relocated(body, args.into, args.out)
     else:
         if declarations:  # the names the block uses, for the network block (--into writes them there)
             head += f"# its positions, to declare in network `{args.on}`:\n" + \
@@ -238,6 +242,24 @@ def into_spec(spec: str, network: str, name: str, block: str, declarations: list
     return out
 
 
+def check_relocated(text: str, spec: str, out: str) -> None:
+    """A spec written to another folder than SPEC's reads its relative paths (hook files,
+    weights, `enum from` files) from that folder, where they may not exist: it must still
+    analyse there, else the import is refused before anything is written (a spec that fails
+    to parse where it was written is worse than no file)."""
+    here, there = Path(spec).resolve().parent, Path(out).resolve().parent
+    if here == there:
+        return
+    try:
+        load_text(text, str(out), there)
+    except SpecError as exc:
+        first = exc.diagnostics[0] if exc.diagnostics else None
+        why = f" ({first.code} {first.message})" if first else ""
+        raise UsageError(f"-o {out}: the spec would not be valid there{why}: its relative paths would be read "
+                         f"from {there}, not from the folder of {spec}; write it next to {spec}, e.g. "
+                         f"-o {Path(spec).parent / Path(out).name}") from None
+
+
 def _offset(text: str, line: int, column: int) -> int:
     """A 1-based line and column as an offset into `text`."""
     starts = [0]
@@ -262,7 +284,8 @@ def cmd_cpr(args: argparse.Namespace) -> int:
     except CircuitFileError as exc:
         raise UsageError(str(exc)) from None
     if not scored:
-        raise UsageError(f"{args.scores}: no edge has a score")
+        raise UsageError(f"{args.scores}: no edge has a score (an edge that `circuit export` wrote without a "
+                         "`: score` is listed as unscored); cpr ranks a scored edge list, e.g. EAP-IG's attribution")
     options = CheckOptions(pairs=args.pairs, seed=args.seed, batch=args.batch, allow_download=args.allow_download)
     try:
         curve = edge_curve(ir, circuit, scored, args.fractions or list(MIB_FRACTIONS), options, NetworkCache(),

@@ -16,7 +16,8 @@ from causalspec.semantics.analyse import load
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("file", metavar="FILE")
     sp.add_argument("--model", help="model name (needed when the file has several)")
-    sp.add_argument("--format", choices=["dot", "mermaid", "json", "png"], default="dot")
+    sp.add_argument("--format", choices=["dot", "mermaid", "json", "png"], default="dot",
+                    help="dot (default), mermaid, json (stable schema) or png (a drawing, written to a file)")
     sp.add_argument("--output", "-o", help="output file (png default: <spec>.<model>.png)")
     sp.add_argument("--expand", action="store_true",
                     help="draw every element of a family (`H[1]`, `H[2]`, …) instead of one node per family")

@@ -20,7 +20,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--interchange", metavar="VARS",
                     help="variables to interchange: WX (one), WX,YZ (one source), WX|YZ (a source each)")
     sp.add_argument("--n", type=int, default=5, help="number of rows (default 5)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=0, help="the same seed gives the same rows (default 0)")
 
 
 def parse_interchange(text: str, model) -> list[list[str]]:

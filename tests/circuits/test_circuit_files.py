@@ -349,3 +349,15 @@ def test_a_mib_file_imports_with_what_it_states_about_its_model_and_graph(tmp_pa
     # a file of ours gives back its own block, without these lines (export → import → export is exact)
     ours = CircuitGraph(cfg=dict(doc["cfg"]), nodes={"a0.h1": True}, extra={"groups": {"g": ["a0.h1"]}})
     assert "# the file's cfg" not in graph_to_spec(ours, "C", "n", "M.o", granularity="node")
+
+
+def test_cpr_of_an_unscored_export_says_why_it_cannot_rank(toy_spec, tmp_path, capsys):
+    """`circuit export` of a circuit whose edges carry no `: score` lists them as unscored; cpr
+    on that file is a usage error (exit 2) that says so, before any network runs."""
+    exported = tmp_path / "node.json"
+    assert main(["circuit", "export", str(toy_spec), "--circuit", "Node", "--layers", "2", "--heads", "4",
+                 "-o", str(exported)]) == 0
+    capsys.readouterr()
+    assert main(["circuit", "cpr", str(toy_spec), "--circuit", "Node", "--scores", str(exported)]) == 2
+    err = capsys.readouterr().err
+    assert "no edge has a score" in err and "unscored" in err and "EAP-IG" in err

@@ -259,3 +259,28 @@ def test_an_edited_file_of_ours_comes_back_one_group_per_node(tmp_path, capsys):
         assert "group a1_h0 = head[1.0] @ {END, 2}" in text and "group ind" not in text, edit
         assert ("a1_h0 -> logits : score 0.5" in text) == (edit == "score")
         assert ("a1_h0 -> m1" in text) == (edit == "score")
+
+
+def test_import_into_a_spec_refuses_an_output_folder_where_its_relative_paths_break(tmp_path, capsys):
+    """`--into specs/x.cspec -o elsewhere/y.cspec`: the spec's `enum from "data/…"` would be read
+    from `elsewhere/`, where it does not exist; the import says so and writes nothing, while the
+    same import next to the spec works."""
+    root = Path(__file__).resolve().parents[2]
+    folder, elsewhere = tmp_path / "specs", tmp_path / "elsewhere"
+    (folder / "data").mkdir(parents=True)
+    elsewhere.mkdir()
+    spec = folder / "ioi.cspec"
+    spec.write_text((root / "specs" / "ioi_circuit_gpt2.cspec").read_text())
+    (folder / "data" / "ioi_names.txt").write_text((root / "specs" / "data" / "ioi_names.txt").read_text())
+    exported = tmp_path / "ioi.json"
+    assert main(["circuit", "export", str(spec), "--circuit", "IOICircuit", "--layers", "12", "--heads", "12",
+                 "-o", str(exported)]) == 0
+    flags = ["circuit", "import", str(exported), "--name", "IOICircuit", "--on", "gpt2", "--for", "IOI.answer",
+             "--granularity", "node", "--into", str(spec)]
+    capsys.readouterr()
+    assert main([*flags, "-o", str(elsewhere / "again.cspec")]) == 2
+    err = capsys.readouterr().err
+    assert "E0801" in err and "data/ioi_names.txt" in err and f"-o {folder / 'again.cspec'}" in err
+    assert not (elsewhere / "again.cspec").exists()
+    assert main([*flags, "-o", str(folder / "again.cspec")]) == 0
+    assert "IOICircuit" in load(folder / "again.cspec").circuits
