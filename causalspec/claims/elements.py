@@ -74,7 +74,16 @@ def _pool(like: ClaimResult, parts: Sequence[ClaimResult]) -> ClaimResult:
         sum(p.changed for p in parts), sum(p.moved for p in parts),
         wilson(sum(p.baseline.successes for p in parts), sum(p.baseline.trials for p in parts)),
         wilson(sum(p.iia.successes for p in parts), sum(p.iia.trials for p in parts)),
-        kind=like.kind, nonfinite=nonfinite)
+        kind=like.kind, nonfinite=nonfinite, train_iia=_pooled_train_iia(parts))
+
+
+def _pooled_train_iia(parts: Sequence[ClaimResult]):
+    """A learned featurizer's IIA on its training pairs, pooled over the elements like the held-out
+    IIA (None unless every element has one)."""
+    train = [p.train_iia for p in parts]
+    if not train or any(t is None for t in train):
+        return None
+    return wilson(sum(t.successes for t in train), sum(t.trials for t in train))
 
 
 def pooled_controls(per_element: Sequence[tuple[str, Sequence[ControlResult]]]) -> list[ControlResult]:

@@ -195,6 +195,10 @@ class AlignmentIR:
     # and `output_position` are the first's); the check is scored per element and pooled
     # (claims/elements.py). Empty: one output.
     output_elements: tuple[tuple[str, int], ...] = ()
+    # On the per-element alignments a check of `O[i] -> output @ i` runs (claims/alignment.py): every
+    # element of the original line. Learned featurizers (das, boundless) are trained once over all of
+    # them (the pooled objective, run/elements.py) and scored per element. Empty: train on `output`.
+    train_elements: tuple[tuple[str, int], ...] = ()
 
     @property
     def learned(self) -> bool:
