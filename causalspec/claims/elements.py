@@ -24,7 +24,7 @@ the model's inputs, not from the output), and this module pools what the runs fo
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Any, Sequence
 
 from causalspec.score.results import ClaimResult, ControlResult
 from causalspec.score.stats import wilson
@@ -122,8 +122,8 @@ def summed(counts: Sequence[dict[str, int]]) -> dict[str, int]:
     return out
 
 
-def elements_note(elements: Sequence[tuple[str, int]]) -> str:
-    where = ", ".join(f"{e} at position {p}" for e, p in elements)
+def elements_note(elements: Sequence[tuple[str, Any]]) -> str:
+    where = ", ".join(f"{e} at position {getattr(p, 'label', p)}" for e, p in elements)
     return (f"per-position output: every interchange set is scored at each of {len(elements)} output elements "
             f"({where}) on the same pairs; a set's row pools its element rows (`→ O[k]`), counting each pair "
             "once per element, and the expectations judge the pooled rows")

@@ -151,7 +151,8 @@ def class_scores(adapter, raw: torch.Tensor, batch) -> torch.Tensor:
     if hasattr(adapter, "tokenizer") or candidates is not None:  # HF adapter
         if candidates is None:
             if getattr(adapter, "model_class", None) == "token_classification" and raw.dim() == 3:
-                return raw[:, adapter.position if adapter.position is not None else 0]  # the token read
+                where = adapter.read_positions(batch).to(raw.device)  # the token each row is read at
+                return raw[torch.arange(raw.shape[0], device=raw.device), where]
             return raw
         where = torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long, device=raw.device)
         at = raw[torch.arange(batch.size, device=raw.device), where]  # [batch, vocab]
@@ -161,8 +162,8 @@ def class_scores(adapter, raw: torch.Tensor, batch) -> torch.Tensor:
         raise CheckUsageError(f"network `{net.name}` decodes its output with a `decode` hook, whose values are "
                               "not differentiable; learned featurizers (das, boundless) train on class scores — "
                               "drop the decode hook and let the output be read by argmax over [batch, classes]")
-    if getattr(adapter, "position", None) is not None and raw.dim() == 3:  # `-> output @ 3`
-        raw = raw[:, adapter.position]
+    if getattr(adapter, "position", None) is not None and raw.dim() == 3:  # `-> output @ 3`, `@ END`
+        raw = raw[:, adapter.position_index(raw.shape[1])]
     if raw.dim() != 2:
         raise CheckUsageError(f"learned featurizers need class scores [batch, classes]; the network returns "
                               f"{tuple(raw.shape)}")
