@@ -253,8 +253,11 @@ class AlignmentRun:
         if not groups:
             return None
         shared = {} if shared is None else shared
-        if self.elements and "pooled" in shared:  # another element's run trained them (the pooled objective)
-            self.fitted = self._element_fitted(shared["pooled"])
+        # featurizers trained over every output element, per set of learned bindings (a sweep's cells differ)
+        pooled: dict = shared.setdefault("pooled", {}) if self.elements else {}
+        learned = frozenset((v, b) for g in groups for v, b in g.members)
+        if learned in pooled:  # another element's run trained them (the pooled objective)
+            self.fitted = self._element_fitted(pooled[learned])
             return self.fitted
         t_engine = self.engine
         if self.elements:  # train once over every output element: read them all in each training forward
@@ -332,7 +335,7 @@ class AlignmentRun:
             self.engine.notes.extend(n for n in t_engine.notes if n not in self.engine.notes)
         self.fitted = Fitted(trained, reused, path, key, t_rows, t_cache, runs, tplan.overlap, split)
         if self.elements:
-            shared["pooled"] = self.fitted
+            pooled[learned] = self.fitted
             self.fitted = self._element_fitted(self.fitted)
         return self.fitted
 

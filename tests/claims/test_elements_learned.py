@@ -125,3 +125,29 @@ def test_the_elements_share_one_training_and_one_artifact(folder):
     assert "training steps" not in again.forward_passes
     assert [c.iia.successes for c in again.claims] == [c.iia.successes for c in first.claims]
 
+
+
+LOCATE = SPEC.split("align Hist to net as Mix")[0] + """
+align Hist to net as Out {
+  O[i] -> output @ i
+}
+check Out as Where {
+  locate {H[i]} over module "{embed,mix}" output @ i : das(k=1)
+  interchange H
+  pairs 64 seed 1
+  pool 48
+  train 256
+  steps 60
+  expect iia >= 0.9
+}
+"""
+
+
+def test_a_learned_sweep_per_element_trains_each_cell_and_chooses_the_true_site(folder):
+    """`locate` with `das` on a per-element output: each cell trains its own featurizers over every
+    element (the cells do not share a training), and the sweep picks `mix`."""
+    r = _run(LOCATE, folder)["Where"]
+    assert r.status == "passed", r.reason
+    cells = {c["site"]: c for row in r.locate["cells"] for c in row}
+    assert cells['module "mix" output']["score"] > 0.9 > cells['module "embed" output']["score"]
+    assert r.locate["best"]["site"] == 'module "mix" output'
