@@ -179,3 +179,28 @@ def test_an_output_position_that_is_not_one_token_is_a_located_error(folder, out
     (d,) = [d for d in err.value.diagnostics if d.severity == "error"]
     assert d.code == code and message in d.message
     assert d.span.line == text.splitlines().index("  " + output) + 1
+
+
+LEARNED = COPY.split("align Copy to tok as BySlots")[0] + """
+align Copy to tok as Learned {
+  V[i] -> resid.post[1] @ X[i] : das(k=2)
+  O[i] -> output @ X[i]
+}
+check Learned {
+  interchange V, V[1]
+  pairs 64 seed 0
+  pool 12
+  train 256
+  steps 80
+  expect iia >= 0.95
+}
+"""
+
+
+def test_das_per_element_on_an_hf_token_level_head_read_at_slots(copier):
+    """Learned featurizers per element on an hf token-level head: each training forward reads every
+    element at its slot in that example's prompt (run.elements over the hf adapter)."""
+    r = _run(LEARNED, copier)["Learned"]
+    assert r.status == "passed", r.reason
+    assert all(c.iia.successes == c.iia.trials > 0 for c in r.claims if c.kind == "declared")
+    assert r.training[0]["elements"] == ["O[1]", "O[2]", "O[3]"]
