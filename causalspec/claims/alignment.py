@@ -12,15 +12,15 @@ of an errored check shows its sweep, its load notes, its scored sets), and the l
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from causalspec.claims.common import (CheckOptions, Verdict, check_failure, compare, condition_text, fmt,
                                      reproduce_command)
-from causalspec.claims.elements import elements_note, pooled_claims, pooled_controls, summed
-from causalspec.claims.locate import Sweep, locate_for_check, pooled_sweep, sweep
+from causalspec.claims.elements import element_irs, elements_note, pooled_claims, pooled_controls, summed
+from causalspec.claims.locate import Sweep, locate_for_check, sweep
 from causalspec.claims.networks import NetworkCache
 from causalspec.claims.procedure import AlignmentRun, compute_threads, describer, make_alignment_run
 from causalspec.claims.latent_search import confirmation_plan, search_latents
@@ -98,16 +98,11 @@ def _run_elements(ir: SpecIR, check, options: CheckOptions, networks: NetworkCac
                               "elements (`O[i] -> output @ i`); a latent search ranks an SAE's latents against one "
                               "output and is not run per element yet — search with one element "
                               "(`O[3] -> output @ 3`), then align the latents it finds per element")
-    irs = [replace(ir, alignments={**ir.alignments, alignment.name: replace(
-        alignment, output=element, output_position=position, output_elements=(),
-        train_elements=alignment.output_elements)})
-        for element, position in alignment.output_elements]
+    irs = element_irs(ir, alignment)
     pooled = None
     if getattr(check, "locate", None):  # one sweep, scored at every element and pooled, then one choice
-        plans = [compile_check(one, check, options.pairs, options.seed) for one in irs]
-        net = networks.get(ir, plans[0].network.name, options)
-        sweeps = [sweep(one, check, plan, net, options, options.progress) for one, plan in zip(irs, plans)]
-        pooled = pooled_sweep(sweeps, [e for e, _ in alignment.output_elements])
+        plan = compile_check(ir, check, options.pairs, options.seed)
+        pooled = sweep(ir, check, plan, networks.get(ir, plan.network.name, options), options, options.progress)
     per: list[tuple[str, _Found]] = []
     training: dict = {}  # the element runs share one training (its split, clean pass and featurizers)
     for (element, _), one in zip(alignment.output_elements, irs):

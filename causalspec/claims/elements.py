@@ -32,6 +32,16 @@ from causalspec.score.stats import wilson
 ELEMENT = "element"  # ClaimResult.kind of a per-element row
 
 
+def element_irs(ir, alignment) -> list:
+    """The spec IR once per output element of `alignment` (`O[i] -> output @ i`): the alignment
+    reads `O[k]` at its position, and keeps every element in `train_elements` (its learned
+    featurizers are trained once over all of them: `run.elements`)."""
+    return [replace(ir, alignments={**ir.alignments, alignment.name: replace(
+        alignment, output=element, output_position=position, output_elements=(),
+        train_elements=alignment.output_elements)})
+        for element, position in alignment.output_elements]
+
+
 def element_label(label: str, element: str) -> str:
     """The row of interchange set `label` scored at output element `element`: `{H} → O[2]`."""
     return f"{label} → {element}"
@@ -129,5 +139,5 @@ def elements_note(elements: Sequence[tuple[str, Any]]) -> str:
             "once per element, and the expectations judge the pooled rows")
 
 
-__all__ = ["ELEMENT", "element_claims", "element_label", "elements_note", "pooled_claims",
+__all__ = ["ELEMENT", "element_claims", "element_irs", "element_label", "elements_note", "pooled_claims",
            "pooled_controls", "summed"]

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from causalspec.claims.elements import element_irs
 from causalspec.claims.procedure import AlignmentRun, compute_threads, make_alignment_run
 from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.run.adapters import CheckUsageError
@@ -167,7 +168,19 @@ def _column_claims(ir, check, plan, loc, options) -> list[list] | None:
 
 
 def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
-    """Score every cell of the check's `locate` on the check's held-out pairs."""
+    """Score every cell of the check's `locate` on the check's held-out pairs. An alignment that
+    reads several output elements (`O[i] -> output @ i`) is swept once per element, on the same
+    pairs, and pooled (`pooled_sweep`): what `causalspec locate` shows is what the check chooses."""
+    elements = plan.alignment.output_elements
+    if elements:
+        irs = element_irs(ir, plan.alignment)
+        plans = [replace(plan, alignment=one.alignments[plan.alignment.name]) for one in irs]
+        return pooled_sweep([_sweep(one, check, p, net, options, progress) for one, p in zip(irs, plans)],
+                            [e for e, _ in elements])
+    return _sweep(ir, check, plan, net, options, progress)
+
+
+def _sweep(ir, check, plan, net, options, progress=None) -> Sweep:
     start = time.perf_counter()
     loc = check.locate[0]
     base = make_alignment_run(ir, check, _with_cells(plan, loc), net, options)  # locates every cell's site up front

@@ -151,3 +151,14 @@ def test_a_learned_sweep_per_element_trains_each_cell_and_chooses_the_true_site(
     cells = {c["site"]: c for row in r.locate["cells"] for c in row}
     assert cells['module "mix" output']["score"] > 0.9 > cells['module "embed" output']["score"]
     assert r.locate["best"]["site"] == 'module "mix" output'
+
+
+def test_spec_locate_sweeps_every_element_like_the_check(folder):
+    """`Spec.locate` / `causalspec locate` on a per-element alignment pools the element sweeps, so the
+    sweep it shows is the one the check chooses from (not the first element's alone)."""
+    import causalspec
+
+    shown = causalspec.loads(LOCATE, base_dir=folder).locate(progress=False)[0]
+    checked = _run(LOCATE, folder)["Where"].locate
+    assert any("scored at 5 output elements" in n for n in shown.notes)
+    assert [[c.score for c in row] for row in shown.cells] == [[c["score"] for c in row] for row in checked["cells"]]
