@@ -162,3 +162,10 @@ def test_spec_locate_sweeps_every_element_like_the_check(folder):
     checked = _run(LOCATE, folder)["Where"].locate
     assert any("scored at 5 output elements" in n for n in shown.notes)
     assert [[c.score for c in row] for row in shown.cells] == [[c["score"] for c in row] for row in checked["cells"]]
+
+
+def test_the_terminal_report_says_the_training_is_over_every_element(folder):
+    from causalspec.report.terminal import check_text
+
+    text = check_text(_run(SPEC, folder)["Mix"])
+    assert "the losses summed over O[1], O[2], O[3], O[4], O[5]" in text
