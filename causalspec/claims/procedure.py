@@ -264,7 +264,10 @@ class AlignmentRun:
             t_engine = shared.setdefault("engine", Engine(
                 ElementsAdapter(self.engine.adapter, [p for _, p in self.elements]), self.engine.module,
                 self.engine.family, replace(self.engine.options, incremental=False)))
-        if "train" not in shared:
+        # one training split per set of interchange sets: the cells of an element sweep (`locate H[i]`)
+        # score different sets per column, and a cell trains on its own column's pairs
+        split_key = ("train", tuple(c.label for c in self.plan.claims))
+        if split_key not in shared:
             tplan = training_plan(self.plan, getattr(check, "train", None))
             ids = row_ids(tplan.pool)
             _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
@@ -279,8 +282,8 @@ class AlignmentRun:
                     self._labels(c.pairs.expected)
             with counted_as(t_engine, "training split"):
                 t_cache = t_engine.run_clean(t_rows, shared.get("bindings", self.bindings), bases=t_bases)
-            shared["train"] = (tplan, inverse.reshape(-1), t_rows, t_cache)
-        tplan, inverse, t_rows, t_cache = shared["train"]
+            shared[split_key] = (tplan, inverse.reshape(-1), t_rows, t_cache)
+        tplan, inverse, t_rows, t_cache = shared[split_key]
         t_labels = self._labels(self.model.run(tplan.pool))
         claims, runs, drawn = [], [], []
         for claim in tplan.claims:

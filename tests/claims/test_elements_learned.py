@@ -169,3 +169,14 @@ def test_the_terminal_report_says_the_training_is_over_every_element(folder):
 
     text = check_text(_run(SPEC, folder)["Mix"])
     assert "the losses summed over O[1], O[2], O[3], O[4], O[5]" in text
+
+
+def test_a_learned_element_sweep_trains_each_column_on_its_own_pairs(folder):
+    """`locate H[i] over … : das(k=1)` scores each column on its own element's interchange: each
+    column's cells train on that column's pairs (a column once reused the first column's training
+    split, naming an element its cells do not bind)."""
+    text = LOCATE.replace("locate {H[i]} over", "locate H[i in 2..3] over").replace(
+        "interchange H\n", "interchange {H[2], H[3]}\n")
+    r = _run(text, folder)["Where"]
+    assert r.status == "passed", r.reason
+    assert [c["site"] for c in r.locate["column_best"]] == ['module "mix" output'] * 2
