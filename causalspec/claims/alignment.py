@@ -105,13 +105,17 @@ def _run_elements(ir: SpecIR, check, options: CheckOptions, networks: NetworkCac
         pooled = sweep(ir, check, plan, networks.get(ir, plan.network.name, options), options, options.progress)
     per: list[tuple[str, _Found]] = []
     training: dict = {}  # the element runs share one training (its split, clean pass and featurizers)
-    for (element, _), one in zip(alignment.output_elements, irs):
-        sub = _Found()
-        per.append((element, sub))
-        try:
-            _run_one(one, check, options, networks, sub, pooled, training)
-        finally:  # what the element runs found so far is kept, whether or not the last one finished
-            _merge_elements(alignment, per, found)
+    try:
+        for (element, _), one in zip(alignment.output_elements, irs):
+            sub = _Found()
+            per.append((element, sub))
+            try:
+                _run_one(one, check, options, networks, sub, pooled, training)
+            finally:  # what the element runs found so far is kept, whether or not the last one finished
+                _merge_elements(alignment, per, found)
+    finally:  # the shared training engine's activation stores (disk mode: their temporary folders)
+        if "engine" in training:
+            training["engine"].close()
     return evaluate_conditions(check, found.claims, found.controls, alignment.network)
 
 

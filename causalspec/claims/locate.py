@@ -217,6 +217,8 @@ def _sweep(ir, check, plan, net, options, progress=None) -> Sweep:
             cell.score = float(np.mean(scores)) if scores else None
             if cell_advance:
                 cell_advance(1)
+        if "engine" in shared:  # the per-element training engine (run.elements): its activation stores
+            shared["engine"].close()
     return Sweep(check.name, loc.var, feature_label(loc.featurizer), list(loc.site_labels), list(loc.position_labels),
                  cells, int(plan.claims[0].pairs.n) if plan.claims else 0, int(plan.seed),
                  dict(engine.forward_passes), base.n_unique, time.perf_counter() - start, baseline,
