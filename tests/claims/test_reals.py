@@ -203,3 +203,14 @@ def test_das_per_element_trains_the_summed_regression_loss_on_a_real_family_outp
     assert training["loss"][-1] < training["loss"][0] / 10
     rows = {c.label: c for c in result.claims if c.kind == "element"}
     assert rows["{frac[4]} → O[4]"].moved > 0 and rows["{frac[4]} → O[1]"].changed == 0
+
+
+def test_the_artifact_key_names_the_output_position(folder):
+    """Featurizers trained reading the output at position 4 are not reused for a check that reads it
+    at position 3 (the key once named only the output, not where it is read)."""
+    text = spec(site='module "mix" output @ 4', featurizer=" : das(k=1)", tol="0.05",
+                extra="pool 16\n  train 256\n  steps 40")
+    at4 = run(text, folder)
+    at3 = run(text.replace("O -> output @ 4", "O -> output @ 3"), folder)
+    assert at4.training[0]["key"] != at3.training[0]["key"]
+    assert not at3.training[0]["reused"]
