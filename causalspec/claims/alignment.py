@@ -28,7 +28,6 @@ from causalspec.claims.sae_honesty import sae_honesty
 from causalspec.claims.stress import heldout_gap, stress_test
 from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.compile.seeds import effective_seed
-from causalspec.run.adapters import CheckUsageError
 from causalspec.run.loading import LoadedNetwork
 from causalspec.score.keep_rate import low_keep_rate_hint
 from causalspec.score.results import (CONTROL_STATISTIC, ERROR, FAILED, PASSED, CheckResult, ClaimResult,
@@ -93,12 +92,12 @@ def _run_elements(ir: SpecIR, check, options: CheckOptions, networks: NetworkCac
     """`O[i] -> output @ i`: the check run once per output element (`O[k]` read at its position,
     on the same pairs) and pooled (`claims.elements`). Learned featurizers are trained once, over
     every element (the pooled objective: `run.elements`), and scored per element."""
-    if getattr(check, "latent_search", None) is not None:
-        raise CheckUsageError(f"alignment `{alignment.name}` reads {len(alignment.output_elements)} output "
-                              "elements (`O[i] -> output @ i`); a latent search ranks an SAE's latents against one "
-                              "output and is not run per element yet — search with one element "
-                              "(`O[3] -> output @ 3`), then align the latents it finds per element")
     irs = element_irs(ir, alignment)
+    searched = None
+    if getattr(check, "latent_search", None) is not None:  # one search, every latent scored at every element
+        parts = [(one, compile_check(one, check, options.pairs, options.seed)) for one in irs]
+        searched = search_latents(ir, check, parts[0][1], networks.get(ir, parts[0][1].network.name, options),
+                                  options, elements=parts)
     pooled = None
     if getattr(check, "locate", None):  # one sweep, scored at every element and pooled, then one choice
         plan = compile_check(ir, check, options.pairs, options.seed)
@@ -110,7 +109,7 @@ def _run_elements(ir: SpecIR, check, options: CheckOptions, networks: NetworkCac
             sub = _Found()
             per.append((element, sub))
             try:
-                _run_one(one, check, options, networks, sub, pooled, training)
+                _run_one(one, check, options, networks, sub, pooled, training, searched)
             finally:  # what the element runs found so far is kept, whether or not the last one finished
                 _merge_elements(alignment, per, found)
     finally:  # the shared training engine's activation stores (disk mode: their temporary folders)
@@ -126,6 +125,7 @@ def _merge_elements(alignment: AlignmentIR, per: list[tuple[str, _Found]], found
     found.forward_passes = summed([f.forward_passes for _, f in per])
     found.pool, found.unique_inputs = per[0][1].pool, per[0][1].unique_inputs
     found.locate = next((f.locate for _, f in per if f.locate), None)  # the pooled sweep, the same in each
+    found.sae = next((f.sae for _, f in per if f.sae), None)  # its latent search is the one pooled search
     # one training over every element: its report once (each element's training-pair IIA is in its rows)
     found.training = [dict(t) for t in next((f.training for _, f in per if f.training), [])]
     if found.training:  # the network's report: its train/held-out gap over the pooled rows
@@ -137,13 +137,13 @@ def _merge_elements(alignment: AlignmentIR, per: list[tuple[str, _Found]], found
 
 
 def _run_one(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found,
-             swept: Sweep | None = None, training: dict | None = None) -> Verdict:
+             swept: Sweep | None = None, training: dict | None = None, searched: dict | None = None) -> Verdict:
     plan = compile_check(ir, check, options.pairs, options.seed)
     net = networks.get(ir, plan.network.name, options)
     found.notes.extend(net.extra.get("load_notes", ()))  # e.g. parameters transformers initialised randomly
     latent_search = None
     if getattr(check, "latent_search", None) is not None:  # rank the SAE's latents, re-plan on fresh pairs
-        latent_search = search_latents(ir, check, plan, net, options)
+        latent_search = searched if searched is not None else search_latents(ir, check, plan, net, options)
         plan, note = confirmation_plan(ir, check, plan, latent_search, options)
         found.notes.append(note)
     if getattr(check, "locate", ()):  # sweep the cells, keep the best, re-plan on fresh pairs

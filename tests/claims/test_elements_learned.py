@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import causalspec.testing.planted as planted
 from causalspec.claims.runner import CheckOptions, run_checks
@@ -180,3 +181,44 @@ def test_a_learned_element_sweep_trains_each_column_on_its_own_pairs(folder):
     r = _run(text, folder)["Where"]
     assert r.status == "passed", r.reason
     assert [c["site"] for c in r.locate["column_best"]] == ['module "mix" output'] * 2
+
+
+SEARCH = SPEC.split("align Hist to net as Mix")[0] + """
+align Hist to net as Out {
+  O[i] -> output @ i
+}
+check Out as FindH3 {
+  locate H[3] over latents of module "mix" output @ 3 : sae("sae")
+  interchange H[3]
+  pairs 64 seed 1
+  pool 48
+  train 256
+  steps 60
+  expect iia >= 0.95
+}
+"""
+
+
+def _write_counts_sae(folder: Path) -> None:
+    """An SAE at `mix` whose latent j reads the rotated coordinate j (latent 0: the count H[i])."""
+    from causalspec.testing.sae import write_sae
+
+    g = torch.Generator().manual_seed(planted.SEQ_SEED)  # PlantedCounts' rotation Q (the same draw)
+    rot, _ = torch.linalg.qr(torch.randn(planted.SEQ_WIDTH, planted.SEQ_WIDTH, generator=g, dtype=torch.float64))
+    rot = rot.float()
+    assert torch.allclose(rot[:, :1], planted.planted_count_direction())
+    zeros = torch.zeros(planted.SEQ_WIDTH)
+    write_sae(folder / "sae", rot, zeros, rot.T.contiguous(), zeros, hook_name=None)
+
+
+def test_a_latent_search_per_element_scores_every_latent_at_every_element(folder):
+    """`locate H[3] over latents of …` with `O[i] -> output @ i`: every latent is scored at every output
+    element on the same pairs and pooled, one set is chosen, and the claim is scored with it per element."""
+    _write_counts_sae(folder)
+    r = _run(SEARCH, folder)["FindH3"]
+    assert r.status == "passed", r.reason
+    search = r.sae["latent_search"]
+    assert search["chosen"] == [0] and search["elements"] == [f"O[{k}]" for k in range(1, 6)]
+    assert search["ranking"][0] == {"latent": 0, "iia": 1.0, "patched": True}
+    assert search["das"]["iia"] is not None and search["das"]["iia"] > 0.9  # trained over every element
+    assert {c.label for c in r.claims if c.kind == "element"} == {f"{{H[3]}} → O[{k}]" for k in range(1, 6)}
