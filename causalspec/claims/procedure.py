@@ -257,7 +257,7 @@ class AlignmentRun:
         pooled: dict = shared.setdefault("pooled", {}) if self.elements else {}
         learned = frozenset((v, b) for g in groups for v, b in g.members)
         if learned in pooled:  # another element's run trained them (the pooled objective)
-            self.fitted = self._element_fitted(pooled[learned])
+            self.fitted = self._element_fitted(*pooled[learned])
             return self.fitted
         t_engine = self.engine
         if self.elements:  # train once over every output element: read them all in each training forward
@@ -338,8 +338,8 @@ class AlignmentRun:
             self.engine.notes.extend(n for n in t_engine.notes if n not in self.engine.notes)
         self.fitted = Fitted(trained, reused, path, key, t_rows, t_cache, runs, tplan.overlap, split)
         if self.elements:
-            pooled[learned] = self.fitted
-            self.fitted = self._element_fitted(self.fitted)
+            pooled[learned] = (self.fitted, self.domain)
+            self.fitted = self._element_fitted(self.fitted, self.domain)
         return self.fitted
 
     def _labels(self, values: dict) -> np.ndarray:
@@ -350,16 +350,33 @@ class AlignmentRun:
         table = self.domain if isinstance(self.domain, ValueTable) else None  # a real output: one shared table
         return np.stack([(table or self.model.domain(e)).codes(values[e]) for e, _ in self.elements], axis=1)
 
-    def _element_fitted(self, pooled: Fitted) -> Fitted:
+    def _element_fitted(self, pooled: Fitted, domain) -> Fitted:
         """This element's view of featurizers trained over every output element: the same subspaces,
         and the training pairs scored at this element (its labels and clean predictions), which the
-        training report and the `heldout` control compare with its held-out pairs."""
+        training report and the `heldout` control compare with its held-out pairs. `domain` is the
+        training run's: a real output's codes are that run's value table's, turned into this run's."""
         k = [e for e, _ in self.elements].index(self.output)
-        cache = CleanCache(pooled.train_cache.preds[:, k], pooled.train_cache.acts)
-        runs = [ClaimRun(r.plan, r.base_u, r.sources_u, r.expected[:, k], r.base_label[:, k],
-                         r.source_labels[:, :, k], r.net_base[:, k], r.net_sources[:, :, k])
+        own = self._own_codes(domain)
+        cache = CleanCache(own(pooled.train_cache.preds[:, k]), pooled.train_cache.acts)
+        runs = [ClaimRun(r.plan, r.base_u, r.sources_u, own(r.expected[:, k]), own(r.base_label[:, k]),
+                         own(r.source_labels[:, :, k]), own(r.net_base[:, k]), own(r.net_sources[:, :, k]))
                 for r in pooled.train_claims]
         return replace(pooled, train_cache=cache, train_claims=runs)
+
+    def _own_codes(self, domain) -> Callable[[np.ndarray], np.ndarray]:
+        """Codes of `domain` → codes of this run's domain: the same for a discrete output; for a real
+        one (each element run has its own value table) a model value's code is re-coded, and a code
+        that is no value (off the table, NaN, undecodable: negative) is kept."""
+        if domain is self.domain or not isinstance(self.domain, ValueTable):
+            return lambda codes: codes
+
+        def own(codes: np.ndarray) -> np.ndarray:
+            flat = np.asarray(codes).reshape(-1)
+            mapping = {int(c): (int(self.domain.codes([domain.value_of(int(c))])[0]) if c >= 0 else int(c))
+                       for c in np.unique(flat)}
+            return np.fromiter((mapping[int(c)] for c in flat), dtype=np.int64, count=len(flat)).reshape(
+                np.shape(codes))
+        return own
 
     def _split_error(self, split: SplitSize, check, drawn: SplitSize) -> str:
         name = getattr(check, "name", "?")
