@@ -356,27 +356,16 @@ class AlignmentRun:
         training report and the `heldout` control compare with its held-out pairs. `domain` is the
         training run's: a real output's codes are that run's value table's, turned into this run's."""
         k = [e for e, _ in self.elements].index(self.output)
-        own = self._own_codes(domain)
+        table = self.domain if isinstance(self.domain, ValueTable) and domain is not self.domain else None
+
+        def own(codes: np.ndarray) -> np.ndarray:  # a real output: each element run has its own value table
+            return codes if table is None else table.recode(codes, domain)
         cache = CleanCache(own(pooled.train_cache.preds[:, k]), pooled.train_cache.acts)
         runs = [ClaimRun(r.plan, r.base_u, r.sources_u, own(r.expected[:, k]), own(r.base_label[:, k]),
                          own(r.source_labels[:, :, k]), own(r.net_base[:, k]), own(r.net_sources[:, :, k]))
                 for r in pooled.train_claims]
         return replace(pooled, train_cache=cache, train_claims=runs)
 
-    def _own_codes(self, domain) -> Callable[[np.ndarray], np.ndarray]:
-        """Codes of `domain` → codes of this run's domain: the same for a discrete output; for a real
-        one (each element run has its own value table) a model value's code is re-coded, and a code
-        that is no value (off the table, NaN, undecodable: negative) is kept."""
-        if domain is self.domain or not isinstance(self.domain, ValueTable):
-            return lambda codes: codes
-
-        def own(codes: np.ndarray) -> np.ndarray:
-            flat = np.asarray(codes).reshape(-1)
-            mapping = {int(c): (int(self.domain.codes([domain.value_of(int(c))])[0]) if c >= 0 else int(c))
-                       for c in np.unique(flat)}
-            return np.fromiter((mapping[int(c)] for c in flat), dtype=np.int64, count=len(flat)).reshape(
-                np.shape(codes))
-        return own
 
     def _split_error(self, split: SplitSize, check, drawn: SplitSize) -> str:
         name = getattr(check, "name", "?")
