@@ -24,8 +24,15 @@ from causalspec.score.results import ERROR, FAILED, CheckResult, summary_line
 PANDAS_MISSING = ("Results.to_dataframe() needs pandas, which is not installed: "
                   "pip install 'causalspec[notebook]' (or pip install pandas)")
 
-DATAFRAME_COLUMNS = ("check", "status", "claim", "kind", "sampled", "kept", "changed", "moved", "baseline",
-                     "iia", "iia_lower95", "iia_upper95", "seed", "network", "model", "reason")
+DATAFRAME_COLUMNS = ("check", "status", "claim", "kind", "metric", "tolerance", "sampled", "kept", "changed", "moved",
+                     "baseline", "iia", "iia_lower95", "iia_upper95", "train_iia", "seed", "network", "model",
+                     "reason")
+
+# What a claim row's IIA counts as right (the `metric` column): the decoded class equals the model's
+# (a discrete output), or the network's value lies within `tolerance` of the model's exact value (a
+# real output, `output : value`; the check's `within T`)
+CLASS_METRIC = "iia"
+VALUE_METRIC = "iia_within"
 
 
 class Results(Sequence[CheckResult]):
@@ -94,7 +101,12 @@ class Results(Sequence[CheckResult]):
 
     def to_dataframe(self) -> Any:
         """One row per claim (per interchange set) of every check, columns `DATAFRAME_COLUMNS`;
-        a check without claims (skipped, error) is one row with its reason. Needs pandas."""
+        a check without claims (skipped, error) is one row with its reason. Needs pandas.
+
+        `metric` says what a row's IIA counts as right: "iia" (the decoded class equals the
+        model's) or "iia_within" (a real output: the value lies within `tolerance`, the check's
+        `within T`, of the model's exact value); `train_iia` is a learned featurizer's IIA on its
+        training pairs (None when nothing is trained)."""
         try:
             import pandas as pd
         except ImportError:
@@ -102,11 +114,14 @@ class Results(Sequence[CheckResult]):
         rows = []
         for r in self._results:
             base = {"check": r.name, "status": r.status, "seed": r.seed, "network": r.network, "model": r.model,
-                    "reason": r.reason}
+                    "reason": r.reason, "tolerance": r.tolerance}
             if not r.claims:
                 rows.append(base)
             for c in r.claims:
+                train = c.train_iia
                 rows.append({**base, "claim": c.label, "kind": c.kind, "sampled": c.sampled, "kept": c.kept,
+                             "metric": VALUE_METRIC if r.tolerance is not None else CLASS_METRIC,
+                             "train_iia": train.estimate if train is not None and train.trials else None,
                              "changed": c.changed, "moved": c.moved,
                              "baseline": c.baseline.estimate if c.baseline.trials else None,
                              "iia": c.iia.estimate if c.iia.trials else None,

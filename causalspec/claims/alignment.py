@@ -12,23 +12,22 @@ of an errored check shows its sweep, its load notes, its scored sets), and the l
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from causalspec.claims.common import (CheckOptions, Verdict, check_failure, compare, condition_text, fmt,
                                      reproduce_command)
-from causalspec.claims.elements import elements_note, pooled_claims, pooled_controls, summed
-from causalspec.claims.locate import Sweep, locate_for_check, pooled_sweep, sweep
+from causalspec.claims.elements import element_irs, elements_note, pooled_claims, pooled_controls, summed
+from causalspec.claims.locate import Sweep, locate_for_check, sweep
 from causalspec.claims.networks import NetworkCache
 from causalspec.claims.procedure import AlignmentRun, compute_threads, describer, make_alignment_run
 from causalspec.claims.latent_search import confirmation_plan, search_latents
 from causalspec.claims.sae_honesty import sae_honesty
-from causalspec.claims.stress import stress_test
+from causalspec.claims.stress import heldout_gap, stress_test
 from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.compile.seeds import effective_seed
-from causalspec.run.adapters import CheckUsageError
 from causalspec.run.loading import LoadedNetwork
 from causalspec.score.keep_rate import low_keep_rate_hint
 from causalspec.score.results import (CONTROL_STATISTIC, ERROR, FAILED, PASSED, CheckResult, ClaimResult,
@@ -91,28 +90,31 @@ def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found
 def _run_elements(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found,
                   alignment: AlignmentIR) -> Verdict:
     """`O[i] -> output @ i`: the check run once per output element (`O[k]` read at its position,
-    on the same pairs) and pooled (`claims.elements`)."""
-    if alignment.learned or getattr(check, "latent_search", None) is not None:
-        raise CheckUsageError(f"alignment `{alignment.name}` reads {len(alignment.output_elements)} output "
-                              "elements (`O[i] -> output @ i`); learned featurizers and latent searches are not run "
-                              "per element yet — align one element (`O[3] -> output @ 3`) to train")
-    irs = [replace(ir, alignments={**ir.alignments, alignment.name: replace(
-        alignment, output=element, output_position=position, output_elements=())})
-        for element, position in alignment.output_elements]
+    on the same pairs) and pooled (`claims.elements`). Learned featurizers are trained once, over
+    every element (the pooled objective: `run.elements`), and scored per element."""
+    irs = element_irs(ir, alignment)
+    searched = None
+    if getattr(check, "latent_search", None) is not None:  # one search, every latent scored at every element
+        parts = [(one, compile_check(one, check, options.pairs, options.seed)) for one in irs]
+        searched = search_latents(ir, check, parts[0][1], networks.get(ir, parts[0][1].network.name, options),
+                                  options, elements=parts)
     pooled = None
     if getattr(check, "locate", None):  # one sweep, scored at every element and pooled, then one choice
-        plans = [compile_check(one, check, options.pairs, options.seed) for one in irs]
-        net = networks.get(ir, plans[0].network.name, options)
-        sweeps = [sweep(one, check, plan, net, options, options.progress) for one, plan in zip(irs, plans)]
-        pooled = pooled_sweep(sweeps, [e for e, _ in alignment.output_elements])
+        plan = compile_check(ir, check, options.pairs, options.seed)
+        pooled = sweep(ir, check, plan, networks.get(ir, plan.network.name, options), options, options.progress)
     per: list[tuple[str, _Found]] = []
-    for (element, _), one in zip(alignment.output_elements, irs):
-        sub = _Found()
-        per.append((element, sub))
-        try:
-            _run_one(one, check, options, networks, sub, pooled)
-        finally:  # what the element runs found so far is kept, whether or not the last one finished
-            _merge_elements(alignment, per, found)
+    training: dict = {}  # the element runs share one training (its split, clean pass and featurizers)
+    try:
+        for (element, _), one in zip(alignment.output_elements, irs):
+            sub = _Found()
+            per.append((element, sub))
+            try:
+                _run_one(one, check, options, networks, sub, pooled, training, searched)
+            finally:  # what the element runs found so far is kept, whether or not the last one finished
+                _merge_elements(alignment, per, found)
+    finally:  # the shared training engine's activation stores (disk mode: their temporary folders)
+        if "engine" in training:
+            training["engine"].close()
     return evaluate_conditions(check, found.claims, found.controls, alignment.network)
 
 
@@ -123,6 +125,11 @@ def _merge_elements(alignment: AlignmentIR, per: list[tuple[str, _Found]], found
     found.forward_passes = summed([f.forward_passes for _, f in per])
     found.pool, found.unique_inputs = per[0][1].pool, per[0][1].unique_inputs
     found.locate = next((f.locate for _, f in per if f.locate), None)  # the pooled sweep, the same in each
+    found.sae = next((f.sae for _, f in per if f.sae), None)  # its latent search is the one pooled search
+    # one training over every element: its report once (each element's training-pair IIA is in its rows)
+    found.training = [dict(t) for t in next((f.training for _, f in per if f.training), [])]
+    if found.training:  # the network's report: its train/held-out gap over the pooled rows
+        found.training[0]["heldout_gap"] = heldout_gap([(None, c) for c in found.claims if c.kind == "declared"])
     found.notes = []
     found.add_notes([elements_note(alignment.output_elements)] + [n for _, f in per for n in f.notes])
     subsets = [c for c in found.claims if c.kind == "subset"]
@@ -130,13 +137,13 @@ def _merge_elements(alignment: AlignmentIR, per: list[tuple[str, _Found]], found
 
 
 def _run_one(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found,
-             swept: Sweep | None = None) -> Verdict:
+             swept: Sweep | None = None, training: dict | None = None, searched: dict | None = None) -> Verdict:
     plan = compile_check(ir, check, options.pairs, options.seed)
     net = networks.get(ir, plan.network.name, options)
     found.notes.extend(net.extra.get("load_notes", ()))  # e.g. parameters transformers initialised randomly
     latent_search = None
     if getattr(check, "latent_search", None) is not None:  # rank the SAE's latents, re-plan on fresh pairs
-        latent_search = search_latents(ir, check, plan, net, options)
+        latent_search = searched if searched is not None else search_latents(ir, check, plan, net, options)
         plan, note = confirmation_plan(ir, check, plan, latent_search, options)
         found.notes.append(note)
     if getattr(check, "locate", ()):  # sweep the cells, keep the best, re-plan on fresh pairs
@@ -149,14 +156,14 @@ def _run_one(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, f
     found.pool = len(next(iter(plan.pool.values())))
     found.unique_inputs = run.n_unique
     with compute_threads(net.module), run.engine:  # the engine closes its activation stores afterwards
-        verdict = _score(ir, check, plan, net, run, options, found)
+        verdict = _score(ir, check, plan, net, run, options, found, training)
     if latent_search is not None:
         found.sae = {**(found.sae or {}), "latent_search": latent_search}
     return verdict
 
 
 def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run: AlignmentRun, options: CheckOptions,
-           found: _Found) -> Verdict:
+           found: _Found, training: dict | None = None) -> Verdict:
     engine = run.engine
     model, domain = plan.model, run.domain
     progress = options.progress
@@ -164,7 +171,8 @@ def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run: Alignmen
     advance = progress("forward passes", run.n_unique + total_pairs) if progress else None
     run.clean(advance)
     if run.alignment.learned:  # train (or reuse) das / boundless subspaces on a disjoint split
-        run.fit(ir, check, net, artifacts=options.artifacts, retrain=options.retrain, progress=progress)
+        run.fit(ir, check, net, artifacts=options.artifacts, retrain=options.retrain, progress=progress,
+                shared=training)
 
     runs = []
     for claim in plan.claims:

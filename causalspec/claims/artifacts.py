@@ -61,10 +61,16 @@ def artifact_key(ir, check, alignment, net, plan: CheckPlan, config, variant: st
         if ref is not None:
             hooks[what] = [ref.ref, _file_hash(ref.path)]
     bindings = {v: [repr(b) for b in bs] for v, bs in sorted(alignment.variables.items())}
+    # what the output is read as: one output (at its position, when it has one), or every element of
+    # `O[i] -> output @ i` (trained once over all of them: each element's run finds the same key)
+    elements = getattr(alignment, "train_elements", ())
+    read: list = [[list(e) for e in elements]] if elements else [alignment.output]
+    if not elements and getattr(alignment, "output_position", None) is not None:
+        read.append(alignment.output_position)
     doc = {
         "model": repr(model_ast) if model_ast is not None else repr(sorted(plan.model.variables)),
         "network": [net_ir.framework, net_ir.source, repr(getattr(net_ir, "encoding", None)), hooks],
-        "alignment": [bindings, alignment.output, alignment.decoder],
+        "alignment": [bindings, *read, alignment.decoder],
         "interchange": [c.groups for c in plan.claims],
         # the held-out inputs: training excludes exactly these, so another pool means another split
         "heldout": _pool_hash(plan),

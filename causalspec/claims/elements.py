@@ -24,12 +24,22 @@ the model's inputs, not from the output), and this module pools what the runs fo
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Any, Sequence
 
 from causalspec.score.results import ClaimResult, ControlResult
 from causalspec.score.stats import wilson
 
 ELEMENT = "element"  # ClaimResult.kind of a per-element row
+
+
+def element_irs(ir, alignment) -> list:
+    """The spec IR once per output element of `alignment` (`O[i] -> output @ i`): the alignment
+    reads `O[k]` at its position, and keeps every element in `train_elements` (its learned
+    featurizers are trained once over all of them: `run.elements`)."""
+    return [replace(ir, alignments={**ir.alignments, alignment.name: replace(
+        alignment, output=element, output_position=position, output_elements=(),
+        train_elements=alignment.output_elements)})
+        for element, position in alignment.output_elements]
 
 
 def element_label(label: str, element: str) -> str:
@@ -74,7 +84,16 @@ def _pool(like: ClaimResult, parts: Sequence[ClaimResult]) -> ClaimResult:
         sum(p.changed for p in parts), sum(p.moved for p in parts),
         wilson(sum(p.baseline.successes for p in parts), sum(p.baseline.trials for p in parts)),
         wilson(sum(p.iia.successes for p in parts), sum(p.iia.trials for p in parts)),
-        kind=like.kind, nonfinite=nonfinite)
+        kind=like.kind, nonfinite=nonfinite, train_iia=_pooled_train_iia(parts))
+
+
+def _pooled_train_iia(parts: Sequence[ClaimResult]):
+    """A learned featurizer's IIA on its training pairs, pooled over the elements like the held-out
+    IIA (None unless every element has one)."""
+    train = [p.train_iia for p in parts]
+    if not train or any(t is None for t in train):
+        return None
+    return wilson(sum(t.successes for t in train), sum(t.trials for t in train))
 
 
 def pooled_controls(per_element: Sequence[tuple[str, Sequence[ControlResult]]]) -> list[ControlResult]:
@@ -113,12 +132,12 @@ def summed(counts: Sequence[dict[str, int]]) -> dict[str, int]:
     return out
 
 
-def elements_note(elements: Sequence[tuple[str, int]]) -> str:
-    where = ", ".join(f"{e} at position {p}" for e, p in elements)
+def elements_note(elements: Sequence[tuple[str, Any]]) -> str:
+    where = ", ".join(f"{e} at position {getattr(p, 'label', p)}" for e, p in elements)
     return (f"per-position output: every interchange set is scored at each of {len(elements)} output elements "
             f"({where}) on the same pairs; a set's row pools its element rows (`→ O[k]`), counting each pair "
             "once per element, and the expectations judge the pooled rows")
 
 
-__all__ = ["ELEMENT", "element_claims", "element_label", "elements_note", "pooled_claims",
+__all__ = ["ELEMENT", "element_claims", "element_irs", "element_label", "elements_note", "pooled_claims",
            "pooled_controls", "summed"]

@@ -21,6 +21,7 @@ on fresh pairs so the choice cannot flatter the verdict.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import replace
@@ -34,6 +35,7 @@ from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.run.adapters import CheckUsageError
 from causalspec.run.sae import SAEPatch
 from causalspec.semantics import featurizers as F
+from causalspec.score.stats import wilson
 from causalspec.semantics.ir import SiteBinding
 
 MAX_SET = 32  # the largest greedy set tried
@@ -48,28 +50,50 @@ def threshold_of(check) -> float:
     return DEFAULT_THRESHOLD
 
 
-def _mean_iia(run: AlignmentRun, claims, given: dict | None) -> tuple[float | None, dict[str, Any]]:
+def _mean_iia(runs: list[AlignmentRun], claims, given: dict | None) -> tuple[float | None, dict[str, Any]]:
+    """The mean over the declared sets of their IIA with the patch `given` (None: each run's own
+    featurizers); over several runs (the output elements of `O[i] -> output @ i`, on the same
+    pairs) a set's IIA pools their successes and trials (a pair counted once per element)."""
     scores, per = [], {}
-    for claim in claims:
-        cr = run.claim_run(claim)
-        res = run.score(cr, run.patch(cr, mode="given" if given is not None else "claim", random=given))
-        per[claim.label] = res.iia.to_dict()
-        if res.iia.trials:
-            scores.append(res.iia.estimate)
+    for i, claim in enumerate(claims):
+        successes = trials = 0
+        for run, run_claims in runs_claims(runs, claims):
+            cr = run.claim_run(run_claims[i])
+            res = run.score(cr, run.patch(cr, mode="given" if given is not None else "claim", random=given))
+            successes, trials = successes + res.iia.successes, trials + res.iia.trials
+        iia = wilson(successes, trials)
+        per[claim.label] = iia.to_dict()
+        if iia.trials:
+            scores.append(iia.estimate)
     return (float(np.mean(scores)) if scores else None), per
 
 
-def search_latents(ir, check, plan: CheckPlan, net, options) -> dict[str, Any]:
-    """Steps 1–3 of the module docstring: the ranking, the chosen set and the DAS comparison."""
+def runs_claims(runs: list[AlignmentRun], claims) -> list[tuple[AlignmentRun, list]]:
+    """Each run with its own declared sets, in the order of `claims` (an element's plan has its own)."""
+    return [(run, [c for c in run.plan.claims if c.kind == "declared"]) for run in runs]
+
+
+def search_latents(ir, check, plan: CheckPlan, net, options, elements: list | None = None) -> dict[str, Any]:
+    """Steps 1–3 of the module docstring: the ranking, the chosen set and the DAS comparison.
+
+    `elements`: for an alignment read at several output elements (`O[i] -> output @ i`), the
+    (spec IR, plan) of each element (`claims.elements.element_irs`): every latent is scored at
+    every element on the same pairs and pooled, so one set of latents is chosen for all of them."""
     start = time.perf_counter()
     search = check.latent_search
     var, binding = search.var, search.binding
-    alignment = cell_alignment(plan.alignment, var, binding)
-    run = make_alignment_run(ir, check, replace(plan, alignment=alignment), net, options)
+    parts = elements or [(ir, plan)]
+    runs = [make_alignment_run(one, check, replace(p, alignment=cell_alignment(p.alignment, var, binding)), net,
+                               options) for one, p in parts]
+    run = runs[0]
     declared = [c for c in plan.claims if c.kind == "declared"]
     threshold = threshold_of(check)
-    with compute_threads(net.module), run.engine:
+    with compute_threads(net.module), contextlib.ExitStack() as stack:
+        for r in runs:
+            stack.enter_context(r.engine)
         cache = run.clean()
+        for other in runs[1:]:
+            other.clean()
         store: Any = cache.acts
         width = store.width(binding)
         patch = run.engine.basis(binding.featurizer, width)
@@ -78,12 +102,14 @@ def search_latents(ir, check, plan: CheckPlan, net, options) -> dict[str, Any]:
         d_sae = int(patch.W_enc.shape[1])
         movable = _movable_latents(run, declared, binding, patch)
         iia = np.full(d_sae, np.nan)
-        baseline, _ = _mean_iia(run, declared, {(var, binding): patch.with_(latents=())}) if len(movable) < d_sae \
+        baseline, _ = _mean_iia(runs, declared, {(var, binding): patch.with_(latents=())}) if len(movable) < d_sae \
             else (None, {})
-        with counted_as(run.engine, "latent search"):
+        with contextlib.ExitStack() as counted:
+            for r in runs:
+                counted.enter_context(counted_as(r.engine, "latent search"))
             for j in range(d_sae):
                 if j in movable:
-                    iia[j], _ = _mean_iia(run, declared, {(var, binding): patch.with_(latents=[j])})
+                    iia[j], _ = _mean_iia(runs, declared, {(var, binding): patch.with_(latents=[j])})
                 else:
                     iia[j] = np.nan if baseline is None else baseline
             order = sorted(range(d_sae), key=lambda j: (-(iia[j] if np.isfinite(iia[j]) else -1.0), j))
@@ -92,15 +118,18 @@ def search_latents(ir, check, plan: CheckPlan, net, options) -> dict[str, Any]:
             reached = False
             for m in range(1, min(MAX_SET, d_sae) + 1):
                 latents = order[:m]
-                score, per = _mean_iia(run, declared, {(var, binding): patch.with_(latents=latents)})
+                score, per = _mean_iia(runs, declared, {(var, binding): patch.with_(latents=latents)})
                 greedy.append({"latents": list(latents), "iia": score, "per_set": per})
                 if score is not None and score >= threshold:
                     chosen, reached = greedy[-1], True
                     break
             if chosen is None:
                 chosen = max(greedy, key=lambda g: -1.0 if g["iia"] is None else g["iia"])
-        das = _das_comparison(ir, check, plan, net, options, run, var, binding, len(chosen["latents"]), declared)
-        passes = dict(run.engine.forward_passes)
+        das = _das_comparison(ir, check, net, options, runs, var, binding, len(chosen["latents"]), declared)
+        passes: dict[str, int] = {}
+        for r in runs:
+            for k, v in r.engine.forward_passes.items():
+                passes[k] = passes.get(k, 0) + v
     ranking = [{"latent": int(j), "iia": None if not np.isfinite(iia[j]) else float(iia[j]),
                 "patched": j in movable} for j in order]
     return {"var": var, "site": str(binding.site), "sae": binding.featurizer.path, "d_sae": d_sae,
@@ -108,6 +137,7 @@ def search_latents(ir, check, plan: CheckPlan, net, options) -> dict[str, Any]:
             "chosen_iia": chosen["iia"], "chosen_per_set": chosen["per_set"], "reached": reached,
             "das": das, "pairs": int(declared[0].pairs.n) if declared else 0, "seed": int(plan.seed),
             "skipped_latents": d_sae - len(movable), "forward_passes": passes,
+            **({"elements": [p.output for _, p in parts]} if elements else {}),
             "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -127,23 +157,34 @@ def _movable_latents(run: AlignmentRun, declared, binding, patch: SAEPatch) -> s
     return set(np.flatnonzero(moved).tolist())
 
 
-def _das_comparison(ir, check, plan, net, options, run, var, binding, k: int, declared) -> dict[str, Any]:
+def _das_comparison(ir, check, net, options, runs, var, binding, k: int, declared) -> dict[str, Any]:
     """A `das(k)` subspace at the same site and positions, trained on the check's training split
-    and scored on the same pairs as the latents."""
+    and scored on the same pairs as the latents (over several output elements: trained once over
+    all of them, `run.elements`, and scored pooled)."""
     das_binding = SiteBinding(binding.site, binding.positions, F.LearnedDAS(k), binding.span)
-    alignment = cell_alignment(plan.alignment, var, das_binding)
-    das_run = AlignmentRun(replace(plan, alignment=alignment), run.engine, alignment=alignment)
-    # the DAS binding shares the SAE binding's site and positions: its activations are the cache's
-    cache = copy.copy(run.cache)
-    cache.acts = _Alias(run.cache.acts, {das_binding: binding})
-    das_run.cache = cache
+    das_runs = []
+    for run in runs:
+        alignment = cell_alignment(run.plan.alignment, var, das_binding)
+        das_run = AlignmentRun(replace(run.plan, alignment=alignment), run.engine, alignment=alignment)
+        # the DAS binding shares the SAE binding's site and positions: its activations are the cache's
+        cache = copy.copy(run.cache)
+        cache.acts = _Alias(run.cache.acts, {das_binding: binding})
+        das_run.cache = cache
+        das_runs.append(das_run)
+    shared: dict = {"bindings": [das_binding]}  # the element runs share one training
     try:
-        with counted_as(run.engine, "latent search DAS"):
-            das_run.fit(ir, check, net, artifacts=options.artifacts, retrain=options.retrain,
-                        shared={"bindings": [das_binding]}, variant="latent search DAS")
-            score, per = _mean_iia(das_run, declared, None)
+        with contextlib.ExitStack() as counted:
+            for run in runs:
+                counted.enter_context(counted_as(run.engine, "latent search DAS"))
+            for das_run in das_runs:
+                das_run.fit(ir, check, net, artifacts=options.artifacts, retrain=options.retrain,
+                            shared=shared, variant="latent search DAS")
+            score, per = _mean_iia(das_runs, declared, None)
     except CheckUsageError as exc:  # e.g. too small a training split: the comparison says why
         return {"k": k, "iia": None, "per_set": {}, "why": str(exc)}
+    finally:
+        if "engine" in shared:
+            shared["engine"].close()
     return {"k": k, "iia": score, "per_set": per, "why": ""}
 
 

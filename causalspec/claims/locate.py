@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from causalspec.claims.elements import element_irs
 from causalspec.claims.procedure import AlignmentRun, compute_threads, make_alignment_run
 from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.run.adapters import CheckUsageError
@@ -167,7 +168,19 @@ def _column_claims(ir, check, plan, loc, options) -> list[list] | None:
 
 
 def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
-    """Score every cell of the check's `locate` on the check's held-out pairs."""
+    """Score every cell of the check's `locate` on the check's held-out pairs. An alignment that
+    reads several output elements (`O[i] -> output @ i`) is swept once per element, on the same
+    pairs, and pooled (`pooled_sweep`): what `causalspec locate` shows is what the check chooses."""
+    elements = plan.alignment.output_elements
+    if elements:
+        irs = element_irs(ir, plan.alignment)
+        plans = [replace(plan, alignment=one.alignments[plan.alignment.name]) for one in irs]
+        return pooled_sweep([_sweep(one, check, p, net, options, progress) for one, p in zip(irs, plans)],
+                            [e for e, _ in elements])
+    return _sweep(ir, check, plan, net, options, progress)
+
+
+def _sweep(ir, check, plan, net, options, progress=None) -> Sweep:
     start = time.perf_counter()
     loc = check.locate[0]
     base = make_alignment_run(ir, check, _with_cells(plan, loc), net, options)  # locates every cell's site up front
@@ -204,6 +217,8 @@ def sweep(ir, check, plan, net, options, progress=None) -> Sweep:
             cell.score = float(np.mean(scores)) if scores else None
             if cell_advance:
                 cell_advance(1)
+        if "engine" in shared:  # the per-element training engine (run.elements): its activation stores
+            shared["engine"].close()
     return Sweep(check.name, loc.var, feature_label(loc.featurizer), list(loc.site_labels), list(loc.position_labels),
                  cells, int(plan.claims[0].pairs.n) if plan.claims else 0, int(plan.seed),
                  dict(engine.forward_passes), base.n_unique, time.perf_counter() - start, baseline,

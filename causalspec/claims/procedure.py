@@ -35,6 +35,7 @@ from causalspec.compile.training import training_plan
 from causalspec.files import OutputError
 from causalspec.run.adapters import CheckUsageError, TorchAdapter
 from causalspec.run.backends import backend_for
+from causalspec.run.elements import ElementsAdapter
 from causalspec.run.engine import FULL, CleanCache, Engine, EngineOptions
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter
@@ -165,6 +166,8 @@ class AlignmentRun:
         self.pool_labels = self.domain.codes(self.model.run(plan.pool)[self.output])
         self.fitted: Fitted | None = None
         self.bindings = self._bindings()
+        # `O[i] -> output @ i` scored per element: learned featurizers train over all elements (run.elements)
+        self.elements = tuple(getattr(self.alignment, "train_elements", ()))
 
     # bindings ----------------------------------------------------------------------------
     def _bindings(self) -> list:
@@ -250,7 +253,21 @@ class AlignmentRun:
         if not groups:
             return None
         shared = {} if shared is None else shared
-        if "train" not in shared:
+        # featurizers trained over every output element, per set of learned bindings (a sweep's cells differ)
+        pooled: dict = shared.setdefault("pooled", {}) if self.elements else {}
+        learned = frozenset((v, b) for g in groups for v, b in g.members)
+        if learned in pooled:  # another element's run trained them (the pooled objective)
+            self.fitted = self._element_fitted(*pooled[learned])
+            return self.fitted
+        t_engine = self.engine
+        if self.elements:  # train once over every output element: read them all in each training forward
+            t_engine = shared.setdefault("engine", Engine(
+                ElementsAdapter(self.engine.adapter, [p for _, p in self.elements]), self.engine.module,
+                self.engine.family, replace(self.engine.options, incremental=False)))
+        # one training split per set of interchange sets: the cells of an element sweep (`locate H[i]`)
+        # score different sets per column, and a cell trains on its own column's pairs
+        split_key = ("train", tuple(c.label for c in self.plan.claims))
+        if split_key not in shared:
             tplan = training_plan(self.plan, getattr(check, "train", None))
             ids = row_ids(tplan.pool)
             _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
@@ -259,25 +276,32 @@ class AlignmentRun:
             # score start from them); an input that is only ever a source needs its activations only
             t_bases = np.unique(np.concatenate([inverse.reshape(-1)[c.pairs.base_index] for c in tplan.claims]
                                                or [np.zeros(0, dtype=np.int64)]))
-            with counted_as(self.engine, "training split"):
-                t_cache = self.engine.run_clean(t_rows, shared.get("bindings", self.bindings), bases=t_bases)
-            shared["train"] = (tplan, inverse.reshape(-1), t_rows, t_cache)
-        tplan, inverse, t_rows, t_cache = shared["train"]
-        t_labels = self.domain.codes(self.model.run(tplan.pool)[self.output])
+            if isinstance(self.domain, ValueTable):  # a real output: the split's exact values are matched too
+                self._labels(self.model.run(tplan.pool))
+                for c in tplan.claims:
+                    self._labels(c.pairs.expected)
+            with counted_as(t_engine, "training split"):
+                t_cache = t_engine.run_clean(t_rows, shared.get("bindings", self.bindings), bases=t_bases)
+            shared[split_key] = (tplan, inverse.reshape(-1), t_rows, t_cache)
+        tplan, inverse, t_rows, t_cache = shared[split_key]
+        t_labels = self._labels(self.model.run(tplan.pool))
         claims, runs, drawn = [], [], []
         for claim in tplan.claims:
             pairs = claim.pairs
             base_u = inverse[pairs.base_index]
             sources_u = [inverse[s] for s in pairs.source_index]
-            run = ClaimRun(claim, base_u, sources_u, self.domain.codes(pairs.expected[self.output]),
-                           self.domain.codes(pairs.base_output[self.output]),
+            run = ClaimRun(claim, base_u, sources_u, self._labels(pairs.expected), self._labels(pairs.base_output),
                            np.stack([t_labels[s] for s in pairs.source_index]),
                            t_cache.preds[base_u], np.stack([t_cache.preds[s] for s in sources_u]))
             runs.append(run)
-            keep = run.kept if self.keep_filter else np.ones(len(base_u), dtype=bool)
+            right = np.asarray(run.kept if self.keep_filter else np.ones(run.expected.shape, dtype=bool))
+            keep = np.asarray(right.any(axis=1) if right.ndim == 2 else right)  # any element right: the pair counts
+            mask = right[keep] if right.ndim == 2 else None
             if keep.sum() < max(8, 0.1 * len(keep)):  # too few pairs the network gets right: use all
                 keep = np.ones(len(base_u), dtype=bool)
-            claims.append(TrainClaim(claim.groups, base_u[keep], [s[keep] for s in sources_u], run.expected[keep]))
+                mask = None
+            claims.append(TrainClaim(claim.groups, base_u[keep], [s[keep] for s in sources_u], run.expected[keep],
+                                     mask))
             drawn.append(TrainClaim(claim.groups, base_u, sources_u, run.expected))
         split = split_size(claims, len(next(iter(t_rows.values()))), tplan.overlap)
         if split.problem():
@@ -298,7 +322,7 @@ class AlignmentRun:
             def fixed(var, b, width):
                 return self.engine.basis(b.featurizer, width)
 
-            trained = train(self.engine, t_rows, t_cache, self.alignment, groups, claims, config, fixed, advance)
+            trained = train(t_engine, t_rows, t_cache, self.alignment, groups, claims, config, fixed, advance)
             self.engine.forward_passes["training steps"] = (self.engine.forward_passes.get("training steps", 0)
                                                             + int(trained.info.get("steps", 0))
                                                             + int(trained.info.get("restart_steps", 0)))
@@ -306,8 +330,42 @@ class AlignmentRun:
                 save_artifact(path, trained, key)
             except OutputError as exc:  # a check error naming the file, not the end of the run
                 raise CheckUsageError(f"cannot save the trained featurizers: {exc}") from None
+        if t_engine is not self.engine:  # the training engine's passes and notes are this run's
+            for k, v in t_engine.forward_passes.items():
+                if v:
+                    self.engine.forward_passes[k] = self.engine.forward_passes.get(k, 0) + v
+            t_engine.forward_passes = {k: 0 for k in t_engine.forward_passes}
+            self.engine.notes.extend(n for n in t_engine.notes if n not in self.engine.notes)
         self.fitted = Fitted(trained, reused, path, key, t_rows, t_cache, runs, tplan.overlap, split)
+        if self.elements:
+            pooled[learned] = (self.fitted, self.domain)
+            self.fitted = self._element_fitted(self.fitted, self.domain)
         return self.fitted
+
+    def _labels(self, values: dict) -> np.ndarray:
+        """The output codes of `values` (a model run, or a pair set's expected or base outputs):
+        `[n]` for the run's output, `[n, elements]` when training over several output elements."""
+        if not self.elements:
+            return self.domain.codes(values[self.output])
+        table = self.domain if isinstance(self.domain, ValueTable) else None  # a real output: one shared table
+        return np.stack([(table or self.model.domain(e)).codes(values[e]) for e, _ in self.elements], axis=1)
+
+    def _element_fitted(self, pooled: Fitted, domain) -> Fitted:
+        """This element's view of featurizers trained over every output element: the same subspaces,
+        and the training pairs scored at this element (its labels and clean predictions), which the
+        training report and the `heldout` control compare with its held-out pairs. `domain` is the
+        training run's: a real output's codes are that run's value table's, turned into this run's."""
+        k = [e for e, _ in self.elements].index(self.output)
+        table = self.domain if isinstance(self.domain, ValueTable) and domain is not self.domain else None
+
+        def own(codes: np.ndarray) -> np.ndarray:  # a real output: each element run has its own value table
+            return codes if table is None else table.recode(codes, domain)
+        cache = CleanCache(own(pooled.train_cache.preds[:, k]), pooled.train_cache.acts)
+        runs = [ClaimRun(r.plan, r.base_u, r.sources_u, own(r.expected[:, k]), own(r.base_label[:, k]),
+                         own(r.source_labels[:, :, k]), own(r.net_base[:, k]), own(r.net_sources[:, :, k]))
+                for r in pooled.train_claims]
+        return replace(pooled, train_cache=cache, train_claims=runs)
+
 
     def _split_error(self, split: SplitSize, check, drawn: SplitSize) -> str:
         name = getattr(check, "name", "?")
@@ -355,7 +413,8 @@ class AlignmentRun:
                 "train_pairs": int(sum(len(r.base_u) for r in f.train_claims)), "overlap": f.overlap,
                 **({} if f.split is None else {"train_pairs_used": f.split.pairs, "train_inputs": f.split.inputs,
                                                "train_distinct_pairs": f.split.distinct_pairs}),
-                "loss": decimate(info.get("loss", [])), "train_batch_iia": decimate(info.get("train_batch_iia", []))}
+                "loss": decimate(info.get("loss", [])), "train_batch_iia": decimate(info.get("train_batch_iia", [])),
+                **({"elements": [e for e, _ in self.elements]} if self.elements else {})}
 
     # controls --------------------------------------------------------------------------
     def random_subspaces(self, seed: int) -> tuple[dict, str]:

@@ -63,7 +63,9 @@ def training_lines(r: CheckResult, ascii_only: bool = False) -> list:
         else:
             how = (f"{t.get('steps')} step(s) in {_num(t.get('seconds'), 1)} s, {t.get('stopped')}; "
                    f"saved {t.get('artifact')}")
-        line = Text(f"  training{who}: {groups}: {how}")
+        over = t.get("elements")  # trained once over every output element (`O[i] -> output @ i`)
+        line = Text(f"  training{who}: {groups}" + (f", the losses summed over {', '.join(over)}" if over else "")
+                    + f": {how}")
         out.append(line)
         if loss:
             out.append(Text(f"    loss {_num(loss[0])} {curve} {_num(loss[-1])} · {split_text(t)}", style="dim"))

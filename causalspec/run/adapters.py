@@ -25,6 +25,7 @@ from causalspec.run.patching import UNDECODABLE, with_nonfinite
 from causalspec.run.values import ValueTable
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.model import CausalModel
+from causalspec.semantics.sites import PositionSpec
 
 ENCODED = "a Tensor [batch, …] or a dict of tensors"  # what an encode hook must return
 
@@ -72,7 +73,7 @@ class TorchAdapter:
 
     sequence = False
 
-    def __init__(self, net: LoadedNetwork, model: CausalModel, output: str, position: int | None = None,
+    def __init__(self, net: LoadedNetwork, model: CausalModel, output: str, position: int | PositionSpec | None = None,
                  values: ValueTable | None = None):
         if net.encode_hook is None:
             raise NetworkLoadError(f"network `{net.name}` needs an `encode \"file.py:function\"` hook: "
@@ -223,11 +224,28 @@ class TorchAdapter:
                 "[batch, positions, classes]"
             raise NetworkLoadError(f"network `{self.net.name}`: the output `{self.output}` is read at position "
                                    f"{self.position}, which needs an output {need}; got {shape}")
-        if not 0 <= self.position < raw.shape[1]:
+        index = self.position_index(raw.shape[1])
+        if not 0 <= index < raw.shape[1]:
             raise NetworkLoadError(f"network `{self.net.name}`: the output `{self.output}` is read at position "
                                    f"{self.position}, but the output has {raw.shape[1]} positions "
                                    f"(0..{raw.shape[1] - 1})")
-        return raw[:, self.position]
+        return raw[:, index]
+
+    def position_index(self, length: int) -> int:
+        """The index of the position the output is read at, in an output of `length` positions:
+        a number as written, `last` (a declared `position END = last`) the last one, an offset
+        of `last` counted from it. A torch network has no prompt, so nothing else resolves here."""
+        pos = self.position
+        if isinstance(pos, int):
+            return pos
+        kind = getattr(pos, "kind", None)
+        if kind == "last":
+            return length - 1
+        if kind == "offset" and getattr(pos.base, "kind", None) == "last":
+            return length - 1 + int(pos.offset)
+        raise CheckUsageError(f"network `{self.net.name}`: the output `{self.output}` is read at position "
+                              f"`{pos}`, which needs a prompt template; a torch network's output is read at a "
+                              "number, `last` or an offset of `last`")
 
     def positions(self, batch: Batch, binding) -> torch.Tensor | None:
         specs = binding.positions

@@ -124,7 +124,7 @@ class Engine:
         use as bases (None: any); only those keep keys/values — a source-only input never needs them."""
         n = len(next(iter(rows.values())))
         self.work["clean_inputs"] += n
-        preds = np.zeros(n, dtype=np.int64)
+        preds = self._preds(n)
         acts = self._new_store(n, bindings)
         addresses = list(dict.fromkeys(b.site.address for b in bindings))
         # Adapters of sequence models whose rows may select different numbers of tokens
@@ -162,6 +162,12 @@ class Engine:
         acts.finish()
         self._kept.append((acts.kind, acts.where(), len(acts), n, acts.nbytes()))
         return CleanCache(preds, acts, kv=kv.finish() if kv is not None else None)
+
+    def _preds(self, n: int) -> np.ndarray:
+        """The prediction array of n rows: `[n]` codes, or `[n, elements]` for an adapter that reads
+        several output elements at once (`run.elements.ElementsAdapter`, per-element training)."""
+        elements = getattr(self.adapter, "elements", None)
+        return np.zeros((n, int(elements)) if isinstance(elements, int) else n, dtype=np.int64)
 
     def _new_store(self, n: int, bindings: Sequence):
         """The activation store of a clean pass over n inputs (`options.activations` says where)."""
@@ -201,7 +207,7 @@ class Engine:
         """
         n = len(base)
         self.work["patched_pairs"] += n
-        preds = np.zeros(n, dtype=np.int64)
+        preds = self._preds(n)
         flat = [(g, b) for g, bs in enumerate(group_bindings) for b in bs]
         override = None if bases is None else [x for g, bs in enumerate(group_bindings) for x in bases[g]]
         for members in self.pair_buckets(rows, cache, base, sources, flat):

@@ -46,6 +46,7 @@ from causalspec.run.values import ValueTable
 from causalspec.run.loading import LoadedNetwork
 from causalspec.semantics.domains import Domain
 from causalspec.semantics.model import CausalModel
+from causalspec.semantics.sites import PositionSpec
 
 ANSWER_TOKEN_PARTS = ("first", "last")
 
@@ -79,7 +80,7 @@ class HFAdapter:
     sequence = True
 
     def __init__(self, net: LoadedNetwork, network_ir, model: CausalModel, output: str,
-                 values: ValueTable | None = None, position: int | None = None):
+                 values: ValueTable | None = None, position: int | PositionSpec | None = None):
         self.net = net
         # `output : value logit " yes"` (a real output): that token's logit at the answer position
         # is the value, matched against the model's exact values within the tolerance (run.values)
@@ -324,17 +325,34 @@ class HFAdapter:
 
     def _read_spec(self, batch: Batch) -> dict:
         if self.model_class == "token_classification":
-            rows = batch.meta["rows"]
-            pos = self.position if self.position is not None else 0
-            short = next((e for e in rows if pos >= e.length), None)
-            if short is not None:
-                raise CheckUsageError(f"network `{self.net.name}`: the output is read at token {pos}, but example "
-                                      f"({self._show(short)}) has {short.length} token(s)")
-            return {"answer_pos": torch.full((batch.size,), pos, dtype=torch.long), "candidates": None}
+            return {"answer_pos": self.read_positions(batch), "candidates": None}
         if self.candidates is None:
             return {"answer_pos": None, "candidates": None}
         return {"answer_pos": torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long),
                 "candidates": self.candidates}
+
+    def read_positions(self, batch: Batch) -> torch.Tensor:
+        """A token-level head (`class token_classification`): the token each row's output is read at,
+        [batch] — `O -> output @ 3` in every row, or a position resolved per example (`@ END`,
+        `@ S[2]`: a slot, `last`, an offset of them), which must be one token."""
+        rows = batch.meta["rows"]
+        pos = self.position if self.position is not None else 0
+        if isinstance(pos, int):
+            short = next((e for e in rows if pos >= e.length), None)
+            if short is not None:
+                raise CheckUsageError(f"network `{self.net.name}`: the output is read at token {pos}, but example "
+                                      f"({self._show(short)}) has {short.length} token(s)")
+            return torch.full((batch.size,), pos, dtype=torch.long)
+        out = []
+        for enc in rows:
+            tokens = self._resolve(pos, enc)
+            if len(tokens) != 1:
+                raise CheckUsageError(f"network `{self.net.name}`: the output `{self.output}` is read at position "
+                                      f"`{_label(pos)}`, which covers {len(tokens)} tokens in example "
+                                      f"({self._show(enc)}); the output is read at one token — use `.first` or "
+                                      "`.last` of the slot")
+            out.append(tokens[0])
+        return torch.tensor(out, dtype=torch.long)
 
     # positions -------------------------------------------------------------------------
     def positions_list(self, batch: Batch, binding) -> list[list[int]]:

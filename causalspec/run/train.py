@@ -134,16 +134,26 @@ class TrainClaim:
     groups: list[list[str]]
     base: np.ndarray  # [n] rows
     sources: list[np.ndarray]  # per group: [n] rows
-    expected: np.ndarray  # [n] output codes
+    expected: np.ndarray  # [n] output codes; [n, elements] when trained over several output elements
+    # [n, elements]: which (pair, element) targets count in the loss (the network is right on that
+    # element of the base and sources); None: every target counts
+    mask: np.ndarray | None = None
 
 
 # ───────────────────────── class scores ─────────────────────────
 
 def class_scores(adapter, raw: torch.Tensor, batch) -> torch.Tensor:
-    """Differentiable scores `[batch, n_values]` of the output domain's values (argmax = prediction)."""
+    """Differentiable scores `[batch, n_values]` of the output domain's values (argmax = prediction);
+    `[batch, elements, n_values]` for an adapter reading several output elements (`run.elements`)."""
+    readers = getattr(adapter, "readers", None)
+    if readers is not None:
+        return torch.stack([class_scores(r, raw, batch) for r in readers], dim=1)
     candidates = getattr(adapter, "candidates", None)
     if hasattr(adapter, "tokenizer") or candidates is not None:  # HF adapter
         if candidates is None:
+            if getattr(adapter, "model_class", None) == "token_classification" and raw.dim() == 3:
+                where = adapter.read_positions(batch).to(raw.device)  # the token each row is read at
+                return raw[torch.arange(raw.shape[0], device=raw.device), where]
             return raw
         where = torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long, device=raw.device)
         at = raw[torch.arange(batch.size, device=raw.device), where]  # [batch, vocab]
@@ -153,8 +163,8 @@ def class_scores(adapter, raw: torch.Tensor, batch) -> torch.Tensor:
         raise CheckUsageError(f"network `{net.name}` decodes its output with a `decode` hook, whose values are "
                               "not differentiable; learned featurizers (das, boundless) train on class scores — "
                               "drop the decode hook and let the output be read by argmax over [batch, classes]")
-    if getattr(adapter, "position", None) is not None and raw.dim() == 3:  # `-> output @ 3`
-        raw = raw[:, adapter.position]
+    if getattr(adapter, "position", None) is not None and raw.dim() == 3:  # `-> output @ 3`, `@ END`
+        raw = raw[:, adapter.position_index(raw.shape[1])]
     if raw.dim() != 2:
         raise CheckUsageError(f"learned featurizers need class scores [batch, classes]; the network returns "
                               f"{tuple(raw.shape)}")
@@ -436,6 +446,8 @@ class _State:
 
 def full_reason(engine, cache) -> str | None:
     """Why training steps cannot run on the incremental path at all (`run.suffix`), or None."""
+    if getattr(engine.adapter, "readers", None) is not None:
+        return "the outputs are read at several positions (per-element training)"
     runner = getattr(cache, "kv", None)
     if runner is not None:
         return suffix.unusable(runner)
@@ -505,6 +517,8 @@ def batch_loss(engine, rows, cache, alignment, sites: Sequence[LearnedFeaturizer
         with _edits(module, family, [(a, make(a, p)) for a, p, make in items]):
             raw = adapter.forward(batch)
         scores = (adapter.read_value(raw, batch) if table is not None else class_scores(adapter, raw, batch)).float()
+    if claim.expected.ndim == 2:  # several output elements: each pair's losses summed over its elements
+        return _elements_loss(table, scores, claim, idx, total)
     if table is not None:  # a real output: regression on the counterfactual value (MSE)
         target = torch.as_tensor(table.as_floats(claim.expected[idx]), dtype=torch.float32, device=scores.device)
         loss = nn.functional.mse_loss(scores, target, reduction="sum") / (total or len(idx))
@@ -514,13 +528,40 @@ def batch_loss(engine, rows, cache, alignment, sites: Sequence[LearnedFeaturizer
     return loss, scores, target
 
 
-def correct_count(adapter, scores: torch.Tensor, target: torch.Tensor) -> int:
+def _elements_loss(table, scores: torch.Tensor, claim: TrainClaim, idx: np.ndarray,
+                   total: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pooled per-element objective: per pair, the loss at every output element (cross entropy
+    of scores `[batch, elements, classes]`, or the squared error of values `[batch, elements]`),
+    masked to the elements the network gets right, summed, divided by `total` pairs."""
+    codes = claim.expected[idx]  # [batch, elements]
+    if table is not None:
+        floats = table.as_floats(codes.reshape(-1)).reshape(codes.shape)
+        target = torch.as_tensor(floats, dtype=torch.float32, device=scores.device)
+        per = (scores - target) ** 2
+    else:
+        target = torch.as_tensor(codes, dtype=torch.long, device=scores.device)
+        per = nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]), target.reshape(-1),
+                                          reduction="none").reshape(target.shape)
+    if claim.mask is not None:
+        per = per * torch.as_tensor(claim.mask[idx], dtype=per.dtype, device=per.device)
+    return per.sum() / (total or len(idx)), scores, target
+
+
+def correct_count(adapter, scores: torch.Tensor, target: torch.Tensor, mask: np.ndarray | None = None) -> int:
     """Training pairs the patched run gets right: the argmax class, or (a real output) a value
-    within the check's tolerance of the target (in floats: a training curve, not a verdict)."""
+    within the check's tolerance of the target (in floats: a training curve, not a verdict).
+    Over several output elements (`target` [batch, elements]) a pair is right when every element
+    that counts (`mask`) is."""
     values = getattr(adapter, "values", None)
     if values is not None:
-        return int(((scores.detach() - target).abs() <= float(values.tolerance)).sum())
-    return int((scores.detach().argmax(-1) == target).sum())
+        right = (scores.detach() - target).abs() <= float(values.tolerance)
+    else:
+        right = scores.detach().argmax(-1) == target
+    if right.dim() == 2:
+        if mask is not None:
+            right = right | ~torch.as_tensor(mask, dtype=torch.bool, device=right.device)
+        right = right.all(dim=1)
+    return int(right.sum())
 
 
 def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: list[TrainClaim],
@@ -581,7 +622,8 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
                     if gr is not None:
                         acc += gr
                 loss_sum += float(loss.detach())
-                correct += correct_count(engine.adapter, scores, target)
+                correct += correct_count(engine.adapter, scores, target,
+                                         None if claim.mask is None else claim.mask[idx[chunk.idx]])
         penalised = [p for p in (st.penalty() for st in sites) if p is not None]
         if penalised:
             penalty = config.boundary_penalty * torch.cat(penalised).clamp_min(0).mean()

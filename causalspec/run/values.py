@@ -102,6 +102,14 @@ class ValueTable:
             return self.unmatched[OFF_TABLE - code]
         return None
 
+    def recode(self, codes: np.ndarray, other: ValueTable) -> np.ndarray:
+        """Codes of `other` (another table of the same output's values) → this table's: a model
+        value's code is re-coded (registered if new); a code that is no value (off the table, NaN,
+        undecodable: negative) is kept — it equals no value's code in either table."""
+        flat = np.asarray(codes, dtype=np.int64).reshape(-1)
+        mapping = {int(c): int(self.codes([other.value_of(int(c))])[0]) if c >= 0 else int(c) for c in np.unique(flat)}
+        return np.fromiter((mapping[int(c)] for c in flat), dtype=np.int64, count=len(flat)).reshape(np.shape(codes))
+
     def as_floats(self, codes: np.ndarray) -> np.ndarray:
         """Codes -> the model values as float64 (regression targets for learned featurizers)."""
         return np.asarray([float(self.values[int(c)]) for c in codes], dtype=np.float64)

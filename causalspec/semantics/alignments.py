@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from causalspec.codes import E0203, E0315, E0608, E0609, E0612, E0614, W0610
+from causalspec.codes import E0203, E0315, E0608, E0609, E0612, E0614, E0616, W0610
 from causalspec.diagnostics import did_you_mean
 from causalspec.semantics.context import article
 from causalspec.semantics.featurizers import SAE, Identity, Slice, featurizer_from_ast, hook_mismatch
@@ -25,7 +25,7 @@ class AlignmentAnalysis(NetworkAnalysis):
         variables: dict[str, tuple[SiteBinding, ...]] = {}
         first: dict[str, A.Name] = {}
         output: A.OutputAlignment | None = None
-        output_position: int | None | bool = None
+        output_position: int | PositionSpec | None | bool = None
         decoder: str | None = None
         ok = True
         vars_ok = True
@@ -33,7 +33,7 @@ class AlignmentAnalysis(NetworkAnalysis):
         body, expanded, elements = self._expand_families(al, model)
         if not expanded:
             ok = vars_ok = False
-        element_positions: list[tuple[str, int]] = []  # `O[i] -> output @ i`: each element's position
+        element_positions: list[tuple[str, int | PositionSpec]] = []  # `O[i] -> output @ i`: each element's
         for stmt in body:
             name = stmt.var
             if isinstance(stmt, A.OutputAlignment) or (model is not None and name.text in model.variables
@@ -62,7 +62,7 @@ class AlignmentAnalysis(NetworkAnalysis):
                     continue
                 if name.text in elements and (output is None or output.var.text in elements):
                     # one line `O[i] -> output @ i`: each element read at its own position
-                    position = self._output_position(stmt, resolver)
+                    position = self._output_position(stmt, resolver, net)
                     if isinstance(position, bool) or position is None:
                         ok = False
                         continue
@@ -79,7 +79,7 @@ class AlignmentAnalysis(NetworkAnalysis):
                     ok = False
                     continue
                 output = stmt
-                output_position = self._output_position(stmt, resolver)
+                output_position = self._output_position(stmt, resolver, net)
                 ok &= output_position is not False
                 decoder = self._decoder(stmt, net)
                 ok &= decoder is not None
@@ -125,21 +125,49 @@ class AlignmentAnalysis(NetworkAnalysis):
         if not ok or model is None or net is None or output is None:
             return None
         return AlignmentIR(al.name.text, model.name, net.name, variables, output.var.text, decoder, al.span,
-                           output_position if isinstance(output_position, int) and output_position is not True
-                           else None, tuple(element_positions) if len(element_positions) > 1 else ())
+                           None if isinstance(output_position, bool) else output_position,
+                           tuple(element_positions) if len(element_positions) > 1 else ())
 
-    def _output_position(self, stmt: A.OutputAlignment, resolver: PositionResolver | None) -> int | None | bool:
-        """`O -> output @ 3`: the one sequence position the network's output is read at (None: the
-        output has no sequence axis); False after an error."""
+    def _output_position(self, stmt: A.OutputAlignment, resolver: PositionResolver | None,
+                         net: NetworkIR | None) -> int | PositionSpec | None | bool:
+        """`O -> output @ 3` / `@ END` / `@ S[i]`: the one sequence position the network's output is
+        read at — a token index, or a position resolved per example (a slot, `last`, an offset
+        of them: `PositionSpec`); None: the output has no sequence axis; False after an error."""
         if stmt.positions is None:
             return None
-        if len(stmt.positions) != 1 or not isinstance(stmt.positions[0], A.IndexPos):
-            self.sink.error(E0614, "the output is read at one numbered position", stmt.span,
-                            "not one position number",
-                            help=f"write `{stmt.var.text} -> output @ 3` (a [batch, positions, classes] output "
-                            "is read at position 3)")
+        if net is not None and net.framework == "hf" and (net.model_class or "causal_lm") != "token_classification":
+            self.sink.error(E0616, f"network `{net.name}` (class {net.model_class or 'causal_lm'}) is not read at a "
+                            "position: its class decides where its output is", stmt.positions[0].span,
+                            "not a token-level head",
+                            help=f"drop the position (`{stmt.var.text} -> output`): a language model is read at its "
+                            "answer template's position, a sequence classifier once per example; only a token-level "
+                            "head (`class token_classification`) or a torch network's [batch, positions, classes] "
+                            "output is read at a position")
             return False
-        return stmt.positions[0].index
+        shown = f"`{stmt.var.text} -> output @ 3` (position 3) or `@ END` (a declared position)"
+        if len(stmt.positions) != 1:
+            self.sink.error(E0614, f"the output is read at one position, not {len(stmt.positions)}",
+                            stmt.positions[1].span, "a second position",
+                            help=f"write {shown}: each output is read at one token")
+            return False
+        expr = stmt.positions[0]
+        if isinstance(expr, A.IndexPos):
+            return expr.index
+        if resolver is None:  # the network is unknown (reported where it is named)
+            return False
+        spec = resolver.resolve(expr)
+        if spec is None:  # reported by the resolver (an unknown name, a slot without a template, …)
+            return False
+        if spec.kind == "index" and spec.index is not None:
+            return spec.index
+        if spec.kind in ("range", "all") or any(s.part == "all" for s in spec.slots()):
+            what = {"range": f"a range of tokens ({spec})", "all": "every token"}.get(
+                spec.kind, f"every token of a slot ({spec})")
+            self.sink.error(E0614, f"the output is read at one token; `{_expr_text(expr)}` is {what}",
+                            expr.span, "not one token",
+                            help=f"write {shown}; a slot's token is `.first` or `.last` (the default)")
+            return False
+        return spec
 
     def _expand_families(self, al: A.Alignment, model
                          ) -> tuple[tuple[A.AlignStmt, ...], bool, frozenset[str]]:
@@ -291,6 +319,18 @@ class AlignmentAnalysis(NetworkAnalysis):
                         ok = False
                 seen.append((name, b))
         return ok
+
+
+def _expr_text(e: A.PositionExpr) -> str:
+    if isinstance(e, A.NamedPos):
+        return e.name.text
+    if isinstance(e, A.ElemPos):
+        return f"{e.base.text}[{e.var.text}]"
+    if isinstance(e, A.RangePos):
+        return f"{e.lo}..{e.hi}"
+    if isinstance(e, A.OffsetPos):
+        return f"{e.base.text}{'+' if e.offset >= 0 else '-'}{abs(e.offset)}"
+    return "the position"
 
 
 def positions_at(positions: tuple[A.PositionExpr, ...] | None, var: str, k: int) -> tuple[A.PositionExpr, ...] | None:

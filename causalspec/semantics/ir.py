@@ -190,11 +190,17 @@ class AlignmentIR:
     output: str
     decoder: str  # "argmax" | "answer" | "decode" | "value" (the network's `output : value`)
     span: Span = NO_SPAN
-    output_position: int | None = None  # `O -> output @ 3`: read a [batch, positions, classes] output there
+    # `O -> output @ 3`: read a [batch, positions, classes] output at token 3; `@ END` / `@ S[2]`: at a
+    # position resolved per example (a PositionSpec: a slot, `last`, an offset of them)
+    output_position: int | PositionSpec | None = None
     # `O[i] -> output @ i` over several elements: (element, position) per element, in order (`output`
     # and `output_position` are the first's); the check is scored per element and pooled
     # (claims/elements.py). Empty: one output.
-    output_elements: tuple[tuple[str, int], ...] = ()
+    output_elements: tuple[tuple[str, int | PositionSpec], ...] = ()
+    # On the per-element alignments a check of `O[i] -> output @ i` runs (claims/alignment.py): every
+    # element of the original line. Learned featurizers (das, boundless) are trained once over all of
+    # them (the pooled objective, run/elements.py) and scored per element. Empty: train on `output`.
+    train_elements: tuple[tuple[str, int | PositionSpec], ...] = ()
 
     @property
     def learned(self) -> bool:

@@ -125,3 +125,88 @@ def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     qb, _ = torch.linalg.qr(b.double())
     s = torch.linalg.svdvals(qa.T @ qb).clamp(-1.0, 1.0)
     return torch.arccos(s)
+
+
+# ───────────── a sequence network with a planted direction per position ─────────────
+
+SEQ_N = 5  # token positions 1..SEQ_N (position 0 is BOS)
+SEQ_VOCAB = 3  # token ids 0..2: the enum {a, b, c}
+SEQ_WIDTH = 8  # width of `mix`'s output at each position
+SEQ_SEED = 4321
+
+
+class _Counts(nn.Module):
+    """At each position, the number of tokens (BOS excluded) equal to its own: `[batch, T, 1]`."""
+
+    def forward(self, onehot: torch.Tensor) -> torch.Tensor:
+        tokens = onehot[:, :, :SEQ_VOCAB]
+        return torch.einsum("btv,bsv->bt", tokens, tokens[:, 1:]).unsqueeze(-1)
+
+
+class _ReadCount(nn.Module):
+    """Class scores `-2 (c - k)^2` for k = 0..SEQ_N, where c = the activation along `direction`."""
+
+    def __init__(self, direction: torch.Tensor):
+        super().__init__()
+        self.register_buffer("direction", direction.clone())
+        self.register_buffer("classes", torch.arange(SEQ_N + 1, dtype=torch.float32))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        c = h @ self.direction  # [batch, T]
+        return -2.0 * (c.unsqueeze(-1) - self.classes) ** 2
+
+
+class PlantedCounts(nn.Module):
+    """tracr's `make_hist` per position, with each position's count planted along one rotated
+    direction of `mix`'s output (so a slice search cannot find it, and DAS must).
+
+    ids `[batch, SEQ_N + 1]` (BOS = id SEQ_VOCAB at 0) → `embed` (one-hot, `[batch, T, 4]`) →
+    `counts` (`[batch, T, 1]`: H[i], the number of tokens equal to t[i]) → `mix` (`[batch, T, 8]`:
+    `Q @ [count, one-hot token, 0, 0, 0]`, Q a fixed random rotation) → `head` (reads the count
+    back along `Q[:, 0]`, `[batch, T, SEQ_N + 1]` class scores). So H[i] lives exactly along
+    `Q[:, 0]` of `module "mix" output @ i` (`planted_count_direction`); `embed` holds only the
+    tokens, before any count is computed.
+    """
+
+    def __init__(self, seed: int = SEQ_SEED):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(SEQ_WIDTH, SEQ_WIDTH, generator=g, dtype=torch.float64))
+        q = q.float()
+        self.embed = nn.Embedding(SEQ_VOCAB + 1, SEQ_VOCAB + 1)
+        self.counts = _Counts()
+        self.mix = nn.Linear(1 + SEQ_VOCAB + 1, SEQ_WIDTH, bias=False)
+        self.head = _ReadCount(q[:, 0])
+        with torch.no_grad():
+            self.embed.weight.copy_(torch.eye(SEQ_VOCAB + 1))
+            self.mix.weight.copy_(q[:, :1 + SEQ_VOCAB + 1])  # [count, one-hot] → Q's first columns
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        onehot = self.embed(ids)
+        return self.head(self.mix(torch.cat([self.counts(onehot), onehot], dim=-1)))
+
+
+def build_planted_counts() -> PlantedCounts:
+    return PlantedCounts()
+
+
+def planted_count_direction(seed: int = SEQ_SEED) -> torch.Tensor:
+    """The unit direction `[SEQ_WIDTH, 1]` of `mix`'s output (at every position) that carries H[i]."""
+    return PlantedCounts(seed).head.direction.reshape(-1, 1).clone()
+
+
+def encode_tokens(values: dict) -> torch.Tensor:
+    """Ids `[batch, SEQ_N + 1]`, BOS first, from the family `t[1]`… of tokens a, b, c."""
+    cols = [torch.as_tensor([{"a": 0, "b": 1, "c": 2}[str(v)] for v in values[f"t[{i}]"]], dtype=torch.long)
+            for i in range(1, SEQ_N + 1)]
+    return torch.stack([torch.full_like(cols[0], SEQ_VOCAB), *cols], dim=1)
+
+
+def save_planted_counts(path) -> None:
+    """Write the planted sequence net's weights (and buffers) as safetensors."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous().clone() for k, v in build_planted_counts().state_dict().items()},
+              os.fspath(path))

@@ -175,14 +175,6 @@ def test_per_element_outputs_report_in_json_and_html(folder):
     assert "{H[3]} → O[3]" in check_section(r)
 
 
-def test_learned_featurizers_are_refused_per_element_with_the_reason(folder):
-    text = PER_ELEMENT.replace('H[i] -> module "hist" output @ i\n  O[i]',
-                               'H[i] -> module "hist" output @ i : das(k=1)\n  O[i]')
-    assert "das(k=1)\n  O[i]" in text
-    r = _run(text, folder)["PerPos"]
-    assert r.status == "error" and "not run per element yet" in r.reason
-
-
 # ───────────── `locate` over several variables ─────────────
 
 LOCATE = FAMILY.split("align Hist to hist as PerPos")[0] + """

@@ -95,3 +95,12 @@ check A {
     assert r.status == "failed", r.reason
     assert r.claims[0].dropped.get("network wrong on the base input", 0) > 0
     assert r.tolerance == 0.01
+
+
+def test_a_value_tables_codes_are_recoded_into_another_table():
+    first, second = ValueTable(Fraction(1, 100)), ValueTable(Fraction(1, 100))
+    first.add([Fraction(1, 2), Fraction(1, 4)])
+    second.add([Fraction(1, 4)])
+    codes = np.array([[0, 1], [-1, 0]])  # 1/2, 1/4 / undecodable, 1/2
+    assert second.recode(codes, first).tolist() == [[1, 0], [-1, 1]]  # 1/2 registered in `second` as code 1
+    assert second.values == [Fraction(1, 4), Fraction(1, 2)]
