@@ -146,6 +146,9 @@ class _Counts(nn.Module):
 class _ReadCount(nn.Module):
     """Class scores `-2 (c - k)^2` for k = 0..SEQ_N, where c = the activation along `direction`."""
 
+    direction: torch.Tensor  # buffers, declared so that they type as tensors
+    classes: torch.Tensor
+
     def __init__(self, direction: torch.Tensor):
         super().__init__()
         self.register_buffer("direction", direction.clone())
