@@ -24,8 +24,8 @@ from typing import Any, Callable, Iterator
 
 from causalspec.errors import CheckError, CheckSkipped
 from causalspec.run.quiet import load_report_notes, quiet_load
-from causalspec.semantics.paths import (file_problem, hf_candidates, hf_folder, hf_folder_problem, hf_source_is_local,
-                                        resolve)
+from causalspec.semantics.paths import (did_you_mean_path, file_problem, hf_candidates, hf_folder, hf_folder_problem,
+                                        hf_source_is_local, resolve)
 
 # what tokenizer.save_pretrained writes, one of which a local model folder must hold
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
@@ -324,6 +324,8 @@ def absent_hub_reason(path: str, base_dir: Path, offline: bool, exc: Exception) 
                     "run with --allow-download to fetch them, or point the spec at a local folder")
         return f"cannot load `{path}`: {exc}"
     looked = ", ".join(str(c) for c in dict.fromkeys(hf_candidates(path, base_dir)))
+    hint = did_you_mean_path(path, resolve(path, base_dir))  # `hf "modle"` beside `model/`: say so
+    looked += f"; {hint}" if hint.startswith("did you mean") else ""
     both = f"no model folder `{path}` (looked for {looked}) and no hub weights for the hub id `{path}`"
     as_folder = ("meant as a folder: build it (the spec's comments or README say how; any model saves into one "
                  f"with model.save_pretrained(FOLDER) and tokenizer.save_pretrained(FOLDER)), and write "

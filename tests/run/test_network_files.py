@@ -61,6 +61,12 @@ def test_a_bare_word_without_folder_or_cache_names_both_readings(tmp_path):
     assert reason.endswith("meant as a hub id: run with --allow-download to fetch it")
 
 
+def test_a_bare_word_close_to_a_model_folder_beside_the_spec_suggests_it(tmp_path):
+    config(tmp_path / "model", json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(NetworkUnavailable, match=r"\(looked for .*modle; did you mean `model`\?\) and no hub weights"):
+        load_hf_network("n", "modle", tmp_path, None, "cpu", None)
+
+
 def test_a_bare_word_the_hub_cannot_serve_either_names_both_readings(tmp_path):
     reason = loading.absent_hub_reason("model", tmp_path, offline=False, exc=OSError("Repository Not Found\nmore"))
     assert reason.startswith("cannot load `model`, read either way: no model folder `model`")
