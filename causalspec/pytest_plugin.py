@@ -149,7 +149,9 @@ class SpecFile(pytest.File):
             self.ir = load(_display_path(self.config, self.path))
         except SpecError as exc:
             text = render(exc.diagnostics) + f"\n{self.path.name}: {len(exc.diagnostics)} error(s)"
-            yield InvalidSpecItem.from_parent(self, name="spec", text=text)
+            here = [d.span.line for d in exc.diagnostics
+                    if d.severity == "error" and d.span.known and Path(d.span.file).resolve() == self.path.resolve()]
+            yield InvalidSpecItem.from_parent(self, name="spec", text=text, line=here[0] if here else None)
             return
         from causalspec.claims.runner import selected_checks
 
@@ -173,9 +175,10 @@ class InvalidSpecFailure(Exception):
 class InvalidSpecItem(pytest.Item):
     """Stands for a spec that failed analysis: fails with the diagnostics, no traceback."""
 
-    def __init__(self, *, text: str, **kwargs):
+    def __init__(self, *, text: str, line: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.text = text
+        self.line = line  # of the first error in this file (1-based), if any
 
     def runtest(self) -> None:
         raise InvalidSpecFailure(self.text)
@@ -186,7 +189,7 @@ class InvalidSpecItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.path.name}: invalid spec"
+        return self.path, None if self.line is None else self.line - 1, f"{self.path.name}: invalid spec"
 
 
 class CheckItem(pytest.Item):

@@ -72,6 +72,14 @@ def test_missing_weights_skip_and_an_invalid_spec_fails_with_diagnostics(pyteste
     assert "Traceback" not in out and "SpecError" not in out
 
 
+def test_an_invalid_spec_item_is_located_at_its_first_error(pytester, inner):
+    """Its item's location (junit's `line`, 0-based as pytest writes it) is the first error's line."""
+    pytester.path.joinpath("bad.cspec").write_text(BAD)
+    result = inner("bad.cspec", "--junitxml", "junit.xml", "-o", "junit_family=xunit1")
+    result.assert_outcomes(failed=1)
+    assert 'file="bad.cspec" line="2"' in pytester.path.joinpath("junit.xml").read_text()
+
+
 def _check_line(text: str, name: str) -> int:
     return next(n for n, line in enumerate(text.splitlines(), 1) if line.startswith(f"check {name} "))
 
