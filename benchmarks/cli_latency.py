@@ -53,8 +53,10 @@ def measure(cmd: str, spec: Path, runs: int, env: dict[str, str], warm: bool = T
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=7)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=7,
+                    help="timed runs per command and spec, after one discarded warm-up run; the median is kept "
+                         "(default 7)")
     ap.add_argument("--cold", action="store_true", help="also time runs with an empty grammar cache")
     args = ap.parse_args()
     env = dict(os.environ)

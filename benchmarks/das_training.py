@@ -206,15 +206,21 @@ def time_limit(engine, cache, rows_t, base_t, stream) -> Clock:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--k", type=int, default=16)
-    ap.add_argument("--train-pairs", type=int, default=4096)
-    ap.add_argument("--heldout-pairs", type=int, default=1024)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
-    ap.add_argument("--pyvene", choices=["rotated", "lowrank", "none"], default="rotated")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=100,
+                    help="training steps of both tools, no early stopping (default 100)")
+    ap.add_argument("--batch", type=int, default=64,
+                    help="training pairs per step, and the engine's batch (default 64)")
+    ap.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate, cosine-decayed to 10%% (default 0.01)")
+    ap.add_argument("--k", type=int, default=16, help="dimension of the trained DAS subspace (default 16)")
+    ap.add_argument("--train-pairs", type=int, default=4096,
+                    help="(base, source) pairs drawn from the 160 training inputs (default 4096)")
+    ap.add_argument("--heldout-pairs", type=int, default=1024,
+                    help="pairs drawn from the 80 held-out inputs that score the trained subspace (default 1024)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default; default 1)")
+    ap.add_argument("--pyvene", choices=["rotated", "lowrank", "none"], default="rotated",
+                    help="pyvene's intervention: rotated (768 x 768 rotation, its DAS tutorials), lowrank "
+                         "(768 x k, as causalspec), none (causalspec only); default rotated")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="the clock of the figures (default: this process's CPU time, see _setup.Clock)")
     args = ap.parse_args()

@@ -126,10 +126,10 @@ def time_pyvene(net, adapter, base, source, batch: int):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pairs", type=int, default=1024)
-    ap.add_argument("--pool", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=64)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=1024, help="(base, source) pairs patched (default 1024)")
+    ap.add_argument("--pool", type=int, default=64, help="inputs the pairs are drawn from (default 64)")
+    ap.add_argument("--batch", type=int, default=64, help="forward batch size of every method (default 64)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--no-full", action="store_true", help="skip the engine with incremental forwards off")
     args = ap.parse_args()

@@ -166,13 +166,19 @@ def run_pyvene(run, position: int, layer: int, batch: int, cached: bool) -> tupl
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pairs", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--families", default="gpt2,neox,llama")
-    ap.add_argument("--positions", default="first,middle,last")
-    ap.add_argument("--layers", default="1,6,10")
-    ap.add_argument("--pools", default="pool,fresh")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=256, help="(base, source) pairs per cell (default 256)")
+    ap.add_argument("--batch", type=int, default=64, help="forward batch size of every method (default 64)")
+    ap.add_argument("--families", default="gpt2,neox,llama",
+                    help="comma-separated model families, of gpt2, neox, llama (default all three)")
+    ap.add_argument("--positions", default="first,middle,last",
+                    help="comma-separated patch positions, of first (token 0), middle (token 8), last "
+                         "(default all three)")
+    ap.add_argument("--layers", default="1,6,10",
+                    help="comma-separated layers L of resid.post[L], 0-11 (default 1,6,10)")
+    ap.add_argument("--pools", default="pool,fresh",
+                    help="comma-separated input settings: pool (pairs from 64 inputs), fresh (a pool of 2 x "
+                         "pairs inputs) (default both)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: see benchmarks/README.md)")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="the clock of the columns (default: this process's CPU time; see the docstring)")

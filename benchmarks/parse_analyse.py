@@ -23,9 +23,10 @@ TARGET_S = 2.0
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--vars", type=int, default=10_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vars", type=int, default=10_000,
+                    help="variables of the generated model (testing.large.large_model; default 10000)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of parse + analyse; the median is kept (default 3)")
     args = ap.parse_args()
     text = large_model(args.vars)
     parse(text, "bench.cspec")  # warm the grammar cache (built once per process)

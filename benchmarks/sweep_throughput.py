@@ -135,10 +135,11 @@ def time_limit(net, adapter, result, base, batch: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pairs", type=int, default=64)
-    ap.add_argument("--pool", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=64)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=64,
+                    help="(base, source) pairs, the same in each of the 36 cells (default 64)")
+    ap.add_argument("--pool", type=int, default=64, help="inputs the pairs are drawn from (default 64)")
+    ap.add_argument("--batch", type=int, default=64, help="forward batch size of every method (default 64)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads:

@@ -58,10 +58,11 @@ def measure(model_dir: Path, batch: int, steps: int, full: bool) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--batches", default="16,64,256")
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", default="16,64,256",
+                    help="comma-separated batch sizes, each measured in a fresh process (default 16,64,256)")
+    ap.add_argument("--steps", type=int, default=3, help="training steps per batch size (default 3)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default; default 1)")
     ap.add_argument("--full", action="store_true", help="also measure training with full forwards")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # model_dir batch full: the child process
     args = ap.parse_args()

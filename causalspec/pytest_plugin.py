@@ -25,7 +25,8 @@ Verdicts are those of `causalspec check` (both call causalspec.claims.runner): p
 failed or error -> failure showing the same block as the terminal report (numbers,
 conditions, counterexamples, reproduce command); skipped -> pytest skip with the reason, or,
 with `--causalspec-strict` (or the ini option `causalspec_strict = true`), a failure whose
-reason names that option.
+reason names that option. Both are located at the spec's `check` line (`reportinfo`): a
+failure's text ends with `path:line: check NAME failed`, `pytest -rs` lists a skip there.
 A spec that fails analysis is one failing item showing the rendered diagnostics. Each
 file is loaded once and its networks are shared by its items.
 """
@@ -148,7 +149,9 @@ class SpecFile(pytest.File):
             self.ir = load(_display_path(self.config, self.path))
         except SpecError as exc:
             text = render(exc.diagnostics) + f"\n{self.path.name}: {len(exc.diagnostics)} error(s)"
-            yield InvalidSpecItem.from_parent(self, name="spec", text=text)
+            here = [d.span.line for d in exc.diagnostics
+                    if d.severity == "error" and d.span.known and Path(d.span.file).resolve() == self.path.resolve()]
+            yield InvalidSpecItem.from_parent(self, name="spec", text=text, line=here[0] if here else None)
             return
         from causalspec.claims.runner import selected_checks
 
@@ -172,9 +175,10 @@ class InvalidSpecFailure(Exception):
 class InvalidSpecItem(pytest.Item):
     """Stands for a spec that failed analysis: fails with the diagnostics, no traceback."""
 
-    def __init__(self, *, text: str, **kwargs):
+    def __init__(self, *, text: str, line: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.text = text
+        self.line = line  # of the first error in this file (1-based), if any
 
     def runtest(self) -> None:
         raise InvalidSpecFailure(self.text)
@@ -185,7 +189,7 @@ class InvalidSpecItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        return self.path, None, f"{self.path.name}: invalid spec"
+        return self.path, None if self.line is None else self.line - 1, f"{self.path.name}: invalid spec"
 
 
 class CheckItem(pytest.Item):
@@ -215,7 +219,10 @@ class CheckItem(pytest.Item):
             for sc in result.circuit.scores:
                 self.user_properties.append((sc.name, sc.value.estimate))
         if result.status == SKIPPED:
-            pytest.skip(result.reason)
+            # `pytest.skip(...)` would report the skip at the line that raised it (this file);
+            # `_use_item_location` makes pytest take it from `reportinfo`, the spec's `check`
+            # line, as pytest does itself for skip markers and skipped unittest cases.
+            raise pytest.skip.Exception(result.reason, _use_item_location=True)
         if result.status in (FAILED, ERROR):
             raise CheckFailed(result)
 
@@ -223,9 +230,20 @@ class CheckItem(pytest.Item):
         if isinstance(excinfo.value, CheckFailed):
             from causalspec.report.terminal import check_text
 
-            return check_text(excinfo.value.result, header=False).rstrip()
+            # the last line names the spec's `check` line, as pytest ends a Python failure
+            # with the failing line (`tests/test_x.py:12: AssertionError`)
+            result = excinfo.value.result
+            status = "failed" if result.status == FAILED else "error"
+            return check_text(result, header=False).rstrip() + f"\n{self.spec_location()}: {self._what()} {status}"
         return super().repr_failure(excinfo, style)
 
+    def _what(self) -> str:
+        return f"{'check' if hasattr(self.check, 'alignment') else 'circuit'} {self.name}"
+
+    def spec_location(self) -> str:
+        """`path:line` of the check in the spec, the path as the user typed it."""
+        return f"{_display_path(self.config, self.path)}:{self.check.span.line}"
+
     def reportinfo(self):
-        what = "check" if hasattr(self.check, "alignment") else "circuit"
-        return self.path, max(self.check.span.line - 1, 0), f"{what} {self.name}"
+        # 0-based line: pytest adds one wherever it shows it (skip lines, junit `line`)
+        return self.path, max(self.check.span.line - 1, 0), self._what()

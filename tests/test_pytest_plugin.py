@@ -72,6 +72,43 @@ def test_missing_weights_skip_and_an_invalid_spec_fails_with_diagnostics(pyteste
     assert "Traceback" not in out and "SpecError" not in out
 
 
+def test_an_invalid_spec_item_is_located_at_its_first_error(pytester, inner):
+    """Its item's location (junit's `line`, 0-based as pytest writes it) is the first error's line."""
+    pytester.path.joinpath("bad.cspec").write_text(BAD)
+    result = inner("bad.cspec", "--junitxml", "junit.xml", "-o", "junit_family=xunit1")
+    result.assert_outcomes(failed=1)
+    assert 'file="bad.cspec" line="2"' in pytester.path.joinpath("junit.xml").read_text()
+
+
+def _check_line(text: str, name: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if line.startswith(f"check {name} "))
+
+
+def test_a_skip_is_reported_at_the_specs_check_line_not_in_the_plugin(pytester, inner):
+    """`pytest -ra` names where each skip comes from: the spec file and its `check` line
+    (pytest would otherwise name the plugin's line that raised the skip)."""
+    pytester.path.joinpath("skip.cspec").write_text(MISSING_HF)
+    line = _check_line(MISSING_HF, "CopyPos")
+    result = inner("skip.cspec", "-rs", "--junitxml", "junit.xml")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([f"SKIPPED [[]1[]] skip.cspec:{line}: weights for `causalspec-test/absent-model`*"])
+    assert "pytest_plugin" not in result.stdout.str()
+    junit = pytester.path.joinpath("junit.xml").read_text()
+    assert f'skip.cspec:{line}: weights for' in junit and "pytest_plugin" not in junit
+
+
+def test_a_check_error_ends_with_the_specs_check_line(pytester, inner):
+    """A failed or errored check ends, as a failing Python test does, with `path:line` of its
+    `check` (here the strict skip, an error)."""
+    pytester.path.joinpath("skip.cspec").write_text(MISSING_HF)
+    result = inner("skip.cspec", "--causalspec-strict")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*skipped, and --causalspec-strict fails every skip*",
+        f"skip.cspec:{_check_line(MISSING_HF, 'CopyPos')}: check CopyPos error",
+    ])
+
+
 def test_cspec_files_are_collected_only_where_asked(pytester, inner):
     """A corpus of specs inside the test suite never runs unless named or configured."""
     pytester.mkdir("tests")

@@ -24,7 +24,8 @@ from typing import Any, Callable, Iterator
 
 from causalspec.errors import CheckError, CheckSkipped
 from causalspec.run.quiet import load_report_notes, quiet_load
-from causalspec.semantics.paths import file_problem, hf_folder, hf_folder_problem, hf_source_is_local, resolve
+from causalspec.semantics.paths import (did_you_mean_path, file_problem, hf_candidates, hf_folder, hf_folder_problem,
+                                        hf_source_is_local, resolve)
 
 # what tokenizer.save_pretrained writes, one of which a local model folder must hold
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
@@ -308,6 +309,33 @@ def _hub_config(repo_id: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
+def absent_hub_reason(path: str, base_dir: Path, offline: bool, exc: Exception) -> str:
+    """Why the check is skipped when `hf "path"` is read as a hub id and its config is not to be had.
+
+    A bare word (`hf "model"`, `hf "gpt2"`) reads two ways: a folder next to the spec that is
+    not there (yet: examples build theirs with a script), or a hub id. Saying only "run with
+    --allow-download" would send the user who meant the folder to the hub for a repository of
+    that name, so the reason names both readings, where the folder was looked for, how to
+    build it, and how to make the path unambiguous (`./model`: a missing folder is then a spec
+    error, E0801). An `org/name` id whose `org` is no folder next to the spec reads as a hub id."""
+    if "/" in path:
+        if offline:
+            return (f"weights for `{path}` not found locally (a hub id, looked up in the Hugging Face cache); "
+                    "run with --allow-download to fetch them, or point the spec at a local folder")
+        return f"cannot load `{path}`: {exc}"
+    looked = ", ".join(str(c) for c in dict.fromkeys(hf_candidates(path, base_dir)))
+    hint = did_you_mean_path(path, resolve(path, base_dir))  # `hf "modle"` beside `model/`: say so
+    looked += f"; {hint}" if hint.startswith("did you mean") else ""
+    both = f"no model folder `{path}` (looked for {looked}) and no hub weights for the hub id `{path}`"
+    as_folder = ("meant as a folder: build it (the spec's comments or README say how; any model saves into one "
+                 f"with model.save_pretrained(FOLDER) and tokenizer.save_pretrained(FOLDER)), and write "
+                 f"`hf \"./{path}\"` so that a missing folder is a spec error")
+    if offline:
+        return (f"weights for `{path}` not found locally, read either way: {both} in the Hugging Face cache; "
+                f"{as_folder}; meant as a hub id: run with --allow-download to fetch it")
+    return f"cannot load `{path}`, read either way: {both} on the hub ({_first_line(exc)}); {as_folder}"
+
+
 @quiet_load  # no third-party progress bars or warnings in our output (run.quiet)
 def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | None, device: str | None,
                     dtype: str | None, trust_remote_code: bool = False,
@@ -356,11 +384,7 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
         if local is not None or isinstance(exc, ValueError):  # the files are here: loading them failed
             raise NetworkLoadError(f"network `{name}`: cannot load the config of `{source}`: "
                                    f"{_first_line(exc)}") from exc
-        if offline:
-            raise NetworkUnavailable(
-                f"weights for `{path}` not found locally (a hub id, looked up in the Hugging Face cache); "
-                "run with --allow-download to fetch them, or point the spec at a local folder") from exc
-        raise NetworkUnavailable(f"cannot load `{path}`: {exc}") from exc
+        raise NetworkUnavailable(absent_hub_reason(path, base_dir, offline, exc)) from exc
     cls_name = model_class or default_model_class(config)
     auto = {"causal_lm": transformers.AutoModelForCausalLM, "masked_lm": transformers.AutoModelForMaskedLM,
             "base": transformers.AutoModel,

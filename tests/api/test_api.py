@@ -242,10 +242,11 @@ def trained_gpt2():
     return model, tokenizer
 
 
-def test_locate_and_the_html_report_with_heatmap_and_loss_curve(trained_gpt2):
+def test_locate_and_the_html_report_with_heatmap_and_loss_curve(trained_gpt2, tmp_path, monkeypatch):
     """`Spec.locate` sweeps a bound network; the inline report of a check run holds the verdict,
     the IIA with its interval, the sweep's heatmap and the learned featurizer's loss curve, as
     inline PNGs, with its style scoped to its own div."""
+    monkeypatch.chdir(tmp_path)  # a spec from text keeps its trained artifacts under the current folder
     spec = causalspec.loads(LOCATE_SPEC)
     net = trained_gpt2
     sweeps = spec.locate(networks={"net": net}, progress=False)
@@ -260,6 +261,7 @@ def test_locate_and_the_html_report_with_heatmap_and_loss_curve(trained_gpt2):
     learned = results["Learned"]
     assert learned.training and learned.training[0].get("loss")
     assert page.count("data:image/png;base64,") >= 2  # the heatmap and the loss curve
+    assert list((tmp_path / ".causalspec" / "artifacts").glob("*.safetensors"))  # there, not in the checkout
     for r in results:
         assert f'badge {r.status}">{r.status.upper()}' in page
         iia = r.claims[0].iia

@@ -46,6 +46,33 @@ def test_an_uncached_hub_id_is_the_one_skip(tmp_path):
         load_hf_network("n", "causalspec-test/absent-model", tmp_path, None, "cpu", None)
 
 
+def test_a_bare_word_without_folder_or_cache_names_both_readings(tmp_path):
+    """`hf "model"` may mean a folder next to the spec that an example's script builds, or a hub
+    id: the skip says where the folder was looked for, how to build it and how to say `./model`,
+    and that --allow-download fetches the hub id (which alone would mislead the first reader)."""
+    with pytest.raises(NetworkUnavailable) as info:
+        load_hf_network("n", "model", tmp_path, None, "cpu", None)
+    reason = str(info.value)
+    assert reason.startswith("weights for `model` not found locally, read either way: no model folder `model` "
+                             f"(looked for {tmp_path / 'model'}")
+    assert "no hub weights for the hub id `model` in the Hugging Face cache" in reason
+    assert "meant as a folder: build it" in reason
+    assert 'write `hf "./model"` so that a missing folder is a spec error' in reason
+    assert reason.endswith("meant as a hub id: run with --allow-download to fetch it")
+
+
+def test_a_bare_word_close_to_a_model_folder_beside_the_spec_suggests_it(tmp_path):
+    config(tmp_path / "model", json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(NetworkUnavailable, match=r"\(looked for .*modle; did you mean `model`\?\) and no hub weights"):
+        load_hf_network("n", "modle", tmp_path, None, "cpu", None)
+
+
+def test_a_bare_word_the_hub_cannot_serve_either_names_both_readings(tmp_path):
+    reason = loading.absent_hub_reason("model", tmp_path, offline=False, exc=OSError("Repository Not Found\nmore"))
+    assert reason.startswith("cannot load `model`, read either way: no model folder `model`")
+    assert "no hub weights for the hub id `model` on the hub (Repository Not Found); meant as a folder" in reason
+
+
 def test_a_local_folder_gone_since_analysis_is_an_error(tmp_path):
     with pytest.raises(NetworkLoadError, match=r"local model folder `\./gone` not found"):
         load_hf_network("n", "./gone", tmp_path, None, "cpu", None)
