@@ -222,3 +222,43 @@ def test_a_latent_search_per_element_scores_every_latent_at_every_element(folder
     assert search["ranking"][0] == {"latent": 0, "iia": 1.0, "patched": True}
     assert search["das"]["iia"] is not None and search["das"]["iia"] > 0.9  # trained over every element
     assert {c.label for c in r.claims if c.kind == "element"} == {f"{{H[3]}} → O[{k}]" for k in range(1, 6)}
+
+
+RANDOM_INIT = (SPEC.replace("controls heldout", "controls random_init(n=1)")
+               .replace("interchange H, H[3]", "interchange H[3]").replace("pairs 128 seed 2", "pairs 32 seed 2")
+               .replace("steps 120", "steps 20").replace("train 512", "train 256"))
+
+
+def test_random_init_trains_once_per_check_not_once_per_element(folder, monkeypatch):
+    """With `--retrain`, the `random_init` control's copy is trained once over every element (like the
+    network's featurizer), and its numbers are those of training it again for each element run."""
+    import causalspec.claims.procedure as procedure
+
+    calls: list[int] = []
+    real_train = procedure.train
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(procedure, "train", counted)
+    once = _run(RANDOM_INIT, folder, retrain=True)["Mix"]
+    assert len(calls) == 2  # the network's featurizer and the random copy's, each over every element
+    control = next(c for c in once.controls if c.name == "random_init")
+    assert len(control.values) == 5 and all(v is not None for v in control.values)
+    assert sum(1 for t in once.training if t["variant"] == "random_init") == 1
+
+    real_fit = procedure.AlignmentRun.fit
+
+    def unshared(self, *args, **kwargs):  # how it ran before: each element run trained its own copy
+        if str(kwargs.get("variant", "")).startswith("random_init"):
+            kwargs["shared"] = None
+        return real_fit(self, *args, **kwargs)
+
+    calls.clear()
+    monkeypatch.setattr(procedure.AlignmentRun, "fit", unshared)
+    each = _run(RANDOM_INIT, folder, retrain=True)["Mix"]
+    assert len(calls) == 1 + 5
+    again = next(c for c in each.controls if c.name == "random_init")
+    assert again.values == control.values and again.labels == control.labels
+    assert [c.iia.successes for c in each.claims] == [c.iia.successes for c in once.claims]
