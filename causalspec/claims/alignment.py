@@ -25,7 +25,7 @@ from causalspec.claims.locate import Sweep, locate_for_check, sweep
 from causalspec.claims.networks import NetworkCache
 from causalspec.claims.procedure import AlignmentRun, compute_threads, describer, make_alignment_run
 from causalspec.claims.latent_search import confirmation_plan, search_latents
-from causalspec.claims.sae_honesty import sae_honesty
+from causalspec.claims.sae_honesty import pooled_sae, sae_honesty
 from causalspec.claims.stress import heldout_gap, stress_test
 from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.compile.seeds import effective_seed
@@ -125,7 +125,7 @@ def _merge_elements(alignment: AlignmentIR, per: list[tuple[str, _Found]], found
     found.forward_passes = summed([f.forward_passes for _, f in per])
     found.pool, found.unique_inputs = per[0][1].pool, per[0][1].unique_inputs
     found.locate = next((f.locate for _, f in per if f.locate), None)  # the pooled sweep, the same in each
-    found.sae = next((f.sae for _, f in per if f.sae), None)  # its latent search is the one pooled search
+    found.sae = pooled_sae([(el, f.sae) for el, f in per])  # fidelity and error term per element, and pooled
     # one training over every element: its report once (each element's training-pair IIA is in its rows)
     found.training = [dict(t) for t in next((f.training for _, f in per if f.training), [])]
     if found.training:  # the network's report: its train/held-out gap over the pooled rows

@@ -262,3 +262,26 @@ def test_random_init_trains_once_per_check_not_once_per_element(folder, monkeypa
     again = next(c for c in each.controls if c.name == "random_init")
     assert again.values == control.values and again.labels == control.labels
     assert [c.iia.successes for c in each.claims] == [c.iia.successes for c in once.claims]
+
+
+def test_the_sae_report_of_a_per_element_check_covers_every_element(folder):
+    """The SAE honesty report (fidelity, the error-term comparison) of a per-element check is pooled
+    over the elements and lists each element, like the claim rows (it once showed the first's only)."""
+    from causalspec.report.terminal import check_text
+
+    _write_counts_sae(folder)
+    r = _run(SEARCH, folder)["FindH3"]
+    outputs = [f"O[{k}]" for k in range(1, 6)]
+    fidelity = r.sae["fidelity"]
+    assert [f.get("output") for f in fidelity] == [None] + outputs
+    pooled, rows = fidelity[0], fidelity[1:]
+    assert pooled["elements"] == outputs and pooled["inputs"] == sum(f["inputs"] for f in rows)
+    assert pooled["spliced"]["successes"] == sum(f["spliced"]["successes"] for f in rows)
+    assert pooled["clean_accuracy"] == pytest.approx(sum(f["clean_accuracy"] for f in rows) / 5)
+    comparison = r.sae["error_term_comparison"]
+    assert [c["label"] for c in comparison] == ["{H[3]}"] + [f"{{H[3]}} → {o}" for o in outputs]
+    pooled_claim = next(c for c in r.claims if c.kind == "declared")
+    assert comparison[0]["error_base"]["successes"] == pooled_claim.iia.successes  # the claim's own pooled IIA
+    assert comparison[0]["error_source"]["trials"] == sum(c["error_source"]["trials"] for c in comparison[1:])
+    assert r.sae["latent_search"]["chosen"] == [0]
+    assert "→ O[5]" in check_text(r)
