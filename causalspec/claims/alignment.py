@@ -19,12 +19,13 @@ import numpy as np
 
 from causalspec.claims.common import (CheckOptions, Verdict, check_failure, compare, condition_text, fmt,
                                      reproduce_command)
-from causalspec.claims.elements import element_irs, elements_note, pooled_claims, pooled_controls, summed
+from causalspec.claims.elements import (close_training, element_irs, elements_note, pooled_claims, pooled_controls,
+                                       summed)
 from causalspec.claims.locate import Sweep, locate_for_check, sweep
 from causalspec.claims.networks import NetworkCache
 from causalspec.claims.procedure import AlignmentRun, compute_threads, describer, make_alignment_run
 from causalspec.claims.latent_search import confirmation_plan, search_latents
-from causalspec.claims.sae_honesty import sae_honesty
+from causalspec.claims.sae_honesty import pooled_sae, sae_honesty
 from causalspec.claims.stress import heldout_gap, stress_test
 from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.compile.seeds import effective_seed
@@ -112,9 +113,8 @@ def _run_elements(ir: SpecIR, check, options: CheckOptions, networks: NetworkCac
                 _run_one(one, check, options, networks, sub, pooled, training, searched)
             finally:  # what the element runs found so far is kept, whether or not the last one finished
                 _merge_elements(alignment, per, found)
-    finally:  # the shared training engine's activation stores (disk mode: their temporary folders)
-        if "engine" in training:
-            training["engine"].close()
+    finally:  # the shared training engines' activation stores (disk mode: their temporary folders)
+        close_training(training)
     return evaluate_conditions(check, found.claims, found.controls, alignment.network)
 
 
@@ -125,7 +125,7 @@ def _merge_elements(alignment: AlignmentIR, per: list[tuple[str, _Found]], found
     found.forward_passes = summed([f.forward_passes for _, f in per])
     found.pool, found.unique_inputs = per[0][1].pool, per[0][1].unique_inputs
     found.locate = next((f.locate for _, f in per if f.locate), None)  # the pooled sweep, the same in each
-    found.sae = next((f.sae for _, f in per if f.sae), None)  # its latent search is the one pooled search
+    found.sae = pooled_sae([(el, f.sae) for el, f in per])  # fidelity and error term per element, and pooled
     # one training over every element: its report once (each element's training-pair IIA is in its rows)
     found.training = [dict(t) for t in next((f.training for _, f in per if f.training), [])]
     if found.training:  # the network's report: its train/held-out gap over the pooled rows
@@ -187,7 +187,7 @@ def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run: Alignmen
     if subsets:
         found.aaa = float(np.mean([c.iia.estimate for c in subsets if c.iia.trials] or [np.nan]))
     # training report, diagnostics, illusion check, controls: each kept as it finishes
-    for finding in stress_test(ir, check, plan, net, run, runs, found.claims, options):
+    for finding in stress_test(ir, check, plan, net, run, runs, found.claims, options, training):
         if isinstance(finding, str):
             found.warnings.append(finding)
         elif isinstance(finding, dict):

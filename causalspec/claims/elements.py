@@ -124,6 +124,17 @@ def pooled_controls(per_element: Sequence[tuple[str, Sequence[ControlResult]]]) 
     return out
 
 
+def close_training(training: dict) -> None:
+    """Close the training engines the element runs shared (`AlignmentRun.fit`'s `shared`): the
+    network's, and each `random_init` draw's (kept under `random_init:<seed>`), whose activation
+    stores hold temporary folders in disk mode."""
+    engines = [training.get("engine")] + [d.get("engine") for k, d in training.items()
+                                          if isinstance(k, str) and k.startswith("random_init:")]
+    for engine in engines:
+        if engine is not None:
+            engine.close()
+
+
 def summed(counts: Sequence[dict[str, int]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for d in counts:
@@ -139,5 +150,5 @@ def elements_note(elements: Sequence[tuple[str, Any]]) -> str:
             "once per element, and the expectations judge the pooled rows")
 
 
-__all__ = ["ELEMENT", "element_claims", "element_irs", "element_label", "elements_note", "pooled_claims",
-           "pooled_controls", "summed"]
+__all__ = ["ELEMENT", "close_training", "element_claims", "element_irs", "element_label", "elements_note",
+           "pooled_claims", "pooled_controls", "summed"]

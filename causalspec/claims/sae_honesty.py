@@ -18,11 +18,12 @@ It returns a dict for `CheckResult.sae` (JSON key `"sae"`) and the warnings.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from causalspec.claims.elements import element_label
 from causalspec.claims.procedure import counted_as
 from causalspec.run.engine import binding_text
 from causalspec.run.sae import ErrorTerm, SAEPatch, explained_variance
@@ -117,3 +118,59 @@ def _fidelity(run, var: str, b) -> dict[str, Any]:
             "clean_accuracy": float(np.mean(run.cache.preds == labels)) if n else None,
             "spliced_accuracy": float(np.mean(spliced == labels)) if n else None,
             "spliced": wilson(int(np.sum(spliced == labels)), n).to_dict()}
+
+
+def pooled_sae(per_element: Sequence[tuple[str, dict[str, Any] | None]]) -> dict[str, Any] | None:
+    """The SAE report of a per-element check (`O[i] -> output @ i`), pooled like its claims
+    (`claims.elements`): each element run reports fidelity and the error-term comparison at its own
+    output, and this keeps them all — per binding a pooled fidelity row (accuracies over every
+    (input, element); variance explained over the elements' activations, each element's weighted by
+    its inputs) followed by one row per element (`"output": "O[k]"`), and per declared set a pooled
+    comparison (the element rows' successes and trials summed, as the pooled claim rows do; warned
+    on the pooled difference) followed by the element rows (`{H[3]} → O[k]`). The latent search is
+    the one pooled search, the same in every element run. None when no element run has a report."""
+    found = [(el, s) for el, s in per_element if s]
+    if not found:
+        return None
+    out: dict[str, Any] = {k: v for k, v in found[0][1].items() if k not in ("fidelity", "error_term_comparison")}
+    if "fidelity" in found[0][1]:
+        out["fidelity"] = _pooled_rows(found, "fidelity", "binding", _pool_fidelity)
+        out["error_term_comparison"] = _pooled_rows(found, "error_term_comparison", "label", _pool_comparison)
+    return out
+
+
+def _pooled_rows(found, key: str, name: str, pool) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    names = list(dict.fromkeys(r[name] for _, s in found for r in s.get(key, ())))
+    for n in names:
+        parts = [(el, r) for el, s in found for r in s.get(key, ()) if r[name] == n]
+        rows.append({**pool([r for _, r in parts]), "elements": [el for el, _ in parts]})
+        for el, r in parts:
+            rows.append({**r, "output": el, **({"label": element_label(n, el)} if name == "label" else {})})
+    return rows
+
+
+def _weighted(values: list[tuple[float | None, int]]) -> float | None:
+    known = [(v, n) for v, n in values if v is not None and n]
+    total = sum(n for _, n in known)
+    return sum(v * n for v, n in known) / total if known and total else None
+
+
+def _pool_fidelity(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    n = sum(p["inputs"] for p in parts)
+    spliced = [p["spliced"] for p in parts]
+    return {**parts[0], "inputs": n,
+            "variance_explained": _weighted([(p["variance_explained"], p["inputs"]) for p in parts]),
+            "clean_accuracy": _weighted([(p["clean_accuracy"], p["inputs"]) for p in parts]),
+            "spliced_accuracy": _weighted([(p["spliced_accuracy"], p["inputs"]) for p in parts]),
+            "spliced": wilson(sum(s["successes"] for s in spliced), sum(s["trials"] for s in spliced)).to_dict()}
+
+
+def _pool_comparison(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    def pooled(key: str) -> dict[str, Any]:
+        return wilson(sum(p[key]["successes"] for p in parts), sum(p[key]["trials"] for p in parts)).to_dict()
+
+    base, source = pooled("error_base"), pooled("error_source")
+    diff = source["estimate"] - base["estimate"] if base["trials"] and source["trials"] else None
+    return {"label": parts[0]["label"], "error_base": base, "error_source": source, "difference": diff,
+            "warned": diff is not None and abs(diff) > ERROR_TERM_MARGIN}

@@ -58,10 +58,14 @@ def _describe_pair(describe: Callable[[int, int], dict], patched: np.ndarray, i:
     return describe(i, int(patched[i]))
 
 
-def stress_test(ir, check, plan, net, run, runs, claims, options) -> Iterator[str | dict[str, Any] | ControlResult]:
+def stress_test(ir, check, plan, net, run, runs, claims, options,
+                training: dict | None = None) -> Iterator[str | dict[str, Any] | ControlResult]:
     """The stress tests of a scored check, yielded as they finish: warnings (str), training
     reports (dict: the network's, then one per `random_init` draw) and controls (ControlResult).
-    `runs` and `claims` are the check's claim runs and their scored results, in plan order."""
+    `runs` and `claims` are the check's claim runs and their scored results, in plan order.
+    `training` is the dict the element runs of a per-element check share (`AlignmentRun.fit`'s
+    `shared`): each `random_init` draw keeps its copy and its training there, so it is trained
+    once per check like the network's featurizer, not once per element."""
     declared = [(cr, res) for cr, res in zip(runs, claims) if res.kind == "declared"]
     yield from _nonlinear_warning(run.alignment)
     if run.fitted is not None:
@@ -76,7 +80,7 @@ def stress_test(ir, check, plan, net, run, runs, claims, options) -> Iterator[st
         yield from _illusion(run, declared)
     for name in getattr(check, "controls", ()):
         if name == "random_init":
-            yield from _random_init(ir, check, plan, net, run, declared, options)
+            yield from _random_init(ir, check, plan, net, run, declared, options, training)
         elif name == "random_subspace":
             with counted_as(run.engine, "random_subspace"):
                 yield _random_subspace(run, declared, check)
@@ -247,7 +251,8 @@ def _heldout(run, declared) -> ControlResult:
     return out
 
 
-def _random_init(ir, check, plan, net, run, declared, options) -> Iterator[dict[str, Any] | ControlResult]:
+def _random_init(ir, check, plan, net, run, declared, options,
+                 training: dict | None = None) -> Iterator[dict[str, Any] | ControlResult]:
     """n random re-initialisations (`controls random_init(n=…)`), each put through the same
     procedure: yields each draw's training report (learned featurizers), then the control."""
     out = ControlResult("random_init", CONTROL_TEXT["random_init"])
@@ -265,7 +270,7 @@ def _random_init(ir, check, plan, net, run, declared, options) -> Iterator[dict[
     for d in range(n):
         seed = derive_seed(plan.seed, f"random_init/{d}")
         out.seeds.append(seed)
-        other = _random_init_draw(ir, check, plan, net, options, seed, d, n)
+        other = _random_init_draw(ir, check, plan, net, options, seed, d, n, training)
         if other.alignment.learned:
             yield other.training_report()
         learned = other.alignment.learned
@@ -289,16 +294,21 @@ def _random_init(ir, check, plan, net, run, declared, options) -> Iterator[dict[
     yield out
 
 
-def _random_init_draw(ir, check, plan, net, options, seed: int, d: int, n: int):
+def _random_init_draw(ir, check, plan, net, options, seed: int, d: int, n: int, training: dict | None = None):
     """Draw d of random_init: a re-initialised copy, its clean pass and (learned featurizers)
-    its training with the check's own training procedure and seed."""
-    copy = random_copy(net, seed)
+    its training with the check's own training procedure and seed. With `training` (the element
+    runs of `O[i] -> output @ i`), the copy and its training are the draw's, shared by every
+    element run: the first trains over every element (the pooled objective), the others reuse it."""
+    shared = None if training is None else training.setdefault(f"random_init:{seed}", {})
+    copy = random_copy(net, seed) if shared is None or "copy" not in shared else shared["copy"]
+    if shared is not None:
+        shared["copy"] = copy
     other = make_alignment_run(ir, check, plan, copy, options, keep_filter=False,
                                label="random_init" if n == 1 else f"random_init #{d + 1}")
     other.clean()
     if other.alignment.learned:
         other.fit(ir, check, copy, artifacts=options.artifacts, retrain=options.retrain,
-                  variant=f"random_init:{seed}", progress=options.progress)
+                  variant=f"random_init:{seed}", progress=options.progress, shared=shared)
     return other
 
 

@@ -65,10 +65,20 @@ def _model_graph(model: Any, networkx: bool = False) -> tuple[str, Any, list[str
     a `CausalModel` is a `_ModelView` unless `networkx` asks for its networkx graph (PNG)."""
     if isinstance(model, CausalModel):
         name, order = model.name, list(model.order)
+        # no family to expand (an aggregate over a static range, a `const`): the mechanisms as written
+        written = {} if model.families.families else model.families.written
         if networkx:
-            return name, model.graph, order
-        view = _ModelView({n: node_attributes(v) for n, v in model.variables.items()},
-                          [(p, n) for n, v in model.variables.items() for p in v.parents if p in model.variables])
+            if not written:
+                return name, model.graph, order
+            graph = model.graph.copy()
+            for n, expr in written.items():
+                graph.nodes[n]["mechanism"] = expr
+            return name, graph, order
+        nodes = {n: node_attributes(v) for n, v in model.variables.items()}
+        for n, expr in written.items():
+            nodes[n]["mechanism"] = expr
+        view = _ModelView(nodes, [(p, n) for n, v in model.variables.items() for p in v.parents
+                                  if p in model.variables])
         return name, view, order
     import networkx as nx
 
@@ -90,10 +100,13 @@ def family_graph(model: Any) -> nx.DiGraph:
     Why: an unrolled family of N elements is N near-identical nodes and up to N² edges; the
     family node keeps the reader's view of the spec. Edges between families are merged (a
     family that reads its own earlier elements, `H[i-1]`, gets a self-loop); the node's
-    mechanism is the family's, as written (`causalspec graph --expand` shows every element)."""
+    mechanism is the family's, as written, and so is that of a variable whose mechanism
+    aggregates over a family (`count(j in 1..N : m[j] == x)`, not `count(m[1] == x, …)`);
+    `causalspec graph --expand` shows every element, with the mechanisms that run."""
     import networkx as nx
 
     families = getattr(getattr(model, "families", None), "families", None) or {}
+    written = getattr(getattr(model, "families", None), "written", None) or {}
     member = {e: f"{f}[{fam.indices[0]}..{fam.indices[-1]}]" for f, fam in families.items()
               for e in fam.elements}
     graph = nx.DiGraph(name=model.name)
@@ -106,6 +119,8 @@ def family_graph(model: Any) -> nx.DiGraph:
                 fam = families[key[:key.index("[")]]
                 data["elements"] = len(fam.indices)
                 data["mechanism"] = fam.mechanism
+            elif node in written:  # an aggregate over a family, as written (not unrolled)
+                data["mechanism"] = written[node]
             graph.add_node(key, **data)
             order.append(key)
     for src, dst in model.graph.edges:

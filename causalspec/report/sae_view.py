@@ -37,8 +37,10 @@ def policy_line(sae: dict[str, Any]) -> str:
 
 
 def fidelity_rows(sae: dict[str, Any]) -> list[list[str]]:
-    """binding, SAE, variance explained, clean accuracy, accuracy with the SAE spliced in (no error term)."""
-    return [[f["binding"], f"{f['sae']} ({f['architecture']}, {f['d_sae']} latents)",
+    """binding, SAE, variance explained, clean accuracy, accuracy with the SAE spliced in (no error term).
+    A per-element check lists each binding pooled, then at each output element (`binding → O[k]`)."""
+    return [[f["binding"] + (f" → {f['output']}" if f.get("output") else ""),
+             f"{f['sae']} ({f['architecture']}, {f['d_sae']} latents)",
              _num(f["variance_explained"]), _num(f["clean_accuracy"]), _iia(f.get("spliced"))]
             for f in sae.get("fidelity", [])]
 

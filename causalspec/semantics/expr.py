@@ -755,6 +755,12 @@ def to_sympy(expr: A.Expr, tables: Mapping[str, object] | None = None) -> sympy.
     here, not at module level: `causalspec parse` and `graph` must not pay its import time.
     """
     import sympy
+    from sympy.core.function import AppliedUndef
+
+    def truth(x):
+        """A condition: a table or family element read as a bool (`Prev[i]`, an undefined
+        function applied) is not a sympy Boolean, so it is compared with True."""
+        return sympy.Eq(x, sympy.true, evaluate=False) if isinstance(x, AppliedUndef) else x
 
     def go(e):
         if isinstance(e, A.IntLit):
@@ -767,9 +773,9 @@ def to_sympy(expr: A.Expr, tables: Mapping[str, object] | None = None) -> sympy.
             return sympy.Symbol(e.name)
         if isinstance(e, A.Unary):
             x = go(e.operand)
-            return sympy.Not(x) if e.op == "not" else -x
+            return sympy.Not(truth(x)) if e.op == "not" else -x
         if isinstance(e, A.IfThenElse):
-            return sympy.Piecewise((go(e.then), go(e.cond)), (go(e.other), True))
+            return sympy.Piecewise((go(e.then), truth(go(e.cond))), (go(e.other), True))
         if isinstance(e, A.Call):
             args = [go(a) for a in e.args]
             f = e.func.text
@@ -784,7 +790,7 @@ def to_sympy(expr: A.Expr, tables: Mapping[str, object] | None = None) -> sympy.
             if f == "clip":
                 return sympy.Min(sympy.Max(args[0], args[1]), args[2])
             if f == "count":
-                return sympy.Add(*[sympy.Piecewise((1, a), (0, True)) for a in args])
+                return sympy.Add(*[sympy.Piecewise((1, truth(a)), (0, True)) for a in args])
             if f == "xor":
                 return sympy.Xor(*args)
             if f == "mean":
@@ -797,9 +803,9 @@ def to_sympy(expr: A.Expr, tables: Mapping[str, object] | None = None) -> sympy.
             j = sympy.Symbol(e.var.text, integer=True)
             body = go(e.body)
             if e.func.text == "count":
-                body = sympy.Piecewise((1, body), (0, True))
+                body = sympy.Piecewise((1, truth(body)), (0, True))
             if e.where is not None:
-                body = sympy.Piecewise((body, go(e.where)), (0, True))
+                body = sympy.Piecewise((body, truth(go(e.where))), (0, True))
             if e.func.text in ("count", "sum"):
                 return sympy.Sum(body, (j, go(e.lo), go(e.hi)))
             return sympy.Function(e.func.text)(body, sympy.Tuple(j, go(e.lo), go(e.hi)))
@@ -807,9 +813,9 @@ def to_sympy(expr: A.Expr, tables: Mapping[str, object] | None = None) -> sympy.
             a, b = go(e.left), go(e.right)
             op = e.op
             if op == "and":
-                return sympy.And(a, b)
+                return sympy.And(truth(a), truth(b))
             if op == "or":
-                return sympy.Or(a, b)
+                return sympy.Or(truth(a), truth(b))
             if op == "+":
                 return a + b
             if op == "-":

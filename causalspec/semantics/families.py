@@ -59,6 +59,10 @@ class Families:
 
     families: dict[str, Family] = field(default_factory=dict)
     consts: dict[str, int] = field(default_factory=dict)
+    # mechanisms of variables that are not family elements, as written, where expansion changed
+    # them (`count(j in 1..N : m[j] == x)` runs as `count(m[1] == x, …)`; `x + N` as `x + 4`): a
+    # graph of the families shows these, an expanded graph the forms that run
+    written: dict[str, A.Expr] = field(default_factory=dict)
 
     def family_of(self, var: str) -> str | None:
         """`H` for `H[2]`, None for a variable that is not a family element."""
@@ -173,7 +177,10 @@ class _Expander:
         if isinstance(stmt, A.VarDecl):
             type_ = self._type(stmt.type)
             if stmt.index is None:
-                return [replace(stmt, type=type_, expr=self._expr(stmt.expr, consts))]
+                expr = self._expr(stmt.expr, consts)
+                if expr != stmt.expr:
+                    self.fam.written[stmt.name.text] = stmt.expr
+                return [replace(stmt, type=type_, expr=expr)]
             if stmt.name.text not in self.ranges or stmt.index.var is None:
                 return []
             lo, hi = self.ranges[stmt.name.text]

@@ -222,3 +222,66 @@ def test_a_latent_search_per_element_scores_every_latent_at_every_element(folder
     assert search["ranking"][0] == {"latent": 0, "iia": 1.0, "patched": True}
     assert search["das"]["iia"] is not None and search["das"]["iia"] > 0.9  # trained over every element
     assert {c.label for c in r.claims if c.kind == "element"} == {f"{{H[3]}} → O[{k}]" for k in range(1, 6)}
+
+
+RANDOM_INIT = (SPEC.replace("controls heldout", "controls random_init(n=1)")
+               .replace("interchange H, H[3]", "interchange H[3]").replace("pairs 128 seed 2", "pairs 32 seed 2")
+               .replace("steps 120", "steps 20").replace("train 512", "train 256"))
+
+
+def test_random_init_trains_once_per_check_not_once_per_element(folder, monkeypatch):
+    """With `--retrain`, the `random_init` control's copy is trained once over every element (like the
+    network's featurizer), and its numbers are those of training it again for each element run."""
+    import causalspec.claims.procedure as procedure
+
+    calls: list[int] = []
+    real_train = procedure.train
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(procedure, "train", counted)
+    once = _run(RANDOM_INIT, folder, retrain=True)["Mix"]
+    assert len(calls) == 2  # the network's featurizer and the random copy's, each over every element
+    control = next(c for c in once.controls if c.name == "random_init")
+    assert len(control.values) == 5 and all(v is not None for v in control.values)
+    assert sum(1 for t in once.training if t["variant"] == "random_init") == 1
+
+    real_fit = procedure.AlignmentRun.fit
+
+    def unshared(self, *args, **kwargs):  # how it ran before: each element run trained its own copy
+        if str(kwargs.get("variant", "")).startswith("random_init"):
+            kwargs["shared"] = None
+        return real_fit(self, *args, **kwargs)
+
+    calls.clear()
+    monkeypatch.setattr(procedure.AlignmentRun, "fit", unshared)
+    each = _run(RANDOM_INIT, folder, retrain=True)["Mix"]
+    assert len(calls) == 1 + 5
+    again = next(c for c in each.controls if c.name == "random_init")
+    assert again.values == control.values and again.labels == control.labels
+    assert [c.iia.successes for c in each.claims] == [c.iia.successes for c in once.claims]
+
+
+def test_the_sae_report_of_a_per_element_check_covers_every_element(folder):
+    """The SAE honesty report (fidelity, the error-term comparison) of a per-element check is pooled
+    over the elements and lists each element, like the claim rows (it once showed the first's only)."""
+    from causalspec.report.terminal import check_text
+
+    _write_counts_sae(folder)
+    r = _run(SEARCH, folder)["FindH3"]
+    outputs = [f"O[{k}]" for k in range(1, 6)]
+    fidelity = r.sae["fidelity"]
+    assert [f.get("output") for f in fidelity] == [None] + outputs
+    pooled, rows = fidelity[0], fidelity[1:]
+    assert pooled["elements"] == outputs and pooled["inputs"] == sum(f["inputs"] for f in rows)
+    assert pooled["spliced"]["successes"] == sum(f["spliced"]["successes"] for f in rows)
+    assert pooled["clean_accuracy"] == pytest.approx(sum(f["clean_accuracy"] for f in rows) / 5)
+    comparison = r.sae["error_term_comparison"]
+    assert [c["label"] for c in comparison] == ["{H[3]}"] + [f"{{H[3]}} → {o}" for o in outputs]
+    pooled_claim = next(c for c in r.claims if c.kind == "declared")
+    assert comparison[0]["error_base"]["successes"] == pooled_claim.iia.successes  # the claim's own pooled IIA
+    assert comparison[0]["error_source"]["trials"] == sum(c["error_source"]["trials"] for c in comparison[1:])
+    assert r.sae["latent_search"]["chosen"] == [0]
+    assert "→ O[5]" in check_text(r)

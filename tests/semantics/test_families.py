@@ -101,3 +101,31 @@ model M {
   output o : bool = P[2]
 }""", "g.cspec")
     assert [d.code for d in info.value.diagnostics] == ["E0216"]
+
+
+def test_graph_shows_an_aggregate_over_a_family_as_written(model):
+    """`Top = argmax(j in 1..N : H[j])` is not a family, but its mechanism aggregates over one: the
+    family graph shows it as written (with the constant `N`), the expanded graph unrolled."""
+    nodes = {n["name"]: n for n in to_json(family_graph(model))["nodes"]}
+    assert nodes["Top"]["mechanism"] == "argmax(j in 1..N : H[j])"
+    assert nodes["Small"]["mechanism"] == "min(j in 2..N where j != 3 : t[j])"
+    assert "Prev" in nodes["Run[1..4]"]["latex"]  # a family element read as a condition has LaTeX too
+    dot = to_dot(family_graph(model))
+    assert '"Ones = sum(j in 1..N where t[j] > 0 : t[j])"' in dot and "H[1]" not in dot
+    expanded = {n["name"]: n for n in to_json(model)["nodes"]}
+    assert "H[1]" in expanded["Top"]["mechanism"] and "argmax" not in expanded["Top"]["mechanism"]
+
+
+def test_a_model_with_no_family_shows_its_aggregates_and_constants_as_written():
+    m = load_text("""
+model M {
+  const K = 3
+  input x : int 0..3
+  var c : int 0..3 = count(j in 1..K : x >= j)
+  output y : int 0..6 = c + K
+}""", "w.cspec").models["M"]
+    assert not m.families.families
+    nodes = {n["name"]: n["mechanism"] for n in to_json(m)["nodes"]}
+    assert nodes == {"x": None, "c": "count(j in 1..K : x >= j)", "y": "c + K"}
+    assert "c = count(j in 1..K : x >= j)" in to_dot(m)
+    assert (m.run({"x": np.array([0, 2, 3])})["y"] == [3, 5, 6]).all()  # still runs the expanded form
