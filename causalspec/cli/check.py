@@ -2,7 +2,8 @@
 
 Exit codes (those of the whole CLI): 0 when every selected check passed or was skipped,
 1 when any check failed or could not be run (error), 2 for an invalid spec or a usage
-mistake (an unknown `--only` name, a report file that is not ours or cannot be written),
+mistake (files that declare no check or circuit claim at all: a run that tests nothing is
+never green; an unknown `--only` name, a report file that is not ours or cannot be written),
 3 internal error, 130 interrupted (Ctrl-C: the checks that finished are summarised and
 written to the reports, which say the run was interrupted; SIGTERM does the same, exit 143).
 A skipped check (hub weights not in the local cache, a requested device missing) never
@@ -77,6 +78,14 @@ def _check_only(only: list[str] | None, irs: list) -> None:
                              f"{', '.join(ir.file for ir in irs)}" + (f"; {hint}" if hint else f" (checks: {listing})"))
 
 
+def _nothing_to_check(irs: list) -> str:
+    """Why a run that would test nothing is refused: it would exit 0 with "0 passed", and CI would
+    read a spec whose claims were all deleted (or never written) as green."""
+    names = ", ".join(str(ir.file) for ir in irs)
+    return (f"nothing to check: {names} declares no `check` and no `circuit` claim. Add a check "
+            "(docs/language.md §7), or run `causalspec parse` to only validate the file")
+
+
 def run(args: argparse.Namespace) -> int:
     from causalspec.claims import runner as checking  # lazy: it imports torch, which `causalspec parse` never needs
 
@@ -91,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     options = check_options(args, only=args.only, progress=progress)
     results = []
     selected = [(ir, checking.selected_checks(ir, args.only)) for ir in irs]
+    if not any(checks for _, checks in selected):
+        raise UsageError(_nothing_to_check(irs))
     interrupted: KeyboardInterrupt | None = None
     with progress:
         try:

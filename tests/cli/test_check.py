@@ -34,7 +34,7 @@ MISSING_HF = MISSING_HF_SPEC
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("specs")
-    files = {"hand": MODEL + HAND, "skip": MISSING_HF,
+    files = {"hand": MODEL + HAND, "skip": MISSING_HF, "empty": MODEL,
              "bad": "model M {\n  input A : bool ~ uniform\n  output O : bool = B\n}\n"}
     out = {}
     for name, text in files.items():
@@ -107,6 +107,16 @@ def test_usage_mistakes_exit_2(specs, capsys, argv, message):
     assert code == 2
     assert message in err
     assert "passed" not in out
+
+
+def test_a_spec_with_nothing_to_check_is_not_green(specs, capsys):
+    """A file whose claims were all deleted must not exit 0 with "0 passed": CI would read it as green."""
+    code, out, err = run(capsys, specs["empty"])
+    assert code == 2
+    assert "nothing to check" in err and "no `check` and no `circuit` claim" in err
+    assert "passed" not in out
+    code, out, _ = run(capsys, specs["empty"], specs["hand"], "--only", "Good")  # the run tests something
+    assert code == 0 and out.splitlines()[-1] == "1 passed, 0 failed"
 
 
 def test_refuses_to_overwrite_a_user_file_before_running(specs, capsys, tmp_path):
