@@ -30,7 +30,8 @@ from causalspec.syntax.printer import PrintError, print_expr
 if TYPE_CHECKING:  # networkx (~0.1 s to import) is loaded by the PNG export and bare graphs only
     import networkx as nx
 
-__all__ = ["to_dot", "to_mermaid", "to_json", "to_png", "family_graph", "family_view", "ModelView", "JSON_FORMAT", "PNG_SOFTWARE", "KIND_STYLE"]
+__all__ = ["to_dot", "to_mermaid", "to_json", "to_png", "family_graph", "family_view", "ModelView", "JSON_FORMAT",
+           "PNG_SOFTWARE", "KIND_STYLE"]
 
 # The `causalspec` key of `to_json`'s result; bump `version` (and SCHEMA) on any incompatible change.
 JSON_FORMAT = {"format": "graph", "version": 1}
