@@ -13,8 +13,9 @@ The children run as an installed causalspec runs in a user's shell:
 - with compiled bytecode: an installed package has it (pip compiles it at install), a source
   checkout writes it on the first run. The children write theirs into a private folder
   (PYTHONPYCACHEPREFIX), filled by the discarded run; PYTHONDONTWRITEBYTECODE, which this
-  project's shared machine sets, is dropped for them. `--no-bytecode` times the children
-  compiling causalspec's modules from source on every run instead (~70 ms more);
+  project's shared machine sets, is dropped for them. `--no-bytecode` sets it instead: then
+  every module without a .pyc in its `__pycache__` folder (causalspec's, in a checkout that
+  never wrote them) is compiled on every run (~70 ms more);
 - without the thread-count variables (OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS)
   this project's shared machine sets: a user's shell has none. `--keep-env` keeps them.
 Two floors are printed first: the interpreter alone (`python -c pass`) and `import numpy`
@@ -92,7 +93,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--cold", action="store_true", help="also time runs with an empty grammar cache")
     ap.add_argument("--no-bytecode", action="store_true",
-                    help="children compile causalspec from source each run (no bytecode cache)")
+                    help="children write no bytecode (modules without a .pyc compile on every run)")
     ap.add_argument("--keep-env", action="store_true",
                     help="keep OMP_NUM_THREADS / MKL_NUM_THREADS / OPENBLAS_NUM_THREADS for the children")
     args = ap.parse_args()
