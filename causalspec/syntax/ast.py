@@ -4,103 +4,25 @@ Why spans are excluded from equality: the printer's contract is `parse(print(ast
 printed text lays things out differently, so positions differ while meaning does not.
 Identifiers that diagnostics point at are `Name` nodes (text + span), not bare strings.
 
-Why the nodes are not made by `dataclasses.dataclass` at run time: it compiles each method
-it generates with its own `exec`, and the six methods of each of ~90 frozen classes were a
-fifth of the start-up time of `causalspec parse` (issue 15). Type checkers read the classes
-as the frozen dataclasses they are (`@dataclass(frozen=True, eq=False, repr=False)`); at run
-time `dataclass` here is `_frozen_node`, which gives the same classes more cheaply:
-- the fields, `fields()`, `replace()` and `__match_args__` come from `dataclasses.dataclass`
-  itself, asked for no methods;
-- `__init__` is the one dataclass would write (same parameters, defaults, annotations and
-  `__post_init__` call; values set with `object.__setattr__`), compiled for every class of
-  the module in one `exec` (`_make_constructors`, at the end of the module);
-- `Node` defines, once: `__setattr__`/`__delattr__` raising `FrozenInstanceError` as a
-  frozen dataclass does; `__eq__` (same class and equal compared fields, in order; `span`
-  is never compared), `__hash__` (the hash of those fields' tuple) and `__repr__`
-  (`Class(field=value, ...)` over the repr fields, "..." for a node inside itself).
-tests/syntax/test_ast_methods.py checks each of these against a real frozen dataclass.
+Why the classes say `eq=False, repr=False`: `dataclass` compiles each method it generates
+with its own `exec`, and six methods for each of ~90 classes were a fifth of the start-up
+time of `causalspec parse` (issue 15). `Node` defines `__eq__`, `__hash__` and `__repr__`
+once, with the meaning the generated ones have: equal when of the same class with equal
+compared fields (in order; `span` is never compared), the hash of those fields' tuple, and
+`Class(field=value, ...)` over the repr fields ("..." for a node inside itself).
+tests/syntax/test_ast_methods.py checks every class against a frozen dataclass generating
+all six (`__init__`, `__setattr__` and `__delattr__` are still dataclass's: making them
+without an `exec` per class would cost every node's construction, or an `exec` of our own).
 """
 
 from __future__ import annotations
 
-import inspect
 import reprlib
-from dataclasses import MISSING, FrozenInstanceError, field, fields
-from dataclasses import dataclass as _dataclass
+from dataclasses import dataclass, field, fields
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Callable, TypeVar, Union
+from typing import Any, Callable, Union
 
 from causalspec.diagnostics import NO_SPAN, Span
-
-_T = TypeVar("_T", bound=type)
-_PENDING: list[type] = []  # node classes still without their __init__ (see _make_constructors)
-
-
-def _frozen_node(cls: _T | None = None, /, *, frozen: bool = True, eq: bool = False,
-                 repr: bool = False) -> Any:
-    """What `@dataclass(frozen=True, eq=False, repr=False)` means in this module, made without
-    an `exec` per method (see the module docstring)."""
-    assert frozen and not eq and not repr, "AST nodes are frozen; Node compares and prints them"
-
-    def wrap(c: _T) -> _T:
-        documented = c.__dict__.get("__doc__") is not None
-        if not documented:
-            c.__doc__ = "-"  # dataclass would compute a docstring from the inherited __init__
-        _dataclass(init=False, eq=False, repr=False)(c)
-        if not documented:
-            c.__doc__ = None  # written by _make_constructors, from the real __init__
-        _PENDING.append(c)
-        return c
-
-    return wrap if cls is None else wrap(cls)
-
-
-def _make_constructors() -> None:
-    """The `__init__` of every class decorated since the last call, as `dataclass(frozen=True)`
-    writes it, compiled in one `exec`; then the docstrings dataclass gives undocumented
-    classes (`Name(text: 'str', *, span: 'Span' = ...)`), and `frozen` in their parameters."""
-    namespace: dict[str, Any] = {"__name__": __name__, "__builtins__": __builtins__,
-                                 "__setattr": object.__setattr__}
-    lines: list[str] = []
-    for i, cls in enumerate(_PENDING):
-        flds = [f for f in fields(cls) if f.init]
-        params = []
-        for f in [f for f in flds if not f.kw_only] + ([None] if any(f.kw_only for f in flds) else []) + \
-                [f for f in flds if f.kw_only]:
-            if f is None:
-                params.append("*")
-                continue
-            if f.default_factory is not MISSING:
-                raise NotImplementedError(f"{cls.__name__}.{f.name}: default_factory is not supported here")
-            namespace[f"__type_{i}_{f.name}"] = f.type
-            param = f"{f.name}: __type_{i}_{f.name}"
-            if f.default is not MISSING:
-                namespace[f"__default_{i}_{f.name}"] = f.default
-                param += f" = __default_{i}_{f.name}"
-            params.append(param)
-        body = [f"    __setattr(self, {f.name!r}, {f.name})" for f in flds]
-        if hasattr(cls, "__post_init__"):
-            body.append("    self.__post_init__()")
-        lines.append(f"def __init_{i}(self, {', '.join(params)}) -> None:\n" + ("\n".join(body) or "    pass"))
-    # dont_inherit: this module's `from __future__ import annotations` must not turn the
-    # annotations into strings of the namespace's names (dataclass evaluates them too)
-    exec(compile("\n\n".join(lines), f"<{__name__} constructors>", "exec", dont_inherit=True), namespace)
-    for i, cls in enumerate(_PENDING):
-        init = namespace[f"__init_{i}"]
-        init.__name__, init.__qualname__ = "__init__", f"{cls.__qualname__}.__init__"
-        type.__setattr__(cls, "__init__", init)
-    for cls in _PENDING:
-        cls.__dataclass_params__.frozen = True  # type: ignore[attr-defined]
-        if cls.__doc__ is None:
-            cls.__doc__ = cls.__name__ + str(inspect.signature(cls)).replace(" -> None", "")
-    _PENDING.clear()
-
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass
-else:
-    dataclass = _frozen_node
-
 
 _COMPARED: dict[type, Callable[[Any], tuple]] = {}  # class -> its compared fields' tuple, made on first use
 
@@ -128,12 +50,6 @@ def _compared(cls: type) -> Callable[[Any], tuple]:
 @dataclass(frozen=True, eq=False, repr=False)
 class Node:
     span: Span = field(default=NO_SPAN, compare=False, repr=False, kw_only=True)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is self.__class__:
@@ -820,6 +736,3 @@ Item = Union[Model, Network, Alignment, Check, Circuit, Dataset]
 class Spec(Node):
     items: tuple[Item, ...]
     file: str = field(default="<string>", compare=False)
-
-
-_make_constructors()

@@ -1,9 +1,10 @@
-"""AST nodes are the frozen dataclasses they are declared as, though syntax/ast.py builds them
-without `dataclasses.dataclass` generating their methods (start-up time, issue 15): every
-class's constructor, signature, docstring, fields and `__match_args__` equal those of a real
-frozen dataclass with the same fields (its twin), instances stay frozen, and they compare,
-hash and print as dataclasses do: same class and equal compared fields in order (never the
-span), the hash of the compared fields' tuple, `Class(field=value, ...)` over repr fields."""
+"""AST nodes are the frozen dataclasses they are declared as, though syntax/ast.py has
+`dataclass` generate only `__init__`, `__setattr__` and `__delattr__` (start-up time, issue
+15; `Node` defines `__eq__`, `__hash__` and `__repr__` once): every class's constructor,
+signature, docstring, fields and `__match_args__` equal those of a real frozen dataclass with
+the same fields (its twin), instances stay frozen, and they compare, hash and print as the
+twin does: same class and equal compared fields in order (never the span), the hash of the
+compared fields' tuple, `Class(field=value, ...)` over the repr fields."""
 
 from __future__ import annotations
 
