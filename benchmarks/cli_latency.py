@@ -3,8 +3,9 @@ every shipped spec (specs/*.cspec, examples/**/*.cspec), each run a fresh proces
 
 Run: python benchmarks/cli_latency.py [--runs 7] [--cold] [--no-bytecode] [--keep-env]
 Each command runs as `python -m causalspec CMD SPEC` in a subprocess, `--runs` times; the
-table gives the median wall time and the median CPU time (user + sys of the child, what the
-command costs even on a shared machine). The target (issue 15) is <= 0.3 s wall: editors and
+table gives the median wall time, the median CPU time (user + sys of the child, what the
+command costs even on a shared machine) and the best wall time of the runs (on a shared
+machine, the nearest to a free core's). The target (issue 15) is <= 0.3 s wall: editors and
 pre-commit hooks run `parse` on every save. One run per command is made first and discarded
 (it fills lark's grammar cache in the user cache folder, as any first run after an install
 or a grammar change does); `--cold` also times runs with an empty cache folder.
@@ -55,13 +56,15 @@ def timed_run(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     return wall, cpu, proc.returncode
 
 
-def measure(cmd: str, spec: Path, runs: int, env: dict[str, str], warm: bool = True) -> tuple[float, float, int]:
+def measure(cmd: str, spec: Path, runs: int, env: dict[str, str], warm: bool = True
+            ) -> tuple[float, float, int, float]:
+    """(median wall, median CPU, exit code, best wall) of `runs` fresh processes."""
     argv = [sys.executable, "-m", "causalspec", cmd, str(spec.relative_to(ROOT))]
     if warm:
         timed_run(argv, env)
     results = [timed_run(argv, env) for _ in range(runs)]
     return (statistics.median(r[0] for r in results), statistics.median(r[1] for r in results),
-            results[-1][2])
+            results[-1][2], min(r[0] for r in results))
 
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -103,19 +106,20 @@ def main() -> None:
               f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; median of {args.runs} runs each; "
               f"bytecode {'not cached' if args.no_bytecode else 'cached'}; thread variables "
               f"{'kept' if args.keep_env else 'unset'}")
-        print(f"{'command':<48} {'wall':>8} {'CPU':>8}  exit")
+        print(f"{'command':<48} {'wall':>8} {'CPU':>8}  exit  {'best wall':>9}")
         for label, code, extra in (("python -c pass", "pass", {}),
                                    ("python -c 'import numpy' (1 BLAS thread)", "import numpy",
                                     {"OPENBLAS_NUM_THREADS": "1"})):
             wall, cpu = floor(code, args.runs, dict(env, **extra))
             print(f"{label:<48} {wall:>7.3f}s {cpu:>7.3f}s")
-        worst = 0.0
+        worst = worst_best = 0.0
         for spec in shipped_specs():
             for cmd in ("parse", "graph"):
-                wall, cpu, rc = measure(cmd, spec, args.runs, env)
+                wall, cpu, rc, best = measure(cmd, spec, args.runs, env)
                 # `graph` of a spec without a model (or with several) exits 2: still timed, marked
-                print(f"{cmd + ' ' + str(spec.relative_to(ROOT)):<48} {wall:>7.3f}s {cpu:>7.3f}s  {rc}")
-                worst = max(worst, wall)
+                label = f"{cmd} {spec.relative_to(ROOT)}"
+                print(f"{label:<48} {wall:>7.3f}s {cpu:>7.3f}s  {rc:>4}  {best:>8.3f}s")
+                worst, worst_best = max(worst, wall), max(worst_best, best)
         if args.cold:
             with tempfile.TemporaryDirectory() as empty:
                 spec = ROOT / "specs" / "hier_eq.cspec"
@@ -125,6 +129,10 @@ def main() -> None:
                 print(f"{'parse specs/hier_eq.cspec, empty cache':<48} "
                       f"{statistics.median(c[0] for c in cold):>7.3f}s {statistics.median(c[1] for c in cold):>7.3f}s")
         print(f"slowest median wall: {worst:.3f}s (target <= {TARGET_S}s: {'met' if worst <= TARGET_S else 'NOT met'})")
+        # on a shared machine the median wall is mostly waiting for a core; the best of the
+        # runs is the nearest to what the command takes on a free one (timeit's reasoning)
+        print(f"slowest best-of-{args.runs} wall: {worst_best:.3f}s "
+              f"(target <= {TARGET_S}s: {'met' if worst_best <= TARGET_S else 'NOT met'})")
 
 
 if __name__ == "__main__":
