@@ -37,14 +37,15 @@ import hashlib
 import io
 import json
 import os
-import pickletools
 import re
 import struct
-import tempfile
-import zipfile
-from importlib.metadata import PackageNotFoundError, version
+import sys
 from pathlib import Path
 from typing import Callable
+
+# Imported where used, not here: importlib.metadata (~15 ms with the email package it
+# parses metadata with), tempfile, zipfile and pickletools. `causalspec parse` imports this
+# module (through the CLI) and uses none of them; `graph` needs only the version.
 
 from causalspec.errors import UsageError
 
@@ -83,8 +84,71 @@ class UnwritableTarget(OutputError):
 
 # ───────────────────────── markers we write ─────────────────────────
 
+_PLAIN_HEADER = re.compile(r"[\041-\071\073-\176]+:")  # a header line as email.feedparser reads one
+
+
+def pip_layout_version(name: str) -> str | None:
+    """`importlib.metadata.version(name)`, read without importing importlib.metadata, for the
+    layout pip and editable installs leave: plain folders on `sys.path`, the first of them that
+    holds a `<name>-*.dist-info` or `.egg-info` entry holds exactly one, with a METADATA (or
+    PKG-INFO) file whose `Version:` header comes before any folded header line. None wherever
+    anything is less plain (a zip or `.egg` on the path, another distribution finder, two
+    candidates, an unusual file): importlib.metadata answers then. Searched like its
+    `MetadataPathFinder`: path entries in order, entry names normalised as it does."""
+    import importlib.machinery
+
+    if any(getattr(f, "find_distributions", None) is not None and f is not importlib.machinery.PathFinder
+           for f in sys.meta_path):
+        return None
+    want = re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")
+    for entry in sys.path:
+        if not isinstance(entry, str):
+            return None
+        root = entry or "."
+        if root.lower().endswith(".egg"):
+            return None
+        try:
+            children = os.listdir(root)
+        except OSError:
+            if os.path.exists(root):  # a file (a zip) or a folder we cannot list
+                return None
+            continue
+        found = [c for c in children if c.lower().endswith((".dist-info", ".egg-info"))
+                 and re.sub(r"[-_.]+", "-", c.lower().rpartition(".")[0].partition("-")[0]).replace("-", "_") == want]
+        if not found:
+            continue
+        if len(found) > 1:
+            return None
+        for meta in ("METADATA", "PKG-INFO"):
+            try:
+                with open(os.path.join(root, found[0], meta), encoding="utf-8", newline="") as fh:
+                    text = fh.read()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+                continue
+            except (OSError, UnicodeDecodeError):
+                return None
+            if not text:
+                continue
+            lines = re.split(r"\r\n|\r|\n", text)  # the email parser's line ends
+            for i, line in enumerate(lines):
+                if not _PLAIN_HEADER.match(line):
+                    return None  # the headers' end, a folded line, a unix From line: the email parser's job
+                key, value = line.split(":", 1)
+                if key.lower() == "version":
+                    folded = i + 1 < len(lines) and lines[i + 1][:1] in (" ", "\t")
+                    return None if folded else value.lstrip(" \t")
+            return None
+        return None
+    return None
+
+
 def tool_version() -> str:
     """The installed causalspec's version (a checkout that is not installed: its pyproject.toml's)."""
+    fast = pip_layout_version(TOOL)
+    if fast is not None:
+        return fast
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version(TOOL)
     except PackageNotFoundError:
@@ -174,6 +238,9 @@ _PICKLE_MEMO = frozenset({"MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"})
 def _torch_zip_is_ours(data: bytes) -> bool:
     """A `torch.save` zip (one `<folder>/data.pkl`) whose pickle has the string `"causalspec"`
     directly followed by a string that is a JSON object with our marker (a dict entry)."""
+    import pickletools
+    import zipfile
+
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             pickles = [n for n in z.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
@@ -270,6 +337,8 @@ def _check_writable_folder(folder: Path, what: Path) -> None:
     """`folder` exists and we can create files in it, or can be created (its nearest existing
     ancestor is a folder we can write in). Probed the way the writer works: a temporary
     file made there and removed at once."""
+    import tempfile
+
     existing = _existing_ancestor(folder)
     if not existing.is_dir():
         raise UnwritableTarget(f"cannot write {what}: {existing} is not a folder")
@@ -338,6 +407,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     existing file only if it is ours. Raises `OutputError`; leaves no temporary file behind."""
     if recognise_bytes(data) is None:  # every output must be recognisable by the next run
         raise ValueError(f"internal: the content written to {path} carries no causalspec marker")
+    import tempfile
+
     path = check_target(path)
     tmp = None
     try:

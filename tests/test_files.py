@@ -208,3 +208,56 @@ def test_artifacts_replace_their_own_file_but_not_a_foreign_one(tmp_path):
         save_artifact(target, trained, "k")
     assert target.read_bytes() == foreign
     assert [p.name for p in tmp_path.iterdir()] == ["k.safetensors"]
+
+
+# ───────────────────────── the version, without importlib.metadata ─────────────────────────
+
+def test_the_fast_version_lookup_agrees_with_importlib_metadata_for_every_installed_distribution():
+    from importlib import metadata
+
+    answered = 0
+    names = sorted({d.metadata["Name"] for d in metadata.distributions() if d.metadata["Name"]})
+    for name in names + ["causalspec", "no-such-distribution-xyz"]:
+        fast = files.pip_layout_version(name)
+        if fast is None:
+            continue
+        answered += 1
+        assert fast == metadata.version(name), name
+    assert files.pip_layout_version("no-such-distribution-xyz") is None
+    assert answered >= len(names) // 2  # the fast path is the common case, not the exception
+    assert files.tool_version() == metadata.version("causalspec")
+
+
+def _dist(folder, entry: str, text: str | None, meta: str = "METADATA"):
+    (folder / entry).mkdir(parents=True)
+    if text is not None:
+        (folder / entry / meta).write_text(text, encoding="utf-8", newline="")
+
+
+@pytest.mark.parametrize("layout, expected", [
+    ([("demo_pkg-1.2.dist-info", "Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.2 \n\nbody\n")], "1.2 "),
+    ([("Demo.Pkg-3.0.dist-info", "Name: Demo.Pkg\r\nVersion:\t3.0\r\n\r\n")], "3.0"),
+    ([("demo_pkg.egg-info", "Name: demo-pkg\nVersion: 0.4\n", "PKG-INFO")], "0.4"),
+    ([("demo_pkg-1.dist-info", "Name: demo-pkg\nVersion: 1\n  folded\n")], None),  # folded: email's job
+    ([("demo_pkg-1.dist-info", "Name: demo-pkg\n\nVersion: 1\n")], None),  # after the headers
+    ([("demo_pkg-1.dist-info", "Name: demo-pkg\nSummary: x\n"), ], None),  # no Version at all
+    ([("demo_pkg-1.dist-info", "Name: demo-pkg\nVersion: 1\n"),
+      ("demo_pkg-2.dist-info", "Name: demo-pkg\nVersion: 2\n")], None),  # two candidates in one folder
+    ([("demo_pkg-1.dist-info", None)], None),  # no metadata file
+])
+def test_the_fast_version_lookup_answers_only_plain_layouts(tmp_path, monkeypatch, layout, expected):
+    from importlib import metadata
+
+    for entry in layout:
+        _dist(tmp_path, *entry)
+    monkeypatch.setattr("sys.path", [str(tmp_path / "missing"), str(tmp_path)])
+    assert files.pip_layout_version("demo-pkg") == expected
+    if expected is not None:
+        assert metadata.version("demo-pkg") == expected
+
+
+def test_the_fast_version_lookup_defers_to_importlib_for_a_zip_on_the_path(tmp_path, monkeypatch):
+    (tmp_path / "lib.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    _dist(tmp_path / "site", "demo_pkg-1.dist-info", "Name: demo-pkg\nVersion: 1\n")
+    monkeypatch.setattr("sys.path", [str(tmp_path / "lib.zip"), str(tmp_path / "site")])
+    assert files.pip_layout_version("demo-pkg") is None

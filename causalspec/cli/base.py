@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rich.console import Console
-
 import causalspec
 from causalspec import errors
+from causalspec.cli.console import Console
+from causalspec.cli.console import stderr as stderr, stdout as stdout  # what the commands print with
 from causalspec.diagnostics import SpecError, did_you_mean, render
 from causalspec.files import OutputError, check_folder, check_target
 
@@ -108,15 +108,6 @@ def check_output_folders(**folders) -> None:
 
 
 # ───────────────────────── consoles and loading ─────────────────────────
-
-def stdout() -> Console:
-    # emoji=False: a `:name:` in a file name or spec text stays as written (as in report.terminal)
-    return Console(highlight=False, soft_wrap=True, emoji=False)
-
-
-def stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
-
 
 def load_reporting(file: str, err: Console):
     """Analyse one spec file, printing its warnings to `err`; None (its diagnostics printed)

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     ir = load(args.file)
     model = pick_model(ir, args.model)
     if not args.expand and model.families.families:
-        model = graph_export.family_graph(model)  # one node per family
+        model = graph_export.family_view(model)  # one node per family (networkx-free)
     fmt = args.format
     if fmt == "png":
         target = Path(args.output or f"{Path(args.file).stem}.{model.name}.png")

@@ -30,7 +30,8 @@ from causalspec.syntax.printer import PrintError, print_expr
 if TYPE_CHECKING:  # networkx (~0.1 s to import) is loaded by the PNG export and bare graphs only
     import networkx as nx
 
-__all__ = ["to_dot", "to_mermaid", "to_json", "to_png", "family_graph", "JSON_FORMAT", "PNG_SOFTWARE", "KIND_STYLE"]
+__all__ = ["to_dot", "to_mermaid", "to_json", "to_png", "family_graph", "family_view", "ModelView", "JSON_FORMAT",
+           "PNG_SOFTWARE", "KIND_STYLE"]
 
 # The `causalspec` key of `to_json`'s result; bump `version` (and SCHEMA) on any incompatible change.
 JSON_FORMAT = {"format": "graph", "version": 1}
@@ -51,18 +52,32 @@ _KINDS = tuple(KIND_STYLE)
 # ───────────────────────── the graph, in a stable order ─────────────────────────
 
 @dataclass(frozen=True)
-class _ModelView:
+class ModelView:
     """What the text exports read of a graph, spelled as networkx spells it (`nodes[n]` is a
-    node's data, `edges` the (source, target) pairs): built from a `CausalModel` without
-    importing networkx."""
+    node's data, `edges` the (source, target) pairs), with the model's name and node order:
+    built without importing networkx (~0.1 s), which DOT, Mermaid and JSON do not need.
+    `family_view` returns one; the exporters accept it wherever they accept a model."""
 
+    name: str
     nodes: dict[str, dict[str, Any]]
     edges: list[tuple[str, str]]
+    order: list[str]
 
 
 def _model_graph(model: Any, networkx: bool = False) -> tuple[str, Any, list[str]]:
-    """(model name, graph, node order) for a `CausalModel` or a bare model graph. The graph of
-    a `CausalModel` is a `_ModelView` unless `networkx` asks for its networkx graph (PNG)."""
+    """(model name, graph, node order) for a `CausalModel`, a `ModelView` or a bare model
+    graph. The graph of a `CausalModel` is a `ModelView` unless `networkx` asks for its
+    networkx graph (PNG)."""
+    if isinstance(model, ModelView) and not networkx:
+        return model.name, model, list(model.order)
+    if isinstance(model, ModelView):
+        import networkx as nx
+
+        graph = nx.DiGraph(name=model.name)
+        for node in model.order:
+            graph.add_node(node, **model.nodes[node])
+        graph.add_edges_from(model.edges)
+        return model.name, graph, list(model.order)
     if isinstance(model, CausalModel):
         name, order = model.name, list(model.order)
         # no family to expand (an aggregate over a static range, a `const`): the mechanisms as written
@@ -77,8 +92,8 @@ def _model_graph(model: Any, networkx: bool = False) -> tuple[str, Any, list[str
         nodes = {n: node_attributes(v) for n, v in model.variables.items()}
         for n, expr in written.items():
             nodes[n]["mechanism"] = expr
-        view = _ModelView(nodes, [(p, n) for n, v in model.variables.items() for p in v.parents
-                                  if p in model.variables])
+        view = ModelView(name, nodes, [(p, n) for n, v in model.variables.items() for p in v.parents
+                                       if p in model.variables], order)
         return name, view, order
     import networkx as nx
 
@@ -94,7 +109,7 @@ def _model_graph(model: Any, networkx: bool = False) -> tuple[str, Any, list[str
     return name, graph, order
 
 
-def family_graph(model: Any) -> nx.DiGraph:
+def family_view(model: Any) -> ModelView:
     """The model's graph with each family (`var H[i in 1..N]`) drawn as one node `H[1..N]`.
 
     Why: an unrolled family of N elements is N near-identical nodes and up to N² edges; the
@@ -102,34 +117,46 @@ def family_graph(model: Any) -> nx.DiGraph:
     family that reads its own earlier elements, `H[i-1]`, gets a self-loop); the node's
     mechanism is the family's, as written, and so is that of a variable whose mechanism
     aggregates over a family (`count(j in 1..N : m[j] == x)`, not `count(m[1] == x, …)`);
-    `causalspec graph --expand` shows every element, with the mechanisms that run."""
-    import networkx as nx
-
+    `causalspec graph --expand` shows every element, with the mechanisms that run.
+    Built without networkx (what `causalspec graph` exports as text); `family_graph` is the
+    same graph as a networkx `DiGraph`."""
     families = getattr(getattr(model, "families", None), "families", None) or {}
     written = getattr(getattr(model, "families", None), "written", None) or {}
     member = {e: f"{f}[{fam.indices[0]}..{fam.indices[-1]}]" for f, fam in families.items()
               for e in fam.elements}
-    graph = nx.DiGraph(name=model.name)
+    if isinstance(model, CausalModel):  # the node data and edges of `model.graph`, without networkx
+        node_data = {n: node_attributes(v) for n, v in model.variables.items()}
+        model_edges = [(p, n) for n, v in model.variables.items() for p in v.parents if p in model.variables]
+    else:
+        node_data = {n: dict(model.graph.nodes[n]) for n in model.graph.nodes}
+        model_edges = list(model.graph.edges)
+    nodes: dict[str, dict[str, Any]] = {}
     order: list[str] = []
     for node in model.order:
         key = member.get(node, node)
-        if key not in graph:
-            data = dict(model.graph.nodes[node])
+        if key not in nodes:
+            data = dict(node_data[node])
             if key != node:
                 fam = families[key[:key.index("[")]]
                 data["elements"] = len(fam.indices)
                 data["mechanism"] = fam.mechanism
             elif node in written:  # an aggregate over a family, as written (not unrolled)
                 data["mechanism"] = written[node]
-            graph.add_node(key, **data)
+            nodes[key] = data
             order.append(key)
-    for src, dst in model.graph.edges:
-        graph.add_edge(member.get(src, src), member.get(dst, dst))
+    edges = list(dict.fromkeys((member.get(src, src), member.get(dst, dst)) for src, dst in model_edges))
+    return ModelView(model.name, nodes, edges, order)
+
+
+def family_graph(model: Any) -> nx.DiGraph:
+    """`family_view` as a networkx `DiGraph` (its `graph["order"]` is the node order)."""
+    view = family_view(model)
+    _, graph, order = _model_graph(view, networkx=True)
     graph.graph["order"] = order
     return graph
 
 
-def _edges(graph: nx.DiGraph | _ModelView, order: list[str]) -> list[tuple[str, str]]:
+def _edges(graph: nx.DiGraph | ModelView, order: list[str]) -> list[tuple[str, str]]:
     index = {n: i for i, n in enumerate(order)}
     return sorted(graph.edges, key=lambda e: (index[e[0]], index[e[1]]))
 

@@ -3,22 +3,70 @@
 Why spans are excluded from equality: the printer's contract is `parse(print(ast)) == ast`;
 printed text lays things out differently, so positions differ while meaning does not.
 Identifiers that diagnostics point at are `Name` nodes (text + span), not bare strings.
+
+Why the classes say `eq=False, repr=False`: `dataclass` compiles each method it generates
+with its own `exec`, and six methods for each of ~90 classes were a fifth of the start-up
+time of `causalspec parse` (issue 15). `Node` defines `__eq__`, `__hash__` and `__repr__`
+once, with the meaning the generated ones have: equal when of the same class with equal
+compared fields (in order; `span` is never compared), the hash of those fields' tuple, and
+`Class(field=value, ...)` over the repr fields ("..." for a node inside itself).
+tests/syntax/test_ast_methods.py checks every class against a frozen dataclass generating
+all six (`__init__`, `__setattr__` and `__delattr__` are still dataclass's: making them
+without an `exec` per class would cost every node's construction, or an `exec` of our own).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Union
+import reprlib
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import Any, Callable, Union
 
 from causalspec.diagnostics import NO_SPAN, Span
 
+_COMPARED: dict[type, Callable[[Any], tuple]] = {}  # class -> its compared fields' tuple, made on first use
 
-@dataclass(frozen=True)
+
+def _compared(cls: type) -> Callable[[Any], tuple]:
+    """The tuple of `cls`'s compared fields, as a function of a node."""
+    key = _COMPARED.get(cls)
+    if key is not None:
+        return key
+    names = tuple(f.name for f in fields(cls) if f.compare)
+    if len(names) > 1:
+        key = attrgetter(*names)
+    elif names:
+        one = attrgetter(names[0])
+
+        def key(node: Any) -> tuple:
+            return (one(node),)
+    else:
+        def key(node: Any) -> tuple:
+            return ()
+    _COMPARED[cls] = key
+    return key
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Node:
     span: Span = field(default=NO_SPAN, compare=False, repr=False, kw_only=True)
 
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            key = _compared(self.__class__)
+            return key(self) == key(other)
+        return NotImplemented
 
-@dataclass(frozen=True)
+    def __hash__(self) -> int:
+        return hash(_compared(self.__class__)(self))
+
+    @reprlib.recursive_repr()
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"{self.__class__.__qualname__}({shown})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Name(Node):
     text: str
 
@@ -28,12 +76,12 @@ class Name(Node):
 
 # ───────────────────────── literals and expressions ─────────────────────────
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class IntLit(Node):
     value: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class FracLit(Node):
     """`1/3`, `-5/2` in a literal position (examples, do()): an exact real value."""
 
@@ -41,17 +89,17 @@ class FracLit(Node):
     denominator: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class BoolLit(Node):
     value: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class StrLit(Node):
     value: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class SymbolLit(Node):
     """A bare identifier used as a value: an enum member such as `ABB`."""
 
@@ -61,40 +109,40 @@ class SymbolLit(Node):
 Literal = Union[IntLit, FracLit, BoolLit, StrLit, SymbolLit]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NameRef(Node):
     """A name inside an expression: a variable, or an enum member (resolved in analysis)."""
 
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Unary(Node):
     op: str  # "-" | "not"
     operand: Expr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Binary(Node):
     op: str  # + - * // % == != < <= > >= and or
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class IfThenElse(Node):
     cond: Expr
     then: Expr
     other: Expr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Call(Node):
     func: Name
     args: tuple[Expr, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Index(Node):
     """A table lookup `T[a, b]`."""
 
@@ -102,7 +150,7 @@ class Index(Node):
     args: tuple[Expr, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Aggregate(Node):
     """`count(j in 1..N where C : E)`: an aggregate over an index range (issue 13).
 
@@ -122,12 +170,12 @@ Expr = Union[IntLit, BoolLit, StrLit, NameRef, Unary, Binary, IfThenElse, Call, 
 
 # ───────────────────────── types ─────────────────────────
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class BoolType(Node):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class IntType(Node):
     """`int a..b`; a bound may be an expression of `const`s (`int 0..N`) until the model's
     families are expanded (semantics.families), which replaces it by its value."""
@@ -136,22 +184,22 @@ class IntType(Node):
     hi: int | Expr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class RealType(Node):
     """`real`: an exact rational value computed by a mechanism (never an input's type)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class EnumType(Node):
     members: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class EnumFileType(Node):
     path: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NamedType(Node):
     name: Name
 
@@ -161,18 +209,18 @@ TypeExpr = Union[BoolType, IntType, RealType, EnumType, EnumFileType, NamedType]
 
 # ───────────────────────── model ─────────────────────────
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Uniform(Node):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Weight(Node):
     value: Literal
     weight: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Weighted(Node):
     weights: tuple[Weight, ...]
 
@@ -180,13 +228,13 @@ class Weighted(Node):
 Distribution = Union[Uniform, Weighted]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class DomainDecl(Node):
     name: Name
     type: TypeExpr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class FamilyRange(Node):
     """The index range of a family: `[i in 1..N]` (a var) or `[1..N]` (an input, `var` None)."""
 
@@ -195,7 +243,7 @@ class FamilyRange(Node):
     hi: Expr | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ConstDecl(Node):
     """`const N = 5`: a named integer of the model."""
 
@@ -203,7 +251,7 @@ class ConstDecl(Node):
     value: Expr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class InputDecl(Node):
     names: tuple[Name, ...]
     type: TypeExpr
@@ -213,7 +261,7 @@ class InputDecl(Node):
     families: tuple[FamilyRange | None, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class VarDecl(Node):
     """`var` (intermediate) or `output` variable with its mechanism."""
 
@@ -224,13 +272,13 @@ class VarDecl(Node):
     index: FamilyRange | None = None  # `var H[i in 1..N]`: a family, one variable per index
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class TableEntry(Node):
     keys: tuple[Literal, ...] | None  # None: the default entry `_`
     value: Literal
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class TableDecl(Node):
     name: Name
     key_types: tuple[TypeExpr, ...]
@@ -238,31 +286,31 @@ class TableDecl(Node):
     entries: tuple[TableEntry, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class SampleDecl(Node):
     balanced_on: Name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Assignment(Node):
     name: Name
     value: Literal
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ExampleDecl(Node):
     interventions: tuple[Assignment, ...]
     inputs: tuple[Assignment, ...]
     expected: tuple[Assignment, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Edge(Node):
     src: Name
     dst: Name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class EdgesDecl(Node):
     edges: tuple[Edge, ...]
 
@@ -270,7 +318,7 @@ class EdgesDecl(Node):
 ModelStmt = Union[DomainDecl, ConstDecl, InputDecl, VarDecl, TableDecl, SampleDecl, ExampleDecl, EdgesDecl]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Model(Node):
     name: Name
     body: tuple[ModelStmt, ...]
@@ -278,24 +326,24 @@ class Model(Node):
 
 # ───────────────────────── networks and encodings ─────────────────────────
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class HFBackend(Node):
     path: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class TorchBackend(Node):
     builder: str
     weights: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class HookStmt(Node):
     kind: str  # "encode" | "decode"
     ref: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class OptionStmt(Node):
     """`device X`, `dtype X`, `class X`, `device_map X`; `value_quoted` keeps `device "cuda:1"`
     and `device_map "auto"` printable."""
@@ -305,12 +353,12 @@ class OptionStmt(Node):
     value_quoted: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class FlagStmt(Node):
     flag: str  # "trust_remote_code"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class EngineStmt(Node):
     """`backend nnsight remote "https://host"`: the engine that runs the checks (`torch` hooks or
     `nnsight` traces), and whether on NDIF (`remote`, optionally at a self-hosted `host`).
@@ -321,13 +369,13 @@ class EngineStmt(Node):
     host: str | None = None  # only with `remote`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class TemplateCase(Node):
     key: Literal
     template: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PromptDecl(Node):
     """A prompt template, or one per value of `by`."""
 
@@ -336,13 +384,13 @@ class PromptDecl(Node):
     cases: tuple[TemplateCase, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class AnswerDecl(Node):
     template: str
     tokens: str | None = None  # "first" (default) | "last" | "all"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class SlotPos(Node):
     """`slot(S, 2).last`: the 2nd occurrence of slot S, its last token."""
 
@@ -353,25 +401,25 @@ class SlotPos(Node):
     occurrence_var: Name | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NamedPos(Node):
     """A named position (`END`), or the built-ins `last` and `all`."""
 
     name: Name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class OffsetPos(Node):
     base: Name
     offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class IndexPos(Node):
     index: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ElemPos(Node):
     """`S[i]` after an at sign in a family alignment: element i of the position family S (the
     index replaced per element; `S[2]` is written as the named position `S[2]`)."""
@@ -380,7 +428,7 @@ class ElemPos(Node):
     var: Name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class RangePos(Node):
     lo: int
     hi: int
@@ -389,7 +437,7 @@ class RangePos(Node):
 PositionExpr = Union[SlotPos, NamedPos, OffsetPos, IndexPos, RangePos, ElemPos]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PositionDecl(Node):
     name: Name
     expr: PositionExpr
@@ -398,7 +446,7 @@ class PositionDecl(Node):
     items: tuple[PositionExpr, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class OutputValueStmt(Node):
     """`output : value` (the network's output is one number per example) or `output : value logit
     " yes"` (the logit of that token, hf networks)."""
@@ -409,7 +457,7 @@ class OutputValueStmt(Node):
 NetworkStmt = Union[OutputValueStmt, HookStmt, OptionStmt, FlagStmt, EngineStmt, PromptDecl, AnswerDecl, PositionDecl]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Network(Node):
     name: Name
     backend: HFBackend | TorchBackend
@@ -419,7 +467,7 @@ class Network(Node):
 
 # ───────────────────────── alignments ─────────────────────────
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NamedSite(Node):
     """`resid.post[9]`, `head[9.9].q`, `embed`, `mlp[3]` — validated in analysis."""
 
@@ -428,7 +476,7 @@ class NamedSite(Node):
     part: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ModuleSite(Node):
     path: str
     io: str  # "input" | "output"
@@ -437,20 +485,20 @@ class ModuleSite(Node):
 Site = Union[NamedSite, ModuleSite]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class SliceFeaturizer(Node):
     lo: int
     hi: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class FeatArg(Node):
     key: str | None
     value: float | int | str | tuple[float | int, ...]
     kind: str  # "number" | "string" | "name" | "list" (a bracketed list of numbers: `latents=[3, 7]`)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class CallFeaturizer(Node):
     name: Name
     args: tuple[FeatArg, ...] | None = None  # None: written without parentheses
@@ -459,7 +507,7 @@ class CallFeaturizer(Node):
 Featurizer = Union[SliceFeaturizer, CallFeaturizer]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class SiteRef(Node):
     site: Site
     positions: tuple[PositionExpr, ...] | None = None
@@ -467,14 +515,14 @@ class SiteRef(Node):
     featurizer: Featurizer | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class VarAlignment(Node):
     var: Name  # a variable, a family element `H[2]`, or a family `H` with `index`
     sites: tuple[SiteRef, ...]
     index: FamilyRange | None = None  # `H[i] -> …` (lo/hi None: the family's range) or `H[i in 1..3]`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class OutputAlignment(Node):
     var: Name
     decoder: Name | None = None
@@ -486,7 +534,7 @@ class OutputAlignment(Node):
 AlignStmt = Union[VarAlignment, OutputAlignment]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Alignment(Node):
     model: Name
     network: Name
@@ -496,7 +544,7 @@ class Alignment(Node):
 
 # ───────────────────────── checks ─────────────────────────
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class InterchangeSet(Node):
     """Variables intervened together. Each group draws its own source (multi-source)."""
 
@@ -504,18 +552,18 @@ class InterchangeSet(Node):
     braced: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Interchange(Node):
     sets: tuple[InterchangeSet, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Setting(Node):
     key: str  # pairs | seed | pool | batch
     value: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Controls(Node):
     """`controls random_subspace(n=20), heldout`: `args[i]` are the arguments written after
     `names[i]` (None: none written); `args` may be empty when no control has any."""
@@ -531,20 +579,20 @@ class Controls(Node):
         return self.args[i] if i < len(self.args) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Metric(Node):
     name: Name
     arg: Name | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Tolerance(Node):
     """`within 0.01`: the number as written (`text`), so that it is read exactly (a Fraction)."""
 
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Condition(Node):
     metric: Metric
     op: str
@@ -553,12 +601,12 @@ class Condition(Node):
     tolerance: Tolerance | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Expect(Node):
     conditions: tuple[Condition, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class SweepSite(Node):
     """The sites a `locate` sweeps: `resid.post[0..11]` (`ranges` per index part, inclusive),
     `head[9.0..11].z`, or `module "layers.{0..2}" output` (`module` is the pattern)."""
@@ -570,7 +618,7 @@ class SweepSite(Node):
     io: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Locate(Node):
     """`locate VAR over SITES @ POSITIONS : FEATURIZER` in a check: a localization sweep."""
 
@@ -585,7 +633,7 @@ class Locate(Node):
     joint: tuple[tuple[Name, FamilyRange | None], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class LocateLatents(Node):
     """`locate VAR over latents of SITE @ POSITIONS : sae("DIR")` in a check: rank the SAE's
     latents at one site by the IIA of patching each alone."""
@@ -600,7 +648,7 @@ class LocateLatents(Node):
 CheckStmt = Union[Interchange, Setting, Controls, Expect, Locate, LocateLatents]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Check(Node):
     target: Name
     name: Name | None
@@ -609,7 +657,7 @@ class Check(Node):
 
 # ───────────────────────── circuits and datasets ─────────────────────────
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class GroupDecl(Node):
     name: Name
     nodes: tuple[NamedSite | ModuleSite, ...]
@@ -617,36 +665,36 @@ class GroupDecl(Node):
     braced: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Endpoint(Node):
     name: Name
     port: Name | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class CircuitEdge(Node):
     src: Endpoint
     dst: Endpoint
     score: float | None = None  # `: score 0.12` (an attribution score, kept for circuit-file round trips)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class CircuitEdges(Node):
     edges: tuple[CircuitEdge, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Ablate(Node):
     kind: str  # zero | mean | resample
     dataset: Name | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Granularity(Node):
     value: str  # node | edge
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Convention(Node):
     """`convention mib`, `mlps ablated|kept`, `input ablation token|token+position`."""
 
@@ -654,7 +702,7 @@ class Convention(Node):
     value: Name  # the name (`mib`), `ablated`/`kept`, `token`/`token+position`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class MetricDecl(Node):
     name: Name
     args: tuple[Name | StrLit, ...] | None = None
@@ -665,7 +713,7 @@ class MetricDecl(Node):
 CircuitStmt = Union[GroupDecl, CircuitEdges, Ablate, Granularity, Convention, MetricDecl, Expect, Setting]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Circuit(Node):
     name: Name
     network: Name
@@ -674,7 +722,7 @@ class Circuit(Node):
     body: tuple[CircuitStmt, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Dataset(Node):
     name: Name
     model: Name
@@ -684,7 +732,7 @@ class Dataset(Node):
 Item = Union[Model, Network, Alignment, Check, Circuit, Dataset]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Spec(Node):
     items: tuple[Item, ...]
     file: str = field(default="<string>", compare=False)

@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import causalspec.syntax.lark_import  # noqa: F401  (first: lark without `regex`)
 import lark
 from lark import Lark
 

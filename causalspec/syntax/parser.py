@@ -12,9 +12,10 @@ import re
 import unicodedata
 import weakref
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import causalspec.syntax.lark_import  # noqa: F401  (first: lark without `regex`)
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.grammar import Rule
@@ -29,6 +30,9 @@ from causalspec.syntax.build import AstBuilder, TooDeep
 from causalspec.syntax.gc_pause import paused_gc
 from causalspec.syntax.grammar_cache import cached_lalr
 
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
+
 GRAMMAR_NAME = "causalspec.lark"
 
 # Deeper parse trees are refused: the AST builder, the analyser and the printer recurse over
@@ -39,8 +43,18 @@ BOM = "\ufeff"
 
 
 def grammar_path() -> Path:
-    """The grammar file: shipped inside the wheel, or `grammar/` of a source checkout."""
-    packaged = resources.files("causalspec") / "_grammar" / GRAMMAR_NAME
+    """The grammar file: shipped inside the wheel, or `grammar/` of a source checkout.
+
+    The package folder is where `importlib.resources.files("causalspec")` points for a
+    package on disk; importlib.resources (~5 ms to import and ask) is only asked for a
+    package imported from elsewhere (a zip)."""
+    package = Path(__file__).parents[1]
+    if package.is_dir():
+        packaged: Path | Traversable = package / "_grammar" / GRAMMAR_NAME
+    else:
+        from importlib import resources
+
+        packaged = resources.files("causalspec") / "_grammar" / GRAMMAR_NAME
     if packaged.is_file():
         return Path(str(packaged))
     source = Path(__file__).resolve().parents[2] / "grammar" / GRAMMAR_NAME

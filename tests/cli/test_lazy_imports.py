@@ -14,6 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "sympy", "matplotlib", "networkx", "scipy", "nnsight", "safetensors")
+# not heavy, but not needed by parse and graph either (issue 15: each cost 5-20 ms): rich (plain
+# lines are written without it, cli/console.py), importlib.metadata (the version is read from
+# the installed METADATA, files.py), regex (lark's optional engine, syntax/lark_import.py)
+AVOIDABLE = ("rich", "importlib.metadata", "regex", "email", "importlib.resources")
 
 PROBE = """
 import contextlib, io, json, sys
@@ -23,12 +27,13 @@ for argv in ARGVS:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         codes.append(main(argv))
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
-print(json.dumps({"codes": codes, "heavy": heavy}))
+avoidable = sorted(m for m in AVOIDABLE if m in sys.modules)
+print(json.dumps({"codes": codes, "heavy": heavy, "avoidable": avoidable}))
 """
 
 
 def _modules_after(argvs: list[list[str]], tmp_path: Path) -> dict:
-    code = f"ARGVS = {argvs!r}\nHEAVY = {HEAVY!r}\n" + PROBE
+    code = f"ARGVS = {argvs!r}\nHEAVY = {HEAVY!r}\nAVOIDABLE = {AVOIDABLE!r}\n" + PROBE
     env = {"PYTHONPATH": str(ROOT), "CAUSALSPEC_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          check=True).stdout
@@ -40,12 +45,31 @@ def test_importing_the_cli_imports_no_heavy_library(tmp_path):
     assert result["heavy"] == []
 
 
-@pytest.mark.parametrize("spec", ["specs/hier_eq.cspec", "examples/induction_circuit/induction.cspec"])
+# examples/zoo/count_a.cspec: a model with families (`graph` draws one node per family)
+@pytest.mark.parametrize("spec", ["specs/hier_eq.cspec", "examples/induction_circuit/induction.cspec",
+                                  "examples/zoo/count_a.cspec"])
 def test_parse_and_graph_import_no_heavy_library(tmp_path, spec):
     # twice: the first run builds lark's tables into the (empty) cache, the second loads them
-    result = _modules_after([["parse", spec], ["graph", spec], ["parse", spec]], tmp_path)
-    assert result["codes"][0] == 0 and result["codes"][2] == 0
+    result = _modules_after([["parse", spec], ["graph", spec], ["graph", spec, "--format", "mermaid"],
+                             ["parse", spec]], tmp_path)
+    assert result["codes"] == [0, 0, 0, 0]
     assert result["heavy"] == [], f"parse/graph imported {result['heavy']}"
+    assert result["avoidable"] == [], f"parse/graph imported {result['avoidable']}"
+
+
+def test_an_invalid_spec_reports_without_rich(tmp_path):
+    bad = tmp_path / "bad.cspec"
+    bad.write_text("model M {\n  input a : bool\n  output y : bool = not b\n}\n")
+    result = _modules_after([["parse", str(bad)]], tmp_path)
+    assert result["codes"] == [2] and result["heavy"] == [] and result["avoidable"] == []
+
+
+def test_the_probe_sees_an_avoidable_import(tmp_path):
+    # the check can fail: a tab in a printed line is rich's to expand, so rich is imported
+    spec = tmp_path / "a\tb.cspec"
+    spec.write_text("model M {\n  input a : bool\n  output y : bool = not a\n}\n")
+    result = _modules_after([["parse", str(spec)]], tmp_path)
+    assert result["codes"] == [0] and result["avoidable"] == ["rich"]
 
 
 def test_the_probe_sees_a_heavy_import(tmp_path):
@@ -60,3 +84,33 @@ def test_python_dash_m_causalspec_runs_the_command_line(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("ok: specs/hier_eq.cspec"), proc.stderr
     assert list((tmp_path / "cache").glob("lalr-*.bin"))  # the grammar tables were cached there
+
+
+BLAS_PROBE = """
+import os, sys
+sys.argv = ["causalspec"] + ARGV
+from causalspec.cli.app import main
+main() if MAIN_ARGV is None else main(MAIN_ARGV)
+print("OPENBLAS=" + str(os.environ.get("OPENBLAS_NUM_THREADS")))
+"""
+
+
+@pytest.mark.parametrize("argv, main_argv, expected", [
+    (["parse", "specs/hier_eq.cspec"], None, "1"),  # the command: one BLAS thread
+    (["graph", "specs/hier_eq.cspec"], None, "1"),
+    (["sample", "specs/hier_eq.cspec", "--n", "2"], None, "None"),  # not a light command
+    ([], ["parse", "specs/hier_eq.cspec"], "None"),  # main([...]) inside another program: its environment
+])
+def test_light_commands_ask_openblas_for_one_thread(tmp_path, argv, main_argv, expected):
+    code = f"ARGV = {argv!r}\nMAIN_ARGV = {main_argv!r}\n" + BLAS_PROBE
+    env = {"PYTHONPATH": str(ROOT), "CAUSALSPEC_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True).stdout
+    assert out.strip().splitlines()[-1] == f"OPENBLAS={expected}"
+
+
+def test_a_users_openblas_setting_is_kept(tmp_path):
+    code = f"ARGV = {['parse', 'specs/hier_eq.cspec']!r}\nMAIN_ARGV = None\n" + BLAS_PROBE
+    env = {"PYTHONPATH": str(ROOT), "CAUSALSPEC_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin",
+           "OPENBLAS_NUM_THREADS": "3"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True).stdout
+    assert out.strip().splitlines()[-1] == "OPENBLAS=3"

@@ -7,7 +7,7 @@ import pytest
 
 from causalspec.cli.sample import parse_interchange
 from causalspec.errors import SpecError
-from causalspec.report.graph_export import family_graph, to_dot, to_json
+from causalspec.report.graph_export import family_graph, family_view, to_dot, to_json, to_mermaid, to_png
 from causalspec.semantics.analyse import load_text
 
 SPEC = """
@@ -74,6 +74,16 @@ def test_graph_shows_a_family_as_one_node_and_expands_on_request(model):
     dot = to_dot(g)
     assert '"H[1..4]"' in dot and "count(j in 1..N : t[j] == t[i])" in dot
     assert [n["name"] for n in to_json(model)["nodes"]][:2] == ["t[1]", "t[2]"]  # expanded
+
+
+def test_the_networkx_free_family_view_exports_what_the_family_graph_exports(model, tmp_path):
+    # `causalspec graph` exports the view (no networkx import); it must equal the DiGraph's export
+    view, g = family_view(model), family_graph(model)
+    assert view.order == g.graph["order"] and view.nodes.keys() == set(g.nodes)
+    assert sorted(view.edges) == sorted(g.edges) and len(view.edges) == len(set(view.edges))
+    for export in (to_dot, to_mermaid):  # (JSON: its LaTeX of `if Prev[i] ...` fails in sympy, both ways)
+        assert export(view) == export(g), export.__name__
+    assert to_png(view, tmp_path / "v.png").read_bytes() == to_png(g, tmp_path / "g.png").read_bytes()
 
 
 def test_sample_interchange_names_a_family(model):

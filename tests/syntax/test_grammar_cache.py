@@ -100,3 +100,44 @@ def test_the_cache_folder_follows_the_environment(tmp_path, monkeypatch):
     assert gc.cache_dir() == tmp_path / "home" / ".cache" / "causalspec"
     monkeypatch.setenv("CAUSALSPEC_CACHE_DIR", "")
     assert gc.cache_dir() is None and gc.cache_file("0" * 64) is None
+
+
+# ───────────────────────── lark without `regex` (syntax/lark_import.py) ─────────────────────────
+
+REGEX_PROBE = r"""
+import json, sys
+FIRST
+from causalspec.syntax.parser import parse
+parse("model M {\n  input a : bool\n  output y : bool = not a\n}\n", "m.cspec")
+before = "regex" in sys.modules
+import lark, lark.lark, lark.utils
+flags = [lark.lark._has_regex, lark.utils._has_regex]
+tree = lark.Lark(r'start: /\p{Lu}+/', parser="lalr", regex=True).parse("ÀB")
+print(json.dumps({"regex_after_parse": before, "flags": flags, "token": str(tree.children[0]),
+                  "regex_after_use": "regex" in sys.modules}))
+"""
+
+
+def _regex_probe(first: str) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", REGEX_PROBE.replace("FIRST", first)], cwd=root, check=True,
+                         capture_output=True, text=True, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin",
+                                                             "CAUSALSPEC_CACHE_DIR": ""}).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_parsing_does_not_import_regex_yet_lark_regex_mode_still_works():
+    pytest.importorskip("regex")
+    result = _regex_probe("")
+    assert result["regex_after_parse"] is False  # parse never needed it
+    assert result["flags"] == [True, True] and result["token"] == "ÀB" and result["regex_after_use"] is True
+
+
+def test_regex_imported_first_is_left_alone():
+    pytest.importorskip("regex")
+    result = _regex_probe("import regex")
+    assert result["regex_after_parse"] is True and result["flags"] == [True, True] and result["token"] == "ÀB"
