@@ -83,6 +83,8 @@ RESERVED_IN: dict[str, frozenset[str]] = {
     "type_name": frozenset({"bool", "int", "enum", "real"}),   # NamedType
     "decl_position": frozenset({"slot"}),              # NamedPos/OffsetPos in `position X =`
     "site_head": frozenset({"module"}),                # first part of a NamedSite
+    # ... of a sweep site after `locate X over`: `latents` there starts `over latents of SITE`
+    "sweep_head": frozenset({"module", "latents"}),
     "align_site_head": frozenset({"module", "output"}),  # ... of the first site after `->`
 }
 
@@ -743,7 +745,7 @@ def print_sweep_site(site: A.SweepSite) -> str:
             raise _fail("module sweep (pattern and input or output)", site)
         return f"module {print_string(site.module)} {site.io}"
     path = _nonempty(site.path, "site path", site)
-    text = ".".join(check_ident(p, "site name", RESERVED_IN["site_head"] if i == 0 else frozenset())
+    text = ".".join(check_ident(p, "site name", RESERVED_IN["sweep_head"] if i == 0 else frozenset())
                     for i, p in enumerate(path))
     if site.ranges is not None:
         if not 1 <= len(site.ranges) <= 2:

@@ -356,7 +356,8 @@ expects = st.builds(A.Expect, _tuples(conditions, 1, 3))
 _sweep_ranges = st.tuples(nonneg_ints, nonneg_ints).map(lambda t: (min(t), max(t)))
 sweep_sites = st.one_of(
     st.builds(lambda path, ranges, part: A.SweepSite(path, ranges, part if ranges is not None else None),
-              named_sites().map(lambda s: s.path), st.none() | _tuples(_sweep_ranges, 1, 2),
+              named_sites().map(lambda s: s.path).filter(lambda path: path[0] not in RESERVED_IN["sweep_head"]),
+              st.none() | _tuples(_sweep_ranges, 1, 2),
               st.none() | identifiers()),
     st.builds(lambda pattern, io: A.SweepSite(None, None, None, pattern, io), texts,
               st.sampled_from(("input", "output"))),

@@ -98,6 +98,17 @@ def test_random_spec_roundtrip(spec):
     roundtrip(spec)
 
 
+def test_a_sweep_site_named_latents_is_refused_not_printed_as_a_latent_search():
+    """`locate x over latents` reads as the start of `over latents of SITE`: a sweep site whose
+    first part is `latents` has no text that parses back to it (found by the fuzzer above)."""
+    locate = A.Locate(A.Name("x"), A.SweepSite(("latents",), None, None, None, None), None, False, None)
+    spec = A.Spec((A.Check(A.Name("x"), None, (locate,)),))
+    with pytest.raises(PrintError, match="latents"):
+        print_spec(spec)
+    other = dataclasses.replace(locate, site=A.SweepSite(("resid", "latents"), None, None, None, None))
+    roundtrip(A.Spec((A.Check(A.Name("x"), None, (other,)),)))
+
+
 def _in_model(expr: A.Expr) -> A.Spec:
     return A.Spec((A.Model(A.Name("M"), (A.VarDecl("var", A.Name("v"), A.BoolType(), expr),)),))
 
