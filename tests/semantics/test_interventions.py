@@ -161,7 +161,7 @@ def test_interchange_validation(hier):
 VARS = ["W", "X", "Y", "Z", "WX", "YZ", "O"]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)  # the same examples every run
 @given(rows=st.lists(st.tuples(*[st.integers(0, 19)] * 4), min_size=1, max_size=8),
        groups=st.lists(st.sets(st.sampled_from(VARS), min_size=1), min_size=1, max_size=3))
 def test_interchange_with_source_equal_to_base_is_the_base_run(rows, groups):
