@@ -162,7 +162,7 @@ class AlignmentRun:
         self.inverse = inverse.reshape(-1)
         self.unique_rows = {k: v[first] for k, v in plan.pool.items()}
         self.n_unique = len(first)
-        self.cache: CleanCache | None = None
+        self._cache: CleanCache | None = None
         self.pool_labels = self.domain.codes(self.model.run(plan.pool)[self.output])
         self.fitted: Fitted | None = None
         self.bindings = self._bindings()
@@ -179,6 +179,18 @@ class AlignmentRun:
                         seen.setdefault(b, None)
         return list(seen)
 
+    @property
+    def cache(self) -> CleanCache:
+        """The clean pass's cache. `clean` sets it, or a caller sharing one pass between runs (locate's
+        grid, latent search) assigns it, before any claim of this run is scored: an internal ordering."""
+        if self._cache is None:
+            raise RuntimeError("AlignmentRun.cache is read before the clean pass ran (call clean() first)")
+        return self._cache
+
+    @cache.setter
+    def cache(self, value: CleanCache) -> None:
+        self._cache = value
+
     def group_bindings(self, claim: ClaimPlan) -> list[list]:
         return [[b for v in g for b in self.alignment.variables[v]] for g in claim.groups]
 
@@ -186,14 +198,16 @@ class AlignmentRun:
         """Per group, per binding: the subspace to patch (None: the featurizer's own)."""
         if mode == "claim" and self.fitted is None:
             return None
+        if mode == "given" and random is None:
+            raise ValueError("bases(mode='given') needs the `random` bases")  # a caller's bug, not a spec's
         out = []
         for g in claim.groups:
-            row = []
+            row: list[Any] = []
             for v in g:
                 for b in self.alignment.variables[v]:
                     if mode == "full":
                         row.append(FULL)
-                    elif mode == "given":  # e.g. a random control subspace: `random[(var, binding)]`
+                    elif mode == "given" and random is not None:  # e.g. a random control subspace
                         row.append(random[(v, b)])
                     else:
                         row.append(self.fitted.trained.basis(v, b) if self.fitted else None)
@@ -404,7 +418,10 @@ class AlignmentRun:
         return out
 
     def training_report(self) -> dict[str, Any]:
+        """The learned featurizer's training summary; callers ask only after `fit` (a learned alignment)."""
         f = self.fitted
+        if f is None:
+            raise RuntimeError("training_report() is asked before fit() trained a featurizer")
         info = f.trained.info
         return {"variant": self.label or "network", "groups": info.get("groups", []), "steps": info.get("steps"),
                 "max_steps": info.get("max_steps"), "stopped": info.get("stopped"),
