@@ -162,7 +162,7 @@ class AlignmentRun:
         self.inverse = inverse.reshape(-1)
         self.unique_rows = {k: v[first] for k, v in plan.pool.items()}
         self.n_unique = len(first)
-        self._cache: CleanCache | None = None
+        self.cache: CleanCache  # set by clean() (or by a caller sharing one clean pass) before any claim runs
         self.pool_labels = self.domain.codes(self.model.run(plan.pool)[self.output])
         self.fitted: Fitted | None = None
         self.bindings = self._bindings()
@@ -179,18 +179,6 @@ class AlignmentRun:
                         seen.setdefault(b, None)
         return list(seen)
 
-    @property
-    def cache(self) -> CleanCache:
-        """The clean pass's cache. `clean` sets it, or a caller sharing one pass between runs (locate's
-        grid, latent search) assigns it, before any claim of this run is scored: an internal ordering."""
-        if self._cache is None:
-            raise RuntimeError("AlignmentRun.cache is read before the clean pass ran (call clean() first)")
-        return self._cache
-
-    @cache.setter
-    def cache(self, value: CleanCache) -> None:
-        self._cache = value
-
     def group_bindings(self, claim: ClaimPlan) -> list[list]:
         return [[b for v in g for b in self.alignment.variables[v]] for g in claim.groups]
 
@@ -198,8 +186,7 @@ class AlignmentRun:
         """Per group, per binding: the subspace to patch (None: the featurizer's own)."""
         if mode == "claim" and self.fitted is None:
             return None
-        if mode == "given" and random is None:
-            raise ValueError("bases(mode='given') needs the `random` bases")  # a caller's bug, not a spec's
+        given = random or {}  # mode "given": e.g. a random control subspace per (var, binding)
         out = []
         for g in claim.groups:
             row: list[Any] = []
@@ -207,8 +194,8 @@ class AlignmentRun:
                 for b in self.alignment.variables[v]:
                     if mode == "full":
                         row.append(FULL)
-                    elif mode == "given" and random is not None:  # e.g. a random control subspace
-                        row.append(random[(v, b)])
+                    elif mode == "given":
+                        row.append(given[(v, b)])
                     else:
                         row.append(self.fitted.trained.basis(v, b) if self.fitted else None)
             out.append(row)
@@ -418,9 +405,8 @@ class AlignmentRun:
         return out
 
     def training_report(self) -> dict[str, Any]:
-        """The learned featurizer's training summary; callers ask only after `fit` (a learned alignment)."""
         f = self.fitted
-        if f is None:
+        if f is None:  # callers ask only after fit() of a learned alignment
             raise RuntimeError("training_report() is asked before fit() trained a featurizer")
         info = f.trained.info
         return {"variant": self.label or "network", "groups": info.get("groups", []), "steps": info.get("steps"),
