@@ -212,7 +212,7 @@ def _stamped_is_ours(data: bytes) -> bool:
         return False
     try:
         m = _STAMP.match(first.decode("utf-8"))
-        return bool(m) and _digest(rest.decode("utf-8")) == m.group(4)
+        return m is not None and _digest(rest.decode("utf-8")) == m.group(4)
     except UnicodeDecodeError:
         return False
 

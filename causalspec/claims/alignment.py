@@ -260,9 +260,9 @@ def _condition(cond, declared: list[ClaimResult], subsets: list[ClaimResult],
         return result(value, ok, "every interchange set" if ok else f"fails for {', '.join(failing)}")
     if cond.metric == "aaa":
         values = [pick(c.iia) for c in subsets if c.iia.trials]
-        value = float(np.mean(values)) if values else None
-        ok = value is not None and compare(value, cond.op, cond.threshold)
-        return result(value, ok, f"mean IIA over {len(subsets)} non-empty subset(s) of the aligned variables")
+        mean = float(np.mean(values)) if values else None
+        ok = mean is not None and compare(mean, cond.op, cond.threshold)
+        return result(mean, ok, f"mean IIA over {len(subsets)} non-empty subset(s) of the aligned variables")
     if cond.metric == "control":
         return result(*_control_condition(cond, controls))
     return ConditionResult(condition_text(cond), cond.metric, stat, cond.aggregation, cond.op, cond.threshold, None,

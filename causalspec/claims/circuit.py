@@ -371,6 +371,8 @@ def describe_ablation(plan: CircuitPlan, ablation) -> str:
         return f"zero: an ablated head's z, an ablated MLP's output and, where an edge from `embed` is cut, {inp} " \
                "are set to 0"
     ref = plan.reference
+    if ref is None:  # compile.circuit_plan samples one for every `mean over D` / `resample from D` ablation
+        raise ValueError(f"a `{a.kind}` ablation without its reference prompts")
     ds = ref.dataset
     n_ref = len(next(iter(ref.rows.values())))
     src = f"dataset `{ds.name}` ({n_ref} prompts of model `{ds.model}`, seed {ds.seed}, prompt " \
@@ -423,9 +425,9 @@ def evaluate_circuit_conditions(circuit, summary: CircuitSummary) -> Verdict:
     problems = []
     eff = summary.effect
     if eff is None or not np.isfinite(eff.estimate) or not eff.excludes_zero:
-        problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {fmt(eff.estimate)} "
-                        f"[{fmt(eff.lower)}, {fmt(eff.upper)}] includes 0, so every score (a ratio over it) "
-                        "is noise (effect-size guard)")
+        shown = "n/a [n/a, n/a]" if eff is None else f"{fmt(eff.estimate)} [{fmt(eff.lower)}, {fmt(eff.upper)}]"
+        problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {shown} "
+                        "includes 0, so every score (a ratio over it) is noise (effect-size guard)")
     conditions = []
     for cond in circuit.conditions:
         score = summary.score(cond.metric, cond.arg)

@@ -91,9 +91,10 @@ def _pooled_train_iia(parts: Sequence[ClaimResult]):
     """A learned featurizer's IIA on its training pairs, pooled over the elements like the held-out
     IIA (None unless every element has one)."""
     train = [p.train_iia for p in parts]
-    if not train or any(t is None for t in train):
+    known = [t for t in train if t is not None]
+    if not train or len(known) < len(train):
         return None
-    return wilson(sum(t.successes for t in train), sum(t.trials for t in train))
+    return wilson(sum(t.successes for t in known), sum(t.trials for t in known))
 
 
 def pooled_controls(per_element: Sequence[tuple[str, Sequence[ControlResult]]]) -> list[ControlResult]:

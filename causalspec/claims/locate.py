@@ -99,17 +99,17 @@ class Sweep:
 
     @property
     def best(self) -> Cell | None:
-        scored = [c for row in self.cells for c in row if c.score is not None]
+        scored = [(c.score, c) for row in self.cells for c in row if c.score is not None]
         if not scored:
             return None
-        return max(scored, key=lambda c: c.score)  # max keeps the first of equal scores
+        return max(scored, key=lambda sc: sc[0])[1]  # max keeps the first of equal scores
 
     def column_best(self) -> list[Cell | None]:
         """Per column, its best cell (the first of equal scores; None when none scored)."""
         out: list[Cell | None] = []
         for j in range(len(self.position_labels)):
-            scored = [row[j] for row in self.cells if j < len(row) and row[j].score is not None]
-            out.append(max(scored, key=lambda c: c.score) if scored else None)
+            scored = [(s, row[j]) for row in self.cells if j < len(row) and (s := row[j].score) is not None]
+            out.append(max(scored, key=lambda sc: sc[0])[1] if scored else None)
         return out
 
     def grid(self) -> np.ndarray:

@@ -47,6 +47,8 @@ class NetworkCache:
         try:
             _, remote = engine_choice(net, options, base_dir)
             if net.framework == "torch":
+                if net.builder is None or net.weights is None:  # semantics.networks sets both for torch
+                    raise NetworkLoadError(f"network `{name}`: a torch network needs its builder and weights")
                 value = load_torch_network(name, net.builder.ref, net.weights, base_dir,
                                            net.encode.ref if net.encode else None,
                                            net.decode.ref if net.decode else None,

@@ -162,7 +162,7 @@ class AlignmentRun:
         self.inverse = inverse.reshape(-1)
         self.unique_rows = {k: v[first] for k, v in plan.pool.items()}
         self.n_unique = len(first)
-        self.cache: CleanCache | None = None
+        self.cache: CleanCache  # set by clean() (or by a caller sharing one clean pass) before any claim runs
         self.pool_labels = self.domain.codes(self.model.run(plan.pool)[self.output])
         self.fitted: Fitted | None = None
         self.bindings = self._bindings()
@@ -186,15 +186,16 @@ class AlignmentRun:
         """Per group, per binding: the subspace to patch (None: the featurizer's own)."""
         if mode == "claim" and self.fitted is None:
             return None
+        given = random or {}  # mode "given": e.g. a random control subspace per (var, binding)
         out = []
         for g in claim.groups:
-            row = []
+            row: list[Any] = []
             for v in g:
                 for b in self.alignment.variables[v]:
                     if mode == "full":
                         row.append(FULL)
-                    elif mode == "given":  # e.g. a random control subspace: `random[(var, binding)]`
-                        row.append(random[(v, b)])
+                    elif mode == "given":
+                        row.append(given[(v, b)])
                     else:
                         row.append(self.fitted.trained.basis(v, b) if self.fitted else None)
             out.append(row)
@@ -405,6 +406,8 @@ class AlignmentRun:
 
     def training_report(self) -> dict[str, Any]:
         f = self.fitted
+        if f is None:  # callers ask only after fit() of a learned alignment
+            raise RuntimeError("training_report() is asked before fit() trained a featurizer")
         info = f.trained.info
         return {"variant": self.label or "network", "groups": info.get("groups", []), "steps": info.get("steps"),
                 "max_steps": info.get("max_steps"), "stopped": info.get("stopped"),

@@ -63,7 +63,7 @@ def sae_honesty(run, declared) -> tuple[dict[str, Any] | None, list[str]]:
             warned = diff is not None and abs(diff) > ERROR_TERM_MARGIN
             comparisons.append({"label": res.label, "error_base": res.iia.to_dict(),
                                 "error_source": scored.iia.to_dict(), "difference": diff, "warned": warned})
-            if warned:
+            if warned and diff is not None:  # warned implies a difference
                 warnings.append(
                     f"{res.label}: IIA is {kept_iia:.3f} with the base's SAE error term kept and {source_iia:.3f} "
                     f"with it taken from the source (a difference of {abs(diff):.3f} > {ERROR_TERM_MARGIN}): "

@@ -118,12 +118,12 @@ def site_nodes(site: SiteSpec, arch: Arch) -> list[Node] | None:
     if kind == "embed":
         return None
     if kind in ("head", "head.z", "head.result"):
-        node = Node.attention(site.layer, site.head)
+        node = Node.attention(_layer(site), _head(site))
     elif kind in ("attn", "attn.out"):
         _check_layer(site, arch)
-        return [Node.attention(site.layer, h) for h in range(arch.heads)]
+        return [Node.attention(_layer(site), h) for h in range(arch.heads)]
     elif kind in ("mlp", "mlp.out"):
-        node = Node.mlp(site.layer)
+        node = Node.mlp(_layer(site))
     elif kind in ("head.q", "head.k", "head.v"):
         raise CircuitPlanError(f"`{site}` is an input of a head, not a circuit node: list the head "
                                f"(`head[{site.layer}.{site.head}]`) and route to its input with an edge "
@@ -132,14 +132,27 @@ def site_nodes(site: SiteSpec, arch: Arch) -> list[Node] | None:
         raise CircuitPlanError(f"`{site}` cannot be evaluated as a circuit node: circuit evaluation "
                                "ablates heads (`head[L.H]`, `attn[L]`) and MLPs (`mlp[L]`)")
     _check_layer(site, arch)
-    if node.kind == HEAD and not 0 <= node.head < arch.heads:
+    if node.kind == HEAD and node.head is not None and not 0 <= node.head < arch.heads:
         raise CircuitPlanError(f"`{site}`: head {node.head} out of range ({arch.family or 'the network'} has "
                                f"{arch.heads} heads per layer, 0..{arch.heads - 1})")
     return [node]
 
 
+def _layer(site: SiteSpec) -> int:
+    """A layered site's layer (the site kinds a circuit node comes from all have one)."""
+    if site.layer is None:
+        raise CircuitPlanError(f"`{site}` names no layer, so it cannot be a circuit node")
+    return site.layer
+
+
+def _head(site: SiteSpec) -> int:
+    if site.head is None:
+        raise CircuitPlanError(f"`{site}` names no head, so it cannot be a head node")
+    return site.head
+
+
 def _check_layer(site: SiteSpec, arch: Arch) -> None:
-    if not 0 <= site.layer < arch.layers:
+    if not 0 <= _layer(site) < arch.layers:
         raise CircuitPlanError(f"`{site}`: layer {site.layer} out of range ({arch.family or 'the network'} has "
                                f"{arch.layers} layers, 0..{arch.layers - 1})")
 

@@ -192,7 +192,7 @@ def _controls(r: CheckResult) -> str:
             rows.append(f"<tr><td>{e(c.name)}</td>{cells}<td>does not apply: {e(c.detail)}</td></tr>")
             continue
         row_cells: list[str] = []
-        sums = {lab: c.summary(i) for i, lab in enumerate(c.labels)} if c.n_draws else {}
+        sums = {lab: s for i, lab in enumerate(c.labels) if (s := c.summary(i)) is not None} if c.n_draws else {}
         for lab in labels:
             v = values.get(lab)
             text = _num(v) if v is not None else "n/a"
@@ -209,17 +209,18 @@ def _controls(r: CheckResult) -> str:
 
 
 def _illusion(r: CheckResult) -> str:
-    rows = [c for c in r.claims if c.kind in DETAILED_KINDS and c.full_patch and c.full_patch.get("pairs")]
+    rows = [(c.label, c.full_patch) for c in r.claims
+            if c.kind in DETAILED_KINDS and c.full_patch and c.full_patch.get("pairs")]
     if not rows:
         return ""
     body = "".join(
-        f"<tr><td>{e(c.label)}</td><td class=num>{_pct(c.full_patch['subspace_moved'])}</td>"
-        f"<td class=num>{_pct(c.full_patch.get('span_moved'))}</td>"
-        f"<td class=num>{_pct(c.full_patch.get('leak'))}</td>"
-        f"<td class=num>{_pct(c.full_patch['full_moved'])}</td><td class=num>{_num(c.full_patch['full_iia'])}</td>"
-        f"<td>{'<span class=bad>dormant pathway</span>' if c.full_patch.get('dormant') else ''}"
-        f"{e('not tested: ' + c.full_patch['untested']) if c.full_patch.get('untested') else ''}</td></tr>"
-        for c in rows)
+        f"<tr><td>{e(label)}</td><td class=num>{_pct(f['subspace_moved'])}</td>"
+        f"<td class=num>{_pct(f.get('span_moved'))}</td>"
+        f"<td class=num>{_pct(f.get('leak'))}</td>"
+        f"<td class=num>{_pct(f['full_moved'])}</td><td class=num>{_num(f['full_iia'])}</td>"
+        f"<td>{'<span class=bad>dormant pathway</span>' if f.get('dormant') else ''}"
+        f"{e('not tested: ' + f['untested']) if f.get('untested') else ''}</td></tr>"
+        for label, f in rows)
     return ("<h3>Illusion check</h3><table><tr><th>interchange set</th><th>subspace patch moves the output</th>"
             "<th>its part inside the clean activations' span moves it</th>"
             "<th>largest share written outside that span</th>"

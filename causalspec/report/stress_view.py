@@ -111,7 +111,7 @@ def controls_table(r: CheckResult) -> Table | None:
             continue
         values = dict(zip(c.labels, c.values))
         if c.n_draws:  # a distribution: the compared statistic first, then the quantile and the max
-            sums = {lab: c.summary(i) for i, lab in enumerate(c.labels)}
+            sums = {lab: s for i, lab in enumerate(c.labels) if (s := c.summary(i)) is not None}
             cells = [f"{_num(sums[lab][CONTROL_STATISTIC])} "
                      f"(p{CONTROL_QUANTILE} {_num(sums[lab][f'p{CONTROL_QUANTILE}'])}"
                      f", max {_num(sums[lab]['max'])})" if lab in sums and sums[lab]["n"] else "n/a" for lab in labels]
@@ -130,7 +130,8 @@ def controls_table(r: CheckResult) -> Table | None:
 def illusion_table(r: CheckResult) -> Table | None:
     """Subspace patch vs its part inside the span of the clean activations (the illusion test,
     `score.illusion`), with the whole-component patch beside them (reported, not judged)."""
-    rows = [c for c in r.claims if c.kind in DETAILED_KINDS and c.full_patch and c.full_patch.get("pairs")]
+    rows = [(c.label, c.full_patch) for c in r.claims
+            if c.kind in DETAILED_KINDS and c.full_patch and c.full_patch.get("pairs")]
     if not rows:
         return None
     table = _table()
@@ -140,9 +141,8 @@ def illusion_table(r: CheckResult) -> Table | None:
         ("whole-component IIA", "right"), ("", "left"))
     for col, just in columns:
         table.add_column(col, justify=just)
-    for c in rows:
-        f = c.full_patch
-        table.add_row(Text(c.label), _pct(f["subspace_moved"]), _pct(f.get("span_moved")), _pct(f.get("leak")),
+    for label, f in rows:
+        table.add_row(Text(label), _pct(f["subspace_moved"]), _pct(f.get("span_moved")), _pct(f.get("leak")),
                       _pct(f["full_moved"]), _num(f["full_iia"]),
                       "dormant pathway" if f.get("dormant") else ("not tested" if f.get("untested") else ""))
     return table
@@ -225,12 +225,12 @@ def sweep_table(loc: dict) -> Table | None:
 
 
 def stress_renderables(r: CheckResult, glyphs: dict | None = None) -> list:
-    ascii_only = bool(glyphs) and glyphs.get("pass") == "+"
+    ascii_only = glyphs is not None and glyphs.get("pass") == "+"
     out: list = []
     for w in r.warnings:
         out.append(Text(f"  warning: {w}", style="yellow"))
     loc = locate_table(r)
-    if loc is not None:
+    if loc is not None and r.locate:  # a table exists only for a locate sweep
         out.append(Text(f"  sweep: {sum(len(x) for x in r.locate['cells'])} cell(s) on {r.locate['pairs']} pairs "
                         f"(seed {r.locate['seed']}), {r.locate['unique_inputs']} unique inputs, clean forward passes "
                         f"shared by every cell"))

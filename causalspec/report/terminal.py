@@ -118,7 +118,8 @@ class CheckProgress:
 
         def advance(n: int = 1) -> None:
             progress.advance(task, n)
-            if not self._started and progress is self._progress and self.clock() - self._t0 >= self.delay:
+            if (not self._started and progress is self._progress and self._t0 is not None
+                    and self.clock() - self._t0 >= self.delay):
                 progress.start()
                 self._started = True
 

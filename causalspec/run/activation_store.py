@@ -172,7 +172,7 @@ class DiskColumn(Sequence):
         self.end = at
 
     def _view(self) -> np.ndarray:
-        if self._mapped != self.end:
+        if self._mapped != self.end or self._map is None:
             if self._file.closed:
                 raise ValueError(f"the activation store of {self.path.parent} is closed")
             self._file.flush()
@@ -182,6 +182,8 @@ class DiskColumn(Sequence):
         return self._map
 
     def shape(self, u: int) -> tuple[int, ...]:
+        if self.width is None:  # nothing recorded yet (the first row sets width, ndim and dtype)
+            raise IndexError(f"row {u} of {self.path.name} was not recorded")
         return (int(self.npos[u]), self.width) if self.ndim == 2 else (self.width,)
 
     def _check(self, u: int) -> int:
@@ -218,6 +220,8 @@ class DiskColumn(Sequence):
         for i, u in enumerate(rows):
             at = self._check(u)
             out[i] = view[at:at + nbytes]
+        if self.dtype is None:  # rows of some bytes were recorded, and the first one set dtype
+            raise IndexError(f"no row of {self.path.name} was recorded")
         t = torch.from_numpy(out).view(self.dtype).reshape(len(rows), *shape)
         return t.to(self.device)
 

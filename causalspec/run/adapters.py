@@ -13,7 +13,7 @@ import contextlib
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -78,6 +78,7 @@ class TorchAdapter:
         if net.encode_hook is None:
             raise NetworkLoadError(f"network `{net.name}` needs an `encode \"file.py:function\"` hook: "
                                    "causalspec cannot guess how high-level inputs become tensors")
+        self._encode_hook: Callable = net.encode_hook
         self.net = net
         self.model = model
         self.output = output
@@ -98,7 +99,7 @@ class TorchAdapter:
         values = {k: self.model.domain(k).decode(v) for k, v in rows.items()}
         n = len(next(iter(rows.values())))
         what = f"network `{self.net.name}`: {self._hook('encode')}"
-        inputs = call_user(what, self.net.encode_hook, values)
+        inputs = call_user(what, self._encode_hook, values)
         check_encoded(inputs, n, what)
         return Batch(_to_device(inputs, self.net.device), dict(rows), n)
 
@@ -241,7 +242,7 @@ class TorchAdapter:
         kind = getattr(pos, "kind", None)
         if kind == "last":
             return length - 1
-        if kind == "offset" and getattr(pos.base, "kind", None) == "last":
+        if kind == "offset" and pos is not None and getattr(pos.base, "kind", None) == "last":
             return length - 1 + int(pos.offset)
         raise CheckUsageError(f"network `{self.net.name}`: the output `{self.output}` is read at position "
                               f"`{pos}`, which needs a prompt template; a torch network's output is read at a "

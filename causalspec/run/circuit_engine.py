@@ -293,7 +293,12 @@ class CircuitEngine:
         b, seq = batch.inputs["input_ids"].shape
         H = self.arch.heads
         keep_default = variant.mode == "ablate"
-        members = variant.members if variant.mode == "ablate" else variant.circuit.members
+        if variant.mode == "ablate":
+            members = variant.members
+        elif variant.circuit is not None:
+            members = variant.circuit.members
+        else:  # Variant's constructors give every keep/circuit variant its circuit
+            raise ValueError(f"a `{variant.mode}` variant without its circuit")
         heads = {L: torch.full((b, seq, H), keep_default) for L in range(self.arch.layers)} if HEAD in universe \
             else {}
         mlps = {L: torch.full((b, seq), keep_default) for L in range(self.arch.layers)} if MLP in universe else {}
@@ -330,7 +335,7 @@ class CircuitEngine:
         heads, mlps = self._masks(variant, batch, universe, cache)
         hd = self.dims.head_dim
         edges = variant.circuit.edges if variant.mode == "keep" and variant.circuit is not None else None
-        state = _EdgeState(self, variant.circuit, abl) if edges is not None else None
+        state = _EdgeState(self, variant.circuit, abl) if edges is not None and variant.circuit is not None else None
         installers = []
         if state is not None:
             installers += state.installers()
@@ -415,6 +420,13 @@ class _EdgeState:
         node = Node.mlp(layer)
         return node if node in self.members else None
 
+    @property
+    def pre_norm(self) -> PreNormMid:
+        """The pre-norm block layout; only read where there are receivers, which __init__ refuses without it."""
+        if self.mid is None:
+            raise CheckUsageError("edge granularity needs a pre-norm decoder (GPT-2, GPT-NeoX, Llama family)")
+        return self.mid
+
     def add(self, node: Node, diff: Tensor) -> None:
         self.D[node] = diff
         self.cum = diff.clone() if self.cum is None else self.cum + diff
@@ -441,7 +453,7 @@ class _EdgeState:
         if cut:
             kept = [u for u in upstream if u in allowed]
             not_up = [u for u in computed if u not in upstream]
-            if len(kept) + len(not_up) < len(cut):
+            if len(kept) + len(not_up) < len(cut) and self.cum is not None:  # cut is not empty: `add` set cum
                 corr = self.cum.clone()
                 for u in kept + not_up:
                     corr -= self.D[u]
@@ -471,7 +483,7 @@ class _EdgeState:
                 lambda x: setattr(self, "positions", x)))
         spec = e.spec
         for L, receivers in self.head_receivers.items():
-            norm = e.block(L, self.mid.attn_norm)
+            norm = e.block(L, self.pre_norm.attn_norm)
             out.append(lambda L=L, norm=norm: ModuleAccess(SiteAddress("resid.pre", L), norm, "input",
                                                            e.dims.d_model).install_read(
                 lambda x: self.resid_pre.__setitem__(L, x)))
@@ -505,7 +517,7 @@ class _EdgeState:
                     SiteAddress("module", module_path=f"{e.block_prefix}.{L}.{path}", module_io="output"),
                     proj, "output", None).install_write(edit))
         for L, node in self.mlp_receivers.items():
-            norm = e.block(L, self.mid.mlp_norm)
+            norm = e.block(L, self.pre_norm.mlp_norm)
 
             def edit_mlp_in(x: Tensor, node=node) -> Tensor:
                 corr = self.correction((node, None), x)

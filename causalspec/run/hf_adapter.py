@@ -116,7 +116,7 @@ class HFAdapter:
                 raise CheckUsageError(f"network `{net.name}`: `output : value logit` reads a token's logit, which "
                                       f"needs a language-model head (class causal_lm or masked_lm), not "
                                       f"`{self.model_class}`")
-            self.candidates = self._logit_token(network_ir.output_logit)  # LongTensor [1]
+            self.candidates: torch.Tensor | None = self._logit_token(network_ir.output_logit)  # LongTensor [1]
         elif self.answer is not None:
             if self.model_class not in ("causal_lm", "masked_lm"):
                 raise CheckUsageError(f"network `{net.name}`: an answer template needs a language-model head "
@@ -300,7 +300,7 @@ class HFAdapter:
             spec["answer_pos"] = spec["answer_pos"] - offset.cpu()  # (an incremental forward)
         if self.values is not None:  # the named token's logit is the value
             rows = torch.arange(raw.shape[0], device=raw.device)
-            logit = raw[rows, spec["answer_pos"].to(raw.device)][:, self.candidates.to(raw.device)].float()  # [b, 1]
+            logit = raw[rows, spec["answer_pos"].to(raw.device)][:, self._value_token(raw)].float()  # [b, 1]
             flagged = with_nonfinite(torch.zeros(raw.shape[0], dtype=torch.long, device=raw.device), logit)
             codes = self.values.match(logit[:, 0].cpu().numpy(), self.net.name)
             flags = flagged.cpu().numpy().astype(np.int64)
@@ -312,7 +312,14 @@ class HFAdapter:
         (differentiable: learned featurizers train on it)."""
         where = self._read_spec(batch)["answer_pos"].to(raw.device)
         at = raw[torch.arange(raw.shape[0], device=raw.device), where]  # [batch, vocab]
-        return at[:, self.candidates.to(raw.device)][:, 0]
+        return at[:, self._value_token(raw)][:, 0]
+
+    def _value_token(self, like: torch.Tensor) -> torch.Tensor:
+        """The token of `output : value logit "tok"` ([1]), on `like`'s device; __init__ sets it with `values`."""
+        if self.candidates is None:
+            raise CheckUsageError(f"network `{self.net.name}`: `{self.output}` is read as a value logit, "
+                                  "but no token was resolved for it")
+        return self.candidates.to(like.device)
 
     def decode_spec(self, batch: Batch) -> dict:
         """How `run.patching.decode` reads this batch's output codes: each row's answer

@@ -101,7 +101,7 @@ class KVStore:
     keep: np.ndarray | None = None
     keys: list[Tensor] = field(default_factory=list)
     values: list[Tensor] = field(default_factory=list)
-    lengths: np.ndarray | None = None  # [K] real tokens per kept input
+    lengths: np.ndarray = field(init=False)  # [K] real tokens per kept input
     resid: dict[int, Tensor] = field(default_factory=dict)  # block l -> its clean input [K, max_len, d_model]
     slot: np.ndarray = field(init=False, repr=False)
 
@@ -113,7 +113,7 @@ class KVStore:
 
     @property
     def kept(self) -> int:
-        return int(self.lengths.shape[0]) if self.lengths is not None else 0
+        return int(self.lengths.shape[0])
 
     def _selected(self, idx: np.ndarray) -> tuple[Tensor, Tensor] | None:
         """(rows of the batch, their store slots) for the kept inputs among ``idx``; None if none."""
@@ -155,19 +155,24 @@ class KVStore:
         if layers is None:
             return "the model returned no key/value cache"
         seq = int(lengths.max())
+        checked: list[tuple[Tensor, Tensor]] = []
         for k, v in layers:
-            if k is None or k.dim() != 4 or k.shape[-2] < seq or v.shape[-2] < seq:
+            if k is None or v is None or k.dim() != 4 or k.shape[-2] < seq or v.shape[-2] < seq:
                 return ("the model's cache is not one key/value tensor per layer covering every position "
                         "(a sliding-window or hybrid cache)")
+            checked.append((k, v))
         sel = self._selected(idx)
         if sel is None:
             return None
         rows, slots = sel
-        if not self.keys:
-            self.keys, self.values = [None] * len(layers), [None] * len(layers)
-        for layer, (k, v) in enumerate(layers):
-            self.keys[layer] = self._write(self.keys[layer], k, 2, rows, slots)
-            self.values[layer] = self._write(self.values[layer], v, 2, rows, slots)
+        first = not self.keys  # the first kept batch allocates each layer's store
+        for layer, (k, v) in enumerate(checked):
+            if first:
+                self.keys.append(self._write(None, k, 2, rows, slots))
+                self.values.append(self._write(None, v, 2, rows, slots))
+            else:
+                self.keys[layer] = self._write(self.keys[layer], k, 2, rows, slots)
+                self.values[layer] = self._write(self.values[layer], v, 2, rows, slots)
         self.lengths[slots.numpy()] = lengths.cpu()[rows].numpy()
         return None
 
@@ -212,7 +217,7 @@ class KVStore:
         return x.gather(1, index)  # [batch, T, d]
 
 
-def _layers(cache) -> list[tuple[Tensor, Tensor]] | None:
+def _layers(cache) -> list[tuple[Tensor | None, Tensor | None]] | None:
     """(keys, values) per layer of a transformers cache (5.x `layers`, 4.x `key_cache`) or legacy tuples."""
     if cache is None:
         return None
@@ -319,18 +324,26 @@ class IncrementalStats:
         return "; ".join(parts)
 
 
+def _positions(iv: Intervention) -> Tensor:
+    """A patch's positions [batch, n_pos]. The incremental path patches positions only (callers send a
+    whole-activation patch, ``positions=None``, down the full forward); a None here is a caller's bug."""
+    if iv.positions is None:
+        raise ValueError(f"{iv.site}: an incremental forward needs the patch's positions (none given)")
+    return iv.positions
+
+
 def starts_for(batch, interventions: Sequence[Intervention]) -> Tensor:
     """Per row, the first position to recompute: the earliest patched position, at most the answer position."""
     answer = torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long)
     start = answer.clone()
     for iv in interventions:
-        pos = iv.positions.cpu()  # [batch, n_pos]
+        pos = _positions(iv).cpu()  # [batch, n_pos]
         if pos.shape[1]:
             start = torch.minimum(start, pos.min(dim=1).values)
     return start
 
 
-def incremental_forward(module, family, ids: Tensor, lengths: Tensor, past: list[tuple[Tensor, Tensor]],
+def incremental_forward(module, family, ids: Tensor, lengths: Tensor, past: list[tuple[Tensor | None, Tensor | None]],
                         start: Tensor, interventions: Sequence[Intervention] = (),
                         answer: Tensor | None = None, skip: int = 0,
                         resid_in: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
@@ -349,7 +362,8 @@ def incremental_forward(module, family, ids: Tensor, lengths: Tensor, past: list
     device = ids.device
     lengths = lengths.cpu()
     start = start.cpu()
-    width = int(past[0][0].shape[-2]) if past else 0  # P: past slots
+    first = past[0][0] if past else None  # layer 0 always holds a tensor (`KVStore.past`)
+    width = int(first.shape[-2]) if first is not None else 0  # P: past slots
     if int(start.max()) > width:
         raise ValueError(f"the past has {width} slots but a row starts at {int(start.max())}")
     chunk = int((lengths - start).max())  # T: current tokens
@@ -362,7 +376,8 @@ def incremental_forward(module, family, ids: Tensor, lengths: Tensor, past: list
     mask = torch.cat([past_mask, real], dim=1).long()  # [batch, P + T]
     shifted = []
     for iv in interventions:
-        rel = iv.positions.cpu() - start[:, None]  # [batch, n_pos]
+        positions = _positions(iv)
+        rel = positions.cpu() - start[:, None]  # [batch, n_pos]
         if rel.numel() and int(rel.min()) < 0:
             raise ValueError(f"{iv.site}: a patched position lies before its row's start")
         site = iv.site
@@ -371,7 +386,7 @@ def incremental_forward(module, family, ids: Tensor, lengths: Tensor, past: list
         elif skip and first_block([iv], _n_layers(module)) < skip:
             raise ValueError(f"{iv.site}: the patch needs block {first_block([iv], _n_layers(module))}, "
                              f"which is skipped (skip={skip})")
-        shifted.append(Intervention(site, rel.to(iv.positions.device), iv.values, iv.basis))
+        shifted.append(Intervention(site, rel.to(positions.device), iv.values, iv.basis))
     head = _answer_only_head(module, family, interventions, None if answer is None else answer.cpu() - start)
     skipping = _skipped_blocks(module, family, skip, resid_in, position_ids) if skip else contextlib.nullcontext()
     with torch.no_grad(), patch(module, family, shifted), head as offset_fn, skipping:
@@ -408,10 +423,10 @@ def first_block(interventions: Sequence[_Sited], n_layers: int) -> int:
             block = 0
         elif kind == "logits":
             block = n_layers - 1
-        elif kind == "resid.post":
-            block = min(layer + 1, n_layers - 1)
         elif layer is None:  # module sites: unknown place
             block = 0
+        elif kind == "resid.post":
+            block = min(layer + 1, n_layers - 1)
         else:
             block = layer
         first = min(first, block)
@@ -478,7 +493,7 @@ class _answer_only_head:
     which matters for large vocabularies. Not used when a `logits` site is patched.
     """
 
-    def __init__(self, module, family, interventions, answer_in_chunk: Tensor):
+    def __init__(self, module, family, interventions, answer_in_chunk: Tensor | None):
         self.handle = None
         self.answer = answer_in_chunk
         self.head = None
@@ -547,8 +562,8 @@ class KVRunner:
             self.disabled = reason
             self.store.clear()
             return logits
-        for site in reads:
-            self.store.add_resid(idx, site.layer, captured[site])
+        for layer, site in zip(self.resid_layers, reads):
+            self.store.add_resid(idx, layer, captured[site])
         return logits
 
     def finish(self) -> KVRunner | None:

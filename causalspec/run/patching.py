@@ -62,6 +62,8 @@ def decode(raw: torch.Tensor, answer_pos: torch.Tensor | None, candidates: torch
     rows = torch.arange(raw.shape[0], device=raw.device)
     if candidates is None:
         scores = raw if answer_pos is None else raw[rows, answer_pos.to(raw.device)]
+    elif answer_pos is None:
+        raise ValueError("candidate tokens are read at an answer position, and none was given")
     else:
         scores = raw[rows, answer_pos.to(raw.device)][:, candidates.to(raw.device)]  # [batch, n_values]
     scores = scores.float()

@@ -55,10 +55,9 @@ class SAEPatch:
 
     @classmethod
     def from_weights(cls, w: SAEWeights, latents, error: ErrorTerm = "base") -> SAEPatch:
-        def t(a):
-            return None if a is None else torch.from_numpy(a)
-
-        return cls(t(w.W_enc), t(w.b_enc), t(w.W_dec), t(w.b_dec), t(w.threshold), w.config.architecture,
+        t = torch.from_numpy
+        threshold = None if w.threshold is None else t(w.threshold)
+        return cls(t(w.W_enc), t(w.b_enc), t(w.W_dec), t(w.b_dec), threshold, w.config.architecture,
                    w.config.k, w.config.apply_b_dec_to_input, torch.as_tensor(list(latents), dtype=torch.long),
                    error)
 
@@ -75,8 +74,8 @@ class SAEPatch:
     def width(self) -> int:
         return int(self.W_enc.shape[0])
 
-    def _on(self, t: Tensor | None, like: Tensor) -> Tensor | None:
-        return None if t is None else t.to(dtype=like.dtype, device=like.device)
+    def _on(self, t: Tensor, like: Tensor) -> Tensor:
+        return t.to(dtype=like.dtype, device=like.device)
 
     def encode(self, x: Tensor) -> Tensor:
         """Latent activations `[..., d_sae]` of activations `[..., d_in]`."""
@@ -84,8 +83,14 @@ class SAEPatch:
             x = x - self._on(self.b_dec, x)
         pre = x @ self._on(self.W_enc, x) + self._on(self.b_enc, x)
         if self.architecture == "jumprelu":
+            # the SAE folder's reader requires `threshold` of a JumpReLU SAE and `k` of a top-k one
+            # (featurizers.read_sae_config / sae_shape_problems); a patch built by hand may lack them
+            if self.threshold is None:
+                raise ValueError("a JumpReLU SAE needs its `threshold` tensor")
             return torch.relu(pre) * (pre > self._on(self.threshold, pre)).to(pre.dtype)
         if self.architecture == "topk":
+            if self.k is None:
+                raise ValueError("a top-k SAE needs its `k`")
             top = torch.topk(pre, k=int(self.k), dim=-1)
             return torch.zeros_like(pre).scatter(-1, top.indices, torch.relu(top.values))
         return torch.relu(pre)

@@ -118,6 +118,7 @@ class Intervention:
                 raise SiteShapeError(f"{self.site}: the SAE reads width {self.basis.width}, "
                                      f"the values have width {self.values.shape[-1]}")
             return
+        b: Tensor | None
         if isinstance(self.basis, (tuple, list)):  # (read [width, k], write [k, width]): see `mix`
             read, write = self.basis
             if write.dim() != 2 or tuple(write.shape) != (read.shape[-1], read.shape[0]):

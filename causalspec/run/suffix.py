@@ -116,6 +116,8 @@ def plan(runner: KVRunner, batch, writes: Sequence[Write]) -> Suffix | str:
             return f"site `{w.site}` is a module site (its tensor need not be per-token)"
     start = torch.tensor([e.answer_pos for e in batch.meta["rows"]], dtype=torch.long)
     for w in writes:
+        if w.positions is None:  # refused by the loop above
+            continue
         pos = w.positions.cpu()
         if pos.shape[1]:
             start = torch.minimum(start, pos.min(dim=1).values)

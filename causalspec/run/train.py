@@ -499,11 +499,11 @@ def batch_loss(engine, rows, cache, alignment, sites: Sequence[LearnedFeaturizer
     writes = [suffix.Write(a, p) for a, p, _ in items]
     runner = getattr(cache, "kv", None)
     layout: suffix.Suffix | str | None = "the full path was asked for" if full else full_reason(engine, cache)
-    if layout is None:
+    if layout is None and runner is not None:  # full_reason is None only where the clean pass kept a runner
         layout = suffix.plan(runner, batch, writes)
         if isinstance(layout, suffix.Suffix) and not suffix.kept_bases(runner, claim.base[idx]):
             layout = "a base input's keys/values were not kept by the clean pass"
-    if isinstance(layout, suffix.Suffix):
+    if isinstance(layout, suffix.Suffix) and runner is not None:  # a Suffix is planned on the runner only
         edits = [(site, make(site, rel)) for (site, rel), (_, _, make) in zip((layout.shift(w) for w in writes), items)]
         if stats is not None:
             stats.n_layers = runner.n_layers
@@ -579,10 +579,10 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
     widths = [_width(cache, g.members[0][1]) for g in groups]
     annealed = [g for g in groups if STRATEGIES[g.kind].annealed]
     stops_early = all(STRATEGIES[g.kind].stops_early for g in groups)
-    t_start = t_end = None
+    anneal: tuple[float, float] | None = None  # (start, end) temperatures; None: no group anneals
     if annealed:
         feat = annealed[0].members[0][1].featurizer
-        t_start, t_end = feat.temperature_start, feat.temperature_end
+        anneal = (feat.temperature_start, feat.temperature_end)
     buckets = [training_buckets(engine, rows, cache, c, alignment) for c in claims]
 
     def new_state(restart: int) -> _State:
@@ -603,7 +603,8 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
         for group in optimiser.param_groups:  # cosine decay to 10% of the rate
             group["lr"] = config.lr * (0.55 + 0.45 * math.cos(math.pi * step / max(1, config.steps)))
         temperature = None
-        if annealed:  # geometric annealing start -> end
+        if anneal is not None:  # geometric annealing start -> end
+            t_start, t_end = anneal
             frac = step / max(1, config.steps - 1)
             temperature = t_start * (t_end / t_start) ** frac
         c = step % len(claims)

@@ -251,9 +251,11 @@ def needed_variants(wanted: list[tuple[str, str | None]], groups: Mapping[str, l
     ("without-node", (g, v)), ("full-without", g | None)."""
     out: dict[str, tuple[str, Any]] = {}
     for metric, arg in wanted:
-        if metric == "necessity":
+        if metric in ("necessity", "minimality") and arg is None:  # semantics.circuits requires the group
+            raise ValueError(f"`{metric}` is asked without the group it scores")
+        if metric == "necessity" and arg is not None:
             out[without_key(arg)] = ("without", arg)
-        elif metric == "minimality":
+        elif metric == "minimality" and arg is not None:
             for v in groups[arg]:
                 out[without_node_key(v)] = ("without-node", (arg, v))
         elif metric == "completeness":

@@ -133,7 +133,7 @@ class ControlResult:
                "statistic": CONTROL_STATISTIC if self.n_draws else "value", "seeds": list(self.seeds),
                "sets": []}
         for i, (lab, v, p, b) in enumerate(zip(self.labels, self.values, self.iia, self.baseline)):
-            entry = {"label": lab, "value": v, "iia": None if p is None else p.to_dict(),
+            entry: dict[str, Any] = {"label": lab, "value": v, "iia": None if p is None else p.to_dict(),
                      "baseline": None if b is None else b.to_dict()}
             if self.n_draws:
                 entry["draws"] = list(self.draws[i]) if i < len(self.draws) else []

@@ -122,7 +122,7 @@ class AlignmentAnalysis(NetworkAnalysis):
             self._check_network_for(net, model, f"alignment `{al.name.text}`", al.span)
             if output is not None and decoder == "answer":
                 self._check_answer(net, model, output.var.text, output.span)
-        if not ok or model is None or net is None or output is None:
+        if not ok or model is None or net is None or output is None or decoder is None:
             return None
         return AlignmentIR(al.name.text, model.name, net.name, variables, output.var.text, decoder, al.span,
                            None if isinstance(output_position, bool) else output_position,
@@ -284,15 +284,16 @@ class AlignmentAnalysis(NetworkAnalysis):
         if resolver is not None:
             positions = resolver.site_positions(ref.positions)
         feat = featurizer_from_ast(ref.featurizer, self.sink, self.base_dir, context=context)
+        feat_span = ref.featurizer.span if ref.featurizer is not None else ref.span  # none written: the site's
         if site is not None and feat is not None and site.kind == "logits" and feat.learned:
-            self.sink.error(E0612, f"`{feat.kind}` cannot be learned on `logits`", ref.featurizer.span,
+            self.sink.error(E0612, f"`{feat.kind}` cannot be learned on `logits`", feat_span,
                             "learned featurizer on the output",
                             help="the logits are what is scored; patch them whole or by a slice `[a:b]`")
             return None
         if site is None or feat is None or positions is None:
             return None
         if isinstance(feat, SAE) and feat.config is not None:
-            self._sae_hook(feat, site, ref.featurizer.span)
+            self._sae_hook(feat, site, feat_span)
         return SiteBinding(site, positions, feat, ref.span)
 
     def _sae_hook(self, feat: SAE, site, span) -> None:

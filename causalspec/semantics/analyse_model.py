@@ -259,10 +259,11 @@ class _ModelAnalyser:
     def _table(self, stmt: A.TableDecl) -> None:
         table_help = "a table lists its entries, so keys and values need finite types; compute a real from " \
                      "a table's int value with `/` instead (e.g. `score[x] / 4`)"
-        key_domains = [self._finite(self.resolve_type(t), t, "a table key", table_help) for t in stmt.key_types]
+        maybe_keys = [self._finite(self.resolve_type(t), t, "a table key", table_help) for t in stmt.key_types]
         value_domain = self._finite(self.resolve_type(stmt.value_type), stmt.value_type, "a table value",
                                     table_help)
-        if value_domain is None or any(d is None for d in key_domains):
+        key_domains = [d for d in maybe_keys if d is not None]
+        if value_domain is None or len(key_domains) < len(maybe_keys):  # reported by resolve_type/_finite
             return
         shape = tuple(d.size for d in key_domains)
         if math.prod(shape) > TABLE_LIMIT:
@@ -538,7 +539,7 @@ class _ModelAnalyser:
             if var.domain.kind == "int":
                 lo, hi = min(lo, var.domain.lo), max(hi, var.domain.hi)
             dtype = _int_dtype(lo, hi)
-            vals = var.mechanism.evaluate({p: _widen(store[p], dtype) for p in var.parents}, n)
+            vals = var.compiled.evaluate({p: _widen(store[p], dtype) for p in var.parents}, n)
             for p in var.parents:
                 if last_reader.get(p) == i and p not in inputs:
                     del store[p]

@@ -138,7 +138,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                     else:
                         conditions.append(cond_ir)
         for cond_ir in conditions:
-            if cond_ir.metric == "control" and cond_ir.arg not in controls:
+            if cond_ir.metric == "control" and cond_ir.arg is not None and cond_ir.arg not in controls:
                 controls.append(cond_ir.arg)
         claims_aaa = any(c.metric == "aaa" for c in conditions)
         default = False
@@ -442,7 +442,7 @@ class CheckAnalysis(AlignmentAnalysis, ConditionAnalysis):
                     continue
                 seen.add(n.text)
                 names.append(n.text)
-                if not reliable:
+                if not reliable or mentioned is None:
                     continue  # unknown alignment or unresolved variable lines: reported already
                 if n.text in outs:
                     self.sink.error(E0703, f"`{n.text}` is the output of `{target}`: it is scored, not "
@@ -577,6 +577,10 @@ def _expand_sweep(site: A.SweepSite) -> list | str:
     """A sweep's sites as `A.NamedSite`/`A.ModuleSite` nodes, or a message saying why not.
     Callers check `sweep_size` against MAX_LOCATE_CELLS first."""
     if site.module is not None:
+        # the parser builds a module sweep with its `input`/`output` and a named one with its path
+        # (syntax.build module_sweep / named_sweep): neither can be missing here
+        assert site.io is not None, "a module sweep without input/output"
+        io = site.io
         paths = [site.module]
         while any(_BRACE.search(p) for p in paths):
             out = []
@@ -598,14 +602,16 @@ def _expand_sweep(site: A.SweepSite) -> list | str:
             paths = out
             if len(paths) > MAX_LOCATE_CELLS:
                 return f"module pattern `{site.module}` expands to more than {MAX_LOCATE_CELLS} paths"
-        return [A.ModuleSite(p, site.io, span=site.span) for p in paths]
+        return [A.ModuleSite(p, io, span=site.span) for p in paths]
+    assert site.path is not None, "a named sweep without its path"  # see above: the parser's invariant
+    path = site.path
     ranges = site.ranges
     if ranges is None:
-        return [A.NamedSite(site.path, None, site.part, span=site.span)]
+        return [A.NamedSite(path, None, site.part, span=site.span)]
     for lo, hi in ranges:
         if lo > hi:
             return f"range `{lo}..{hi}` is empty (the start is after the end)"
-    return [A.NamedSite(site.path, tuple(idx), site.part, span=site.span)
+    return [A.NamedSite(path, tuple(idx), site.part, span=site.span)
             for idx in itertools.product(*[range(lo, hi + 1) for lo, hi in ranges])]
 
 

@@ -169,7 +169,7 @@ class CircuitAnalysis(NetworkAnalysis, ConditionAnalysis):
             self.sink.error(E0708, f"circuit `{circ.name.text}` has no `expect`: it can never fail",
                             circ.name.span, "nothing is claimed", help="add e.g. `expect faithfulness >= 0.8`")
             ok = False
-        if not ok:
+        if not ok or net is None or model is None or ablation is None:  # each None was reported (ok is False)
             return None
         given = {k: v.value for k, v in settings.items()}
         return CircuitIR(circ.name.text, net.name, model.name, circ.output.text, groups, tuple(edges), ablation,

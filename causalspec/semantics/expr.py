@@ -54,6 +54,19 @@ class Ty:
             return f"enum value `{self.symbol}`"
         return self.kind
 
+    @property
+    def enum_domain(self) -> Domain:
+        """An enum type's domain. Every `enum` Ty is built with one (the compiler's invariant: callers test
+        `kind == "enum"` first), so a missing one is a bug here, never a spec's mistake."""
+        assert self.domain is not None, f"a {self.kind} type has no domain"
+        return self.domain
+
+    @property
+    def symbol_text(self) -> str:
+        """A bare enum value's text. Every `symbol` Ty is built with one (callers test `kind == "symbol"`)."""
+        assert self.symbol is not None, f"a {self.kind} type has no symbol"
+        return self.symbol
+
 
 BOOL = Ty("bool")
 INT_LIMIT = 2 ** 62  # static int ranges beyond this could overflow int64 arithmetic
@@ -146,18 +159,21 @@ def _div(a: Any, b: Any) -> Fraction:
 _DIVIDE = np.frompyfunc(_div, 2, 1)
 
 
-def _real_range(ty: Ty) -> tuple[Fraction | None, Fraction | None]:
-    """A numeric type's static range as Fractions (None: unknown)."""
+def _real_range(ty: Ty) -> tuple[Fraction, Fraction] | None:
+    """A numeric type's static range as Fractions (None: unknown, i.e. a bound is unknown)."""
     if ty.kind == "int":
         return Fraction(ty.lo), Fraction(ty.hi)
+    if ty.lo is None or ty.hi is None:
+        return None
     return ty.lo, ty.hi
 
 
 def _corners(op, a: Ty, b: Ty) -> Ty:
     """The real range of `a op b` for + - * / by interval arithmetic (unknown if a bound is)."""
-    (alo, ahi), (blo, bhi) = _real_range(a), _real_range(b)
-    if None in (alo, ahi, blo, bhi):
+    ra, rb = _real_range(a), _real_range(b)
+    if ra is None or rb is None:
         return REAL
+    (alo, ahi), (blo, bhi) = ra, rb
     if op == "+":
         return Ty("real", alo + blo, ahi + bhi)
     if op == "-":
@@ -253,14 +269,14 @@ class ExprCompiler:
             if ty.kind == "enum" and ty.domain == target:
                 return compiled
             if ty.kind == "symbol":
-                if ty.symbol in target.values:
-                    code = target.values.index(ty.symbol)
+                if ty.symbol_text in target.values:
+                    code = target.values.index(ty.symbol_text)
 
                     def member(env: Env, n: int) -> np.ndarray:
                         return np.full(n, code, dtype=np.int64)
 
                     return Compiled(compiled.ast, Ty("enum", domain=target), compiled.names, member)
-                self._unknown_member(compiled.ast, ty.symbol, target)
+                self._unknown_member(compiled.ast, ty.symbol_text, target)
                 return Compiled(compiled.ast, ERROR, compiled.names, compiled.fn)
         self.sink.error(E0301, f"{what} has type {ty.describe()}, but {target.describe()} is declared",
                         compiled.ast.span, f"this is {ty.describe()}",
@@ -418,9 +434,9 @@ class ExprCompiler:
             return Compiled(e, BOOL, names,
                             lambda env, n: f(real_array(lf(env, n), n), real_array(rf(env, n), n)).astype(bool))
         if op == "/":
-            blo, bhi = _real_range(r.ty)
-            if blo is None or bhi is None or blo <= 0 <= bhi:
-                rng = "unknown" if blo is None or bhi is None else f"{blo}..{bhi}"
+            rb = _real_range(r.ty)
+            if rb is None or rb[0] <= 0 <= rb[1]:
+                rng = "unknown" if rb is None else f"{rb[0]}..{rb[1]}"
                 self.sink.error(E0301, f"divisor of `/` can be zero (its range is {rng})", r.ast.span, "may be 0",
                                 help="divide by an expression whose range excludes 0, e.g. `max(d, 1)` for an "
                                      "int `d`, or narrow its domain")
@@ -479,7 +495,7 @@ class ExprCompiler:
                                      f"{var.ty.kind} compares with "
                                      f"{'true/false' if var.ty.kind == 'bool' else 'numbers'}")
                 return self._error(e, names)
-            sym = self.coerce(sym, var.ty.domain, "value")
+            sym = self.coerce(sym, var.ty.enum_domain, "value")
             if sym.ty.kind == "error":
                 return self._error(e, names)
             return Compiled(e, BOOL, names, lambda env, n: f(var.fn(env, n), sym.fn(env, n)))
@@ -500,18 +516,18 @@ class ExprCompiler:
             return self._error(e, names)
         # A bare enum value in one branch takes the other branch's enum domain.
         if t.ty.kind == "symbol" and o.ty.kind == "enum":
-            t = self.coerce(t, o.ty.domain, "`then` branch")
+            t = self.coerce(t, o.ty.enum_domain, "`then` branch")
         elif o.ty.kind == "symbol" and t.ty.kind == "enum":
-            o = self.coerce(o, t.ty.domain, "`else` branch")
+            o = self.coerce(o, t.ty.enum_domain, "`else` branch")
         if t.ty.kind == "error" or o.ty.kind == "error":
             return self._error(e, names)
         a, b = t.ty, o.ty
         if a.kind == "symbol" and b.kind == "symbol":
             # Both branches are bare values: the declared type decides later; keep symbols.
-            return self._symbol_choice(e, c, a.symbol, b.symbol, names)
+            return self._symbol_choice(e, c, a.symbol_text, b.symbol_text, names)
         if "real" in (a.kind, b.kind) and a.kind in NUMERIC and b.kind in NUMERIC:
-            (alo, ahi), (blo, bhi) = _real_range(a), _real_range(b)
-            ty = REAL if None in (alo, ahi, blo, bhi) else Ty("real", min(alo, blo), max(ahi, bhi))
+            ra, rb = _real_range(a), _real_range(b)
+            ty = REAL if ra is None or rb is None else Ty("real", min(ra[0], rb[0]), max(ra[1], rb[1]))
             tf, of = t.fn, o.fn
             return Compiled(e, ty, names, lambda env, n: np.where(c.fn(env, n), real_array(tf(env, n), n),
                                                                   real_array(of(env, n), n)))
@@ -611,8 +627,9 @@ class ExprCompiler:
                                 + f", got {a.ty.describe()}", a.ast.span, "expected a number",
                                 help=conversion_help(a.ty, "int"))
                 return self._error(e, names)
-        ranges = [_real_range(a.ty) for a in args]
-        known = all(lo is not None and hi is not None for lo, hi in ranges)
+        maybe = [_real_range(a.ty) for a in args]
+        ranges = [r for r in maybe if r is not None]
+        known = len(ranges) == len(maybe)  # every argument's range is known (`ranges` is used only then)
         fns = [a.fn for a in args]
 
         def reals(env, n):
@@ -623,9 +640,10 @@ class ExprCompiler:
             ty = Ty("real", sum(lo for lo, _ in ranges) / k, sum(hi for _, hi in ranges) / k) if known else REAL
             return Compiled(e, ty, names, lambda env, n: _DIVIDE(np.sum(reals(env, n), axis=0), k))
         if fname == "abs":
-            lo, hi = ranges[0]
-            ty = REAL if not known else Ty("real", Fraction(0) if lo <= 0 <= hi else min(abs(lo), abs(hi)),
-                                           max(abs(lo), abs(hi)))
+            ty = REAL
+            if known:
+                lo, hi = ranges[0]
+                ty = Ty("real", Fraction(0) if lo <= 0 <= hi else min(abs(lo), abs(hi)), max(abs(lo), abs(hi)))
             return Compiled(e, ty, names, lambda env, n: np.abs(reals(env, n)[0]))
         if fname in ("min", "max"):
             pick = min if fname == "min" else max
@@ -710,7 +728,7 @@ class ExprCompiler:
                                      self.context).compile(other)
                 if probe.ty.kind == "enum":
                     self._c(other)  # report the other side's own problems, if any
-                    self._unknown_member(unknown, unknown.name, probe.ty.domain)
+                    self._unknown_member(unknown, unknown.name, probe.ty.enum_domain)
                     return self._error(e, probe.names)
         return None
 

@@ -272,7 +272,7 @@ def read_sae_config(folder: Path) -> SAEConfig:
         k = raw.get("k", (raw.get("activation_fn_kwargs") or {}).get("k"))
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= raw["d_sae"]:
             raise SAEFolderError(f"{path}: a top-k SAE needs an integer `k` in 1..d_sae, got {k!r}")
-    meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    meta = raw["metadata"] if isinstance(raw.get("metadata"), dict) else {}
     hook = raw.get("hook_name", meta.get("hook_name"))
     return SAEConfig(arch, raw["d_in"], raw["d_sae"], hook if isinstance(hook, str) else None,
                      bool(raw.get("apply_b_dec_to_input", False)), k)
@@ -448,7 +448,7 @@ def featurizer_from_ast(feat: A.SliceFeaturizer | A.CallFeaturizer | None, sink:
         got = args.bind([("temperature_start", 50.0), ("temperature_end", 0.1)])
         for key in ("temperature_start", "temperature_end"):
             value = got.get(key)
-            if args.ok and key in got and (isinstance(value, str) or not value > 0):
+            if args.ok and key in got and (isinstance(value, str) or value is None or not value > 0):
                 args.fail(args.span_of(key), f"`{key}` must be a positive number, got {_show(value)}",
                           help="e.g. `boundless(temperature_start=50, temperature_end=0.1)`")
         if args.ok:
@@ -465,13 +465,13 @@ def featurizer_from_ast(feat: A.SliceFeaturizer | A.CallFeaturizer | None, sink:
         args.fail(feat.span, "`basis` needs a file: `basis(file=\"b.safetensors\", key=\"W\")`",
                   help='name the safetensors file: `basis(file="b.safetensors")`')
         return None
-    path, key = got["file"], got.get("key")
+    path, tensor = got["file"], got.get("key")
     if not isinstance(path, str) or args.kinds.get("file") != "string":
         args.fail(args.span_of("file"), f"`basis` file must be a quoted path, got {_show(path)}",
                   help=f'quote it: `basis(file="{path}.safetensors")`')
         return None
-    if key is not None and (not isinstance(key, str) or args.kinds.get("key") == "number"):
-        args.fail(args.span_of("key"), f"`basis` key must be a tensor name, got {_show(key)}",
+    if tensor is not None and (not isinstance(tensor, str) or args.kinds.get("key") == "number"):
+        args.fail(args.span_of("key"), f"`basis` key must be a tensor name, got {_show(tensor)}",
                   help='quote the name of the tensor in the file, e.g. `key="W"`')
         return None
     if not path.endswith(BASIS_SUFFIXES):
@@ -484,7 +484,7 @@ def featurizer_from_ast(feat: A.SliceFeaturizer | A.CallFeaturizer | None, sink:
         return None
     resolved = resolve(path, base_dir)
     note_outside(sink, "basis file", path, resolved, base_dir, args.span_of("file"))
-    return FixedBasis(path, resolved, key, span=feat.span)
+    return FixedBasis(path, resolved, tensor, span=feat.span)
 
 
 def _sae_from_args(feat: A.CallFeaturizer, args: _Args, sink: DiagnosticSink, base_dir: Path, *,

@@ -87,6 +87,8 @@ class PromptIR:
     def select(self, values: Mapping[str, Any]) -> Template:
         """The template for one example's high-level values."""
         if self.by is None:
+            if self.template is None:  # semantics.networks builds each PromptIR with one or the other
+                raise ValueError("a prompt without `by` needs its one template")
             return self.template
         key = values[self.by]
         for case in self.cases:

@@ -48,6 +48,14 @@ class Variable:
     def is_input(self) -> bool:
         return self.kind == "input"
 
+    @property
+    def compiled(self) -> Compiled:
+        """A var's or output's mechanism. Analysis gives each one (or builds no model at all), so only a
+        CausalModel assembled by hand can lack it: that is a ValueError naming the variable."""
+        if self.mechanism is None:
+            raise ValueError(f"`{self.name}` ({self.kind}) has no mechanism to compute it")
+        return self.mechanism
+
 
 @dataclass
 class Example:
@@ -115,7 +123,7 @@ class CausalModel:
                     raise KeyError(f"input `{name}` missing from the batch")
                 env[name] = _as_batch(inputs[name], var.domain, n)
             else:
-                env[name] = var.mechanism.evaluate(env, n)
+                env[name] = var.compiled.evaluate(env, n)
         return env
 
     def satisfies_constraints(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:

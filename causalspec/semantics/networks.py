@@ -44,6 +44,8 @@ from causalspec.remote_hosts import how_to_allow, refuse_reason
 class NetworkAnalysis(Context):
     def _prompt(self, decl: A.PromptDecl) -> PromptIR | None:
         if decl.by is None:
+            # the parser gives a prompt either its one template or `by` with cases (syntax.build)
+            assert decl.template is not None, "a prompt with neither a template nor `by`"
             span, exact = self._string_span(decl.span, decl.template)
             t = self._template(decl.template, span, exact)
             if t is not None and not t.placeholders:
@@ -317,16 +319,16 @@ class NetworkAnalysis(Context):
         out.remote_host = stmt.host
         if stmt.host is not None:
             out.remote_span = self._string_span(stmt.span, stmt.host)[0]
-            self._remote_host_warning(out, out.remote_span)
+            self._remote_host_warning(out, stmt.host, out.remote_span)
 
-    def _remote_host_warning(self, out: NetworkIR, span: Span) -> None:
+    def _remote_host_warning(self, out: NetworkIR, host: str, span: Span) -> None:
         """A spec-named host the user has not allowed: warn now (the check refuses it; see
         causalspec.remote_hosts). Advisory: `--remote URL` on the command line also allows it."""
-        if refuse_reason(out.remote_host, f"network `{out.name}`") is None:
+        if refuse_reason(host, f"network `{out.name}`") is None:
             return
-        self.sink.warn(E0808, f"network `{out.name}` names the remote host `{out.remote_host}`, which you have "
+        self.sink.warn(E0808, f"network `{out.name}` names the remote host `{host}`, which you have "
                        "not allowed; its checks will be refused (your NDIF API key would be sent there)", span,
-                       "host named by the spec", help=how_to_allow(out.remote_host))
+                       "host named by the spec", help=how_to_allow(host))
 
     def _check_slots(self, net: NetworkIR, slot: PositionSpec) -> None:
         """A declared `slot(S, k)` must find k occurrences of `{S}` in every prompt template."""
@@ -335,6 +337,8 @@ class NetworkAnalysis(Context):
             return  # an offset's base is a declared position, checked at its own declaration
         templates = prompt.templates()
         everywhere = {p for t in templates for p in t.placeholders}
+        if slot.slot is None:  # a "slot" spec always names its placeholder (semantics.sites.PositionSpec)
+            return
         if slot.slot not in everywhere:
             self.sink.error(E0611, f"slot `{slot.slot}` is not a placeholder of network `{net.name}`'s prompt",
                             slot.span, "no such placeholder",

@@ -354,12 +354,14 @@ class PositionResolver:
                             help="`all` already selects every position")
             return None
         if base.kind == "index":
+            assert base.index is not None  # an "index" spec is always built with its index (class docstring)
             if base.index + offset < 0:
                 self.sink.error(E0611, f"position {base.index} {offset:+d} is before the first token", span,
                                 "negative position", help="positions count from 0; use a smaller offset or `last`")
                 return None
             return PositionSpec("index", index=base.index + offset, span=span)
         if base.kind == "range":
+            assert base.lo is not None and base.hi is not None  # likewise: a "range" spec has both ends
             if base.lo + offset < 0:
                 self.sink.error(E0611, f"range {base.lo}..{base.hi} shifted by {offset:+d} starts before "
                                 "the first token", span, "negative position",
