@@ -33,7 +33,9 @@ def import_lark_without_regex() -> bool:
     if "lark.lark" in sys.modules or "regex" in sys.modules:
         importlib.import_module("lark.lark")
         return False
-    sys.modules["regex"] = None  # `import regex` raises ImportError
+    # `import regex` raises ImportError: a None entry is the import system's documented way to
+    # block a module, which typeshed's `dict[str, ModuleType]` for sys.modules does not allow
+    sys.modules["regex"] = None  # type: ignore[assignment]
     try:
         importlib.import_module("lark")
     finally:
