@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import Callable
 
 from rich.text import Text
 
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     for png in pngs.values():  # every heatmap's target too, before any sweep runs
         check_output_targets(out=png)
     out = make_console()
+    say = _sayer(out)
     # only the options locate offers: what it lacks keeps CheckOptions' defaults
     options = check_options({name: getattr(args, name) for name in
                              ("pairs", "seed", "batch", "device", "dtype", "retrain", "artifacts")})
@@ -87,12 +89,12 @@ def run(args: argparse.Namespace) -> int:
             # check-time problems are reported per check, classified as every claim kind does
             # (claims.common.known_failure); a sweep that cannot run fails the command: no --strict needed
             kind, reason = known_failure(exc)
-            out.print(Text(f"- {check.name}: skipped: {reason}", style="yellow") if kind == SKIPPED
+            say(Text(f"- {check.name}: skipped: {reason}", style="yellow") if kind == SKIPPED
                       else Text(f"! {check.name}: error: {reason}", style="red"))
             status = EXIT_FAILED
             continue
         sweeps.append(found)
-        out.print(Text(f"{check.name}: locate {found.var} over {sum(len(r) for r in found.cells)} cell(s), "
+        say(Text(f"{check.name}: locate {found.var} over {sum(len(r) for r in found.cells)} cell(s), "
                        f"{found.pairs} pairs per interchange set (seed {found.seed}), held-out IIA", style="bold"))
         out.print(sweep_table(found.to_dict()))
         best = found.best
@@ -103,32 +105,41 @@ def run(args: argparse.Namespace) -> int:
                 parts = [f"{label} {p.estimate:.3f} [{p.lower:.3f}, {p.upper:.3f}]" for label, p in cb.iia.items()
                          if p.trials]
                 base = found.column_baseline(j)
-                out.print(Text(f"best for {cb.position}: {cb.site} — " + "; ".join(parts)
+                say(Text(f"best for {cb.position}: {cb.site} — " + "; ".join(parts)
                                + ("" if base is None else f" (no-intervention baseline {base:.3f})")))
-            out.print(Text("  chosen on these pairs, so their IIA is optimistic; `causalspec check` scores them again "
+            say(Text("  chosen on these pairs, so their IIA is optimistic; `causalspec check` scores them again "
                            "on fresh pairs", style="dim"))
         elif best is not None:
             parts = [f"{label} {p.estimate:.3f} [{p.lower:.3f}, {p.upper:.3f}]" for label, p in best.iia.items()
                      if p.trials]
             where = best.site + (f" @ {best.position}" if best.position != "all" else "")
-            out.print(Text(f"best: {where} — " + "; ".join(parts)))
+            say(Text(f"best: {where} — " + "; ".join(parts)))
             if found.baseline_score is not None:
-                out.print(Text(f"  no-intervention baseline {found.baseline_score:.3f}: the unpatched network already "
+                say(Text(f"  no-intervention baseline {found.baseline_score:.3f}: the unpatched network already "
                                "gives the counterfactual output on that share of the pairs, so a cell scores above "
                                "it only by what the patch changes", style="dim"))
-            out.print(Text("  chosen on these pairs, so its IIA is optimistic; `causalspec check` scores it again "
+            say(Text("  chosen on these pairs, so its IIA is optimistic; `causalspec check` scores it again "
                            "on fresh pairs", style="dim"))
         png = pngs[ir.file, check.name]
         heatmap_png(found, png)
-        out.print(Text(f"wrote {png}"))
+        say(Text(f"wrote {png}"))
         fp = ", ".join(f"{k} {v}" for k, v in found.forward_passes.items())
-        out.print(Text(f"{found.unique_inputs} unique inputs · forward passes: {fp} · {found.seconds:.1f} s",
+        say(Text(f"{found.unique_inputs} unique inputs · forward passes: {fp} · {found.seconds:.1f} s",
                        style="dim"))
     if args.json:
         doc = {"schema": "causalspec.locate/1", "tool": tool_header(), "sweeps": [s.to_dict() for s in sweeps]}
         path = atomic_write_text(Path(args.json), json.dumps(doc, indent=2, default=_json_default) + "\n")
-        out.print(Text(f"wrote {path}"))
+        say(Text(f"wrote {path}"))
     return status
+
+
+def _sayer(console) -> Callable[[Text], None]:
+    """Print a sentence on one line whatever the console's width, as `check` does
+    (report.terminal: `soft_wrap` for text, tables fit the width): a log keeps a message whole,
+    the terminal folds it at its own edge, never mid-sentence at rich's column."""
+    def say(text: Text) -> None:
+        console.print(text, soft_wrap=True)
+    return say
 
 
 def _png_path(folder: str, ir, check) -> Path:

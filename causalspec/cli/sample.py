@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from rich.table import Table as RichTable
-
 from causalspec.cli.base import EXIT_INVALID, EXIT_OK, Command, UsageError, load_reporting, pick_model, stderr, stdout
 from causalspec.diagnostics import did_you_mean
-from causalspec.semantics.domains import format_value
+from causalspec.report.sample_view import columns, compact_names, inputs_tables, pairs_table
 from causalspec.semantics.pairs import make_pairs
 from causalspec.semantics.sampling import sample_inputs
 
@@ -21,6 +19,8 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
                     help="variables to interchange: WX (one), WX,YZ (one source), WX|YZ (a source each)")
     sp.add_argument("--n", type=int, default=5, help="number of rows (default 5)")
     sp.add_argument("--seed", type=int, default=0, help="the same seed gives the same rows (default 0)")
+    sp.add_argument("--expand", action="store_true",
+                    help="one column per element of a family (`H[1]`, `H[2]`, …) instead of `H = [1, 2, …]`")
 
 
 def parse_interchange(text: str, model) -> list[list[str]]:
@@ -49,36 +49,31 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UsageError("--n must be at least 1")
     out = stdout()
+    console = out.rich
+    families = model.families
     if not args.interchange:
         sample = sample_inputs(model, args.n, args.seed)
         inputs = getattr(sample, "inputs", sample)
         env = model.run(inputs)
-        table = RichTable(title=f"{model.name}: {args.n} input(s), seed {args.seed}")
-        for name in model.order:
-            table.add_column(name)
-        for row in model.decode(env, model.order):
-            table.add_row(*[format_value(row[n]) for n in model.order])
-        out.print(table)
+        title = f"{model.name}: {args.n} input(s), seed {args.seed}"
+        for table in inputs_tables(console, title, columns(model.order, families, args.expand),
+                                   model.decode(env, model.order)):
+            out.print(table)
         return EXIT_OK
     groups = parse_interchange(args.interchange, model)
+    if not model.inputs:
+        raise UsageError(f"--interchange: model `{model.name}` has no inputs, so it has no counterfactual pairs")
     pairs = make_pairs(model, groups, args.n, args.seed)
-    show = lambda d: ", ".join(f"{k}={format_value(v)}" for k, v in d.items())  # noqa: E731
-    title = " | ".join("{" + ", ".join(g) + "}" for g in groups)
-    table = RichTable(title=f"{model.name}: interchange {title} — {args.n} pair(s), seed {args.seed}")
-    table.add_column("#", justify="right")
-    table.add_column("base")
-    for i, g in enumerate(groups):
-        table.add_column(f"source {i + 1} ({', '.join(g)})" if len(groups) > 1 else "source")
-    table.add_column("expected")
-    table.add_column("base output")
-    table.add_column("changed")
-    for i, row in enumerate(pairs.rows(args.n)):
-        table.add_row(str(i), show(row["base"]), *[show(s) for s in row["sources"]], show(row["expected"]),
-                      show(row["base_output"]), "yes" if row["changed"] else "no")
-    out.print(table)
+    shown = [compact_names(g, families, args.expand) for g in groups]
+    title = " | ".join("{" + ", ".join(g) + "}" for g in shown)
+    headers = ["base", *[f"source {i + 1} ({', '.join(g)})" if len(groups) > 1 else "source"
+                         for i, g in enumerate(shown)], "expected", "base output"]
+    rows = pairs.rows(args.n)
+    out.print(pairs_table(console, f"{model.name}: interchange {title} — {args.n} pair(s), seed {args.seed}", headers,
+                          [[r["base"], *r["sources"], r["expected"], r["base_output"]] for r in rows],
+                          [r["changed"] for r in rows], families, args.expand))
     out.print(f"{pairs.n_changed} of {args.n} pair(s) change the output "
-              f"({', '.join(model.outputs)}) under the interchange", markup=False)
+              f"({', '.join(compact_names(model.outputs, families, args.expand))}) under the interchange", markup=False)
     return EXIT_OK
-
 
 COMMAND = Command("sample", "sample inputs or counterfactual pairs from the high-level model", add_arguments, run)
