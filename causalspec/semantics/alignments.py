@@ -13,7 +13,7 @@ from causalspec.semantics.featurizers import SAE, Identity, Slice, featurizer_fr
 from causalspec.semantics.ir import DECODERS, AlignmentIR, NetworkIR, SiteBinding
 from causalspec.semantics.networks import NetworkAnalysis
 from causalspec.semantics.shared_directions import warn_shared_directions
-from causalspec.semantics.sites import ALL, PositionResolver, PositionSpec, site_from_ast
+from causalspec.semantics.sites import ALL, PositionResolver, PositionSpec, position_text, site_from_ast
 from causalspec.syntax import ast as A
 
 
@@ -163,7 +163,7 @@ class AlignmentAnalysis(NetworkAnalysis):
         if spec.kind in ("range", "all") or any(s.part == "all" for s in spec.slots()):
             what = {"range": f"a range of tokens ({spec})", "all": "every token"}.get(
                 spec.kind, f"every token of a slot ({spec})")
-            self.sink.error(E0614, f"the output is read at one token; `{_expr_text(expr)}` is {what}",
+            self.sink.error(E0614, f"the output is read at one token; `{position_text(expr)}` is {what}",
                             expr.span, "not one token",
                             help=f"write {shown}; a slot's token is `.first` or `.last` (the default)")
             return False
@@ -320,18 +320,6 @@ class AlignmentAnalysis(NetworkAnalysis):
                         ok = False
                 seen.append((name, b))
         return ok
-
-
-def _expr_text(e: A.PositionExpr) -> str:
-    if isinstance(e, A.NamedPos):
-        return e.name.text
-    if isinstance(e, A.ElemPos):
-        return f"{e.base.text}[{e.var.text}]"
-    if isinstance(e, A.RangePos):
-        return f"{e.lo}..{e.hi}"
-    if isinstance(e, A.OffsetPos):
-        return f"{e.base.text}{'+' if e.offset >= 0 else '-'}{abs(e.offset)}"
-    return "the position"
 
 
 def positions_at(positions: tuple[A.PositionExpr, ...] | None, var: str, k: int) -> tuple[A.PositionExpr, ...] | None:

@@ -392,7 +392,7 @@ class PositionResolver:
                 ok = False
                 continue
             if spec in out:
-                self.sink.error(E0611, f"position `{_shown(e)}` is listed twice", e.span, "listed again",
+                self.sink.error(E0611, f"position `{position_text(e)}` is listed twice", e.span, "listed again",
                                 help="list each position once")
                 ok = False
                 continue
@@ -400,13 +400,20 @@ class PositionResolver:
         return tuple(out) if ok else None
 
 
-def _shown(e: A.PositionExpr) -> str:
+def position_text(e: A.PositionExpr) -> str:
+    """A position as the spec wrote it, for messages (never raises, unlike the printer, which
+    refuses what it cannot write back: a message about a bad position must still be shown)."""
     if isinstance(e, A.NamedPos):
         return e.name.text
+    if isinstance(e, A.ElemPos):
+        return f"{e.base.text}[{e.var.text}]"
     if isinstance(e, A.OffsetPos):
         return f"{e.base.text}{'+' if e.offset >= 0 else '-'}{abs(e.offset)}"
     if isinstance(e, A.IndexPos):
         return str(e.index)
     if isinstance(e, A.RangePos):
         return f"{e.lo}..{e.hi}"
-    return "slot"
+    if isinstance(e, A.SlotPos):
+        index = e.occurrence_var.text if e.occurrence_var is not None else e.occurrence
+        return f"slot({e.slot.text}{'' if index is None else f', {index}'}){'' if e.part is None else '.' + e.part}"
+    return type(e).__name__

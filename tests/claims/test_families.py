@@ -332,15 +332,6 @@ check Whole {
 """
 
 
-@pytest.fixture(scope="module")
-def copier(tmp_path_factory) -> Path:
-    from causalspec.testing.tiny import build_token_copier
-
-    tmp = tmp_path_factory.mktemp("copier")
-    build_token_copier(["red", "green", "blue"], tmp / "copier")
-    return tmp
-
-
 def test_an_hf_token_level_head_is_checked_at_every_position(copier):
     """A GPT2ForTokenClassification whose label at each token is that token: the family V read per
     position passes, and the same claim with the sites one token off fails."""

@@ -76,15 +76,6 @@ check WrongSlots {
 """
 
 
-@pytest.fixture(scope="module")
-def copier(tmp_path_factory) -> Path:
-    from causalspec.testing.tiny import build_token_copier
-
-    tmp = tmp_path_factory.mktemp("copier")
-    build_token_copier(["red", "green", "blue"], tmp / "copier")
-    return tmp
-
-
 def _run(text: str, folder: Path):
     ir = load_text(text, str(folder / "spec.cspec"), base_dir=folder)
     return {r.name: r for r in run_checks(ir, CheckOptions())}
