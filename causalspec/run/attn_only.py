@@ -4,10 +4,12 @@
 Why: the attention-only models the circuit literature studies (TransformerLens's
 `attn-only-1l` … `attn-only-4l`, where Heimersheim & Janiak found the docstring circuit;
 ARENA's `attn_only_2L_half`, where induction heads are taught) are no standard HF
-architecture. They have no MLPs, optionally no LayerNorm, and most use *shortformer*
-position embeddings: the position embedding is added to the queries' and keys' input only,
-never to the residual stream or the values. A GPT-2 config with zeroed MLPs would add the
-positions to the residual stream and compute a different function, so this module
+architecture. They have no MLPs and optionally no LayerNorm; `attn-only-1l` … `attn-only-4l`
+use standard position embeddings (TransformerLens's model table), while some, ARENA's
+`attn_only_2L_half` and `attn-only-2l-demo` among them, use *shortformer* ones: the position
+embedding is added to the queries' and keys' input only, never to the residual stream or the
+values. A GPT-2 config with zeroed MLPs could not express either variant's missing MLPs as
+TransformerLens computes them (nor shortformer positions at all), so this module
 implements the architecture itself, following TransformerLens's `HookedTransformer`
 (`TransformerBlock.forward`, `Attention`, `LayerNorm`; attention scaled by 1/sqrt(d_head)).
 
@@ -52,7 +54,7 @@ class AttnOnlyConfig(PretrainedConfig):
 
     def __init__(self, vocab_size: int = 50278, hidden_size: int = 512, num_hidden_layers: int = 2,
                  num_attention_heads: int = 8, head_dim: int = 64, n_ctx: int = 2048,
-                 positional_embedding_type: str = "shortformer", normalization_type: str | None = "LN",
+                 positional_embedding_type: str = "standard", normalization_type: str | None = "LN",
                  layer_norm_epsilon: float = 1e-5, **kwargs: Any):
         if positional_embedding_type not in POSITIONAL:
             raise ValueError(f"positional_embedding_type must be one of {POSITIONAL}, not "
