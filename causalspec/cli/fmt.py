@@ -63,6 +63,7 @@ def replace_text(path: Path, old: bytes, text: str) -> None:
     target = path.resolve()
     mode = target.stat().st_mode & 0o7777
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    replaced = False  # once it has replaced the target, there is no temporary file left to delete
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.encode("utf-8"))
@@ -72,9 +73,9 @@ def replace_text(path: Path, old: bytes, text: str) -> None:
         if target.read_bytes() != old:
             raise OSError(f"{path} changed while it was being formatted; run fmt again")
         os.replace(tmp, target)
-        tmp = None
+        replaced = True
     finally:
-        if tmp is not None:
+        if not replaced:
             os.unlink(tmp)
 
 

@@ -51,7 +51,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # lazy: these import torch, which `causalspec parse` never needs
     from causalspec.claims.runner import NetworkCache
-    from causalspec.claims.common import known_failure
+    from causalspec.claims.common import check_failure
     from causalspec.claims.locate import sweep
     from causalspec.report.heatmap import heatmap_png
 
@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
             found = sweep(ir, check, plan, net, options)
         except (CheckSkipped, CheckError) as exc:
             # check-time problems are reported per check, classified as every claim kind does
-            # (claims.common.known_failure); a sweep that cannot run fails the command: no --strict needed
-            kind, reason = known_failure(exc)
+            # (claims.common.check_failure); a sweep that cannot run fails the command: no --strict needed
+            kind, reason = check_failure(exc)
             say(Text(f"- {check.name}: skipped: {reason}", style="yellow") if kind == SKIPPED
                       else Text(f"! {check.name}: error: {reason}", style="red"))
             status = EXIT_FAILED

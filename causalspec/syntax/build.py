@@ -104,7 +104,7 @@ class AstBuilder(Transformer):
         if entry is None:
             attr = getattr(type(self), rule, None)
             wrapper = getattr(attr, "visit_wrapper", None)
-            if wrapper is _vargs_meta:
+            if wrapper is _vargs_meta and attr is not None:  # (a wrapper implies an attribute)
                 entry = (attr.base_func.__get__(self), True)
             elif wrapper is None and attr is not None:
                 entry = (getattr(self, rule), False)

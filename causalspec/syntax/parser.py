@@ -74,9 +74,10 @@ def lark_parser() -> Lark:
                               maybe_placeholders=False))
     # lark internals: a lark whose layout differs keeps its own (slower, equivalent) callbacks
     callbacks = getattr(getattr(getattr(parser.parser, "parser", None), "parser", None), "callbacks", None)
-    for rule, callback in (callbacks or {}).items():
-        if type(callback) is PropagatePositions and getattr(callback, "node_filter", None) is None:
-            callbacks[rule] = _Positions(callback.node_builder)
+    if callbacks:
+        for rule, callback in callbacks.items():
+            if type(callback) is PropagatePositions and getattr(callback, "node_filter", None) is None:
+                callbacks[rule] = _Positions(callback.node_builder)
     return parser
 
 
@@ -465,8 +466,13 @@ def comments(text: str) -> list[Comment]:
     """The comments of spec text, in order. Call it on text that parses: a `#` inside a
     string is part of the string (strings never span lines), which the lexer knows."""
     text = text[len(BOM):] if text.startswith(BOM) else text  # as parsing does: columns ignore a BOM
-    return [Comment(tok.line, tok.column, str(tok)) for tok in lark_parser().lex(text, dont_ignore=True)
-            if tok.type == "COMMENT"]
+    found = []
+    for tok in lark_parser().lex(text, dont_ignore=True):
+        if tok.type == "COMMENT":
+            # lark's lexer positions every token it makes (only a Token built by hand lacks one)
+            assert tok.line is not None and tok.column is not None
+            found.append(Comment(tok.line, tok.column, str(tok)))
+    return found
 
 
 # ───────────────────────── friendly syntax errors ─────────────────────────
@@ -509,7 +515,7 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     expected = set(getattr(exc, "accepts", None) or getattr(exc, "expected", None) or ())
     if isinstance(exc, UnexpectedCharacters):
         line, col = exc.line, exc.column
-        ch = _char_at(text, exc.pos_in_stream) or "?"
+        ch = _char_at(text, offset) or "?"  # offset: where the lexer stopped (_error_offset)
         if _is_invisible(ch):
             return _invisible(ch, file, line, col)
         help_ = None
@@ -525,11 +531,11 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
             help_ = "use `or`"
         elif ch == "/":
             help_ = "integer division is `//`; `#` starts a comment"
-        elif ch == "=" and text[exc.pos_in_stream:exc.pos_in_stream + 2] == "=>":
+        elif ch == "=" and text[offset:offset + 2] == "=>":
             help_ = "`=>` separates an example's inputs from its expected values"
         elif ch == ";":
             help_ = "statements need no `;`: end the line instead"
-        elif ch == "!" and text[exc.pos_in_stream:exc.pos_in_stream + 2] != "!=":
+        elif ch == "!" and text[offset:offset + 2] != "!=":
             help_ = "use `not` for negation (`!=` compares)"
         if help_ is None:
             unclosed = _unclosed_block(exc, text, file, expected, offset)
@@ -552,13 +558,20 @@ def syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
                                                            "finish it or delete it")
     assert isinstance(exc, UnexpectedToken)
     tok: Token = exc.token
-    span = Span(file, tok.line, tok.column, tok.end_line or tok.line,
-                tok.end_column or tok.column + max(len(str(tok)), 1))
-    return Diagnostic(E0102, f"unexpected {_token_text(tok)}", span, "not expected here",
+    return Diagnostic(E0102, f"unexpected {_token_text(tok)}", _token_span(tok, file), "not expected here",
                       help=_token_help(tok, expected, text) or _expected_help(expected) or _GENERIC_HELP)
 
 
 _GENERIC_HELP = "see docs/language.md for the statement's syntax"
+
+
+def _token_span(tok: Token, file: str) -> Span:
+    """The span of an unexpected token; one lark's lexer made always has a position, a token
+    without one (built by hand) gets the unknown span, as build.token_span gives it."""
+    if tok.line is None or tok.column is None:
+        return Span(file)
+    return Span(file, tok.line, tok.column, tok.end_line or tok.line,
+                tok.end_column or tok.column + max(len(str(tok)), 1))
 
 # Characters an editor shows as nothing or as a plain space. Outside strings and comments
 # they are errors; the diagnostic names the code point, since the user cannot see it.
@@ -589,7 +602,10 @@ def _invisible(ch: str, file: str, line: int, col: int) -> Diagnostic:
 
 def _error_offset(exc: UnexpectedInput, text: str) -> int:
     if isinstance(exc, UnexpectedCharacters):
-        return exc.pos_in_stream
+        # lark sets it to the lexer's offset, but declares it on the base class as `pos_in_stream = None`
+        pos: int | None = exc.pos_in_stream
+        if pos is not None:
+            return pos
     tok = getattr(exc, "token", None)
     if tok is not None and tok.type != "$END" and tok.start_pos is not None:
         return tok.start_pos

@@ -715,6 +715,13 @@ def _expect(s: A.Expect) -> str:
     return "expect " + " and ".join(print_condition(c) for c in _nonempty(s.conditions, "conditions", s))
 
 
+def _control(name: A.Name, args: tuple[A.FeatArg, ...] | None) -> str:
+    """One control of a `controls` statement: its name, then its arguments if it has any
+    (None: written without parentheses)."""
+    text = print_name(name, "control")
+    return text if args is None else text + "(" + ", ".join(_feat_arg(a) for a in args) + ")"
+
+
 def _check_stmt(s: A.CheckStmt) -> str:
     if isinstance(s, A.Interchange):
         sets = _nonempty(s.sets, "interchange sets", s)
@@ -723,10 +730,7 @@ def _check_stmt(s: A.CheckStmt) -> str:
         return _setting(s)
     if isinstance(s, A.Controls):
         names = _nonempty(s.names, "controls", s)
-        return "controls " + ", ".join(
-            print_name(n, "control") + ("" if s.args_of(i) is None else
-                                        "(" + ", ".join(_feat_arg(a) for a in s.args_of(i)) + ")")
-            for i, n in enumerate(names))
+        return "controls " + ", ".join(_control(n, s.args_of(i)) for i, n in enumerate(names))
     if isinstance(s, A.Expect):
         return _expect(s)
     if isinstance(s, A.Locate):

@@ -503,6 +503,17 @@ def test_interchange_sets(iset, text):
     roundtrip(spec)
 
 
+def test_controls_with_and_without_arguments():
+    # args_of(i) is None for a control written bare, () for one written with empty parentheses
+    n = A.FeatArg("n", 20, "number")
+    controls = A.Controls((A.Name("random_subspace"), A.Name("heldout"), A.Name("random_init")),
+                          ((n,), None, ()))
+    spec = A.Spec((A.Check(A.Name("N"), None, (controls, A.Controls((A.Name("heldout"),)))),))
+    assert print_spec(spec) == ("check N {\n  controls random_subspace(n=20), heldout, random_init()\n"
+                                "  controls heldout\n}\n")
+    roundtrip(spec)
+
+
 def test_network_braces_and_metric_args():
     bare = A.Network(A.Name("n"), A.HFBackend("gpt2"))
     empty = A.Network(A.Name("n"), A.HFBackend("gpt2"), (), braced=True)

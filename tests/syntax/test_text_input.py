@@ -9,10 +9,12 @@ point names, where a diagnostic points relative to the `{`, and the parser's key
 from __future__ import annotations
 
 import pytest
+from lark.exceptions import UnexpectedToken
+from lark.lexer import Token
 
-from causalspec.diagnostics import SpecError, render
+from causalspec.diagnostics import SpecError, Span, render
 from causalspec.semantics.analyse import load, load_text
-from causalspec.syntax.parser import parse
+from causalspec.syntax.parser import parse, syntax_diagnostic
 
 VALID = "model M {\n  input a : bool\n  output o : bool = a\n}\n"
 
@@ -136,3 +138,17 @@ def test_keyword_retry_still_works_on_a_deep_stack():
     spec = parse("model M {\n  input sample : int 0..3\n  output o : bool = " + "(" * depth + "sample"
                  + ")" * depth + " > 1\n}\n")
     assert spec.items[0].body[0].names[0].text == "sample"
+
+
+def test_a_bang_alone_gets_the_negation_help_at_its_column():
+    d = first("model M {\n  input a : bool\n  output o : bool = !a\n}\n")
+    assert (d.code, d.span.line, d.span.column) == ("E0101", 3, 21)
+    assert d.help == "use `not` for negation (`!=` compares)"
+
+
+def test_an_unexpected_token_without_a_position_gets_the_unknown_span():
+    # lark's lexer positions every token; one built by hand has none: the unknown span, not a crash
+    exc = UnexpectedToken(Token("NAME", "oops"), {"LBRACE"})
+    d = syntax_diagnostic(exc, "model M\n", "f.cspec")
+    assert (d.code, d.message, d.span) == ("E0102", "unexpected `oops`", Span("f.cspec"))
+    assert not d.span.known and d.help == "expected `{`"
