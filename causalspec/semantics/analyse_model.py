@@ -11,9 +11,12 @@ import heapq
 import math
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:  # numpy loads when a value is first computed (lazy_numpy.py)
+    from causalspec.semantics.lazy_numpy import numpy as np
 
 from causalspec.codes import (
     E0201,

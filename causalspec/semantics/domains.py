@@ -17,9 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from numbers import Rational
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:  # numpy loads when a value is first computed (lazy_numpy.py)
+    from causalspec.semantics.lazy_numpy import numpy as np
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ class Domain:
         if self.kind == "bool":
             return value if isinstance(value, bool) else None
         if self.kind == "int":
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            # `int` first: a numpy integer is only looked for (numpy imported) when it is not one
+            if isinstance(value, bool) or not (isinstance(value, int) or isinstance(value, np.integer)):
                 return None
             return int(value) if self.lo <= int(value) <= self.hi else None
         if self.kind == "real":

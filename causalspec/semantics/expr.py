@@ -17,11 +17,10 @@ a real is never an index, a table key, an enum value, an operand of `//`/`%` or 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable, Mapping
-
-import numpy as np
 
 from causalspec.codes import E0104, E0203, E0204, E0205, E0209, E0210, E0220, E0301, E0303, E0304
 from causalspec.diagnostics import DiagnosticSink, did_you_mean
@@ -29,10 +28,14 @@ from causalspec.semantics.domains import Domain
 from causalspec.syntax import ast as A
 
 if TYPE_CHECKING:  # sympy takes ~0.3 s to import: only the LaTeX/symbolic paths below load it
+    import numpy as np
     import sympy
+else:  # numpy loads when a mechanism is first evaluated (lazy_numpy.py): nothing below may read
+    # `np.<name>` while compiling, only inside the evaluators it builds
+    from causalspec.semantics.lazy_numpy import numpy as np
 
-Env = Mapping[str, np.ndarray]
-Evaluator = Callable[[Env, int], np.ndarray]
+Env = Mapping[str, "np.ndarray"]
+Evaluator = Callable[[Env, int], "np.ndarray"]
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,12 @@ def _select_bool(c: np.ndarray, t: np.ndarray, o: np.ndarray) -> np.ndarray:
     return np.logical_or(np.logical_and(c, t), np.logical_and(np.logical_not(c), o))
 
 
-_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+def _ufunc(name: str) -> Callable[..., Any]:
+    """numpy's function `name`, read when the evaluator runs (compiling must not import numpy)."""
+    return lambda *args: getattr(np, name)(*args)
+
+
+_COMPARE = {"<": "less", "<=": "less_equal", ">": "greater", ">=": "greater_equal"}  # numpy's ufunc names
 _ARITY: dict[str, tuple[int, int | None]] = {
     "abs": (1, 1), "mod": (2, 2), "clip": (3, 3), "xor": (2, 2), "min": (2, None), "max": (2, None),
     "count": (1, None), "mean": (1, None)}
@@ -143,7 +151,14 @@ def _div(a: Any, b: Any) -> Fraction:
     return Fraction(a) / b
 
 
-_DIVIDE = np.frompyfunc(_div, 2, 1)
+@functools.cache
+def _divider() -> Any:
+    """Exact elementwise division of object arrays, built on first use."""
+    return np.frompyfunc(_div, 2, 1)
+
+
+def _DIVIDE(a: Any, b: Any) -> Any:
+    return _divider()(a, b)
 
 
 def _real_range(ty: Ty) -> tuple[Fraction | None, Fraction | None]:
@@ -373,7 +388,7 @@ class ExprCompiler:
                 self._expect(l, "bool", f"left side of `{op}`") & self._expect(r, "bool", f"right side of `{op}`"))
             if not ok:
                 return self._error(e, names)
-            logic = np.logical_and if op == "and" else np.logical_or
+            logic = _ufunc("logical_and" if op == "and" else "logical_or")
             return Compiled(e, BOOL, names, lambda env, n: logic(l.fn(env, n), r.fn(env, n)))
         if op in ("==", "!="):
             for side in (l, r):
@@ -391,7 +406,7 @@ class ExprCompiler:
                 self._expect(l, "int", f"left side of `{op}`") & self._expect(r, "int", f"right side of `{op}`"))
             if not ok:
                 return self._error(e, names)
-            f = _COMPARE[op]
+            f = _ufunc(_COMPARE[op])
             lf, rf = l.fn, r.fn
             return Compiled(e, BOOL, names, lambda env, n: f(lf(env, n), rf(env, n)))
         ok = (l.ty.kind == "int" and r.ty.kind == "int") or (
@@ -414,7 +429,7 @@ class ExprCompiler:
                 return self._error(e, names)
         lf, rf = l.fn, r.fn
         if op in ("<", "<=", ">", ">="):
-            f = _COMPARE[op]
+            f = _ufunc(_COMPARE[op])
             return Compiled(e, BOOL, names,
                             lambda env, n: f(real_array(lf(env, n), n), real_array(rf(env, n), n)).astype(bool))
         if op == "/":
@@ -427,7 +442,7 @@ class ExprCompiler:
                 return self._error(e, names)
             return Compiled(e, _corners("/", l.ty, r.ty), names,
                             lambda env, n: _DIVIDE(real_array(lf(env, n), n), real_array(rf(env, n), n)))
-        arith = {"+": np.add, "-": np.subtract, "*": np.multiply}[op]
+        arith = _ufunc({"+": "add", "-": "subtract", "*": "multiply"}[op])
         return Compiled(e, _corners(op, l.ty, r.ty), names,
                         lambda env, n: arith(real_array(lf(env, n), n), real_array(rf(env, n), n)))
 
@@ -464,7 +479,7 @@ class ExprCompiler:
         return Compiled(e, Ty("int", lo, hi), names, lambda env, n: np.mod(l.fn(env, n), r.fn(env, n)))
 
     def _equality(self, e, l: Compiled, r: Compiled, names) -> Compiled:
-        f = np.equal if e.op == "==" else np.not_equal
+        f = _ufunc("equal" if e.op == "==" else "not_equal")
         a, b = l.ty, r.ty
         if a.kind == "symbol" and b.kind == "symbol":
             self.sink.error(E0301, f"`{e.op}` compares two enum values and no variable", e.span,
@@ -630,7 +645,7 @@ class ExprCompiler:
         if fname in ("min", "max"):
             pick = min if fname == "min" else max
             ty = Ty("real", pick(lo for lo, _ in ranges), pick(hi for _, hi in ranges)) if known else REAL
-            op = np.minimum if fname == "min" else np.maximum
+            op = _ufunc("minimum" if fname == "min" else "maximum")
 
             def fold(env, n):
                 vals = reals(env, n)

@@ -28,7 +28,7 @@ for argv in ARGVS:
         codes.append(main(argv))
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
 avoidable = sorted(m for m in AVOIDABLE if m in sys.modules)
-print(json.dumps({"codes": codes, "heavy": heavy, "avoidable": avoidable}))
+print(json.dumps({"codes": codes, "heavy": heavy, "avoidable": avoidable, "numpy": "numpy" in sys.modules}))
 """
 
 
@@ -55,6 +55,29 @@ def test_parse_and_graph_import_no_heavy_library(tmp_path, spec):
     assert result["codes"] == [0, 0, 0, 0]
     assert result["heavy"] == [], f"parse/graph imported {result['heavy']}"
     assert result["avoidable"] == [], f"parse/graph imported {result['avoidable']}"
+
+
+# numpy (~65 ms) loads only when the analysis evaluates a model (semantics/lazy_numpy.py): this
+# spec has no `example`, `where` constraint, table, weight or range to check
+@pytest.mark.parametrize("spec", ["specs/induction_attn_only_2l.cspec"])
+def test_a_spec_with_nothing_to_evaluate_is_analysed_without_numpy(tmp_path, spec):
+    result = _modules_after([["parse", spec], ["graph", spec], ["graph", spec, "--format", "mermaid"],
+                             ["graph", spec, "--model", "Induction"]], tmp_path)
+    assert result["codes"] == [0, 2, 2, 0] and result["numpy"] is False
+
+
+def test_the_probe_sees_numpy_when_examples_are_evaluated(tmp_path):
+    # the check can fail: hier_eq's `example` lines run the model, with numpy
+    result = _modules_after([["parse", "specs/hier_eq.cspec"]], tmp_path)
+    assert result["codes"] == [0] and result["numpy"] is True
+
+
+def test_importing_the_analysis_imports_no_numpy(tmp_path):
+    code = "import sys\nimport causalspec.semantics.analyse, causalspec.semantics.expr, causalspec.semantics.model\n" \
+           "print('numpy' in sys.modules)"
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_an_invalid_spec_reports_without_rich(tmp_path):
