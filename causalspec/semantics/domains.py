@@ -126,6 +126,15 @@ class Domain:
             return arr
         return np.asarray(out, dtype=self.dtype())
 
+    def represent(self, member: Any) -> Any:
+        """One member (as `lookup` returns it) in the array representation, as a Python scalar
+        (a bool, an int, an enum's index, a Fraction): the values of a one-row evaluation."""
+        return self._index[member] if self.kind == "enum" else member
+
+    def representations(self) -> Sequence[Any]:
+        """Every member's `represent`, in order (an enum's are its indices)."""
+        return range(self.size) if self.kind == "enum" else self.values
+
     def encode_one(self, value: Any) -> Any:
         return self.encode([value])[0]
 

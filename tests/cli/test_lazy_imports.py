@@ -57,18 +57,25 @@ def test_parse_and_graph_import_no_heavy_library(tmp_path, spec):
     assert result["avoidable"] == [], f"parse/graph imported {result['avoidable']}"
 
 
-# numpy (~65 ms) loads only when the analysis evaluates a model (semantics/lazy_numpy.py): this
-# spec has no `example`, `where` constraint, table, weight or range to check
-@pytest.mark.parametrize("spec", ["specs/induction_attn_only_2l.cspec"])
-def test_a_spec_with_nothing_to_evaluate_is_analysed_without_numpy(tmp_path, spec):
-    result = _modules_after([["parse", spec], ["graph", spec], ["graph", spec, "--format", "mermaid"],
-                             ["graph", spec, "--model", "Induction"]], tmp_path)
-    assert result["codes"] == [0, 2, 2, 0] and result["numpy"] is False
+# numpy (~65 ms) loads only when the analysis needs it (semantics/lazy_numpy.py): `example` lines
+# and `where` constraints are evaluated one row at a time in pure Python (`Compiled.one`) where
+# the expressions allow it; tables, reals and a sampled domain check still need numpy
+@pytest.mark.parametrize("spec, models", [
+    ("specs/induction_attn_only_2l.cspec", 2),  # nothing to evaluate
+    ("specs/hier_eq.cspec", 1),  # examples, one with do()
+    ("specs/ioi_gpt2.cspec", 1),  # a `where` constraint and examples
+    ("specs/greater_than_gpt2.cspec", 2),  # a `where` constraint over enum values
+    ("examples/zoo/detect_ab.cspec", 1),  # families, `if`, `and`, an example
+])
+def test_specs_whose_expressions_run_one_row_at_a_time_are_analysed_without_numpy(tmp_path, spec, models):
+    result = _modules_after([["parse", spec], ["graph", spec], ["graph", spec, "--format", "mermaid"]], tmp_path)
+    assert result["codes"] == ([0, 0, 0] if models == 1 else [0, 2, 2])
+    assert result["numpy"] is False
 
 
-def test_the_probe_sees_numpy_when_examples_are_evaluated(tmp_path):
-    # the check can fail: hier_eq's `example` lines run the model, with numpy
-    result = _modules_after([["parse", "specs/hier_eq.cspec"]], tmp_path)
+def test_the_probe_sees_numpy_when_a_table_is_built(tmp_path):
+    # the check can fail: reverse.cspec's tables are numpy arrays
+    result = _modules_after([["parse", "examples/zoo/reverse.cspec"]], tmp_path)
     assert result["codes"] == [0] and result["numpy"] is True
 
 
