@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 if TYPE_CHECKING:
     import numpy as np
 else:  # numpy loads when a value is first computed (lazy_numpy.py)
-    from causalspec.semantics.lazy_numpy import numpy as np
+    from causalspec.semantics import lazy_numpy
+
+    np = lazy_numpy.numpy.bind(globals(), "np")
 
 from causalspec.codes import (
     E0201,
@@ -351,13 +353,16 @@ class _ModelAnalyser:
         comp.context = context
         comp.expected = None
         comp.real_types = {}
+        comp.one_row = True
         return comp
 
     def _compile_mechanisms(self) -> None:
         real_types: dict = {}  # static ranges of the real variables compiled so far (declaration order)
+        has_examples = any(isinstance(s, A.ExampleDecl) for s in self.ast.body)
         for name, decl in self.var_asts.items():
             var = self.vars[name]
             comp = self._compiler(f"mechanism of `{name}`")
+            comp.one_row = has_examples  # only `example` lines run mechanisms one row at a time
             comp.expected = var.domain
             comp.real_types = real_types
             comp.int_lo = comp.int_hi = 0

@@ -43,7 +43,9 @@ import json
 if TYPE_CHECKING:
     import numpy as np
 else:  # numpy loads when a value is first computed (lazy_numpy.py)
-    from causalspec.semantics.lazy_numpy import numpy as np
+    from causalspec.semantics import lazy_numpy
+
+    np = lazy_numpy.numpy.bind(globals(), "np")
 
 from causalspec.errors import CheckError
 from causalspec.codes import E0603, E0604, E0605, E0612, E0620, E0621, E0622

@@ -11,11 +11,12 @@ The semantics modules write `np.less(...)` as usual, with
     if TYPE_CHECKING:
         import numpy as np
     else:
-        from causalspec.semantics.lazy_numpy import numpy as np
+        from causalspec.semantics import lazy_numpy
+        np = lazy_numpy.numpy.bind(globals(), "np")
 
-so type checkers see numpy itself. Code that runs before anything is evaluated (building a
-mechanism's evaluator, module-level tables) must not touch `np.<name>`: every such access
-imports numpy.
+so type checkers see numpy itself, and after the first use `np` is numpy. Code that runs
+before anything is evaluated (building a mechanism's evaluator, module-level tables) must
+not touch `np.<name>`: every such access imports numpy.
 """
 
 from __future__ import annotations
@@ -25,19 +26,34 @@ from typing import Any
 
 
 class LazyModule:
-    """Stands for the module `name`, imported on the first attribute read. Each attribute read
-    is then kept on this object, so a later `np.add` is a plain instance-attribute read, as fast
-    as a module attribute (the 10,000-variable benchmark reads them ~10^5 times)."""
+    """Stands for the module `name`, imported on the first attribute read. Then every global
+    bound with `bind` is replaced by the module itself (evaluators read `np.add` as a plain
+    module attribute, which the interpreter specialises; the 10,000-variable benchmark reads
+    them ~10^5 times), and each attribute read through this object is kept on it."""
 
     def __init__(self, name: str) -> None:
         self._lazy_name = name
+        self._bound: list[tuple[dict[str, Any], str]] = []
+        self._module: Any = None
+
+    def bind(self, namespace: dict[str, Any], alias: str) -> LazyModule:
+        """This object, to be stored as `namespace[alias]` (a module's `globals()`): that global
+        becomes the real module when it is first used (at once, when it already was)."""
+        if self._module is not None:
+            return self._module
+        self._bound.append((namespace, alias))
+        return self
 
     def __getattr__(self, attr: str) -> Any:  # only called for attributes not cached yet
         if attr.startswith("__") and attr.endswith("__"):
             # copy, pickle and inspect probe for dunders on any object: answer as an object
             # would instead of importing the module for them
             raise AttributeError(attr)
-        value = getattr(importlib.import_module(self._lazy_name), attr)
+        module = self._module = importlib.import_module(self._lazy_name)
+        for namespace, alias in self._bound:
+            if namespace.get(alias) is self:
+                namespace[alias] = module
+        value = getattr(module, attr)
         setattr(self, attr, value)
         return value
 

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 if TYPE_CHECKING:
     import numpy as np
 else:  # numpy loads when a value is first computed (lazy_numpy.py)
-    from causalspec.semantics.lazy_numpy import numpy as np
+    from causalspec.semantics import lazy_numpy
+
+    np = lazy_numpy.numpy.bind(globals(), "np")
 
 from causalspec.diagnostics import Span
 from causalspec.semantics.domains import Domain

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 if TYPE_CHECKING:
     import numpy as np
 else:  # numpy loads when a value is first computed (lazy_numpy.py)
-    from causalspec.semantics.lazy_numpy import numpy as np
+    from causalspec.semantics import lazy_numpy
+
+    np = lazy_numpy.numpy.bind(globals(), "np")
 
 from causalspec.codes import E0613
 from causalspec.diagnostics import DiagnosticSink

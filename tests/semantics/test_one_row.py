@@ -95,9 +95,20 @@ def _decoded(cm, env, row: int | None = None) -> dict:
     return {k: cm.domain(k).decode(v if row is None else v[row:row + 1])[0] for k, v in env.items()}
 
 
+def _with_example(text: str) -> str:
+    """`text` with an `example` line that holds (its output computed by the batch evaluator):
+    the analysis builds one-row evaluators for the mechanisms of models with examples only."""
+    cm = only_model(text)
+    row = {"a": 1, "b": 2, "p": True, "q": False, "c": "g"}
+    got = cm.run({k: cm.domain(k).encode([v]) for k, v in row.items()})["o"]
+    example = f"  example {{ a = 1, b = 2, p = true, q = false, c = g }} => o = {str(bool(got[0])).lower()}\n}}\n"
+    return text[:text.rindex("}")] + example
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_one_row_equals_the_batch_evaluator_on_every_row(seed):
-    cm = only_model(_generated_model(seed))
+    cm = only_model(_with_example(_generated_model(seed)))
+    assert len(cm.examples) == 1
     assert all(v.mechanism.one is not None for v in cm.variables.values() if not v.is_input)
     inputs = cm.enumerate_inputs()
     batch = cm.run(inputs)
@@ -127,9 +138,19 @@ def test_constraints_one_row_equals_the_batch_evaluator():
 @pytest.mark.parametrize("mechanism", ["x // 2", "min(x, 1)", "abs(x - 1)", "t[x]"])
 def test_beyond_the_subset_there_is_no_one_row_evaluator(mechanism):
     cm = only_model("model T {\n  table t : int 0..3 -> int 0..3 = { _: 1 }\n  input x : int 0..3\n"
-                    f"  output o : int -3..3 = {mechanism}\n}}\n")
+                    f"  var y : bool = x > 1\n  output o : int -3..3 = {mechanism}\n"
+                    f"  example {{ x = 2 }} => y = true\n}}\n")
+    assert cm.variables["y"].mechanism.one is not None
     assert cm.variables["o"].mechanism.one is None
     assert cm.run_one({"x": 2}) is None
+
+
+def test_a_model_without_examples_builds_no_one_row_evaluators():
+    # nothing runs its mechanisms one row at a time (the 10,000-variable benchmark's case);
+    # its `where` constraint still gets one, for the search for a satisfying row
+    cm = only_model("model N {\n  input x, y : int 0..3 where x != y\n  output o : bool = x > y\n}\n")
+    assert cm.variables["o"].mechanism.one is None
+    assert cm.constraints[0].one is not None
 
 
 @pytest.mark.parametrize("expected, holds", [("2", True), ("3", False)])
