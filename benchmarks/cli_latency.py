@@ -19,8 +19,9 @@ The children run as an installed causalspec runs in a user's shell:
   never wrote them) is compiled on every run (~70 ms more);
 - without the thread-count variables (OMP_NUM_THREADS, MKL_NUM_THREADS, OPENBLAS_NUM_THREADS)
   this project's shared machine sets: a user's shell has none. `--keep-env` keeps them.
-Two floors are printed first: the interpreter alone (`python -c pass`) and `import numpy`
-with one BLAS thread (the analysis evaluates mechanisms with numpy).
+Two reference rows are printed first: the interpreter alone (`python -c pass`) and `import
+numpy` with one BLAS thread (what a spec pays whose analysis needs numpy: tables, reals, a
+sampled `where` check; see docs/performance.md).
 tests/cli/test_lazy_imports.py checks, without timing anything, that these commands do not
 import torch, transformers, sympy, matplotlib, networkx, rich, importlib.metadata or regex.
 """

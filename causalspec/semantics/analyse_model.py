@@ -8,12 +8,18 @@ each step records diagnostics in the sink and continues with what is still sound
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:  # numpy loads when a value is first computed (lazy_numpy.py)
+    from causalspec.semantics import lazy_numpy
+
+    np = lazy_numpy.numpy.bind(globals(), "np")
 
 from causalspec.codes import (
     E0201,
@@ -348,13 +354,16 @@ class _ModelAnalyser:
         comp.context = context
         comp.expected = None
         comp.real_types = {}
+        comp.one_row = True
         return comp
 
     def _compile_mechanisms(self) -> None:
         real_types: dict = {}  # static ranges of the real variables compiled so far (declaration order)
+        has_examples = any(isinstance(s, A.ExampleDecl) for s in self.ast.body)
         for name, decl in self.var_asts.items():
             var = self.vars[name]
             comp = self._compiler(f"mechanism of `{name}`")
+            comp.one_row = has_examples  # only `example` lines run mechanisms one row at a time
             comp.expected = var.domain
             comp.real_types = real_types
             comp.int_lo = comp.int_hi = 0
@@ -494,6 +503,8 @@ class _ModelAnalyser:
     def _check_constraints_satisfiable(self, cm: CausalModel) -> None:
         if not cm.constraints:
             return
+        if cm.input_space_size() <= EXHAUSTIVE_LIMIT and _witness(cm):
+            return  # a row satisfies them: what the enumeration below would find, without numpy
         inputs, exhaustive = self._input_sample(cm)
         if not cm.satisfies_constraints(inputs).any():
             span = cm.constraints[0].ast.span
@@ -656,14 +667,12 @@ class _ModelAnalyser:
                             "incomplete example", help="give every input a value: " +
                             ", ".join(f"{n}=…" for n in missing))
             return None
-        arrays = {k: cm.domain(k).encode([v]) for k, v in inputs.items()}
-        if not cm.satisfies_constraints(arrays)[0]:
+        env = _run_example(cm, inputs, do)
+        if env is None:
             self.sink.error(E0504, "example violates a `where` constraint of its inputs", stmt.span,
                             "inputs not allowed by the model",
                             help="choose input values that satisfy the model's `where` clauses")
             return None
-        interventions = {k: cm.domain(k).encode([v]) for k, v in do.items()}
-        env = cm.run(arrays, interventions)
         for a in stmt.expected:
             name = a.name.text
             got = cm.domain(name).decode(env[name])[0]
@@ -675,6 +684,45 @@ class _ModelAnalyser:
                                 help=f"fix the expected value (`{name} = {_show(got)}`) or the mechanism "
                                      "the note's values trace")
         return Example(inputs, do, expected, stmt.span)
+
+
+# Rows the pure-Python search for a row satisfying `where` tries before the exhaustive numpy
+# check (a few ms at most; `where a != b` is satisfied by the second row).
+WITNESS_ROWS = 1024
+
+
+def _witness(cm: CausalModel) -> bool:
+    """Whether one of the first WITNESS_ROWS input rows (in enumeration order) satisfies every
+    `where` constraint, evaluated in pure Python. False when none does or when a constraint
+    has no one-row evaluator: the caller then checks every row with numpy, as before."""
+    names = cm.inputs
+    rows = itertools.product(*[cm.domain(n).representations() for n in names])
+    for values in itertools.islice(rows, WITNESS_ROWS):
+        ok = cm.row_satisfies_constraints(dict(zip(names, values)))
+        if ok is None:
+            return False
+        if ok:
+            return True
+    return False
+
+
+def _run_example(cm: CausalModel, inputs: dict[str, Any], do: dict[str, Any]) -> Mapping[str, Any] | None:
+    """Every variable's value on an example's row, as one-element sequences (`Domain.decode`
+    reads them), or None when the row violates a `where` constraint. In pure Python when every
+    constraint and mechanism has a one-row evaluator (`Compiled.one`: `parse` then needs no
+    numpy), else with `CausalModel.run`; both give the same values."""
+    row = {k: cm.domain(k).represent(v) for k, v in inputs.items()}
+    ok = cm.row_satisfies_constraints(row)
+    if ok is not None:
+        if not ok:
+            return None
+        env = cm.run_one(row, {k: cm.domain(k).represent(v) for k, v in do.items()})
+        if env is not None:
+            return {k: (v,) for k, v in env.items()}
+    arrays = {k: cm.domain(k).encode([v]) for k, v in inputs.items()}
+    if not cm.satisfies_constraints(arrays)[0]:
+        return None
+    return cm.run(arrays, {k: cm.domain(k).encode([v]) for k, v in do.items()})
 
 
 def _int_dtype(lo: int, hi: int) -> np.dtype:
@@ -731,6 +779,6 @@ def _show_keys(keys) -> str:
     return "(" + ", ".join(_show(_literal_value(k)) for k in keys) + ")"
 
 
-def _trace(cm: CausalModel, env: dict[str, np.ndarray]) -> str:
+def _trace(cm: CausalModel, env: Mapping[str, Any]) -> str:
     parts = [f"{n}={_show(cm.domain(n).decode(env[n])[0])}" for n in cm.order]
     return "model values: " + ", ".join(parts)

@@ -17,9 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from numbers import Rational
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:  # numpy loads when a value is first computed (lazy_numpy.py)
+    from causalspec.semantics import lazy_numpy
+
+    np = lazy_numpy.numpy.bind(globals(), "np")
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,8 @@ class Domain:
         if self.kind == "bool":
             return value if isinstance(value, bool) else None
         if self.kind == "int":
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            # `int` first: a numpy integer is only looked for (numpy imported) when it is not one
+            if isinstance(value, bool) or not (isinstance(value, int) or isinstance(value, np.integer)):
                 return None
             return int(value) if self.lo <= int(value) <= self.hi else None
         if self.kind == "real":
@@ -121,6 +127,15 @@ class Domain:
             arr[:] = out
             return arr
         return np.asarray(out, dtype=self.dtype())
+
+    def represent(self, member: Any) -> Any:
+        """One member (as `lookup` returns it) in the array representation, as a Python scalar
+        (a bool, an int, an enum's index, a Fraction): the values of a one-row evaluation."""
+        return self._index[member] if self.kind == "enum" else member
+
+    def representations(self) -> Sequence[Any]:
+        """Every member's `represent`, in order (an enum's are its indices)."""
+        return range(self.size) if self.kind == "enum" else self.values
 
     def encode_one(self, value: Any) -> Any:
         return self.encode([value])[0]

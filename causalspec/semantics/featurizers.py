@@ -36,11 +36,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import json
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:  # numpy loads when a value is first computed (lazy_numpy.py)
+    from causalspec.semantics import lazy_numpy
+
+    np = lazy_numpy.numpy.bind(globals(), "np")
 
 from causalspec.errors import CheckError
 from causalspec.codes import E0603, E0604, E0605, E0612, E0620, E0621, E0622

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:  # numpy loads when a value is first computed (lazy_numpy.py)
+    from causalspec.semantics import lazy_numpy
+
+    np = lazy_numpy.numpy.bind(globals(), "np")
 
 from causalspec.diagnostics import Span
 from causalspec.semantics.domains import Domain
@@ -125,6 +130,34 @@ class CausalModel:
             else:
                 env[name] = var.compiled.evaluate(env, n)
         return env
+
+    def run_one(self, inputs: Mapping[str, Any], interventions: Mapping[str, Any] | None = None
+                ) -> dict[str, Any] | None:
+        """`run` on one row, in pure Python: every variable's value as a Python scalar of the
+        array representation (`Domain.represent`). None when a mechanism has no one-row
+        evaluator (`Compiled.one`); `run` then computes the row."""
+        fixed = interventions or {}
+        env: dict[str, Any] = {}
+        for name in self.order:
+            var = self.variables[name]
+            if name in fixed:
+                env[name] = fixed[name]
+            elif var.is_input:
+                env[name] = inputs[name]
+            else:
+                one = var.mechanism.one if var.mechanism is not None else None
+                if one is None:
+                    return None
+                env[name] = one(env)
+        return env
+
+    def row_satisfies_constraints(self, row: Mapping[str, Any]) -> bool | None:
+        """`satisfies_constraints` for one input row (`Domain.represent` values), in pure
+        Python; None when a constraint has no one-row evaluator."""
+        ones = [c.one for c in self.constraints if c.one is not None]
+        if len(ones) != len(self.constraints):
+            return None
+        return all(one(row) for one in ones)
 
     def satisfies_constraints(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         n = _batch_size(inputs, {})

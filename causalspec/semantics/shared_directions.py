@@ -23,9 +23,14 @@ columns), and a square one spans the whole activation either way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:  # numpy loads when a value is first computed (lazy_numpy.py)
+    from causalspec.semantics import lazy_numpy
+
+    np = lazy_numpy.numpy.bind(globals(), "np")
 
 from causalspec.codes import E0613
 from causalspec.diagnostics import DiagnosticSink

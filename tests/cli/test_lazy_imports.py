@@ -28,7 +28,7 @@ for argv in ARGVS:
         codes.append(main(argv))
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
 avoidable = sorted(m for m in AVOIDABLE if m in sys.modules)
-print(json.dumps({"codes": codes, "heavy": heavy, "avoidable": avoidable}))
+print(json.dumps({"codes": codes, "heavy": heavy, "avoidable": avoidable, "numpy": "numpy" in sys.modules}))
 """
 
 
@@ -55,6 +55,36 @@ def test_parse_and_graph_import_no_heavy_library(tmp_path, spec):
     assert result["codes"] == [0, 0, 0, 0]
     assert result["heavy"] == [], f"parse/graph imported {result['heavy']}"
     assert result["avoidable"] == [], f"parse/graph imported {result['avoidable']}"
+
+
+# numpy (~65 ms) loads only when the analysis needs it (semantics/lazy_numpy.py): `example` lines
+# and `where` constraints are evaluated one row at a time in pure Python (`Compiled.one`) where
+# the expressions allow it; tables, reals and a sampled domain check still need numpy
+@pytest.mark.parametrize("spec, models", [
+    ("specs/induction_attn_only_2l.cspec", 2),  # nothing to evaluate
+    ("specs/hier_eq.cspec", 1),  # examples, one with do()
+    ("specs/ioi_gpt2.cspec", 1),  # a `where` constraint and examples
+    ("specs/greater_than_gpt2.cspec", 2),  # a `where` constraint over enum values
+    ("examples/zoo/detect_ab.cspec", 1),  # families, `if`, `and`, an example
+])
+def test_specs_whose_expressions_run_one_row_at_a_time_are_analysed_without_numpy(tmp_path, spec, models):
+    result = _modules_after([["parse", spec], ["graph", spec], ["graph", spec, "--format", "mermaid"]], tmp_path)
+    assert result["codes"] == ([0, 0, 0] if models == 1 else [0, 2, 2])
+    assert result["numpy"] is False
+
+
+def test_the_probe_sees_numpy_when_a_table_is_built(tmp_path):
+    # the check can fail: reverse.cspec's tables are numpy arrays
+    result = _modules_after([["parse", "examples/zoo/reverse.cspec"]], tmp_path)
+    assert result["codes"] == [0] and result["numpy"] is True
+
+
+def test_importing_the_analysis_imports_no_numpy(tmp_path):
+    code = "import sys\nimport causalspec.semantics.analyse, causalspec.semantics.expr, causalspec.semantics.model\n" \
+           "print('numpy' in sys.modules)"
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_an_invalid_spec_reports_without_rich(tmp_path):
