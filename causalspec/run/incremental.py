@@ -494,7 +494,7 @@ class _answer_only_head:
     """
 
     def __init__(self, module, family, interventions, answer_in_chunk: Tensor | None):
-        self.handle = None
+        self.handle: torch.utils.hooks.RemovableHandle | None = None
         self.answer = answer_in_chunk
         self.head = None
         if answer_in_chunk is None or any(iv.site.kind == "logits" for iv in interventions):
@@ -507,9 +507,9 @@ class _answer_only_head:
                 continue
 
     def __enter__(self):
-        if self.head is None or not isinstance(self.head, torch.nn.Linear):
-            return lambda start: start
         answer = self.answer
+        if self.head is None or answer is None or not isinstance(self.head, torch.nn.Linear):
+            return lambda start: start
 
         def select(mod, args):
             x = args[0]  # [batch, T, width]

@@ -209,6 +209,8 @@ def circuit_scores(values: Mapping[str, np.ndarray], groups: Mapping[str, list[s
                 return n(m, CIRCUIT) - n(m, without_key(g))
             stats[name] = necessity
         elif metric == "minimality":
+            assert arg is not None  # minimality(GROUP) always names its group (semantics/circuits.py)
+
             def minimality(m, nodes=groups[arg]):
                 return np.min(np.stack([np.asarray(n(m, CIRCUIT) - n(m, without_node_key(v))) for v in nodes]), axis=0)
             stats[name] = minimality

@@ -13,7 +13,7 @@ import unicodedata
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import causalspec.syntax.lark_import  # noqa: F401  (first: lark without `regex`)
 from lark import Lark, Token, Tree
@@ -243,7 +243,7 @@ def lex_tokens(state):
     text, end = text_slice.text, text_slice.end
     pos, line, line_start = ctr.char_pos, ctr.line, ctr.line_start_pos
     stack = state.state_stack
-    plans = {}
+    plans: dict[Any, Any] = {}
     last = lexer_state.last_token
     handed_over = False
     try:
@@ -319,7 +319,8 @@ def _lexer_plan(lexer):
         return None
     # lark's keyword check: a NAME that spells a keyword this state accepts becomes it. It
     # depends on the spelling only, so each spelling is checked once per lexer.
-    keywords = {name: {} for name, cb in callbacks.items() if type(cb) is UnlessCallback}
+    keywords: dict[str, dict[str, Any]] = {name: {} for name, cb in callbacks.items()
+                                           if type(cb) is UnlessCallback}
     return mres, ignore, newline_types, callbacks, keywords
 
 

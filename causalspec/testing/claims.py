@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from causalspec.compile.plan import compile_check
+from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.run.engine import Engine, EngineOptions
 from causalspec.run.families import resolve_family
 from causalspec.run.hf_adapter import HFAdapter
-from causalspec.run.loading import load_hf_network
+from causalspec.run.loading import LoadedNetwork, load_hf_network
 from causalspec.semantics.pairs import row_ids
 
 
@@ -43,8 +43,8 @@ def make_engine(plan, net, batch: int, incremental: bool | None = None, engine_c
 class ClaimRun:
     """What the engine needs to run the first claim of `plan`: indices are into `rows`."""
 
-    plan: object  # compile.plan.CheckPlan
-    net: object  # run.loading.LoadedNetwork
+    plan: CheckPlan
+    net: LoadedNetwork
     engine: Engine
     rows: dict[str, np.ndarray]  # the pool's unique inputs
     base: np.ndarray  # per pair: its base input

@@ -42,6 +42,9 @@ def test_no_module_is_exempt_from_strict_optional():
     mypy = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
     assert mypy["strict_optional"] is True
     assert [m for o in mypy.get("overrides", []) if o.get("strict_optional") is False for m in o["module"]] == []
+    # the bodies of unannotated functions are checked too, everywhere
+    assert mypy["check_untyped_defs"] is True
+    assert [m for o in mypy.get("overrides", []) if o.get("check_untyped_defs") is False for m in o["module"]] == []
 
 
 def test_import_causalspec_loads_neither_torch_nor_the_api():
