@@ -28,6 +28,7 @@ from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer
 from causalspec.testing.toy_circuits import FILLER, NAMES, TEMPLATE, build_induction_model, spec_header
 
 LAYERS, HEADS, PAIRS = 2, 4, 12
+EMBED = ("e",)  # the input node of edge circuits
 TOL = 1e-5
 Node = tuple  # ("h", layer, head) | ("m", layer)
 
@@ -100,8 +101,11 @@ class Reference:
         return ids, b, c
 
     def record(self, ids: torch.Tensor) -> dict[Node, torch.Tensor]:
-        """Clean activations: every head's z [n, seq, hd] and every MLP's output [n, seq, d]."""
-        acts: dict[Node, torch.Tensor] = {}
+        """Clean activations: every head's z [n, seq, hd], every MLP's output [n, seq, d] and
+        the embeddings (token + position) [n, seq, d]."""
+        tr = self.model.transformer
+        with torch.no_grad():
+            acts: dict[Node, torch.Tensor] = {EMBED: tr.wte(ids) + tr.wpe(torch.arange(ids.shape[1]))[None]}
         hooks = []
         for L, block in enumerate(self.model.transformer.h):
             def pre(_m, args, L=L):
@@ -154,7 +158,7 @@ class Reference:
 
 def feeds(src: Node, receiver: tuple) -> bool:
     """Whether node `src` is upstream of `receiver` (("h", L, H, port), ("m", L) or ("logits",))."""
-    if receiver[0] == "logits":
+    if receiver[0] == "logits" or src == EMBED:
         return True
     if receiver[0] == "h":
         return src[1] < receiver[1]
@@ -162,14 +166,16 @@ def feeds(src: Node, receiver: tuple) -> bool:
 
 
 def edge_metric(ref: Reference, ablate: dict, values: dict, members: dict[Node, str],
-                edges: set[tuple[Node, tuple]]) -> float:
+                edges: set[tuple[Node, tuple]], embed: torch.Tensor | None = None) -> float:
     """Path patching (docs §8.3 "Granularity"), with hooks: each input of a member (a head's
     q, k, v; an MLP's input) and the logits read the residual stream minus ``out(u) − abl(u)``
     of every member u upstream without an edge to it (`members`: node -> its group; nodes of
-    a group do not feed each other)."""
+    a group do not feed each other). `embed`: the routed input's ``actual − ablated`` embeddings,
+    when some edge starts at `embed`."""
     model, hd = ref.model, ref.hd
     d = model.config.n_embd
-    diff: dict[Node, torch.Tensor] = {}
+    diff: dict[Node, torch.Tensor] = {} if embed is None else {EMBED: embed}
+    members = {**members, EMBED: "embed"}
     resid: dict[int, torch.Tensor] = {}
 
     def corrected(x: torch.Tensor, receiver: tuple, group: str | None) -> torch.Tensor:
@@ -479,3 +485,52 @@ def test_edge_granularity_necessity_minimality_and_completeness_equal_the_refere
     result = check_json(spec)
     assert result["status"] in ("passed", "failed"), result.get("reason")
     compare(reported(result), want, ("minimality(b)", "completeness", "necessity(a)", "necessity(m)"))
+
+
+def test_resample_at_edge_granularity_with_the_input_routed_equals_the_reference(tmp_path, tiny):
+    """Resample ablation, path patching, `embed` edges (an input without an edge from `embed`
+    sees the resampled prompt's embeddings) and MLPs kept as wires (heads-only circuit)."""
+    from causalspec.claims.circuit import prepare
+    from causalspec.claims.runner import CheckOptions, NetworkCache
+
+    body = ("group a = head[0.1], head[0.2]\n  group b = head[1.0] @ END\n  mlps kept\n  granularity edge\n"
+            "  edges { embed -> a; embed -> b.q; a -> b.k; a -> logits; b -> logits }")
+    spec = write_spec(tmp_path, tiny, body, "resample from Ref",
+                      expect="faithfulness >= 0.0 and minimality(a) >= 0.0 and completeness >= 0.0")
+    ir = load(spec)
+    _, _, ablation, _, _ = prepare(ir, ir.circuits["C"], CheckOptions(pairs=PAIRS), NetworkCache())
+    ref = Reference(tiny, spec)
+    values = ref.record(ref.ref_ids[torch.as_tensor(ablation.mapping)])
+    embed = ref.record(ref.ids)[EMBED] - values[EMBED]  # actual − resampled input
+    seq = ref.ids.shape[1]
+    groups: dict[str, dict[Node, list[int] | None]] = {"a": {("h", 0, 1): None, ("h", 0, 2): None},
+                                                         "b": {("h", 1, 0): [seq - 1]}}
+    edges = edge_set({**groups, "embed": {EMBED: None}},
+                     [("embed", "a"), ("embed", "b.q"), ("a", "b.k"), ("a", "logits"), ("b", "logits")])
+    universe = all_nodes(True, False)
+
+    def circuit_without(removed: set) -> float:
+        members = {n: g for g, nodes in groups.items() for n in nodes if n not in removed}
+        abl: dict[Node, list[int] | None] = {n: None for n in universe if n not in members}
+        abl[("h", 1, 0)] = None if ("h", 1, 0) not in members else list(range(seq - 1))
+        return edge_metric(ref, abl, values, members, edges, embed)
+
+    m_n, m_e = ref.metric({}, values), ref.metric({n: None for n in universe}, values)
+    # ∅ at edge granularity also cuts the routed input: every receiver sees the resampled embeddings
+    m_e = edge_metric(ref, {n: None for n in universe}, values, {}, set(), embed)
+    m_c = circuit_without(set())
+    unrouted = {n: g for g, nodes in groups.items() for n in nodes}
+    abl_c = {n: None for n in universe if n not in unrouted} | {("h", 1, 0): list(range(seq - 1))}
+    assert abs(m_c - edge_metric(ref, abl_c, values, unrouted, edges)) > 1e-2  # routing the input matters here
+    eff = m_n - m_e
+    want = {"m(N)": m_n, "m(C)": m_c, "m(E)": m_e, "faithfulness": (m_c - m_e) / eff}
+    gaps = [abs(m_e - ref.metric({v: None for g in groups.values() for v in g}, values)) / abs(eff)]
+    for g, nodes in groups.items():
+        m_cg = circuit_without(set(nodes))
+        want[f"necessity({g})"] = (m_c - m_cg) / eff
+        want[f"minimality({g})"] = min((m_c - circuit_without({v})) / eff for v in nodes)
+        gaps.append(abs(m_cg - ref.metric({v: None for v in nodes}, values)) / abs(eff))
+    want["completeness"] = 1 - max(gaps)
+    result = check_json(spec)
+    assert result["status"] in ("passed", "failed"), result.get("reason")
+    compare(reported(result), want, ("minimality(a)", "completeness", "necessity(b)"))
