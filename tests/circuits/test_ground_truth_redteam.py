@@ -133,8 +133,8 @@ class Reference:
                     if pos == "keep":
                         continue
                     sl = slice(h * self.hd, (h + 1) * self.hd)
-                    v = values[("h", L, h)].expand(z.shape[0], -1, -1)
-                    where = slice(None) if pos is None else pos
+                    v = values[("h", L, h)][:, :z.shape[1]].expand(z.shape[0], -1, -1)
+                    where = slice(None) if pos is None else slice(0, -1) if pos == "not END" else pos
                     z[:, where, sl] = v[:, where]
                 return (z,)
             def post(_m, _args, out, L=L):
@@ -142,8 +142,8 @@ class Reference:
                 if pos == "keep":
                     return out
                 out = out.clone()
-                where = slice(None) if pos is None else pos
-                out[:, where] = values[("m", L)].expand(out.shape[0], -1, -1)[:, where]
+                where = slice(None) if pos is None else slice(0, -1) if pos == "not END" else pos
+                out[:, where] = values[("m", L)][:, :out.shape[1]].expand(out.shape[0], -1, -1)[:, where]
                 return out
             hooks += [block.attn.c_proj.register_forward_pre_hook(pre), block.mlp.register_forward_hook(post)]
         try:
@@ -251,7 +251,8 @@ def reference_scores(ref: Reference, values: dict[Node, torch.Tensor], groups: d
                      universe: list[Node]) -> dict[str, float]:
     """Every score of docs/language.md §8.3 from raw metric means (node granularity).
 
-    `groups`: group -> {node: positions where it belongs to the circuit (None = all)}."""
+    `groups`: group -> {node: positions where it belongs to the circuit (None = all, "END" =
+    the last token)}."""
     seq = ref.ids.shape[1]
     members = {n: p for g in groups.values() for n, p in g.items()}
 
@@ -261,7 +262,8 @@ def reference_scores(ref: Reference, values: dict[Node, torch.Tensor], groups: d
             if n not in members or n in removed:
                 abl[n] = None
             elif members[n] is not None:
-                abl[n] = [p for p in range(seq) if p not in members[n]]  # ablated outside its positions
+                # ablated outside its positions ("END": the last token of each prompt)
+                abl[n] = "not END" if members[n] == "END" else [p for p in range(seq) if p not in members[n]]
         return abl
 
     m_n = ref.metric({}, values)
@@ -534,3 +536,76 @@ def test_resample_at_edge_granularity_with_the_input_routed_equals_the_reference
     result = check_json(spec)
     assert result["status"] in ("passed", "failed"), result.get("reason")
     compare(reported(result), want, ("minimality(a)", "completeness", "necessity(b)"))
+
+
+class ByLength:
+    """Prompts of several token counts: one `Reference` per count (no padding anywhere), and
+    the metric's mean over all prompts weighted by how many each count has."""
+
+    def __init__(self, parts: list[Reference]):
+        self.parts = parts
+        self.ids = parts[0].ids  # reference_scores reads only the positions of "END" groups from it
+
+    def metric(self, ablate, values) -> float:
+        n = sum(len(p.ids) for p in self.parts)
+        return sum(p.metric(ablate, values) * len(p.ids) for p in self.parts) / n
+
+
+def test_mean_ablation_over_prompts_of_different_lengths_equals_the_reference(tmp_path):
+    """Two-word names make prompts of 5 to 8 tokens: causalspec pads the batch (right) and
+    averages position p over the reference prompts that have a token there (docs §8.3); here
+    every prompt runs alone, unpadded, and the means are taken prompt by prompt."""
+    from transformers import AutoTokenizer
+
+    names = ("Mary", "John", "Anna Lee", "Paul", "Lisa Lee", "Tom")
+    tok = build_word_tokenizer([FILLER, *(w for n in names for w in n.split())])
+    model_dir = tmp_path / "var"
+    build_tiny_model("gpt2", None, model_dir, seed=2, tokenizer=tok, n_layer=LAYERS, n_head=HEADS,
+                     initializer_range=1.0)
+    header = spec_header(model_dir, ref_pairs=16).replace(", ".join(NAMES), ", ".join(
+        f'"{n}"' if " " in n else n for n in names))
+    spec = tmp_path / "var.cspec"
+    spec.write_text(header + f"""
+circuit C on toy for Induction.answer {{
+  {MIXED}
+  ablate complement with mean over Ref
+  metric logit_diff(B, C) @ END
+  pairs {PAIRS}
+  expect {EXPECT_ALL}
+}}
+""")
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ir = load(spec)
+    plan = compile_circuit(ir, ir.circuits["C"], PAIRS, 0)
+    assert plan.reference is not None
+
+    def prompts(rows):
+        return [(tok(TEMPLATE.format(A=names[int(a)], B=names[int(b)], C=names[int(c)]))["input_ids"],
+                 tok(names[int(b)])["input_ids"][0], tok(names[int(c)])["input_ids"][0])
+                for a, b, c in zip(rows["A"], rows["B"], rows["C"])]
+
+    evaluated, reference = prompts(plan.rows), prompts(plan.reference.rows)
+    base = Reference(model_dir, spec)  # the model and hooks; its prompts are replaced below
+    parts = []
+    for length in sorted({len(ids) for ids, _, _ in evaluated}):
+        part = Reference.__new__(Reference)
+        part.model, part.hd = base.model, base.hd
+        rows = [p for p in evaluated if len(p[0]) == length]
+        part.ids = torch.tensor([ids for ids, _, _ in rows])
+        part.b, part.c = torch.tensor([b for _, b, _ in rows]), torch.tensor([c for _, _, c in rows])
+        parts.append(part)
+    assert len(parts) > 1 and len({len(ids) for ids, _, _ in reference}) > 1  # lengths really differ
+    longest = max(len(ids) for ids, _, _ in evaluated)
+    acts = [base.record(torch.tensor([ids])) for ids, _, _ in reference]  # each prompt alone
+    values = {}
+    for node in acts[0]:
+        per_pos = []
+        for p in range(longest):
+            have = [a[node][0, p] for a in acts if a[node].shape[1] > p]
+            per_pos.append(torch.stack(have).mean(0) if have else torch.cat([a[node][0] for a in acts]).mean(0))
+        values[node] = torch.stack(per_pos)[None]  # [1, longest, width]
+    groups = {"a": {("h", 0, 1): None, ("h", 1, 2): None}, "b": {("h", 1, 0): "END"}, "m": {("m", 0): None}}
+    want = reference_scores(ByLength(parts), values, groups, all_nodes(True, True))
+    result = check_json(spec)
+    assert result["status"] in ("passed", "failed"), result.get("reason")
+    compare(reported(result), want, ("minimality(a)", "minimality(b)", "minimality(m)", "completeness"))
