@@ -552,35 +552,39 @@ def test_resample_at_edge_granularity_with_the_input_routed_equals_the_reference
 
 class ByLength:
     """Prompts of several token counts: one `Reference` per count (no padding anywhere), and
-    the metric's mean over all prompts weighted by how many each count has."""
+    the metric's mean over all prompts weighted by how many each count has. `values` is one
+    dict for every count, or `per_part` gives each count its own (resampled activations)."""
 
-    def __init__(self, parts: list[Reference]):
-        self.parts = parts
+    def __init__(self, parts: list[Reference], per_part: list[dict] | None = None):
+        self.parts, self.per_part = parts, per_part
         self.ids = parts[0].ids  # reference_scores reads only the positions of "END" groups from it
 
     def metric(self, ablate, values) -> float:
         n = sum(len(p.ids) for p in self.parts)
-        return sum(p.metric(ablate, values) * len(p.ids) for p in self.parts) / n
+        vals = self.per_part or [values] * len(self.parts)
+        return sum(p.metric(ablate, v) * len(p.ids) for p, v in zip(self.parts, vals)) / n
 
 
-def test_mean_ablation_over_prompts_of_different_lengths_equals_the_reference(tmp_path):
-    """Two-word names make prompts of 5 to 8 tokens: causalspec pads the batch (right) and
-    averages position p over the reference prompts that have a token there (docs §8.3); here
-    every prompt runs alone, unpadded, and the means are taken prompt by prompt."""
+VAR_NAMES = ("Mary", "John", "Anna Lee", "Paul", "Lisa Lee", "Tom")
+VAR_GROUPS = {"a": {("h", 0, 1): None, ("h", 1, 2): None}, "b": {("h", 1, 0): "END"}, "m": {("m", 0): None}}
+
+
+def var_length(tmp_path: Path, ablation: str):
+    """Two-word names make prompts of 5 to 8 tokens. Returns the spec, a `Reference` (model
+    and hooks), the evaluated prompts as (ids, B's first token, C's) and the reference prompts."""
     from transformers import AutoTokenizer
 
-    names = ("Mary", "John", "Anna Lee", "Paul", "Lisa Lee", "Tom")
-    tok = build_word_tokenizer([FILLER, *(w for n in names for w in n.split())])
+    tok = build_word_tokenizer([FILLER, *(w for n in VAR_NAMES for w in n.split())])
     model_dir = tmp_path / "var"
     build_tiny_model("gpt2", None, model_dir, seed=2, tokenizer=tok, n_layer=LAYERS, n_head=HEADS,
                      initializer_range=1.0)
     header = spec_header(model_dir, ref_pairs=16).replace(", ".join(NAMES), ", ".join(
-        f'"{n}"' if " " in n else n for n in names))
+        f'"{n}"' if " " in n else n for n in VAR_NAMES))
     spec = tmp_path / "var.cspec"
     spec.write_text(header + f"""
 circuit C on toy for Induction.answer {{
   {MIXED}
-  ablate complement with mean over Ref
+  ablate complement with {ablation}
   metric logit_diff(B, C) @ END
   pairs {PAIRS}
   expect {EXPECT_ALL}
@@ -592,21 +596,35 @@ circuit C on toy for Induction.answer {{
     assert plan.reference is not None
 
     def prompts(rows):
-        return [(tok(TEMPLATE.format(A=names[int(a)], B=names[int(b)], C=names[int(c)]))["input_ids"],
-                 tok(names[int(b)])["input_ids"][0], tok(names[int(c)])["input_ids"][0])
+        return [(tok(TEMPLATE.format(A=VAR_NAMES[int(a)], B=VAR_NAMES[int(b)], C=VAR_NAMES[int(c)]))["input_ids"],
+                 tok(VAR_NAMES[int(b)])["input_ids"][0], tok(VAR_NAMES[int(c)])["input_ids"][0])
                 for a, b, c in zip(rows["A"], rows["B"], rows["C"])]
 
     evaluated, reference = prompts(plan.rows), prompts(plan.reference.rows)
-    base = Reference(model_dir, spec)  # the model and hooks; its prompts are replaced below
-    parts = []
+    assert len({len(ids) for ids, _, _ in evaluated}) > 1 and len({len(ids) for ids, _, _ in reference}) > 1
+    return spec, Reference(model_dir, spec), evaluated, reference
+
+
+def parts_by_length(base: Reference, evaluated: list) -> tuple[list[Reference], list[list[int]]]:
+    """One `Reference` per token count of the evaluated prompts, and each one's row indices."""
+    parts, rows_of = [], []
     for length in sorted({len(ids) for ids, _, _ in evaluated}):
+        rows = [i for i, (ids, _, _) in enumerate(evaluated) if len(ids) == length]
         part = Reference.__new__(Reference)
         part.model, part.hd = base.model, base.hd
-        rows = [p for p in evaluated if len(p[0]) == length]
-        part.ids = torch.tensor([ids for ids, _, _ in rows])
-        part.b, part.c = torch.tensor([b for _, b, _ in rows]), torch.tensor([c for _, _, c in rows])
+        part.ids = torch.tensor([evaluated[i][0] for i in rows])
+        part.b, part.c = torch.tensor([evaluated[i][1] for i in rows]), torch.tensor([evaluated[i][2] for i in rows])
         parts.append(part)
-    assert len(parts) > 1 and len({len(ids) for ids, _, _ in reference}) > 1  # lengths really differ
+        rows_of.append(rows)
+    return parts, rows_of
+
+
+def test_mean_ablation_over_prompts_of_different_lengths_equals_the_reference(tmp_path):
+    """causalspec pads the batch (right) and averages position p over the reference prompts
+    that have a token there (docs §8.3); here every prompt runs alone, unpadded, and the
+    means are taken prompt by prompt."""
+    spec, base, evaluated, reference = var_length(tmp_path, "mean over Ref")
+    parts, _ = parts_by_length(base, evaluated)
     longest = max(len(ids) for ids, _, _ in evaluated)
     acts = [base.record(torch.tensor([ids])) for ids, _, _ in reference]  # each prompt alone
     values = {}
@@ -616,8 +634,27 @@ circuit C on toy for Induction.answer {{
             have = [a[node][0, p] for a in acts if a[node].shape[1] > p]
             per_pos.append(torch.stack(have).mean(0) if have else torch.cat([a[node][0] for a in acts]).mean(0))
         values[node] = torch.stack(per_pos)[None]  # [1, longest, width]
-    groups = {"a": {("h", 0, 1): None, ("h", 1, 2): None}, "b": {("h", 1, 0): "END"}, "m": {("m", 0): None}}
-    want = reference_scores(ByLength(parts), values, groups, all_nodes(True, True))
+    want = reference_scores(ByLength(parts), values, VAR_GROUPS, all_nodes(True, True))
+    result = check_json(spec)
+    assert result["status"] in ("passed", "failed"), result.get("reason")
+    compare(reported(result), want, ("minimality(a)", "minimality(b)", "minimality(m)", "completeness"))
+
+
+def test_resample_over_prompts_of_different_lengths_takes_a_prompt_of_the_same_length(tmp_path):
+    """Each evaluated prompt takes its activations from a reference prompt with the same token
+    count (the draw is causalspec's, read from its ablation; checked to keep lengths); the
+    activations come from that prompt run alone here."""
+    from causalspec.claims.circuit import prepare
+    from causalspec.claims.runner import CheckOptions, NetworkCache
+
+    spec, base, evaluated, reference = var_length(tmp_path, "resample from Ref")
+    ir = load(spec)
+    _, _, ablation, _, _ = prepare(ir, ir.circuits["C"], CheckOptions(pairs=PAIRS), NetworkCache())
+    mapping = [int(j) for j in ablation.mapping]
+    assert all(len(reference[j][0]) == len(evaluated[i][0]) for i, j in enumerate(mapping))
+    parts, rows_of = parts_by_length(base, evaluated)
+    per_part = [base.record(torch.tensor([reference[mapping[i]][0] for i in rows])) for rows in rows_of]
+    want = reference_scores(ByLength(parts, per_part), {}, VAR_GROUPS, all_nodes(True, True))
     result = check_json(spec)
     assert result["status"] in ("passed", "failed"), result.get("reason")
     compare(reported(result), want, ("minimality(a)", "minimality(b)", "minimality(m)", "completeness"))
