@@ -658,3 +658,48 @@ def test_resample_over_prompts_of_different_lengths_takes_a_prompt_of_the_same_l
     result = check_json(spec)
     assert result["status"] in ("passed", "failed"), result.get("reason")
     compare(reported(result), want, ("minimality(a)", "minimality(b)", "minimality(m)", "completeness"))
+
+
+def test_mib_convention_at_edge_granularity_with_mean_ablation_equals_the_reference(tmp_path, tiny):
+    """`convention mib`, path patching, mean ablation (EAP-IG `mean-positional`): inputs without an
+    edge from `embed` (b's k and v, the logits) see the mean token embedding; a0.h1 has no direct
+    edge to the logits; every node receives an edge, so nothing is pruned."""
+    body = ("group a = head[0.1]\n  group m = mlp[0]\n  group b = head[1.0] @ END\n  convention mib\n"
+            "  granularity edge\n  edges { embed -> a; embed -> m; a -> m; a -> b.v; m -> b.k; embed -> b.q; "
+            "b -> logits; m -> logits }")
+    spec = write_spec(tmp_path, tiny, body, "mean over Ref",
+                      expect="faithfulness >= 0.0 and minimality(a) >= 0.0 and completeness >= 0.0")
+    ref = Reference(tiny, spec)
+    values = mean_values(ref)
+    embed = ref.record(ref.ids)[EMBED] - values[EMBED]  # = token embedding − its per-position mean
+    seq = ref.ids.shape[1]
+    groups: dict[str, dict[Node, list[int] | None]] = {"a": {("h", 0, 1): None}, "m": {("m", 0): None},
+                                                         "b": {("h", 1, 0): [seq - 1]}}
+    edges = edge_set({**groups, "embed": {EMBED: None}},
+                     [("embed", "a"), ("embed", "m"), ("a", "m"), ("a", "b.v"), ("m", "b.k"), ("embed", "b.q"),
+                      ("b", "logits"), ("m", "logits")])
+    universe = all_nodes(True, True)
+
+    def circuit_without(removed: set) -> float:
+        members = {n: g for g, nodes in groups.items() for n in nodes if n not in removed}
+        abl: dict[Node, list[int] | None] = {n: None for n in universe if n not in members}
+        if ("h", 1, 0) in members:
+            abl[("h", 1, 0)] = list(range(seq - 1))
+        return edge_metric(ref, abl, values, members, edges, embed)
+
+    m_n = ref.metric({}, values)
+    m_e = edge_metric(ref, {n: None for n in universe}, values, {}, set(), embed)
+    m_c = circuit_without(set())
+    eff = m_n - m_e
+    want = {"m(N)": m_n, "m(C)": m_c, "m(E)": m_e, "faithfulness": (m_c - m_e) / eff}
+    gaps = [abs(m_e - ref.metric({v: None for g in groups.values() for v in g}, values)) / abs(eff)]
+    for g, nodes in groups.items():
+        m_cg = circuit_without(set(nodes))
+        want[f"necessity({g})"] = (m_c - m_cg) / eff
+        want[f"minimality({g})"] = min((m_c - circuit_without({v})) / eff for v in nodes)
+        gaps.append(abs(m_cg - ref.metric({v: None for v in nodes}, values)) / abs(eff))
+    want["completeness"] = 1 - max(gaps)
+    result = check_json(spec)
+    assert result["status"] in ("passed", "failed"), result.get("reason")
+    assert result["circuit"]["convention"]["name"] == "mib"
+    compare(reported(result), want, ("minimality(a)", "completeness", "necessity(m)", "necessity(b)"))
