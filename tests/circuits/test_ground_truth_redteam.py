@@ -500,21 +500,26 @@ def test_edge_granularity_necessity_minimality_and_completeness_equal_the_refere
     compare(reported(result), want, ("minimality(b)", "completeness", "necessity(a)", "necessity(m)"))
 
 
-def test_resample_at_edge_granularity_with_the_input_routed_equals_the_reference(tmp_path, tiny):
-    """Resample ablation, path patching, `embed` edges (an input without an edge from `embed`
-    sees the resampled prompt's embeddings) and MLPs kept as wires (heads-only circuit)."""
+@pytest.mark.parametrize("ablation", ["resample from Ref", "zero"])
+def test_edge_granularity_with_the_input_routed_equals_the_reference(tmp_path, tiny, ablation):
+    """Resample or zero ablation, path patching, `embed` edges (an input without an edge from
+    `embed` sees the resampled prompt's embeddings, or none: the default convention's zero
+    ablation removes token and position embeddings) and MLPs kept as wires (heads only)."""
     from causalspec.claims.circuit import prepare
     from causalspec.claims.runner import CheckOptions, NetworkCache
 
     body = ("group a = head[0.1], head[0.2]\n  group b = head[1.0] @ END\n  mlps kept\n  granularity edge\n"
             "  edges { embed -> a; embed -> b.q; a -> b.k; a -> logits; b -> logits }")
-    spec = write_spec(tmp_path, tiny, body, "resample from Ref",
+    spec = write_spec(tmp_path, tiny, body, ablation,
                       expect="faithfulness >= 0.0 and minimality(a) >= 0.0 and completeness >= 0.0")
     ir = load(spec)
-    _, _, ablation, _, _ = prepare(ir, ir.circuits["C"], CheckOptions(pairs=PAIRS), NetworkCache())
     ref = Reference(tiny, spec)
-    assert ref.ref_ids is not None
-    values = ref.record(ref.ref_ids[torch.as_tensor(ablation.mapping)])
+    if ablation == "zero":
+        values = {n: torch.zeros_like(v) for n, v in ref.record(ref.ids[:1]).items()}
+    else:
+        _, _, resample, _, _ = prepare(ir, ir.circuits["C"], CheckOptions(pairs=PAIRS), NetworkCache())
+        assert ref.ref_ids is not None
+        values = ref.record(ref.ref_ids[torch.as_tensor(resample.mapping)])
     embed = ref.record(ref.ids)[EMBED] - values[EMBED]  # actual − resampled input
     seq = ref.ids.shape[1]
     groups: dict[str, dict[Node, list[int] | None]] = {"a": {("h", 0, 1): None, ("h", 0, 2): None},
