@@ -2,15 +2,19 @@
 
 The reference uses plain torch forward hooks on the Hugging Face GPT-2 (no causalspec engine,
 hook, adapter or scoring code): an ablated head's z (the input of `attn.c_proj`) and an
-ablated MLP's output are overwritten with their ablated value, per head and per position.
-Only the prompts (the model's seeded draw) are taken from causalspec's compiled plan; the
+ablated MLP's output are overwritten with their ablated value, per head and per position;
+at edge granularity each member's q, k, v input, MLP input and the logits' input is
+recomputed from the residual stream minus the cut senders' ``out − ablated``. Only the
+prompts (the model's seeded draw) and, for resample ablation, which reference prompt each
+prompt takes (the seeded draw, checked to keep token counts) come from causalspec; the
 tokens, the metric, the ablation values (per-position means, the resampled prompt's clean
 activations) and every score (docs/language.md §8.3) are computed here.
 
 What this adds to the other circuit tests: resample ablation, completeness, necessity and
-minimality as numbers (not only pass/fail), groups restricted to a position, the MIB
-convention (MLPs outside the circuit ablated) with mean ablation at node granularity, the
-normalisation's fixed points (whole model 1, nothing kept 0) and the sign conventions.
+minimality as numbers (not only pass/fail) at node and edge granularity, groups restricted
+to a position, prompts of different token counts, the routed input, the MIB convention
+(MLPs outside the circuit ablated) with mean ablation, the normalisation's fixed points
+(whole model 1, nothing kept 0) and the sign conventions.
 """
 
 from __future__ import annotations
