@@ -27,6 +27,7 @@ from causalspec.claims.common import (CheckOptions, Verdict, check_failure, comp
 from causalspec.claims.networks import NetworkCache, engine_choice
 from causalspec.compile.circuit_plan import (HEAD, MLP, Arch, CircuitPlan, ResolvedCircuit,
                                              compile_circuit, describe_prompt, prune_edges, resolve_circuit)
+from causalspec.compile.seeds import derive_seed
 from causalspec.interop.circuit_files import full_graph, graph_to_resolved, top_edges
 from causalspec.run.adapters import CheckUsageError
 from causalspec.run.engine import EngineOptions
@@ -279,7 +280,9 @@ def _ablation(plan: CircuitPlan, engine, net, adapter, progress, networks=None):
     ref_batch = ref_adapter.encode(ref.rows)
     eval_len = np.array([r.length for r in eval_batch.meta["rows"]])
     ref_len = np.array([r.length for r in ref_batch.meta["rows"]])
-    mapping = resample_mapping(eval_len, ref_len, ref.dataset.seed + plan.seed,
+    # the draw derives from the run's effective seed (compile.seeds: a hash, never `seed + offset`,
+    # under which `Ref seed 1` at --seed 0 drew what `Ref seed 0` at --seed 1 did)
+    mapping = resample_mapping(eval_len, ref_len, derive_seed(plan.seed, f"resample/{ref.dataset.name}"),
                                lambda i: adapter.describe_row(eval_batch, i), ref.dataset.name)
     return ResampleAblation(ref_adapter, ref.rows, mapping)
 
