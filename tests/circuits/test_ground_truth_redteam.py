@@ -712,3 +712,22 @@ def test_mib_convention_at_edge_granularity_with_mean_ablation_equals_the_refere
     assert result["status"] in ("passed", "failed"), result.get("reason")
     assert result["circuit"]["convention"]["name"] == "mib"
     compare(reported(result), want, ("minimality(a)", "completeness", "necessity(m)", "necessity(b)"))
+
+
+def test_the_resample_draw_derives_from_the_run_seed_alone(tmp_path, tiny):
+    """Which reference prompt each evaluated prompt takes is a draw of the run (its effective
+    seed), not of `dataset seed + run seed`: under the sum, `Ref seed 2` at --seed 0 drew what
+    `Ref seed 1` at --seed 1 did. The toy's prompts all have one length, so the mapping is the
+    draw itself."""
+    from causalspec.claims.circuit import prepare
+    from causalspec.claims.runner import CheckOptions, NetworkCache
+
+    def mapping(ref_seed: int, seed: int) -> list[int]:
+        spec = write_spec(tmp_path, tiny, MIXED, "resample from Ref", ref_pairs=8, expect=EXPECT_ALL)
+        spec.write_text(spec.read_text().replace("  seed 1\n", f"  seed {ref_seed}\n"))
+        ir = load(spec)
+        _, _, ablation, _, _ = prepare(ir, ir.circuits["C"], CheckOptions(pairs=PAIRS, seed=seed), NetworkCache())
+        return [int(j) for j in ablation.mapping]
+
+    assert mapping(2, 0) == mapping(1, 0)  # the dataset's seed draws its prompts, not the mapping
+    assert mapping(2, 0) != mapping(1, 1)  # a new run seed, a new draw
