@@ -30,7 +30,7 @@ from causalspec.claims.stress import heldout_gap, stress_test
 from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.compile.seeds import effective_seed
 from causalspec.run.loading import LoadedNetwork
-from causalspec.score.keep_rate import low_keep_rate_hint
+from causalspec.score.keep_rate import LOW_KEEP_RATE, low_keep_rate_hint
 from causalspec.score.results import (CONTROL_STATISTIC, ERROR, FAILED, PASSED, CheckResult, ClaimResult,
                                       ConditionResult, ControlResult)
 from causalspec.semantics.analyse import SpecIR
@@ -213,6 +213,13 @@ def evaluate_conditions(check, claims: list[ClaimResult], controls: list[Control
         if claim.kept == 0:
             problems.append(f"{claim.label}: no pair kept — the network is wrong on every base or source "
                             f"({claim.sampled} sampled)")
+        elif claim.keep_rate < LOW_KEEP_RATE:
+            # the pairs a network happens to get right can agree with any claim (a network computing
+            # y passes "O = x" on the inputs where x == y): most inputs must behave as the model says
+            problems.append(f"{claim.label}: only {claim.kept} of {claim.sampled} pairs kept "
+                            f"({claim.keep_rate:.0%}, below {LOW_KEEP_RATE:.0%}): the network disagrees with the "
+                            "model on most inputs, so the few it gets right cannot show it computes the model "
+                            "(keep-rate guard)")
         elif claim.changed == 0:
             problems.append(f"{claim.label}: the interchange changes the expected output on none of the "
                             f"{claim.kept} kept pairs, so these pairs cannot test it")
