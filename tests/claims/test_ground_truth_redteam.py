@@ -17,6 +17,8 @@ ints x, y, z, w in 0..3 (`encode` stacks them, as floats) unless said otherwise:
 * `prev`  : per position `[batch, T, classes]`: the output at position p is the token at p - 1.
             Aligning t[3] (position 2) and reading the output at position 3 passes; an
             off-by-one site or output position fails.
+* `dup`   : x stored twice (modules `copy_a`, `copy_b`), the head reads their mean: patching one
+            copy is half an intervention and fails; patching both (one variable, two sites) passes.
 * `mean`  : a value output (x + y) / 2 + OFFSET: passes within a tolerance above OFFSET, fails below.
 * `bypass`: computes x in `feat` but the head reads x from the input directly (a skip path):
             right on every input, yet no intervention on `feat` moves the output.
@@ -125,6 +127,17 @@ class PrevNet(_Frozen):
         return self.head(self.shift(self.embed(ids)))
 
 
+class DupNet(_Frozen):
+    def __init__(self) -> None:
+        super().__init__()
+        self.copy_a = _pick([[1, 0, 0, 0]])  # x
+        self.copy_b = _pick([[1, 0, 0, 0]])  # x again
+        self.freeze()
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return _classes((self.copy_a(v) + self.copy_b(v))[:, 0] / 2, 4)  # reads both copies
+
+
 class MeanNet(_Frozen):
     def __init__(self) -> None:
         super().__init__()
@@ -172,7 +185,7 @@ class ConstNet(_Frozen):
         return torch.zeros(h.shape[0], 4, dtype=h.dtype) + torch.tensor([1.0, 0.0, 0.0, 0.0])
 
 
-NETS = {"rot": RotNet, "late": LateNet, "shared": SharedNet, "prev": PrevNet, "mean": MeanNet,
+NETS = {"rot": RotNet, "late": LateNet, "shared": SharedNet, "prev": PrevNet, "dup": DupNet, "mean": MeanNet,
         "bypass": BypassNet, "ignore": IgnoreNet, "const": ConstNet}
 
 
@@ -190,6 +203,10 @@ def build_shared() -> nn.Module:
 
 def build_prev() -> nn.Module:
     return PrevNet()
+
+
+def build_dup() -> nn.Module:
+    return DupNet()
 
 
 def build_mean() -> nn.Module:
@@ -299,7 +316,7 @@ def test_a_variable_computed_at_layer_two_is_not_at_layer_one(folder):
         alignment("BothEq", "late", "L1", '  E -> module "layers.0" output : [0:1]\n  O -> output'),
         alignment("BothEq", "late", "L1Inputs", '  E -> module "layers.0" output : [0:2]\n  O -> output'),
         alignment("BothEq", "late", "L2Swapped", '  E -> module "layers.1" output : [1:2]\n  O -> output'),
-    ]) + check("L2", "E, F, {E, F}") + check("L1", "E") + check("L1Inputs", "E") + check("L2Swapped", "E")
+    ]) + check("L2", "E, F, {E, F}, {E | F}") + check("L1", "E") + check("L1Inputs", "E") + check("L2Swapped", "E")
     r = run(text, folder)
     assert_true_claim(r["L2"])
     # both of E's inputs at layer 1 carry it too: interchanging x and y sets E to the source's
@@ -372,6 +389,19 @@ def test_a_family_aligned_per_position_fails_off_by_one(folder):
     (off,) = [c for c in r["OutOff"].claims if c.kind == "declared"]
     assert off.iia.estimate == 1.0 and off.kept < 0.2 * off.sampled
     assert r["OutOff"].status == "failed" and "keep-rate guard" in r["OutOff"].reason
+
+
+# ───────────────────────── 4b. a redundant copy ─────────────────────────
+
+def test_a_variable_stored_twice_must_be_patched_in_both_places(folder):
+    text = COPY_X + network("dup") + "".join([
+        alignment("CopyX", "dup", "One", '  S -> module "copy_a" output\n  O -> output'),
+        alignment("CopyX", "dup", "Both", '  S -> module "copy_a" output, module "copy_b" output\n  O -> output'),
+    ]) + check("One", "S") + check("Both", "S")
+    r = run(text, folder)
+    assert_true_claim(r["Both"])
+    assert r["One"].status == "failed"
+    assert r["One"].claims[0].iia.estimate < 0.8  # the output lands halfway between base and source
 
 
 # ───────────────────────── 5. a real output and its tolerance ─────────────────────────
