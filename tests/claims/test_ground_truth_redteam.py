@@ -437,6 +437,22 @@ def test_a_site_the_output_never_reads_does_not_pass(folder):
     assert claim.kept == claim.sampled and claim.moved == 0
 
 
+def test_das_at_a_site_without_a_gradient_path_is_a_check_error_not_a_crash(folder):
+    # before: torch's "element 0 of tensors does not require grad" escaped training (exit 3, "a bug
+    # in causalspec"). `bypass` never reads `feat`; `late`'s layers.1 thresholds (x − y), so its
+    # output has no gradient from layers.0 either. Both are the user's network: a check error.
+    text = COPY_X + network("bypass") + alignment(
+        "CopyX", "bypass", "Unread", '  S -> module "feat" output : das(k=1)\n  O -> output') + check(
+        "Unread", "S", "  pool 48\n  train 512\n  steps 50\n") + BOTH_EQ + network("late") + alignment(
+        "BothEq", "late", "Thresholded", '  E -> module "layers.0" output : das(k=1)\n  O -> output') + check(
+        "Thresholded", "E", "  pool 48\n  train 512\n  steps 50\n")
+    r = run(text, folder)
+    for name in ("Unread", "Thresholded"):
+        assert r[name].status == "error", (name, r[name].status, r[name].reason)
+        assert "no gradient with respect to the learned subspace" in r[name].reason
+        assert "slice" in r[name].reason  # the fix
+
+
 def test_a_network_computing_something_else_does_not_pass(folder):
     # the model says O = x, the network outputs y
     text = COPY_X + network("ignore") + alignment(
