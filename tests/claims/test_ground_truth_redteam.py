@@ -325,6 +325,25 @@ def test_a_variable_computed_at_layer_two_is_not_at_layer_one(folder):
     assert r["L2Swapped"].status == "failed"  # F's unit is not E's
 
 
+def test_a_wrong_site_scoring_no_better_than_doing_nothing_fails_on_unbalanced_pairs(folder):
+    # without `sample balanced O`, O = E and F is true on 1 input in 16: interchanging E changes the
+    # expected output on ~5% of pairs, so a wrong site scores IIA ~0.94 — exactly the no-intervention
+    # baseline. Before the baseline guard these false claims PASSED `iia >= 0.8`.
+    unbalanced = BOTH_EQ.replace("  sample balanced O\n", "")
+    text = unbalanced + network("late") + "".join([
+        alignment("BothEq", "late", "L2", '  E -> module "layers.1" output : [0:1]\n  O -> output'),
+        alignment("BothEq", "late", "L2Swapped", '  E -> module "layers.1" output : [1:2]\n  O -> output'),
+        alignment("BothEq", "late", "L1", '  E -> module "layers.0" output : [0:1]\n  O -> output'),
+    ]) + "".join(check(n, "E", expect="iia >= 0.8") for n in ("L2", "L2Swapped", "L1"))
+    r = run(text, folder)
+    assert_true_claim(r["L2"])
+    for name in ("L2Swapped", "L1"):
+        (claim,) = r[name].claims
+        assert claim.iia.estimate >= 0.8 and claim.moved > 0  # the threshold alone is met
+        assert claim.iia.successes <= claim.baseline.successes
+        assert r[name].status == "failed" and "baseline guard" in r[name].reason, r[name].reason
+
+
 # ───────────────────────── 3. two variables sharing one unit ─────────────────────────
 
 SHARED = ("model Pair {\n" + INPUTS + "  var A : D = x\n  var B : D = y\n  output O : int 0..15 = A + 4 * B\n}\n"
