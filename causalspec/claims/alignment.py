@@ -30,7 +30,7 @@ from causalspec.claims.stress import heldout_gap, stress_test
 from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.compile.seeds import effective_seed
 from causalspec.run.loading import LoadedNetwork
-from causalspec.score.keep_rate import low_keep_rate_hint
+from causalspec.score.keep_rate import LOW_KEEP_RATE, low_keep_rate_hint
 from causalspec.score.results import (CONTROL_STATISTIC, ERROR, FAILED, PASSED, CheckResult, ClaimResult,
                                       ConditionResult, ControlResult)
 from causalspec.semantics.analyse import SpecIR
@@ -209,6 +209,7 @@ def evaluate_conditions(check, claims: list[ClaimResult], controls: list[Control
     declared = [c for c in claims if c.kind == "declared"]
     subsets = [c for c in claims if c.kind == "subset"]
     problems = []
+    unearned = []  # guards judged after the conditions: a failed condition is the clearer reason
     for claim in declared + subsets:
         if claim.kept == 0:
             problems.append(f"{claim.label}: no pair kept — the network is wrong on every base or source "
@@ -219,6 +220,18 @@ def evaluate_conditions(check, claims: list[ClaimResult], controls: list[Control
         elif claim.moved == 0:
             problems.append(f"{claim.label}: the intervention changed the network's output on none of the "
                             f"{claim.kept} kept pairs (effect-size guard)")
+        elif claim.keep_rate < LOW_KEEP_RATE:
+            # the pairs a network happens to get right can agree with any claim (a network computing
+            # y passes "O = x" on the inputs where x == y): most inputs must behave as the model says
+            unearned.append(f"{claim.label}: only {claim.kept} of {claim.sampled} pairs kept "
+                            f"({claim.keep_rate:.0%}, below {LOW_KEEP_RATE:.0%}): the network disagrees with the "
+                            "model on most inputs, so the few it gets right cannot show it computes the model "
+                            "(keep-rate guard)")
+        elif claim.iia.successes <= claim.baseline.successes:
+            # where few pairs change the expected output, a wrong site scores as high as doing nothing
+            unearned.append(f"{claim.label}: IIA {fmt(claim.iia.estimate)} is no better than the no-intervention "
+                            f"baseline {fmt(claim.baseline.estimate)}: the patched network matches the "
+                            "counterfactual output no more often than the unpatched one (baseline guard)")
     conditions = [_condition(cond, declared, subsets, controls) for cond in check.conditions]
     failed_conditions = [c for c in conditions if not c.passed]
     broken = nonfinite_problem(declared + subsets, network)
@@ -231,6 +244,8 @@ def evaluate_conditions(check, claims: list[ClaimResult], controls: list[Control
                                          for c in failed_conditions), conditions)
     if not conditions:
         return Verdict(FAILED, "the check has no expectation to judge", conditions)
+    if unearned:
+        return Verdict(FAILED, "; ".join(unearned), conditions)
     return Verdict(PASSED, "", conditions)
 
 

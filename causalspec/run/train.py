@@ -565,6 +565,17 @@ def correct_count(adapter, scores: torch.Tensor, target: torch.Tensor, mask: np.
     return int(right.sum())
 
 
+def no_gradient_reason(groups) -> str:
+    """Why training cannot start when the loss does not depend on the learned subspaces at all."""
+    sites = ", ".join(g.label for g in groups)
+    return (f"learned featurizer at {sites}: the network's output has no gradient with respect to the "
+            "learned subspace — either the output never reads this site (so no intervention there can move "
+            "it), or an operation without a gradient (a comparison, rounding, argmax, an integer cast, "
+            "`.detach()`) lies between the site and the output. das and boundless are trained by gradient "
+            "descent: align the variable with a fixed featurizer (a slice `[a:b]` or `basis(…)`) there, "
+            "or make the path differentiable")
+
+
 def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: list[TrainClaim],
           config: TrainConfig, fixed_basis: Callable | None = None,
           progress: Callable[[int], None] | None = None) -> TrainedFeaturizers:
@@ -619,6 +630,8 @@ def train(engine, rows, cache, alignment, groups: list[LearnedGroup], claims: li
             with chunk:
                 loss, scores, target = batch_loss(engine, rows, cache, alignment, sites, claim, idx[chunk.idx],
                                                    len(idx), temperature, fixed_basis, stats=stats)
+                if not loss.requires_grad:
+                    raise CheckUsageError(no_gradient_reason(groups))
                 got = torch.autograd.grad(loss, params, allow_unused=True)
                 for acc, gr in zip(grads, got):
                     if gr is not None:
@@ -784,5 +797,6 @@ def smooth(values: Sequence[float], window: int = 10) -> list[float]:
 
 
 __all__ = ["ALGORITHM_VERSION", "LearnedGroup", "TrainClaim", "TrainConfig", "TrainedFeaturizers", "class_scores",
+           "no_gradient_reason",
            "draw_minibatch", "frozen_weights", "training_buckets",
            "decimate", "learned_groups", "load_artifact", "save_artifact", "train"]
