@@ -286,6 +286,21 @@ def reference_scores(ref: Reference, values: dict[Node, torch.Tensor], groups: d
     return out
 
 
+def edge_scores(ref, values, groups: dict, circuit_without, m_n: float, m_c: float, m_e: float) -> dict[str, float]:
+    """Every score at edge granularity from m(N), m(C), m(∅) and `circuit_without(nodes)` (the
+    circuit's edge-level metric with `nodes` knocked out); N∖K is node-level (§8.3)."""
+    eff = m_n - m_e
+    want = {"m(N)": m_n, "m(C)": m_c, "m(E)": m_e, "faithfulness": (m_c - m_e) / eff}
+    gaps = [abs(m_e - ref.metric({v: None for g in groups.values() for v in g}, values)) / abs(eff)]
+    for g, nodes in groups.items():
+        m_cg = circuit_without(set(nodes))
+        want[f"necessity({g})"] = (m_c - m_cg) / eff
+        want[f"minimality({g})"] = min((m_c - circuit_without({v})) / eff for v in nodes)
+        gaps.append(abs(m_cg - ref.metric({v: None for v in nodes}, values)) / abs(eff))
+    want["completeness"] = 1 - max(gaps)
+    return want
+
+
 def reported(result: dict) -> dict[str, float]:
     c = result["circuit"]
     got = {s["name"]: s["estimate"] for s in c["scores"]}
@@ -487,18 +502,11 @@ def test_edge_granularity_necessity_minimality_and_completeness_equal_the_refere
         return edge_metric(ref, abl, values, members, edges)
 
     m_n, m_e = ref.metric({}, values), ref.metric({n: None for n in universe}, values)
-    m_c, eff = circuit_without(set()), ref.metric({}, values) - ref.metric({n: None for n in universe}, values)
+    m_c = circuit_without(set())
     node_level = ref.metric({n: None for n in universe if not any(n in g for g in groups.values())}
                             | {("h", 1, 0): list(range(seq - 1)), ("h", 1, 3): list(range(seq - 1))}, values)
     assert abs(m_c - node_level) > 1e-2  # the cut edges matter: edge and node granularity differ here
-    want = {"m(N)": m_n, "m(C)": m_c, "m(E)": m_e, "faithfulness": (m_c - m_e) / eff}
-    gaps = [abs(m_e - ref.metric({v: None for g in groups.values() for v in g}, values)) / abs(eff)]
-    for g, nodes in groups.items():
-        m_cg = circuit_without(set(nodes))
-        want[f"necessity({g})"] = (m_c - m_cg) / eff
-        want[f"minimality({g})"] = min((m_c - circuit_without({v})) / eff for v in nodes)
-        gaps.append(abs(m_cg - ref.metric({v: None for v in nodes}, values)) / abs(eff))
-    want["completeness"] = 1 - max(gaps)
+    want = edge_scores(ref, values, groups, circuit_without, m_n, m_c, m_e)
     result = check_json(spec)
     assert result["status"] in ("passed", "failed"), result.get("reason")
     compare(reported(result), want, ("minimality(b)", "completeness", "necessity(a)", "necessity(m)"))
@@ -545,15 +553,7 @@ def test_edge_granularity_with_the_input_routed_equals_the_reference(tmp_path, t
     unrouted = {n: g for g, nodes in groups.items() for n in nodes}
     abl_c = {n: None for n in universe if n not in unrouted} | {("h", 1, 0): list(range(seq - 1))}
     assert abs(m_c - edge_metric(ref, abl_c, values, unrouted, edges)) > 1e-2  # routing the input matters here
-    eff = m_n - m_e
-    want = {"m(N)": m_n, "m(C)": m_c, "m(E)": m_e, "faithfulness": (m_c - m_e) / eff}
-    gaps = [abs(m_e - ref.metric({v: None for g in groups.values() for v in g}, values)) / abs(eff)]
-    for g, nodes in groups.items():
-        m_cg = circuit_without(set(nodes))
-        want[f"necessity({g})"] = (m_c - m_cg) / eff
-        want[f"minimality({g})"] = min((m_c - circuit_without({v})) / eff for v in nodes)
-        gaps.append(abs(m_cg - ref.metric({v: None for v in nodes}, values)) / abs(eff))
-    want["completeness"] = 1 - max(gaps)
+    want = edge_scores(ref, values, groups, circuit_without, m_n, m_c, m_e)
     result = check_json(spec)
     assert result["status"] in ("passed", "failed"), result.get("reason")
     compare(reported(result), want, ("minimality(a)", "completeness", "necessity(b)"))
@@ -699,15 +699,7 @@ def test_mib_convention_at_edge_granularity_with_mean_ablation_equals_the_refere
     m_n = ref.metric({}, values)
     m_e = edge_metric(ref, {n: None for n in universe}, values, {}, set(), embed)
     m_c = circuit_without(set())
-    eff = m_n - m_e
-    want = {"m(N)": m_n, "m(C)": m_c, "m(E)": m_e, "faithfulness": (m_c - m_e) / eff}
-    gaps = [abs(m_e - ref.metric({v: None for g in groups.values() for v in g}, values)) / abs(eff)]
-    for g, nodes in groups.items():
-        m_cg = circuit_without(set(nodes))
-        want[f"necessity({g})"] = (m_c - m_cg) / eff
-        want[f"minimality({g})"] = min((m_c - circuit_without({v})) / eff for v in nodes)
-        gaps.append(abs(m_cg - ref.metric({v: None for v in nodes}, values)) / abs(eff))
-    want["completeness"] = 1 - max(gaps)
+    want = edge_scores(ref, values, groups, circuit_without, m_n, m_c, m_e)
     result = check_json(spec)
     assert result["status"] in ("passed", "failed"), result.get("reason")
     assert result["circuit"]["convention"]["name"] == "mib"
