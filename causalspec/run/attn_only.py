@@ -42,7 +42,9 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutput
 
-MODEL_TYPE = "tl_attn_only"
+from causalspec.semantics.paths import TL_ATTN_ONLY, is_shortformer_attn_only
+
+MODEL_TYPE = TL_ATTN_ONLY
 POSITIONAL = ("shortformer", "standard")
 NORMALIZATION = ("LN", "LNPre", None)
 
@@ -197,9 +199,8 @@ def edge_granularity_problem(config: Any) -> str | None:
     node-level patch has no such choice: it replaces a head's output, and every head computes
     its own queries and keys as the model does.
     """
-    if getattr(config, "model_type", None) != MODEL_TYPE:
-        return None
-    if getattr(config, "positional_embedding_type", None) != "shortformer":
+    if not is_shortformer_attn_only(getattr(config, "model_type", None),
+                                    getattr(config, "positional_embedding_type", None)):
         return None
     return ("it is a TransformerLens attention-only model with shortformer positions: the position embedding "
             "is added to the queries' and keys' input only, not to the residual stream, so an edge-level "

@@ -69,7 +69,14 @@ def hf_folder(source: str, base_dir: Path) -> Path | None:
     return None
 
 
-SHORTFORMER_MODEL_TYPE = "tl_attn_only"  # the HF model type causalspec.run.attn_only registers
+TL_ATTN_ONLY = "tl_attn_only"  # the HF model type causalspec.run.attn_only registers
+
+
+def is_shortformer_attn_only(model_type: object, positional_embedding_type: object) -> bool:
+    """Whether a config (its `model_type` and `positional_embedding_type`) is a TransformerLens
+    attention-only model with shortformer positions: the one test behind both refusals of edge
+    granularity (E0720 here, before loading; `run.attn_only.edge_granularity_problem` after)."""
+    return model_type == TL_ATTN_ONLY and positional_embedding_type == "shortformer"
 
 
 def shortformer_folder(source: str, base_dir: Path) -> Path | None:
@@ -86,8 +93,9 @@ def shortformer_folder(source: str, base_dir: Path) -> Path | None:
         return None
     if not isinstance(config, dict):
         return None
-    shortformer = config.get("positional_embedding_type", "shortformer") == "shortformer"  # the config's default
-    return folder if config.get("model_type") == SHORTFORMER_MODEL_TYPE and shortformer else None
+    # a config without the key loads with AttnOnlyConfig's default, standard positions
+    positions = config.get("positional_embedding_type", "standard")
+    return folder if is_shortformer_attn_only(config.get("model_type"), positions) else None
 
 
 def hf_source_is_local(source: str, base_dir: Path) -> bool:
