@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from causalspec.diagnostics import did_you_mean
 from causalspec.errors import CheckError, CheckSkipped
 from causalspec.run.quiet import load_report_notes, quiet_load
-from causalspec.semantics.paths import (did_you_mean_path, file_problem, hf_candidates, hf_folder, hf_folder_problem,
-                                        hf_source_is_local, resolve)
+from causalspec.semantics.paths import (cached_hub_typo, did_you_mean_path, file_problem, hf_candidates, hf_folder,
+                                        hf_folder_problem, hf_source_is_local, resolve)
 
 # what tokenizer.save_pretrained writes, one of which a local model folder must hold
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
@@ -110,6 +111,11 @@ def resolve_device(name: str | None):
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise NetworkUnavailable(f"device `{name}` requested but CUDA is not available on this machine")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        have = ", ".join(f"cuda:{i}" for i in range(count))
+        raise NetworkUnavailable(f"device `{name}` requested but this machine has {count} CUDA device"
+                                 f"{'s' if count != 1 else ''} ({have})")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise NetworkUnavailable("device `mps` requested but it is not available on this machine")
     return torch.device(name)
@@ -207,7 +213,13 @@ def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:
             raise UserCodeError(f"{what}: importing `{path}` {describe_exception(exc)}", what, exc) from exc
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise NetworkLoadError(f"{what}: `{path}` has no function `{func_name}`")
+        functions = [n for n, v in vars(module).items()
+                     if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module_name]
+        hint = did_you_mean(func_name, functions)
+        listing = ", ".join(f"`{n}`" for n in functions[:8]) or "none"
+        found = "" if func is None else f" (`{func_name}` there is a {type(func).__name__}, not a function)"
+        raise NetworkLoadError(f"{what}: `{path}` has no function `{func_name}`{found}; "
+                               + (hint if hint else f"its functions: {listing}"))
     return func
 
 
@@ -309,6 +321,36 @@ def _hub_config(repo_id: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
+def hub_id_problem(path: str, offline: bool, exc: BaseException) -> str | None:
+    """Why a hub id whose config could not be had is a mistake rather than weights absent here
+    (None: absent, the check is skipped). Offline, an id one typo away from one the local cache
+    holds (`gtp2` when `gpt2` is cached: semantics.paths.cached_hub_typo). With downloads on,
+    an `org/name` id the hub has no repository of, or a bare name it has none of that is one
+    typo away from a cached id; a bare name the hub lacks may still be a folder an example's
+    script has not built yet (absent_hub_reason names both readings), and a gated repository
+    exists: both stay skips."""
+    close = cached_hub_typo(path)
+    if offline:
+        if not close:
+            return None
+        return (f"hub id `{path}` is not in the local Hugging Face cache, but `{close}` is, one typo away: did "
+                f"you mean `{close}`? (if `{path}` is another model, fetch it with --allow-download)")
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    cause: BaseException | None = exc
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, RepositoryNotFoundError) and not isinstance(cause, GatedRepoError):
+            if "/" not in path and not close:
+                return None
+            hint = f"did you mean `{close}`? (it is in the local Hugging Face cache); " if close else ""
+            return (f"the Hugging Face hub has no model `{path}`: {hint}check the id on huggingface.co "
+                    "(a private repository needs a token: `hf auth login`, or HF_TOKEN)")
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def absent_hub_reason(path: str, base_dir: Path, offline: bool, exc: Exception) -> str:
     """Why the check is skipped when `hf "path"` is read as a hub id and its config is not to be had.
 
@@ -384,6 +426,9 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
         if local is not None or isinstance(exc, ValueError):  # the files are here: loading them failed
             raise NetworkLoadError(f"network `{name}`: cannot load the config of `{source}`: "
                                    f"{_first_line(exc)}") from exc
+        problem = hub_id_problem(path, offline, exc)
+        if problem is not None:  # a typo of a hub id: an error, never a skip CI reads as green
+            raise NetworkLoadError(f"network `{name}`: {problem}") from exc
         raise NetworkUnavailable(absent_hub_reason(path, base_dir, offline, exc)) from exc
     cls_name = model_class or default_model_class(config)
     auto = {"causal_lm": transformers.AutoModelForCausalLM, "masked_lm": transformers.AutoModelForMaskedLM,

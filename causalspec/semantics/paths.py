@@ -11,9 +11,14 @@ The rule for `hf "…"` (docs/language.md, 5.1): the string is a **local path** 
 starts with `./`, `../`, `/` or `~`; when it is not shaped like a hub id (`name` or
 `org/name`, letters, digits, `-`, `_`, `.`); when it names something that exists next to
 the spec; when it names a model folder (one holding `config.json`) under the current
-directory; or, for `org/name`, when `org` is a folder next to the spec. Anything else is a
-**hub id**: looked up in the Hugging Face cache, and a check whose hub weights are not
-cached is skipped — the only skip a path can cause.
+directory; for `org/name`, when `org` is a folder next to the spec; or when it is one typo
+away from a local model folder (`modle` beside `model/`, see `typo_folder`) and is no hub id
+in the Hugging Face cache. Anything else is a **hub id**: looked up in the Hugging Face
+cache, and a check whose hub weights are not cached is skipped — the only skip a path can
+cause. A typo is one edit — a character inserted, dropped, changed, two neighbours swapped —
+or a difference of case; an edit that changes the digits is not a typo (`attn-only-4l` beside
+`attn-only-2l/` is another model, whose folder may not be built yet), save a letter typed for
+a digit (`7Om` for `70m`).
 """
 
 from __future__ import annotations
@@ -105,7 +110,100 @@ def hf_source_is_local(source: str, base_dir: Path) -> bool:
     if resolve(source, base_dir).exists() or hf_folder(source, base_dir) is not None:
         return True
     org = source.split("/", 1)[0]
-    return "/" in source and (base_dir / org).is_dir()
+    if "/" in source and (base_dir / org).is_dir():
+        return True
+    return typo_folder(source, base_dir) is not None and not hub_cached(source)
+
+
+def is_typo_of(name: str, other: str) -> bool:
+    """Whether `name` is one typo away from `other`: they differ in case only, or by one edit (a
+    character inserted, dropped or changed, or two neighbours swapped) that does not change the
+    digits — digits tell models apart (`pythia-70m`, `pythia-160m`; `attn-only-2l`,
+    `attn-only-4l`) — beyond a letter typed for a digit or the reverse (`pythia-7Om`)."""
+    if name == other:
+        return False
+    if name.lower() == other.lower():
+        return True
+    a, b = name.lower(), other.lower()
+    if len(a) < 3 or len(b) < 3 or abs(len(a) - len(b)) > 1:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        if a[i + 1:] == b[i + 1:]:  # one character changed: `O` for `0` is a typo, `4` for `2` another model
+            return not (a[i].isdigit() and b[i].isdigit())
+        if i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2:] == b[i + 2:]:
+            return not (a[i].isdigit() and a[i + 1].isdigit())  # two neighbours swapped (`12`, `21`: two models)
+        return False
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return short[i:] == long_[i + 1:] and not long_[i].isdigit()  # one character inserted or dropped
+
+
+def typo_folder(source: str, base_dir: Path) -> str | None:
+    """`source` corrected — each part of it that does not exist replaced by the one folder
+    beside it that it is a typo of (`is_typo_of`) — when that names a local model folder (one
+    holding config.json), next to the spec or under the current directory; else None.
+    `hf "modle"` beside `model/` gives "model"; `hf "modles/tiny"` beside `models/tiny/`
+    gives "models/tiny"."""
+    parts = [p for p in source.split("/") if p]
+    if not parts:
+        return None
+    for root in dict.fromkeys(p for p in (base_dir, Path.cwd()) if not Path(source).is_absolute()):
+        fixed, here, changed = [], root, False
+        for part in parts:
+            if (here / part).exists():
+                fixed.append(part)
+                here = here / part
+                continue
+            close = [p for p in _subfolders(here) if is_typo_of(part, p.name)]
+            if len(close) != 1:
+                break
+            fixed.append(close[0].name)
+            here, changed = close[0], True
+        else:
+            if changed and here.is_dir() and (here / "config.json").is_file():
+                return "/".join(fixed)
+    return None
+
+
+def hub_cached(repo_id: str) -> bool:
+    """Whether the local Hugging Face cache holds anything of the hub model `repo_id` (a hub
+    id the user has used is never read as a typo of a folder beside the spec)."""
+    return any(folder.name == "models--" + repo_id.replace("/", "--") for folder in cached_hub_folders())
+
+
+def cached_hub_folders() -> list[Path]:
+    """The `models--org--name` folders of the local Hugging Face cache (none when it cannot be read)."""
+    try:
+        from huggingface_hub import constants
+
+        cache = Path(constants.HF_HUB_CACHE)
+        return [f for f in cache.iterdir() if f.name.startswith("models--") and f.is_dir()]
+    except Exception:  # noqa: BLE001 - no hub library, no cache, a cache we may not read: nothing cached
+        return []
+
+
+def cached_hub_ids() -> list[str]:
+    """The hub ids the local Hugging Face cache holds models of, e.g. `gpt2`, `EleutherAI/pythia-70m`."""
+    return sorted(f.name[len("models--"):].replace("--", "/") for f in cached_hub_folders())
+
+
+def cached_hub_typo(repo_id: str) -> str | None:
+    """The cached hub id that `repo_id` (not cached itself) is one typo away from — a typo in
+    its org (`EleutherAl/pythia-70m`) or in its name (`gtp2` for `gpt2`), the other part the
+    same — or None when no one cached id is that close. A name under another org is no typo:
+    `gpt2` and `openai-community/gpt2` are both valid ids."""
+    org, _, name = repo_id.rpartition("/")
+    close = [cached for cached in cached_hub_ids() if cached != repo_id and _hub_typo(org, name, cached)]
+    return close[0] if len(close) == 1 else None
+
+
+def _hub_typo(org: str, name: str, cached: str) -> bool:
+    c_org, _, c_name = cached.rpartition("/")
+    if c_name == name:
+        return bool(org) and bool(c_org) and is_typo_of(org, c_org)
+    return c_org.lower() == org.lower() and is_typo_of(name, c_name)
 
 
 def file_problem(text: str, base_dir: Path, what: str, missing_help: str = "") -> PathProblem | None:
@@ -131,6 +229,13 @@ def hf_folder_problem(source: str, base_dir: Path) -> PathProblem | None:
         return None
     candidates = hf_candidates(source, base_dir)
     found = next((c for c in candidates if c.exists()), None)
+    typo = typo_folder(source, base_dir) if found is None and is_hub_id(source) else None
+    if typo is not None:
+        return PathProblem(E0801, f"local model folder `{source}` not found", f"looked for {candidates[0]}",
+                           f"did you mean `{typo}`? (a model folder; a name one typo away from a local model "
+                           f"folder is read as a path, never skipped as hub weights not cached; if you meant "
+                           f"the hub id `{source}`, download it once, e.g. `hf download {source}`, and it is "
+                           "read as a hub id)")
     if found is None:
         return PathProblem(E0801, f"local model folder `{source}` not found", f"looked for {candidates[0]}",
                            missing_path_help(source, candidates[0],

@@ -61,10 +61,83 @@ def test_a_bare_word_without_folder_or_cache_names_both_readings(tmp_path):
     assert reason.endswith("meant as a hub id: run with --allow-download to fetch it")
 
 
-def test_a_bare_word_close_to_a_model_folder_beside_the_spec_suggests_it(tmp_path):
+def test_a_bare_word_one_typo_from_a_model_folder_beside_the_spec_is_an_error_not_a_skip(tmp_path):
+    """`hf "modle"` beside `model/` used to be a skip whose reason held the did-you-mean: exit 0,
+    green in CI. One typo away from a local model folder, it is that folder's path, misspelt."""
     config(tmp_path / "model", json.dumps({"model_type": "gpt2"}))
-    with pytest.raises(NetworkUnavailable, match=r"\(looked for .*modle; did you mean `model`\?\) and no hub weights"):
+    with pytest.raises(NetworkLoadError, match=r"local model folder `modle` not found .*did you mean `model`\?"):
         load_hf_network("n", "modle", tmp_path, None, "cpu", None)
+
+
+def test_a_bare_word_whose_near_folder_differs_in_a_digit_is_still_the_absent_skip(tmp_path):
+    """`attn-only-4l` beside a built `attn-only-2l/` is another model (its folder not built yet),
+    not a typo: the skip names both readings, as for any bare word."""
+    config(tmp_path / "attn-only-2l", json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(NetworkUnavailable, match="weights for `attn-only-4l` not found locally, read either way"):
+        load_hf_network("n", "attn-only-4l", tmp_path, None, "cpu", None)
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """A local Hugging Face cache (in tmp_path) holding entries for `gpt2` and `EleutherAI/pythia-70m`."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub-cache"
+    for repo in ("gpt2", "EleutherAI/pythia-70m"):
+        (cache / ("models--" + repo.replace("/", "--")) / "snapshots").mkdir(parents=True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+@pytest.mark.parametrize("typo,meant", [("gtp2", "gpt2"), ("GPT2", "gpt2"), ("EleutherAl/pythia-70m",
+                                                                               "EleutherAI/pythia-70m"),
+                                        ("EleutherAI/pythia-7Om", "EleutherAI/pythia-70m")])
+def test_an_uncached_hub_id_one_typo_from_a_cached_one_is_an_error(tmp_path, hub_cache, typo, meant):
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    with pytest.raises(NetworkLoadError, match=rf"hub id `{typo}` is not in the local Hugging Face cache, "
+                                               rf"but `{meant}` is, one typo away: did you mean `{meant}`\?"):
+        load_hf_network("n", typo, spec_dir, None, "cpu", None)
+
+
+@pytest.mark.parametrize("other", ["EleutherAI/pythia-160m", "openai-community/gpt2", "gpt3",
+                                   "causalspec-test/absent-model"])
+def test_an_uncached_hub_id_that_is_another_model_is_still_the_skip(tmp_path, hub_cache, other):
+    """A digit apart (pythia-70m / pythia-160m), the same name under another org (`gpt2` and
+    `openai-community/gpt2` are both valid ids), or nothing alike: weights absent, a skip."""
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    with pytest.raises(NetworkUnavailable, match=f"weights for `{other}` not found locally"):
+        load_hf_network("n", other, spec_dir, None, "cpu", None)
+
+
+def repository_not_found(path: str, gated: bool = False) -> OSError:
+    """What transformers raises, with downloads on, for an id the hub has no repository of (or,
+    `gated`, one whose files need an access the user lacks)."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    kind = GatedRepoError if gated else RepositoryNotFoundError
+    inner = kind.__new__(kind)  # the hub library's own constructor wants an HTTP response
+    Exception.__init__(inner, "404 Client Error. Repository Not Found")
+    try:
+        raise OSError(f"{path} is not a local folder and is not a valid model identifier") from inner
+    except OSError as exc:
+        return exc
+
+
+def test_with_downloads_on_an_id_the_hub_lacks_is_an_error(tmp_path, hub_cache):
+    problem = loading.hub_id_problem("EleutherAI/pythia-7O0m", offline=False,
+                                     exc=repository_not_found("EleutherAI/pythia-7O0m"))
+    assert problem is not None and problem.startswith("the Hugging Face hub has no model `EleutherAI/pythia-7O0m`")
+    assert "hf auth login" in problem
+    problem = loading.hub_id_problem("gtp2", offline=False, exc=repository_not_found("gtp2"))
+    assert problem is not None and "did you mean `gpt2`? (it is in the local Hugging Face cache)" in problem
+    # a bare word the hub lacks may be a folder an example builds: the skip names both readings
+    assert loading.hub_id_problem("model", offline=False, exc=repository_not_found("model")) is None
+    # a gated repository exists (the user lacks access): absent here, a skip
+    assert loading.hub_id_problem("org/gated", offline=False, exc=repository_not_found("org/gated", True)) is None
+    # no connection: the weights are absent here, a skip
+    assert loading.hub_id_problem("org/name", offline=False, exc=OSError("We couldn't connect")) is None
 
 
 def test_a_bare_word_the_hub_cannot_serve_either_names_both_readings(tmp_path):
