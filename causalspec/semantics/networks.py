@@ -253,7 +253,7 @@ class NetworkAnalysis(Context):
                 out.device = value
             else:
                 hint = f"did you mean `{DEVICE_ALIASES[value]}`?" if value in DEVICE_ALIASES else \
-                    did_you_mean(value, DEVICES[:2] + DEVICES[3:])
+                    did_you_mean(value, (*DEVICES[:2], "cuda:0", *DEVICES[3:]))  # `cuda:O` is `cuda:0` misspelt
                 self.sink.error(E0610, f"unknown device `{value}`", stmt.span, "not a device",
                                 help=hint or
                                 'devices are cpu, cuda, "cuda:N", mps and auto')

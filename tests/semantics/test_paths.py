@@ -9,8 +9,9 @@ import pytest
 
 from causalspec.diagnostics import SpecError
 from causalspec.semantics.analyse import load_text
-from causalspec.semantics.paths import (closest_name, did_you_mean_path, file_problem, hf_folder_problem,
-                                        hf_source_is_local, is_hub_id)
+from causalspec.semantics.paths import (cached_hub_typo, closest_name, did_you_mean_path, file_problem,
+                                        hf_folder_problem, hf_source_is_local, hub_cached, is_hub_id, is_typo_of,
+                                        typo_folder)
 
 
 @pytest.mark.parametrize("text", ["gpt2", "openai-community/gpt2", "EleutherAI/pythia-160m", "bert-base-uncased",
@@ -107,3 +108,66 @@ def test_a_located_hf_path_error(tmp_path):
     [d] = info.value.diagnostics
     assert (d.code, d.span.line, d.span.column, d.span.end_column) == ("E0801", 5, 16, 27)
     assert isinstance(d.label, str) and str(Path(tmp_path) / "nowhere") in d.label
+
+
+@pytest.mark.parametrize("typo,other,expected", [
+    ("modle", "model", True), ("modl", "model", True), ("models", "model", True), ("Model", "model", True),
+    ("gtp2", "gpt2", True), ("pythia-7Om", "pythia-70m", True), ("EleutherAl", "EleutherAI", True),
+    ("model", "model", False), ("attn-only-4l", "attn-only-2l", False), ("gpt2", "gpt", False),
+    ("pythia-70m", "pythia-160m", False), ("x12", "x21", False), ("tyni", "tiny", False), ("ab", "abc", False),
+])
+def test_a_typo_is_one_edit_that_keeps_the_digits(typo, other, expected):
+    assert is_typo_of(typo, other) is expected
+
+
+def model_folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "config.json").write_text('{"model_type": "gpt2"}')
+    return path
+
+
+def test_a_hub_shaped_name_one_typo_from_a_model_folder_is_a_local_path(tmp_path, monkeypatch):
+    """`hf "modle"` beside `model/` is that folder misspelt — analysis reports it (E0801 with
+    the fix) — never a hub id whose weights are skipped as not cached."""
+    monkeypatch.chdir(tmp_path)
+    spec_dir = tmp_path / "spec"
+    model_folder(spec_dir / "model")
+    model_folder(spec_dir / "models" / "tiny")
+    model_folder(spec_dir / "attn-only-2l")
+    assert typo_folder("modle", spec_dir) == "model" and hf_source_is_local("modle", spec_dir)
+    assert typo_folder("modles/tiny", spec_dir) == "models/tiny" and hf_source_is_local("modles/tiny", spec_dir)
+    problem = hf_folder_problem("modle", spec_dir)
+    assert problem is not None and problem.code == "E0801"
+    assert problem.help.startswith("did you mean `model`? (a model folder")
+    assert "`hf download modle`" in problem.help  # how to mean the hub id after all
+    # a digit apart: another model, whose folder is not built yet; an id of the hub
+    assert typo_folder("attn-only-4l", spec_dir) is None and not hf_source_is_local("attn-only-4l", spec_dir)
+    # a folder that is no model folder is not what a typo meant
+    (spec_dir / "data").mkdir()
+    assert not hf_source_is_local("dta", spec_dir)
+
+
+def test_a_cached_hub_id_is_never_read_as_a_typo(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.chdir(tmp_path)
+    model_folder(tmp_path / "gpt-2")
+    assert hf_source_is_local("gpt2", tmp_path)  # one typo from `gpt-2/`, and not cached: a path
+    (tmp_path / "cache" / "models--gpt2").mkdir(parents=True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    assert hub_cached("gpt2") and not hf_source_is_local("gpt2", tmp_path)  # cached: the hub id
+    assert hf_folder_problem("gpt2", tmp_path) is None
+
+
+def test_cached_hub_typo(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    for repo in ("models--gpt2", "models--EleutherAI--pythia-70m", "models--EleutherAI--pythia-160m"):
+        (tmp_path / repo).mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    assert cached_hub_typo("gtp2") == "gpt2"
+    assert cached_hub_typo("EleutherAl/pythia-70m") == "EleutherAI/pythia-70m"
+    assert cached_hub_typo("EleutherAI/pythia-7Om") == "EleutherAI/pythia-70m"
+    assert cached_hub_typo("EleutherAI/pythia-410m") is None  # another model
+    assert cached_hub_typo("openai-community/gpt2") is None  # the same name under an org: a valid id
+    assert cached_hub_typo("gpt2") is None  # itself
