@@ -76,9 +76,31 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         validate_run_options(values, flag)
         check_run_folders(values, flag)
+        _check_spec_paths(config)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_VALUES] = values
+
+
+def _check_spec_paths(config: pytest.Config) -> None:
+    """Each `causalspec_paths` entry must be a folder holding a .cspec file: the option selects
+    the specs that run, so a misspelt entry would select none, and the session would be green
+    with no claim tested (the rest of the suite passing)."""
+    from causalspec.semantics.paths import missing_path_help
+
+    base = config.inipath.parent if config.inipath else Path(config.invocation_params.dir)
+    for root in config.getini("causalspec_paths"):
+        root = Path(os.path.abspath(root))
+        shown = os.path.relpath(root, base) if _is_under(root, base) else str(root)
+        where = f"causalspec_paths entry `{shown}`" + (f" (in {config.inipath.name})" if config.inipath else "")
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{where} is a file, not a folder: name the folder that holds the specs")
+        if not root.exists():
+            raise UsageError(f"{where} not found: no spec under it would run; "
+                             + missing_path_help(shown, root, f"paths are relative to {base}"))
+        if next(root.rglob(f"*{SUFFIX}"), None) is None:
+            raise UsageError(f"{where} holds no {SUFFIX} file: no spec under it would run; name the folder "
+                             "that holds the specs")
 
 
 def _block_second_registration(pluginmanager: pytest.PytestPluginManager) -> None:

@@ -238,3 +238,26 @@ def test_a_misspelt_only_name_is_a_usage_error(tmp_path, capsys):
     code, out, err = cli(capsys, "check", spec, "--only", "Goood")
     sound(code, out, err)
     assert code == 2 and "passed" not in out and "did you mean `Good`?" in err
+
+
+# ───────────────────────── the pytest plugin's causalspec_paths ─────────────────────────
+
+def test_a_misspelt_causalspec_paths_entry_stops_the_session(pytester, monkeypatch):
+    """`causalspec_paths` selects the specs that run: a misspelt entry selected none, and the
+    session was green on the rest of the suite with no claim tested."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.mkdir("specs").joinpath("s.cspec").write_text(COPY_MODEL)
+    pytester.path.joinpath("test_ok.py").write_text("def test_ok():\n    pass\n")
+    run = lambda: pytester.runpytest_inprocess(*PLUGIN, "-p", "no:cacheprovider")  # noqa: E731
+    pytester.makeini("[pytest]\ncausalspec_paths = spcs\n")
+    result = run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*causalspec_paths entry `spcs` (in tox.ini) not found: no spec under it would "
+                                 "run; did you mean `specs`?*"])
+    pytester.mkdir("docs")
+    pytester.makeini("[pytest]\ncausalspec_paths = docs\n")
+    result = run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*causalspec_paths entry `docs` (in tox.ini) holds no .cspec file*"])
+    pytester.makeini("[pytest]\ncausalspec_paths = specs\n")
+    run().assert_outcomes(passed=1)  # the spec declares no check: nothing of it runs, and that is no error
