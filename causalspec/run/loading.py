@@ -321,14 +321,13 @@ def _hub_config(repo_id: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def hub_id_problem(path: str, offline: bool, exc: BaseException) -> str | None:
+def hub_id_problem(path: str, base_dir: Path, offline: bool, exc: BaseException) -> str | None:
     """Why a hub id whose config could not be had is a mistake rather than weights absent here
     (None: absent, the check is skipped). Offline, an id one typo away from one the local cache
     holds (`gtp2` when `gpt2` is cached: semantics.paths.cached_hub_typo). With downloads on,
-    an `org/name` id the hub has no repository of, or a bare name it has none of that is one
-    typo away from a cached id; a bare name the hub lacks may still be a folder an example's
-    script has not built yet (absent_hub_reason names both readings), and a gated repository
-    exists: both stay skips."""
+    an id the hub has no repository of: then a bare name (`hf "model"`) is no hub id either
+    way, and the folder it would be is not here. A gated repository exists (the user lacks
+    access), and a hub that cannot be reached says nothing: both stay skips."""
     close = cached_hub_typo(path)
     if offline:
         if not close:
@@ -342,10 +341,13 @@ def hub_id_problem(path: str, offline: bool, exc: BaseException) -> str | None:
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, RepositoryNotFoundError) and not isinstance(cause, GatedRepoError):
-            if "/" not in path and not close:
-                return None
             hint = f"did you mean `{close}`? (it is in the local Hugging Face cache); " if close else ""
-            return (f"the Hugging Face hub has no model `{path}`: {hint}check the id on huggingface.co "
+            folder = ""
+            if "/" not in path:  # a bare name: the folder reading is all that is left
+                looked = ", ".join(str(c) for c in dict.fromkeys(hf_candidates(path, base_dir)))
+                folder = (f", and there is no model folder `{path}` either (looked for {looked}; build it, e.g. "
+                          "with model.save_pretrained(FOLDER) and tokenizer.save_pretrained(FOLDER))")
+            return (f"the Hugging Face hub has no model `{path}`{folder}: {hint}check the id on huggingface.co "
                     "(a private repository needs a token: `hf auth login`, or HF_TOKEN)")
         cause = cause.__cause__ or cause.__context__
     return None
@@ -426,7 +428,7 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
         if local is not None or isinstance(exc, ValueError):  # the files are here: loading them failed
             raise NetworkLoadError(f"network `{name}`: cannot load the config of `{source}`: "
                                    f"{_first_line(exc)}") from exc
-        problem = hub_id_problem(path, offline, exc)
+        problem = hub_id_problem(path, base_dir, offline, exc)
         if problem is not None:  # a typo of a hub id: an error, never a skip CI reads as green
             raise NetworkLoadError(f"network `{name}`: {problem}") from exc
         raise NetworkUnavailable(absent_hub_reason(path, base_dir, offline, exc)) from exc

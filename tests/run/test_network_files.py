@@ -126,18 +126,22 @@ def repository_not_found(path: str, gated: bool = False) -> OSError:
 
 
 def test_with_downloads_on_an_id_the_hub_lacks_is_an_error(tmp_path, hub_cache):
-    problem = loading.hub_id_problem("EleutherAI/pythia-7O0m", offline=False,
+    problem = loading.hub_id_problem("EleutherAI/pythia-7O0m", tmp_path, offline=False,
                                      exc=repository_not_found("EleutherAI/pythia-7O0m"))
-    assert problem is not None and problem.startswith("the Hugging Face hub has no model `EleutherAI/pythia-7O0m`")
+    assert problem is not None and problem.startswith("the Hugging Face hub has no model `EleutherAI/pythia-7O0m`:")
     assert "hf auth login" in problem
-    problem = loading.hub_id_problem("gtp2", offline=False, exc=repository_not_found("gtp2"))
+    problem = loading.hub_id_problem("gtp2", tmp_path, offline=False, exc=repository_not_found("gtp2"))
     assert problem is not None and "did you mean `gpt2`? (it is in the local Hugging Face cache)" in problem
-    # a bare word the hub lacks may be a folder an example builds: the skip names both readings
-    assert loading.hub_id_problem("model", offline=False, exc=repository_not_found("model")) is None
+    # a bare word the hub lacks is no hub id either way: the folder it would be is not here
+    problem = loading.hub_id_problem("model", tmp_path, offline=False, exc=repository_not_found("model"))
+    assert problem is not None and problem.startswith(
+        f"the Hugging Face hub has no model `model`, and there is no model folder `model` either (looked for "
+        f"{tmp_path / 'model'}")
     # a gated repository exists (the user lacks access): absent here, a skip
-    assert loading.hub_id_problem("org/gated", offline=False, exc=repository_not_found("org/gated", True)) is None
+    assert loading.hub_id_problem("org/gated", tmp_path, offline=False,
+                                  exc=repository_not_found("org/gated", True)) is None
     # no connection: the weights are absent here, a skip
-    assert loading.hub_id_problem("org/name", offline=False, exc=OSError("We couldn't connect")) is None
+    assert loading.hub_id_problem("org/name", tmp_path, offline=False, exc=OSError("We couldn't connect")) is None
 
 
 def test_a_bare_word_the_hub_cannot_serve_either_names_both_readings(tmp_path):
@@ -166,3 +170,21 @@ def test_a_local_folder_without_tokenizer_files_is_an_error_naming_them(tmp_path
     build_tiny_model("gpt2", 20, tmp_path / "m", n_layer=1)  # weights and config, no tokenizer
     with pytest.raises(NetworkLoadError, match=r"has no tokenizer files \(tokenizer.json, tokenizer_config.json"):
         load_hf_network("n", "./m", tmp_path, None, "cpu", None)
+
+
+def test_with_downloads_on_the_loader_turns_a_missing_repository_into_an_error(tmp_path, monkeypatch):
+    import transformers
+
+    def no_repository(source, **kwargs):
+        raise repository_not_found(source)
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", no_repository)
+    with pytest.raises(NetworkLoadError, match="network `n`: the Hugging Face hub has no model `org/typo`"):
+        load_hf_network("n", "org/typo", tmp_path, None, "cpu", None, allow_download=True)
+
+    def unreachable(source, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", unreachable)
+    with pytest.raises(NetworkUnavailable, match="cannot load `org/typo`"):  # the hub is not reachable: a skip
+        load_hf_network("n", "org/typo", tmp_path, None, "cpu", None, allow_download=True)
