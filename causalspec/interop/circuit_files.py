@@ -105,6 +105,13 @@ def parse_edge(name: str) -> GraphEdge:
 def read_graph(path: str | Path) -> CircuitGraph:
     """Read a circuit file (format in the module docstring); `.pt` files as EAP-IG's `Graph.to_pt`."""
     path = Path(path)
+    if not path.is_file():  # a misspelt name: say which file was meant, before any reader guesses
+        from causalspec.semantics.paths import missing_path_help
+
+        if path.is_dir():
+            raise CircuitFileError(f"circuit file `{path}` is a folder, not a circuit file")
+        raise CircuitFileError(f"circuit file `{path}` not found; " + missing_path_help(
+            str(path), path.absolute(), "paths are relative to the current directory"))
     if path.suffix == ".pt":
         return read_pt(path)
     try:

@@ -261,3 +261,18 @@ def test_a_misspelt_causalspec_paths_entry_stops_the_session(pytester, monkeypat
     result.stderr.fnmatch_lines(["*causalspec_paths entry `docs` (in tox.ini) holds no .cspec file*"])
     pytester.makeini("[pytest]\ncausalspec_paths = specs\n")
     run().assert_outcomes(passed=1)  # the spec declares no check: nothing of it runs, and that is no error
+
+
+# ───────────────────────── circuit files ─────────────────────────
+
+def test_a_misspelt_circuit_file_is_an_error_with_a_did_you_mean(tmp_path, monkeypatch):
+    from causalspec.interop.circuit_files import CircuitFileError, read_graph
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "circuits/ioi.json", json.dumps({"nodes": ["a0.h1"], "edges": []}))
+    with pytest.raises(CircuitFileError, match=r"circuit file `circuits/ioi.jsno` not found; did you mean "
+                                               r"`circuits/ioi.json`\?"):
+        read_graph("circuits/ioi.jsno")
+    with pytest.raises(CircuitFileError, match="circuit file `circuits` is a folder, not a circuit file"):
+        read_graph("circuits")
+    assert read_graph("circuits/ioi.json") is not None
