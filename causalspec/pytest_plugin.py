@@ -46,6 +46,7 @@ from causalspec.cli.options import (PLUGIN_PREFIX, add_plugin_options, check_opt
                                     validate_run_options)
 from causalspec.score.results import ERROR, FAILED, SKIPPED, CheckResult
 from causalspec.diagnostics import SpecError, render
+from causalspec.semantics.paths import missing_path_help
 
 SUFFIX = ".cspec"
 
@@ -86,8 +87,6 @@ def _check_spec_paths(config: pytest.Config) -> None:
     """Each `causalspec_paths` entry must be a folder holding a .cspec file: the option selects
     the specs that run, so a misspelt entry would select none, and the session would be green
     with no claim tested (the rest of the suite passing)."""
-    from causalspec.semantics.paths import missing_path_help
-
     base = config.inipath.parent if config.inipath else Path(config.invocation_params.dir)
     for root in config.getini("causalspec_paths"):
         root = Path(os.path.abspath(root))

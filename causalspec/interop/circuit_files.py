@@ -33,6 +33,7 @@ from typing import Any, Iterable
 
 
 from causalspec.errors import UsageError
+from causalspec.semantics.paths import missing_path_help
 from causalspec.semantics.sites import PositionSpec
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, PORTS, Arch, Member, Node, ResolvedCircuit,
                                              parse_node_name, prune_edges)
@@ -106,8 +107,6 @@ def read_graph(path: str | Path) -> CircuitGraph:
     """Read a circuit file (format in the module docstring); `.pt` files as EAP-IG's `Graph.to_pt`."""
     path = Path(path)
     if not path.is_file():  # a misspelt name: say which file was meant, before any reader guesses
-        from causalspec.semantics.paths import missing_path_help
-
         if path.is_dir():
             raise CircuitFileError(f"circuit file `{path}` is a folder, not a circuit file")
         raise CircuitFileError(f"circuit file `{path}` not found; " + missing_path_help(

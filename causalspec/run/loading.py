@@ -428,9 +428,9 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
         if local is not None or isinstance(exc, ValueError):  # the files are here: loading them failed
             raise NetworkLoadError(f"network `{name}`: cannot load the config of `{source}`: "
                                    f"{_first_line(exc)}") from exc
-        problem = hub_id_problem(path, base_dir, offline, exc)
-        if problem is not None:  # a typo of a hub id: an error, never a skip CI reads as green
-            raise NetworkLoadError(f"network `{name}`: {problem}") from exc
+        mistake = hub_id_problem(path, base_dir, offline, exc)
+        if mistake is not None:  # a typo of a hub id: an error, never a skip CI reads as green
+            raise NetworkLoadError(f"network `{name}`: {mistake}") from exc
         raise NetworkUnavailable(absent_hub_reason(path, base_dir, offline, exc)) from exc
     cls_name = model_class or default_model_class(config)
     auto = {"causal_lm": transformers.AutoModelForCausalLM, "masked_lm": transformers.AutoModelForMaskedLM,
