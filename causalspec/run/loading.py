@@ -213,10 +213,10 @@ def import_user_function(ref: str, base_dir: Path, what: str) -> Callable:
             raise UserCodeError(f"{what}: importing `{path}` {describe_exception(exc)}", what, exc) from exc
     func = getattr(module, func_name, None)
     if not callable(func):
-        functions = [n for n, v in vars(module).items()
-                     if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module_name]
+        functions = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
         hint = did_you_mean(func_name, functions)
-        listing = ", ".join(f"`{n}`" for n in functions[:8]) or "none"
+        own = [n for n in functions if getattr(vars(module)[n], "__module__", None) == module_name]
+        listing = ", ".join(f"`{n}`" for n in (own or functions)[:8]) or "none"
         found = "" if func is None else f" (`{func_name}` there is a {type(func).__name__}, not a function)"
         raise NetworkLoadError(f"{what}: `{path}` has no function `{func_name}`{found}; "
                                + (hint if hint else f"its functions: {listing}"))

@@ -22,6 +22,7 @@ from causalspec.semantics.file_access import note_outside
 from causalspec.semantics.ir import HookRef, NetworkIR, SpecIR
 from causalspec.semantics.model import CausalModel
 from causalspec.semantics.paths import PathProblem, file_problem, resolve
+from causalspec.semantics.python_names import top_level_names
 from causalspec.semantics.sites import PositionResolver
 from causalspec.semantics.templates import IDENT, Template, scan_template
 from causalspec.syntax import ast as A
@@ -123,6 +124,15 @@ class Context:
             self._path_error(problem, lit_span)
             return None
         path = resolve(file, self.base_dir)
+        if must_exist:
+            defined = top_level_names(path)  # read, never run (semantics.python_names)
+            if defined is not None and function not in defined:
+                public = sorted(n for n in defined if not n.startswith("_"))
+                hint = did_you_mean(function, public) or (
+                    f"it defines {', '.join(f'`{n}`' for n in public[:8])}" if public else "it defines nothing")
+                self.sink.error(E0610, f"{what} `{ref}`: `{file}` defines no `{function}`", lit_span,
+                                "no such function in the file", help=hint)
+                return None
         note_outside(self.sink, f"{what} file", file, path, self.base_dir, lit_span)
         return HookRef(ref, file, function, path, span=lit_span)
 

@@ -211,7 +211,9 @@ def test_a_valid_device_this_machine_lacks_is_the_skip(monkeypatch):
 
 # ───────────────────────── hooks and --only ─────────────────────────
 
-def test_a_misspelt_hook_function_is_an_error_with_a_did_you_mean_and_the_other_check_runs(tmp_path, capsys):
+def test_a_misspelt_hook_function_is_a_located_error_with_a_did_you_mean(tmp_path, capsys):
+    """Read from the file's syntax tree at analysis (nothing of it runs): `model.py:encdoe` is
+    E0610 at the hook's string, with ``did you mean `encode`?``."""
     net = (f'\nnetwork typo = torch "{HIER_EQ_EXAMPLE}/model.py:build_hand" '
            f'weights "{HIER_EQ_EXAMPLE}/hand.safetensors" {{\n'
            f'  encode "{HIER_EQ_EXAMPLE}/model.py:encdoe"\n}}\n')
@@ -220,8 +222,29 @@ def test_a_misspelt_hook_function_is_an_error_with_a_did_you_mean_and_the_other_
     spec = write(tmp_path, "s.cspec", HIER_EQ_MODEL + HAND_GOOD_CHECK + net + typo_check)
     code, out, err = cli(capsys, "check", spec)
     sound(code, out, err)
+    assert code == 2 and "passed" not in out and "skipped" not in out
+    assert f"error[E0610]: encode hook `{HIER_EQ_EXAMPLE}/model.py:encdoe`: `{HIER_EQ_EXAMPLE}/model.py` " \
+           "defines no `encdoe`" in err
+    line = next(i for i, t in enumerate(spec.read_text().splitlines(), 1) if "encdoe" in t)
+    assert f"{spec}:{line}:10" in err and "did you mean `encode`?" in err
+
+
+def test_a_hook_function_defined_dynamically_is_left_to_the_loader(tmp_path, capsys):
+    """A file whose names are not known without running it (here `globals()`): analysis
+    accepts the hook, and the loader, which imports the file, names a missing function as the
+    check's error — with a did-you-mean — while the other check runs."""
+    write(tmp_path, "hooks.py", f"import sys\nsys.path.insert(0, {str(HIER_EQ_EXAMPLE)!r})\n"
+                                "from model import encode as _encode\n"
+                                "globals()['encoder'] = _encode\n")
+    net = (f'\nnetwork typo = torch "{HIER_EQ_EXAMPLE}/model.py:build_hand" '
+           f'weights "{HIER_EQ_EXAMPLE}/hand.safetensors" {{\n  encode "hooks.py:encode"\n}}\n')
+    typo_check = hier_eq_alignment("Typo", "[0:20]", "[20:40]", network="typo") + \
+        "\ncheck Typo {\n  interchange WX, YZ\n  pairs 16 seed 0\n  expect iia >= 0.95 each\n}\n"
+    spec = write(tmp_path, "s.cspec", HIER_EQ_MODEL + HAND_GOOD_CHECK + net + typo_check)
+    code, out, err = cli(capsys, "check", spec)
+    sound(code, out, err)
     assert code == 1 and "skipped" not in out
-    assert "ERROR Typo" in out and "has no function `encdoe`; did you mean `encode`?" in out
+    assert "ERROR Typo" in out and "has no function `encode`; did you mean `encoder`?" in out
     assert out.splitlines()[-1] == "1 passed, 1 failed"
 
 
