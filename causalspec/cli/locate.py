@@ -26,6 +26,7 @@ from causalspec.cli.base import (EXIT_FAILED, EXIT_INVALID, EXIT_OK, Command, Us
                                  check_output_targets, load_all, stderr)
 from causalspec.cli.options import DEVICE, DTYPE, add_cli_options, check_options, validate_device_dtype
 from causalspec.compile.plan import compile_check
+from causalspec.diagnostics import did_you_mean
 from causalspec.errors import CheckError, CheckSkipped
 from causalspec.files import atomic_write_text, tool_header
 from causalspec.report.stress_view import sweep_table
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     irs = load_all(args.files, stderr())
     if irs is None:
         return EXIT_INVALID
+    _check_only(args.only or [], irs)
     todo = [(ir, c) for ir in irs for c in ir.checks if c.locate and (not args.only or c.name in args.only)]
     if not todo:
         raise UsageError("no check with a `locate` statement" + (f" among {', '.join(args.only)}" if args.only else "")
@@ -140,6 +142,22 @@ def _sayer(console) -> Callable[[Text], None]:
     def say(text: Text) -> None:
         console.print(text, soft_wrap=True)
     return say
+
+
+def _check_only(only: list[str], irs: list) -> None:
+    """Each `--only` name must be a check with a `locate` statement: a misspelt one beside a
+    right one would otherwise be dropped without a word (that sweep never runs)."""
+    checks = {c.name: c for ir in irs for c in ir.checks}
+    sweeps = [name for name, c in checks.items() if c.locate]
+    for name in only:
+        if name not in checks:
+            hint = did_you_mean(name, sweeps or list(checks))
+            raise UsageError(f"--only {name}: no check of that name in {', '.join(ir.file for ir in irs)}"
+                             + (f"; {hint}" if hint else f" (checks with a `locate` statement: "
+                                                         f"{', '.join(sweeps) or 'none'})"))
+        if not checks[name].locate:
+            raise UsageError(f"--only {name}: check `{name}` has no `locate` statement, so there is nothing to "
+                             f"sweep (checks with one: {', '.join(sweeps) or 'none'})")
 
 
 def _png_path(folder: str, ir, check) -> Path:

@@ -299,3 +299,29 @@ def test_a_misspelt_circuit_file_is_an_error_with_a_did_you_mean(tmp_path, monke
     with pytest.raises(CircuitFileError, match="circuit file `circuits` is a folder, not a circuit file"):
         read_graph("circuits")
     assert read_graph("circuits/ioi.json") is not None
+
+
+# ───────────────────────── causalspec locate --only ─────────────────────────
+
+LOCATE_CHECKS = """
+check CopyPos as Find {
+  interchange B
+  locate B over resid.post[0..1] @ last
+  pairs 16 seed 0
+  expect iia >= 0.5
+}
+"""
+
+
+@pytest.mark.parametrize("only,message", [
+    (["Find", "Fnid"], "--only Fnid: no check of that name in {spec}; did you mean `Find`?"),
+    (["CopyPos"], "--only CopyPos: check `CopyPos` has no `locate` statement, so there is nothing to sweep "
+                  "(checks with one: Find)"),
+])
+def test_locate_only_names_each_a_sweep(tmp_path, capsys, only, message):
+    """`locate --only Find --only Fnid` ran Find and dropped the typo without a word."""
+    spec = write(tmp_path, "s.cspec", copy_check("causalspec-test/absent-model") + LOCATE_CHECKS)
+    argv = ["locate", spec, "--out", tmp_path / "out"] + [a for name in only for a in ("--only", name)]
+    code, out, err = cli(capsys, *argv)
+    sound(code, out, err)
+    assert code == 2 and message.format(spec=spec) in err
