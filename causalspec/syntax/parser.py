@@ -7,6 +7,7 @@ usable as names wherever a keyword cannot appear.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import unicodedata
@@ -445,12 +446,30 @@ def parse_file(path: str | Path) -> A.Spec:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([Diagnostic(E0801, f"spec file `{path}` not found",
-                                    help="check the path; spec files usually end in .cspec")]) from None
+                                    help=_missing_spec_help(path))]) from None
+    except IsADirectoryError:
+        specs = sorted(path.glob("*.cspec"))
+        listing = f"it holds {len(specs)}: `{specs[0]}`{', …' if len(specs) > 1 else ''}" if specs else \
+            "it holds no .cspec file"
+        raise SpecError([Diagnostic(E0802, f"spec file `{path}` is a folder",
+                                    help=f"name the spec files, e.g. `{path / '*.cspec'}` ({listing})")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Diagnostic(E0802, f"cannot read spec file `{path}`: {exc}",
                                     help="a spec file is UTF-8 text; check the path and its permissions "
                                          "(re-save it as UTF-8 if it was written in another encoding)")]) from None
     return parse(text, str(path))
+
+
+def _missing_spec_help(path: Path) -> str:
+    """The help of a spec file that is not there: the closest file name in its folder, if any."""
+    try:
+        names = sorted(p.name for p in path.parent.iterdir() if p.is_file())
+    except OSError:
+        names = []
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean `{path.parent / close[0]}`?"
+    return "check the path; spec files usually end in .cspec"
 
 
 @dataclass(frozen=True)

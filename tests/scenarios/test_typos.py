@@ -325,3 +325,14 @@ def test_locate_only_names_each_a_sweep(tmp_path, capsys, only, message):
     code, out, err = cli(capsys, *argv)
     sound(code, out, err)
     assert code == 2 and message.format(spec=spec) in err
+
+
+# ───────────────────────── spec files on the command line ─────────────────────────
+
+def test_a_misspelt_spec_file_gets_a_did_you_mean_and_a_folder_names_its_specs(tmp_path, capsys):
+    write(tmp_path, "specs/copy.cspec", COPY_MODEL)
+    code, out, err = cli(capsys, "check", tmp_path / "specs" / "cpoy.cspec")
+    assert code == 2 and f"did you mean `{tmp_path / 'specs' / 'copy.cspec'}`?" in err
+    code, out, err = cli(capsys, "check", tmp_path / "specs")
+    assert code == 2 and f"spec file `{tmp_path / 'specs'}` is a folder" in err
+    assert f"name the spec files, e.g. `{tmp_path / 'specs' / '*.cspec'}` (it holds 1:" in err
