@@ -15,7 +15,7 @@ directory; for `org/name`, when `org` is a folder next to the spec; or when it i
 away from a local model folder (`modle` beside `model/`, see `typo_folder`) and is no hub id
 in the Hugging Face cache. Anything else is a **hub id**: looked up in the Hugging Face
 cache, and a check whose hub weights are not cached is skipped — the only skip a path can
-cause. A typo is one edit — a character inserted, dropped, changed, two neighbours swapped —
+cause. A typo is one edit — a character inserted, dropped, changed, two letters swapped —
 or a difference of case; an edit that changes the digits is not a typo (`attn-only-4l` beside
 `attn-only-2l/` is another model, whose folder may not be built yet), save a letter typed for
 a digit (`7Om` for `70m`).
@@ -116,15 +116,18 @@ def hf_source_is_local(source: str, base_dir: Path) -> bool:
 
 
 def is_typo_of(name: str, other: str) -> bool:
-    """Whether `name` is one typo away from `other`: they differ in case only, or by one edit (a
-    character inserted, dropped or changed, or two neighbours swapped) that does not change the
-    digits — digits tell models apart (`pythia-70m`, `pythia-160m`; `attn-only-2l`,
+    """Whether `name` is one typo away from `other`: they differ in case only, by two letters
+    swapped (`tyni` for `tiny`), or by one edit (a character inserted, dropped or changed, or two
+    neighbours swapped) that does not change the digits — digits tell models apart (`pythia-70m`, `pythia-160m`; `attn-only-2l`,
     `attn-only-4l`) — beyond a letter typed for a digit or the reverse (`pythia-7Om`)."""
     if name == other:
         return False
     if name.lower() == other.lower():
         return True
     a, b = name.lower(), other.lower()
+    if len(a) >= 4 and sorted(a) == sorted(b) and [c for c in a if c.isdigit()] == [c for c in b if c.isdigit()] \
+            and sum(x != y for x, y in zip(a, b)) <= 3:
+        return True  # letters swapped further apart (`tyni` for `tiny`), the digits in their order
     if len(a) < 3 or len(b) < 3 or abs(len(a) - len(b)) > 1:
         return False
     i = 0
