@@ -118,8 +118,9 @@ def hf_source_is_local(source: str, base_dir: Path) -> bool:
 def is_typo_of(name: str, other: str) -> bool:
     """Whether `name` is one typo away from `other`: they differ in case only, by two letters
     swapped (`tyni` for `tiny`), or by one edit (a character inserted, dropped or changed, or two
-    neighbours swapped) that does not change the digits — digits tell models apart (`pythia-70m`, `pythia-160m`; `attn-only-2l`,
-    `attn-only-4l`) — beyond a letter typed for a digit or the reverse (`pythia-7Om`)."""
+    neighbours swapped) that does not change the digits — digits tell models apart
+    (`pythia-70m`, `pythia-160m`; `attn-only-2l`, `attn-only-4l`) — beyond a letter typed for a
+    digit or the reverse (`pythia-7Om`)."""
     if name == other:
         return False
     if name.lower() == other.lower():
