@@ -147,7 +147,8 @@ def is_typo_of(name: str, other: str) -> bool:
 def typo_folder(source: str, base_dir: Path) -> str | None:
     """`source` corrected — each part of it that does not exist replaced by the one folder
     beside it that it is a typo of (`is_typo_of`) — when that names a local model folder (one
-    holding config.json), next to the spec or under the current directory; else None.
+    holding config.json, or weights or tokenizer files: a folder being written, whose own name
+    would be E0804), next to the spec or under the current directory; else None.
     `hf "modle"` beside `model/` gives "model"; `hf "modles/tiny"` beside `models/tiny/`
     gives "models/tiny"."""
     parts = [p for p in source.split("/") if p]
@@ -166,9 +167,23 @@ def typo_folder(source: str, base_dir: Path) -> str | None:
             fixed.append(close[0].name)
             here, changed = close[0], True
         else:
-            if changed and here.is_dir() and (here / "config.json").is_file():
+            if changed and _model_files(here):
                 return "/".join(fixed)
     return None
+
+
+# what makes a folder a model folder, or one being written: a typo of its name is a path
+MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
+MODEL_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def _model_files(folder: Path) -> bool:
+    """Whether `folder` holds a model's files: config.json, a tokenizer file, or weights."""
+    try:
+        return folder.is_dir() and any(e.name in MODEL_FILES or e.name.endswith(MODEL_SUFFIXES)
+                                       for e in folder.iterdir() if e.is_file())
+    except OSError:
+        return False
 
 
 def hub_cached(repo_id: str) -> bool:
@@ -236,8 +251,8 @@ def hf_folder_problem(source: str, base_dir: Path) -> PathProblem | None:
     typo = typo_folder(source, base_dir) if found is None and is_hub_id(source) else None
     if typo is not None:
         return PathProblem(E0801, f"local model folder `{source}` not found", f"looked for {candidates[0]}",
-                           f"did you mean `{typo}`? (a model folder; a name one typo away from a local model "
-                           f"folder is read as a path, never skipped as hub weights not cached; if you meant "
+                           f"did you mean `{typo}`? (a folder with a model's files; a name one typo away from "
+                           f"a local model folder is read as a path, never skipped as hub weights not cached; if you meant "
                            f"the hub id `{source}`, download it once, e.g. `hf download {source}`, and it is "
                            "read as a hub id)")
     if found is None:

@@ -138,13 +138,18 @@ def test_a_hub_shaped_name_one_typo_from_a_model_folder_is_a_local_path(tmp_path
     assert typo_folder("modles/tiny", spec_dir) == "models/tiny" and hf_source_is_local("modles/tiny", spec_dir)
     problem = hf_folder_problem("modle", spec_dir)
     assert problem is not None and problem.code == "E0801"
-    assert problem.help.startswith("did you mean `model`? (a model folder")
+    assert problem.help.startswith("did you mean `model`? (a folder with a model's files")
     assert "`hf download modle`" in problem.help  # how to mean the hub id after all
     # a digit apart: another model, whose folder is not built yet; an id of the hub
     assert typo_folder("attn-only-4l", spec_dir) is None and not hf_source_is_local("attn-only-4l", spec_dir)
-    # a folder that is no model folder is not what a typo meant
+    # a folder that holds no model's files is not what a typo meant
     (spec_dir / "data").mkdir()
+    (spec_dir / "data" / "names.txt").write_text("Mary\n")
     assert not hf_source_is_local("dta", spec_dir)
+    # one being written (weights, no config.json yet) is: `hf "tiyn"` beside it is no hub id
+    (spec_dir / "tiny").mkdir()
+    (spec_dir / "tiny" / "model.safetensors").write_bytes(b"")
+    assert typo_folder("tiyn", spec_dir) == "tiny" and hf_source_is_local("tiyn", spec_dir)
 
 
 def test_a_cached_hub_id_is_never_read_as_a_typo(tmp_path, monkeypatch):
