@@ -252,9 +252,9 @@ def hf_folder_problem(source: str, base_dir: Path) -> PathProblem | None:
     if typo is not None:
         return PathProblem(E0801, f"local model folder `{source}` not found", f"looked for {candidates[0]}",
                            f"did you mean `{typo}`? (a folder with a model's files; a name one typo away from "
-                           f"a local model folder is read as a path, never skipped as hub weights not cached; if you meant "
-                           f"the hub id `{source}`, download it once, e.g. `hf download {source}`, and it is "
-                           "read as a hub id)")
+                           "a local model folder is read as a path, never skipped as hub weights not cached; if "
+                           f"you meant the hub id `{source}`, download it once, e.g. `hf download {source}`, and "
+                           "it is read as a hub id)")
     if found is None:
         return PathProblem(E0801, f"local model folder `{source}` not found", f"looked for {candidates[0]}",
                            missing_path_help(source, candidates[0],
