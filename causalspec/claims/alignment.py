@@ -264,10 +264,10 @@ def keep_rate_guard(claim: ClaimResult) -> str:
               else "more pairs would not help: fix the network, the prompt or the read-out")
     return (f"{claim.label}: the unpatched network agrees with the model on {a.agreed} of the {a.trials} inputs "
             f"of the check's pool ({fmt(a.rate)}, κ = {fmt(a.kappa)}), not significantly above chance — "
-            f"{fmt(a.chance)} is the agreement of a network whose outputs were independent of the model's, and a pass "
-            f"needs more than {fmt(a.null)} (κ > {KAPPA_MARGIN:g}; one-sided exact binomial test p = {fmt_p(a.p_value)}, "
-            f"needs < {ALPHA:g}): the {claim.kept} kept pairs may be just the inputs where the two coincide, on "
-            f"which a false claim looks right; {advice} (keep-rate guard: chance agreement)")
+            f"{fmt(a.chance)} is the agreement of a network whose outputs were independent of the model's, and a "
+            f"pass needs more than {fmt(a.null)} (κ > {KAPPA_MARGIN:g}; one-sided exact binomial test "
+            f"p = {fmt_p(a.p_value)}, needs < {ALPHA:g}): the {claim.kept} kept pairs may be just the inputs where "
+            f"the two coincide, on which a false claim looks right; {advice} (keep-rate guard: chance agreement)")
 
 
 def baseline_guard(claim: ClaimResult) -> str:

@@ -21,8 +21,8 @@ from torch import nn
 
 from causalspec.claims.alignment import baseline_guard, evaluate_conditions, keep_rate_guard
 from causalspec.claims.runner import CheckOptions, run_checks
-from causalspec.score.guards import (ALPHA, KAPPA_MARGIN, Agreement, PairedChange, agreement, binomial_tail, paired_change,
-                                     pooled_agreement, pooled_paired)
+from causalspec.score.guards import (ALPHA, KAPPA_MARGIN, Agreement, PairedChange, agreement, binomial_tail,
+                                     paired_change, pooled_agreement, pooled_paired)
 from causalspec.score.iia import score_claim
 from causalspec.score.results import ClaimResult
 from causalspec.score.stats import wilson
