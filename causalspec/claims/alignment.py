@@ -85,8 +85,12 @@ def run_alignment_check(ir: SpecIR, check, options: CheckOptions, networks: Netw
 def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found) -> Verdict:
     alignment = ir.alignments[check.alignment]
     if alignment.output_elements:
-        return _run_elements(ir, check, options, networks, found, alignment)
-    return _run_one(ir, check, options, networks, found)
+        verdict = _run_elements(ir, check, options, networks, found, alignment)
+    else:
+        verdict = _run_one(ir, check, options, networks, found)
+    judged = [c for c in found.claims if c.kind in ("declared", "subset")]  # the rows the guards judge
+    found.warnings.extend(w for w in map(thin_evidence_warning, judged) if w)
+    return verdict
 
 
 def _run_elements(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found,
@@ -276,7 +280,13 @@ def baseline_guard(claim: ClaimResult) -> str:
     output, unpatched did not) must outnumber those it lost, by a one-sided exact sign test at
     ALPHA (score.guards.PairedChange). Where few pairs change the expected output a site that
     does not hold the variable scores about as high as doing nothing, and a raw comparison would
-    call a one-pair lead earned."""
+    call a one-pair lead earned.
+
+    Too few to decide: with under MIN_DISCORDANT gained-or-lost pairs no outcome can reach ALPHA
+    (0.5**4 = 0.0625), so the test cannot tell a correct claim from a lucky one. There a claim that
+    lost no pair is not refused — every pair the patch changed went its way, and refusing would fail
+    every correct claim on a sample this small — but `thin_evidence_warning` says so with advice; a
+    claim that lost any is refused."""
     d = claim.paired
     if d is None:
         # built without per-pair outputs (a ClaimResult made by hand): only the raw comparison is possible
@@ -287,21 +297,45 @@ def baseline_guard(claim: ClaimResult) -> str:
         return ""
     if d.significant:
         return ""
-    counts = (f"the patch gained the counterfactual output on {d.gained} kept pair(s) and lost it on {d.lost} "
-              f"(one-sided exact sign test p = {fmt_p(d.p_value)}, needs < {ALPHA:g})")
-    head = (f"{claim.label}: IIA {fmt(claim.iia.estimate)} against the no-intervention baseline "
-            f"{fmt(claim.baseline.estimate)}: {counts}")
+    head = f"{claim.label}: IIA {fmt(claim.iia.estimate)} against the no-intervention baseline " + _paired_text(claim)
     if d.gained <= d.lost:
         return (f"{head}; the patched network matches the counterfactual output no more often than the unpatched "
                 "one (IIA is no better than the no-intervention baseline), and more pairs would not change that "
                 "(baseline guard)")
-    needed = d.pairs_needed(claim.sampled)
-    advice = (f"at this rate about {needed} sampled pairs (now {claim.sampled}) would decide"
-              if needed is not None else "raise `pairs`")
     if d.discordant < MIN_DISCORDANT:
-        return (f"{head}; too few changed pairs to decide — the test needs at least {MIN_DISCORDANT} pairs where "
-                f"the patched and the unpatched outputs differ in matching it; {advice} (baseline guard)")
-    return (f"{head}; a lead this small may be luck; {advice} (baseline guard)")
+        if d.lost == 0:
+            return ""  # too few to decide, nothing against it: a warning (thin_evidence_warning), not a refusal
+        return (f"{head}; too few changed pairs to decide, and the patch lost {d.lost} of them — the test needs at "
+                f"least {MIN_DISCORDANT} pairs where the patched and the unpatched outputs differ in matching it; "
+                f"{_pairs_advice(claim)} (baseline guard)")
+    return f"{head}; a lead this small may be luck; {_pairs_advice(claim)} (baseline guard)"
+
+
+def thin_evidence_warning(claim: ClaimResult) -> str:
+    """The warning of a claim the baseline guard let through with too few changed pairs to decide
+    ('' otherwise): every pair the patch changed went the claim's way, but fewer than
+    MIN_DISCORDANT of them, so no test can tell it from luck."""
+    d = claim.paired
+    if d is None or d.significant or d.lost or not 0 < d.gained < MIN_DISCORDANT:
+        return ""
+    return (f"{claim.label}: too few changed pairs to decide whether the IIA beats the no-intervention baseline "
+            f"{fmt(claim.baseline.estimate)} — {_paired_text(claim, baseline=False)}; the test needs at least "
+            f"{MIN_DISCORDANT} pairs where the patched and the unpatched outputs differ in matching it, so the pass "
+            f"rests on {d.gained} pair(s); {_pairs_advice(claim)} (baseline guard)")
+
+
+def _paired_text(claim: ClaimResult, baseline: bool = True) -> str:
+    d = claim.paired
+    assert d is not None
+    return ((f"{fmt(claim.baseline.estimate)}: " if baseline else "")
+            + f"the patch gained the counterfactual output on {d.gained} kept pair(s) and lost it on {d.lost} "
+            f"(one-sided exact sign test p = {fmt_p(d.p_value)}, needs < {ALPHA:g})")
+
+
+def _pairs_advice(claim: ClaimResult) -> str:
+    needed = claim.paired.pairs_needed(claim.sampled) if claim.paired is not None else None
+    return (f"at this rate about {needed} sampled pairs (now {claim.sampled}) would decide" if needed is not None
+            else "raise `pairs`")
 
 
 def _condition(cond, declared: list[ClaimResult], subsets: list[ClaimResult],

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from causalspec.claims.alignment import baseline_guard, evaluate_conditions, keep_rate_guard
+from causalspec.claims.alignment import baseline_guard, evaluate_conditions, keep_rate_guard, thin_evidence_warning
 from causalspec.claims.runner import CheckOptions, run_checks
 from causalspec.score.guards import (ALPHA, KAPPA_MARGIN, Agreement, PairedChange, agreement, binomial_tail,
                                      paired_change, pooled_agreement, pooled_paired)
@@ -153,7 +153,7 @@ def test_a_lead_of_one_pair_over_the_baseline_is_not_earned():
     reason = baseline_guard(_claim(12, 8))
     assert "may be luck" in reason and "sampled pairs (now 200) would decide" in reason
     reason = baseline_guard(_claim(2, 1))
-    assert "too few changed pairs to decide" in reason
+    assert "too few changed pairs to decide, and the patch lost 1" in reason
     assert baseline_guard(_claim(20, 0)) == ""  # p = 2**-20
 
 
@@ -162,12 +162,17 @@ def test_no_lead_says_more_pairs_would_not_help():
     assert "no better than the no-intervention baseline" in reason and "more pairs would not change" in reason
 
 
-def test_too_few_changed_pairs_to_decide_gives_advice():
-    # four changed pairs, all gained: p = 1/16, the test cannot reach 5% with fewer than 5
-    reason = baseline_guard(_claim(4, 0, changed=4))
-    assert "too few changed pairs to decide" in reason and "at least 5" in reason
-    assert "about 250 sampled pairs (now 200)" in reason
-    assert baseline_guard(_claim(5, 0, changed=5)) == ""
+def test_too_few_changed_pairs_to_decide_warns_when_nothing_was_lost_and_refuses_otherwise():
+    # four changed pairs, all gained: p = 1/16, no outcome of 4 pairs reaches 5% — a correct claim on a
+    # small sample is not refused, but warned about, with advice
+    assert baseline_guard(_claim(4, 0, changed=4)) == ""
+    warning = thin_evidence_warning(_claim(4, 0, changed=4))
+    assert "too few changed pairs to decide" in warning and "at least 5" in warning
+    assert "rests on 4 pair(s)" in warning and "about 250 sampled pairs (now 200)" in warning
+    assert thin_evidence_warning(_claim(5, 0, changed=5)) == "" == baseline_guard(_claim(5, 0, changed=5))
+    assert thin_evidence_warning(_claim(3, 1)) == ""  # refused instead:
+    reason = baseline_guard(_claim(3, 1))
+    assert "too few changed pairs to decide, and the patch lost 1" in reason and "(baseline guard)" in reason
 
 
 def test_a_claim_without_per_pair_data_keeps_the_raw_comparison():
