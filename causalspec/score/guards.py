@@ -22,7 +22,12 @@ than imported: scipy is not a dependency.
   from it that 55%, and a binomial test over 512 bases then calls a network computing `y`
   significant (seen here: p = 0.015). The distinct inputs are independent but too few on a
   small space: `x, y : bool` has 4, and no test on 4 trials reaches 5%, even for a network
-  that is right everywhere. The test is `P(X >= agreed)` for `X ~ Binomial(rows, chance)`.
+  that is right everywhere. The test is `P(X >= agreed)` for `X ~ Binomial(rows, null)` with
+  `null = chance + KAPPA_MARGIN · (1 − chance)`: agreement significantly beyond "slight"
+  (Cohen's κ > 0.2), not merely above chance. Against chance itself a level-5% test passes
+  one pool in twenty of a network that ignores the model, and a check's pool is fixed by its
+  seed: the network computing `y` above passes it at seed 0 (278 of 512 rows, p = 0.036). With
+  the margin, such a pool would need κ̂ about 0.2 above its true κ of 0.
 * **Paired change** (`PairedChange`, the baseline guard). IIA and the no-intervention
   baseline are scored on the same kept pairs, so the comparison is paired: only the pairs
   where they differ carry evidence — `gained` (the patched output matches the counterfactual,
@@ -30,8 +35,9 @@ than imported: scipy is not a dependency.
   kept. Under "the patch does no better than doing nothing" each such pair is gained or lost
   with probability 1/2 at most, so the exact sign test (McNemar's exact test) is
   `P(X >= gained)` for `X ~ Binomial(gained + lost, 1/2)`. It needs at least
-  `MIN_DISCORDANT` (5) such pairs to reach 5% at all; the advice says how many pairs would
-  give that many at the rate observed.
+  `MIN_DISCORDANT` (5) such pairs to reach 5% at all; below that the verdict layer
+  (claims.alignment.baseline_guard) does not refuse a claim that lost none, and warns. The
+  advice says how many pairs would give enough at the rates observed.
 """
 
 from __future__ import annotations
