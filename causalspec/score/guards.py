@@ -16,13 +16,13 @@ than imported: scipy is not a dependency.
   the agreement expected if its outputs were independent of the model's,
   `chance = Σ_v p_model(v) · p_net(v)` (both marginals from the same inputs). The trials are
   the rows of the check's pool, duplicates included: they are drawn independently from the
-  input distribution (stratified under `sample balanced`), and the pairs reuse them. Counting
-  the pairs' bases instead would count the pool's own luck once per pair — a 4-input space
-  drawn into a pool of 512 rows whose `x == y` share came out at 55% gives every base drawn
-  from it that 55%, and a binomial test over 512 bases then calls a network computing `y`
-  significant (seen here: p = 0.015). The distinct inputs are independent but too few on a
-  small space: `x, y : bool` has 4, and no test on 4 trials reaches 5%, even for a network
-  that is right everywhere. The test is `P(X >= agreed)` for `X ~ Binomial(rows, null)` with
+  input distribution (stratified under `sample balanced`), and the pairs reuse them. The
+  pairs' bases are not independent draws from the distribution: they are drawn from the
+  pool, so they share its luck, and a test over more bases than the pool has rows claims
+  more evidence than there is (a pool with 278 of 512 rows `x == y` gave 281 of 512 bases,
+  and with 1024 pairs the bases would count each row twice). The distinct inputs are
+  independent but too few on a small space: `x, y : bool` has 4, and no test on 4 trials
+  reaches 5%, even for a network that is right everywhere. The test is `P(X >= agreed)` for `X ~ Binomial(rows, null)` with
   `null = chance + KAPPA_MARGIN · (1 − chance)`: agreement significantly beyond "slight"
   (Cohen's κ > 0.2), not merely above chance. Against chance itself a level-5% test passes
   one pool in twenty of a network that ignores the model, and a check's pool is fixed by its
@@ -148,9 +148,10 @@ def agreement(model_codes: np.ndarray, net_codes: np.ndarray) -> Agreement:
 
 def pooled_agreement(parts: Sequence[Agreement | None]) -> Agreement | None:
     """Several agreements (one per output element) as one: counts summed, the chance level the
-    trial-weighted mean. A binomial tail at the mean chance bounds the tail of the sum of the
-    parts (Hoeffding 1956) wherever the agreement is above that mean, so the pooled test errs
-    on the safe side. None unless every part has one."""
+    trial-weighted mean. A binomial tail at the mean chance bounds the tail of the sum of
+    independent parts (Hoeffding 1956) wherever the agreement is above that mean. The elements
+    are read on the same pool rows, so like the pooled IIA (claims.elements) this treats a row's
+    elements as independent. None unless every part has one."""
     known = [p for p in parts if p is not None]
     if not parts or len(known) < len(parts):
         return None
