@@ -22,7 +22,8 @@ than imported: scipy is not a dependency.
   more evidence than there is (a pool with 278 of 512 rows `x == y` gave 281 of 512 bases,
   and with 1024 pairs the bases would count each row twice). The distinct inputs are
   independent but too few on a small space: `x, y : bool` has 4, and no test on 4 trials
-  reaches 5%, even for a network that is right everywhere. The test is `P(X >= agreed)` for `X ~ Binomial(rows, null)` with
+  reaches 5%, even for a network that is right everywhere. The test is `P(X >= agreed)` for
+  `X ~ Binomial(rows, null)` with
   `null = chance + KAPPA_MARGIN · (1 − chance)`: agreement significantly beyond "slight"
   (Cohen's κ > 0.2), not merely above chance. Against chance itself a level-5% test passes
   one pool in twenty of a network that ignores the model, and a check's pool is fixed by its
