@@ -69,7 +69,9 @@ class ClaimResult:
             "train_iia": None if self.train_iia is None else self.train_iia.to_dict(),
             "buckets": self.buckets, "suggestion": self.suggestion, "full_patch": self.full_patch,
             "guards": {"alpha": ALPHA,
-                       "agreement": None if self.agreement is None else self.agreement.to_dict(),
+                       # the chance test applies only where the keep filter dropped a pair (claims.alignment)
+                       "agreement": None if self.agreement is None else {**self.agreement.to_dict(),
+                                                                         "applies": self.kept < self.sampled},
                        "paired": None if self.paired is None else self.paired.to_dict()},
         }
 

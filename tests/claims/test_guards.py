@@ -127,7 +127,8 @@ def test_the_guards_numbers_are_in_the_json_report(folder):
     guards = r.to_dict()["claims"][0]["guards"]
     assert guards["alpha"] == ALPHA
     assert set(guards["agreement"]) == {"agreed", "trials", "rate", "chance", "kappa", "null", "p_value",
-                                        "significant"}
+                                        "significant", "applies"}
+    assert guards["agreement"]["applies"] is True  # pairs were dropped
     assert guards["agreement"]["significant"] is False and guards["agreement"]["trials"] == 512
     assert set(guards["paired"]) == {"gained", "lost", "p_value", "significant"}
     assert guards["paired"]["lost"] == 0
