@@ -27,9 +27,10 @@ from causalspec.claims.procedure import AlignmentRun, compute_threads, describer
 from causalspec.claims.latent_search import confirmation_plan, search_latents
 from causalspec.claims.sae_honesty import pooled_sae, sae_honesty
 from causalspec.claims.stress import heldout_gap, stress_test
-from causalspec.compile.plan import CheckPlan, compile_check
+from causalspec.compile.plan import DEFAULT_POOL_CAP, CheckPlan, compile_check
 from causalspec.compile.seeds import effective_seed
 from causalspec.run.loading import LoadedNetwork
+from causalspec.score.guards import ALPHA, KAPPA_MARGIN, MIN_DISCORDANT, fmt_p
 from causalspec.score.keep_rate import LOW_KEEP_RATE, low_keep_rate_hint
 from causalspec.score.results import (CONTROL_STATISTIC, ERROR, FAILED, PASSED, CheckResult, ClaimResult,
                                       ConditionResult, ControlResult)
@@ -84,8 +85,12 @@ def run_alignment_check(ir: SpecIR, check, options: CheckOptions, networks: Netw
 def _run(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found) -> Verdict:
     alignment = ir.alignments[check.alignment]
     if alignment.output_elements:
-        return _run_elements(ir, check, options, networks, found, alignment)
-    return _run_one(ir, check, options, networks, found)
+        verdict = _run_elements(ir, check, options, networks, found, alignment)
+    else:
+        verdict = _run_one(ir, check, options, networks, found)
+    judged = [c for c in found.claims if c.kind in ("declared", "subset")]  # the rows the guards judge
+    found.warnings.extend(w for w in map(thin_evidence_warning, judged) if w)
+    return verdict
 
 
 def _run_elements(ir: SpecIR, check, options: CheckOptions, networks: NetworkCache, found: _Found,
@@ -220,18 +225,10 @@ def evaluate_conditions(check, claims: list[ClaimResult], controls: list[Control
         elif claim.moved == 0:
             problems.append(f"{claim.label}: the intervention changed the network's output on none of the "
                             f"{claim.kept} kept pairs (effect-size guard)")
-        elif claim.keep_rate < LOW_KEEP_RATE:
-            # the pairs a network happens to get right can agree with any claim (a network computing
-            # y passes "O = x" on the inputs where x == y): most inputs must behave as the model says
-            unearned.append(f"{claim.label}: only {claim.kept} of {claim.sampled} pairs kept "
-                            f"({claim.keep_rate:.0%}, below {LOW_KEEP_RATE:.0%}): the network disagrees with the "
-                            "model on most inputs, so the few it gets right cannot show it computes the model "
-                            "(keep-rate guard)")
-        elif claim.iia.successes <= claim.baseline.successes:
-            # where few pairs change the expected output, a wrong site scores as high as doing nothing
-            unearned.append(f"{claim.label}: IIA {fmt(claim.iia.estimate)} is no better than the no-intervention "
-                            f"baseline {fmt(claim.baseline.estimate)}: the patched network matches the "
-                            "counterfactual output no more often than the unpatched one (baseline guard)")
+        else:
+            guard = keep_rate_guard(claim) or baseline_guard(claim)
+            if guard:
+                unearned.append(guard)
     conditions = [_condition(cond, declared, subsets, controls) for cond in check.conditions]
     failed_conditions = [c for c in conditions if not c.passed]
     broken = nonfinite_problem(declared + subsets, network)
@@ -247,6 +244,98 @@ def evaluate_conditions(check, claims: list[ClaimResult], controls: list[Control
     if unearned:
         return Verdict(FAILED, "; ".join(unearned), conditions)
     return Verdict(PASSED, "", conditions)
+
+
+def keep_rate_guard(claim: ClaimResult) -> str:
+    """Why the kept pairs of `claim` cannot earn a pass ('' when they can): under LOW_KEEP_RATE of
+    the sampled pairs kept, or — when the keep filter dropped any pair — an unpatched network whose
+    agreement with the model on the check's pool is not significantly above chance
+    (score.guards.Agreement). The pairs a network happens to get right can agree with any claim:
+    a network computing y passes "O = x" on the inputs where x == y, and with a binary output
+    that keeps ~25% of the pairs, above the floor. When no pair was dropped nothing was selected:
+    the kept pairs are the sampled ones, and the chance test is not needed (it would only refuse
+    small samples of a network that is right everywhere)."""
+    if claim.keep_rate < LOW_KEEP_RATE:
+        return (f"{claim.label}: only {claim.kept} of {claim.sampled} pairs kept ({claim.keep_rate:.0%}, below "
+                f"{LOW_KEEP_RATE:.0%}): the network disagrees with the model on most inputs, so the few it gets "
+                "right cannot show it computes the model (keep-rate guard)")
+    a = claim.agreement
+    if a is None or claim.kept >= claim.sampled or a.significant:
+        return ""
+    needed = a.trials_needed()
+    advice = (f"if the agreement is real, a pool of about {needed} inputs (now {a.trials}: raise `pool`, or "
+              f"`pairs` while under {DEFAULT_POOL_CAP}) would show it" if needed is not None
+              else "more pairs would not help: fix the network, the prompt or the read-out")
+    return (f"{claim.label}: the unpatched network agrees with the model on {a.agreed} of the {a.trials} inputs "
+            f"of the check's pool ({fmt(a.rate)}, κ = {fmt(a.kappa)}), not significantly above chance — "
+            f"{fmt(a.chance)} is the agreement of a network whose outputs were independent of the model's, and a "
+            f"pass needs more than {fmt(a.null)} (κ > {KAPPA_MARGIN:g}; one-sided exact binomial test "
+            f"p = {fmt_p(a.p_value)}, needs < {ALPHA:g}): the {claim.kept} kept pairs may be just the inputs where "
+            f"the two coincide, on which a false claim looks right; {advice} (keep-rate guard: chance agreement)")
+
+
+def baseline_guard(claim: ClaimResult) -> str:
+    """Why the IIA of `claim` does not earn a pass over the no-intervention baseline ('' when it
+    does): on the same kept pairs, the pairs the patch gained (patched matches the counterfactual
+    output, unpatched did not) must outnumber those it lost, by a one-sided exact sign test at
+    ALPHA (score.guards.PairedChange). Where few pairs change the expected output a site that
+    does not hold the variable scores about as high as doing nothing, and a raw comparison would
+    call a one-pair lead earned.
+
+    Too few to decide: with under MIN_DISCORDANT gained-or-lost pairs no outcome can reach ALPHA
+    (0.5**4 = 0.0625), so the test cannot tell a correct claim from a lucky one. There a claim that
+    lost no pair is not refused — every pair the patch changed went its way, and refusing would fail
+    every correct claim on a sample this small — but `thin_evidence_warning` says so with advice; a
+    claim that lost any is refused."""
+    d = claim.paired
+    if d is None:
+        # built without per-pair outputs (a ClaimResult made by hand): only the raw comparison is possible
+        if claim.iia.successes <= claim.baseline.successes:
+            return (f"{claim.label}: IIA {fmt(claim.iia.estimate)} is no better than the no-intervention baseline "
+                    f"{fmt(claim.baseline.estimate)}: the patched network matches the counterfactual output no more "
+                    "often than the unpatched one (baseline guard)")
+        return ""
+    if d.significant:
+        return ""
+    head = f"{claim.label}: IIA {fmt(claim.iia.estimate)} against the no-intervention baseline " + _paired_text(claim)
+    if d.gained <= d.lost:
+        return (f"{head}; the patched network matches the counterfactual output no more often than the unpatched "
+                "one (IIA is no better than the no-intervention baseline), and more pairs would not change that "
+                "(baseline guard)")
+    if d.discordant < MIN_DISCORDANT:
+        if d.lost == 0:
+            return ""  # too few to decide, nothing against it: a warning (thin_evidence_warning), not a refusal
+        return (f"{head}; too few changed pairs to decide, and the patch lost {d.lost} of them — the test needs at "
+                f"least {MIN_DISCORDANT} pairs where the patched and the unpatched outputs differ in matching it; "
+                f"{_pairs_advice(claim)} (baseline guard)")
+    return f"{head}; a lead this small may be luck; {_pairs_advice(claim)} (baseline guard)"
+
+
+def thin_evidence_warning(claim: ClaimResult) -> str:
+    """The warning of a claim the baseline guard let through with too few changed pairs to decide
+    ('' otherwise): every pair the patch changed went the claim's way, but fewer than
+    MIN_DISCORDANT of them, so no test can tell it from luck."""
+    d = claim.paired
+    if d is None or d.significant or d.lost or not 0 < d.gained < MIN_DISCORDANT:
+        return ""
+    return (f"{claim.label}: too few changed pairs to decide whether the IIA beats the no-intervention baseline "
+            f"{fmt(claim.baseline.estimate)} — {_paired_text(claim, baseline=False)}; the test needs at least "
+            f"{MIN_DISCORDANT} pairs where the patched and the unpatched outputs differ in matching it, so the pass "
+            f"rests on {d.gained} pair(s); {_pairs_advice(claim)} (baseline guard)")
+
+
+def _paired_text(claim: ClaimResult, baseline: bool = True) -> str:
+    d = claim.paired
+    assert d is not None
+    return ((f"{fmt(claim.baseline.estimate)}: " if baseline else "")
+            + f"the patch gained the counterfactual output on {d.gained} kept pair(s) and lost it on {d.lost} "
+            f"(one-sided exact sign test p = {fmt_p(d.p_value)}, needs < {ALPHA:g})")
+
+
+def _pairs_advice(claim: ClaimResult) -> str:
+    needed = claim.paired.pairs_needed(claim.sampled) if claim.paired is not None else None
+    return (f"at this rate about {needed} sampled pairs (now {claim.sampled}) would decide" if needed is not None
+            else "raise `pairs`")
 
 
 def _condition(cond, declared: list[ClaimResult], subsets: list[ClaimResult],

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Sequence
 
+from causalspec.score.guards import pooled_agreement, pooled_paired
 from causalspec.score.results import ClaimResult, ControlResult
 from causalspec.score.stats import wilson
 
@@ -84,7 +85,8 @@ def _pool(like: ClaimResult, parts: Sequence[ClaimResult]) -> ClaimResult:
         sum(p.changed for p in parts), sum(p.moved for p in parts),
         wilson(sum(p.baseline.successes for p in parts), sum(p.baseline.trials for p in parts)),
         wilson(sum(p.iia.successes for p in parts), sum(p.iia.trials for p in parts)),
-        kind=like.kind, nonfinite=nonfinite, train_iia=_pooled_train_iia(parts))
+        kind=like.kind, nonfinite=nonfinite, train_iia=_pooled_train_iia(parts),
+        agreement=pooled_agreement([p.agreement for p in parts]), paired=pooled_paired([p.paired for p in parts]))
 
 
 def _pooled_train_iia(parts: Sequence[ClaimResult]):

@@ -42,6 +42,7 @@ from causalspec.run.hf_adapter import HFAdapter
 from causalspec.run.loading import LoadedNetwork
 from causalspec.run.values import ValueTable
 from causalspec.run.train import TrainClaim, TrainConfig, decimate, learned_groups, load_artifact, save_artifact, train
+from causalspec.score.guards import agreement, paired_change
 from causalspec.score.iia import nonfinite_counts, score_claim
 from causalspec.score.results import ClaimResult
 from causalspec.score.stats import Proportion, wilson
@@ -227,18 +228,19 @@ class AlignmentRun:
 
     def score(self, run: ClaimRun, patched: np.ndarray, describe=None) -> ClaimResult:
         net_base, net_sources = run.net_base, run.net_sources
-        if not self.keep_filter:  # score every pair: the network is not expected to be right
-            net_base_f, net_sources_f = run.base_label, run.source_labels
-            res = score_claim(run.plan.label, run.plan.groups, expected=run.expected, base_label=run.base_label,
-                              source_labels=run.source_labels, net_base=net_base_f, net_sources=net_sources_f,
-                              net_patched=patched, kind=run.plan.kind, describe=describe)
+        filtered = self.keep_filter  # else score every pair: the network is not expected to be right
+        res = score_claim(run.plan.label, run.plan.groups, expected=run.expected, base_label=run.base_label,
+                          source_labels=run.source_labels, net_base=net_base if filtered else run.base_label,
+                          net_sources=net_sources if filtered else run.source_labels, net_patched=patched,
+                          kind=run.plan.kind, describe=describe)
+        if not filtered:
             res.moved = int((patched != net_base).sum())
             res.nonfinite = nonfinite_counts(net_base, net_sources, patched)  # the network's own outputs
             res.baseline = wilson(int((net_base == run.expected).sum()), len(net_base))
-            return res
-        return score_claim(run.plan.label, run.plan.groups, expected=run.expected, base_label=run.base_label,
-                           source_labels=run.source_labels, net_base=net_base, net_sources=net_sources,
-                           net_patched=patched, kind=run.plan.kind, describe=describe)
+            res.paired = paired_change(run.expected, net_base, patched)
+        # the keep-rate guard's chance test: every row of the pool, duplicates included (score.guards)
+        res.agreement = agreement(self.pool_labels, np.asarray(self.cache.preds)[self.inverse])
+        return res
 
     # learned featurizers -------------------------------------------------------------------
     def fit(self, ir, check, net, *, artifacts: str | Path | None = None, retrain: bool = False,

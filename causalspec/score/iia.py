@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from causalspec.score.guards import paired_change
 from causalspec.score.results import ClaimResult
 from causalspec.score.stats import wilson
 
@@ -68,4 +69,5 @@ def score_claim(label: str, groups: list[list[str]], *, expected: np.ndarray, ba
         order = sorted(wrong, key=lambda i: (expected[i] == base_label[i], i))
         counterexamples = [describe(int(i), int(net_patched[i])) for i in order[:MAX_COUNTEREXAMPLES]]
     return ClaimResult(label, groups, n, int(k.sum()), dropped, changed, moved, baseline, iia,
-                       counterexamples, kind, nonfinite=nonfinite_counts(net_base, net_sources, net_patched))
+                       counterexamples, kind, nonfinite=nonfinite_counts(net_base, net_sources, net_patched),
+                       paired=paired_change(expected, net_base, net_patched, k))

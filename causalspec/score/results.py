@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from causalspec.score.guards import ALPHA, Agreement, PairedChange
 from causalspec.score.stats import Proportion
 
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
@@ -45,6 +46,12 @@ class ClaimResult:
     # pairs whose clean or patched network output held a NaN / an inf ({"NaN": n, "inf": n}; empty
     # when every output was finite): any makes the check an error (claims.alignment.evaluate_conditions)
     nonfinite: dict[str, int] = field(default_factory=dict)
+    # the guards' statistics (score/guards.py; judged in claims.alignment.evaluate_conditions): the
+    # unpatched network's agreement with the model on the sampled bases against chance, and the kept
+    # pairs IIA gained / lost against the no-intervention baseline. None when the claim was built
+    # without per-pair outputs (the guards then fall back to the raw comparisons)
+    agreement: Agreement | None = None
+    paired: PairedChange | None = None
 
     @property
     def keep_rate(self) -> float:
@@ -61,6 +68,11 @@ class ClaimResult:
             "counterexamples": self.counterexamples,
             "train_iia": None if self.train_iia is None else self.train_iia.to_dict(),
             "buckets": self.buckets, "suggestion": self.suggestion, "full_patch": self.full_patch,
+            "guards": {"alpha": ALPHA,
+                       # the chance test applies only where the keep filter dropped a pair (claims.alignment)
+                       "agreement": None if self.agreement is None else {**self.agreement.to_dict(),
+                                                                         "applies": self.kept < self.sampled},
+                       "paired": None if self.paired is None else self.paired.to_dict()},
         }
 
 

@@ -344,6 +344,43 @@ def test_a_wrong_site_scoring_no_better_than_doing_nothing_fails_on_unbalanced_p
         assert r[name].status == "failed" and "baseline guard" in r[name].reason, r[name].reason
 
 
+@pytest.mark.parametrize("pairs,seed", [(64, 0), (64, 4), (128, 1), (128, 10), (256, 2)])
+def test_a_wrong_site_beating_the_baseline_by_a_few_pairs_fails(folder, pairs, seed):
+    # the same unbalanced pairs: at these seeds the wrong sites score a few pairs above the baseline
+    # (e.g. 122 vs 117 of 128), and the raw comparison passed them. The sign test on the pairs where
+    # patched and unpatched differ finds gained ≈ lost: p >= 0.05, not earned.
+    unbalanced = BOTH_EQ.replace("  sample balanced O\n", "")
+    text = unbalanced + network("late") + "".join([
+        alignment("BothEq", "late", "L2Swapped", '  E -> module "layers.1" output : [1:2]\n  O -> output'),
+        alignment("BothEq", "late", "L1", '  E -> module "layers.0" output : [0:1]\n  O -> output'),
+    ]) + "".join(f"check {n} {{\n  interchange E\n  pairs {pairs} seed {seed}\n  expect iia >= 0.8\n}}\n"
+                 for n in ("L2Swapped", "L1"))
+    r = run(text, folder)
+    beaten = 0
+    for name in ("L2Swapped", "L1"):
+        (claim,) = r[name].claims
+        assert claim.paired is not None and not claim.paired.significant
+        assert r[name].status == "failed" and "baseline guard" in r[name].reason, r[name].reason
+        beaten += claim.iia.estimate >= 0.8 and claim.iia.successes > claim.baseline.successes  # passed before
+    assert beaten >= 1
+
+
+@pytest.mark.parametrize("seed", [5, 7])
+def test_a_true_claim_with_too_few_changed_pairs_passes_with_a_warning(folder, seed):
+    # unbalanced O = E and F on 64 pairs: only 3 (seed 5) or 4 (seed 7) kept pairs change the expected
+    # output. The true site gets every one right and loses none; no sign test on 4 pairs reaches 5%,
+    # so the pass stands, with a warning that it rests on those few pairs
+    unbalanced = BOTH_EQ.replace("  sample balanced O\n", "")
+    text = unbalanced + network("late") + alignment(
+        "BothEq", "late", "L2", '  E -> module "layers.1" output : [0:1]\n  O -> output') + (
+        f"check L2 {{\n  interchange E\n  pairs 64 seed {seed}\n  expect iia >= 0.99\n}}\n")
+    r = run(text, folder)["L2"]
+    assert_true_claim(r)
+    (claim,) = r.claims
+    assert claim.paired is not None and claim.paired.lost == 0 and claim.paired.gained < 5
+    assert any("too few changed pairs to decide" in w for w in r.warnings), r.warnings
+
+
 # ───────────────────────── 3. two variables sharing one unit ─────────────────────────
 
 SHARED = ("model Pair {\n" + INPUTS + "  var A : D = x\n  var B : D = y\n  output O : int 0..15 = A + 4 * B\n}\n"

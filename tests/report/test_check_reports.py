@@ -174,6 +174,8 @@ CHECK_KEYS |= {"seed_source"}
 CHECK_KEYS |= {"sae"}
 # issue 13 (real outputs): the tolerance a real output is scored with (null for a discrete one)
 CHECK_KEYS |= {"tolerance"}
+# the guards' tests per set (score/guards.py): chance agreement and the sign test against the baseline
+CLAIM_KEYS |= {"guards"}
 PAIRS_KEYS = {"sampled", "kept", "dropped", "keep_rate", "changed", "moved", "nonfinite"}
 PROPORTION_KEYS = {"successes", "trials", "estimate", "lower95", "upper95"}
 CONDITION_KEYS = {"text", "metric", "statistic", "aggregation", "op", "threshold", "value", "passed", "detail"}

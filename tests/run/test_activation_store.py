@@ -299,9 +299,12 @@ def test_only_the_sites_the_claims_need_are_recorded(model_dir, tmp_path, monkey
 
 def test_cli_flag(model_dir, tmp_path, tmp_root, capsys):
     ir = spec(tmp_path, model_dir)
-    assert main(["check", ir.file, "--activations-on-disk", "--quiet"]) == 0
+    # exit 1, not 0: the tiny GPT-2's random weights agree with the model on 41 of 96 inputs against a
+    # chance level of 31% (κ 0.17), so the chance-agreement guard refuses its pass; what counts here
+    # is that the flag runs the check to a verdict (not 2 or 3) and where its files go
+    assert main(["check", ir.file, "--activations-on-disk", "--quiet"]) == 1
     assert list(tmp_root.iterdir()) == []
-    assert main(["check", ir.file, f"--activations-on-disk={tmp_path / 'acts'}", "--quiet"]) == 0
+    assert main(["check", ir.file, f"--activations-on-disk={tmp_path / 'acts'}", "--quiet"]) == 1
     assert (next((tmp_path / "acts").iterdir()) / "manifest.json").is_file()
     capsys.readouterr()
     assert main(["check", "--activations-on-disk", ir.file, ir.file]) == 2  # a spec taken for the folder
