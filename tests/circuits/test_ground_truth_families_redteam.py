@@ -170,7 +170,7 @@ class Reference:
             vals = values(i, seq)
             hooks = []
             for L, (block, o_proj) in enumerate(zip(self.blocks, self.o_proj)):
-                def pre(_m, args, L=L):
+                def pre(_m, args, L=L, seq=seq, vals=vals):
                     z = args[0].clone()
                     for h in range(HEADS):
                         where = ablate.get(("h", L, h), "keep")
@@ -181,7 +181,7 @@ class Reference:
                         z[:, pos, sl] = vals[("h", L, h)][:, pos]
                     return (z,)
 
-                def post(_m, _a, out, L=L):
+                def post(_m, _a, out, L=L, seq=seq, vals=vals):
                     where = ablate.get(("m", L), "keep")
                     if where == "keep":
                         return None

@@ -180,7 +180,7 @@ class Reference:
     def encode(self, a: str, b: str) -> tuple[torch.Tensor, dict[str, list[int]]]:
         text = PROMPT.format(A=a, B=b)
         enc = self.tok(text, return_offsets_mapping=True)
-        start = text.index("{A}".format(A=a), len("the"))
+        start = text.index(a, len("the"))
         span = [i for i, (s, e) in enumerate(enc["offset_mapping"]) if e > s and s < start + len(a) and e > start]
         n = len(enc["input_ids"])
         where = {"SA": [span[-1]], "SAF": [span[0]], "END": [n - 1]}
