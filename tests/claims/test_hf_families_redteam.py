@@ -136,6 +136,10 @@ network net = hf "{path}" {{
   position SA = slot(A)
   position SAF = slot(A).first
   position END = last
+  position SAM = SA - 1
+  position SAP = SA + 1
+  position P1 = 1
+  position R = 1..2
 }}
 align M to net as Al {{
   v -> {site}
@@ -183,7 +187,9 @@ class Reference:
         start = text.index(a, len("the"))
         span = [i for i, (s, e) in enumerate(enc["offset_mapping"]) if e > s and s < start + len(a) and e > start]
         n = len(enc["input_ids"])
-        where = {"SA": [span[-1]], "SAF": [span[0]], "END": [n - 1]}
+        where = {"SA": [span[-1]], "SAF": [span[0]], "END": [n - 1], "SAM": [span[-1] - 1], "SAP": [span[-1] + 1],
+                 "P1": [1], "R": [1, 2]}
+        where["{SA, END}"] = where["SA"] + where["END"]
         return torch.tensor([enc["input_ids"]]), where
 
     def module(self, kind: str, layer: int):
@@ -407,7 +413,10 @@ def test_parallel_residual_neox_has_no_resid_mid(nets):
 
 
 NOISY = ["resid.post[0] @ END", "head[0.1].z @ END : [0:2]", "head[0.0].v @ SA",
-         "resid.pre[0] @ SA", "resid.pre[0] @ SAF", "head[0.1].result @ END", "mlp.out[1] @ END"]
+         "resid.pre[0] @ SA", "resid.pre[0] @ SAF", "head[0.1].result @ END", "mlp.out[1] @ END",
+         # offsets, an index and a range (Llama: counted with its BOS), several positions at once
+         "resid.pre[0] @ SAM", "resid.pre[0] @ P1", "resid.pre[0] @ R", "resid.pre[0] @ {SA, END}",
+         "head[0.1].z @ {SA, END} : [0:2]"]
 
 
 @pytest.mark.parametrize(("family", "noise"), [("llama-gqa", 0.05), ("neox-sequential", 0.08), ("neox-parallel", 0.08)])
@@ -417,4 +426,22 @@ def test_iia_equals_the_reference_on_noisy_weights(nets, family, noise):
     reference pair by pair in count."""
     folder = nets(family, noise)
     for claim in NOISY + ([] if family == "neox-parallel" else ["resid.mid[0] @ END", "resid.mid[1] @ END"]):
+        compare(folder, claim)
+
+
+def test_a_tokenizer_that_pads_on_the_left_gives_the_same_numbers(nets, tmp_path):
+    """A tokenizer saved with `padding_side="left"` (common for Llama checkpoints): causalspec
+    must still place every real token where it sits alone (docs §5.4), with rotary positions and
+    prompts of two lengths in one batch."""
+    import json
+    import shutil
+
+    folder = tmp_path / "left"
+    shutil.copytree(nets("llama-gqa", 0.05), folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "padding_side": "left"}))
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(folder).padding_side == "left"
+    for claim in ["resid.post[0] @ END", "resid.pre[0] @ SA", "head[0.1].z @ END : [0:2]", "resid.pre[0] @ R"]:
         compare(folder, claim)
