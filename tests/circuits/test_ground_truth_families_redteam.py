@@ -36,6 +36,8 @@ FAMILIES = {
     "llama-gqa": ("llama", dict(num_key_value_heads=2), True),
     "neox-parallel": ("neox", dict(use_parallel_residual=True), False),
     "neox-sequential": ("neox", dict(use_parallel_residual=False), False),
+    # one key/value head for four query heads, and head_dim 16 != hidden / heads = 8
+    "gemma-mqa": ("gemma", dict(num_key_value_heads=1, head_dim=16), True),
 }
 GROUPS = "group a = head[0.1], head[1.2]\n  group b = head[1.0] @ END\n  group m = mlp[0]"
 # group -> {node: positions where it is in the circuit (None: all; "END": the last token)}
@@ -121,11 +123,11 @@ class Reference:
 
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
         tok = AutoTokenizer.from_pretrained(model_dir)
-        llama = self.model.config.model_type == "llama"
+        llama = self.model.config.model_type in ("llama", "gemma")
         base = self.model.model if llama else self.model.gpt_neox
         self.blocks = list(base.layers)
         self.o_proj = [b.self_attn.o_proj if llama else b.attention.dense for b in self.blocks]
-        self.hd = self.model.config.hidden_size // HEADS
+        self.hd = getattr(self.model.config, "head_dim", None) or self.model.config.hidden_size // HEADS
         ir = load(spec)
         plan = compile_circuit(ir, ir.circuits["C"], PAIRS, 0)
 

@@ -53,7 +53,7 @@ KINDS = {
 }
 
 
-def build_net(folder: Path, family: str, noise: float = 0.0, seed: int = 0) -> Path:
+def build_net(folder: Path, family: str, noise: float = 0.0, seed: int = 0, qk: float = 0.0) -> Path:
     from transformers import AutoModelForCausalLM
 
     kind, extra = KINDS[family]
@@ -116,6 +116,16 @@ def build_net(folder: Path, family: str, noise: float = 0.0, seed: int = 0) -> P
             gen = torch.Generator().manual_seed(seed + 1)
             for p in model.parameters():
                 p.add_(noise * torch.randn(p.shape, generator=gen))
+        if qk:  # sharp, position-dependent attention in layer 0 (rotary matters)
+            gen = torch.Generator().manual_seed(seed + 2)
+            if kind == "llama":
+                for proj in (layer0.self_attn.q_proj, layer0.self_attn.k_proj):
+                    proj.weight.add_(qk * torch.randn(proj.weight.shape, generator=gen))
+            else:
+                qkv = layer0.attention.query_key_value.weight
+                for h in range(HEADS):
+                    rows = slice(3 * h * HD, (3 * h + 2) * HD)
+                    qkv[rows] += qk * torch.randn(qkv[rows].shape, generator=gen)
     model.save_pretrained(str(folder))
     tok.save_pretrained(str(folder))
     return folder
@@ -197,7 +207,7 @@ class Reference:
         attn = block.self_attn if self.kind == "llama" else block.attention
         return {"block": block, "attn": attn, "mlp": block.mlp,
                 "o_proj": attn.o_proj if self.kind == "llama" else attn.dense,
-                "v": attn.v_proj if self.kind == "llama" else attn.query_key_value,
+                **{p: getattr(attn, f"{p}_proj") if self.kind == "llama" else attn.query_key_value for p in "qkv"},
                 "mid": block.post_attention_layernorm}[kind]
 
     def hook(self, site: str, fn):
@@ -221,11 +231,12 @@ class Reference:
         def on_out(m, args, out):
             t = out[0] if isinstance(out, tuple) else out
             new = fn(t) if part == "" else None
-            if part == "v":
-                if self.kind == "llama":  # GQA: head[L.H].v is key/value head H
+            if part in ("q", "k", "v"):
+                if self.kind == "llama":  # its own projection; GQA: head[L.H].k|v is key/value head H
                     new = sliced(t, h * HD, (h + 1) * HD)
                 else:  # NeoX: interleaved [q_h k_h v_h]
-                    new = sliced(t, (3 * h + 2) * HD, (3 * h + 3) * HD)
+                    i = "qkv".index(part)
+                    new = sliced(t, (3 * h + i) * HD, (3 * h + i + 1) * HD)
             if new is None:
                 return None
             return (new, *out[1:]) if isinstance(out, tuple) else new
@@ -261,8 +272,8 @@ class Reference:
             return self.module(kind.split(".")[0], layer).register_forward_hook(on_out)
         if kind == "head" and part in ("z", "result"):  # result = z @ W_O[h]: the same downstream
             return self.module("o_proj", layer).register_forward_pre_hook(on_in, with_kwargs=True)
-        if kind == "head" and part == "v":
-            return self.module("v", layer).register_forward_hook(on_out)
+        if kind == "head" and part in ("q", "k", "v"):
+            return self.module(part, layer).register_forward_hook(on_out)
         raise ValueError(site)
 
     def answer(self, ids: torch.Tensor, site: str | None = None, fn=None) -> int:
@@ -330,12 +341,13 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def nets(tmp_path_factory):
-    built: dict[tuple[str, float], Path] = {}
+    built: dict[tuple[str, float, float], Path] = {}
 
-    def get(family: str, noise: float = 0.0) -> Path:
-        if (family, noise) not in built:
-            built[family, noise] = build_net(tmp_path_factory.mktemp(family.replace("-", "_")), family, noise)
-        return built[family, noise]
+    def get(family: str, noise: float = 0.0, qk: float = 0.0) -> Path:
+        if (family, noise, qk) not in built:
+            built[family, noise, qk] = build_net(tmp_path_factory.mktemp(family.replace("-", "_")), family, noise,
+                                                 qk=qk)
+        return built[family, noise, qk]
 
     return get
 
@@ -444,4 +456,13 @@ def test_a_tokenizer_that_pads_on_the_left_gives_the_same_numbers(nets, tmp_path
 
     assert AutoTokenizer.from_pretrained(folder).padding_side == "left"
     for claim in ["resid.post[0] @ END", "resid.pre[0] @ SA", "head[0.1].z @ END : [0:2]", "resid.pre[0] @ R"]:
+        compare(folder, claim)
+
+
+@pytest.mark.parametrize("family", ["llama-gqa", "neox-parallel"])
+def test_query_and_key_sites_with_position_dependent_attention_equal_the_reference(nets, family):
+    """Random queries and keys in layer 0 (attention depends on tokens and rotary positions):
+    `head[L.H].q` is the query head's slice before rotary, `.k` (GQA: key/value head H) likewise."""
+    folder = nets(family, 0.0, 0.2)
+    for claim in ["head[0.0].k @ SA", "head[0.1].q @ END", "head[0.1].k @ {SA, END}", "resid.pre[0] @ P1"]:
         compare(folder, claim)
