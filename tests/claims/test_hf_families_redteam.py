@@ -286,24 +286,36 @@ class Reference:
                 handle.remove()
         return int(logits[self.answer_ids].argmax())
 
-    def interchange(self, site: str, at: str, dims: tuple[int, int] | None, base, source) -> int:
+    def interchange(self, site: str, at: str, dims: tuple[int, int] | torch.Tensor | None, base, source) -> int:
         (b_ids, b_pos), (s_ids, s_pos) = base, source
-        lo, hi = dims if dims else (0, None)
         got: list[torch.Tensor] = []
+        if isinstance(dims, torch.Tensor):  # a basis [width, k]: x' = x + (s·B − x·B)·Bᵀ
+            basis = dims
 
-        def read(t):
-            got.append(t[:, s_pos[at], lo:hi].clone())
+            def read(t):
+                got.append(t[:, s_pos[at]].clone())
 
-        def write(t):
-            t = t.clone()
-            t[:, b_pos[at], lo:hi] = got[0]
-            return t
+            def write(t):
+                t = t.clone()
+                x = t[:, b_pos[at]]
+                t[:, b_pos[at]] = x + ((got[0] - x) @ basis) @ basis.T
+                return t
+        else:
+            lo, hi = dims if dims else (0, None)
+
+            def read(t):
+                got.append(t[:, s_pos[at], lo:hi].clone())
+
+            def write(t):
+                t = t.clone()
+                t[:, b_pos[at], lo:hi] = got[0]
+                return t
 
         self.answer(s_ids, site, read)
         return self.answer(b_ids, site, write)
 
 
-def reference_iia(folder: Path, text: str, site: str, at: str, dims: tuple[int, int] | None) -> dict:
+def reference_iia(folder: Path, text: str, site: str, at: str, dims: tuple[int, int] | torch.Tensor | None) -> dict:
     ir = load_text(text, str(folder / "s.cspec"), base_dir=folder)
     [check] = ir.checks
     plan = compile_check(ir, check)
@@ -352,9 +364,29 @@ def nets(tmp_path_factory):
     return get
 
 
-def parse(claim: str) -> tuple[str, str, tuple[int, int] | None]:
+BASES: dict[str, torch.Tensor] = {}  # basis file name -> [width, k], written by `basis_file`
+
+
+def basis_file(folder: Path, name: str, columns: list[dict[int, float]], width: int = D) -> str:
+    """Save an orthonormal basis (columns given as {dimension: weight}, normalised here) and return
+    the featurizer that names it."""
+    from safetensors.torch import save_file
+
+    basis = torch.zeros(width, len(columns))
+    for j, col in enumerate(columns):
+        for i, w in col.items():
+            basis[i, j] = w
+    basis = basis / basis.norm(dim=0, keepdim=True)
+    save_file({"W": basis.contiguous()}, str(folder / name))
+    BASES[name] = basis
+    return f'basis(file="{name}", key="W")'
+
+
+def parse(claim: str) -> tuple[str, str, tuple[int, int] | torch.Tensor | None]:
     site, _, rest = claim.partition(" @ ")
     at, _, feat = rest.partition(" : ")
+    if feat.startswith("basis("):
+        return site, at, BASES[feat.split('"')[1]]
     dims = tuple(int(x) for x in feat.strip("[]").split(":")) if feat else None
     return site, at, dims  # type: ignore[return-value]
 
@@ -466,3 +498,21 @@ def test_query_and_key_sites_with_position_dependent_attention_equal_the_referen
     folder = nets(family, 0.0, 0.2)
     for claim in ["head[0.0].k @ SA", "head[0.1].q @ END", "head[0.1].k @ {SA, END}", "resid.pre[0] @ P1"]:
         compare(folder, claim)
+
+
+@pytest.mark.parametrize("family", ["llama-gqa", "neox-sequential"])
+def test_one_dimensional_basis_claims_equal_the_reference(nets, family, tmp_path):
+    """Fixed 1-d subspaces (`basis(file=…)`): a direction mixing two answer dimensions is a partial
+    intervention; the direction of a dimension nothing reads never moves the output."""
+    import shutil
+
+    folder = tmp_path / "net"
+    shutil.copytree(nets(family, 0.05), folder)
+    mixed = basis_file(folder, "mixed.safetensors", [{ANS: 1.0, ANS + 1: -1.0}])
+    junk = basis_file(folder, "junk.safetensors", [{JUNK: 1.0}])
+    two = basis_file(folder, "two.safetensors", [{ANS: 1.0, ANS + 2: 1.0}, {ANS + 1: 1.0, ANS + 3: 1.0}])
+    moved = []
+    for claim in [f"resid.post[0] @ END : {mixed}", f"resid.post[0] @ END : {junk}", f"attn.out[0] @ END : {two}"]:
+        [c] = compare(folder, claim).claims
+        moved.append(c.moved)
+    assert moved[0] > 0 and moved[1] == 0
