@@ -40,8 +40,12 @@ FAMILIES = {
     "gemma-mqa": ("gemma", dict(num_key_value_heads=1, head_dim=16), True),
 }
 GROUPS = "group a = head[0.1], head[1.2]\n  group b = head[1.0] @ END\n  group m = mlp[0]"
-# group -> {node: positions where it is in the circuit (None: all; "END": the last token)}
-NODE_GROUPS = {"a": {("h", 0, 1): None, ("h", 1, 2): None}, "b": {("h", 1, 0): "END"}, "m": {("m", 0): None}}
+# group -> {node: positions where it is in the circuit (None: all; else the names of positions)}
+NODE_GROUPS = {"a": {("h", 0, 1): None, ("h", 1, 2): None}, "b": {("h", 1, 0): ("END",)}, "m": {("m", 0): None}}
+# groups at a slot (B's last token, which moves with the names' token counts and the BOS)
+SLOT_GROUPS = "group a = head[0.1], head[1.2] @ {SB, END}\n  group b = head[1.0] @ END\n  group m = mlp[0] @ SB"
+SLOT_NODE_GROUPS = {"a": {("h", 0, 1): ("SB", "END"), ("h", 1, 2): ("SB", "END")}, "b": {("h", 1, 0): ("END",)},
+                    "m": {("m", 0): ("SB",)}}
 EXPECT = ("faithfulness >= 0.0 and minimality(a) >= 0.0 and minimality(b) >= 0.0 and minimality(m) >= 0.0 "
           "and completeness >= 0.0")
 Node = tuple
@@ -83,6 +87,7 @@ network net = hf "{model_dir}" {{
   prompt "{TEMPLATE}"
   answer " {{answer}}"
   position END = last
+  position SB = slot(B)
 }}
 dataset Ref from Ind {{
   pairs 16
@@ -117,6 +122,14 @@ def reported(result: dict) -> dict[str, float]:
 
 # ───────────────────────── the independent reference ─────────────────────────
 
+def _ablated(where, seq: int, positions: dict[str, int]) -> list[int] | slice:
+    """The positions an ablated node is replaced at: all (None), or all but the named ones."""
+    if where is None:
+        return slice(None)
+    kept = {positions[name] for name in where}
+    return [p for p in range(seq) if p not in kept]
+
+
 class Reference:
     def __init__(self, model_dir: Path, spec: Path):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -136,10 +149,18 @@ class Reference:
             for a, b, c in zip(rows["A"], rows["B"], rows["C"]):
                 a, b, c = NAMES[int(a)], NAMES[int(b)], NAMES[int(c)]
                 first = [tok(n, add_special_tokens=False)["input_ids"][0] for n in (b, c)]
-                out.append((torch.tensor([tok(TEMPLATE.format(A=a, B=b, C=c))["input_ids"]]), *first))
+                text = TEMPLATE.format(A=a, B=b, C=c)
+                enc = tok(text, return_offsets_mapping=True)
+                start = text.index(b, len(f"then {a} "))  # B's characters -> its last token
+                sb = max(i for i, (x, y) in enumerate(enc["offset_mapping"]) if y > x and x < start + len(b)
+                         and y > start)
+                self.where.append({"END": len(enc["input_ids"]) - 1, "SB": sb})
+                out.append((torch.tensor([enc["input_ids"]]), *first))
             return out
 
+        self.where: list[dict[str, int]] = []
         self.prompts = prompts(plan.rows)
+        self.where = self.where[:len(self.prompts)]
         self.reference = prompts(plan.reference.rows) if plan.reference is not None else []
         assert len({p[0].shape[1] for p in self.prompts}) > 1  # prompts of several token counts
 
@@ -164,31 +185,33 @@ class Reference:
         return acts
 
     def metric(self, ablate: dict, values) -> float:
-        """Mean logit_diff(B, C) at the last token; `ablate`: node -> None (every position) or
-        "not END"; `values(i, seq)`: prompt i's ablated values {node: [1, seq, width]}."""
+        """Mean logit_diff(B, C) at the last token; `ablate`: node -> None (every position) or the
+        names of the positions it is kept at; `values(i, seq)`: prompt i's ablated values
+        {node: [1, seq, width]}."""
         total = 0.0
         for i, (ids, b, c) in enumerate(self.prompts):
             seq = ids.shape[1]
             vals = values(i, seq)
+            where_i = self.where[i]
             hooks = []
             for L, (block, o_proj) in enumerate(zip(self.blocks, self.o_proj)):
-                def pre(_m, args, L=L, seq=seq, vals=vals):
+                def pre(_m, args, L=L, seq=seq, vals=vals, where_i=where_i):
                     z = args[0].clone()
                     for h in range(HEADS):
                         where = ablate.get(("h", L, h), "keep")
                         if where == "keep":
                             continue
                         sl = slice(h * self.hd, (h + 1) * self.hd)
-                        pos = slice(None) if where is None else slice(0, seq - 1)
+                        pos = _ablated(where, seq, where_i)
                         z[:, pos, sl] = vals[("h", L, h)][:, pos]
                     return (z,)
 
-                def post(_m, _a, out, L=L, seq=seq, vals=vals):
+                def post(_m, _a, out, L=L, seq=seq, vals=vals, where_i=where_i):
                     where = ablate.get(("m", L), "keep")
                     if where == "keep":
                         return None
                     out = out.clone()
-                    pos = slice(None) if where is None else slice(0, seq - 1)
+                    pos = _ablated(where, seq, where_i)
                     out[:, pos] = vals[("m", L)][:, pos]
                     return out
                 hooks += [o_proj.register_forward_pre_hook(pre), block.mlp.register_forward_hook(post)]
@@ -215,16 +238,16 @@ class Reference:
             return out
         return values
 
-    def scores(self, values, universe: list[Node]) -> dict[str, float]:
-        members = {n: p for g in NODE_GROUPS.values() for n, p in g.items()}
+    def scores(self, values, universe: list[Node], groups: dict = NODE_GROUPS) -> dict[str, float]:
+        members = {n: p for g in groups.values() for n, p in g.items()}
 
         def without(removed: set) -> dict:
             abl: dict = {}
             for n in universe:
                 if n not in members or n in removed:
                     abl[n] = None
-                elif members[n] == "END":
-                    abl[n] = "not END"
+                elif members[n] is not None:
+                    abl[n] = members[n]
             return abl
 
         m_n, m_c, m_e = self.metric({}, values), self.metric(without(set()), values), \
@@ -232,7 +255,7 @@ class Reference:
         eff = m_n - m_e
         out = {"m(N)": m_n, "m(C)": m_c, "m(E)": m_e, "faithfulness": (m_c - m_e) / eff}
         gaps = [abs(m_e - self.metric({v: None for v in members}, values)) / abs(eff)]
-        for g, nodes in NODE_GROUPS.items():
+        for g, nodes in groups.items():
             m_cg = self.metric(without(set(nodes)), values)
             out[f"necessity({g})"] = (m_c - m_cg) / eff
             out[f"minimality({g})"] = min((m_c - self.metric(without({v}), values)) / eff for v in nodes)
@@ -251,11 +274,14 @@ def compare(got: dict[str, float], want: dict[str, float]) -> None:
         assert value == pytest.approx(want[key], abs=TOL, rel=TOL), (key, value, want[key])
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
-@pytest.mark.parametrize("ablation", ["mean over Ref", "zero", "resample from Ref"])
-def test_node_circuit_scores_equal_the_reference(tmp_path, nets, family, ablation):
+CASES = [(f, a, "end") for f in FAMILIES for a in ("mean over Ref", "zero", "resample from Ref")] + [
+    (f, a, "slot") for f in ("llama-gqa", "neox-parallel") for a in ("mean over Ref", "resample from Ref")]
+
+
+@pytest.mark.parametrize(("family", "ablation", "groups"), CASES)
+def test_node_circuit_scores_equal_the_reference(tmp_path, nets, family, ablation, groups):
     model_dir = nets(family)
-    spec = write_spec(tmp_path, model_dir, ablation)
+    spec = write_spec(tmp_path, model_dir, ablation, SLOT_GROUPS if groups == "slot" else GROUPS)
     ref = Reference(model_dir, spec)
     if ablation == "zero":
         def values(i: int, seq: int) -> dict:
@@ -274,6 +300,6 @@ def test_node_circuit_scores_equal_the_reference(tmp_path, nets, family, ablatio
 
         def values(i: int, seq: int) -> dict:
             return acts[i]
-    want = ref.scores(values, UNIVERSE)
+    want = ref.scores(values, UNIVERSE, SLOT_NODE_GROUPS if groups == "slot" else NODE_GROUPS)
     got = reported(check_json(spec))
     compare(got, want)
