@@ -30,6 +30,7 @@ from causalspec.testing.tiny import build_tiny_model, build_word_tokenizer, sing
 
 NAMES = ("Mary", "John", "Anna Lee", "Paul", "Lisa Lee", "Tom")
 TEMPLATE = "then {A} {B} {C} {A}"
+SHORT = "{B} {A}"  # the `Short` dataset's prompt: shorter than every evaluated prompt
 LAYERS, HEADS, PAIRS = 2, 4, 12
 TOL = 1e-4
 FAMILIES = {
@@ -93,6 +94,11 @@ dataset Ref from Ind {{
   pairs 16
   seed 1
 }}
+dataset Short from Ind {{
+  prompt "{SHORT}"
+  pairs 12
+  seed 2
+}}
 circuit C on net for Ind.answer {{
   {groups}
   ablate complement with {ablation}
@@ -144,14 +150,14 @@ class Reference:
         ir = load(spec)
         plan = compile_circuit(ir, ir.circuits["C"], PAIRS, 0)
 
-        def prompts(rows):
+        def prompts(rows, template=TEMPLATE):
             out = []
             for a, b, c in zip(rows["A"], rows["B"], rows["C"]):
                 a, b, c = NAMES[int(a)], NAMES[int(b)], NAMES[int(c)]
                 first = [tok(n, add_special_tokens=False)["input_ids"][0] for n in (b, c)]
-                text = TEMPLATE.format(A=a, B=b, C=c)
+                text = template.format(A=a, B=b, C=c)
                 enc = tok(text, return_offsets_mapping=True)
-                start = text.index(b, len(f"then {a} "))  # B's characters -> its last token
+                start = text.index(b, len(f"then {a} ") if template == TEMPLATE else 0)  # B's characters -> its last token
                 sb = max(i for i, (x, y) in enumerate(enc["offset_mapping"]) if y > x and x < start + len(b)
                          and y > start)
                 self.where.append({"END": len(enc["input_ids"]) - 1, "SB": sb})
@@ -161,7 +167,9 @@ class Reference:
         self.where: list[dict[str, int]] = []
         self.prompts = prompts(plan.rows)
         self.where = self.where[:len(self.prompts)]
-        self.reference = prompts(plan.reference.rows) if plan.reference is not None else []
+        short = "Short" in spec.read_text().split("ablate complement with", 1)[1].split("\n", 1)[0]
+        self.reference = prompts(plan.reference.rows, SHORT if short else TEMPLATE) if plan.reference is not None \
+            else []
         assert len({p[0].shape[1] for p in self.prompts}) > 1  # prompts of several token counts
 
     def record(self, ids: torch.Tensor) -> dict[Node, torch.Tensor]:
@@ -275,7 +283,10 @@ def compare(got: dict[str, float], want: dict[str, float]) -> None:
 
 
 CASES = [(f, a, "end") for f in FAMILIES for a in ("mean over Ref", "zero", "resample from Ref")] + [
-    (f, a, "slot") for f in ("llama-gqa", "neox-parallel") for a in ("mean over Ref", "resample from Ref")]
+    (f, a, "slot") for f in ("llama-gqa", "neox-parallel") for a in ("mean over Ref", "resample from Ref")] + [
+    # reference prompts shorter than every evaluated prompt: the positions past the longest take
+    # the mean over every reference token (docs §8.3)
+    (f, "mean over Short", "slot") for f in ("llama-gqa", "neox-sequential")]
 
 
 @pytest.mark.parametrize(("family", "ablation", "groups"), CASES)
