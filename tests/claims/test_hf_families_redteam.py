@@ -188,7 +188,7 @@ class Reference:
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         self.tok = AutoTokenizer.from_pretrained(folder)
         self.kind = self.model.config.model_type
-        self.base = self.model.model if self.kind == "llama" else self.model.gpt_neox
+        self.base = self.model.model if self.kind in ("llama", "gemma") else self.model.gpt_neox
         self.answer_ids = self.tok.convert_tokens_to_ids(ANSWER_TOKENS)
 
     def encode(self, a: str, b: str) -> tuple[torch.Tensor, dict[str, list[int]]]:
@@ -204,14 +204,16 @@ class Reference:
 
     def module(self, kind: str, layer: int):
         block = self.base.layers[layer]
-        attn = block.self_attn if self.kind == "llama" else block.attention
+        attn = block.self_attn if self.kind in ("llama", "gemma") else block.attention
         return {"block": block, "attn": attn, "mlp": block.mlp,
-                "o_proj": attn.o_proj if self.kind == "llama" else attn.dense,
-                **{p: getattr(attn, f"{p}_proj") if self.kind == "llama" else attn.query_key_value for p in "qkv"},
+                "o_proj": attn.o_proj if self.kind in ("llama", "gemma") else attn.dense,
+                **{p: getattr(attn, f"{p}_proj") if self.kind in ("llama", "gemma") else attn.query_key_value for p in "qkv"},
                 "mid": block.post_attention_layernorm}[kind]
 
     def hook(self, site: str, fn):
         """Install `fn(tensor [1, seq, width]) -> tensor | None` at `site`; returns the handle."""
+        if site == "embed":  # the stream entering block 0 (Gemma: the scaled embedding)
+            site = "resid.pre[0]"
         kind, _, rest = site.partition("[")
         if kind == "head":
             lh, part = rest.split("]")
@@ -232,7 +234,7 @@ class Reference:
             t = out[0] if isinstance(out, tuple) else out
             new = fn(t) if part == "" else None
             if part in ("q", "k", "v"):
-                if self.kind == "llama":  # its own projection; GQA: head[L.H].k|v is key/value head H
+                if self.kind in ("llama", "gemma"):  # its own projection; GQA: head[L.H].k|v is key/value head H
                     new = sliced(t, h * HD, (h + 1) * HD)
                 else:  # NeoX: interleaved [q_h k_h v_h]
                     i = "qkv".index(part)
@@ -516,3 +518,21 @@ def test_one_dimensional_basis_claims_equal_the_reference(nets, family, tmp_path
         [c] = compare(folder, claim).claims
         moved.append(c.moved)
     assert moved[0] > 0 and moved[1] == 0
+
+
+def test_random_gemma_with_one_key_value_head_equals_the_reference(tmp_path):
+    """A random-init Gemma (scaled embedding, RMSNorm with 1 + weight, one key/value head for four
+    query heads, head_dim 16 != hidden / heads): no hand-set mechanism, so partial keep rates and
+    IIAs at every kind of site, equal to the reference."""
+    from causalspec.testing.tiny import build_tiny_model
+
+    tok = build_word_tokenizer(WORDS, add_bos=True)
+    build_tiny_model("gemma", None, tmp_path, seed=0, tokenizer=tok, hidden_size=D, num_attention_heads=HEADS,
+                     num_key_value_heads=1, head_dim=HD, initializer_range=0.3)
+    moved = 0
+    for claim in ["resid.post[0] @ END", "embed @ SA", "head[0.2].z @ END", "head[0.0].v @ SA", "resid.mid[1] @ END",
+                  "mlp.out[0] @ END", "head[1.3].result @ END", "resid.pre[1] @ R"]:
+        [c] = compare(tmp_path, claim, pairs=80).claims
+        assert 0 < c.kept < 80
+        moved += c.moved
+    assert moved > 0
