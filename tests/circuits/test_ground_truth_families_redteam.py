@@ -157,7 +157,8 @@ class Reference:
                 first = [tok(n, add_special_tokens=False)["input_ids"][0] for n in (b, c)]
                 text = template.format(A=a, B=b, C=c)
                 enc = tok(text, return_offsets_mapping=True)
-                start = text.index(b, len(f"then {a} ") if template == TEMPLATE else 0)  # B's characters -> its last token
+                # B's characters -> its last token
+                start = text.index(b, len(f"then {a} ") if template == TEMPLATE else 0)
                 sb = max(i for i, (x, y) in enumerate(enc["offset_mapping"]) if y > x and x < start + len(b)
                          and y > start)
                 self.where.append({"END": len(enc["input_ids"]) - 1, "SB": sb})

@@ -207,7 +207,8 @@ class Reference:
         attn = block.self_attn if self.kind in ("llama", "gemma") else block.attention
         return {"block": block, "attn": attn, "mlp": block.mlp,
                 "o_proj": attn.o_proj if self.kind in ("llama", "gemma") else attn.dense,
-                **{p: getattr(attn, f"{p}_proj") if self.kind in ("llama", "gemma") else attn.query_key_value for p in "qkv"},
+                **{p: getattr(attn, f"{p}_proj") if self.kind in ("llama", "gemma") else attn.query_key_value
+                   for p in "qkv"},
                 "mid": block.post_attention_layernorm}[kind]
 
     def hook(self, site: str, fn):
