@@ -200,6 +200,10 @@ class Reference:
         where = {"SA": [span[-1]], "SAF": [span[0]], "END": [n - 1], "SAM": [span[-1] - 1], "SAP": [span[-1] + 1],
                  "P1": [1], "R": [1, 2]}
         where["{SA, END}"] = where["SA"] + where["END"]
+        where["last"] = where["END"]
+        start_b = text.index(b, start + len(a))
+        where["SB"] = [max(i for i, (s, e) in enumerate(enc["offset_mapping"]) if e > s and s < start_b + len(b)
+                           and e > start_b)]
         return torch.tensor([enc["input_ids"]]), where
 
     def module(self, kind: str, layer: int):
@@ -316,6 +320,34 @@ class Reference:
 
         self.answer(s_ids, site, read)
         return self.answer(b_ids, site, write)
+
+    def multi_interchange(self, base, patches) -> int:
+        """`patches`: [((site, at, dims), source)], each read from its own source and written
+        together into one base run (slices only)."""
+        b_ids, b_pos = base
+        values = []
+        for (site, at, dims), (s_ids, s_pos) in patches:
+            lo, hi = dims if dims else (0, None)
+            got: list[torch.Tensor] = []
+            self.answer(s_ids, site, lambda t, got=got, at=at, lo=lo, hi=hi, s_pos=s_pos:
+                        got.append(t[:, s_pos[at], lo:hi].clone()))
+            values.append(got[0])
+        handles = []
+        for ((site, at, dims), _), value in zip(patches, values):
+            lo, hi = dims if dims else (0, None)
+
+            def write(t, at=at, lo=lo, hi=hi, value=value):
+                t = t.clone()
+                t[:, b_pos[at], lo:hi] = value
+                return t
+            handles.append(self.hook(site, write))
+        try:
+            with torch.no_grad():
+                logits = self.model(b_ids).logits[0, -1]
+        finally:
+            for h in handles:
+                h.remove()
+        return int(logits[self.answer_ids].argmax())
 
 
 def reference_iia(folder: Path, text: str, site: str, at: str, dims: tuple[int, int] | torch.Tensor | None) -> dict:
@@ -537,3 +569,71 @@ def test_random_gemma_with_one_key_value_head_equals_the_reference(tmp_path):
         assert 0 < c.kept < 80
         moved += c.moved
     assert moved > 0
+
+
+MULTI = """
+model M {{
+  domain Name = enum {{{names}}}
+  domain Color = enum {{{colors}}}
+  input A : Name ~ uniform
+  input B : Color ~ uniform
+  var v : Name = A
+  var c : Color = B
+  output answer : Name = v
+}}
+network net = hf "{path}" {{
+  prompt "{prompt}"
+  answer " {{answer}}"
+  position SA = slot(A)
+  position SB = slot(B)
+}}
+align M to net as Al {{
+  v -> {v_site}
+  c -> {c_site}
+  answer -> output
+}}
+check Al {{
+  interchange {{v | c}}, {{v, c}}, v
+  pairs 40 seed 3 batch 6
+  expect iia >= 0.99 each
+}}
+"""
+
+
+@pytest.mark.parametrize(("family", "v_site", "c_site"), [
+    ("llama-gqa", "resid.pre[0] @ SA", "resid.pre[0] @ SB"),  # one module, two positions, two sources
+    ("neox-sequential", "resid.pre[0] @ SA", "head[0.3].z @ last"),
+    ("neox-parallel", "head[0.1].z @ last : [0:2]", "resid.pre[0] @ SB"),
+])
+def test_multi_source_interchange_equals_the_reference(nets, family, v_site, c_site):
+    """`{v | c}`: v from one source, c from another, in one base run (positions resolved per source:
+    the names' token counts differ); `{v, c}`: both from one source. Noisy weights, so the colour's
+    site can move the output too."""
+    folder = nets(family, 0.08 if family.startswith("neox") else 0.05)
+    text = MULTI.format(names=", ".join(NAMES), colors=", ".join(COLORS), path=folder, prompt=PROMPT,
+                        v_site=v_site, c_site=c_site)
+    result = tool_result(folder, text)
+    assert result.status in ("passed", "failed"), result.reason
+    ir = load_text(text, str(folder / "s.cspec"), base_dir=folder)
+    [check] = ir.checks
+    plan = compile_check(ir, check)
+    ref = Reference(folder)
+    sites = {"v": parse(v_site), "c": parse(c_site)}
+    for claim, cp in zip(result.claims, plan.claims):
+        assert claim.label == cp.label
+        pairs = cp.pairs
+        row = lambda d, j: (NAMES[int(d["A"][j])], COLORS[int(d["B"][j])])  # noqa: E731
+        kept = hits = moved = 0
+        for j in range(pairs.n):
+            base = ref.encode(*row(pairs.base, j))
+            sources = [ref.encode(*row(src, j)) for src in pairs.sources]
+            clean = ref.answer(base[0])
+            if clean != NAMES.index(row(pairs.base, j)[0]) or any(
+                    ref.answer(s[0]) != NAMES.index(row(src, j)[0]) for s, src in zip(sources, pairs.sources)):
+                continue
+            kept += 1
+            got = ref.multi_interchange(base, [(sites[var], sources[g]) for g, group in enumerate(cp.groups)
+                                               for var in group])
+            hits += got == int(pairs.expected["answer"][j])
+            moved += got != clean
+        assert (claim.kept, claim.iia.successes, claim.moved) == (kept, hits, moved), (claim.label, family)
