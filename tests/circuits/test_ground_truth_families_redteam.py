@@ -315,3 +315,126 @@ def test_node_circuit_scores_equal_the_reference(tmp_path, nets, family, ablatio
     want = ref.scores(values, UNIVERSE, SLOT_NODE_GROUPS if groups == "slot" else NODE_GROUPS)
     got = reported(check_json(spec))
     compare(got, want)
+
+
+# ───────────────────────── edge granularity (path patching) ─────────────────────────
+
+EDGE_GROUPS = ("group a = head[0.1], head[0.2]\n  group b = head[1.0], head[1.1]\n  group m = mlp[0]\n"
+               "  edges { embed -> a; a -> b.v; a -> m; m -> b.q; b -> logits; m -> logits }\n  granularity edge")
+
+
+def edge_circuit_metric(ref: Reference, parallel: bool) -> float:
+    """m(C) of EDGE_GROUPS under zero ablation, by recomputation: every input of a circuit node
+    (a head's q, k, v — on GQA its key/value head's, shared by heads 1.0 and 1.1 with the same
+    edges — the MLP's input, the logits' input) reads the residual stream minus the contribution
+    of each upstream circuit node without an edge to it, and minus the embeddings where no edge
+    from `embed` reaches it (zero ablation: the ablated input is 0). Heads outside the circuit
+    write nothing (z = 0), mlp[1] writes nothing."""
+    model = ref.model
+    cfg = model.config
+    llama = cfg.model_type in ("llama", "gemma")
+    base = model.model if llama else model.gpt_neox
+    hd, n_kv = ref.hd, getattr(cfg, "num_key_value_heads", None) or HEADS
+    group = HEADS // n_kv
+    members = {("h", 0, 1): "a", ("h", 0, 2): "a", ("h", 1, 0): "b", ("h", 1, 1): "b", ("m", 0): "m"}
+    # receiver -> allowed senders (groups); "e": the embeddings
+    allowed = {("a", p): {"e"} for p in "qkv"} | {("b", "q"): {"m"}, ("b", "k"): set(), ("b", "v"): {"a"},
+                                                  ("m", None): {"a"}, ("logits", None): {"b", "m"}}
+    total = 0.0
+    D: dict[Node, torch.Tensor] = {}  # each circuit node's contribution, this prompt
+    state: dict = {}  # the embeddings and each block's input, this prompt
+    for ids, b, c in ref.prompts:
+        D.clear()
+        state.clear()
+
+        def corrected(x, receiver, layer, is_mlp=False):
+            ok = allowed[receiver]
+            for u, du in D.items():
+                upstream = u[1] < layer or (is_mlp and u[0] == "h" and u[1] == layer and not parallel)
+                if receiver[0] == "logits":
+                    upstream = True
+                if upstream and members[u] not in ok:
+                    x = x - du
+            return x if "e" in ok else x - state["embed"]
+
+        hooks = []
+        embed = base.embed_tokens if llama else base.embed_in
+        hooks.append(embed.register_forward_hook(lambda _m, _a, out: state.__setitem__("embed", out)))
+        for L, block in enumerate(ref.blocks):
+            attn = block.self_attn if llama else block.attention
+
+            def grab(_m, args, kwargs, L=L):
+                state[L] = args[0] if args else kwargs["hidden_states"]
+            hooks.append(block.register_forward_pre_hook(grab, with_kwargs=True))
+            projections = [(attn.q_proj, "q"), (attn.k_proj, "k"), (attn.v_proj, "v")] if llama else \
+                [(attn.query_key_value, "qkv")]
+
+            def proj_hook(mod, _a, out, L=L, ports=None, block=block):
+                out = out.clone()
+                for node, g in members.items():
+                    if node[0] != "h" or node[1] != L:
+                        continue
+                    for port in ports:
+                        x = corrected(state[L], (g, port), L)
+                        fresh = torch.nn.functional.linear(block.input_layernorm(x), mod.weight, mod.bias)
+                        if llama:
+                            h = node[2] if port == "q" else node[2] // group
+                            cols = slice(h * hd, (h + 1) * hd)
+                        else:
+                            i = "qkv".index(port)
+                            cols = slice((3 * node[2] + i) * hd, (3 * node[2] + i + 1) * hd)
+                        out[..., cols] = fresh[..., cols]
+                return out
+            for mod, ports in projections:
+                hooks.append(mod.register_forward_hook(lambda m, a, o, f=proj_hook, p=ports: f(m, a, o, ports=p)))
+            o_proj = attn.o_proj if llama else attn.dense
+
+            def zero_others(_m, args, L=L, o_proj=o_proj):
+                z = args[0].clone()
+                for h in range(HEADS):
+                    sl = slice(h * hd, (h + 1) * hd)
+                    if ("h", L, h) in members:
+                        D[("h", L, h)] = z[..., sl] @ o_proj.weight[:, sl].T
+                    else:
+                        z[..., sl] = 0
+                return (z,)
+            hooks.append(o_proj.register_forward_pre_hook(zero_others))
+
+            def mlp_in(_m, args, L=L):
+                if ("m", L) in members:
+                    return (corrected(args[0], ("m", None), L, is_mlp=True),)
+                return None
+            hooks.append(block.post_attention_layernorm.register_forward_pre_hook(mlp_in))
+
+            def mlp_out(_m, _a, out, L=L):
+                if ("m", L) in members:
+                    D[("m", L)] = out
+                    return None
+                return torch.zeros_like(out)
+            hooks.append(block.mlp.register_forward_hook(mlp_out))
+        final = base.norm if llama else base.final_layer_norm
+        hooks.append(final.register_forward_pre_hook(
+            lambda _m, args: (corrected(args[0], ("logits", None), LAYERS),)))
+        try:
+            with torch.no_grad():
+                logits = model(ids).logits[0, -1]
+        finally:
+            for hk in hooks:
+                hk.remove()
+        total += float(logits[b] - logits[c])
+    return total / len(ref.prompts)
+
+
+@pytest.mark.parametrize("family", ["llama-gqa", "neox-parallel", "neox-sequential"])
+def test_edge_circuit_equals_path_patching_by_recomputation(tmp_path, nets, family):
+    model_dir = nets(family)
+    spec = write_spec(tmp_path, model_dir, "zero", EDGE_GROUPS, expect="faithfulness >= 0.0")
+    # float64 on both sides: these large random weights amplify float32 rounding (the order in which
+    # the cut contributions are summed) to ~1e-3 at the logits
+    spec.write_text(spec.read_text().replace("  position END = last\n", "  position END = last\n  dtype float64\n"))
+    ref = Reference(model_dir, spec)
+    ref.model = ref.model.double()
+    want = edge_circuit_metric(ref, parallel=family == "neox-parallel")
+    got = reported(check_json(spec))
+    assert got["m(C)"] == pytest.approx(want, abs=1e-6, rel=1e-6)  # (rotary tables stay float32 in HF)
+    assert abs(got["m(C)"] - got["m(N)"]) > 0.05 and abs(got["m(C)"] - got["m(E)"]) > 0.05
