@@ -75,7 +75,8 @@ def nets(tmp_path_factory):
     return get
 
 
-def write_spec(tmp: Path, model_dir: Path, ablation: str, groups: str = GROUPS, expect: str = EXPECT) -> Path:
+def write_spec(tmp: Path, model_dir: Path, ablation: str, groups: str = GROUPS, expect: str = EXPECT,
+               metric: str = "logit_diff(B, C)") -> Path:
     names = ", ".join(f'"{n}"' if " " in n else n for n in NAMES)
     spec = tmp / "c.cspec"
     spec.write_text(f"""
@@ -102,7 +103,7 @@ dataset Short from Ind {{
 circuit C on net for Ind.answer {{
   {groups}
   ablate complement with {ablation}
-  metric logit_diff(B, C) @ END
+  metric {metric} @ END
   pairs {PAIRS}
   expect {expect}
 }}
@@ -155,6 +156,7 @@ class Reference:
             for a, b, c in zip(rows["A"], rows["B"], rows["C"]):
                 a, b, c = NAMES[int(a)], NAMES[int(b)], NAMES[int(c)]
                 first = [tok(n, add_special_tokens=False)["input_ids"][0] for n in (b, c)]
+                self.abc.append([tok(n, add_special_tokens=False)["input_ids"][0] for n in (a, b, c)])
                 text = template.format(A=a, B=b, C=c)
                 enc = tok(text, return_offsets_mapping=True)
                 # B's characters -> its last token
@@ -166,12 +168,33 @@ class Reference:
             return out
 
         self.where: list[dict[str, int]] = []
+        self.abc: list[list[int]] = []  # per prompt: the first tokens of A, B, C
+        self.candidates = [tok(n, add_special_tokens=False)["input_ids"][0] for n in NAMES]
+        self.metric_name = spec.read_text().split("metric ", 1)[1].split(" @", 1)[0]
         self.prompts = prompts(plan.rows)
         self.where = self.where[:len(self.prompts)]
         short = "Short" in spec.read_text().split("ablate complement with", 1)[1].split("\n", 1)[0]
         self.reference = prompts(plan.reference.rows, SHORT if short else TEMPLATE) if plan.reference is not None \
             else []
         assert len({p[0].shape[1] for p in self.prompts}) > 1  # prompts of several token counts
+
+    def read(self, logits: torch.Tensor, i: int) -> float:
+        """The circuit's metric on prompt i's last-token logits [vocab] (docs §8.3 "Metrics")."""
+        a, b, c = self.abc[i]
+        name = self.metric_name
+        if name == "logit_diff(B, C)":
+            return float(logits[b] - logits[c])
+        if name == "logit_diff(B, C, A)":  # the correct answer against the best wrong one
+            return float(logits[b] - torch.maximum(logits[c], logits[a]))
+        if name == "logit(B)":
+            return float(logits[b])
+        if name == "prob()":  # softmax over the vocabulary, the correct answer's first token
+            return float(torch.softmax(logits, -1)[b])
+        if name == "prob(C)":
+            return float(torch.softmax(logits, -1)[c])
+        if name == "accuracy":  # the correct answer has the highest logit among the output's values
+            return float(self.candidates[int(logits[self.candidates].argmax())] == b)
+        raise ValueError(name)
 
     def record(self, ids: torch.Tensor) -> dict[Node, torch.Tensor]:
         """Every head's z [1, seq, hd] (its slice of the out-projection input) and MLP output."""
@@ -230,7 +253,7 @@ class Reference:
             finally:
                 for hk in hooks:
                     hk.remove()
-            total += float(logits[b] - logits[c])
+            total += self.read(logits, i)
         return total / len(self.prompts)
 
     def mean_values(self):
@@ -438,3 +461,17 @@ def test_edge_circuit_equals_path_patching_by_recomputation(tmp_path, nets, fami
     got = reported(check_json(spec))
     assert got["m(C)"] == pytest.approx(want, abs=1e-6, rel=1e-6)  # (rotary tables stay float32 in HF)
     assert abs(got["m(C)"] - got["m(N)"]) > 0.05 and abs(got["m(C)"] - got["m(E)"]) > 0.05
+
+
+@pytest.mark.parametrize("metric", ["logit_diff(B, C, A)", "logit(B)", "prob()", "prob(C)", "accuracy"])
+def test_node_circuit_scores_with_other_metrics_equal_the_reference(tmp_path, nets, metric):
+    """The metrics of docs §8.3 other than logit_diff(A, B), on Llama with GQA and a BOS, mean ablation."""
+    model_dir = nets("llama-gqa")
+    spec = write_spec(tmp_path, model_dir, "mean over Ref", metric=metric)
+    ref = Reference(model_dir, spec)
+    want = ref.scores(ref.mean_values(), UNIVERSE)
+    got = reported(check_json(spec))
+    for key in ("m(N)", "m(C)", "m(E)"):
+        assert got[key] == pytest.approx(want[key], abs=TOL, rel=TOL), (metric, key)
+    if abs(want["m(N)"] - want["m(E)"]) > 0.05:
+        compare(got, want)
