@@ -221,7 +221,7 @@ class Reference:
         names of the positions it is kept at; `values(i, seq)`: prompt i's ablated values
         {node: [1, seq, width]}."""
         total = 0.0
-        for i, (ids, b, c) in enumerate(self.prompts):
+        for i, (ids, _b, _c) in enumerate(self.prompts):
             seq = ids.shape[1]
             vals = values(i, seq)
             where_i = self.where[i]
