@@ -46,6 +46,7 @@ D, HEADS, HD = 64, 4, 16
 ANS, ANS2, JUNK = 40, 48, 44  # first dimension of each 4-dim block
 NAME_READ = {"Mary": 0, "John": 1, "Tom": 2, "##bel": 3}  # token -> name index read by the value head
 ANSWER_TOKENS = ["Mary", "John", "Tom", "Anna"]  # first token of " {answer}" per name
+LLAMA_LIKE = ("llama", "gemma", "qwen2", "mistral")  # model types laid out as Llama (model.layers.N.self_attn.*_proj)
 KINDS = {
     "llama-gqa": ("llama", dict(num_key_value_heads=2, mlp_bias=True)),
     "neox-parallel": ("neox", dict(use_parallel_residual=True)),
@@ -188,7 +189,7 @@ class Reference:
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         self.tok = AutoTokenizer.from_pretrained(folder)
         self.kind = self.model.config.model_type
-        self.base = self.model.model if self.kind in ("llama", "gemma") else self.model.gpt_neox
+        self.base = self.model.model if self.kind in LLAMA_LIKE else self.model.gpt_neox
         self.answer_ids = self.tok.convert_tokens_to_ids(ANSWER_TOKENS)
 
     def encode(self, a: str, b: str) -> tuple[torch.Tensor, dict[str, list[int]]]:
@@ -208,10 +209,10 @@ class Reference:
 
     def module(self, kind: str, layer: int):
         block = self.base.layers[layer]
-        attn = block.self_attn if self.kind in ("llama", "gemma") else block.attention
+        attn = block.self_attn if self.kind in LLAMA_LIKE else block.attention
         return {"block": block, "attn": attn, "mlp": block.mlp,
-                "o_proj": attn.o_proj if self.kind in ("llama", "gemma") else attn.dense,
-                **{p: getattr(attn, f"{p}_proj") if self.kind in ("llama", "gemma") else attn.query_key_value
+                "o_proj": attn.o_proj if self.kind in LLAMA_LIKE else attn.dense,
+                **{p: getattr(attn, f"{p}_proj") if self.kind in LLAMA_LIKE else attn.query_key_value
                    for p in "qkv"},
                 "mid": block.post_attention_layernorm}[kind]
 
@@ -239,7 +240,7 @@ class Reference:
             t = out[0] if isinstance(out, tuple) else out
             new = fn(t) if part == "" else None
             if part in ("q", "k", "v"):
-                if self.kind in ("llama", "gemma"):  # its own projection; GQA: head[L.H].k|v is key/value head H
+                if self.kind in LLAMA_LIKE:  # its own projection; GQA: head[L.H].k|v is key/value head H
                     new = sliced(t, h * HD, (h + 1) * HD)
                 else:  # NeoX: interleaved [q_h k_h v_h]
                     i = "qkv".index(part)
