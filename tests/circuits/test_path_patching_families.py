@@ -147,3 +147,24 @@ def test_gqa_heads_sharing_a_key_value_head_with_different_key_edges_are_refused
     [r] = run_checks(load(spec), CheckOptions(), NetworkCache())
     assert r.status == "error"
     assert "share key/value head 1" in r.reason and "`.k`" in r.reason and "granularity node" in r.reason
+
+
+def test_gqa_heads_sharing_a_key_value_head_in_two_groups_with_equal_edges_equal_one_group(tmp_path):
+    """Heads 1.2 and 1.3 (one key/value head) in two groups, each with an edge from head 0.1 into
+    its keys: the same path patching as one group holding both (the shared keys see head 0.1)."""
+    tok = build_word_tokenizer("When and went to the store gave a drink".split() + NAMES)
+    build_tiny_model("llama", None, tmp_path / "m", tokenizer=tok, seed=1, initializer_range=0.3,
+                     num_key_value_heads=2)
+    one = SPEC.format(names=", ".join(NAMES), path=tmp_path / "m", b="head[1.2], head[1.3]")
+    two = SPEC.format(names=", ".join(NAMES), path=tmp_path / "m", b="head[1.2]").replace(
+        "  group c = mlp[1]\n", "  group c = mlp[1]\n  group d = head[1.3]\n").replace(
+        "edges { a -> b.k; b -> logits }", "edges { a -> b.k; a -> d.k; b -> logits; d -> logits }")
+    assert "d.k" in two
+    got = []
+    for text in (one, two):
+        spec = tmp_path / "k.cspec"
+        spec.write_text(text)
+        [r] = run_checks(load(spec), CheckOptions(), NetworkCache())
+        assert r.status in ("passed", "failed"), r.reason
+        got.append(r.circuit.means["circuit"].estimate)
+    assert got[0] == pytest.approx(got[1], abs=1e-6)
