@@ -346,8 +346,14 @@ EDGE_GROUPS = ("group a = head[0.1], head[0.2]\n  group b = head[1.0], head[1.1]
                "  edges { embed -> a; a -> b.v; a -> m; m -> b.q; b -> logits; m -> logits }\n  granularity edge")
 
 
-def edge_circuit_metric(ref: Reference, parallel: bool) -> float:
-    """m(C) of EDGE_GROUPS under zero ablation, by recomputation: every input of a circuit node
+EDGE_MEMBERS = {("h", 0, 1): "a", ("h", 0, 2): "a", ("h", 1, 0): "b", ("h", 1, 1): "b", ("m", 0): "m"}
+# receiver (group, port) -> the groups with an edge to it; "e": the embeddings
+EDGE_ALLOWED = {("a", p): {"e"} for p in "qkv"} | {("b", "q"): {"m"}, ("b", "k"): set(), ("b", "v"): {"a"},
+                                                   ("m", None): {"a"}, ("logits", None): {"b", "m"}}
+
+
+def edge_circuit_metric(ref: Reference, parallel: bool, without: str | None = None) -> float:
+    """m(C) (or m(C∖K)) of EDGE_GROUPS under zero ablation, by recomputation: every input of a circuit node
     (a head's q, k, v — on GQA its key/value head's, shared by heads 1.0 and 1.1 with the same
     edges — the MLP's input, the logits' input) reads the residual stream minus the contribution
     of each upstream circuit node without an edge to it, and minus the embeddings where no edge
@@ -359,10 +365,9 @@ def edge_circuit_metric(ref: Reference, parallel: bool) -> float:
     base = model.model if llama else model.gpt_neox
     hd, n_kv = ref.hd, getattr(cfg, "num_key_value_heads", None) or HEADS
     group = HEADS // n_kv
-    members = {("h", 0, 1): "a", ("h", 0, 2): "a", ("h", 1, 0): "b", ("h", 1, 1): "b", ("m", 0): "m"}
-    # receiver -> allowed senders (groups); "e": the embeddings
-    allowed = {("a", p): {"e"} for p in "qkv"} | {("b", "q"): {"m"}, ("b", "k"): set(), ("b", "v"): {"a"},
-                                                  ("m", None): {"a"}, ("logits", None): {"b", "m"}}
+    # C∖K (`without` = group K): K's nodes leave the circuit with every edge from or to them
+    members = {n: g for n, g in EDGE_MEMBERS.items() if g != without}
+    allowed = {r: ok - {without} for r, ok in EDGE_ALLOWED.items() if r[0] != without}
     total = 0.0
     D: dict[Node, torch.Tensor] = {}  # each circuit node's contribution, this prompt
     state: dict = {}  # the embeddings and each block's input, this prompt
@@ -460,6 +465,10 @@ def test_edge_circuit_equals_path_patching_by_recomputation(tmp_path, nets, fami
     want = edge_circuit_metric(ref, parallel=family == "neox-parallel")
     got = reported(check_json(spec))
     assert got["m(C)"] == pytest.approx(want, abs=1e-6, rel=1e-6)  # (rotary tables stay float32 in HF)
+    eff = got["m(N)"] - got["m(E)"]
+    for g in ("a", "b", "m"):  # necessity(g) = (m(C) − m(C∖g)) / (m(N) − m(∅)), C∖g path-patched
+        m_cg = edge_circuit_metric(ref, parallel=family == "neox-parallel", without=g)
+        assert got[f"necessity({g})"] == pytest.approx((want - m_cg) / eff, abs=1e-6, rel=1e-6), g
     assert abs(got["m(C)"] - got["m(N)"]) > 0.05 and abs(got["m(C)"] - got["m(E)"]) > 0.05
 
 
