@@ -37,6 +37,7 @@ from causalspec.run.hf_adapter import HFAdapter
 from causalspec.score.circuit_scores import (ABLATED, CIRCUIT, FULL, CircuitSummary, circuit_scores,
                                              faithfulness_curve, needed_variants)
 from causalspec.score.results import ERROR, FAILED, PASSED, CheckResult, ConditionResult
+from causalspec.semantics.sites import ALL
 from causalspec.semantics.ir import ConventionIR
 from causalspec.semantics.sites import LAST
 
@@ -111,7 +112,7 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
             variants.append(Variant(key, "keep", resolved.without_node(node)))
         else:
             members = resolved.members if arg is None else resolved.groups[arg]
-            variants.append(Variant(key, "ablate", members=members))
+            variants.append(Variant(key, "ablate", members=knocked_out_everywhere(members)))
     advance = progress("circuit forward passes", n * len(variants)) if progress else None
     beyond = getattr(ablation, "beyond", 0)
     values = engine.evaluate(plan.rows, variants, resolved.universe, ablation, metric_fn, advance)
@@ -252,6 +253,19 @@ def _ablation_key(plan: CircuitPlan) -> tuple:
         return (a.kind,)
     return (a.kind, ref.dataset.name, ref.dataset.model, ref.dataset.pairs, ref.dataset.seed, plan.network.name,
             plan.network.source, describe_prompt(ref.network.encoding.prompt))
+
+
+def knocked_out_everywhere(members) -> tuple:
+    """N∖K's members, each ablated at every position (docs/language.md §8.3, "Completeness and
+    position-restricted groups").
+
+    Why: completeness compares C∖K with N∖K, and C∖K removes K's nodes from the circuit, so they
+    are ablated at every position. A group's positions (`group g = head[0.1] @ S`) say where its
+    nodes belong to the circuit; N∖K must not read them as where to knock the nodes out, or it
+    would keep K's nodes at every other position and the two sides would remove different things.
+    (Before, N∖K ablated K only at its positions: invisible for a group of the last layer at the
+    last token, where nothing downstream reads the other positions, and wrong elsewhere.)"""
+    return tuple(replace(m, positions=(ALL,)) for m in members)
 
 
 def _empty(resolved: ResolvedCircuit) -> ResolvedCircuit:

@@ -407,11 +407,45 @@ class _EdgeState:
         if (self.head_receivers or self.mlp_receivers) and self.mid is None:
             raise CheckUsageError(f"edge granularity needs a pre-norm decoder (GPT-2, GPT-NeoX, Llama family); "
                                   f"{engine.family.name} is not supported")
-        dims = engine.dims
-        if dims.n_kv_heads != dims.n_heads and any(p in ("k", "v") for rs in self.head_receivers.values()
-                                                  for _, p in rs):
-            raise CheckUsageError("edge granularity with `.k`/`.v` inputs needs one key/value head per query head; "
-                                  "this network uses grouped-query attention")
+        self._check_shared_kv_heads()
+
+    def kv_head(self, head: int) -> int:
+        """The key/value head that query head `head` reads (grouped-query attention repeats each
+        key/value head for `n_heads // n_kv_heads` consecutive query heads, as HF's `repeat_kv`)."""
+        dims = self.e.dims
+        return head // (dims.n_heads // dims.n_kv_heads)
+
+    def _check_shared_kv_heads(self) -> None:
+        """With grouped-query attention, the `.k` / `.v` input of a query head is its key/value
+        head's, shared with the other query heads of its group.
+
+        Why this is enough to route edges: a query head outside the circuit has its z replaced by
+        the ablated value, so what its keys and values see does not matter; only circuit heads that
+        share a key/value head must agree on which senders their `.k` (or `.v`) input sees. Where
+        they do, the shared key/value head is computed from that input once; where they do not,
+        no single key/value tensor can serve both, and the check says so instead of guessing."""
+        dims = self.e.dims
+        if dims.n_kv_heads == dims.n_heads:
+            return
+        for layer, receivers in self.head_receivers.items():
+            for port in ("k", "v"):
+                seen: dict[int, tuple[Node, frozenset]] = {}
+                for node, p in receivers:
+                    if p != port:
+                        continue
+                    # what the correction depends on: the allowed senders upstream of this input
+                    # (an edge from a later layer's node never reaches it) and the embedding
+                    allowed = frozenset(u for u in self.edges.get((node, port), frozenset())
+                                        if not isinstance(u, Node) or self._upstream(u, (node, port)))
+                    kv = self.kv_head(node.head)
+                    if kv in seen and seen[kv][1] != allowed:
+                        other = seen[kv][0]
+                        raise CheckUsageError(
+                            f"edge granularity on grouped-query attention: circuit heads {other} and {node} share "
+                            f"key/value head {kv} of layer {layer}, but their `.{port}` inputs have different "
+                            f"incoming edges; no single key/value tensor can give each its own. Give both heads "
+                            f"the same edges into `.{port}`, or use `granularity node`")
+                    seen.setdefault(kv, (node, allowed))
 
     def heads_of(self, layer: int) -> list[Node]:
         return [n for n in sorted(self.members) if n.kind == HEAD and n.layer == layer]
@@ -508,8 +542,11 @@ class _EdgeState:
                         if out_y is None:
                             out_y = y.clone()
                         for node, port in group:
-                            n_heads = e.dims.n_kv_heads if port in ("k", "v") else e.dims.n_heads
-                            a, _ = getattr(spec, port).columns(node.head, n_heads, e.dims.head_dim)
+                            if port in ("k", "v"):  # GQA: the query head's key/value head (kv_head)
+                                n_heads, head = e.dims.n_kv_heads, self.kv_head(node.head)
+                            else:
+                                n_heads, head = e.dims.n_heads, node.head
+                            a, _ = getattr(spec, port).columns(head, n_heads, e.dims.head_dim)
                             out_y[..., a:a + e.dims.head_dim] = fresh[..., a:a + e.dims.head_dim]
                     return y if out_y is None else out_y
 

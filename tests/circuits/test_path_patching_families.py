@@ -28,6 +28,9 @@ FAMILIES = {
     "neox-parallel": ("neox", {"use_parallel_residual": True}),
     "neox-sequential": ("neox", {"use_parallel_residual": False}),
     "llama": ("llama", {"num_key_value_heads": 4}),
+    # grouped-query attention: query heads 2 and 3 read key/value head 1, so b's `.k` input is
+    # key/value head 1's (head 1.3 shares it, but is ablated: what it reads does not matter)
+    "llama-gqa": ("llama", {"num_key_value_heads": 2}),
 }
 SPEC = """
 model IOI {{
@@ -41,7 +44,7 @@ network net = hf "{path}" {{
 }}
 circuit K on net for IOI.answer {{
   group a = head[0.1]
-  group b = head[1.2]
+  group b = {b}
   group c = mlp[1]
   edges {{ a -> b.k; b -> logits }}
   granularity edge
@@ -53,13 +56,19 @@ circuit K on net for IOI.answer {{
 """
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_path_patching_matches_a_splice(tmp_path, family):
+CASES = [(f, (2,)) for f in FAMILIES] + [("llama-gqa", (2, 3))]
+
+
+@pytest.mark.parametrize(("family", "b_heads"), CASES, ids=[f"{f}-b{''.join(map(str, b))}" for f, b in CASES])
+def test_path_patching_matches_a_splice(tmp_path, family, b_heads):
+    """`b_heads` (2, 3) on GQA: both query heads of key/value head 1 are in the circuit, with the
+    same edges, so their shared keys see head 0.1 alone."""
     kind, extra = FAMILIES[family]
     tok = build_word_tokenizer("When and went to the store gave a drink".split() + NAMES)
     build_tiny_model(kind, None, tmp_path / "m", tokenizer=tok, seed=1, initializer_range=0.3, **extra)
     spec = tmp_path / "k.cspec"
-    spec.write_text(SPEC.format(names=", ".join(NAMES), path=tmp_path / "m"))
+    spec.write_text(SPEC.format(names=", ".join(NAMES), path=tmp_path / "m",
+                               b=", ".join(f"head[1.{h}]" for h in b_heads)))
     ir = load(spec)
     [r] = run_checks(ir, CheckOptions(), NetworkCache())
     assert r.status in ("passed", "failed"), r.reason
@@ -88,7 +97,8 @@ def test_path_patching_matches_a_splice(tmp_path, family):
     def zero_mlp(layer: int):
         return fam.locate(model, SiteAddress("mlp.out", layer)).install_write(torch.zeros_like)
 
-    k_site = fam.locate(model, SiteAddress("head.k", 1, 2))
+    kv_group = heads // (getattr(model.config, "num_key_value_heads", None) or heads)
+    k_site = fam.locate(model, SiteAddress("head.k", 1, 2 // kv_group))  # head[L.H].k: H is a key/value head
     captured = {}
     handles = keep_only(0, {1}) + zero_mlp(0) + k_site.install_read(lambda k: captured.setdefault("k", k.clone()))
     try:
@@ -104,7 +114,7 @@ def test_path_patching_matches_a_splice(tmp_path, family):
     rows = torch.arange(batch.size)
 
     def run2(splice: bool) -> float:
-        handles = keep_only(0, set()) + zero_mlp(0) + keep_only(1, {2}) + zero_mlp(1)
+        handles = keep_only(0, set()) + zero_mlp(0) + keep_only(1, set(b_heads)) + zero_mlp(1)
         if splice:
             handles += k_site.install_write(lambda k: captured["k"])
         try:
@@ -120,3 +130,41 @@ def test_path_patching_matches_a_splice(tmp_path, family):
     assert got == pytest.approx(want, abs=1e-4), family
     # the splice is not vacuous: with b's keys blind to head 0.1 the number differs
     assert abs(run2(splice=False) - want) > 1e-3
+
+
+def test_gqa_heads_sharing_a_key_value_head_with_different_key_edges_are_refused(tmp_path):
+    """Heads 1.2 and 1.3 read key/value head 1; only 1.2's keys have an edge from head 0.1: no one
+    key tensor can give each its own input, so the check is an error that says so (and how to fix
+    it), not a number."""
+    tok = build_word_tokenizer("When and went to the store gave a drink".split() + NAMES)
+    build_tiny_model("llama", None, tmp_path / "m", tokenizer=tok, seed=1, initializer_range=0.3,
+                     num_key_value_heads=2)
+    text = SPEC.format(names=", ".join(NAMES), path=tmp_path / "m", b="head[1.2]").replace(
+        "  group c = mlp[1]\n", "  group c = mlp[1]\n  group d = head[1.3]\n").replace(
+        "b -> logits", "b -> logits; d -> logits")
+    spec = tmp_path / "k.cspec"
+    spec.write_text(text)
+    [r] = run_checks(load(spec), CheckOptions(), NetworkCache())
+    assert r.status == "error"
+    assert "share key/value head 1" in r.reason and "`.k`" in r.reason and "granularity node" in r.reason
+
+
+def test_gqa_heads_sharing_a_key_value_head_in_two_groups_with_equal_edges_equal_one_group(tmp_path):
+    """Heads 1.2 and 1.3 (one key/value head) in two groups, each with an edge from head 0.1 into
+    its keys: the same path patching as one group holding both (the shared keys see head 0.1)."""
+    tok = build_word_tokenizer("When and went to the store gave a drink".split() + NAMES)
+    build_tiny_model("llama", None, tmp_path / "m", tokenizer=tok, seed=1, initializer_range=0.3,
+                     num_key_value_heads=2)
+    one = SPEC.format(names=", ".join(NAMES), path=tmp_path / "m", b="head[1.2], head[1.3]")
+    two = SPEC.format(names=", ".join(NAMES), path=tmp_path / "m", b="head[1.2]").replace(
+        "  group c = mlp[1]\n", "  group c = mlp[1]\n  group d = head[1.3]\n").replace(
+        "edges { a -> b.k; b -> logits }", "edges { a -> b.k; a -> d.k; b -> logits; d -> logits }")
+    assert "d.k" in two
+    got = []
+    for text in (one, two):
+        spec = tmp_path / "k.cspec"
+        spec.write_text(text)
+        [r] = run_checks(load(spec), CheckOptions(), NetworkCache())
+        assert r.status in ("passed", "failed"), r.reason
+        got.append(r.circuit.means["circuit"].estimate)
+    assert got[0] == pytest.approx(got[1], abs=1e-6)
