@@ -399,21 +399,31 @@ def test_a_true_claim_on_an_exact_network_passes_at_every_pair_count(folder, cla
     # the sign test has only gained pairs (IIA 1)
     case, align, sets = claim
     r = run(spec(case, _net_name(case, False, EXACT), align, sets, pairs, seed), folder)
-    if pairs < 64 and _nothing_changed(r):
+    if pairs < 256 and _nothing_changed(r):  # rare_and2: O true on 1% of the inputs
         return
     assert r.status == "passed", _why(r)
     for c in r.claims:
         assert c.kept == c.sampled and c.iia.estimate == 1.0 and c.paired is not None and c.paired.lost == 0
 
 
-@pytest.mark.parametrize("pairs,seed", [_slow(p, s, {(128, 0), (1024, 2)}) for p in (128, 256, 1024)
-                                        for s in range(3)])
+# rare_and2's O is true on 1% of the inputs: a network wrong on ~10% of them (head10: it outputs
+# true on 12%) agrees with the model on 88.5% of the inputs where a network independent of it would
+# on 87.2% — Cohen's κ 0.10 over the whole input distribution, below the chance test's 0.2. Its
+# kept pairs cannot be told from coincidence at any pool size, and the check rightly fails.
+BELOW_MARGIN = {("rare_and2", ("head", 10))}
+# the outputs where chance agreement is high (O true on 1%: ~0.97): a pool of 512 holds ~5 true
+# rows, too few to show a network right on 98.75% of the inputs (κ 0.58) beats chance by κ 0.2
+RARE = {"rare_and2"}
+
+
+@pytest.mark.parametrize("pairs,seed", [_slow(p, s, {(256, 0), (1024, 2)}) for p in (256, 1024) for s in range(3)])
 @pytest.mark.parametrize("defect", DEFECTS, ids=[f"{w}{p}" for w, p in DEFECTS])
-@pytest.mark.parametrize("claim", TRUE_CLAIMS, ids=_ids(TRUE_CLAIMS))
-def test_a_true_claim_on_a_network_wrong_on_a_few_inputs_passes_from_128_pairs(folder, claim, defect, pairs, seed):
+@pytest.mark.parametrize("claim", [c for c in TRUE_CLAIMS if c[0] not in RARE],
+                         ids=_ids([c for c in TRUE_CLAIMS if c[0] not in RARE]))
+def test_a_true_claim_on_a_network_wrong_on_a_few_inputs_passes_from_256_pairs(folder, claim, defect, pairs, seed):
     # the keep filter drops the pairs that touch the wrong inputs, so the chance test applies: on a
-    # pool of 128+ inputs a network right on 90-95% of them is far above chance, even where chance
-    # is high (`rare`: O true on 9%, chance ~0.8; `rare_and2`: 1%, chance ~0.97)
+    # pool of 256+ inputs a network right on 89-96% of them is far above chance, also where chance is
+    # high (`rare`, `rare_w`: O true on 9%, chance ~0.8)
     case, align, sets = claim
     r = run(spec(case, _net_name(case, False, defect), align, sets, pairs, seed), folder)
     assert r.status == "passed", _why(r)
@@ -422,24 +432,32 @@ def test_a_true_claim_on_a_network_wrong_on_a_few_inputs_passes_from_128_pairs(f
         assert c.agreement is not None and c.agreement.significant
 
 
-@pytest.mark.parametrize("pairs,seed", [_slow(p, s, {(16, 2), (32, 0)}) for p in (16, 32, 64) for s in range(3)])
+@pytest.mark.parametrize("pairs,seed", [_slow(p, s, {(16, 2), (32, 0), (128, 1), (1024, 0)})
+                                        for p in (16, 32, 64, 128, 256, 1024) for s in range(3)])
 @pytest.mark.parametrize("defect", DEFECTS, ids=[f"{w}{p}" for w, p in DEFECTS])
 @pytest.mark.parametrize("claim", TRUE_CLAIMS, ids=_ids(TRUE_CLAIMS))
-def test_on_a_small_pool_a_true_claim_fails_only_with_advice_that_works(folder, claim, defect, pairs, seed):
-    # Honest, not over-strict: the pool is min(pairs, 512) inputs, and 14 of 16 right on a binary
-    # output (chance ~0.57) cannot be told from a network whose kept pairs are the inputs where it
-    # happens to coincide with the model (the hole the test closes: a network computing y passes
-    # "O = x" with IIA 1). The reason must say so and say how large a pool would decide, and
-    # following the advice — `pool 512`, which costs only clean forward passes — must pass.
+def test_a_true_claim_the_chance_test_refuses_passes_on_the_pool_its_advice_asks_for(folder, claim, defect,
+                                                                                      pairs, seed):
+    # Honest, not over-strict: the trials are the pool's rows, min(pairs, 512) of them, and 14 of 16
+    # right on a binary output (chance ~0.57), or 503 of 512 on one true 1% of the time (chance
+    # 0.967), cannot be told from a network whose kept pairs are the inputs where it happens to
+    # coincide with the model (the hole the test closes: a network computing y passes "O = x" with
+    # IIA 1). The reason must say so and how large a pool would decide, and a pool that large —
+    # `pool`, which costs only clean forward passes — must then pass (unless the network's
+    # agreement really is within κ 0.2 of chance: BELOW_MARGIN).
     case, align, sets = claim
     net = _net_name(case, False, defect)
     r = run(spec(case, net, align, sets, pairs, seed), folder)
-    if r.status == "passed" or _nothing_changed(r):
+    if r.status == "passed" or (pairs < 256 and _nothing_changed(r)):
         return
     assert "keep-rate guard: chance agreement" in r.reason, _why(r)
-    assert "not significantly above chance" in r.reason and "raise `pool`" in r.reason
-    r2 = run(spec(case, net, align, sets, pairs, seed, pool=512), folder)
-    assert r2.status == "passed" or _nothing_changed(r2), _why(r2)
+    assert "not significantly above chance" in r.reason
+    big = run(spec(case, net, align, sets, pairs, seed, pool=8192), folder)
+    if (case, defect) in BELOW_MARGIN:
+        assert big.status == "failed" and "keep-rate guard: chance agreement" in big.reason, _why(big)
+    else:
+        assert "raise `pool`" in r.reason, r.reason
+        assert big.status == "passed", _why(big)
 
 
 # ───────────────────────── false claims ─────────────────────────
