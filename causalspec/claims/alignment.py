@@ -263,8 +263,10 @@ def keep_rate_guard(claim: ClaimResult) -> str:
     if a is None or claim.kept >= claim.sampled or a.significant:
         return ""
     needed = a.trials_needed()
-    advice = (f"if the agreement is real, a pool of about {needed} inputs (now {a.trials}: raise `pool`, or "
-              f"`pairs` while under {DEFAULT_POOL_CAP}) would show it" if needed is not None
+    # `pairs` sizes the pool only when the pool is its default, min(pairs, DEFAULT_POOL_CAP), and under the cap
+    by_pairs = f", or `pairs` while under {DEFAULT_POOL_CAP}" if a.trials == claim.sampled < DEFAULT_POOL_CAP else ""
+    advice = (f"if the agreement is real, a pool of about {needed} inputs (now {a.trials}: raise `pool`{by_pairs}; "
+              "a larger pool costs only clean forward passes) would show it" if needed is not None
               else "more pairs would not help: fix the network, the prompt or the read-out")
     return (f"{claim.label}: the unpatched network agrees with the model on {a.agreed} of the {a.trials} inputs "
             f"of the check's pool ({fmt(a.rate)}, κ = {fmt(a.kappa)}), not significantly above chance — "

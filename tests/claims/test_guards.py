@@ -192,6 +192,20 @@ def test_the_chance_test_is_not_needed_when_no_pair_was_dropped():
     assert "chance agreement" in keep_rate_guard(c)
 
 
+def test_the_chance_advice_names_pairs_only_where_pairs_sizes_the_pool():
+    # a default pool is min(pairs, 512): `pairs` raises it only while under 512; a pool of 512 rows
+    # under 1024 pairs (or an explicit `pool`) is raised by `pool` alone
+    small = _claim(4, 0, kept=15, changed=4, sampled=16)
+    small.agreement = Agreement(14, 16, 0.58)
+    reason = keep_rate_guard(small)
+    assert "a pool of about 17 inputs (now 16: raise `pool`, or `pairs` while under 512;" in reason
+    big = _claim(20, 0, kept=1000, sampled=1024)
+    big.agreement = Agreement(503, 512, 0.967)
+    reason = keep_rate_guard(big)
+    assert "(now 512: raise `pool`; a larger pool costs only clean forward passes)" in reason
+    assert "`pairs` while" not in reason
+
+
 def test_guards_fail_the_verdict_after_the_conditions():
     v = evaluate_conditions(_Check(), [_claim(3, 2)], [], "n")
     assert v.status == "failed"  # no condition at all comes first
