@@ -15,6 +15,15 @@ output from them, as class scores. A network's `noise` corrupts it on a fixed ~5
 inputs (a hash of the input values): `head` changes the output there (the kept pairs never touch
 those inputs: a true claim keeps IIA 1), `mid` changes the first `l1` column there (a source whose
 column is wrong but whose output is still right is kept, so IIA falls a little below 1).
+
+What the sweep found (docs/language.md, Guards): every true claim passes on an exact network at
+every pair count (nothing is dropped, so the chance test does not apply), and on a network wrong
+on 5-10% of the inputs from 256 pairs wherever the output's rarest value holds ~9% of the inputs;
+below that, or on an output true on 1% of the inputs, the chance test can refuse it — honestly
+(the pool cannot tell the network from one agreeing by coincidence) and with advice on the pool
+size that, followed, passes. Every false claim fails from 64 pairs; on 16-32 pairs one can pass
+on its threshold with the thin-evidence warning. Two known passes of false claims no guard is
+meant to catch are pinned as strict xfails at the end.
 """
 
 from __future__ import annotations
@@ -61,6 +70,20 @@ def _pad(n: int = 8) -> tuple[str, int]:
 
 CASES: dict[str, Case] = {}
 
+def _on_ab(fn: Callable) -> F:
+    return lambda i: fn(i["a"], i["b"])
+
+
+def _out_ab(fn: Callable) -> F:
+    return lambda i, h1, h2: fn(i["a"], i["b"])
+
+
+def _mod(k: int) -> tuple[F, F, F]:
+    """sum{k}'s (x + y) % k, its (S + c) % k, and the wrong (x - y + c) % k."""
+    return (lambda i: (i["x"] + i["y"]) % k, lambda i, h1, h2: (h1["S"] + i["c"]) % k,
+            lambda i, h1, h2: (i["x"] - i["y"] + i["c"]) % k)
+
+
 for op, fn, wrong in [("and", lambda a, b: a * b, lambda a, b: a),
                       ("or", lambda a, b: _b(a + b), lambda a, b: a),
                       ("xor", lambda a, b: (a + b) % 2, lambda a, b: 1 - (a + b) % 2)]:
@@ -69,9 +92,8 @@ for op, fn, wrong in [("and", lambda a, b: a * b, lambda a, b: a),
                if op != "xor" else "model M {\n  input a, b : bool\n  input z : int 0..7\n  var S : bool = xor(a, b)\n")
         + "  output O : bool = S\n}\n",
         inputs=(("a", 2), ("b", 2), _pad()),
-        l1=(("S", (lambda fn: lambda i: fn(i["a"], i["b"]))(fn), 2), ("A", lambda i: i["a"], 2)),
-        out=lambda i, h1, h2: h1["S"], classes=2,
-        wrong=(lambda w: lambda i, h1, h2: w(i["a"], i["b"]))(wrong))
+        l1=(("S", _on_ab(fn), 2), ("A", lambda i: i["a"], 2)),
+        out=lambda i, h1, h2: h1["S"], classes=2, wrong=_out_ab(wrong))
 
 # a chain A -> B -> O: claims on both intermediates, sites in two layers
 CASES["chain"] = Case(
@@ -98,9 +120,8 @@ for k in (3, 5, 7, 10):
         model=(f"model M {{\n  domain D = int 0..{k - 1}\n  input x, y, c : D\n  var S : D = (x + y) % {k}\n"
                f"  output O : D = (S + c) % {k}\n}}\n"),
         inputs=(("x", k), ("y", k), ("c", k)),
-        l1=(("S", (lambda k: lambda i: (i["x"] + i["y"]) % k)(k), k), ("X", lambda i: i["x"], k)),
-        out=(lambda k: lambda i, h1, h2: (h1["S"] + i["c"]) % k)(k), classes=k,
-        wrong=(lambda k: lambda i, h1, h2: (i["x"] - i["y"] + i["c"]) % k)(k))
+        l1=(("S", _mod(k)[0], k), ("X", lambda i: i["x"], k)),
+        out=_mod(k)[1], classes=k, wrong=_mod(k)[2])
 
 # an unbalanced output: R = x == 0 (10%), O = R and y != 3 (9%); the decoy column holds x == 1
 CASES["rare"] = Case(
@@ -530,4 +551,17 @@ def test_known_a_correlated_site_passes_a_threshold_below_the_no_intervention_ba
     r = run(spec("rare_and2", _net_name("rare_and2", False, EXACT), {"S": "A"}, "S", 1024, 1), folder)
     (c,) = r.claims
     assert c.baseline.estimate > 0.9 and c.paired is not None and c.paired.significant
+    assert r.status == "failed", _why(r)
+
+
+@pytest.mark.xfail(strict=True, reason="no guard judges how much of the input space the kept pairs cover above "
+                   "the 20% floor and κ 0.2: a network right on 79% of the inputs (κ 0.6) is judged on those")
+def test_known_a_network_computing_another_function_passes_on_the_inputs_it_gets_right(folder):
+    # chain's wrong network outputs c or d == 0 (the model: (xor(a, b) and c) or d == 0), so its
+    # column C is its own B. It agrees with the model on 79% of the inputs (chance 0.48, κ 0.6),
+    # keeps 63% of the pairs, and on them "B at C" has IIA 0.935 (baseline 0.70, gained 182, lost
+    # 29): every guard passes, and so does `iia >= 0.9`, though the network does not compute B.
+    r = run(spec("chain", _net_name("chain", True, EXACT), {"A": "A", "B": "C"}, "B", 1024, 0), folder)
+    (c,) = r.claims
+    assert 0.5 < c.keep_rate < 0.7 and c.agreement is not None and c.agreement.significant
     assert r.status == "failed", _why(r)
