@@ -437,6 +437,36 @@ def _edge_text(e) -> str:
 
 # ───────────────────────── verdicts ─────────────────────────
 
+EFFECT_RTOL = 1e-5  # an effect below this fraction of the metric's scale is floating-point rounding
+
+
+def effect_tolerance(means) -> float:
+    """The largest |m(N) − m(∅)| that float32 rounding alone can produce: `EFFECT_RTOL` times the
+    metric's scale, max(1, |m(N)|, |m(∅)|) (logits and probabilities are in natural units, so the
+    scale is at least 1)."""
+    scale = 1.0
+    for key in ("full model", "everything ablated"):
+        e = means.get(key)
+        if e is not None and np.isfinite(e.estimate):
+            scale = max(scale, abs(float(e.estimate)))
+    return EFFECT_RTOL * scale
+
+
+def effect_above_rounding(eff, means) -> bool:
+    """Whether the interval of m(N) − m(∅) lies outside ±`effect_tolerance` (not merely outside 0).
+
+    Why: an ablation that replaces an activation by (almost) itself — mean ablation of an
+    activation that is constant over the reference prompts, whose float32 mean differs from
+    it in the last bit — moves the metric by a few ulps, and the same few ulps on every
+    prompt. The bootstrap interval of such an effect is tiny and can exclude 0, and then
+    every score is a ratio of rounding errors: faithfulness 1.0 passed for a circuit whose
+    ablation does nothing (tests/claims/test_circuit_redteam2.py). Requiring the effect to
+    clear rounding, relative to the metric's magnitude, keeps the guard's meaning: an
+    ablation must be shown to move the metric."""
+    tol = effect_tolerance(means)
+    return bool(eff.lower > tol or eff.upper < -tol)
+
+
 def evaluate_circuit_conditions(circuit, summary: CircuitSummary) -> Verdict:
     """Judge every `expect` condition of a circuit claim on its scores, after the effect-size guard."""
     problems = []
@@ -445,6 +475,12 @@ def evaluate_circuit_conditions(circuit, summary: CircuitSummary) -> Verdict:
         shown = "n/a [n/a, n/a]" if eff is None else f"{fmt(eff.estimate)} [{fmt(eff.lower)}, {fmt(eff.upper)}]"
         problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {shown} "
                         "includes 0, so every score (a ratio over it) is noise (effect-size guard)")
+    elif not effect_above_rounding(eff, summary.means):
+        tol = effect_tolerance(summary.means)
+        problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {eff.estimate:.3g} "
+                        f"[{eff.lower:.3g}, {eff.upper:.3g}] is within floating-point rounding (|effect| <= "
+                        f"{tol:.2g}, {EFFECT_RTOL:g} of the metric's scale), so the ablation changes nothing and "
+                        "every score (a ratio over it) is rounding noise (effect-size guard)")
     conditions = []
     for cond in circuit.conditions:
         score = summary.score(cond.metric, cond.arg)

@@ -1,0 +1,102 @@
+"""Red team (2): circuit claims that must not pass on a broken setup (causalspec/claims/circuit.py).
+
+Each test builds the broken network or circuit by hand (the toy induction GPT-2 of
+causalspec.testing.toy_circuits, edited) and checks what an honest tool must say.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from causalspec.claims.circuit import evaluate_circuit_conditions
+from causalspec.claims.runner import CheckOptions, NetworkCache, run_checks
+from causalspec.score.circuit_scores import CircuitSummary, Estimate
+from causalspec.score.results import FAILED, PASSED
+from causalspec.semantics.analyse import load
+from causalspec.testing.tiny import single_thread
+from causalspec.testing.toy_circuits import D_MODEL, build_induction_model, spec_header
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    with single_thread():
+        yield
+
+
+def _circuit(name: str, body: str, ablation: str = "mean over Ref", expect: str = "faithfulness >= 0.5",
+             metric: str = "logit_diff(B, C) @ END", pairs: int = 32, extra: str = "") -> str:
+    return f"""
+circuit {name} on toy for Induction.answer {{
+  {body}
+  {extra}
+  ablate complement with {ablation}
+  metric {metric}
+  pairs {pairs}
+  expect {expect}
+}}
+"""
+
+
+def _run(tmp_path: Path, model: Path, *circuits: str, ref_pairs: int = 32):
+    spec = tmp_path / "t.cspec"
+    spec.write_text(spec_header(model, ref_pairs=ref_pairs) + "".join(circuits))
+    return {r.name: r for r in run_checks(load(spec), CheckOptions(), NetworkCache())}
+
+
+@pytest.fixture(scope="module")
+def constant_values(tmp_path_factory):
+    """The toy with every head's value vector a constant (W_V = 0, a bias): each head's z is the
+    same vector at every position of every prompt, so mean ablation replaces it by its float32
+    mean — itself up to the last bit — and ablating everything changes nothing but rounding."""
+    from transformers import AutoModelForCausalLM
+
+    path = tmp_path_factory.mktemp("constant_v") / "model"
+    build_induction_model(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    with torch.no_grad():
+        for block in model.transformer.h:
+            block.attn.c_attn.weight[:, 2 * D_MODEL:3 * D_MODEL] = 0
+            block.attn.c_attn.bias[2 * D_MODEL:3 * D_MODEL] = torch.linspace(0.1, 0.37, D_MODEL) * 7.3
+    model.save_pretrained(path)
+    return path
+
+
+def test_mean_ablation_of_a_constant_activation_does_not_pass(tmp_path, constant_values):
+    """Before: m(N) − m(∅) = 2.8e-7 with an interval excluding 0 (the same rounding on every
+    prompt), faithfulness 1.0 → PASS. The effect is rounding, so the claim must fail."""
+    res = _run(tmp_path, constant_values, _circuit("C", "group ind = head[1.0] @ END"), ref_pairs=37)
+    r = res["C"]
+    assert r.status == FAILED, (r.status, r.reason)
+    assert "effect-size guard" in r.reason
+
+
+def _summary(effect: Estimate, full: float, ablated: float) -> CircuitSummary:
+    one = Estimate(1.0, 1.0, 1.0)
+    from causalspec.score.circuit_scores import ScoreResult
+    return CircuitSummary(output="M.O", metric="logit_diff", ablation="mean", granularity="node", universe="",
+                          prompts=32, means={"full model": Estimate(full, full, full), "circuit": Estimate(full, full, full),
+                                             "everything ablated": Estimate(ablated, ablated, ablated)},
+                          effect=effect, scores=[ScoreResult("faithfulness", "faithfulness", None, one, "")])
+
+
+def _claim():
+    cond = SimpleNamespace(metric="faithfulness", arg=None, statistic="mean", op=">=", threshold=0.5,
+                           aggregation=None, text="faithfulness >= 0.5")
+    return SimpleNamespace(conditions=[cond])
+
+
+def test_effect_within_rounding_fails_and_a_small_real_effect_passes(monkeypatch):
+    import causalspec.claims.circuit as mod
+    monkeypatch.setattr(mod, "condition_text", lambda c: c.text)
+    tiny = evaluate_circuit_conditions(_claim(), _summary(Estimate(2.8e-7, 8.9e-8, 4.9e-7), -0.0795, -0.0795))
+    assert tiny.status == FAILED and "rounding" in tiny.reason
+    # the tolerance scales with the metric: 1e-4 on logits of size 40 is rounding too
+    big = evaluate_circuit_conditions(_claim(), _summary(Estimate(1e-4, 9e-5, 1.1e-4), 40.0, 40.0))
+    assert big.status == FAILED
+    # a small but real effect (0.01 logits, interval clear of rounding) is judged on its scores
+    real = evaluate_circuit_conditions(_claim(), _summary(Estimate(0.01, 0.008, 0.012), 0.02, 0.01))
+    assert real.status == PASSED, real.reason
