@@ -139,7 +139,7 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
         means=means, effect=effect, scores=scores,
         clean_accuracy=_clean_accuracy(values) if circuit.metric.name == "accuracy" else None,
         reference_prompts=len(next(iter(plan.reference.rows.values()))) if plan.reference else 0,
-        convention=circuit.convention.to_dict())
+        convention=circuit.convention.to_dict(), vacuous=whole_universe(resolved, engine.arch))
     found.circuit = summary
     found.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
     if beyond:
@@ -147,6 +147,37 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
                             "positions past the longest reference prompt were ablated with the mean over all "
                             "reference tokens")
     return evaluate_circuit_conditions(circuit, summary)
+
+
+VACUOUS_SCORES = ("faithfulness", "completeness")  # scores that are 1 by construction when C is N
+
+
+def whole_universe(resolved: ResolvedCircuit, arch: Arch) -> str:
+    """Why the circuit is the full model by construction, or "" when it is not.
+
+    At node granularity a circuit holding every node of its universe (every head if it names
+    a head, every MLP if it names an MLP) at every position ablates nothing: C is N, so
+    faithfulness is 1 and completeness 1 whatever the network does — the circuit run makes no
+    intervention that could move the metric. Such a claim cannot be an earned pass; those two
+    conditions fail with this reason (necessity and minimality still knock nodes out and are
+    judged as measured). Edge granularity is not judged here (its edges may still cut paths)."""
+    if resolved.edges is not None or not resolved.members:
+        return ""
+    if not all(m.everywhere for m in resolved.members):
+        return ""
+    nodes = set(resolved.nodes)
+    want = 0
+    if HEAD in resolved.universe:
+        want += arch.layers * arch.heads
+    if MLP in resolved.universe:
+        want += arch.layers
+    if len(nodes) < want:
+        return ""
+    kinds = " and ".join(k for k, on in (("every attention head", HEAD in resolved.universe),
+                                          ("every MLP", MLP in resolved.universe)) if on)
+    return (f"the circuit holds {kinds} of the network at every position ({len(nodes)} nodes), so nothing is "
+            "ablated: m(C) = m(N) by construction and faithfulness/completeness are 1 whatever the network "
+            "does (a vacuous claim); name the components you claim carry the behaviour")
 
 
 def nonfinite_metric(values: dict[str, np.ndarray], network: str) -> str:
@@ -481,6 +512,8 @@ def evaluate_circuit_conditions(circuit, summary: CircuitSummary) -> Verdict:
                         f"[{eff.lower:.3g}, {eff.upper:.3g}] is within floating-point rounding (|effect| <= "
                         f"{tol:.2g}, {EFFECT_RTOL:g} of the metric's scale), so the ablation changes nothing and "
                         "every score (a ratio over it) is rounding noise (effect-size guard)")
+    if summary.vacuous and any(c.metric in VACUOUS_SCORES for c in circuit.conditions):
+        problems.append(summary.vacuous)
     conditions = []
     for cond in circuit.conditions:
         score = summary.score(cond.metric, cond.arg)
@@ -490,6 +523,8 @@ def evaluate_circuit_conditions(circuit, summary: CircuitSummary) -> Verdict:
             if value is not None and not np.isfinite(value):
                 value = None
         ok = value is not None and compare(value, cond.op, cond.threshold)
+        if summary.vacuous and cond.metric in VACUOUS_SCORES:
+            ok = False  # 1 by construction: not evidence (whole_universe)
         detail = ""
         if score is not None:
             v = score.value

@@ -123,6 +123,8 @@ class CircuitSummary:
     clean_accuracy: float | None = None
     reference_prompts: int = 0
     convention: dict[str, Any] = field(default_factory=dict)  # semantics.ir.ConventionIR.to_dict()
+    # why C is N by construction (every node of the universe at every position, node granularity), or ""
+    vacuous: str = ""
 
     def score(self, metric: str, arg: str | None = None) -> ScoreResult | None:
         for s in self.scores:
@@ -139,7 +141,7 @@ class CircuitSummary:
             "effect": None if self.effect is None else self.effect.to_dict(),
             "scores": [s.to_dict() for s in self.scores],
             "clean_accuracy": _num(self.clean_accuracy) if self.clean_accuracy is not None else None,
-            "convention": self.convention,
+            "convention": self.convention, "vacuous": self.vacuous or None,
         }
 
 

@@ -100,3 +100,34 @@ def test_effect_within_rounding_fails_and_a_small_real_effect_passes(monkeypatch
     # a small but real effect (0.01 logits, interval clear of rounding) is judged on its scores
     real = evaluate_circuit_conditions(_claim(), _summary(Estimate(0.01, 0.008, 0.012), 0.02, 0.01))
     assert real.status == PASSED, real.reason
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("toy") / "model"
+    build_induction_model(path)
+    return path
+
+
+def test_a_circuit_of_the_whole_model_is_not_an_earned_pass(tmp_path, toy):
+    """Every head at every position (the universe of a heads-only circuit): C is N, nothing is
+    ablated, faithfulness is 1 by construction. Before: PASS with no word. Necessity still
+    knocks the group out and is judged as measured; with positions restricted the circuit
+    ablates something and is judged normally."""
+    res = _run(tmp_path, toy,
+               _circuit("Whole", "group all = attn[0], attn[1]", "zero", "faithfulness >= 0.9"),
+               _circuit("WholeNec", "group all = attn[0], attn[1]", "zero", "necessity(all) >= 0.9"),
+               _circuit("WholeAtEnd", "group all = attn[0], attn[1] @ END", "zero", "faithfulness >= 0.0"))
+    whole = res["Whole"]
+    assert whole.status == FAILED and "by construction" in whole.reason, whole.reason
+    assert whole.circuit.score("faithfulness").value.estimate == pytest.approx(1.0)
+    assert res["WholeNec"].status == PASSED, res["WholeNec"].reason
+    assert res["WholeAtEnd"].circuit.vacuous == ""
+
+
+def test_nodes_outside_the_architecture_are_located_errors(tmp_path, toy):
+    """Already right: a head or layer out of range ends in an error that names the architecture."""
+    res = _run(tmp_path, toy, _circuit("H", "group g = head[1.7]", "zero"),
+               _circuit("L", "group g = head[5.0]", "zero"))
+    assert res["H"].status == "error" and "4 heads per layer" in res["H"].reason
+    assert res["L"].status == "error" and "2 layers" in res["L"].reason
