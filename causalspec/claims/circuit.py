@@ -33,7 +33,7 @@ from causalspec.run.adapters import CheckUsageError
 from causalspec.run.engine import EngineOptions
 from causalspec.run.circuit_engine import CircuitEngine, ResampleAblation, Variant, ZeroAblation, resample_mapping
 from causalspec.run.families import resolve_family
-from causalspec.run.hf_adapter import HFAdapter
+from causalspec.run.hf_adapter import HFAdapter, unknown_token_check
 from causalspec.score.circuit_scores import (ABLATED, CIRCUIT, FULL, CircuitSummary, circuit_scores,
                                              faithfulness_curve, needed_variants)
 from causalspec.score.results import ERROR, FAILED, PASSED, CheckResult, ConditionResult
@@ -355,7 +355,10 @@ def make_metric(plan: CircuitPlan, adapter):
         if not ids:
             raise CheckUsageError(f"metric `{metric.name}`: {arg.value!r} tokenizes to no tokens")
         part = adapter.answer.tokens if adapter.answer is not None else "first"
-        return np.full(n, int(ids[-1] if part == "last" else ids[0]))
+        tok = int(ids[-1] if part == "last" else ids[0])
+        unknown_token_check(adapter.tokenizer, tok, arg.value, f"metric `{metric.name}` of network "
+                                                               f"`{plan.network.name}`")
+        return np.full(n, tok)
 
     args = [token_ids(a) for a in metric.args]
     # prob_greater(X): the values of the output after X's value in the domain's order, per prompt

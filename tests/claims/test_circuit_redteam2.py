@@ -131,3 +131,29 @@ def test_nodes_outside_the_architecture_are_located_errors(tmp_path, toy):
                _circuit("L", "group g = head[5.0]", "zero"))
     assert res["H"].status == "error" and "4 heads per layer" in res["H"].reason
     assert res["L"].status == "error" and "2 layers" in res["L"].reason
+
+
+def test_a_metric_token_the_tokenizer_does_not_know_is_an_error(tmp_path, toy):
+    """`"Marry"` (a typo) is `[UNK]` for the toy's word tokenizer. Before: the metric scored the
+    unknown token's logit, the ablation moved it, and the claim PASSED with faithfulness 1.0."""
+    res = _run(tmp_path, toy,
+               _circuit("Diff", "group prev = head[0.0]\n  group ind = head[1.0] @ END",
+                        metric='logit_diff("Marry", C) @ END'),
+               _circuit("Prob", "group prev = head[0.0]\n  group ind = head[1.0] @ END", metric='prob("Marry") @ END'),
+               _circuit("Known", "group prev = head[0.0]\n  group ind = head[1.0] @ END", metric='prob("Mary") @ END',
+                        expect="faithfulness >= 0.0"))
+    for name in ("Diff", "Prob"):
+        assert res[name].status == "error", (name, res[name].status, res[name].reason)
+        assert "unknown token" in res[name].reason and "'Marry'" in res[name].reason
+    assert res["Known"].status in (PASSED, FAILED), res["Known"].reason
+
+
+def test_an_answer_value_the_tokenizer_does_not_know_is_an_error(tmp_path, toy):
+    """A domain value missing from the vocabulary is read from `[UNK]`'s logit; with one such value
+    nothing collides, so only this check names it."""
+    header = spec_header(toy, ref_pairs=8).replace("Lisa}", "Lisa, Zed}")
+    assert "Zed" in header
+    spec = tmp_path / "z.cspec"
+    spec.write_text(header + _circuit("Z", "group ind = head[1.0] @ END", "zero"))
+    (r,) = run_checks(load(spec), CheckOptions(), NetworkCache())
+    assert r.status == "error" and "unknown token" in r.reason and "Zed" in r.reason, r.reason
