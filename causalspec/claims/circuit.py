@@ -505,7 +505,11 @@ def evaluate_circuit_conditions(circuit, summary: CircuitSummary) -> Verdict:
     """Judge every `expect` condition of a circuit claim on its scores, after the effect-size guard."""
     problems = []
     eff = summary.effect
-    if eff is None or not np.isfinite(eff.estimate) or not eff.excludes_zero:
+    if eff is not None and summary.prompts < 2:
+        problems.append(f"the circuit was evaluated on {summary.prompts} prompt(s): a bootstrap interval needs at "
+                        "least 2, so the effect of the ablation cannot be told from noise (effect-size guard); "
+                        "raise `pairs`")
+    elif eff is None or not np.isfinite(eff.estimate) or not eff.excludes_zero:
         shown = "n/a [n/a, n/a]" if eff is None else f"{fmt(eff.estimate)} [{fmt(eff.lower)}, {fmt(eff.upper)}]"
         problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {shown} "
                         "includes 0, so every score (a ratio over it) is noise (effect-size guard)")

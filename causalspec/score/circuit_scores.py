@@ -73,6 +73,12 @@ def bootstrap_stats(values: Mapping[str, np.ndarray], stats: Mapping[str, Stat],
     keys = list(values)
     n = len(values[keys[0]])
     means = {k: np.asarray(np.mean(values[k])) for k in keys}
+    if n < 2:
+        # one prompt: every resample is that prompt, so the percentile interval would be [x, x] — a
+        # "95% interval" of width 0 that let `lower95` claims and the effect-size guard pass on a
+        # single observation. The interval is undefined (NaN): such claims cannot be judged.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return {name: Estimate(float(f(means)), float("nan"), float("nan")) for name, f in stats.items()}
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
     boot = {k: np.asarray(values[k], dtype=float)[idx].mean(axis=1) for k in keys}

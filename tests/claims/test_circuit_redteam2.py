@@ -157,3 +157,16 @@ def test_an_answer_value_the_tokenizer_does_not_know_is_an_error(tmp_path, toy):
     spec.write_text(header + _circuit("Z", "group ind = head[1.0] @ END", "zero"))
     (r,) = run_checks(load(spec), CheckOptions(), NetworkCache())
     assert r.status == "error" and "unknown token" in r.reason and "Zed" in r.reason, r.reason
+
+
+def test_one_prompt_gives_no_interval_and_cannot_pass(tmp_path, toy):
+    """`pairs 1`: every bootstrap resample is the one prompt, so the '95% interval' was [x, x] and
+    the true circuit passed `faithfulness >= 0.5 lower95` on a single observation."""
+    true = "group prev = head[0.0]\n  group ind = head[1.0] @ END"
+    res = _run(tmp_path, toy, _circuit("One", true, expect="faithfulness >= 0.5 lower95", pairs=1),
+               _circuit("Two", true, expect="faithfulness >= 0.5", pairs=4))
+    one = res["One"]
+    assert one.status == FAILED and "1 prompt" in one.reason, one.reason
+    f = one.circuit.score("faithfulness").value
+    assert f.estimate == pytest.approx(1.0, abs=0.01) and f.lower != f.lower  # NaN: no interval
+    assert res["Two"].status == PASSED, res["Two"].reason
