@@ -25,7 +25,7 @@ import torch
 from causalspec.claims.common import (CheckOptions, Verdict, check_failure, compare, condition_text, fmt,
                                      reproduce_command)
 from causalspec.claims.networks import NetworkCache, engine_choice
-from causalspec.compile.circuit_plan import (HEAD, MLP, Arch, CircuitPlan, ResolvedCircuit,
+from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, MLP, Arch, CircuitPlan, ResolvedCircuit,
                                              compile_circuit, describe_prompt, prune_edges, resolve_circuit)
 from causalspec.compile.seeds import derive_seed
 from causalspec.interop.circuit_files import full_graph, graph_to_resolved, top_edges
@@ -160,8 +160,12 @@ def whole_universe(resolved: ResolvedCircuit, arch: Arch) -> str:
     faithfulness is 1 and completeness 1 whatever the network does — the circuit run makes no
     intervention that could move the metric. Such a claim cannot be an earned pass; those two
     conditions fail with this reason (necessity and minimality still knock nodes out and are
-    judged as measured). Edge granularity is not judged here (its edges may still cut paths)."""
-    if resolved.edges is not None or not resolved.members:
+    judged as measured). At edge granularity the same holds when, in addition, every input of
+    every node and the logits have an edge from every node upstream of them (and from `embed`
+    when the circuit routes it): no path is cut either."""
+    if not resolved.members:
+        return ""
+    if resolved.edges is not None and not _edges_complete(resolved, arch):
         return ""
     if not all(m.everywhere for m in resolved.members):
         return ""
@@ -175,9 +179,38 @@ def whole_universe(resolved: ResolvedCircuit, arch: Arch) -> str:
         return ""
     kinds = " and ".join(k for k, on in (("every attention head", HEAD in resolved.universe),
                                           ("every MLP", MLP in resolved.universe)) if on)
-    return (f"the circuit holds {kinds} of the network at every position ({len(nodes)} nodes), so nothing is "
+    return (f"the circuit holds {kinds} of the network at every position ({len(nodes)} nodes"
+            f"{', with every edge between them' if resolved.edges is not None else ''}), so nothing is "
             "ablated: m(C) = m(N) by construction and faithfulness/completeness are 1 whatever the network "
             "does (a vacuous claim); name the components you claim carry the behaviour")
+
+
+def _edges_complete(resolved: ResolvedCircuit, arch: Arch) -> bool:
+    """Whether the circuit's edges allow every sender into every receiver (path patching then cuts
+    nothing); the upstream rule is the engine's (run.circuit_engine, `_upstream`)."""
+    edges = resolved.edges or {}
+    nodes = resolved.nodes
+
+    def upstream(u, r) -> bool:
+        if r == LOGITS:
+            return True
+        node, _ = r
+        if node.kind == HEAD:
+            return u.layer < node.layer
+        if u.kind == HEAD:
+            return u.layer < node.layer or (u.layer == node.layer and not arch.parallel)
+        return u.layer < node.layer
+
+    receivers: list = [LOGITS]
+    for n in nodes:
+        receivers += [(n, p) for p in ("q", "k", "v")] if n.kind == HEAD else [(n, None)]
+    for r in receivers:
+        allowed = edges.get(r, frozenset())
+        if resolved.embed_gated and EMBED not in allowed:
+            return False
+        if any(upstream(u, r) and u not in allowed for u in nodes):
+            return False
+    return True
 
 
 def nonfinite_metric(values: dict[str, np.ndarray], network: str) -> str:

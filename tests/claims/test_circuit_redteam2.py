@@ -170,3 +170,18 @@ def test_one_prompt_gives_no_interval_and_cannot_pass(tmp_path, toy):
     f = one.circuit.score("faithfulness").value
     assert f.estimate == pytest.approx(1.0, abs=0.01) and f.lower != f.lower  # NaN: no interval
     assert res["Two"].status == PASSED, res["Two"].reason
+
+
+def test_an_edge_circuit_with_every_node_and_every_edge_is_vacuous_too(tmp_path, toy):
+    """Path patching with every edge cuts nothing: C is N again. Leaving out one edge
+    (embed -> logits, routed because other edges name `embed`) makes it a real claim."""
+    full = "embed -> l0; embed -> l1; embed -> logits; l0 -> l1; l0 -> logits; l1 -> logits"
+    cut = "embed -> l0; embed -> l1; l0 -> l1; l0 -> logits; l1 -> logits"
+    body = "group l0 = attn[0]\n  group l1 = attn[1]"
+    res = _run(tmp_path, toy,
+               _circuit("All", body, "zero", extra=f"granularity edge\n  edges {{ {full} }}"),
+               _circuit("NoEmbed", body, "zero", extra="granularity edge\n  edges { l0 -> l1; l0 -> logits; l1 -> logits }"),
+               _circuit("Cut", body, "zero", "faithfulness >= 0.0", extra=f"granularity edge\n  edges {{ {cut} }}"))
+    for name in ("All", "NoEmbed"):
+        assert res[name].status == FAILED and "by construction" in res[name].reason, (name, res[name].reason)
+    assert res["Cut"].circuit.vacuous == "" and res["Cut"].status == PASSED, res["Cut"].reason
