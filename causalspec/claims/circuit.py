@@ -146,7 +146,29 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
         found.notes.append(f"{beyond} batch(es) had prompts longer than every reference prompt: "
                             "positions past the longest reference prompt were ablated with the mean over all "
                             "reference tokens")
+    found.notes.extend(overshoot_notes(circuit, summary))
     return evaluate_circuit_conditions(circuit, summary)
+
+
+def overshoot_notes(circuit, summary: CircuitSummary) -> list[str]:
+    """A note for each claimed `faithfulness >= t` whose estimate exceeds 2 − t (|1 − f| > 1 − t).
+
+    Why a note and not a failure: faithfulness claims are bounded from below by design (docs
+    §8.1), and mean/resample ablations make true circuits overshoot a little. But a circuit at
+    4.9 times the full model's effect is far from reproducing it (MIB's CMD counts |1 − f|),
+    and a reader of "faithfulness >= 0.9 ✓" should be told."""
+    out = []
+    s = summary.score("faithfulness")
+    if s is None or not np.isfinite(s.value.estimate):
+        return out
+    for cond in circuit.conditions:
+        if cond.metric == "faithfulness" and s.value.estimate > 2 - float(cond.threshold):
+            out.append(f"faithfulness {s.value.estimate:.3f} overshoots the full model: the circuit moves the metric "
+                       f"{s.value.estimate:.2f} times as much as the full model does (|1 − f| = "
+                       f"{abs(1 - s.value.estimate):.2f} > 1 − {cond.threshold:g}); the claim is bounded from "
+                       "below only, so this does not fail it — read the means above")
+            break
+    return out
 
 
 VACUOUS_SCORES = ("faithfulness", "completeness")  # scores that are 1 by construction when C is N

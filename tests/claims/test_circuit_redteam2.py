@@ -185,3 +185,15 @@ def test_an_edge_circuit_with_every_node_and_every_edge_is_vacuous_too(tmp_path,
     for name in ("All", "NoEmbed"):
         assert res[name].status == FAILED and "by construction" in res[name].reason, (name, res[name].reason)
     assert res["Cut"].circuit.vacuous == "" and res["Cut"].status == PASSED, res["Cut"].reason
+
+
+def test_a_gross_overshoot_is_noted(tmp_path, toy):
+    """Cutting embed -> logits under zero ablation makes the circuit's logit difference ~4.9 times
+    the full model's. `faithfulness >= 0.0` is bounded from below only and passes, but the
+    report says the circuit overshoots."""
+    cut = "embed -> l0; embed -> l1; l0 -> l1; l0 -> logits; l1 -> logits"
+    res = _run(tmp_path, toy, _circuit("Cut", "group l0 = attn[0]\n  group l1 = attn[1]", "zero",
+                                       "faithfulness >= 0.0", extra=f"granularity edge\n  edges {{ {cut} }}"))
+    r = res["Cut"]
+    assert r.circuit.score("faithfulness").value.estimate > 2
+    assert any("overshoots" in n for n in r.notes), r.notes
