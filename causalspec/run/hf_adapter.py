@@ -143,6 +143,7 @@ class HFAdapter:
             raise CheckUsageError(f"network `{self.net.name}`: `output : value logit {text!r}` must name one token; "
                                   f"the tokenizer reads {len(toks)} ({shown}) — name one of them, e.g. with or "
                                   "without its leading space")
+        unknown_token_check(self.tokenizer, toks[0], text or "", f"network `{self.net.name}`: `output : value logit`")
         return torch.tensor(toks, dtype=torch.long)
 
     def _answer_candidates(self) -> torch.Tensor:
