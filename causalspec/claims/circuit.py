@@ -139,7 +139,8 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
         means=means, effect=effect, scores=scores,
         clean_accuracy=_clean_accuracy(values) if circuit.metric.name == "accuracy" else None,
         reference_prompts=len(next(iter(plan.reference.rows.values()))) if plan.reference else 0,
-        convention=circuit.convention.to_dict(), vacuous=whole_universe(resolved, engine.arch))
+        convention=circuit.convention.to_dict(), vacuous=whole_universe(resolved, engine.arch),
+        metric_scale=float(getattr(metric_fn, "logit_scale", 0.0)))
     found.circuit = summary
     found.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
     if beyond:
@@ -157,7 +158,7 @@ def overshoot_notes(circuit, summary: CircuitSummary) -> list[str]:
     §8.1), and mean/resample ablations make true circuits overshoot a little. But a circuit at
     4.9 times the full model's effect is far from reproducing it (MIB's CMD counts |1 − f|),
     and a reader of "faithfulness >= 0.9 ✓" should be told."""
-    out = []
+    out: list[str] = []
     s = summary.score("faithfulness")
     if s is None or not np.isfinite(s.value.estimate):
         return out
@@ -450,6 +451,10 @@ def make_metric(plan: CircuitPlan, adapter):
             up = above[torch.as_tensor(idx)].to(at.device)
             return ((p * up).sum(-1) - (p * ~up).sum(-1)).cpu().numpy().astype(float)
         a = at[rows, torch.as_tensor(args[0][idx], device=at.device)]
+        read = torch.stack([at[rows, torch.as_tensor(arg[idx], device=at.device)] for arg in args], -1)
+        finite = read[torch.isfinite(read)]
+        if finite.numel():  # the logits' own size sets their rounding (effect_tolerance)
+            fn.logit_scale = max(fn.logit_scale, float(finite.abs().max()))  # type: ignore[attr-defined]
         if metric.name == "logit":
             return a.cpu().numpy().astype(float)
         # logit_diff(A, B, …): A's logit minus the largest of the others' (with two, A's minus B's;
@@ -457,6 +462,7 @@ def make_metric(plan: CircuitPlan, adapter):
         others = torch.stack([at[rows, torch.as_tensor(arg[idx], device=at.device)] for arg in args[1:]], -1)
         return (a - others.max(-1).values).cpu().numpy().astype(float)
 
+    fn.logit_scale = 0.0  # type: ignore[attr-defined]  # largest |logit| a logit metric read
     shown = ", ".join(a.value if a.kind == "var" else repr(a.value) for a in metric.args)
     text = f"{metric.name}({shown})" if metric.args else metric.name
     text += f" @ {_positions_text(metric.positions)}"
@@ -529,11 +535,12 @@ def _edge_text(e) -> str:
 EFFECT_RTOL = 1e-5  # an effect below this fraction of the metric's scale is floating-point rounding
 
 
-def effect_tolerance(means) -> float:
+def effect_tolerance(means, logit_scale: float = 0.0) -> float:
     """The largest |m(N) − m(∅)| that float32 rounding alone can produce: `EFFECT_RTOL` times the
-    metric's scale, max(1, |m(N)|, |m(∅)|) (logits and probabilities are in natural units, so the
-    scale is at least 1)."""
-    scale = 1.0
+    metric's scale, max(1, |m(N)|, |m(∅)|, the largest |logit| a logit metric read) (logits and
+    probabilities are in natural units, so the scale is at least 1; a logit difference near 0
+    between logits near 50 carries the rounding of logits near 50)."""
+    scale = max(1.0, float(logit_scale) if np.isfinite(logit_scale) else 1.0)
     for key in ("full model", "everything ablated"):
         e = means.get(key)
         if e is not None and np.isfinite(e.estimate):
@@ -541,7 +548,7 @@ def effect_tolerance(means) -> float:
     return EFFECT_RTOL * scale
 
 
-def effect_above_rounding(eff, means) -> bool:
+def effect_above_rounding(eff, means, logit_scale: float = 0.0) -> bool:
     """Whether the interval of m(N) − m(∅) lies outside ±`effect_tolerance` (not merely outside 0).
 
     Why: an ablation that replaces an activation by (almost) itself — mean ablation of an
@@ -552,7 +559,7 @@ def effect_above_rounding(eff, means) -> bool:
     ablation does nothing (tests/claims/test_circuit_redteam2.py). Requiring the effect to
     clear rounding, relative to the metric's magnitude, keeps the guard's meaning: an
     ablation must be shown to move the metric."""
-    tol = effect_tolerance(means)
+    tol = effect_tolerance(means, logit_scale)
     return bool(eff.lower > tol or eff.upper < -tol)
 
 
@@ -568,12 +575,13 @@ def evaluate_circuit_conditions(circuit, summary: CircuitSummary) -> Verdict:
         shown = "n/a [n/a, n/a]" if eff is None else f"{fmt(eff.estimate)} [{fmt(eff.lower)}, {fmt(eff.upper)}]"
         problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {shown} "
                         "includes 0, so every score (a ratio over it) is noise (effect-size guard)")
-    elif not effect_above_rounding(eff, summary.means):
-        tol = effect_tolerance(summary.means)
+    elif not effect_above_rounding(eff, summary.means, summary.metric_scale):
+        tol = effect_tolerance(summary.means, summary.metric_scale)
         problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {eff.estimate:.3g} "
                         f"[{eff.lower:.3g}, {eff.upper:.3g}] is within floating-point rounding (|effect| <= "
-                        f"{tol:.2g}, {EFFECT_RTOL:g} of the metric's scale), so the ablation changes nothing and "
-                        "every score (a ratio over it) is rounding noise (effect-size guard)")
+                        f"{tol:.2g}, {EFFECT_RTOL:g} of the scale of the metric and the logits it reads), so the "
+                        "ablation changes nothing and every score (a ratio over it) is rounding noise "
+                        "(effect-size guard)")
     if summary.vacuous and any(c.metric in VACUOUS_SCORES for c in circuit.conditions):
         problems.append(summary.vacuous)
     conditions = []

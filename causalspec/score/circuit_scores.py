@@ -131,6 +131,7 @@ class CircuitSummary:
     convention: dict[str, Any] = field(default_factory=dict)  # semantics.ir.ConventionIR.to_dict()
     # why C is N by construction (every node of the universe at every position, node granularity), or ""
     vacuous: str = ""
+    metric_scale: float = 0.0  # the largest |logit| a logit metric read (its rounding scale); 0 otherwise
 
     def score(self, metric: str, arg: str | None = None) -> ScoreResult | None:
         for s in self.scores:

@@ -77,9 +77,10 @@ def test_mean_ablation_of_a_constant_activation_does_not_pass(tmp_path, constant
 def _summary(effect: Estimate, full: float, ablated: float) -> CircuitSummary:
     one = Estimate(1.0, 1.0, 1.0)
     from causalspec.score.circuit_scores import ScoreResult
+    means = {"full model": Estimate(full, full, full), "circuit": Estimate(full, full, full),
+             "everything ablated": Estimate(ablated, ablated, ablated)}
     return CircuitSummary(output="M.O", metric="logit_diff", ablation="mean", granularity="node", universe="",
-                          prompts=32, means={"full model": Estimate(full, full, full), "circuit": Estimate(full, full, full),
-                                             "everything ablated": Estimate(ablated, ablated, ablated)},
+                          prompts=32, means=means,
                           effect=effect, scores=[ScoreResult("faithfulness", "faithfulness", None, one, "")])
 
 
@@ -97,6 +98,10 @@ def test_effect_within_rounding_fails_and_a_small_real_effect_passes(monkeypatch
     # the tolerance scales with the metric: 1e-4 on logits of size 40 is rounding too
     big = evaluate_circuit_conditions(_claim(), _summary(Estimate(1e-4, 9e-5, 1.1e-4), 40.0, 40.0))
     assert big.status == FAILED
+    # a logit difference near 0 read from logits near 50 carries their rounding
+    near = _summary(Estimate(1e-4, 9e-5, 1.1e-4), 0.1, 0.1)
+    near.metric_scale = 50.0
+    assert evaluate_circuit_conditions(_claim(), near).status == FAILED
     # a small but real effect (0.01 logits, interval clear of rounding) is judged on its scores
     real = evaluate_circuit_conditions(_claim(), _summary(Estimate(0.01, 0.008, 0.012), 0.02, 0.01))
     assert real.status == PASSED, real.reason
@@ -180,7 +185,8 @@ def test_an_edge_circuit_with_every_node_and_every_edge_is_vacuous_too(tmp_path,
     body = "group l0 = attn[0]\n  group l1 = attn[1]"
     res = _run(tmp_path, toy,
                _circuit("All", body, "zero", extra=f"granularity edge\n  edges {{ {full} }}"),
-               _circuit("NoEmbed", body, "zero", extra="granularity edge\n  edges { l0 -> l1; l0 -> logits; l1 -> logits }"),
+               _circuit("NoEmbed", body, "zero",
+                        extra="granularity edge\n  edges { l0 -> l1; l0 -> logits; l1 -> logits }"),
                _circuit("Cut", body, "zero", "faithfulness >= 0.0", extra=f"granularity edge\n  edges {{ {cut} }}"))
     for name in ("All", "NoEmbed"):
         assert res[name].status == FAILED and "by construction" in res[name].reason, (name, res[name].reason)
