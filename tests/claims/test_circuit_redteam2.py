@@ -203,3 +203,31 @@ def test_a_gross_overshoot_is_noted(tmp_path, toy):
     r = res["Cut"]
     assert r.circuit.score("faithfulness").value.estimate > 2
     assert any("overshoots" in n for n in r.notes), r.notes
+
+
+def _edited_toy(path: Path, edit) -> Path:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    build_induction_model(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    with torch.no_grad():
+        edit(model, AutoTokenizer.from_pretrained(path))
+    model.save_pretrained(path)
+    return path
+
+
+def test_already_right_nan_outputs_are_an_error_and_a_constant_network_fails(tmp_path):
+    """A network that gives NaN on the prompts with one name ends in an error naming the cause; a
+    network whose logits ignore the input (final LayerNorm weight 0) fails the effect-size guard."""
+    def nan_name(model, tok):
+        model.transformer.wte.weight[tok.convert_tokens_to_ids("Lisa")] = float("nan")
+
+    def constant(model, tok):
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(torch.linspace(-1, 1, D_MODEL))
+
+    true = "group prev = head[0.0]\n  group ind = head[1.0] @ END"
+    nan = _run(tmp_path, _edited_toy(tmp_path / "nan", nan_name), _circuit("C", true, "zero"))["C"]
+    assert nan.status == "error" and "non-finite" in nan.reason, nan.reason
+    const = _run(tmp_path, _edited_toy(tmp_path / "const", constant), _circuit("C", true, "zero"))["C"]
+    assert const.status == FAILED and "effect-size guard" in const.reason, const.reason
