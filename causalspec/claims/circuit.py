@@ -37,6 +37,7 @@ from causalspec.run.hf_adapter import HFAdapter, unknown_token_check
 from causalspec.score.circuit_scores import (ABLATED, CIRCUIT, FULL, CircuitSummary, circuit_scores,
                                              faithfulness_curve, needed_variants)
 from causalspec.score.results import ERROR, FAILED, PASSED, CheckResult, ConditionResult
+from causalspec.score.stats import wilson
 from causalspec.semantics.sites import ALL
 from causalspec.semantics.ir import ConventionIR
 from causalspec.semantics.sites import LAST
@@ -115,8 +116,15 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
             variants.append(Variant(key, "ablate", members=knocked_out_everywhere(members)))
     advance = progress("circuit forward passes", n * len(variants)) if progress else None
     beyond = getattr(ablation, "beyond", 0)
-    values = engine.evaluate(plan.rows, variants, resolved.universe, ablation, metric_fn, advance)
+    values = engine.evaluate(plan.rows, variants, resolved.universe, ablation, metric_fn, advance,
+                             on_clean={TASK: task_accuracy_fn(plan, engine.adapter)})
     beyond = getattr(ablation, "beyond", 0) - beyond
+    key_t = ("task", *key_n)
+    task_values = values.pop(TASK, None)
+    if task_values is None:
+        task_values = shared.get(key_t)
+    else:
+        shared[key_t] = task_values
     broken = nonfinite_metric(values, circuit.network)
     if broken:
         found.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
@@ -140,13 +148,19 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
         clean_accuracy=_clean_accuracy(values) if circuit.metric.name == "accuracy" else None,
         reference_prompts=len(next(iter(plan.reference.rows.values()))) if plan.reference else 0,
         convention=circuit.convention.to_dict(), vacuous=whole_universe(resolved, engine.arch),
-        metric_scale=float(getattr(metric_fn, "logit_scale", 0.0)))
+        metric_scale=float(getattr(metric_fn, "logit_scale", 0.0)),
+        task=task_summary(task_values, plan, circuit.metric.name))
     found.circuit = summary
     found.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
     if beyond:
         found.notes.append(f"{beyond} batch(es) had prompts longer than every reference prompt: "
                             "positions past the longest reference prompt were ablated with the mean over all "
                             "reference tokens")
+    if summary.task:
+        t = summary.task
+        found.notes.append(f"full model: answers {summary.output} right on {t['successes']} of {t['trials']} prompts "
+                           f"(chance {t['chance']:.1%})" + ("" if t["judged"] else
+                                                            "; not judged: prob_greater scores the values' order"))
     found.notes.extend(overshoot_notes(circuit, summary))
     return evaluate_circuit_conditions(circuit, summary)
 
@@ -170,6 +184,54 @@ def overshoot_notes(circuit, summary: CircuitSummary) -> list[str]:
                        "below only, so this does not fail it — read the means above")
             break
     return out
+
+
+TASK = "task:accuracy"  # the full model's per-prompt answer correctness (evaluated with N's forward pass)
+
+
+def task_accuracy_fn(plan: CircuitPlan, adapter):
+    """Per prompt, 1.0 when the network's answer — the output value whose answer token has the
+    highest logit, read where the network's answer is read — is MODEL.OUTPUT's value, else 0.0."""
+    domain = plan.model.domain(plan.output)
+    expected = np.asarray(domain.codes(plan.model.run(plan.rows)[plan.output]))
+
+    def fn(logits: torch.Tensor, batch, idx: np.ndarray) -> np.ndarray:
+        return (np.asarray(adapter.predict(logits, batch)) == expected[idx]).astype(float)
+    return fn
+
+
+def task_summary(values, plan: CircuitPlan, metric: str) -> dict:
+    """How often the full model gives MODEL.OUTPUT's value, and whether the task guard judges it
+    (not for `prob_greater`, whose task is the order of the values, not the output's value)."""
+    if values is None:
+        return {}
+    v = np.asarray(values, dtype=float)
+    k = plan.model.domain(plan.output).size
+    return {"successes": int(np.nansum(v)), "trials": int(v.size), "chance": 1.0 / max(k, 1),
+            "judged": metric != "prob_greater"}
+
+
+def task_guard(summary: CircuitSummary, output: str) -> str:
+    """Why the full model's behaviour cannot be explained as MODEL.OUTPUT ('' when it can): its
+    answers are not significantly above chance (the Wilson 95% lower bound of its accuracy is at
+    or below 1/k, k the output's values).
+
+    Why: a circuit claim says that components explain how the network computes MODEL.OUTPUT.
+    Faithfulness compares the circuit with the full model, whatever the full model does: a
+    network whose unembedding was permuted answered wrong on every prompt, the circuit
+    reproduced the wrong answers, and `faithfulness >= 0.8` PASSED for every metric, `accuracy`
+    included (tests/claims/test_circuit_redteam2.py). The alignment checks refuse the same thing
+    (pairs the network gets wrong are not kept); here the whole claim is refused."""
+    t = summary.task
+    if not t or not t.get("judged") or not t.get("trials"):
+        return ""
+    p = wilson(int(t["successes"]), int(t["trials"]))
+    if p.lower > t["chance"]:
+        return ""
+    return (f"the full model does not compute {output} on these prompts: its answer (the value whose answer token has "
+            f"the highest logit) is right on {t['successes']} of {t['trials']} ({p.estimate:.1%}, 95% CI "
+            f"[{p.lower:.1%}, {p.upper:.1%}]), not above chance ({t['chance']:.1%}); a circuit cannot explain a "
+            "behaviour the network does not have (task guard)")
 
 
 VACUOUS_SCORES = ("faithfulness", "completeness")  # scores that are 1 by construction when C is N
@@ -582,6 +644,9 @@ def evaluate_circuit_conditions(circuit, summary: CircuitSummary) -> Verdict:
                         f"{tol:.2g}, {EFFECT_RTOL:g} of the scale of the metric and the logits it reads), so the "
                         "ablation changes nothing and every score (a ratio over it) is rounding noise "
                         "(effect-size guard)")
+    task = task_guard(summary, summary.output)
+    if task:
+        problems.insert(0, task)
     if summary.vacuous and any(c.metric in VACUOUS_SCORES for c in circuit.conditions):
         problems.append(summary.vacuous)
     conditions = []

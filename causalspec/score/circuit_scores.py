@@ -132,6 +132,8 @@ class CircuitSummary:
     # why C is N by construction (every node of the universe at every position, node granularity), or ""
     vacuous: str = ""
     metric_scale: float = 0.0  # the largest |logit| a logit metric read (its rounding scale); 0 otherwise
+    # the full model's answers on the prompts: {"successes", "trials", "chance", "judged"} (claims.circuit.task_guard)
+    task: dict[str, Any] = field(default_factory=dict)
 
     def score(self, metric: str, arg: str | None = None) -> ScoreResult | None:
         for s in self.scores:
@@ -148,7 +150,7 @@ class CircuitSummary:
             "effect": None if self.effect is None else self.effect.to_dict(),
             "scores": [s.to_dict() for s in self.scores],
             "clean_accuracy": _num(self.clean_accuracy) if self.clean_accuracy is not None else None,
-            "convention": self.convention, "vacuous": self.vacuous or None,
+            "convention": self.convention, "vacuous": self.vacuous or None, "task": self.task or None,
         }
 
 

@@ -231,3 +231,35 @@ def test_already_right_nan_outputs_are_an_error_and_a_constant_network_fails(tmp
     assert nan.status == "error" and "non-finite" in nan.reason, nan.reason
     const = _run(tmp_path, _edited_toy(tmp_path / "const", constant), _circuit("C", true, "zero"))["C"]
     assert const.status == FAILED and "effect-size guard" in const.reason, const.reason
+
+
+def test_a_network_that_never_gives_the_answer_cannot_pass_a_circuit_claim(tmp_path):
+    """The toy with its name unembedding rows permuted (name k's logit reads name k+1's answer
+    direction): the network answers wrong on every prompt. The true heads still reproduce that
+    wrong behaviour, so before, faithfulness >= 0.8 PASSED under every metric — `accuracy`
+    (0 for the full model) included. The task guard fails them: no behaviour to explain."""
+    from causalspec.testing.toy_circuits import NAMES
+
+    def permute(model, tok):
+        ids = tok.convert_tokens_to_ids(list(NAMES))
+        rows = model.lm_head.weight[ids].clone()
+        for i, t in enumerate(ids):
+            model.lm_head.weight[t] = rows[(i + 1) % len(ids)]
+
+    true = "group prev = head[0.0]\n  group ind = head[1.0] @ END"
+    res = _run(tmp_path, _edited_toy(tmp_path / "perm", permute),
+               *(_circuit(name, true, expect="faithfulness >= 0.8", metric=metric) for name, metric in
+                 (("Diff", "logit_diff(B, C) @ END"), ("Prob", "prob()"), ("Acc", "accuracy"))))
+    for name, r in res.items():
+        assert r.status == FAILED and "task guard" in r.reason, (name, r.status, r.reason)
+        assert r.circuit.task["successes"] == 0
+        assert r.circuit.score("faithfulness").value.estimate > 0.8  # the circuit is faithful to a wrong network
+
+
+def test_the_true_network_passes_the_task_guard(tmp_path, toy):
+    res = _run(tmp_path, toy, _circuit("T", "group prev = head[0.0]\n  group ind = head[1.0] @ END",
+                                       expect="faithfulness >= 0.9"))
+    r = res["T"]
+    assert r.status == PASSED, r.reason
+    assert r.circuit.task["successes"] == r.circuit.task["trials"] == 32
+    assert any("full model: answers Induction.answer right on 32 of 32" in n for n in r.notes), r.notes
