@@ -24,6 +24,9 @@ import torch
 
 from causalspec.claims.common import (CheckOptions, Verdict, check_failure, compare, condition_text, fmt,
                                      reproduce_command)
+from causalspec.claims.circuit_guards import (EFFECT_RTOL, TASK, VACUOUS_SCORES, effect_above_rounding,
+                                             effect_tolerance, overshoot_notes, task_accuracy_fn, task_guard,
+                                             task_summary, whole_universe)
 from causalspec.claims.networks import NetworkCache, engine_choice
 from causalspec.compile.circuit_plan import (HEAD, MLP, Arch, CircuitPlan, ResolvedCircuit,
                                              compile_circuit, describe_prompt, prune_edges, resolve_circuit)
@@ -33,7 +36,7 @@ from causalspec.run.adapters import CheckUsageError
 from causalspec.run.engine import EngineOptions
 from causalspec.run.circuit_engine import CircuitEngine, ResampleAblation, Variant, ZeroAblation, resample_mapping
 from causalspec.run.families import resolve_family
-from causalspec.run.hf_adapter import HFAdapter
+from causalspec.run.hf_adapter import HFAdapter, unknown_token_check
 from causalspec.score.circuit_scores import (ABLATED, CIRCUIT, FULL, CircuitSummary, circuit_scores,
                                              faithfulness_curve, needed_variants)
 from causalspec.score.results import ERROR, FAILED, PASSED, CheckResult, ConditionResult
@@ -115,8 +118,15 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
             variants.append(Variant(key, "ablate", members=knocked_out_everywhere(members)))
     advance = progress("circuit forward passes", n * len(variants)) if progress else None
     beyond = getattr(ablation, "beyond", 0)
-    values = engine.evaluate(plan.rows, variants, resolved.universe, ablation, metric_fn, advance)
+    values = engine.evaluate(plan.rows, variants, resolved.universe, ablation, metric_fn, advance,
+                             on_clean={TASK: task_accuracy_fn(plan, engine.adapter)})
     beyond = getattr(ablation, "beyond", 0) - beyond
+    key_t = ("task", *key_n)
+    task_values = values.pop(TASK, None)
+    if task_values is None:
+        task_values = shared.get(key_t)
+    else:
+        shared[key_t] = task_values
     broken = nonfinite_metric(values, circuit.network)
     if broken:
         found.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
@@ -139,13 +149,21 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
         means=means, effect=effect, scores=scores,
         clean_accuracy=_clean_accuracy(values) if circuit.metric.name == "accuracy" else None,
         reference_prompts=len(next(iter(plan.reference.rows.values()))) if plan.reference else 0,
-        convention=circuit.convention.to_dict())
+        convention=circuit.convention.to_dict(), vacuous=whole_universe(resolved, engine.arch),
+        metric_scale=float(getattr(metric_fn, "logit_scale", 0.0)),
+        task=task_summary(task_values, plan, circuit.metric.name))
     found.circuit = summary
     found.forward_passes = {k: v for k, v in engine.forward_passes.items() if v}
     if beyond:
         found.notes.append(f"{beyond} batch(es) had prompts longer than every reference prompt: "
                             "positions past the longest reference prompt were ablated with the mean over all "
                             "reference tokens")
+    if summary.task:
+        t = summary.task
+        found.notes.append(f"full model: answers {summary.output} right on {t['successes']} of {t['trials']} prompts "
+                           f"(chance {t['chance']:.1%})" + ("" if t["judged"] else
+                                                            "; not judged: prob_greater scores the values' order"))
+    found.notes.extend(overshoot_notes(circuit, summary))
     return evaluate_circuit_conditions(circuit, summary)
 
 
@@ -324,7 +342,10 @@ def make_metric(plan: CircuitPlan, adapter):
         if not ids:
             raise CheckUsageError(f"metric `{metric.name}`: {arg.value!r} tokenizes to no tokens")
         part = adapter.answer.tokens if adapter.answer is not None else "first"
-        return np.full(n, int(ids[-1] if part == "last" else ids[0]))
+        tok = int(ids[-1] if part == "last" else ids[0])
+        unknown_token_check(adapter.tokenizer, tok, arg.value, f"metric `{metric.name}` of network "
+                                                               f"`{plan.network.name}`")
+        return np.full(n, tok)
 
     args = [token_ids(a) for a in metric.args]
     # prob_greater(X): the values of the output after X's value in the domain's order, per prompt
@@ -361,6 +382,10 @@ def make_metric(plan: CircuitPlan, adapter):
             up = above[torch.as_tensor(idx)].to(at.device)
             return ((p * up).sum(-1) - (p * ~up).sum(-1)).cpu().numpy().astype(float)
         a = at[rows, torch.as_tensor(args[0][idx], device=at.device)]
+        read = torch.stack([at[rows, torch.as_tensor(arg[idx], device=at.device)] for arg in args], -1)
+        finite = read[torch.isfinite(read)]
+        if finite.numel():  # the logits' own size sets their rounding (effect_tolerance)
+            fn.logit_scale = max(fn.logit_scale, float(finite.abs().max()))  # type: ignore[attr-defined]
         if metric.name == "logit":
             return a.cpu().numpy().astype(float)
         # logit_diff(A, B, …): A's logit minus the largest of the others' (with two, A's minus B's;
@@ -368,6 +393,7 @@ def make_metric(plan: CircuitPlan, adapter):
         others = torch.stack([at[rows, torch.as_tensor(arg[idx], device=at.device)] for arg in args[1:]], -1)
         return (a - others.max(-1).values).cpu().numpy().astype(float)
 
+    fn.logit_scale = 0.0  # type: ignore[attr-defined]  # largest |logit| a logit metric read
     shown = ", ".join(a.value if a.kind == "var" else repr(a.value) for a in metric.args)
     text = f"{metric.name}({shown})" if metric.args else metric.name
     text += f" @ {_positions_text(metric.positions)}"
@@ -441,10 +467,26 @@ def evaluate_circuit_conditions(circuit, summary: CircuitSummary) -> Verdict:
     """Judge every `expect` condition of a circuit claim on its scores, after the effect-size guard."""
     problems = []
     eff = summary.effect
-    if eff is None or not np.isfinite(eff.estimate) or not eff.excludes_zero:
+    if eff is not None and summary.prompts < 2:
+        problems.append(f"the circuit was evaluated on {summary.prompts} prompt(s): a bootstrap interval needs at "
+                        "least 2, so the effect of the ablation cannot be told from noise (effect-size guard); "
+                        "raise `pairs`")
+    elif eff is None or not np.isfinite(eff.estimate) or not eff.excludes_zero:
         shown = "n/a [n/a, n/a]" if eff is None else f"{fmt(eff.estimate)} [{fmt(eff.lower)}, {fmt(eff.upper)}]"
         problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {shown} "
                         "includes 0, so every score (a ratio over it) is noise (effect-size guard)")
+    elif not effect_above_rounding(eff, summary.means, summary.metric_scale):
+        tol = effect_tolerance(summary.means, summary.metric_scale)
+        problems.append(f"ablating everything does not move the metric: m(N) − m(∅) = {eff.estimate:.3g} "
+                        f"[{eff.lower:.3g}, {eff.upper:.3g}] is within floating-point rounding (|effect| <= "
+                        f"{tol:.2g}, {EFFECT_RTOL:g} of the scale of the metric and the logits it reads), so the "
+                        "ablation changes nothing and every score (a ratio over it) is rounding noise "
+                        "(effect-size guard)")
+    task = task_guard(summary, summary.output)
+    if task:
+        problems.insert(0, task)
+    if summary.vacuous and any(c.metric in VACUOUS_SCORES for c in circuit.conditions):
+        problems.append(summary.vacuous)
     conditions = []
     for cond in circuit.conditions:
         score = summary.score(cond.metric, cond.arg)
@@ -454,6 +496,8 @@ def evaluate_circuit_conditions(circuit, summary: CircuitSummary) -> Verdict:
             if value is not None and not np.isfinite(value):
                 value = None
         ok = value is not None and compare(value, cond.op, cond.threshold)
+        if summary.vacuous and cond.metric in VACUOUS_SCORES:
+            ok = False  # 1 by construction: not evidence (whole_universe)
         detail = ""
         if score is not None:
             v = score.value

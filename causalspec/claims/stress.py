@@ -80,12 +80,39 @@ def stress_test(ir, check, plan, net, run, runs, claims, options,
         yield from _illusion(run, declared)
     for name in getattr(check, "controls", ()):
         if name == "random_init":
-            yield from _random_init(ir, check, plan, net, run, declared, options, training)
+            for item in _random_init(ir, check, plan, net, run, declared, options, training):
+                yield item
+                if isinstance(item, ControlResult):
+                    yield from control_matches_claim(item, declared)
         elif name == "random_subspace":
             with counted_as(run.engine, "random_subspace"):
-                yield _random_subspace(run, declared, check)
+                control = _random_subspace(run, declared, check)
+            yield control
+            yield from control_matches_claim(control, declared)
         elif name == "heldout":
             yield _heldout(run, declared)
+
+
+def control_matches_claim(control: ControlResult, declared) -> Iterator[str]:
+    """A warning per set where a random control (`random_subspace`, `random_init`) scores as high
+    as the claim: its mean IIA reaches the claim's 95% lower bound.
+
+    Why: a control exists to show that the claim's alignment is special — an arbitrary subspace
+    of the same size, or the same procedure on a random network, should not do as well. When
+    it does, the claim's IIA does not single out this alignment, whether or not the spec bounds
+    the control with `expect control(NAME) <= x` (which is what turns this into a failure)."""
+    if not control.applicable or not control.n_draws:
+        return
+    for (_, res), value in zip(declared, control.values):
+        if value is None or not res.iia.trials:
+            continue
+        if value >= res.iia.lower:
+            what = ("an arbitrary subspace of the same size" if control.name == "random_subspace"
+                    else "the same procedure on a randomly re-initialised network")
+            yield (f"{res.label}: control {control.name} scores {value:.3f} (mean of {control.n_draws} draw(s)), as "
+                   f"high as the claim's IIA {res.iia.estimate:.3f} (95% lower bound {res.iia.lower:.3f}): {what} "
+                   f"does as well, so this IIA does not single out the alignment; bound it with "
+                   f"`expect control({control.name}) <= …` to make this a failure")
 
 
 def heldout_gap(declared) -> list[dict]:

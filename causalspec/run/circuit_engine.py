@@ -257,10 +257,15 @@ class CircuitEngine:
 
     # evaluation -------------------------------------------------------------------------
     def evaluate(self, rows: Mapping[str, np.ndarray], variants: Sequence[Variant], universe: frozenset[str],
-                 ablation, metric: MetricFn, progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-        """Per-prompt metric values of every variant (batches outer, variants inner)."""
+                 ablation, metric: MetricFn, progress: Callable[[int], None] | None = None,
+                 on_clean: Mapping[str, MetricFn] | None = None) -> dict[str, np.ndarray]:
+        """Per-prompt metric values of every variant (batches outer, variants inner). `on_clean`:
+        more per-prompt functions read from the logits of the `clean` variant (no extra forward
+        pass), stored under their own keys (the full model's task accuracy)."""
         n = len(next(iter(rows.values())))
         out = {v.key: np.full(n, np.nan) for v in variants}
+        extra = dict(on_clean or {}) if any(v.mode == "clean" for v in variants) else {}
+        out.update({k: np.full(n, np.nan) for k in extra})
         for start in range(0, n, self.batch_size):
             idx = np.arange(start, min(n, start + self.batch_size))
             batch = self.adapter.encode({k: v[idx] for k, v in rows.items()})
@@ -272,6 +277,9 @@ class CircuitEngine:
                 counter = v.key if v.key in ("clean", "ablated", "circuit") else "knockout"
                 self.forward_passes[counter] += 1
                 out[v.key][idx] = metric(logits, batch, idx)
+                if v.mode == "clean":
+                    for k, fn in extra.items():
+                        out[k][idx] = fn(logits, batch, idx)
                 if progress:
                     progress(len(idx))
         return out

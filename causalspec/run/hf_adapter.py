@@ -143,6 +143,7 @@ class HFAdapter:
             raise CheckUsageError(f"network `{self.net.name}`: `output : value logit {text!r}` must name one token; "
                                   f"the tokenizer reads {len(toks)} ({shown}) — name one of them, e.g. with or "
                                   "without its leading space")
+        unknown_token_check(self.tokenizer, toks[0], text or "", f"network `{self.net.name}`: `output : value logit`")
         return torch.tensor(toks, dtype=torch.long)
 
     def _answer_candidates(self) -> torch.Tensor:
@@ -160,6 +161,8 @@ class HFAdapter:
                 raise CheckUsageError(f"network `{self.net.name}`: the answer for {self.output} = "
                                       f"{self.domain.format(value)} ({text!r}) tokenizes to no tokens")
             tok = int(toks[0] if part == "first" else toks[-1])
+            unknown_token_check(self.tokenizer, tok, text, f"network `{self.net.name}`: the answer for "
+                                                           f"{self.output} = {self.domain.format(value)}")
             if tok in owner:
                 shown = self.tokenizer.convert_ids_to_tokens([tok])[0]
                 raise CheckUsageError(
@@ -429,6 +432,24 @@ class HFAdapter:
     def tokens(self, batch: Batch, i: int) -> list[str]:
         """The row's tokens as strings (for reports and debugging)."""
         return self.tokenizer.convert_ids_to_tokens(batch.meta["rows"][i].ids)
+
+
+def unknown_token_check(tokenizer, tok: int, text: str, what: str) -> None:
+    """Refuse a scored token that is the tokenizer's unknown token while the text is not.
+
+    Why: a word-level tokenizer maps a word it does not know (a typo, `"Marry"`, or a value
+    missing from the vocabulary) to `[UNK]`/`<unk>`, and the logit of that token is a number
+    like any other: a circuit metric `logit_diff("Marry", C)` then scored the unknown token and
+    passed (tests/claims/test_circuit_redteam2.py). What is scored must be the text written."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or int(tok) != int(unk):
+        return
+    unk_text = getattr(tokenizer, "unk_token", None)
+    if unk_text and str(unk_text) in text:
+        return  # the text names the unknown token itself
+    raise CheckUsageError(f"{what} ({text!r}) is scored by the tokenizer's unknown token {unk_text!r} (id {tok}): "
+                          "the tokenizer does not know it, so its logit is not that text's; check the spelling, "
+                          "or use a value the tokenizer has")
 
 
 def _label(spec) -> str:

@@ -73,6 +73,12 @@ def bootstrap_stats(values: Mapping[str, np.ndarray], stats: Mapping[str, Stat],
     keys = list(values)
     n = len(values[keys[0]])
     means = {k: np.asarray(np.mean(values[k])) for k in keys}
+    if n < 2:
+        # one prompt: every resample is that prompt, so the percentile interval would be [x, x] — a
+        # "95% interval" of width 0 that let `lower95` claims and the effect-size guard pass on a
+        # single observation. The interval is undefined (NaN): such claims cannot be judged.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return {name: Estimate(float(f(means)), float("nan"), float("nan")) for name, f in stats.items()}
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
     boot = {k: np.asarray(values[k], dtype=float)[idx].mean(axis=1) for k in keys}
@@ -123,6 +129,11 @@ class CircuitSummary:
     clean_accuracy: float | None = None
     reference_prompts: int = 0
     convention: dict[str, Any] = field(default_factory=dict)  # semantics.ir.ConventionIR.to_dict()
+    # why C is N by construction (every node of the universe at every position, node granularity), or ""
+    vacuous: str = ""
+    metric_scale: float = 0.0  # the largest |logit| a logit metric read (its rounding scale); 0 otherwise
+    # the full model's answers on the prompts: {"successes", "trials", "chance", "judged"} (claims.circuit.task_guard)
+    task: dict[str, Any] = field(default_factory=dict)
 
     def score(self, metric: str, arg: str | None = None) -> ScoreResult | None:
         for s in self.scores:
@@ -139,7 +150,7 @@ class CircuitSummary:
             "effect": None if self.effect is None else self.effect.to_dict(),
             "scores": [s.to_dict() for s in self.scores],
             "clean_accuracy": _num(self.clean_accuracy) if self.clean_accuracy is not None else None,
-            "convention": self.convention,
+            "convention": self.convention, "vacuous": self.vacuous or None, "task": self.task or None,
         }
 
 

@@ -104,3 +104,10 @@ def test_a_value_tables_codes_are_recoded_into_another_table():
     codes = np.array([[0, 1], [-1, 0]])  # 1/2, 1/4 / undecodable, 1/2
     assert second.recode(codes, first).tolist() == [[1, 0], [-1, 1]]  # 1/2 registered in `second` as code 1
     assert second.values == [Fraction(1, 4), Fraction(1, 2)]
+
+
+def test_a_logit_name_the_tokenizer_does_not_know_is_a_check_error(folder):
+    """Red team (2): `"yess"` is one token — `[UNK]` — so the one-token rule let it through and the
+    value read was the unknown token's logit."""
+    with pytest.raises(CheckUsageError, match="unknown token"):
+        adapter(folder, logit="yess")
