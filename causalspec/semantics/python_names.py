@@ -31,7 +31,19 @@ def top_level_names(path: Path) -> set[str] | None:
     names: set[str] = set()
     if not _collect(tree.body, names):
         return None
-    return names
+    return names | _declared_global(tree)
+
+
+def _declared_global(tree: ast.Module) -> set[str]:
+    """The names a `global` statement anywhere in the file declares.
+
+    Why: a function or class body that says `global encode` and then defines or assigns `encode`
+    binds a module name when it runs (`def _setup(): global encode; def encode(x): ...`, then
+    `_setup()` at the top level). Reading only the top level would call such a hook file's
+    valid function missing — a spec error on a working setup. Whether the binding runs is not
+    knowable without running the file, so a declared name counts as bound and the loader,
+    which imports the file, has the last word."""
+    return {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
 
 
 def _collect(body: list[ast.stmt], names: set[str]) -> bool:

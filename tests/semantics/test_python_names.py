@@ -60,3 +60,16 @@ def test_an_unreadable_file_is_no_answer(tmp_path):
     assert top_level_names(tmp_path / "absent.py") is None
     (tmp_path / "bin.py").write_bytes(b"\xff\xfe\x00")
     assert top_level_names(tmp_path / "bin.py") is None
+
+
+def test_a_name_a_function_declares_global_counts_as_bound(tmp_path):
+    """A hook defined through `global` inside a function the top level calls binds a module
+    name when the file runs: it must not be reported as missing (a spec error on a valid hook)."""
+    text = """
+def _setup():
+    global encode
+    def encode(x):
+        return x
+_setup()
+"""
+    assert names(tmp_path, text) >= {"_setup", "encode"}
