@@ -160,9 +160,10 @@ def _run(ir, circuit, options: CheckOptions, networks: NetworkCache, found: _Fou
                             "reference tokens")
     if summary.task:
         t = summary.task
+        why = "prob_greater scores the values' order" if circuit.metric.name == "prob_greater" else \
+            f"{summary.output} has a single value"
         found.notes.append(f"full model: answers {summary.output} right on {t['successes']} of {t['trials']} prompts "
-                           f"(chance {t['chance']:.1%})" + ("" if t["judged"] else
-                                                            "; not judged: prob_greater scores the values' order"))
+                           f"(chance {t['chance']:.1%})" + ("" if t["judged"] else f"; not judged: {why}"))
     found.notes.extend(overshoot_notes(circuit, summary))
     return evaluate_circuit_conditions(circuit, summary)
 

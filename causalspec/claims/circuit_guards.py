@@ -53,13 +53,17 @@ def task_accuracy_fn(plan: CircuitPlan, adapter):
 
 def task_summary(values, plan: CircuitPlan, metric: str) -> dict:
     """How often the full model gives MODEL.OUTPUT's value, and whether the task guard judges it
-    (not for `prob_greater`, whose task is the order of the values, not the output's value)."""
+    (not for `prob_greater`, whose task is the order of the values, not the output's value; not
+    for an output of a single value: the network's answer, an argmax over one candidate, is that
+    value on every prompt, chance is 1 and no accuracy can be significantly above it, so the
+    guard would fail every claim about such a model — a fixed-token metric over a placeholder
+    output — whatever the network computes)."""
     if values is None:
         return {}
     v = np.asarray(values, dtype=float)
     k = plan.model.domain(plan.output).size
     return {"successes": int(np.nansum(v)), "trials": int(v.size), "chance": 1.0 / max(k, 1),
-            "judged": metric != "prob_greater"}
+            "judged": metric != "prob_greater" and k >= 2}
 
 
 def task_guard(summary: CircuitSummary, output: str) -> str:
