@@ -109,20 +109,36 @@ def whole_universe(resolved: ResolvedCircuit, arch: Arch) -> str:
         return ""
     if not all(m.everywhere for m in resolved.members):
         return ""
-    nodes = set(resolved.nodes)
+    # the nodes the complement is taken over: the universe's kinds, and MLPs only where the
+    # network has them (an attention-only network's `mlp` outputs 0: ablating it removes nothing)
+    kinds_here = {k for k in resolved.universe if k == HEAD or (k == MLP and not _no_mlps(arch))}
+    nodes = {n for n in resolved.nodes if n.kind in kinds_here}
     want = 0
-    if HEAD in resolved.universe:
+    if HEAD in kinds_here:
         want += arch.layers * arch.heads
-    if MLP in resolved.universe:
+    if MLP in kinds_here:
         want += arch.layers
-    if len(nodes) < want:
+    if not kinds_here or len(nodes) < want:
         return ""
-    kinds = " and ".join(k for k, on in (("every attention head", HEAD in resolved.universe),
-                                          ("every MLP", MLP in resolved.universe)) if on)
+    kinds = " and ".join(k for k, on in (("every attention head", HEAD in kinds_here),
+                                          ("every MLP", MLP in kinds_here)) if on)
     return (f"the circuit holds {kinds} of the network at every position ({len(nodes)} nodes"
             f"{', with every edge between them' if resolved.edges is not None else ''}), so nothing is "
             "ablated: m(C) = m(N) by construction and faithfulness/completeness are 1 whatever the network "
             "does (a vacuous claim); name the components you claim carry the behaviour")
+
+
+ATTN_ONLY_FAMILY = "attn-only"  # run.families.ATTN_ONLY: TransformerLens attention-only models
+
+
+def _no_mlps(arch: Arch) -> bool:
+    """Whether the network has no MLPs (run.attn_only: its `mlp` modules output 0).
+
+    Why it matters: under a convention that ablates MLPs (`convention mib`, `mlps ablated`)
+    the universe holds MLP nodes; on an attention-only network they compute nothing, so a
+    circuit of every head is still the whole model. Counting MLPs there called such a circuit
+    partial, and its faithfulness 1 by construction passed."""
+    return arch.family == ATTN_ONLY_FAMILY
 
 
 def _edges_complete(resolved: ResolvedCircuit, arch: Arch) -> bool:

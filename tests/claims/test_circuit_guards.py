@@ -30,3 +30,34 @@ def test_a_binary_output_is_still_judged():
     wrong = task_summary([0.0] * 64, _plan(2), "logit_diff")
     assert right["judged"] and task_guard(_summary(right), "M.answer") == ""
     assert "task guard" in task_guard(_summary(wrong), "M.answer")
+
+
+def _every_head(layers: int, heads: int, universe):
+    from causalspec.compile.circuit_plan import Member, Node, ResolvedCircuit
+
+    members = tuple(Member(Node.attention(L, h), group="all") for L in range(layers) for h in range(heads))
+    return ResolvedCircuit({"all": members}, frozenset(universe))
+
+
+def test_every_head_of_an_attention_only_network_is_vacuous_under_mib():
+    """`convention mib` puts MLPs in the universe; an attention-only network has none (its `mlp`
+    outputs 0), so a circuit of every head ablates nothing. Before, the MLPs it lacks were
+    counted and the circuit was judged partial: faithfulness 1 by construction passed."""
+    from causalspec.claims.circuit_guards import whole_universe
+    from causalspec.compile.circuit_plan import HEAD, MLP, Arch
+
+    circuit = _every_head(2, 4, {HEAD, MLP})
+    assert "by construction" in whole_universe(circuit, Arch(2, 4, "attn-only"))
+    assert whole_universe(circuit, Arch(2, 4, "gpt2")) == ""  # GPT-2's MLPs are ablated: not vacuous
+    assert "by construction" in whole_universe(_every_head(2, 4, {HEAD}), Arch(2, 4, "gpt2"))
+
+
+def test_nodes_outside_the_universe_do_not_count_towards_the_whole():
+    """Only nodes of the universe's kinds make up the whole: MLPs kept as wires next to six of
+    eight heads leave two heads ablated, which is no vacuous circuit."""
+    from causalspec.claims.circuit_guards import whole_universe
+    from causalspec.compile.circuit_plan import HEAD, Arch, Member, Node, ResolvedCircuit
+
+    members = tuple(Member(Node.attention(L, h), group="g") for L in range(2) for h in range(3))
+    members += (Member(Node.mlp(0), group="g"), Member(Node.mlp(1), group="g"))
+    assert whole_universe(ResolvedCircuit({"g": members}, frozenset({HEAD})), Arch(2, 4, "gpt2")) == ""
