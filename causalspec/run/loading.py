@@ -334,8 +334,7 @@ def hub_id_problem(path: str, base_dir: Path, offline: bool, exc: BaseException)
             return None
         return (f"hub id `{path}` is not in the local Hugging Face cache, but `{close}` is, one typo away: did "
                 f"you mean `{close}`? (if `{path}` is another model, fetch it with --allow-download)")
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
-
+    GatedRepoError, RepositoryNotFoundError = _hub_errors()
     cause: BaseException | None = exc
     seen: set[int] = set()
     while cause is not None and id(cause) not in seen:
@@ -351,6 +350,19 @@ def hub_id_problem(path: str, base_dir: Path, offline: bool, exc: BaseException)
                     "(a private repository needs a token: `hf auth login`, or HF_TOKEN)")
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+def _hub_errors() -> tuple[type, type]:
+    """huggingface_hub's GatedRepoError and RepositoryNotFoundError, wherever this version keeps
+    them: `huggingface_hub.errors` exists from 0.24 on, while transformers>=4.40 (this package's
+    floor) accepts huggingface_hub 0.19-0.23, whose errors live in `huggingface_hub.utils` (still
+    re-exported there). Importing only `.errors` made a missing hub repository an ImportError —
+    exit 3, "a bug in causalspec" — on those versions."""
+    try:
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    except ImportError:
+        from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError  # type: ignore[no-redef]
+    return GatedRepoError, RepositoryNotFoundError
 
 
 def absent_hub_reason(path: str, base_dir: Path, offline: bool, exc: Exception) -> str:

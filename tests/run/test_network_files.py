@@ -188,3 +188,21 @@ def test_with_downloads_on_the_loader_turns_a_missing_repository_into_an_error(t
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", unreachable)
     with pytest.raises(NetworkUnavailable, match="cannot load `org/typo`"):  # the hub is not reachable: a skip
         load_hf_network("n", "org/typo", tmp_path, None, "cpu", None, allow_download=True)
+
+
+def test_hub_errors_are_found_on_a_hub_library_without_the_errors_module(tmp_path, hub_cache, monkeypatch):
+    """huggingface_hub before 0.24 (allowed by transformers>=4.40) has no `huggingface_hub.errors`:
+    its errors live in `huggingface_hub.utils`. Importing `.errors` only was an ImportError (exit 3)."""
+    import sys
+
+    from types import ModuleType
+
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    exc = repository_not_found("gtp2")
+    old_utils = ModuleType("huggingface_hub.utils")  # what 0.19-0.23 kept the errors in
+    old_utils.GatedRepoError, old_utils.RepositoryNotFoundError = GatedRepoError, RepositoryNotFoundError  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "huggingface_hub.utils", old_utils)
+    monkeypatch.setitem(sys.modules, "huggingface_hub.errors", None)  # `import` of it raises ImportError
+    problem = loading.hub_id_problem("gtp2", tmp_path, offline=False, exc=exc)
+    assert problem is not None and "did you mean `gpt2`?" in problem
