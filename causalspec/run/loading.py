@@ -361,7 +361,7 @@ def _hub_errors() -> tuple[type, type]:
     try:
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
     except ImportError:
-        from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError  # type: ignore[no-redef]
+        from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError
     return GatedRepoError, RepositoryNotFoundError
 
 
