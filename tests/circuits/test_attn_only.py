@@ -233,3 +233,25 @@ def test_edge_granularity_problem_names_shortformer_tl_attn_only_configs_only():
     assert "shortformer" in edge_granularity_problem(short)
     assert edge_granularity_problem(std) is None
     assert edge_granularity_problem(type("GPT2Config", (), {"model_type": "gpt2"})()) is None
+
+
+def test_every_head_of_an_attention_only_model_under_mib_is_a_vacuous_circuit(tmp_path):
+    """`convention mib` ablates MLPs, but an attention-only model has none (its `mlp` outputs 0):
+    a circuit of every head at every position is the whole model, and its faithfulness is 1 by
+    construction. Before, the absent MLPs were counted and the circuit was judged partial."""
+    from causalspec.claims.runner import CheckOptions, NetworkCache, run_checks
+    from causalspec.semantics.analyse import load
+
+    spec = _edge_spec(tmp_path, "standard", "node")
+    text = spec.read_text()
+    body = text[text.index("circuit Paths"):]
+    whole = (body.replace("circuit Paths", "circuit Whole")
+             .replace("  group first  = head[0.1]\n  group second = head[1.2] @ END\n"
+                      "  edges { embed -> first; first -> second.k; second -> logits }\n",
+                      "  group all = attn[0], attn[1]\n  convention mib\n")
+             .replace("with mean over Ref", "with zero"))
+    spec.write_text(text[:text.index("circuit Paths")] + whole)
+    res = {r.name: r for r in run_checks(load(spec), CheckOptions(), NetworkCache())}
+    r = res["Whole"]
+    assert r.circuit is not None and "every attention head" in r.circuit.vacuous, (r.status, r.reason)
+    assert r.status == "failed" and "by construction" in r.reason
