@@ -76,9 +76,17 @@ def task_guard(summary: CircuitSummary, output: str) -> str:
     network whose unembedding was permuted answered wrong on every prompt, the circuit
     reproduced the wrong answers, and `faithfulness >= 0.8` PASSED for every metric, `accuracy`
     included (tests/claims/test_circuit_redteam2.py). The alignment checks refuse the same thing
-    (pairs the network gets wrong are not kept); here the whole claim is refused."""
+    (pairs the network gets wrong are not kept); here the whole claim is refused.
+
+    A full model right on every prompt is not refused, however few the prompts: it has the
+    behaviour on every prompt the claim is judged on, so there is nothing a circuit could be
+    explaining instead (the keep-rate guard's chance test likewise applies only where a pair
+    was dropped). Without this, a correct network on 3 prompts of a binary output — Wilson
+    lower bound 0.44 of 3/3 — failed a correct claim."""
     t = summary.task
     if not t or not t.get("judged") or not t.get("trials"):
+        return ""
+    if int(t["successes"]) == int(t["trials"]):
         return ""
     p = wilson(int(t["successes"]), int(t["trials"]))
     if p.lower > t["chance"]:

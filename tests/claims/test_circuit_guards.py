@@ -61,3 +61,12 @@ def test_nodes_outside_the_universe_do_not_count_towards_the_whole():
     members = tuple(Member(Node.attention(L, h), group="g") for L in range(2) for h in range(3))
     members += (Member(Node.mlp(0), group="g"), Member(Node.mlp(1), group="g"))
     assert whole_universe(ResolvedCircuit({"g": members}, frozenset({HEAD})), Arch(2, 4, "gpt2")) == ""
+
+
+def test_a_full_model_right_on_every_prompt_passes_the_task_guard_however_few():
+    """3 of 3 on a binary output has a Wilson lower bound of 0.44, under chance 0.5: the guard
+    failed a correct network on a small prompt set. Right everywhere is the behaviour itself."""
+    right = task_summary([1.0] * 3, _plan(2), "logit_diff")
+    assert task_guard(_summary(right), "M.answer") == ""
+    almost = task_summary([1.0, 1.0, 0.0], _plan(2), "logit_diff")
+    assert "task guard" in task_guard(_summary(almost), "M.answer")
