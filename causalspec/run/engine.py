@@ -28,7 +28,7 @@ from causalspec.run.adapters import Adapter, CheckUsageError
 from causalspec.run.batching import BatchSizer
 from causalspec.run.hooks import patch, record
 from causalspec.run.incremental import runner_for
-from causalspec.run.sae import SAEPatch
+from causalspec.run.sae import SAEPatch, merge_sae_patches
 from causalspec.run.sites import Intervention
 from causalspec.semantics import featurizers as F
 
@@ -256,6 +256,8 @@ class Engine:
             else:
                 basis = None if given is FULL else _on(given, values.device)
             interventions.append(Intervention(b.site.address, pos, values, basis))
+        # SAE bindings sharing a site and an SAE are one joint latent patch (run.sae.JointSAEPatch)
+        interventions = merge_sae_patches(interventions, [g for g, _ in flat])
         if cache.kv is not None:  # recompute only positions >= the patch; None: this batch runs in full
             with torch.no_grad():
                 done = cache.kv.patched(batch, base_idx, interventions)

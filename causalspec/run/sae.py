@@ -28,11 +28,12 @@ largest pre-activations, then ReLU, as SAELens's TopK).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from causalspec.run.sites import Intervention
 from causalspec.semantics.featurizers import SAEWeights
 
 ErrorTerm = Literal["base", "source", "none"]
@@ -116,6 +117,102 @@ class SAEPatch:
         if self.error == "source":
             return out + (source - self.decode(self.encode(source)))
         return out
+
+
+@dataclass(frozen=True, eq=False)
+class JointSAEPatch:
+    """Several SAE latent patches at one site, on one SAE, applied as **one** interchange.
+
+    Why: two variables may share an SAE at a site through disjoint latents (docs/language.md
+    §6.6), and the documented patch is `f'` = `f(x)` with *every* listed latent taken from its
+    own variable's source, `x' = x̂(f') + err`. Applying the bindings' `SAEPatch`es one after the
+    other instead re-encodes the already-patched activation, so the second patch reads latents the
+    first one moved (whenever an encoder column is not orthogonal to another latent's decoder
+    row): the IIA then depended on the order of the alignment's lines, and `{A, B}` with A, B on
+    latents [0] and [1] scored differently from one variable on latents [0, 1] — the same
+    intervention. `parts` holds each binding's latents and its source's activations at the
+    patched positions (the `source` argument of `__call__` is not used). With the `"source"`
+    error term the patches are merged only when they share one source (`merge_sae_patches`).
+    """
+
+    sae: SAEPatch
+    parts: tuple[tuple[Tensor, Tensor], ...]  # (latents [n], source values [..., d_in]) per binding
+
+    @property
+    def width(self) -> int:
+        return self.sae.width
+
+    def __call__(self, current: Tensor, source: Tensor) -> Tensor:
+        sae = self.sae
+        if current.shape[-1] != sae.width:
+            raise ValueError(f"SAE reads width {sae.width}, the activation has {current.shape[-1]}")
+        f_base = sae.encode(current)
+        mixed = f_base.clone()
+        for latents, values in self.parts:
+            idx = latents.to(f_base.device)
+            if idx.numel():
+                mixed[..., idx] = sae.encode(values.to(dtype=current.dtype, device=current.device))[..., idx]
+        out = sae.decode(mixed)
+        if sae.error == "base":
+            return out + (current - sae.decode(f_base))
+        if sae.error == "source":
+            src = self.parts[0][1].to(dtype=current.dtype, device=current.device)
+            return out + (src - sae.decode(sae.encode(src)))
+        return out
+
+
+def _same_sae(a: SAEPatch, b: SAEPatch) -> bool:
+    if a is b:
+        return True
+    if (a.architecture, a.k, a.apply_b_dec_to_input, a.error) != (b.architecture, b.k, b.apply_b_dec_to_input,
+                                                                   b.error):
+        return False
+    tensors = [(a.W_enc, b.W_enc), (a.b_enc, b.b_enc), (a.W_dec, b.W_dec), (a.b_dec, b.b_dec)]
+    if (a.threshold is None) != (b.threshold is None):
+        return False
+    if a.threshold is not None and b.threshold is not None:
+        tensors.append((a.threshold, b.threshold))
+    return all(x.shape == y.shape and bool(torch.equal(x, y)) for x, y in tensors)
+
+
+def merge_sae_patches(interventions: list, groups: list[int]) -> list:
+    """`interventions` (`run.sites.Intervention`, group `groups[k]` each) with the SAE patches
+    that share a site, an SAE and their positions merged into one `JointSAEPatch` (see its
+    docstring; the merged one takes the first one's place). Everything else is unchanged."""
+    out: list = []
+    merged: list[list[int]] = []  # indices into `interventions` per output slot (SAE slots only)
+    slot_of: list[int] = []
+    for k, iv in enumerate(interventions):
+        target = None
+        if isinstance(iv.basis, SAEPatch):
+            for slot, members in enumerate(merged):
+                first = interventions[members[0]]
+                if not isinstance(first.basis, SAEPatch) or first.site != iv.site:
+                    continue
+                same_pos = (first.positions is None and iv.positions is None) or (
+                    first.positions is not None and iv.positions is not None
+                    and first.positions.shape == iv.positions.shape and bool(torch.equal(first.positions,
+                                                                                          iv.positions)))
+                if not same_pos or not _same_sae(first.basis, iv.basis):
+                    continue
+                if iv.basis.error == "source" and any(groups[m] != groups[k] for m in members):
+                    continue  # the source's error term is one source's: keep patches of other sources apart
+                target = slot
+                break
+        if target is None:
+            merged.append([k])
+            slot_of.append(len(out))
+            out.append(iv)
+        else:
+            merged[target].append(k)
+    for slot, members in enumerate(merged):
+        if len(members) < 2:
+            continue
+        first = interventions[members[0]]
+        parts = tuple((interventions[m].basis.latents, interventions[m].values) for m in members)
+        joint: Any = JointSAEPatch(first.basis, parts)  # a callable patch, as an SAEPatch is (run.patching.mix)
+        out[slot_of[slot]] = Intervention(first.site, first.positions, first.values, joint)
+    return out
 
 
 def explained_variance(acts: Tensor, sae: SAEPatch) -> float:

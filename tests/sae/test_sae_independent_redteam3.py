@@ -1,0 +1,118 @@
+"""Red-team: SAE-latent claims scored against an independent computation of the documented
+patch (docs/language.md §6.6): `f'` is `f(x)` with each listed latent taken from *its own
+variable's* source, `x' = x + (f' − f(x)) @ W_dec` (the base keeps its error term).
+
+The network is `tests/claims/test_multi_source_redteam3.py`'s `sum` (module `feat` = [x, y],
+output x + y unless z == 3). The SAE (d_in 2, d_sae 4) subtracts `b_dec` from its input, has
+biases, and its encoder columns are *not* orthogonal to the other latents' decoder rows (latent 1
+reads x as well as y), so its reconstruction is inexact and patching latent 0 changes latent 1's
+activation: the order in which two latent patches at one site are applied matters, and only the
+joint formula is the documented one. Latent 0 reads exactly x (`relu(x − 0.5 + 0.5)`) and
+decodes along feat[0]: the claim A → latent 0 is true.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from causalspec.claims.runner import CheckOptions, run_checks
+from causalspec.compile.plan import compile_check
+from causalspec.semantics.analyse import load_text
+from causalspec.testing.sae import write_sae
+from tests.claims import test_multi_source_redteam3 as ms
+
+W_ENC = torch.tensor([[1.0, 0.3, 0.2, -0.5], [0.0, 1.0, 0.7, 0.4]])
+B_ENC = torch.tensor([0.5, 0.1, -0.3, 0.2])
+W_DEC = torch.tensor([[1.0, 0.0], [0.2, 0.9], [0.5, 0.5], [-0.3, 0.6]])
+B_DEC = torch.tensor([0.5, -0.1])
+
+CHECKS = {  # name: (alignment lines, interchange)
+    "TrueA": ('  A -> module "feat" output : sae("sae", latents=[0])', "A"),
+    "WrongA": ('  A -> module "feat" output : sae("sae", latents=[2])', "A"),
+    "Multi": ('  A -> module "feat" output : sae("sae", latents=[0])\n'
+              '  B -> module "feat" output : sae("sae", latents=[1])', "{A | B}"),
+    "Joint": ('  A -> module "feat" output : sae("sae", latents=[0])\n'
+              '  B -> module "feat" output : sae("sae", latents=[1])', "{A, B}"),
+    "Pair": ('  A -> module "feat" output : sae("sae", latents=[0, 1])', "A"),
+}
+LATENTS = {"TrueA": {"A": [0]}, "WrongA": {"A": [2]}, "Multi": {"A": [0], "B": [1]},
+           "Joint": {"A": [0], "B": [1]}, "Pair": {"A": [0, 1]}}
+
+
+def spec() -> str:
+    net = (f'network sum = torch "{ms.HERE}:build_sum" weights "sum.safetensors" {{\n'
+           f'  encode "{ms.HERE}:encode"\n}}\n')
+    text = ms.MODEL + net
+    for name, (lines, inter) in CHECKS.items():
+        text += f"align Sum to sum as {name} {{\n{lines}\n  O -> output\n}}\n"
+        text += f"check {name} {{\n  interchange {inter}\n  pairs 160 seed 2\n  expect iia >= 0.99\n}}\n"
+    return text
+
+
+def encode_sae(x: torch.Tensor) -> torch.Tensor:
+    return torch.relu((x - B_DEC) @ W_ENC + B_ENC)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sae_ind")
+    save_file({k: v.contiguous().clone() for k, v in ms.SumNet().state_dict().items()}, str(tmp / "sum.safetensors"))
+    write_sae(tmp / "sae", W_ENC, B_ENC, W_DEC, B_DEC, hook_name="feat", apply_b_dec_to_input=True)
+    ir = load_text(spec(), str(tmp / "spec.cspec"), base_dir=tmp)
+    return ir, {r.name: r for r in run_checks(ir, CheckOptions())}
+
+
+def independent(ir, name: str) -> tuple[int, int]:
+    (check,) = [c for c in ir.checks if c.name == name]
+    (claim,) = [c for c in compile_check(ir, check).claims if c.kind == "declared"]
+    pairs, net = claim.pairs, ms.SumNet()
+
+    def row(values: dict, i: int) -> dict:
+        return {n: int(values[n][i]) for n in "xyz"}
+
+    def run(v: dict, feat: torch.Tensor | None = None) -> int:
+        handle = None if feat is None else net.feat.register_forward_hook(lambda m, i, o: feat.reshape(1, 2))
+        try:
+            return int(net(ms.encode({k: [x] for k, x in v.items()})).argmax(-1))
+        finally:
+            if handle is not None:
+                handle.remove()
+
+    def act(v: dict) -> torch.Tensor:
+        return net.feat(ms.encode({k: [x] for k, x in v.items()}))[0]
+
+    kept = right = 0
+    for i in range(pairs.n):
+        base, sources = row(pairs.base, i), [row(s, i) for s in pairs.sources]
+        if any(run(v) != v["x"] + v["y"] for v in [base, *sources]):
+            continue
+        kept += 1
+        src_of = {var: sources[g] for g, group in enumerate(claim.groups) for var in group}
+        xb = act(base)
+        f_base = encode_sae(xb)
+        f_new = f_base.clone()
+        for var, latents in LATENTS[name].items():
+            f_new[latents] = encode_sae(act(src_of[var]))[latents]
+        patched = xb + (f_new - f_base) @ W_DEC
+        expected = src_of.get("A", base)["x"] + src_of.get("B", base)["y"]
+        right += run(base, patched) == expected
+    return kept, right
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_sae_iia_matches_the_documented_formula(setup, name):
+    ir, results = setup
+    r = results[name]
+    kept, right = independent(ir, name)
+    (claim,) = [c for c in r.claims if c.kind == "declared"]
+    assert claim.kept == kept
+    assert (claim.iia.successes, claim.iia.trials) == (right, kept), (name, claim.iia, right)
+
+
+def test_true_latent_passes_and_wrong_latent_fails(setup):
+    _, results = setup
+    assert results["TrueA"].status == "passed", results["TrueA"].reason
+    assert results["TrueA"].claims[0].iia.estimate == 1.0
+    assert results["WrongA"].status == "failed", results["WrongA"].reason
