@@ -398,6 +398,14 @@ class SAE(Featurizer):
         if bad:
             raise FeaturizerError(f"SAE `{self.path}` has {w.config.d_sae} latents; latent(s) "
                                   f"{', '.join(map(str, bad))} do not exist")
+        # Why here: a NaN or inf in the SAE's tensors makes every patched run non-finite, and the
+        # check then blamed the network ("fix the network (or its dtype)"); it is the SAE's file.
+        for name in ("W_enc", "b_enc", "W_dec", "b_dec", "threshold"):
+            tensor = getattr(w, name)
+            if tensor is not None and not np.isfinite(tensor).all():
+                raise FeaturizerError(f"SAE `{self.path}`: `{name}` in {self.resolved / SAE_WEIGHTS} holds "
+                                      f"{int((~np.isfinite(tensor)).sum())} non-finite value(s) (NaN/inf); "
+                                      "a corrupt or diverged SAE cannot be patched through")
         return w
 
 

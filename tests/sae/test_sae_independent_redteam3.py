@@ -116,3 +116,19 @@ def test_true_latent_passes_and_wrong_latent_fails(setup):
     assert results["TrueA"].status == "passed", results["TrueA"].reason
     assert results["TrueA"].claims[0].iia.estimate == 1.0
     assert results["WrongA"].status == "failed", results["WrongA"].reason
+
+
+def test_an_sae_with_a_nan_weight_is_an_error_naming_the_sae(tmp_path):
+    """Was: every patched run NaN, and the error said to fix the *network*."""
+    state = {k: v.contiguous().clone() for k, v in ms.SumNet().state_dict().items()}
+    save_file(state, str(tmp_path / "sum.safetensors"))
+    w_enc = W_ENC.clone()
+    w_enc[1, 2] = float("nan")
+    write_sae(tmp_path / "sae", w_enc, B_ENC, W_DEC, B_DEC, hook_name="feat", apply_b_dec_to_input=True)
+    text = spec().split("align Sum")[0] + (
+        'align Sum to sum as T {\n  A -> module "feat" output : sae("sae", latents=[0])\n  O -> output\n}\n'
+        "check T {\n  interchange A\n  pairs 32 seed 1\n  expect iia >= 0.9\n}\n")
+    (r,) = run_checks(load_text(text, str(tmp_path / "spec.cspec"), base_dir=tmp_path), CheckOptions())
+    assert r.status == "error"
+    assert "SAE `sae`" in r.reason and "W_enc" in r.reason and "non-finite" in r.reason, r.reason
+    assert "fix the network" not in r.reason
