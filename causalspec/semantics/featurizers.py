@@ -128,7 +128,8 @@ class FixedBasis(Featurizer):
 
     def basis(self, width: int, read: ReadTensors = read_safetensors) -> np.ndarray:
         """The file's tensor as `[width, k]`: a vector `[width]` is one direction, a `[k, width]`
-        matrix is transposed; its columns must be orthonormal (to 1e-3)."""
+        matrix is transposed; its columns must be orthonormal (to 1e-3), and are then made exactly
+        orthonormal (same span)."""
         if not Path(self.resolved).is_file():
             raise FeaturizerError(f"basis file `{self.path}` not found (looked for {self.resolved})")
         try:
@@ -161,6 +162,16 @@ class FixedBasis(Featurizer):
         if not np.allclose(basis.T @ basis, np.eye(basis.shape[1], dtype=np.float32), atol=1e-3):
             raise FeaturizerError(f"basis `{self.path}` is not orthonormal (B.T @ B != I); "
                                   "orthonormalise it (e.g. torch.linalg.qr) before saving")
+        # Why: a basis orthonormal to the 1e-3 accepted here (a file saved in float16, or
+        # rounded) is not orthonormal to the patch's own check (run.sites.Intervention, 1e-4), and a
+        # check on it ended in an internal error (exit 3). What the claim names is the span, so the
+        # basis is replaced by its nearest orthonormal matrix (the polar factor U·Vᵀ of B = U·S·Vᵀ),
+        # which spans the same subspace and moves each entry by less than the tolerance. A basis
+        # already orthonormal to float32 precision is kept exactly as the file holds it.
+        b64 = basis.astype(np.float64)
+        if not np.allclose(b64.T @ b64, np.eye(basis.shape[1]), rtol=0.0, atol=1e-5):
+            u, _, vt = np.linalg.svd(b64, full_matrices=False)
+            basis = (u @ vt).astype(np.float32)
         return np.ascontiguousarray(basis)
 
 

@@ -80,6 +80,21 @@ def test_non_orthonormal_basis_is_a_clear_error(tmp_path):
     assert r.status == "error" and "orthonormal" in r.reason
 
 
+@pytest.mark.parametrize("dtype", ["float16", "scaled"])
+def test_a_basis_orthonormal_within_the_tolerance_is_used_not_an_internal_error(tmp_path, dtype):
+    """A basis within the 1e-3 the file check accepts but not within the patch's own 1e-4 (a
+    float16 file, or columns scaled by 1.0004) ended the run in an internal error (exit 3): it is
+    now made exactly orthonormal (same span) and holds like the exact basis."""
+    basis = rotated_basis_of_first_20_dims()
+    basis = basis.to(torch.float16) if dtype == "float16" else basis * 1.0004
+    gram = basis.double().T @ basis.double()
+    assert (gram - torch.eye(20, dtype=torch.float64)).abs().max() > 1e-4  # outside the patch's tolerance
+    save_file({"wx": basis.contiguous()}, str(tmp_path / "b.safetensors"))
+    r = run(spec('module "layers.0" output : basis("b.safetensors", key="wx")'), tmp_path)
+    assert r.status == "passed", r.reason
+    assert all(c.iia.estimate == 1.0 for c in r.claims)
+
+
 def test_a_variable_bound_to_two_sites_patches_both_in_one_run(tmp_path):
     # layers.1 reads layers.0's output: patching only the input of layers.1 is the same
     # intervention, and patching both sites at once must agree with it.
