@@ -51,20 +51,36 @@ def spec() -> str:
     return text
 
 
-def encode_sae(x: torch.Tensor) -> torch.Tensor:
-    return torch.relu((x - B_DEC) @ W_ENC + B_ENC)
+THRESHOLD = torch.tensor([0.2, 0.6, 0.3, 0.1])  # jumprelu: latent 0 (x >= 1 is 1 or more) still reads x
+TOPK = 3  # topk: 3 of the 4 latents; latent 0 is not always among them (the claim may fail)
+ARCHITECTURES = ["standard", "jumprelu", "topk"]
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def encode_sae(x: torch.Tensor, architecture: str = "standard") -> torch.Tensor:
+    """SAELens's encoders, written out here (independently of causalspec.run.sae)."""
+    pre = (x - B_DEC) @ W_ENC + B_ENC
+    if architecture == "jumprelu":
+        return torch.where(pre > THRESHOLD, torch.relu(pre), torch.zeros_like(pre))
+    if architecture == "topk":
+        keep = torch.zeros_like(pre, dtype=torch.bool)
+        keep[pre.topk(TOPK).indices] = True
+        return torch.where(keep, torch.relu(pre), torch.zeros_like(pre))
+    return torch.relu(pre)
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def setup(request, tmp_path_factory):
+    arch = request.param
     tmp = tmp_path_factory.mktemp("sae_ind")
     save_file({k: v.contiguous().clone() for k, v in ms.SumNet().state_dict().items()}, str(tmp / "sum.safetensors"))
-    write_sae(tmp / "sae", W_ENC, B_ENC, W_DEC, B_DEC, hook_name="feat", apply_b_dec_to_input=True)
+    write_sae(tmp / "sae", W_ENC, B_ENC, W_DEC, B_DEC, hook_name="feat", apply_b_dec_to_input=True,
+              architecture=arch, threshold=THRESHOLD if arch == "jumprelu" else None,
+              k=TOPK if arch == "topk" else None)
     ir = load_text(spec(), str(tmp / "spec.cspec"), base_dir=tmp)
-    return ir, {r.name: r for r in run_checks(ir, CheckOptions())}
+    return ir, {r.name: r for r in run_checks(ir, CheckOptions())}, arch
 
 
-def independent(ir, name: str) -> tuple[int, int]:
+def independent(ir, name: str, arch: str = "standard") -> tuple[int, int]:
     (check,) = [c for c in ir.checks if c.name == name]
     (claim,) = [c for c in compile_check(ir, check).claims if c.kind == "declared"]
     pairs, net = claim.pairs, ms.SumNet()
@@ -91,10 +107,10 @@ def independent(ir, name: str) -> tuple[int, int]:
         kept += 1
         src_of = {var: sources[g] for g, group in enumerate(claim.groups) for var in group}
         xb = act(base)
-        f_base = encode_sae(xb)
+        f_base = encode_sae(xb, arch)
         f_new = f_base.clone()
         for var, latents in LATENTS[name].items():
-            f_new[latents] = encode_sae(act(src_of[var]))[latents]
+            f_new[latents] = encode_sae(act(src_of[var]), arch)[latents]
         patched = xb + (f_new - f_base) @ W_DEC
         expected = src_of.get("A", base)["x"] + src_of.get("B", base)["y"]
         right += run(base, patched) == expected
@@ -103,16 +119,18 @@ def independent(ir, name: str) -> tuple[int, int]:
 
 @pytest.mark.parametrize("name", list(CHECKS))
 def test_sae_iia_matches_the_documented_formula(setup, name):
-    ir, results = setup
+    ir, results, arch = setup
     r = results[name]
-    kept, right = independent(ir, name)
+    kept, right = independent(ir, name, arch)
     (claim,) = [c for c in r.claims if c.kind == "declared"]
     assert claim.kept == kept
     assert (claim.iia.successes, claim.iia.trials) == (right, kept), (name, claim.iia, right)
 
 
 def test_true_latent_passes_and_wrong_latent_fails(setup):
-    _, results = setup
+    _, results, arch = setup
+    if arch != "standard":
+        return  # only the ReLU SAE's latent 0 reads x exactly
     assert results["TrueA"].status == "passed", results["TrueA"].reason
     assert results["TrueA"].claims[0].iia.estimate == 1.0
     assert results["WrongA"].status == "failed", results["WrongA"].reason
