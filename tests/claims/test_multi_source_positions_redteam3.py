@@ -125,3 +125,24 @@ def test_per_source_positions_match_an_independent_computation(setup, name):
         assert r.status == "passed" and claim.iia.estimate == 1.0, r.reason
     else:
         assert r.status == "failed", r.reason
+
+
+def test_multi_source_family_elements_each_from_their_own_source(tmp_path):
+    """`{V[2] | V[3]}` on the per-position `prev` network (tests/claims/test_ground_truth_redteam.py):
+    V[2] from source 1, V[3] from source 2, read at every output element. The right positions
+    hold at 1.000 on every element (O[4], untouched, included); one position late, O[2] never
+    moves and O[3] reads V[2]'s source where V[3]'s is expected: the check fails."""
+    from tests.claims import test_ground_truth_redteam as g
+
+    state = {k: v.detach().contiguous().clone() for k, v in g.PrevNet().state_dict().items()}
+    save_file(state, str(tmp_path / "prev.safetensors"))
+    text = g.PREV_FAMILY + g.network("prev") + "".join([
+        g.alignment("PrevFam", "prev", "Right", '  V[i] -> module "embed" output @ i-2\n  O[i] -> output @ i-1'),
+        g.alignment("PrevFam", "prev", "SiteOff", '  V[i] -> module "embed" output @ i-1\n  O[i] -> output @ i-1'),
+    ]) + g.check("Right", "{V[2] | V[3]}, {V[2], V[4] | V[3]}") + g.check("SiteOff", "{V[2] | V[3]}")
+    r = g.run(text, tmp_path)
+    assert r["Right"].status == "passed", r["Right"].reason
+    assert all(c.iia.estimate == 1.0 for c in r["Right"].claims)
+    assert r["SiteOff"].status == "failed"
+    elements = {c.label.split("→ ")[-1]: c for c in r["SiteOff"].claims if c.kind == "element"}
+    assert elements["O[2]"].moved == 0 and elements["O[3]"].iia.estimate < 0.5
