@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from causalspec.claims.procedure import AlignmentRun
+from causalspec.claims.procedure import AlignmentRun, counted_as
 from causalspec.compile.seeds import derive_seed
 from causalspec.run.values import ValueTable
 from causalspec.score.guards import AGREEMENT_ROWS_CAP, Agreement, agreement, agreement_rows, model_chance
@@ -27,7 +27,7 @@ def chance_agreement(run: AlignmentRun) -> Agreement:
     """The agreement the keep-rate guard judges: every row of `run`'s pool, duplicates included,
     and — when the pool has fewer rows than `agreement_rows` asks for — rows drawn for the test
     from the model's input distribution (`sample_inputs`, stratified as the pool is), one clean
-    forward pass per distinct drawn input (counted with the engine's clean passes). All the
+    forward pass per distinct drawn input (reported as `clean (chance test)`). All the
     drawing is seeded by `derive_seed(seed, "agreement")`: first a sample run through the model
     alone (no network pass) that sizes the test, then the rows. The size is fixed before any row
     of the test is seen, so this is one test on one sample at ALPHA; the pool's rows are
@@ -47,7 +47,8 @@ def chance_agreement(run: AlignmentRun) -> Agreement:
     rows = _inputs(sample_inputs(run.model, extra, rng))
     labels = run.domain.codes(run.model.run(rows)[run.output])
     _, first, inverse = np.unique(row_ids(rows), return_index=True, return_inverse=True)
-    cache = run.engine.run_clean({k: v[first] for k, v in rows.items()}, [], bases=np.zeros(0, dtype=np.int64))
+    with counted_as(run.engine, "chance test"):  # reported beside the check's own: "clean (chance test)"
+        cache = run.engine.run_clean({k: v[first] for k, v in rows.items()}, [], bases=np.zeros(0, dtype=np.int64))
     preds = np.asarray(cache.preds)[inverse.reshape(-1)]
     both = agreement(np.concatenate([run.pool_labels, labels]), np.concatenate([pool_preds, preds]))
     return replace(both, drawn=extra)

@@ -172,7 +172,8 @@ class Engine:
 
     def _new_store(self, n: int, bindings: Sequence):
         """The activation store of a clean pass over n inputs (`options.activations` says where)."""
-        store = open_store(self.options.activations, n, list(dict.fromkeys(bindings)))
+        # a pass for predictions alone (no binding: the chance test's drawn rows) keeps nothing, so nothing on disk
+        store = open_store(self.options.activations if bindings else None, n, list(dict.fromkeys(bindings)))
         if hasattr(store, "close") and store.kind != "memory":
             self._stores.append(weakref.ref(store))
         return store

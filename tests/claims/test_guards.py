@@ -140,10 +140,10 @@ def test_rows_drawn_for_the_chance_test_change_nothing_else(folder):
     assert r.pool == 64 and r.unique_inputs <= 64  # the pool is the plan's
     assert claim.sampled == plan.claims[0].pairs.n and claim.agreement is not None
     assert claim.agreement.drawn == 448 and claim.agreement.trials == 512
-    assert r.forward_passes["clean"] == 2  # the pool's batch, and the drawn rows' batch
+    assert r.forward_passes["clean"] == 1 and r.forward_passes["clean (chance test)"] == 1  # the drawn rows' batch
     x = run(spec("x", "[0:1]", 64, 1), folder)
     assert x.claims[0].agreement is not None and x.claims[0].agreement.drawn == 0  # nothing dropped: no test
-    assert x.forward_passes["clean"] == 1
+    assert x.forward_passes["clean"] == 1 and "clean (chance test)" not in x.forward_passes
 
 
 @pytest.mark.parametrize("pairs,seed", [(512, 0), (128, 5), (1024, 1), (16, 0)])
