@@ -187,7 +187,7 @@ def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run: Alignmen
         cr.patched = run.patch(cr, advance=advance)
         runs.append(cr)
         scored.append(run.score(cr, cr.patched, describe=describer(model, domain, cr)))
-    if any(c.kept < c.sampled for c in scored):  # the chance test applies: its own sample (AlignmentRun)
+    if any(c.kept < c.sampled for c in scored):  # the chance test applies, on its own sample (claims.chance)
         tested = chance_agreement(run)
         for c in scored:
             c.agreement = tested
@@ -257,12 +257,12 @@ def keep_rate_guard(claim: ClaimResult) -> str:
     """Why the kept pairs of `claim` cannot earn a pass ('' when they can): under LOW_KEEP_RATE of
     the sampled pairs kept, or — when the keep filter dropped any pair — an unpatched network whose
     agreement with the model is not significantly above chance (score.guards.Agreement) on the
-    check's pool, topped up with rows drawn for the test (claims.chance). The
-    pairs a network happens to get right can agree with any claim: a network computing y passes
-    "O = x" on the inputs where x == y, and with a binary output that keeps ~25% of the pairs,
-    above the floor. When no pair was dropped nothing was selected:
-    the kept pairs are the sampled ones, and the chance test is not needed (it would only refuse
-    small samples of a network that is right everywhere)."""
+    check's pool, topped up with rows drawn for the test (claims.chance). The pairs a network
+    happens to get right can agree with any claim: a network computing y passes "O = x" on the
+    inputs where x == y, and with a binary output that keeps ~25% of the pairs, above the floor.
+    When no pair was dropped nothing was selected: the kept pairs are the sampled ones, and the
+    chance test is not needed (it would only refuse small samples of a network that is right
+    everywhere), and nothing is drawn for it."""
     if claim.keep_rate < LOW_KEEP_RATE:
         return (f"{claim.label}: only {claim.kept} of {claim.sampled} pairs kept ({claim.keep_rate:.0%}, below "
                 f"{LOW_KEEP_RATE:.0%}): the network disagrees with the model on most inputs, so the few it gets "
