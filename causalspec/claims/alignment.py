@@ -19,6 +19,7 @@ import numpy as np
 
 from causalspec.claims.common import (CheckOptions, Verdict, check_failure, compare, condition_text, fmt,
                                      reproduce_command)
+from causalspec.claims.chance import chance_agreement
 from causalspec.claims.elements import (close_training, element_irs, elements_note, pooled_claims, pooled_controls,
                                        summed)
 from causalspec.claims.locate import Sweep, locate_for_check, sweep
@@ -27,7 +28,7 @@ from causalspec.claims.procedure import AlignmentRun, compute_threads, describer
 from causalspec.claims.latent_search import confirmation_plan, search_latents
 from causalspec.claims.sae_honesty import pooled_sae, sae_honesty
 from causalspec.claims.stress import heldout_gap, stress_test
-from causalspec.compile.plan import DEFAULT_POOL_CAP, CheckPlan, compile_check
+from causalspec.compile.plan import CheckPlan, compile_check
 from causalspec.compile.seeds import effective_seed
 from causalspec.run.loading import LoadedNetwork
 from causalspec.score.guards import ALPHA, KAPPA_MARGIN, MIN_DISCORDANT, fmt_p
@@ -180,11 +181,17 @@ def _score(ir: SpecIR, check, plan: CheckPlan, net: LoadedNetwork, run: Alignmen
                 shared=training)
 
     runs = []
+    scored = []
     for claim in plan.claims:
         cr = run.claim_run(claim)
         cr.patched = run.patch(cr, advance=advance)
         runs.append(cr)
-        found.claims.append(run.score(cr, cr.patched, describe=describer(model, domain, cr)))
+        scored.append(run.score(cr, cr.patched, describe=describer(model, domain, cr)))
+    if any(c.kept < c.sampled for c in scored):  # the chance test applies, on its own sample (claims.chance)
+        tested = chance_agreement(run)
+        for c in scored:
+            c.agreement = tested
+    found.claims.extend(scored)
     hint = low_keep_rate_hint(run, found.claims)
     if hint:
         found.warnings.append(hint)
@@ -249,12 +256,13 @@ def evaluate_conditions(check, claims: list[ClaimResult], controls: list[Control
 def keep_rate_guard(claim: ClaimResult) -> str:
     """Why the kept pairs of `claim` cannot earn a pass ('' when they can): under LOW_KEEP_RATE of
     the sampled pairs kept, or — when the keep filter dropped any pair — an unpatched network whose
-    agreement with the model on the check's pool is not significantly above chance
-    (score.guards.Agreement). The pairs a network happens to get right can agree with any claim:
-    a network computing y passes "O = x" on the inputs where x == y, and with a binary output
-    that keeps ~25% of the pairs, above the floor. When no pair was dropped nothing was selected:
-    the kept pairs are the sampled ones, and the chance test is not needed (it would only refuse
-    small samples of a network that is right everywhere)."""
+    agreement with the model is not significantly above chance (score.guards.Agreement) on the
+    check's pool, topped up with rows drawn for the test (claims.chance). The pairs a network
+    happens to get right can agree with any claim: a network computing y passes "O = x" on the
+    inputs where x == y, and with a binary output that keeps ~25% of the pairs, above the floor.
+    When no pair was dropped nothing was selected: the kept pairs are the sampled ones, and the
+    chance test is not needed (it would only refuse small samples of a network that is right
+    everywhere), and nothing is drawn for it."""
     if claim.keep_rate < LOW_KEEP_RATE:
         return (f"{claim.label}: only {claim.kept} of {claim.sampled} pairs kept ({claim.keep_rate:.0%}, below "
                 f"{LOW_KEEP_RATE:.0%}): the network disagrees with the model on most inputs, so the few it gets "
@@ -263,13 +271,17 @@ def keep_rate_guard(claim: ClaimResult) -> str:
     if a is None or claim.kept >= claim.sampled or a.significant:
         return ""
     needed = a.trials_needed()
-    # `pairs` sizes the pool only when the pool is its default, min(pairs, DEFAULT_POOL_CAP), and under the cap
-    by_pairs = f", or `pairs` while under {DEFAULT_POOL_CAP}" if a.trials == claim.sampled < DEFAULT_POOL_CAP else ""
-    advice = (f"if the agreement is real, a pool of about {needed} inputs (now {a.trials}: raise `pool`{by_pairs}; "
-              "a larger pool costs only clean forward passes) would show it" if needed is not None
-              else "more pairs would not help: fix the network, the prompt or the read-out")
-    return (f"{claim.label}: the unpatched network agrees with the model on {a.agreed} of the {a.trials} inputs "
-            f"of the check's pool ({fmt(a.rate)}, κ = {fmt(a.kappa)}), not significantly above chance — "
+    # the test's rows are the pool's, topped up with rows drawn for it (claims.chance):
+    # only a pool larger than that sample enlarges it
+    advice = (f"if the agreement is real, a test on about {needed} inputs would show it (now {a.trials}: raise "
+              f"`pool` to about {needed} — the test uses every row of the pool; a larger pool costs only clean "
+              "forward passes)" if needed is not None
+              else "more inputs would not help: fix the network, the prompt or the read-out")
+    sample = (f"the {a.trials} inputs of its chance test ({fmt(a.rate)}, κ = {fmt(a.kappa)}; {a.trials - a.drawn} "
+              f"of the check's pool, {a.drawn} drawn for the test)" if a.drawn
+              else f"the {a.trials} inputs of the check's pool ({fmt(a.rate)}, κ = {fmt(a.kappa)})")
+    return (f"{claim.label}: the unpatched network agrees with the model on {a.agreed} of {sample}, "
+            "not significantly above chance — "
             f"{fmt(a.chance)} is the agreement of a network whose outputs were independent of the model's, and a "
             f"pass needs more than {fmt(a.null)} (κ > {KAPPA_MARGIN:g}; one-sided exact binomial test "
             f"p = {fmt_p(a.p_value)}, needs < {ALPHA:g}): the {claim.kept} kept pairs may be just the inputs where "

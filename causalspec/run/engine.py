@@ -160,7 +160,8 @@ class Engine:
             with chunk:
                 clean_batch(chunk.idx)
         acts.finish()
-        self._kept.append((acts.kind, acts.where(), len(acts), n, acts.nbytes()))
+        if bindings:  # a pass for predictions alone (the chance test's drawn rows) keeps no activations
+            self._kept.append((acts.kind, acts.where(), len(acts), n, acts.nbytes()))
         return CleanCache(preds, acts, kv=kv.finish() if kv is not None else None)
 
     def _preds(self, n: int) -> np.ndarray:
@@ -171,7 +172,8 @@ class Engine:
 
     def _new_store(self, n: int, bindings: Sequence):
         """The activation store of a clean pass over n inputs (`options.activations` says where)."""
-        store = open_store(self.options.activations, n, list(dict.fromkeys(bindings)))
+        # a pass for predictions alone (no binding: the chance test's drawn rows) keeps nothing, so nothing on disk
+        store = open_store(self.options.activations if bindings else None, n, list(dict.fromkeys(bindings)))
         if hasattr(store, "close") and store.kind != "memory":
             self._stores.append(weakref.ref(store))
         return store
@@ -273,6 +275,8 @@ class Engine:
         """A run.incremental.KVRunner for a clean pass of n inputs, or None (the reason goes to the notes)."""
         if not self.options.incremental or not getattr(self.adapter, "sequence", False):
             return None  # nothing to skip without a sequence axis
+        if bases is not None and len(bases) == 0:
+            return None  # no input will be a patched base (e.g. the chance test's drawn rows): nothing to keep
         runner, reason = runner_for(self.adapter, self.module, self.family, n, self.options.kv_device,
                                     [b.site.address for b in bindings] if self.options.skip_layers else (),
                                     bases)

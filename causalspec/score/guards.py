@@ -16,7 +16,11 @@ than imported: scipy is not a dependency.
   the agreement expected if its outputs were independent of the model's,
   `chance = Σ_v p_model(v) · p_net(v)` (both marginals from the same inputs). The trials are
   the rows of the check's pool, duplicates included: they are drawn independently from the
-  input distribution (stratified under `sample balanced`), and the pairs reuse them. The
+  input distribution (stratified under `sample balanced`), and the pairs reuse them. A pool
+  with fewer rows than `agreement_rows` asks for (at least AGREEMENT_ROWS; more for a rare
+  output) is topped up with rows drawn for the test alone (`Agreement.drawn`; claims.chance):
+  14 of 16 right on a binary output is p = 0.0501, and a pool of 512 holds ~5 rows of an
+  output true on 1%. The
   pairs' bases are not independent draws from the distribution: they are drawn from the
   pool, so they share its luck, and a test over more bases than the pool has rows claims
   more evidence than there is (a pool with 278 of 512 rows `x == y` gave 281 of 512 bases,
@@ -51,6 +55,9 @@ import numpy as np
 
 ALPHA = 0.05  # both guards: a one-sided exact test must reject at this level
 KAPPA_MARGIN = 0.2  # the chance test's null: agreement at most chance + 0.2 · (1 − chance), i.e. κ <= 0.2
+AGREEMENT_ROWS = 512  # the chance test's fewest rows: a smaller pool is topped up with rows drawn for the test
+AGREEMENT_ROWS_CAP = 4096  # ... and its most (a rare output asks for more: `agreement_rows`)
+DECIDE_KAPPA = 0.5  # the κ the test's size is chosen to decide (`agreement_rows`)
 MIN_DISCORDANT = 5  # the fewest gained-or-lost pairs with which the sign test can reach ALPHA (0.5**5 < 0.05)
 _MAX_NEEDED = 1_000_000  # the pairs-needed advice stops looking beyond this many changed pairs
 
@@ -87,8 +94,9 @@ class Agreement:
     """The unpatched network against the model on the rows of a check's pool."""
 
     agreed: int  # rows whose unpatched network output is the model's output
-    trials: int  # rows (duplicates included)
+    trials: int  # rows (duplicates included): the pool's, then the `drawn` ones
     chance: float  # Σ_v p_model(v) · p_net(v): the agreement of a network independent of the model
+    drawn: int = 0  # rows drawn for the test beyond the pool's (claims.chance.chance_agreement)
 
     @property
     def rate(self) -> float:
@@ -127,7 +135,7 @@ class Agreement:
         return _smallest(enough, self.trials)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"agreed": self.agreed, "trials": self.trials,
+        return {"agreed": self.agreed, "trials": self.trials, "drawn": self.drawn,
                 "rate": None if not self.trials else self.rate, "chance": self.chance,
                 "kappa": None if not self.trials else self.kappa, "null": self.null,
                 "p_value": self.p_value, "significant": self.significant}
@@ -158,7 +166,36 @@ def pooled_agreement(parts: Sequence[Agreement | None]) -> Agreement | None:
         return None
     trials = sum(p.trials for p in known)
     chance = sum(p.chance * p.trials for p in known) / trials if trials else 0.0
-    return Agreement(sum(p.agreed for p in known), trials, chance)
+    return Agreement(sum(p.agreed for p in known), trials, chance, sum(p.drawn for p in known))
+
+
+def agreement_rows(model_chance: float) -> int:
+    """How many rows the chance test uses (pool rows first, then rows drawn for it): at least
+    AGREEMENT_ROWS, and enough that a network with the model's own output distribution whose
+    agreement is at κ = DECIDE_KAPPA (well above the margin, KAPPA_MARGIN) is significant at its
+    expected agreement; at most AGREEMENT_ROWS_CAP. `model_chance` = Σ_v p_model(v)², the chance
+    level of such a network, from the model alone (no network output is seen before the size is
+    fixed, so the test is one test on one sample of a fixed size). A binary output balanced or
+    true on 9% needs the 512 (33, 117 rows); one true on 1% (chance 0.98) needs about 1070."""
+    if model_chance >= 1.0:  # a constant output: nothing to estimate the size from
+        return AGREEMENT_ROWS_CAP
+    null = model_chance + KAPPA_MARGIN * (1 - model_chance)
+    rate = model_chance + DECIDE_KAPPA * (1 - model_chance)
+
+    def enough(n: int) -> bool:
+        return binomial_tail(math.ceil(rate * n - 1e-9), n, null) < ALPHA
+
+    n = _smallest(enough, AGREEMENT_ROWS)
+    return AGREEMENT_ROWS_CAP if n is None else min(n, AGREEMENT_ROWS_CAP)
+
+
+def model_chance(values: Any) -> float:
+    """Σ_v p(v)² over model output values (any hashable values; an object array is fine)."""
+    flat = [repr(v) for v in np.asarray(values, dtype=object).reshape(-1)]
+    if not flat:
+        return 1.0
+    _, counts = np.unique(np.array(flat), return_counts=True)
+    return float(np.sum((counts / len(flat)) ** 2))
 
 
 @dataclass(frozen=True)
@@ -240,5 +277,6 @@ def fmt_p(p: float) -> str:
     return "< 1e-6" if p < 1e-6 else f"{p:.3g}"
 
 
-__all__ = ["ALPHA", "MIN_DISCORDANT", "Agreement", "PairedChange", "agreement", "binomial_tail", "fmt_p",
+__all__ = ["AGREEMENT_ROWS", "AGREEMENT_ROWS_CAP", "ALPHA", "DECIDE_KAPPA", "MIN_DISCORDANT", "Agreement",
+           "PairedChange", "agreement", "agreement_rows", "binomial_tail", "fmt_p", "model_chance",
            "paired_change", "pooled_agreement", "pooled_paired"]

@@ -18,10 +18,14 @@ column is wrong but whose output is still right is kept, so IIA falls a little b
 
 What the sweep found (docs/language.md, Guards): every true claim passes on an exact network at
 every pair count (nothing is dropped, so the chance test does not apply), and on a network wrong
-on 5-10% of the inputs from 256 pairs wherever the output's rarest value holds ~9% of the inputs;
-below that, or on an output true on 1% of the inputs, the chance test can refuse it — honestly
-(the pool cannot tell the network from one agreeing by coincidence) and with advice on the pool
-size that, followed, passes. Every false claim fails from 64 pairs; on 16-32 pairs one can pass
+on 5-10% of the inputs at every pair count from 16, also where the output's value is rare (9%, 1%):
+the chance test runs on the pool topped up with rows drawn for it (at least 512, about 1000 where
+the output is true on 1%; claims.chance), so a small pool no longer refuses it. Before rows were
+drawn, 65 of the 756 runs of true claims on such networks were refused by the chance test, on
+pools of 16-128 and on the 1% output at every pool size. What
+is still refused: on 16-32 pairs a claim whose few changed pairs cannot decide the sign test (the
+baseline guard, with advice), and a network whose agreement really is within κ 0.2 of chance
+(BELOW_MARGIN), at every size. Every false claim fails from 64 pairs; on 16-32 pairs one can pass
 on its threshold with the thin-evidence warning. Two known passes of false claims no guard is
 meant to catch are pinned as strict xfails at the end.
 """
@@ -430,55 +434,65 @@ def test_a_true_claim_on_an_exact_network_passes_at_every_pair_count(folder, cla
 # rare_and2's O is true on 1% of the inputs: a network wrong on ~10% of them (head10: it outputs
 # true on 12%) agrees with the model on 88.5% of the inputs where a network independent of it would
 # on 87.2% — Cohen's κ 0.10 over the whole input distribution, below the chance test's 0.2. Its
-# kept pairs cannot be told from coincidence at any pool size, and the check rightly fails.
+# kept pairs cannot be told from coincidence at any test size, and the check rightly fails.
 BELOW_MARGIN = {("rare_and2", ("head", 10))}
-# the outputs where chance agreement is high (O true on 1%: ~0.97): a pool of 512 holds ~5 true
-# rows, too few to show a network right on 98.75% of the inputs (κ 0.58) beats chance by κ 0.2
-RARE = {"rare_and2"}
+TRUE_ABOVE = [c for c in TRUE_CLAIMS if (c[0], ("head", 10)) not in BELOW_MARGIN]
 
 
-@pytest.mark.parametrize("pairs,seed", [_slow(p, s, {(256, 0), (1024, 2)}) for p in (256, 1024) for s in range(3)])
-@pytest.mark.parametrize("defect", DEFECTS, ids=[f"{w}{p}" for w, p in DEFECTS])
-@pytest.mark.parametrize("claim", [c for c in TRUE_CLAIMS if c[0] not in RARE],
-                         ids=_ids([c for c in TRUE_CLAIMS if c[0] not in RARE]))
-def test_a_true_claim_on_a_network_wrong_on_a_few_inputs_passes_from_256_pairs(folder, claim, defect, pairs, seed):
-    # the keep filter drops the pairs that touch the wrong inputs, so the chance test applies: on a
-    # pool of 256+ inputs a network right on 89-96% of them is far above chance, also where chance is
-    # high (`rare`, `rare_w`: O true on 9%, chance ~0.8)
-    case, align, sets = claim
-    r = run(spec(case, _net_name(case, False, defect), align, sets, pairs, seed), folder)
-    assert r.status == "passed", _why(r)
-    assert any(c.kept < c.sampled for c in r.claims)  # the chance test applied
-    for c in r.claims:
-        assert c.agreement is not None and c.agreement.significant
+def _thin_sign_test(r, pairs: int) -> bool:
+    """Refused only by the baseline guard on a sample too small to decide it, with the advice on the
+    pairs that would (`rare` mid5 at 32 pairs, seed 1: gained 4, lost 2 — p = 0.34)."""
+    return (pairs <= 32 and r.status == "failed" and "(baseline guard)" in r.reason and "would decide" in r.reason
+            and "keep-rate guard" not in r.reason)
 
 
-@pytest.mark.parametrize("pairs,seed", [_slow(p, s, {(16, 2), (32, 0), (128, 1), (1024, 0)})
+@pytest.mark.parametrize("pairs,seed", [_slow(p, s, {(16, 0), (64, 1), (256, 0), (1024, 2)})
                                         for p in (16, 32, 64, 128, 256, 1024) for s in range(3)])
 @pytest.mark.parametrize("defect", DEFECTS, ids=[f"{w}{p}" for w, p in DEFECTS])
 @pytest.mark.parametrize("claim", TRUE_CLAIMS, ids=_ids(TRUE_CLAIMS))
-def test_a_true_claim_the_chance_test_refuses_passes_on_the_pool_its_advice_asks_for(folder, claim, defect,
-                                                                                      pairs, seed):
-    # Honest, not over-strict: the trials are the pool's rows, min(pairs, 512) of them, and 14 of 16
-    # right on a binary output (chance ~0.57), or 503 of 512 on one true 1% of the time (chance
-    # 0.967), cannot be told from a network whose kept pairs are the inputs where it happens to
-    # coincide with the model (the hole the test closes: a network computing y passes "O = x" with
-    # IIA 1). The reason must say so and how large a pool would decide, and a pool that large —
-    # `pool`, which costs only clean forward passes — must then pass (unless the network's
-    # agreement really is within κ 0.2 of chance: BELOW_MARGIN).
+def test_a_true_claim_on_a_network_wrong_on_a_few_inputs_passes_at_every_pair_count(folder, claim, defect, pairs,
+                                                                                    seed):
+    # the keep filter drops the pairs that touch the wrong inputs, so the chance test applies: on the
+    # pool topped up to 512+ rows drawn for the test, a network right on 89-96% of the inputs is far
+    # above chance, also where chance is high (`rare`, `rare_w`: O true on 9%, chance ~0.8; `rare_and2`:
+    # O true on 1%, chance ~0.97, about 1000 rows). Before rows were drawn, 14 of 16 right on a binary
+    # output (p = 0.0501), or 503 of 512 on the 1% output, refused a true claim.
     case, align, sets = claim
+    if (case, defect) in BELOW_MARGIN:
+        return  # test_a_network_within_the_margin_of_chance_is_refused_at_every_size
+    r = run(spec(case, _net_name(case, False, defect), align, sets, pairs, seed), folder)
+    if (pairs < 256 and _nothing_changed(r)) or _thin_sign_test(r, pairs):
+        return
+    assert r.status == "passed", _why(r)
+    # where no pair touches a wrong input nothing is dropped and the test does not apply (small pools; the
+    # rare outputs, whose pairs can miss the wrong inputs)
+    assert pairs < 256 or case == "rare_and2" or any(c.kept < c.sampled for c in r.claims)
+    for c in r.claims:
+        a = c.agreement
+        assert a is not None
+        if any(d.kept < d.sampled for d in r.claims):  # the chance test applied, on the pool and drawn rows
+            assert a.significant and a.trials >= 512 and a.drawn == a.trials - min(pairs, 512), a
+
+
+@pytest.mark.parametrize("pairs,seed", [_slow(p, s, {(16, 2), (1024, 0)})
+                                        for p in (16, 64, 256, 1024) for s in range(3)])
+@pytest.mark.parametrize("case,defect", sorted(BELOW_MARGIN))
+def test_a_network_within_the_margin_of_chance_is_refused_at_every_size(folder, case, defect, pairs, seed):
+    # its agreement is not above the test's null even at its true rate: more rows cannot help, and the
+    # reason says so (a pool of 8192 rows, the pool alone, refuses it too)
+    align, sets = next((a, s) for c, a, s in TRUE_CLAIMS if c == case)
     net = _net_name(case, False, defect)
     r = run(spec(case, net, align, sets, pairs, seed), folder)
-    if r.status == "passed" or (pairs < 256 and _nothing_changed(r)):
+    if pairs < 256 and _nothing_changed(r):
         return
-    assert "keep-rate guard: chance agreement" in r.reason, _why(r)
+    assert r.status == "failed" and "keep-rate guard: chance agreement" in r.reason, _why(r)
     assert "not significantly above chance" in r.reason
+    (c,) = r.claims
+    assert c.agreement is not None and c.agreement.trials > 512 and c.agreement.drawn > 0  # the 1% output: ~1000
     big = run(spec(case, net, align, sets, pairs, seed, pool=8192), folder)
-    if (case, defect) in BELOW_MARGIN:
-        assert big.status == "failed" and "keep-rate guard: chance agreement" in big.reason, _why(big)
-    else:
-        assert "raise `pool`" in r.reason, r.reason
-        assert big.status == "passed", _why(big)
+    assert big.status == "failed" and "keep-rate guard: chance agreement" in big.reason, _why(big)
+    (b,) = big.claims
+    assert b.agreement is not None and b.agreement.trials == 8192 and b.agreement.drawn == 0  # the pool alone
 
 
 # ───────────────────────── false claims ─────────────────────────

@@ -21,8 +21,10 @@ from torch import nn
 
 from causalspec.claims.alignment import baseline_guard, evaluate_conditions, keep_rate_guard, thin_evidence_warning
 from causalspec.claims.runner import CheckOptions, run_checks
-from causalspec.score.guards import (ALPHA, KAPPA_MARGIN, Agreement, PairedChange, agreement, binomial_tail,
-                                     paired_change, pooled_agreement, pooled_paired)
+from causalspec.compile.plan import compile_check
+from causalspec.score.guards import (AGREEMENT_ROWS, AGREEMENT_ROWS_CAP, ALPHA, KAPPA_MARGIN, Agreement, PairedChange,
+                                     agreement, agreement_rows, binomial_tail, model_chance, paired_change,
+                                     pooled_agreement, pooled_paired)
 from causalspec.score.iia import score_claim
 from causalspec.score.results import ClaimResult
 from causalspec.score.stats import wilson
@@ -104,12 +106,44 @@ def test_a_network_computing_y_does_not_pass_o_equals_x_on_the_pairs_where_they_
     assert claim.iia.estimate == 1.0 and claim.moved > 0 and claim.keep_rate > 0.2  # what passed before
     assert claim.paired is not None and claim.paired.significant  # the baseline guard alone would pass it
     a = claim.agreement
-    assert a is not None and a.trials == min(pairs, 512) and abs(a.chance - 0.5) < 0.05  # the pool's rows
+    # the pool's rows, topped up to 512 with rows drawn for the test (claims.chance)
+    assert a is not None and a.trials == 512 and a.drawn == 512 - min(pairs, 512) and abs(a.chance - 0.5) < 0.05
     assert a.kappa < KAPPA_MARGIN and not a.significant
     assert r.status == "failed", r.reason
     assert (binomial_tail(a.agreed, a.trials, a.chance) < ALPHA) == (seed in (0, 2))
-    assert "chance agreement" in r.reason and "not significantly above chance" in r.reason
-    assert f"of the {min(pairs, 512)} inputs of the check's pool" in r.reason and "p = " in r.reason
+    assert "chance agreement" in r.reason and "not significantly above chance" in r.reason and "p = " in r.reason
+    if a.drawn:
+        assert "of the 512 inputs of its chance test (" in r.reason
+        assert f"; {min(pairs, 512)} of the check's pool, {a.drawn} drawn for the test)" in r.reason
+    else:
+        assert "of the 512 inputs of the check's pool" in r.reason
+
+
+@pytest.mark.parametrize("pairs", [16, 32, 64, 128, 512])
+@pytest.mark.parametrize("seed", range(4))
+def test_the_network_computing_y_fails_at_every_pair_count(folder, pairs, seed):
+    # a small pool is topped up to 512 rows for the chance test: more rows refuse the hole more surely
+    r = run(spec("y", "[1:2]", pairs, seed), folder)
+    (claim,) = r.claims
+    assert r.status == "failed", r.reason
+    assert claim.agreement is not None and claim.agreement.trials == 512 and claim.agreement.p_value > 0.5
+    assert claim.iia.estimate == 1.0  # only a guard refuses it
+
+
+def test_rows_drawn_for_the_chance_test_change_nothing_else(folder):
+    # the drawn rows cost clean forward passes and are read by the chance test alone: the pairs, the
+    # pool and every score are the same as a run scored on the pool (a network right everywhere draws none)
+    r = run(spec("y", "[1:2]", 64, 1), folder)
+    (claim,) = r.claims
+    ir = load_text(spec("y", "[1:2]", 64, 1), str(folder / "spec.cspec"), base_dir=folder)
+    plan = compile_check(ir, ir.checks[0])
+    assert r.pool == 64 and r.unique_inputs <= 64  # the pool is the plan's
+    assert claim.sampled == plan.claims[0].pairs.n and claim.agreement is not None
+    assert claim.agreement.drawn == 448 and claim.agreement.trials == 512
+    assert r.forward_passes["clean"] == 1 and r.forward_passes["clean (chance test)"] == 1  # the drawn rows' batch
+    x = run(spec("x", "[0:1]", 64, 1), folder)
+    assert x.claims[0].agreement is not None and x.claims[0].agreement.drawn == 0  # nothing dropped: no test
+    assert x.forward_passes["clean"] == 1 and "clean (chance test)" not in x.forward_passes
 
 
 @pytest.mark.parametrize("pairs,seed", [(512, 0), (128, 5), (1024, 1), (16, 0)])
@@ -126,10 +160,13 @@ def test_the_guards_numbers_are_in_the_json_report(folder):
     r = run(spec("y", "[1:2]"), folder)
     guards = r.to_dict()["claims"][0]["guards"]
     assert guards["alpha"] == ALPHA
-    assert set(guards["agreement"]) == {"agreed", "trials", "rate", "chance", "kappa", "null", "p_value",
+    assert set(guards["agreement"]) == {"agreed", "trials", "drawn", "rate", "chance", "kappa", "null", "p_value",
                                         "significant", "applies"}
     assert guards["agreement"]["applies"] is True  # pairs were dropped
     assert guards["agreement"]["significant"] is False and guards["agreement"]["trials"] == 512
+    assert guards["agreement"]["drawn"] == 0  # a pool of 512: nothing drawn
+    small = run(spec("y", "[1:2]", 64), folder).to_dict()["claims"][0]["guards"]["agreement"]
+    assert small["trials"] == 512 and small["drawn"] == 448  # 64 pool rows, 448 drawn for the test
     assert set(guards["paired"]) == {"gained", "lost", "p_value", "significant"}
     assert guards["paired"]["lost"] == 0
 
@@ -192,18 +229,20 @@ def test_the_chance_test_is_not_needed_when_no_pair_was_dropped():
     assert "chance agreement" in keep_rate_guard(c)
 
 
-def test_the_chance_advice_names_pairs_only_where_pairs_sizes_the_pool():
-    # a default pool is min(pairs, 512): `pairs` raises it only while under 512; a pool of 512 rows
-    # under 1024 pairs (or an explicit `pool`) is raised by `pool` alone
+def test_the_chance_advice_asks_for_a_larger_pool():
+    # the test's sample is the pool topped up with drawn rows: only a pool larger than it enlarges it
+    # (`pairs` no longer does: a default pool is min(pairs, 512), no larger than the 512 drawn up to)
     small = _claim(4, 0, kept=15, changed=4, sampled=16)
     small.agreement = Agreement(14, 16, 0.58)
     reason = keep_rate_guard(small)
-    assert "a pool of about 17 inputs (now 16: raise `pool`, or `pairs` while under 512;" in reason
+    assert "a test on about 17 inputs would show it (now 16: raise `pool` to about 17" in reason
+    assert "of the 16 inputs of the check's pool" in reason
     big = _claim(20, 0, kept=1000, sampled=1024)
-    big.agreement = Agreement(503, 512, 0.967)
+    big.agreement = Agreement(1050, 1072, 0.967, drawn=560)
     reason = keep_rate_guard(big)
-    assert "(now 512: raise `pool`; a larger pool costs only clean forward passes)" in reason
-    assert "`pairs` while" not in reason
+    assert "on 1050 of the 1072 inputs of its chance test (0.979, κ = " in reason
+    assert "; 512 of the check's pool, 560 drawn for the test), not significantly above chance" in reason
+    assert "(now 1072: raise `pool` to about" in reason and "`pairs`" not in reason
 
 
 def test_guards_fail_the_verdict_after_the_conditions():
@@ -272,5 +311,13 @@ def test_pooling_sums_counts_and_averages_chance():
     a = pooled_agreement([Agreement(10, 10, 0.5), Agreement(20, 30, 0.25)])
     assert a is not None and (a.agreed, a.trials) == (30, 40) and a.chance == pytest.approx((5 + 7.5) / 40)
     assert pooled_agreement([Agreement(1, 1, 0.5), None]) is None
+    assert pooled_agreement([Agreement(10, 12, 0.5, drawn=2), Agreement(10, 12, 0.5, drawn=2)]).drawn == 4
+
+
+def test_the_chance_tests_size():
+    assert agreement_rows(0.5) == AGREEMENT_ROWS == agreement_rows(0.836) == agreement_rows(1 / 12)
+    assert 1000 < agreement_rows(0.9802) < 1100  # an output true on 1%: a network at κ 0.5 is decided there
+    assert agreement_rows(1.0) == AGREEMENT_ROWS_CAP == agreement_rows(0.9999)
+    assert model_chance(np.array([0, 1, 0, 1])) == 0.5 and model_chance(np.array(["a"] * 3)) == 1.0
     p = pooled_paired([PairedChange(3, 1), PairedChange(4, 0)])
     assert p == PairedChange(7, 1)
