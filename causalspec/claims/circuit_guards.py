@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from causalspec.compile.circuit_plan import EMBED, HEAD, LOGITS, MLP, Arch, CircuitPlan, ResolvedCircuit
+from causalspec.compile.circuit_plan import EMBED, HEAD, LOGITS, MLP, Arch, CircuitPlan, ResolvedCircuit, upstream
 from causalspec.score.circuit_scores import CircuitSummary
 from causalspec.score.stats import wilson
 
@@ -151,20 +151,9 @@ def _no_mlps(arch: Arch) -> bool:
 
 def _edges_complete(resolved: ResolvedCircuit, arch: Arch) -> bool:
     """Whether the circuit's edges allow every sender into every receiver (path patching then cuts
-    nothing); the upstream rule is the engine's (run.circuit_engine, `_upstream`)."""
+    nothing); the upstream rule is the engine's (compile.circuit_plan.upstream)."""
     edges = resolved.edges or {}
     nodes = resolved.nodes
-
-    def upstream(u, r) -> bool:
-        if r == LOGITS:
-            return True
-        node, _ = r
-        if node.kind == HEAD:
-            return u.layer < node.layer
-        if u.kind == HEAD:
-            return u.layer < node.layer or (u.layer == node.layer and not arch.parallel)
-        return u.layer < node.layer
-
     receivers: list = [LOGITS]
     for n in nodes:
         receivers += [(n, p) for p in ("q", "k", "v")] if n.kind == HEAD else [(n, None)]
@@ -172,7 +161,8 @@ def _edges_complete(resolved: ResolvedCircuit, arch: Arch) -> bool:
         allowed = edges.get(r, frozenset())
         if resolved.embed_gated and EMBED not in allowed:
             return False
-        if any(upstream(u, r) and u not in allowed for u in nodes):
+        dst, port = (r, None) if r == LOGITS else r
+        if any(upstream(u, dst, port, arch) and u not in allowed for u in nodes):
             return False
     return True
 

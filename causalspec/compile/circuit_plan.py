@@ -112,6 +112,22 @@ class Arch:
     d_model: int = 0  # 0: unknown
 
 
+def upstream(src: Node | str, dst: Node | str, port: str | None, arch: Arch) -> bool:
+    """Whether `src` can feed `dst` (its input `port`) in the forward pass: one rule for the
+    engine's path patching, the file import/export and the whole-universe guard.
+
+    A head reads the residual stream before its own layer, so only earlier layers feed it; an
+    MLP also reads its own layer's attention, except under a parallel residual (NeoX), where
+    both read resid.pre. `embed` feeds every node and `logits` reads them all."""
+    if not isinstance(src, Node) or not isinstance(dst, Node):
+        return True
+    if dst.kind == HEAD:
+        return src.layer < dst.layer
+    if src.kind == HEAD:
+        return src.layer < dst.layer or (src.layer == dst.layer and not arch.parallel)
+    return src.layer < dst.layer
+
+
 def site_nodes(site: SiteSpec, arch: Arch) -> list[Node] | None:
     """The nodes a group entry stands for (None: `embed`, always kept). Raises CircuitPlanError."""
     kind = site.kind
@@ -371,4 +387,4 @@ def describe_prompt(prompt: PromptIR | None) -> str:
 
 __all__ = ["Arch", "CircuitPlan", "CircuitPlanError", "EMBED", "HEAD", "LOGITS", "MLP", "Member", "Node", "PORTS",
            "ReferencePlan", "ResolvedCircuit", "compile_circuit", "parse_node_name", "prune_edges", "resolve_circuit",
-           "site_nodes"]
+           "site_nodes", "upstream"]

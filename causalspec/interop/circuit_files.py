@@ -36,7 +36,7 @@ from causalspec.errors import UsageError
 from causalspec.semantics.paths import missing_path_help
 from causalspec.semantics.sites import PositionSpec
 from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, PORTS, Arch, Member, Node, ResolvedCircuit,
-                                             parse_node_name, prune_edges)
+                                             parse_node_name, prune_edges, upstream)
 # the atomic writer and the tool header every output of ours carries (no import back into interop)
 from causalspec.syntax.printer import print_number
 from causalspec.files import atomic_write_bytes, atomic_write_text, tool_header
@@ -310,17 +310,6 @@ def write_graph(g: CircuitGraph, path: str | Path) -> Path:
 
 
 # ───────────────────────── spec circuits <-> graphs ─────────────────────────
-
-def upstream(src: Node | str, dst: Node | str, port: str | None, arch: Arch) -> bool:
-    """Whether `src` can feed `dst` (its input `port`) in the forward pass."""
-    if not isinstance(src, Node) or not isinstance(dst, Node):  # EMBED feeds every node, LOGITS reads them all
-        return True
-    if dst.kind == HEAD:
-        return src.layer < dst.layer
-    if src.kind == HEAD:
-        return src.layer < dst.layer or (src.layer == dst.layer and not arch.parallel)
-    return src.layer < dst.layer
-
 
 def circuit_to_graph(resolved: ResolvedCircuit, arch: Arch, name: str = "", granularity: str = "node",
                      positions: PositionNames | None = None,

@@ -38,7 +38,8 @@ import torch
 from torch import Tensor
 from torch.utils.hooks import RemovableHandle
 
-from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, MLP, Arch, Member, Node, ResolvedCircuit)
+from causalspec.compile.circuit_plan import (EMBED, HEAD, LOGITS, MLP, Arch, Member, Node, ResolvedCircuit,
+                                             upstream)
 from causalspec.run.adapters import Batch, CheckUsageError
 from causalspec.run.attn_only import edge_granularity_problem
 from causalspec.run.engine import EngineOptions
@@ -475,14 +476,8 @@ class _EdgeState:
 
     # corrections --------------------------------------------------------------------------
     def _upstream(self, node: Node, receiver) -> bool:
-        if receiver == LOGITS:
-            return True
-        r, port = receiver
-        if r.kind == HEAD:
-            return node.layer < r.layer
-        if node.kind == HEAD:
-            return node.layer < r.layer or (node.layer == r.layer and not self.e.arch.parallel)
-        return node.layer < r.layer
+        dst, port = (receiver, None) if receiver == LOGITS else receiver
+        return upstream(node, dst, port, self.e.arch)
 
     def correction(self, receiver, like: Tensor) -> Tensor | None:
         """``Σ D_u`` over upstream circuit nodes without an edge to `receiver` (+ the embedding
