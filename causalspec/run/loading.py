@@ -25,12 +25,9 @@ from typing import Any, Callable, Iterator
 from causalspec.diagnostics import did_you_mean
 from causalspec.errors import CheckError, CheckSkipped
 from causalspec.run.quiet import load_report_notes, quiet_load
-from causalspec.semantics.paths import (cached_hub_typo, did_you_mean_path, file_problem, hf_candidates, hf_folder,
-                                        hf_folder_problem, hf_source_is_local, resolve)
-
-# what tokenizer.save_pretrained writes, one of which a local model folder must hold
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
-                   "spiece.model", "sentencepiece.bpe.model")
+from causalspec.semantics.paths import (TOKENIZER_FILES, WEIGHT_SUFFIXES, cached_hub_typo, did_you_mean_path,
+                                        file_problem, hf_candidates, hf_folder, hf_folder_problem, hf_source_is_local,
+                                        resolve)
 
 
 class NetworkUnavailable(CheckSkipped):
@@ -494,8 +491,6 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
                          extra={"model_class": cls_name, "device_map": device_map, "weights": weights,
                                 "load_notes": load_notes})
 
-
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
 def weights_error(name: str, path: str, local: Path | None, exc: BaseException) -> BaseException:

@@ -172,15 +172,18 @@ def typo_folder(source: str, base_dir: Path) -> str | None:
     return None
 
 
+# what tokenizer.save_pretrained writes, one of which a local model folder must hold (run.loading)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
+                   "spiece.model", "sentencepiece.bpe.model")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")  # the weight files a model folder may hold
 # what makes a folder a model folder, or one being written: a typo of its name is a path
-MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
-MODEL_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+MODEL_FILES = ("config.json", *TOKENIZER_FILES)
 
 
 def _model_files(folder: Path) -> bool:
     """Whether `folder` holds a model's files: config.json, a tokenizer file, or weights."""
     try:
-        return folder.is_dir() and any(e.name in MODEL_FILES or e.name.endswith(MODEL_SUFFIXES)
+        return folder.is_dir() and any(e.name in MODEL_FILES or e.name.endswith(WEIGHT_SUFFIXES)
                                        for e in folder.iterdir() if e.is_file())
     except OSError:
         return False
