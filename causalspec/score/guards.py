@@ -127,12 +127,7 @@ class Agreement:
         rate held; None when no number would (the rate is not above `null`) or nothing was sampled."""
         if not self.trials or self.rate <= self.null:
             return None
-        rate, null = self.rate, self.null
-
-        def enough(n: int) -> bool:
-            return binomial_tail(math.ceil(rate * n - 1e-9), n, null) < ALPHA
-
-        return _smallest(enough, self.trials)
+        return _trials_to_decide(self.rate, self.null, self.trials)
 
     def to_dict(self) -> dict[str, Any]:
         return {"agreed": self.agreed, "trials": self.trials, "drawn": self.drawn,
@@ -181,11 +176,7 @@ def agreement_rows(model_chance: float) -> int:
         return AGREEMENT_ROWS_CAP
     null = model_chance + KAPPA_MARGIN * (1 - model_chance)
     rate = model_chance + DECIDE_KAPPA * (1 - model_chance)
-
-    def enough(n: int) -> bool:
-        return binomial_tail(math.ceil(rate * n - 1e-9), n, null) < ALPHA
-
-    n = _smallest(enough, AGREEMENT_ROWS)
+    n = _trials_to_decide(rate, null, AGREEMENT_ROWS)
     return AGREEMENT_ROWS_CAP if n is None else min(n, AGREEMENT_ROWS_CAP)
 
 
@@ -225,17 +216,20 @@ class PairedChange:
         gains no more often than it loses) or nothing was sampled."""
         if sampled <= 0 or self.gained <= self.lost:
             return None
-        share = self.gained / self.discordant
-
-        def enough(m: int) -> bool:  # m discordant pairs at this share reach significance
-            return binomial_tail(math.ceil(share * m - 1e-9), m, 0.5) < ALPHA
-
-        m = _smallest(enough, max(self.discordant, 1))
+        # the fewest discordant pairs at this share of gained ones that reach significance
+        m = _trials_to_decide(self.gained / self.discordant, 0.5, max(self.discordant, 1))
         return None if m is None else max(sampled, math.ceil(sampled * m / self.discordant))
 
     def to_dict(self) -> dict[str, Any]:
         return {"gained": self.gained, "lost": self.lost, "p_value": self.p_value,
                 "significant": self.significant}
+
+
+def _trials_to_decide(rate: float, null: float, start: int) -> int | None:
+    """The fewest trials n >= start on which successes at `rate` (ceil(rate · n)) make the
+    one-sided exact test against Binomial(n, null) significant at ALPHA; None beyond
+    _MAX_NEEDED. The one sizing rule of the advice and of the chance test's size."""
+    return _smallest(lambda n: binomial_tail(math.ceil(rate * n - 1e-9), n, null) < ALPHA, start)
 
 
 def _smallest(enough: Callable[[int], bool], start: int) -> int | None:
