@@ -104,10 +104,15 @@ class Engine:
         key = (featurizer, width)
         if key not in self._bases and isinstance(featurizer, F.SAE):  # not a subspace: its own patch (run.sae)
             try:
-                self._bases[key] = SAEPatch.from_weights(featurizer.weights(width, read=read_safetensors),
-                                                         featurizer.latents)
+                weights = featurizer.weights(width, read=read_safetensors)  # checks this featurizer's latents
             except F.FeaturizerError as e:
                 raise CheckUsageError(str(e)) from None
+            # one set of tensors per SAE folder: the patches of its variables share them, so telling
+            # that two patches use one SAE (run.sae.merge_sae_patches, every batch) is an identity test
+            folder = ("sae", featurizer.resolved, width)
+            if folder not in self._bases:
+                self._bases[folder] = SAEPatch.from_weights(weights, ())
+            self._bases[key] = self._bases[folder].with_(latents=featurizer.latents)
         if key not in self._bases:
             try:
                 basis = featurizer.basis(width, read=read_safetensors)

@@ -172,7 +172,9 @@ def _same_sae(a: SAEPatch, b: SAEPatch) -> bool:
         return False
     if a.threshold is not None and b.threshold is not None:
         tensors.append((a.threshold, b.threshold))
-    return all(x.shape == y.shape and bool(torch.equal(x, y)) for x, y in tensors)
+    # the engine shares one SAE's tensors among its patches (Engine.basis): identity first, a
+    # value comparison only for patches built apart
+    return all(x is y or (x.shape == y.shape and bool(torch.equal(x, y))) for x, y in tensors)
 
 
 def merge_sae_patches(interventions: list, groups: list[int]) -> list:
