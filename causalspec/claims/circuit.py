@@ -40,9 +40,8 @@ from causalspec.run.hf_adapter import HFAdapter, unknown_token_check
 from causalspec.score.circuit_scores import (ABLATED, CIRCUIT, FULL, CircuitSummary, circuit_scores,
                                              faithfulness_curve, needed_variants)
 from causalspec.score.results import ERROR, FAILED, PASSED, CheckResult, ConditionResult
-from causalspec.semantics.sites import ALL
 from causalspec.semantics.ir import ConventionIR
-from causalspec.semantics.sites import LAST
+from causalspec.semantics.sites import ALL, LAST
 
 
 REPORTED_GROUPS = 12  # up to this many groups, every group's necessity is reported
@@ -382,17 +381,16 @@ def make_metric(plan: CircuitPlan, adapter):
             p = torch.softmax(at, dim=-1)[:, cands.to(at.device)]  # [batch, values]
             up = above[torch.as_tensor(idx)].to(at.device)
             return ((p * up).sum(-1) - (p * ~up).sum(-1)).cpu().numpy().astype(float)
-        a = at[rows, torch.as_tensor(args[0][idx], device=at.device)]
         read = torch.stack([at[rows, torch.as_tensor(arg[idx], device=at.device)] for arg in args], -1)
         finite = read[torch.isfinite(read)]
         if finite.numel():  # the logits' own size sets their rounding (effect_tolerance)
             fn.logit_scale = max(fn.logit_scale, float(finite.abs().max()))  # type: ignore[attr-defined]
+        a = read[:, 0]
         if metric.name == "logit":
             return a.cpu().numpy().astype(float)
         # logit_diff(A, B, …): A's logit minus the largest of the others' (with two, A's minus B's;
         # with more, the docstring metric of Heimersheim & Janiak / ACDC: correct minus the best wrong)
-        others = torch.stack([at[rows, torch.as_tensor(arg[idx], device=at.device)] for arg in args[1:]], -1)
-        return (a - others.max(-1).values).cpu().numpy().astype(float)
+        return (a - read[:, 1:].max(-1).values).cpu().numpy().astype(float)
 
     fn.logit_scale = 0.0  # type: ignore[attr-defined]  # largest |logit| a logit metric read
     shown = ", ".join(a.value if a.kind == "var" else repr(a.value) for a in metric.args)
