@@ -492,7 +492,6 @@ def load_hf_network(name: str, path: str, base_dir: Path, model_class: str | Non
                                 "load_notes": load_notes})
 
 
-
 def weights_error(name: str, path: str, local: Path | None, exc: BaseException) -> BaseException:
     """What `from_pretrained` raising `exc` means: a weights file that is there but cannot be
     read (truncated, not safetensors, a pickle that `torch.load(weights_only=True)` refuses)
