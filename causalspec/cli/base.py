@@ -145,6 +145,16 @@ def pick_model(ir, name: str | None):
     return ir.models[name]
 
 
+def no_such_check(name: str, irs: list, candidates: list[str], listed: list[str], what: str = "checks") -> UsageError:
+    """The error of an `--only NAME` that names no check of the files: a did-you-mean over
+    `candidates`, else the `listed` names as `what` (check and locate both refuse a misspelt
+    name: dropped without a word, that check would never run while the rest went green)."""
+    hint = did_you_mean(name, candidates)
+    listing = ", ".join(dict.fromkeys(listed)) or "none"
+    return UsageError(f"--only {name}: no check of that name in {', '.join(str(ir.file) for ir in irs)}"
+                      + (f"; {hint}" if hint else f" ({what}: {listing})"))
+
+
 def version() -> str:
     """The installed distribution's version; `causalspec.__version__` when running from a
     source tree that is not installed (no distribution metadata). importlib.metadata is

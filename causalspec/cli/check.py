@@ -20,11 +20,10 @@ import argparse
 from pathlib import Path
 
 from causalspec.cli.base import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, Command, UsageError,
-                                 check_output_targets, load_all, stderr)
+                                 check_output_targets, load_all, no_such_check, stderr)
 from causalspec.cli.options import (ACTIVATIONS_ON_DISK, ALLOW_DOWNLOAD, ARTIFACTS, BACKEND, BATCH, DEVICE,
                                     DEVICE_MAP, DTYPE, FULL_FORWARDS, PAIRS, REMOTE, RETRAIN, SEED, STRICT,
                                     add_cli_options, check_options, check_run_folders, validate_run_options)
-from causalspec.diagnostics import did_you_mean
 from causalspec.report.writers import WRITER, WRITERS
 from causalspec.report.terminal import TerminalReport
 from causalspec.score.results import ERROR, FAILED
@@ -72,10 +71,7 @@ def _check_only(only: list[str] | None, irs: list) -> None:
     known = [c.name for ir in irs for c in (*ir.checks, *ir.circuits.values())]
     for name in only:
         if name not in known:
-            hint = did_you_mean(name, known)
-            listing = ", ".join(dict.fromkeys(known)) or "none"
-            raise UsageError(f"--only {name}: no check of that name in "
-                             f"{', '.join(ir.file for ir in irs)}" + (f"; {hint}" if hint else f" (checks: {listing})"))
+            raise no_such_check(name, irs, known, known)
 
 
 def _nothing_to_check(irs: list) -> str:

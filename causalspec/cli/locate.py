@@ -23,10 +23,9 @@ from typing import Callable
 from rich.text import Text
 
 from causalspec.cli.base import (EXIT_FAILED, EXIT_INVALID, EXIT_OK, Command, UsageError, check_output_folders,
-                                 check_output_targets, load_all, stderr)
+                                 check_output_targets, load_all, no_such_check, stderr)
 from causalspec.cli.options import DEVICE, DTYPE, add_cli_options, check_options, validate_device_dtype
 from causalspec.compile.plan import compile_check
-from causalspec.diagnostics import did_you_mean
 from causalspec.errors import CheckError, CheckSkipped
 from causalspec.files import atomic_write_text, tool_header
 from causalspec.report.stress_view import sweep_table
@@ -151,10 +150,7 @@ def _check_only(only: list[str], irs: list) -> None:
     sweeps = [name for name, c in checks.items() if c.locate]
     for name in only:
         if name not in checks:
-            hint = did_you_mean(name, sweeps or list(checks))
-            raise UsageError(f"--only {name}: no check of that name in {', '.join(ir.file for ir in irs)}"
-                             + (f"; {hint}" if hint else f" (checks with a `locate` statement: "
-                                                         f"{', '.join(sweeps) or 'none'})"))
+            raise no_such_check(name, irs, sweeps or list(checks), sweeps, "checks with a `locate` statement")
         if not checks[name].locate:
             raise UsageError(f"--only {name}: check `{name}` has no `locate` statement, so there is nothing to "
                              f"sweep (checks with one: {', '.join(sweeps) or 'none'})")
